@@ -1,0 +1,3 @@
+"""netdiag: inspect, diagnose, reproduce and repair container networking on Linux."""
+
+__version__ = "0.1.0"

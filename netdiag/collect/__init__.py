@@ -1,0 +1,140 @@
+"""Kernel state → Snapshot.
+
+`collect_snapshot` enters each namespace in a pool of worker threads (netns.entered), runs every
+collector there, and joins the results into one Snapshot. Each collector is a module with
+`NAME` and `collect(ctx) -> dict` returning NamespaceState fields; a collector that fails
+records a Gap and the others go on. Cross-namespace facts (veth peers, socket owners) are
+filled in afterwards from the collected state, never by reading the kernel again.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from netdiag import __version__, netns
+from netdiag.collect import (addresses, conntrack, dns, fdb, firewall, ipvs, links, neighbours,
+                             nftables, peers, routes, rules, sockets, sysctls, xfrm)
+from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
+                            PermissionDenied)
+from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
+
+# Order matters only where a collector reads what an earlier one put in ctx.found
+# (dns reads the nat rules that firewall collected).
+COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, dns,
+              sockets, sysctls, conntrack, xfrm)
+
+DEFAULT_WORKERS = 4
+
+
+@dataclass
+class Context:
+    """What a collector gets: the namespace it is in, and lazily opened netlink sockets.
+
+    Sockets are opened on first use from inside the namespace (the calling thread has entered
+    it), and closed by the orchestrator. `found` holds what earlier collectors returned.
+    """
+
+    ref: NamespaceRef
+    found: dict[str, Any] = field(default_factory=dict)
+    _sockets: dict[str, Any] = field(default_factory=dict)
+
+    def socket(self, name: str, factory):
+        """A netlink socket of this namespace, made by `factory()` on first use."""
+        if name not in self._sockets:
+            self._sockets[name] = factory()
+        return self._sockets[name]
+
+    def ipr(self):
+        from pyroute2 import IPRoute
+
+        return self.socket("ipr", IPRoute)
+
+    def helper(self, argv: Sequence[str], timeout: float = 10.0) -> str:
+        return netns.run_helper(argv, timeout)
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+
+def _gap_kind(exc: Exception) -> str:
+    if isinstance(exc, NamespaceGone):
+        return "gone"
+    if isinstance(exc, PermissionDenied):
+        return "permission"
+    if isinstance(exc, KernelFeatureMissing):
+        return "feature-missing"
+    return "error"
+
+
+def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS) -> tuple[NamespaceState | None,
+                                                                          list[Gap]]:
+    """Read one namespace. Returns (None, gaps) if it cannot be entered at all."""
+    gaps: list[Gap] = []
+    ctx = Context(ref)
+    try:
+        with netns.entered(ref.path):
+            try:
+                for collector in collectors:
+                    try:
+                        ctx.found.update(collector.collect(ctx))
+                    except NamespaceGone:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one collector must not end the run
+                        message = str(exc) if isinstance(exc, NetdiagError) else \
+                            f"{type(exc).__name__}: {exc}"
+                        gaps.append(Gap(collector=collector.NAME, kind=_gap_kind(exc),
+                                        message=message, namespace=ref.id))
+            finally:
+                ctx.close()
+    except (NamespaceGone, PermissionDenied) as exc:
+        gaps.append(Gap(collector="namespace", kind=_gap_kind(exc), message=str(exc),
+                        namespace=ref.id))
+        return None, gaps
+    fields = {k: v for k, v in ctx.found.items() if k in NamespaceState.__dataclass_fields__}
+    return NamespaceState(ref=ref, **fields), gaps
+
+
+def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
+                     workers: int = DEFAULT_WORKERS, collectors=COLLECTORS) -> Snapshot:
+    """Read every namespace in `refs` (in parallel) into one Snapshot.
+
+    A namespace that did not finish within `timeout` seconds is left out with a "timeout" gap;
+    its worker thread is abandoned, not waited for.
+    """
+    results: dict[int, NamespaceState] = {}
+    gaps: list[Gap] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs))),
+                              thread_name_prefix="netdiag-collect")
+    futures = {pool.submit(collect_namespace, ref, collectors): ref for ref in refs}
+    done, pending = wait(futures, timeout=timeout)
+    for future in done:
+        state, found_gaps = future.result()
+        gaps.extend(found_gaps)
+        if state is not None:
+            results[state.ref.id] = state
+    for future in pending:
+        ref = futures[future]
+        future.cancel()
+        gaps.append(Gap(collector="namespace", kind="timeout", namespace=ref.id,
+                        message=f"{ref.display}: not read within {timeout:g} s"))
+    pool.shutdown(wait=not pending, cancel_futures=True)
+
+    states = [results[ref.id] for ref in refs if ref.id in results]
+    states = peers.resolve(states)
+    states = sockets.resolve_owners(states)
+    return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    host=host_info(), namespaces=tuple(states), gaps=tuple(gaps))
+
+
+def host_info() -> HostInfo:
+    return HostInfo(hostname=socket.gethostname(), kernel=platform.release(),
+                    netdiag_version=__version__)
+

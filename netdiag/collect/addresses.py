@@ -1,0 +1,7 @@
+"""Collector: addresses (not written yet)."""
+
+NAME = "addresses"
+
+
+def collect(ctx) -> dict:
+    return {}

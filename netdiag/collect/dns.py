@@ -1,0 +1,7 @@
+"""Collector: dns (not written yet)."""
+
+NAME = "dns"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""Collector: fdb (not written yet)."""
+
+NAME = "fdb"
+
+
+def collect(ctx) -> dict:
+    return {}

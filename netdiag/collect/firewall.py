@@ -1,0 +1,7 @@
+"""Collector: firewall (not written yet)."""
+
+NAME = "firewall"
+
+
+def collect(ctx) -> dict:
+    return {}

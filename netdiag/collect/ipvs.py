@@ -1,0 +1,7 @@
+"""Collector: ipvs (not written yet)."""
+
+NAME = "ipvs"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""Collector: links (not written yet)."""
+
+NAME = "links"
+
+
+def collect(ctx) -> dict:
+    return {}

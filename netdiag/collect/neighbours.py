@@ -1,0 +1,7 @@
+"""Collector: neighbours (not written yet)."""
+
+NAME = "neighbours"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""Collector: nftables (not written yet)."""
+
+NAME = "nftables"
+
+
+def collect(ctx) -> dict:
+    return {}

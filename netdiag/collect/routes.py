@@ -1,0 +1,7 @@
+"""Collector: routes (not written yet)."""
+
+NAME = "routes"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""Collector: rules (not written yet)."""
+
+NAME = "rules"
+
+
+def collect(ctx) -> dict:
+    return {}

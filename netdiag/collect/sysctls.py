@@ -1,0 +1,7 @@
+"""Collector: sysctls (not written yet)."""
+
+NAME = "sysctls"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""Collector: xfrm (not written yet)."""
+
+NAME = "xfrm"
+
+
+def collect(ctx) -> dict:
+    return {}

@@ -1,0 +1,69 @@
+"""What several subcommands share: choosing namespaces and getting a Snapshot.
+
+A command either collects live (`--ns REF`, repeatable; all namespaces by default) or reads a
+saved snapshot (`--from FILE`). Reading other namespaces needs root; without it netdiag says so
+in one line and exits 3, unless only `--ns self` was asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from netdiag import netns
+from netdiag.collect import collect_snapshot
+from netdiag.errors import PermissionDenied
+from netdiag.model import NamespaceRef, Snapshot
+from netdiag.model.serialize import load
+
+
+def add_namespace_args(parser: argparse.ArgumentParser, offline: bool = True) -> None:
+    parser.add_argument("--ns", action="append", metavar="REF", default=[],
+                        help="namespace: self, host, NAME, PATH, pid:N, container:NAME, "
+                             "inode:N, LAB/NODE (repeatable; default: all)")
+    if offline:
+        parser.add_argument("--from", dest="from_file", metavar="FILE",
+                            help="read a saved snapshot instead of the kernel")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", default=None,
+                        help="give up on namespaces not read within this time")
+
+
+def require_root(refs: Sequence[str]) -> None:
+    if os.geteuid() != 0 and any(ref != "self" for ref in refs or ["all"]):
+        raise PermissionDenied("netdiag needs root to enter other network namespaces "
+                               "(run it with sudo, or use --ns self to read only your own)")
+
+
+def select(refs: Sequence[str]) -> list[NamespaceRef]:
+    """The namespaces the user asked for (all of them when `refs` is empty)."""
+    require_root(refs)
+    found = netns.discover()
+    if not refs:
+        return found
+    chosen = {}
+    for ref in refs:
+        ns = netns.resolve(ref, found)
+        chosen[ns.id] = ns
+    return list(chosen.values())
+
+
+def get_snapshot(args: argparse.Namespace) -> Snapshot:
+    if getattr(args, "from_file", None):
+        return load(args.from_file)
+    return collect_snapshot(select(args.ns), timeout=args.timeout)
+
+
+def print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain, aligned text table (readable without colour, and easy to grep)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -1,0 +1,12 @@
+"""`netdiag explain` (not written yet)."""
+
+from netdiag.errors import UsageError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("explain", help="(not available yet)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    raise UsageError("`netdiag explain` is not available yet")

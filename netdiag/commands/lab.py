@@ -1,0 +1,12 @@
+"""`netdiag lab` (not written yet)."""
+
+from netdiag.errors import UsageError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("lab", help="(not available yet)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    raise UsageError("`netdiag lab` is not available yet")

@@ -1,0 +1,27 @@
+"""`netdiag snapshot [-o FILE] [--ns REF ...]`: save the state of namespaces as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from netdiag.commands.common import add_namespace_args, get_snapshot
+from netdiag.model.serialize import dumps, save
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("snapshot", help="save namespaces' state as a JSON snapshot")
+    add_namespace_args(parser, offline=False)
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    snapshot = get_snapshot(args)
+    if args.output:
+        save(snapshot, args.output)
+        print(f"{len(snapshot.namespaces)} namespaces, {len(snapshot.gaps)} gaps → {args.output}",
+              file=sys.stderr)
+    else:
+        print(dumps(snapshot, indent=1))
+    return 0

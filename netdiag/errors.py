@@ -1,0 +1,69 @@
+"""The project's small error hierarchy, classified by kind.
+
+OS, netlink and parsing errors are translated into these once, at the boundary where they
+happen, with the context a user needs (which namespace, which object). The CLI maps each kind
+to one line of text and an exit code; nothing below the CLI prints or exits.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_COLLECT = 3
+
+
+class NetdiagError(Exception):
+    """Base class: a message fit for one line, and the exit code the CLI uses for it."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(NetdiagError):
+    """Bad command-line usage or bad input file."""
+
+
+class NotFound(NetdiagError):
+    """A namespace, network, lab or other object that does not exist."""
+
+
+class Conflict(NetdiagError):
+    """The object exists already or overlaps with one that does."""
+
+
+class CorruptSnapshot(NetdiagError):
+    """A snapshot file that cannot be read back."""
+
+
+class TopologyError(NetdiagError):
+    """An invalid lab topology file."""
+
+
+class PermissionDenied(NetdiagError):
+    """The kernel refused: usually netdiag was not run as root (or lacks CAP_SYS_ADMIN)."""
+
+    exit_code = EXIT_COLLECT
+
+
+class NamespaceGone(NetdiagError):
+    """A namespace disappeared while netdiag was reading it."""
+
+    exit_code = EXIT_COLLECT
+
+
+class KernelFeatureMissing(NetdiagError):
+    """This kernel lacks a feature (IPVS, 8021q, ESP...)."""
+
+    exit_code = EXIT_COLLECT
+
+
+class DriverError(NetdiagError):
+    """A network driver could not carry out an operation."""
+
+    exit_code = EXIT_COLLECT
+
+
+class CollectError(NetdiagError):
+    """Reading kernel state failed for a reason that is not one of the kinds above."""
+
+    exit_code = EXIT_COLLECT

@@ -1,0 +1,113 @@
+"""Snapshot ⇄ JSON, with a schema version.
+
+The conversion is driven by the dataclasses' type hints, so adding a field to the model needs
+no change here. Loading is strict about the schema version and translates every malformed
+input into one CorruptSnapshot error that says where the problem is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from enum import Enum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from netdiag.errors import CorruptSnapshot
+from netdiag.model import SCHEMA_VERSION, Snapshot
+
+
+def to_data(obj: Any) -> Any:
+    """A model object as plain JSON-ready data (dicts, lists, str, int, bool, None)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return [to_data(item) for item in obj]
+    return obj
+
+
+def dumps(snapshot: Snapshot, indent: int | None = None) -> str:
+    return json.dumps(to_data(snapshot), indent=indent, separators=None if indent else (",", ":"))
+
+
+def save(snapshot: Snapshot, path: str | Path) -> None:
+    Path(path).write_text(dumps(snapshot, indent=1) + "\n")
+
+
+def loads(text: str) -> Snapshot:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptSnapshot(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict) or "namespaces" not in data:
+        raise CorruptSnapshot("not a netdiag snapshot (no 'namespaces' key)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CorruptSnapshot(f"schema version {version!r} is not supported "
+                              f"(this netdiag reads version {SCHEMA_VERSION})")
+    return from_data(Snapshot, data, "snapshot")
+
+
+def load(path: str | Path) -> Snapshot:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise CorruptSnapshot(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptSnapshot(f"{path}: cannot read: {exc}") from None
+    try:
+        return loads(text)
+    except CorruptSnapshot as exc:
+        raise CorruptSnapshot(f"{path}: {exc}") from None
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_data(tp: Any, data: Any, where: str) -> Any:
+    """Rebuild a value of type `tp` from plain data; `where` names the place for errors."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if data is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return from_data(inner, data, where)
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise CorruptSnapshot(f"{where}: expected a list")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_data(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+        return tuple(from_data(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data)))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise CorruptSnapshot(f"{where}: expected an object")
+        hints = _hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in data:
+                kwargs[f.name] = from_data(hints[f.name], data[f.name], f"{where}.{f.name}")
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            raise CorruptSnapshot(f"{where}: {exc}") from None
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            raise CorruptSnapshot(f"{where}: unknown value {data!r}") from None
+    if tp is Any:
+        return data
+    if tp in (int, str, bool):
+        if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
+            raise CorruptSnapshot(f"{where}: expected {tp.__name__}, got {type(data).__name__}")
+        return data
+    raise CorruptSnapshot(f"{where}: cannot read type {tp!r}")

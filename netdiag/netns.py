@@ -1,0 +1,289 @@
+"""Find network namespaces and enter them: the only module that calls setns.
+
+Discovery looks in every place a namespace can hide — pid 1 (the host), /run/netns (named),
+Docker's exec-root netns folders and each container's SandboxKey, netdiag's lab journals, and
+every process's /proc/PID/ns/net — and deduplicates by inode.
+
+Entering happens in the calling thread only (setns is per thread), so a pool of worker threads
+can each sit in a different namespace while the main thread stays where it was. Netlink sockets
+and helper programs opened while a thread is inside a namespace belong to that namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from netdiag import docker_api
+from netdiag.errors import CollectError, NamespaceGone, NotFound, PermissionDenied
+from netdiag.model import NamespaceRef, NsKind
+
+CLONE_NEWNET = 0x40000000
+NAMED_DIR = Path("/run/netns")
+DOCKER_NETNS_DIRS = (Path("/var/run/docker/netns"), Path("/run/docker/netns"))
+LAB_DIR = Path("/run/netdiag/labs")
+PIDS_KEPT = 8  # a namespace's first few pids are enough to find its resolv.conf and sockets
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        if err == errno.EPERM:
+            raise PermissionDenied(f"cannot enter {what}: permission denied (netdiag needs root)")
+        raise CollectError(f"cannot enter {what}: {os.strerror(err)}")
+
+
+def _open_ns(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NamespaceGone(f"namespace {path} is gone") from None
+    except PermissionError:
+        raise PermissionDenied(f"cannot open {path}: permission denied (netdiag needs root)") from None
+
+
+@contextmanager
+def entered(path: str) -> Iterator[None]:
+    """Run the body with the current thread inside the network namespace at `path`."""
+    home = _open_ns("/proc/thread-self/ns/net")
+    try:
+        target = _open_ns(path)
+        try:
+            _setns(target, path)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home, "the namespace netdiag started in")
+    finally:
+        os.close(home)
+
+
+def run_helper(argv: Sequence[str], timeout: float = 10.0) -> str:
+    """Run a helper program in the current thread's namespace and return its stdout.
+
+    The child inherits the calling thread's network namespace, so call this inside `entered`.
+    """
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except FileNotFoundError:
+        raise CollectError(f"{argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise CollectError(f"{argv[0]} did not answer within {timeout:g} s") from None
+    if done.returncode != 0:
+        message = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        if "ermission denied" in message or "you must be root" in message:
+            raise PermissionDenied(f"{argv[0]}: {message}")
+        raise CollectError(f"{argv[0]}: {message}")
+    return done.stdout
+
+
+def inode_of(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        raise NamespaceGone(f"namespace {path} is gone") from None
+    except PermissionError:
+        raise PermissionDenied(f"cannot read {path}: permission denied") from None
+
+
+def self_inode() -> int:
+    return inode_of("/proc/thread-self/ns/net")
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Found:
+    """A namespace being assembled during discovery (mutable, private)."""
+
+    ref: NamespaceRef
+    rank: int  # how authoritative the path is: host < named/lab < docker < pid
+
+
+def _process_namespaces() -> dict[int, tuple[str, list[int], str]]:
+    """inode → (a path to enter it, its pids, first process name), from /proc."""
+    found: dict[int, tuple[str, list[int], str]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        path = f"/proc/{entry.name}/ns/net"
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:  # the process ended, or it is not ours to look at
+            continue
+        pid = int(entry.name)
+        if inode not in found:
+            found[inode] = (path, [], _comm(pid))
+        found[inode][1].append(pid)
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _docker_kind_label(name: str) -> str:
+    """Labels for the namespaces Docker makes for itself rather than for containers."""
+    if name == "ingress_sbox":
+        return "docker ingress sandbox"
+    if name.startswith("lb_"):
+        return f"docker load balancer {name[3:]}"
+    if re.fullmatch(r"\d+-[0-9a-z]{10}", name):
+        return f"docker overlay network {name.split('-', 1)[1]}"
+    return ""
+
+
+def _lab_nodes() -> dict[str, tuple[str, str]]:
+    """netns name → (lab, node) from the lab journals under /run/netdiag/labs."""
+    nodes: dict[str, tuple[str, str]] = {}
+    if not LAB_DIR.is_dir():
+        return nodes
+    for journal in LAB_DIR.glob("*.json"):
+        try:
+            data = json.loads(journal.read_text())
+            for node, netns in data.get("nodes", {}).items():
+                nodes[netns] = (data["name"], node)
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # a journal being written or damaged: its namespaces still show as named
+    return nodes
+
+
+def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[NamespaceRef]:
+    """Every network namespace this process can see, host first, deduplicated by inode."""
+    found: dict[int, _Found] = {}
+
+    def add(ref: NamespaceRef, rank: int) -> None:
+        have = found.get(ref.id)
+        if have is None or rank < have.rank:
+            if have is not None:  # keep labels learnt from the less authoritative path
+                ref = _merge(ref, have.ref)
+            found[ref.id] = _Found(ref, rank)
+        else:
+            have.ref = _merge(have.ref, ref)
+
+    # Kernel threads (kthreadd is pid 2) always live in the initial namespace; pid 1 may be
+    # hidden from us (seen in sandboxes), so it is only the first choice.
+    for host_path in ("/proc/1/ns/net", "/proc/2/ns/net"):
+        try:
+            add(NamespaceRef(id=inode_of(host_path), kind=NsKind.HOST, path=host_path,
+                             label="host"), 0)
+            break
+        except (NamespaceGone, PermissionDenied):
+            continue
+
+    lab_nodes = _lab_nodes()
+    for path in sorted(NAMED_DIR.glob("*")) if NAMED_DIR.is_dir() else ():
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            continue
+        if path.name in lab_nodes:
+            lab, node = lab_nodes[path.name]
+            add(NamespaceRef(id=inode, kind=NsKind.LAB, path=str(path), name=path.name,
+                             label=f"{lab}/{node}", lab=lab, node=node), 1)
+        else:
+            add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
+                             label=path.name), 1)
+
+    containers = docker_api.containers()
+    docker_dirs = list(docker_netns_dirs) + sorted(
+        {Path(c.sandbox_key).parent for c in containers if c.sandbox_key})
+    by_sandbox = {c.sandbox_key: c for c in containers if c.sandbox_key}
+    for folder in dict.fromkeys(docker_dirs):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                continue
+            container = by_sandbox.get(str(path))
+            if container:
+                ref = NamespaceRef(id=inode, kind=NsKind.DOCKER, path=str(path), name=path.name,
+                                   label=container.name, container=container.name,
+                                   docker_networks=container.networks,
+                                   pids=(container.pid,) if container.pid else ())
+            else:
+                ref = NamespaceRef(id=inode, kind=NsKind.DOCKER, path=str(path), name=path.name,
+                                   label=_docker_kind_label(path.name) or f"docker {path.name}")
+            add(ref, 2)
+
+    for inode, (path, pids, comm) in _process_namespaces().items():
+        pids.sort()
+        ref = NamespaceRef(id=inode, kind=NsKind.PID, path=path, label=f"{comm}[{pids[0]}]",
+                           pids=tuple(pids[:PIDS_KEPT]), process=comm)
+        add(ref, 3)
+
+    return [f.ref for f in sorted(found.values(), key=lambda f: (f.rank, f.ref.label))]
+
+
+def _merge(primary: NamespaceRef, other: NamespaceRef) -> NamespaceRef:
+    """Fill the empty fields of `primary` from `other` (the same namespace seen elsewhere)."""
+    return replace(
+        primary,
+        container=primary.container or other.container,
+        docker_networks=primary.docker_networks or other.docker_networks,
+        label=primary.label or other.label,
+        pids=primary.pids or other.pids,
+        process=primary.process or other.process,
+    )
+
+
+# --- references given on the command line ---------------------------------------------------
+
+
+def resolve(reference: str, namespaces: Sequence[NamespaceRef] | None = None) -> NamespaceRef:
+    """A command-line namespace reference → the namespace it names.
+
+    Accepts `self`, `host`, `pid:N`, `container:NAME`, `inode:N`, a path, or a name (a named
+    namespace, a Docker container or sandbox, a lab node as LAB/NODE, or a label).
+    """
+    namespaces = list(namespaces) if namespaces is not None else discover()
+    by_id = {ns.id: ns for ns in namespaces}
+
+    def known(inode: int, path: str) -> NamespaceRef:
+        return by_id.get(inode) or NamespaceRef(id=inode, kind=NsKind.PID, path=path)
+
+    kind, _, value = reference.partition(":")
+    if reference == "self":
+        path = f"/proc/{os.getpid()}/ns/net"
+        return known(inode_of(path), path)
+    if kind == "pid" and value.isdigit():
+        path = f"/proc/{value}/ns/net"
+        if not os.path.exists(path):
+            raise NotFound(f"no process with pid {value}")
+        return known(inode_of(path), path)
+    if kind == "inode" and value.isdigit() and int(value) in by_id:
+        return by_id[int(value)]
+    if kind == "container":
+        for ns in namespaces:
+            if value in (ns.container, ns.name) and ns.kind is NsKind.DOCKER:
+                return ns
+    elif reference.startswith(("/", "./")):
+        if not os.path.exists(reference):
+            raise NotFound(f"{reference}: no such file")
+        return known(inode_of(reference), reference)
+    else:
+        for field in ("name", "container", "label"):
+            for ns in namespaces:
+                if getattr(ns, field) == reference:
+                    return ns
+    raise NotFound(f"no network namespace matches {reference!r} "
+                   "(run `netdiag ns list` to see them)")

@@ -1,0 +1,42 @@
+"""Snapshot JSON round trip and corrupt-input handling (fixtures, no root)."""
+
+import pytest
+
+from netdiag.errors import CorruptSnapshot
+from netdiag.model import (Address, Firewall, HostInfo, IptablesRule, Link, Match, NamespaceRef,
+                           NamespaceState, NsKind, Snapshot, VxlanInfo)
+from netdiag.model.serialize import dumps, loads
+
+
+def sample() -> Snapshot:
+    ref = NamespaceRef(id=42, kind=NsKind.NAMED, path="/run/netns/a", label="a", name="a")
+    state = NamespaceState(
+        ref=ref,
+        links=(Link(index=3, name="vx0", kind="vxlan", mtu=1450, admin_up=True, oper_state="up",
+                    vxlan=VxlanInfo(vni=4096, dstport=4789)),),
+        addresses=(Address(ifindex=3, ifname="vx0", family=4, address="10.0.0.1", prefixlen=24),),
+        firewall=Firewall(iptables_rules=(IptablesRule(
+            backend="nft", family=4, table="nat", chain="DOCKER", position=1,
+            matches=(Match("in-interface", "br0", negated=True),), target="DNAT",
+            target_options=(("to-destination", "172.18.0.2:80"),)),)),
+    )
+    return Snapshot(created_at="2026-01-01T00:00:00+00:00", host=HostInfo(hostname="h"),
+                    namespaces=(state,))
+
+
+def test_round_trip_gives_an_equal_snapshot():
+    snap = sample()
+    assert loads(dumps(snap)) == snap
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{", "not JSON"),
+    ("[]", "not a netdiag snapshot"),
+    ('{"namespaces": [], "schema_version": 99}', "schema version 99"),
+    ('{"namespaces": "x", "schema_version": 1, "created_at": "", "host": {}}', "expected a list"),
+])
+def test_corrupt_input_gives_one_clear_error(text, words):
+    with pytest.raises(CorruptSnapshot) as info:
+        loads(text)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
