@@ -1,0 +1,78 @@
+"""The repair executor changes exactly what a plan says, in the namespace it names, and
+nothing outside the namespaces it was allowed to touch."""
+
+import json
+import os
+
+import pytest
+
+from netdiag.checks.api import (AddIptablesRule, DeleteFdbEntry, DeleteRoute, ManualStep,
+                                SetChainPolicy, SetMtu, SetSysctl)
+from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
+from netdiag.repair.executor import apply_steps, describe
+from tests.conftest import sh
+
+pytestmark = pytest.mark.integration
+
+
+def snapshot_of(*names: str) -> Snapshot:
+    states = tuple(
+        NamespaceState(ref=NamespaceRef(id=os.stat(f"/run/netns/{n}").st_ino, kind=NsKind.NAMED,
+                                        path=f"/run/netns/{n}", name=n, label=n))
+        for n in names)
+    return Snapshot(created_at="", host=HostInfo(), namespaces=states)
+
+
+def inode(name: str) -> int:
+    return os.stat(f"/run/netns/{name}").st_ino
+
+
+def test_steps_change_the_named_namespace(netns_factory):
+    a = netns_factory("a")
+    sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1 mtu 1500")
+    sh(f"ip -n {a} link add vx0 type vxlan id 42 dstport 4789 local 10.9.0.1")
+    sh(f"ip -n {a} link set v0 up && ip -n {a} addr add 10.9.0.1/24 dev v0")
+    sh(f"ip -n {a} route add 10.77.0.0/16 dev v0")
+    sh(f"bridge -n {a} fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.2 self permanent")
+    ns = inode(a)
+    steps = [SetMtu(ns, "v0", 1500), DeleteRoute(ns, "10.77.0.0/16", dev="v0"),
+             DeleteFdbEntry(ns, "vx0", "00:00:00:00:00:00", dst="10.9.0.2"),
+             SetSysctl(ns, "net.ipv4.ip_forward", "1"),
+             AddIptablesRule(ns, "filter", "FORWARD", ("-i", "v0", "-j", "ACCEPT")),
+             SetChainPolicy(ns, "filter", "INPUT", "DROP")]
+    results = apply_steps(steps, snapshot_of(a), allowed={ns})
+    assert [r.applied for r in results] == [True] * len(steps), results
+
+    link = json.loads(sh(f"ip -n {a} -j link show v0"))[0]
+    assert link["mtu"] == 1500
+    assert "10.77.0.0/16" not in sh(f"ip -n {a} route")
+    assert "10.9.0.2" not in sh(f"bridge -n {a} fdb show dev vx0")
+    assert sh(f"ip netns exec {a} sysctl -n net.ipv4.ip_forward").strip() == "1"
+    rules = sh(f"ip netns exec {a} iptables-save")
+    assert "-A FORWARD -i v0 -j ACCEPT" in rules and ":INPUT DROP" in rules
+
+
+def test_namespaces_outside_the_allowed_set_are_not_touched(netns_factory):
+    a = netns_factory("a")
+    sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1")
+    results = apply_steps([SetMtu(inode(a), "v0", 1500)], snapshot_of(a), allowed=set())
+    assert not results[0].applied and "outside" in results[0].message
+    assert json.loads(sh(f"ip -n {a} -j link show v0"))[0]["mtu"] == 1400
+
+
+def test_a_failing_step_stops_the_plan_and_says_why(netns_factory):
+    a = netns_factory("a")
+    ns = inode(a)
+    results = apply_steps([SetMtu(ns, "nosuch0", 1500), SetSysctl(ns, "net.ipv4.ip_forward", "1")],
+                          snapshot_of(a), allowed={ns})
+    assert len(results) == 1 and not results[0].applied
+    assert "no interface nosuch0" in results[0].message
+    assert sh(f"ip netns exec {a} sysctl -n net.ipv4.ip_forward").strip() == "0"
+
+
+def test_manual_steps_are_never_applied_and_commands_are_described(netns_factory):
+    a = netns_factory("a")
+    snap = snapshot_of(a)
+    results = apply_steps([ManualStep("move the bridge subnet", inode(a))], snap, {inode(a)})
+    assert not results[0].applied
+    assert describe(SetMtu(inode(a), "v0", 1450), snap) == f"ip netns exec {a} ip link set dev v0 mtu 1450"
