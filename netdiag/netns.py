@@ -287,3 +287,74 @@ def resolve(reference: str, namespaces: Sequence[NamespaceRef] | None = None) ->
                     return ns
     raise NotFound(f"no network namespace matches {reference!r} "
                    "(run `netdiag ns list` to see them)")
+
+
+# --- creating and deleting named namespaces (labs, drivers) ----------------------------------
+
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+
+def _mount(source: str, target: str, flags: int) -> None:
+    if _libc.mount(source.encode(), target.encode(), None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise CollectError(f"cannot mount {source} on {target}: {os.strerror(err)}")
+
+
+def _prepare_named_dir() -> None:
+    """Make /run/netns a shared mount point, as `ip netns add` does, so that namespaces
+    created here are visible to `ip netns` in every mount namespace."""
+    NAMED_DIR.mkdir(parents=True, exist_ok=True)
+    with open("/proc/self/mountinfo") as mounts:
+        if any(line.split()[4] == str(NAMED_DIR) for line in mounts):
+            return
+    _mount(str(NAMED_DIR), str(NAMED_DIR), MS_BIND | MS_REC)
+    _mount("none", str(NAMED_DIR), MS_SHARED | MS_REC)
+
+
+def create_named(name: str) -> str:
+    """Create the named namespace /run/netns/NAME in-process (no fork) and return its path.
+
+    The calling thread briefly moves into the new namespace to bind-mount it, then returns.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name in (".", ".."):
+        raise CollectError(f"invalid namespace name {name!r}")
+    _prepare_named_dir()
+    path = NAMED_DIR / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+    except FileExistsError:
+        from netdiag.errors import Conflict
+        raise Conflict(f"namespace {name} exists already") from None
+    os.close(fd)
+    home = _open_ns("/proc/thread-self/ns/net")
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            path.unlink()
+            if err == errno.EPERM:
+                raise PermissionDenied("cannot create a namespace: permission denied (needs root)")
+            raise CollectError(f"cannot create a namespace: {os.strerror(err)}")
+        try:
+            _mount("/proc/thread-self/ns/net", str(path), MS_BIND)
+        except CollectError:
+            path.unlink()
+            raise
+        finally:
+            _setns(home, "the namespace netdiag started in")
+    finally:
+        os.close(home)
+    return str(path)
+
+
+def delete_named(name: str) -> None:
+    """Remove /run/netns/NAME (idempotent). The kernel frees the namespace — and everything in
+    it — once no process lives there and no file keeps it open."""
+    path = NAMED_DIR / name
+    _libc.umount2(str(path).encode(), MNT_DETACH)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
