@@ -429,12 +429,59 @@ class HostInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PathMtuProbe:
+    """A DF ping sweep from one namespace to an address: the largest packet that got through."""
+
+    namespace: int  # where the pings were sent from
+    destination: str
+    mtu: int = 0  # largest IPv4 packet size that was answered; 0 when nothing was
+    answered: bool = False
+    limited_by: str = ""  # the router that reported "fragmentation needed", if one did
+    attempts: tuple[tuple[int, str], ...] = ()  # (packet size, outcome) in the order sent
+
+
+@dataclass(frozen=True, slots=True)
+class PortProbe:
+    """A TCP connect from a namespace to an address and port (a published port or its target)."""
+
+    namespace: int
+    address: str
+    port: int
+    protocol: str = "tcp"
+    open: bool = False
+    error: str = ""  # refused, timeout, unreachable...
+    purpose: str = ""  # "published" (the host port) or "target" (the DNAT destination)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsProbe:
+    """One DNS query from a namespace to one of its configured nameservers."""
+
+    namespace: int
+    server: str
+    query: str = ""
+    answered: bool = False
+    rcode: str = ""  # NOERROR, NXDOMAIN, SERVFAIL... when answered
+    error: str = ""  # timeout, unreachable... when not
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    """What the opt-in active probes (`check --probe`) measured; rules use it as evidence."""
+
+    path_mtu: tuple[PathMtuProbe, ...] = ()
+    ports: tuple[PortProbe, ...] = ()
+    dns: tuple[DnsProbe, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     created_at: str  # ISO 8601, UTC
     host: HostInfo
     namespaces: tuple[NamespaceState, ...]
     gaps: tuple[Gap, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    probes: Probes | None = None  # None: nothing was probed (the default: probing is opt-in)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         for ns in self.namespaces:
