@@ -66,3 +66,19 @@ def netns_factory():
         yield factory
     finally:
         factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """One real Docker engine in its own namespace for the whole run (tests/docker_engine.py).
+
+    Tests that use it remove the containers and networks they made; the engine, its namespace,
+    mounts, cgroups and folders are removed at the end of the session.
+    """
+    from tests.docker_engine import running_engine, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_engine() as engine:
+        yield engine

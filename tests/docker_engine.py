@@ -1,0 +1,381 @@
+"""A real Docker engine inside a network namespace, for integration tests.
+
+`DockerEngine` starts Debian's dockerd (with a containerd of its own) inside a namespace
+`ndt-dk-<random>` created for it, with every folder, socket and cgroup it makes under names
+that carry the same random part, so engines started in parallel by other test runs never meet
+and the host's root namespace (its links, routes and firewall) is never touched. `stop()` ends
+exactly the processes it started, unmounts what the daemon mounted under its folders, removes
+its cgroups, folders and namespace — it is called in `finally` blocks, so a failing test
+cleans up too. No registry is reachable, so `build_busybox_image` makes the one image the
+tests use from Debian's busybox-static. `Swarm` joins two engines through a bridge in a third
+namespace into a two-node Swarm, for tests that need real overlay networks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+PREFIX = "ndt-dk-"
+BUSYBOX = Path("/bin/busybox")
+IMAGE = "ndt-busybox:1"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The Debian client matches the Debian daemon; any other `docker` on PATH negotiates down.
+DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+
+
+def unavailable_reason() -> str | None:
+    """Why a Docker engine cannot be started here, or None when it can."""
+    if os.geteuid() != 0:
+        return "needs root to start a Docker engine in a namespace"
+    for program in ("dockerd", "containerd", "nsenter", "ip"):
+        if not shutil.which(program):
+            return f"{program} is not installed (apt-get install docker.io iproute2)"
+    if not shutil.which(DOCKER_CLI):
+        return "the docker client is not installed (apt-get install docker.io)"
+    if not BUSYBOX.exists():
+        return "/bin/busybox is missing (apt-get install busybox-static)"
+    return None
+
+
+def run(argv: list[str], env: dict | None = None, check: bool = True,
+        timeout: float = 120.0, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout, input=stdin,
+                          check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}): "
+                             f"{done.stderr.decode(errors='replace').strip()}")
+    return done
+
+
+def _wait_until(what: str, ready, timeout: float, alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not alive():
+            raise RuntimeError(f"{what}: the process exited")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not ready within {timeout:g} s")
+        time.sleep(0.1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child counts as gone; reap it if it is ours.
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == 0
+    except ChildProcessError:
+        return Path(f"/proc/{pid}").exists()
+
+
+def _end_process(pid: int, timeout: float) -> None:
+    """SIGTERM this one pid, wait for it; SIGKILL it if it does not go."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+class DockerEngine:
+    """One dockerd + containerd pair living in its own network namespace."""
+
+    def __init__(self, role: str = "e"):
+        self.tag = secrets.token_hex(3)
+        self.netns = f"{PREFIX}{self.tag}-{role}"[:40]
+        self.netns_made = False
+        # Short path: unix sockets live under it and must stay below 108 characters.
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self.tag}-", dir="/tmp"))
+        self.data_root = self.workdir / "data"
+        self.exec_root = self.workdir / "exec"
+        self.socket = self.workdir / "docker.sock"
+        self.pidfile = self.workdir / "docker.pid"
+        self.containerd_dir = self.workdir / "ctd"
+        self.cgroup = f"{PREFIX}{self.tag}"
+        self.dockerd: subprocess.Popen | None = None
+        self.containerd: subprocess.Popen | None = None
+        self.start_seconds = 0.0
+
+    # --- what tests use -------------------------------------------------------------------
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+    @property
+    def netns_dir(self) -> Path:
+        """Where the engine keeps its sandboxes (its exec root's netns/ folder)."""
+        return self.exec_root / "netns"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 120.0,
+               stdin: bytes | None = None) -> str:
+        done = run([DOCKER_CLI, "-H", self.host, *args], check=check, timeout=timeout,
+                   stdin=stdin)
+        return done.stdout.decode()
+
+    def inspect(self, name: str) -> dict:
+        return json.loads(self.docker("inspect", name))[0]
+
+    def sandbox_key(self, container: str) -> str:
+        return self.inspect(container)["NetworkSettings"]["SandboxKey"]
+
+    def container_ip(self, container: str, network: str) -> str:
+        return self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+    def in_netns(self, command: str, check: bool = True) -> str:
+        """Run a shell command inside the engine's host namespace."""
+        done = run(["nsenter", f"--net={self.netns_path}", "sh", "-c", command], check=check)
+        return done.stdout.decode()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        began = time.monotonic()
+        try:
+            self.create_netns()
+            self._start_containerd()
+            self._start_dockerd()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+
+    def create_netns(self) -> None:
+        """Make the engine's namespace now (to wire it up before `start`); idempotent."""
+        if not self.netns_made:
+            run(["ip", "netns", "add", self.netns])
+            self.netns_made = True
+            run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+
+    def _start_containerd(self) -> None:
+        # Our own containerd: dockerd would otherwise share /run/containerd/containerd.sock
+        # with any containerd already running on the host.
+        self.containerd_dir.mkdir(parents=True)
+        address = self.containerd_dir / "containerd.sock"
+        config = self.containerd_dir / "config.toml"
+        config.write_text(
+            "version = 2\n"
+            f'root = "{self.containerd_dir}/root"\n'
+            f'state = "{self.containerd_dir}/state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"]\n'
+            f'[grpc]\n  address = "{address}"\n'
+            f'[ttrpc]\n  address = "{address}.ttrpc"\n')
+        log = open(self.workdir / "containerd.log", "wb")
+        self.containerd = subprocess.Popen(
+            ["nsenter", f"--net={self.netns_path}", "containerd", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        _wait_until("containerd", address.is_socket, START_TIMEOUT,
+                    lambda: self.containerd.poll() is None)
+
+    def _start_dockerd(self) -> None:
+        config = self.workdir / "daemon.json"
+        config.write_text("{}\n")  # never read the host's /etc/docker/daemon.json
+        log = open(self.workdir / "dockerd.log", "wb")
+        self.dockerd = subprocess.Popen(
+            ["nsenter", f"--net={self.netns_path}", "dockerd",
+             "--config-file", str(config),
+             "--containerd", str(self.containerd_dir / "containerd.sock"),
+             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+             "-H", self.host, "--pidfile", str(self.pidfile),
+             "--storage-driver=vfs", f"--cgroup-parent=/{self.cgroup}",
+             "--shutdown-timeout=2"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        _wait_until("dockerd", self._answers, START_TIMEOUT, lambda: self.dockerd.poll() is None)
+
+    def _answers(self) -> bool:
+        if not self.socket.is_socket():
+            return False
+        done = run([DOCKER_CLI, "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                   check=False, timeout=10)
+        return done.returncode == 0
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join((self.workdir / "dockerd.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the daemons and remove everything the engine made. Safe to call twice."""
+        if self.dockerd is not None and self.dockerd.poll() is None and self._answers():
+            # Removing containers first makes the daemon's own shutdown quick.
+            ids = self.docker("ps", "-aq", check=False, timeout=30).split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False, timeout=60)
+        for proc in (self.dockerd, self.containerd):
+            if proc is not None:
+                _end_process(proc.pid, STOP_TIMEOUT)
+                proc.wait()
+        self._end_leftover_processes()
+        self._unmount_everything()
+        self._remove_cgroups()
+        if self.netns_made:
+            run(["ip", "netns", "del", self.netns], check=False)
+            self.netns_made = False
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _end_leftover_processes(self) -> None:
+        """Shims and proxies of this engine that outlived it (found by its unique folder)."""
+        marker = str(self.workdir).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                _end_process(int(entry.name), 5)
+
+    def _unmount_everything(self) -> None:
+        prefix = str(self.workdir) + "/"
+        with open("/proc/mounts") as mounts:
+            points = [line.split()[1] for line in mounts]
+        # /proc/mounts escapes spaces as \040; our paths have none. Deepest first.
+        for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+            run(["umount", "-l", point], check=False)
+
+    def _remove_cgroups(self) -> None:
+        if not CGROUP_ROOT.is_dir():
+            return
+        for controller in CGROUP_ROOT.iterdir():
+            top = controller / self.cgroup
+            if not top.is_dir():
+                continue
+            for folder in sorted((p for p in top.rglob("*") if p.is_dir()),
+                                 key=lambda p: len(p.parts), reverse=True):
+                _rmdir(folder)
+            _rmdir(top)
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # still busy or already gone: nothing of ours to force
+
+
+@contextmanager
+def running_engine(role: str = "e"):
+    """A started engine with the busybox image, stopped and removed afterwards."""
+    engine = DockerEngine(role)
+    try:
+        engine.start()
+        build_busybox_image(engine)
+        yield engine
+    finally:
+        engine.stop()
+
+
+def build_busybox_image(engine: DockerEngine, tag: str = IMAGE) -> str:
+    """Import a tiny image from Debian's static busybox (sh, ip, nc, httpd, nslookup...)."""
+    root = engine.workdir / "busybox-root"
+    (root / "bin").mkdir(parents=True)
+    for folder in ("tmp", "www", "etc", "proc", "sys", "dev"):
+        (root / folder).mkdir()
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    applets = run([str(BUSYBOX), "--list"]).stdout.decode().split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    (root / "www" / "index.html").write_text("netdiag test page\n")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    tar = run(["tar", "-C", str(root), "-c", "."]).stdout
+    engine.docker("import", "-c", 'CMD ["/bin/sh"]', "-", tag, stdin=tar)
+    shutil.rmtree(root)
+    return tag
+
+
+# --- a two-node Swarm --------------------------------------------------------------------------
+
+
+class Swarm:
+    """Two engines in two namespaces, joined by a bridge in a third, as one Swarm.
+
+    The underlay is 198.18.0.0/24 (the benchmarking range, so it never looks like anything
+    real): node 1 is 198.18.0.1, node 2 198.18.0.2, both on eth0 of their namespace.
+    """
+
+    UNDERLAY = "198.18.0.{}/24"
+
+    def __init__(self):
+        self.tag = secrets.token_hex(3)
+        self.switch = f"{PREFIX}{self.tag}-sw"
+        self.nodes: list[DockerEngine] = []
+
+    def address(self, node: int) -> str:
+        return self.UNDERLAY.format(node + 1).split("/")[0]
+
+    def start(self) -> None:
+        try:
+            run(["ip", "netns", "add", self.switch])
+            run(["ip", "-n", self.switch, "link", "add", "br0", "type", "bridge"])
+            run(["ip", "-n", self.switch, "link", "set", "br0", "up"])
+            for index in range(2):
+                self._add_node(index)
+            manager, worker = self.nodes
+            manager.docker("swarm", "init", "--advertise-addr", self.address(0))
+            token = manager.docker("swarm", "join-token", "-q", "worker").strip()
+            worker.docker("swarm", "join", "--advertise-addr", self.address(1), "--token",
+                          token, f"{self.address(0)}:2377")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _add_node(self, index: int) -> None:
+        engine = DockerEngine(f"n{index + 1}")
+        self.nodes.append(engine)  # before anything can fail, so stop() removes it
+        engine.create_netns()
+        name = engine.netns
+        port = f"p{index + 1}"
+        run(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
+             "eth0", "netns", name])
+        run(["ip", "-n", self.switch, "link", "set", port, "master", "br0", "up"])
+        run(["ip", "-n", name, "addr", "add", self.UNDERLAY.format(index + 1), "dev", "eth0"])
+        run(["ip", "-n", name, "link", "set", "eth0", "up"])
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        engine.start()
+        build_busybox_image(engine)
+
+    def stop(self) -> None:
+        for engine in reversed(self.nodes):
+            engine.stop()
+        run(["ip", "netns", "del", self.switch], check=False)
+
+
+@contextmanager
+def running_swarm():
+    swarm = Swarm()
+    try:
+        swarm.start()
+        yield swarm
+    finally:
+        swarm.stop()
