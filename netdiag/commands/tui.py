@@ -1,12 +1,41 @@
-"""`netdiag tui` (not written yet)."""
+"""`netdiag tui`: the interactive view — pick a namespace, see its state and findings live.
 
+`--ns REF` attaches directly; `--from FILE` shows a saved snapshot offline (no probes, no
+repairs, no shell). Bad references and unreadable files fail with one line before the
+screen is taken over.
+"""
+
+from __future__ import annotations
+
+from netdiag.commands.common import require_root
 from netdiag.errors import UsageError
+from netdiag.model.serialize import load
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tui", help="(not available yet)")
+    parser = subparsers.add_parser("tui", help="interactive view of namespaces and findings")
+    parser.add_argument("--ns", metavar="REF",
+                        help="attach to this namespace directly (self, host, NAME, PATH, pid:N, "
+                             "container:NAME, inode:N, LAB/NODE)")
+    parser.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="show a saved snapshot instead of the live kernel")
+    parser.add_argument("--refresh", type=float, metavar="SECONDS", default=10.0,
+                        help="re-read the attached namespace this often, besides netlink "
+                             "events (default 10)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    raise UsageError("`netdiag tui` is not available yet")
+    from netdiag.tui.app import NetdiagApp
+    from netdiag.tui.source import LiveSource, OfflineSource
+
+    if args.refresh <= 0:
+        raise UsageError("--refresh must be a positive number of seconds")
+    if args.from_file:
+        source = OfflineSource(load(args.from_file))
+    else:
+        require_root([args.ns] if args.ns else [])
+        source = LiveSource()
+    attach_to = source.resolve(args.ns) if args.ns else None
+    NetdiagApp(source, attach_to=attach_to, refresh_seconds=args.refresh).run()
+    return 0

@@ -1,0 +1,69 @@
+"""The typed messages that worker threads post back to the screens.
+
+Workers never touch widgets: they post one of these (post_message is thread-safe) and the
+screen's handler updates the UI on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from netdiag.checks.api import Finding
+from netdiag.model import NamespaceRef, Snapshot
+
+
+@dataclass
+class NamespacesFound(Message):
+    """Discovery finished (fast): the picker can paint its list."""
+
+    refs: list[NamespaceRef]
+
+
+@dataclass
+class PickerShown(Message):
+    """The picker painted its list (benchmarks and tests wait for this)."""
+
+    count: int
+
+
+@dataclass
+class FindingCounts(Message):
+    """The background check of every namespace finished: id → number of findings."""
+
+    counts: dict[int, int]
+    snapshot: Snapshot
+
+
+@dataclass
+class SnapshotReady(Message):
+    snapshot: Snapshot
+    findings: tuple[Finding, ...]
+
+
+@dataclass
+class CollectionFailed(Message):
+    error: str
+
+
+@dataclass
+class NamespaceVanished(Message):
+    error: str
+
+
+@dataclass
+class KernelChanged(Message):
+    """A netlink event arrived from the attached namespace."""
+
+
+@dataclass
+class ProbeDone(Message):
+    title: str
+    lines: list[str]
+
+
+@dataclass
+class RepairDone(Message):
+    ok: bool
+    lines: list[str]

@@ -1,0 +1,215 @@
+"""What each tab of the namespace screen shows: one NamespaceState → rows of plain text.
+
+Every tab is a TabSpec: its title, its columns, the Evidence kinds it can highlight and a pure
+function that turns the attached namespace into Rows. A Row carries, besides its cells, the
+keys a rule's Evidence may use for the same object (a link name, a route's dst, an iptables
+"table/chain/position"), so that selecting a finding can mark its evidence without the TUI
+knowing anything about the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from netdiag.model import NamespaceState, Route
+
+TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    cells: tuple[str, ...]
+    keys: frozenset[str] = frozenset()
+
+    def matches(self, words: tuple[str, ...]) -> bool:
+        """True when every filter word occurs in some cell (case-insensitive)."""
+        text = " ".join(self.cells).lower()
+        return all(word in text for word in words)
+
+
+Names = Mapping[int, str]  # namespace id → human label, for veth peers in other namespaces
+RowFunction = Callable[[NamespaceState, Names], list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class TabSpec:
+    id: str
+    title: str
+    columns: tuple[str, ...]
+    evidence_kinds: tuple[str, ...]
+    rows: RowFunction
+
+
+def _row(*cells: object, keys: tuple[str, ...] = ()) -> Row:
+    return Row(tuple("" if c is None else str(c) for c in cells), frozenset(k for k in keys if k))
+
+
+def link_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    rows = []
+    for link in ns.links:
+        state = ("UP" if link.admin_up else "DOWN") + f"/{link.oper_state}"
+        peer = link.peer_name or (f"if{link.parent_index}" if link.kind == "veth" and
+                                  link.parent_index else "")
+        if peer and link.peer_namespace is not None and link.peer_namespace != ns.ref.id:
+            peer += f" @ {names.get(link.peer_namespace, f'inode:{link.peer_namespace}')}"
+        elif link.parent and link.kind != "veth":
+            peer = link.parent
+        rows.append(_row(link.name, link.kind, link.mtu, state, peer, link.master,
+                         keys=(link.name, str(link.index))))
+    return rows
+
+
+def address_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    return [_row(a.ifname, a.cidr, f"ipv{a.family}", a.scope, a.label,
+                 keys=(a.cidr, a.address, f"{a.ifname}/{a.cidr}"))
+            for a in ns.addresses]
+
+
+def _route_via(route: Route) -> str:
+    if route.nexthops:
+        return ", ".join(f"{gw or '-'} {dev}" for gw, dev in route.nexthops)
+    return route.gateway
+
+
+def route_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    rows = []
+    for r in sorted(ns.routes, key=lambda r: (r.table != 254, r.table, r.family, r.dst)):
+        table = TABLE_NAMES.get(r.table, str(r.table))
+        dst = r.dst if r.type == "unicast" else f"{r.type} {r.dst}"
+        rows.append(_row(table, dst, _route_via(r), r.dev, r.protocol, r.scope,
+                         r.metric or "", r.mtu or "",
+                         keys=(r.dst, f"{table}/{r.dst}", f"{r.table}/{r.dst}")))
+    for rule in ns.rules:
+        what = " ".join(part for part in (
+            f"from {rule.src}" if rule.src else "", f"to {rule.dst}" if rule.dst else "",
+            f"iif {rule.iif}" if rule.iif else "", f"oif {rule.oif}" if rule.oif else "",
+            f"fwmark {rule.fwmark:#x}" if rule.fwmark else "") if part) or "all"
+        target = TABLE_NAMES.get(rule.table, str(rule.table)) if rule.action == "lookup" else ""
+        rows.append(_row("rule", f"{rule.priority}: {'not ' if rule.invert else ''}{what}",
+                         f"{rule.action} {target}".strip(), "", "", "", "", "",
+                         keys=(f"rule/{rule.priority}", str(rule.priority))))
+    return rows
+
+
+def neighbour_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    return [_row(n.ifname, n.address, n.mac, ",".join(n.state),
+                 " ".join(f for f, on in (("router", n.router), ("proxy", n.proxy)) if on),
+                 keys=(n.address, f"{n.ifname}/{n.address}"))
+            for n in ns.neighbours]
+
+
+def fdb_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    rows = []
+    for link in ns.links:
+        if link.vxlan is None:
+            continue
+        v = link.vxlan
+        remote = v.remote or v.group or "-"
+        flags = ",".join(f for f, on in (("learning", v.learning), ("proxy", v.proxy),
+                                         ("l2miss", v.l2miss), ("l3miss", v.l3miss)) if on)
+        rows.append(_row(link.name, "vxlan device", remote, v.vni,
+                         f"dev {v.dev or '-'} port {v.dstport}", flags, keys=(link.name,)))
+    for e in ns.fdb:
+        rows.append(_row(e.ifname, e.mac, e.dst, e.vni or "", e.master or "",
+                         ",".join((e.state, *e.flags)).strip(","),
+                         keys=(e.mac, f"{e.ifname}/{e.mac}", f"{e.ifname}/{e.mac}/{e.dst}")))
+    return rows
+
+
+def ipvs_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    rows = []
+    for s in ns.ipvs:
+        service = f"fwmark {s.fwmark}" if s.fwmark else f"{s.protocol} {s.address}:{s.port}"
+        keys = (f"fwmark:{s.fwmark}" if s.fwmark else f"{s.protocol}/{s.address}:{s.port}",
+                f"{s.address}:{s.port}" if s.address else "")
+        if not s.destinations:
+            rows.append(_row(service, s.scheduler, "(no real servers)", "", "", "", keys=keys))
+        for d in s.destinations:
+            rows.append(_row(service, s.scheduler, f"{d.address}:{d.port}", d.weight, d.forward,
+                             f"{d.active}/{d.inactive}", keys=keys))
+    return rows
+
+
+def firewall_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    fw = ns.firewall
+    rows = []
+    for c in fw.iptables_chains:
+        source = f"{c.backend}/ipv{c.family}"
+        if c.policy:
+            rows.append(_row(source, c.table, c.name, "", f"policy {c.policy}",
+                             keys=(f"{c.table}/{c.name}",)))
+        for r in fw.iptables_rules:
+            if (r.backend, r.family, r.table, r.chain) == (c.backend, c.family, c.table, c.name):
+                rows.append(_row(source, r.table, r.chain, r.position, r.text or r.target,
+                                 keys=(f"{r.table}/{r.chain}/{r.position}",)))
+    for c in fw.nft_chains:
+        hook = f"type {c.type} hook {c.hook} priority {c.priority}" if c.hook else ""
+        policy = f"policy {c.policy}" if c.policy else ""
+        rows.append(_row(f"nft/{c.family}", c.table, c.name, "", f"{hook} {policy}".strip(),
+                         keys=(f"{c.family}/{c.table}/{c.name}", f"{c.table}/{c.name}")))
+        for r in fw.nft_rules:
+            if (r.family, r.table, r.chain) == (c.family, c.table, c.name):
+                rows.append(_row(f"nft/{r.family}", r.table, r.chain, r.handle, r.text,
+                                 keys=(f"{r.family}/{r.table}/{r.chain}/{r.handle}",
+                                       f"{r.table}/{r.chain}/{r.handle}")))
+    return rows
+
+
+def dns_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    d = ns.dns
+    rows = [_row("resolv.conf", d.source or "(none found)", keys=("resolv.conf", d.source))]
+    rows += [_row("nameserver", s, keys=(s, "nameserver")) for s in d.nameservers]
+    if d.search:
+        rows.append(_row("search", " ".join(d.search), keys=("search",)))
+    if d.options:
+        rows.append(_row("options", " ".join(d.options), keys=("options",)))
+    if d.embedded:
+        e = d.embedded
+        rows.append(_row("embedded DNS", f"{e.address}:53 → udp {e.udp_port or '-'}, "
+                                          f"tcp {e.tcp_port or '-'}",
+                         keys=(e.address, "embedded")))
+    return rows
+
+
+def socket_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    rows = []
+    for s in sorted(ns.sockets, key=lambda s: (s.protocol, s.port, s.address)):
+        owner = f"{s.process}[{s.pid}]" if s.pid else s.process
+        rows.append(_row(s.protocol, s.address, s.port, s.state, owner,
+                         keys=(f"{s.protocol}/{s.address}:{s.port}", f"{s.address}:{s.port}",
+                               f"{s.protocol}/{s.port}")))
+    return rows
+
+
+def sysctl_rows(ns: NamespaceState, names: Names) -> list[Row]:
+    return [_row(s.name, s.value, keys=(s.name,)) for s in sorted(ns.sysctls, key=lambda s: s.name)]
+
+
+TABS: tuple[TabSpec, ...] = (
+    TabSpec("links", "Links", ("Name", "Kind", "MTU", "State", "Peer/parent", "Master"),
+            ("link",), link_rows),
+    TabSpec("addresses", "Addrs", ("Interface", "Address", "Family", "Scope", "Label"),
+            ("address",), address_rows),
+    TabSpec("routes", "Routes", ("Table", "Destination", "Via", "Dev", "Proto", "Scope",
+                                 "Metric", "MTU"), ("route", "rule"), route_rows),
+    TabSpec("neighbours", "Neigh", ("Interface", "Address", "MAC", "State", "Flags"),
+            ("neighbour",), neighbour_rows),
+    TabSpec("fdb", "FDB/VXLAN", ("Device", "MAC", "Dst", "VNI", "Master", "State"),
+            ("fdb", "vxlan"), fdb_rows),
+    TabSpec("ipvs", "IPVS", ("Service", "Sched", "Real server", "Weight", "Fwd", "Act/Inact"),
+            ("ipvs",), ipvs_rows),
+    TabSpec("firewall", "Firewall", ("Source", "Table", "Chain", "#", "Rule"),
+            ("firewall", "iptables", "nft"), firewall_rows),
+    TabSpec("dns", "DNS", ("Setting", "Value"), ("dns",), dns_rows),
+    TabSpec("sockets", "Sockets", ("Proto", "Address", "Port", "State", "Process"),
+            ("socket",), socket_rows),
+    TabSpec("sysctls", "Sysctl", ("Name", "Value"), ("sysctl",), sysctl_rows),
+)
+
+
+def tab_for_evidence_kind(kind: str) -> TabSpec | None:
+    for tab in TABS:
+        if kind in tab.evidence_kinds:
+            return tab
+    return None

@@ -1,0 +1,1 @@
+"""The TUI's screens: the namespace picker, the attached namespace, dialogs and help."""

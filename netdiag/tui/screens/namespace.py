@@ -1,0 +1,332 @@
+"""The attached namespace: its state in tabs, its findings, and the actions on it.
+
+Collection runs in a thread worker and answers with SnapshotReady or CollectionFailed; a
+second worker watches netlink and asks for a refresh when links, addresses, routes or
+neighbours change, and a timer catches what netlink does not announce (firewall, sockets).
+At most one collection runs at a time: a request that arrives meanwhile is remembered and
+served when it finishes. A namespace that disappears is shown as gone, with its last state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from textual import work
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from netdiag.checks.api import Finding
+from netdiag.errors import NamespaceGone, NetdiagError
+from netdiag.model import NamespaceRef, Snapshot
+from netdiag.tui import probes, watch
+from netdiag.tui.messages import (CollectionFailed, KernelChanged, NamespaceVanished, ProbeDone,
+                                  RepairDone, SnapshotReady)
+from netdiag.tui.rows import TABS, TabSpec
+from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
+from netdiag.tui.source import apply_repair, export, involves
+from netdiag.tui.widgets.findings import FindingsPane
+from netdiag.tui.widgets.state_table import StateTable
+
+TAB_KEYS = "1234567890"
+
+
+def _unexpected(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, NetdiagError) else f"{type(exc).__name__}: {exc}"
+
+
+class NamespaceScreen(Screen):
+    BINDINGS = [
+        *(Binding(key, f"show_tab({i})", tab.title, show=False)
+          for i, (key, tab) in enumerate(zip(TAB_KEYS, TABS))),
+        Binding("right_square_bracket", "next_tab(1)", "Next tab", show=False),
+        Binding("left_square_bracket", "next_tab(-1)", "Previous tab", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "focus_findings", "Findings"),
+        Binding("r", "repair", "Repair"),
+        Binding("p", "probe", "Probe"),
+        Binding("o", "toggle_probes", "Probe panel", show=False),
+        Binding("e", "export", "Export"),
+        Binding("s", "shell", "Shell"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False),
+        Binding("escape", "back", "Back"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit", show=False),
+    ]
+
+    def __init__(self, ref: NamespaceRef):
+        super().__init__()
+        self.ref = ref
+        self.snapshot: Snapshot | None = None
+        self.findings: tuple[Finding, ...] = ()
+        self.status = "reading…"
+        self.gone = False
+        self._collecting = False
+        self._pending = False
+
+    # --- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="ns-title", classes="title")
+        with TabbedContent(id="tabs"):
+            for tab in TABS:
+                with TabPane(tab.title, id=tab.id):
+                    yield StateTable(tab.columns, tab.title.lower(), id=f"table-{tab.id}")
+        yield FindingsPane(id="findings")
+        yield RichLog(id="probes", wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#probes").display = False
+        self._table("links").table.focus()
+        self._title()
+        self.action_refresh()
+        if not self.app.source.offline:
+            self.watch_kernel()
+            self.set_interval(self.app.refresh_seconds, self.action_refresh)
+
+    def _table(self, tab_id: str) -> StateTable:
+        return self.query_one(f"#table-{tab_id}", StateTable)
+
+    def _title(self) -> None:
+        gaps = [] if self.snapshot is None else sorted(
+            {g.collector for g in self.snapshot.gaps if g.namespace == self.ref.id})
+        gap_text = f" · gaps: {', '.join(gaps)}" if gaps else ""
+        self.query_one("#ns-title", Static).update(
+            f"{self.ref.display} · {self.ref.kind.value} · {self.status}{gap_text}")
+
+    # --- collection ---------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        if self.gone or (self.app.source.offline and self.snapshot is not None):
+            return
+        if self._collecting:
+            self._pending = True
+            return
+        self._collecting = True
+        self.collect()
+
+    @work(thread=True, group="collect")
+    def collect(self) -> None:
+        source = self.app.source
+        try:
+            snapshot = source.collect(self.ref)
+            findings = source.check(snapshot)
+        except NamespaceGone as exc:
+            self.post_message(NamespaceVanished(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed read is shown, never fatal
+            self.post_message(CollectionFailed(_unexpected(exc)))
+            return
+        self.post_message(SnapshotReady(snapshot, findings))
+
+    @work(thread=True, group="watch")
+    def watch_kernel(self) -> None:
+        worker = get_current_worker()
+        try:
+            watch.watch(self.ref.path, lambda: self.post_message(KernelChanged()),
+                        lambda: worker.is_cancelled or self.gone)
+        except Exception as exc:  # noqa: BLE001 - without events the timer still refreshes
+            self.post_message(CollectionFailed(f"no live events: {_unexpected(exc)}"))
+
+    def on_kernel_changed(self, message: KernelChanged) -> None:
+        self.action_refresh()
+
+    def _collection_done(self) -> None:
+        self._collecting = False
+        if self._pending:
+            self._pending = False
+            self.action_refresh()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.status = "offline snapshot" if self.app.source.offline else "live"
+        self._show(message.snapshot, message.findings)
+        self._title()
+        self._collection_done()
+
+    def on_collection_failed(self, message: CollectionFailed) -> None:
+        self.status = f"read failed: {message.error}"
+        self._title()
+        self._collection_done()
+
+    def on_namespace_vanished(self, message: NamespaceVanished) -> None:
+        self.gone = True
+        self.status = "GONE (showing its last state)"
+        self._title()
+        self._collecting = False
+        self.workers.cancel_group(self, "watch")
+
+    def _show(self, snapshot: Snapshot, findings: tuple[Finding, ...]) -> None:
+        self.snapshot = snapshot
+        self.findings = tuple(f for f in findings if involves(f, self.ref.id))
+        self.query_one(FindingsPane).show(self.findings)
+        self._render_tabs(self.query_one(FindingsPane).current)
+
+    def _render_tabs(self, finding: Finding | None) -> None:
+        state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
+        if state is None:
+            return
+        names = {ns.ref.id: ns.ref.display for ns in self.snapshot.namespaces}
+        for tab in TABS:
+            self._table(tab.id).show(tab.rows(state, names), self._evidence_keys(tab, finding))
+
+    def _evidence_keys(self, tab: TabSpec, finding: Finding | None) -> frozenset[str]:
+        if finding is None:
+            return frozenset()
+        return frozenset(e.key for e in finding.evidence if e.key and e.kind in tab.evidence_kinds
+                         and e.namespace in (None, self.ref.id))
+
+    def on_findings_pane_highlighted(self, message: FindingsPane.Highlighted) -> None:
+        self._render_tabs(message.finding)
+        if message.finding is None or not self.query_one(FindingsPane).table.has_focus:
+            return
+        for tab in TABS:  # show the first tab that holds some of the evidence
+            if self._evidence_keys(tab, message.finding):
+                self.query_one(TabbedContent).active = tab.id
+                break
+
+    # --- navigation ---------------------------------------------------------------------
+
+    def _active_table(self) -> StateTable:
+        return self._table(self.query_one(TabbedContent).active or TABS[0].id)
+
+    def action_show_tab(self, index: int) -> None:
+        self.query_one(TabbedContent).active = TABS[index].id
+        self._active_table().table.focus()
+
+    def action_next_tab(self, step: int) -> None:
+        ids = [tab.id for tab in TABS]
+        current = ids.index(self.query_one(TabbedContent).active or ids[0])
+        self.action_show_tab((current + step) % len(ids))
+
+    def action_filter(self) -> None:
+        self._active_table().filter_input.focus()
+
+    def action_focus_findings(self) -> None:
+        self.query_one(FindingsPane).table.focus()
+
+    def action_back(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input):
+            focused.value = ""
+            self._active_table().table.focus()
+            return
+        self.app.back_to_picker()
+
+    def on_data_table_row_selected(self, event) -> None:
+        if event.data_table is self.query_one(FindingsPane).table:
+            self.action_repair()
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_repair(self) -> None:
+        finding = self.query_one(FindingsPane).current
+        if finding is None:
+            self.notify("no finding selected")
+            return
+        if finding.repair is None:
+            self.notify(f"{finding.code} has no repair plan")
+            return
+        offline = self.app.source.offline or self.gone
+
+        def confirmed(apply: bool | None) -> None:
+            if apply:
+                self.run_repair(finding)
+
+        self.app.push_screen(RepairDialog(finding, self.snapshot, can_apply=not offline),
+                             confirmed)
+
+    @work(thread=True, group="repair")
+    def run_repair(self, finding: Finding) -> None:
+        try:
+            done = apply_repair(finding.repair, self.snapshot)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            self.post_message(RepairDone(False, [f"repair failed: {_unexpected(exc)}"]))
+            return
+        self.post_message(RepairDone(True, [f"applied: {c}" for c in done]))
+
+    def on_repair_done(self, message: RepairDone) -> None:
+        self._log(f"repair {'done' if message.ok else 'failed'}", message.lines)
+        self.action_refresh()
+
+    def action_probe(self) -> None:
+        if self.app.source.offline or self.gone:
+            self.notify("probes need a live namespace")
+            return
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            try:
+                probe = probes.parse(line)
+            except NetdiagError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self._log(f"probe {probe.title}: running…", [])
+            self.run_probe(probe)
+
+        self.app.push_screen(PromptDialog("Probe from this namespace", probes.USAGE,
+                                          "ping "), chosen)
+
+    @work(thread=True, group="probe")
+    def run_probe(self, probe: probes.Probe) -> None:
+        state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
+        try:
+            lines = probes.run(probe, self.ref.path, state.dns if state else None)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            lines = [f"failed: {_unexpected(exc)}"]
+        self.post_message(ProbeDone(probe.title, lines))
+
+    def on_probe_done(self, message: ProbeDone) -> None:
+        self._log(f"probe {message.title}:", message.lines)
+
+    def _log(self, title: str, lines: list[str]) -> None:
+        panel = self.query_one("#probes", RichLog)
+        panel.display = True
+        panel.write(title)
+        for line in lines:
+            panel.write(f"  {line}")
+
+    def action_toggle_probes(self) -> None:
+        panel = self.query_one("#probes")
+        panel.display = not panel.display
+
+    def action_export(self) -> None:
+        if self.snapshot is None:
+            self.notify("nothing read yet")
+            return
+        snapshot = self.snapshot
+
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                target = export(snapshot, path)
+            except NetdiagError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"snapshot written to {target}")
+
+        name = self.ref.name or self.ref.container or str(self.ref.id)
+        self.app.push_screen(PromptDialog("Export the current state as a snapshot",
+                                          "file to write", f"netdiag-{name}.json"), chosen)
+
+    def action_shell(self) -> None:
+        if self.app.source.offline or self.gone:
+            self.notify("a shell needs a live namespace")
+            return
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        try:
+            with self.app.suspend():
+                print(f"netdiag: {shell} in {self.ref.display}; exit to return")
+                subprocess.run(["nsenter", f"--net={self.ref.path}", shell], check=False)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot suspend the app", severity="error")
+            return
+        except FileNotFoundError:
+            self.notify("nsenter is not installed (util-linux)", severity="error")
+            return
+        self.action_refresh()

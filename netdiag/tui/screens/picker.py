@@ -1,0 +1,148 @@
+"""The namespace picker: every namespace on the host (or in the snapshot), searchable.
+
+It paints as soon as discovery (fast: a scan of /proc and /run/netns) is done, then fills the
+findings column from a background worker that reads every namespace and runs the checks.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from netdiag.errors import NetdiagError
+from netdiag.model import NamespaceRef
+from netdiag.tui.messages import CollectionFailed, FindingCounts, NamespacesFound, PickerShown
+from netdiag.tui.source import finding_counts
+
+PENDING = "…"
+
+
+def _where(ref: NamespaceRef) -> str:
+    if ref.lab:
+        return f"lab {ref.lab}/{ref.node}"
+    return ",".join(ref.docker_networks)
+
+
+def ref_cells(ref: NamespaceRef, count: str) -> tuple[str, ...]:
+    return (ref.display, ref.kind.value, ref.container, _where(ref), ref.process, count)
+
+
+class PickerScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "attach", "Attach", show=True),
+        Binding("slash", "search", "Search"),
+        Binding("escape", "clear_search", "Clear", show=False),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.refs: list[NamespaceRef] = []
+        self.counts: dict[int, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("netdiag · network namespaces", classes="title")
+        yield Input(placeholder="search: name, container, network, lab, process (/)",
+                    id="search")
+        table = DataTable(cursor_type="row", id="namespaces")
+        table.add_columns("Namespace", "Kind", "Container", "Networks/lab", "Process",
+                          "Findings")
+        yield table
+        yield Static("discovering namespaces…", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#namespaces", DataTable).focus()
+        self.discover()
+
+    @work(thread=True, group="discover")
+    def discover(self) -> None:
+        try:
+            refs = self.app.source.discover()
+        except NetdiagError as exc:
+            self.post_message(CollectionFailed(str(exc)))
+            return
+        self.post_message(NamespacesFound(refs))
+
+    @work(thread=True, group="counts")
+    def count_findings(self, refs: list[NamespaceRef]) -> None:
+        source = self.app.source
+        try:
+            snapshot = source.collect_all(refs)
+            counts = finding_counts(source.check(snapshot))
+        except NetdiagError as exc:
+            self.post_message(CollectionFailed(f"could not count findings: {exc}"))
+            return
+        self.post_message(FindingCounts({ref.id: counts.get(ref.id, 0) for ref in refs
+                                         if snapshot.namespace(ref.id)}, snapshot))
+
+    def on_namespaces_found(self, message: NamespacesFound) -> None:
+        self.refs = message.refs
+        self._redraw()
+        self.query_one("#status", Static).update(
+            f"{len(self.refs)} namespaces · counting findings…")
+        self.call_after_refresh(self.post_message, PickerShown(len(self.refs)))
+        self.count_findings(self.refs)
+
+    def on_finding_counts(self, message: FindingCounts) -> None:
+        self.counts = message.counts
+        self._redraw()
+        total = sum(1 for c in self.counts.values() if c)
+        self.query_one("#status", Static).update(
+            f"{len(self.refs)} namespaces · {total} with findings · enter attaches")
+
+    def on_collection_failed(self, message: CollectionFailed) -> None:
+        self.query_one("#status", Static).update(f"error: {message.error}")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#namespaces", DataTable).focus()
+
+    def visible(self) -> list[NamespaceRef]:
+        words = self.query_one("#search", Input).value.lower().split()
+        shown = []
+        for ref in self.refs:
+            text = " ".join(ref_cells(ref, "")).lower() + f" {ref.name} {ref.id}"
+            if all(word in text for word in words):
+                shown.append(ref)
+        return shown
+
+    def _count(self, ref: NamespaceRef) -> str:
+        if self.counts is None:
+            return PENDING
+        return str(self.counts[ref.id]) if ref.id in self.counts else "?"
+
+    def _redraw(self) -> None:
+        table = self.query_one("#namespaces", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for ref in self.visible():
+            table.add_row(*ref_cells(ref, self._count(ref)), key=str(ref.id))
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+
+    def selected(self) -> NamespaceRef | None:
+        table = self.query_one("#namespaces", DataTable)
+        shown = self.visible()
+        return shown[table.cursor_row] if 0 <= table.cursor_row < len(shown) else None
+
+    def action_attach(self) -> None:
+        ref = self.selected()
+        if ref is not None:
+            self.app.attach(ref)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_attach()
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        self.query_one("#search", Input).value = ""
+        self.query_one("#namespaces", DataTable).focus()

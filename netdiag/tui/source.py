@@ -1,0 +1,183 @@
+"""Where the TUI's data comes from: the live kernel, or a saved snapshot.
+
+Both sources answer the same three questions — which namespaces are there, what does one
+namespace (and what it is wired to) look like now, what does everything look like — and are
+called from worker threads only, never from the event loop. The seams to the rest of netdiag
+live here too, each one small function: `run_checks` (the rule engine), `apply_repair` (the
+repair executor) and `export`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netdiag import netns
+from netdiag.checks.api import CheckConfig, Finding, ManualStep, Repair, Safety
+from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
+from netdiag.model import NamespaceRef, NamespaceState, Snapshot
+from netdiag.model.serialize import save
+
+Checker = Callable[[Snapshot], tuple[Finding, ...]]
+
+
+def run_checks(snapshot: Snapshot) -> tuple[Finding, ...]:
+    """Every finding for `snapshot`: the check engine when it exists, else the registry's rules.
+
+    This is the one place to switch to the engine's entry point once it settles.
+    """
+    try:
+        from netdiag.checks import engine
+    except ImportError:
+        engine = None
+    if engine is not None and hasattr(engine, "run_checks"):
+        return tuple(engine.run_checks(snapshot, CheckConfig()))
+    from netdiag.checks.registry import RULES
+
+    config = CheckConfig()
+    return tuple(finding for rule in RULES for finding in rule.check(snapshot, config))
+
+
+def involves(finding: Finding, ns_id: int) -> bool:
+    return finding.namespace.id == ns_id or ns_id in finding.related
+
+
+def finding_counts(findings: Sequence[Finding]) -> dict[int, int]:
+    """namespace id → how many findings involve it."""
+    counts: dict[int, int] = {}
+    for f in findings:
+        for ns_id in {f.namespace.id, *f.related}:
+            counts[ns_id] = counts.get(ns_id, 0) + 1
+    return counts
+
+
+def wired_namespaces(state: NamespaceState) -> set[int]:
+    """Ids of the namespaces that hold the peers of this namespace's veths."""
+    return {link.peer_namespace for link in state.links
+            if link.peer_namespace is not None and link.peer_namespace != state.ref.id}
+
+
+def has_unresolved_peers(state: NamespaceState) -> bool:
+    return any(link.kind == "veth" and link.parent_netnsid is not None
+               and link.peer_namespace is None for link in state.links)
+
+
+@dataclass
+class LiveSource:
+    """The running kernel. `related` remembers which namespaces the attached one is wired to."""
+
+    check: Checker = run_checks
+    offline: bool = False
+    timeout: float = 10.0
+    _related: dict[int, set[int]] = field(default_factory=dict)
+
+    def discover(self) -> list[NamespaceRef]:
+        return netns.discover()
+
+    def resolve(self, reference: str) -> NamespaceRef:
+        return netns.resolve(reference)
+
+    def collect_all(self, refs: Sequence[NamespaceRef]) -> Snapshot:
+        from netdiag.collect import collect_snapshot
+
+        return collect_snapshot(refs, timeout=self.timeout * 3)
+
+    def collect(self, ref: NamespaceRef) -> Snapshot:
+        """The attached namespace plus the namespaces its veths lead to.
+
+        Which namespaces those are is learnt once from a links-only pass over all namespaces,
+        and again whenever a veth's peer cannot be resolved from the ones already known.
+        """
+        from netdiag.collect import collect_snapshot, links
+
+        ensure_alive(ref)
+        known = {r.id: r for r in self.discover()}
+        known.setdefault(ref.id, ref)
+        related = self._related.get(ref.id)
+        if related is None:
+            scan = collect_snapshot(list(known.values()), collectors=(links,),
+                                    timeout=self.timeout)
+            state = scan.namespace(ref.id)
+            related = wired_namespaces(state) if state else set()
+        refs = [ref] + [known[i] for i in sorted(related) if i in known]
+        snapshot = collect_snapshot(refs, timeout=self.timeout)
+        state = snapshot.namespace(ref.id)
+        if state is None:
+            ensure_alive(ref)
+            raise CollectError(_gap_text(snapshot, ref) or f"{ref.display}: could not be read")
+        if has_unresolved_peers(state):
+            self._related.pop(ref.id, None)
+        else:
+            self._related[ref.id] = wired_namespaces(state)
+        return snapshot
+
+
+@dataclass
+class OfflineSource:
+    """A saved snapshot: everything is known up front and nothing changes."""
+
+    snapshot: Snapshot
+    check: Checker = run_checks
+    offline: bool = True
+
+    def discover(self) -> list[NamespaceRef]:
+        return [ns.ref for ns in self.snapshot.namespaces]
+
+    def resolve(self, reference: str) -> NamespaceRef:
+        return netns.resolve(reference, self.discover())
+
+    def collect_all(self, refs: Sequence[NamespaceRef]) -> Snapshot:
+        return self.snapshot
+
+    def collect(self, ref: NamespaceRef) -> Snapshot:
+        if self.snapshot.namespace(ref.id) is None:
+            raise NotFound(f"{ref.display} is not in the snapshot")
+        return self.snapshot
+
+
+Source = LiveSource | OfflineSource
+
+
+def ensure_alive(ref: NamespaceRef) -> None:
+    """Raise NamespaceGone when `ref.path` no longer leads to the namespace it named."""
+    if netns.inode_of(ref.path) != ref.id:
+        raise NamespaceGone(f"namespace {ref.display} is gone ({ref.path} now names another)")
+
+
+def _gap_text(snapshot: Snapshot, ref: NamespaceRef) -> str:
+    for gap in snapshot.gaps:
+        if gap.namespace == ref.id and gap.collector == "namespace":
+            return gap.message
+    return ""
+
+
+def apply_repair(repair: Repair, snapshot: Snapshot) -> list[str]:
+    """Carry out the non-manual steps of `repair`; returns the commands that were run.
+
+    Seam until netdiag/repair/ has an executor: each typed step is run as its equivalent
+    command inside the step's namespace (entered with netns.entered, as collectors do).
+    """
+    if repair.safety is Safety.MANUAL:
+        raise UsageError("this repair is manual: carry out its steps by hand")
+    done = []
+    for step in repair.steps:
+        if isinstance(step, ManualStep):
+            continue
+        state = snapshot.namespace(step.namespace)
+        if state is None:
+            raise NotFound(f"namespace inode:{step.namespace} of this repair is not known")
+        with netns.entered(state.ref.path):
+            netns.run_helper(shlex.split(step.command()))
+        done.append(step.command(state.ref.name))
+    return done
+
+
+def export(snapshot: Snapshot, path: str) -> Path:
+    target = Path(path).expanduser()
+    try:
+        save(snapshot, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    return target

@@ -1,0 +1,1 @@
+"""Reusable widgets of the TUI: filterable state tables and the findings pane."""

@@ -1,0 +1,75 @@
+"""The findings pane: the findings that involve the attached namespace, and the evidence of
+the highlighted one. Highlighting a finding posts FindingsPane.Highlighted, which the screen
+uses to mark that evidence in its tabs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from netdiag.checks.api import Finding
+
+SEVERITY_TEXT = {"error": "ERROR", "warning": "WARN", "info": "info"}
+
+
+def _sorted(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.code, f.subject))
+
+
+class FindingsPane(Vertical):
+    @dataclass
+    class Highlighted(Message):
+        finding: Finding | None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.findings: list[Finding] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("Findings", id="findings-title")
+        table = DataTable(cursor_type="row", id="findings-table")
+        table.add_columns("Sev", "Code", "Subject", "Message")
+        yield table
+        yield Static("", id="evidence")
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(DataTable)
+
+    @property
+    def current(self) -> Finding | None:
+        row = self.table.cursor_row
+        return self.findings[row] if 0 <= row < len(self.findings) else None
+
+    def show(self, findings: Sequence[Finding], note: str = "") -> None:
+        keep = self.current
+        self.findings = _sorted(findings)
+        table = self.table
+        table.clear()
+        for f in self.findings:
+            table.add_row(SEVERITY_TEXT[f.severity.value], f.code, f.subject, f.message)
+        errors = sum(f.severity.value == "error" for f in self.findings)
+        title = f"Findings: {len(self.findings)} ({errors} error)" if self.findings else \
+            "Findings: none"
+        self.query_one("#findings-title", Static).update(f"{title}{note}")
+        if keep in self.findings:
+            table.move_cursor(row=self.findings.index(keep), animate=False)
+        self._describe(self.current)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._describe(self.current)
+
+    def _describe(self, finding: Finding | None) -> None:
+        text = ""
+        if finding is not None:
+            text = "\n".join(f"  · {e.text}" for e in finding.evidence) or "  (no evidence)"
+            if finding.repair:
+                text += f"\n  repair ({finding.repair.safety.value}): {finding.repair.title}"
+        self.query_one("#evidence", Static).update(text)
+        self.post_message(self.Highlighted(finding))

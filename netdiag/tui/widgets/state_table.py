@@ -1,0 +1,75 @@
+"""A table of rows with a filter line above it: one per tab of the namespace screen.
+
+Typing in the filter keeps the rows that contain every word typed (case-insensitive, any
+column). Rows whose keys are in the current evidence set are marked with "»" in the first
+column — a marker that stays readable without colour — and the cursor jumps to the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input
+
+from netdiag.tui.rows import Row
+
+MARK = "»"
+
+
+class StateTable(Vertical):
+    def __init__(self, columns: Sequence[str], noun: str, **kwargs):
+        super().__init__(**kwargs)
+        self.columns = tuple(columns)
+        self.noun = noun
+        self.rows: list[Row] = []
+        self.marked: frozenset[str] = frozenset()
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder=f"filter {self.noun} (/)", classes="filter")
+        table = DataTable(cursor_type="row", zebra_stripes=False)
+        table.add_columns(" ", *self.columns)
+        yield table
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(DataTable)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.query_one(Input)
+
+    def show(self, rows: Sequence[Row], marked: frozenset[str] = frozenset()) -> None:
+        jump = marked != self.marked and bool(marked)
+        self.rows, self.marked = list(rows), marked
+        self._redraw(jump_to_mark=jump)
+
+    def visible_rows(self) -> list[Row]:
+        words = tuple(self.filter_input.value.lower().split())
+        return [row for row in self.rows if row.matches(words)]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._redraw(jump_to_mark=False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    def _redraw(self, jump_to_mark: bool) -> None:
+        table = self.table
+        cursor = table.cursor_row
+        table.clear()
+        first_marked = None
+        for i, row in enumerate(self.visible_rows()):
+            marked = bool(row.keys & self.marked)
+            if marked and first_marked is None:
+                first_marked = i
+            style = "bold" if marked else ""
+            table.add_row(MARK if marked else " ", *(Text(c, style=style) for c in row.cells))
+        if jump_to_mark and first_marked is not None:
+            cursor = first_marked
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
