@@ -1,0 +1,225 @@
+"""Diagnose against a real Docker engine: healthy Docker state is quiet, injected faults are named.
+
+Two set-ups, both built by Docker itself (tests/docker_engine.py), never by netdiag:
+
+* the session engine with an uplink (a veth to a "gateway" namespace of ours, default route
+  through it), a user-defined bridge network, a container publishing a port and a second
+  container on the same network;
+* a two-node Swarm with an attachable overlay network and a container on each node.
+
+`netdiag check --ns ... --format json` must report no warning or error on them. Then one fault at
+a time is injected into the kernel state Docker made — an office/VPN route overlapping the
+bridge subnet, an uplink or underlay MTU that is too small, a stale DNAT rule taking the
+published port to another container — and the matching rule must fire and name the container.
+Every fault is removed again after its test, pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import pytest
+
+from tests.conftest import sh
+from tests.docker_engine import IMAGE, running_swarm, unavailable_reason
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+NETWORK = "ndt-check-net"
+WEB = "ndt-check-web"
+CLIENT = "ndt-check-cli"
+HOST_PORT = 8081
+UPLINK = "up0"  # the engine namespace's uplink; its peer is eth0 in the gateway namespace
+UPLINK_NET = "198.19.0.{}/24"  # benchmarking range: never a real network
+OFFICE_ROUTE = "172.16.0.0/12"  # a VPN/office route that Docker's 172.x bridge subnets sit in
+
+
+def check(env: dict, refs: list[str], expect_clean: bool) -> dict:
+    """Run `netdiag check --format json` on `refs`; the parsed report."""
+    argv = [sys.executable, "-m", "netdiag", "check", "--format", "json", "--timeout", "60"]
+    for ref in refs:
+        argv += ["--ns", ref]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode in (0, 1), f"netdiag check failed ({done.returncode}): " \
+                                      f"{done.stderr.strip()}"
+    report = json.loads(done.stdout)
+    if expect_clean:
+        loud = [f for f in report["findings"] if f["severity"] in ("warning", "error")]
+        assert not loud, "findings on healthy Docker state:\n" + _describe(loud)
+        assert done.returncode == 0
+    return report
+
+
+def _describe(findings: list[dict]) -> str:
+    return "\n".join(f"  {f['severity']} {f['rule']} [{f['namespace']['label']}] "
+                     f"{f['subject']}: {f['message']}" for f in findings)
+
+
+def assert_fires(report: dict, rule: str, container: str) -> dict:
+    """The finding of `rule` that names `container` (anywhere: label, subject, message...)."""
+    fired = [f for f in report["findings"] if f["rule"] == rule]
+    assert fired, f"{rule} did not fire; findings were:\n{_describe(report['findings'])}"
+    naming = [f for f in fired if container in json.dumps(f)]
+    assert naming, f"{rule} fired but never names {container}:\n{_describe(fired)}"
+    assert naming[0]["severity"] in ("warning", "error")
+    assert naming[0]["evidence"], f"{rule} gave no evidence"
+    return naming[0]
+
+
+# --- one engine, a bridge network ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bridge_host(docker_engine):
+    """The session engine given an uplink, a bridge network and two containers."""
+    engine = docker_engine
+    gateway = f"{engine.netns}-gw"[:40]
+    try:
+        sh(f"ip netns add {gateway}")
+        sh(f"ip -n {gateway} link set lo up")
+        sh(f"ip -n {engine.netns} link add {UPLINK} type veth peer name eth0 netns {gateway}")
+        sh(f"ip -n {gateway} addr add {UPLINK_NET.format(1)} dev eth0")
+        sh(f"ip -n {gateway} link set eth0 up")
+        sh(f"ip -n {engine.netns} addr add {UPLINK_NET.format(2)} dev {UPLINK}")
+        sh(f"ip -n {engine.netns} link set {UPLINK} up")
+        sh(f"ip -n {engine.netns} route add default via {UPLINK_NET.format(1).split('/')[0]}")
+        engine.docker("network", "create", NETWORK)
+        engine.docker("run", "-d", "--name", WEB, "--network", NETWORK, "-p", f"{HOST_PORT}:80",
+                      IMAGE, "httpd", "-f", "-p", "80", "-h", "/www")
+        engine.docker("run", "-d", "--name", CLIENT, "--network", NETWORK, IMAGE, "httpd",
+                      "-f", "-p", "80", "-h", "/www")
+        yield engine
+    finally:
+        engine.docker("rm", "-f", WEB, CLIENT, check=False)
+        engine.docker("network", "rm", NETWORK, check=False)
+        sh(f"ip -n {engine.netns} link del {UPLINK}", check=False)
+        sh(f"ip netns del {gateway}", check=False)
+
+
+def bridge_refs(engine) -> list[str]:
+    return [engine.netns_path, f"container:{WEB}", f"container:{CLIENT}"]
+
+
+def _bridge_name(engine) -> str:
+    network_id = engine.docker("network", "inspect", NETWORK, "--format", "{{.Id}}").strip()
+    return f"br-{network_id[:12]}"
+
+
+@contextmanager
+def office_route(engine):
+    sh(f"ip -n {engine.netns} route add {OFFICE_ROUTE} via {UPLINK_NET.format(1).split('/')[0]}")
+    try:
+        yield
+    finally:
+        sh(f"ip -n {engine.netns} route del {OFFICE_ROUTE}", check=False)
+
+
+@contextmanager
+def small_uplink_mtu(engine):
+    gateway = f"{engine.netns}-gw"[:40]
+    sh(f"ip -n {engine.netns} link set {UPLINK} mtu 1400")
+    sh(f"ip -n {gateway} link set eth0 mtu 1400")
+    try:
+        yield
+    finally:
+        sh(f"ip -n {engine.netns} link set {UPLINK} mtu 1500", check=False)
+        sh(f"ip -n {gateway} link set eth0 mtu 1500", check=False)
+
+
+@contextmanager
+def stale_dnat(engine):
+    """A leftover DNAT rule sending the web container's published port to the other one."""
+    target = f"{engine.container_ip(CLIENT, NETWORK)}:80"
+    rule = (f"! -i {_bridge_name(engine)} -p tcp -m tcp --dport {HOST_PORT} "
+            f"-j DNAT --to-destination {target}")
+    engine.in_netns(f"iptables -t nat -A DOCKER {rule}")
+    try:
+        yield
+    finally:
+        engine.in_netns(f"iptables -t nat -D DOCKER {rule}", check=False)
+
+
+FAULTS = {
+    "overlapping-subnets": office_route,
+    "mtu-mismatch": small_uplink_mtu,
+    "port-contention": stale_dnat,
+}
+
+
+def test_bridge_network_is_healthy(bridge_host):
+    check(bridge_host.env, bridge_refs(bridge_host), expect_clean=True)
+
+
+@pytest.mark.parametrize("rule", sorted(FAULTS))
+def test_bridge_fault_is_named(bridge_host, rule):
+    with FAULTS[rule](bridge_host):
+        report = check(bridge_host.env, bridge_refs(bridge_host), expect_clean=False)
+    assert_fires(report, rule, WEB)
+
+
+def test_faults_are_removed_again(bridge_host):
+    """The injections undo themselves, so the tests after them see healthy state again."""
+    check(bridge_host.env, bridge_refs(bridge_host), expect_clean=True)
+
+
+# --- two engines, a Swarm overlay ------------------------------------------------------------
+
+OVERLAY = "ndt-check-ov"
+SWARM_WEB = "ndt-swarm-web"
+SWARM_CLIENT = "ndt-swarm-cli"
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_swarm() as swarm:
+        # A router on the switch so each node has a default route, as real hosts do.
+        sh(f"ip -n {swarm.switch} addr add 198.18.0.254/24 dev br0")
+        for node in swarm.nodes:
+            sh(f"ip -n {node.netns} route add default via 198.18.0.254")
+        manager, worker = swarm.nodes
+        manager.docker("network", "create", "-d", "overlay", "--attachable", OVERLAY)
+        manager.docker("run", "-d", "--name", SWARM_WEB, "--network", OVERLAY, IMAGE, "httpd",
+                       "-f", "-p", "80", "-h", "/www")
+        worker.docker("run", "-d", "--name", SWARM_CLIENT, "--network", OVERLAY, IMAGE,
+                      "sleep", "3600")
+        # Traffic across the overlay makes both nodes program their forwarding entries.
+        worker.docker("exec", SWARM_CLIENT, "sh", "-c",
+                      f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {SWARM_WEB} 80")
+        yield swarm
+
+
+def overlay_sandbox(engine) -> str:
+    network_id = engine.docker("network", "inspect", OVERLAY, "--format", "{{.Id}}").strip()
+    found = sorted(engine.netns_dir.glob(f"*-{network_id[:10]}"))
+    assert found, f"no overlay namespace for {OVERLAY} under {engine.netns_dir}"
+    return str(found[0])
+
+
+def swarm_refs(engine, container: str) -> list[str]:
+    return [engine.netns_path, overlay_sandbox(engine), f"container:{container}"]
+
+
+def test_swarm_overlay_is_healthy(swarm):
+    manager, worker = swarm.nodes
+    check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=True)
+    check(worker.env, swarm_refs(worker, SWARM_CLIENT), expect_clean=True)
+
+
+def test_swarm_underlay_mtu_too_small(swarm):
+    manager = swarm.nodes[0]
+    sh(f"ip -n {manager.netns} link set eth0 mtu 1400")
+    sh(f"ip -n {swarm.switch} link set p1 mtu 1400")
+    try:
+        report = check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=False)
+    finally:
+        sh(f"ip -n {manager.netns} link set eth0 mtu 1500", check=False)
+        sh(f"ip -n {swarm.switch} link set p1 mtu 1500", check=False)
+    finding = assert_fires(report, "mtu-mismatch", SWARM_WEB)
+    text = json.dumps(finding)
+    assert "1400" in text and "1450" in text, "evidence should show both MTUs"
