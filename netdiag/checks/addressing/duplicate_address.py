@@ -1,0 +1,111 @@
+"""duplicate-address: one IPv4 address, or one MAC address, twice on the same layer-2 segment.
+
+What it finds
+    * An IPv4 address configured on two interfaces in different namespaces that share one L2
+      segment (joined by bridges, veth pairs, macvlans or one VXLAN VNI). Host routes (/32) are
+      left out: a service VIP is meant to sit on several endpoints at once.
+    * A MAC address on two of a bridge's ports — for a veth port, the MAC of its far end, the
+      interface the container actually sends from.
+
+Why it matters
+    Two hosts answering ARP for one address split its traffic by whoever answered last:
+    connections reset at random, work from one client and fail from another, and the
+    symptoms come and go with ARP cache timeouts. Two interfaces with one MAC make the bridge
+    move that MAC between ports with every frame (FDB flapping), so each sees only part of
+    its traffic. Both usually come from a static address or MAC set by hand, a lab or a
+    restored snapshot that reused an allocation, or IPAM state that was lost.
+
+Example
+    Containers web and api on bridge br0 both have 172.18.0.5/16 — api was started with
+    `--ip 172.18.0.5` after IPAM had already given that address to web.
+
+Repair
+    Manual: give one of the interfaces another address (or MAC); find out which allocation
+    was wrong first — the other one is what clients expect.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
+                                Severity)
+from netdiag.checks.topology import Endpoint, Topology, index
+from netdiag.model import Address, Snapshot
+
+RULE = Rule(code="ND102", name="duplicate-address", severity=Severity.ERROR,
+            summary="An IPv4 address or a MAC address is used twice on one L2 segment")
+
+_NO_MAC = ("", "00:00:00:00:00:00")
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topology = index(snapshot)
+    yield from _duplicate_ips(topology)
+    yield from _duplicate_macs(topology)
+
+
+def _duplicate_ips(topology: Topology) -> Iterator[Finding]:
+    for address, owners in sorted(topology.owners.items()):
+        if len({ns for ns, _ in owners}) < 2:
+            continue
+        by_segment: dict[int, list[tuple[int, Address]]] = defaultdict(list)
+        for ns_id, owned in owners:
+            if owned.family != 4 or owned.prefixlen == 32 or owned.address.startswith("127."):
+                continue
+            segment = topology.segment_ids.get(Endpoint(ns_id, owned.ifname))
+            if segment is not None:
+                by_segment[segment].append((ns_id, owned))
+        for segment, holders in by_segment.items():
+            if len({ns for ns, _ in holders}) > 1:
+                yield _ip_finding(topology, address, segment, holders)
+
+
+def _ip_finding(topology: Topology, address: str, segment: int,
+                holders: list[tuple[int, Address]]) -> Finding:
+    holders = sorted(holders, key=lambda h: (topology.ref(h[0]).display, h[1].ifname))
+    evidence = [Evidence(f"{owned.cidr} on {owned.ifname} in {topology.ref(ns_id).display}",
+                         ns_id, "address", owned.cidr) for ns_id, owned in holders]
+    bridges = [e for e in topology.segment_members[segment]
+               if topology.link(e.namespace, e.link).kind == "bridge"]
+    if bridges:
+        evidence.append(Evidence(
+            "they share the L2 segment of bridge " + ", ".join(
+                f"{b.link} in {topology.ref(b.namespace).display}" for b in bridges),
+            bridges[0].namespace, "link", bridges[0].link))
+    names = " and ".join(f"{owned.ifname} in {topology.ref(ns_id).display}"
+                         for ns_id, owned in holders)
+    first_ns = holders[0][0]
+    return RULE.finding(
+        topology.ref(first_ns), address,
+        f"{address} is configured on {names}, which share one L2 segment",
+        evidence=evidence, related=tuple(dict.fromkeys(ns for ns, _ in holders[1:])),
+        repair=Repair(f"give all but one holder of {address} another address", Safety.MANUAL, (
+            ManualStep(f"decide which interface should keep {address} and re-address the "
+                       "others (for a container: reconnect it to the network)", first_ns),)))
+
+
+def _duplicate_macs(topology: Topology) -> Iterator[Finding]:
+    for (ns_id, bridge), ports in sorted(topology.ports.items()):
+        by_mac: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        for port in ports:
+            peer = topology.peer(ns_id, port)
+            far_ns, far = peer if peer is not None else (ns_id, port)
+            if far.mac.lower() not in _NO_MAC:
+                by_mac[far.mac.lower()].append((far_ns, far.name, port.name))
+        for mac, users in sorted(by_mac.items()):
+            if len(users) < 2:
+                continue
+            evidence = [Evidence(f"{name} in {topology.ref(n).display} has {mac} "
+                                 f"(bridge port {port})", n, "link", name)
+                        for n, name, port in users]
+            yield RULE.finding(
+                topology.ref(ns_id), bridge,
+                f"MAC {mac} is used behind {len(users)} ports of bridge {bridge} "
+                f"({', '.join(port for _, _, port in users)})",
+                evidence=evidence,
+                related=tuple(dict.fromkeys(n for n, _, _ in users if n != ns_id)),
+                repair=Repair(f"give each interface behind {bridge} its own MAC", Safety.MANUAL,
+                              (ManualStep(f"change the MAC of all but one interface using {mac}",
+                                          ns_id),)))

@@ -1,0 +1,192 @@
+"""vxlan-fdb-stale: VXLAN forwarding and neighbour entries that send traffic to the wrong place.
+
+What it finds
+    On each VXLAN device:
+    * a forwarding (FDB) entry whose `dst` VTEP has no usable route in the underlay namespace
+      (the one the device was created in), or — when the snapshot holds the other VTEPs of the
+      same VNI (a lab, or several hosts) — that no VTEP of that VNI owns;
+    * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
+      frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
+      bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
+    * a permanent neighbour entry for an address that is now local: an interface on this side
+      of the overlay (the bridge the VXLAN device is enslaved to, or a namespace wired to it)
+      has it.
+
+Why it matters
+    Overlay control planes add `bridge fdb ... dst <VTEP> self permanent` and `ip neigh ...
+    nud permanent` entries for every remote endpoint and are supposed to remove them when the
+    endpoint goes. When a node leaves, changes address, or a container moves to this host,
+    leftovers keep sending its traffic to a VTEP that is gone (silent loss) or across the
+    overlay to a MAC that now lives next door. Permanent entries never age out: it stays
+    broken until someone deletes them.
+
+Example
+    Node B (VTEP 10.0.0.2) left the cluster, but node A's `vxlan0` still has
+    `02:42:0a:00:01:05 dst 10.0.0.2 self permanent`; 10.0.0.2 has no route in A's underlay any
+    more, so packets for container 10.0.1.5 vanish.
+
+Repair
+    Safe: delete the stale FDB entry (`bridge fdb del MAC dev vxlan0 dst VTEP`) and the stale
+    neighbour entry (`ip neigh del IP dev vxlan0`); the control plane re-adds correct entries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from netdiag.checks.api import (CheckConfig, DeleteFdbEntry, DeleteNeighbour, Evidence, Finding,
+                                Repair, Rule, Safety, Severity)
+from netdiag.checks.topology import Topology, index, ip_int
+from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
+
+RULE = Rule(code="ND401", name="vxlan-fdb-stale", severity=Severity.ERROR,
+            summary="A VXLAN FDB or neighbour entry points at a gone or wrong destination")
+
+FLOOD_MAC = "00:00:00:00:00:00"  # the default entry: where unknown destinations are flooded
+_NO_WAY = ("blackhole", "unreachable", "prohibit")
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topology = index(snapshot)
+    vteps = _vteps_by_vni(topology)
+    for state in snapshot.namespaces:
+        for link in state.links:
+            if link.vxlan is None:
+                continue
+            ns_id = state.ref.id
+            entries = [e for e in state.fdb if e.ifname == link.name and e.dst]
+            neighbours = [n for n in state.neighbours
+                          if n.ifname == link.name and "permanent" in n.state and n.mac]
+            underlay = topology.underlay(ns_id, link)
+            for entry in entries:
+                yield from _check_entry(topology, ns_id, link, underlay, entry, vteps)
+            yield from _check_neighbours(topology, ns_id, link, entries, neighbours)
+
+
+def _vteps_by_vni(topology: Topology) -> dict[int, dict[str, tuple[int, str]]]:
+    """VNI → {VTEP address → (namespace, device)} for every VXLAN device in the snapshot."""
+    vteps: dict[int, dict[str, tuple[int, str]]] = defaultdict(dict)
+    for (ns_id, name), link in topology.links.items():
+        if link.vxlan is None:
+            continue
+        underlay = topology.underlay(ns_id, link)
+        if link.vxlan.local:
+            addresses = [link.vxlan.local]
+        elif underlay is not None:
+            addresses = [a.address for a in topology.namespace(underlay).addresses
+                         if a.scope == "global"]
+        else:
+            addresses = []
+        for address in addresses:
+            vteps[link.vxlan.vni][address] = (ns_id, name)
+    return vteps
+
+
+def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | None,
+                 entry: FdbEntry, vteps: dict[int, dict[str, tuple[int, str]]]
+                 ) -> Iterator[Finding]:
+    own = vteps[link.vxlan.vni]
+    here = {address for address, (n, name) in own.items() if (n, name) == (ns_id, link.name)}
+    if entry.dst in here:
+        return  # an entry pointing at this VTEP itself is odd, but not stale
+    fdb = Evidence(f"fdb {entry.mac} dev {link.name} dst {entry.dst} "
+                   f"{entry.state or ''}".rstrip(), ns_id, "fdb", f"{link.name}/{entry.mac}")
+    problem = ""
+    evidence: list[Evidence] = [fdb]
+    if underlay is not None and topology.namespace(underlay) is not None:
+        route = topology.lookup_route(underlay, entry.dst)
+        where = topology.ref(underlay).display
+        if route is None:
+            problem = f"the underlay ({where}) has no route to VTEP {entry.dst}"
+            evidence.append(Evidence(f"no route to {entry.dst} in {where}", underlay, "route",
+                                     entry.dst))
+        elif route.type in _NO_WAY:
+            problem = f"the underlay's route to VTEP {entry.dst} is {route.type}"
+            evidence.append(Evidence(f"route {route.dst} type {route.type}", underlay, "route",
+                                     route.dst))
+    others = set(own) - here
+    # Only a snapshot that holds other VTEPs of this VNI shows who the peers are; a single
+    # host's snapshot never contains its remote peers, so their absence proves nothing.
+    if not problem and others and entry.dst not in others:
+        problem = (f"VTEP {entry.dst} is none of the VNI {link.vxlan.vni} VTEPs in the "
+                   f"snapshot ({', '.join(sorted(others, key=ip_int))})")
+    if not problem:
+        return
+    yield RULE.finding(
+        topology.ref(ns_id), link.name,
+        f"FDB entry {entry.mac} on {link.name} is stale: {problem}",
+        evidence=evidence, related=(underlay,) if underlay not in (None, ns_id) else (),
+        repair=Repair(f"delete the stale FDB entry {entry.mac} dst {entry.dst}", Safety.SAFE,
+                      (DeleteFdbEntry(ns_id, link.name, entry.mac, entry.dst),)))
+
+
+def _check_neighbours(topology: Topology, ns_id: int, link: Link, entries: list[FdbEntry],
+                      neighbours: list[Neighbour]) -> Iterator[Finding]:
+    by_mac = {e.mac.lower(): e for e in entries}
+    local = _local_addresses(topology, ns_id, link)
+    for neighbour in neighbours:
+        mac = neighbour.mac.lower()
+        evidence = [Evidence(f"neighbour {neighbour.address} lladdr {neighbour.mac} dev "
+                             f"{link.name} {' '.join(neighbour.state)}", ns_id, "neighbour",
+                             f"{link.name}/{neighbour.address}")]
+        steps = [DeleteNeighbour(ns_id, link.name, neighbour.address)]
+        if neighbour.address in local:
+            owner_ns, owner = local[neighbour.address]
+            evidence.append(Evidence(f"{neighbour.address} is on {owner} in "
+                                     f"{topology.ref(owner_ns).display}", owner_ns, "address",
+                                     neighbour.address))
+            if mac in by_mac:
+                entry = by_mac[mac]
+                evidence.append(Evidence(f"fdb {entry.mac} dev {link.name} dst {entry.dst}",
+                                         ns_id, "fdb", f"{link.name}/{entry.mac}"))
+                steps.append(DeleteFdbEntry(ns_id, link.name, entry.mac, entry.dst))
+            message = (f"permanent neighbour {neighbour.address} on {link.name} sends traffic "
+                       f"across the overlay, but {neighbour.address} is now local ({owner})")
+        elif mac not in by_mac:
+            expected = docker_mac(neighbour.address)
+            if expected and expected in by_mac:
+                entry = by_mac[expected]
+                evidence.append(Evidence(f"fdb {entry.mac} dev {link.name} dst {entry.dst}",
+                                         ns_id, "fdb", f"{link.name}/{entry.mac}"))
+                message = (f"neighbour {neighbour.address} on {link.name} says "
+                           f"{neighbour.mac}, but the FDB knows {entry.mac} "
+                           f"(behind {entry.dst}) for that address")
+            elif FLOOD_MAC not in by_mac:
+                message = (f"neighbour {neighbour.address} on {link.name} points at "
+                           f"{neighbour.mac}, which has no FDB entry: its frames go nowhere")
+            else:
+                continue  # flooded to every VTEP: wasteful, but it gets there
+            evidence.append(Evidence(f"no fdb entry for {neighbour.mac} on {link.name}", ns_id,
+                                     "fdb", f"{link.name}/{neighbour.mac}"))
+        else:
+            continue
+        yield RULE.finding(topology.ref(ns_id), link.name, message, evidence=evidence,
+                           repair=Repair(f"delete the stale neighbour {neighbour.address}",
+                                         Safety.SAFE, tuple(steps)))
+
+
+def _local_addresses(topology: Topology, ns_id: int, vxlan: Link) -> dict[str, tuple[int, str]]:
+    """Addresses on this side of the overlay: the namespace itself and what its bridge reaches."""
+    found: dict[str, tuple[int, str]] = {}
+    state = topology.namespace(ns_id)
+    for address in state.addresses:
+        if address.ifname != vxlan.name:
+            found.setdefault(address.address, (ns_id, address.ifname))
+    for port in topology.bridge_ports(ns_id, vxlan.master) if vxlan.master else ():
+        peer = topology.peer(ns_id, port)
+        if peer is None or peer[0] == ns_id:
+            continue
+        peer_ns, peer_link = peer
+        for address in topology.namespace(peer_ns).addresses:
+            if address.ifname == peer_link.name:
+                found.setdefault(address.address, (peer_ns, peer_link.name))
+    return found
+
+
+def docker_mac(address: str) -> str:
+    """The MAC Docker gives an overlay endpoint: 02:42 followed by its IPv4 address bytes."""
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return ""
+    return "02:42:" + ":".join(f"{int(p):02x}" for p in parts)
