@@ -1,7 +1,75 @@
-"""Collector: firewall (not written yet)."""
+"""Collector: iptables rules from both backends (nft and legacy), IPv4 and IPv6.
+
+`iptables-nft` and `iptables-legacy` keep separate rule sets in the kernel and each save tool
+shows only its own, so both are read. Each save program runs only when it has something to
+show, because a helper program costs 1–2 ms and most namespaces have no rules at all:
+
+* the nft backend stores its rules in nftables tables named like the iptables tables (`ip
+  filter`, `ip6 nat`...): the nftables collector, which runs first, has listed them;
+* the legacy backend lists its tables in /proc/thread-self/net/ip_tables_names (and
+  ip6_tables_names); those files are empty until a legacy table is used in this namespace.
+
+The rules are added to the Firewall record the nftables collector started, so each half
+survives if the other fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from netdiag.collect import iptables_save
+from netdiag.model import Firewall
 
 NAME = "firewall"
 
+XTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+
+
+@dataclass(frozen=True, slots=True)
+class SaveTool:
+    backend: str
+    family: int
+    program: str
+
+
+SAVE_TOOLS = (
+    SaveTool("nft", 4, "iptables-nft-save"),
+    SaveTool("nft", 6, "ip6tables-nft-save"),
+    SaveTool("legacy", 4, "iptables-legacy-save"),
+    SaveTool("legacy", 6, "ip6tables-legacy-save"),
+)
+
+_NFT_FAMILY = {4: "ip", 6: "ip6"}
+_LEGACY_NAMES = {4: "/proc/thread-self/net/ip_tables_names",
+                 6: "/proc/thread-self/net/ip6_tables_names"}
+
 
 def collect(ctx) -> dict:
-    return {}
+    nft = ctx.found.get("firewall")  # None when the nftables collector failed
+    chains, rules = [], []
+    for tool in SAVE_TOOLS:
+        if not _has_rules(tool, nft):
+            continue
+        found_chains, found_rules = iptables_save.parse(ctx.helper([tool.program, "-c"]),
+                                                        tool.backend, tool.family)
+        chains.extend(found_chains)
+        rules.extend(found_rules)
+    return {"firewall": replace(nft or Firewall(), iptables_chains=tuple(chains),
+                                iptables_rules=tuple(rules))}
+
+
+def _has_rules(tool: SaveTool, nft: Firewall | None) -> bool:
+    if tool.backend == "legacy":
+        return bool(_read(_LEGACY_NAMES[tool.family]).strip())
+    if nft is None:  # unknown: ask the save program rather than miss rules
+        return True
+    family = _NFT_FAMILY[tool.family]
+    return any(t.family == family and t.name in XTABLES_TABLES for t in nft.nft_tables)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:  # ip_tables (or ip6_tables) is not in this kernel
+        return ""

@@ -1,0 +1,102 @@
+"""A minimal netlink dump for the hot paths: one request, a list of raw answers.
+
+pyroute2 is the project's netlink library, but opening one of its sockets costs about 0.3 ms
+and a request another 0.2 ms (measured in a namespace on this machine), while a plain socket
+answers a small dump in about 0.02 ms. Collectors that ask a cheap question in every
+namespace — "are there any nftables tables?", "which sockets listen?", "any xfrm states?" —
+use this instead; anything richer stays with pyroute2 or a helper program.
+
+The socket is opened in the calling thread, so it belongs to the namespace the thread entered.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
+
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+
+NETLINK_SOCK_DIAG = 4
+NETLINK_XFRM = 6
+NETLINK_NETFILTER = 12
+
+_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+_ATTR = struct.Struct("=HH")  # length, type
+_RECV_BYTES = 1 << 16
+
+
+def _align(length: int) -> int:
+    return (length + 3) & ~3
+
+
+def dump(protocol: int, msg_type: int, payload: bytes, what: str) -> list[tuple[int, bytes]]:
+    """Send one dump request; return each answer as (message type, body after the header).
+
+    `what` names the request in errors ("nftables tables"); kernel errors become netdiag
+    errors: EPERM → PermissionDenied, a missing protocol → KernelFeatureMissing.
+    """
+    try:
+        return _dump(protocol, msg_type, payload)
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise PermissionDenied(f"cannot read {what}: permission denied "
+                                   "(netdiag needs root)") from None
+        if exc.errno in (errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT):
+            raise KernelFeatureMissing(f"cannot read {what}: the kernel lacks it") from None
+        raise CollectError(f"cannot read {what}: {exc.strerror or exc}") from None
+
+
+def _dump(protocol: int, msg_type: int, payload: bytes) -> list[tuple[int, bytes]]:
+    request = _HEADER.pack(_HEADER.size + len(payload), msg_type, NLM_F_REQUEST | NLM_F_DUMP,
+                           1, 0) + payload
+    answers: list[tuple[int, bytes]] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                       protocol) as sock:
+        sock.send(request)
+        while True:
+            data = sock.recv(_RECV_BYTES)
+            for kind, body in _messages(data):
+                if kind == NLMSG_DONE:
+                    return answers
+                if kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", body)[0]
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    continue
+                answers.append((kind, body))
+            if not data:
+                raise OSError(errno.EPROTO, "netlink dump ended without NLMSG_DONE")
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, _flags, _seq, _port = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            return
+        yield kind, data[offset + _HEADER.size:offset + length]
+        offset += _align(length)
+
+
+def attributes(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    """Netlink attributes from `offset` on, by type (nested/byte-order flags stripped)."""
+    found: dict[int, bytes] = {}
+    while offset + _ATTR.size <= len(data):
+        length, kind = _ATTR.unpack_from(data, offset)
+        if length < _ATTR.size:
+            break
+        found[kind & 0x3FFF] = data[offset + _ATTR.size:offset + length]
+        offset += _align(length)
+    return found
+
+
+def cstring(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode(errors="replace")
