@@ -1,12 +1,144 @@
-"""`netdiag check` (not written yet)."""
+"""`netdiag check`: collect (or load) a Snapshot, run the rules, report, and exit by severity.
 
-from netdiag.errors import UsageError
+`--all` reads every namespace; `--ns REF` reads that namespace and what it is wired to (veth
+peers' namespaces, VXLAN underlays) and reports the findings that involve the namespaces asked
+for; `--from FILE` checks a saved snapshot. Exit codes: 0 nothing at or above `--fail-on`,
+1 findings at or above it, 2 bad usage or input, 3 nothing could be collected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from netdiag import netns
+from netdiag.checks import config as check_config
+from netdiag.checks import engine, topology
+from netdiag.checks.api import CheckConfig, Severity
+from netdiag.checks.output import FORMATS
+from netdiag.collect import collect_snapshot
+from netdiag.collect import links as links_collector
+from netdiag.commands.common import require_root
+from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.model import NamespaceRef, Snapshot
+from netdiag.model.serialize import load
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("check", help="(not available yet)")
+    parser = subparsers.add_parser(
+        "check", help="diagnose: run the rules and report findings with evidence and repairs",
+        description=__doc__.splitlines()[0])
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="every namespace (the default)")
+    scope.add_argument("--ns", action="append", default=[], metavar="REF",
+                       help="this namespace and what it is wired to (repeatable)")
+    parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
+                        help="check a saved snapshot instead of the kernel")
+    parser.add_argument("--rule", action="append", default=[], metavar="NAME",
+                        help="run only this rule (repeatable)")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME",
+                        help="do not run this rule (repeatable)")
+    parser.add_argument("--config", metavar="FILE", help="YAML: rules, severities, exclusions")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="bound collection and rules; what did not finish is unknown")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="text")
+    parser.add_argument("--output", action="append", default=[], metavar="FORMAT=FILE",
+                        help="also write the report in FORMAT to FILE (repeatable)")
+    parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning",
+                        help="lowest severity that makes the exit code 1 (default: warning)")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 whatever was found")
+    parser.add_argument("--probe", action="store_true",
+                        help="also send active probes between namespaces (nothing is sent without)")
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    raise UsageError("`netdiag check` is not available yet")
+def run(args: argparse.Namespace) -> int:
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    outputs = _outputs(args.output)
+    config = check_config.load(args.config) if args.config else CheckConfig()
+    config = check_config.with_command_line(config, args.rule, args.skip)
+
+    if args.from_file:
+        snapshot = load(args.from_file)
+        focus = _focus_offline(snapshot, args.ns)
+    else:
+        snapshot, focus = _collect(args.ns, deadline)
+    extra = _probe(snapshot, config, focus, deadline) if args.probe else ()
+    report = engine.run(snapshot, config, focus=focus, deadline=deadline, extra=extra)
+
+    sys.stdout.write(FORMATS[args.format](report))
+    for fmt, path in outputs:
+        _write(path, FORMATS[fmt](report))
+    return _exit_code(report, Severity(args.fail_on), args.exit_zero)
+
+
+def _outputs(values: list[str]) -> list[tuple[str, str]]:
+    outputs = []
+    for value in values:
+        fmt, sep, path = value.partition("=")
+        if not sep or not path or fmt not in FORMATS:
+            raise UsageError(f"--output {value!r}: expected FORMAT=FILE with FORMAT one of "
+                             f"{', '.join(sorted(FORMATS))}")
+        outputs.append((fmt, path))
+    return outputs
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozenset[int]]:
+    require_root(refs)
+    found = netns.discover()
+    if refs:
+        chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in refs)}
+        wanted = _wired(found, frozenset(chosen), deadline)
+        selected = list(chosen.values()) + [ref for ref in found
+                                            if ref.id in wanted and ref.id not in chosen]
+    else:
+        chosen, selected = {}, found
+    snapshot = collect_snapshot(selected, timeout=_remaining(deadline))
+    if not snapshot.namespaces:
+        reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
+        raise CollectError(f"could not read any namespace: {reasons}")
+    return snapshot, frozenset(chosen)
+
+
+def _wired(found: list[NamespaceRef], chosen: frozenset[int], deadline: float | None
+           ) -> frozenset[int]:
+    """The chosen namespaces and those wired to them, from a quick read of every link."""
+    links_only = collect_snapshot(found, timeout=_remaining(deadline),
+                                  collectors=(links_collector,))
+    return topology.index(links_only).wired(chosen)
+
+
+def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
+    known = [state.ref for state in snapshot.namespaces]
+    return frozenset(netns.resolve(ref, known).id for ref in refs)
+
+
+def _probe(snapshot: Snapshot, config: CheckConfig, focus: frozenset[int],
+           deadline: float | None):
+    """Active probes (netdiag.probe): their results come back as findings with evidence."""
+    from netdiag import probe
+
+    run_probes = getattr(probe, "run", None)
+    if run_probes is None:
+        raise UsageError("--probe: active probes are not available in this build")
+    return tuple(run_probes(snapshot, config, focus=focus, deadline=deadline))
+
+
+def _exit_code(report: engine.Report, fail_on: Severity, exit_zero: bool) -> int:
+    worst = report.worst()
+    if exit_zero or worst is None or worst.rank < fail_on.rank:
+        return EXIT_OK
+    return EXIT_FINDINGS

@@ -1,12 +1,29 @@
-"""`netdiag explain` (not written yet)."""
+"""`netdiag explain RULE`: print a rule's documentation (its module docstring), or list the rules."""
 
-from netdiag.errors import UsageError
+from __future__ import annotations
+
+import inspect
+
+from netdiag.checks import registry
+from netdiag.commands.common import print_table
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("explain", help="(not available yet)")
+    parser = subparsers.add_parser("explain", help="print what a rule finds and how to repair it",
+                                   description=__doc__)
+    parser.add_argument("rule", nargs="?", metavar="RULE",
+                        help="rule name or code (without it: list every rule)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    raise UsageError("`netdiag explain` is not available yet")
+    if not args.rule:
+        print_table(("CODE", "RULE", "SEVERITY", "SUMMARY"),
+                    [(m.RULE.code, m.RULE.name, m.RULE.severity.value, m.RULE.summary)
+                     for m in registry.RULES])
+        return 0
+    module = registry.find(args.rule)
+    rule = module.RULE
+    print(f"{rule.code} {rule.name} ({rule.severity.value}): {rule.summary}\n")
+    print(inspect.cleandoc(module.__doc__ or ""))
+    return 0

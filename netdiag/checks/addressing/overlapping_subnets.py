@@ -1,0 +1,217 @@
+"""overlapping-subnets: two networks a namespace can reach overlap, so part of one is shadowed.
+
+What it finds
+    In one namespace: two connected networks on different interfaces that overlap (two
+    bridges, a bridge and the uplink); a connected network (container, bridge or overlay
+    subnet) that overlaps a route via another interface (a VPN or office network); and an
+    overlay subnet that overlaps a network of its underlay. For each it says which range is
+    shadowed and which interface traffic to it really takes (the longest prefix wins; for
+    equal prefixes, the route the kernel prefers). Default routes and catch-all routes
+    shorter than /8 (VPN "0.0.0.0/1" tricks) are not overlaps; the bound is the option
+    `overlapping-subnets.min-prefixlen`.
+
+Why it matters
+    A destination can only be reached through one route. When Docker picks 10.8.0.0/16 for
+    a bridge and the office VPN routes 10.0.0.0/8, every office host in 10.8.0.0/16 becomes
+    unreachable from this machine — traffic goes into the bridge and nobody answers. The
+    reverse case (a more specific VPN route inside a bridge subnet) makes some containers
+    unreachable. Overlay subnets overlapping the underlay break the VTEPs' own traffic.
+
+Example
+    ERROR overlapping-subnets  host: br-5f2e8c1a9d04
+      10.8.0.0/16 on br-5f2e8c1a9d04 overlaps route 10.0.0.0/8 via 10.99.0.1 dev tun0:
+      traffic to 10.8.0.0/16 takes br-5f2e8c1a9d04, so that part of 10.0.0.0/8 is shadowed
+
+Repair
+    Manual: move the Docker network to a free range (recreate it with `--subnet`, and set
+    `default-address-pools` in daemon.json so it does not come back), or narrow the VPN's
+    routes. Nothing is changed automatically: both sides are somebody's configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from netdiag.checks import topology
+from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
+                                Severity)
+from netdiag.checks.config import option
+from netdiag.checks.topology import Endpoint, Topology, format_network, network_interval
+from netdiag.model import NamespaceState, Snapshot
+
+RULE = Rule(code="ND101", name="overlapping-subnets", severity=Severity.ERROR,
+            summary="two connected networks, or a connected network and a route, overlap")
+
+
+@dataclass(frozen=True, slots=True)
+class _Net:
+    """A network reachable from a namespace: connected (an address) or routed."""
+
+    family: int
+    first: int
+    prefixlen: int
+    dev: str
+    connected: bool
+    gateway: str = ""
+    namespace: int = 0
+
+    @property
+    def cidr(self) -> str:
+        return format_network(self.family, self.first, self.prefixlen)
+
+    def describe(self) -> str:
+        if self.connected:
+            return f"{self.cidr} on {self.dev}"
+        via = f" via {self.gateway}" if self.gateway else ""
+        return f"route {self.cidr}{via} dev {self.dev}"
+
+    def evidence(self) -> Evidence:
+        if self.connected:
+            return Evidence(f"connected network {self.describe()}", self.namespace, "address",
+                            self.cidr)
+        return Evidence(self.describe(), self.namespace, "route", self.cidr)
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topo = topology.index(snapshot)
+    min_prefixlen = int(option(config, "overlapping-subnets.min-prefixlen", "8"))
+    for state in snapshot.namespaces:
+        nets = _connected(state) + _routed(state, min_prefixlen)
+        yield from _overlaps_in_namespace(topo, state, nets)
+    yield from _overlay_overlaps(topo, snapshot)
+
+
+def _connected(state: NamespaceState) -> list[_Net]:
+    nets = []
+    for address in state.addresses:
+        if address.scope != "global" or address.ifname == "lo":
+            continue
+        family, first, _, prefixlen = network_interval(address.cidr)
+        if prefixlen == topology.bits(family):
+            continue  # a host address (/32 VIP) routes nowhere by itself
+        nets.append(_Net(family, first, prefixlen, address.ifname, True,
+                         namespace=state.ref.id))
+    return nets
+
+
+def _routed(state: NamespaceState, min_prefixlen: int) -> list[_Net]:
+    nets = []
+    for route in state.routes:
+        if (route.table != topology.MAIN_TABLE or route.type != "unicast"
+                or topology.is_default(route)
+                or (route.protocol == "kernel" and route.scope == "link")):
+            continue  # connected routes are the addresses' own, seen above
+        family, first, _, prefixlen = topology.route_family_dst(route)
+        if prefixlen < min_prefixlen:
+            continue
+        nets.append(_Net(family, first, prefixlen, route.dev, False, route.gateway,
+                         state.ref.id))
+    return nets
+
+
+def _intervals(nets: list[_Net]) -> Iterator[tuple[int, int, _Net]]:
+    for net in nets:
+        # Families never overlap: IPv6 sorts after every IPv4 address.
+        offset = 0 if net.family == 4 else 1 << 32
+        width = topology.bits(net.family)
+        first = offset + net.first
+        yield first, first + (1 << (width - net.prefixlen)) - 1, net
+
+
+def _overlaps_in_namespace(topo: Topology, state: NamespaceState, nets: list[_Net]
+                           ) -> Iterator[Finding]:
+    seen: set[tuple[str, str]] = set()
+    for outer, inner in topology.nested_pairs(_intervals(nets)):
+        if not (outer.connected or inner.connected) or outer.dev == inner.dev:
+            continue
+        key = (outer.describe(), inner.describe())
+        if key in seen:
+            continue
+        seen.add(key)
+        yield _finding(topo, state, outer, inner)
+
+
+def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) -> Finding:
+    ns_id = state.ref.id
+    taken = _taken(topo, ns_id, outer, inner)
+    lost = outer if taken is inner else inner
+    subject_net = inner if inner.connected else outer
+    shadowed = inner.cidr if inner.prefixlen > outer.prefixlen else lost.cidr
+    message = (f"{inner.describe()} overlaps {outer.describe()}: traffic to {inner.cidr} takes "
+               f"{taken.dev}, so {shadowed} behind {lost.dev} is shadowed")
+    return RULE.finding(state.ref, subject_net.dev, message,
+                        evidence=(inner.evidence(), outer.evidence(),
+                                  Evidence(f"traffic to {inner.cidr} leaves by {taken.dev}",
+                                           ns_id, "link", taken.dev)),
+                        repair=_repair(ns_id, subject_net, outer if subject_net is inner
+                                       else inner))
+
+
+def _taken(topo: Topology, ns_id: int, outer: _Net, inner: _Net) -> _Net:
+    """Which of two overlapping networks the kernel sends traffic for `inner` to."""
+    if inner.prefixlen > outer.prefixlen:
+        return inner
+    address = format_network(inner.family, inner.first, inner.prefixlen).split("/")[0]
+    route = topo.lookup_route(ns_id, address)
+    return outer if route is not None and route.dev == outer.dev else inner
+
+
+def _repair(ns_id: int, ours: _Net, theirs: _Net) -> Repair:
+    return Repair(f"Move {ours.cidr} ({ours.dev}) out of {theirs.cidr}", Safety.MANUAL, (
+        ManualStep(f"recreate the network on {ours.dev} with a subnet outside {theirs.cidr} "
+                   "(docker network create --subnet ...; daemon.json default-address-pools), "
+                   f"or narrow {theirs.describe()}", ns_id),))
+
+
+# --- overlay subnets against their underlay ---------------------------------------------------
+
+
+def _overlay_overlaps(topo: Topology, snapshot: Snapshot) -> Iterator[Finding]:
+    done: set[tuple[int, int]] = set()  # (segment, underlay namespace)
+    for state in snapshot.namespaces:
+        for link in state.links:
+            if link.vxlan is None:
+                continue
+            underlay_ns = topo.underlay(state.ref.id, link)
+            segment = topo.segment(state.ref.id, link.name)
+            key = (topo.segment_ids.get(Endpoint(state.ref.id, link.name), -1), underlay_ns)
+            underlay = topo.namespace(underlay_ns) if underlay_ns is not None else None
+            if underlay is None or key in done:
+                continue
+            done.add(key)
+            yield from _overlay_against(topo, state, link.name, segment, underlay)
+
+
+def _overlay_against(topo: Topology, state: NamespaceState, vxlan: str,
+                     segment: tuple[Endpoint, ...], underlay: NamespaceState
+                     ) -> Iterator[Finding]:
+    members = set(segment)
+    overlay = [net for endpoint in segment if endpoint.namespace != underlay.ref.id
+               for net in _connected_on(topo, endpoint)]
+    under = [net for net in _connected(underlay) + _routed(underlay, 8)
+             if Endpoint(underlay.ref.id, net.dev) not in members]
+    tagged = [(first, last, (True, net)) for first, last, net in _intervals(overlay)]
+    tagged += [(first, last, (False, net)) for first, last, net in _intervals(under)]
+    seen: set[tuple[str, str]] = set()
+    for (outer_is_overlay, outer), (inner_is_overlay, inner) in topology.nested_pairs(tagged):
+        if outer_is_overlay == inner_is_overlay:
+            continue
+        ours, theirs = (outer, inner) if outer_is_overlay else (inner, outer)
+        if (ours.cidr, theirs.cidr) in seen:
+            continue
+        seen.add((ours.cidr, theirs.cidr))
+        message = (f"overlay subnet {ours.cidr} (VXLAN {vxlan}) overlaps underlay "
+                   f"{theirs.describe()} in {underlay.ref.display}: overlay endpoints cannot "
+                   f"reach underlay hosts in {inner.cidr}")
+        yield RULE.finding(state.ref, vxlan, message,
+                           evidence=(ours.evidence(), theirs.evidence()),
+                           repair=_repair(state.ref.id, ours, theirs),
+                           related=(underlay.ref.id,))
+
+
+def _connected_on(topo: Topology, endpoint: Endpoint) -> list[_Net]:
+    state = topo.namespace(endpoint.namespace)
+    if state is None:
+        return []
+    return [net for net in _connected(state) if net.dev == endpoint.link]

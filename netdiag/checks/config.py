@@ -1,0 +1,146 @@
+"""`check --config FILE`: a YAML file that tunes the rules for one site, read into CheckConfig.
+
+    enable: [mtu-mismatch, link-down]      # only these (default: every rule)
+    disable: [port-contention]
+    severity: {missing-default-route: info}
+    exclude:
+      namespaces: ["ci-.*", "buildkit"]    # regexes, matched whole against label/name/container
+      interfaces: ["veth.*"]               # regexes, matched whole against a finding's subject
+    options: {overlapping-subnets.min-prefixlen: 8}
+
+Every mistake (unknown key or rule, bad regex or severity) is one UsageError naming the file
+and the key, so a typo never silently disables a check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from netdiag.checks.api import CheckConfig, Severity
+from netdiag.errors import UsageError
+
+_KEYS = ("enable", "disable", "severity", "exclude", "options")
+_EXCLUDE_KEYS = ("namespaces", "interfaces")
+
+
+def load(path: str | Path) -> CheckConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise UsageError(f"{path}: not valid YAML{line}") from None
+    try:
+        return parse(data or {})
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def parse(data: object) -> CheckConfig:
+    """A CheckConfig from the file's parsed YAML."""
+    if not isinstance(data, dict):
+        raise UsageError("expected a mapping at the top level")
+    _only(data, _KEYS, "")
+    exclude = data.get("exclude") or {}
+    if not isinstance(exclude, dict):
+        raise UsageError("exclude: expected a mapping with namespaces and interfaces")
+    _only(exclude, _EXCLUDE_KEYS, "exclude.")
+    return CheckConfig(
+        enabled=frozenset(_rule_names(data.get("enable"), "enable")),
+        disabled=frozenset(_rule_names(data.get("disable"), "disable")),
+        severity=_severities(data.get("severity")),
+        exclude_namespaces=_patterns(exclude.get("namespaces"), "exclude.namespaces"),
+        exclude_interfaces=_patterns(exclude.get("interfaces"), "exclude.interfaces"),
+        options=_options(data.get("options")),
+    )
+
+
+def with_command_line(config: CheckConfig, rules: Sequence[str], skip: Sequence[str]) -> CheckConfig:
+    """`--rule NAME` narrows the enabled rules further; `--skip NAME` disables more."""
+    enabled = frozenset(_rule_names(rules, "--rule"))
+    if enabled:
+        enabled = enabled & config.enabled if config.enabled else enabled
+        if not enabled:
+            raise UsageError("--rule selects only rules the config file does not enable")
+    return replace(config, enabled=enabled or config.enabled,
+                   disabled=config.disabled | frozenset(_rule_names(skip, "--skip")))
+
+
+def _only(mapping: dict, allowed: Iterable[str], prefix: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise UsageError(f"unknown key {prefix}{key} (allowed: {', '.join(allowed)})")
+
+
+def _list(value: object, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: expected a list of strings")
+    return value
+
+
+def _rule_names(value: object, where: str) -> list[str]:
+    """Canonical rule names (codes are accepted too); an unknown name lists the known ones."""
+    # Imported here: rules import `option` from this module, and the registry imports rules.
+    from netdiag.checks import registry
+
+    names = []
+    for name in _list(value, where):
+        try:
+            names.append(registry.find(name).RULE.name)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    return names
+
+
+def _severities(value: object) -> tuple[tuple[str, Severity], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise UsageError("severity: expected a mapping of rule name to info, warning or error")
+    result = []
+    for name, level in value.items():
+        (rule,) = _rule_names([str(name)], "severity")
+        try:
+            result.append((rule, Severity(level)))
+        except ValueError:
+            raise UsageError(f"severity.{name}: {level!r} is not info, warning or error") from None
+    return tuple(result)
+
+
+def _patterns(value: object, where: str) -> tuple[str, ...]:
+    patterns = _list(value, where)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise UsageError(f"{where}: bad regular expression {pattern!r}: {exc}") from None
+    return tuple(patterns)
+
+
+def _options(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise UsageError("options: expected a mapping")
+    return tuple((str(k), str(v)) for k, v in value.items())
+
+
+def option(config: CheckConfig, name: str, default: str) -> str:
+    """A rule-specific knob from `options`, e.g. "overlapping-subnets.min-prefixlen"."""
+    for key, value in config.options:
+        if key == name:
+            return value
+    return default

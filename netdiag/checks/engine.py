@@ -1,0 +1,126 @@
+"""Run the selected rules over one Snapshot and gather a Report.
+
+The engine is where CheckConfig takes effect: it picks the rules (enabled, disabled), drops
+findings about excluded namespaces and interfaces, applies severity overrides, and keeps only
+findings that involve the focus namespaces when the user asked for some (`check --ns`).
+
+A rule that raises does not end the run: it becomes an `Unknown` entry, as do the rules that
+had not finished when the deadline passed. Rules run one after another in a daemon thread so
+that a rule stuck in a loop can be abandoned at the deadline without keeping the process alive.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from netdiag.checks.api import CheckConfig, Finding, RuleModule, Severity
+from netdiag.checks.registry import RULES
+from netdiag.model import Gap, NamespaceRef, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A rule whose result is not known: it raised, or it did not finish in time."""
+
+    code: str
+    rule: str
+    reason: str  # "error" or "timeout"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    generated_at: str
+    rules: tuple[RuleModule, ...]  # the rules that were selected
+    findings: tuple[Finding, ...]
+    unknown: tuple[Unknown, ...]
+    gaps: tuple[Gap, ...]
+    namespaces: dict[int, NamespaceRef]  # every namespace of the snapshot, for names
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+
+def select_rules(config: CheckConfig, rules: Sequence[RuleModule] = RULES) -> tuple[RuleModule, ...]:
+    """The rules `config` enables, in registry order (names were validated by the caller)."""
+    return tuple(module for module in rules
+                 if (not config.enabled or module.RULE.name in config.enabled)
+                 and module.RULE.name not in config.disabled)
+
+
+def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
+        rules: Sequence[RuleModule] = RULES, focus: Iterable[int] = (),
+        deadline: float | None = None, extra: Iterable[Finding] = ()) -> Report:
+    """Check `snapshot`. `deadline` is a time.monotonic() value after which rules are abandoned;
+    `extra` findings (from active probes) are filtered and reported like the rules' own."""
+    selected = select_rules(config, rules)
+    results: list[tuple[RuleModule, list[Finding] | Exception]] = []
+    worker = threading.Thread(target=_run_all, args=(snapshot, config, selected, results),
+                              name="netdiag-rules", daemon=True)
+    worker.start()
+    worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    done = list(results)  # the worker may still append after the deadline
+
+    findings: list[Finding] = list(extra)
+    unknown: list[Unknown] = []
+    for module, outcome in done:
+        if isinstance(outcome, Exception):
+            unknown.append(Unknown(module.RULE.code, module.RULE.name, "error",
+                                   f"the rule failed: {type(outcome).__name__}: {outcome}"))
+        else:
+            findings.extend(outcome)
+    for module in selected[len(done):]:
+        unknown.append(Unknown(module.RULE.code, module.RULE.name, "timeout",
+                               "the rule did not finish before the timeout"))
+
+    keep = _Filter(config, frozenset(focus))
+    kept = [_with_severity(f, config) for f in findings if keep(f)]
+    kept.sort(key=lambda f: (-f.severity.rank, f.code, f.namespace.display, f.subject))
+    return Report(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  rules=selected, findings=tuple(kept), unknown=tuple(unknown),
+                  gaps=snapshot.gaps,
+                  namespaces={state.ref.id: state.ref for state in snapshot.namespaces})
+
+
+def _run_all(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule],
+             results: list) -> None:
+    for module in rules:
+        try:
+            outcome: list[Finding] | Exception = list(module.check(snapshot, config))
+        except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not fatal
+            outcome = exc
+        results.append((module, outcome))
+
+
+class _Filter:
+    """Decides whether a finding is kept: focus namespaces and the config's exclusions."""
+
+    def __init__(self, config: CheckConfig, focus: frozenset[int]):
+        self.focus = focus
+        self.namespaces = [re.compile(p) for p in config.exclude_namespaces]
+        self.interfaces = [re.compile(p) for p in config.exclude_interfaces]
+
+    def __call__(self, finding: Finding) -> bool:
+        if self.focus and finding.namespace.id not in self.focus \
+                and not self.focus.intersection(finding.related):
+            return False
+        ref = finding.namespace
+        names = [n for n in (ref.label, ref.name, ref.container, ref.node) if n]
+        if any(p.fullmatch(n) for p in self.namespaces for n in names):
+            return False
+        return not any(p.fullmatch(finding.subject) for p in self.interfaces)
+
+
+def _with_severity(finding: Finding, config: CheckConfig) -> Finding:
+    for name, severity in config.severity:
+        if name == finding.rule:
+            return replace(finding, severity=severity)
+    return finding

@@ -1,0 +1,116 @@
+"""missing-default-route: a container can reach its own subnet but nothing beyond it.
+
+What it finds
+    A namespace other than the host's with an up, non-loopback interface that has an IPv4
+    address, no IPv4 default route — while a router is right there on that interface's L2
+    segment: another namespace with an address in the same subnet and forwarding on (the
+    Docker bridge's gateway, a lab router). Networks that are internal on purpose are not
+    reported: their gateway drops traffic leaving the subnet (Docker's `--internal`, in both
+    the classic and the modern firewall layout), or there is no router at all.
+
+Why it matters
+    Without a default route every destination outside the subnet fails with "Network is
+    unreachable": DNS upstreams, registries, other hosts. It happens when a route was deleted
+    by hand, when a DHCP or CNI step failed half-way, or when a namespace was wired by a
+    script that forgot the gateway.
+
+Example
+    WARNING missing-default-route  container web: eth0
+      web has 172.18.0.2/16 on eth0 and no default route; 172.18.0.1 (host, br-1a2b) would route
+      repair (unsafe): ip route add default via 172.18.0.1 dev eth0
+
+Repair
+    Add a default route via the router found on the segment. Unsafe: it changes where all
+    of the namespace's outside traffic goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netdiag.checks import topology
+from netdiag.checks.api import (AddRoute, CheckConfig, Evidence, Finding, Repair, Rule, Safety,
+                                Severity)
+from netdiag.checks.topology import Topology, network_interval
+from netdiag.model import Address, NamespaceState, Snapshot
+
+RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNING,
+            summary="a container namespace has a routable interface but no default route")
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topo = topology.index(snapshot)
+    for state in snapshot.namespaces:
+        if not topology.is_container(state.ref) or _has_default(state):
+            continue
+        for address in _routable(state):
+            router = _router(topo, state.ref.id, address)
+            if router is None:
+                continue
+            yield _finding(topo, state, address, router)
+            break
+
+
+def _has_default(state: NamespaceState) -> bool:
+    return any(r.family == 4 and topology.is_default(r) and r.table == topology.MAIN_TABLE
+               for r in state.routes)
+
+
+def _routable(state: NamespaceState) -> list[Address]:
+    result = []
+    for address in state.addresses:
+        link = state.link(address.ifname)
+        if (address.family == 4 and address.scope == "global" and link is not None
+                and link.kind != "loopback" and link.up):
+            result.append(address)
+    return result
+
+
+def _router(topo: Topology, ns_id: int, address: Address) -> tuple[int, Address] | None:
+    """A namespace on the same segment and subnet that forwards and does not isolate it."""
+    _, first, last, _ = network_interval(address.cidr)
+    for other in topo.segment(ns_id, address.ifname):
+        if other.namespace == ns_id:
+            continue
+        state = topo.namespace(other.namespace)
+        if state is None or state.sysctl("net.ipv4.ip_forward") != "1":
+            continue
+        for candidate in state.addresses:
+            if (candidate.ifname == other.link and candidate.family == 4
+                    and first <= topology.ip_int(candidate.address)[1] <= last
+                    and not _internal(state, other.link)):
+                return other.namespace, candidate
+    return None
+
+
+def _internal(state: NamespaceState, ifname: str) -> bool:
+    """Docker internal networks: the gateway drops what enters from the bridge and leaves the
+    subnet (`! -d SUBNET -i BRIDGE -j DROP`, classic STAGE-1 and modern DOCKER-INTERNAL)."""
+    for rule in state.firewall.iptables_rules:
+        if rule.table != "filter" or rule.target not in ("DROP", "REJECT"):
+            continue
+        iif, dst = rule.match("in-interface"), rule.match("destination")
+        if iif is not None and not iif.negated and iif.value == ifname \
+                and dst is not None and dst.negated:
+            return True
+    return False
+
+
+def _finding(topo: Topology, state: NamespaceState, address: Address,
+             router: tuple[int, Address]) -> Finding:
+    ns_id = state.ref.id
+    router_ns, gateway = router
+    router_ref = topo.ref(router_ns)
+    where = router_ref.display if router_ref else str(router_ns)
+    message = (f"{state.ref.display} has {address.cidr} on {address.ifname} and no default "
+               f"route, although {gateway.address} ({where}, {gateway.ifname}) forwards")
+    evidence = (
+        Evidence(f"{address.cidr} on {address.ifname}", ns_id, "address", address.cidr),
+        Evidence("no IPv4 default route in the main table", ns_id, "route", "default"),
+        Evidence(f"{gateway.cidr} on {gateway.ifname} in {where}, net.ipv4.ip_forward = 1",
+                 router_ns, "address", gateway.cidr),
+    )
+    repair = Repair(f"Route outside traffic via {gateway.address}", Safety.UNSAFE,
+                    (AddRoute(ns_id, "default", dev=address.ifname, gateway=gateway.address),))
+    return RULE.finding(state.ref, address.ifname, message, evidence=evidence, repair=repair,
+                        related=(router_ns,))

@@ -1,0 +1,109 @@
+"""link-down: an interface that should carry traffic is up administratively but has no carrier.
+
+What it finds
+    An interface that has addresses, or is a bridge port, and is set up (`ip link set up`)
+    but is operationally down — and, for veths, why: the peer is set down, or the peer is not
+    visible at all. A bridge is reported only when some port is up: a bridge without running
+    ports (docker0 on a host with no containers) is down by design. Interfaces set down on
+    purpose are not reported.
+
+Why it matters
+    Routes through a link without carrier are still in the table, so traffic is silently
+    blackholed instead of failing fast; a container whose veth peer is down looks configured
+    but cannot reach anything.
+
+Example
+    WARNING link-down  host: veth3a1f2b7
+      veth3a1f2b7 is up but has no carrier: its peer eth0 in container web is set down
+      repair (safe): ip netns exec ... ip link set dev eth0 up
+
+Repair
+    Set the peer (or the interface itself, for a lower device) up. When the peer is gone,
+    the veth is stale: delete it and reconnect the container (manual).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netdiag.checks import topology
+from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
+                                SetLinkUp, Severity)
+from netdiag.checks.topology import Topology
+from netdiag.model import Link, NamespaceState, Snapshot
+
+RULE = Rule(code="ND901", name="link-down", severity=Severity.WARNING,
+            summary="an interface with addresses, or a bridge port, is up but has no carrier")
+
+_DOWN_STATES = ("down", "lowerlayerdown", "notpresent")
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topo = topology.index(snapshot)
+    for state in snapshot.namespaces:
+        with_addresses = {a.ifname for a in state.addresses}
+        for link in state.links:
+            if _expected_up(topo, state, link, with_addresses) and _is_down(link):
+                yield _finding(topo, state, link)
+
+
+def _is_down(link: Link) -> bool:
+    return link.admin_up and link.oper_state in _DOWN_STATES
+
+
+def _expected_up(topo: Topology, state: NamespaceState, link: Link, with_addresses: set[str]
+                 ) -> bool:
+    if link.kind == "loopback":
+        return False
+    if link.kind == "bridge":
+        ports = topo.bridge_ports(state.ref.id, link.name)
+        return any(port.up for port in ports)
+    return link.name in with_addresses or bool(link.master)
+
+
+def _finding(topo: Topology, state: NamespaceState, link: Link) -> Finding:
+    ns_id = state.ref.id
+    evidence = [Evidence(f"{link.name}: admin up, operational state {link.oper_state}",
+                         ns_id, "link", link.name)]
+    related: tuple[int, ...] = ()
+    if link.kind == "veth":
+        peer = topo.peer(ns_id, link)
+        if peer is None:
+            message = (f"{link.name} is up but has no carrier, and its peer "
+                       f"{link.peer_name or '(unknown)'} is not in any namespace netdiag can see")
+            repair = Repair("Delete the stale veth and reconnect what used it", Safety.MANUAL,
+                            (ManualStep(f"delete {link.name} and reconnect its container", ns_id),))
+            return RULE.finding(state.ref, link.name, message, evidence=evidence, repair=repair)
+        peer_ns, peer_link = peer
+        related = (peer_ns,) if peer_ns != ns_id else ()
+        peer_ref = topo.ref(peer_ns)
+        where = peer_ref.display if peer_ref else str(peer_ns)
+        evidence.append(Evidence(f"peer {peer_link.name} in {where}: admin "
+                                 f"{'up' if peer_link.admin_up else 'down'}, operational state "
+                                 f"{peer_link.oper_state}", peer_ns, "link", peer_link.name))
+        if not peer_link.admin_up:
+            message = (f"{link.name} is up but has no carrier: its peer {peer_link.name} in "
+                       f"{where} is set down")
+            repair = Repair(f"Set {peer_link.name} up", Safety.SAFE,
+                            (SetLinkUp(peer_ns, peer_link.name),))
+            return RULE.finding(state.ref, link.name, message, evidence=evidence, repair=repair,
+                                related=related)
+    lower = _lower(state, link)
+    if lower is not None and not lower.admin_up:
+        evidence.append(Evidence(f"lower device {lower.name} is set down", ns_id, "link",
+                                 lower.name))
+        return RULE.finding(state.ref, link.name,
+                            f"{link.name} is up but its lower device {lower.name} is set down",
+                            evidence=evidence, repair=Repair(f"Set {lower.name} up", Safety.SAFE,
+                                                             (SetLinkUp(ns_id, lower.name),)))
+    message = f"{link.name} is up but has no carrier (operational state {link.oper_state})"
+    repair = Repair("Find out why the link has no carrier (cable, peer, lower device)",
+                    Safety.MANUAL, (ManualStep(f"check the other side of {link.name}", ns_id),))
+    return RULE.finding(state.ref, link.name, message, evidence=evidence, repair=repair,
+                        related=related)
+
+
+def _lower(state: NamespaceState, link: Link) -> Link | None:
+    if link.parent:
+        return state.link(link.parent)
+    return None

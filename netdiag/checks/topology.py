@@ -1,0 +1,323 @@
+"""A read-only index over one Snapshot, shared by the rules.
+
+Rules ask the same questions again and again — which link is this veth's peer, which ports
+does this bridge have, which L2 segment is this interface on, which route does this namespace
+take to that address, which namespace owns that address — so the answers are indexed once per
+Snapshot here. Everything is pure: the index is built from the Snapshot alone and never changes.
+
+Route lookup is longest-prefix match in one table (main by default), one dict probe per prefix
+length; policy rules (`ip rule`) are not evaluated. Networks are turned into integer intervals
+(`network_interval`) so overlaps can be found by sorting instead of comparing every pair.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from netdiag.model import Address, Link, NamespaceRef, NamespaceState, NsKind, Route, Snapshot
+
+MAIN_TABLE = 254
+_ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "local")
+
+
+# --- addresses as integers --------------------------------------------------------------------
+
+
+def ip_int(address: str) -> tuple[int, int]:
+    """(family, integer value) of an IPv4 or IPv6 address; IPv4 is parsed by hand for speed."""
+    parts = address.split(".")
+    if len(parts) == 4:
+        try:
+            a, b, c, d = (int(p) for p in parts)
+        except ValueError:
+            pass
+        else:
+            if 0 <= a < 256 and 0 <= b < 256 and 0 <= c < 256 and 0 <= d < 256:
+                return 4, (a << 24) | (b << 16) | (c << 8) | d
+    value = ipaddress.ip_address(address)  # raises ValueError on garbage
+    return value.version, int(value)
+
+
+def bits(family: int) -> int:
+    return 32 if family == 4 else 128
+
+
+def network_interval(cidr: str) -> tuple[int, int, int, int]:
+    """"10.1.0.0/16" → (family, first, last, prefixlen). "default" is the whole space."""
+    if cidr == "default":
+        return 4, 0, (1 << 32) - 1, 0
+    address, _, length = cidr.partition("/")
+    family, value = ip_int(address)
+    width = bits(family)
+    prefixlen = int(length) if length else width
+    host_bits = width - prefixlen
+    first = (value >> host_bits) << host_bits
+    return family, first, first | ((1 << host_bits) - 1), prefixlen
+
+
+def format_network(family: int, first: int, prefixlen: int) -> str:
+    address = ipaddress.IPv4Address(first) if family == 4 else ipaddress.IPv6Address(first)
+    return f"{address}/{prefixlen}"
+
+
+def route_family_dst(route: Route) -> tuple[int, int, int, int]:
+    if route.dst == "default":
+        width = bits(route.family)
+        return route.family, 0, (1 << width) - 1, 0
+    return network_interval(route.dst)
+
+
+def is_default(route: Route) -> bool:
+    return route.dst == "default" or route.dst.endswith("/0")
+
+
+def nested_pairs(intervals: Iterable[tuple[int, int, object]]) -> Iterator[tuple[object, object]]:
+    """Every (outer, inner) pair of overlapping CIDR intervals, in n·log n plus output size.
+
+    CIDR blocks never partly overlap — two are either disjoint or one contains the other — so
+    after sorting by (first, widest first) the blocks still open form a chain of ancestors.
+    Each item is (first, last, payload); equal blocks pair up too (earlier one as outer).
+    """
+    open_blocks: list[tuple[int, int, object]] = []
+    for first, last, payload in sorted(intervals, key=lambda item: (item[0], -item[1])):
+        while open_blocks and open_blocks[-1][1] < first:
+            open_blocks.pop()
+        for _, _, outer in open_blocks:
+            yield outer, payload
+        open_blocks.append((first, last, payload))
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One interface, named by its namespace id and link name."""
+
+    namespace: int
+    link: str
+
+
+class RouteTable:
+    """Longest-prefix lookup over one namespace's routes of one family and table."""
+
+    __slots__ = ("family", "_by_length", "_lengths")
+
+    def __init__(self, family: int, routes: Iterable[Route]):
+        self.family = family
+        by_length: dict[int, dict[int, Route]] = defaultdict(dict)
+        for route in routes:
+            if route.type not in _ROUTE_TYPES:
+                continue
+            _, first, _, prefixlen = route_family_dst(route)
+            have = by_length[prefixlen].get(first)
+            if have is None or route.metric < have.metric:
+                by_length[prefixlen][first] = route
+        self._by_length = dict(by_length)
+        self._lengths = sorted(by_length, reverse=True)
+
+    def lookup(self, value: int) -> Route | None:
+        width = bits(self.family)
+        for prefixlen in self._lengths:
+            host_bits = width - prefixlen
+            route = self._by_length[prefixlen].get((value >> host_bits) << host_bits)
+            if route is not None:
+                return route
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The index. Build it with `index(snapshot)`; all mappings are read-only by convention."""
+
+    snapshot: Snapshot
+    namespaces: dict[int, NamespaceState]
+    links: dict[tuple[int, str], Link]
+    ports: dict[tuple[int, str], tuple[Link, ...]]
+    owners: dict[str, tuple[tuple[int, Address], ...]]  # address → where it is configured
+    segment_ids: dict[Endpoint, int]
+    segment_members: dict[int, tuple[Endpoint, ...]]
+    _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
+
+    def namespace(self, ns_id: int) -> NamespaceState | None:
+        return self.namespaces.get(ns_id)
+
+    def ref(self, ns_id: int) -> NamespaceRef | None:
+        state = self.namespaces.get(ns_id)
+        return state.ref if state else None
+
+    def link(self, ns_id: int, name: str) -> Link | None:
+        return self.links.get((ns_id, name))
+
+    def peer(self, ns_id: int, link: Link) -> tuple[int, Link] | None:
+        """The other end of a veth, when its namespace is in the snapshot."""
+        if link.kind != "veth" or not link.peer_name:
+            return None
+        peer_ns = ns_id if link.peer_namespace is None else link.peer_namespace
+        peer = self.links.get((peer_ns, link.peer_name))
+        return (peer_ns, peer) if peer is not None else None
+
+    def bridge_ports(self, ns_id: int, bridge: str) -> tuple[Link, ...]:
+        return self.ports.get((ns_id, bridge), ())
+
+    def segment(self, ns_id: int, link: str) -> tuple[Endpoint, ...]:
+        """Every interface on the same L2 segment (veth pairs, bridges, macvlans, one VNI)."""
+        seg = self.segment_ids.get(Endpoint(ns_id, link))
+        return self.segment_members[seg] if seg is not None else (Endpoint(ns_id, link),)
+
+    def same_segment(self, a: Endpoint, b: Endpoint) -> bool:
+        if a == b:
+            return True
+        seg = self.segment_ids.get(a)
+        return seg is not None and seg == self.segment_ids.get(b)
+
+    def segments(self) -> tuple[tuple[Endpoint, ...], ...]:
+        return tuple(self.segment_members.values())
+
+    def table(self, ns_id: int, family: int = 4, table: int = MAIN_TABLE) -> RouteTable:
+        key = (ns_id, family, table)
+        found = self._tables.get(key)
+        if found is None:  # built on first use: most rules only ask a few namespaces
+            state = self.namespaces.get(ns_id)
+            routes = state.routes if state else ()
+            found = RouteTable(family, (r for r in routes
+                                        if r.family == family and r.table == table))
+            self._tables[key] = found
+        return found
+
+    def lookup_route(self, ns_id: int, address: str, table: int = MAIN_TABLE) -> Route | None:
+        family, value = ip_int(address)
+        return self.table(ns_id, family, table).lookup(value)
+
+    def egress(self, ns_id: int, address: str) -> tuple[Route, Link] | None:
+        """The route and the interface a namespace sends traffic for `address` out of."""
+        route = self.lookup_route(ns_id, address)
+        if route is None:
+            return None
+        dev = route.dev or (route.nexthops[0][1] if route.nexthops else "")
+        link = self.links.get((ns_id, dev))
+        return (route, link) if link is not None else None
+
+    def owners_of(self, address: str) -> tuple[tuple[int, Address], ...]:
+        return self.owners.get(address, ())
+
+    def underlay(self, ns_id: int, vxlan: Link) -> int | None:
+        """The namespace a VXLAN device's encapsulated packets are routed in.
+
+        That is the namespace the device was created in: the one holding its `local`
+        address when set, its own when it never moved (no link-netnsid), and otherwise the
+        host's (where Docker creates overlay VXLAN devices before moving them).
+        """
+        info = vxlan.vxlan
+        if info is None:
+            return None
+        if info.local:
+            for owner_ns, _ in self.owners_of(info.local):
+                return owner_ns
+        if vxlan.parent_netnsid is None or info.dev:
+            return ns_id
+        if vxlan.peer_namespace is not None:
+            return vxlan.peer_namespace
+        for state in self.namespaces.values():
+            if state.ref.kind is NsKind.HOST:
+                return state.ref.id
+        return None
+
+    def wired(self, ns_ids: Iterable[int]) -> frozenset[int]:
+        """`ns_ids` and every namespace they are wired to (veth peers, VXLAN underlays), closed."""
+        todo = list(ns_ids)
+        seen = set(todo)
+        while todo:
+            ns_id = todo.pop()
+            state = self.namespaces.get(ns_id)
+            if state is None:
+                continue
+            for link in state.links:
+                for other in (link.peer_namespace, self.underlay(ns_id, link)):
+                    if other is not None and other not in seen:
+                        seen.add(other)
+                        todo.append(other)
+        return frozenset(seen)
+
+
+def index(snapshot: Snapshot) -> Topology:
+    """The Topology of a snapshot; every rule in one engine run shares the same one."""
+    if _last and _last[0][0] is snapshot:
+        return _last[0][1]
+    topology = _build(snapshot)
+    # One-slot cache keyed by identity: all rules of a run ask for the same snapshot, and
+    # building the index of a big host costs more than any single rule.
+    _last[:] = [(snapshot, topology)]
+    return topology
+
+
+_last: list[tuple[Snapshot, Topology]] = []
+
+
+def _build(snapshot: Snapshot) -> Topology:
+    namespaces = {state.ref.id: state for state in snapshot.namespaces}
+    links: dict[tuple[int, str], Link] = {}
+    ports: dict[tuple[int, str], list[Link]] = defaultdict(list)
+    owners: dict[str, list[tuple[int, Address]]] = defaultdict(list)
+    for ns_id, state in namespaces.items():
+        for link in state.links:
+            links[(ns_id, link.name)] = link
+            if link.master:
+                ports[(ns_id, link.master)].append(link)
+        for address in state.addresses:
+            owners[address.address].append((ns_id, address))
+    segment_ids, members = _segments(namespaces, links)
+    return Topology(snapshot=snapshot, namespaces=namespaces, links=links,
+                    ports={key: tuple(value) for key, value in ports.items()},
+                    owners={key: tuple(value) for key, value in owners.items()},
+                    segment_ids=segment_ids, segment_members=members)
+
+
+def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link]
+              ) -> tuple[dict[Endpoint, int], dict[int, tuple[Endpoint, ...]]]:
+    """Union-find over interfaces joined at layer 2."""
+    parent: dict[Endpoint, Endpoint] = {}
+
+    def find(item: Endpoint) -> Endpoint:
+        parent.setdefault(item, item)
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    def union(a: Endpoint, b: Endpoint) -> None:
+        parent[find(a)] = find(b)
+
+    by_vni: dict[int, Endpoint] = {}
+    for (ns_id, name), link in links.items():
+        here = Endpoint(ns_id, name)
+        find(here)
+        if link.master:
+            union(here, Endpoint(ns_id, link.master))
+        if link.kind == "veth" and link.peer_name:
+            peer_ns = ns_id if link.peer_namespace is None else link.peer_namespace
+            if (peer_ns, link.peer_name) in links:
+                union(here, Endpoint(peer_ns, link.peer_name))
+        if link.kind == "macvlan" and link.parent:
+            union(here, Endpoint(ns_id, link.parent))
+        if link.vxlan is not None:  # one VNI is one overlay, whichever host it is seen on
+            first = by_vni.setdefault(link.vxlan.vni, here)
+            union(here, first)
+    groups: dict[Endpoint, list[Endpoint]] = defaultdict(list)
+    for item in list(parent):
+        groups[find(item)].append(item)
+    segment_ids: dict[Endpoint, int] = {}
+    members: dict[int, tuple[Endpoint, ...]] = {}
+    for number, group in enumerate(groups.values()):
+        members[number] = tuple(sorted(group, key=lambda e: (e.namespace, e.link)))
+        for item in group:
+            segment_ids[item] = number
+    return segment_ids, members
+
+
+def is_container(ref: NamespaceRef) -> bool:
+    """A namespace an application runs in (a container or a lab node), not the host's."""
+    return ref.kind is not NsKind.HOST
