@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from netdiag.checks.api import Finding
+from netdiag.checks.api import Finding, Rule, Severity
 from netdiag.errors import DriverError, NetdiagError
+from netdiag.model import NamespaceRef, NsKind
+from netdiag.netns import inode_of
 
 
 class Scope(str, Enum):
@@ -44,11 +47,11 @@ class PortBinding:
 
     container_port: int
     proto: str = "tcp"
-    host_port: int = 0  # 0: the store picks a free port from the ephemeral range
-    host_ip: str = "0.0.0.0"
+    host_port: int = 0  # 0: the driver picks a free port from the ephemeral range
+    host_ip: str = ""  # "": the network's default binding address (0.0.0.0 unless set)
 
     def __str__(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
+        return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.proto}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +158,13 @@ class Driver(Protocol):
 
 @runtime_checkable
 class ExternalConnectivity(Protocol):
-    """Drivers that publish ports (libnetwork's ProgramExternalConnectivity)."""
+    """Drivers that publish ports (libnetwork's ProgramExternalConnectivity).
 
-    def program_external_connectivity(self, network: Network, endpoint: Endpoint) -> None: ...
+    `program_external_connectivity` allocates the host ports of `endpoint.ports` (filling in
+    port 0 and the default host address) and returns the endpoint with them.
+    """
+
+    def program_external_connectivity(self, network: Network, endpoint: Endpoint) -> Endpoint: ...
 
     def revoke_external_connectivity(self, network: Network, endpoint: Endpoint) -> None: ...
 
@@ -176,6 +183,29 @@ class Ipam(Protocol):
     def request_address(self, pool_id: str, address: str = "", owner: str = "") -> str: ...
 
     def release_address(self, pool_id: str, address: str) -> None: ...
+
+
+# --- what check() reports: ordinary findings, shared by every driver ------------------------
+# Codes ND9xx belong to drivers' checks; the rule engine (netdiag/checks) uses the others.
+
+DEVICE_MISSING = Rule("ND901", "driver-device-missing", Severity.ERROR,
+                      "a device the network driver created is gone")
+MTU_DIFFERS = Rule("ND902", "driver-mtu-differs", Severity.WARNING,
+                   "a device's MTU differs from the network's MTU option")
+ADDRESS_MISSING = Rule("ND903", "driver-address-missing", Severity.ERROR,
+                       "an address the network driver configured is gone")
+RULE_MISSING = Rule("ND904", "driver-firewall-rule-missing", Severity.ERROR,
+                    "an iptables rule the network driver wrote is gone")
+DEVICE_DOWN = Rule("ND905", "driver-device-down", Severity.ERROR,
+                   "a device the network driver brought up is down")
+RULES = (DEVICE_MISSING, MTU_DIFFERS, ADDRESS_MISSING, RULE_MISSING, DEVICE_DOWN)
+
+
+def namespace_ref(path: str) -> NamespaceRef:
+    named = path.startswith("/run/netns/")
+    name = Path(path).name if named else ""
+    return NamespaceRef(id=inode_of(path), kind=NsKind.NAMED if named else NsKind.PID,
+                        path=path, name=name, label=name or path)
 
 
 # --- named steps with rollback --------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""Step and check: does the kernel hold what the bridge driver configured?
+
+`bridge_ready` is the last step of creating a network. `check` is the driver's CHECK verb: it
+reads the host namespace (bridge, veths, firewall) and each joined sandbox, compares them with
+the store's records and the rules the driver would write, and yields ordinary Findings with a
+repair where one is mechanical (restore an MTU, re-add a rule, bring a device up).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator, Sequence
+
+from pyroute2 import IPRoute
+
+from netdiag.checks.api import (AddIptablesRule, Evidence, Finding, ManualStep, Repair, Safety,
+                                SetLinkUp, SetMtu)
+from netdiag.drivers.api import (ADDRESS_MISSING, DEVICE_DOWN, DEVICE_MISSING, MTU_DIFFERS,
+                                 RULE_MISSING, Endpoint, Network, namespace_ref)
+from netdiag.drivers.bridge import device, iptables
+from netdiag.drivers.bridge.iptables import FwRule, Where
+from netdiag.errors import DriverError
+from netdiag.model import NamespaceRef
+from netdiag.netns import entered
+
+
+
+def bridge_ready(ipr: IPRoute, bridge: str, gateway: str) -> None:
+    index = device.index_of(ipr, bridge)
+    if not any(a.get("address") == gateway for a in ipr.get_addr(index=index, family=2)):
+        raise DriverError(f"{bridge} has no address {gateway}")
+
+
+def _links(ipr: IPRoute) -> dict[str, dict]:
+    """name → {index, mtu, up, addresses}"""
+    found = {}
+    for link in ipr.get_links():
+        found[link.get("ifname")] = {"index": link["index"], "mtu": link.get("mtu"),
+                                     "up": bool(link["flags"] & 1), "addresses": []}
+    by_index = {v["index"]: v for v in found.values()}
+    for addr in ipr.get_addr(family=2):
+        if addr["index"] in by_index:
+            by_index[addr["index"]]["addresses"].append(
+                f"{addr.get('address')}/{addr['prefixlen']}")
+    return found
+
+
+def check(network: Network, endpoints: Sequence[Endpoint], bridge: str, mtu: int,
+          rules: Sequence[FwRule]) -> Iterator[Finding]:
+    host = namespace_ref(network.host)
+    with entered(network.host), IPRoute() as ipr:
+        links = _links(ipr)
+        saved = iptables.read()
+    prefixlen = network.subnet.split("/")[1]
+    yield from _device(host, links, bridge, mtu, f"{network.gateway}/{prefixlen}",
+                       f"bridge of network {network.name}")
+    for ep in endpoints:
+        yield from _device(host, links, ep.host_ifname, mtu, "",
+                           f"host side of endpoint {ep.name}")
+        if ep.sandbox:
+            yield from _sandbox(ep, mtu)
+    for rule in iptables.missing(saved, rules):
+        yield _missing_rule(host, network, rule)
+
+
+def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
+    if not os.path.exists(ep.sandbox):
+        return  # reconcile's business: the container is gone, not broken
+    ref = namespace_ref(ep.sandbox)
+    with entered(ep.sandbox), IPRoute() as ipr:
+        links = _links(ipr)
+    yield from _device(ref, links, ep.ifname, mtu, ep.address, f"endpoint {ep.name}")
+
+
+def _device(ref: NamespaceRef, links: dict[str, dict], name: str, mtu: int, address: str,
+            role: str) -> Iterator[Finding]:
+    link = links.get(name)
+    if link is None:
+        yield DEVICE_MISSING.finding(
+            ref, name, f"{name} ({role}) is missing from {ref.display}",
+            evidence=[Evidence(f"no device {name} in {ref.display}", ref.id, "link", name)],
+            repair=Repair("reconnect the endpoint (netdiag net disconnect, then connect)",
+                          Safety.MANUAL, (ManualStep(f"recreate {name}", ref.id),)))
+        return
+    if link["mtu"] != mtu:
+        yield MTU_DIFFERS.finding(
+            ref, name, f"{name} ({role}) has MTU {link['mtu']}, the network's is {mtu}",
+            evidence=[Evidence(f"{name} mtu {link['mtu']}", ref.id, "link", name)],
+            repair=Repair(f"set the MTU of {name} back to {mtu}", Safety.SAFE,
+                          (SetMtu(ref.id, name, mtu),)))
+    if not link["up"]:
+        yield DEVICE_DOWN.finding(
+            ref, name, f"{name} ({role}) is down",
+            evidence=[Evidence(f"{name} is not UP", ref.id, "link", name)],
+            repair=Repair(f"bring {name} up", Safety.SAFE, (SetLinkUp(ref.id, name),)))
+    if address and address not in link["addresses"]:
+        have = ", ".join(link["addresses"]) or "none"
+        yield ADDRESS_MISSING.finding(
+            ref, name, f"{name} ({role}) lacks its address {address}",
+            evidence=[Evidence(f"{name} addresses: {have}", ref.id, "address", name)],
+            repair=Repair(f"add {address} to {name}", Safety.MANUAL,
+                          (ManualStep(f"ip address add {address} dev {name}", ref.id),)))
+
+
+def _missing_rule(ref: NamespaceRef, network: Network, rule: FwRule) -> Finding:
+    position = 1 if rule.where in (Where.INSERT, Where.FIRST) else 0
+    return RULE_MISSING.finding(
+        ref, f"{rule.table}/{rule.chain}",
+        f"rule missing for network {network.name}: -t {rule.table} {rule.line}",
+        evidence=[Evidence(f"iptables-save -t {rule.table} has no `{rule.line}`", ref.id,
+                           "firewall", f"{rule.table}/{rule.chain}")],
+        repair=Repair("re-add the rule", Safety.SAFE,
+                      (AddIptablesRule(ref.id, rule.table, rule.chain,
+                                       tuple(shlex.split(rule.spec)), position),)))

@@ -1,0 +1,264 @@
+"""The controller: networks and endpoints as whole operations over store, IPAM and driver.
+
+This is the programmatic entry point (the lab builder and `netdiag net` both use it), in the
+role of libnetwork's controller: it validates the request, allocates the pool, gateway,
+address and interface name, records the objects in the store, and calls the driver's verbs —
+as named steps, so a failure anywhere undoes what was done and leaves neither kernel state
+nor store rows behind. `reconcile` drops what the store remembers but the kernel has lost
+(a sandbox or host namespace that is gone); `check` collects every driver's findings.
+
+Host and sandbox namespaces are given by path or /run/netns name; the root namespace is
+refused as either, so nothing built here ever touches the machine's own network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from netdiag.checks.api import Finding
+from netdiag.drivers import registry
+from netdiag.drivers.api import (Driver, Endpoint, ExternalConnectivity, Network, PortBinding,
+                                 Step, run_steps)
+from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam, local_space
+from netdiag.drivers.ipam.host import networks_to_avoid
+from netdiag.drivers.store import Store
+from netdiag.errors import Conflict, NotFound, UsageError
+
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+ROOT_NS = "/proc/1/ns/net"
+
+
+def namespace_path(ref: str) -> str:
+    """A namespace path from a path or a /run/netns name; never the root namespace."""
+    path = ref if ref.startswith("/") else f"/run/netns/{ref}"
+    try:
+        inode = os.stat(path).st_ino
+    except FileNotFoundError:
+        raise NotFound(f"network namespace {ref} not found") from None
+    try:
+        root = os.stat(ROOT_NS).st_ino
+    except OSError:
+        root = os.stat("/proc/self/ns/net").st_ino if os.getpid() == 1 else -1
+    if inode == root:
+        raise UsageError(f"{ref} is the root network namespace: netdiag's drivers only build "
+                         "inside namespaces (give one with --host-ns)")
+    return path
+
+
+class Controller:
+    def __init__(self, store: Store):
+        self.store = store
+        self.ipam = DefaultIpam(store)
+        self._drivers: dict[str, Driver] = {}
+
+    def driver(self, name: str) -> Driver:
+        if name not in self._drivers:
+            self._drivers[name] = registry.get(name, self.store)
+        return self._drivers[name]
+
+    # networks -----------------------------------------------------------------------------
+
+    def create_network(self, name: str, host: str, driver: str = "bridge", *,
+                       subnet: str = "", gateway: str = "", ip_range: str = "",
+                       internal: bool = False, options: Mapping[str, str] | None = None,
+                       labels: Mapping[str, str] | None = None) -> Network:
+        if not NAME_RE.fullmatch(name):
+            raise UsageError(f"invalid network name {name!r}: letters, digits, _ . - "
+                             "(starting with a letter or digit)")
+        drv = self.driver(driver)
+        options = dict(options or {})
+        drv.parse_options(options)  # refuse bad options before anything is built
+        host = namespace_path(host)
+        if not drv.uses_ipam and (subnet or gateway or ip_range):
+            raise UsageError(f"the {driver} driver takes no subnet, gateway or ip-range")
+        if gateway and not subnet:
+            raise UsageError("a gateway needs an explicit subnet")
+        network = Network(id=secrets.token_hex(32), name=name, driver=driver, host=host,
+                          scope=drv.capability.scope, internal=internal,
+                          options=tuple(sorted(options.items())),
+                          labels=tuple(sorted((labels or {}).items())),
+                          created=datetime.now(timezone.utc).isoformat(timespec="microseconds"))
+
+        def take_pool() -> None:
+            nonlocal network
+            space = GLOBAL_SPACE if network.scope.value == "global" else local_space(host)
+            avoid = () if subnet else networks_to_avoid(host)
+            pool = self.ipam.request_pool(space, subnet, ip_range, avoid)
+            network = replace(network, subnet=pool.subnet, ip_range=ip_range, pool_id=pool.id)
+
+        def take_gateway() -> None:
+            nonlocal network
+            address = self.ipam.request_address(network.pool_id, gateway, owner="gateway")
+            network = replace(network, gateway=address)
+
+        def record() -> None:
+            with self.store.transaction() as tx:
+                tx.add_network(network)
+
+        def build() -> None:
+            nonlocal network
+            network = drv.create_network(network)
+            with self.store.transaction() as tx:
+                tx.update_network(network)
+
+        steps = [Step("record", record, lambda: self._forget_network(network.id))]
+        if drv.uses_ipam:
+            steps = [Step("pool", take_pool, lambda: self.ipam.release_pool(network.pool_id)),
+                     Step("gateway", take_gateway)] + steps
+        run_steps(f"create network {name}", steps + [Step(driver, build)])
+        return network
+
+    def delete_network(self, ref: str, host: str | None = None, force: bool = False) -> None:
+        network = self.network(ref, host)
+        endpoints = self.store.endpoints(network.id)
+        if endpoints and not force:
+            raise Conflict(f"error while removing network: network {network.name} id "
+                           f"{network.id} has active endpoints")
+        for endpoint in endpoints:
+            self._disconnect(network, endpoint)
+        self.driver(network.driver).delete_network(network)
+        if network.pool_id:
+            self.ipam.release_pool(network.pool_id)
+        self._forget_network(network.id)
+
+    def _forget_network(self, network_id: str) -> None:
+        with self.store.transaction() as tx:
+            tx.delete_network(network_id)
+
+    def network(self, ref: str, host: str | None = None) -> Network:
+        return self.store.network(ref, namespace_path(host) if host else None)
+
+    def networks(self, host: str | None = None) -> list[Network]:
+        return self.store.networks(namespace_path(host) if host else None)
+
+    def endpoints(self, network: Network) -> list[Endpoint]:
+        return self.store.endpoints(network.id)
+
+    # endpoints ----------------------------------------------------------------------------
+
+    def connect(self, ref: str, sandbox: str, name: str = "", *, host: str | None = None,
+                address: str = "", ports: Sequence[PortBinding] = (),
+                aliases: Sequence[str] = ()) -> Endpoint:
+        """Attach the container namespace `sandbox` to a network (Docker's network connect)."""
+        network = self.network(ref, host)
+        drv = self.driver(network.driver)
+        sandbox = namespace_path(sandbox)
+        name = name or Path(sandbox).name
+        if ports and not isinstance(drv, ExternalConnectivity):
+            raise UsageError(f"the {network.driver} driver cannot publish ports")
+        endpoint = Endpoint(id=secrets.token_hex(32), network_id=network.id, name=name,
+                            host=network.host, ifname=self._next_ifname(sandbox),
+                            ports=tuple(ports), aliases=tuple(aliases))
+
+        def take_address() -> None:
+            nonlocal endpoint
+            ip = self.ipam.request_address(network.pool_id, address, owner=endpoint.id)
+            prefixlen = ipaddress.ip_network(network.subnet).prefixlen
+            endpoint = replace(endpoint, address=f"{ip}/{prefixlen}")
+
+        def record() -> None:
+            with self.store.transaction() as tx:
+                tx.add_endpoint(endpoint)
+
+        def create() -> None:
+            nonlocal endpoint
+            endpoint = drv.create_endpoint(network, endpoint)
+
+        def join() -> None:
+            nonlocal endpoint
+            endpoint = drv.join(network, endpoint, sandbox)
+
+        def publish() -> None:
+            nonlocal endpoint
+            endpoint = drv.program_external_connectivity(network, endpoint)
+
+        steps = []
+        if drv.uses_ipam:
+            steps.append(Step("address", take_address,
+                              lambda: self.ipam.release_address(network.pool_id, endpoint.ip)))
+        steps += [Step("record", record, lambda: self._forget_endpoint(endpoint.id)),
+                  Step("endpoint", create, lambda: drv.delete_endpoint(network, endpoint)),
+                  Step("join", join, lambda: drv.leave(network, endpoint))]
+        if ports:
+            steps.append(Step("ports", publish))
+        run_steps(f"connect {name} to {network.name}", steps)
+        with self.store.transaction() as tx:
+            tx.update_endpoint(endpoint)
+        return endpoint
+
+    def disconnect(self, ref: str, endpoint_ref: str, host: str | None = None) -> None:
+        network = self.network(ref, host)
+        with self.store.transaction(write=False) as tx:
+            endpoint = tx.endpoint(network.id, endpoint_ref)
+        self._disconnect(network, endpoint)
+
+    def _disconnect(self, network: Network, endpoint: Endpoint) -> None:
+        drv = self.driver(network.driver)
+        if endpoint.ports and isinstance(drv, ExternalConnectivity):
+            drv.revoke_external_connectivity(network, endpoint)
+        if endpoint.sandbox:
+            endpoint = drv.leave(network, endpoint)
+        drv.delete_endpoint(network, endpoint)
+        if endpoint.address and network.pool_id:
+            self.ipam.release_address(network.pool_id, endpoint.ip)
+        self._forget_endpoint(endpoint.id)
+
+    def _forget_endpoint(self, endpoint_id: str) -> None:
+        with self.store.transaction() as tx:
+            tx.release_ports(endpoint_id)
+            tx.delete_endpoint(endpoint_id)
+
+    def _next_ifname(self, sandbox: str) -> str:
+        used = {ep.ifname for ep in self.store.endpoints(sandbox=sandbox)}
+        index = 0
+        while f"eth{index}" in used:
+            index += 1
+        return f"eth{index}"
+
+    # state against the kernel ------------------------------------------------------------
+
+    def check(self, ref: str | None = None, host: str | None = None) -> list[Finding]:
+        networks = [self.network(ref, host)] if ref else self.networks(host)
+        findings: list[Finding] = []
+        for network in networks:
+            if not os.path.exists(network.host):
+                continue  # reconcile reports (and forgets) networks whose host is gone
+            drv = self.driver(network.driver)
+            findings.extend(drv.check(network, self.store.endpoints(network.id)))
+        return findings
+
+    def reconcile(self) -> list[str]:
+        """Forget endpoints whose sandbox and networks whose host namespace are gone."""
+        done = []
+        for network in self.store.networks():
+            host_gone = not os.path.exists(network.host)
+            for endpoint in self.store.endpoints(network.id):
+                if host_gone or (endpoint.sandbox and not os.path.exists(endpoint.sandbox)):
+                    self._release(network, endpoint)
+                    done.append(f"forgot endpoint {endpoint.name} of {network.name}: "
+                                "its namespace is gone")
+            if host_gone:
+                if network.pool_id:
+                    self.ipam.release_pool(network.pool_id)
+                self._forget_network(network.id)
+                done.append(f"forgot network {network.name}: host namespace "
+                            f"{network.host} is gone")
+        return done
+
+    def _release(self, network: Network, endpoint: Endpoint) -> None:
+        """Drop an endpoint whose namespace died: the kernel already removed its devices,
+        but its host-side firewall rules may remain, so those are revoked when possible."""
+        drv = self.driver(network.driver)
+        if endpoint.ports and isinstance(drv, ExternalConnectivity) and \
+                os.path.exists(network.host):
+            drv.revoke_external_connectivity(network, endpoint)
+        if endpoint.address and network.pool_id:
+            self.ipam.release_address(network.pool_id, endpoint.ip)
+        self._forget_endpoint(endpoint.id)

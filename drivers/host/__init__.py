@@ -1,0 +1,70 @@
+"""The host driver: the container shares its host's network namespace.
+
+There is nothing to build: joining means the sandbox *is* the host namespace, so an endpoint
+records the host as its sandbox and no device, address or rule is made. As in Docker, a host
+namespace has at most one network of this driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+
+from netdiag.checks.api import Finding
+from netdiag.drivers.api import Capability, Endpoint, Network, Scope
+from netdiag.drivers.store import Store
+from netdiag.errors import Conflict, UsageError
+
+
+def only_one(store: Store, network: Network) -> None:
+    """Refuse a second network of this driver on the same host namespace."""
+    for other in store.networks(network.host):
+        if other.driver == network.driver and other.id != network.id:
+            raise Conflict(f'only one instance of "{network.driver}" network is allowed '
+                           f"(have {other.name})")
+
+
+def no_options(driver: str, options: Mapping[str, str]) -> None:
+    if options:
+        raise UsageError(f"{driver}: this driver takes no options "
+                         f"(got {', '.join(sorted(options))})")
+
+
+class HostDriver:
+    name = "host"
+    capability = Capability(Scope.LOCAL)
+    uses_ipam = False
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def parse_options(self, options: Mapping[str, str]) -> None:
+        no_options(self.name, options)
+
+    def create_network(self, network: Network) -> Network:
+        only_one(self.store, network)
+        return network
+
+    def delete_network(self, network: Network) -> None:
+        return None
+
+    def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
+        return endpoint
+
+    def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
+        return None
+
+    def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
+        if sandbox and sandbox != network.host:
+            raise UsageError(f"a container on the host network lives in the host namespace "
+                             f"{network.host}, not in {sandbox}")
+        return replace(endpoint, sandbox=network.host)
+
+    def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
+        return replace(endpoint, sandbox="")
+
+    def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
+        return iter(())  # nothing was configured, so nothing can drift
+
+
+DRIVER = HostDriver
