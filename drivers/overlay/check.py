@@ -1,0 +1,121 @@
+"""The overlay driver's CHECK: live kernel state on every host against the store's records.
+
+For each host with endpoints of the network it reads the overlay namespace with netdiag's own
+collectors (links, fdb, neighbours) and reports what the driver would have programmed but is
+not there: the namespace or its br0/vxlan0, an MTU other than the endpoint MTU, and a remote
+endpoint without its permanent FDB entry (dst = its VTEP) or neighbour entry. The findings are
+ordinary ones, with the repair that puts the missing piece back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from netdiag import netns
+from netdiag.checks.api import (AddFdbEntry, Evidence, Finding, ManualStep, Repair,
+                                ReplaceNeighbour, Rule, Safety, SetMtu, Severity)
+from netdiag.collect import collect_namespace, fdb, links, neighbours
+from netdiag.drivers.api import Endpoint, Network
+from netdiag.drivers.overlay.controlplane import Peer
+from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path
+from netdiag.errors import NamespaceGone
+from netdiag.model import NamespaceRef, NamespaceState, NsKind
+
+NAMESPACE_MISSING = Rule("ND1101", "overlay-device-missing", Severity.ERROR,
+                         "An overlay network's namespace, br0 or vxlan0 is missing on a host")
+FDB_MISSING = Rule("ND1102", "overlay-fdb-missing", Severity.ERROR,
+                   "A remote overlay endpoint has no permanent FDB or neighbour entry")
+MTU_MISMATCH = Rule("ND1103", "overlay-mtu-mismatch", Severity.WARNING,
+                    "An overlay device's MTU differs from the network's endpoint MTU")
+RULES = (NAMESPACE_MISSING, FDB_MISSING, MTU_MISMATCH)
+
+
+def ref_for(path: str, label: str = "") -> NamespaceRef:
+    return NamespaceRef(id=netns.inode_of(path), kind=NsKind.NAMED, path=path,
+                        name=Path(path).name, label=label or Path(path).name)
+
+
+def read(path: str) -> NamespaceState | None:
+    try:
+        state, _ = collect_namespace(ref_for(path), collectors=(links, fdb, neighbours))
+    except NamespaceGone:
+        return None
+    return state
+
+
+def check(network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
+    joined = [e for e in endpoints if e.sandbox and e.datum("vtep")]
+    for host in sorted({e.host for e in endpoints}):
+        path = sandbox_path(host, network)
+        state = read(path) if Path(path).exists() else None
+        if state is None:
+            yield _missing(network, host, path, "namespace")
+            continue
+        yield from _devices(network, state, [e for e in endpoints if e.host == host])
+        if state.link(VXLAN) is not None:
+            yield from _remote_entries(state, [Peer.of(e) for e in joined if e.host != host])
+        for endpoint in (e for e in joined if e.host == host):
+            yield from _sandbox_mtu(endpoint)
+
+
+def _missing(network: Network, host: str, path: str, what: str,
+             ref: NamespaceRef | None = None) -> Finding:
+    where = ref or NamespaceRef(id=0, kind=NsKind.NAMED, path=host, name=Path(host).name,
+                                label=Path(host).name)
+    text = f"overlay network {network.name}: {what} missing in {Path(path).name}"
+    return NAMESPACE_MISSING.finding(
+        where, what, text, evidence=[Evidence(text, where.id or None, "link", what)],
+        repair=Repair("reconnect the endpoints so the driver rebuilds the overlay",
+                      Safety.MANUAL, (ManualStep(f"netdiag net disconnect/connect "
+                                                 f"{network.name} on {host}"),)))
+
+
+def _devices(network: Network, state: NamespaceState,
+             endpoints: list[Endpoint]) -> Iterator[Finding]:
+    expected = int(endpoints[0].datum("mtu") or 0) if endpoints else 0
+    names = [BRIDGE, VXLAN] + [e.host_ifname for e in endpoints if e.sandbox and e.host_ifname]
+    for name in names:
+        link = state.link(name)
+        if link is None:
+            yield _missing(network, state.ref.path, state.ref.path, name, state.ref)
+        elif expected and link.mtu != expected:
+            yield _mtu_finding(state.ref, name, link.mtu, expected)
+
+
+def _mtu_finding(ref: NamespaceRef, name: str, mtu: int, expected: int) -> Finding:
+    text = f"{name} has MTU {mtu}, the overlay's endpoint MTU is {expected}"
+    return MTU_MISMATCH.finding(
+        ref, name, text, evidence=[Evidence(f"{name} mtu {mtu}", ref.id, "link", name)],
+        repair=Repair(f"set {name}'s MTU to {expected}", Safety.SAFE,
+                      (SetMtu(ref.id, name, expected),)))
+
+
+def _remote_entries(state: NamespaceState, peers: list[Peer]) -> Iterator[Finding]:
+    fdb_entries = {(e.mac.lower(), e.dst) for e in state.fdb if e.ifname == VXLAN}
+    neighbour_entries = {(n.address, (n.mac or "").lower()) for n in state.neighbours
+                         if n.ifname == VXLAN and "permanent" in n.state}
+    ref = state.ref
+    for peer in peers:
+        has_fdb = (peer.mac.lower(), peer.vtep) in fdb_entries
+        has_neighbour = (peer.ip, peer.mac.lower()) in neighbour_entries
+        if has_fdb and has_neighbour:
+            continue
+        lacking = [what for what, ok in (("FDB entry", has_fdb), ("neighbour entry",
+                                                                  has_neighbour)) if not ok]
+        text = (f"remote endpoint {peer.ip} ({peer.mac}) on VTEP {peer.vtep} has no "
+                f"{' and no '.join(lacking)} on {VXLAN}")
+        yield FDB_MISSING.finding(
+            ref, peer.mac, text,
+            evidence=[Evidence(text, ref.id, "fdb", f"{VXLAN}/{peer.mac}")],
+            repair=Repair(f"program {peer.ip} on {VXLAN} again", Safety.SAFE,
+                          (AddFdbEntry(ref.id, VXLAN, peer.mac, peer.vtep),
+                           ReplaceNeighbour(ref.id, VXLAN, peer.ip, peer.mac))))
+
+
+def _sandbox_mtu(endpoint: Endpoint) -> Iterator[Finding]:
+    expected = int(endpoint.datum("mtu") or 0)
+    state = read(endpoint.sandbox)
+    link = state.link(endpoint.ifname) if state else None
+    if link is not None and expected and link.mtu != expected:
+        yield _mtu_finding(state.ref, endpoint.ifname, link.mtu, expected)
