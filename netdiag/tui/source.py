@@ -10,34 +10,28 @@ repair executor) and `export`.
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from netdiag import netns
+from netdiag.tui import wiring
 from netdiag.checks.api import CheckConfig, Finding, ManualStep, Repair, Safety
 from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
-from netdiag.model import NamespaceRef, NamespaceState, Snapshot
+from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
+
+CHECK_SECONDS = 10.0  # rules still running then are abandoned (the engine reports them)
 
 Checker = Callable[[Snapshot], tuple[Finding, ...]]
 
 
 def run_checks(snapshot: Snapshot) -> tuple[Finding, ...]:
-    """Every finding for `snapshot`: the check engine when it exists, else the registry's rules.
+    """Every finding the check engine reports for `snapshot`, with the default config."""
+    from netdiag.checks import engine
 
-    This is the one place to switch to the engine's entry point once it settles.
-    """
-    try:
-        from netdiag.checks import engine
-    except ImportError:
-        engine = None
-    if engine is not None and hasattr(engine, "run_checks"):
-        return tuple(engine.run_checks(snapshot, CheckConfig()))
-    from netdiag.checks.registry import RULES
-
-    config = CheckConfig()
-    return tuple(finding for rule in RULES for finding in rule.check(snapshot, config))
+    return engine.run(snapshot, CheckConfig(), deadline=time.monotonic() + CHECK_SECONDS).findings
 
 
 def involves(finding: Finding, ns_id: int) -> bool:
@@ -53,25 +47,13 @@ def finding_counts(findings: Sequence[Finding]) -> dict[int, int]:
     return counts
 
 
-def wired_namespaces(state: NamespaceState) -> set[int]:
-    """Ids of the namespaces that hold the peers of this namespace's veths."""
-    return {link.peer_namespace for link in state.links
-            if link.peer_namespace is not None and link.peer_namespace != state.ref.id}
-
-
-def has_unresolved_peers(state: NamespaceState) -> bool:
-    return any(link.kind == "veth" and link.parent_netnsid is not None
-               and link.peer_namespace is None for link in state.links)
-
-
 @dataclass
 class LiveSource:
-    """The running kernel. `related` remembers which namespaces the attached one is wired to."""
+    """The running kernel."""
 
     check: Checker = run_checks
     offline: bool = False
     timeout: float = 10.0
-    _related: dict[int, set[int]] = field(default_factory=dict)
 
     def discover(self) -> list[NamespaceRef]:
         return netns.discover()
@@ -85,32 +67,18 @@ class LiveSource:
         return collect_snapshot(refs, timeout=self.timeout * 3)
 
     def collect(self, ref: NamespaceRef) -> Snapshot:
-        """The attached namespace plus the namespaces its veths lead to.
-
-        Which namespaces those are is learnt once from a links-only pass over all namespaces,
-        and again whenever a veth's peer cannot be resolved from the ones already known.
-        """
-        from netdiag.collect import collect_snapshot, links
+        """The attached namespace plus the namespaces its veths lead to (so that findings
+        about both ends, such as an MTU mismatch, can be made and shown)."""
+        from netdiag.collect import collect_snapshot
 
         ensure_alive(ref)
-        known = {r.id: r for r in self.discover()}
-        known.setdefault(ref.id, ref)
-        related = self._related.get(ref.id)
-        if related is None:
-            scan = collect_snapshot(list(known.values()), collectors=(links,),
+        known = [r for r in self.discover() if r.id != ref.id]
+        related = wiring.wired_to(ref, known)
+        snapshot = collect_snapshot([ref] + [r for r in known if r.id in related],
                                     timeout=self.timeout)
-            state = scan.namespace(ref.id)
-            related = wired_namespaces(state) if state else set()
-        refs = [ref] + [known[i] for i in sorted(related) if i in known]
-        snapshot = collect_snapshot(refs, timeout=self.timeout)
-        state = snapshot.namespace(ref.id)
-        if state is None:
+        if snapshot.namespace(ref.id) is None:
             ensure_alive(ref)
             raise CollectError(_gap_text(snapshot, ref) or f"{ref.display}: could not be read")
-        if has_unresolved_peers(state):
-            self._related.pop(ref.id, None)
-        else:
-            self._related[ref.id] = wired_namespaces(state)
         return snapshot
 
 

@@ -33,7 +33,9 @@ class FindingsPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("Findings", id="findings-title")
         table = DataTable(cursor_type="row", id="findings-table")
-        table.add_columns("Sev", "Code", "Subject", "Message")
+        # Fixed widths: the pane must read the same at 80 columns whatever the messages are.
+        for label, width in (("Sev", 5), ("Code", 5), ("Subject", 16), ("Message", 200)):
+            table.add_column(label, width=width)
         yield table
         yield Static("", id="evidence")
 

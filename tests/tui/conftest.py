@@ -1,0 +1,65 @@
+"""Fixtures for the TUI tests: the fixture snapshot, hand-made findings about it, and helpers
+to drive the app until its workers are done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netdiag.checks.api import Evidence, Finding, Repair, Safety, SetMtu, Severity
+from netdiag.model import Snapshot
+from netdiag.model.serialize import load
+from netdiag.tui.app import NetdiagApp
+from netdiag.tui.source import OfflineSource
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "tui_host.json"
+HOST, WEB, DB = 4026531840, 4026532301, 4026532302
+
+
+def fixture_findings(snapshot: Snapshot) -> tuple[Finding, ...]:
+    """Findings as rules would make them for the fixture host (independent of the rule set)."""
+    host, db = snapshot.namespace(HOST).ref, snapshot.namespace(DB).ref
+    mtu = Finding(
+        code="ND201", rule="mtu-mismatch", severity=Severity.WARNING, namespace=host,
+        subject="veth6f5e4d3", message="veth6f5e4d3 has MTU 1450 but br-frontend has 1500",
+        evidence=(Evidence("host veth6f5e4d3 mtu 1450", HOST, "link", "veth6f5e4d3"),
+                  Evidence("host br-frontend mtu 1500", HOST, "link", "br-frontend"),
+                  Evidence("db eth0 mtu 1450", DB, "link", "eth0")),
+        repair=Repair("set MTU 1500 on both veth ends", Safety.SAFE,
+                      (SetMtu(HOST, "veth6f5e4d3", 1500), SetMtu(DB, "eth0", 1500))),
+        related=(DB,))
+    overlap = Finding(
+        code="ND101", rule="overlapping-subnets", severity=Severity.ERROR, namespace=host,
+        subject="10.10.0.0/24", message="br-frontend 10.10.0.0/24 shadows 10.10.0.0/16 via eth0",
+        evidence=(Evidence("10.10.0.0/24 dev br-frontend", HOST, "route", "10.10.0.0/24"),
+                  Evidence("10.10.0.0/16 via 192.168.50.254", HOST, "route", "10.10.0.0/16")),
+        repair=Repair("move the bridge subnet", Safety.MANUAL))
+    route = Finding(
+        code="ND401", rule="missing-default-route", severity=Severity.WARNING, namespace=db,
+        subject="db", message="db has eth0 but no default route",
+        evidence=(Evidence("routes: 10.10.0.0/24 dev eth0", DB, "route", "10.10.0.0/24"),))
+    return (mtu, overlap, route)
+
+
+@pytest.fixture
+def host_snapshot() -> Snapshot:
+    # not called `snapshot`: that name belongs to syrupy, which snap_compare uses
+    return load(FIXTURE)
+
+
+@pytest.fixture
+def offline_app(host_snapshot):
+    def make(attach: int | None = None) -> NetdiagApp:
+        source = OfflineSource(host_snapshot, check=fixture_findings)
+        ref = host_snapshot.namespace(attach).ref if attach else None
+        return NetdiagApp(source, attach_to=ref)
+    return make
+
+
+async def settle(pilot) -> None:
+    """Wait until every worker has finished and the screen has caught up."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
