@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
-from socket import AF_INET
+import struct
+from socket import AF_INET, AF_INET6, AF_UNSPEC
 
+from netdiag.collect import rtnl
 from netdiag.collect.links import names_by_index
 from netdiag.collect.routes import SCOPES
 from netdiag.model import Address
 
 NAME = "addresses"
 
+IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
+
 
 def collect(ctx) -> dict:
     names = names_by_index(ctx)
-    addresses = tuple(_address(m, names) for m in ctx.ipr().addr("dump"))
-    return {"addresses": addresses}
+    request = IFADDRMSG.pack(AF_UNSPEC, 0, 0, 0, 0)
+    messages = rtnl.dump(ctx, rtnl.RTM_GETADDR, request, IFADDRMSG.size)
+    addresses = tuple(_address(m, names) for m in messages)
+    return {"addresses": tuple(a for a in addresses if a is not None)}
 
 
-def _address(msg, names: dict[int, str]) -> Address:
-    attrs = dict(msg["attrs"])
+def _address(msg: rtnl.Message, names: dict[int, str]) -> Address | None:
+    family, prefixlen, _, scope, index = IFADDRMSG.unpack(msg.header)
+    if family not in (AF_INET, AF_INET6):
+        return None
     # On a point-to-point link IFA_ADDRESS is the peer; IFA_LOCAL is always our own address.
-    address = attrs.get("IFA_LOCAL") or attrs.get("IFA_ADDRESS", "")
-    index = msg["index"]
+    address = rtnl.ip(msg.attrs, IFA_LOCAL) or rtnl.ip(msg.attrs, IFA_ADDRESS)
     return Address(
         ifindex=index,
         ifname=names.get(index, ""),
-        family=4 if msg["family"] == AF_INET else 6,
+        family=4 if family == AF_INET else 6,
         address=address,
-        prefixlen=msg["prefixlen"],
-        scope=SCOPES.get(msg["scope"], str(msg["scope"])),
-        broadcast=attrs.get("IFA_BROADCAST", "") or "",
-        label=attrs.get("IFA_LABEL", "") or "",
+        prefixlen=prefixlen,
+        scope=SCOPES.get(scope, str(scope)),
+        broadcast=rtnl.ip(msg.attrs, IFA_BROADCAST),
+        label=rtnl.string(msg.attrs, IFA_LABEL),
     )

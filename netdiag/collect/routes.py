@@ -1,17 +1,27 @@
 """Collector: routes of every table, IPv4 and IPv6 (RTM_GETROUTE dump) → Route records.
 
 Also holds the kernel's route-type, scope and protocol numbers as the names iproute2 prints,
-which the address and rule collectors share.
+which the address collector shares.
 """
 
 from __future__ import annotations
 
-from socket import AF_INET, AF_INET6
+import struct
+from socket import AF_INET, AF_INET6, AF_UNSPEC
 
+from netdiag.collect import rtnl
 from netdiag.collect.links import names_by_index
 from netdiag.model import Route
 
 NAME = "routes"
+
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope,
+#                                      type, flags
+RTNEXTHOP = struct.Struct("=HBBi")  # length, flags, hops, ifindex
+
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 4, 5, 6, 7
+RTA_METRICS, RTA_MULTIPATH, RTA_TABLE, RTA_VIA = 8, 9, 15, 18
+RTAX_MTU = 2
 
 # RT_SCOPE_* (linux/rtnetlink.h), named as iproute2 names them.
 SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
@@ -27,41 +37,54 @@ PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8:
              15: "ntk", 16: "dhcp", 18: "keepalived", 42: "babel", 99: "openr", 186: "bgp",
              187: "isis", 188: "ospf", 189: "rip", 192: "eigrp"}
 
-RTAX_MTU = "RTAX_MTU"
-
 
 def collect(ctx) -> dict:
     names = names_by_index(ctx)
-    routes = tuple(_route(m, names) for m in ctx.ipr().route("dump")
-                   if m["family"] in (AF_INET, AF_INET6))
-    return {"routes": routes}
+    # AF_UNSPEC dumps every family and every table; multicast routing families are dropped.
+    request = RTMSG.pack(AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
+    messages = rtnl.dump(ctx, rtnl.RTM_GETROUTE, request, RTMSG.size)
+    routes = (_route(m, names) for m in messages)
+    return {"routes": tuple(r for r in routes if r is not None)}
 
 
-def _route(msg, names: dict[int, str]) -> Route:
-    attrs = dict(msg["attrs"])
-    family = 4 if msg["family"] == AF_INET else 6
-    dst = attrs.get("RTA_DST")
-    metrics = attrs.get("RTA_METRICS")
+def _route(msg: rtnl.Message, names: dict[int, str]) -> Route | None:
+    family, dst_len, _, _, table, protocol, scope, kind, _ = RTMSG.unpack(msg.header)
+    if family not in (AF_INET, AF_INET6):
+        return None
+    attrs = msg.attrs
+    dst = rtnl.ip(attrs, RTA_DST)
     return Route(
-        family=family,
-        dst=f"{dst}/{msg['dst_len']}" if dst else "default",
+        family=4 if family == AF_INET else 6,
+        dst=f"{dst}/{dst_len}" if dst else "default",
         # RTA_TABLE carries the full 32-bit table id; the header field only its low byte.
-        table=attrs.get("RTA_TABLE", msg["table"]),
-        type=ROUTE_TYPES.get(msg["type"], str(msg["type"])),
-        protocol=PROTOCOLS.get(msg["proto"], str(msg["proto"])),
-        scope=SCOPES.get(msg["scope"], str(msg["scope"])),
-        dev=names.get(attrs.get("RTA_OIF", 0), ""),
+        table=rtnl.u32(attrs, RTA_TABLE, table),
+        type=ROUTE_TYPES.get(kind, str(kind)),
+        protocol=PROTOCOLS.get(protocol, str(protocol)),
+        scope=SCOPES.get(scope, str(scope)),
+        dev=names.get(rtnl.u32(attrs, RTA_OIF), ""),
         gateway=_gateway(attrs),
-        prefsrc=attrs.get("RTA_PREFSRC", "") or "",
-        metric=attrs.get("RTA_PRIORITY", 0),
-        mtu=dict(metrics["attrs"]).get(RTAX_MTU, 0) if metrics else 0,
-        nexthops=tuple((_gateway(dict(hop["attrs"])), names.get(hop["oif"], ""))
-                       for hop in attrs.get("RTA_MULTIPATH", ())),
+        prefsrc=rtnl.ip(attrs, RTA_PREFSRC),
+        metric=rtnl.u32(attrs, RTA_PRIORITY),
+        mtu=rtnl.u32(rtnl.nested(attrs, RTA_METRICS), RTAX_MTU),
+        nexthops=_nexthops(attrs.get(RTA_MULTIPATH, b""), names),
     )
 
 
-def _gateway(attrs: dict) -> str:
-    via = attrs.get("RTA_VIA")  # an IPv4 route with an IPv6 next hop
+def _gateway(attrs: dict[int, bytes]) -> str:
+    via = attrs.get(RTA_VIA)  # an IPv4 route with an IPv6 next hop: family (u16) + address
     if via:
-        return via.get("addr", "") if isinstance(via, dict) else str(via)
-    return attrs.get("RTA_GATEWAY", "") or ""
+        return rtnl.ip_text(via[2:])
+    return rtnl.ip(attrs, RTA_GATEWAY)
+
+
+def _nexthops(data: bytes, names: dict[int, str]) -> tuple[tuple[str, str], ...]:
+    hops = []
+    offset = 0
+    while offset + RTNEXTHOP.size <= len(data):
+        length, _, _, ifindex = RTNEXTHOP.unpack_from(data, offset)
+        if length < RTNEXTHOP.size:
+            break
+        attrs = rtnl.parse_attrs(data, offset + RTNEXTHOP.size, offset + length)
+        hops.append((_gateway(attrs), names.get(ifindex, "")))
+        offset += (length + 3) & ~3
+    return tuple(hops)

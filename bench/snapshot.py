@@ -1,0 +1,175 @@
+"""Benchmark: `netdiag snapshot` of N namespaces against a shell loop reading the same.
+
+Run by hand as root: `.venv/bin/python bench/snapshot.py --n 100` (and `--n 1000`).
+
+Builds N namespaces `ndb-<N>-<i>`, each with a veth into one shared bridge that lives in the
+hub namespace `ndb-hub` (never the root namespace), 2 addresses, 3 routes and 5 iptables
+rules. Then times, in the same run, the real CLI (`netdiag snapshot -o FILE`, all namespaces,
+in a subprocess) and the baseline: a shell loop that runs `ip -j addr`, `ip -j route`,
+`ip -j neigh`, `bridge -j fdb` and `iptables-save` in each namespace with `ip netns exec`.
+Prints one table row per N with both times, the speed-up and netdiag's peak RSS. Everything
+it made is removed afterwards, also on failure or Ctrl-C; leftovers of an earlier crashed run
+(only names `ndb-<digits>-<digits>` and `ndb-hub`) are removed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from netdiag import netns  # noqa: E402
+
+HUB = "ndb-hub"
+OURS = re.compile(r"ndb-(\d+-\d+|hub)")
+NETNS_DIR = Path("/run/netns")
+VENV_NETDIAG = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "netdiag"
+
+IPTABLES_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -s 10.0.0.0/8 -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s 10.77.0.0/16 ! -o eth0 -j MASQUERADE
+COMMIT
+"""
+
+SHELL_LOOP = """
+for ns in "$@"; do
+  ip netns exec "$ns" ip -j addr show
+  ip netns exec "$ns" ip -j route show table all
+  ip netns exec "$ns" ip -j neigh show
+  ip netns exec "$ns" bridge -j fdb show
+  ip netns exec "$ns" iptables-save
+done > /dev/null
+"""
+
+
+def names(n: int) -> list[str]:
+    return [f"ndb-{n}-{i}" for i in range(n)]
+
+
+def run(argv: list[str], stdin: str | None = None) -> None:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])}...: {done.stderr.strip()}")
+
+
+def ip_batch(lines: list[str], netns_name: str | None = None) -> None:
+    """Many `ip` commands in one process (`ip [-n NS] -batch -`)."""
+    argv = ["ip"] + (["-n", netns_name] if netns_name else []) + ["-batch", "-"]
+    run(argv, "\n".join(lines) + "\n")
+
+
+def remove_ours() -> None:
+    """Delete this benchmark's namespaces (and with them their links), and only those."""
+    if not NETNS_DIR.is_dir():
+        return
+    ours = sorted(p.name for p in NETNS_DIR.iterdir() if OURS.fullmatch(p.name))
+    if ours:
+        # Delete the hub first: that removes every veth pair in one go.
+        ours.sort(key=lambda name: name != HUB)
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in ours),
+                       capture_output=True, text=True)
+
+
+def configure(index: int, name: str) -> None:
+    """Addresses, routes and iptables rules of one namespace (runs in a worker thread)."""
+    a, b = divmod(index, 250)
+    ip_batch([
+        "link set lo up",
+        "link set eth0 up",
+        f"addr add 10.77.{a}.{b + 2}/16 dev eth0",
+        f"addr add 172.31.{a}.{b + 2}/16 dev eth0",
+        "route add default via 10.77.255.254",
+        f"route add 192.168.{index % 256}.0/24 via 10.77.255.253",
+        "route add blackhole 10.99.0.0/16",
+    ], name)
+    with netns.entered(str(NETNS_DIR / name)):  # iptables-restore inherits the namespace
+        run(["iptables-restore"], IPTABLES_RULES)
+
+
+def build(n: int, workers: int) -> None:
+    spaces = names(n)
+    ip_batch([f"netns add {HUB}"] + [f"netns add {name}" for name in spaces])
+    ip_batch(["link set lo up", "link add br0 type bridge", "link set br0 up"]
+             + [line for i, name in enumerate(spaces) for line in (
+                 f"link add h{i} type veth peer name eth0 netns {name}",
+                 f"link set h{i} master br0",
+                 f"link set h{i} up")], HUB)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(configure, range(n), spaces))
+
+
+def time_netdiag(output: str) -> tuple[float, float, int]:
+    """Seconds, peak RSS in MB and namespace count of one `netdiag snapshot` (all namespaces)."""
+    start = time.perf_counter()
+    child = subprocess.Popen([str(VENV_NETDIAG), "snapshot", "-o", output],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"netdiag snapshot failed: {child.stderr.read().decode().strip()}")
+    child.returncode = os.waitstatus_to_exitcode(status)
+    count = len(json.loads(Path(output).read_text())["namespaces"])
+    return seconds, usage.ru_maxrss / 1024, count
+
+
+def time_shell(n: int) -> float:
+    start = time.perf_counter()
+    run(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, action="append",
+                        help="number of namespaces (repeatable; default 100)")
+    parser.add_argument("--workers", type=int, default=4, help="threads used to build")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/snapshot.py needs root (it creates namespaces)", file=sys.stderr)
+        return 2
+    rows = []
+    for n in args.n or [100]:
+        remove_ours()
+        try:
+            start = time.perf_counter()
+            build(n, args.workers)
+            built = time.perf_counter() - start
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, rss, count = time_netdiag(os.path.join(tmp, "snap.json"))
+            shell = time_shell(n)
+            rows.append((n, count, seconds, shell, shell / seconds, rss, built))
+        finally:
+            remove_ours()
+    header = ("N", "namespaces read", "netdiag s", "shell loop s", "speed-up", "netdiag peak MB",
+              "build s")
+    print("  ".join(header))
+    for n, count, seconds, shell, speedup, rss, built in rows:
+        print(f"{n:>1}  {count:>15}  {seconds:>9.2f}  {shell:>12.2f}  {speedup:>7.1f}x  "
+              f"{rss:>15.0f}  {built:>7.1f}")
+    print("targets: N=100 speed-up >= 5x; N=1000 netdiag < 3 s; peak < 300 MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
