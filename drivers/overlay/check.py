@@ -12,33 +12,26 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from netdiag import netns
 from netdiag.checks.api import (AddFdbEntry, Evidence, Finding, ManualStep, Repair,
                                 ReplaceNeighbour, Rule, Safety, SetMtu, Severity)
 from netdiag.collect import collect_namespace, fdb, links, neighbours
-from netdiag.drivers.api import Endpoint, Network
+from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network,
+                                 namespace_ref)
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path
 from netdiag.errors import NamespaceGone
 from netdiag.model import NamespaceRef, NamespaceState, NsKind
 
-NAMESPACE_MISSING = Rule("ND1101", "overlay-device-missing", Severity.ERROR,
-                         "An overlay network's namespace, br0 or vxlan0 is missing on a host")
-FDB_MISSING = Rule("ND1102", "overlay-fdb-missing", Severity.ERROR,
-                   "A remote overlay endpoint has no permanent FDB or neighbour entry")
-MTU_MISMATCH = Rule("ND1103", "overlay-mtu-mismatch", Severity.WARNING,
-                    "An overlay device's MTU differs from the network's endpoint MTU")
-RULES = (NAMESPACE_MISSING, FDB_MISSING, MTU_MISMATCH)
-
-
-def ref_for(path: str, label: str = "") -> NamespaceRef:
-    return NamespaceRef(id=netns.inode_of(path), kind=NsKind.NAMED, path=path,
-                        name=Path(path).name, label=label or Path(path).name)
+# Missing devices and wrong MTUs are the drivers' shared rules (drivers.api); FDB entries are
+# the overlay's own.
+FDB_MISSING = Rule("ND910", "overlay-fdb-missing", Severity.ERROR,
+                   "a remote overlay endpoint has no permanent FDB or neighbour entry")
+RULES = (FDB_MISSING,)
 
 
 def read(path: str) -> NamespaceState | None:
     try:
-        state, _ = collect_namespace(ref_for(path), collectors=(links, fdb, neighbours))
+        state, _ = collect_namespace(namespace_ref(path), collectors=(links, fdb, neighbours))
     except NamespaceGone:
         return None
     return state
@@ -64,7 +57,7 @@ def _missing(network: Network, host: str, path: str, what: str,
     where = ref or NamespaceRef(id=0, kind=NsKind.NAMED, path=host, name=Path(host).name,
                                 label=Path(host).name)
     text = f"overlay network {network.name}: {what} missing in {Path(path).name}"
-    return NAMESPACE_MISSING.finding(
+    return DEVICE_MISSING.finding(
         where, what, text, evidence=[Evidence(text, where.id or None, "link", what)],
         repair=Repair("reconnect the endpoints so the driver rebuilds the overlay",
                       Safety.MANUAL, (ManualStep(f"netdiag net disconnect/connect "
@@ -85,7 +78,7 @@ def _devices(network: Network, state: NamespaceState,
 
 def _mtu_finding(ref: NamespaceRef, name: str, mtu: int, expected: int) -> Finding:
     text = f"{name} has MTU {mtu}, the overlay's endpoint MTU is {expected}"
-    return MTU_MISMATCH.finding(
+    return MTU_DIFFERS.finding(
         ref, name, text, evidence=[Evidence(f"{name} mtu {mtu}", ref.id, "link", name)],
         repair=Repair(f"set {name}'s MTU to {expected}", Safety.SAFE,
                       (SetMtu(ref.id, name, expected),)))

@@ -139,8 +139,8 @@ def test_check_finds_missing_fdb_entry_and_wrong_mtu(cluster):
     findings = list(ctl.driver.check(network, ctl.store.endpoints(network.id)))
     # br0 follows its smallest port's MTU, so the kernel lowered it too.
     assert sorted((f.rule, f.subject) for f in findings) == [
-        ("overlay-fdb-missing", e2.mac), ("overlay-mtu-mismatch", "br0"),
-        ("overlay-mtu-mismatch", VXLAN)]
+        ("driver-mtu-differs", "br0"), ("driver-mtu-differs", VXLAN),
+        ("overlay-fdb-missing", e2.mac)]
     fdb_repair = next(f for f in findings if f.rule == "overlay-fdb-missing").repair
     assert fdb_repair.steps[0].command(overlay_h1) == (
         f"ip netns exec {overlay_h1} bridge fdb append {e2.mac} dev {VXLAN} "
