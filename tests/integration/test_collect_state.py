@@ -1,0 +1,295 @@
+"""The non-link collectors against what the standard tools say about the same namespace.
+
+One namespace gets iptables rules through both backends (nft and legacy, IPv4 and IPv6),
+Docker's embedded-DNS NAT rules, a native nftables table, a veth pair with per-interface
+sysctls, an xfrm policy, an /etc/netns resolv.conf and a small server listening on TCP and
+UDP. Each collector's result is compared with iptables-save, iptables-legacy-save,
+`nft -j list ruleset`, `ss`, `sysctl` and `ip xfrm` run in that namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netdiag import netns
+from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot
+from netdiag.model import EmbeddedDns, NamespaceRef, NsKind
+from tests.conftest import NetnsFactory, sh
+
+pytestmark = pytest.mark.integration
+
+TCP_PORT, UDP_PORT = 8765, 5354
+SERVER = f"""
+import socket, time
+tcp4 = socket.socket()
+tcp4.bind(("127.0.0.1", {TCP_PORT}))
+tcp4.listen()
+tcp6 = socket.socket(socket.AF_INET6)
+tcp6.bind(("::1", {TCP_PORT + 1}))
+tcp6.listen()
+udp6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+udp6.bind(("::", {UDP_PORT}))
+udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp4.bind(("0.0.0.0", {UDP_PORT + 1}))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+RESOLV_CONF = "nameserver 127.0.0.11\nsearch lab.example\noptions ndots:0 timeout:2\n"
+
+SETUP = [
+    # nft backend, IPv4: Docker-like nat rules, a quoted comment, multiport ranges, a policy
+    "iptables-nft -t nat -N DOCKER",
+    "iptables-nft -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+    "iptables-nft -t nat -A DOCKER ! -i ndta -p tcp -m tcp --dport 8080 "
+    "-j DNAT --to-destination 172.18.0.2:80",
+    "iptables-nft -A INPUT -p tcp -m multiport --dports 22,80:90 "
+    "-m comment --comment 'admin \"ssh\" and web' -j ACCEPT",
+    "iptables-nft -P FORWARD DROP",
+    # Docker's embedded DNS rules, as a container on a user network has them
+    "iptables-nft -t nat -N DOCKER_OUTPUT",
+    "iptables-nft -t nat -A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT",
+    "iptables-nft -t nat -A DOCKER_OUTPUT -d 127.0.0.11/32 -p tcp -m tcp --dport 53 "
+    "-j DNAT --to-destination 127.0.0.11:41677",
+    "iptables-nft -t nat -A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 "
+    "-j DNAT --to-destination 127.0.0.11:52066",
+    # nft backend, IPv6
+    "ip6tables-nft -A INPUT -s fd00::/64 -p udp -m udp --dport 53 -j ACCEPT",
+    # legacy backend, both families
+    "iptables-legacy -A INPUT -s 10.0.0.0/8 ! -i lo -p udp -m udp --dport 53 -j DROP",
+    "iptables-legacy -t mangle -A PREROUTING -d 10.0.0.9/32 -j MARK --set-xmark 0x100/0xffffffff",
+    "ip6tables-legacy -A OUTPUT -d fd00::1/128 -j DROP",
+    # native nftables
+    "nft add table inet ndt",
+    "nft add chain inet ndt input '{ type filter hook input priority 10; policy accept; }'",
+    "nft add rule inet ndt input tcp dport 8443 counter accept comment '\"web\"'",
+    # links and sysctls
+    "ip link add ndta type veth peer name ndtb",
+    "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 "
+    "net.ipv4.conf.ndta.route_localnet=1 net.ipv4.conf.ndtb.proxy_arp=1",
+    # an xfrm policy (ESP states cannot be made on this kernel)
+    "ip xfrm policy add src 10.0.0.1/32 dst 10.0.0.2/32 dir out "
+    "tmpl src 10.0.0.1 dst 10.0.0.2 proto esp reqid 5 mode transport mark 0xD0C4E3",
+]
+
+
+def named_ref(name: str) -> NamespaceRef:
+    path = f"/run/netns/{name}"
+    return NamespaceRef(id=os.stat(path).st_ino, kind=NsKind.NAMED, path=path, name=name,
+                        label=name)
+
+
+def in_ns(name: str, command: str) -> str:
+    return sh(f"ip netns exec {name} {command}")
+
+
+@pytest.fixture(scope="module")
+def rich():
+    """(namespace name, server pid) for a namespace holding all of SETUP."""
+    factory = NetnsFactory()
+    etc_netns = None
+    server = None
+    try:
+        name = factory("state")
+        for command in SETUP:
+            in_ns(name, command)
+        etc_netns = Path("/etc/netns") / name
+        etc_netns.mkdir(parents=True)
+        (etc_netns / "resolv.conf").write_text(RESOLV_CONF)
+        server = subprocess.Popen(["ip", "netns", "exec", name, "python3", "-c", SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        yield name, server.pid
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        if etc_netns is not None:
+            shutil.rmtree(etc_netns, ignore_errors=True)
+        factory.cleanup()
+
+
+@pytest.fixture(scope="module")
+def state(rich):
+    name, _ = rich
+    collected, gaps = collect_namespace(named_ref(name))
+    assert [g for g in gaps if g.collector != "ipvs"] == []
+    return collected
+
+
+SAVE_PROGRAMS = [("iptables-nft-save", "nft", 4), ("ip6tables-nft-save", "nft", 6),
+                 ("iptables-legacy-save", "legacy", 4), ("ip6tables-legacy-save", "legacy", 6)]
+
+
+@pytest.mark.parametrize("program, backend, family", SAVE_PROGRAMS)
+def test_iptables_rules_and_chains_match_the_save_program(rich, state, program, backend,
+                                                          family):
+    saved = in_ns(rich[0], program).splitlines()
+    table, expected_chains, expected_rules = "", [], []
+    for line in saved:
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            chain, policy = line[1:].split()[:2]
+            expected_chains.append((table, chain, "" if policy == "-" else policy))
+        elif line.startswith("-A"):
+            expected_rules.append((table, line))
+    fw = state.firewall
+    chains = [(c.table, c.name, c.policy) for c in fw.iptables_chains
+              if (c.backend, c.family) == (backend, family)]
+    rules = [(r.table, r.text) for r in fw.iptables_rules
+             if (r.backend, r.family) == (backend, family)]
+    assert expected_rules, f"set-up made no rules for {program}"
+    assert chains == expected_chains
+    assert rules == expected_rules
+
+
+def test_iptables_rules_are_structured(state):
+    fw = state.firewall
+    (dnat,) = [r for r in fw.rules("nat", "DOCKER") if r.target == "DNAT"]
+    assert dnat.backend == "nft" and dnat.position == 1
+    assert dnat.match("in-interface").negated and dnat.match("in-interface").value == "ndta"
+    assert dnat.target_option("to-destination") == "172.18.0.2:80"
+    (accept, legacy_drop) = fw.rules("filter", "INPUT")  # both backends' IPv4 INPUT rules
+    assert (accept.backend, legacy_drop.backend) == ("nft", "legacy")
+    assert legacy_drop.match("in-interface").negated
+    assert accept.match("comment").value == 'admin "ssh" and web'
+    assert accept.match("dports").value == "22,80:90"
+    assert fw.chain("filter", "FORWARD").policy == "DROP"
+    legacy = [r for r in fw.iptables_rules if r.backend == "legacy" and r.table == "mangle"]
+    assert legacy[0].target_option("set-xmark") == "0x100/0xffffffff"
+    assert [r.match("source").value for r in fw.rules("filter", "INPUT", family=6)] == [
+        "fd00::/64"]
+
+
+def test_nftables_ruleset_matches_nft_json(rich, state):
+    listed = json.loads(in_ns(rich[0], "nft -j list ruleset"))["nftables"]
+    fw = state.firewall
+    tables = [(t["family"], t["name"], t["handle"]) for item in listed
+              if (t := item.get("table"))]
+    chains = [(c["family"], c["table"], c["name"], c["handle"], c.get("hook", ""),
+               c.get("prio", 0), c.get("policy", "")) for item in listed
+              if (c := item.get("chain"))]
+    rules = [(r["family"], r["table"], r["chain"], r["handle"], r["expr"], r.get("comment", ""))
+             for item in listed if (r := item.get("rule"))]
+    assert [(t.family, t.name, t.handle) for t in fw.nft_tables] == tables
+    assert [(c.family, c.table, c.name, c.handle, c.hook, c.priority, c.policy)
+            for c in fw.nft_chains] == chains
+    assert [(r.family, r.table, r.chain, r.handle, json.loads(r.expr), r.comment)
+            for r in fw.nft_rules] == rules
+    (native,) = [r for r in fw.nft_rules if r.table == "ndt"]
+    assert native.text.startswith("tcp dport 8443 counter packets")
+    assert native.text.endswith('accept comment "web"')
+    assert native.comment == "web"
+    assert all(r.text for r in fw.nft_rules)  # every rule joined with its text form
+
+
+def test_dns_uses_the_etc_netns_file_and_sees_the_embedded_resolver(rich, state):
+    assert state.dns.source == f"/etc/netns/{rich[0]}/resolv.conf"
+    assert state.dns.nameservers == ("127.0.0.11",)
+    assert state.dns.search == ("lab.example",)
+    assert state.dns.options == ("ndots:0", "timeout:2")
+    assert state.dns.embedded == EmbeddedDns(udp_port=52066, tcp_port=41677)
+
+
+def _ss(name: str, flags: str, family: int) -> set[tuple[str, int]]:
+    found = set()
+    for line in in_ns(name, f"ss -H{flags} -{family}").splitlines():
+        local = line.split()[3]
+        address, _, port = local.rpartition(":")
+        address = address.strip("[]").split("%")[0]
+        if address == "*":  # ss shows a dual-stack IPv6 wildcard as *
+            address = "::" if family == 6 else "0.0.0.0"
+        found.add((address, int(port)))
+    return found
+
+
+@pytest.mark.parametrize("protocol, flags", [("tcp", "ltn"), ("udp", "lun")])
+@pytest.mark.parametrize("family", [4, 6])
+def test_sockets_match_ss(rich, state, protocol, flags, family):
+    collected = {(s.address, s.port) for s in state.sockets
+                 if s.protocol == protocol and s.family == family}
+    expected = _ss(rich[0], flags, family)
+    assert expected, "the server's sockets are missing from ss"
+    assert collected == expected
+
+
+def test_socket_owners_are_resolved_once_per_snapshot(rich):
+    name, pid = rich
+    snapshot = collect_snapshot([named_ref(name)])
+    (ns,) = snapshot.namespaces
+    listening = {(s.protocol, s.port): s for s in ns.sockets}
+    tcp = listening[("tcp", TCP_PORT)]
+    assert tcp.state == "listen" and tcp.inode > 0
+    # `ip netns exec` execs python3 in place, so the server keeps the Popen pid
+    assert (tcp.pid, tcp.process) == (pid, "python3")
+    assert listening[("udp", UDP_PORT)].state == "unconn"
+    assert listening[("udp", UDP_PORT)].pid == pid
+
+
+def test_sysctls_match_sysctl(rich, state):
+    names = [s.name for s in state.sysctls]
+    expected = in_ns(rich[0], "sysctl -n " + " ".join(names)).splitlines()
+    assert [s.value for s in state.sysctls] == [" ".join(v.split()) for v in expected]
+    assert state.sysctl("net.ipv4.ip_forward") == "1"
+    assert state.sysctl("net.ipv4.conf.all.rp_filter") == "2"
+    assert state.sysctl("net.ipv4.conf.ndta.route_localnet") == "1"
+    assert state.sysctl("net.ipv4.conf.ndtb.proxy_arp") == "1"
+    assert state.sysctl("net.ipv4.conf.ndtb.forwarding") == "1"  # follows ip_forward
+    assert len(state.sysctl("net.ipv4.ip_local_port_range").split()) == 2
+
+
+def test_sysctls_are_read_from_the_namespace_not_the_host(rich, state):
+    host = sh("sysctl -n net.ipv4.ip_forward").strip()
+    if host == "1":
+        pytest.skip("the host forwards too: the namespace's 1 would prove nothing")
+    assert state.sysctl("net.ipv4.ip_forward") == "1"
+
+
+def test_conntrack_matches_sysctl(rich, state):
+    maximum = int(in_ns(rich[0], "sysctl -n net.netfilter.nf_conntrack_max"))
+    assert state.conntrack is not None and state.conntrack.max == maximum
+    assert state.conntrack.count >= 0
+
+
+def test_xfrm_policy_matches_ip_xfrm(rich, state):
+    text = in_ns(rich[0], "ip xfrm policy")
+    (policy,) = state.xfrm_policies
+    assert f"src {policy.src} dst {policy.dst}" in text
+    assert f"dir {policy.direction}" in text
+    assert f"mark {policy.mark:#x}/0xffffffff" in text
+    assert policy.templates == ("esp 10.0.0.1->10.0.0.2 reqid 5 mode transport",)
+    assert state.xfrm_states == ()
+
+
+def test_an_empty_namespace_runs_no_helper_program(netns_factory, monkeypatch):
+    name = netns_factory("empty")
+    helpers = []
+    real = netns.run_helper
+    monkeypatch.setattr(netns, "run_helper",
+                        lambda argv, timeout=10.0: helpers.append(argv) or real(argv, timeout))
+    collected, gaps = collect_namespace(named_ref(name), COLLECTORS)
+    assert helpers == []
+    assert [g.collector for g in gaps] in ([], ["ipvs"])
+    assert collected.firewall.iptables_rules == () and collected.firewall.nft_tables == ()
+    assert collected.sockets == () and collected.xfrm_policies == ()
+    assert collected.dns.source == "/etc/resolv.conf"
+
+
+def test_legacy_rules_alone_run_only_the_legacy_save_program(netns_factory, monkeypatch):
+    name = netns_factory("legacy")
+    in_ns(name, "iptables-legacy -A INPUT -p icmp -j ACCEPT")
+    helpers = []
+    real = netns.run_helper
+    monkeypatch.setattr(netns, "run_helper",
+                        lambda argv, timeout=10.0: helpers.append(argv[0]) or real(argv, timeout))
+    collected, _ = collect_namespace(named_ref(name), COLLECTORS)
+    assert helpers == ["iptables-legacy-save"]
+    (rule,) = collected.firewall.iptables_rules
+    assert (rule.backend, rule.family, rule.text) == ("legacy", 4, "-A INPUT -p icmp -j ACCEPT")
