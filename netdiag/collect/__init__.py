@@ -13,7 +13,7 @@ import platform
 import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,8 +25,9 @@ from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
 
 # Order matters only where a collector reads what an earlier one put in ctx.found
-# (dns reads the nat rules that firewall collected).
-COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, dns,
+# (firewall adds iptables rules to the Firewall nftables started, and runs iptables-nft-save
+# only if nftables found its tables; dns reads the nat rules that firewall collected).
+COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, nftables, firewall, dns,
               sockets, sysctls, conntrack, xfrm)
 
 DEFAULT_WORKERS = 4
@@ -131,7 +132,23 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     states = peers.resolve(states)
     states = sockets.resolve_owners(states)
     return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    host=host_info(), namespaces=tuple(states), gaps=tuple(gaps))
+                    host=host_info(), namespaces=tuple(states),
+                    gaps=tuple(merge_feature_gaps(gaps)))
+
+
+def merge_feature_gaps(gaps: Sequence[Gap]) -> list[Gap]:
+    """A kernel feature missing in one namespace is missing in all: say so once, not per
+    namespace (a host with 1000 namespaces and no IPVS gets one gap, without a namespace)."""
+    merged: list[Gap] = []
+    seen: set[tuple[str, str]] = set()
+    for gap in gaps:
+        if gap.kind == "feature-missing":
+            if (gap.collector, gap.message) in seen:
+                continue
+            seen.add((gap.collector, gap.message))
+            gap = replace(gap, namespace=None)
+        merged.append(gap)
+    return merged
 
 
 def host_info() -> HostInfo:
