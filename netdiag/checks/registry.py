@@ -6,17 +6,33 @@ Add a rule by importing its module and putting it in RULES (one line each, group
 
 from __future__ import annotations
 
-from netdiag.checks.addressing import overlapping_subnets
+from netdiag.checks.addressing import duplicate_address, overlapping_subnets
 from netdiag.checks.api import RuleModule
-from netdiag.checks.forwarding import ip_forward_disabled, missing_default_route
-from netdiag.checks.links import link_down
+from netdiag.checks.dns import dns_unreachable
+from netdiag.checks.firewall import bridge_isolation_broken
+from netdiag.checks.forwarding import (forward_policy_drop, ip_forward_disabled,
+                                       missing_default_route)
+from netdiag.checks.lb import ipvs_no_backends
+from netdiag.checks.links import link_down, macvlan_host_isolation
+from netdiag.checks.mtu import mtu_mismatch
+from netdiag.checks.overlay import vxlan_fdb_stale
+from netdiag.checks.ports import port_contention
 from netdiag.errors import UsageError
 
 RULES: tuple[RuleModule, ...] = (
     overlapping_subnets,
+    duplicate_address,
+    mtu_mismatch,
+    port_contention,
+    vxlan_fdb_stale,
     ip_forward_disabled,
+    forward_policy_drop,
     missing_default_route,
+    dns_unreachable,
+    ipvs_no_backends,
+    bridge_isolation_broken,
     link_down,
+    macvlan_host_isolation,
 )
 
 

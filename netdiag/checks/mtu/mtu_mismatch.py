@@ -1,0 +1,279 @@
+"""mtu-mismatch: two ends of a path disagree on the largest packet, so big packets vanish.
+
+What it finds
+    * the two ends of a veth pair with different MTUs;
+    * a bridge whose ports disagree with each other, or whose own MTU is above its ports';
+    * a VXLAN device whose MTU plus the encapsulation overhead (50 bytes over IPv4, 70 over
+      IPv6) exceeds the MTU of the underlay interface its packets leave by — found by looking
+      up the route to each FDB destination and remote VTEP in the underlay's namespace;
+    * a container interface whose MTU is above what its path to the uplink allows (veth,
+      bridge, the namespace's default route out, and on through further namespaces).
+    The evidence is the path hop by hop, with each MTU and each encapsulation overhead.
+
+Why it matters
+    Small packets pass, large ones are dropped: ping works, DNS works, TLS handshakes and
+    file transfers hang. A veth or bridge port drops frames larger than its MTU without a
+    word; a VXLAN packet too big for the underlay is dropped after encapsulation, where no
+    ICMP "fragmentation needed" ever reaches the sender. Cloud networks (1460), VPNs (1420)
+    and nested overlays are the usual culprits; Docker does not infer the MTU from the uplink.
+
+Example
+    ERROR mtu-mismatch  lab node demo/host1: vxlan42
+      vxlan42 MTU 1500 + 50 VXLAN overhead = 1550 exceeds eth0's MTU 1500 on the way to 10.0.0.2
+        · vxlan42 (VNI 42) mtu 1500, +50 bytes VXLAN over IPv4 = 1550
+        · route 10.0.0.0/24 dev eth0 in demo/host1 towards VTEP 10.0.0.2
+        · eth0 mtu 1500
+      repair (safe): ip link set dev vxlan42 mtu 1450 (and the bridge and ports above it)
+
+Repair
+    Lower the MTU to the computed value: the smaller end of a veth pair, the smallest port
+    of a bridge, the underlay MTU minus the overhead for VXLAN and everything bridged with it,
+    the path MTU for a container. For Docker set `com.docker.network.driver.mtu` (or "mtu" in
+    daemon.json) so new containers get it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from netdiag.checks import topology
+from netdiag.checks.api import (CheckConfig, Evidence, Finding, Repair, Rule, Safety, SetMtu,
+                                Severity)
+from netdiag.checks.topology import Endpoint, Topology
+from netdiag.model import Link, NamespaceState, Snapshot
+
+RULE = Rule(code="ND201", name="mtu-mismatch", severity=Severity.ERROR,
+            summary="veth ends, bridge ports, VXLAN and underlay, or a container and its path "
+                    "disagree on the MTU")
+
+VXLAN_OVERHEAD = {4: 50, 6: 70}  # outer IP + UDP + VXLAN + inner Ethernet
+MAX_PATH_NAMESPACES = 8  # a container's path to the uplink crosses a few namespaces at most
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    namespace: int
+    link: Link
+    limit: int  # the largest packet this hop passes (its MTU, or a route's MTU)
+    note: str = ""
+    binding: bool = True  # False: shown for context, but does not limit forwarded packets
+
+    def evidence(self, topo: Topology) -> Evidence:
+        ref = topo.ref(self.namespace)
+        where = ref.display if ref else str(self.namespace)
+        note = f" ({self.note})" if self.note else ""
+        return Evidence(f"{where}: {self.link.name} mtu {self.limit}{note}", self.namespace,
+                        "link", self.link.name)
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topo = topology.index(snapshot)
+    yield from _veth_pairs(topo)
+    yield from _bridges(topo)
+    yield from _vxlans(topo)
+    yield from _container_paths(topo)
+
+
+def _lower_steps(topo: Topology, endpoints, mtu: int) -> tuple[SetMtu, ...]:
+    """SetMtu for every interface of `endpoints` whose MTU is above `mtu`."""
+    steps = []
+    for endpoint in dict.fromkeys(endpoints):
+        link = topo.link(endpoint.namespace, endpoint.link)
+        if link is not None and link.mtu > mtu and link.kind != "loopback":
+            steps.append(SetMtu(endpoint.namespace, endpoint.link, mtu))
+    return tuple(steps)
+
+
+def _lower(topo: Topology, endpoints, mtu: int, what: str) -> Repair:
+    return Repair(f"Lower the MTU of {what} to {mtu}", Safety.SAFE,
+                  _lower_steps(topo, endpoints, mtu))
+
+
+# --- veth pairs -------------------------------------------------------------------------------
+
+
+def _veth_pairs(topo: Topology) -> Iterator[Finding]:
+    for (ns_id, name), link in topo.links.items():
+        peer = topo.peer(ns_id, link)
+        if peer is None:
+            continue
+        peer_ns, peer_link = peer
+        # Report each pair once, on its larger end (the one to change).
+        if link.mtu <= peer_link.mtu:
+            continue
+        hops = (_Hop(ns_id, link, link.mtu), _Hop(peer_ns, peer_link, peer_link.mtu, "peer"))
+        peer_ref = topo.ref(peer_ns)
+        message = (f"veth {name} has MTU {link.mtu} but its peer {peer_link.name} in "
+                   f"{peer_ref.display if peer_ref else peer_ns} has {peer_link.mtu}: frames "
+                   f"above {peer_link.mtu} bytes are dropped")
+        yield RULE.finding(topo.ref(ns_id), name, message,
+                           evidence=[h.evidence(topo) for h in hops],
+                           repair=_lower(topo, [Endpoint(ns_id, name)], peer_link.mtu, name),
+                           related=(peer_ns,) if peer_ns != ns_id else ())
+
+
+# --- bridges ----------------------------------------------------------------------------------
+
+
+def _bridges(topo: Topology) -> Iterator[Finding]:
+    for (ns_id, name), bridge in topo.links.items():
+        if bridge.kind != "bridge":
+            continue
+        ports = topo.bridge_ports(ns_id, name)
+        if not ports:
+            continue
+        smallest = min(port.mtu for port in ports)
+        if all(port.mtu == smallest for port in ports) and bridge.mtu <= smallest:
+            continue
+        evidence = [_Hop(ns_id, bridge, bridge.mtu, "bridge").evidence(topo)]
+        evidence += [_Hop(ns_id, port, port.mtu, "port").evidence(topo)
+                     for port in sorted(ports, key=lambda p: (p.mtu, p.name))]
+        larger = sorted(p.name for p in ports if p.mtu > smallest)
+        problem = (f"its ports disagree ({', '.join(larger)} above {smallest})" if larger
+                   else f"its MTU {bridge.mtu} is above its ports' {smallest}")
+        endpoints = [Endpoint(ns_id, name)]
+        for port in ports:
+            endpoints.append(Endpoint(ns_id, port.name))
+            peer = topo.peer(ns_id, port)
+            if peer is not None:  # lower both ends of a veth, or the pair disagrees next
+                endpoints.append(Endpoint(peer[0], peer[1].name))
+        related = tuple(sorted({e.namespace for e in endpoints if e.namespace != ns_id}))
+        yield RULE.finding(topo.ref(ns_id), name,
+                           f"bridge {name}: {problem}; frames above {smallest} bytes are "
+                           "dropped on the smaller ports",
+                           severity=Severity.WARNING, evidence=evidence, related=related,
+                           repair=_lower(topo, endpoints, smallest, f"{name} and its ports"))
+
+
+# --- VXLAN over its underlay ------------------------------------------------------------------
+
+
+def _vxlans(topo: Topology) -> Iterator[Finding]:
+    for (ns_id, name), link in topo.links.items():
+        if link.vxlan is None:
+            continue
+        underlay = topo.underlay(ns_id, link)
+        if underlay is None or topo.namespace(underlay) is None:
+            continue
+        worst = _tightest_underlay(topo, ns_id, link, underlay)
+        if worst is None:
+            continue
+        overhead, path = worst
+        allowed = path[-1].limit - overhead
+        if link.mtu <= allowed:
+            continue
+        head = _Hop(ns_id, link, link.mtu,
+                    f"VNI {link.vxlan.vni}, +{overhead} bytes VXLAN over IPv"
+                    f"{4 if overhead == VXLAN_OVERHEAD[4] else 6} = {link.mtu + overhead}")
+        endpoints = [Endpoint(ns_id, name)] + list(topo.segment(ns_id, name))
+        message = (f"{name} MTU {link.mtu} + {overhead} VXLAN overhead = {link.mtu + overhead} "
+                   f"exceeds {path[-1].link.name}'s MTU {path[-1].limit} in the underlay: "
+                   f"encapsulated packets above it are dropped")
+        yield RULE.finding(topo.ref(ns_id), name, message,
+                           evidence=[head.evidence(topo)] + [h.evidence(topo) for h in path],
+                           related=tuple(sorted({e.namespace for e in endpoints} - {ns_id})
+                                         | ({underlay} - {ns_id})),
+                           repair=_lower(topo, endpoints, allowed,
+                                         f"{name} and everything bridged with it"))
+
+
+def _vxlan_destinations(topo: Topology, ns_id: int, link: Link) -> list[str]:
+    state = topo.namespace(ns_id)
+    found = [link.vxlan.remote] if link.vxlan.remote else []
+    found += [entry.dst for entry in state.fdb if entry.ifname == link.name and entry.dst
+              and entry.dst not in ("0.0.0.0", "::")]
+    return list(dict.fromkeys(found))
+
+
+def _tightest_underlay(topo: Topology, ns_id: int, link: Link, underlay: int
+                       ) -> tuple[int, list[_Hop]] | None:
+    """(overhead, path) of the destination whose underlay leaves the least room."""
+    best: tuple[int, list[_Hop]] | None = None
+    for dst in _vxlan_destinations(topo, ns_id, link):
+        family, _ = topology.ip_int(dst)
+        out = topo.egress(underlay, dst)
+        if out is None:
+            continue  # no route: vxlan-fdb-stale reports that
+        route, dev = out
+        path = [_Hop(underlay, dev, dev.mtu, f"route {route.dst} towards VTEP {dst}")]
+        if route.mtu and route.mtu < dev.mtu:
+            path.append(_Hop(underlay, dev, route.mtu, f"route {route.dst} mtu {route.mtu}"))
+        candidate = (VXLAN_OVERHEAD[family], path)
+        if best is None or path[-1].limit - candidate[0] < best[1][-1].limit - best[0]:
+            best = candidate
+    if best is None and link.vxlan.dev:
+        dev = topo.link(underlay, link.vxlan.dev)
+        if dev is not None:
+            best = (VXLAN_OVERHEAD[4], [_Hop(underlay, dev, dev.mtu, "VXLAN lower device")])
+    return best
+
+
+# --- a container's path to the uplink ---------------------------------------------------------
+
+
+def _container_paths(topo: Topology) -> Iterator[Finding]:
+    for state in topo.namespaces.values():
+        if not topology.is_container(state.ref):
+            continue
+        start = _default_egress(topo, state)
+        if start is None:
+            continue
+        path = _path_out(topo, state.ref.id, start)
+        if len(path) < 2:
+            continue
+        tightest = min((hop for hop in path[1:] if hop.binding), key=lambda hop: hop.limit)
+        if start.mtu <= tightest.limit:
+            continue
+        # A veth whose ends disagree is reported as such: do not report it twice.
+        if len(path) > 1 and path[1].link.kind == "veth" and path[1].limit < start.mtu:
+            continue
+        ns_id = state.ref.id
+        endpoints = [Endpoint(ns_id, start.name)]
+        peer = topo.peer(ns_id, start)
+        if peer is not None:
+            endpoints.append(Endpoint(peer[0], peer[1].name))
+        where = topo.ref(tightest.namespace)
+        message = (f"{start.name} has MTU {start.mtu} but its path out allows {tightest.limit} "
+                   f"({tightest.link.name} in {where.display if where else tightest.namespace}): "
+                   f"larger packets need fragmentation or PMTU discovery, which firewalls "
+                   f"often break")
+        yield RULE.finding(state.ref, start.name, message, severity=Severity.WARNING,
+                           evidence=[h.evidence(topo) for h in path],
+                           related=tuple(sorted({h.namespace for h in path} - {ns_id})),
+                           repair=_lower(topo, endpoints, tightest.limit,
+                                         f"{start.name} (and its veth peer)"))
+
+
+def _default_egress(topo: Topology, state: NamespaceState) -> Link | None:
+    out = topo.egress(state.ref.id, "0.0.0.0")
+    if out is None or not topology.is_default(out[0]):
+        return None
+    return out[1]
+
+
+def _path_out(topo: Topology, ns_id: int, start: Link) -> list[_Hop]:
+    """Hops from `start` through veth peers, bridges and each namespace's default route."""
+    path = [_Hop(ns_id, start, start.mtu, "default route")]
+    link, visited = start, {ns_id}
+    while len(visited) <= MAX_PATH_NAMESPACES:
+        peer = topo.peer(ns_id, link)
+        if peer is None:
+            break
+        ns_id, link = peer
+        if ns_id in visited:
+            break
+        visited.add(ns_id)
+        path.append(_Hop(ns_id, link, link.mtu, "veth peer"))
+        if link.master:
+            bridge = topo.link(ns_id, link.master)
+            if bridge is not None:  # routed traffic enters the bridge; its MTU limits output only
+                path.append(_Hop(ns_id, bridge, bridge.mtu, "bridge", binding=False))
+        out = topo.egress(ns_id, "0.0.0.0")
+        if out is None or not topology.is_default(out[0]):
+            break
+        route, link = out
+        limit = min(link.mtu, route.mtu) if route.mtu else link.mtu
+        path.append(_Hop(ns_id, link, limit, "default route"
+                         + (f", route mtu {route.mtu}" if route.mtu else "")))
+    return path

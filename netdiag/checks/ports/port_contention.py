@@ -1,0 +1,317 @@
+"""port-contention: two things claim one port, or a published port leads nowhere.
+
+What it finds
+    * two listening sockets of different programs on the same protocol, address and port
+      (TCP; UDP only on one specific address, since UDP services such as mDNS share ports
+      on purpose);
+    * a published-port DNAT rule that captures a port a process in the same namespace
+      listens on: outside traffic goes to the container, the process only sees local traffic
+      (Docker's own docker-proxy listens on published ports by design and does not count);
+    * two DNAT rules that send the same host port to different backends: only the first one
+      ever matches;
+    * a dangling publish: a DNAT to an address in a namespace of the snapshot where nothing
+      listens on the target port (warning);
+    * a published host port inside the namespace's ephemeral range, `ip_local_port_range`,
+      where outgoing connections may take it first (warning).
+    Docker's embedded-DNS rules (127.0.0.11) belong to dns-unreachable and are skipped here.
+
+Why it matters
+    "Bind for 0.0.0.0:8080 failed: port is already allocated" is the loud version. The quiet
+    versions are worse: a host service that silently stopped receiving outside traffic, a
+    stale rule left by a crashed container pointing at an address now used by another one, a
+    published port that refuses connections because the service inside listens elsewhere.
+
+Example
+    ERROR port-contention  host: tcp/8080
+      DNAT rule nat/DOCKER/3 takes tcp/8080 to 172.18.0.2:80, shadowing python3 (pid 4242)
+      which listens on 0.0.0.0:8080 in this namespace
+
+Repair
+    Decide which one should own the port (manual): stop the process or publish on another
+    port; delete the shadowed duplicate DNAT rule (unsafe: the printed command removes it);
+    start the service or fix the container's port for a dangling publish; move published
+    ports out of the ephemeral range.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from netdiag.checks import topology
+from netdiag.checks.api import (CheckConfig, DeleteIptablesRule, Evidence, Finding, ManualStep,
+                                Repair, Rule, Safety, Severity)
+from netdiag.checks.topology import Topology
+from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, Socket
+
+RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
+            summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
+
+WILDCARDS = ("0.0.0.0", "::", "")
+USERLAND_PROXY = "docker-proxy"
+EPHEMERAL_SYSCTL = "net.ipv4.ip_local_port_range"
+
+
+@dataclass(frozen=True, slots=True)
+class _Publish:
+    """A DNAT rule that takes a host port somewhere else."""
+
+    rule: IptablesRule
+    protocol: str
+    port: int
+    destination: Match | None
+    in_interface: Match | None
+    to_address: str
+    to_port: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule.table}/{self.rule.chain}/{self.rule.position}"
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.to_address}]" if ":" in self.to_address else self.to_address
+        return f"{host}:{self.to_port}"
+
+    def evidence(self, ns_id: int) -> Evidence:
+        text = self.rule.text or f"{self.rule.chain} DNAT {self.protocol}/{self.port} → {self.target}"
+        return Evidence(f"{self.rule.backend} {self.key}: {text}", ns_id, "firewall", self.key)
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    topo = topology.index(snapshot)
+    no_sockets = {gap.namespace for gap in snapshot.gaps if gap.collector == "sockets"}
+    for state in snapshot.namespaces:
+        publishes = _publishes(state)
+        yield from _socket_clashes(state)
+        yield from _captured_listeners(state, publishes)
+        yield from _conflicting_dnats(state, publishes)
+        yield from _dangling(topo, state, publishes, no_sockets)
+        yield from _ephemeral(state, publishes)
+
+
+def _describe_socket(sock: Socket) -> str:
+    owner = sock.process or "unknown process"
+    pid = f" (pid {sock.pid})" if sock.pid else ""
+    return f"{owner}{pid} on {sock.protocol} {sock.address or '*'}:{sock.port}"
+
+
+def _socket_evidence(ns_id: int, sock: Socket) -> Evidence:
+    return Evidence(_describe_socket(sock), ns_id, "socket",
+                    f"{sock.protocol}/{sock.address}:{sock.port}")
+
+
+# --- sockets against sockets ------------------------------------------------------------------
+
+
+def _socket_clashes(state: NamespaceState) -> Iterator[Finding]:
+    groups: dict[tuple[str, int, int], list[Socket]] = defaultdict(list)
+    for sock in state.sockets:
+        groups[(sock.protocol, sock.family, sock.port)].append(sock)
+    for (protocol, _, port), socks in sorted(groups.items()):
+        for i, a in enumerate(socks):
+            clash = next((b for b in socks[i + 1:] if _clash(a, b)), None)
+            if clash is not None:
+                yield RULE.finding(
+                    state.ref, f"{protocol}/{port}",
+                    f"{_describe_socket(a)} and {_describe_socket(clash)} claim the same port: "
+                    "the kernel splits connections between them",
+                    evidence=(_socket_evidence(state.ref.id, a),
+                              _socket_evidence(state.ref.id, clash)),
+                    repair=Repair("Stop one of the two programs, or move it to another port",
+                                  Safety.MANUAL, (ManualStep(
+                                      f"stop {_describe_socket(clash)} or {_describe_socket(a)}",
+                                      state.ref.id),)))
+                break
+
+
+def _clash(a: Socket, b: Socket) -> bool:
+    if a.process and b.process and a.process == b.process:
+        return False  # SO_REUSEPORT workers of one program
+    if a.pid is not None and a.pid == b.pid:
+        return False
+    if a.protocol == "udp":
+        return a.address == b.address and a.address not in WILDCARDS
+    return a.address == b.address or a.address in WILDCARDS or b.address in WILDCARDS
+
+
+# --- DNAT rules -------------------------------------------------------------------------------
+
+
+def _publishes(state: NamespaceState) -> list[_Publish]:
+    found = []
+    for rule in state.firewall.iptables_rules:
+        if rule.table != "nat" or rule.target != "DNAT":
+            continue
+        publish = _publish(rule)
+        if publish is not None:
+            found.append(publish)
+    return found
+
+
+def _publish(rule: IptablesRule) -> _Publish | None:
+    protocol, dport = rule.match("protocol"), rule.match("dport")
+    if protocol is None or dport is None or protocol.negated or dport.negated \
+            or not dport.value.isdigit():
+        return None
+    destination = rule.match("destination")
+    to = rule.target_option("to-destination")
+    address, port = _split_target(to, int(dport.value))
+    if not address or address.startswith("127."):
+        return None  # Docker's embedded DNS: dns-unreachable looks after it
+    return _Publish(rule, protocol.value, int(dport.value), destination,
+                    rule.match("in-interface"), address, port)
+
+
+def _split_target(to: str, default_port: int) -> tuple[str, int]:
+    """"172.18.0.2:80" / "172.18.0.2" / "[fd00::2]:80" → (address, port)."""
+    if to.startswith("["):
+        address, _, rest = to[1:].partition("]")
+        port = rest.lstrip(":")
+    elif to.count(":") == 1:
+        address, port = to.split(":")
+    else:
+        address, port = to, ""
+    address = address.split("-")[0]  # a range: its first address is enough to locate it
+    port = port.split("-")[0]
+    return address, int(port) if port.isdigit() else default_port
+
+
+def _local(state: NamespaceState, address: str) -> bool:
+    return any(a.address == address for a in state.addresses)
+
+
+def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
+    if sock.protocol != publish.protocol or sock.port != publish.port:
+        return False
+    if sock.process == USERLAND_PROXY:
+        return False
+    if publish.to_port == sock.port and (sock.address in WILDCARDS
+                                         or sock.address == publish.to_address) \
+            and _local(state, publish.to_address):
+        return False  # the DNAT leads to this very socket
+    if publish.destination is not None and not publish.destination.negated \
+            and sock.address not in WILDCARDS:
+        return publish.destination.value.split("/")[0] == sock.address
+    return True
+
+
+def _captured_listeners(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+    ns_id = state.ref.id
+    for publish in publishes:
+        sock = next((s for s in state.sockets if _captures(publish, state, s)), None)
+        if sock is None:
+            continue
+        yield RULE.finding(
+            state.ref, f"{publish.protocol}/{publish.port}",
+            f"DNAT rule {publish.key} takes {publish.protocol}/{publish.port} to "
+            f"{publish.target}, shadowing {_describe_socket(sock)} in this namespace: outside "
+            "traffic never reaches it",
+            evidence=(publish.evidence(ns_id), _socket_evidence(ns_id, sock)),
+            repair=Repair("Give the port to one of them", Safety.MANUAL, (ManualStep(
+                f"stop {_describe_socket(sock)}, or publish the container on another port",
+                ns_id),)))
+
+
+def _compatible(a: Match | None, b: Match | None) -> bool:
+    """Can one packet match both conditions? Only two different positive values exclude it."""
+    if a is None or b is None or a.negated or b.negated:
+        return True
+    return a.value == b.value
+
+
+def _conflicting_dnats(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+    groups: dict[tuple[str, int, int, str], list[_Publish]] = defaultdict(list)
+    for publish in publishes:
+        groups[(publish.rule.backend, publish.rule.family, publish.port,
+                publish.protocol)].append(publish)
+    ns_id = state.ref.id
+    for (_, _, port, protocol), group in sorted(groups.items()):
+        group.sort(key=lambda p: (p.rule.chain, p.rule.position))
+        reported = False
+        for i, first in enumerate(group):
+            for later in group[i + 1:]:
+                if reported or first.target == later.target \
+                        or not _compatible(first.destination, later.destination) \
+                        or not _compatible(first.in_interface, later.in_interface):
+                    continue
+                reported = True
+                yield RULE.finding(
+                    state.ref, f"{protocol}/{port}",
+                    f"two DNAT rules take {protocol}/{port} to different backends: "
+                    f"{first.target} ({first.key}) and {later.target} ({later.key}); "
+                    "the second never matches",
+                    evidence=(first.evidence(ns_id), later.evidence(ns_id)),
+                    repair=_delete(ns_id, later))
+
+
+def _delete(ns_id: int, publish: _Publish) -> Repair:
+    args = tuple(shlex.split(publish.rule.text)[2:]) if publish.rule.text.startswith("-A ") \
+        else ()
+    if not args:
+        return Repair("Delete the stale DNAT rule", Safety.MANUAL,
+                      (ManualStep(f"delete DNAT rule {publish.key}", ns_id),))
+    return Repair(f"Delete the stale DNAT rule to {publish.target}", Safety.UNSAFE,
+                  (DeleteIptablesRule(ns_id, "nat", publish.rule.chain, args,
+                                      publish.rule.family),))
+
+
+def _dangling(topo: Topology, state: NamespaceState, publishes: list[_Publish],
+              no_sockets: set[int | None]) -> Iterator[Finding]:
+    for publish in publishes:
+        for target_ns, _ in topo.owners_of(publish.to_address)[:1]:
+            target = topo.namespace(target_ns)
+            if target is None or target_ns in no_sockets:
+                continue
+            if any(s.protocol == publish.protocol and s.port == publish.to_port
+                   and (s.address in WILDCARDS or s.address == publish.to_address)
+                   for s in target.sockets):
+                continue
+            where = target.ref.display
+            yield RULE.finding(
+                state.ref, f"{publish.protocol}/{publish.port}",
+                f"published {publish.protocol}/{publish.port} leads to {publish.target} in "
+                f"{where}, where nothing listens on {publish.protocol} port {publish.to_port}",
+                severity=Severity.WARNING, related=(target_ns,) if target_ns != state.ref.id
+                else (),
+                evidence=(publish.evidence(state.ref.id),
+                          Evidence(f"no {publish.protocol} listener on port {publish.to_port} "
+                                   f"in {where}", target_ns, "socket",
+                                   f"{publish.protocol}/{publish.to_address}:{publish.to_port}")),
+                repair=Repair("Start the service, or fix the published port", Safety.MANUAL,
+                              (ManualStep(f"make something listen on {publish.target} in "
+                                          f"{where}, or remove the publish", target_ns),)))
+
+
+def _ephemeral(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+    bounds = _port_range(state.sysctl(EPHEMERAL_SYSCTL))
+    if bounds is None:
+        return
+    low, high = bounds
+    seen: set[tuple[str, int]] = set()
+    for publish in publishes:
+        key = (publish.protocol, publish.port)
+        if key in seen or not low <= publish.port <= high:
+            continue
+        seen.add(key)
+        yield RULE.finding(
+            state.ref, f"{publish.protocol}/{publish.port}",
+            f"published {publish.protocol}/{publish.port} is inside the ephemeral range "
+            f"{low}-{high}: an outgoing connection may take it first",
+            severity=Severity.WARNING,
+            evidence=(publish.evidence(state.ref.id),
+                      Evidence(f"{EPHEMERAL_SYSCTL} = {low} {high}", state.ref.id, "sysctl",
+                               EPHEMERAL_SYSCTL)),
+            repair=Repair("Publish on a port outside the ephemeral range", Safety.MANUAL,
+                          (ManualStep(f"publish on a port below {low}, or reserve "
+                                      f"{publish.port} in net.ipv4.ip_local_reserved_ports",
+                                      state.ref.id),)))
+
+
+def _port_range(value: str | None) -> tuple[int, int] | None:
+    parts = (value or "").split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
