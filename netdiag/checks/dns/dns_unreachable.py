@@ -6,7 +6,9 @@ What it finds
     unreachable or prohibit route); Docker's embedded resolver 127.0.0.11 configured while the
     NAT rules that redirect it (`DOCKER_OUTPUT`) are missing, or while nothing listens on the
     ports those rules point to; another loopback or local nameserver with nothing listening on
-    port 53. With `check --probe`, also a server that did not answer a real query.
+    port 53. With `check --probe`, also a server that did not answer a real query. A
+    namespace that has neither its own resolv.conf nor a process (it only shows the host's
+    file, and nothing in it resolves names) is not judged.
 
 Why it matters
     Name resolution is the first thing every client does, and its failure looks like "the
@@ -34,12 +36,13 @@ from dataclasses import dataclass
 from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
                                 Severity)
 from netdiag.checks.topology import Topology, index
-from netdiag.model import DnsProbe, NamespaceState, Snapshot
+from netdiag.model import DnsProbe, NamespaceState, NsKind, Snapshot
 
 RULE = Rule(code="ND601", name="dns-unreachable", severity=Severity.ERROR,
             summary="A configured nameserver has no route, no NAT rules or no listener")
 
 EMBEDDED_DNS = "127.0.0.11"
+HOST_RESOLV_CONF = "/etc/resolv.conf"
 MAX_NAMESERVERS = 3  # glibc and musl use only the first three
 _NO_WAY = ("blackhole", "unreachable", "prohibit")
 
@@ -56,6 +59,8 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     gaps = {(gap.namespace, gap.collector) for gap in snapshot.gaps}
     probes = {(p.namespace, p.server): p for p in (snapshot.probes.dns if snapshot.probes else ())}
     for state in snapshot.namespaces:
+        if _inherited(state):
+            continue
         for server in state.dns.nameservers[:MAX_NAMESERVERS]:
             ns_id = state.ref.id
             problem = _static_problem(topology, state, server, gaps)
@@ -75,6 +80,15 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 evidence=evidence,
                 repair=Repair(f"make nameserver {server} reachable", Safety.MANUAL,
                               (ManualStep(problem.fix, ns_id),)))
+
+
+def _inherited(state: NamespaceState) -> bool:
+    """A namespace with no resolv.conf and no process of its own only shows the host's file.
+
+    Nothing in it resolves names (no process), and the file was not written for it, so judging
+    it would report every bare namespace without an uplink (lab routers, test namespaces).
+    """
+    return state.ref.kind is not NsKind.HOST and state.dns.source == HOST_RESOLV_CONF
 
 
 def _static_problem(topology: Topology, state: NamespaceState, server: str,

@@ -22,8 +22,8 @@ def container(default_route: bool = True, sockets: bool = True):
     return b, web
 
 
-def with_dns(b, ns, *servers, embedded=None):
-    return amend(b.build(), ns, dns=DnsConfig(source="/etc/resolv.conf", nameservers=servers,
+def with_dns(b, ns, *servers, embedded=None, source="/proc/4242/root/etc/resolv.conf"):
+    return amend(b.build(), ns, dns=DnsConfig(source=source, nameservers=servers,
                                                embedded=embedded))
 
 
@@ -93,3 +93,9 @@ def test_probe_without_answer_fires_and_answer_passes():
     assert finding.evidence[-1].kind == "probe" and "timeout" in finding.evidence[-1].text
     answered = replace(silent, answered=True, rcode="NOERROR", error="")
     assert run(rule, replace(snapshot, probes=Probes(dns=(answered,)))) == []
+
+
+def test_bare_namespace_showing_the_hosts_file_is_not_judged():
+    b, web = container(default_route=False)
+    assert run(rule, with_dns(b, web, "10.9.9.9", source="/etc/resolv.conf")) == []
+    assert len(run(rule, with_dns(b, web, "10.9.9.9", source="/etc/netns/web/resolv.conf"))) == 1
