@@ -18,6 +18,8 @@ DRIVERS: dict[str, str] = {
     "bridge": "netdiag.drivers.bridge",
     "host": "netdiag.drivers.host",
     "none": "netdiag.drivers.none",
+    "overlay": "netdiag.drivers.overlay",
+    "macvlan": "netdiag.drivers.macvlan",
 }
 
 
