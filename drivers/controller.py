@@ -25,14 +25,26 @@ from pathlib import Path
 from netdiag.checks.api import Finding
 from netdiag.drivers import registry
 from netdiag.drivers.api import (Driver, Endpoint, ExternalConnectivity, Network, PortBinding,
-                                 Step, run_steps)
+                                 Scope, Step, run_steps)
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
 from netdiag.drivers.store import Store
-from netdiag.errors import Conflict, NotFound, UsageError
+from netdiag.errors import Conflict, NotFound, PermissionDenied, UsageError
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-ROOT_NS = "/proc/1/ns/net"
+# The machine's own namespace (kernel threads live there even when pid 1 is hidden from us).
+ROOT_NS_PATHS = ("/proc/1/ns/net", "/proc/2/ns/net")
+
+
+def _protected_inodes() -> set[int]:
+    """The root namespace and netdiag's own: drivers never build there."""
+    found = set()
+    for path in ROOT_NS_PATHS + ("/proc/self/ns/net",):
+        try:
+            found.add(os.stat(path).st_ino)
+        except OSError:
+            continue
+    return found
 
 
 def namespace_path(ref: str) -> str:
@@ -42,13 +54,11 @@ def namespace_path(ref: str) -> str:
         inode = os.stat(path).st_ino
     except FileNotFoundError:
         raise NotFound(f"network namespace {ref} not found") from None
-    try:
-        root = os.stat(ROOT_NS).st_ino
-    except OSError:
-        root = os.stat("/proc/self/ns/net").st_ino if os.getpid() == 1 else -1
-    if inode == root:
-        raise UsageError(f"{ref} is the root network namespace: netdiag's drivers only build "
-                         "inside namespaces (give one with --host-ns)")
+    except PermissionError:
+        raise PermissionDenied(f"cannot open namespace {ref}: permission denied") from None
+    if inode in _protected_inodes():
+        raise UsageError(f"{ref} is the root network namespace (or netdiag's own): the drivers "
+                         "only build inside namespaces you name")
     return path
 
 
@@ -88,7 +98,7 @@ class Controller:
 
         def take_pool() -> None:
             nonlocal network
-            space = GLOBAL_SPACE if network.scope.value == "global" else local_space(host)
+            space = GLOBAL_SPACE if network.scope is Scope.GLOBAL else local_space(host)
             avoid = () if subnet else networks_to_avoid(host)
             pool = self.ipam.request_pool(space, subnet, ip_range, avoid)
             network = replace(network, subnet=pool.subnet, ip_range=ip_range, pool_id=pool.id)
@@ -146,15 +156,20 @@ class Controller:
     def connect(self, ref: str, sandbox: str, name: str = "", *, host: str | None = None,
                 address: str = "", ports: Sequence[PortBinding] = (),
                 aliases: Sequence[str] = ()) -> Endpoint:
-        """Attach the container namespace `sandbox` to a network (Docker's network connect)."""
+        """Attach the container namespace `sandbox` to a network (Docker's network connect).
+
+        `host` picks the network by host namespace and, for a global network, is the host
+        the endpoint lives on (default: the network's first host).
+        """
         network = self.network(ref, host)
         drv = self.driver(network.driver)
         sandbox = namespace_path(sandbox)
+        on_host = namespace_path(host) if host and network.scope is Scope.GLOBAL else network.host
         name = name or Path(sandbox).name
         if ports and not isinstance(drv, ExternalConnectivity):
             raise UsageError(f"the {network.driver} driver cannot publish ports")
         endpoint = Endpoint(id=secrets.token_hex(32), network_id=network.id, name=name,
-                            host=network.host, ifname=self._next_ifname(sandbox),
+                            host=on_host, ifname=self._next_ifname(sandbox),
                             ports=tuple(ports), aliases=tuple(aliases))
 
         def take_address() -> None:

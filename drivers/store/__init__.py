@@ -131,9 +131,10 @@ class Tx:
         self.conn.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     def networks(self, host: str | None = None) -> list[Network]:
+        """Networks on `host` — local ones made there, and every global one — or all."""
         query, args = "SELECT * FROM networks", ()
         if host is not None:
-            query, args = query + " WHERE host = ?", (host,)
+            query, args = query + " WHERE host = ? OR scope = 'global'", (host,)
         return [_decode(Network, r) for r in self.conn.execute(query + " ORDER BY created", args)]
 
     def network(self, ref: str, host: str | None = None) -> Network:
