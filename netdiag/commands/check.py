@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         focus = _focus_offline(snapshot, args.ns)
     else:
         snapshot, focus = _collect(args.ns, deadline)
-    extra = _probe(snapshot, config, focus, deadline) if args.probe else ()
-    report = engine.run(snapshot, config, focus=focus, deadline=deadline, extra=extra)
+    if args.probe:
+        snapshot = _probe(snapshot, focus, deadline)
+    report = engine.run(snapshot, config, focus=focus, deadline=deadline)
 
     sys.stdout.write(FORMATS[args.format](report))
     for fmt, path in outputs:
@@ -126,15 +127,12 @@ def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
     return frozenset(netns.resolve(ref, known).id for ref in refs)
 
 
-def _probe(snapshot: Snapshot, config: CheckConfig, focus: frozenset[int],
-           deadline: float | None):
-    """Active probes (netdiag.probe): their results come back as findings with evidence."""
+def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None) -> Snapshot:
+    """Active probes (netdiag.probe): the snapshot comes back with their measurements in
+    `probes`, which rules cite as evidence."""
     from netdiag import probe
 
-    run_probes = getattr(probe, "run", None)
-    if run_probes is None:
-        raise UsageError("--probe: active probes are not available in this build")
-    return tuple(run_probes(snapshot, config, focus=focus, deadline=deadline))
+    return probe.with_probes(snapshot, focus=focus, deadline=deadline)
 
 
 def _exit_code(report: engine.Report, fail_on: Severity, exit_zero: bool) -> int:

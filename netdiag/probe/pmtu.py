@@ -51,6 +51,7 @@ def sweep(namespace: int, destination: str, timeout: float = 1.0,
           max_size: int = 0) -> PathMtuProbe:
     """Find the largest DF packet that reaches `destination` and is answered."""
     with _SCAPY_ROUTES:
+        import scapy.route  # noqa: F401 - importing it is what fills conf.route
         from scapy.config import conf
 
         conf.route.resync()  # scapy read the routes of the namespace it was imported in

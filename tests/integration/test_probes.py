@@ -1,0 +1,150 @@
+"""Active probes against real namespaces: a three-namespace path whose far link is smaller,
+published ports through a DNAT rule, and a DNS server. Traffic stays between test namespaces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from netdiag import netns, probe
+from netdiag.collect import collect_snapshot
+from netdiag.model import Match, NsKind
+from netdiag.probe import Task, measure, plan, pmtu
+from tests.conftest import sh
+from tests.fixtures.builder import SnapshotBuilder
+
+SMALL_MTU = 1300
+
+# A DNS server that answers every query with NXDOMAIN (no dependencies: bytes only).
+DNS_SERVER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    data, peer = s.recvfrom(512)
+    s.sendto(data[:2] + b"\\x81\\x83" + data[4:], peer)
+"""
+
+TCP_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen()
+while True:
+    s.accept()[0].close()
+"""
+
+
+def ref_of(name):
+    return netns.resolve(name, netns.discover())
+
+
+@pytest.fixture
+def path(netns_factory):
+    """a —(1500)— r —(1300)— b, with r routing and a DNAT of r:8080 to b:80."""
+    a, r, b = netns_factory("a"), netns_factory("r"), netns_factory("b")
+    sh(f"ip link add va netns {a} type veth peer name vr netns {r}")
+    sh(f"ip link add vb netns {b} type veth peer name vr2 netns {r}")
+    sh(f"ip -n {a} addr add 10.71.1.1/24 dev va && ip -n {a} link set va up")
+    sh(f"ip -n {r} addr add 10.71.1.2/24 dev vr && ip -n {r} link set vr up")
+    sh(f"ip -n {r} link set vr2 mtu {SMALL_MTU} && ip -n {b} link set vb mtu {SMALL_MTU}")
+    sh(f"ip -n {r} addr add 10.71.2.1/24 dev vr2 && ip -n {r} link set vr2 up")
+    sh(f"ip -n {b} addr add 10.71.2.2/24 dev vb && ip -n {b} link set vb up")
+    sh(f"ip -n {a} route add default via 10.71.1.2")
+    sh(f"ip -n {b} route add default via 10.71.2.1")
+    sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
+    return a, r, b
+
+
+def start(ns, program, *args):
+    subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", program, *args],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_listening(ns, proto, port):
+    flag = "-lnt" if proto == "tcp" else "-lnu"
+    for _ in range(50):
+        if f":{port} " in sh(f"ip netns exec {ns} ss -H {flag}"):
+            return
+        subprocess.run(["sleep", "0.05"])
+    raise AssertionError(f"nothing listens on {proto}/{port} in {ns}")
+
+
+@pytest.mark.integration
+def test_df_sweep_finds_the_smaller_far_link(path):
+    a, r, b = path
+    with netns.entered(f"/run/netns/{a}"):
+        result = pmtu.sweep(1, "10.71.2.2", timeout=1.0)
+    assert result.answered and result.mtu == SMALL_MTU
+    assert result.limited_by == "10.71.1.2"  # r said "fragmentation needed, mtu 1300"
+    assert (1500, f"frag-needed mtu {SMALL_MTU} from 10.71.1.2") in result.attempts
+
+
+@pytest.mark.integration
+def test_df_sweep_through_an_icmp_black_hole(path):
+    a, r, b = path
+    # r no longer tells a about the small link: the sweep has to search by itself.
+    sh(f"ip netns exec {r} iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP")
+    with netns.entered(f"/run/netns/{a}"):
+        result = pmtu.sweep(1, "10.71.2.2", timeout=0.2)
+    assert result.answered and result.mtu == SMALL_MTU and result.limited_by == ""
+    assert any(outcome == "timeout" for _, outcome in result.attempts)
+
+
+@pytest.mark.integration
+def test_df_sweep_to_a_silent_address_reports_no_answer(path):
+    a, _, _ = path
+    with netns.entered(f"/run/netns/{a}"):
+        result = pmtu.sweep(1, "10.71.2.99", timeout=0.3)
+    assert not result.answered and result.mtu == 0 and len(result.attempts) == 1
+
+
+@pytest.mark.integration
+def test_with_probes_measures_path_ports_and_dns(path):
+    a, r, b = path
+    sh(f"ip netns exec {r} iptables -t nat -N DOCKER")
+    sh(f"ip netns exec {r} iptables -t nat -A OUTPUT -m addrtype --dst-type LOCAL -j DOCKER")
+    for host_port, port in ((8080, 80), (8081, 81)):
+        sh(f"ip netns exec {r} iptables -t nat -A DOCKER -p tcp -m tcp --dport {host_port} "
+           f"-j DNAT --to-destination 10.71.2.2:{port}")
+    start(b, TCP_SERVER, "80")
+    start(b, DNS_SERVER)
+    wait_listening(b, "tcp", 80)
+    wait_listening(b, "udp", 53)
+    refs = [ref_of(n) for n in (a, r, b)]
+    snapshot = collect_snapshot(refs)
+    ids = {n: ref.id for n, ref in zip((a, r, b), refs)}
+
+    tasks = plan(snapshot, focus={ids[a], ids[r]})
+    assert Task("path_mtu", ids[a], "10.71.2.2") in tasks
+    assert Task("port", ids[r], "10.71.2.2", 80, "target") in tasks
+    r_address = probe.primary_address(snapshot.namespace(ids[r]))
+    assert r_address in ("10.71.1.2", "10.71.2.1")
+    assert Task("port", ids[r], r_address, 8080, "published") in tasks
+    tasks += (Task("dns", ids[a], "10.71.2.2"), Task("dns", ids[a], "10.71.2.77"))
+    probes = measure(snapshot, tasks, timeout=0.5)
+
+    mtus = {(p.namespace, p.destination): p.mtu for p in probes.path_mtu}
+    assert mtus[(ids[a], "10.71.2.2")] == SMALL_MTU
+    assert mtus[(ids[r], "10.71.2.2")] == SMALL_MTU
+    ports = {(p.address, p.port): p for p in probes.ports}
+    assert ports[(r_address, 8080)].open and ports[("10.71.2.2", 80)].open
+    assert ports[(r_address, 8081)].error == "refused"
+    assert ports[("10.71.2.2", 81)].error == "refused"
+    dns = {p.server: p for p in probes.dns}
+    assert dns["10.71.2.2"].answered and dns["10.71.2.2"].rcode == "NXDOMAIN"
+    assert not dns["10.71.2.77"].answered and dns["10.71.2.77"].error == "timeout"
+
+
+def test_plan_pairs_namespaces_once_and_only_routable_ones():
+    b = SnapshotBuilder()
+    one, two, three = b.namespace("one"), b.namespace("two"), b.namespace("three")
+    b.veth(one, "eth0", two, "eth0", address="10.0.0.1/24")
+    b.address(two, "eth0", "10.0.0.2/24")
+    b.link(three, "eth0", address="192.168.9.3/24")  # no route from one or two
+    tasks = plan(b.build())
+    assert [t for t in tasks if t.kind == "path_mtu"] == [Task("path_mtu", one, "10.0.0.2")]
+    assert plan(b.build(), focus={three}) == ()
