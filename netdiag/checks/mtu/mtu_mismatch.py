@@ -172,8 +172,8 @@ def _vxlans(topo: Topology) -> Iterator[Finding]:
                    f"encapsulated packets above it are dropped")
         yield RULE.finding(topo.ref(ns_id), name, message,
                            evidence=[head.evidence(topo)] + [h.evidence(topo) for h in path],
-                           related=tuple(sorted({e.namespace for e in endpoints} - {ns_id})
-                                         | ({underlay} - {ns_id})),
+                           related=tuple(sorted(({e.namespace for e in endpoints} | {underlay})
+                                                - {ns_id})),
                            repair=_lower(topo, endpoints, allowed,
                                          f"{name} and everything bridged with it"))
 

@@ -1,0 +1,40 @@
+"""link-down (ND901) on fixture snapshots."""
+
+from netdiag.checks.api import SetLinkUp
+from tests.fixtures.builder import SnapshotBuilder
+from tests.fixtures.rules import run_rule
+from tests.fixtures.scenarios import docker_host
+
+
+def test_healthy_host_with_an_idle_docker0_passes():
+    assert run_rule("link-down", docker_host().build()) == []
+
+
+def test_veth_whose_peer_is_set_down():
+    b = SnapshotBuilder()
+    host = b.host()
+    web = b.container("web")
+    b.bridge(host, "br0", "10.0.0.1/24")
+    b.veth(web, "eth0", host, "veth1", address="10.0.0.2/24", peer_master="br0", up=False)
+    (finding,) = run_rule("link-down", b.build())
+    assert finding.namespace.id == host and finding.subject == "veth1"
+    assert "its peer eth0 in web is set down" in finding.message
+    assert finding.repair.steps == (SetLinkUp(web, "eth0"),)
+
+
+def test_interface_with_address_and_no_carrier():
+    b = SnapshotBuilder()
+    host = b.host()
+    b.link(host, "eth1", address="10.5.0.1/24", oper_state="down")
+    b.link(host, "eth2", up=False, address="10.6.0.1/24")  # set down on purpose: fine
+    (finding,) = run_rule("link-down", b.build())
+    assert finding.subject == "eth1" and finding.repair.safety.value == "manual"
+
+
+def test_bridge_with_running_ports_but_no_carrier():
+    b = SnapshotBuilder()
+    host = b.host()
+    b.bridge(host, "br0", "10.0.0.1/24", oper_state="down")
+    b.link(host, "tap0", kind="tun", master="br0")
+    (finding,) = run_rule("link-down", b.build())
+    assert finding.subject == "br0"

@@ -1,0 +1,69 @@
+"""port-contention (ND301) on fixture snapshots."""
+
+from netdiag.checks.api import DeleteIptablesRule, Severity
+from tests.fixtures.rules import run_rule
+from tests.fixtures.scenarios import docker_host
+
+PUBLISH = "-A DOCKER ! -i br-web -p tcp -m tcp --dport {port} -j DNAT --to-destination {to}"
+
+
+def test_healthy_docker_host_with_userland_proxy_passes():
+    assert run_rule("port-contention", docker_host().build()) == []
+
+
+def test_two_programs_on_one_tcp_port():
+    d = docker_host()
+    d.b.socket(d.host, "tcp", "192.168.1.10", 22, process="dropbear", pid=77)
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/22" and finding.severity is Severity.ERROR
+    assert "sshd (pid 1)" in finding.message and "dropbear (pid 77)" in finding.message
+
+
+def test_reuseport_workers_of_one_program_and_shared_udp_ports_pass():
+    d = docker_host()
+    d.b.socket(d.host, "tcp", "0.0.0.0", 443, process="nginx", pid=20)
+    d.b.socket(d.host, "tcp", "0.0.0.0", 443, process="nginx", pid=21)
+    d.b.socket(d.host, "udp", "0.0.0.0", 5353, process="avahi-daemon", pid=30)
+    d.b.socket(d.host, "udp", "0.0.0.0", 5353, process="chrome", pid=31)
+    assert run_rule("port-contention", d.build()) == []
+
+
+def test_dnat_capturing_a_local_listener():
+    d = docker_host()
+    d.b.socket(d.host, "tcp", "0.0.0.0", 9090, process="python3", pid=4242)
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=9090, to="172.18.0.2:80"))
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/9090"
+    assert "shadowing python3 (pid 4242)" in finding.message
+    assert {e.kind for e in finding.evidence} == {"firewall", "socket"}
+
+
+def test_two_dnats_for_one_port_to_different_backends():
+    d = docker_host()
+    d.b.socket(d.web, "tcp", "0.0.0.0", 81, process="httpd", pid=201)
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=8080, to="172.18.0.2:81"))
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/8080" and finding.severity is Severity.ERROR
+    assert "172.18.0.2:80" in finding.message and "172.18.0.2:81" in finding.message
+    (step,) = finding.repair.steps
+    assert isinstance(step, DeleteIptablesRule)
+    assert step.command() == ("iptables -t nat -D DOCKER '!' -i br-web -p tcp -m tcp --dport "
+                              "8080 -j DNAT --to-destination 172.18.0.2:81")
+
+
+def test_dangling_publish_target_without_listener():
+    d = docker_host()
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=8081, to="172.18.0.2:8000"))
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/8081" and finding.severity is Severity.WARNING
+    assert "nothing listens on tcp port 8000" in finding.message
+    assert finding.related == (d.web,)
+
+
+def test_published_port_inside_the_ephemeral_range():
+    d = docker_host()
+    d.b.socket(d.host, "tcp", "0.0.0.0", 40000, process="docker-proxy", pid=301)
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=40000, to="172.18.0.2:80"))
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/40000" and finding.severity is Severity.WARNING
+    assert "ephemeral range 32768-60999" in finding.message

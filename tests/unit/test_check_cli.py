@@ -1,0 +1,201 @@
+"""`netdiag check` / `netdiag explain` on saved snapshots: formats, exit codes, config, and the
+engine's handling of failing and slow rules (fixtures, no root)."""
+
+import json
+import threading
+import time
+import types
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from netdiag.checks import engine
+from netdiag.checks.api import CheckConfig, Rule, Severity
+from netdiag.cli import main
+from netdiag.model.serialize import save
+from tests.fixtures.scenarios import docker_host
+
+
+@pytest.fixture
+def faulty(tmp_path):
+    """A Docker host with one error (ip_forward off) and one warning (web above its path)."""
+    d = docker_host()
+    d.b.sysctl(d.host, "net.ipv4.ip_forward", 0)
+    d.b.update_link(d.host, "eth0", mtu=1400)
+    path = tmp_path / "snap.json"
+    save(d.build(), path)
+    return str(path)
+
+
+@pytest.fixture
+def healthy(tmp_path):
+    path = tmp_path / "healthy.json"
+    save(docker_host().build(), path)
+    return str(path)
+
+
+def check(capsys, *args):
+    code = main(["check", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_has_exactly_the_promised_shape(capsys, faulty):
+    code, out, _ = check(capsys, "--from", faulty, "--format", "json")
+    data = json.loads(out)
+    assert code == 1
+    assert set(data) == {"schema_version", "generated_at", "summary", "findings", "gaps"}
+    assert data["summary"] == {"error": 1, "warning": 1, "info": 0}
+    for finding in data["findings"]:
+        assert set(finding) == {"code", "rule", "severity", "namespace", "subject", "message",
+                                "evidence", "repair"}
+        assert set(finding["namespace"]) == {"id", "kind", "label"}
+        assert set(finding["repair"]) == {"safety", "title", "steps"}
+        for step in finding["repair"]["steps"]:
+            assert step["action"] and step["command"]
+    by_rule = {f["rule"]: f for f in data["findings"]}
+    assert by_rule["ip-forward-disabled"]["repair"]["steps"][0] == {
+        "action": "set-sysctl", "namespace": by_rule["ip-forward-disabled"]["namespace"]["id"],
+        "name": "net.ipv4.ip_forward", "value": "1",
+        "command": "sysctl -w net.ipv4.ip_forward=1"}
+    mtu = by_rule["mtu-mismatch"]
+    assert mtu["namespace"]["label"] == "web" and mtu["namespace"]["kind"] == "docker"
+    # A container is entered by its path: `ip netns exec` only knows named namespaces.
+    assert mtu["repair"]["steps"][0]["command"].startswith("nsenter --net=/run/netns/web ip link")
+
+
+def test_text_groups_by_severity_and_names_containers(capsys, faulty):
+    code, out, _ = check(capsys, "--from", faulty)
+    assert code == 1
+    assert out.index("ERROR (1)") < out.index("WARNING (1)")
+    assert "ND201 mtu-mismatch  container web: eth0" in out
+    assert "1 error, 1 warning, 0 info" in out
+
+
+def test_exit_codes_follow_fail_on_and_exit_zero(capsys, faulty, healthy):
+    assert check(capsys, "--from", healthy)[0] == 0
+    assert check(capsys, "--from", faulty, "--exit-zero")[0] == 0
+    assert check(capsys, "--from", faulty, "--skip", "ip-forward-disabled",
+                 "--fail-on", "error")[0] == 0
+    assert check(capsys, "--from", faulty, "--rule", "mtu-mismatch", "--fail-on", "info")[0] == 1
+
+
+def test_unknown_rule_is_one_line_listing_the_known_ones(capsys, faulty):
+    code, out, err = check(capsys, "--from", faulty, "--rule", "mtu-mismach")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "mtu-mismatch" in err and "link-down" in err
+
+
+def test_corrupt_snapshot_is_bad_input(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    code, _, err = check(capsys, "--from", str(bad))
+    assert code == 2 and "not JSON" in err
+
+
+def test_several_outputs_in_one_run(capsys, faulty, tmp_path):
+    junit, sarif = tmp_path / "r.xml", tmp_path / "r.sarif"
+    code, out, _ = check(capsys, "--from", faulty, "--format", "json",
+                         "--output", f"junit={junit}", "--output", f"sarif={sarif}")
+    assert code == 1 and json.loads(out)["summary"]["error"] == 1
+    suite = ET.fromstring(junit.read_text())
+    assert suite.get("failures") == "2"
+    failed = {case.get("classname") for case in suite if case.find("failure") is not None}
+    assert failed == {"ND501", "ND201"}
+    log = json.loads(sarif.read_text())
+    assert log["version"] == "2.1.0"
+    results = log["runs"][0]["results"]
+    assert {(r["ruleId"], r["level"]) for r in results} == {("ND501", "error"),
+                                                           ("ND201", "warning")}
+    rules = log["runs"][0]["tool"]["driver"]["rules"]
+    assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
+
+
+def test_bad_output_argument(capsys, faulty):
+    code, _, err = check(capsys, "--from", faulty, "--output", "yaml=x")
+    assert code == 2 and "FORMAT=FILE" in err
+
+
+def test_ns_focus_on_a_saved_snapshot(capsys, faulty):
+    code, out, _ = check(capsys, "--from", faulty, "--ns", "web", "--format", "json")
+    # The MTU finding is about web; ip_forward is about the host but names web as related.
+    assert {f["rule"] for f in json.loads(out)["findings"]} == {"mtu-mismatch",
+                                                                "ip-forward-disabled"}
+    code, out, _ = check(capsys, "--from", faulty, "--ns", "db", "--format", "json")
+    assert json.loads(out)["findings"] == [] and code == 0
+
+
+def test_config_file_disables_overrides_and_excludes(capsys, faulty, tmp_path):
+    config = tmp_path / "netdiag.yaml"
+    config.write_text("severity: {ip-forward-disabled: info}\n"
+                      "exclude: {namespaces: ['w.b']}\n")
+    code, out, _ = check(capsys, "--from", faulty, "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert data["summary"] == {"error": 0, "warning": 0, "info": 1} and code == 0
+    config.write_text("disable: [ip-forward-disabled]\nexclude: {interfaces: ['eth.*']}\n")
+    code, out, _ = check(capsys, "--from", faulty, "--config", str(config), "--format", "json")
+    assert json.loads(out)["findings"] == []
+
+
+@pytest.mark.parametrize("text, words", [
+    ("disable: [no-such-rule]\n", "disable: unknown rule 'no-such-rule'"),
+    ("severity: {link-down: loud}\n", "'loud' is not info, warning or error"),
+    ("exclude: {namespaces: ['(']}\n", "bad regular expression"),
+    ("excludes: {}\n", "unknown key excludes"),
+    ("a: [\n", "not valid YAML"),
+])
+def test_bad_config_is_one_clear_line(capsys, faulty, tmp_path, text, words):
+    config = tmp_path / "netdiag.yaml"
+    config.write_text(text)
+    code, _, err = check(capsys, "--from", faulty, "--config", str(config))
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_explain_prints_the_rule_documentation(capsys):
+    assert main(["explain", "mtu-mismatch"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ND201 mtu-mismatch (error)")
+    for section in ("What it finds", "Why it matters", "Example", "Repair"):
+        assert section in out
+    assert main(["explain", "nope"]) == 2
+
+
+def fake_rule(name, check):
+    return types.SimpleNamespace(RULE=Rule(code="ND999", name=name, severity=Severity.ERROR,
+                                           summary="test"), check=check, __doc__="")
+
+
+def test_a_rule_that_raises_becomes_unknown_and_the_others_still_run():
+    def broken(snapshot, config):
+        raise KeyError("boom")
+        yield
+
+    from netdiag.checks import registry
+    rules = (fake_rule("broken", broken), registry.find("ip-forward-disabled"))
+    d = docker_host()
+    d.b.sysctl(d.host, "net.ipv4.ip_forward", 0)
+    report = engine.run(d.build(), rules=rules)
+    assert [u.rule for u in report.unknown] == ["broken"]
+    assert "KeyError" in report.unknown[0].message and report.unknown[0].reason == "error"
+    assert [f.rule for f in report.findings] == ["ip-forward-disabled"]
+
+
+def test_rules_past_the_deadline_are_unknown_not_waited_for():
+    release = threading.Event()
+
+    def stuck(snapshot, config):
+        release.wait()  # until the test ends: it must be abandoned, not joined
+        yield from ()
+
+    report = engine.run(docker_host().build(), rules=(fake_rule("stuck", stuck),),
+                        deadline=time.monotonic() + 0.1)
+    release.set()
+    assert [(u.rule, u.reason) for u in report.unknown] == [("stuck", "timeout")]
+
+
+def test_disabled_and_enabled_rules_are_selected_in_registry_order():
+    from netdiag.checks import registry
+    config = CheckConfig(enabled=frozenset({"link-down", "mtu-mismatch"}),
+                         disabled=frozenset({"link-down"}))
+    assert [m.RULE.name for m in engine.select_rules(config)] == ["mtu-mismatch"]
+    assert len(engine.select_rules(CheckConfig())) == len(registry.RULES)
