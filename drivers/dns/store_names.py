@@ -1,14 +1,35 @@
 """The resolver's table source backed by the driver store, so it always sees live endpoints.
 
-A sandbox resolves every endpoint and service of the networks it has an endpoint on. The store
-is asked on each query; SQLite answers these small reads in tens of microseconds, which keeps
-the resolver simple (no cache to invalidate) and well above Docker's throughput.
+A sandbox resolves every endpoint and service of the networks it has an endpoint on. Building
+that table reads and decodes every endpoint of those networks, so it is kept per sandbox and
+rebuilt only when the database changed: SQLite's `data_version` moves when another connection
+(another process) commits, and the connection's `total_changes` when this one does. Checking
+both costs one tiny read transaction per query.
 """
 
 from __future__ import annotations
 
 from netdiag.drivers.dns.records import NamedEndpoint, NamedService, NameTable, build_table
-from netdiag.drivers.store import Store
+from netdiag.drivers.store import Store, Tx
+
+
+def _version(tx: Tx) -> tuple[int, int]:
+    return tx.conn.execute("PRAGMA data_version").fetchone()[0], tx.conn.total_changes
+
+
+def _table(tx: Tx, sandbox: str) -> NameTable:
+    endpoints, services = [], []
+    network_ids = dict.fromkeys(e.network_id for e in tx.endpoints(sandbox=sandbox))
+    for network in (n for n in tx.networks() if n.id in network_ids):
+        members = tx.endpoints(network.id)
+        endpoints += [NamedEndpoint(network.name, e.name, e.ip, e.aliases)
+                      for e in members if e.address]
+        by_id = {e.id: e.ip for e in members}
+        services += [NamedService(network.name, s.name,
+                                  s.vip.split("/")[0] if s.mode == "vip" else "",
+                                  tuple(by_id[b] for b in s.backends if b in by_id))
+                     for s in tx.services(network.id)]
+    return build_table(endpoints, services)
 
 
 class StoreNames:
@@ -16,18 +37,14 @@ class StoreNames:
 
     def __init__(self, store: Store):
         self.store = store
+        self._cache: dict[str, tuple[tuple[int, int], NameTable]] = {}
 
     def __call__(self, sandbox: str) -> NameTable:
-        endpoints, services = [], []
         with self.store.transaction(write=False) as tx:
-            network_ids = dict.fromkeys(e.network_id for e in tx.endpoints(sandbox=sandbox))
-            for network in (n for n in tx.networks() if n.id in network_ids):
-                members = tx.endpoints(network.id)
-                endpoints += [NamedEndpoint(network.name, e.name, e.ip, e.aliases)
-                              for e in members if e.address]
-                by_id = {e.id: e.ip for e in members}
-                services += [NamedService(network.name, s.name,
-                                          s.vip.split("/")[0] if s.mode == "vip" else "",
-                                          tuple(by_id[b] for b in s.backends if b in by_id))
-                             for s in tx.services(network.id)]
-        return build_table(endpoints, services)
+            version = _version(tx)
+            cached = self._cache.get(sandbox)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            table = _table(tx, sandbox)
+        self._cache[sandbox] = (version, table)
+        return table
