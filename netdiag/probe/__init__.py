@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from netdiag import netns
+from netdiag.checks.dns.dns_unreachable import has_own_resolv_conf
 from netdiag.checks.topology import Topology, index
 from netdiag.errors import NetdiagError
 from netdiag.model import (DnsProbe, IptablesRule, NamespaceState, PathMtuProbe, PortProbe,
@@ -61,8 +62,9 @@ def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PAT
     tasks = list(_path_tasks(topology, sources, max_paths))
     for state in sources:
         tasks += _port_tasks(state)
-        tasks += [Task("dns", state.ref.id, server)
-                  for server in state.dns.nameservers[:MAX_NAMESERVERS]]
+        if has_own_resolv_conf(state):  # else: the host's servers, which it never asks
+            tasks += [Task("dns", state.ref.id, server)
+                      for server in state.dns.nameservers[:MAX_NAMESERVERS]]
     return tuple(tasks)
 
 

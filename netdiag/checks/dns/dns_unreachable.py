@@ -59,7 +59,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     gaps = {(gap.namespace, gap.collector) for gap in snapshot.gaps}
     probes = {(p.namespace, p.server): p for p in (snapshot.probes.dns if snapshot.probes else ())}
     for state in snapshot.namespaces:
-        if _inherited(state):
+        if not has_own_resolv_conf(state):
             continue
         for server in state.dns.nameservers[:MAX_NAMESERVERS]:
             ns_id = state.ref.id
@@ -82,13 +82,13 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                               (ManualStep(problem.fix, ns_id),)))
 
 
-def _inherited(state: NamespaceState) -> bool:
-    """A namespace with no resolv.conf and no process of its own only shows the host's file.
+def has_own_resolv_conf(state: NamespaceState) -> bool:
+    """False for a namespace with no resolv.conf and no process: it only shows the host's file.
 
     Nothing in it resolves names (no process), and the file was not written for it, so judging
     it would report every bare namespace without an uplink (lab routers, test namespaces).
     """
-    return state.ref.kind is not NsKind.HOST and state.dns.source == HOST_RESOLV_CONF
+    return state.ref.kind is NsKind.HOST or state.dns.source != HOST_RESOLV_CONF
 
 
 def _static_problem(topology: Topology, state: NamespaceState, server: str,
