@@ -12,16 +12,19 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.tui import wiring
 from netdiag.checks.api import CheckConfig, Finding, ManualStep, Repair, Safety
 from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
+from netdiag.tui import wiring
 
+BATCH = 32  # namespaces read between two looks at the cancel flag
 CHECK_SECONDS = 10.0  # rules still running then are abandoned (the engine reports them)
 
 Checker = Callable[[Snapshot], tuple[Finding, ...]]
@@ -61,10 +64,25 @@ class LiveSource:
     def resolve(self, reference: str) -> NamespaceRef:
         return netns.resolve(reference)
 
-    def collect_all(self, refs: Sequence[NamespaceRef]) -> Snapshot:
-        from netdiag.collect import collect_snapshot
+    def collect_all(self, refs: Sequence[NamespaceRef],
+                    cancelled: Callable[[], bool] = lambda: False) -> Snapshot | None:
+        """Every namespace, read in batches so that quitting never waits for a whole host;
+        None when `cancelled()` became true on the way."""
+        from netdiag.collect import (DEFAULT_WORKERS, collect_namespace, host_info, peers,
+                                     sockets)
 
-        return collect_snapshot(refs, timeout=self.timeout * 3)
+        states, gaps = [], []
+        with ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="netdiag-tui") as pool:
+            for start in range(0, len(refs), BATCH):
+                if cancelled():
+                    return None
+                for state, found in pool.map(collect_namespace, refs[start:start + BATCH]):
+                    gaps += found
+                    states += [state] if state is not None else []
+        # Resolved once over everything: a veth's peer may have been read in another batch.
+        states = sockets.resolve_owners(peers.resolve(states))
+        return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        host=host_info(), namespaces=tuple(states), gaps=tuple(gaps))
 
     def collect(self, ref: NamespaceRef) -> Snapshot:
         """The attached namespace plus the namespaces its veths lead to (so that findings
@@ -96,7 +114,8 @@ class OfflineSource:
     def resolve(self, reference: str) -> NamespaceRef:
         return netns.resolve(reference, self.discover())
 
-    def collect_all(self, refs: Sequence[NamespaceRef]) -> Snapshot:
+    def collect_all(self, refs: Sequence[NamespaceRef],
+                    cancelled: Callable[[], bool] = lambda: False) -> Snapshot | None:
         return self.snapshot
 
     def collect(self, ref: NamespaceRef) -> Snapshot:

@@ -3,6 +3,8 @@ to drive the app until its workers are done."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from netdiag.checks.api import Evidence, Finding, Repair, Safety, SetMtu, Severi
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 from netdiag.tui.app import NetdiagApp
-from netdiag.tui.source import OfflineSource
+from netdiag.tui.source import LiveSource, OfflineSource
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "tui_host.json"
 HOST, WEB, DB = 4026531840, 4026532301, 4026532302
@@ -63,3 +65,56 @@ async def settle(pilot) -> None:
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+def run_async(test):
+    """Run an async test function with asyncio.run (no pytest async plugin is installed)."""
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+    return wrapper
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> float:
+    """Poll `condition` while the app runs; returns the seconds it took, fails at `timeout`."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not condition():
+        if loop.time() - start > timeout:
+            raise AssertionError(f"not true within {timeout:g} s: {condition.__doc__ or condition}")
+        await pilot.pause(0.05)
+    return loop.time() - start
+
+
+class ScopedSource(LiveSource):
+    """The live kernel, but only the namespaces this test made (the machine is shared)."""
+
+    def __init__(self, prefix: str, **kwargs):
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    def discover(self):
+        return [ref for ref in super().discover() if ref.name.startswith(self.prefix)]
+
+
+def veth_mtu_checker(snapshot: Snapshot) -> tuple[Finding, ...]:
+    """A stand-in for the mtu-mismatch rule, so these tests follow the TUI, not the rule set:
+    one finding per veth pair whose ends disagree, at the smaller end, raising it."""
+    findings = []
+    for state in snapshot.namespaces:
+        for link in state.links:
+            peer_state = snapshot.namespace(link.peer_namespace or 0)
+            peer = peer_state.link(link.peer_name) if peer_state else None
+            if link.kind != "veth" or peer is None or peer.mtu <= link.mtu:
+                continue
+            findings.append(Finding(
+                code="ND201", rule="mtu-mismatch", severity=Severity.WARNING,
+                namespace=state.ref, subject=link.name,
+                message=f"{link.name} has MTU {link.mtu}, its peer {peer.mtu}",
+                evidence=(Evidence(f"{link.name} mtu {link.mtu}", state.ref.id, "link", link.name),
+                          Evidence(f"{peer.name} mtu {peer.mtu}", peer_state.ref.id, "link",
+                                   peer.name)),
+                repair=Repair(f"set MTU {peer.mtu} on {link.name}", Safety.SAFE,
+                              (SetMtu(state.ref.id, link.name, peer.mtu),)),
+                related=(peer_state.ref.id,)))
+    return tuple(findings)

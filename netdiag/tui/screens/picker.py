@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import get_current_worker
 
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef
@@ -63,18 +64,22 @@ class PickerScreen(Screen):
     def discover(self) -> None:
         try:
             refs = self.app.source.discover()
-        except NetdiagError as exc:
-            self.post_message(CollectionFailed(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - shown in the status line, never fatal
+            self.post_message(CollectionFailed(str(exc) if isinstance(exc, NetdiagError)
+                                               else f"{type(exc).__name__}: {exc}"))
             return
         self.post_message(NamespacesFound(refs))
 
     @work(thread=True, group="counts")
     def count_findings(self, refs: list[NamespaceRef]) -> None:
         source = self.app.source
+        worker = get_current_worker()
         try:
-            snapshot = source.collect_all(refs)
+            snapshot = source.collect_all(refs, lambda: worker.is_cancelled)
+            if snapshot is None:
+                return
             counts = finding_counts(source.check(snapshot))
-        except NetdiagError as exc:
+        except Exception as exc:  # noqa: BLE001 - the list stays usable without counts
             self.post_message(CollectionFailed(f"could not count findings: {exc}"))
             return
         self.post_message(FindingCounts({ref.id: counts.get(ref.id, 0) for ref in refs

@@ -1,0 +1,128 @@
+"""The TUI against real namespaces (netns_factory): picker → attach → tabs → filter → finding
+→ repair → the finding is gone; live refresh on netlink events; a namespace that vanishes;
+probes from the attached namespace."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable, RichLog
+
+from netdiag.tui.app import NetdiagApp
+from netdiag.tui.screens.dialogs import RepairDialog
+from netdiag.tui.screens.namespace import NamespaceScreen
+from netdiag.tui.widgets.findings import FindingsPane
+from netdiag.tui.widgets.state_table import StateTable
+from tests.conftest import TEST_PREFIX, sh
+from tests.tui.conftest import ScopedSource, run_async, until, veth_mtu_checker
+
+pytestmark = pytest.mark.integration
+SIZE = (80, 24)
+
+
+def _source(factory) -> ScopedSource:
+    return ScopedSource(f"{TEST_PREFIX}{factory.tag}-", check=veth_mtu_checker)
+
+
+def _veth_pair(a: str, b: str, mtu_a: int = 1500, mtu_b: int = 1500) -> None:
+    sh(f"ip -n {a} link add va mtu {mtu_a} type veth peer name vb netns {b}")
+    sh(f"ip -n {b} link set vb mtu {mtu_b}")
+    sh(f"ip -n {a} addr add 10.99.0.1/24 dev va && ip -n {a} link set va up")
+    sh(f"ip -n {b} addr add 10.99.0.2/24 dev vb && ip -n {b} link set vb up")
+
+
+def _rows(app, tab_id: str) -> list[tuple[str, ...]]:
+    return [row.cells for row in app.screen.query_one(f"#table-{tab_id}", StateTable).rows]
+
+
+def _shown(app, tab_id: str) -> list[list[str]]:
+    table = app.screen.query_one(f"#table-{tab_id}", StateTable).table
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def _attached(app) -> bool:
+    return isinstance(app.screen, NamespaceScreen) and app.screen.snapshot is not None
+
+
+@run_async
+async def test_pick_attach_filter_and_repair_an_mtu_mismatch(netns_factory):
+    a, b = netns_factory("a"), netns_factory("b")
+    _veth_pair(a, b, mtu_a=1400, mtu_b=1500)
+    app = NetdiagApp(_source(netns_factory))
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#namespaces", DataTable)
+        await until(pilot, lambda: picker.row_count == 2)
+        await until(pilot, lambda: app.screen.counts is not None)
+        await pilot.press("slash", *a[-6:], "enter", "enter")  # search for a, attach to it
+        await until(pilot, lambda: _attached(app))
+        assert app.screen.ref.name == a
+        assert ("va", "veth", "1400", "UP/up", f"vb @ {b}", "") in _rows(app, "links")
+
+        await pilot.press("2")  # Addresses tab, filtered to the veth
+        await pilot.press("slash", *"10.99", "enter")
+        assert [row[2] for row in _shown(app, "addresses")] == ["10.99.0.1/24"]
+
+        pane = app.screen.query_one(FindingsPane)
+        assert [f.subject for f in pane.findings] == ["va"]
+        await pilot.press("f")  # select the finding: its evidence is marked in Links
+        await until(pilot, lambda: app.screen.query_one("#tabs").active == "links")
+        assert [row[1] for row in _shown(app, "links") if row[0] == "»"] == ["va"]
+
+        await pilot.press("r")
+        assert isinstance(app.screen, RepairDialog) and app.screen.can_apply
+        await pilot.press("y")
+        await until(pilot, lambda: not pane.findings)  # re-read after the repair: fixed
+        assert ("va", "veth", "1500", "UP/up", f"vb @ {b}", "") in _rows(app, "links")
+    assert "mtu 1500" in sh(f"ip -n {a} link show va")
+
+
+@run_async
+async def test_an_added_address_appears_within_2_seconds(netns_factory):
+    a = netns_factory("a")
+    source = _source(netns_factory)
+    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _attached(app))
+        sh(f"ip -n {a} addr add 10.77.0.1/24 dev lo")
+        await until(pilot, lambda: any(row[1] == "10.77.0.1/24" for row in _rows(app, "addresses")),
+                    timeout=2.0)
+
+
+@run_async
+async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
+    a = netns_factory("a")
+    source = _source(netns_factory)
+    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _attached(app))
+        sh(f"ip netns del {a}")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: app.screen.gone)
+        assert "GONE" in str(app.screen.query_one("#ns-title").render())
+        assert any(row[0] == "lo" for row in _rows(app, "links"))  # the last state stays
+        await pilot.press("p")  # and actions on it are refused, not crashed on
+        assert isinstance(app.screen, NamespaceScreen)
+
+
+@run_async
+async def test_probes_from_the_attached_namespace(netns_factory):
+    a, b = netns_factory("a"), netns_factory("b")
+    _veth_pair(a, b, mtu_a=1400)  # (a veth receives a few bytes over its MTU: limit a's end)
+    source = _source(netns_factory)
+    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _attached(app))
+        panel = app.screen.query_one("#probes", RichLog)
+
+        def text() -> str:
+            return "\n".join(line.text for line in panel.lines)
+
+        for line, expected in (("ping 10.99.0.2", " 0% packet loss"),
+                               ("tcp 10.99.0.2 81", "connection refused"),
+                               ("mtu 10.99.0.2", "path MTU to 10.99.0.2: 1400 bytes")):
+            await pilot.press("p")
+            app.screen.query_one("#prompt").value = line
+            await pilot.press("enter")
+            try:
+                await until(pilot, lambda: expected in text(), timeout=20)
+            except AssertionError:
+                raise AssertionError(f"{expected!r} not in the probe panel:\n{text()}") from None

@@ -1,0 +1,147 @@
+"""Pilot tests of the TUI on the fixture snapshot (offline): picking, tabs, filters, findings
+and their evidence, help, export, and what offline mode refuses to do."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from netdiag.model.serialize import load
+from netdiag.tui.app import NetdiagApp
+from netdiag.tui.screens.help import HelpScreen, key_name
+from netdiag.tui.screens.namespace import NamespaceScreen
+from netdiag.tui.screens.picker import PickerScreen
+from netdiag.tui.widgets.findings import FindingsPane
+from netdiag.tui.widgets.state_table import MARK, StateTable
+from tests.tui.conftest import HOST, WEB, run_async, settle
+
+SIZE = (80, 24)
+
+
+def cells(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def state_table(app, tab_id: str) -> StateTable:
+    return app.screen.query_one(f"#table-{tab_id}", StateTable)
+
+
+@run_async
+async def test_picker_search_then_attach(offline_app):
+    app = offline_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#namespaces", DataTable)
+        assert [row[0] for row in cells(table)] == ["host", "web", "db", "demo/h1"]
+        assert [row[-1] for row in cells(table)] == ["2", "0", "2", "0"]
+        await pilot.press("slash", *"postgres", "enter")
+        await settle(pilot)
+        assert [row[0] for row in cells(table)] == ["db"]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, NamespaceScreen) and app.screen.ref.container == "db"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, PickerScreen)
+
+
+@run_async
+async def test_tabs_and_filter(offline_app):
+    app = offline_app(attach=HOST)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        assert app.screen.query_one("#tabs").active == "routes"
+        await pilot.press("right_square_bracket")
+        assert app.screen.query_one("#tabs").active == "neighbours"
+        await pilot.press("1", "slash", *"veth br", "enter")
+        await settle(pilot)
+        links = state_table(app, "links")
+        assert [row[1] for row in cells(links.table)] == ["veth1a2b3c4", "veth6f5e4d3"]
+        await pilot.press("slash", "escape")
+        await settle(pilot)
+        assert links.table.row_count == 7 and links.table.has_focus
+
+
+@run_async
+async def test_selecting_a_finding_marks_its_evidence(offline_app):
+    app = offline_app(attach=HOST)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.screen.query_one(FindingsPane)
+        assert [f.code for f in pane.findings] == ["ND101", "ND201"]  # db's own one is not here
+        await pilot.press("f", "down")
+        await settle(pilot)
+        assert pane.current.code == "ND201"
+        assert app.screen.query_one("#tabs").active == "links"
+        marked = [row[1] for row in cells(state_table(app, "links").table) if row[0] == MARK]
+        assert marked == ["br-frontend", "veth6f5e4d3"]
+        await pilot.press("up")
+        await settle(pilot)
+        assert app.screen.query_one("#tabs").active == "routes"
+        marked = [row[2] for row in cells(state_table(app, "routes").table) if row[0] == MARK]
+        assert marked == ["10.10.0.0/16", "10.10.0.0/24"]
+        assert not any(row[0] == MARK for row in cells(state_table(app, "links").table))
+
+
+@run_async
+async def test_findings_of_a_related_namespace(offline_app):
+    """db is the far end of the MTU mismatch: that finding shows there too, with db's eth0."""
+    app = offline_app(attach=4026532302)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.screen.query_one(FindingsPane)
+        assert sorted(f.code for f in pane.findings) == ["ND201", "ND401"]
+        pane.table.focus()
+        pane.table.move_cursor(row=[f.code for f in pane.findings].index("ND201"))
+        await settle(pilot)
+        marked = [row[1] for row in cells(state_table(app, "links").table) if row[0] == MARK]
+        assert marked == ["eth0"]
+
+
+@run_async
+async def test_help_lists_every_binding(offline_app):
+    app = offline_app(attach=HOST)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        for screen in (NetdiagApp, PickerScreen, NamespaceScreen):
+            for binding in screen.BINDINGS:
+                assert f"{key_name(binding.key):8} {binding.description}" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, NamespaceScreen)
+
+
+@run_async
+async def test_export_writes_a_snapshot_that_loads_back(offline_app, host_snapshot, tmp_path):
+    app = offline_app(attach=WEB)
+    target = tmp_path / "web.json"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        app.screen.query_one("#prompt").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+    assert load(target) == host_snapshot
+
+
+@run_async
+async def test_offline_refuses_repair_probe_and_shell(offline_app):
+    app = offline_app(attach=HOST)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f", "down", "enter")  # enter on a finding opens its plan
+        await settle(pilot)
+        assert type(app.screen).__name__ == "RepairDialog" and not app.screen.can_apply
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, NamespaceScreen)
+        assert not app.screen.query_one("#probes").display  # nothing was applied or logged
+        await pilot.press("p", "s")
+        await settle(pilot)
+        assert isinstance(app.screen, NamespaceScreen)
+        assert [n.message for n in app._notifications] == [
+            "probes need a live namespace", "a shell needs a live namespace"]
