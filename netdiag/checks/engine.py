@@ -58,9 +58,8 @@ def select_rules(config: CheckConfig, rules: Sequence[RuleModule] = RULES) -> tu
 
 def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
         rules: Sequence[RuleModule] = RULES, focus: Iterable[int] = (),
-        deadline: float | None = None, extra: Iterable[Finding] = ()) -> Report:
-    """Check `snapshot`. `deadline` is a time.monotonic() value after which rules are abandoned;
-    `extra` findings (from active probes) are filtered and reported like the rules' own."""
+        deadline: float | None = None) -> Report:
+    """Check `snapshot`. `deadline` is a time.monotonic() value after which rules are abandoned."""
     selected = select_rules(config, rules)
     results: list[tuple[RuleModule, list[Finding] | Exception]] = []
     worker = threading.Thread(target=_run_all, args=(snapshot, config, selected, results),
@@ -69,7 +68,7 @@ def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
     worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
     done = list(results)  # the worker may still append after the deadline
 
-    findings: list[Finding] = list(extra)
+    findings: list[Finding] = []
     unknown: list[Unknown] = []
     for module, outcome in done:
         if isinstance(outcome, Exception):

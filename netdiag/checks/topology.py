@@ -226,22 +226,6 @@ class Topology:
                 return state.ref.id
         return None
 
-    def wired(self, ns_ids: Iterable[int]) -> frozenset[int]:
-        """`ns_ids` and every namespace they are wired to (veth peers, VXLAN underlays), closed."""
-        todo = list(ns_ids)
-        seen = set(todo)
-        while todo:
-            ns_id = todo.pop()
-            state = self.namespaces.get(ns_id)
-            if state is None:
-                continue
-            for link in state.links:
-                for other in (link.peer_namespace, self.underlay(ns_id, link)):
-                    if other is not None and other not in seen:
-                        seen.add(other)
-                        todo.append(other)
-        return frozenset(seen)
-
 
 def index(snapshot: Snapshot) -> Topology:
     """The Topology of a snapshot; every rule in one engine run shares the same one."""

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from netdiag import netns
 from netdiag.checks import config as check_config
-from netdiag.checks import engine, topology
+from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig, Severity
 from netdiag.checks.output import FORMATS
 from netdiag.collect import collect_snapshot
-from netdiag.collect import links as links_collector
+from netdiag.commands import check_scope
 from netdiag.commands.common import require_root
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.model import NamespaceRef, Snapshot
+from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 
 
@@ -102,9 +102,7 @@ def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozens
     found = netns.discover()
     if refs:
         chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in refs)}
-        wanted = _wired(found, frozenset(chosen), deadline)
-        selected = list(chosen.values()) + [ref for ref in found
-                                            if ref.id in wanted and ref.id not in chosen]
+        selected = check_scope.wired(found, list(chosen.values()), timeout=_remaining(deadline))
     else:
         chosen, selected = {}, found
     snapshot = collect_snapshot(selected, timeout=_remaining(deadline))
@@ -112,14 +110,6 @@ def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozens
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")
     return snapshot, frozenset(chosen)
-
-
-def _wired(found: list[NamespaceRef], chosen: frozenset[int], deadline: float | None
-           ) -> frozenset[int]:
-    """The chosen namespaces and those wired to them, from a quick read of every link."""
-    links_only = collect_snapshot(found, timeout=_remaining(deadline),
-                                  collectors=(links_collector,))
-    return topology.index(links_only).wired(chosen)
 
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:

@@ -1,0 +1,112 @@
+"""Which namespaces `check --ns REF` reads: the chosen ones and everything wired to them.
+
+A veth, VXLAN or macvlan whose other side lives in another namespace names that namespace
+only by a netnsid (IFLA_LINK_NETNSID), a number local to the namespace that reports it. The
+kernel translates: RTM_GETNSID with a namespace's file descriptor, asked from inside the
+reporting namespace, answers the netnsid it uses for it. So the chosen namespaces' links are
+read, each foreign netnsid is translated against the discovered namespaces, and the new
+namespaces are read in turn until nothing new turns up. Matching veth interface indexes
+instead would be ambiguous on a busy host, where many pairs share the same indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Sequence
+
+from netdiag import netns
+from netdiag.collect import collect_snapshot
+from netdiag.collect import links as links_collector
+from netdiag.model import NamespaceRef
+
+RTM_NEWNSID, RTM_GETNSID = 88, 90
+NETNSA_NSID, NETNSA_FD = 1, 3
+NLM_F_REQUEST = 0x1
+NLMSG_ERROR = 2
+_HEADER = struct.Struct("=IHHII")
+_ATTR = struct.Struct("=HH")
+MAX_ROUNDS = 8  # containers → bridge host → underlay: a few rounds reach everything
+
+
+def wired(found: Sequence[NamespaceRef], chosen: Sequence[NamespaceRef],
+          timeout: float | None = None) -> list[NamespaceRef]:
+    """`chosen` first, then every discovered namespace wired to them (transitively)."""
+    selected = {ref.id: ref for ref in chosen}
+    frontier = list(chosen)
+    for _ in range(MAX_ROUNDS):
+        if not frontier:
+            break
+        links_only = collect_snapshot(frontier, timeout=timeout, collectors=(links_collector,))
+        new: dict[int, NamespaceRef] = {}
+        for state in links_only.namespaces:
+            netnsids = {link.parent_netnsid for link in state.links
+                        if link.parent_netnsid is not None and link.parent_netnsid >= 0}
+            if not netnsids:
+                continue
+            for ns_id in _translate(state.ref, netnsids, found).values():
+                if ns_id not in selected and ns_id not in new:
+                    new[ns_id] = next(ref for ref in found if ref.id == ns_id)
+        selected.update(new)
+        frontier = list(new.values())
+    return list(selected.values())
+
+
+def _translate(ref: NamespaceRef, netnsids: set[int], found: Sequence[NamespaceRef]
+               ) -> dict[int, int]:
+    """netnsid (as `ref` numbers them) → namespace id, for the netnsids asked for."""
+    try:
+        with netns.entered(ref.path):
+            # The socket belongs to the namespace it was opened in, wherever it is used later.
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    except Exception:  # noqa: BLE001 - gone or not enterable: its wiring is simply unknown
+        return {}
+    result: dict[int, int] = {}
+    try:
+        sock.bind((0, 0))
+        for sequence, candidate in enumerate(found, start=1):
+            if candidate.id == ref.id:
+                continue
+            nsid = _netnsid_of(sock, candidate.path, sequence)
+            if nsid in netnsids:
+                result[nsid] = candidate.id
+                if len(result) == len(netnsids):
+                    break
+    finally:
+        sock.close()
+    return result
+
+
+def _netnsid_of(sock: socket.socket, path: str, sequence: int) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        body = b"\0\0\0\0" + _ATTR.pack(8, NETNSA_FD) + struct.pack("=I", fd)
+        sock.send(_HEADER.pack(_HEADER.size + len(body), RTM_GETNSID, NLM_F_REQUEST,
+                               sequence, 0) + body)
+        data = sock.recv(4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return _parse_nsid(data)
+
+
+def _parse_nsid(data: bytes) -> int | None:
+    if len(data) < _HEADER.size:
+        return None
+    length, kind, _, _, _ = _HEADER.unpack_from(data)
+    if kind != RTM_NEWNSID:
+        return None  # NLMSG_ERROR: not a namespace, or no id assigned
+    offset = _HEADER.size + 4
+    while offset + _ATTR.size <= min(length, len(data)):
+        attr_len, attr_type = _ATTR.unpack_from(data, offset)
+        if attr_len < _ATTR.size:
+            return None
+        if attr_type & 0x3FFF == NETNSA_NSID and attr_len >= 8:
+            return struct.unpack_from("=i", data, offset + _ATTR.size)[0]
+        offset += (attr_len + 3) & ~3
+    return None
