@@ -3,7 +3,9 @@
 What it finds
     In one namespace, a pair of bridges with IPv4 networks between which a new connection
     would be forwarded, while the same namespace's firewall isolates other pairs of its bridge
-    networks — so isolation is the policy and this pair escapes it. The verdict comes from
+    networks with rules written for them — so isolation is the policy and this pair escapes
+    it (a DROP policy alone promises nothing: it also stops traffic into a KVM bridge that
+    Docker never meant to isolate, while containers reach it). The verdict comes from
     walking the filter FORWARD chain (and the chains it jumps to) of both iptables backends for
     a new connection from one bridge's subnet to the other's, as the kernel would; rules that
     match only some traffic (one port, one protocol, one address) decide nothing either way.
@@ -63,6 +65,7 @@ class _Packet:
 class _Verdict:
     action: str  # ACCEPT, DROP or REJECT
     because: tuple[Evidence, ...]  # the rules (or the policy) that decided
+    by_policy: bool = False
 
     @property
     def isolated(self) -> bool:
@@ -91,7 +94,8 @@ class _Backend:
         if action in _TERMINAL:
             return _Verdict(action, path)
         return _Verdict(self.policy, (Evidence(f"filter FORWARD policy {self.policy}",
-                                               self.ns_id, "firewall", "filter/FORWARD"),))
+                                               self.ns_id, "firewall", "filter/FORWARD"),),
+                        by_policy=True)
 
     def _walk(self, chain: str, packet: _Packet, depth: int) -> tuple[str, tuple[Evidence, ...]]:
         if depth > _MAX_DEPTH:
@@ -135,7 +139,10 @@ def _check_namespace(state: NamespaceState, subnets: dict[str, tuple[int, int, s
         results = [backend.verdict(packet) for backend in backends]
         # The packet passes every backend's FORWARD hook: one drop is enough to stop it.
         verdicts[(a, b)] = next((v for v in results if v.isolated), results[0])
-    isolated = [pair for pair, verdict in verdicts.items() if verdict.isolated]
+    # Only a rule written for a pair of bridges is an isolation policy; a DROP policy also
+    # stops traffic into bridges nobody meant to isolate (a KVM bridge next to Docker's).
+    isolated = [pair for pair, verdict in verdicts.items()
+                if verdict.isolated and not verdict.by_policy]
     if not isolated:
         return  # this namespace does not isolate its bridges at all: no broken promise
     managed = {name for pair in isolated for name in pair}

@@ -95,3 +95,23 @@ def test_partial_rules_decide_nothing():
     snapshot, _ = host_with(["-A FORWARD -i br-a -o br-b -p tcp -m tcp --dport 22 -j DROP"],
                             policy="ACCEPT")
     assert run(rule, snapshot) == []
+
+
+def test_bridge_outside_the_isolation_scheme_passes():
+    # A KVM bridge next to Docker's: the DROP policy stops traffic into Docker's bridges, and
+    # containers may reach it like any outside network; Docker promised nothing about it.
+    b = SnapshotBuilder()
+    host = b.host()
+    for name, address in (("br-a", "172.18.0.1/16"), ("br-b", "172.19.0.1/16"),
+                          ("virbr0", "192.168.122.1/24")):
+        b.bridge(host, name, address)
+    b.chain(host, "filter", "FORWARD", "DROP")
+    b.chain(host, "filter", "DOCKER")
+    lines = ["-A FORWARD -j DOCKER-ISOLATION-STAGE-1"]
+    for br in ("br-a", "br-b"):
+        lines += [f"-A FORWARD -o {br} -j DOCKER", f"-A FORWARD -i {br} ! -o {br} -j ACCEPT",
+                  f"-A DOCKER-ISOLATION-STAGE-1 -i {br} ! -o {br} -j DOCKER-ISOLATION-STAGE-2",
+                  f"-A DOCKER-ISOLATION-STAGE-2 -o {br} -j DROP"]
+    for line in lines:
+        b.iptables(host, "filter", line)
+    assert run(rule, b.build()) == []
