@@ -23,9 +23,9 @@ import dns.message
 
 from netdiag import netns
 from netdiag.drivers.dns import sandbox as sandbox_setup
-from netdiag.drivers.dns.answer import local_answer, servfail, to_udp_wire
+from netdiag.drivers.dns.answer import fast_a_answer, local_answer, servfail, to_udp_wire
 from netdiag.drivers.dns.forward import UPSTREAM_TIMEOUT, Upstream, forward
-from netdiag.drivers.dns.records import TableSource
+from netdiag.drivers.dns.records import NameTable, TableSource
 from netdiag.errors import DriverError, NamespaceGone
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,16 @@ class EmbeddedDns:
             served.tcp.close()
             await served.tcp.wait_closed()
 
-    def _local(self, served: _Served, query: dns.message.Message) -> dns.message.Message | None:
+    def _table(self, served: _Served) -> NameTable | None:
         try:
-            return local_answer(query, self._tables(served.attachment.key))
+            return self._tables(served.attachment.key)
         except Exception:  # a broken table source must not take the resolver down
             log.exception("name table for %s failed", served.attachment.key)
-            return servfail(query)
+            return None
+
+    def _local(self, served: _Served, query: dns.message.Message,
+               table: NameTable | None) -> dns.message.Message | None:
+        return servfail(query) if table is None else local_answer(query, table)
 
     async def _forward(self, served: _Served, query: dns.message.Message,
                        tcp: bool) -> dns.message.Message:
@@ -161,11 +165,18 @@ class EmbeddedDns:
                                                 self._timeout, tcp)
 
     def _on_datagram(self, served: _Served, data: bytes, addr) -> None:
-        query = _parse(data)
-        if query is None or served.udp is None:
+        if served.udp is None:
             return
-        response = self._local(served, query)
-        if response is not None:  # the fast path stays on the loop, without a task
+        table = self._table(served)
+        wire = fast_a_answer(data, table) if table is not None else None
+        if wire is not None:
+            served.udp.sendto(wire, addr)
+            return
+        query = _parse(data)
+        if query is None:
+            return
+        response = self._local(served, query, table)
+        if response is not None:  # local answers stay on the loop, without a task
             served.udp.sendto(to_udp_wire(response, query), addr)
             return
         task = self._loop.create_task(self._forward_udp(served, query, addr))
@@ -185,7 +196,7 @@ class EmbeddedDns:
                 query = _parse(await reader.readexactly(size))
                 if query is None:
                     break
-                response = self._local(served, query)
+                response = self._local(served, query, self._table(served))
                 if response is None:
                     response = await self._forward(served, query, tcp=True)
                 wire = response.to_wire()

@@ -2,19 +2,18 @@
 
 A sandbox resolves every endpoint and service of the networks it has an endpoint on. Building
 that table reads and decodes every endpoint of those networks, so it is kept per sandbox and
-rebuilt only when the database changed: SQLite's `data_version` moves when another connection
-(another process) commits, and the connection's `total_changes` when this one does. Checking
-both costs one tiny read transaction per query.
+rebuilt only when the database changed. A connection of its own asks SQLite's `data_version`,
+which moves whenever any other connection commits — the store's, or another process's — and
+costs microseconds, so every query still sees the current names.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 from netdiag.drivers.dns.records import NamedEndpoint, NamedService, NameTable, build_table
 from netdiag.drivers.store import Store, Tx
-
-
-def _version(tx: Tx) -> tuple[int, int]:
-    return tx.conn.execute("PRAGMA data_version").fetchone()[0], tx.conn.total_changes
 
 
 def _table(tx: Tx, sandbox: str) -> NameTable:
@@ -37,14 +36,23 @@ class StoreNames:
 
     def __init__(self, store: Store):
         self.store = store
-        self._cache: dict[str, tuple[tuple[int, int], NameTable]] = {}
+        self._watch = sqlite3.connect(store.path, check_same_thread=False)
+        self._watch_lock = threading.Lock()
+        self._cache: dict[str, tuple[int, NameTable]] = {}
+
+    def _version(self) -> int:
+        with self._watch_lock:
+            return self._watch.execute("PRAGMA data_version").fetchone()[0]
 
     def __call__(self, sandbox: str) -> NameTable:
+        version = self._version()
+        cached = self._cache.get(sandbox)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         with self.store.transaction(write=False) as tx:
-            version = _version(tx)
-            cached = self._cache.get(sandbox)
-            if cached is not None and cached[0] == version:
-                return cached[1]
             table = _table(tx, sandbox)
         self._cache[sandbox] = (version, table)
         return table
+
+    def close(self) -> None:
+        self._watch.close()
