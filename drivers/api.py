@@ -224,7 +224,8 @@ def run_steps(what: str, steps: Sequence[Step]) -> None:
     """Run steps in order; if one fails, undo the finished ones in reverse and raise.
 
     The error keeps its kind (a Conflict stays a Conflict) and names the step that failed;
-    anything that is not a NetdiagError becomes a DriverError.
+    anything that is not a NetdiagError becomes a DriverError. An error that already names
+    its step (from steps run inside a step) passes through unchanged.
     """
     done: list[Step] = []
     for step in steps:
@@ -232,8 +233,12 @@ def run_steps(what: str, steps: Sequence[Step]) -> None:
             step.do()
         except Exception as exc:
             _undo(done)
+            if getattr(exc, "names_its_step", False):
+                raise
             kind = type(exc) if isinstance(exc, NetdiagError) else DriverError
-            raise kind(f"{what}: {step.name} failed: {exc}") from exc
+            error = kind(f"{what}: {step.name} failed: {exc}")
+            error.names_its_step = True
+            raise error from exc
         done.append(step)
 
 

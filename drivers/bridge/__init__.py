@@ -131,9 +131,10 @@ class BridgeDriver:
                     _add_gateway_route(ipr, index, network.gateway)
 
         def remove() -> None:
+            # The device is ours under either name; a sandbox's own eth0 is left alone.
             with entered(sandbox), IPRoute() as ipr:
                 device.delete_link(ipr, peer)
-                device.delete_link(ipr, ifname)
+                device.delete_link(ipr, ifname, only_mac=endpoint.mac)
 
         run_steps(f"join {endpoint.name}", [Step("move", move, remove),
                                             Step("addresses", configure)])

@@ -37,10 +37,13 @@ def create_bridge(ipr: IPRoute, name: str, mtu: int) -> int:
     return index
 
 
-def delete_link(ipr: IPRoute, name: str) -> None:
-    """Delete a device; one that is already gone is not an error."""
+def delete_link(ipr: IPRoute, name: str, only_mac: str = "") -> None:
+    """Delete a device (only if it has MAC `only_mac`, when given); a missing one is fine."""
     try:
-        ipr.link("del", index=index_of(ipr, name))
+        index = index_of(ipr, name)
+        if only_mac and ipr.get_links(index)[0].get("address") != only_mac:
+            return
+        ipr.link("del", index=index)
     except NotFound:
         return
     except NetlinkError as exc:
@@ -60,7 +63,8 @@ def create_veth(ipr: IPRoute, host_name: str, peer_name: str, *, mtu: int, bridg
 
 
 def set_hairpin(ipr: IPRoute, name: str) -> None:
-    ipr.brport("set", index=index_of(ipr, name), hairpin_mode=1)
+    # IFLA_BRPORT_MODE is the hairpin flag (pyroute2 names it "mode").
+    ipr.brport("set", index=index_of(ipr, name), mode=1)
 
 
 def move_to_namespace(ipr: IPRoute, name: str, namespace_path: str) -> None:

@@ -53,8 +53,8 @@ def network_rules(bridge: str, subnet: str, *, icc: bool, masquerade: bool, inte
     """The rules one bridge network owns (removed with it), in Docker's order."""
     if internal:
         rules = [
-            FwRule("filter", STAGE1, f"-i {bridge} ! -d {subnet} -j DROP", Where.INSERT),
-            FwRule("filter", STAGE1, f"-o {bridge} ! -s {subnet} -j DROP", Where.INSERT),
+            FwRule("filter", STAGE1, f"! -d {subnet} -i {bridge} -j DROP", Where.INSERT),
+            FwRule("filter", STAGE1, f"! -s {subnet} -o {bridge} -j DROP", Where.INSERT),
             icc_rule(bridge, icc),
         ]
     else:
