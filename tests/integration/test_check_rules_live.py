@@ -1,0 +1,187 @@
+"""End to end: build each rule's fault in real namespaces with ip/iptables, run the real
+`netdiag check --ns ... --format json`, and assert the rule fires on the right subject with the
+right evidence (needs root; everything lives in namespaces netns_factory removes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netdiag.netns import inode_of
+from tests.conftest import sh
+from tests.fixtures.live import findings, listen, run_check
+
+pytestmark = pytest.mark.integration
+
+
+def veth(a: str, a_if: str, b: str, b_if: str, mtu: int = 1500, b_mtu: int | None = None) -> None:
+    sh(f"ip -n {a} link add {a_if} mtu {mtu} type veth peer name {b_if} netns {b} "
+       f"mtu {b_mtu or mtu}")
+    sh(f"ip -n {a} link set {a_if} up && ip -n {b} link set {b_if} up")
+
+
+def bridge(ns: str, name: str, address: str = "") -> None:
+    sh(f"ip -n {ns} link add {name} type bridge && ip -n {ns} link set {name} up")
+    if address:
+        sh(f"ip -n {ns} addr add {address} dev {name}")
+
+
+def container_on_bridge(factory, host: str, br: str, role: str, address: str,
+                        gateway: str = "", mtu: int = 1500) -> str:
+    ns = factory(role)
+    veth(host, f"v-{role}"[:15], ns, "eth0", mtu)
+    sh(f"ip -n {host} link set v-{role} master {br}"[:200])
+    sh(f"ip -n {ns} addr add {address} dev eth0")
+    if gateway:
+        sh(f"ip -n {ns} route add default via {gateway}")
+    return ns
+
+
+def test_overlapping_subnets(netns_factory):
+    host, vpn = netns_factory("host"), netns_factory("vpn")
+    bridge(host, "br-x", "10.8.0.1/16")
+    veth(host, "vpn0", vpn, "eth0")
+    sh(f"ip -n {host} addr add 10.99.0.2/24 dev vpn0")
+    sh(f"ip -n {host} route add 10.0.0.0/8 via 10.99.0.1 dev vpn0")
+    bridge(host, "br-a", "172.30.0.1/16")
+    bridge(host, "br-b", "172.30.5.1/24")
+    _, report = run_check(host, vpn)
+    found = {f["subject"]: f for f in findings(report, "overlapping-subnets", host)}
+    assert set(found) == {"br-x", "br-b"}
+    assert "traffic to 10.8.0.0/16 takes br-x" in found["br-x"]["message"]
+    assert "10.0.0.0/8 via 10.99.0.1 dev vpn0" in found["br-x"]["message"]
+    assert {(e["kind"], e["key"]) for e in found["br-x"]["evidence"]} >= {
+        ("address", "10.8.0.0/16"), ("route", "10.0.0.0/8")}
+    assert "takes br-b" in found["br-b"]["message"]
+
+
+def test_mtu_mismatch_veth_ends(netns_factory):
+    a, b = netns_factory("a"), netns_factory("b")
+    veth(a, "veth0", b, "eth0", mtu=1400, b_mtu=1500)
+    code, report = run_check(a, b)
+    (finding,) = findings(report, "mtu-mismatch")
+    assert code == 1
+    assert finding["namespace"]["label"] == b and finding["subject"] == "eth0"
+    assert [(e["key"], e["text"].split(": ")[1]) for e in finding["evidence"]] == [
+        ("eth0", "eth0 mtu 1500"), ("veth0", "veth0 mtu 1400 (peer)")]
+    assert finding["repair"]["steps"][0]["command"] == f"ip netns exec {b} ip link set dev eth0 mtu 1400"
+
+
+def two_vxlan_hosts(factory, h1_mtu: int, h2_mtu: int) -> tuple[str, str]:
+    h1, h2 = factory("h1"), factory("h2")
+    veth(h1, "u1", h2, "u2")
+    sh(f"ip -n {h1} addr add 10.200.0.1/24 dev u1 && ip -n {h2} addr add 10.200.0.2/24 dev u2")
+    for ns, local, remote, mtu in ((h1, "10.200.0.1", "10.200.0.2", h1_mtu),
+                                   (h2, "10.200.0.2", "10.200.0.1", h2_mtu)):
+        # No `dev`: such a VXLAN accepts any MTU, which is how the mismatch happens.
+        sh(f"ip -n {ns} link add vx0 mtu {mtu} type vxlan id 42 dstport 4789 local {local}")
+        sh(f"ip -n {ns} link set vx0 up")
+        sh(f"bridge -n {ns} fdb append 00:00:00:00:00:00 dev vx0 dst {remote}")
+    return h1, h2
+
+
+def test_mtu_mismatch_vxlan_above_its_underlay(netns_factory):
+    h1, h2 = two_vxlan_hosts(netns_factory, 1500, 1450)
+    _, report = run_check(h1, h2)
+    (finding,) = findings(report, "mtu-mismatch")
+    assert finding["namespace"]["label"] == h1 and finding["subject"] == "vx0"
+    texts = [e["text"] for e in finding["evidence"]]
+    assert "+50 bytes VXLAN over IPv4 = 1550" in texts[0]
+    assert "u1 mtu 1500" in texts[1] and "towards VTEP 10.200.0.2" in texts[1]
+    assert {(s["link"], s["mtu"]) for s in finding["repair"]["steps"]} >= {("vx0", 1450)}
+
+
+def test_mtu_mismatch_container_above_its_path(netns_factory):
+    host, wan = netns_factory("host"), netns_factory("wan")
+    bridge(host, "br0", "10.202.0.1/24")
+    veth(host, "up0", wan, "eth0", mtu=1400)
+    sh(f"ip -n {host} addr add 10.203.0.1/24 dev up0 && ip -n {wan} addr add 10.203.0.2/24 dev eth0")
+    sh(f"ip -n {host} route add default via 10.203.0.2")
+    sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward=1")
+    web = container_on_bridge(netns_factory, host, "br0", "web", "10.202.0.2/24", "10.202.0.1")
+    _, report = run_check(host, wan, web)
+    (finding,) = findings(report, "mtu-mismatch", web)
+    assert finding["subject"] == "eth0" and finding["severity"] == "warning"
+    hops = [(e["namespace"], e["key"]) for e in finding["evidence"]]
+    ids = {label: inode_of(f"/run/netns/{label}") for label in (host, wan, web)}
+    assert hops == [(ids[web], "eth0"), (ids[host], "v-web"), (ids[host], "br0"),
+                    (ids[host], "up0"), (ids[wan], "eth0")]
+    assert {s["mtu"] for s in finding["repair"]["steps"]} == {1400}
+
+
+def test_port_contention(netns_factory):
+    host, web = netns_factory("host"), netns_factory("web")
+    veth(host, "vweb", web, "eth0")
+    sh(f"ip -n {host} addr add 10.201.0.1/24 dev vweb && ip -n {web} addr add 10.201.0.2/24 dev eth0")
+    listen(web, 80)
+    listen(host, 18080)
+    nat = f"ip netns exec {host} iptables -t nat -A PREROUTING -p tcp"
+    sh(f"{nat} --dport 18080 -j DNAT --to-destination 10.201.0.2:80")  # captures the listener
+    sh(f"{nat} --dport 18081 -j DNAT --to-destination 10.201.0.2:8000")  # dangling
+    sh(f"{nat} --dport 18082 -j DNAT --to-destination 10.201.0.2:80")
+    sh(f"{nat} --dport 18082 -j DNAT --to-destination 10.201.0.9:80")  # never matches
+    sh(f"{nat} --dport 40000 -j DNAT --to-destination 10.201.0.2:80")  # ephemeral range
+    _, report = run_check(host, web)
+    by_subject: dict[str, list[dict]] = {}
+    for finding in findings(report, "port-contention", host):
+        by_subject.setdefault(finding["subject"], []).append(finding)
+    assert set(by_subject) == {"tcp/18080", "tcp/18081", "tcp/18082", "tcp/40000"}
+    (captured,) = by_subject["tcp/18080"]
+    assert "shadowing python" in captured["message"] and captured["severity"] == "error"
+    assert {e["kind"] for e in captured["evidence"]} == {"firewall", "socket"}
+    (dangling,) = by_subject["tcp/18081"]
+    assert "nothing listens on tcp port 8000" in dangling["message"]
+    (twice,) = by_subject["tcp/18082"]
+    assert "10.201.0.9:80" in twice["message"]
+    assert twice["repair"]["steps"][0]["action"] == "delete-iptables-rule"
+    (ephemeral,) = by_subject["tcp/40000"]
+    assert ephemeral["severity"] == "warning" and "ephemeral range" in ephemeral["message"]
+
+
+def routed_container(factory, forward: bool, default_route: bool) -> tuple[str, str]:
+    host = factory("host")
+    bridge(host, "br0", "10.204.0.1/24")
+    sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward={int(forward)}")
+    web = container_on_bridge(factory, host, "br0", "web", "10.204.0.2/24",
+                              "10.204.0.1" if default_route else "")
+    return host, web
+
+
+def test_ip_forward_disabled(netns_factory):
+    host, web = routed_container(netns_factory, forward=False, default_route=True)
+    code, report = run_check(host, web)
+    (finding,) = findings(report, "ip-forward-disabled")
+    assert code == 1 and finding["namespace"]["label"] == host
+    assert finding["subject"] == "net.ipv4.ip_forward"
+    assert any(e["kind"] == "sysctl" and e["text"] == "net.ipv4.ip_forward = 0"
+               for e in finding["evidence"])
+    assert any("10.204.0.1 on br0" in e["text"] for e in finding["evidence"])
+
+
+def test_missing_default_route(netns_factory):
+    host, web = routed_container(netns_factory, forward=True, default_route=False)
+    _, report = run_check(host, web)
+    (finding,) = findings(report, "missing-default-route")
+    assert finding["namespace"]["label"] == web and finding["subject"] == "eth0"
+    assert finding["repair"]["steps"][0]["command"] == \
+        f"ip netns exec {web} ip route add default via 10.204.0.1 dev eth0"
+
+
+def test_forward_policy_drop(netns_factory):
+    host, web = routed_container(netns_factory, forward=True, default_route=True)
+    sh(f"ip netns exec {host} iptables -P FORWARD DROP")
+    _, report = run_check(host, web)
+    (finding,) = findings(report, "forward-policy-drop")
+    assert finding["namespace"]["label"] == host and finding["subject"] == "br0"
+    assert any(e["key"] == "filter/FORWARD" and "policy DROP" in e["text"]
+               for e in finding["evidence"])
+    assert finding["repair"]["safety"] == "unsafe"
+
+
+def test_link_down_peer_set_down(netns_factory):
+    host, web = routed_container(netns_factory, forward=True, default_route=True)
+    sh(f"ip -n {web} link set eth0 down")
+    _, report = run_check(host, web)
+    (finding,) = findings(report, "link-down")
+    assert finding["namespace"]["label"] == host and finding["subject"] == "v-web"
+    assert f"its peer eth0 in {web} is set down" in finding["message"]
+    assert finding["repair"]["steps"][0]["command"] == f"ip netns exec {web} ip link set dev eth0 up"
