@@ -22,7 +22,6 @@ from netdiag.checks.api import CheckConfig, Finding, ManualStep, Repair, Safety
 from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
-from netdiag.tui import wiring
 
 BATCH = 32  # namespaces read between two looks at the cancel flag
 CHECK_SECONDS = 10.0  # rules still running then are abandoned (the engine reports them)
@@ -85,15 +84,15 @@ class LiveSource:
                         host=host_info(), namespaces=tuple(states), gaps=tuple(gaps))
 
     def collect(self, ref: NamespaceRef) -> Snapshot:
-        """The attached namespace plus the namespaces its veths lead to (so that findings
-        about both ends, such as an MTU mismatch, can be made and shown)."""
+        """The attached namespace and every namespace wired to it: what `check --ns` reads, so
+        that findings about both ends (an MTU mismatch across a veth) are made and shown."""
         from netdiag.collect import collect_snapshot
+        from netdiag.commands.check_scope import wired
 
         ensure_alive(ref)
-        known = [r for r in self.discover() if r.id != ref.id]
-        related = wiring.wired_to(ref, known)
-        snapshot = collect_snapshot([ref] + [r for r in known if r.id in related],
-                                    timeout=self.timeout)
+        refs = wired([r for r in self.discover() if r.id != ref.id] + [ref], [ref],
+                     timeout=self.timeout)
+        snapshot = collect_snapshot(refs, timeout=self.timeout)
         if snapshot.namespace(ref.id) is None:
             ensure_alive(ref)
             raise CollectError(_gap_text(snapshot, ref) or f"{ref.display}: could not be read")

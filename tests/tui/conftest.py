@@ -96,25 +96,3 @@ class ScopedSource(LiveSource):
     def discover(self):
         return [ref for ref in super().discover() if ref.name.startswith(self.prefix)]
 
-
-def veth_mtu_checker(snapshot: Snapshot) -> tuple[Finding, ...]:
-    """A stand-in for the mtu-mismatch rule, so these tests follow the TUI, not the rule set:
-    one finding per veth pair whose ends disagree, at the smaller end, raising it."""
-    findings = []
-    for state in snapshot.namespaces:
-        for link in state.links:
-            peer_state = snapshot.namespace(link.peer_namespace or 0)
-            peer = peer_state.link(link.peer_name) if peer_state else None
-            if link.kind != "veth" or peer is None or peer.mtu <= link.mtu:
-                continue
-            findings.append(Finding(
-                code="ND201", rule="mtu-mismatch", severity=Severity.WARNING,
-                namespace=state.ref, subject=link.name,
-                message=f"{link.name} has MTU {link.mtu}, its peer {peer.mtu}",
-                evidence=(Evidence(f"{link.name} mtu {link.mtu}", state.ref.id, "link", link.name),
-                          Evidence(f"{peer.name} mtu {peer.mtu}", peer_state.ref.id, "link",
-                                   peer.name)),
-                repair=Repair(f"set MTU {peer.mtu} on {link.name}", Safety.SAFE,
-                              (SetMtu(state.ref.id, link.name, peer.mtu),)),
-                related=(peer_state.ref.id,)))
-    return tuple(findings)

@@ -13,14 +13,14 @@ from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import StateTable
 from tests.conftest import TEST_PREFIX, sh
-from tests.tui.conftest import ScopedSource, run_async, until, veth_mtu_checker
+from tests.tui.conftest import ScopedSource, run_async, until
 
 pytestmark = pytest.mark.integration
 SIZE = (80, 24)
 
 
 def _source(factory) -> ScopedSource:
-    return ScopedSource(f"{TEST_PREFIX}{factory.tag}-", check=veth_mtu_checker)
+    return ScopedSource(f"{TEST_PREFIX}{factory.tag}-")
 
 
 def _veth_pair(a: str, b: str, mtu_a: int = 1500, mtu_b: int = 1500) -> None:
@@ -43,8 +43,14 @@ def _attached(app) -> bool:
     return isinstance(app.screen, NamespaceScreen) and app.screen.snapshot is not None
 
 
+def _mtu_findings(app) -> list:
+    return [f for f in app.screen.query_one(FindingsPane).findings if f.rule == "mtu-mismatch"]
+
+
 @run_async
 async def test_pick_attach_filter_and_repair_an_mtu_mismatch(netns_factory):
+    """End to end with the real check engine: the mismatch is reported in b (the larger end)
+    and involves a, so it shows when attached to a; its repair lowers vb to 1400."""
     a, b = netns_factory("a"), netns_factory("b")
     _veth_pair(a, b, mtu_a=1400, mtu_b=1500)
     app = NetdiagApp(_source(netns_factory))
@@ -52,6 +58,7 @@ async def test_pick_attach_filter_and_repair_an_mtu_mismatch(netns_factory):
         picker = app.screen.query_one("#namespaces", DataTable)
         await until(pilot, lambda: picker.row_count == 2)
         await until(pilot, lambda: app.screen.counts is not None)
+        assert app.screen.counts[source_id(app, a)] >= 1
         await pilot.press("slash", *a[-6:], "enter", "enter")  # search for a, attach to it
         await until(pilot, lambda: _attached(app))
         assert app.screen.ref.name == a
@@ -61,18 +68,22 @@ async def test_pick_attach_filter_and_repair_an_mtu_mismatch(netns_factory):
         await pilot.press("slash", *"10.99", "enter")
         assert [row[2] for row in _shown(app, "addresses")] == ["10.99.0.1/24"]
 
+        await until(pilot, lambda: len(_mtu_findings(app)) == 1)
         pane = app.screen.query_one(FindingsPane)
-        assert [f.subject for f in pane.findings] == ["va"]
-        await pilot.press("f")  # select the finding: its evidence is marked in Links
+        await pilot.press("f", *["down"] * pane.findings.index(_mtu_findings(app)[0]))
+        assert pane.current.rule == "mtu-mismatch"
         await until(pilot, lambda: app.screen.query_one("#tabs").active == "links")
         assert [row[1] for row in _shown(app, "links") if row[0] == "»"] == ["va"]
 
         await pilot.press("r")
         assert isinstance(app.screen, RepairDialog) and app.screen.can_apply
         await pilot.press("y")
-        await until(pilot, lambda: not pane.findings)  # re-read after the repair: fixed
-        assert ("va", "veth", "1500", "UP/up", f"vb @ {b}", "") in _rows(app, "links")
-    assert "mtu 1500" in sh(f"ip -n {a} link show va")
+        await until(pilot, lambda: not _mtu_findings(app))  # re-read after the repair: fixed
+    assert "mtu 1400" in sh(f"ip -n {b} link show vb")
+
+
+def source_id(app, name: str) -> int:
+    return next(ref.id for ref in app.screen.refs if ref.name == name)
 
 
 @run_async
