@@ -29,7 +29,8 @@ def backend_for(path: str) -> str:
 def _check_unique(services: Sequence[ServiceVip]) -> None:
     seen: dict[object, str] = {}
     for svc in services:
-        for key in (("mark", svc.mark), ("vip", svc.vip, svc.protocol, svc.port),
+        for key in (("mark", svc.mark, svc.protocol, svc.port),
+                    ("vip", svc.vip, svc.protocol, svc.port),
                     ("published", svc.protocol, svc.published_port or svc.name)):
             if key in seen:
                 raise Conflict(f"services {seen[key]} and {svc.name} share {key[0]} "

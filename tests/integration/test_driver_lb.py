@@ -1,6 +1,7 @@
 """Service VIP load balancing with packets: 300 connections spread over 3 backends, a drained
 backend gets no new connections while its established one carries on, a VIP without backends
-refuses, and a published port answers through every host (routing mesh)."""
+refuses, a published port answers through every host (routing mesh), and services recorded in
+the store are programmed and drained the same way."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from collections import Counter
 import pytest
 
 from netdiag import netns
+from netdiag.drivers.api import Endpoint, Network, PortBinding, Service
 from netdiag.drivers.lb import Backend, ServiceVip, program
 from netdiag.drivers.lb.balancer import backend_for
+from netdiag.drivers.lb.store_services import drain, put_service, sync
+from netdiag.drivers.store import Store
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -143,3 +147,26 @@ def test_published_port_answers_through_every_host(lab):
         assert answers == set(BACKENDS), host_address
     program(f"/run/netns/{h2}", [])
     assert "netdiag_lb" not in sh(f"ip netns exec {h2} nft list tables")
+
+
+def test_services_from_the_store_spread_and_drain(lab, tmp_path):
+    h1, _, _ = lab
+    path = f"/run/netns/{h1}"
+    with Store(tmp_path / "drivers.db") as store:
+        network = Network(id="b" * 64, name="front", driver="bridge", host=path,
+                          subnet="10.204.0.0/24", gateway="10.204.0.1")
+        with store.transaction() as tx:
+            tx.add_network(network)
+            for name, address in BACKENDS.items():
+                tx.add_endpoint(Endpoint(id=name, network_id=network.id, name=name, host=path,
+                                         address=f"{address}/24"))
+        service = put_service(store, Service(id="s1", name="web", network_id=network.id,
+                                             vip=f"{VIP}/24", ports=(PortBinding(8080),),
+                                             backends=tuple(BACKENDS)))
+        assert dict(service.data)["mark"] == "256"
+        assert [v.mark for v in sync(store, path)] == [256]
+        assert Counter(who_answers(h1, VIP, 8080) for _ in range(30)) == {
+            "b1": 10, "b2": 10, "b3": 10}
+        drain(store, "s1", "b2")
+        sync(store, path)
+        assert set(who_answers(h1, VIP, 8080) for _ in range(20)) == {"b1", "b3"}
