@@ -120,9 +120,9 @@ def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
 def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None) -> Snapshot:
     """Active probes (netdiag.probe): the snapshot comes back with their measurements in
     `probes`, which rules cite as evidence."""
-    from netdiag import probe
+    from netdiag.probe.runner import with_probes
 
-    return probe.with_probes(snapshot, focus=focus, deadline=deadline)
+    return with_probes(snapshot, focus=focus, deadline=deadline)
 
 
 def _exit_code(report: engine.Report, fail_on: Severity, exit_zero: bool) -> int:

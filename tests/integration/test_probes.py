@@ -8,10 +8,12 @@ import sys
 
 import pytest
 
-from netdiag import netns, probe
+from netdiag import netns
 from netdiag.collect import collect_snapshot
 from netdiag.model import Match, NsKind
-from netdiag.probe import Task, measure, plan, pmtu
+from netdiag.probe import pmtu
+from netdiag.probe.plan import Task, plan, primary_address
+from netdiag.probe.runner import measure
 from tests.conftest import sh
 from tests.fixtures.builder import SnapshotBuilder
 
@@ -121,7 +123,7 @@ def test_with_probes_measures_path_ports_and_dns(path):
     tasks = plan(snapshot, focus={ids[a], ids[r]})
     assert Task("path_mtu", ids[a], "10.71.2.2") in tasks
     assert Task("port", ids[r], "10.71.2.2", 80, "target") in tasks
-    r_address = probe.primary_address(snapshot.namespace(ids[r]))
+    r_address = primary_address(snapshot.namespace(ids[r]))
     assert r_address in ("10.71.1.2", "10.71.2.1")
     assert Task("port", ids[r], r_address, 8080, "published") in tasks
     tasks += (Task("dns", ids[a], "10.71.2.2"), Task("dns", ids[a], "10.71.2.77"))
@@ -148,3 +150,24 @@ def test_plan_pairs_namespaces_once_and_only_routable_ones():
     tasks = plan(b.build())
     assert [t for t in tasks if t.kind == "path_mtu"] == [Task("path_mtu", one, "10.0.0.2")]
     assert plan(b.build(), focus={three}) == ()
+
+
+def test_evidence_cites_only_the_asked_namespace_and_object():
+    from dataclasses import replace as replaced
+
+    from netdiag.model import PathMtuProbe, PortProbe, Probes
+    from netdiag.probe import evidence
+
+    snapshot = SnapshotBuilder().build()
+    assert evidence.path_mtu(snapshot, 1) == ()  # not probed: nothing to cite
+    snapshot = replaced(snapshot, probes=Probes(
+        path_mtu=(PathMtuProbe(1, "10.0.0.2", 1300, True, "10.0.0.254", ((1500, "x"),)),
+                  PathMtuProbe(2, "10.0.0.2", 1500, True)),
+        ports=(PortProbe(1, "10.0.0.1", 8080, open=False, error="refused",
+                         purpose="published"),)))
+    (sweep,) = evidence.path_mtu(snapshot, 1, "10.0.0.2")
+    assert sweep.kind == "probe" and sweep.key == "path-mtu 10.0.0.2"
+    assert "1300 bytes" in sweep.text and "10.0.0.254" in sweep.text
+    (connect,) = evidence.port(snapshot, 1, "10.0.0.1", 8080)
+    assert connect.text.endswith("(published): refused")
+    assert evidence.port(snapshot, 2, "10.0.0.1", 8080) == ()

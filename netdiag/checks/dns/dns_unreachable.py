@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
                                 Severity)
 from netdiag.checks.topology import Topology, index
-from netdiag.model import DnsProbe, NamespaceState, NsKind, Snapshot
+from netdiag.model import NamespaceState, NsKind, Snapshot
+from netdiag.probe import evidence as probe_evidence
 
 RULE = Rule(code="ND601", name="dns-unreachable", severity=Severity.ERROR,
             summary="A configured nameserver has no route, no NAT rules or no listener")
@@ -73,8 +74,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 continue
             evidence = (Evidence(f"{state.dns.source or 'resolv.conf'}: nameserver {server}",
                                  ns_id, "dns", f"nameserver {server}"),) + problem.evidence
-            if probe is not None:
-                evidence += (_probe_evidence(probe),)
+            evidence += probe_evidence.dns(snapshot, ns_id, server)
             yield RULE.finding(
                 state.ref, server, f"nameserver {server} is unreachable: {problem.what}",
                 evidence=evidence,
@@ -165,11 +165,3 @@ def _listening(state: NamespaceState, address: str, protocol: str, port: int) ->
     return any(s.protocol == protocol and s.port == port
                and s.address in (address, "0.0.0.0", "::", "*", "")
                for s in state.sockets)
-
-
-def _probe_evidence(probe: DnsProbe) -> Evidence:
-    if probe.answered:
-        text = f"probe: query for {probe.query!r} answered {probe.rcode}"
-    else:
-        text = f"probe: query for {probe.query!r} got no answer ({probe.error})"
-    return Evidence(text, probe.namespace, "probe", f"dns {probe.server}")

@@ -1,0 +1,100 @@
+"""Which probes to send: targets picked from a Snapshot, from the namespaces in focus.
+
+Pure: reads the snapshot only. Path MTU sweeps go between pairs of namespaces (once per pair,
+only where a route exists, at most MAX_PATHS); port probes to each published TCP port (a DNAT
+rule with one --dport) and to its target; DNS queries to the first three nameservers of each
+namespace that has its own resolv.conf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netdiag.checks.dns.dns_unreachable import MAX_NAMESERVERS, has_own_resolv_conf
+from netdiag.checks.topology import Topology, index
+from netdiag.model import IptablesRule, NamespaceState, Snapshot
+
+MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One probe to run from one namespace."""
+
+    kind: str  # path_mtu, port or dns
+    namespace: int
+    address: str
+    port: int = 0
+    purpose: str = ""
+
+
+def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PATHS
+         ) -> tuple[Task, ...]:
+    """The probes worth sending: from the focus namespaces (all, when there is no focus)."""
+    topology = index(snapshot)
+    focus = frozenset(focus)
+    sources = [s for s in snapshot.namespaces if not focus or s.ref.id in focus]
+    tasks = list(_path_tasks(topology, sources, max_paths))
+    for state in sources:
+        tasks += _port_tasks(state)
+        if has_own_resolv_conf(state):  # else: the host's servers, which it never asks
+            tasks += [Task("dns", state.ref.id, server)
+                      for server in state.dns.nameservers[:MAX_NAMESERVERS]]
+    return tuple(tasks)
+
+
+def primary_address(state: NamespaceState) -> str:
+    """The namespace's first global IPv4 address on an interface that is up, or ""."""
+    up = {link.name for link in state.links if link.up and link.kind != "loopback"}
+    return next((a.address for a in state.addresses
+                 if a.family == 4 and a.scope == "global" and a.ifname in up
+                 and not a.address.startswith("127.")), "")
+
+
+def _path_tasks(topology: Topology, sources: list[NamespaceState], max_paths: int):
+    done: set[frozenset[int]] = set()
+    for source in sources:
+        for target in topology.snapshot.namespaces:
+            pair = frozenset((source.ref.id, target.ref.id))
+            address = primary_address(target)
+            if len(pair) < 2 or pair in done or not address:
+                continue
+            route = topology.lookup_route(source.ref.id, address)
+            if route is None or route.type not in ("unicast", "local"):
+                continue
+            if any(ns == source.ref.id for ns, _ in topology.owners_of(address)):
+                continue
+            done.add(pair)
+            yield Task("path_mtu", source.ref.id, address)
+            if len(done) >= max_paths:
+                return
+
+
+def _port_tasks(state: NamespaceState) -> list[Task]:
+    """Each published TCP port (a DNAT rule with a single --dport) and its target."""
+    tasks: list[Task] = []
+    own = primary_address(state)
+    for rule in state.firewall.iptables_rules:
+        protocol, dport = rule.match("protocol"), rule.match("dport")
+        target = rule.target_option("to-destination")
+        if rule.table != "nat" or rule.target != "DNAT" or not target or dport is None \
+                or protocol is None or protocol.value != "tcp" or not dport.value.isdigit():
+            continue
+        host, _, port = target.rpartition(":") if ":" in target else (target, "", dport.value)
+        if "-" in port or not port.isdigit():
+            continue  # a port range: one connect would not say much
+        tasks.append(Task("port", state.ref.id, host, int(port), "target"))
+        published = _published_address(rule, own)
+        if published:
+            tasks.append(Task("port", state.ref.id, published, int(dport.value), "published"))
+    return list(dict.fromkeys(tasks))
+
+
+def _published_address(rule: IptablesRule, own: str) -> str:
+    """Where the host port listens: the rule's single destination address, else our own."""
+    destination = rule.match("destination")
+    if destination is None or destination.negated:
+        return own
+    address, _, length = destination.value.partition("/")
+    return address if length in ("", "32") else own
