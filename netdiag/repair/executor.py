@@ -1,15 +1,15 @@
 """Apply the typed steps of a Repair plan to the kernel.
 
-Each step names its namespace by id; the executor finds the path to enter in the snapshot the
-plan was made from, and refuses namespaces outside the set it was allowed to touch — `repair`
-only changes what the user pointed it at. Links, routes, neighbours and FDB entries go through
+Each step names its namespace by id; the caller gives the paths of the namespaces the executor
+may enter (`paths`), and a step naming any other namespace is refused — `repair` only changes
+what the user pointed it at. The lab builder injects its faults through the same steps. Links, routes, neighbours and FDB entries go through
 netlink (pyroute2) inside the namespace; iptables rules through the iptables program, which is
 the interface iptables has; sysctls through /proc/sys as seen from inside the namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -48,28 +48,35 @@ def describe(step: Step, snapshot: Snapshot) -> str:
     return step.command(namespace_name(ns.ref) if ns else "")
 
 
-def apply_steps(steps: Iterable[Step], snapshot: Snapshot, allowed: Collection[int]) -> list[StepResult]:
-    """Apply `steps` in order; stop at the first failure (later steps may depend on it)."""
+def allowed_paths(snapshot: Snapshot, namespaces: Iterable[int]) -> dict[int, str]:
+    """{id: path} of the snapshot's namespaces among `namespaces`: what `apply_steps` takes."""
+    wanted = set(namespaces)
+    return {ns.ref.id: ns.ref.path for ns in snapshot.namespaces if ns.ref.id in wanted}
+
+
+def apply_steps(steps: Iterable[Step], paths: Mapping[int, str]) -> list[StepResult]:
+    """Apply `steps` in order; stop at the first failure (later steps may depend on it).
+
+    `paths` maps the ids of the namespaces that may be changed to the paths to enter them by.
+    """
     results = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-repair") as worker:
         for step in steps:
-            result = worker.submit(_apply_one, step, snapshot, allowed).result()
+            result = worker.submit(_apply_one, step, paths).result()
             results.append(result)
             if not result.applied and not isinstance(step, ManualStep):
                 break
     return results
 
 
-def _apply_one(step: Step, snapshot: Snapshot, allowed: Collection[int]) -> StepResult:
+def _apply_one(step: Step, paths: Mapping[int, str]) -> StepResult:
     if isinstance(step, ManualStep):
         return StepResult(step, False, "manual step: not applied")
-    if step.namespace not in allowed:
+    path = paths.get(step.namespace)
+    if path is None:
         return StepResult(step, False, "namespace outside the ones repair was pointed at")
-    state = snapshot.namespace(step.namespace)
-    if state is None:
-        return StepResult(step, False, f"namespace inode:{step.namespace} is not in the snapshot")
     try:
-        with netns.entered(state.ref.path):
+        with netns.entered(path):
             _APPLY[type(step)](step)
     except NetdiagError as exc:
         return StepResult(step, False, str(exc))

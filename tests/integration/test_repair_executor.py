@@ -9,7 +9,7 @@ import pytest
 from netdiag.checks.api import (AddIptablesRule, DeleteFdbEntry, DeleteRoute, ManualStep,
                                 SetChainPolicy, SetMtu, SetSysctl)
 from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
-from netdiag.repair.executor import apply_steps, describe
+from netdiag.repair.executor import allowed_paths, apply_steps, describe
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def test_steps_change_the_named_namespace(netns_factory):
              SetSysctl(ns, "net.ipv4.ip_forward", "1"),
              AddIptablesRule(ns, "filter", "FORWARD", ("-i", "v0", "-j", "ACCEPT")),
              SetChainPolicy(ns, "filter", "INPUT", "DROP")]
-    results = apply_steps(steps, snapshot_of(a), allowed={ns})
+    results = apply_steps(steps, allowed_paths(snapshot_of(a), {ns}))
     assert [r.applied for r in results] == [True] * len(steps), results
 
     link = json.loads(sh(f"ip -n {a} -j link show v0"))[0]
@@ -55,7 +55,7 @@ def test_steps_change_the_named_namespace(netns_factory):
 def test_namespaces_outside_the_allowed_set_are_not_touched(netns_factory):
     a = netns_factory("a")
     sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1")
-    results = apply_steps([SetMtu(inode(a), "v0", 1500)], snapshot_of(a), allowed=set())
+    results = apply_steps([SetMtu(inode(a), "v0", 1500)], allowed_paths(snapshot_of(a), ()))
     assert not results[0].applied and "outside" in results[0].message
     assert json.loads(sh(f"ip -n {a} -j link show v0"))[0]["mtu"] == 1400
 
@@ -64,7 +64,7 @@ def test_a_failing_step_stops_the_plan_and_says_why(netns_factory):
     a = netns_factory("a")
     ns = inode(a)
     results = apply_steps([SetMtu(ns, "nosuch0", 1500), SetSysctl(ns, "net.ipv4.ip_forward", "1")],
-                          snapshot_of(a), allowed={ns})
+                          allowed_paths(snapshot_of(a), {ns}))
     assert len(results) == 1 and not results[0].applied
     assert "no interface nosuch0" in results[0].message
     assert sh(f"ip netns exec {a} sysctl -n net.ipv4.ip_forward").strip() == "0"
@@ -73,6 +73,6 @@ def test_a_failing_step_stops_the_plan_and_says_why(netns_factory):
 def test_manual_steps_are_never_applied_and_commands_are_described(netns_factory):
     a = netns_factory("a")
     snap = snapshot_of(a)
-    results = apply_steps([ManualStep("move the bridge subnet", inode(a))], snap, {inode(a)})
+    results = apply_steps([ManualStep("move the bridge subnet", inode(a))], allowed_paths(snap, {inode(a)}))
     assert not results[0].applied
     assert describe(SetMtu(inode(a), "v0", 1450), snap) == f"ip netns exec {a} ip link set dev v0 mtu 1450"

@@ -1,0 +1,94 @@
+"""The lab's state journal: what a lab made, written down BEFORE it is made.
+
+Every namespace, process and file a lab creates is recorded here first (intent logging), and the
+file is replaced atomically each time, so `lab down` can remove exactly what the lab made —
+nothing else — even after a crash or `kill -9` in the middle of `lab up`.
+
+The journal lives at /run/netdiag/labs/NAME.json (tmpfs: it goes with a reboot, as namespaces
+do). Namespace discovery reads its `nodes` map to label lab namespaces as LAB/NODE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from netdiag.errors import NotFound
+from netdiag.netns import LAB_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    pid: int
+    start_time: int  # from /proc/PID/stat: tells our process from a later one with its pid
+    netns: str
+
+
+@dataclass
+class Journal:
+    """Mutable while a lab is being built; saved after every change."""
+
+    name: str
+    topology: str = ""  # the topology file it was built from
+    state: str = "building"  # building, up, failed
+    nodes: dict[str, str] = field(default_factory=dict)  # node → namespace name
+    namespaces: list[str] = field(default_factory=list)  # every namespace, in creation order
+    processes: list[Process] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    store: str = ""
+
+    @property
+    def path(self) -> Path:
+        return LAB_DIR / f"{self.name}.json"
+
+    def save(self) -> None:
+        LAB_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, self.path)
+
+    def add_namespace(self, name: str, node: str = "") -> None:
+        self.namespaces.append(name)
+        if node:
+            self.nodes[node] = name
+        self.save()
+
+    def add_process(self, process: Process) -> None:
+        self.processes.append(process)
+        self.save()
+
+    def add_file(self, path: str) -> None:
+        self.files.append(path)
+        self.save()
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def load(name: str) -> Journal:
+    path = LAB_DIR / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no lab named {name!r} (see `netdiag lab ls`)") from None
+    except ValueError:
+        raise NotFound(f"lab {name!r}: journal {path} is damaged") from None
+    data["processes"] = [Process(**p) for p in data.get("processes", [])]
+    return Journal(**data)
+
+
+def names() -> list[str]:
+    if not LAB_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in LAB_DIR.glob("*.json"))
+
+
+def start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[19])

@@ -1,0 +1,377 @@
+"""The lab topology file: YAML → validated, typed model (pydantic).
+
+A topology names the lab, its hosts (each a namespace acting as a container host; several hosts
+are joined by an underlay network), its networks, containers, services and deliberate faults.
+Errors name the key path and the line of the offending value, in one line. `netdiag lab
+schema` prints the JSON Schema generated from these models, never kept by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from netdiag.errors import TopologyError
+
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
+
+
+def _name(value: str) -> str:
+    # Short, because lab and node names end up in namespace and interface names.
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a name: use 1-15 lowercase letters, digits or '-', "
+                         "starting with a letter")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"not a subnet: {exc}") from None
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"not an IP address: {value!r}") from None
+
+
+class Underlay(_Model):
+    subnet: str = "10.99.0.0/24"
+    mtu: int = Field(1500, ge=576, le=9000)
+
+    _subnet = field_validator("subnet")(_cidr)
+
+
+class Host(_Model):
+    name: Name
+    mtu: int | None = Field(None, ge=576, le=9000)  # this host's underlay link, if not the default
+
+
+class Network(_Model):
+    name: Name
+    driver: Literal["bridge", "overlay", "macvlan", "host", "none"] = "bridge"
+    subnet: str | None = None
+    gateway: str | None = None
+    hosts: tuple[str, ...] = ()  # bridge/macvlan: one host (default: the first); overlay: several
+    mtu: int | None = Field(None, ge=576, le=9000)
+    internal: bool = False
+    icc: bool = True
+    masquerade: bool = True
+    encrypted: bool = False
+    parent: str | None = None  # macvlan parent interface
+    mode: Literal["bridge", "private", "vepa", "passthru"] = "bridge"
+
+    _subnet = field_validator("subnet")(lambda v: v if v is None else _cidr(v))
+    _gateway = field_validator("gateway")(lambda v: v if v is None else _ip(v))
+
+    @model_validator(mode="after")
+    def _gateway_in_subnet(self) -> Network:
+        if self.gateway and not self.subnet:
+            raise ValueError("gateway needs a subnet")
+        if self.gateway and ipaddress.ip_address(self.gateway) not in ipaddress.ip_network(self.subnet):
+            raise ValueError(f"gateway {self.gateway} is outside subnet {self.subnet}")
+        return self
+
+
+class Attachment(_Model):
+    network: str
+    ip: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    _ip = field_validator("ip")(lambda v: v if v is None else _ip(v))
+
+
+class Publish(_Model):
+    host_port: int = Field(ge=1, le=65535)
+    container_port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+def _publish(value: Any) -> Any:
+    """Accept Docker's short form "8080:80[/udp]" as well as a mapping."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d+):(\d+)(?:/(tcp|udp))?", value)
+        if not match:
+            raise ValueError(f"publish {value!r} is not HOST:CONTAINER[/tcp|udp]")
+        return {"host_port": int(match[1]), "container_port": int(match[2]),
+                "protocol": match[3] or "tcp"}
+    return value
+
+
+class Command(_Model):
+    """What runs inside a container: one of the lab's small built-in programs."""
+
+    app: Literal["web", "kv", "echo", "http", "sleep"]
+    port: int = Field(80, ge=1, le=65535)
+    backend: str | None = None  # web: "NAME:PORT" of the key-value store it calls
+
+
+class Container(_Model):
+    name: Name
+    host: str | None = None  # default: the first host
+    networks: tuple[Attachment, ...] = ()
+    publish: tuple[Publish, ...] = ()
+    command: Command | None = None
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _short_networks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"network": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _short_publish(cls, value: Any) -> Any:
+        return [_publish(v) for v in value] if isinstance(value, list) else value
+
+
+class Service(_Model):
+    name: Name
+    network: str
+    replicas: int = Field(1, ge=1, le=64)
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    publish: tuple[Publish, ...] = ()
+    command: Command | None = None
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _short_publish(cls, value: Any) -> Any:
+        return [_publish(v) for v in value] if isinstance(value, list) else value
+
+
+class MtuFault(_Model):
+    kind: Literal["mtu"]
+    node: str  # a host or container name
+    link: str
+    mtu: int = Field(ge=68, le=65535)
+
+
+class RouteFault(_Model):
+    kind: Literal["route"]
+    node: str
+    dst: str
+    via: str | None = None
+    dev: str | None = None
+
+    _dst = field_validator("dst")(_cidr)
+
+
+class FdbFault(_Model):
+    kind: Literal["fdb"]
+    node: str  # a host; the entry goes on the overlay network's vxlan device there
+    network: str
+    mac: str = Field(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+    dst: str
+
+    _dst = field_validator("dst")(_ip)
+
+
+class FirewallFault(_Model):
+    kind: Literal["firewall"]
+    node: str
+    table: Literal["filter", "nat", "mangle", "raw"] = "filter"
+    chain: str
+    rule: str  # iptables arguments after the chain, e.g. "-p tcp --dport 80 -j DROP"
+
+
+class SysctlFault(_Model):
+    kind: Literal["sysctl"]
+    node: str
+    name: str = Field(pattern=r"^net\.[a-z0-9_.-]+$")
+    value: str
+
+
+class ListenerFault(_Model):
+    kind: Literal["listener"]
+    node: str
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+class ImpairmentFault(_Model):
+    kind: Literal["impairment"]
+    node: str
+    link: str
+    delay_ms: int = Field(0, ge=0)
+    loss_percent: float = Field(0, ge=0, le=100)
+
+
+Fault = Annotated[Union[MtuFault, RouteFault, FdbFault, FirewallFault, SysctlFault,
+                        ListenerFault, ImpairmentFault], Field(discriminator="kind")]
+
+
+class Topology(_Model):
+    name: Name
+    description: str = ""
+    hosts: tuple[Host, ...] = (Host(name="host1"),)
+    underlay: Underlay = Underlay()
+    networks: tuple[Network, ...] = ()
+    containers: tuple[Container, ...] = ()
+    services: tuple[Service, ...] = ()
+    faults: tuple[Fault, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Topology:
+        """Cross-references: every name a topology uses must be defined, and only once."""
+        _unique("hosts", [h.name for h in self.hosts])
+        _unique("networks", [n.name for n in self.networks])
+        _unique("containers and services",
+                [c.name for c in self.containers] + [s.name for s in self.services])
+        hosts = {h.name for h in self.hosts}
+        networks = {n.name: n for n in self.networks}
+        for i, net in enumerate(self.networks):
+            for host in net.hosts:
+                if host not in hosts:
+                    raise _Ref(f"networks.{i}.hosts", f"unknown host {host!r}")
+            if net.driver != "overlay" and len(net.hosts) > 1:
+                raise _Ref(f"networks.{i}.hosts", f"a {net.driver} network lives on one host")
+        for i, c in enumerate(self.containers):
+            if c.host is not None and c.host not in hosts:
+                raise _Ref(f"containers.{i}.host", f"unknown host {c.host!r}")
+            for j, att in enumerate(c.networks):
+                net = networks.get(att.network)
+                if net is None:
+                    raise _Ref(f"containers.{i}.networks.{j}.network",
+                               f"unknown network {att.network!r}")
+                if att.ip and net.subnet and ipaddress.ip_address(att.ip) not in \
+                        ipaddress.ip_network(net.subnet):
+                    raise _Ref(f"containers.{i}.networks.{j}.ip",
+                               f"{att.ip} is outside {net.name}'s subnet {net.subnet}")
+        for i, s in enumerate(self.services):
+            if s.network not in networks:
+                raise _Ref(f"services.{i}.network", f"unknown network {s.network!r}")
+        nodes = hosts | {c.name for c in self.containers}
+        for i, fault in enumerate(self.faults):
+            if fault.node not in nodes:
+                raise _Ref(f"faults.{i}.node", f"unknown host or container {fault.node!r}")
+        return self
+
+    def host_of(self, container: Container) -> str:
+        return container.host or self.hosts[0].name
+
+    def hosts_of(self, network: Network) -> tuple[str, ...]:
+        if network.hosts:
+            return network.hosts
+        if network.driver == "overlay":
+            return tuple(h.name for h in self.hosts)
+        return (self.hosts[0].name,)
+
+
+class _Ref(ValueError):
+    """A cross-reference error that knows its key path (pydantic only knows the model's)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise _Ref(what.split()[0], f"{name!r} is defined twice")
+        seen.add(name)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False):
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+        loader.lines.setdefault(id(mapping), {})[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, path: tuple, lines: dict[int, dict]) -> int | None:
+    """The line of the deepest key along `path` that the YAML had."""
+    line = None
+    node = data
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            line = lines.get(id(node), {}).get(part, line)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def parse(text: str, source: str = "topology") -> Topology:
+    """YAML text → Topology, or one TopologyError naming the key path and line."""
+    loader = _LineLoader(text)
+    loader.lines = {}
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TopologyError(f"{source}{where}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise TopologyError(f"{source}: a topology is a mapping with at least a 'name' key")
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _Ref):
+            path = tuple(int(p) if p.isdigit() else p for p in cause.path.split("."))
+            message = str(cause)
+        else:
+            path = _without_union_tag(error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+        line = _line_of(data, path, loader.lines)
+        key = ".".join(str(p) for p in path) or "(top level)"
+        where = f":{line}" if line else ""
+        raise TopologyError(f"{source}{where}: {key}: {message}") from None
+
+
+def _without_union_tag(loc: tuple) -> tuple:
+    """pydantic puts the discriminator's value in the path of a fault (faults.0.mtu.link)."""
+    if len(loc) >= 3 and loc[0] == "faults" and isinstance(loc[1], int):
+        return loc[:2] + loc[3:]
+    return tuple(loc)
+
+
+def load(path: str | Path) -> Topology:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise TopologyError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError(f"{path}: cannot read: {exc}") from None
+    return parse(text, str(path))
+
+
+def json_schema() -> dict:
+    return Topology.model_json_schema()
