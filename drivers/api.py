@@ -186,17 +186,17 @@ class Ipam(Protocol):
 
 
 # --- what check() reports: ordinary findings, shared by every driver ------------------------
-# Codes ND9xx belong to drivers' checks; the rule engine (netdiag/checks) uses the others.
+# Codes ND95x belong to drivers' checks; the rule engine (netdiag/checks) uses the others.
 
-DEVICE_MISSING = Rule("ND901", "driver-device-missing", Severity.ERROR,
+DEVICE_MISSING = Rule("ND951", "driver-device-missing", Severity.ERROR,
                       "a device the network driver created is gone")
-MTU_DIFFERS = Rule("ND902", "driver-mtu-differs", Severity.WARNING,
+MTU_DIFFERS = Rule("ND952", "driver-mtu-differs", Severity.WARNING,
                    "a device's MTU differs from the network's MTU option")
-ADDRESS_MISSING = Rule("ND903", "driver-address-missing", Severity.ERROR,
+ADDRESS_MISSING = Rule("ND953", "driver-address-missing", Severity.ERROR,
                        "an address the network driver configured is gone")
-RULE_MISSING = Rule("ND904", "driver-firewall-rule-missing", Severity.ERROR,
+RULE_MISSING = Rule("ND954", "driver-firewall-rule-missing", Severity.ERROR,
                     "an iptables rule the network driver wrote is gone")
-DEVICE_DOWN = Rule("ND905", "driver-device-down", Severity.ERROR,
+DEVICE_DOWN = Rule("ND955", "driver-device-down", Severity.ERROR,
                    "a device the network driver brought up is down")
 RULES = (DEVICE_MISSING, MTU_DIFFERS, ADDRESS_MISSING, RULE_MISSING, DEVICE_DOWN)
 

@@ -170,9 +170,9 @@ def test_check_finds_a_deleted_veth_a_changed_mtu_and_a_deleted_nat_rule(lab):
     sh(f"ip netns exec {lab.host} iptables -t nat -D POSTROUTING -s 172.17.0.0/16 "
        f"! -o {bridge} -j MASQUERADE")
     found = {(f.code, f.subject) for f in lab.controller.check()}
-    assert ("ND901", c1.host_ifname) in found
-    assert ("ND902", "eth0") in found
-    assert ("ND904", "nat/POSTROUTING") in found
+    assert ("ND951", c1.host_ifname) in found
+    assert ("ND952", "eth0") in found
+    assert ("ND954", "nat/POSTROUTING") in found
 
 
 def test_a_failed_network_step_rolls_back_store_and_pool(lab):

@@ -69,7 +69,7 @@ def test_none_check_finds_a_loopback_that_went_down(controller, netns_factory):
     controller.connect("none", c1)
     sh(f"ip -n {c1} link set lo down")
     [finding] = controller.check()
-    assert (finding.code, finding.subject, finding.namespace.name) == ("ND905", "lo", c1)
+    assert (finding.code, finding.subject, finding.namespace.name) == ("ND955", "lo", c1)
     assert finding.repair.steps[0].command(c1) == f"ip netns exec {c1} ip link set dev lo up"
 
 
