@@ -20,7 +20,7 @@ from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network,
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path
 from netdiag.errors import NamespaceGone
-from netdiag.model import NamespaceRef, NamespaceState, NsKind
+from netdiag.model import NamespaceRef, NamespaceState
 
 # Missing devices and wrong MTUs are the drivers' shared rules (drivers.api); FDB entries are
 # the overlay's own.
@@ -54,11 +54,10 @@ def check(network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
 
 def _missing(network: Network, host: str, path: str, what: str,
              ref: NamespaceRef | None = None) -> Finding:
-    where = ref or NamespaceRef(id=0, kind=NsKind.NAMED, path=host, name=Path(host).name,
-                                label=Path(host).name)
+    where = ref or namespace_ref(host)
     text = f"overlay network {network.name}: {what} missing in {Path(path).name}"
     return DEVICE_MISSING.finding(
-        where, what, text, evidence=[Evidence(text, where.id or None, "link", what)],
+        where, what, text, evidence=[Evidence(text, where.id, "link", what)],
         repair=Repair("reconnect the endpoints so the driver rebuilds the overlay",
                       Safety.MANUAL, (ManualStep(f"netdiag net disconnect/connect "
                                                  f"{network.name} on {host}"),)))
