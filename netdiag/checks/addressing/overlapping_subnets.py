@@ -30,15 +30,16 @@ Repair
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netdiag.checks import topology
 from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
                                 Severity)
 from netdiag.checks.config import option
 from netdiag.checks.topology import Endpoint, Topology, format_network, network_interval
-from netdiag.model import NamespaceState, Snapshot
+from netdiag.model import NamespaceState, Route, Snapshot
 
 RULE = Rule(code="ND101", name="overlapping-subnets", severity=Severity.ERROR,
             summary="two connected networks, or a connected network and a route, overlap")
@@ -75,10 +76,14 @@ class _Net:
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
-    min_prefixlen = int(option(config, "overlapping-subnets.min-prefixlen", "8"))
+    min_prefixlen = max(1, int(option(config, "overlapping-subnets.min-prefixlen", "8")))
     for state in snapshot.namespaces:
-        nets = _connected(state) + _routed(state, min_prefixlen)
-        yield from _overlaps_in_namespace(topo, state, nets)
+        connected = _connected(state)
+        if not connected:
+            continue
+        pairs = list(topology.nested_pairs(_blocks(connected)))
+        pairs += _route_pairs(connected, _routes(state, min_prefixlen))
+        yield from _findings(topo, state, pairs)
     yield from _overlay_overlaps(topo, snapshot)
 
 
@@ -95,41 +100,82 @@ def _connected(state: NamespaceState) -> list[_Net]:
     return nets
 
 
-def _routed(state: NamespaceState, min_prefixlen: int) -> list[_Net]:
-    nets = []
+def _blocks(nets: list[_Net]) -> list[tuple[int, int, _Net]]:
+    """Intervals for nested_pairs; IPv6 is shifted above all of IPv4 so families never meet."""
+    blocks = []
+    for net in nets:
+        first = net.first + (0 if net.family == 4 else 1 << 32)
+        blocks.append((first, first + (1 << (topology.bits(net.family) - net.prefixlen)) - 1,
+                       net))
+    return blocks
+
+
+def _routes(state: NamespaceState, min_prefixlen: int) -> Iterator[tuple[tuple, Route]]:
+    """Routes to somewhere else, with their parsed destination; connected routes are the
+    addresses' own and catch-all routes shorter than `min_prefixlen` are no overlap."""
     for route in state.routes:
         if (route.table != topology.MAIN_TABLE or route.type != "unicast"
-                or topology.is_default(route)
+                or route.dst == "default"
                 or (route.protocol == "kernel" and route.scope == "link")):
-            continue  # connected routes are the addresses' own, seen above
-        family, first, _, prefixlen = topology.route_family_dst(route)
-        if prefixlen < min_prefixlen:
             continue
-        nets.append(_Net(family, first, prefixlen, route.dev, False, route.gateway,
-                         state.ref.id))
-    return nets
+        parsed = topology.route_family_dst(route)
+        if parsed[3] >= min_prefixlen:
+            yield parsed, route
 
 
-def _intervals(nets: list[_Net]) -> Iterator[tuple[int, int, _Net]]:
-    for net in nets:
-        # Families never overlap: IPv6 sorts after every IPv4 address.
-        offset = 0 if net.family == 4 else 1 << 32
-        width = topology.bits(net.family)
-        first = offset + net.first
-        yield first, first + (1 << (width - net.prefixlen)) - 1, net
+def _route_pairs(connected: list[_Net], routes: Iterator[tuple[tuple, Route]]
+                 ) -> list[tuple[_Net, _Net]]:
+    """(outer, inner) pairs of a route and a connected network, without pairing routes with
+    each other: a big table has 100k routes and a handful of connected networks. A connected
+    network inside a route is found by bisecting the sorted networks; one containing a route
+    by one dict probe per prefix length in use (CIDR blocks only nest, never cross)."""
+    by_start: dict[int, list[_Net]] = {}
+    for net in sorted(connected, key=lambda n: (n.family, n.first)):
+        by_start.setdefault(net.family, []).append(net)
+    firsts = {family: [n.first for n in nets] for family, nets in by_start.items()}
+    by_block = {(n.family, n.prefixlen, n.first): n for n in connected}
+    lengths = {family: sorted({n.prefixlen for n in nets}) for family, nets in by_start.items()}
+    pairs = []
+    for parsed, route in routes:
+        family, first, last, prefixlen = parsed
+        nets = by_start.get(family)
+        if nets is None:
+            continue
+        width = topology.bits(family)
+        for length in lengths[family]:
+            if length >= prefixlen:
+                break
+            host_bits = width - length
+            outer = by_block.get((family, length, (first >> host_bits) << host_bits))
+            if outer is not None:
+                pairs.append((outer, _route_net(route, parsed)))
+        low = bisect.bisect_left(firsts[family], first)
+        high = bisect.bisect_right(firsts[family], last)
+        for inner in nets[low:high]:
+            if inner.prefixlen > prefixlen:
+                pairs.append((_route_net(route, parsed), inner))
+            elif inner.prefixlen == prefixlen:
+                pairs.append((inner, _route_net(route, parsed)))
+    return pairs
 
 
-def _overlaps_in_namespace(topo: Topology, state: NamespaceState, nets: list[_Net]
-                           ) -> Iterator[Finding]:
+def _route_net(route: Route, parsed: tuple[int, int, int, int], namespace: int = 0) -> _Net:
+    family, first, _, prefixlen = parsed
+    return _Net(family, first, prefixlen, route.dev, False, route.gateway, namespace)
+
+
+def _findings(topo: Topology, state: NamespaceState, pairs: list[tuple[_Net, _Net]]
+              ) -> Iterator[Finding]:
     seen: set[tuple[str, str]] = set()
-    for outer, inner in topology.nested_pairs(_intervals(nets)):
-        if not (outer.connected or inner.connected) or outer.dev == inner.dev:
+    for outer, inner in pairs:
+        if outer.dev == inner.dev:
             continue
+        outer = replace(outer, namespace=state.ref.id)
+        inner = replace(inner, namespace=state.ref.id)
         key = (outer.describe(), inner.describe())
-        if key in seen:
-            continue
-        seen.add(key)
-        yield _finding(topo, state, outer, inner)
+        if key not in seen:
+            seen.add(key)
+            yield _finding(topo, state, outer, inner)
 
 
 def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) -> Finding:
@@ -189,10 +235,11 @@ def _overlay_against(topo: Topology, state: NamespaceState, vxlan: str,
     members = set(segment)
     overlay = [net for endpoint in segment if endpoint.namespace != underlay.ref.id
                for net in _connected_on(topo, endpoint)]
-    under = [net for net in _connected(underlay) + _routed(underlay, 8)
-             if Endpoint(underlay.ref.id, net.dev) not in members]
-    tagged = [(first, last, (True, net)) for first, last, net in _intervals(overlay)]
-    tagged += [(first, last, (False, net)) for first, last, net in _intervals(under)]
+    under = _connected(underlay) + [_route_net(route, parsed, underlay.ref.id)
+                                    for parsed, route in _routes(underlay, 8)]
+    under = [net for net in under if Endpoint(underlay.ref.id, net.dev) not in members]
+    tagged = [(first, last, (True, net)) for first, last, net in _blocks(overlay)]
+    tagged += [(first, last, (False, net)) for first, last, net in _blocks(under)]
     seen: set[tuple[str, str]] = set()
     for (outer_is_overlay, outer), (inner_is_overlay, inner) in topology.nested_pairs(tagged):
         if outer_is_overlay == inner_is_overlay:

@@ -40,10 +40,9 @@ SYSCTL = "net.ipv4.ip_forward"
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
-    gateways = _gateway_users(snapshot)
-    for state in snapshot.namespaces:
-        if state.sysctl(SYSCTL) != "0":
-            continue
+    suspects = [state for state in snapshot.namespaces if state.sysctl(SYSCTL) == "0"]
+    gateways = _gateway_users(snapshot, {a.address for s in suspects for a in s.addresses})
+    for state in suspects:
         reasons = _router_reasons(topo, state, gateways)
         if not reasons:
             continue
@@ -58,13 +57,16 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                                          (SetSysctl(ns_id, SYSCTL, "1"),)))
 
 
-def _gateway_users(snapshot: Snapshot) -> dict[str, list[tuple[int, str, str]]]:
-    """gateway address → [(namespace id, route dst, route dev)] of routes that use it."""
+def _gateway_users(snapshot: Snapshot, addresses: set[str]
+                   ) -> dict[str, list[tuple[int, str, str]]]:
+    """gateway address → [(namespace id, route dst, route dev)] of routes via `addresses`."""
     users: dict[str, list[tuple[int, str, str]]] = {}
     for state in snapshot.namespaces:
         for route in state.routes:
-            for gateway, dev in ((route.gateway, route.dev), *route.nexthops):
-                if gateway:
+            if route.gateway in addresses:
+                users.setdefault(route.gateway, []).append((state.ref.id, route.dst, route.dev))
+            for gateway, dev in route.nexthops:
+                if gateway in addresses:
                     users.setdefault(gateway, []).append((state.ref.id, route.dst, dev))
     return users
 

@@ -41,7 +41,7 @@ RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNIN
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
     for state in snapshot.namespaces:
-        if not topology.is_container(state.ref) or _has_default(state):
+        if not topology.is_container(state.ref) or topo.default_route(state.ref.id):
             continue
         for address in _routable(state):
             router = _router(topo, state.ref.id, address)
@@ -49,11 +49,6 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 continue
             yield _finding(topo, state, address, router)
             break
-
-
-def _has_default(state: NamespaceState) -> bool:
-    return any(r.family == 4 and topology.is_default(r) and r.table == topology.MAIN_TABLE
-               for r in state.routes)
 
 
 def _routable(state: NamespaceState) -> list[Address]:

@@ -246,10 +246,8 @@ def _container_paths(topo: Topology) -> Iterator[Finding]:
 
 
 def _default_egress(topo: Topology, state: NamespaceState) -> Link | None:
-    out = topo.egress(state.ref.id, "0.0.0.0")
-    if out is None or not topology.is_default(out[0]):
-        return None
-    return out[1]
+    out = topo.default_egress(state.ref.id)
+    return out[1] if out is not None else None
 
 
 def _path_out(topo: Topology, ns_id: int, start: Link) -> list[_Hop]:
@@ -269,8 +267,8 @@ def _path_out(topo: Topology, ns_id: int, start: Link) -> list[_Hop]:
             bridge = topo.link(ns_id, link.master)
             if bridge is not None:  # routed traffic enters the bridge; its MTU limits output only
                 path.append(_Hop(ns_id, bridge, bridge.mtu, "bridge", binding=False))
-        out = topo.egress(ns_id, "0.0.0.0")
-        if out is None or not topology.is_default(out[0]):
+        out = topo.default_egress(ns_id)
+        if out is None:
             break
         route, link = out
         limit = min(link.mtu, route.mtu) if route.mtu else link.mtu

@@ -1,0 +1,172 @@
+"""Benchmark: `netdiag check --all --from FILE` on synthetic snapshots of 10k, 100k and 1M routes.
+
+Run by hand (no root needed): `.venv/bin/python bench/checks.py [--sizes 10000 100000 1000000]`.
+
+Each snapshot is one host namespace with N routes in its main table (prefixes /16 to /28 via
+four uplinks, the shape of a big VPN or BGP-fed table) plus N/1000 bridge networks, each with a
+container namespace (veth pair, address, default route, listener) and a published port. For
+each size it prints the file size, then times, in separate processes:
+
+* the floor — starting Python and importing netdiag (`netdiag --version`);
+* the raw JSON parse of the file (`json.load`) — what any loader must pay;
+* `netdiag check --all --from FILE --format json --exit-zero`, the real CLI, end to end;
+
+and in this process the two halves of the CLI's work: loading the snapshot
+(serialize.load) and running the rules (engine.run), with the slowest rules named.
+Target: the 100k case under 2 s end to end. Files go to a temporary folder removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from netdiag.checks import engine, topology  # noqa: E402
+from netdiag.model import (Address, HostInfo, IptablesChain, IptablesRule, Link, Match,  # noqa: E402
+                           NamespaceRef, NamespaceState, NsKind, Route, Snapshot, Socket,
+                           Firewall, Sysctl)
+from netdiag.model.serialize import load, save  # noqa: E402
+
+UPLINKS = ("eth0", "eth1", "tun0", "tun1")
+
+
+def synthetic(routes: int) -> Snapshot:
+    networks = max(1, routes // 1000)
+    host_id = 4026531840
+    host_links = [Link(index=1, name="lo", kind="loopback", mtu=65536, admin_up=True,
+                       oper_state="unknown")]
+    host_addresses, host_routes = [], [Route(family=4, dst="default", gateway="192.0.2.1",
+                                             dev="eth0")]
+    for i, name in enumerate(UPLINKS):
+        host_links.append(Link(index=2 + i, name=name, kind="device", mtu=1500, admin_up=True,
+                               oper_state="up"))
+        host_addresses.append(Address(ifindex=2 + i, ifname=name, family=4,
+                                      address=f"192.0.{2 + i}.10", prefixlen=24))
+    for i in range(routes):
+        prefixlen = 16 + i % 13
+        value = (1 << 24) + i * 4096  # spread over 1.0.0.0 upwards, /16../28 blocks
+        value &= ~((1 << (32 - prefixlen)) - 1)
+        dst = f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{prefixlen}"
+        uplink = i % len(UPLINKS)
+        host_routes.append(Route(family=4, dst=dst, gateway=f"192.0.{2 + uplink}.1",
+                                 dev=UPLINKS[uplink], protocol="bgp"))
+    states, rules = [], []
+    for n in range(networks):
+        bridge, subnet = f"br-{n:06d}", f"100.{64 + n // 256}.{n % 256}"
+        index = 100 + 2 * n
+        host_links.append(Link(index=index, name=bridge, kind="bridge", mtu=1500,
+                               admin_up=True, oper_state="up"))
+        host_links.append(Link(index=index + 1, name=f"veth{n:07d}", kind="veth", mtu=1500,
+                               admin_up=True, oper_state="up", master=bridge,
+                               peer_namespace=host_id + 1 + n, peer_name="eth0"))
+        host_addresses.append(Address(ifindex=index, ifname=bridge, family=4,
+                                      address=f"{subnet}.1", prefixlen=24))
+        host_routes.append(Route(family=4, dst=f"{subnet}.0/24", dev=bridge, protocol="kernel",
+                                 scope="link"))
+        rules.append(IptablesRule(
+            backend="nft", family=4, table="nat", chain="DOCKER", position=n + 1,
+            matches=(Match("in-interface", bridge, negated=True), Match("protocol", "tcp"),
+                     Match("dport", str(10000 + n), module="tcp")),
+            target="DNAT", target_options=(("to-destination", f"{subnet}.2:80"),)))
+        states.append(container(host_id + 1 + n, subnet, index + 1))
+    host = NamespaceState(
+        ref=NamespaceRef(id=host_id, kind=NsKind.HOST, path="/proc/1/ns/net", label="host"),
+        links=tuple(host_links), addresses=tuple(host_addresses), routes=tuple(host_routes),
+        firewall=Firewall(iptables_chains=(IptablesChain("nft", 4, "nat", "DOCKER"),),
+                          iptables_rules=tuple(rules)),
+        sysctls=(Sysctl("net.ipv4.ip_forward", "1"),
+                 Sysctl("net.ipv4.ip_local_port_range", "32768\t60999")))
+    return Snapshot(created_at="2026-01-01T00:00:00+00:00", host=HostInfo(hostname="bench"),
+                    namespaces=(host, *states))
+
+
+def container(ns_id: int, subnet: str, peer_index: int) -> NamespaceState:
+    name = f"c{ns_id}"
+    return NamespaceState(
+        ref=NamespaceRef(id=ns_id, kind=NsKind.DOCKER, path=f"/run/docker/netns/{name}",
+                         label=name, container=name),
+        links=(Link(index=1, name="lo", kind="loopback", mtu=65536, admin_up=True,
+                    oper_state="unknown"),
+               Link(index=2, name="eth0", kind="veth", mtu=1500, admin_up=True, oper_state="up",
+                    parent_index=peer_index, peer_namespace=4026531840,
+                    peer_name=f"veth{ns_id - 4026531841:07d}")),
+        addresses=(Address(ifindex=2, ifname="eth0", family=4, address=f"{subnet}.2",
+                           prefixlen=24),),
+        routes=(Route(family=4, dst="default", gateway=f"{subnet}.1", dev="eth0"),
+                Route(family=4, dst=f"{subnet}.0/24", dev="eth0", protocol="kernel",
+                      scope="link")),
+        sockets=(Socket(protocol="tcp", family=4, address="0.0.0.0", port=80, process="httpd"),),
+        sysctls=(Sysctl("net.ipv4.ip_forward", "0"),))
+
+
+def timed_process(argv: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{argv} failed: {done.stderr.strip()}")
+    return elapsed
+
+
+def measure(routes: int, folder: Path) -> dict:
+    path = folder / f"snap-{routes}.json"
+    start = time.perf_counter()
+    snapshot = synthetic(routes)
+    save(snapshot, path)
+    made = time.perf_counter() - start
+    del snapshot
+    python = sys.executable
+    floor = timed_process([python, "-m", "netdiag", "--version"])
+    parse = timed_process([python, "-c", f"import json; json.load(open({str(path)!r}))"])
+    cli = timed_process([python, "-m", "netdiag", "check", "--all", "--from", str(path),
+                         "--format", "json", "--exit-zero"])
+    start = time.perf_counter()
+    loaded = load(path)
+    load_s = time.perf_counter() - start
+    per_rule = {}
+    start = time.perf_counter()
+    topology.index(loaded)
+    index_s = time.perf_counter() - start
+    for module in engine.RULES:
+        rule_start = time.perf_counter()
+        report = engine.run(loaded, rules=(module,))
+        per_rule[module.RULE.name] = time.perf_counter() - rule_start
+        assert not report.unknown, report.unknown
+    rules_s = sum(per_rule.values())
+    slowest = sorted(per_rule.items(), key=lambda item: -item[1])[:3]
+    return {"routes": routes, "namespaces": len(loaded.namespaces),
+            "mb": path.stat().st_size / 1e6, "made": made, "floor": floor, "parse": parse,
+            "cli": cli, "load": load_s, "index": index_s, "rules": rules_s,
+            "slowest": ", ".join(f"{name} {t:.2f}" for name, t in slowest)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    args = parser.parse_args()
+    header = ("routes", "ns", "file MB", "py+import s", "json.load s", "CLI check s",
+              "load s", "index s", "rules s", "slowest rules (s)")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="netdiag-bench-checks-") as folder:
+        for size in args.sizes:
+            r = measure(size, Path(folder))
+            rows.append((f"{r['routes']:,}", r["namespaces"], f"{r['mb']:.1f}",
+                         f"{r['floor']:.2f}", f"{r['parse']:.2f}", f"{r['cli']:.2f}",
+                         f"{r['load']:.2f}", f"{r['index']:.2f}", f"{r['rules']:.2f}",
+                         r["slowest"]))
+            print(f"  built and saved {size:,} routes in {r['made']:.1f} s", file=sys.stderr)
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+    print("\nCLI check = the whole `check --all --from` process; py+import and json.load are "
+          "floors measured in the same run; load/index/rules are in-process parts of it.")
+
+
+if __name__ == "__main__":
+    main()
