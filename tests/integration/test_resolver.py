@@ -1,11 +1,15 @@
 """The embedded resolver serving real sandboxes: queries from inside the namespace to
 127.0.0.11:53 (through Docker's NAT rules), forwarding to a dnspython server in another namespace,
-SERVFAIL when the upstream is dead, and a clean teardown."""
+SERVFAIL when the upstream is dead, a clean teardown, and the store-driven daemon."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import dns.message
@@ -16,8 +20,10 @@ import dns.reversename
 import pytest
 
 from netdiag import netns
+from netdiag.drivers.api import Endpoint, Network
 from netdiag.drivers.dns import EmbeddedDns, NamedEndpoint, NamedService, build_table
 from netdiag.drivers.dns.forward import Upstream
+from netdiag.drivers.store import Store
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -139,3 +145,34 @@ def test_sees_live_changes_and_cleans_up(world):
         server.detach(path)
         assert not resolv.exists()
         assert "DOCKER_OUTPUT" not in sh(f"ip netns exec {sandbox} iptables-save -t nat")
+
+
+def test_daemon_serves_the_store_sandboxes_and_cleans_up_on_sigterm(world, tmp_path):
+    sandbox, _ = world
+    path = f"/run/netns/{sandbox}"
+    resolv = Path(f"/etc/netns/{sandbox}/resolv.conf")
+    store_path = tmp_path / "drivers.db"
+    with Store(store_path) as store:
+        network = Network(id="c" * 64, name="front", driver="bridge", host=path,
+                          subnet="10.0.1.0/24", gateway="10.0.1.1")
+        with store.transaction() as tx:
+            tx.add_network(network)
+            tx.add_endpoint(Endpoint(id="e1", network_id=network.id, name="me", host=path,
+                                     sandbox=path, address="10.0.1.2/24"))
+        daemon = subprocess.Popen([sys.executable, "-m", "netdiag.drivers.dns",
+                                   "--store", str(store_path)])
+        try:
+            for _ in range(200):  # until it has attached the sandbox (bounded)
+                if resolv.exists():
+                    break
+                time.sleep(0.05)
+            assert addresses(query_inside(sandbox, "me")) == ["10.0.1.2"]
+            with store.transaction() as tx:  # a container joining later is seen at once
+                tx.add_endpoint(Endpoint(id="e2", network_id=network.id, name="peer",
+                                         host=path, address="10.0.1.3/24"))
+            assert addresses(query_inside(sandbox, "peer")) == ["10.0.1.3"]
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+    assert not resolv.exists()
+    assert "DOCKER_OUTPUT" not in sh(f"ip netns exec {sandbox} iptables-save -t nat")

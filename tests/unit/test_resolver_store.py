@@ -3,7 +3,10 @@ the same or another connection (another process) being seen on the next query.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from netdiag.drivers.api import Endpoint, Network, Service
+from netdiag.drivers.dns.daemon import has_dns
 from netdiag.drivers.dns.store_names import StoreNames
 from netdiag.drivers.store import Store
 
@@ -46,3 +49,11 @@ def test_names_are_scoped_to_the_sandbox_networks_and_follow_changes(tmp_path):
         with other_process.transaction() as tx:  # and through another connection
             tx.add_endpoint(endpoint(a, "late", "10.1.0.4"))
         assert names(SANDBOX).addresses("late") == ("10.1.0.4",)
+        names.close()
+
+
+def test_embedded_dns_is_for_user_defined_networks_only():
+    user = network("a")
+    assert has_dns(user) and has_dns(replace(user, driver="overlay"))
+    assert not has_dns(replace(user, name="bridge"))  # Docker's default bridge network
+    assert not has_dns(replace(user, driver="host")) and not has_dns(replace(user, driver="none"))

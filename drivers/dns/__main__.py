@@ -1,0 +1,38 @@
+"""`python -m netdiag.drivers.dns [--store PATH]`: serve the embedded DNS of the store's sandboxes
+until SIGTERM or SIGINT, then remove every NAT rule and resolv.conf it installed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from netdiag.drivers.dns.daemon import ResolverDaemon
+from netdiag.drivers.store import DEFAULT_PATH, Store
+from netdiag.errors import NetdiagError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m netdiag.drivers.dns",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=str(DEFAULT_PATH), help="the driver store (SQLite)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="netdiag-dns: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with Store(args.store) as store:
+            daemon = ResolverDaemon(store)
+            try:
+                daemon.run(stop)
+            finally:
+                daemon.close()
+    except NetdiagError as exc:
+        sys.exit(f"netdiag-dns: {exc}")
+
+
+if __name__ == "__main__":
+    main()
