@@ -94,20 +94,9 @@ class BridgeDriver:
     # endpoints ----------------------------------------------------------------------------
 
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        opts = options_of(network)
-        host_ifname = "veth" + endpoint.id[:7]
-        peer = "veth" + endpoint.id[7:14]
-        mac = mac_for(endpoint.ip)
-        with entered(network.host), IPRoute() as ipr:
-            bridge = device.index_of(ipr, bridge_name(network))
-            steps = [Step("device", lambda: device.create_veth(
-                ipr, host_ifname, peer, mtu=opts.mtu, bridge=bridge, mac=mac),
-                lambda: device.delete_link(ipr, host_ifname))]
-            if opts.hairpin:
-                steps.append(Step("hairpin", lambda: device.set_hairpin(ipr, host_ifname)))
-            run_steps(f"endpoint {endpoint.name}", steps)
-        return replace(endpoint, host_ifname=host_ifname, mac=mac,
-                       data=(("peer", peer),) + endpoint.data)
+        # Names and MAC only: the veth pair is made at join, when the sandbox is known, so
+        # that its container side is born there (one netlink request instead of four).
+        return replace(endpoint, host_ifname="veth" + endpoint.id[:7], mac=mac_for(endpoint.ip))
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         with entered(network.host), IPRoute() as ipr:
@@ -116,34 +105,35 @@ class BridgeDriver:
     def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
         opts = options_of(network)
         ifname = endpoint.ifname or "eth0"
-        peer = endpoint.datum("peer")
         prefixlen = int(endpoint.address.split("/")[1])
 
-        def move() -> None:
+        def plug() -> None:
             with entered(network.host), IPRoute() as ipr:
-                device.move_to_namespace(ipr, peer, sandbox)
+                bridge = device.index_of(ipr, bridge_name(network))
+                device.create_veth(ipr, endpoint.host_ifname, ifname, sandbox, mtu=opts.mtu,
+                                   bridge=bridge, mac=endpoint.mac)
+                if opts.hairpin:
+                    device.set_hairpin(ipr, endpoint.host_ifname)
+
+        def unplug() -> None:
+            with entered(network.host), IPRoute() as ipr:
+                device.delete_link(ipr, endpoint.host_ifname)
 
         def configure() -> None:
             with entered(sandbox), IPRoute() as ipr:
-                index = device.rename_up(ipr, peer, ifname)
+                index = device.up(ipr, ifname)
                 addresses.add_address(ipr, index, endpoint.ip, prefixlen)
                 if not opts.internal:
                     _add_gateway_route(ipr, index, network.gateway)
 
-        def remove() -> None:
-            # The device is ours under either name; a sandbox's own eth0 is left alone.
-            with entered(sandbox), IPRoute() as ipr:
-                device.delete_link(ipr, peer)
-                device.delete_link(ipr, ifname, only_mac=endpoint.mac)
-
-        run_steps(f"join {endpoint.name}", [Step("move", move, remove),
+        run_steps(f"join {endpoint.name}", [Step("device", plug, unplug),
                                             Step("addresses", configure)])
         return replace(endpoint, sandbox=sandbox, ifname=ifname)
 
     def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
         if endpoint.sandbox and os.path.exists(endpoint.sandbox):
             with entered(endpoint.sandbox), IPRoute() as ipr:
-                device.delete_link(ipr, endpoint.ifname)
+                device.delete_link(ipr, endpoint.ifname, only_mac=endpoint.mac)
         return replace(endpoint, sandbox="")
 
     # published ports (optional capability) ------------------------------------------------

@@ -1,10 +1,10 @@
 """Step: the devices — the bridge of a network and the veth pair of each endpoint.
 
-All functions take an IPRoute socket opened inside the namespace they act on. The host-side
-veth is created already enslaved, up and with the network MTU in one netlink request; its peer
-gets the same MTU and the endpoint's MAC, and is later moved into the sandbox, renamed (eth0,
-eth1...) and brought up — rename and up in one request, which the kernel applies in that order.
-"""
+All functions take an IPRoute socket opened inside the namespace they act on. A veth pair is
+made in one netlink request from the host namespace: the host side enslaved to the bridge, up,
+with the network MTU; the peer born directly inside the sandbox under its final name (eth0,
+eth1...) with the same MTU and the endpoint's MAC. The kernel ignores a peer's flags at
+creation, so the peer is brought up from inside the sandbox."""
 
 from __future__ import annotations
 
@@ -51,15 +51,20 @@ def delete_link(ipr: IPRoute, name: str, only_mac: str = "") -> None:
             raise DriverError(f"cannot delete {name}: {exc.args[-1]}") from None
 
 
-def create_veth(ipr: IPRoute, host_name: str, peer_name: str, *, mtu: int, bridge: int,
-                mac: str) -> None:
+def create_veth(ipr: IPRoute, host_name: str, peer_name: str, sandbox: str, *, mtu: int,
+                bridge: int, mac: str) -> None:
+    """A veth pair: the host side enslaved and up, the peer born in `sandbox` (still down)."""
+    fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
         ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, master=bridge, state="up",
-                 peer={"ifname": peer_name, "mtu": mtu, "address": mac})
+                 peer={"ifname": peer_name, "mtu": mtu, "address": mac, "net_ns_fd": fd})
     except NetlinkError as exc:
         if exc.code == EEXIST:
-            raise Conflict(f"device {host_name} or {peer_name} already exists") from None
+            raise Conflict(f"device {host_name} exists, or the sandbox already has a device "
+                           f"{peer_name}") from None
         raise DriverError(f"cannot create veth {host_name}: {exc.args[-1]}") from None
+    finally:
+        os.close(fd)
 
 
 def set_hairpin(ipr: IPRoute, name: str) -> None:
@@ -67,21 +72,8 @@ def set_hairpin(ipr: IPRoute, name: str) -> None:
     ipr.brport("set", index=index_of(ipr, name), mode=1)
 
 
-def move_to_namespace(ipr: IPRoute, name: str, namespace_path: str) -> None:
-    fd = os.open(namespace_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        ipr.link("set", index=index_of(ipr, name), net_ns_fd=fd)
-    finally:
-        os.close(fd)
-
-
-def rename_up(ipr: IPRoute, name: str, new_name: str) -> int:
-    """Rename a (down) device and bring it up; returns its index."""
+def up(ipr: IPRoute, name: str) -> int:
+    """Bring a device up; returns its index."""
     index = index_of(ipr, name)
-    try:
-        ipr.link("set", index=index, ifname=new_name, state="up")
-    except NetlinkError as exc:
-        if exc.code == EEXIST:
-            raise Conflict(f"the sandbox already has a device {new_name}") from None
-        raise DriverError(f"cannot rename {name} to {new_name}: {exc.args[-1]}") from None
+    ipr.link("set", index=index, state="up")
     return index
