@@ -52,93 +52,111 @@ _IPTABLES_NFT_TABLES = (("ip", "filter"), ("ip6", "filter"))
 
 
 @dataclass(frozen=True, slots=True)
-class _Packet:
-    """A new IPv4 connection routed from one bridge's subnet into another's."""
-
-    iif: str
-    oif: str
-    src: tuple[int, int]  # subnet as (first, last)
-    dst: tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
 class _Verdict:
     action: str  # ACCEPT, DROP or REJECT
-    because: tuple[Evidence, ...]  # the rules (or the policy) that decided
-    by_policy: bool = False
+    because: tuple[IptablesRule, ...]  # the jumps and the rule that decided; () for the policy
 
     @property
     def isolated(self) -> bool:
         return self.action != "ACCEPT"
 
+    @property
+    def by_policy(self) -> bool:
+        return not self.because
+
+    def evidence(self, ns_id: int, prefix: str) -> list[Evidence]:
+        # Built only for the pairs that are reported: a big host decides N² pairs.
+        if self.by_policy:
+            return [Evidence(f"{prefix} filter FORWARD policy {self.action}", ns_id, "firewall",
+                             "filter/FORWARD")]
+        return [Evidence(f"{prefix} filter/{r.chain}/{r.position}: {r.text}", ns_id, "firewall",
+                         f"filter/{r.chain}/{r.position}") for r in self.because]
+
+
+Subnets = dict[str, tuple[int, int, str]]  # bridge → (first, last, cidr) of its IPv4 network
+
 
 class _Backend:
-    """One iptables backend's filter table of one namespace, ready to be walked."""
+    """One iptables backend's filter table of one namespace, ready to be walked.
+
+    The walk follows new connections from one source bridge to all other bridges at once: a
+    rule is tested against the source first (in-interface, source address, state) and only
+    then against the destinations still undecided — for `-o br-x` rules just that one — so a
+    host with N bridges costs about N walks of the table rather than N² of them.
+    """
 
     def __init__(self, state: NamespaceState, backend: str):
         self.ns_id = state.ref.id
-        self.chains: dict[str, list[IptablesRule]] = defaultdict(list)
-        for rule in state.firewall.iptables_rules:
+        self.chains: dict[str, list[_Compiled]] = defaultdict(list)
+        for rule in sorted(state.firewall.iptables_rules, key=lambda r: r.position):
             if rule.backend == backend and rule.table == "filter" and rule.family == 4:
-                self.chains[rule.chain].append(rule)
-        for rules in self.chains.values():
-            rules.sort(key=lambda r: r.position)
+                self.chains[rule.chain].append(_compile(rule))
         self.policy = next((c.policy for c in state.firewall.iptables_chains
                             if c.backend == backend and c.table == "filter"
                             and c.family == 4 and c.name == "FORWARD"), "") or "ACCEPT"
         self.names = {c.name for c in state.firewall.iptables_chains
                       if c.backend == backend and c.table == "filter" and c.family == 4}
 
-    def verdict(self, packet: _Packet) -> _Verdict:
-        action, path = self._walk("FORWARD", packet, 0)
-        if action in _TERMINAL:
-            return _Verdict(action, path)
-        return _Verdict(self.policy, (Evidence(f"filter FORWARD policy {self.policy}",
-                                               self.ns_id, "firewall", "filter/FORWARD"),),
-                        by_policy=True)
+    def verdicts_from(self, source: str, subnets: Subnets) -> dict[str, _Verdict]:
+        """The verdict for a new connection from `source` into each other bridge."""
+        decided: dict[str, _Verdict] = {}
+        others = {name for name in subnets if name != source}
+        self._walk("FORWARD", source, others, subnets, decided, (), 0)
+        policy = _Verdict(self.policy, ())
+        return {name: decided.get(name, policy) for name in others}
 
-    def _walk(self, chain: str, packet: _Packet, depth: int) -> tuple[str, tuple[Evidence, ...]]:
-        if depth > _MAX_DEPTH:
-            return "RETURN", ()
-        for rule in self.chains.get(chain, ()):
-            if _matches(rule.matches, packet) is not True:
+    def _walk(self, chain: str, source: str, targets: set[str], subnets: Subnets,
+              decided: dict[str, _Verdict], path: tuple[IptablesRule, ...], depth: int
+              ) -> set[str]:
+        """Decide what it can for `targets` in `chain`; return those that come back out."""
+        pending, returned = set(targets), set()
+        for compiled in self.chains.get(chain, ()) if depth <= _MAX_DEPTH else ():
+            if not pending:
+                break
+            hit = compiled.hits(source, pending, subnets)
+            if not hit:
                 continue
-            here = (Evidence(f"filter/{rule.chain}/{rule.position}: {rule.text}", self.ns_id,
-                             "firewall", f"filter/{rule.chain}/{rule.position}"),)
+            rule = compiled.rule
+            here = path + (rule,)
             if rule.target in _TERMINAL:
-                return rule.target, here
-            if rule.target == "RETURN":
-                return "RETURN", ()
-            if rule.target in self.chains or rule.target in self.names:
-                action, path = self._walk(rule.target, packet, depth + 1)
-                if action in _TERMINAL:
-                    return action, here + path
-                if rule.goto:
-                    return "RETURN", ()
+                decided.update((name, _Verdict(rule.target, here)) for name in hit)
+                pending -= hit
+            elif rule.target == "RETURN":
+                pending -= hit
+                returned |= hit
+            elif rule.target in self.chains or rule.target in self.names:
+                back = self._walk(rule.target, source, hit, subnets, decided, here, depth + 1)
+                pending -= hit - back
+                if rule.goto:  # -g: coming back from the chain means leaving this one too
+                    pending -= back
+                    returned |= back
             # any other target (LOG, MARK, ...) does not end the traversal
-        return "RETURN", ()
+        return pending | returned
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     for state in snapshot.namespaces:
         if state.sysctl("net.ipv4.ip_forward") == "0" or _native_nft_forward(state):
             continue  # nothing is forwarded at all / a firewall this rule cannot read
+        if not any(r.table == "filter" and r.target in ("DROP", "REJECT")
+                   for r in state.firewall.iptables_rules):
+            continue  # no rule that could isolate anything (a DROP policy promises nothing)
         subnets = _bridge_subnets(state)
-        if len(subnets) < 2 or not state.firewall.iptables_rules:
+        if len(subnets) < 2:
             continue
         yield from _check_namespace(state, subnets)
 
 
-def _check_namespace(state: NamespaceState, subnets: dict[str, tuple[int, int, str]]
-                     ) -> Iterator[Finding]:
+def _check_namespace(state: NamespaceState, subnets: Subnets) -> Iterator[Finding]:
     backends = [_Backend(state, name)
                 for name in sorted({r.backend for r in state.firewall.iptables_rules})]
     verdicts: dict[tuple[str, str], _Verdict] = {}
-    for a, b in ((a, b) for a in subnets for b in subnets if a != b):
-        packet = _Packet(a, b, subnets[a][:2], subnets[b][:2])
-        results = [backend.verdict(packet) for backend in backends]
-        # The packet passes every backend's FORWARD hook: one drop is enough to stop it.
-        verdicts[(a, b)] = next((v for v in results if v.isolated), results[0])
+    for a in subnets:
+        per_backend = [backend.verdicts_from(a, subnets) for backend in backends]
+        for b in per_backend[0]:
+            results = [found[b] for found in per_backend]
+            # The packet passes every backend's FORWARD hook: one drop is enough to stop it.
+            verdicts[(a, b)] = next((v for v in results if v.isolated), results[0])
     # Only a rule written for a pair of bridges is an isolation policy; a DROP policy also
     # stops traffic into bridges nobody meant to isolate (a KVM bridge next to Docker's).
     isolated = [pair for pair, verdict in verdicts.items()
@@ -154,11 +172,9 @@ def _check_namespace(state: NamespaceState, subnets: dict[str, tuple[int, int, s
         evidence = [Evidence(f"{name} has network {subnets[name][2]}", state.ref.id, "address",
                              subnets[name][2]) for name in (a, b)]
         for x, y in open_ways:
-            evidence += [Evidence(f"{x} → {y} accepted by {e.text}", e.namespace, e.kind, e.key)
-                         for e in verdicts[(x, y)].because]
+            evidence += verdicts[(x, y)].evidence(state.ref.id, f"{x} → {y} accepted by")
         ix, iy = isolated[0]
-        evidence += [Evidence(f"while {ix} → {iy} is isolated by {e.text}", e.namespace, e.kind,
-                              e.key) for e in example.because]
+        evidence += example.evidence(state.ref.id, f"while {ix} → {iy} is isolated by")
         directions = " and ".join(f"{x} → {y}" for x, y in open_ways)
         yield RULE.finding(
             state.ref, f"{a}<->{b}",
@@ -171,10 +187,10 @@ def _check_namespace(state: NamespaceState, subnets: dict[str, tuple[int, int, s
                 for x, y in open_ways)))
 
 
-def _bridge_subnets(state: NamespaceState) -> dict[str, tuple[int, int, str]]:
+def _bridge_subnets(state: NamespaceState) -> Subnets:
     """bridge name → (first, last, cidr) of its first IPv4 network."""
     bridges = {link.name for link in state.links if link.kind == "bridge"}
-    subnets: dict[str, tuple[int, int, str]] = {}
+    subnets: Subnets = {}
     for address in state.addresses:
         if address.family == 4 and address.ifname in bridges and address.ifname not in subnets:
             _, first, last, prefixlen = network_interval(address.cidr)
@@ -187,13 +203,52 @@ def _native_nft_forward(state: NamespaceState) -> bool:
                for chain in state.firewall.nft_chains)
 
 
-# --- matching one rule against the packet: True, False, or None (only some such packets) --
+# --- matching a rule: True, False, or None (it matches only some such connections) --------
+
+_TOWARDS = ("out-interface", "destination")  # the options that depend on the destination
 
 
-def _matches(matches: tuple[Match, ...], packet: _Packet) -> bool | None:
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A rule split for the walk: plain `-i X` / `-o X` are compared before anything else."""
+
+    rule: IptablesRule
+    in_interface: str  # a plain (not negated, no wildcard) -i, or ""
+    out_interface: str  # the same for -o
+    from_source: tuple[Match, ...]  # matches that depend on the source only
+    towards: tuple[Match, ...]  # matches that depend on the destination
+
+    def hits(self, source: str, targets: set[str], subnets: Subnets) -> set[str]:
+        """The target bridges for which a new connection from `source` surely matches."""
+        if self.out_interface:
+            if self.out_interface not in targets:
+                return set()
+            targets = {self.out_interface}
+        if self.in_interface and self.in_interface != source:
+            return set()
+        if self.from_source and _all_match(self.from_source, source, "", subnets) is not True:
+            return set()
+        if not self.towards:
+            return set(targets)
+        return {name for name in targets
+                if _all_match(self.towards, source, name, subnets) is True}
+
+
+def _compile(rule: IptablesRule) -> _Compiled:
+    def plain(option: str) -> str:
+        found = rule.match(option)
+        usable = found is not None and not found.negated and not found.value.endswith("+")
+        return found.value if usable else ""
+
+    return _Compiled(rule, plain("in-interface"), plain("out-interface"),
+                     tuple(m for m in rule.matches if m.option not in _TOWARDS),
+                     tuple(m for m in rule.matches if m.option in _TOWARDS))
+
+
+def _all_match(matches, source: str, target: str, subnets: Subnets) -> bool | None:
     result: bool | None = True
     for match in matches:
-        one = _match_one(match, packet)
+        one = _match_one(match, source, target, subnets)
         if one is not None and match.negated:
             one = not one
         if one is False:
@@ -203,13 +258,13 @@ def _matches(matches: tuple[Match, ...], packet: _Packet) -> bool | None:
     return result
 
 
-def _match_one(match: Match, packet: _Packet) -> bool | None:
+def _match_one(match: Match, source: str, target: str, subnets: Subnets) -> bool | None:
     option, value = match.option, match.value
     if option in ("in-interface", "out-interface"):
-        name = packet.iif if option == "in-interface" else packet.oif
+        name = source if option == "in-interface" else target
         return name.startswith(value[:-1]) if value.endswith("+") else name == value
     if option in ("source", "destination"):
-        first, last = packet.src if option == "source" else packet.dst
+        first, last, _ = subnets[source if option == "source" else target]
         try:
             _, lo, hi, _ = network_interval(value)
         except ValueError:
