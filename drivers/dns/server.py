@@ -24,6 +24,7 @@ import dns.exception
 import dns.message
 
 from netdiag import netns
+from netdiag.drivers.controller import namespace_path
 from netdiag.drivers.dns import sandbox as sandbox_setup
 from netdiag.drivers.dns.answer import fast_a_answer, local_answer, servfail, to_udp_wire
 from netdiag.drivers.dns.forward import UPSTREAM_TIMEOUT, Upstream, forward
@@ -81,6 +82,7 @@ class EmbeddedDns:
 
     def attach(self, path: str, upstreams: Sequence[Upstream] = (), key: str = "") -> Attachment:
         """Serve 127.0.0.11 inside the sandbox at `path`; idempotent per path."""
+        path = namespace_path(path)  # never the root namespace
         if path in self._served:
             self.detach(path)
         with netns.entered(path):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netdiag import netns
+from netdiag.drivers.controller import namespace_path
 from netdiag.drivers.lb import nftables
 from netdiag.drivers.lb.ipvs import kernel_has_ipvs
 from netdiag.drivers.lb.model import ServiceVip
@@ -41,7 +42,7 @@ def _check_unique(services: Sequence[ServiceVip]) -> None:
 def program(path: str, services: Sequence[ServiceVip]) -> None:
     """Make the namespace at `path` balance exactly `services` (an empty list removes all)."""
     _check_unique(services)
-    with netns.entered(path):
+    with netns.entered(namespace_path(path)):  # never the root namespace
         nftables.apply(services)
         if any(s.published_port for s in services):
             IP_FORWARD.write_text("1\n")  # the mesh forwards to backends behind this host

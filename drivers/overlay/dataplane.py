@@ -24,6 +24,7 @@ from pyroute2.netlink.rtnl import ndmsg
 
 from netdiag import netns
 from netdiag.drivers.api import Network
+from netdiag.drivers.controller import namespace_path
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.errors import DriverError, NamespaceGone
 
@@ -36,7 +37,7 @@ NUD_PERMANENT = ndmsg.states["permanent"]
 
 def host_name(host: str) -> str:
     """Hosts are named namespaces (never the root namespace): /run/netns/NAME → NAME."""
-    path = Path(host)
+    path = Path(namespace_path(host))
     if path.parent != netns.NAMED_DIR:
         raise DriverError(f"overlay hosts must be named namespaces under {netns.NAMED_DIR}, "
                           f"not {host}")

@@ -76,6 +76,7 @@ class OverlayDriver:
 
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
         options = parse(dict(network.options))
+        dataplane.host_name(endpoint.host)  # refuses anything but a named, non-root namespace
         vtep, underlay_mtu = dataplane.underlay(endpoint.host)
         mtu = (options.mtu or underlay_mtu) - VXLAN_OVERHEAD
         if not Path(dataplane.sandbox_path(endpoint.host, network)).exists():

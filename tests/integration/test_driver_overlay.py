@@ -28,8 +28,12 @@ from tests.conftest import sh
 pytestmark = pytest.mark.integration
 
 
-class Controller:
-    """The few controller steps the tests need: records in the store around driver calls."""
+class TwoHostController:
+    """The controller steps the test needs, with each endpoint on the host the test names.
+
+    drivers.controller puts every endpoint on its network's (first) host; an overlay spans
+    hosts, so this test places endpoints itself.
+    """
 
     def __init__(self, store: Store):
         self.store = store
@@ -79,7 +83,7 @@ def cluster(netns_factory, tmp_path):
         sh(f"ip -n {host} addr add 10.210.0.{i}/24 dev eth0 && ip -n {host} link set eth0 up")
     store = Store(tmp_path / "drivers.db")
     try:
-        yield Controller(store), {"h1": f"/run/netns/{h1}", "h2": f"/run/netns/{h2}",
+        yield TwoHostController(store), {"h1": f"/run/netns/{h1}", "h2": f"/run/netns/{h2}",
                                   "c1": f"/run/netns/{c1}", "c2": f"/run/netns/{c2}"}
     finally:
         store.close()
