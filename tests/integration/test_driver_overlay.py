@@ -155,3 +155,21 @@ def test_encrypted_network_is_refused_on_this_kernel(cluster):
     ctl, ns = cluster
     with pytest.raises(KernelFeatureMissing, match="kernel lacks ESP/AES-GCM"):
         ctl.network("secret", ns["h1"], encrypted="true")
+
+
+def test_two_networks_share_the_hosts_vxlan_port(cluster, netns_factory):
+    ctl, ns = cluster
+    first, second = ctl.network("ov1", ns["h1"]), ctl.network("ov2", ns["h1"])
+    assert (first.option(VNI_KEY), second.option(VNI_KEY)) == ("4096", "4097")
+    c3, c4 = netns_factory("c3"), netns_factory("c4")
+    ctl.run(first, "c1", ns["h1"], ns["c1"])
+    target1 = ctl.run(first, "c2", ns["h2"], ns["c2"])
+    ctl.run(second, "c3", ns["h1"], f"/run/netns/{c3}")
+    target2 = ctl.run(second, "c4", ns["h2"], f"/run/netns/{c4}")
+    sh(f"ip netns exec {Path(ns['c1']).name} ping -c 1 -W 2 {target1.ip}")
+    sh(f"ip netns exec {c3} ping -c 1 -W 2 {target2.ip}")
+    for network in (first, second):
+        for endpoint in ctl.store.endpoints(network.id):
+            ctl.remove(network, endpoint)
+        ctl.driver.delete_network(network)
+    assert not list(netns.NAMED_DIR.glob(f"{Path(ns['h1']).name}-*"))
