@@ -121,6 +121,7 @@ class BridgeDriver:
 
         def configure() -> None:
             with entered(sandbox), IPRoute() as ipr:
+                device.loopback_up(ipr)  # Docker's sandbox does this for every container
                 index = device.up(ipr, ifname)
                 addresses.add_address(ipr, index, endpoint.ip, prefixlen)
                 if not opts.internal:

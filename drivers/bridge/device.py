@@ -16,6 +16,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from netdiag.errors import Conflict, DriverError, NotFound
 
 ENOENT, EEXIST, ENODEV = 2, 17, 19
+LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
 
 
 def index_of(ipr: IPRoute, name: str) -> int:
@@ -77,3 +78,7 @@ def up(ipr: IPRoute, name: str) -> int:
     index = index_of(ipr, name)
     ipr.link("set", index=index, state="up")
     return index
+
+
+def loopback_up(ipr: IPRoute) -> None:
+    ipr.link("set", index=LOOPBACK_INDEX, state="up")

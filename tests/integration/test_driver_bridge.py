@@ -9,6 +9,7 @@ change, and review the diff.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -275,3 +276,79 @@ def test_removing_everything_leaves_only_the_host_wide_rules(lab):
     lab.connect("web", "c1", ports=[PortBinding(80, host_port=8080)])
     lab.controller.delete_network("web", force=True)
     assert_golden("removed", normalised_save(lab.host))
+
+
+# --- against a real Docker engine -------------------------------------------------------------
+
+DOCKER_NET, DOCKER_WEB = "ndt-cmp-net", "ndt-cmp-web"
+
+
+def comparable_rules(save: str, bridge: str, container_ip: str) -> list[str]:
+    """One network's rules and the host-wide ones; other networks' and containers' are left
+    out (the session's engine may hold what other tests made)."""
+    kept = []
+    for line in save.splitlines():
+        if line.startswith("#"):
+            continue
+        if re.search(r"br-[0-9a-f]{12}", line) and bridge not in line:
+            continue
+        if "--dport" in line and container_ip not in line:
+            continue
+        kept.append(line.replace(bridge, "br-NET"))
+    return kept
+
+
+def link_facts(ns_command: str, ifname: str) -> dict:
+    """What an operator compares: MTU, state, kind, addresses and routes."""
+    link = json.loads(sh(f"{ns_command} ip -j -d link show {ifname}"))[0]
+    addrs = json.loads(sh(f"{ns_command} ip -j addr show {ifname}"))[0]["addr_info"]
+    routes = json.loads(sh(f"{ns_command} ip -j route show dev {ifname}"))
+    return {"mtu": link["mtu"], "operstate": link["operstate"],
+            "kind": link.get("linkinfo", {}).get("info_kind"),
+            "addresses": sorted((a["local"], a["prefixlen"], a.get("broadcast", ""), a["scope"])
+                                for a in addrs if a["family"] == "inet"),
+            "routes": sorted((r["dst"], r.get("gateway", ""), r.get("protocol", ""),
+                              r.get("scope", "")) for r in routes)}
+
+
+@pytest.mark.docker
+def test_same_firewall_and_links_as_a_real_docker_engine(docker_engine, lab):
+    from tests.docker_engine import IMAGE
+
+    engine = docker_engine
+    engine.docker("network", "create", DOCKER_NET)
+    try:
+        engine.docker("run", "-d", "--name", DOCKER_WEB, "--network", DOCKER_NET,
+                      "-p", "8080:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/www")
+        net = json.loads(engine.docker("network", "inspect", DOCKER_NET))[0]
+        bridge = f"br-{net['Id'][:12]}"
+        subnet = net["IPAM"]["Config"][0]["Subnet"]
+        ip = engine.container_ip(DOCKER_WEB, DOCKER_NET)
+        docker_rules = comparable_rules(engine.in_netns("iptables-save"), bridge, ip)
+        sandbox = f"nsenter --net={engine.sandbox_key(DOCKER_WEB)}"
+        docker_eth0 = link_facts(sandbox, "eth0")
+        docker_mac = engine.inspect(DOCKER_WEB)["NetworkSettings"]["Networks"][DOCKER_NET][
+            "MacAddress"]
+        docker_bridge = link_facts(f"nsenter --net={engine.netns_path}", bridge)
+        veth = sh(f"nsenter --net={engine.netns_path} ip -br link show master {bridge}").split()[0]
+        docker_veth = link_facts(f"nsenter --net={engine.netns_path}", veth.split("@")[0])
+    finally:
+        engine.docker("rm", "-f", DOCKER_WEB, check=False)
+        engine.docker("network", "rm", DOCKER_NET, check=False)
+
+    # The same host built by netdiag: Docker's default bridge first, then the user network.
+    lab.network("bridge", subnet="172.17.0.0/16",
+                options={"com.docker.network.bridge.name": "docker0"})
+    ours = lab.network(DOCKER_NET, subnet=subnet)
+    web = lab.connect(DOCKER_NET, "web", ports=[PortBinding(80, host_port=8080)])
+    assert web.ip == ip
+    our_bridge = f"br-{ours.id[:12]}"
+    assert any("DNAT --to-destination" in line for line in docker_rules)
+    assert comparable_rules(sh(f"ip netns exec {lab.host} iptables-save"), our_bridge,
+                            ip) == docker_rules
+    web_ns = web.sandbox.rsplit("/", 1)[1]
+    assert docker_eth0["addresses"] and docker_eth0["routes"]
+    assert link_facts(f"ip netns exec {web_ns}", "eth0") == docker_eth0
+    assert web.mac == docker_mac
+    assert link_facts(f"ip netns exec {lab.host}", our_bridge) == docker_bridge
+    assert link_facts(f"ip netns exec {lab.host}", web.host_ifname) == docker_veth
