@@ -312,3 +312,57 @@ def test_macvlan_children_of_a_used_parent(netns_factory, shim):
     assert finding["namespace"]["label"] == h and finding["subject"] == "lan0"
     assert ("address", "10.78.0.1/24") in evidence_keys(finding)
     assert ("link", "mv0") in evidence_keys(finding)
+
+
+# --- the repairs work: apply a finding's steps, and the rule is quiet afterwards ------------
+
+
+def findings_in_process(names: tuple[str, ...], rule_module):
+    from netdiag import netns
+    from netdiag.checks.api import CheckConfig
+    from netdiag.collect import collect_snapshot
+
+    found = netns.discover()
+    snapshot = collect_snapshot([netns.resolve(name, found) for name in names])
+    return snapshot, list(rule_module.check(snapshot, CheckConfig()))
+
+
+@pytest.mark.parametrize("fault", ["unknown-vtep", "local-neighbour"])
+def test_vxlan_repair_removes_the_stale_entries(overlay, fault):
+    from netdiag.checks.overlay import vxlan_fdb_stale
+    from netdiag.repair.executor import allowed_paths, apply_steps
+
+    h1, h2, c1 = overlay
+    if fault == "unknown-vtep":
+        sh(f"bridge -n {h1} fdb append 02:42:0a:4a:00:09 dev vxlan0 dst 10.73.0.9 self permanent")
+    else:
+        sh(f"ip -n {h1} neigh add 10.74.0.2 lladdr 02:42:0a:4a:00:02 dev vxlan0 nud permanent")
+        sh(f"bridge -n {h1} fdb append 02:42:0a:4a:00:02 dev vxlan0 dst 10.73.0.2 self permanent")
+    snapshot, (finding,) = findings_in_process(overlay, vxlan_fdb_stale)
+    results = apply_steps(finding.repair.steps, allowed_paths(snapshot, [finding.namespace.id]))
+    assert all(r.applied for r in results), results
+    assert findings_in_process(overlay, vxlan_fdb_stale)[1] == []
+    assert "02:42:0a:4a:00:03" in sh(f"bridge -n {h1} fdb show dev vxlan0")  # the good one stays
+
+
+def test_isolation_repair_isolates_the_pair(netns_factory):
+    from netdiag.checks.firewall import bridge_isolation_broken
+    from netdiag.repair.executor import allowed_paths, apply_steps
+
+    ns = netns_factory("isofix")
+    for name, address in BRIDGES.items():
+        sh(f"ip -n {ns} link add {name} type bridge && ip -n {ns} addr add {address} dev {name}")
+    sh(f"ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1")
+    subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"],
+                   input=classic_filter("br-c"), text=True, check=True)
+    snapshot, findings = findings_in_process((ns,), bridge_isolation_broken)
+    assert len(findings) == 2
+    for finding in findings:
+        results = apply_steps(finding.repair.steps, allowed_paths(snapshot, [ns_id(snapshot)]))
+        assert all(r.applied for r in results), results
+    assert findings_in_process((ns,), bridge_isolation_broken)[1] == []
+
+
+def ns_id(snapshot) -> int:
+    (state,) = snapshot.namespaces
+    return state.ref.id
