@@ -1,12 +1,178 @@
-"""`netdiag lab` (not written yet)."""
+"""`netdiag lab ...`: build topologies of namespaces from YAML, to reproduce and repair faults.
 
-from netdiag.errors import UsageError
+    lab up FILE|NAME      plan, then build (everything is rolled back on failure)
+    lab plan FILE|NAME    print the plan (dry run)
+    lab down NAME         remove everything the lab made (idempotent; works after a crash)
+    lab ls                the labs that are up
+    lab status NAME       nodes, processes, and the drivers' own checks
+    lab exec NAME NODE -- CMD
+    lab examples          the bundled labs, one per line, name first
+    lab schema            the topology file's JSON Schema
+    lab from-snapshot SNAPSHOT -o FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from netdiag.errors import NotFound, UsageError
+from netdiag.lab import journal as journals
+from netdiag.lab import schema
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "examples"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("lab", help="(not available yet)")
-    parser.set_defaults(func=run)
+    parser = subparsers.add_parser("lab", help="build, inspect and remove labs of namespaces")
+    sub = parser.add_subparsers(dest="lab_command", metavar="ACTION")
+    sub.required = True
+    for name, func, help_ in (("up", run_up, "build a lab"), ("plan", run_plan, "print a lab's plan")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("topology", metavar="FILE|NAME", help="a topology file or a bundled lab")
+        p.set_defaults(func=func)
+    p = sub.add_parser("down", help="remove a lab")
+    p.add_argument("name")
+    p.set_defaults(func=run_down)
+    sub.add_parser("ls", help="list labs").set_defaults(func=run_ls)
+    p = sub.add_parser("status", help="a lab's nodes, processes and driver checks")
+    p.add_argument("name")
+    p.set_defaults(func=run_status)
+    p = sub.add_parser("exec", help="run a command in a lab node's namespace")
+    p.add_argument("name")
+    p.add_argument("node")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD")
+    p.set_defaults(func=run_exec)
+    sub.add_parser("examples", help="list the bundled labs").set_defaults(func=run_examples)
+    sub.add_parser("schema", help="print the topology JSON Schema").set_defaults(func=run_schema)
+    p = sub.add_parser("from-snapshot", help="write a topology that reproduces a snapshot")
+    p.add_argument("snapshot")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--name", help="the new lab's name (default: derived from the snapshot)")
+    p.set_defaults(func=run_from_snapshot)
 
 
-def run(args) -> int:
-    raise UsageError("`netdiag lab` is not available yet")
+def resolve_topology(ref: str) -> tuple[schema.Topology, str]:
+    """A file path, or the name of a bundled lab."""
+    path = Path(ref)
+    if not path.exists() and (EXAMPLES / f"{ref}.yaml").exists():
+        path = EXAMPLES / f"{ref}.yaml"
+    elif not path.exists():
+        raise UsageError(f"{ref}: no such file or bundled lab (see `netdiag lab examples`)")
+    return schema.load(path), str(path)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        from netdiag.errors import PermissionDenied
+        raise PermissionDenied("labs build network namespaces: run netdiag as root")
+
+
+def run_up(args) -> int:
+    topology, source = resolve_topology(args.topology)
+    _require_root()
+    from netdiag.lab import build
+
+    started = time.perf_counter()
+    tty = sys.stderr.isatty()
+
+    def progress(i: int, total: int, text: str) -> None:
+        if tty:
+            sys.stderr.write(f"\r\033[K[{i}/{total}] {text[:70]}")
+        elif i == total or i == 1:
+            sys.stderr.write(f"[{i}/{total}] {text}\n")
+
+    journal = build.up(topology, source, progress)
+    if tty:
+        sys.stderr.write("\r\033[K")
+    print(f"lab {journal.name} is up: {len(journal.nodes)} nodes in "
+          f"{time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def run_plan(args) -> int:
+    from netdiag.lab import plan
+
+    topology, _ = resolve_topology(args.topology)
+    for i, step in enumerate(plan.plan(topology), 1):
+        print(f"{i:3}. {step.describe()}")
+    return 0
+
+
+def run_down(args) -> int:
+    _require_root()
+    from netdiag.lab import build
+
+    if args.name not in journals.names():
+        print(f"lab {args.name} is not up: nothing to remove")
+        return 0
+    removed = build.down(args.name)
+    print(f"lab {args.name} removed ({len(removed)} namespaces and processes)")
+    return 0
+
+
+def run_ls(args) -> int:
+    print(f"{'NAME':16} {'STATE':9} {'NODES':>5}  TOPOLOGY")
+    for name in journals.names():
+        try:
+            j = journals.load(name)
+        except NotFound:
+            continue
+        print(f"{j.name:16} {j.state:9} {len(j.nodes):>5}  {j.topology}")
+    return 0
+
+
+def run_status(args) -> int:
+    j = journals.load(args.name)
+    print(f"lab {j.name}: {j.state} (from {j.topology})")
+    for node, ns in j.nodes.items():
+        alive = os.path.exists(f"/run/netns/{ns}")
+        print(f"  {node:16} {ns:28} {'present' if alive else 'GONE'}")
+    running = sum(1 for p in j.processes if journals.start_time(p.pid) == p.start_time)
+    print(f"  processes: {running} of {len(j.processes)} running")
+    if os.path.exists(j.store):
+        from netdiag.drivers.controller import Controller
+        from netdiag.drivers.store import Store
+
+        with Store(j.store) as store:
+            findings = Controller(store).check()
+        for f in findings:
+            print(f"  {f.severity.value}: {f.namespace.display}: {f.message}")
+        print(f"  driver checks: {len(findings)} findings")
+    return 0
+
+
+def run_exec(args) -> int:
+    j = journals.load(args.name)
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise UsageError("lab exec needs a command after --")
+    ns = j.nodes.get(args.node)
+    if ns is None:
+        raise NotFound(f"lab {j.name} has no node {args.node!r} "
+                       f"(nodes: {', '.join(j.nodes)})")
+    os.execvp("ip", ["ip", "netns", "exec", ns, *argv])
+
+
+def run_examples(args) -> int:
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        print(f"{path.stem:24} {schema.load(path).description}")
+    return 0
+
+
+def run_schema(args) -> int:
+    print(json.dumps(schema.json_schema(), indent=2))
+    return 0
+
+
+def run_from_snapshot(args) -> int:
+    from netdiag.lab.from_snapshot import write_topology
+    from netdiag.model.serialize import load
+
+    write_topology(load(args.snapshot), args.output, args.name)
+    print(f"topology written to {args.output}")
+    return 0

@@ -5,6 +5,7 @@
     python -m netdiag.lab.apps kv --port 6379                    a key-value store speaking
                                                                  "INCR key" / "GET key" lines
     python -m netdiag.lab.apps echo --port 7                     TCP echo
+    python -m netdiag.lab.apps udp-echo --port 7                 UDP echo
     python -m netdiag.lab.apps http --port 80                    HTTP server answering its name
     python -m netdiag.lab.apps sleep                             does nothing, forever
 
@@ -85,9 +86,17 @@ def _http_handler(name: str, backend: str | None):
     return Handler
 
 
+def _udp_echo(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", port))
+        while True:
+            data, peer = sock.recvfrom(65535)
+            sock.sendto(data, peer)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netdiag.lab.apps")
-    parser.add_argument("app", choices=("web", "kv", "echo", "http", "sleep"))
+    parser.add_argument("app", choices=("web", "kv", "echo", "udp-echo", "http", "sleep"))
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--backend", help="NAME:PORT of the key-value store (web)")
     parser.add_argument("--name", default=socket.gethostname(), help="what http answers")
@@ -95,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.app == "sleep":
         threading.Event().wait()
+    elif args.app == "udp-echo":
+        _udp_echo(args.port)
     elif args.app in ("web", "http"):
         ThreadingHTTPServer.allow_reuse_address = True
         ThreadingHTTPServer(("0.0.0.0", args.port),

@@ -86,9 +86,12 @@ def names() -> list[str]:
 
 
 def start_time(pid: int) -> int:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat),
+    or -1 when it is gone — a zombie counts as gone: it has stopped, only its parent can
+    still reap it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return -1
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return -1 if fields[0] == "Z" else int(fields[19])

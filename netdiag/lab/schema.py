@@ -117,7 +117,7 @@ def _publish(value: Any) -> Any:
 class Command(_Model):
     """What runs inside a container: one of the lab's small built-in programs."""
 
-    app: Literal["web", "kv", "echo", "http", "sleep"]
+    app: Literal["web", "kv", "echo", "udp-echo", "http", "sleep"]
     port: int = Field(80, ge=1, le=65535)
     backend: str | None = None  # web: "NAME:PORT" of the key-value store it calls
 
@@ -146,6 +146,7 @@ class Service(_Model):
     name: Name
     network: str
     replicas: int = Field(1, ge=1, le=64)
+    hosts: tuple[str, ...] = ()  # tasks are spread over these (default: the network's hosts)
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
     publish: tuple[Publish, ...] = ()
     command: Command | None = None
@@ -257,7 +258,12 @@ class Topology(_Model):
         for i, s in enumerate(self.services):
             if s.network not in networks:
                 raise _Ref(f"services.{i}.network", f"unknown network {s.network!r}")
-        nodes = hosts | {c.name for c in self.containers}
+            for host in s.hosts:
+                if host not in self.hosts_of(networks[s.network]):
+                    raise _Ref(f"services.{i}.hosts",
+                               f"host {host!r} does not have network {s.network!r}")
+        nodes = hosts | {c.name for c in self.containers} | {
+            f"{s.name}-{i}" for s in self.services for i in range(1, s.replicas + 1)}
         for i, fault in enumerate(self.faults):
             if fault.node not in nodes:
                 raise _Ref(f"faults.{i}.node", f"unknown host or container {fault.node!r}")

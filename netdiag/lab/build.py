@@ -1,0 +1,365 @@
+"""Build a lab from its plan, and tear it down again.
+
+`up` runs the plan's steps through the bundled drivers (netdiag.drivers, via their controller),
+writing every namespace, process and file into the lab's journal before making it; if any step
+fails, everything built so far is torn down and the error is raised. `down` works from the
+journal alone, so it also cleans up after a crash or `kill -9` in the middle of `up`, and is
+idempotent. Only namespaces the lab created are touched; the root namespace never is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from netdiag import netns
+from netdiag.checks import api as steps
+from netdiag.drivers.api import PortBinding, Service
+from netdiag.drivers.controller import Controller
+from netdiag.drivers.lb.store_services import put_service, sync
+from netdiag.drivers.overlay import dataplane
+from netdiag.drivers.store import Store
+from netdiag.errors import (Conflict, DriverError, KernelFeatureMissing, NetdiagError,
+                            TopologyError)
+from netdiag.lab import journal as journals
+from netdiag.lab import plan as plans
+from netdiag.lab.schema import (FdbFault, FirewallFault, ImpairmentFault, ListenerFault,
+                                MtuFault, RouteFault, SysctlFault, Topology)
+from netdiag.netns import LAB_DIR
+from netdiag.repair.executor import apply_steps
+
+RESOLVER_READY_TIMEOUT = 10.0
+STOP_GRACE = 2.0
+Progress = Callable[[int, int, str], None]
+
+
+def _options(network) -> dict[str, str]:
+    """The schema's typed network fields → the drivers' Docker-style options."""
+    options: dict[str, str] = {}
+    if network.mtu:
+        options["com.docker.network.driver.mtu"] = str(network.mtu)
+    if network.driver == "bridge":
+        options["com.docker.network.bridge.enable_icc"] = str(network.icc).lower()
+        options["com.docker.network.bridge.enable_ip_masquerade"] = str(network.masquerade).lower()
+    if network.driver == "macvlan":
+        options["macvlan_mode"] = network.mode
+        if network.parent:
+            options["parent"] = network.parent
+    if network.driver == "overlay" and network.encrypted:
+        options["encrypted"] = "true"
+    return options
+
+
+@dataclass
+class Builder:
+    """Carries out plan steps for one lab; owns its controller and journal while building."""
+
+    topology: Topology
+    journal: journals.Journal
+    controller: Controller
+    lab_labels: dict[str, str] = field(default_factory=dict)
+
+    def ns_path(self, node: str) -> str:
+        return str(netns.NAMED_DIR / self.journal.nodes[node])
+
+    def ns_id(self, node: str) -> int:
+        return netns.inode_of(self.ns_path(node))
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def create_namespace(self, step: plans.CreateNamespace) -> None:
+        self.journal.add_namespace(step.netns, step.node)  # written down before it exists
+        netns.create_named(step.netns)
+        with netns.entered(self.ns_path(step.node)), IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+    def create_underlay(self, step: plans.CreateUnderlay) -> None:
+        address, prefixlen = step.address.split("/")
+        with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), IPRoute() as ipr:
+            ipr.link("add", ifname="br0", kind="bridge", mtu=step.mtu)
+            index = ipr.link_lookup(ifname="br0")[0]
+            ipr.addr("add", index=index, address=address, prefixlen=int(prefixlen))
+            ipr.link("set", index=index, state="up")
+
+    def connect_host(self, step: plans.ConnectHost) -> None:
+        switch = self.ns_path(plans.UNDERLAY_NODE)
+        port = step.host[:15]
+        with netns.entered(self.ns_path(step.host)), IPRoute() as ipr:
+            ipr.link("add", ifname="eth0", kind="veth", mtu=step.mtu,
+                     peer={"ifname": port, "mtu": self.topology.underlay.mtu,
+                           "net_ns_fd": switch})
+            index = ipr.link_lookup(ifname="eth0")[0]
+            address, prefixlen = step.address.split("/")
+            ipr.addr("add", index=index, address=address, prefixlen=int(prefixlen))
+            ipr.link("set", index=index, state="up")
+            ipr.route("add", dst="0.0.0.0/0", gateway=step.gateway)
+        with netns.entered(switch), IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=port)[0]
+            ipr.link("set", index=index, master=ipr.link_lookup(ifname="br0")[0], state="up")
+
+    def create_network(self, step: plans.CreateNetwork) -> None:
+        net = step.network
+        self.controller.create_network(net.name, self.ns_path(step.hosts[0]), net.driver,
+                                       subnet=net.subnet or "", gateway=net.gateway or "",
+                                       internal=net.internal, options=_options(net),
+                                       labels={"netdiag.lab": self.topology.name})
+
+    def connect(self, step: plans.Connect) -> None:
+        ports = [PortBinding(container_port=p.container_port, proto=p.protocol,
+                             host_port=p.host_port) for p in step.publish]
+        self.controller.connect(step.network, self.ns_path(step.container), step.container,
+                                host=self.ns_path(step.host), address=step.ip or "",
+                                ports=ports, aliases=step.aliases)
+
+    def start_resolver(self, step: plans.StartResolver) -> None:
+        argv = [sys.executable, "-m", "netdiag.lab.resolver", "--store", self.journal.store]
+        log = open(LAB_DIR / f"{self.topology.name}.resolver.log", "ab")
+        self.journal.add_file(log.name)
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.journal.add_process(journals.Process(process.pid,
+                                                  journals.start_time(process.pid), ""))
+        ready, _, _ = select.select([process.stdout], [], [], RESOLVER_READY_TIMEOUT)
+        line = process.stdout.readline().decode().strip() if ready else ""
+        process.stdout.close()
+        if line != "ready":
+            raise DriverError(f"the lab's DNS resolver did not start (see {log.name})")
+
+    def create_service(self, step: plans.CreateService) -> None:
+        network = self.controller.network(step.service.network, self.ns_path(
+            self.topology.hosts_of(self._network(step.service.network))[0]))
+        endpoints = {e.name: e for e in self.controller.endpoints(network)}
+        backends = tuple(endpoints[t].id for t in step.tasks)
+        vip = ""
+        if step.service.endpoint_mode == "vip":
+            address = self.controller.ipam.request_address(network.pool_id,
+                                                           owner=f"vip:{step.service.name}")
+            vip = f"{address}/{ipaddress.ip_network(network.subnet).prefixlen}"
+        ports = [PortBinding(container_port=p.container_port, proto=p.protocol,
+                             host_port=p.host_port) for p in step.service.publish]
+        command = step.service.command
+        if command and all(p.container_port != command.port for p in ports):
+            ports.append(PortBinding(container_port=command.port))  # on the VIP, not published
+        put_service(self.controller.store, Service(
+            id=os.urandom(32).hex(), name=step.service.name, network_id=network.id, vip=vip,
+            mode=step.service.endpoint_mode, ports=tuple(ports), backends=backends))
+        if vip and ports:  # every container of the network balances to the VIP (client side)
+            for endpoint in endpoints.values():
+                if endpoint.sandbox:
+                    sync(self.controller.store, endpoint.sandbox)
+
+    def _network(self, name: str):
+        return next(n for n in self.topology.networks if n.name == name)
+
+    def run(self, step: plans.Run) -> None:
+        command = step.command
+        args = [command.app, "--port", str(command.port), "--name", step.container]
+        if command.backend:
+            args += ["--backend", command.backend]
+        self.start_process(step.container, [sys.executable, "-m", "netdiag.lab.apps", *args])
+
+    def start_process(self, node: str, argv: list[str]) -> None:
+        """Start a long-running program in a node, with the node's resolv.conf in place
+        (`ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf)."""
+        ns = self.journal.nodes[node]
+        log = open(LAB_DIR / f"{self.topology.name}.{node}.log", "ab")
+        self.journal.add_file(log.name)
+        process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        log.close()
+        self.journal.add_process(journals.Process(process.pid, journals.start_time(process.pid), ns))
+
+    def inject_fault(self, step: plans.InjectFault) -> None:
+        fault = step.fault
+        if isinstance(fault, ListenerFault):
+            app = "echo" if fault.protocol == "tcp" else "udp-echo"
+            self.start_process(fault.node, [sys.executable, "-m", "netdiag.lab.apps", app,
+                                            "--port", str(fault.port)])
+            _wait_for_listener(self.ns_path(fault.node), fault.port, fault.protocol)
+            return
+        if isinstance(fault, ImpairmentFault):
+            raise KernelFeatureMissing("kernel lacks sch_netem: link impairment faults cannot "
+                                       "be injected on this machine")
+        ns_id, path, step_ = self._fault_step(fault)
+        [result] = apply_steps([step_], {ns_id: path})
+        if not result.applied:
+            raise DriverError(f"fault {fault.kind} on {fault.node}: {result.message}")
+
+    def _fault_step(self, fault) -> tuple[int, str, steps.Step]:
+        path = self.ns_path(fault.node)
+        ns = netns.inode_of(path)
+        if isinstance(fault, MtuFault):
+            return ns, path, steps.SetMtu(ns, fault.link, fault.mtu)
+        if isinstance(fault, RouteFault):
+            return ns, path, steps.AddRoute(ns, fault.dst, dev=fault.dev or "",
+                                            gateway=fault.via or "")
+        if isinstance(fault, FirewallFault):
+            return ns, path, steps.AddIptablesRule(ns, fault.table, fault.chain,
+                                                   tuple(shlex.split(fault.rule)))
+        if isinstance(fault, SysctlFault):
+            return ns, path, steps.SetSysctl(ns, fault.name, fault.value)
+        if isinstance(fault, FdbFault):
+            network = self.controller.network(fault.network, path)
+            sandbox = dataplane.sandbox_path(path, network)
+            inode = netns.inode_of(sandbox)
+            return inode, sandbox, steps.AddFdbEntry(inode, dataplane.VXLAN, fault.mac, fault.dst)
+        raise TopologyError(f"fault kind {fault.kind} cannot be injected")
+
+    def apply(self, step: plans.PlanStep) -> None:
+        handlers = {
+            plans.CreateNamespace: self.create_namespace, plans.CreateUnderlay: self.create_underlay,
+            plans.ConnectHost: self.connect_host, plans.CreateNetwork: self.create_network,
+            plans.Connect: self.connect, plans.StartResolver: self.start_resolver,
+            plans.CreateService: self.create_service, plans.Run: self.run,
+            plans.InjectFault: self.inject_fault,
+        }
+        handlers[type(step)](step)
+
+
+def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 5.0) -> None:
+    """Wait until something listens on `port` in the namespace (a started program is ready)."""
+    table = Path(f"/proc/thread-self/net/{protocol}")
+    bound_states = ("0A", "07")  # tcp LISTEN, udp unconnected
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with netns.entered(path):
+            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+        if any(row[1].endswith(f":{port:04X}") and row[3] in bound_states for row in rows):
+            return
+        time.sleep(0.05)
+    raise DriverError(f"nothing listens on {protocol} port {port} after {timeout:g} s")
+
+
+# --- up and down ------------------------------------------------------------------------------
+
+
+def up(topology: Topology, source: str = "", progress: Progress | None = None) -> journals.Journal:
+    """Build the lab; on any failure tear down what was built and raise."""
+    if topology.name in journals.names():
+        raise Conflict(f"lab {topology.name} is already up (run `netdiag lab down "
+                       f"{topology.name}` first)")
+    _refuse_taken_names(topology)
+    journal = journals.Journal(name=topology.name, topology=source,
+                               store=str(LAB_DIR / f"{topology.name}.db"))
+    journal.save()
+    store = None
+    try:
+        store = Store(journal.store)
+        builder = Builder(topology, journal, Controller(store))
+        all_steps = plans.plan(topology)
+        # Runs in one worker thread: netns.entered moves the thread it runs in, and the
+        # caller's thread (a CLI, a test) stays where it is.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-lab") as worker:
+            for i, step in enumerate(all_steps, 1):
+                if progress:
+                    progress(i, len(all_steps), step.describe())
+                worker.submit(builder.apply, step).result()
+        journal.state = "up"
+        journal.save()
+        return journal
+    except BaseException:
+        journal.state = "failed"
+        journal.save()
+        if store is not None:
+            store.close()
+            store = None
+        down(topology.name)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _refuse_taken_names(topology: Topology) -> None:
+    for step in plans.plan(topology):
+        if isinstance(step, plans.CreateNamespace) and (netns.NAMED_DIR / step.netns).exists():
+            raise Conflict(f"namespace {step.netns} exists already: lab {topology.name} "
+                           "would collide with it")
+
+
+def down(name: str) -> list[str]:
+    """Remove everything the lab's journal records. Returns what was removed (for the log)."""
+    try:
+        journal = journals.load(name)
+    except NetdiagError:
+        return []
+    removed: list[str] = []
+    removed += [f"process {pid}" for pid in _stop_all(journal.processes)]
+    nested = _nested_namespaces(journal)
+    for ns in reversed(journal.namespaces + nested):
+        _remove_resolv_conf(ns)
+        if (netns.NAMED_DIR / ns).exists():
+            netns.delete_named(ns)
+            removed.append(f"namespace {ns}")
+    for path in journal.files + [journal.store + suffix for suffix in ("", "-wal", "-shm")]:
+        if path and os.path.exists(path):
+            os.unlink(path)
+    journal.remove()
+    return removed
+
+
+def _nested_namespaces(journal: journals.Journal) -> list[str]:
+    """Namespaces drivers made inside the lab: overlay sandboxes are `<host ns>-<n>-<id>`."""
+    if not netns.NAMED_DIR.is_dir():
+        return []
+    pattern = re.compile("|".join(re.escape(ns) for ns in journal.namespaces) + r"-\d+-[0-9a-f]{10}") \
+        if journal.namespaces else None
+    return sorted(p.name for p in netns.NAMED_DIR.iterdir()
+                  if pattern and pattern.fullmatch(p.name))
+
+
+def _remove_resolv_conf(ns: str) -> None:
+    folder = Path("/etc/netns") / ns
+    (folder / "resolv.conf").unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _stop_all(processes: list[journals.Process]) -> list[int]:
+    """Stop the processes the lab started — each only if it is still that process (same
+    start time): SIGTERM to all, a grace period, then SIGKILL to what is left."""
+    ours = [p for p in processes if journals.start_time(p.pid) == p.start_time]
+    for process in ours:
+        _signal(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    running = ours
+    while running and time.monotonic() < deadline:
+        time.sleep(0.02)
+        for process in running:
+            _reap(process.pid)
+        running = [p for p in running if journals.start_time(p.pid) == p.start_time]
+    for process in running:
+        _signal(process.pid, signal.SIGKILL)
+        _reap(process.pid)
+    return [p.pid for p in ours]
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child (started by an earlier `lab up`): init reaps it
