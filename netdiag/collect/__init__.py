@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from netdiag import __version__, netns
-from netdiag.collect import (addresses, conntrack, dns, fdb, firewall, ipvs, links, neighbours,
-                             nftables, peers, routes, rules, sockets, sysctls, xfrm)
+from netdiag.collect import (addresses, conntrack, dns, fanout, fdb, firewall, ipvs, links,
+                             neighbours, nftables, peers, routes, rules, sockets, sysctls, xfrm)
 from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
                             PermissionDenied)
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
@@ -108,8 +108,21 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     """Read every namespace in `refs` (in parallel) into one Snapshot.
 
     A namespace that did not finish within `timeout` seconds is left out with a "timeout" gap;
-    its worker thread is abandoned, not waited for.
+    its worker thread is abandoned, not waited for. Many namespaces are spread over one
+    process per CPU (fanout.py).
     """
+    results, gaps = fanout.run(refs, lambda share: _collect_in_threads(share, timeout, workers,
+                                                                        collectors))
+    states = [results[ref.id] for ref in refs if ref.id in results]
+    states = peers.resolve(states)
+    states = sockets.resolve_owners(states)
+    return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    host=host_info(), namespaces=tuple(states),
+                    gaps=tuple(merge_feature_gaps(gaps)))
+
+
+def _collect_in_threads(refs: Sequence[NamespaceRef], timeout: float | None, workers: int,
+                        collectors) -> tuple[dict[int, NamespaceState], list[Gap]]:
     results: dict[int, NamespaceState] = {}
     gaps: list[Gap] = []
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs))),
@@ -127,13 +140,7 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
         gaps.append(Gap(collector="namespace", kind="timeout", namespace=ref.id,
                         message=f"{ref.display}: not read within {timeout:g} s"))
     pool.shutdown(wait=not pending, cancel_futures=True)
-
-    states = [results[ref.id] for ref in refs if ref.id in results]
-    states = peers.resolve(states)
-    states = sockets.resolve_owners(states)
-    return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    host=host_info(), namespaces=tuple(states),
-                    gaps=tuple(merge_feature_gaps(gaps)))
+    return results, gaps
 
 
 def merge_feature_gaps(gaps: Sequence[Gap]) -> list[Gap]:

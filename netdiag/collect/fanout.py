@@ -1,0 +1,78 @@
+"""Spread the reading of many namespaces over one process per CPU.
+
+Reading a namespace is mostly Python work (decoding netlink answers, parsing iptables-save
+output), and the threads of one process take turns on one core (the GIL). With hundreds of
+namespaces, `run` therefore forks helper processes that each read a share of them, with their
+own worker threads, and send the finished records back pickled through a pipe; the calling
+process reads a share itself meanwhile. Below MIN_PER_PROCESS namespaces per process the
+fork costs more than it saves, so the work runs in the calling process.
+
+fork copies only the calling thread, and a lock held by another thread at that moment stays
+locked forever in the child; so `run` forks only while the process has a single thread (the
+CLI), never under the TUI or anything else that runs threads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+
+from netdiag.model import Gap, NamespaceRef, NamespaceState
+
+MIN_PER_PROCESS = 100
+
+Result = tuple[dict[int, NamespaceState], list[Gap]]
+
+
+def processes_for(count: int) -> int:
+    """How many processes should read `count` namespaces (1: no fork)."""
+    if threading.active_count() > 1:
+        return 1
+    cpus = len(os.sched_getaffinity(0))
+    return max(1, min(cpus, count // MIN_PER_PROCESS))
+
+
+def run(refs: Sequence[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Result]) -> Result:
+    """`work(refs)`, split over processes when there are enough namespaces for it to pay."""
+    count = processes_for(len(refs))
+    if count == 1:
+        return work(refs)
+    # Every count-th namespace per share: the few big ones (host, hubs) come first in
+    # discovery order and so end up in different shares.
+    shares = [list(refs[i::count]) for i in range(count)]
+    children = [(_fork(share, work), share) for share in shares[1:]]
+    results, gaps = work(shares[0])
+    for (pid, pipe), share in children:
+        child_results, child_gaps = _receive(pid, pipe, share)
+        results.update(child_results)
+        gaps.extend(child_gaps)
+    return results, gaps
+
+
+def _fork(share: list[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Result]):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read its share, send it back, and leave without cleanup
+        status = 1
+        try:
+            os.close(read_end)
+            data = pickle.dumps(work(share), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)  # never return into the parent's code (atexit, buffered stdout)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _receive(pid: int, pipe: int, share: list[NamespaceRef]) -> Result:
+    with os.fdopen(pipe, "rb") as stream:
+        data = stream.read()
+    _, status = os.waitpid(pid, 0)
+    if status == 0 and data:
+        return pickle.loads(data)
+    return {}, [Gap(collector="namespace", kind="error", namespace=ref.id,
+                    message=f"{ref.display}: the process reading it failed") for ref in share]
