@@ -4,6 +4,8 @@ probes from the attached namespace."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from textual.widgets import DataTable, RichLog
 
@@ -28,6 +30,11 @@ def _veth_pair(a: str, b: str, mtu_a: int = 1500, mtu_b: int = 1500) -> None:
     sh(f"ip -n {b} link set vb mtu {mtu_b}")
     sh(f"ip -n {a} addr add 10.99.0.1/24 dev va && ip -n {a} link set va up")
     sh(f"ip -n {b} addr add 10.99.0.2/24 dev vb && ip -n {b} link set vb up")
+    # The kernel reports carrier a moment after `up` (linkwatch): wait, so tests start settled.
+    deadline = time.monotonic() + 5
+    while not all("state UP" in sh(f"ip -n {n} link show {d}") for n, d in ((a, "va"), (b, "vb"))):
+        assert time.monotonic() < deadline, "veth pair did not come up"
+        time.sleep(0.05)
 
 
 def _rows(app, tab_id: str) -> list[tuple[str, ...]]:
@@ -137,3 +144,32 @@ async def test_probes_from_the_attached_namespace(netns_factory):
                 await until(pilot, lambda: expected in text(), timeout=20)
             except AssertionError:
                 raise AssertionError(f"{expected!r} not in the probe panel:\n{text()}") from None
+
+
+@run_async
+async def test_browsing_changes_nothing(netns_factory):
+    """Until a repair is confirmed the TUI only reads: full snapshots before and after a
+    session of picking, attaching, switching tabs and refreshing are equal, and no netnsid
+    was assigned by asking which namespaces are wired together."""
+    from netdiag.collect import collect_snapshot
+
+    a, b, c = netns_factory("a"), netns_factory("b"), netns_factory("c")
+    for name in (a, b):  # IPv6 link-local addresses would appear on their own a second later
+        sh(f"ip netns exec {name} sysctl -qw net.ipv6.conf.default.disable_ipv6=1")
+    _veth_pair(a, b, mtu_a=1400)
+    source = _source(netns_factory)
+    refs = source.discover()
+
+    def state():
+        snapshot = collect_snapshot(refs)
+        return (snapshot.namespaces, [sh(f"ip -n {n} netns list-id") for n in (a, b, c)])
+
+    before = state()
+    app = NetdiagApp(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: getattr(app.screen, "counts", None) is not None)
+        await pilot.press("enter")
+        await until(pilot, lambda: _attached(app))
+        await pilot.press(*"1234567890", "ctrl+r", "f", "escape")
+        await pilot.pause(0.5)
+    assert state() == before

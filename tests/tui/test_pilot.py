@@ -32,7 +32,7 @@ async def test_picker_search_then_attach(offline_app):
         await settle(pilot)
         table = app.screen.query_one("#namespaces", DataTable)
         assert [row[0] for row in cells(table)] == ["host", "web", "db", "demo/h1"]
-        assert [row[-1] for row in cells(table)] == ["2", "0", "2", "0"]
+        assert [row[1] for row in cells(table)] == ["2", "0", "2", "0"]
         await pilot.press("slash", *"postgres", "enter")
         await settle(pilot)
         assert [row[0] for row in cells(table)] == ["db"]

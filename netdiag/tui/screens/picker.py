@@ -28,7 +28,7 @@ def _where(ref: NamespaceRef) -> str:
 
 
 def ref_cells(ref: NamespaceRef, count: str) -> tuple[str, ...]:
-    return (ref.display, ref.kind.value, ref.container, _where(ref), ref.process, count)
+    return (ref.display, count, ref.kind.value, ref.container, _where(ref), ref.process)
 
 
 class PickerScreen(Screen):
@@ -50,8 +50,9 @@ class PickerScreen(Screen):
         yield Input(placeholder="search: name, container, network, lab, process (/)",
                     id="search")
         table = DataTable(cursor_type="row", id="namespaces")
-        table.add_columns("Namespace", "Kind", "Container", "Networks/lab", "Process",
-                          "Findings")
+        # Findings second: on a narrow terminal the last columns are the ones cut off.
+        table.add_columns("Namespace", "Findings", "Kind", "Container", "Networks/lab",
+                          "Process")
         yield table
         yield Static("discovering namespaces…", id="status")
         yield Footer()

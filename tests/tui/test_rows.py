@@ -1,0 +1,62 @@
+"""The pure parts of the TUI: what each tab shows, filtering, and reading a probe line."""
+
+from __future__ import annotations
+
+import pytest
+
+from netdiag.errors import UsageError
+from netdiag.tui.probes import Probe, parse
+from netdiag.tui.rows import TABS, Row, tab_for_evidence_kind
+from tests.tui.conftest import HOST, WEB
+
+
+def _tab(tab_id: str):
+    return next(tab for tab in TABS if tab.id == tab_id)
+
+
+def test_every_tab_has_as_many_cells_as_columns(host_snapshot):
+    names = {ns.ref.id: ns.ref.display for ns in host_snapshot.namespaces}
+    for state in host_snapshot.namespaces:
+        for tab in TABS:
+            for row in tab.rows(state, names):
+                assert len(row.cells) == len(tab.columns), (tab.id, row)
+
+
+def test_links_show_peer_and_its_namespace(host_snapshot):
+    state = host_snapshot.namespace(HOST)
+    rows = _tab("links").rows(state, {WEB: "web"})
+    assert ("veth1a2b3c4", "veth", "1500", "UP/up", "eth0 @ web", "br-frontend") in \
+        [row.cells for row in rows]
+
+
+def test_evidence_keys_of_firewall_and_route_rows(host_snapshot):
+    state = host_snapshot.namespace(HOST)
+    firewall = _tab("firewall").rows(state, {})
+    assert any("nat/DOCKER/1" in row.keys for row in firewall)
+    routes = _tab("routes").rows(state, {})
+    table_100 = [row for row in routes if "100/default" in row.keys]
+    assert [row.cells[:3] for row in table_100] == [("100", "default", "192.168.50.2")]
+    assert tab_for_evidence_kind("route").id == "routes"
+    assert tab_for_evidence_kind("nonsense") is None
+
+
+def test_filter_words_must_all_match():
+    row = Row(("veth1a2b3c4", "veth", "1500"))
+    assert row.matches(("veth", "1500")) and row.matches(())
+    assert not row.matches(("veth", "9000"))
+
+
+@pytest.mark.parametrize("line, probe", [
+    ("ping 10.0.0.2", Probe("ping", "10.0.0.2")),
+    ("MTU 10.0.0.2", Probe("mtu", "10.0.0.2")),
+    ("tcp db 5432", Probe("tcp", "db", port=5432)),
+    ("dns web.example 127.0.0.11", Probe("dns", "web.example", server="127.0.0.11")),
+])
+def test_probe_lines(line, probe):
+    assert parse(line) == probe
+
+
+@pytest.mark.parametrize("line", ["", "ping", "tcp db", "tcp db 70000", "trace 1.2.3.4"])
+def test_bad_probe_lines_say_what_is_expected(line):
+    with pytest.raises(UsageError, match="ping HOST"):
+        parse(line)
