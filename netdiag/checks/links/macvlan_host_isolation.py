@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
                                 Severity)
 from netdiag.checks.topology import Topology, index
-from netdiag.model import Link, Snapshot
+from netdiag.model import Link, NsKind, Snapshot
 
 RULE = Rule(code="ND902", name="macvlan-host-isolation", severity=Severity.INFO,
             summary="Macvlan children cannot talk to the namespace that owns their parent")
@@ -82,14 +82,23 @@ def _children_by_parent(topology: Topology) -> dict[tuple[int, str], list[tuple[
         for link in state.links:
             if link.kind != "macvlan" or link.parent_netnsid is None or not link.parent_index:
                 continue
-            found = [(ns_id, parent) for ns_id, parent in candidates.get(link.parent_index, ())
-                     if ns_id != state.ref.id]
-            # ifindexes repeat across namespaces; a macvlan only reports its parent's index and
-            # a namespace-local id, so it is resolved only when exactly one namespace fits.
-            if len(found) == 1:
-                ns_id, parent = found[0]
+            found = _parent(topology, state.ref.id, candidates.get(link.parent_index, ()))
+            if found is not None:
+                ns_id, parent = found
                 children[(ns_id, parent.name)].append((state.ref.id, link))
     return children
+
+
+def _parent(topology: Topology, child_ns: int, candidates: list[tuple[int, Link]]
+            ) -> tuple[int, Link] | None:
+    """The one candidate parent; ifindexes repeat across namespaces and a macvlan reports only
+    its parent's index and a namespace-local id, so an ambiguous child is left unresolved —
+    unless one candidate is the host's: Docker's macvlan driver makes every child there."""
+    found = [(ns_id, parent) for ns_id, parent in candidates if ns_id != child_ns]
+    if len(found) > 1:
+        found = [(ns_id, parent) for ns_id, parent in found
+                 if topology.ref(ns_id).kind is NsKind.HOST]
+    return found[0] if len(found) == 1 else None
 
 
 def _parent_candidates(topology: Topology) -> dict[int, list[tuple[int, Link]]]:
