@@ -49,9 +49,13 @@ def ensure(ipam: DefaultIpam, host: str) -> GatewayBridge:
     """The host's gateway bridge, created (with its pool, address and NAT) if missing."""
     known = _existing(host)
     if known:
+        subnet, address = known
         for pool in _pools(ipam, host):
-            if pool.subnet == known[0]:
-                return GatewayBridge(pool, known[1])
+            if pool.subnet == subnet:
+                return GatewayBridge(pool, address)
+        pool = ipam.request_pool(local_space(host), subnet)  # a bridge the store forgot: adopt
+        ipam.request_address(pool.id, address, owner=NAME)
+        return GatewayBridge(pool, address)
     pool = ipam.request_pool(local_space(host), avoid=networks_to_avoid(host))
     gateway = ipam.request_address(pool.id, owner=NAME)
     bridge = GatewayBridge(pool, gateway)
@@ -70,11 +74,10 @@ def _create(host: str, bridge: GatewayBridge) -> None:
         index = index_of(ipr, NAME)
         ipr.addr("add", index=index, address=bridge.gateway, prefixlen=bridge.prefixlen)
         ipr.link("set", index=index, state="up")
-    rule = ["-t", "nat", "POSTROUTING", "-s", bridge.pool.subnet, "!", "-o", NAME,
-            "-j", "MASQUERADE"]
+    rule = ["POSTROUTING", "-s", bridge.pool.subnet, "!", "-o", NAME, "-j", "MASQUERADE"]
     with netns.entered(host):
         try:
-            netns.run_helper(["iptables", rule[0], rule[1], "-C", *rule[2:]])
+            netns.run_helper(["iptables", "-t", "nat", "-C", *rule])
         except CollectError:  # -C fails when the rule is missing
-            netns.run_helper(["iptables", rule[0], rule[1], "-A", *rule[2:]])
+            netns.run_helper(["iptables", "-t", "nat", "-A", *rule])
         IP_FORWARD.write_text("1\n")
