@@ -7,7 +7,8 @@ hub namespace `ndb-hub` (never the root namespace), 2 addresses, 3 routes and 5 
 rules. Then times, in the same run, the real CLI (`netdiag snapshot -o FILE`, all namespaces,
 in a subprocess) and the baseline: a shell loop that runs `ip -j addr`, `ip -j route`,
 `ip -j neigh`, `bridge -j fdb` and `iptables-save` in each namespace with `ip netns exec`.
-Prints one table row per N with both times, the speed-up and netdiag's peak RSS. Everything
+Prints one table row per N with both wall times (and CPU times, which the machine's other load
+disturbs less), the speed-up and netdiag's peak RSS. Everything
 it made is removed afterwards, also on failure or Ctrl-C; leftovers of an earlier crashed run
 (only names `ndb-<digits>-<digits>` and `ndb-hub`) are removed first.
 """
@@ -119,24 +120,30 @@ def build(n: int, workers: int) -> None:
         list(pool.map(configure, range(n), spaces))
 
 
-def time_netdiag(output: str) -> tuple[float, float, int]:
-    """Seconds, peak RSS in MB and namespace count of one `netdiag snapshot` (all namespaces)."""
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, with its own children) and peak RSS in MB
+    of one command, from wait4 so that nothing else this script ran is counted."""
     start = time.perf_counter()
-    child = subprocess.Popen([str(VENV_NETDIAG), "snapshot", "-o", output],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"netdiag snapshot failed: {child.stderr.read().decode().strip()}")
     child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {child.stderr.read().decode().strip()}")
+    child.stderr.close()
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def time_netdiag(output: str) -> tuple[float, float, float, int]:
+    """`netdiag snapshot` of all namespaces: measure() plus how many namespaces it read."""
+    seconds, cpu, rss = measure([str(VENV_NETDIAG), "snapshot", "-o", output])
     count = len(json.loads(Path(output).read_text())["namespaces"])
-    return seconds, usage.ru_maxrss / 1024, count
+    return seconds, cpu, rss, count
 
 
-def time_shell(n: int) -> float:
-    start = time.perf_counter()
-    run(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])
-    return time.perf_counter() - start
+def time_shell(n: int) -> tuple[float, float]:
+    seconds, cpu, _ = measure(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])
+    return seconds, cpu
 
 
 def main() -> int:
@@ -155,18 +162,20 @@ def main() -> int:
             start = time.perf_counter()
             build(n, args.workers)
             built = time.perf_counter() - start
+            load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as tmp:
-                seconds, rss, count = time_netdiag(os.path.join(tmp, "snap.json"))
-            shell = time_shell(n)
-            rows.append((n, count, seconds, shell, shell / seconds, rss, built))
+                seconds, cpu, rss, count = time_netdiag(os.path.join(tmp, "snap.json"))
+            shell, shell_cpu = time_shell(n)
+            rows.append((n, count, seconds, cpu, shell, shell_cpu, rss, built, load))
         finally:
             remove_ours()
-    header = ("N", "namespaces read", "netdiag s", "shell loop s", "speed-up", "netdiag peak MB",
-              "build s")
-    print("  ".join(header))
-    for n, count, seconds, shell, speedup, rss, built in rows:
-        print(f"{n:>1}  {count:>15}  {seconds:>9.2f}  {shell:>12.2f}  {speedup:>7.1f}x  "
-              f"{rss:>15.0f}  {built:>7.1f}")
+    print(f"{'N':>5} {'read':>5} {'netdiag s':>9} {'(cpu s)':>8} {'shell s':>8} {'(cpu s)':>8} "
+          f"{'speed-up':>8} {'peak MB':>8} {'build s':>8} {'load':>5}")
+    for n, count, seconds, cpu, shell, shell_cpu, rss, built, load in rows:
+        print(f"{n:>5} {count:>5} {seconds:>9.2f} {cpu:>8.2f} {shell:>8.2f} {shell_cpu:>8.2f} "
+              f"{shell / seconds:>7.1f}x {rss:>8.0f} {built:>8.1f} {load:>5.1f}")
+    print("read: namespaces in the snapshot (all on the host); load: 1-minute load average "
+          "before timing (other work on the machine slows both sides)")
     print("targets: N=100 speed-up >= 5x; N=1000 netdiag < 3 s; peak < 300 MB")
     return 0
 
