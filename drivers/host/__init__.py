@@ -24,14 +24,10 @@ def only_one(store: Store, network: Network) -> None:
                            f"(have {other.name})")
 
 
-def no_options(driver: str, options: Mapping[str, str]) -> None:
-    if options:
-        raise UsageError(f"{driver}: this driver takes no options "
-                         f"(got {', '.join(sorted(options))})")
+class NothingToBuild:
+    """The verbs of a driver that makes no device, address or rule (host and none)."""
 
-
-class HostDriver:
-    name = "host"
+    name = ""
     capability = Capability(Scope.LOCAL)
     uses_ipam = False
 
@@ -39,7 +35,9 @@ class HostDriver:
         self.store = store
 
     def parse_options(self, options: Mapping[str, str]) -> None:
-        no_options(self.name, options)
+        if options:
+            raise UsageError(f"{self.name}: this driver takes no options "
+                             f"(got {', '.join(sorted(options))})")
 
     def create_network(self, network: Network) -> Network:
         only_one(self.store, network)
@@ -54,17 +52,21 @@ class HostDriver:
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         return None
 
-    def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
-        if sandbox and sandbox != network.host:
-            raise UsageError(f"a container on the host network lives in the host namespace "
-                             f"{network.host}, not in {sandbox}")
-        return replace(endpoint, sandbox=network.host)
-
     def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
         return replace(endpoint, sandbox="")
 
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         return iter(())  # nothing was configured, so nothing can drift
+
+
+class HostDriver(NothingToBuild):
+    name = "host"
+
+    def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
+        if sandbox and sandbox != network.host:
+            raise UsageError(f"a container on the host network lives in the host namespace "
+                             f"{network.host}, not in {sandbox}")
+        return replace(endpoint, sandbox=network.host)
 
 
 DRIVER = HostDriver

@@ -6,51 +6,26 @@ is down. As in Docker, a host namespace has at most one network of this driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from pyroute2 import IPRoute
 
 from netdiag.checks.api import Evidence, Finding, Repair, Safety, SetLinkUp
-from netdiag.drivers.api import DEVICE_DOWN, Capability, Endpoint, Network, Scope, namespace_ref
-from netdiag.drivers.host import no_options, only_one
-from netdiag.drivers.store import Store
+from netdiag.drivers.api import DEVICE_DOWN, Endpoint, Network, namespace_ref
+from netdiag.drivers.host import NothingToBuild
 from netdiag.netns import entered
 
 IFF_UP = 1
 
 
-class NoneDriver:
+class NoneDriver(NothingToBuild):
     name = "none"
-    capability = Capability(Scope.LOCAL)
-    uses_ipam = False
-
-    def __init__(self, store: Store):
-        self.store = store
-
-    def parse_options(self, options: Mapping[str, str]) -> None:
-        no_options(self.name, options)
-
-    def create_network(self, network: Network) -> Network:
-        only_one(self.store, network)
-        return network
-
-    def delete_network(self, network: Network) -> None:
-        return None
-
-    def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        return endpoint
-
-    def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
-        return None
 
     def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
         with entered(sandbox), IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         return replace(endpoint, sandbox=sandbox)
-
-    def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        return replace(endpoint, sandbox="")
 
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         for ep in endpoints:
