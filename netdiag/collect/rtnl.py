@@ -21,6 +21,8 @@ from netdiag.errors import CollectError, PermissionDenied
 NETLINK_ROUTE = 0
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
+NLM_F_DUMP_INTR = 0x10  # the table changed during the dump: the answer may be inconsistent
+DUMP_ATTEMPTS = 3
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
@@ -72,28 +74,39 @@ class Rtnl:
         """Send a dump request of `msg_type` and return every message of the answer.
 
         `header` is the request's family header; `header_size` the size of the family header
-        in the answer's messages (where the attributes start).
+        in the answer's messages (where the attributes start). A dump the kernel marks as
+        interrupted (the table changed meanwhile) is asked for again, a few times at most.
         """
+        for _ in range(DUMP_ATTEMPTS - 1):
+            messages, interrupted = self._dump_once(msg_type, header + attrs, header_size)
+            if not interrupted:
+                return messages
+        return self._dump_once(msg_type, header + attrs, header_size)[0]
+
+    def _dump_once(self, msg_type: int, body: bytes,
+                   header_size: int) -> tuple[list[Message], bool]:
         self._sequence += 1
-        body = header + attrs
         request = NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), msg_type,
                                     NLM_F_REQUEST | NLM_F_DUMP, self._sequence, 0) + body
         self._sock.send(request)
         messages: list[Message] = []
+        interrupted = False
         while True:
             data = self._sock.recv(RECEIVE_BUFFER)
             offset = 0
             while offset + NLMSG_HEADER.size <= len(data):
-                length, kind, _, sequence, _ = NLMSG_HEADER.unpack_from(data, offset)
+                length, kind, flags, sequence, _ = NLMSG_HEADER.unpack_from(data, offset)
                 if length < NLMSG_HEADER.size:
                     raise CollectError("malformed netlink answer")
                 start, offset = offset + NLMSG_HEADER.size, offset + _align(length)
                 if sequence != self._sequence:
                     continue  # an answer to an earlier request that was abandoned
+                interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
                 if kind == NLMSG_DONE:
-                    return messages
+                    return messages, interrupted
                 if kind == NLMSG_ERROR:
                     _raise_error(S32.unpack_from(data, start)[0], msg_type)
+                    continue
                 end = start - NLMSG_HEADER.size + length
                 messages.append(Message(kind, data[start:start + header_size],
                                         parse_attrs(data, start + header_size, end)))
