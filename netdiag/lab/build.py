@@ -317,10 +317,11 @@ def _nested_namespaces(journal: journals.Journal) -> list[str]:
     """Namespaces drivers made inside the lab: overlay sandboxes are `<host ns>-<n>-<id>`."""
     if not netns.NAMED_DIR.is_dir():
         return []
-    pattern = re.compile("|".join(re.escape(ns) for ns in journal.namespaces) + r"-\d+-[0-9a-f]{10}") \
-        if journal.namespaces else None
-    return sorted(p.name for p in netns.NAMED_DIR.iterdir()
-                  if pattern and pattern.fullmatch(p.name))
+    if not journal.namespaces:
+        return []
+    owners = "|".join(re.escape(ns) for ns in journal.namespaces)
+    pattern = re.compile(rf"(?:{owners})-\d+-[0-9a-f]{{10}}")
+    return sorted(p.name for p in netns.NAMED_DIR.iterdir() if pattern.fullmatch(p.name))
 
 
 def _remove_resolv_conf(ns: str) -> None:
