@@ -115,12 +115,14 @@ def test_drained_backend_gets_no_new_connections_but_keeps_established(lab):
     path = f"/run/netns/{h1}"
     program(path, [service(*ALL)])
     held = []
-    while True:  # hold an established connection to b3
+    for _ in range(12):  # hold an established connection to b3
         conn = connect(h1, VIP, 80)
         reader = conn.makefile("rb")
         held.append(conn)
         if reader.readline().strip() == b"b3":
             break
+    else:
+        pytest.fail("no connection reached b3")
     program(path, [service(*ALL).drained(BACKENDS["b3"])])
     counts = Counter(who_answers(h1, VIP, 80) for _ in range(60))
     assert counts["b3"] == 0 and counts["b1"] > 0 and counts["b2"] > 0
