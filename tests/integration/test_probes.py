@@ -171,3 +171,30 @@ def test_evidence_cites_only_the_asked_namespace_and_object():
     (connect,) = evidence.port(snapshot, 1, "10.0.0.1", 8080)
     assert connect.text.endswith("(published): refused")
     assert evidence.port(snapshot, 2, "10.0.0.1", 8080) == ()
+
+
+def tx_packets(ns: str, link: str) -> int:
+    import json
+
+    (info,) = json.loads(sh(f"ip -n {ns} -s -j link show {link}"))
+    return info["stats64"]["tx"]["packets"]
+
+
+@pytest.mark.integration
+def test_check_sends_nothing_without_probe(netns_factory):
+    from pathlib import Path
+
+    a, b = netns_factory("qa"), netns_factory("qb")
+    for ns in (a, b):  # no IPv6 chatter (DAD, router solicitations) to blur the counters
+        sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+           "net.ipv6.conf.default.disable_ipv6=1")
+    sh(f"ip link add qa0 netns {a} type veth peer name qb0 netns {b}")
+    sh(f"ip -n {a} addr add 10.81.0.1/24 dev qa0 && ip -n {b} addr add 10.81.0.2/24 dev qb0")
+    sh(f"ip -n {a} link set qa0 up && ip -n {b} link set qb0 up")
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "netdiag", "check", "--ns", a, "--ns", b, "--exit-zero"]
+    before = tx_packets(a, "qa0") + tx_packets(b, "qb0")
+    subprocess.run(argv, cwd=root, check=True, capture_output=True)
+    assert tx_packets(a, "qa0") + tx_packets(b, "qb0") == before
+    subprocess.run(argv + ["--probe"], cwd=root, check=True, capture_output=True)
+    assert tx_packets(a, "qa0") + tx_packets(b, "qb0") > before
