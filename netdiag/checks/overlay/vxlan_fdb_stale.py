@@ -4,7 +4,8 @@ What it finds
     On each VXLAN device:
     * a forwarding (FDB) entry whose `dst` VTEP has no usable route in the underlay namespace
       (the one the device was created in), or — when the snapshot holds the other VTEPs of the
-      same VNI (a lab, or several hosts) — that no VTEP of that VNI owns;
+      same VNI (a lab, or several hosts) — that no VTEP of that VNI owns (entries for a
+      multicast group are not VTEPs and are left alone);
     * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
       frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
       bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
@@ -56,10 +57,11 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 continue
             ns_id = state.ref.id
             entries = [e for e in state.fdb if e.ifname == link.name and e.dst]
+            unicast = [e for e in entries if not _multicast(e.dst)]
             neighbours = [n for n in state.neighbours
                           if n.ifname == link.name and "permanent" in n.state and n.mac]
             underlay = topology.underlay(ns_id, link)
-            for entry in entries:
+            for entry in unicast:  # a multicast group is no VTEP, and not routed like one
                 yield from _check_entry(topology, ns_id, link, underlay, entry, vteps)
             yield from _check_neighbours(topology, ns_id, link, entries, neighbours)
 
@@ -182,6 +184,11 @@ def _local_addresses(topology: Topology, ns_id: int, vxlan: Link) -> dict[str, t
             if address.ifname == peer_link.name:
                 found.setdefault(address.address, (peer_ns, peer_link.name))
     return found
+
+
+def _multicast(address: str) -> bool:
+    family, value = ip_int(address)
+    return value >> 28 == 0xE if family == 4 else value >> 120 == 0xFF
 
 
 def docker_mac(address: str) -> str:

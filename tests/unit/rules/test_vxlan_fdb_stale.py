@@ -90,3 +90,11 @@ def test_permanent_neighbour_for_a_now_local_address_fires():
     assert any(e.kind == "address" and e.namespace == ids["c1"] for e in finding.evidence)
     assert finding.repair.steps == (DeleteNeighbour(ids["h1"], "vxlan0", "10.10.0.2"),
                                     DeleteFdbEntry(ids["h1"], "vxlan0", C1_MAC, "10.0.0.2"))
+
+
+def test_multicast_flood_entry_is_not_a_vtep():
+    snapshot, ids = healthy()
+    snapshot = amend(snapshot, ids["h1"], fdb=(fdb(C2_MAC, "10.0.0.2"),
+                                               fdb("00:00:00:00:00:00", "239.1.1.1")),
+                     neighbours=(neigh("10.10.0.3", C2_MAC),))
+    assert run(rule, snapshot) == []
