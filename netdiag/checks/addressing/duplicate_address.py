@@ -3,7 +3,8 @@
 What it finds
     * An IPv4 address configured on two interfaces in different namespaces that share one L2
       segment (joined by bridges, veth pairs, macvlans or one VXLAN VNI). Host routes (/32) are
-      left out: a service VIP is meant to sit on several endpoints at once.
+      left out: a service VIP is meant to sit on several endpoints at once; so is an overlay's
+      gateway address on each host's overlay bridge.
     * A MAC address on two of a bridge's ports — for a veth port, the MAC of its far end, the
       interface the container actually sends from.
 
@@ -58,8 +59,17 @@ def _duplicate_ips(topology: Topology) -> Iterator[Finding]:
             if segment is not None:
                 by_segment[segment].append((ns_id, owned))
         for segment, holders in by_segment.items():
-            if len({ns for ns, _ in holders}) > 1:
+            if len({ns for ns, _ in holders}) > 1 and not _overlay_gateway(topology, holders):
                 yield _ip_finding(topology, address, segment, holders)
+
+
+def _overlay_gateway(topology: Topology, holders: list[tuple[int, Address]]) -> bool:
+    """Every holder is a bridge with a VXLAN port: the overlay gateway, which Docker puts on
+    each host's br0 on purpose (the VXLAN proxy answers ARP for it locally)."""
+    return all(topology.link(ns_id, owned.ifname).kind == "bridge"
+               and any(port.vxlan is not None
+                       for port in topology.bridge_ports(ns_id, owned.ifname))
+               for ns_id, owned in holders)
 
 
 def _ip_finding(topology: Topology, address: str, segment: int,

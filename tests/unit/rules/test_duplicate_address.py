@@ -49,3 +49,31 @@ def test_same_mac_behind_one_bridge_fires():
     assert finding.namespace.id == host and finding.subject == "br0"
     assert "02:42:ac:12:00:05" in finding.message
     assert {(e.namespace, e.key) for e in finding.evidence} == {(web, "eth0"), (api, "eth0")}
+
+
+def overlay(task_address: str = ""):
+    """Hosts ov1 and ov2 whose br0 are joined by VXLAN 4096; both br0 carry the gateway
+    10.0.1.1, as Docker's overlay driver does. With `task_address`, a container on each."""
+    b = SnapshotBuilder()
+    tasks = []
+    for number in (1, 2):
+        host = b.namespace(f"ov{number}")
+        b.bridge(host, "br0", "10.0.1.1/24")
+        b.vxlan(host, "vxlan0", 4096, master="br0")
+        if task_address:
+            task = b.namespace(f"task{number}")
+            b.veth(task, "eth0", host, f"veth{number}", peer_master="br0", address=task_address)
+            tasks.append(task)
+    return b.build(), tasks
+
+
+def test_overlay_gateway_on_every_host_passes():
+    snapshot, _ = overlay()
+    assert run(rule, snapshot) == []
+
+
+def test_same_address_on_two_overlay_containers_fires():
+    snapshot, tasks = overlay(task_address="10.0.1.5/24")
+    (finding,) = run(rule, snapshot)
+    assert finding.subject == "10.0.1.5"
+    assert {finding.namespace.id, *finding.related} == set(tasks)
