@@ -138,9 +138,9 @@ def _vxlan(state: NamespaceState) -> list[Table]:
         options = " ".join(name for name, on in (("learning", v.learning), ("proxy", v.proxy),
                                                  ("l2miss", v.l2miss), ("l3miss", v.l3miss))
                            if on)
-        rows.append((link.name, v.vni, v.local, v.remote or (f"group {v.group}" if v.group else ""),
-                     v.dstport, v.dev, link.mtu, link.master, options,
-                     remote_entries.get(link.name, 0)))
+        remote = v.remote or (f"group {v.group}" if v.group else "")
+        rows.append((link.name, v.vni, v.local, remote, v.dstport, v.dev, link.mtu, link.master,
+                     options, remote_entries.get(link.name, 0)))
     return [Table("", ("NAME", "VNI", "LOCAL", "REMOTE", "DSTPORT", "DEV", "MTU", "MASTER",
                        "OPTIONS", "REMOTE FDB"), tuple(rows))]
 

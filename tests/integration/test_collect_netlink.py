@@ -32,6 +32,10 @@ def table_number(name) -> int:
     return int(name) if name else 0
 
 
+VXLAN_FLAGS = "learning proxy l2miss l3miss ttl 5"
+REMOTE = "vni 5000 port 4790"
+
+
 def _topology(a: str, b: str) -> None:
     for line in f"""
         ip -n {a} link add va type veth peer name vb netns {b}
@@ -41,7 +45,7 @@ def _topology(a: str, b: str) -> None:
         ip -n {a} addr add 10.9.0.1/24 dev va
         ip -n {a} addr add fd00:9::1/64 dev va nodad
         ip -n {b} addr add 10.9.0.2/24 dev vb
-        ip -n {a} link add vx0 type vxlan id 4096 local 10.9.0.1 dstport 4789 dev va learning proxy l2miss l3miss ttl 5
+        ip -n {a} link add vx0 type vxlan id 4096 local 10.9.0.1 dstport 4789 dev va {VXLAN_FLAGS}
         ip -n {a} link set vx0 master br0
         ip -n {a} link add mv0 link va type macvlan mode private
         ip -n {a} link set va up
@@ -52,7 +56,7 @@ def _topology(a: str, b: str) -> None:
         ip -n {a} link set dev vp2 mtu 1400
         bridge -n {a} fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.2 self permanent
         bridge -n {a} fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.3 self permanent
-        bridge -n {a} fdb add 02:42:0a:00:00:05 dev vx0 dst 10.9.0.2 vni 5000 port 4790 self permanent
+        bridge -n {a} fdb add 02:42:0a:00:00:05 dev vx0 dst 10.9.0.2 {REMOTE} self permanent
         bridge -n {a} fdb add 02:42:0a:00:00:06 dev vp1 master static
         ip -n {a} neigh add 10.9.0.7 lladdr 02:42:0a:00:00:07 dev va nud permanent
         ip -n {a} -6 neigh add fd00:9::7 lladdr 02:42:0a:00:00:08 dev va nud permanent
@@ -110,8 +114,8 @@ def test_links_match_ip_link(world):
     ours = {(link.index, link.name, link.mtu, link.oper_state, link.mac, frozenset(link.flags),
              link.master, link.parent_index, link.parent_netnsid) for link in state.links}
     theirs = {(d["ifindex"], d["ifname"], d["mtu"], d["operstate"].lower(), d.get("address", ""),
-               frozenset(d["flags"]) - IPROUTE2_PSEUDO_FLAGS, d.get("master", ""), d.get("link_index", 0)
-               or _index_of(state, d.get("link")), d.get("link_netnsid"))
+               frozenset(d["flags"]) - IPROUTE2_PSEUDO_FLAGS, d.get("master", ""),
+               d.get("link_index", 0) or _index_of(state, d.get("link")), d.get("link_netnsid"))
               for d in ip_json(f"ip -n {a} -j -d link show")}
     assert ours == theirs
     kinds = {link.name: link.kind for link in state.links}
