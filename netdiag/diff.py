@@ -104,8 +104,8 @@ def match_namespaces(before: Sequence[NamespaceState], after: Sequence[Namespace
     new_rest = [state for state in after if state.ref.id not in matched]
     old_labels = _unique_labels(old_rest)
     new_labels = _unique_labels(new_rest)
-    for label in old_labels.keys() & new_labels.keys():
-        pairs.append((old_labels[label], new_labels[label]))
+    pairs.extend((state, new_labels[label]) for label, state in old_labels.items()
+                 if label in new_labels)
     relabelled = {id(state) for pair in pairs for state in pair}
     removed = [state for state in old_rest if id(state) not in relabelled]
     added = [state for state in new_rest if id(state) not in relabelled]
