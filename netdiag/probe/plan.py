@@ -16,6 +16,7 @@ from netdiag.checks.topology import Topology, index
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
 
 MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
+MAX_PORTS = 32  # published ports per run (each costs two connects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +30,16 @@ class Task:
     purpose: str = ""
 
 
-def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PATHS
-         ) -> tuple[Task, ...]:
+def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PATHS,
+         max_ports: int = MAX_PORTS) -> tuple[Task, ...]:
     """The probes worth sending: from the focus namespaces (all, when there is no focus)."""
     topology = index(snapshot)
     focus = frozenset(focus)
     sources = [s for s in snapshot.namespaces if not focus or s.ref.id in focus]
     tasks = list(_path_tasks(topology, sources, max_paths))
+    ports = [task for state in sources for task in _port_tasks(state)]
+    tasks += ports[:2 * max_ports]
     for state in sources:
-        tasks += _port_tasks(state)
         if has_own_resolv_conf(state):  # else: the host's servers, which it never asks
             tasks += [Task("dns", state.ref.id, server)
                       for server in state.dns.nameservers[:MAX_NAMESERVERS]]
@@ -54,10 +56,10 @@ def primary_address(state: NamespaceState) -> str:
 
 def _path_tasks(topology: Topology, sources: list[NamespaceState], max_paths: int):
     done: set[frozenset[int]] = set()
+    addresses = {state.ref.id: primary_address(state) for state in topology.snapshot.namespaces}
     for source in sources:
-        for target in topology.snapshot.namespaces:
-            pair = frozenset((source.ref.id, target.ref.id))
-            address = primary_address(target)
+        for target, address in addresses.items():
+            pair = frozenset((source.ref.id, target))
             if len(pair) < 2 or pair in done or not address:
                 continue
             route = topology.lookup_route(source.ref.id, address)
@@ -78,7 +80,8 @@ def _port_tasks(state: NamespaceState) -> list[Task]:
     for rule in state.firewall.iptables_rules:
         protocol, dport = rule.match("protocol"), rule.match("dport")
         target = rule.target_option("to-destination")
-        if rule.table != "nat" or rule.target != "DNAT" or not target or dport is None \
+        if rule.table != "nat" or rule.family != 4 or rule.target != "DNAT" or not target \
+                or dport is None \
                 or protocol is None or protocol.value != "tcp" or not dport.value.isdigit():
             continue
         host, _, port = target.rpartition(":") if ":" in target else (target, "", dport.value)

@@ -20,11 +20,18 @@ from netdiag.probe import dns, pmtu, ports
 from netdiag.probe.plan import Task, plan
 
 SKIPPED = "skipped: the time limit was reached"
+DEFAULT_BUDGET = 30.0  # seconds for all probes of one run, when the caller gives no deadline
 
 
 def with_probes(snapshot: Snapshot, focus: Iterable[int] = (), deadline: float | None = None,
                 timeout: float = 1.0) -> Snapshot:
-    """`snapshot` with `probes` filled in by probing the live namespaces it describes."""
+    """`snapshot` with `probes` filled in by probing the live namespaces it describes.
+
+    Without a deadline, probing stops after DEFAULT_BUDGET seconds: `check --all --probe` on a
+    big host must end even when many targets stay silent.
+    """
+    if deadline is None:
+        deadline = time.monotonic() + DEFAULT_BUDGET
     return replace(snapshot, probes=measure(snapshot, plan(snapshot, focus), deadline, timeout))
 
 
