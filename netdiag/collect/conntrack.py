@@ -1,25 +1,60 @@
 """Collector: how full the namespace's connection-tracking table is (count and max).
 
-Read from /proc/sys/net/netfilter (per namespace, like all of /proc/sys/net). When the files
-are absent, connection tracking is not loaded in this kernel, so nothing is tracked and no
-table can fill up: that is recorded as `conntrack = None` — a fact, not a gap.
+Asked over ctnetlink (IPCTNL_MSG_CT_GET_STATS, what `conntrack -C` uses): microseconds, where
+/proc/sys/net/netfilter/nf_conntrack_count costs ~0.5 ms a read on a host with 1000
+namespaces (see sysctls.py). The /proc files are the fallback when ctnetlink cannot answer
+(nf_conntrack_netlink not loaded, an old kernel without the max attribute, no
+CAP_NET_ADMIN).
+
+When neither exists, connection tracking is not loaded in this kernel, so nothing is tracked
+and no table can fill up: that is recorded as `conntrack = None` — a fact, not a gap.
 """
 
 from __future__ import annotations
 
-from netdiag.errors import CollectError
+import struct
+
+from netdiag.collect import netlink_dump
+from netdiag.errors import CollectError, NetdiagError
 from netdiag.model import Conntrack
 
 NAME = "conntrack"
 
 PROC_NETFILTER = "/proc/sys/net/netfilter"
+NFNL_SUBSYS_CTNETLINK = 1
+IPCTNL_MSG_CT_GET_STATS = 5
+CTA_STATS_GLOBAL_ENTRIES = 1
+CTA_STATS_GLOBAL_MAX_ENTRIES = 2
 
 
 def collect(ctx) -> dict:
-    return {"conntrack": read_conntrack(PROC_NETFILTER)}
+    try:
+        counted = read_ctnetlink()
+    except NetdiagError:  # not permitted, or ctnetlink absent: the files may still tell
+        counted = None
+    return {"conntrack": counted or read_proc(PROC_NETFILTER)}
 
 
-def read_conntrack(folder: str) -> Conntrack | None:
+def read_ctnetlink() -> Conntrack | None:
+    answers = netlink_dump.request(netlink_dump.NETLINK_NETFILTER,
+                                   (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS,
+                                   struct.pack("=BBH", 0, 0, 0), "conntrack statistics")
+    for _kind, body in answers:
+        return stats_from_answer(body)
+    return None
+
+
+def stats_from_answer(body: bytes) -> Conntrack | None:
+    """An IPCTNL_MSG_CT_GET_STATS answer (nfgenmsg + attributes) → Conntrack."""
+    attrs = netlink_dump.attributes(body, 4)
+    if CTA_STATS_GLOBAL_ENTRIES not in attrs or CTA_STATS_GLOBAL_MAX_ENTRIES not in attrs:
+        return None
+    (count,) = struct.unpack(">I", attrs[CTA_STATS_GLOBAL_ENTRIES])
+    (maximum,) = struct.unpack(">I", attrs[CTA_STATS_GLOBAL_MAX_ENTRIES])
+    return Conntrack(count=count, max=maximum)
+
+
+def read_proc(folder: str) -> Conntrack | None:
     try:
         with open(f"{folder}/nf_conntrack_count") as f:
             count = f.read()

@@ -71,6 +71,7 @@ SETUP = [
     "nft add rule inet ndt input tcp dport 8443 counter accept comment '\"web\"'",
     # links and sysctls
     "ip link add ndta type veth peer name ndtb",
+    "ip link add ndtbr type bridge",
     "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 "
     "net.ipv4.conf.ndta.route_localnet=1 net.ipv4.conf.ndtb.proxy_arp=1",
     # an xfrm policy (ESP states cannot be made on this kernel)
@@ -243,6 +244,8 @@ def test_sysctls_match_sysctl(rich, state):
     assert state.sysctl("net.ipv4.conf.ndtb.proxy_arp") == "1"
     assert state.sysctl("net.ipv4.conf.ndtb.forwarding") == "1"  # follows ip_forward
     assert len(state.sysctl("net.ipv4.ip_local_port_range").split()) == 2
+    # br_netfilter is built in and on in every new namespace here (REFERENCE.md)
+    assert state.sysctl("net.bridge.bridge-nf-call-iptables") == "1"
 
 
 def test_sysctls_are_read_from_the_namespace_not_the_host(rich, state):
@@ -280,6 +283,9 @@ def test_an_empty_namespace_runs_no_helper_program(netns_factory, monkeypatch):
     assert collected.firewall.iptables_rules == () and collected.firewall.nft_tables == ()
     assert collected.sockets == () and collected.xfrm_policies == ()
     assert collected.dns.source == "/etc/resolv.conf"
+    # no bridge, so the br_netfilter switches are not worth their slow /proc/sys lookup
+    assert collected.sysctl("net.bridge.bridge-nf-call-iptables") is None
+    assert collected.sysctl("net.ipv4.conf.lo.forwarding") == "0"
 
 
 def test_legacy_rules_alone_run_only_the_legacy_save_program(netns_factory, monkeypatch):

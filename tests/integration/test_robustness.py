@@ -250,7 +250,7 @@ def test_without_root_the_collectors_report_permission_clearly():
     ('{"namespaces": [', "not JSON"),
     ("[1, 2]", "not a netdiag snapshot"),
     ('{"schema_version": 99, "namespaces": []}', "schema version 99"),
-    (b"\xff\xfe\x00garbage", "cannot read"),
+    (b"\xff\xfe\x00garbage", ("cannot read", "not JSON")),  # depends on the locale
 ])
 def test_corrupt_snapshot_file_one_clear_line_and_exit_code_2(tmp_path, content, words):
     path = tmp_path / "broken.json"
@@ -265,7 +265,8 @@ def test_corrupt_snapshot_file_one_clear_line_and_exit_code_2(tmp_path, content,
         pytest.fail("neither `show --from` nor `diff` can read a snapshot file yet")
     assert done.returncode == EXIT_USAGE == 2
     line = one_line(done.stderr)
-    assert str(path) in line and words in line
+    assert str(path) in line
+    assert any(w in line for w in ((words,) if isinstance(words, str) else words)), line
 
 
 def test_missing_snapshot_file_one_clear_line(tmp_path):
