@@ -1,84 +1,93 @@
 """Step: the devices — the bridge of a network and the veth pair of each endpoint.
 
-All functions take an IPRoute socket opened inside the namespace they act on. A veth pair is
-made in one netlink request from the host namespace: the host side enslaved to the bridge, up,
-with the network MTU; the peer born directly inside the sandbox under its final name (eth0,
-eth1...) with the same MTU and the endpoint's MAC. The kernel ignores a peer's flags at
-creation, so the peer is brought up from inside the sandbox."""
+All functions take an Rtnl socket opened inside the namespace they act on. A veth pair is made
+in one request from the host namespace: the host side enslaved to the bridge, up, with the
+network MTU; the peer born directly inside the sandbox under its final name (eth0, eth1...)
+with the same MTU and the endpoint's MAC. The kernel ignores a peer's flags at creation, so
+the peer is brought up from inside the sandbox.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from netdiag.drivers.bridge.rtnl import Peer, Rtnl, RtnlError
+from netdiag.errors import Conflict, DriverError, NetdiagError, NotFound
 
-from netdiag.errors import Conflict, DriverError, NotFound
-
-ENOENT, EEXIST, ENODEV = 2, 17, 19
 LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
+GONE = (errno.ENOENT, errno.ENODEV)
 
 
-def index_of(ipr: IPRoute, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise NotFound(f"no device {name}")
-    return found[0]
+def _failed(exc: RtnlError, what: str, exists: str = "") -> NetdiagError:
+    if exc.code == errno.EEXIST and exists:
+        return Conflict(exists)
+    return DriverError(f"cannot {what}: {exc}")
 
 
-def create_bridge(ipr: IPRoute, name: str, mtu: int) -> int:
+def index_of(rt: Rtnl, name: str) -> int:
     try:
-        ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-    except NetlinkError as exc:
-        if exc.code == EEXIST:
-            raise Conflict(f"device {name} already exists") from None
-        raise DriverError(f"cannot create bridge {name}: {exc.args[-1]}") from None
-    index = index_of(ipr, name)
-    ipr.link("set", index=index, state="up")
-    return index
+        return rt.link(name)[0]
+    except RtnlError as exc:
+        if exc.code in GONE:
+            raise NotFound(f"no device {name}") from None
+        raise _failed(exc, f"look up {name}") from None
 
 
-def delete_link(ipr: IPRoute, name: str, only_mac: str = "") -> None:
+def create_bridge(rt: Rtnl, name: str, mtu: int) -> int:
+    try:
+        rt.add_link(name, "bridge", mtu=mtu)
+    except RtnlError as exc:
+        raise _failed(exc, f"create bridge {name}", f"device {name} already exists") from None
+    return index_of(rt, name)
+
+
+def delete_link(rt: Rtnl, name: str, only_mac: str = "") -> None:
     """Delete a device (only if it has MAC `only_mac`, when given); a missing one is fine."""
     try:
-        index = index_of(ipr, name)
-        if only_mac and ipr.get_links(index)[0].get("address") != only_mac:
+        index, mac = rt.link(name)
+        if only_mac and mac != only_mac:
             return
-        ipr.link("del", index=index)
-    except NotFound:
-        return
-    except NetlinkError as exc:
-        if exc.code not in (ENOENT, ENODEV):
-            raise DriverError(f"cannot delete {name}: {exc.args[-1]}") from None
+        rt.delete_link(index)
+    except RtnlError as exc:
+        if exc.code not in GONE:
+            raise _failed(exc, f"delete {name}") from None
 
 
-def create_veth(ipr: IPRoute, host_name: str, peer_name: str, sandbox: str, *, mtu: int,
+def create_veth(rt: Rtnl, host_name: str, peer_name: str, sandbox: str, *, mtu: int,
                 bridge: int, mac: str) -> None:
     """A veth pair: the host side enslaved and up, the peer born in `sandbox` (still down)."""
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, master=bridge, state="up",
-                 peer={"ifname": peer_name, "mtu": mtu, "address": mac, "net_ns_fd": fd})
-    except NetlinkError as exc:
-        if exc.code == EEXIST:
-            raise Conflict(f"device {host_name} exists, or the sandbox already has a device "
-                           f"{peer_name}") from None
-        raise DriverError(f"cannot create veth {host_name}: {exc.args[-1]}") from None
+        rt.add_link(host_name, "veth", mtu=mtu, master=bridge,
+                    peer=Peer(peer_name, mtu, mac, fd))
+    except RtnlError as exc:
+        raise _failed(exc, f"create veth {host_name}",
+                      f"device {host_name} exists, or the sandbox already has a device "
+                      f"{peer_name}") from None
     finally:
         os.close(fd)
 
 
-def set_hairpin(ipr: IPRoute, name: str) -> None:
-    # IFLA_BRPORT_MODE is the hairpin flag (pyroute2 names it "mode").
-    ipr.brport("set", index=index_of(ipr, name), mode=1)
+def set_hairpin(rt: Rtnl, name: str) -> None:
+    try:
+        rt.set_hairpin(index_of(rt, name))
+    except RtnlError as exc:
+        raise _failed(exc, f"set hairpin mode on {name}") from None
 
 
-def up(ipr: IPRoute, name: str) -> int:
+def up(rt: Rtnl, name: str) -> int:
     """Bring a device up; returns its index."""
-    index = index_of(ipr, name)
-    ipr.link("set", index=index, state="up")
+    index = index_of(rt, name)
+    try:
+        rt.set_up(index)
+    except RtnlError as exc:
+        raise _failed(exc, f"bring {name} up") from None
     return index
 
 
-def loopback_up(ipr: IPRoute) -> None:
-    ipr.link("set", index=LOOPBACK_INDEX, state="up")
+def loopback_up(rt: Rtnl) -> None:
+    try:
+        rt.set_up(LOOPBACK_INDEX)
+    except RtnlError as exc:
+        raise _failed(exc, "bring lo up") from None

@@ -18,7 +18,7 @@ from netdiag.checks.api import (AddIptablesRule, Evidence, Finding, ManualStep, 
                                 SetLinkUp, SetMtu)
 from netdiag.drivers.api import (ADDRESS_MISSING, DEVICE_DOWN, DEVICE_MISSING, MTU_DIFFERS,
                                  RULE_MISSING, Endpoint, Network, namespace_ref)
-from netdiag.drivers.bridge import device, iptables
+from netdiag.drivers.bridge import iptables
 from netdiag.drivers.bridge.iptables import FwRule, Where
 from netdiag.errors import DriverError
 from netdiag.model import NamespaceRef
@@ -26,10 +26,14 @@ from netdiag.netns import entered
 
 
 
-def bridge_ready(ipr: IPRoute, bridge: str, gateway: str) -> None:
-    index = device.index_of(ipr, bridge)
-    if not any(a.get("address") == gateway for a in ipr.get_addr(index=index, family=2)):
+def bridge_ready(bridge: str, gateway: str) -> None:
+    """The bridge is up and holds the gateway (the calling thread is in the host namespace)."""
+    with IPRoute() as ipr:
+        links = _links(ipr)
+    if gateway not in (a.split("/")[0] for a in links.get(bridge, {}).get("addresses", ())):
         raise DriverError(f"{bridge} has no address {gateway}")
+    if not links[bridge]["up"]:
+        raise DriverError(f"{bridge} is not up")
 
 
 def _links(ipr: IPRoute) -> dict[str, dict]:
