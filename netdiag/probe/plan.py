@@ -78,20 +78,31 @@ def _port_tasks(state: NamespaceState) -> list[Task]:
     tasks: list[Task] = []
     own = primary_address(state)
     for rule in state.firewall.iptables_rules:
-        protocol, dport = rule.match("protocol"), rule.match("dport")
-        target = rule.target_option("to-destination")
-        if rule.table != "nat" or rule.family != 4 or rule.target != "DNAT" or not target \
-                or dport is None \
-                or protocol is None or protocol.value != "tcp" or not dport.value.isdigit():
+        published = _published_port(rule)
+        if published is None:
             continue
-        host, _, port = target.rpartition(":") if ":" in target else (target, "", dport.value)
-        if "-" in port or not port.isdigit():
-            continue  # a port range: one connect would not say much
-        tasks.append(Task("port", state.ref.id, host, int(port), "target"))
-        published = _published_address(rule, own)
-        if published:
-            tasks.append(Task("port", state.ref.id, published, int(dport.value), "published"))
+        target, target_port, host_port = published
+        tasks.append(Task("port", state.ref.id, target, target_port, "target"))
+        address = _published_address(rule, own)
+        if address:
+            tasks.append(Task("port", state.ref.id, address, host_port, "published"))
     return list(dict.fromkeys(tasks))
+
+
+def _published_port(rule: IptablesRule) -> tuple[str, int, int] | None:
+    """(target address, target port, host port) of an IPv4 TCP DNAT rule, else None."""
+    if rule.table != "nat" or rule.family != 4 or rule.target != "DNAT":
+        return None
+    protocol, dport = rule.match("protocol"), rule.match("dport")
+    target = rule.target_option("to-destination")
+    if not target or protocol is None or protocol.value != "tcp" or dport is None \
+            or not dport.value.isdigit():
+        return None
+    address, _, port = target.partition(":")
+    port = port or dport.value
+    if not port.isdigit():
+        return None  # a port range: one connect would not say much
+    return address, int(port), int(dport.value)
 
 
 def _published_address(rule: IptablesRule, own: str) -> str:
