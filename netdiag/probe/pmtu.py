@@ -26,6 +26,7 @@ IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3  # set DF, but ignore the cached path MTU
 SIOCGIFMTU = 0x8921
 MIN_SIZE = 68  # the smallest MTU IPv4 allows
+MAX_SIZE = 65535  # the largest IPv4 packet (loopback's MTU is 65536)
 ICMP_ECHO_OVERHEAD = 28  # IPv4 header + ICMP echo header
 
 # scapy keeps its routing table in one process-wide object, which must match the namespace a
@@ -58,7 +59,7 @@ def sweep(namespace: int, destination: str, timeout: float = 1.0,
         iface, source, _gateway = conf.route.route(destination)
         with _RawIcmp() as raw:
             return _search(raw, namespace, source, destination, timeout,
-                           max_size or _link_mtu(iface))
+                           min(max_size or _link_mtu(iface), MAX_SIZE))
 
 
 def _search(raw: "_RawIcmp", namespace: int, source: str, destination: str, timeout: float,
