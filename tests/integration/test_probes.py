@@ -198,3 +198,18 @@ def test_check_sends_nothing_without_probe(netns_factory):
     assert tx_packets(a, "qa0") + tx_packets(b, "qb0") == before
     subprocess.run(argv + ["--probe"], cwd=root, check=True, capture_output=True)
     assert tx_packets(a, "qa0") + tx_packets(b, "qb0") > before
+
+
+def test_probe_results_survive_a_snapshot_file():
+    from dataclasses import replace as replaced
+
+    from netdiag.model import DnsProbe, PathMtuProbe, PortProbe, Probes
+    from netdiag.model.serialize import dumps, loads
+
+    probes = Probes(path_mtu=(PathMtuProbe(1, "10.0.0.2", 1300, True, "10.0.0.254",
+                                           ((68, "answered"), (1500, "frag-needed"))),),
+                    ports=(PortProbe(1, "10.0.0.1", 8080, error="refused"),),
+                    dns=(DnsProbe(1, "10.0.0.53", ".", True, "NXDOMAIN"),))
+    snapshot = replaced(SnapshotBuilder().build(), probes=probes)
+    assert loads(dumps(snapshot)) == snapshot
+    assert loads(dumps(SnapshotBuilder().build())).probes is None
