@@ -4,8 +4,9 @@ What it finds
     For each of the first three `nameserver` lines of a namespace's resolv.conf (the resolver
     ignores the rest): a server the namespace has no route to (or only a blackhole,
     unreachable or prohibit route); Docker's embedded resolver 127.0.0.11 configured while the
-    NAT rules that redirect it (`DOCKER_OUTPUT`) are missing, or while nothing listens on the
-    ports those rules point to; another loopback or local nameserver with nothing listening on
+    NAT rules that redirect it (`DOCKER_OUTPUT`) are missing (unless native nftables rules
+    redirect it, which are not read further), or while nothing listens on the ports those
+    rules point to; another loopback or local nameserver with nothing listening on
     port 53. With `check --probe`, also a server that did not answer a real query. A
     namespace that has neither its own resolv.conf nor a process (it only shows the host's
     file, and nothing in it resolves names) is not judged.
@@ -120,6 +121,8 @@ def _static_problem(topology: Topology, state: NamespaceState, server: str,
 
 def _embedded_problem(state: NamespaceState, gaps: set[tuple[int | None, str]]) -> _Problem | None:
     embedded = state.dns.embedded
+    if embedded is None and _nft_redirects_embedded(state):
+        return None  # native nftables rules (Docker's nftables backend): not read, not missing
     if embedded is None:
         return _Problem(
             "127.0.0.11 is Docker's embedded resolver, but the NAT rules that redirect it "
@@ -131,6 +134,11 @@ def _embedded_problem(state: NamespaceState, gaps: set[tuple[int | None, str]]) 
     ports = tuple((proto, port) for proto, port in (("udp", embedded.udp_port),
                                                      ("tcp", embedded.tcp_port)))
     return _listener_problem(state, EMBEDDED_DNS, ports, gaps)
+
+
+def _nft_redirects_embedded(state: NamespaceState) -> bool:
+    return any(EMBEDDED_DNS in rule.text and "dnat" in rule.text
+               for rule in state.firewall.nft_rules)
 
 
 def _listener_problem(state: NamespaceState, address: str, ports: tuple[tuple[str, int], ...],

@@ -1,7 +1,7 @@
 from dataclasses import replace
 
 from netdiag.checks.dns import dns_unreachable as rule
-from netdiag.model import DnsConfig, DnsProbe, EmbeddedDns, Gap, Probes
+from netdiag.model import DnsConfig, DnsProbe, EmbeddedDns, Gap, NftRule, Probes
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import amend, run
 
@@ -99,3 +99,13 @@ def test_bare_namespace_showing_the_hosts_file_is_not_judged():
     b, web = container(default_route=False)
     assert run(rule, with_dns(b, web, "10.9.9.9", source="/etc/resolv.conf")) == []
     assert len(run(rule, with_dns(b, web, "10.9.9.9", source="/etc/netns/web/resolv.conf"))) == 1
+
+
+def test_embedded_redirected_by_native_nftables_is_not_called_missing():
+    b, web = container()
+    snapshot = with_dns(b, web, "127.0.0.11")
+    rule_text = "ip daddr 127.0.0.11 udp dport 53 dnat ip to 127.0.0.11:41234"
+    nft = NftRule(family="ip", table="docker-dns", chain="output", handle=4, text=rule_text)
+    state = snapshot.namespace(web)
+    snapshot = amend(snapshot, web, firewall=replace(state.firewall, nft_rules=(nft,)))
+    assert run(rule, snapshot) == []
