@@ -33,7 +33,6 @@ class FindingCounts(Message):
     """The background check of every namespace finished: id → number of findings."""
 
     counts: dict[int, int]
-    snapshot: Snapshot
 
 
 @dataclass

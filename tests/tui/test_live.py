@@ -93,11 +93,16 @@ def source_id(app, name: str) -> int:
     return next(ref.id for ref in app.screen.refs if ref.name == name)
 
 
+def _attached_app(factory, name: str) -> NetdiagApp:
+    """The app attached to `name` directly (as `--ns`), with the timer out of the way."""
+    source = _source(factory)
+    return NetdiagApp(source, attach_to=source.resolve(name), refresh_seconds=60)
+
+
 @run_async
 async def test_an_added_address_appears_within_2_seconds(netns_factory):
     a = netns_factory("a")
-    source = _source(netns_factory)
-    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    app = _attached_app(netns_factory, a)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: _attached(app))
         sh(f"ip -n {a} addr add 10.77.0.1/24 dev lo")
@@ -108,8 +113,7 @@ async def test_an_added_address_appears_within_2_seconds(netns_factory):
 @run_async
 async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
     a = netns_factory("a")
-    source = _source(netns_factory)
-    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    app = _attached_app(netns_factory, a)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: _attached(app))
         sh(f"ip netns del {a}")
@@ -125,8 +129,7 @@ async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
 async def test_probes_from_the_attached_namespace(netns_factory):
     a, b = netns_factory("a"), netns_factory("b")
     _veth_pair(a, b, mtu_a=1400)  # (a veth receives a few bytes over its MTU: limit a's end)
-    source = _source(netns_factory)
-    app = NetdiagApp(source, attach_to=source.resolve(a), refresh_seconds=60)
+    app = _attached_app(netns_factory, a)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: _attached(app))
         panel = app.screen.query_one("#probes", RichLog)

@@ -20,55 +20,45 @@ async def _steady(pilot) -> None:
     await pilot.pause()
 
 
+def pressing(*keys: str):
+    """A run_before that waits for the app to settle, presses `keys`, and settles again."""
+    async def run_before(pilot) -> None:
+        await _steady(pilot)
+        await pilot.press(*keys)
+        await _steady(pilot)
+    return run_before
+
+
 def test_picker(snap_compare, offline_app):
     assert snap_compare(offline_app(), terminal_size=SIZE, run_before=_steady)
 
 
 def test_picker_search(snap_compare, offline_app):
-    async def search(pilot):
-        await _steady(pilot)
-        await pilot.press("slash", *"front", "enter")
-        await _steady(pilot)
-    assert snap_compare(offline_app(), terminal_size=SIZE, run_before=search)
+    assert snap_compare(offline_app(), terminal_size=SIZE,
+                        run_before=pressing("slash", *"front", "enter"))
 
 
 @pytest.mark.parametrize("index", range(len(TABS)), ids=[tab.id for tab in TABS])
 def test_tab(snap_compare, offline_app, index):
-    async def show_tab(pilot):
-        await _steady(pilot)
-        await pilot.press("1234567890"[index])
-        await _steady(pilot)
-    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE, run_before=show_tab)
+    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
+                        run_before=pressing("1234567890"[index]))
 
 
 def test_container_dns_tab(snap_compare, offline_app):
-    async def show_dns(pilot):
-        await _steady(pilot)
-        await pilot.press("8")
-        await _steady(pilot)
-    assert snap_compare(offline_app(attach=WEB), terminal_size=SIZE, run_before=show_dns)
+    assert snap_compare(offline_app(attach=WEB), terminal_size=SIZE, run_before=pressing("8"))
 
 
 def test_findings_pane_marks_evidence(snap_compare, offline_app):
     """The second finding (the MTU mismatch) is highlighted: both its links carry »."""
-    async def select(pilot):
-        await _steady(pilot)
-        await pilot.press("f", "down")
-        await _steady(pilot)
-    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE, run_before=select)
+    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
+                        run_before=pressing("f", "down"))
 
 
 def test_repair_dialog(snap_compare, offline_app):
-    async def open_plan(pilot):
-        await _steady(pilot)
-        await pilot.press("f", "down", "r")
-        await _steady(pilot)
-    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE, run_before=open_plan)
+    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
+                        run_before=pressing("f", "down", "r"))
 
 
 def test_help(snap_compare, offline_app):
-    async def open_help(pilot):
-        await _steady(pilot)
-        await pilot.press("question_mark")
-        await _steady(pilot)
-    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE, run_before=open_help)
+    assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
+                        run_before=pressing("question_mark"))

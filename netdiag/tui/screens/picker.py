@@ -84,7 +84,7 @@ class PickerScreen(Screen):
             self.post_message(CollectionFailed(f"could not count findings: {exc}"))
             return
         self.post_message(FindingCounts({ref.id: counts.get(ref.id, 0) for ref in refs
-                                         if snapshot.namespace(ref.id)}, snapshot))
+                                         if snapshot.namespace(ref.id)}))
 
     def on_namespaces_found(self, message: NamespacesFound) -> None:
         self.refs = message.refs
