@@ -24,6 +24,7 @@ NAME = "dns"
 ETC_NETNS = Path("/etc/netns")
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 EMBEDDED_ADDRESS = "127.0.0.11"
+_OUR_ROOT = Path("/")
 _SYMLINK_HOPS = 8
 
 
@@ -38,9 +39,9 @@ def candidates(ref: NamespaceRef, etc_netns: Path = ETC_NETNS,
     """(root, path inside it) pairs to try, most specific first."""
     found: list[tuple[Path, Path]] = []
     if ref.kind in (NsKind.NAMED, NsKind.LAB) and ref.name:
-        found.append((Path("/"), etc_netns / ref.name / "resolv.conf"))
+        found.append((_OUR_ROOT, etc_netns / ref.name / "resolv.conf"))
     found.extend((Path(f"/proc/{pid}/root"), host) for pid in ref.pids)
-    found.append((Path("/"), host))
+    found.append((_OUR_ROOT, host))
     return found
 
 
@@ -49,8 +50,9 @@ def read_resolv_conf(ref: NamespaceRef, etc_netns: Path = ETC_NETNS,
     """(the path that was read, its text); ("", "") when there is none."""
     for root, path in candidates(ref, etc_netns, host):
         try:
-            real = _resolve_in_root(root, path)
-            return str(real), real.read_text(errors="replace")
+            real = path if root == _OUR_ROOT else _resolve_in_root(root, path)
+            with open(real, errors="replace") as f:
+                return str(real), f.read()
         except OSError:  # missing, a process that ended, a dangling link: try the next
             continue
     return "", ""

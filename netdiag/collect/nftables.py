@@ -193,4 +193,5 @@ def rule_texts(as_text: str) -> dict[_RuleKey, str]:
 
 
 def _unquote(name: str) -> str:
+    # nft 1.0.6 prints every name bare; later versions quote names that are not identifiers
     return name[1:-1] if len(name) > 1 and name[0] == name[-1] == '"' else name
