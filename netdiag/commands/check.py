@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     config = check_config.load(args.config) if args.config else CheckConfig()
     config = check_config.with_command_line(config, args.rule, args.skip)
 
+    if args.from_file and args.probe:
+        # A saved snapshot may come from another host: its addresses are not ours to probe.
+        raise UsageError("--probe sends packets from live namespaces; it cannot be used "
+                         "with --from")
     if args.from_file:
         snapshot = load(args.from_file)
         focus = _focus_offline(snapshot, args.ns)

@@ -213,3 +213,17 @@ def test_probe_results_survive_a_snapshot_file():
     snapshot = replaced(SnapshotBuilder().build(), probes=probes)
     assert loads(dumps(snapshot)) == snapshot
     assert loads(dumps(SnapshotBuilder().build())).probes is None
+
+
+def test_probe_refuses_a_saved_snapshot(tmp_path):
+    from pathlib import Path
+
+    from netdiag.model.serialize import save
+
+    path = tmp_path / "snap.json"
+    save(SnapshotBuilder().build(), path)
+    done = subprocess.run([sys.executable, "-m", "netdiag", "check", "--from", str(path),
+                           "--probe"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2 and "cannot be used with --from" in done.stderr
+    assert "Traceback" not in done.stderr
