@@ -59,15 +59,25 @@ def entered(path: str) -> Iterator[None]:
     try:
         target = _open_ns(path)
         try:
-            _setns(target, path)
+            # Already there (`--ns self`): setns would need CAP_SYS_ADMIN, which a container
+            # running netdiag against its own namespace does not have.
+            moved = not _same_file(target, home)
+            if moved:
+                _setns(target, path)
         finally:
             os.close(target)
         try:
             yield
         finally:
-            _setns(home, "the namespace netdiag started in")
+            if moved:
+                _setns(home, "the namespace netdiag started in")
     finally:
         os.close(home)
+
+
+def _same_file(fd_a: int, fd_b: int) -> bool:
+    a, b = os.fstat(fd_a), os.fstat(fd_b)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def run_helper(argv: Sequence[str], timeout: float = 10.0) -> str:
