@@ -199,6 +199,19 @@ def test_dns_uses_the_etc_netns_file_and_sees_the_embedded_resolver(rich, state)
     assert state.dns.embedded == EmbeddedDns(udp_port=52066, tcp_port=41677)
 
 
+def test_dns_of_a_process_namespace_reads_through_the_process_root(rich):
+    """Like a container: the server's mount namespace has the netns resolv.conf bind-mounted
+    over /etc/resolv.conf, and netdiag reads it through /proc/PID/root."""
+    _, pid = rich
+    path = f"/proc/{pid}/ns/net"
+    ref = NamespaceRef(id=os.stat(path).st_ino, kind=NsKind.PID, path=path, pids=(pid,))
+    collected, _ = collect_namespace(ref, COLLECTORS)
+    assert collected.dns.source == f"/proc/{pid}/root/etc/resolv.conf"
+    assert collected.dns.nameservers == ("127.0.0.11",)
+    host = Path("/etc/resolv.conf").read_text()
+    assert "127.0.0.11" not in host  # so the answer cannot have come from the host's file
+
+
 def _ss(name: str, flags: str, family: int) -> set[tuple[str, int]]:
     found = set()
     for line in in_ns(name, f"ss -H{flags} -{family}").splitlines():
