@@ -48,9 +48,10 @@ def synthetic(routes: int) -> Snapshot:
                                oper_state="up"))
         host_addresses.append(Address(ifindex=2 + i, ifname=name, family=4,
                                       address=f"192.0.{2 + i}.10", prefixlen=24))
+    step = ((1 << 32) - (1 << 24)) // routes  # spread over the whole space from 1.0.0.0 up
     for i in range(routes):
         prefixlen = 16 + i % 13
-        value = (1 << 24) + i * 4096  # spread over 1.0.0.0 upwards, /16../28 blocks
+        value = (1 << 24) + i * step
         value &= ~((1 << (32 - prefixlen)) - 1)
         dst = f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{prefixlen}"
         uplink = i % len(UPLINKS)

@@ -82,7 +82,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         if not connected:
             continue
         pairs = list(topology.nested_pairs(_blocks(connected)))
-        pairs += _route_pairs(connected, _routes(state, min_prefixlen))
+        pairs += _route_pairs(connected, _routes(state, min_prefixlen, _slash8s(connected)))
         yield from _findings(topo, state, pairs)
     yield from _overlay_overlaps(topo, snapshot)
 
@@ -110,14 +110,34 @@ def _blocks(nets: list[_Net]) -> list[tuple[int, int, _Net]]:
     return blocks
 
 
-def _routes(state: NamespaceState, min_prefixlen: int) -> Iterator[tuple[tuple, Route]]:
+def _slash8s(connected: list[_Net]) -> frozenset[int]:
+    """The IPv4 /8 blocks (first octets) that connected networks touch."""
+    octets: set[int] = set()
+    for net in connected:
+        if net.family == 4:
+            last = net.first | ((1 << (32 - net.prefixlen)) - 1)
+            octets.update(range(net.first >> 24, (last >> 24) + 1))
+    return frozenset(octets)
+
+
+def _routes(state: NamespaceState, min_prefixlen: int, slash8s: frozenset[int] | None = None
+            ) -> Iterator[tuple[tuple, Route]]:
     """Routes to somewhere else, with their parsed destination; connected routes are the
-    addresses' own and catch-all routes shorter than `min_prefixlen` are no overlap."""
+    addresses' own and catch-all routes shorter than `min_prefixlen` are no overlap.
+
+    With `slash8s`, an IPv4 route of /8 or longer — which lies inside one /8 — is skipped
+    unparsed when its first octet is none of them: parsing 100k routes dominates the rule.
+    """
+    quick = slash8s is not None and min_prefixlen >= 8
     for route in state.routes:
         if (route.table != topology.MAIN_TABLE or route.type != "unicast"
                 or route.dst == "default"
                 or (route.protocol == "kernel" and route.scope == "link")):
             continue
+        if quick and route.family == 4:
+            head = route.dst.partition(".")[0]
+            if head.isdigit() and int(head) not in slash8s:
+                continue
         parsed = topology.route_family_dst(route)
         if parsed[3] >= min_prefixlen:
             yield parsed, route

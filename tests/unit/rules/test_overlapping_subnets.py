@@ -69,6 +69,17 @@ def test_min_prefixlen_option_widens_what_counts():
     assert subjects == {"br-web", "br-int", "docker0", "eth0"}
 
 
+def test_connected_network_wider_than_a_slash8_still_meets_routes_in_other_slash8s():
+    b = SnapshotBuilder()
+    host = b.host()
+    b.bridge(host, "br-wide", "10.0.0.1/7")  # covers 10.0.0.0 - 11.255.255.255
+    b.link(host, "tun0", kind="tun", address="192.168.9.2/24")
+    b.route(host, "11.5.0.0/16", gateway="192.168.9.1", dev="tun0")
+    b.route(host, "12.5.0.0/16", gateway="192.168.9.1", dev="tun0")
+    (finding,) = run_rule("overlapping-subnets", b.build())
+    assert "route 11.5.0.0/16 via 192.168.9.1 dev tun0" in finding.message
+
+
 def test_overlay_subnet_overlapping_its_underlay():
     b = SnapshotBuilder()
     host = b.host()
