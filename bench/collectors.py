@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.snapshot import IPTABLES_RULES as RULES  # noqa: E402  (the same 5 rules)
 from netdiag import netns  # noqa: E402
 from netdiag.collect import COLLECTORS, DEFAULT_WORKERS, Context, collect_snapshot  # noqa: E402
 from netdiag.collect.sysctls import GLOBAL  # noqa: E402
@@ -32,23 +33,6 @@ from netdiag.errors import NetdiagError  # noqa: E402
 from netdiag.model import NamespaceRef, NsKind  # noqa: E402
 
 PREFIX = f"ndcb-{os.getpid()}-"
-RULES = """*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -i lo -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A FORWARD -s 10.0.0.0/8 -j DROP
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A POSTROUTING -s 10.77.0.0/16 ! -o eth0 -j MASQUERADE
-COMMIT
-"""
 BASELINES = {
     "iptables-save": ["iptables-save"],
     "nft -j list ruleset": ["nft", "-j", "list", "ruleset"],
