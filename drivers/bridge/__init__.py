@@ -67,8 +67,7 @@ class BridgeDriver:
                 policies = [("filter", "FORWARD", "DROP")] if drop_policy else []
                 rules = firewall.host_rules(opts.hairpin) + _network_rules(network, opts) \
                     + firewall.jump_rules()
-                iptables.restore(iptables.batch_add(iptables.read(), firewall.CHAINS, rules,
-                                                    policies))
+                iptables.apply_add(firewall.CHAINS, rules, policies)
 
             def forwarding_up() -> None:
                 forwarding.enable_ip_forward()
@@ -81,7 +80,7 @@ class BridgeDriver:
                 Step("addresses", lambda: addresses.add_address(
                     rt, device.index_of(rt, bridge), network.gateway, prefixlen)),
                 Step("forwarding", forwarding_up),
-                Step("firewall", firewall_up, lambda: _remove_rules(_network_rules(network, opts))),
+                Step("firewall", firewall_up, lambda: iptables.apply_delete(_network_rules(network, opts))),
                 Step("verify", lambda: verify.bridge_ready(bridge, network.gateway)),
             ])
         return network
@@ -89,7 +88,7 @@ class BridgeDriver:
     def delete_network(self, network: Network) -> None:
         opts = options_of(network)
         with entered(network.host), Rtnl() as rt:
-            _remove_rules(_network_rules(network, opts))
+            iptables.apply_delete(_network_rules(network, opts))
             device.delete_link(rt, bridge_name(network))
 
     # endpoints ----------------------------------------------------------------------------
@@ -157,7 +156,7 @@ class BridgeDriver:
             rules = firewall.port_rules(bridge_name(network), endpoint.ip, ports,
                                         hairpin=opts.hairpin)
             try:
-                iptables.restore(iptables.batch_add(iptables.read(), firewall.CHAINS, rules))
+                iptables.apply_add(firewall.CHAINS, rules)
             except Exception:
                 with self.store.transaction() as tx:
                     tx.release_ports(endpoint.id)
@@ -170,7 +169,7 @@ class BridgeDriver:
         rules = firewall.port_rules(bridge_name(network), endpoint.ip, endpoint.ports,
                                     hairpin=options_of(network).hairpin)
         with entered(network.host):
-            _remove_rules(rules)
+            iptables.apply_delete(rules)
         with self.store.transaction() as tx:
             tx.release_ports(endpoint.id)
 
@@ -199,10 +198,6 @@ def _network_rules(network: Network, opts: BridgeOptions) -> list[iptables.FwRul
     return firewall.network_rules(bridge_name(network), network.subnet, icc=opts.icc,
                                   masquerade=opts.masquerade, internal=opts.internal,
                                   hairpin=opts.hairpin)
-
-
-def _remove_rules(rules: list[iptables.FwRule]) -> None:
-    iptables.restore(iptables.batch_delete(iptables.read(), rules))
 
 
 def _add_gateway_route(rt: Rtnl, index: int, gateway: str) -> None:

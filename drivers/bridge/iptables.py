@@ -6,15 +6,19 @@ missing (or deletes what is present): operations are idempotent and a half-built
 completed or removed by running the same operation again. Two quirks shape this module:
 declaring a user chain that exists in a --noflush batch flushes it, so only missing chains are
 declared; and a jump that must stay first (FORWARD → DOCKER-USER) is deleted and re-inserted,
-as Docker's EnsureJumpRule does.
+as Docker's EnsureJumpRule does. Reading and writing happen under a lock of the namespace
+(flock on its nsfs file), so two processes changing one namespace's rules do not build batches
+from the same reading (iptables-nft takes no lock of its own).
 
 Every function expects the calling thread to be inside the namespace (netns.entered).
 """
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
@@ -125,6 +129,27 @@ def restore(batch: dict[str, list[str]]) -> None:
         file.write("".join(sections))
         file.flush()
         netns.run_helper(["iptables-restore", "--noflush", file.name])
+
+
+@contextmanager
+def _namespace_lock() -> Iterator[None]:
+    # flock on the namespace's own nsfs file: one lock per namespace, and no lock files.
+    with open("/proc/thread-self/ns/net") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def apply_add(chains: Iterable[tuple[str, str]], rules: Sequence[FwRule],
+              policies: Iterable[tuple[str, str, str]] = ()) -> None:
+    """Create what is missing of `chains` and `rules` (and set `policies`), in one batch."""
+    with _namespace_lock():
+        restore(batch_add(read(), chains, rules, policies))
+
+
+def apply_delete(rules: Sequence[FwRule]) -> None:
+    """Delete those of `rules` that are present, in one batch."""
+    with _namespace_lock():
+        restore(batch_delete(read(), rules))
 
 
 def missing(saved: Saved, rules: Sequence[FwRule]) -> list[FwRule]:

@@ -352,3 +352,29 @@ def test_same_firewall_and_links_as_a_real_docker_engine(docker_engine, lab):
     assert web.mac == docker_mac
     assert link_facts(f"ip netns exec {lab.host}", our_bridge) == docker_bridge
     assert link_facts(f"ip netns exec {lab.host}", web.host_ifname) == docker_veth
+
+
+def _make_networks(store_path: str, host: str, prefix: str, count: int) -> None:
+    with Store(store_path) as store:
+        controller = Controller(store)
+        for i in range(count):
+            controller.create_network(f"{prefix}{i}", host)
+
+
+def test_two_processes_building_on_one_host_leave_a_consistent_host(lab):
+    import multiprocessing
+
+    lab.controller.store.close()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_make_networks,
+                               args=(str(lab.store_path), lab.host, prefix, 3))
+               for prefix in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    lab.controller = Controller(Store(lab.store_path))
+    networks = lab.controller.networks()
+    assert len({n.subnet for n in networks}) == len(networks) == 6
+    assert lab.controller.check() == []  # no rule lost to a concurrent batch
