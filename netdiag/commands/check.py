@@ -107,7 +107,8 @@ def _remaining(deadline: float | None) -> float | None:
 
 def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozenset[int]]:
     require_root(refs)
-    found = netns.discover()
+    # `--ns self` is what works without root; discovery would need root to look around.
+    found = [] if refs and all(r == "self" for r in refs) else netns.discover()
     if refs:
         chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in refs)}
         selected = check_scope.wired(found, list(chosen.values()), timeout=_remaining(deadline))

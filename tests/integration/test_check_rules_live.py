@@ -4,6 +4,9 @@ right evidence (needs root; everything lives in namespaces netns_factory removes
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from netdiag.netns import inode_of
@@ -185,3 +188,16 @@ def test_link_down_peer_set_down(netns_factory):
     assert finding["namespace"]["label"] == host and finding["subject"] == "v-web"
     assert f"its peer eth0 in {web} is set down" in finding["message"]
     assert finding["repair"]["steps"][0]["command"] == f"ip netns exec {web} ip link set dev eth0 up"
+
+
+def test_without_root_it_cannot_collect_and_exits_3():
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    done = subprocess.run([*nobody, sys.executable, "-m", "netdiag", "check", "--all"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "needs root" in done.stderr
+    # Its own namespace it can read, with what needs root reported as not checked.
+    done = subprocess.run([*nobody, sys.executable, "-m", "netdiag", "check", "--ns", "self"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "NOT CHECKED" in done.stdout and "permission" in done.stdout
