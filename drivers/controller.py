@@ -68,6 +68,12 @@ class Controller:
         self.ipam = DefaultIpam(store)
         self._drivers: dict[str, Driver] = {}
 
+    def __enter__(self) -> Controller:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.store.close()
+
     def driver(self, name: str) -> Driver:
         if name not in self._drivers:
             self._drivers[name] = registry.get(name, self.store)
@@ -131,9 +137,15 @@ class Controller:
         if endpoints and not force:
             raise Conflict(f"error while removing network: network {network.name} id "
                            f"{network.id} has active endpoints")
+        # A host namespace that is gone took the devices and rules with it: forget only.
+        host_alive = os.path.exists(network.host)
         for endpoint in endpoints:
-            self._disconnect(network, endpoint)
-        self.driver(network.driver).delete_network(network)
+            if host_alive:
+                self._disconnect(network, endpoint)
+            else:
+                self._release(network, endpoint)
+        if host_alive:
+            self.driver(network.driver).delete_network(network)
         if network.pool_id:
             self.ipam.release_pool(network.pool_id)
         self._forget_network(network.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netdiag.drivers.controller import Controller
+from netdiag.drivers.ipam import local_space
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, UsageError
 from tests.conftest import sh
@@ -86,3 +87,16 @@ def test_the_root_namespace_is_never_a_host_or_sandbox(controller, netns_factory
     controller.create_network("x", netns_factory("host"), driver)
     with pytest.raises(UsageError, match="root network namespace"):
         controller.connect("x", "/proc/self/ns/net")
+
+
+def test_deleting_a_network_whose_host_namespace_is_gone_only_forgets_it(controller,
+                                                                         netns_factory):
+    host, c1 = netns_factory("host"), netns_factory("c1")
+    controller.create_network("web", host)
+    controller.connect("web", c1)
+    sh(f"ip netns del {host}")
+    netns_factory.names.remove(host)
+    controller.delete_network("web", force=True)
+    assert controller.networks() == [] and controller.store.endpoints() == []
+    with controller.store.transaction(write=False) as tx:
+        assert tx.pools(local_space(f"/run/netns/{host}")) == []  # the pool was given back
