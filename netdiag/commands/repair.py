@@ -1,12 +1,141 @@
-"""`netdiag repair` (not written yet)."""
+"""`netdiag repair`: run the checks, show each finding's repair plan, apply it, check again.
 
-from netdiag.errors import UsageError
+    netdiag repair (--ns REF ... | --lab NAME) [--dry-run | --apply] [--unsafe]
+
+Every planned step is printed with its equivalent ip/bridge/iptables/sysctl command. `--apply`
+applies the safe steps (unsafe ones only with `--unsafe`; manual ones are only printed), then
+collects again and shows the findings before and after. repair only touches the namespaces it
+was pointed at: with `--ns`, those namespaces (their wired neighbours are read, not changed);
+with `--lab`, the lab's namespaces. Exit code: 0 when nothing at or above `--fail-on` is left,
+1 otherwise (for a dry run: when anything needs repairing).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from netdiag import netns
+from netdiag.checks import config as check_config
+from netdiag.checks import engine
+from netdiag.checks.api import CheckConfig, Finding, Safety, Severity
+from netdiag.collect import collect_snapshot
+from netdiag.commands import check_scope
+from netdiag.commands.common import require_root
+from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.model import NamespaceRef, Snapshot
+from netdiag.repair.executor import StepResult, allowed_paths, apply_steps, describe
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("repair", help="(not available yet)")
+    parser = subparsers.add_parser("repair", help="apply the repairs of what check finds, "
+                                                  "then check again",
+                                   description=__doc__.splitlines()[0])
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--ns", action="append", default=[], metavar="REF",
+                       help="repair this namespace (repeatable)")
+    scope.add_argument("--lab", metavar="NAME", help="repair every namespace of a lab")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="only print the plan (default)")
+    mode.add_argument("--apply", action="store_true", help="apply safe steps")
+    parser.add_argument("--unsafe", action="store_true", help="with --apply: unsafe steps too")
+    parser.add_argument("--rule", action="append", default=[], metavar="NAME",
+                        help="only this rule's findings (repeatable)")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME")
+    parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning")
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    raise UsageError("`netdiag repair` is not available yet")
+def run(args: argparse.Namespace) -> int:
+    if args.unsafe and not args.apply:
+        raise UsageError("--unsafe only makes sense with --apply")
+    require_root(args.ns or ["all"])
+    config = check_config.with_command_line(CheckConfig(), args.rule, args.skip)
+    targets, selected = _targets(args)
+    before, snapshot = _check(selected, targets, config)
+    _print_findings("Before", before, snapshot)
+    fail_on = Severity(args.fail_on)
+    if not args.apply:
+        for finding in before.findings:
+            _print_plan(finding, snapshot, results=None, allowed=True)
+        return EXIT_FINDINGS if _worst_at_least(before, fail_on) else EXIT_OK
+
+    paths = allowed_paths(snapshot, targets)
+    applied: set = set()
+    for finding in before.findings:
+        results = _apply(finding, paths, args.unsafe, applied)
+        _print_plan(finding, snapshot, results, allowed=_allowed(finding, args.unsafe))
+    after, after_snapshot = _check(selected, targets, config)
+    _print_findings("After", after, after_snapshot)
+    return EXIT_FINDINGS if _worst_at_least(after, fail_on) else EXIT_OK
+
+
+def _targets(args) -> tuple[frozenset[int], list[NamespaceRef]]:
+    """(ids of the namespaces repair may change, namespaces to read)."""
+    found = netns.discover()
+    if args.lab:
+        from netdiag.lab import build, journal
+
+        lab = journal.load(args.lab)
+        names = set(lab.namespaces) | set(build.nested_namespaces(lab))
+        chosen = [ref for ref in found if ref.name in names]
+        return frozenset(ref.id for ref in chosen), chosen
+    chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in args.ns)}
+    return frozenset(chosen), check_scope.wired(found, list(chosen.values()))
+
+
+def _check(selected: list[NamespaceRef], targets: frozenset[int],
+           config: CheckConfig) -> tuple[engine.Report, Snapshot]:
+    snapshot = collect_snapshot(selected)
+    if not snapshot.namespaces:
+        raise CollectError("could not read any of the namespaces to repair")
+    return engine.run(snapshot, config, focus=targets), snapshot
+
+
+def _allowed(finding: Finding, unsafe: bool) -> bool:
+    if finding.repair is None or finding.repair.safety is Safety.MANUAL:
+        return False
+    return finding.repair.safety is Safety.SAFE or unsafe
+
+
+def _apply(finding: Finding, paths, unsafe: bool, applied: set) -> list[StepResult] | None:
+    if not _allowed(finding, unsafe):
+        return None
+    # Two findings may plan the same step (both ends of one mismatch): apply it once.
+    done_before = [step for step in finding.repair.steps if step in applied]
+    ran = apply_steps([step for step in finding.repair.steps if step not in applied], paths)
+    applied.update(r.step for r in ran if r.applied)
+    return ran + [StepResult(step, True, "applied for another finding") for step in done_before]
+
+
+def _print_findings(when: str, report: engine.Report, snapshot: Snapshot) -> None:
+    counts = ", ".join(f"{report.count(s)} {s.value}" for s in reversed(Severity))
+    verdict = "clean" if not report.findings else f"{len(report.findings)} findings"
+    print(f"{when}: {counts} — {verdict} ({len(snapshot.namespaces)} namespaces)")
+
+
+def _print_plan(finding: Finding, snapshot: Snapshot, results: list[StepResult] | None,
+                allowed: bool) -> None:
+    print(f"  {finding.code} {finding.rule} ({finding.severity.value}) "
+          f"{finding.namespace.display}: {finding.subject}")
+    print(f"    {finding.message}")
+    if finding.repair is None:
+        print("    no repair known")
+        return
+    print(f"    repair ({finding.repair.safety.value}): {finding.repair.title}")
+    outcome = {id(r.step): r for r in results or ()}
+    for step in finding.repair.steps:
+        result = outcome.get(id(step))
+        if results is None:
+            status = "" if allowed or finding.repair.safety is not Safety.UNSAFE else \
+                "  [needs --unsafe]"
+        elif result is None:
+            status = "  [not applied: needs --unsafe]" if finding.repair.safety is Safety.UNSAFE \
+                else "  [not applied]"
+        else:
+            status = "  [applied]" if result.applied else f"  [not applied: {result.message}]"
+        print(f"      $ {describe(step, snapshot)}{status}")
+
+
+def _worst_at_least(report: engine.Report, fail_on: Severity) -> bool:
+    worst = report.worst()
+    return worst is not None and worst.rank >= fail_on.rank

@@ -70,7 +70,7 @@ class Builder:
     topology: Topology
     journal: journals.Journal
     controller: Controller
-    lab_labels: dict[str, str] = field(default_factory=dict)
+    starting: list[tuple[str, int, str]] = field(default_factory=list)  # node, port, protocol
 
     def ns_path(self, node: str) -> str:
         return str(netns.NAMED_DIR / self.journal.nodes[node])
@@ -87,12 +87,14 @@ class Builder:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
     def create_underlay(self, step: plans.CreateUnderlay) -> None:
+        """The switch is also the hosts' default gateway: a router at the lab's edge."""
         address, prefixlen = step.address.split("/")
         with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), IPRoute() as ipr:
             ipr.link("add", ifname="br0", kind="bridge", mtu=step.mtu)
             index = ipr.link_lookup(ifname="br0")[0]
             ipr.addr("add", index=index, address=address, prefixlen=int(prefixlen))
             ipr.link("set", index=index, state="up")
+            Path("/proc/sys/net/ipv4/ip_forward").write_text("1")  # this thread's namespace
 
     def connect_host(self, step: plans.ConnectHost) -> None:
         switch = self.ns_path(plans.UNDERLAY_NODE)
@@ -171,6 +173,14 @@ class Builder:
         if command.backend:
             args += ["--backend", command.backend]
         self.start_process(step.container, [sys.executable, "-m", "netdiag.lab.apps", *args])
+        if command.app != "sleep":
+            self.starting.append((step.container, command.port,
+                                  "udp" if command.app == "udp-echo" else "tcp"))
+
+    def wait_until_serving(self) -> None:
+        """Programs start in parallel; the lab is up once every one of them listens."""
+        for node, port, protocol in self.starting:
+            _wait_for_listener(self.ns_path(node), port, protocol)
 
     def start_process(self, node: str, argv: list[str]) -> None:
         """Start a long-running program in a node, with the node's resolv.conf in place
@@ -231,7 +241,7 @@ class Builder:
         handlers[type(step)](step)
 
 
-def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 5.0) -> None:
+def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.0) -> None:
     """Wait until something listens on `port` in the namespace (a started program is ready)."""
     table = Path(f"/proc/thread-self/net/{protocol}")
     bound_states = ("0A", "07")  # tcp LISTEN, udp unconnected
@@ -269,6 +279,7 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None) -
                 if progress:
                     progress(i, len(all_steps), step.describe())
                 worker.submit(builder.apply, step).result()
+            worker.submit(builder.wait_until_serving).result()
         journal.state = "up"
         journal.save()
         return journal
@@ -300,7 +311,7 @@ def down(name: str) -> list[str]:
         return []
     removed: list[str] = []
     removed += [f"process {pid}" for pid in _stop_all(journal.processes)]
-    nested = _nested_namespaces(journal)
+    nested = nested_namespaces(journal)
     for ns in reversed(journal.namespaces + nested):
         _remove_resolv_conf(ns)
         if (netns.NAMED_DIR / ns).exists():
@@ -313,7 +324,7 @@ def down(name: str) -> list[str]:
     return removed
 
 
-def _nested_namespaces(journal: journals.Journal) -> list[str]:
+def nested_namespaces(journal: journals.Journal) -> list[str]:
     """Namespaces drivers made inside the lab: overlay sandboxes are `<host ns>-<n>-<id>`."""
     if not netns.NAMED_DIR.is_dir():
         return []

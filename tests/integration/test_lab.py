@@ -1,0 +1,213 @@
+"""The lab builder in real namespaces: bundled labs work end to end, teardown leaves nothing
+behind (also after kill -9), invalid files build nothing, and from-snapshot round-trips."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netdiag.collect import collect_snapshot
+from netdiag.lab import build, journal, schema
+from netdiag.lab.from_snapshot import topology_from
+from netdiag.netns import LAB_DIR, discover
+from tests.conftest import sh
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[2] / "netdiag" / "lab" / "examples"
+NETDIAG = [sys.executable, "-m", "netdiag"]
+
+
+def lab_name() -> str:
+    return f"ndt-{secrets.token_hex(3)}"
+
+
+def leftovers(name: str) -> list[str]:
+    """Everything a lab could leave behind: namespaces, resolv.conf folders, journal files."""
+    found = [n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")] \
+        if os.path.isdir("/run/netns") else []
+    found += [f"/etc/netns/{n}" for n in os.listdir("/etc/netns") if n.startswith(f"{name}-")] \
+        if os.path.isdir("/etc/netns") else []
+    found += [str(p) for p in LAB_DIR.glob(f"{name}.*")] if LAB_DIR.is_dir() else []
+    return found
+
+
+@pytest.fixture
+def lab():
+    """Builds labs from topologies (renamed so tests never collide) and always removes them."""
+    names: list[str] = []
+
+    def up(topology: schema.Topology) -> journal.Journal:
+        renamed = topology.model_copy(update={"name": lab_name()})
+        names.append(renamed.name)
+        return build.up(renamed)
+
+    yield up
+    for name in names:
+        build.down(name)
+
+
+def http_get(netns: str, url: str) -> str:
+    code = ("import urllib.request,sys; "
+            f"sys.stdout.write(urllib.request.urlopen({url!r}, timeout=5).read().decode())")
+    return sh(f"ip netns exec {netns} {sys.executable} -c {json.dumps(code)}")
+
+
+def ask_web(j: journal.Journal, published: bool) -> str:
+    """The pets web front end, asked from outside (the underlay) when it publishes a port."""
+    if published:
+        return http_get(j.nodes["ul"], "http://10.99.0.1:8080/")
+    return http_get(j.nodes["web"], "http://127.0.0.1:5000/")
+
+
+@pytest.mark.parametrize("example, published", [
+    ("pets-bridge", True), ("pets-multihost", True), ("pets-overlay", False),
+    ("pets-macvlan", False)])
+def test_bundled_lab_serves_pets_and_leaves_nothing_behind(lab, example, published):
+    j = lab(schema.load(EXAMPLES / f"{example}.yaml"))
+    pids = [p.pid for p in j.processes]
+    first, second = ask_web(j, published), ask_web(j, published)
+    assert first.startswith("pets: 1 visits") and second.startswith("pets: 2 visits"), first
+    build.down(j.name)
+    assert leftovers(j.name) == []
+    assert all(journal.start_time(pid) == -1 for pid in pids)
+
+
+def test_lab_nodes_are_labelled_in_namespace_discovery(lab):
+    j = lab(schema.load(EXAMPLES / "pets-bridge.yaml"))
+    labels = {ref.name: ref.label for ref in discover()}
+    assert labels[j.nodes["web"]] == f"{j.name}/web"
+    assert labels[j.nodes["host1"]] == f"{j.name}/host1"
+
+
+SMALL = """
+name: {name}
+networks:
+  - name: net
+    subnet: 172.29.0.0/24
+containers:
+  - name: a
+    networks: [net]
+    publish: ["8081:80"]
+  - name: b
+    networks: [net]
+"""
+
+
+def test_fifty_up_down_cycles_leave_nothing_behind():
+    name = lab_name()
+    topology = schema.parse(SMALL.format(name=name))
+    try:
+        for _ in range(50):
+            build.up(topology)
+            build.down(name)
+        assert leftovers(name) == []
+    finally:
+        build.down(name)
+
+
+def test_kill_9_during_up_then_down_leaves_nothing_behind(tmp_path):
+    name = lab_name()
+    big = {"name": name, "networks": [{"name": "net", "subnet": "172.29.0.0/24"}],
+           "containers": [{"name": f"c{i}", "networks": ["net"]} for i in range(60)]}
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(big))
+    up = subprocess.Popen([*NETDIAG, "lab", "up", str(path)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(leftovers(name)) < 10:
+            time.sleep(0.01)
+        assert up.poll() is None, "lab up finished before it could be killed"
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+        assert len(leftovers(name)) >= 10  # it really was half-built
+    finally:
+        down = subprocess.run([*NETDIAG, "lab", "down", name], capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    assert leftovers(name) == []
+
+
+INVALID = {
+    "not YAML": ("name: x\n  bad: [\n", ":2: not valid YAML"),
+    "not a mapping": ("- a\n- b\n", "a topology is a mapping"),
+    "bad lab name": ("name: Bad_Name\n", ":1: name:"),
+    "unknown key": ("name: x\nnetwork: []\n", ":2: network: Extra inputs"),
+    "unknown driver": ("name: x\nnetworks:\n  - name: n\n    driver: ipvlan\n",
+                       ":4: networks.0.driver"),
+    "host bits in subnet": ("name: x\nnetworks:\n  - name: n\n    subnet: 10.0.0.1/24\n",
+                            "networks.0.subnet: not a subnet"),
+    "gateway outside subnet": ("name: x\nnetworks:\n  - name: n\n    subnet: 10.0.0.0/24\n"
+                               "    gateway: 10.1.0.1\n", "outside subnet"),
+    "duplicate network": ("name: x\nnetworks:\n  - name: n\n  - name: n\n", "defined twice"),
+    "unknown network": ("name: x\ncontainers:\n  - name: c\n    networks: [nope]\n",
+                        ":4: containers.0.networks.0.network: unknown network 'nope'"),
+    "unknown host": ("name: x\ncontainers:\n  - name: c\n    host: h9\n",
+                     "containers.0.host: unknown host"),
+    "address outside subnet": ("name: x\nnetworks:\n  - name: n\n    subnet: 10.0.0.0/24\n"
+                               "containers:\n  - name: c\n    networks:\n      - network: n\n"
+                               "        ip: 10.9.9.9\n", "containers.0.networks.0.ip"),
+    "bad publish": ("name: x\ncontainers:\n  - name: c\n    publish: ['80']\n",
+                    "containers.0.publish"),
+    "port out of range": ("name: x\ncontainers:\n  - name: c\n    publish: ['99999:80']\n",
+                          "containers.0.publish.0.host_port"),
+    "unknown fault kind": ("name: x\nfaults:\n  - kind: meteor\n    node: host1\n",
+                           "faults.0: Input tag 'meteor'"),
+    "fault on unknown node": ("name: x\nfaults:\n  - kind: sysctl\n    node: nobody\n"
+                              "    name: net.ipv4.ip_forward\n    value: '0'\n",
+                              "faults.0.node: unknown host or container"),
+    "mtu too small": ("name: x\nfaults:\n  - kind: mtu\n    node: host1\n    link: eth0\n"
+                      "    mtu: 10\n", "faults.0.mtu"),
+    "bridge on two hosts": ("name: x\nhosts: [{name: a}, {name: b}]\nnetworks:\n  - name: n\n"
+                            "    hosts: [a, b]\n", "a bridge network lives on one host"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_topology_gives_one_line_exit_2_and_builds_nothing(tmp_path, case):
+    text, expected = INVALID[case]
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    done = subprocess.run([*NETDIAG, "lab", "up", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert expected in done.stderr, done.stderr
+    assert not any(n.startswith("x-") for n in os.listdir("/run/netns")) or \
+        sorted(os.listdir("/run/netns")) == before
+
+
+def _essentials(snapshot, lab: str) -> dict:
+    """Networks (subnets), addresses, MTUs and published ports, with names made lab-neutral."""
+    result = {}
+    for state in snapshot.namespaces:
+        if state.ref.lab != lab:
+            continue
+        links = {l.name: l.mtu for l in state.links if not l.name.startswith(("veth", "br-"))}
+        addrs = sorted(a.cidr for a in state.addresses if a.family == 4)
+        dnat = sorted(f"{r.match('dport').value}->{r.target_option('to-destination')}"
+                      for r in state.firewall.iptables_rules
+                      if r.target == "DNAT" and r.match("dport") and r.chain == "DOCKER")
+        result[state.ref.node] = (links, addrs, dnat)
+    return result
+
+
+def test_from_snapshot_round_trip_reproduces_the_lab(lab):
+    first = lab(schema.load(EXAMPLES / "pets-bridge.yaml"))
+    refs = [ref for ref in discover() if ref.lab == first.name]
+    snapshot = collect_snapshot(refs)
+    name = lab_name()
+    data = topology_from(snapshot, name)
+    second = lab(schema.Topology.model_validate(data))
+    refs2 = [ref for ref in discover() if ref.lab == second.name]
+    snapshot2 = collect_snapshot(refs2)
+    assert _essentials(snapshot2, second.name) == _essentials(snapshot, first.name)
+    assert _essentials(snapshot, first.name)["host1"][2] == ["8080->172.28.0.3:5000"]
