@@ -2,22 +2,21 @@
 
 The user types one line (`ping 10.0.0.2`, `mtu 10.0.0.2`, `tcp 10.0.0.2 80`, `dns NAME
 [SERVER]`); `parse` turns it into a Probe and `run` carries it out from inside the namespace
-(called from a worker thread) and returns lines of text for the probes panel. The system
-`ping` is used until netdiag/probe/ provides scapy probes; this module is the seam to switch.
+(called from a worker thread) and returns lines of text for the probes panel. The DF sweep,
+the TCP connect and the DNS query are netdiag/probe's, the same that `check --probe` runs;
+a plain ping is the system `ping`, for its familiar loss and round-trip summary.
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from dataclasses import dataclass
 
 from netdiag import netns
 from netdiag.errors import UsageError
-from netdiag.model import DnsConfig
+from netdiag.model import DnsConfig, DnsProbe, NamespaceRef, PathMtuProbe, PortProbe
 
 USAGE = "ping HOST | mtu HOST | tcp HOST PORT | dns NAME [SERVER]"
-IP_ICMP_OVERHEAD = 28  # IPv4 header + ICMP echo header: ping -s counts payload only
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,77 +45,49 @@ def parse(line: str) -> Probe:
     raise UsageError(f"cannot read {line!r}: {USAGE}")
 
 
-def run(probe: Probe, path: str, dns_config: DnsConfig | None = None) -> list[str]:
-    with netns.entered(path):
+def run(probe: Probe, ref: NamespaceRef, dns_config: DnsConfig | None = None) -> list[str]:
+    from netdiag.probe import dns, pmtu, ports
+
+    with netns.entered(ref.path):
         if probe.kind == "ping":
             return _ping(probe.target)
         if probe.kind == "mtu":
-            return _df_sweep(probe.target)
+            return [_path_mtu_text(pmtu.sweep(ref.id, probe.target))]
         if probe.kind == "tcp":
-            return [_tcp(probe.target, probe.port)]
-        return _dns(probe.target, probe.server, dns_config or DnsConfig())
-
-
-def _ping_once(target: str, size: int | None = None, count: int = 1) -> subprocess.CompletedProcess:
-    argv = ["ping", "-n", "-c", str(count), "-W", "1", "-i", "0.2"]
-    if size is not None:
-        argv += ["-M", "do", "-s", str(size)]
-    try:
-        return subprocess.run(argv + [target], capture_output=True, text=True, timeout=count + 3)
-    except FileNotFoundError:
-        raise UsageError("ping is not installed (Debian package iputils-ping)") from None
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 1, "", "no answer")
+            return [_port_text(ports.connect(ref.id, probe.target, probe.port, timeout=2.0))]
+        # A thread inside the namespace still reads the host's /etc/resolv.conf, so the
+        # namespace's own nameservers come from its collected DnsConfig.
+        servers = [probe.server] if probe.server else list((dns_config or DnsConfig()).nameservers)
+        if not servers:
+            return ["no nameserver configured in this namespace (give one: dns NAME SERVER)"]
+        return [_dns_text(dns.query(ref.id, server, probe.target)) for server in servers]
 
 
 def _ping(target: str) -> list[str]:
-    done = _ping_once(target, count=3)
+    argv = ["ping", "-n", "-c", "3", "-W", "1", "-i", "0.2", target]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        raise UsageError("ping is not installed (Debian package iputils-ping)") from None
+    except subprocess.TimeoutExpired:
+        return [f"no answer from {target} within 10 s"]
     lines = [line for line in (done.stdout + done.stderr).splitlines()
              if "packet loss" in line or "rtt" in line or "ping:" in line]
     return lines or [f"no answer from {target}"]
 
 
-def _df_sweep(target: str) -> list[str]:
-    """Largest IPv4 packet with DF set that reaches `target`, by binary search on the size."""
-    if _ping_once(target, size=0).returncode != 0:
-        return [f"{target} does not answer small pings: no path MTU to measure"]
-    low, high = 0, 9000 - IP_ICMP_OVERHEAD  # low always passes; find the largest that does
-    while low < high:
-        size = (low + high + 1) // 2
-        if _ping_once(target, size=size).returncode == 0:
-            low = size
-        else:
-            high = size - 1
-    return [f"path MTU to {target}: {low + IP_ICMP_OVERHEAD} bytes "
-            f"(largest DF ping payload {low})"]
+def _path_mtu_text(found: PathMtuProbe) -> str:
+    if not found.answered:
+        return f"{found.destination} does not answer DF pings: no path MTU to measure"
+    limit = f" (limited by {found.limited_by})" if found.limited_by else ""
+    return f"path MTU to {found.destination}: {found.mtu} bytes{limit}"
 
 
-def _tcp(host: str, port: int) -> str:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return f"tcp {host}:{port}: open (connected)"
-    except ConnectionRefusedError:
-        return f"tcp {host}:{port}: closed (connection refused)"
-    except TimeoutError:
-        return f"tcp {host}:{port}: no answer within 2 s (filtered?)"
-    except OSError as exc:
-        return f"tcp {host}:{port}: {exc.strerror or exc}"
+def _port_text(found: PortProbe) -> str:
+    where = f"tcp {found.address}:{found.port}"
+    return f"{where}: open (connected)" if found.open else f"{where}: closed ({found.error})"
 
 
-def _dns(name: str, server: str, config: DnsConfig) -> list[str]:
-    import dns.exception
-    import dns.resolver
-
-    # A thread inside the namespace still reads the host's /etc/resolv.conf, so the
-    # namespace's own nameservers come from its collected DnsConfig.
-    servers = [server] if server else list(config.nameservers)
-    if not servers:
-        return ["no nameserver configured in this namespace (give one: dns NAME SERVER)"]
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = servers
-    resolver.lifetime = 3.0
-    try:
-        answer = resolver.resolve(name, "A")
-    except dns.exception.DNSException as exc:
-        return [f"dns {name} via {', '.join(servers)}: {exc}"]
-    return [f"dns {name} via {', '.join(servers)}: " + ", ".join(r.to_text() for r in answer)]
+def _dns_text(found: DnsProbe) -> str:
+    where = f"dns {found.query} via {found.server}"
+    return f"{where}: answered {found.rcode}" if found.answered else f"{where}: {found.error}"

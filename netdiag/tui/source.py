@@ -9,7 +9,6 @@ repair executor) and `export`.
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -139,25 +138,20 @@ def _gap_text(snapshot: Snapshot, ref: NamespaceRef) -> str:
     return ""
 
 
-def apply_repair(repair: Repair, snapshot: Snapshot) -> list[str]:
-    """Carry out the non-manual steps of `repair`; returns the commands that were run.
+def apply_repair(repair: Repair, snapshot: Snapshot) -> tuple[bool, list[str]]:
+    """Apply `repair` with netdiag's repair executor, in the namespaces of `snapshot` (the
+    attached one and those wired to it); returns (all applied, one line per step)."""
+    from netdiag.repair.executor import allowed_paths, apply_steps, describe
 
-    Seam until netdiag/repair/ has an executor: each typed step is run as its equivalent
-    command inside the step's namespace (entered with netns.entered, as collectors do).
-    """
     if repair.safety is Safety.MANUAL:
         raise UsageError("this repair is manual: carry out its steps by hand")
-    done = []
-    for step in repair.steps:
-        if isinstance(step, ManualStep):
-            continue
-        state = snapshot.namespace(step.namespace)
-        if state is None:
-            raise NotFound(f"namespace inode:{step.namespace} of this repair is not known")
-        with netns.entered(state.ref.path):
-            netns.run_helper(shlex.split(step.command()))
-        done.append(step.command(state.ref.name))
-    return done
+    steps = [step for step in repair.steps if not isinstance(step, ManualStep)]
+    paths = allowed_paths(snapshot, {step.namespace for step in steps})
+    results = apply_steps(steps, paths)
+    lines = [("applied: " if r.applied else "NOT applied: ") + describe(r.step, snapshot)
+             + (f" ({r.message})" if r.message else "") for r in results]
+    lines += [f"not tried: {describe(step, snapshot)}" for step in steps[len(results):]]
+    return all(r.applied for r in results) and len(results) == len(steps), lines
 
 
 def export(snapshot: Snapshot, path: str) -> Path:

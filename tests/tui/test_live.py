@@ -138,7 +138,7 @@ async def test_probes_from_the_attached_namespace(netns_factory):
             return "\n".join(line.text for line in panel.lines)
 
         for line, expected in (("ping 10.99.0.2", " 0% packet loss"),
-                               ("tcp 10.99.0.2 81", "connection refused"),
+                               ("tcp 10.99.0.2 81", "tcp 10.99.0.2:81: closed (refused)"),
                                ("mtu 10.99.0.2", "path MTU to 10.99.0.2: 1400 bytes")):
             await pilot.press("p")
             app.screen.query_one("#prompt").value = line

@@ -13,14 +13,14 @@ from netdiag.model import Snapshot
 
 
 def plan_lines(finding: Finding, snapshot: Snapshot | None) -> list[str]:
-    """The repair plan as the commands it amounts to, each run in its namespace."""
+    """The repair plan as the commands it amounts to, each in its namespace."""
+    from netdiag.repair.executor import describe  # pyroute2 comes with it: not at start-up
+
     repair = finding.repair
     lines = [f"{finding.code} {finding.rule}: {finding.message}", "",
              f"Repair ({repair.safety.value}): {repair.title}"]
     for step in repair.steps:
-        state = snapshot.namespace(getattr(step, "namespace", None) or 0) if snapshot else None
-        where = f"[{state.ref.display}] " if state else ""
-        lines.append(f"  {where}{step.command()}")
+        lines.append(f"  {describe(step, snapshot) if snapshot else step.command()}")
     return lines
 
 

@@ -242,11 +242,10 @@ class NamespaceScreen(Screen):
     @work(thread=True, group="repair")
     def run_repair(self, finding: Finding) -> None:
         try:
-            done = apply_repair(finding.repair, self.snapshot)
+            ok, lines = apply_repair(finding.repair, self.snapshot)
         except Exception as exc:  # noqa: BLE001 - shown in the panel
-            self.post_message(RepairDone(False, [f"repair failed: {_unexpected(exc)}"]))
-            return
-        self.post_message(RepairDone(True, [f"applied: {c}" for c in done]))
+            ok, lines = False, [f"repair failed: {_unexpected(exc)}"]
+        self.post_message(RepairDone(ok, lines))
 
     def on_repair_done(self, message: RepairDone) -> None:
         self._log(f"repair {'done' if message.ok else 'failed'}", message.lines)
@@ -275,7 +274,7 @@ class NamespaceScreen(Screen):
     def run_probe(self, probe: probes.Probe) -> None:
         state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
         try:
-            lines = probes.run(probe, self.ref.path, state.dns if state else None)
+            lines = probes.run(probe, self.ref, state.dns if state else None)
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             lines = [f"failed: {_unexpected(exc)}"]
         self.post_message(ProbeDone(probe.title, lines))
