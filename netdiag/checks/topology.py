@@ -177,6 +177,12 @@ class Topology:
         seg = self.segment_ids.get(a)
         return seg is not None and seg == self.segment_ids.get(b)
 
+    def attached(self, ns_id: int, link: str) -> tuple[NamespaceRef, ...]:
+        """The other namespaces on this interface's L2 segment: the containers on a bridge."""
+        ids = {e.namespace for e in self.segment(ns_id, link) if e.namespace != ns_id}
+        return tuple(sorted((self.namespaces[i].ref for i in ids if i in self.namespaces),
+                            key=lambda ref: ref.display))
+
     def segments(self) -> tuple[tuple[Endpoint, ...], ...]:
         return tuple(self.segment_members.values())
 

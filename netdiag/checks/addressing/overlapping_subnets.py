@@ -204,12 +204,18 @@ def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) ->
     lost = outer if taken is inner else inner
     subject_net = inner if inner.connected else outer
     shadowed = inner.cidr if inner.prefixlen > outer.prefixlen else lost.cidr
+    users = topo.attached(ns_id, subject_net.dev)
     message = (f"{inner.describe()} overlaps {outer.describe()}: traffic to {inner.cidr} takes "
                f"{taken.dev}, so {shadowed} behind {lost.dev} is shadowed")
-    return RULE.finding(state.ref, subject_net.dev, message,
-                        evidence=(inner.evidence(), outer.evidence(),
-                                  Evidence(f"traffic to {inner.cidr} leaves by {taken.dev}",
-                                           ns_id, "link", taken.dev)),
+    if users:
+        message += f"; {subject_net.dev} serves {', '.join(ref.display for ref in users)}"
+    evidence = [inner.evidence(), outer.evidence(),
+                Evidence(f"traffic to {inner.cidr} leaves by {taken.dev}", ns_id, "link",
+                         taken.dev)]
+    evidence += [Evidence(f"{ref.display} is on {subject_net.dev}", ref.id, "namespace",
+                          ref.display) for ref in users]
+    return RULE.finding(state.ref, subject_net.dev, message, evidence=evidence,
+                        related=tuple(ref.id for ref in users),
                         repair=_repair(ns_id, subject_net, outer if subject_net is inner
                                        else inner))
 

@@ -3,7 +3,8 @@
 What it finds
     A namespace with `net.ipv4.ip_forward = 0` that nevertheless acts as a router: another
     namespace's route uses one of its addresses as gateway (containers behind a bridge's
-    gateway address, lab hosts behind a router), or it NATs (MASQUERADE/SNAT, or DNAT to an
+    gateway address, lab hosts behind a router) and it has routes out of another interface
+    to forward to (a stub at the end of a line is not a router), or it NATs (MASQUERADE/SNAT, or DNAT to an
     address that is not its own loopback — Docker's embedded DNS rules inside containers,
     which NAT 127.0.0.11, do not count).
 
@@ -77,6 +78,8 @@ def _router_reasons(topo: Topology, state: NamespaceState,
     ns_id = state.ref.id
     reasons: list[tuple[Evidence, int | None]] = []
     for address in state.addresses:
+        if not _leads_elsewhere(state, address.ifname):
+            continue  # a stub at the end of the line: forwarding would have nowhere to go
         here = topology.Endpoint(ns_id, address.ifname)
         for user_ns, dst, dev in gateways.get(address.address, ()):
             # The same gateway address may live on several hosts of a lab: only a user on
@@ -95,6 +98,13 @@ def _router_reasons(topo: Topology, state: NamespaceState,
                             None))
             break
     return reasons
+
+
+def _leads_elsewhere(state: NamespaceState, ifname: str) -> bool:
+    """Does the namespace have an IPv4 route out of an interface other than `ifname`?"""
+    return any(route.dev and route.dev not in (ifname, "lo") for route in state.routes
+               if route.family == 4 and route.table == topology.MAIN_TABLE
+               and route.type == "unicast")
 
 
 def _forwarding_nat(rule: IptablesRule) -> bool:

@@ -3,8 +3,9 @@
 What it finds
     A namespace other than the host's with an up, non-loopback interface that has an IPv4
     address, no IPv4 default route — while a router is right there on that interface's L2
-    segment: another namespace with an address in the same subnet and forwarding on (the
-    Docker bridge's gateway, a lab router). Networks that are internal on purpose are not
+    segment: another namespace with an address in the same subnet, forwarding on, and a
+    default route of its own that leads elsewhere (the Docker bridge's gateway, a lab
+    router — not the host whose upstream this namespace is). Networks that are internal on purpose are not
     reported: their gateway drops traffic leaving the subnet (Docker's `--internal`, in both
     the classic and the modern firewall layout), or there is no router at all.
 
@@ -68,7 +69,8 @@ def _router(topo: Topology, ns_id: int, address: Address) -> tuple[int, Address]
         if other.namespace == ns_id:
             continue
         state = topo.namespace(other.namespace)
-        if state is None or state.sysctl("net.ipv4.ip_forward") != "1":
+        if state is None or state.sysctl("net.ipv4.ip_forward") != "1" \
+                or not _way_out(topo, other.namespace, ns_id):
             continue
         for candidate in state.addresses:
             if (candidate.ifname == other.link and candidate.family == 4
@@ -76,6 +78,14 @@ def _router(topo: Topology, ns_id: int, address: Address) -> tuple[int, Address]
                     and not _internal(state, other.link)):
                 return other.namespace, candidate
     return None
+
+
+def _way_out(topo: Topology, router_ns: int, ns_id: int) -> bool:
+    """Does the router have a default route that does not lead back into `ns_id`?"""
+    route = topo.default_route(router_ns)
+    if route is None:
+        return False
+    return not any(owner == ns_id for owner, _ in topo.owners_of(route.gateway))
 
 
 def _internal(state: NamespaceState, ifname: str) -> bool:

@@ -86,8 +86,8 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     for state in snapshot.namespaces:
         publishes = _publishes(state)
         yield from _socket_clashes(state)
-        yield from _captured_listeners(state, publishes)
-        yield from _conflicting_dnats(state, publishes)
+        yield from _captured_listeners(topo, state, publishes)
+        yield from _conflicting_dnats(topo, state, publishes)
         yield from _dangling(topo, state, publishes, no_sockets)
         yield from _ephemeral(state, publishes)
 
@@ -198,18 +198,30 @@ def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
     return True
 
 
-def _captured_listeners(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+def _backend(topo: Topology, publish: _Publish) -> tuple[str, tuple[int, ...]]:
+    """The DNAT target as people know it — "172.18.0.2:80 (web)" — and its namespace."""
+    owners = [ns_id for ns_id, _ in topo.owners_of(publish.to_address)]
+    refs = [topo.ref(ns_id) for ns_id in owners[:1]]
+    if not refs or refs[0] is None:
+        return publish.target, ()
+    return f"{publish.target} ({refs[0].display})", (refs[0].id,)
+
+
+def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[_Publish]
+                        ) -> Iterator[Finding]:
     ns_id = state.ref.id
     for publish in publishes:
         sock = next((s for s in state.sockets if _captures(publish, state, s)), None)
         if sock is None:
             continue
+        backend, related = _backend(topo, publish)
         yield RULE.finding(
             state.ref, f"{publish.protocol}/{publish.port}",
             f"DNAT rule {publish.key} takes {publish.protocol}/{publish.port} to "
-            f"{publish.target}, shadowing {_describe_socket(sock)} in this namespace: outside "
+            f"{backend}, shadowing {_describe_socket(sock)} in this namespace: outside "
             "traffic never reaches it",
             evidence=(publish.evidence(ns_id), _socket_evidence(ns_id, sock)),
+            related=tuple(i for i in related if i != ns_id),
             repair=Repair("Give the port to one of them", Safety.MANUAL, (ManualStep(
                 f"stop {_describe_socket(sock)}, or publish the container on another port",
                 ns_id),)))
@@ -222,7 +234,8 @@ def _compatible(a: Match | None, b: Match | None) -> bool:
     return a.value == b.value
 
 
-def _conflicting_dnats(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[_Publish]
+                       ) -> Iterator[Finding]:
     groups: dict[tuple[str, int, int, str], list[_Publish]] = defaultdict(list)
     for publish in publishes:
         groups[(publish.rule.backend, publish.rule.family, publish.port,
@@ -238,12 +251,15 @@ def _conflicting_dnats(state: NamespaceState, publishes: list[_Publish]) -> Iter
                         or not _compatible(first.in_interface, later.in_interface):
                     continue
                 reported = True
+                (first_name, first_ns), (later_name, later_ns) = (_backend(topo, first),
+                                                                  _backend(topo, later))
                 yield RULE.finding(
                     state.ref, f"{protocol}/{port}",
                     f"two DNAT rules take {protocol}/{port} to different backends: "
-                    f"{first.target} ({first.key}) and {later.target} ({later.key}); "
+                    f"{first_name} by {first.key} and {later_name} by {later.key}; "
                     "the second never matches",
                     evidence=(first.evidence(ns_id), later.evidence(ns_id)),
+                    related=tuple(dict.fromkeys(i for i in first_ns + later_ns if i != ns_id)),
                     repair=_delete(ns_id, later))
 
 

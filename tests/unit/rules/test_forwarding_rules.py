@@ -73,3 +73,23 @@ def test_internal_network_or_no_router_needs_no_default_route():
     lone_a, lone_b = d.b.namespace("a"), d.b.namespace("b")
     d.b.veth(lone_a, "eth0", lone_b, "eth0", address="10.9.0.1/24")
     assert run_rule("missing-default-route", d.build()) == []
+
+
+def test_upstream_stub_of_a_host_is_neither_a_router_nor_missing_a_route():
+    # The host's default route points at a namespace standing in for the upstream router;
+    # that stub has nowhere to forward to, and the host (which forwards) is no way out for it.
+    d = docker_host()
+    gw = d.b.namespace("gw")
+    d.b.remove_route(d.host, "default")
+    d.b.veth(gw, "eth0", d.host, "up0", address="198.19.0.1/24")
+    d.b.address(d.host, "up0", "198.19.0.2/24")
+    d.b.route(d.host, "default", gateway="198.19.0.1", dev="up0")
+    d.b.sysctl(gw, "net.ipv4.ip_forward", 0)
+    snapshot = d.build()
+    assert run_rule("ip-forward-disabled", snapshot) == []
+    assert run_rule("missing-default-route", snapshot) == []
+    # Given a way on, the same stub is a router that does not forward.
+    d.b.link(gw, "wan0", address="203.0.113.2/24")
+    d.b.route(gw, "default", gateway="203.0.113.1", dev="wan0")
+    (finding,) = run_rule("ip-forward-disabled", d.build())
+    assert finding.namespace.id == gw

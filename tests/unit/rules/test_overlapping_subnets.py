@@ -22,6 +22,9 @@ def test_bridge_inside_a_vpn_route_is_shadowing_it():
     assert {(e.kind, e.key) for e in finding.evidence} >= {("address", "172.18.0.0/16"),
                                                           ("route", "172.16.0.0/12")}
     assert finding.repair.safety.value == "manual"
+    # The containers on the bridge are named, and a check focused on one of them sees it.
+    assert finding.message.endswith("br-web serves web")
+    assert finding.related == (d.web,)
 
 
 def test_more_specific_vpn_route_shadows_part_of_a_bridge():

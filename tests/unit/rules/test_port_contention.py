@@ -44,7 +44,9 @@ def test_two_dnats_for_one_port_to_different_backends():
     d.b.iptables(d.host, "nat", PUBLISH.format(port=8080, to="172.18.0.2:81"))
     (finding,) = run_rule("port-contention", d.build())
     assert finding.subject == "tcp/8080" and finding.severity is Severity.ERROR
-    assert "172.18.0.2:80" in finding.message and "172.18.0.2:81" in finding.message
+    assert "172.18.0.2:80 (web) by nat/DOCKER/3" in finding.message
+    assert "172.18.0.2:81 (web) by nat/DOCKER/4" in finding.message
+    assert finding.related == (d.web,)
     (step,) = finding.repair.steps
     assert isinstance(step, DeleteIptablesRule)
     assert step.command() == ("iptables -t nat -D DOCKER '!' -i br-web -p tcp -m tcp --dport "
