@@ -37,6 +37,9 @@ _OPTION_NAMES = {
 
 _COUNTERS = re.compile(r"^\[(\d+):(\d+)\]\s+")
 _CHAIN = re.compile(r"^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$")
+# "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them."
+# "# Table `filter' is incompatible, use 'nft' tool."
+_INCOMPATIBLE = re.compile(r"^# Table `([^']+)' (?:is|contains) incompatible", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +153,16 @@ def parse_rule(text: str) -> _ParsedRule:
 
 def parse(text: str, backend: str, family: int) -> tuple[tuple[IptablesChain, ...],
                                                          tuple[IptablesRule, ...]]:
-    """A whole iptables-save dump → its chains and rules, in the order it lists them."""
+    """A whole iptables-save dump → its chains and rules, in the order it lists them.
+
+    A table that iptables-nft-save calls incompatible (native nftables chains in an `ip nat`
+    or `ip filter` table) is skipped: the save program prints made-up built-in chains for it,
+    while the nftables collector has the real ones.
+    """
     chains: list[IptablesChain] = []
     rules: list[IptablesRule] = []
     positions: dict[tuple[str, str], int] = {}
+    incompatible = set(_INCOMPATIBLE.findall(text))
     table = ""
     for number, line in _lines(text):
         if line.startswith("*"):
@@ -162,6 +171,8 @@ def parse(text: str, backend: str, family: int) -> tuple[tuple[IptablesChain, ..
             table = ""
         elif not table:
             raise CollectError(f"iptables-save line {number}: {line!r} is outside a table")
+        elif table in incompatible:
+            continue
         elif line.startswith(":"):
             chains.append(_parse_chain(line, number, backend, family, table))
         else:
