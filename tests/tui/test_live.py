@@ -176,3 +176,15 @@ async def test_browsing_changes_nothing(netns_factory):
         await pilot.press(*"1234567890", "ctrl+r", "f", "escape")
         await pilot.pause(0.5)
     assert state() == before
+
+
+@run_async
+async def test_picker_refresh_finds_a_new_namespace(netns_factory):
+    netns_factory("a")
+    app = NetdiagApp(_source(netns_factory))
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#namespaces", DataTable)
+        await until(pilot, lambda: picker.row_count == 1)
+        netns_factory("b")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: picker.row_count == 2)

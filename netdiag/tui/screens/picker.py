@@ -36,6 +36,7 @@ class PickerScreen(Screen):
         Binding("enter", "attach", "Attach", show=True),
         Binding("slash", "search", "Search"),
         Binding("escape", "clear_search", "Clear", show=False),
+        Binding("ctrl+r", "rediscover", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -61,7 +62,7 @@ class PickerScreen(Screen):
         self.query_one("#namespaces", DataTable).focus()
         self.discover()
 
-    @work(thread=True, group="discover")
+    @work(thread=True, group="discover", exclusive=True)
     def discover(self) -> None:
         try:
             refs = self.app.source.discover()
@@ -71,7 +72,7 @@ class PickerScreen(Screen):
             return
         self.post_message(NamespacesFound(refs))
 
-    @work(thread=True, group="counts")
+    @work(thread=True, group="counts", exclusive=True)
     def count_findings(self, refs: list[NamespaceRef]) -> None:
         source = self.app.source
         worker = get_current_worker()
@@ -145,6 +146,11 @@ class PickerScreen(Screen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_attach()
+
+    def action_rediscover(self) -> None:
+        self.counts = None
+        self.query_one("#status", Static).update("discovering namespaces…")
+        self.discover()
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
