@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from netdiag import netns
-from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot
+from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot, nftables
 from netdiag.model import EmbeddedDns, NamespaceRef, NsKind
 from tests.conftest import NetnsFactory, sh
 
@@ -189,6 +189,12 @@ def test_nftables_ruleset_matches_nft_json(rich, state):
     assert native.text.endswith('accept comment "web"')
     assert native.comment == "web"
     assert all(r.text for r in fw.nft_rules)  # every rule joined with its text form
+
+
+def test_without_libnftables_the_nft_program_gives_the_same_ruleset(rich, state, monkeypatch):
+    monkeypatch.setattr(nftables, "_libnftables", lambda: None)
+    collected, _ = collect_namespace(named_ref(rich[0]))
+    assert collected.firewall == state.firewall
 
 
 def test_dns_uses_the_etc_netns_file_and_sees_the_embedded_resolver(rich, state):
