@@ -220,6 +220,10 @@ def test_swarm_underlay_mtu_too_small(swarm):
     finally:
         sh(f"ip -n {manager.netns} link set eth0 mtu 1500", check=False)
         sh(f"ip -n {swarm.switch} link set p1 mtu 1500", check=False)
-    finding = assert_fires(report, "mtu-mismatch", SWARM_WEB)
-    text = json.dumps(finding)
-    assert "1400" in text and "1450" in text, "evidence should show both MTUs"
+    assert_fires(report, "mtu-mismatch", SWARM_WEB)
+    # The overlay itself: the VXLAN device's 1450 + 50 no longer fits the 1400 underlay.
+    vxlan = [f for f in report["findings"]
+             if f["rule"] == "mtu-mismatch" and f["subject"] == "vxlan0"]
+    assert vxlan, "no mtu-mismatch on the overlay's vxlan0:\n" + _describe(report["findings"])
+    evidence = json.dumps(vxlan[0]["evidence"])
+    assert "1400" in evidence and "1450" in evidence, f"evidence lacks the MTUs: {evidence}"
