@@ -234,8 +234,9 @@ class Topology:
         """The namespace a VXLAN device's encapsulated packets are routed in.
 
         That is the namespace the device was created in: the one holding its `local`
-        address when set, its own when it never moved (no link-netnsid), and otherwise the
-        host's (where Docker creates overlay VXLAN devices before moving them).
+        address when set, the one its link-netnsid was resolved to (`peer_namespace`), its
+        own when it never moved (no link-netnsid), and otherwise the host's (where Docker
+        creates overlay VXLAN devices before moving them).
         """
         info = vxlan.vxlan
         if info is None:
@@ -243,10 +244,10 @@ class Topology:
         if info.local:
             for owner_ns, _ in self.owners_of(info.local):
                 return owner_ns
-        if vxlan.parent_netnsid is None or info.dev:
-            return ns_id
         if vxlan.peer_namespace is not None:
             return vxlan.peer_namespace
+        if vxlan.parent_netnsid is None:
+            return ns_id
         for state in self.namespaces.values():
             if state.ref.kind is NsKind.HOST:
                 return state.ref.id
@@ -317,6 +318,8 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
                 union(here, Endpoint(peer_ns, link.peer_name))
         if link.kind == "macvlan" and link.parent:
             union(here, Endpoint(ns_id, link.parent))
+        elif link.kind == "macvlan" and link.peer_name and link.peer_namespace is not None:
+            union(here, Endpoint(link.peer_namespace, link.peer_name))  # moved into a container
         if link.vxlan is not None:  # one VNI is one overlay, whichever host it is seen on
             first = by_vni.setdefault(link.vxlan.vni, here)
             union(here, first)

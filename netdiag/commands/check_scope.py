@@ -1,4 +1,4 @@
-"""Which namespaces `check --ns REF` reads: the chosen ones and everything wired to them.
+"""Which namespaces `check --ns REF` reads, and where the cross-namespace links lead.
 
 A veth, VXLAN or macvlan whose other side lives in another namespace names that namespace
 only by a netnsid (IFLA_LINK_NETNSID), a number local to the namespace that reports it. The
@@ -7,6 +7,10 @@ reporting namespace, answers the netnsid it uses for it. So the chosen namespace
 read, each foreign netnsid is translated against the discovered namespaces, and the new
 namespaces are read in turn until nothing new turns up. Matching veth interface indexes
 instead would be ambiguous on a busy host, where many pairs share the same indexes.
+
+The same translation completes a collected snapshot (`resolve_lower_namespaces`): the VXLAN
+device Docker moves into an overlay namespace is still routed in the namespace it was made
+in, and a macvlan moved into a container still hangs off its parent on the host.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import os
 import socket
 import struct
 from collections.abc import Sequence
+from dataclasses import replace
 
 from netdiag import netns
 from netdiag.collect import collect_snapshot
 from netdiag.collect import links as links_collector
-from netdiag.model import NamespaceRef
+from netdiag.model import Link, NamespaceRef, NamespaceState, Snapshot
 
 RTM_NEWNSID, RTM_GETNSID = 88, 90
 NETNSA_NSID, NETNSA_FD = 1, 3
@@ -51,6 +56,36 @@ def wired(found: Sequence[NamespaceRef], chosen: Sequence[NamespaceRef],
         selected.update(new)
         frontier = list(new.values())
     return list(selected.values())
+
+
+def resolve_lower_namespaces(snapshot: Snapshot) -> Snapshot:
+    """The snapshot with `peer_namespace`/`peer_name` filled in for every link whose other
+    side (veth peer, VXLAN underlay, macvlan parent) lives in another namespace of it and
+    that peer resolution left open."""
+    refs = [state.ref for state in snapshot.namespaces]
+    by_id = {state.ref.id: state for state in snapshot.namespaces}
+    states = []
+    for state in snapshot.namespaces:
+        open_ids = {link.parent_netnsid for link in state.links
+                    if link.parent_netnsid is not None and link.parent_netnsid >= 0
+                    and link.peer_namespace is None}
+        if open_ids:
+            mapping = _translate(state.ref, open_ids, refs)
+            links = tuple(_resolved(link, mapping, by_id) for link in state.links)
+            if links != state.links:
+                state = replace(state, links=links)
+        states.append(state)
+    return replace(snapshot, namespaces=tuple(states))
+
+
+def _resolved(link: Link, mapping: dict[int, int], by_id: dict[int, NamespaceState]) -> Link:
+    if link.peer_namespace is not None or link.parent_netnsid not in mapping:
+        return link
+    other_ns = mapping[link.parent_netnsid]
+    other = by_id[other_ns].link_by_index(link.parent_index) if link.parent_index else None
+    if link.kind == "veth" and (other is None or other.parent_index != link.index):
+        return link  # not the pair it should be: leave it unresolved rather than wrong
+    return replace(link, peer_namespace=other_ns, peer_name=other.name if other else "")
 
 
 def _translate(ref: NamespaceRef, netnsids: set[int], found: Sequence[NamespaceRef]

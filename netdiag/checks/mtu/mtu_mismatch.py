@@ -170,6 +170,9 @@ def _vxlans(topo: Topology) -> Iterator[Finding]:
         message = (f"{name} MTU {link.mtu} + {overhead} VXLAN overhead = {link.mtu + overhead} "
                    f"exceeds {path[-1].link.name}'s MTU {path[-1].limit} in the underlay: "
                    f"encapsulated packets above it are dropped")
+        users = topo.attached(ns_id, name)
+        if users:
+            message += f"; the overlay carries {', '.join(ref.display for ref in users)}"
         yield RULE.finding(topo.ref(ns_id), name, message,
                            evidence=[head.evidence(topo)] + [h.evidence(topo) for h in path],
                            related=tuple(sorted(({e.namespace for e in endpoints} | {underlay})

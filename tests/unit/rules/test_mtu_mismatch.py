@@ -69,6 +69,7 @@ def test_vxlan_mtu_plus_overhead_above_the_underlay():
     finding = findings[h1]
     assert finding.subject == "vxlan42"
     assert "1500 + 50 VXLAN overhead = 1550 exceeds eth0's MTU 1500" in finding.message
+    assert finding.message.endswith("the overlay carries h2")  # its VNI reaches h2
     texts = [e.text for e in finding.evidence]
     assert "+50 bytes VXLAN over IPv4 = 1550" in texts[0]
     assert "towards VTEP 10.0.0.2" in texts[1] and "eth0 mtu 1500" in texts[1]
