@@ -1,33 +1,70 @@
-"""The README's main job: show this host's namespaces and a summary of its snapshot."""
+"""The README's main job: build a broken lab, diagnose it, repair it, and show it healthy.
+
+    python -m netdiag.demo [LAB]      (default: broken-mtu)
+
+It runs the real `netdiag` commands one after another and prints each with its output, the
+way a person would type them: `lab up`, `check --all`, `repair --apply`, `check --all` again,
+an HTTP request to the pets web front end (which calls its database by name), and `lab down`
+— always, also when a step fails. Success is judged on the lab's own namespaces; findings
+about other namespaces of the machine are shown but are not the demo's to fix.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
-import time
 
-from netdiag import netns
-from netdiag.collect import collect_snapshot
-from netdiag.errors import NetdiagError
+from netdiag.lab import journal as journals
+
+DEFAULT_LAB = "broken-mtu"
+WEB_REQUEST = ("import urllib.request,sys; sys.stdout.write(urllib.request.urlopen("
+               "'http://127.0.0.1:5000/', timeout=5).read().decode())")
 
 
-def main() -> int:
+def netdiag(*args: str, show: bool = True) -> subprocess.CompletedProcess:
+    if show:
+        print(f"\n$ netdiag {' '.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "netdiag", *args], text=True,
+                          capture_output=True)
+    if show:
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+    return done
+
+
+def lab_findings(lab: str) -> list[dict]:
+    """The findings of `check --all` that concern the lab (its nodes or its namespaces)."""
+    report = json.loads(netdiag("check", "--all", "--format", "json", show=False).stdout)
+    return [f for f in report["findings"]
+            if f["namespace"]["label"].startswith((f"{lab}/", f"{lab}-"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    lab = argv[0] if argv else DEFAULT_LAB
+    print(f"netdiag demo: build the bundled lab {lab!r}, find what is broken, repair it.")
+    if lab in journals.names():
+        netdiag("lab", "down", lab)
     try:
-        found = netns.discover()
-        started = time.perf_counter()
-        snapshot = collect_snapshot(found)
-        elapsed = time.perf_counter() - started
-    except NetdiagError as exc:
-        print(f"netdiag: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"{len(found)} network namespaces on {snapshot.host.hostname} "
-          f"(kernel {snapshot.host.kernel}), read in {elapsed * 1000:.0f} ms:")
-    for ns in snapshot.namespaces:
-        print(f"  {ns.ref.kind.value:6} {ns.ref.display:28} links={len(ns.links):<3} "
-              f"addresses={len(ns.addresses):<3} routes={len(ns.routes):<4} "
-              f"firewall rules={len(ns.firewall.iptables_rules) + len(ns.firewall.nft_rules)}")
-    for gap in snapshot.gaps:
-        print(f"  gap: {gap.collector}: {gap.message}")
-    return 0
+        if netdiag("lab", "up", lab).returncode != 0:
+            return 1
+        netdiag("check", "--all")
+        before = lab_findings(lab)
+        netdiag("repair", "--lab", lab, "--apply")
+        netdiag("check", "--all")
+        after = lab_findings(lab)
+        print(f"\n$ netdiag lab exec {lab} web -- python3 -c '<GET http://127.0.0.1:5000/>'")
+        web = subprocess.run([sys.executable, "-m", "netdiag", "lab", "exec", lab, "web", "--",
+                              sys.executable, "-c", WEB_REQUEST], text=True, capture_output=True)
+        print(web.stdout.strip() or web.stderr.strip())
+    finally:
+        netdiag("lab", "down", lab)
+    healthy = bool(before) and not after and web.stdout.startswith("pets:")
+    print(f"\ndemo: {len(before)} findings in lab {lab} before repair, {len(after)} after; "
+          f"web answered: {'yes' if web.stdout.startswith('pets:') else 'no'} — "
+          f"{'OK' if healthy else 'FAILED'}")
+    return 0 if healthy else 1
 
 
 if __name__ == "__main__":

@@ -160,10 +160,18 @@ def _docker_kind_label(name: str) -> str:
     return ""
 
 
+def _is_dir(path: Path) -> bool:
+    """is_dir that says False for folders we may not look into (netdiag run without root)."""
+    try:
+        return path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+    except OSError:
+        return False
+
+
 def _lab_nodes() -> dict[str, tuple[str, str]]:
     """netns name → (lab, node) from the lab journals under /run/netdiag/labs."""
     nodes: dict[str, tuple[str, str]] = {}
-    if not LAB_DIR.is_dir():
+    if not _is_dir(LAB_DIR):
         return nodes
     for journal in LAB_DIR.glob("*.json"):
         try:
@@ -199,7 +207,7 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
             continue
 
     lab_nodes = _lab_nodes()
-    for path in sorted(NAMED_DIR.glob("*")) if NAMED_DIR.is_dir() else ():
+    for path in sorted(NAMED_DIR.glob("*")) if _is_dir(NAMED_DIR) else ():
         try:
             inode = os.stat(path).st_ino
         except OSError:
@@ -217,7 +225,7 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
         {Path(c.sandbox_key).parent for c in containers if c.sandbox_key})
     by_sandbox = {c.sandbox_key: c for c in containers if c.sandbox_key}
     for folder in dict.fromkeys(docker_dirs):
-        if not folder.is_dir():
+        if not _is_dir(folder):
             continue
         for path in sorted(folder.iterdir()):
             try:
