@@ -141,7 +141,11 @@ def test_port_contention(netns_factory):
 
 
 def routed_container(factory, forward: bool, default_route: bool) -> tuple[str, str]:
-    host = factory("host")
+    """A host routing for a container on its bridge, with an uplink to a stand-in router."""
+    host, wan = factory("host"), factory("wan")
+    veth(host, "up0", wan, "eth0")
+    sh(f"ip -n {host} addr add 10.205.0.1/24 dev up0 && ip -n {wan} addr add 10.205.0.2/24 dev eth0")
+    sh(f"ip -n {host} route add default via 10.205.0.2")
     bridge(host, "br0", "10.204.0.1/24")
     sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward={int(forward)}")
     web = container_on_bridge(factory, host, "br0", "web", "10.204.0.2/24",
