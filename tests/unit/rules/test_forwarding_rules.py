@@ -1,9 +1,13 @@
 """ip-forward-disabled (ND501), forward-policy-drop (ND502), missing-default-route (ND503)
 on fixture snapshots."""
 
+from dataclasses import replace
+
 import pytest
 
 from netdiag.checks.api import AddIptablesRule, AddRoute, SetSysctl
+from netdiag.model import NftChain, NftRule, NftTable
+from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
 
@@ -93,3 +97,32 @@ def test_upstream_stub_of_a_host_is_neither_a_router_nor_missing_a_route():
     d.b.route(gw, "default", gateway="203.0.113.1", dev="wan0")
     (finding,) = run_rule("ip-forward-disabled", d.build())
     assert finding.namespace.id == gw
+
+
+def with_nft_forward_drop(snapshot, ns_id, rules=()):
+    """The snapshot with a native nftables forward chain (policy drop) in `ns_id`."""
+    states = []
+    for state in snapshot.namespaces:
+        if state.ref.id == ns_id:
+            firewall = replace(state.firewall,
+                               nft_tables=(NftTable("inet", "fw"),),
+                               nft_chains=(NftChain("inet", "fw", "forward", type="filter",
+                                                    hook="forward", policy="drop"),),
+                               nft_rules=tuple(NftRule("inet", "fw", "forward", i + 1, text)
+                                               for i, text in enumerate(rules)))
+            state = replace(state, firewall=firewall)
+        states.append(state)
+    return replace(snapshot, namespaces=tuple(states))
+
+
+def test_native_nftables_forward_drop_without_a_rule_for_the_bridge():
+    b = SnapshotBuilder()
+    host = b.host()
+    for bridge, port in (("br0", "vnet0"), ("lxcbr0", "veth-lxc")):
+        b.bridge(host, bridge, "").link(host, port, master=bridge)
+    (finding,) = run_rule("forward-policy-drop", with_nft_forward_drop(
+        b.build(), host, ['iifname "br0" accept', 'oifname "br0" ct state established accept']))
+    assert finding.subject == "lxcbr0"
+    assert [e.key for e in finding.evidence] == ["inet fw/forward", "inet fw/forward"]
+    both = with_nft_forward_drop(b.build(), host, ['iifname { "br0", "lxcbr0" } accept'])
+    assert run_rule("forward-policy-drop", both) == []
