@@ -32,6 +32,7 @@ from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import StateTable
 
 TAB_KEYS = "1234567890"
+DEBOUNCE_SECONDS = 0.3
 
 
 def _unexpected(exc: Exception) -> str:
@@ -66,6 +67,7 @@ class NamespaceScreen(Screen):
         self.gone = False
         self._collecting = False
         self._pending = False
+        self._debouncing = False
 
     # --- layout -------------------------------------------------------------------------
 
@@ -133,6 +135,14 @@ class NamespaceScreen(Screen):
             self.post_message(CollectionFailed(f"no live events: {_unexpected(exc)}"))
 
     def on_kernel_changed(self, message: KernelChanged) -> None:
+        # A busy namespace (the host's) sends events all the time: read at most every
+        # DEBOUNCE_SECONDS, which also turns one `ip` command's burst into one read.
+        if not self._debouncing:
+            self._debouncing = True
+            self.set_timer(DEBOUNCE_SECONDS, self._debounced_refresh)
+
+    def _debounced_refresh(self) -> None:
+        self._debouncing = False
         self.action_refresh()
 
     def _collection_done(self) -> None:

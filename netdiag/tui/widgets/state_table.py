@@ -42,6 +42,8 @@ class StateTable(Vertical):
         return self.query_one(Input)
 
     def show(self, rows: Sequence[Row], marked: frozenset[str] = frozenset()) -> None:
+        if list(rows) == self.rows and marked == self.marked:
+            return  # unchanged: keep the cursor and scroll position, and skip the redraw
         jump = marked != self.marked and bool(marked)
         self.rows, self.marked = list(rows), marked
         self._redraw(jump_to_mark=jump)
