@@ -67,5 +67,10 @@ def _not_checked_lines(report: Report) -> list[str]:
 def _summary(report: Report) -> str:
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in
                        (Severity.ERROR, Severity.WARNING, Severity.INFO))
-    return (f"{counts} — {len(report.rules)} rules over {len(report.namespaces)} namespaces"
+    return (f"{counts} — {_count(len(report.rules), 'rule')} over "
+            f"{_count(len(report.namespaces), 'namespace')}"
             + (f", {len(report.unknown)} unknown" if report.unknown else ""))
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
