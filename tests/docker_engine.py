@@ -30,6 +30,10 @@ IMAGE = "ndt-busybox:1"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Folders the daemons make whatever their roots: dockerd's plugin folder, the containerd shims'
+# socket folder. Removed (when empty) by the engine that found them missing.
+HOST_DIRS = (Path("/run/docker/plugins"), Path("/run/docker"), Path("/run/containerd/s"),
+             Path("/run/containerd"))
 # The Debian client matches the Debian daemon; any other `docker` on PATH negotiates down.
 DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 
@@ -120,6 +124,7 @@ class DockerEngine:
         self.dockerd: subprocess.Popen | None = None
         self.containerd: subprocess.Popen | None = None
         self.start_seconds = 0.0
+        self.made_host_dirs: list[Path] = []
 
     # --- what tests use -------------------------------------------------------------------
 
@@ -164,6 +169,7 @@ class DockerEngine:
 
     def start(self) -> None:
         began = time.monotonic()
+        self.made_host_dirs = [d for d in HOST_DIRS if not d.exists()]
         try:
             self.create_netns()
             self._start_containerd()
@@ -237,6 +243,8 @@ class DockerEngine:
             ids = self.docker("ps", "-aq", check=False, timeout=30).split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False, timeout=60)
+        if self.dockerd is not None:
+            _end_process(self._dockerd_pid(), STOP_TIMEOUT)
         for proc in (self.dockerd, self.containerd):
             if proc is not None:
                 _end_process(proc.pid, STOP_TIMEOUT)
@@ -244,11 +252,20 @@ class DockerEngine:
         self._end_leftover_processes()
         self._unmount_everything()
         self._remove_cgroups()
+        for folder in self.made_host_dirs:  # deepest first; only if empty (shared with others)
+            _rmdir(folder)
         if self.netns_made:
             run(["ip", "netns", "del", self.netns], check=False)
             self.netns_made = False
         # rm is much quicker than shutil.rmtree on the image layers' many files.
         run(["rm", "-rf", "--one-file-system", str(self.workdir)], check=False)
+
+    def _dockerd_pid(self) -> int:
+        """The daemon's pid from its pid file (nsenter execs dockerd, so it is our child's)."""
+        try:
+            return int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return self.dockerd.pid
 
     def _end_leftover_processes(self) -> None:
         """Shims and proxies of this engine that outlived it (found by its unique folder)."""
@@ -374,9 +391,28 @@ class Swarm:
         build_busybox_image(engine)
 
     def stop(self) -> None:
+        overlays = set()
+        for engine in self.nodes:
+            if engine.dockerd is not None and engine.dockerd.poll() is None:
+                overlays.update(engine.docker("network", "ls", "-q", "--no-trunc", "--filter",
+                                              "driver=overlay", check=False).split())
         for engine in reversed(self.nodes):
             engine.stop()
         run(["ip", "netns", "del", self.switch], check=False)
+        _remove_load_balancer_files(overlays)
+
+
+# dockerd 20.10 writes the hosts and resolv.conf of each overlay network's load-balancer sandbox
+# under this fixed path, whatever its --data-root (a libnetwork default).
+LB_FILES = Path("/var/lib/docker/network/files")
+
+
+def _remove_load_balancer_files(network_ids: set[str]) -> None:
+    for network_id in network_ids:
+        shutil.rmtree(LB_FILES / f"lb_{network_id}", ignore_errors=True)
+    # The folders above them only if now empty (another engine may be using them).
+    for folder in (LB_FILES, LB_FILES.parent, LB_FILES.parent.parent):
+        _rmdir(folder)
 
 
 @contextmanager
