@@ -75,19 +75,14 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     yield from _container_paths(topo)
 
 
-def _lower_steps(topo: Topology, endpoints, mtu: int) -> tuple[SetMtu, ...]:
-    """SetMtu for every interface of `endpoints` whose MTU is above `mtu`."""
+def _lower(topo: Topology, endpoints: list[Endpoint], mtu: int, what: str) -> Repair:
+    """Set `mtu` on every interface of `endpoints` that is above it (lowering is safe)."""
     steps = []
     for endpoint in dict.fromkeys(endpoints):
         link = topo.link(endpoint.namespace, endpoint.link)
         if link is not None and link.mtu > mtu and link.kind != "loopback":
             steps.append(SetMtu(endpoint.namespace, endpoint.link, mtu))
-    return tuple(steps)
-
-
-def _lower(topo: Topology, endpoints, mtu: int, what: str) -> Repair:
-    return Repair(f"Lower the MTU of {what} to {mtu}", Safety.SAFE,
-                  _lower_steps(topo, endpoints, mtu))
+    return Repair(f"Lower the MTU of {what} to {mtu}", Safety.SAFE, tuple(steps))
 
 
 # --- veth pairs -------------------------------------------------------------------------------
