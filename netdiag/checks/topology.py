@@ -142,6 +142,8 @@ class Topology:
     owners: dict[str, tuple[tuple[int, Address], ...]]  # address → where it is configured
     segment_ids: dict[Endpoint, int]
     segment_members: dict[int, tuple[Endpoint, ...]]
+    # Memos filled on first use (rules ask about a few namespaces of a big snapshot); they
+    # only ever cache what the snapshot already determines, so the index stays pure.
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
     _defaults: dict[tuple[int, int], Route | None] = field(default_factory=dict)
 
