@@ -68,13 +68,17 @@ def run(argv: list[str], env: dict | None = None, check: bool = True,
     return done
 
 
+class EngineUnavailable(RuntimeError):
+    """The daemons would not start here (the fixture turns this into a skip, with the log)."""
+
+
 def _wait_until(what: str, ready, timeout: float, alive=lambda: True) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if not alive():
-            raise RuntimeError(f"{what}: the process exited")
+            raise EngineUnavailable(f"{what} exited during start-up")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not ready within {timeout:g} s")
+            raise EngineUnavailable(f"{what} not ready within {timeout:g} s")
         time.sleep(0.1)
 
 
@@ -174,6 +178,10 @@ class DockerEngine:
             self.create_netns()
             self._start_containerd()
             self._start_dockerd()
+        except EngineUnavailable as exc:
+            log = self.log_tail()
+            self.stop()
+            raise EngineUnavailable(f"{exc}; dockerd's last words:\n{log}") from None
         except BaseException:
             self.stop()
             raise

@@ -21,7 +21,9 @@ import pytest
 from netdiag.model.serialize import loads
 from tests.docker_engine import DOCKER_CLI, IMAGE
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
+# The first build on a machine runs debootstrap and downloads packages: give it time.
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow,
+              pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = "netdiag:test"
