@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,21 @@ def test_swarm_underlay_mtu_too_small(swarm):
     assert vxlan, "no mtu-mismatch on the overlay's vxlan0:\n" + _describe(report["findings"])
     evidence = json.dumps(vxlan[0]["evidence"])
     assert "1400" in evidence and "1450" in evidence, f"evidence lacks the MTUs: {evidence}"
+
+
+def test_swarm_namespaces_are_labelled(swarm):
+    """Discovery on a Swarm node (kept here, where a Swarm already runs): Docker's own namespaces
+    get labels saying what they are, and the container its name and overlay network."""
+    manager = swarm.nodes[0]
+    done = subprocess.run([sys.executable, "-m", "netdiag", "ns", "list", "--json"],
+                          env=manager.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ours = {ns["name"]: ns for ns in json.loads(done.stdout)
+            if ns["path"].startswith(str(manager.netns_dir))}
+    overlay = Path(overlay_sandbox(manager)).name
+    assert ours[overlay]["label"] == f"docker overlay network {overlay.split('-', 1)[1]}"
+    assert ours["ingress_sbox"]["label"] == "docker ingress sandbox"
+    assert any(name.startswith("lb_") and ns["label"].startswith("docker load balancer")
+               for name, ns in ours.items())
+    web = [ns for ns in ours.values() if ns["container"] == SWARM_WEB]
+    assert web and OVERLAY in web[0]["docker_networks"]
