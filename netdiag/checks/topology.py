@@ -146,6 +146,7 @@ class Topology:
     # only ever cache what the snapshot already determines, so the index stays pure.
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
     _defaults: dict[tuple[int, int], Route | None] = field(default_factory=dict)
+    _by_dst: dict[int, dict[str, list[Route]]] = field(default_factory=dict)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         return self.namespaces.get(ns_id)
@@ -202,6 +203,17 @@ class Topology:
     def lookup_route(self, ns_id: int, address: str, table: int = MAIN_TABLE) -> Route | None:
         family, value = ip_int(address)
         return self.table(ns_id, family, table).lookup(value)
+
+    def routes_to(self, ns_id: int, dst: str) -> list[Route]:
+        """Every route of a namespace (any table) whose destination is exactly `dst`."""
+        by_dst = self._by_dst.get(ns_id)
+        if by_dst is None:  # one pass over the strings, no parsing: cheap even for 1M routes
+            by_dst = defaultdict(list)
+            state = self.namespaces.get(ns_id)
+            for route in state.routes if state else ():
+                by_dst[route.dst].append(route)
+            self._by_dst[ns_id] = by_dst
+        return by_dst.get(dst, [])
 
     def default_route(self, ns_id: int, family: int = 4) -> Route | None:
         """The main table's default route (lowest metric), without indexing the whole table."""

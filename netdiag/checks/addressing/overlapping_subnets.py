@@ -56,6 +56,7 @@ class _Net:
     connected: bool
     gateway: str = ""
     namespace: int = 0
+    metric: int = 0  # a route's; an address's prefix route has the kernel's default
 
     @property
     def cidr(self) -> str:
@@ -96,7 +97,7 @@ def _connected(state: NamespaceState) -> list[_Net]:
         if prefixlen == topology.bits(family):
             continue  # a host address (/32 VIP) routes nowhere by itself
         nets.append(_Net(family, first, prefixlen, address.ifname, True,
-                         namespace=state.ref.id))
+                         namespace=state.ref.id, metric=0 if family == 4 else 256))
     return nets
 
 
@@ -181,7 +182,8 @@ def _route_pairs(connected: list[_Net], routes: Iterator[tuple[tuple, Route]]
 
 def _route_net(route: Route, parsed: tuple[int, int, int, int], namespace: int = 0) -> _Net:
     family, first, _, prefixlen = parsed
-    return _Net(family, first, prefixlen, route.dev, False, route.gateway, namespace)
+    return _Net(family, first, prefixlen, route.dev, False, route.gateway, namespace,
+                route.metric)
 
 
 def _findings(topo: Topology, state: NamespaceState, pairs: list[tuple[_Net, _Net]]
@@ -221,12 +223,17 @@ def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) ->
 
 
 def _taken(topo: Topology, ns_id: int, outer: _Net, inner: _Net) -> _Net:
-    """Which of two overlapping networks the kernel sends traffic for `inner` to."""
+    """Which of two overlapping networks the kernel sends traffic for `inner` to: the longer
+    prefix; for equal prefixes the lower metric; on a tie the address's own prefix route (it
+    is there first), and between two addresses the route the table lists first."""
     if inner.prefixlen > outer.prefixlen:
         return inner
-    address = format_network(inner.family, inner.first, inner.prefixlen).split("/")[0]
-    route = topo.lookup_route(ns_id, address)
-    return outer if route is not None and route.dev == outer.dev else inner
+    if outer.metric != inner.metric or outer.connected != inner.connected:
+        return min((outer, inner), key=lambda net: (net.metric, not net.connected))
+    best = min((r for r in topo.routes_to(ns_id, inner.cidr)
+                if r.table == topology.MAIN_TABLE and r.type == "unicast"),
+               key=lambda r: r.metric, default=None)
+    return outer if best is not None and best.dev == outer.dev else inner
 
 
 def _repair(ns_id: int, ours: _Net, theirs: _Net) -> Repair:

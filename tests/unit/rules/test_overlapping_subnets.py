@@ -54,6 +54,16 @@ def test_same_subnet_twice_names_the_interface_the_kernel_prefers():
     assert "takes br-a" in finding.message and "behind br-b is shadowed" in finding.message
 
 
+def test_equal_prefix_route_loses_to_the_connected_network_unless_its_metric_is_lower():
+    b = SnapshotBuilder()
+    host = b.host()
+    b.bridge(host, "br-a", "10.1.0.1/24")
+    b.link(host, "tun0", kind="tun", address="192.168.9.2/24")
+    b.route(host, "10.1.0.0/24", gateway="192.168.9.1", dev="tun0", metric=50)
+    (finding,) = run_rule("overlapping-subnets", b.build())
+    assert "takes br-a" in finding.message and "behind tun0 is shadowed" in finding.message
+
+
 def test_catch_all_vpn_routes_and_same_interface_routes_are_not_overlaps():
     d = docker_host()
     d.b.link(d.host, "tun0", kind="tun", address="10.99.0.2/24")
