@@ -54,7 +54,7 @@ def test_same_subnet_twice_names_the_interface_the_kernel_prefers():
     assert "takes br-a" in finding.message and "behind br-b is shadowed" in finding.message
 
 
-def test_equal_prefix_route_loses_to_the_connected_network_unless_its_metric_is_lower():
+def test_equal_prefix_route_with_a_higher_metric_loses_to_the_connected_network():
     b = SnapshotBuilder()
     host = b.host()
     b.bridge(host, "br-a", "10.1.0.1/24")
