@@ -5,7 +5,7 @@ only by a netnsid (IFLA_LINK_NETNSID), a number local to the namespace that repo
 kernel translates: RTM_GETNSID with a namespace's file descriptor, asked from inside the
 reporting namespace, answers the netnsid it uses for it. So the chosen namespaces' links are
 read, each foreign netnsid is translated against the discovered namespaces, and the new
-namespaces are read in turn until nothing new turns up. Matching veth interface indexes
+namespaces are read in turn (for their underlays) until nothing new turns up. Matching veth interface indexes
 instead would be ambiguous on a busy host, where many pairs share the same indexes.
 
 The same translation completes a collected snapshot (`resolve_lower_namespaces`): the VXLAN
@@ -37,7 +37,9 @@ MAX_ROUNDS = 8  # containers → bridge host → underlay: a few rounds reach ev
 
 def wired(found: Sequence[NamespaceRef], chosen: Sequence[NamespaceRef],
           timeout: float | None = None) -> list[NamespaceRef]:
-    """`chosen` first, then every discovered namespace wired to them (transitively)."""
+    """`chosen` first, then the discovered namespaces wired to them: every namespace a chosen
+    one has a link into, and from those on only VXLAN underlays and macvlan parents — veths
+    of the host would otherwise pull in every container on it."""
     selected = {ref.id: ref for ref in chosen}
     frontier = list(chosen)
     for _ in range(MAX_ROUNDS):
@@ -46,8 +48,10 @@ def wired(found: Sequence[NamespaceRef], chosen: Sequence[NamespaceRef],
         links_only = collect_snapshot(frontier, timeout=timeout, collectors=(links_collector,))
         new: dict[int, NamespaceRef] = {}
         for state in links_only.namespaces:
+            is_chosen = any(ref.id == state.ref.id for ref in chosen)
             netnsids = {link.parent_netnsid for link in state.links
-                        if link.parent_netnsid is not None and link.parent_netnsid >= 0}
+                        if link.parent_netnsid is not None and link.parent_netnsid >= 0
+                        and (is_chosen or link.kind != "veth")}
             if not netnsids:
                 continue
             for ns_id in _translate(state.ref, netnsids, found).values():

@@ -205,3 +205,15 @@ def test_without_root_it_cannot_collect_and_exits_3():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "NOT CHECKED" in done.stdout and "permission" in done.stdout
+
+
+def test_ns_reads_what_the_namespace_is_wired_to_and_reports_what_involves_it(netns_factory):
+    host, web = routed_container(netns_factory, forward=False, default_route=True)
+    db = container_on_bridge(netns_factory, host, "br0", "db", "10.204.0.3/24", "10.204.0.1")
+    sh(f"ip -n {db} link set eth0 mtu 1400")  # db's own fault: not web's business
+    _, report = run_check(web)  # only web: the host comes in through web's veth
+    assert {(f["rule"], f["namespace"]["label"]) for f in report["findings"]} == {
+        ("ip-forward-disabled", host)}
+    _, report = run_check(db)
+    assert ("mtu-mismatch", f"{host}") in {(f["rule"], f["namespace"]["label"])
+                                           for f in report["findings"]}
