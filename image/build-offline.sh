@@ -86,7 +86,9 @@ EOF
 [ -f "$base_tar" ] || make_base
 if ! "$DOCKER" image inspect "$base_image" >/dev/null 2>&1; then
   step "importing the base image $base_image"
-  "$DOCKER" import -c 'CMD ["bash"]' "$base_tar" "$base_image" >/dev/null
+  "$DOCKER" import -c 'CMD ["bash"]' \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$base_tar" "$base_image" >/dev/null
 fi
 
 # --- 2. Debian packages ----------------------------------------------------------------------
@@ -148,10 +150,37 @@ cp -al "$wheels_dir" "$context/image/offline/wheels"
   2> >(grep -v 'is ignored' >&2)
 rm -rf "$context/build" "$context"/*.egg-info
 
-step "docker build -t $TAG (offline)"
+step "docker build (offline)"
 # The classic builder: it needs nothing from a registry for a base image the engine already has.
-DOCKER_BUILDKIT=0 "$DOCKER" build -f "$context/image/Dockerfile" -t "$TAG" \
+built=$TAG-layered
+DOCKER_BUILDKIT=0 "$DOCKER" build -f "$context/image/Dockerfile" -t "$built" \
   --build-arg BASE_IMAGE="$base_image" --build-arg OFFLINE=1 "$context" >"$CACHE/build.log" 2>&1 \
   || { tail -n 30 "$CACHE/build.log" >&2; fail "docker build failed; see $CACHE/build.log"; }
+
+# --- 5. one layer, same configuration ---------------------------------------------------------
+
+step "squashing into $TAG (the offline packages' layer does not stay)"
+changes=()
+while IFS= read -r change; do
+  changes+=(--change "$change")
+done < <("$DOCKER" image inspect -f '{{json .Config}}' "$built" | "$PYTHON" -c '
+import json, sys
+config = json.load(sys.stdin)
+for variable in config.get("Env") or []:
+    name, _, value = variable.partition("=")
+    print(f"ENV {name}={json.dumps(value)}")
+for name, value in sorted((config.get("Labels") or {}).items()):
+    print(f"LABEL {json.dumps(name)}={json.dumps(value)}")
+for key, instruction in (("WorkingDir", "WORKDIR"), ("User", "USER")):
+    if config.get(key):
+        print(f"{instruction} {config[key]}")
+for key, instruction in (("Entrypoint", "ENTRYPOINT"), ("Cmd", "CMD")):
+    if config.get(key):
+        print(f"{instruction} {json.dumps(config[key])}")
+')
+container=$("$DOCKER" create "$built")
+"$DOCKER" export "$container" | "$DOCKER" import "${changes[@]}" - "$TAG" >/dev/null
+"$DOCKER" rm "$container" >/dev/null
+"$DOCKER" rmi "$built" >/dev/null
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$TAG")
 step "built $TAG: $((size / 1000000)) MB"
