@@ -10,7 +10,10 @@ and the sandboxes mounted, and as a plain toolbox.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 import subprocess
 import sys
 import time
@@ -141,3 +144,41 @@ def test_runs_as_the_numeric_non_root_user(docker_engine, image, app):
 def test_no_arguments_without_a_terminal_falls_back_to_a_shell(docker_engine, image):
     done = docker_run(docker_engine, image)
     assert "no terminal" in done.stderr
+
+
+def test_no_arguments_in_a_terminal_opens_the_tui_on_the_container(docker_engine, image, app):
+    """`docker run -it --net container:APP IMAGE`: the TUI, attached to APP's namespace."""
+    screen, exit_code = _run_in_terminal(
+        [DOCKER_CLI, "-H", docker_engine.host, "run", "--rm", "-it", "--name", "ndt-image-tui",
+         "--net", f"container:{APP}", image],
+        until=b"eth0", then=b"q", engine=docker_engine)
+    assert b"eth0" in screen, screen[-2000:]
+    assert exit_code == 0
+
+
+def _run_in_terminal(argv: list[str], until: bytes, then: bytes, engine,
+                     deadline: float = 120.0) -> tuple[bytes, int | None]:
+    """Run `argv` on a pseudo-terminal until `until` appears, type `then`, wait for the end."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, close_fds=True)
+    os.close(child)
+    screen = b""
+    typed = False
+    end = time.monotonic() + deadline
+    try:
+        while proc.poll() is None and time.monotonic() < end:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(main, 65536)
+                except OSError:  # the terminal closed: the program ended
+                    break
+            if not typed and until in screen:
+                os.write(main, then)
+                typed = True
+        return screen, proc.wait(timeout=30) if typed else None
+    finally:
+        if proc.poll() is None:
+            engine.docker("rm", "-f", "ndt-image-tui", check=False)
+            proc.wait(timeout=30)
+        os.close(main)
