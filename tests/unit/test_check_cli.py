@@ -199,3 +199,22 @@ def test_disabled_and_enabled_rules_are_selected_in_registry_order():
                          disabled=frozenset({"link-down"}))
     assert [m.RULE.name for m in engine.select_rules(config)] == ["mtu-mismatch"]
     assert len(engine.select_rules(CheckConfig())) == len(registry.RULES)
+
+
+def test_rules_of_unknown_outcome_are_reported_among_the_gaps(capsys):
+    from netdiag.checks.output import FORMATS
+    from netdiag.checks.output.data import report_data
+
+    def broken(snapshot, config):
+        raise RuntimeError("boom")
+        yield
+
+    report = engine.run(docker_host().build(), rules=(fake_rule("broken", broken),))
+    (gap,) = report_data(report)["gaps"]
+    assert gap == {"source": "rule broken", "kind": "error", "namespace": None,
+                   "message": "the rule failed: RuntimeError: boom"}
+    assert "rule broken (error): the rule failed" in FORMATS["text"](report)
+    suite = ET.fromstring(FORMATS["junit"](report))
+    assert suite.get("errors") == "1"
+    assert json.loads(FORMATS["sarif"](report))["runs"][0]["invocations"][0][
+        "executionSuccessful"] is False
