@@ -83,7 +83,7 @@ EOF
   mv "$base_tar.part" "$base_tar"
 }
 
-[ -f "$base_tar" ] || make_base
+[ -f "$base_tar" ] && [ -d "$base_dir/rootfs" ] || make_base
 if ! "$DOCKER" image inspect "$base_image" >/dev/null 2>&1; then
   step "importing the base image $base_image"
   "$DOCKER" import -c 'CMD ["bash"]' \
