@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netdiag import netns
@@ -85,29 +84,31 @@ def _apply_one(step: Step, paths: Mapping[int, str]) -> StepResult:
     return StepResult(step, True)
 
 
-def _ifindex(ipr: IPRoute, name: str) -> int:
+def _ifindex(ipr, name: str) -> int:
     found = ipr.link_lookup(ifname=name)
     if not found:
         raise NotFound(f"no interface {name}")
     return found[0]
 
 
-def _with_ipr(action: Callable[[IPRoute, Step], None]) -> Callable[[Step], None]:
+def _with_ipr(action: Callable[..., None]) -> Callable[[Step], None]:
     def run(step: Step) -> None:
+        from pyroute2 import IPRoute  # the pyroute2 package costs 0.1 s to import
+
         with IPRoute() as ipr:  # opened inside the namespace: bound to it
             action(ipr, step)
     return run
 
 
-def _set_mtu(ipr: IPRoute, step: SetMtu) -> None:
+def _set_mtu(ipr, step: SetMtu) -> None:
     ipr.link("set", index=_ifindex(ipr, step.link), mtu=step.mtu)
 
 
-def _set_up(ipr: IPRoute, step: SetLinkUp) -> None:
+def _set_up(ipr, step: SetLinkUp) -> None:
     ipr.link("set", index=_ifindex(ipr, step.link), state="up")
 
 
-def _route_args(ipr: IPRoute, step: AddRoute | DeleteRoute) -> dict:
+def _route_args(ipr, step: AddRoute | DeleteRoute) -> dict:
     args: dict = {"dst": "0.0.0.0/0" if step.dst == "default" else step.dst, "table": step.table}
     if step.gateway:
         args["gateway"] = step.gateway
@@ -118,35 +119,35 @@ def _route_args(ipr: IPRoute, step: AddRoute | DeleteRoute) -> dict:
     return args
 
 
-def _add_route(ipr: IPRoute, step: AddRoute) -> None:
+def _add_route(ipr, step: AddRoute) -> None:
     ipr.route("add", **_route_args(ipr, step))
 
 
-def _delete_route(ipr: IPRoute, step: DeleteRoute) -> None:
+def _delete_route(ipr, step: DeleteRoute) -> None:
     # Like `ip route del`: scope "nowhere" and protocol 0 match a route of any scope/protocol.
     ipr.route("del", scope=255, proto=0, **_route_args(ipr, step))
 
 
-def _fdb_args(ipr: IPRoute, step: AddFdbEntry | DeleteFdbEntry) -> dict:
+def _fdb_args(ipr, step: AddFdbEntry | DeleteFdbEntry) -> dict:
     args: dict = {"ifindex": _ifindex(ipr, step.dev), "lladdr": step.mac, "flags": NTF_SELF}
     if step.dst:
         args["dst"] = step.dst
     return args
 
 
-def _add_fdb(ipr: IPRoute, step: AddFdbEntry) -> None:
+def _add_fdb(ipr, step: AddFdbEntry) -> None:
     ipr.fdb("append", state=NUD_PERMANENT, **_fdb_args(ipr, step))
 
 
-def _delete_fdb(ipr: IPRoute, step: DeleteFdbEntry) -> None:
+def _delete_fdb(ipr, step: DeleteFdbEntry) -> None:
     ipr.fdb("del", **_fdb_args(ipr, step))
 
 
-def _delete_neighbour(ipr: IPRoute, step: DeleteNeighbour) -> None:
+def _delete_neighbour(ipr, step: DeleteNeighbour) -> None:
     ipr.neigh("del", dst=step.address, ifindex=_ifindex(ipr, step.dev))
 
 
-def _replace_neighbour(ipr: IPRoute, step: ReplaceNeighbour) -> None:
+def _replace_neighbour(ipr, step: ReplaceNeighbour) -> None:
     ipr.neigh("replace", dst=step.address, lladdr=step.mac, ifindex=_ifindex(ipr, step.dev),
               state=NUD_PERMANENT)
 
