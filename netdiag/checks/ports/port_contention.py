@@ -12,7 +12,8 @@ What it finds
     * a dangling publish: a DNAT to an address in a namespace of the snapshot where nothing
       listens on the target port (warning);
     * a published host port inside the namespace's ephemeral range, `ip_local_port_range`,
-      where outgoing connections may take it first (warning).
+      that no socket holds (Docker's userland proxy off), so outgoing connections may take it
+      first (warning). Docker's `-P` picks host ports from that range.
     Docker's embedded-DNS rules (127.0.0.11) belong to dns-unreachable and are skipped here.
 
 Why it matters
@@ -306,10 +307,13 @@ def _ephemeral(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Fin
     if bounds is None:
         return
     low, high = bounds
+    # A port some socket has bound (docker-proxy, by default) is never picked as a source
+    # port, so only unheld published ports can be taken by outgoing connections.
+    held = {(s.protocol, s.port) for s in state.sockets}
     seen: set[tuple[str, int]] = set()
     for publish in publishes:
         key = (publish.protocol, publish.port)
-        if key in seen or not low <= publish.port <= high:
+        if key in seen or key in held or not low <= publish.port <= high:
             continue
         seen.add(key)
         yield RULE.finding(
