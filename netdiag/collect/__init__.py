@@ -3,8 +3,9 @@
 `collect_snapshot` enters each namespace in a pool of worker threads (netns.entered), runs every
 collector there, and joins the results into one Snapshot. Each collector is a module with
 `NAME` and `collect(ctx) -> dict` returning NamespaceState fields; a collector that fails
-records a Gap and the others go on. Cross-namespace facts (veth peers, socket owners) are
-filled in afterwards from the collected state, never by reading the kernel again.
+records a Gap and the others go on. Cross-namespace facts are filled in afterwards: veth peers
+and socket owners from the collected state alone, and the namespaces of moved VXLAN and
+macvlan devices' lower links by asking the kernel to translate their netnsids.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 from netdiag import __version__, netns
 from netdiag.collect import (addresses, conntrack, dns, fanout, fdb, firewall, ipvs, links,
-                             neighbours, nftables, peers, routes, rules, sockets, sysctls, xfrm)
+                             neighbours, netnsids, nftables, peers, routes, rules, sockets,
+                             sysctls, xfrm)
 from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
                             PermissionDenied)
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
@@ -114,7 +116,7 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     results, gaps = fanout.run(refs, lambda share: _collect_in_threads(share, timeout, workers,
                                                                         collectors))
     states = [results[ref.id] for ref in refs if ref.id in results]
-    states = peers.resolve(states)
+    states = netnsids.resolve(peers.resolve(states))
     states = sockets.resolve_owners(states)
     return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     host=host_info(), namespaces=tuple(states),

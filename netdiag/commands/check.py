@@ -118,7 +118,7 @@ def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozens
     if not snapshot.namespaces:
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")
-    return check_scope.resolve_lower_namespaces(snapshot), frozenset(chosen)
+    return snapshot, frozenset(chosen)
 
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:

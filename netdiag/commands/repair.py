@@ -4,7 +4,9 @@
 
 Every planned step is printed with its equivalent ip/bridge/iptables/sysctl command. `--apply`
 applies the safe steps (unsafe ones only with `--unsafe`; manual ones are only printed), then
-collects again and shows the findings before and after. repair only touches the namespaces it
+collects again and shows the findings before and after. A repair can uncover the next problem
+(lowering one end of a link makes its bridge's ports disagree), so up to five rounds run
+while new repairable findings appear. repair only touches the namespaces it
 was pointed at: with `--ns`, those namespaces (their wired neighbours are read, not changed);
 with `--lab`, the lab's namespaces. Exit code: 0 when nothing at or above `--fail-on` is left,
 1 otherwise (for a dry run: when anything needs repairing).
@@ -24,6 +26,8 @@ from netdiag.commands.common import require_root
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.repair.executor import StepResult, allowed_paths, apply_steps, describe
+
+MAX_ROUNDS = 5
 
 
 def register(subparsers) -> None:
@@ -59,14 +63,22 @@ def run(args: argparse.Namespace) -> int:
             _print_plan(finding, snapshot, results=None, allowed=True)
         return EXIT_FINDINGS if _worst_at_least(before, fail_on) else EXIT_OK
 
-    paths = allowed_paths(snapshot, targets)
     applied: set = set()
-    for finding in before.findings:
-        results = _apply(finding, paths, args.unsafe, applied)
-        _print_plan(finding, snapshot, results, allowed=_allowed(finding, args.unsafe))
-    after, after_snapshot = _check(selected, targets, config)
-    _print_findings("After", after, after_snapshot)
-    return EXIT_FINDINGS if _worst_at_least(after, fail_on) else EXIT_OK
+    report = before
+    for round_ in range(1, MAX_ROUNDS + 1):
+        paths = allowed_paths(snapshot, targets)
+        todo = [f for f in report.findings if _allowed(f, args.unsafe)
+                and any(step not in applied for step in f.repair.steps)]
+        if round_ > 1 and not todo:
+            break
+        if round_ > 1:  # a repair can uncover the next problem (one end of a pair fixed...)
+            print(f"Round {round_}: the repairs uncovered {len(todo)} more")
+        for finding in report.findings if round_ == 1 else todo:
+            results = _apply(finding, paths, args.unsafe, applied)
+            _print_plan(finding, snapshot, results, allowed=_allowed(finding, args.unsafe))
+        report, snapshot = _check(selected, targets, config)
+    _print_findings("After", report, snapshot)
+    return EXIT_FINDINGS if _worst_at_least(report, fail_on) else EXIT_OK
 
 
 def _targets(args) -> tuple[frozenset[int], list[NamespaceRef]]:

@@ -2,7 +2,7 @@
 
 import struct
 
-from netdiag.commands.check_scope import NETNSA_NSID, RTM_NEWNSID, _parse_nsid
+from netdiag.collect.netnsids import NETNSA_NSID, RTM_NEWNSID, _parse_nsid
 
 
 def message(kind: int, attrs: bytes) -> bytes:
