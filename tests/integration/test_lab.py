@@ -211,3 +211,40 @@ def test_from_snapshot_round_trip_reproduces_the_lab(lab):
     snapshot2 = collect_snapshot(refs2)
     assert _essentials(snapshot2, second.name) == _essentials(snapshot, first.name)
     assert _essentials(snapshot, first.name)["host1"][2] == ["8080->172.28.0.3:5000"]
+
+
+def _check_lab(j: journal.Journal) -> list[dict]:
+    names = j.namespaces + build.nested_namespaces(j)
+    args = [a for ns in names for a in ("--ns", ns)]
+    done = subprocess.run([*NETDIAG, "check", *args, "--format", "json"], capture_output=True,
+                          text=True)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)["findings"]
+
+
+@pytest.mark.parametrize("example, rule, flags, published", [
+    ("broken-mtu", "mtu-mismatch", [], False),
+    ("broken-fdb", "vxlan-fdb-stale", [], False),
+    ("broken-ports", "port-contention", ["--unsafe"], True),
+])
+def test_broken_lab_shows_exactly_its_rule_and_repair_heals_it(lab, example, rule, flags,
+                                                                 published):
+    j = lab(schema.load(EXAMPLES / f"{example}.yaml"))
+    assert {f["rule"] for f in _check_lab(j)} == {rule}
+    done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply", *flags],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[applied]" in done.stdout and "After: 0 error, 0 warning" in done.stdout
+    assert _check_lab(j) == []
+    assert ask_web(j, published).startswith("pets:")
+
+
+def test_overlapping_subnets_lab_is_diagnosed_and_its_repair_is_manual(lab):
+    j = lab(schema.load(EXAMPLES / "broken-overlap.yaml"))
+    findings = _check_lab(j)
+    assert [(f["rule"], f["repair"]["safety"]) for f in findings] == \
+        [("overlapping-subnets", "manual")]
+    done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply"], capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and "repair (manual)" in done.stdout
+    assert [f["rule"] for f in _check_lab(j)] == ["overlapping-subnets"]  # nothing was touched
