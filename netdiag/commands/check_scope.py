@@ -5,8 +5,8 @@ only by a netnsid (IFLA_LINK_NETNSID), a number local to the namespace that repo
 kernel translates: RTM_GETNSID with a namespace's file descriptor, asked from inside the
 reporting namespace, answers the netnsid it uses for it. So the chosen namespaces' links are
 read, each foreign netnsid is translated against the discovered namespaces, and the new
-namespaces are read in turn (for their underlays) until nothing new turns up. Matching veth interface indexes
-instead would be ambiguous on a busy host, where many pairs share the same indexes.
+namespaces are read in turn (for their underlays) until nothing new turns up. Matching veth
+interface indexes instead would be ambiguous on a busy host, where many pairs share them.
 
 The translation itself lives in netdiag/collect/netnsids.py, which also completes every
 collected snapshot with it.
