@@ -18,9 +18,15 @@ Why it matters
     unreachable. Overlay subnets overlapping the underlay break the VTEPs' own traffic.
 
 Example
-    ERROR overlapping-subnets  host: br-5f2e8c1a9d04
-      10.8.0.0/16 on br-5f2e8c1a9d04 overlaps route 10.0.0.0/8 via 10.99.0.1 dev tun0:
-      traffic to 10.8.0.0/16 takes br-5f2e8c1a9d04, so that part of 10.0.0.0/8 is shadowed
+    ND101 overlapping-subnets  host: br-web
+      172.18.0.0/16 on br-web overlaps route 172.16.0.0/12 via 10.99.0.1 dev tun0: traffic
+      to 172.18.0.0/16 takes br-web, so 172.18.0.0/16 behind tun0 is shadowed; br-web
+      serves web
+        · connected network 172.18.0.0/16 on br-web
+        · route 172.16.0.0/12 via 10.99.0.1 dev tun0
+        · traffic to 172.18.0.0/16 leaves by br-web
+        · web is on br-web
+      repair (manual): Move 172.18.0.0/16 (br-web) out of 172.16.0.0/12
 
 Repair
     Manual: move the Docker network to a free range (recreate it with `--subnet`, and set

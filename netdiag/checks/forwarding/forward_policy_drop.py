@@ -18,10 +18,14 @@ Why it matters
     bridge" report.
 
 Example
-    WARNING forward-policy-drop  host: br0
+    ND502 forward-policy-drop  host: br0
       traffic out of br0 and into br0 and between br0's ports falls through to the FORWARD
-      policy DROP (iptables nft backend)
-      repair (unsafe): iptables -t filter -I DOCKER-USER 1 -i br0 -j ACCEPT; ... -o br0 ...
+      policy DROP (iptables nft backend): nothing accepts it
+        · filter FORWARD policy DROP (nft backend)
+        · traffic out of br0: no ACCEPT on its way, reaches the policy
+      repair (unsafe): Accept br0's traffic in DOCKER-USER
+        $ iptables -t filter -I DOCKER-USER 1 -i br0 -j ACCEPT
+        $ iptables -t filter -I DOCKER-USER 1 -o br0 -j ACCEPT
 
 Repair
     Accept the bridge's traffic where Docker leaves room for it — the DOCKER-USER chain —

@@ -15,8 +15,12 @@ Why it matters
     script, a namespace created afterwards) turned it off again.
 
 Example
-    ERROR ip-forward-disabled  host: net.ipv4.ip_forward
-      host routes for bridge docker0 and NATs (MASQUERADE) but net.ipv4.ip_forward is 0
+    ND501 ip-forward-disabled  host: net.ipv4.ip_forward
+      host is the gateway (172.18.0.1 on br-web) of route default in web; NATs
+      (MASQUERADE: -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE), but
+      net.ipv4.ip_forward is 0: it drops every packet it should forward
+      repair (unsafe): Enable IPv4 forwarding
+        $ sysctl -w net.ipv4.ip_forward=1
 
 Repair
     `sysctl -w net.ipv4.ip_forward=1` in that namespace, and make it persistent

@@ -16,9 +16,11 @@ Why it matters
     script that forgot the gateway.
 
 Example
-    WARNING missing-default-route  container web: eth0
-      web has 172.18.0.2/16 on eth0 and no default route; 172.18.0.1 (host, br-1a2b) would route
-      repair (unsafe): ip route add default via 172.18.0.1 dev eth0
+    ND503 missing-default-route  container web: eth0
+      web has 172.18.0.2/16 on eth0 and no default route, although 172.18.0.1 (host,
+      br-web) forwards
+      repair (unsafe): Route outside traffic via 172.18.0.1
+        $ nsenter --net=/run/netns/web ip route add default via 172.18.0.1 dev eth0
 
 Repair
     Add a default route via the router found on the segment. Unsafe: it changes where all

@@ -13,9 +13,12 @@ Why it matters
     but cannot reach anything.
 
 Example
-    WARNING link-down  host: veth3a1f2b7
-      veth3a1f2b7 is up but has no carrier: its peer eth0 in container web is set down
-      repair (safe): ip netns exec ... ip link set dev eth0 up
+    ND901 link-down  host: veth3a1f2b7
+      veth3a1f2b7 is up but has no carrier: its peer eth0 in web is set down
+        · veth3a1f2b7: admin up, operational state lowerlayerdown
+        · peer eth0 in web: admin down, operational state down
+      repair (safe): Set eth0 up
+        $ nsenter --net=/run/netns/web ip link set dev eth0 up
 
 Repair
     Set the peer (or the interface itself, for a lower device) up. When the peer is gone,

@@ -18,12 +18,21 @@ Why it matters
     and nested overlays are the usual culprits; Docker does not infer the MTU from the uplink.
 
 Example
-    ERROR mtu-mismatch  lab node demo/host1: vxlan42
-      vxlan42 MTU 1500 + 50 VXLAN overhead = 1550 exceeds eth0's MTU 1500 on the way to 10.0.0.2
-        · vxlan42 (VNI 42) mtu 1500, +50 bytes VXLAN over IPv4 = 1550
-        · route 10.0.0.0/24 dev eth0 in demo/host1 towards VTEP 10.0.0.2
-        · eth0 mtu 1500
-      repair (safe): ip link set dev vxlan42 mtu 1450 (and the bridge and ports above it)
+    ND201 mtu-mismatch  netns host1: vx0
+      vx0 MTU 1500 + 50 VXLAN overhead = 1550 exceeds u1's MTU 1500 in the underlay:
+      encapsulated packets above it are dropped; the overlay carries host2
+        · host1: vx0 mtu 1500 (VNI 42, +50 bytes VXLAN over IPv4 = 1550)
+        · host1: u1 mtu 1500 (route 10.200.0.0/24 towards VTEP 10.200.0.2)
+      repair (safe): Lower the MTU of vx0 and everything bridged with it to 1450
+        $ ip netns exec host1 ip link set dev vx0 mtu 1450
+
+    ND201 mtu-mismatch  container web: eth0
+      eth0 has MTU 1500 but its path out allows 1400 (eth0 in host): larger packets need
+      fragmentation or PMTU discovery, which firewalls often break
+        · web: eth0 mtu 1500 (default route)
+        · host: veth1a2b3c4 mtu 1500 (veth peer)
+        · host: br-web mtu 1500 (bridge)
+        · host: eth0 mtu 1400 (default route)
 
 Repair
     Lower the MTU to the computed value: the smaller end of a veth pair, the smallest port

@@ -23,9 +23,12 @@ Why it matters
     published port that refuses connections because the service inside listens elsewhere.
 
 Example
-    ERROR port-contention  host: tcp/8080
-      DNAT rule nat/DOCKER/3 takes tcp/8080 to 172.18.0.2:80, shadowing python3 (pid 4242)
-      which listens on 0.0.0.0:8080 in this namespace
+    ND301 port-contention  host: tcp/9090
+      DNAT rule nat/DOCKER/4 takes tcp/9090 to 172.18.0.2:80 (web), shadowing python3
+      (pid 4242) on tcp 0.0.0.0:9090 in this namespace: outside traffic never reaches it
+        · nft nat/DOCKER/4: -A DOCKER ! -i br-web -p tcp -m tcp --dport 9090 -j DNAT
+          --to-destination 172.18.0.2:80
+        · python3 (pid 4242) on tcp 0.0.0.0:9090
 
 Repair
     Decide which one should own the port (manual): stop the process or publish on another
