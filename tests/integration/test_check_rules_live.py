@@ -57,6 +57,23 @@ def test_overlapping_subnets(netns_factory):
     assert "takes br-b" in found["br-b"]["message"]
 
 
+def test_overlapping_subnets_overlay_against_its_underlay(netns_factory):
+    host, overlay = netns_factory("host"), netns_factory("ov")
+    wan = netns_factory("wan")
+    veth(host, "eth0", wan, "eth0")
+    sh(f"ip -n {host} addr add 10.0.0.1/16 dev eth0")
+    # Made in the host, then moved, as Docker does: only the netnsid says where it is routed.
+    sh(f"ip -n {host} link add vx0 type vxlan id 7 dstport 4789")
+    sh(f"ip -n {host} link set vx0 netns {overlay}")
+    bridge(overlay, "br0", "10.0.1.1/24")
+    sh(f"ip -n {overlay} link set vx0 master br0 up")
+    _, report = run_check(overlay)  # the host comes in as the VXLAN's underlay
+    (finding,) = findings(report, "overlapping-subnets", overlay)
+    assert finding["subject"] == "vx0"
+    assert "overlay subnet 10.0.1.0/24 (VXLAN vx0) overlaps underlay 10.0.0.0/16 on eth0" \
+        f" in {host}" in finding["message"]
+
+
 def test_mtu_mismatch_veth_ends(netns_factory):
     a, b = netns_factory("a"), netns_factory("b")
     veth(a, "veth0", b, "eth0", mtu=1400, b_mtu=1500)
