@@ -40,3 +40,25 @@ def test_corrupt_input_gives_one_clear_error(text, words):
         loads(text)
     assert words in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_written_text_is_what_the_json_module_writes():
+    """msgspec encodes; the bytes must be json.dumps's, escapes and indentation included."""
+    import json
+    from dataclasses import replace
+
+    from netdiag.model import PathMtuProbe, Probes
+    from netdiag.model.serialize import encode, to_data
+
+    snap = sample()
+    state = snap.namespaces[0]
+    odd = 'é € 😀 \x7f \x1b \t "q" \\ /'
+    snap = replace(snap, namespaces=(replace(state, links=(replace(
+        state.links[0], alias=odd),)),), probes=Probes(path_mtu=(
+            PathMtuProbe(namespace=42, destination="10.0.0.2", attempts=((1500, "ok"),)),)))
+    for indent in (None, 1, 2):
+        expected = json.dumps(to_data(snap), indent=indent,
+                              separators=None if indent else (",", ":"))
+        assert dumps(snap, indent) == expected
+        assert encode(snap, indent) == expected.encode()
+    assert loads(dumps(snap)) == snap
