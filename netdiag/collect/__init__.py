@@ -21,7 +21,7 @@ from typing import Any
 from netdiag import __version__, netns
 from netdiag.collect import (addresses, conntrack, dns, fanout, fdb, firewall, ipvs, links,
                              neighbours, netnsids, nftables, peers, routes, rules, sockets,
-                             sysctls, xfrm)
+                             spawn, sysctls, xfrm)
 from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
                             PermissionDenied)
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
@@ -59,7 +59,8 @@ class Context:
         return self.socket("ipr", IPRoute)
 
     def helper(self, argv: Sequence[str], timeout: float = 10.0) -> str:
-        return netns.run_helper(argv, timeout)
+        """Run a helper program in this namespace (the calling thread has entered it)."""
+        return spawn.run(argv, timeout)
 
     def close(self) -> None:
         for sock in self._sockets.values():

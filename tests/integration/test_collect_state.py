@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from netdiag import netns
-from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot, nftables
+from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot, nftables, spawn
 from netdiag.model import EmbeddedDns, NamespaceRef, NsKind
 from tests.conftest import NetnsFactory, sh
 
@@ -293,8 +292,8 @@ def test_xfrm_policy_matches_ip_xfrm(rich, state):
 def test_an_empty_namespace_runs_no_helper_program(netns_factory, monkeypatch):
     name = netns_factory("empty")
     helpers = []
-    real = netns.run_helper
-    monkeypatch.setattr(netns, "run_helper",
+    real = spawn.run
+    monkeypatch.setattr(spawn, "run",
                         lambda argv, timeout=10.0: helpers.append(argv) or real(argv, timeout))
     collected, gaps = collect_namespace(named_ref(name), COLLECTORS)
     assert helpers == []
@@ -311,8 +310,8 @@ def test_legacy_rules_alone_run_only_the_legacy_save_program(netns_factory, monk
     name = netns_factory("legacy")
     in_ns(name, "iptables-legacy -A INPUT -p icmp -j ACCEPT")
     helpers = []
-    real = netns.run_helper
-    monkeypatch.setattr(netns, "run_helper",
+    real = spawn.run
+    monkeypatch.setattr(spawn, "run",
                         lambda argv, timeout=10.0: helpers.append(argv[0]) or real(argv, timeout))
     collected, _ = collect_namespace(named_ref(name), COLLECTORS)
     assert helpers == ["iptables-legacy-save"]
