@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 from netdiag import docker_api
@@ -208,9 +209,8 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
 
     lab_nodes = _lab_nodes()
     for path in sorted(NAMED_DIR.glob("*")) if _is_dir(NAMED_DIR) else ():
-        try:
-            inode = os.stat(path).st_ino
-        except OSError:
+        inode = _namespace_inode(path)
+        if inode is None:
             continue
         if path.name in lab_nodes:
             lab, node = lab_nodes[path.name]
@@ -228,9 +228,8 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
         if not _is_dir(folder):
             continue
         for path in sorted(folder.iterdir()):
-            try:
-                inode = os.stat(path).st_ino
-            except OSError:
+            inode = _namespace_inode(path)
+            if inode is None:
                 continue
             container = by_sandbox.get(str(path))
             if container:
@@ -250,6 +249,25 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
         add(ref, 3)
 
     return [f.ref for f in sorted(found.values(), key=lambda f: (f.rank, f.ref.label))]
+
+
+def _namespace_inode(path: Path | str) -> int | None:
+    """The inode of a namespace file, or None for anything else.
+
+    Docker unmounts a removed container's sandbox at once but deletes the file up to a minute
+    later, and `ip netns` can leave files behind: such a plain file is not a namespace, and
+    entering it fails with EINVAL. Namespace files all live on the one nsfs device.
+    """
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_ino if found.st_dev == _nsfs_device() else None
+
+
+@cache
+def _nsfs_device() -> int:
+    return os.stat("/proc/self/ns/net").st_dev
 
 
 def _merge(primary: NamespaceRef, other: NamespaceRef) -> NamespaceRef:
@@ -297,7 +315,11 @@ def resolve(reference: str, namespaces: Sequence[NamespaceRef] | None = None) ->
     elif reference.startswith(("/", "./")):
         if not os.path.exists(reference):
             raise NotFound(f"{reference}: no such file")
-        return known(inode_of(reference), reference)
+        inode = _namespace_inode(reference)
+        if inode is None:
+            raise NotFound(f"{reference} is not a network namespace (a file left behind by a "
+                           "removed container or `ip netns`?)")
+        return known(inode, reference)
     else:
         for field in ("name", "container", "label"):
             for ns in namespaces:
