@@ -39,7 +39,8 @@ done
 command -v debootstrap >/dev/null || fail "debootstrap is missing (apt-get install debootstrap)"
 command -v "$DOCKER" >/dev/null || fail "$DOCKER is missing (apt-get install docker.io)"
 "$PYTHON" -m pip --version >/dev/null 2>&1 || fail "$PYTHON has no pip (set PYTHON=...)"
-"$DOCKER" version >/dev/null 2>&1 || fail "no Docker engine answers at ${DOCKER_HOST:-the default socket}"
+"$DOCKER" version >/dev/null 2>&1 \
+  || fail "no Docker engine answers at ${DOCKER_HOST:-the default socket}"
 
 arch=$(dpkg --print-architecture)
 pyarch=$(uname -m)
@@ -71,7 +72,8 @@ EOF
   step "applying $SUITE updates"
   chroot "$rootfs" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get -y -qq upgrade \
-    >>"$base_dir/debootstrap.log" 2>&1 || fail "apt-get upgrade failed; see $base_dir/debootstrap.log"
+    >>"$base_dir/debootstrap.log" 2>&1 \
+    || fail "apt-get upgrade failed; see $base_dir/debootstrap.log"
   chroot "$rootfs" apt-get clean
   # As Debian's slim images: no documentation, manual pages or translations.
   rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \

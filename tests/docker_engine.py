@@ -207,28 +207,26 @@ class DockerEngine:
             'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"]\n'
             f'[grpc]\n  address = "{address}"\n'
             f'[ttrpc]\n  address = "{address}.ttrpc"\n')
-        log = open(self.workdir / "containerd.log", "wb")
-        self.containerd = subprocess.Popen(
-            ["nsenter", f"--net={self.netns_path}", "containerd", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self.workdir / "containerd.log", "wb") as log:
+            self.containerd = subprocess.Popen(
+                ["nsenter", f"--net={self.netns_path}", "containerd", "--config", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _wait_until("containerd", address.is_socket, START_TIMEOUT,
                     lambda: self.containerd.poll() is None)
 
     def _start_dockerd(self) -> None:
         config = self.workdir / "daemon.json"
         config.write_text("{}\n")  # never read the host's /etc/docker/daemon.json
-        log = open(self.workdir / "dockerd.log", "wb")
-        self.dockerd = subprocess.Popen(
-            ["nsenter", f"--net={self.netns_path}", "dockerd",
-             "--config-file", str(config),
-             "--containerd", str(self.containerd_dir / "containerd.sock"),
-             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-             "-H", self.host, "--pidfile", str(self.pidfile),
-             f"--storage-driver={self.storage_driver}", f"--cgroup-parent=/{self.cgroup}",
-             "--shutdown-timeout=2"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self.workdir / "dockerd.log", "wb") as log:
+            self.dockerd = subprocess.Popen(
+                ["nsenter", f"--net={self.netns_path}", "dockerd",
+                 "--config-file", str(config),
+                 "--containerd", str(self.containerd_dir / "containerd.sock"),
+                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                 "-H", self.host, "--pidfile", str(self.pidfile),
+                 f"--storage-driver={self.storage_driver}", f"--cgroup-parent=/{self.cgroup}",
+                 "--shutdown-timeout=2"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _wait_until("dockerd", self._answers, START_TIMEOUT, lambda: self.dockerd.poll() is None)
 
     def _answers(self) -> bool:
