@@ -8,6 +8,7 @@ A user-defined bridge network with one container publishing a port, on the sessi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -133,3 +134,22 @@ def test_embedded_resolver_port_has_a_listener(snapshot, web):
     assert ("udp", "127.0.0.11", embedded.udp_port) in listening
     assert ("tcp", "127.0.0.11", embedded.tcp_port) in listening
     assert ("tcp", "0.0.0.0", 80) in listening or ("tcp", "::", 80) in listening
+
+
+def test_a_removed_containers_leftover_file_is_not_a_namespace(docker_engine, web):
+    """Docker unmounts a removed container's sandbox at once and deletes the file up to a
+    minute later: in between, discovery must not offer it (entering it fails with EINVAL).
+    (`web` keeps running, so discovery does look into the engine's sandbox folder.)"""
+    engine = docker_engine
+    engine.docker("run", "-d", "--name", "ndt-inspect-gone", IMAGE, "sleep", "3600")
+    sandbox = engine.sandbox_key("ndt-inspect-gone")
+    engine.docker("rm", "-f", "ndt-inspect-gone")
+    if not os.path.exists(sandbox):
+        pytest.skip("Docker deleted the sandbox file at once: nothing left to trip over")
+    listed = json.loads(netdiag(engine, "ns", "list", "--json"))
+    assert sandbox not in {ns["path"] for ns in listed}
+    done = subprocess.run([sys.executable, "-m", "netdiag", "snapshot", "--ns", sandbox],
+                          env=engine.env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2, done.stderr
+    assert "not a network namespace" in done.stderr and "Traceback" not in done.stderr
