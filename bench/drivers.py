@@ -15,8 +15,10 @@ It also times the two ways of opening a netlink socket inside a namespace that t
 driver chose between: entering it in the calling thread (netns.entered) and pyroute2's
 IPRoute(netns=...), which forks a helper per socket.
 
-Docker's figure (100 containers on one network) and the resolver figures
-(bench/drivers_dns.py) belong in the EXTRA_ROWS hook below.
+Docker's figure (N containers on one network: `docker run -d --network NET IMAGE sleep` N times
+on a user-defined bridge network of a real engine started in a namespace of its own, as in
+bench/lab.py) comes through the EXTRA_ROWS hook below (`--no-docker` leaves it out); the resolver
+figures are bench/drivers_dns.py's.
 """
 
 from __future__ import annotations
@@ -47,6 +49,29 @@ SUBNET, GATEWAY = "172.17.0.0/16", "172.17.0.1"
 # creating N containers on a network, or resolver qps/p99 — are appended here by their
 # benchmarks: a callable taking the endpoint count.
 EXTRA_ROWS: list[Callable[[int], list[tuple[str, float, str, float, str]]]] = []
+# This run's netdiag medians, for the hooks' rows: "endpoints" (incl. namespaces).
+RESULTS: dict[str, float] = {}
+DOCKER_ROUNDS = 2
+
+
+def docker_rows(count: int) -> list[tuple[str, float, str, float, str]]:
+    """Docker creating `count` containers on one bridge network (bench/lab.py's engine)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lab as lab_bench  # bench/lab.py
+
+    try:
+        docker = lab_bench.Docker()
+    except RuntimeError as exc:
+        print(f"Docker row skipped: {exc}", file=sys.stderr)
+        return []
+    try:
+        docker.start()
+        ups = [docker.bridge_round(f"{os.getpid() % 100000}d{r}", count)[0]
+               for r in range(DOCKER_ROUNDS)]
+    finally:
+        docker.stop()
+    return [(f"{count} endpoints on one bridge (incl. netns)", RESULTS["endpoints"],
+             f"Docker: {count} × docker run -d", statistics.median(ups), "")]
 
 
 class Made:
@@ -139,7 +164,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-docker", action="store_true", help="leave out Docker's row")
     args = parser.parse_args()
+    if not args.no_docker and docker_rows not in EXTRA_ROWS:
+        EXTRA_ROWS.append(docker_rows)
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds namespaces")
 
@@ -154,6 +182,7 @@ def main() -> int:
             shell.append(round_shell(made, f"s{r}-", args.endpoints))
             made.remove_all()
         entered, forked = socket_costs(made)
+        RESULTS["endpoints"] = statistics.median(ours)
         extra = [row for hook in EXTRA_ROWS for row in hook(args.endpoints)]
     finally:
         made.remove_all()
@@ -167,7 +196,9 @@ def main() -> int:
         ("netlink socket in a namespace + dump", entered,
          "IPRoute(netns=...) + dump", forked, ""),
     ] + extra
-    print(f"median of {args.rounds} rounds; every figure beside its baseline from this run\n")
+    print(f"median of {args.rounds} rounds (Docker: {DOCKER_ROUNDS}); every figure beside its "
+          f"baseline from this run; load average {' '.join(open('/proc/loadavg').read().split()[:3])} "
+          "(2 cores)\n")
     print(f"{'figure':44} {'netdiag':>10}  {'baseline':34} {'baseline':>10}  target")
     for name, value, base_name, base, target in rows:
         base_text = f"{base * 1000:8.1f}ms" if base_name else ""
