@@ -14,9 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from netdiag import netns
+from netdiag.drivers.bridge import device
+from netdiag.drivers.bridge.rtnl import Rtnl
 
 RESOLVER_IP = "127.0.0.11"
 CHAINS = ("DOCKER_OUTPUT", "DOCKER_POSTROUTING")
@@ -68,9 +68,10 @@ def remove_nat() -> None:
 
 
 def loopback_up() -> None:
-    """127.0.0.11 can only be bound once lo is up (its local route comes with it)."""
-    with IPRoute() as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    """127.0.0.11 can only be bound once lo is up (its local route comes with it). A plain
+    netlink socket (the bridge driver's Rtnl): opening pyroute2's IPRoute costs ~4 ms."""
+    with Rtnl() as rt:
+        device.loopback_up(rt)
 
 
 def resolv_conf_path(namespace_path: str) -> Path | None:

@@ -28,6 +28,8 @@ from pyroute2 import IPRoute
 from netdiag import netns
 from netdiag.checks import api as steps
 from netdiag.drivers.api import PortBinding, Service
+from netdiag.drivers.bridge import device
+from netdiag.drivers.bridge.rtnl import Rtnl
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.lb.store_services import put_service, sync
 from netdiag.drivers.overlay import dataplane
@@ -83,8 +85,8 @@ class Builder:
     def create_namespace(self, step: plans.CreateNamespace) -> None:
         self.journal.add_namespace(step.netns, step.node)  # written down before it exists
         netns.create_named(step.netns)
-        with netns.entered(self.ns_path(step.node)), IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        with netns.entered(self.ns_path(step.node)), Rtnl() as rt:  # a plain socket: no pyroute2
+            device.loopback_up(rt)
 
     def create_underlay(self, step: plans.CreateUnderlay) -> None:
         """The switch is also the hosts' default gateway: a router at the lab's edge."""
