@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from netdiag.errors import CorruptSnapshot
+from netdiag.errors import CorruptSnapshot, UsageError
 from netdiag.model import SCHEMA_VERSION, Snapshot
 
 
@@ -92,7 +92,10 @@ def _ascii_only(data: bytes) -> bytes:
 
 def save(snapshot: Snapshot, path: str | Path) -> None:
     """Compact JSON (`jq .` makes a saved file readable)."""
-    Path(path).write_bytes(encode(snapshot) + b"\n")
+    try:
+        Path(path).write_bytes(encode(snapshot) + b"\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def loads(text: str | bytes) -> Snapshot:
