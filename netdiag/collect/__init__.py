@@ -27,9 +27,10 @@ from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
 
 # Order matters only where a collector reads what an earlier one put in ctx.found
-# (firewall adds iptables rules to the Firewall nftables started, and runs iptables-nft-save
-# only if nftables found its tables; dns reads the nat rules that firewall collected).
-COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, nftables, firewall, dns,
+# (nftables adds the nftables ruleset to the Firewall that firewall started with the iptables
+# rules, and lists rule by rule only the tables iptables-nft-save did not show in full; dns
+# reads the nat rules of both).
+COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, dns,
               sockets, sysctls, conntrack, xfrm)
 
 DEFAULT_WORKERS = 4
@@ -46,12 +47,20 @@ class Context:
     ref: NamespaceRef
     found: dict[str, Any] = field(default_factory=dict)
     _sockets: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     def socket(self, name: str, factory):
         """A netlink socket of this namespace, made by `factory()` on first use."""
         if name not in self._sockets:
             self._sockets[name] = factory()
         return self._sockets[name]
+
+    def once(self, name: str, read):
+        """What `read()` returns, read on first use: a kernel read several collectors share
+        (it is read again if it failed)."""
+        if name not in self._memo:
+            self._memo[name] = read()
+        return self._memo[name]
 
     def ipr(self):
         from pyroute2 import IPRoute

@@ -5,20 +5,22 @@ shows only its own, so both are read. Each save program runs only when it has so
 show, because a helper program costs 1–2 ms and most namespaces have no rules at all:
 
 * the nft backend stores its rules in nftables tables named like the iptables tables (`ip
-  filter`, `ip6 nat`...): the nftables collector, which runs first, has listed them;
+  filter`, `ip6 nat`...): one netlink dump lists the tables (shared with the nftables
+  collector, which runs next and leaves the tables shown here in full to these records);
 * the legacy backend lists its tables in /proc/thread-self/net/ip_tables_names (and
   ip6_tables_names); those files are empty until a legacy table is used in this namespace.
 
-The rules are added to the Firewall record the nftables collector started, so each half
-survives if the other fails.
+The rules start the namespace's Firewall record; the nftables collector adds the nftables
+ruleset to it, so each half survives if the other fails.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from netdiag.collect import iptables_save
-from netdiag.model import Firewall
+from netdiag.collect import iptables_save, nftables
+from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
+from netdiag.model import Firewall, NftTable
 
 NAME = "firewall"
 
@@ -45,26 +47,30 @@ _LEGACY_NAMES = {4: "/proc/thread-self/net/ip_tables_names",
 
 
 def collect(ctx) -> dict:
-    nft = ctx.found.get("firewall")  # None when the nftables collector failed
+    try:
+        nft_tables = nftables.tables(ctx)
+    except (CollectError, KernelFeatureMissing, PermissionDenied):
+        # unknown (the nftables collector will say why): ask the save programs rather than
+        # miss rules
+        nft_tables = None
     chains, rules = [], []
     for tool in SAVE_TOOLS:
-        if not _has_rules(tool, nft):
+        if not _has_rules(tool, nft_tables):
             continue
         found_chains, found_rules = iptables_save.parse(ctx.helper([tool.program, "-c"]),
                                                         tool.backend, tool.family)
         chains.extend(found_chains)
         rules.extend(found_rules)
-    return {"firewall": replace(nft or Firewall(), iptables_chains=tuple(chains),
-                                iptables_rules=tuple(rules))}
+    return {"firewall": Firewall(iptables_chains=tuple(chains), iptables_rules=tuple(rules))}
 
 
-def _has_rules(tool: SaveTool, nft: Firewall | None) -> bool:
+def _has_rules(tool: SaveTool, nft_tables: tuple[NftTable, ...] | None) -> bool:
     if tool.backend == "legacy":
         return bool(_read(_LEGACY_NAMES[tool.family]).strip())
-    if nft is None:  # unknown: ask the save program rather than miss rules
+    if nft_tables is None:
         return True
     family = _NFT_FAMILY[tool.family]
-    return any(t.family == family and t.name in XTABLES_TABLES for t in nft.nft_tables)
+    return any(t.family == family and t.name in XTABLES_TABLES for t in nft_tables)
 
 
 def _read(path: str) -> str:

@@ -1,13 +1,25 @@
 """Collector: the namespace's nftables ruleset, as NftTable, NftChain and NftRule records.
 
-First a cheap netlink question — does the namespace have any table? — because most container
-namespaces have none and listing a ruleset costs far more. Only then the ruleset is listed
+First a cheap netlink question — which tables does the namespace have? — because most
+container namespaces have none and listing a ruleset costs far more. Then the ruleset is listed
 twice, as JSON (structure and each rule's expressions) and as text with handles (each rule's
 readable form), joined by handle. The listing goes through libnftables in-process (0.5 ms, no
 fork), or the `nft` program when the library cannot be loaded (3 ms).
 
-Rules that iptables-nft wrote show up here too, their xtables matches as opaque `xt` objects;
-the firewall collector reads the same rules in full through iptables-nft-save.
+The tables iptables-nft manages are not listed rule by rule: nft shows their xtables matches
+and targets only as opaque `xt` objects, while the firewall collector (which runs first) has
+read the same rules in full through iptables-nft-save. Such a table still appears as an
+NftTable, but its chains and rules are left to the iptables records, and when every table is
+one of these (a Docker host, a container with published ports) nothing is listed at all. A
+table counts as iptables-nft's only when all of this holds, so that native nftables content is
+never hidden behind iptables-nft-save's reading of it (which silently drops what it does not
+understand, such as set lookups):
+
+* iptables-nft-save showed it (an `ip`/`ip6` table named like an iptables table, and not
+  "incompatible");
+* nft would mark it "managed by iptables-nft": at least one rule holds an xt match or target;
+* every expression in its rules is one iptables-nft writes itself (payload, meta, cmp,
+  bitwise, counter, immediate, match, target) — no set lookups, ct, limit, log, nat...
 """
 
 from __future__ import annotations
@@ -18,19 +30,32 @@ import json
 import re
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from netdiag.collect import netlink_dump
-from netdiag.errors import CollectError
+from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
 from netdiag.model import Firewall, NftChain, NftRule, NftTable
 
 NAME = "nftables"
 
 NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_GETTABLE = 1
-NFTA_TABLE_NAME = 1
+NFT_MSG_GETTABLE, NFT_MSG_GETRULE = 1, 7
+NFTA_TABLE_NAME, NFTA_TABLE_HANDLE = 1, 4
+NFTA_RULE_TABLE, NFTA_RULE_EXPRESSIONS = 1, 4
+NFTA_LIST_ELEM = 1
+NFTA_EXPR_NAME = 1
 NFPROTO_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
+_NFGENMSG_ANY_FAMILY = struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: every family, version 0
+_NFGENMSG_SIZE = 4
+_U64_BE = struct.Struct(">Q")
+
+# What iptables-nft 1.8 writes into a rule (and iptables-nft-save reads back); xt compat
+# matches and targets are the mark nft itself uses to call a table "managed by iptables-nft".
+IPTABLES_NFT_EXPRESSIONS = frozenset({"payload", "meta", "cmp", "bitwise", "counter",
+                                      "immediate", "match", "target"})
+XT_EXPRESSIONS = frozenset({"match", "target"})
+_IPTABLES_FAMILIES = {4: "ip", 6: "ip6"}
 
 _NFT_CTX_OUTPUT_HANDLE = 1 << 3
 _NFT_CTX_OUTPUT_JSON = 1 << 4
@@ -40,26 +65,89 @@ _NFT_CTX_OUTPUT_JSON = 1 << 4
 _LIBNFTABLES_LOCK = threading.Lock()
 
 
-def list_tables() -> tuple[tuple[str, str], ...]:
-    """(family, name) of every nftables table in the current thread's namespace."""
-    request = struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: every family, version 0
+def tables(ctx) -> tuple[NftTable, ...]:
+    """Every nftables table of the namespace (one netlink dump, shared with the firewall
+    collector through ctx)."""
+    return ctx.once("nftables.tables", list_tables)
+
+
+def list_tables() -> tuple[NftTable, ...]:
+    """Every nftables table in the current thread's namespace, as the kernel lists them."""
     answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
-                                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, request,
-                                "nftables tables")
-    tables = []
+                                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+                                _NFGENMSG_ANY_FAMILY, "nftables tables")
+    found = []
     for _kind, body in answers:
-        family = NFPROTO_NAMES.get(body[0], str(body[0]))
-        name = netlink_dump.attributes(body, 4).get(NFTA_TABLE_NAME, b"")
-        tables.append((family, netlink_dump.cstring(name)))
-    return tuple(tables)
+        attrs = netlink_dump.attributes(body, _NFGENMSG_SIZE)
+        handle = attrs.get(NFTA_TABLE_HANDLE, b"")
+        found.append(NftTable(family=NFPROTO_NAMES.get(body[0], str(body[0])),
+                              name=netlink_dump.cstring(attrs.get(NFTA_TABLE_NAME, b"")),
+                              handle=_U64_BE.unpack(handle)[0] if len(handle) == 8 else 0))
+    return tuple(found)
 
 
 def collect(ctx) -> dict:
-    if not list_tables():
-        return {"firewall": Firewall()}
+    found = tables(ctx)
+    firewall = ctx.found.get("firewall") or Firewall()  # the iptables half, when it was read
+    if not found:
+        return {"firewall": replace(firewall, nft_tables=())}
+    skipped = iptables_nft_tables(firewall, found)
+    if len(skipped) == len(found):
+        return {"firewall": replace(firewall, nft_tables=found)}
     as_json, as_text = _list_ruleset(ctx)
-    tables, chains, rules = parse_ruleset(as_json, as_text)
-    return {"firewall": Firewall(nft_tables=tables, nft_chains=chains, nft_rules=rules)}
+    listed, chains, rules = parse_ruleset(as_json, as_text, skip=skipped)
+    return {"firewall": replace(firewall, nft_tables=listed, nft_chains=chains,
+                                nft_rules=rules)}
+
+
+def iptables_nft_tables(firewall: Firewall,
+                        found: tuple[NftTable, ...]) -> frozenset[tuple[str, str]]:
+    """(family, name) of the tables whose rules the iptables records already hold in full
+    (see the module's docstring)."""
+    shown = {(_IPTABLES_FAMILIES.get(chain.family), chain.table)
+             for chain in firewall.iptables_chains if chain.backend == "nft"}
+    candidates = shown & {(table.family, table.name) for table in found}
+    if not candidates:
+        return frozenset()
+    try:
+        answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
+                                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
+                                    _NFGENMSG_ANY_FAMILY, "nftables rules")
+    except (CollectError, KernelFeatureMissing, PermissionDenied):  # list all, not guess
+        return frozenset()
+    return managed_by_iptables_nft((body for _kind, body in answers), candidates)
+
+
+def managed_by_iptables_nft(rule_messages, candidates) -> frozenset[tuple[str, str]]:
+    """Of the `candidates` (family, table), those whose rules (NFT_MSG_NEWRULE bodies) hold
+    an xt expression and nothing iptables-nft would not write."""
+    with_xt, foreign = set(), set()
+    for body in rule_messages:
+        attrs = netlink_dump.attributes(body, _NFGENMSG_SIZE)
+        key = (NFPROTO_NAMES.get(body[0], str(body[0])),
+               netlink_dump.cstring(attrs.get(NFTA_RULE_TABLE, b"")))
+        if key not in candidates or key in foreign:
+            continue
+        names = expression_names(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
+        if not names <= IPTABLES_NFT_EXPRESSIONS:
+            foreign.add(key)
+        elif names & XT_EXPRESSIONS:
+            with_xt.add(key)
+    return frozenset(with_xt - foreign)
+
+
+def expression_names(data: bytes) -> set[str]:
+    """The expression kinds ("payload", "cmp", "match"...) in an NFTA_RULE_EXPRESSIONS list."""
+    names = set()
+    offset = 0
+    while offset + 4 <= len(data):
+        length, _kind = struct.unpack_from("=HH", data, offset)
+        if length < 4:
+            break
+        element = netlink_dump.attributes(data[offset + 4:offset + length])
+        names.add(netlink_dump.cstring(element.get(NFTA_EXPR_NAME, b"")))
+        offset += (length + 3) & ~3
+    return names
 
 
 # --- listing ------------------------------------------------------------------------------
@@ -127,10 +215,13 @@ class _RuleKey:
     handle: int
 
 
-def parse_ruleset(as_json: str, as_text: str) -> tuple[tuple[NftTable, ...],
-                                                     tuple[NftChain, ...],
-                                                     tuple[NftRule, ...]]:
-    """`nft -j list ruleset` and `nft -a list ruleset` output → tables, chains, rules."""
+def parse_ruleset(as_json: str, as_text: str, skip=frozenset()) -> tuple[tuple[NftTable, ...],
+                                                                        tuple[NftChain, ...],
+                                                                        tuple[NftRule, ...]]:
+    """`nft -j list ruleset` and `nft -a list ruleset` output → tables, chains, rules.
+
+    Tables whose (family, name) is in `skip` are kept as tables without chains and rules.
+    """
     try:
         items = json.loads(as_json)["nftables"] if as_json.strip() else []
     except (ValueError, KeyError, TypeError) as exc:
@@ -144,12 +235,16 @@ def parse_ruleset(as_json: str, as_text: str) -> tuple[tuple[NftTable, ...],
                                    handle=t.get("handle", 0)))
         elif "chain" in item:
             c = item["chain"]
+            if (c["family"], c["table"]) in skip:
+                continue
             chains.append(NftChain(family=c["family"], table=c["table"], name=c["name"],
                                    handle=c.get("handle", 0), type=c.get("type", ""),
                                    hook=c.get("hook", ""), priority=_priority(c.get("prio")),
                                    policy=c.get("policy", "")))
         elif "rule" in item:
             r = item["rule"]
+            if (r["family"], r["table"]) in skip:
+                continue
             key = _RuleKey(r["family"], r["table"], r["chain"], r["handle"])
             rules.append(NftRule(family=key.family, table=key.table, chain=key.chain,
                                  handle=key.handle, text=texts.get(key, ""),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -168,16 +169,28 @@ def test_iptables_rules_are_structured(state):
         "fd00::/64"]
 
 
+def managed_by_iptables_nft(name: str) -> set[tuple[str, str]]:
+    """The tables nft itself calls "managed by iptables-nft" (it warns on stderr)."""
+    listing = subprocess.run(["ip", "netns", "exec", name, "nft", "list", "ruleset"],
+                             capture_output=True, text=True, check=True)
+    return set(re.findall(r"table (\S+) (\S+) is managed by iptables-nft", listing.stderr))
+
+
 def test_nftables_ruleset_matches_nft_json(rich, state):
+    """Every table as nft lists it; chains and rules of every table but the ones nft says
+    iptables-nft manages, which the iptables records hold in full instead."""
     listed = json.loads(in_ns(rich[0], "nft -j list ruleset"))["nftables"]
+    managed = managed_by_iptables_nft(rich[0])
+    assert managed == {("ip", "nat"), ("ip", "filter")}
     fw = state.firewall
     tables = [(t["family"], t["name"], t["handle"]) for item in listed
               if (t := item.get("table"))]
     chains = [(c["family"], c["table"], c["name"], c["handle"], c.get("hook", ""),
                c.get("prio", 0), c.get("policy", "")) for item in listed
-              if (c := item.get("chain"))]
+              if (c := item.get("chain")) and (c["family"], c["table"]) not in managed]
     rules = [(r["family"], r["table"], r["chain"], r["handle"], r["expr"], r.get("comment", ""))
-             for item in listed if (r := item.get("rule"))]
+             for item in listed
+             if (r := item.get("rule")) and (r["family"], r["table"]) not in managed]
     assert [(t.family, t.name, t.handle) for t in fw.nft_tables] == tables
     assert [(c.family, c.table, c.name, c.handle, c.hook, c.priority, c.policy)
             for c in fw.nft_chains] == chains
@@ -188,6 +201,27 @@ def test_nftables_ruleset_matches_nft_json(rich, state):
     assert native.text.endswith('accept comment "web"')
     assert native.comment == "web"
     assert all(r.text for r in fw.nft_rules)  # every rule joined with its text form
+    # what the managed tables hold is in the iptables records
+    assert {(c.table, c.family) for c in fw.iptables_chains if c.backend == "nft"} >= {
+        ("nat", 4), ("filter", 4)}
+
+
+def test_native_rules_in_an_iptables_nft_table_keep_the_table_listed(netns_factory):
+    """iptables-nft-save misreads native nftables rules (a set lookup becomes a bare -j DROP):
+    a table holding any is listed by nft in full, beside iptables-nft-save's reading."""
+    name = netns_factory("mixed")
+    for command in ("iptables-nft -A INPUT -m conntrack --ctstate INVALID -j DROP",
+                    "iptables-nft -t nat -A POSTROUTING -o lo -j MASQUERADE",
+                    "nft add set ip filter blocked '{ type ipv4_addr; }'",
+                    "nft add rule ip filter INPUT ip saddr @blocked drop"):
+        in_ns(name, command)
+    assert managed_by_iptables_nft(name) == {("ip", "nat"), ("ip", "filter")}
+    collected, _ = collect_namespace(named_ref(name), COLLECTORS)
+    fw = collected.firewall
+    assert {(t.family, t.name) for t in fw.nft_tables} == {("ip", "filter"), ("ip", "nat")}
+    assert {(r.table, r.text) for r in fw.nft_rules} >= {("filter", "ip saddr @blocked drop")}
+    assert {r.table for r in fw.nft_rules} == {"filter"}  # nat is iptables-nft's alone
+    assert {r.table for r in fw.iptables_rules} == {"filter", "nat"}
 
 
 def test_without_libnftables_the_nft_program_gives_the_same_ruleset(rich, state, monkeypatch):

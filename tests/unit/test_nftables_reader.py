@@ -119,3 +119,43 @@ def test_an_empty_listing_gives_nothing():
 def test_broken_json_is_one_clear_error():
     with pytest.raises(CollectError, match="cannot read nft's JSON ruleset"):
         nftables.parse_ruleset('{"nftables": [', "")
+
+
+# --- which tables iptables-nft manages (from NFT_MSG_NEWRULE bodies) ---------------------------
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    import struct
+
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
+
+
+def rule_message(family: int, table: str, *expressions: str) -> bytes:
+    """An NFT_MSG_NEWRULE body as the kernel sends it (nfgenmsg, then attributes)."""
+    nested = 0x8000
+    listed = b"".join(_attr(1 | nested, _attr(1, name.encode() + b"\0"))
+                      for name in expressions)
+    return (bytes((family, 0, 0, 0)) + _attr(1, table.encode() + b"\0")
+            + _attr(2, b"INPUT\0") + _attr(4 | nested, listed))
+
+
+def test_expression_names_of_a_rule():
+    body = rule_message(2, "filter", "payload", "cmp", "match", "counter", "immediate")
+    attrs = nftables.netlink_dump.attributes(body, 4)
+    assert nftables.expression_names(attrs[4]) == {"payload", "cmp", "match", "counter",
+                                                   "immediate"}
+
+
+def test_a_table_is_iptables_nfts_with_xt_and_nothing_native():
+    candidates = {("ip", "filter"), ("ip", "nat"), ("ip6", "filter"), ("ip", "mangle")}
+    messages = [
+        rule_message(2, "filter", "match", "counter", "immediate"),  # -m conntrack ...
+        rule_message(2, "filter", "payload", "cmp", "counter", "immediate"),
+        rule_message(2, "nat", "meta", "cmp", "counter", "target"),  # -j MASQUERADE
+        rule_message(2, "nat", "payload", "lookup", "immediate"),  # native: ip saddr @set
+        rule_message(10, "filter", "payload", "cmp", "counter", "immediate"),  # no xt at all
+        rule_message(1, "fw", "match", "counter"),  # not a candidate (inet)
+        rule_message(2, "mangle", "ct", "cmp", "target"),  # ct state: nft's, not iptables'
+    ]
+    assert nftables.managed_by_iptables_nft(messages, candidates) == {("ip", "filter")}
