@@ -120,9 +120,14 @@ def _apply(finding: Finding, paths, unsafe: bool, applied: set) -> list[StepResu
 
 
 def _print_findings(when: str, report: engine.Report, snapshot: Snapshot) -> None:
-    counts = ", ".join(f"{report.count(s)} {s.value}" for s in reversed(Severity))
-    verdict = "clean" if not report.findings else f"{len(report.findings)} findings"
+    counts = ", ".join(_count(report.count(s), s.value, plural=s is not Severity.INFO)
+                       for s in reversed(Severity))
+    verdict = _count(len(report.findings), "finding") if report.findings else "clean"
     print(f"{when}: {counts} — {verdict} ({len(snapshot.namespaces)} namespaces)")
+
+
+def _count(number: int, word: str, plural: bool = True) -> str:
+    return f"{number} {word}{'s' if plural and number != 1 else ''}"
 
 
 def _print_plan(finding: Finding, snapshot: Snapshot, results: list[StepResult] | None,

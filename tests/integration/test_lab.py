@@ -234,7 +234,7 @@ def test_broken_lab_shows_exactly_its_rule_and_repair_heals_it(lab, example, rul
     done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply", *flags],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "[applied]" in done.stdout and "After: 0 error, 0 warning" in done.stdout
+    assert "[applied]" in done.stdout and "After: 0 errors, 0 warnings" in done.stdout
     assert _check_lab(j) == []
     assert ask_web(j, published).startswith("pets:")
 

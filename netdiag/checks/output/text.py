@@ -65,8 +65,9 @@ def _not_checked_lines(report: Report) -> list[str]:
 
 
 def _summary(report: Report) -> str:
-    counts = ", ".join(f"{report.count(s)} {s.value}" for s in
-                       (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    counts = ", ".join(_count(report.count(s), s.value) if s is not Severity.INFO
+                       else f"{report.count(s)} info"
+                       for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     return (f"{counts} — {_count(len(report.rules), 'rule')} over "
             f"{_count(len(report.namespaces), 'namespace')}"
             + (f", {len(report.unknown)} unknown" if report.unknown else ""))
