@@ -164,6 +164,22 @@ class DockerEngine:
     def container_ip(self, container: str, network: str) -> str:
         return self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"]
 
+    def wait_until_serving(self, server: str, client: str | None = None,
+                           deadline: float = 60.0) -> None:
+        """Until the httpd in `server` answers on port 80, asked from `client` (or itself).
+
+        A container's process starts listening a moment after `docker run` returns, and a
+        name on a Swarm overlay reaches the other node by gossip: poll rather than guess.
+        """
+        address = server if client else "127.0.0.1"
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} 80"
+        end = time.monotonic() + deadline
+        while "200 OK" not in self.docker("exec", client or server, "sh", "-c", request,
+                                          check=False):
+            if time.monotonic() > end:
+                raise AssertionError(f"{server} did not answer {client or 'itself'} on port 80")
+            time.sleep(0.2)
+
     def in_netns(self, command: str, check: bool = True) -> str:
         """Run a shell command inside the engine's host namespace."""
         done = run(["nsenter", f"--net={self.netns_path}", "sh", "-c", command], check=check)

@@ -94,6 +94,8 @@ def bridge_host(docker_engine):
                       IMAGE, "httpd", "-f", "-p", "80", "-h", "/www")
         engine.docker("run", "-d", "--name", CLIENT, "--network", NETWORK, IMAGE, "httpd",
                       "-f", "-p", "80", "-h", "/www")
+        engine.wait_until_serving(WEB, client=CLIENT)
+        engine.wait_until_serving(CLIENT, client=WEB)
         yield engine
     finally:
         engine.docker("rm", "-f", WEB, CLIENT, check=False)
@@ -204,6 +206,7 @@ def test_docker_network_variants_are_healthy(bridge_host):
                   "ndt-check-default": ["-p", "8092:80", IMAGE, "httpd", "-f", "-p", "80",
                                         "-h", "/www"]}
     with docker_made(bridge_host, networks, containers):
+        bridge_host.wait_until_serving("ndt-check-default")
         bridge_host.docker("network", "connect", "ndt-check-internal", CLIENT)
         try:
             check(bridge_host.env, every_sandbox(bridge_host), expect_clean=True)
@@ -250,9 +253,9 @@ def swarm():
                        "-f", "-p", "80", "-h", "/www")
         worker.docker("run", "-d", "--name", SWARM_CLIENT, "--network", OVERLAY, IMAGE,
                       "sleep", "3600")
-        # Traffic across the overlay makes both nodes program their forwarding entries.
-        worker.docker("exec", SWARM_CLIENT, "sh", "-c",
-                      f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {SWARM_WEB} 80")
+        # One answer across the overlay: both nodes have learnt the other's endpoint (names
+        # and forwarding entries arrive by gossip, so the first tries may find nothing yet).
+        worker.wait_until_serving(SWARM_WEB, client=SWARM_CLIENT)
         yield swarm
     finally:
         swarm.stop()

@@ -40,6 +40,7 @@ def web(docker_engine):
     try:
         engine.docker("run", "-d", "--name", CONTAINER, "--network", NETWORK,
                       "-p", f"{HOST_PORT}:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/www")
+        engine.wait_until_serving(CONTAINER)
         yield engine.inspect(CONTAINER)
     finally:
         engine.docker("rm", "-f", CONTAINER, check=False)

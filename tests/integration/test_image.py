@@ -60,6 +60,7 @@ def app(docker_engine):
     try:
         engine.docker("run", "-d", "--name", APP, "--network", NETWORK, "-p", "8082:80", IMAGE,
                       "httpd", "-f", "-p", "80", "-h", "/www")
+        engine.wait_until_serving(APP)
         yield engine.inspect(APP)
     finally:
         engine.docker("rm", "-f", APP, check=False)
