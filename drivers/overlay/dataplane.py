@@ -74,11 +74,14 @@ def underlay(host: str) -> tuple[str, int]:
     """(VTEP address, MTU) of the host: the default route's link, else the first global
     IPv4 address on a link that is not one of ours (bridges, veths)."""
     with netlink_in(host) as ipr:
-        links = {msg["index"]: msg for msg in ipr.get_links()}
+        addresses = ipr.get_addr(family=2)
+        # Only the links that have an address: a host with many containers has hundreds of
+        # veths, and dumping them all for every endpoint made joining O(N²).
+        links = {index: ipr.get_links(index)[0] for index in {a["index"] for a in addresses}}
         candidates = []
         for route in ipr.get_default_routes(family=2):
             candidates.append(route.get_attr("RTA_OIF"))
-        for addr in ipr.get_addr(family=2):
+        for addr in addresses:
             link = links.get(addr["index"])
             name = link.get_attr("IFLA_IFNAME") if link else ""
             kind = _kind(link) if link else ""
@@ -86,8 +89,8 @@ def underlay(host: str) -> tuple[str, int]:
                     not name.startswith("veth"):
                 candidates.append(addr["index"])
         for index in candidates:
-            for addr in ipr.get_addr(family=2, index=index):
-                if addr["scope"] == 0:
+            for addr in addresses:
+                if addr["index"] == index and addr["scope"] == 0:
                     return addr.get_attr("IFA_ADDRESS"), links[index].get_attr("IFLA_MTU")
     raise DriverError(f"host {host} has no underlay address (no IPv4 address outside "
                       "bridges and veths)")
