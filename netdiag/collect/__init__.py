@@ -41,11 +41,14 @@ class Context:
     """What a collector gets: the namespace it is in, and lazily opened netlink sockets.
 
     Sockets are opened on first use from inside the namespace (the calling thread has entered
-    it), and closed by the orchestrator. `found` holds what earlier collectors returned.
+    it), and closed by the orchestrator. `found` holds what earlier collectors returned;
+    `shared` is shared by every namespace of one snapshot read in this process (what a
+    collector learnt in one namespace and may use in the next, such as save_reuse.Kept).
     """
 
     ref: NamespaceRef
     found: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
     _sockets: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
 
@@ -87,11 +90,12 @@ def _gap_kind(exc: Exception) -> str:
     return "error"
 
 
-def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS) -> tuple[NamespaceState | None,
-                                                                          list[Gap]]:
+def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
+                      shared: dict[str, Any] | None = None) -> tuple[NamespaceState | None,
+                                                                     list[Gap]]:
     """Read one namespace. Returns (None, gaps) if it cannot be entered at all."""
     gaps: list[Gap] = []
-    ctx = Context(ref)
+    ctx = Context(ref, shared={} if shared is None else shared)
     try:
         with netns.entered(ref.path):
             try:
@@ -139,7 +143,8 @@ def _collect_in_threads(refs: Sequence[NamespaceRef], timeout: float | None, wor
     gaps: list[Gap] = []
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs))),
                               thread_name_prefix="netdiag-collect")
-    futures = {pool.submit(collect_namespace, ref, collectors): ref for ref in refs}
+    shared: dict[str, Any] = {}
+    futures = {pool.submit(collect_namespace, ref, collectors, shared): ref for ref in refs}
     done, pending = wait(futures, timeout=timeout)
     for future in done:
         state, found_gaps = future.result()

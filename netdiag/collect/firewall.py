@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netdiag.collect import iptables_save, nftables
+from netdiag.collect import iptables_save, nftables, save_reuse
 from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
 from netdiag.model import Firewall, NftTable
 
@@ -57,11 +57,34 @@ def collect(ctx) -> dict:
     for tool in SAVE_TOOLS:
         if not _has_rules(tool, nft_tables):
             continue
-        found_chains, found_rules = iptables_save.parse(ctx.helper([tool.program, "-c"]),
-                                                        tool.backend, tool.family)
+        found_chains, found_rules = _save(ctx, tool)
         chains.extend(found_chains)
         rules.extend(found_rules)
     return {"firewall": Firewall(iptables_chains=tuple(chains), iptables_rules=tuple(rules))}
+
+
+def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
+    """The save program's records, or those of a namespace with the same nftables ruleset
+    read before in this snapshot (save_reuse.py)."""
+    if tool.backend != "nft":
+        return _run(ctx, tool)
+    kept = ctx.shared.setdefault("iptables-nft-save", save_reuse.Kept())
+    try:
+        ruleset = save_reuse.read(tool.family)
+    except (CollectError, KernelFeatureMissing, PermissionDenied):
+        ruleset = None
+    if ruleset is not None:
+        found = kept.get(ruleset.key)
+        if found is not None:
+            return save_reuse.with_counters(found, ruleset)
+    parsed = _run(ctx, tool)
+    if ruleset is not None and save_reuse.generation() == ruleset.generation:
+        kept.put(ruleset.key, parsed)
+    return parsed
+
+
+def _run(ctx, tool: SaveTool) -> save_reuse.Parsed:
+    return iptables_save.parse(ctx.helper([tool.program, "-c"]), tool.backend, tool.family)
 
 
 def _has_rules(tool: SaveTool, nft_tables: tuple[NftTable, ...] | None) -> bool:

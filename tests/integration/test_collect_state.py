@@ -351,3 +351,59 @@ def test_legacy_rules_alone_run_only_the_legacy_save_program(netns_factory, monk
     assert helpers == ["iptables-legacy-save"]
     (rule,) = collected.firewall.iptables_rules
     assert (rule.backend, rule.family, rule.text) == ("legacy", 4, "-A INPUT -p icmp -j ACCEPT")
+
+
+SAME_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:CUSTOM - [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p udp -m udp --dport 9 -m comment --comment "discard" -j CUSTOM
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CUSTOM -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s 10.77.0.0/16 ! -o eth0 -j MASQUERADE
+COMMIT
+"""
+
+SEND_UDP = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "[s.sendto(b'x' * {size}, ('127.0.0.1', 9)) for _ in range({count})]")
+
+
+def test_namespaces_with_the_same_rules_run_iptables_nft_save_once(netns_factory, monkeypatch):
+    """The second namespace with a ruleset gets the first one's records with its own counters,
+    equal to what iptables-nft-save says in it; another ruleset runs the program again."""
+    same = [netns_factory(f"same{i}") for i in range(3)]
+    other = netns_factory("other")
+    for name in same + [other]:
+        sh(f"ip netns exec {name} ip link set lo up")
+        subprocess.run(["ip", "netns", "exec", name, "iptables-nft-restore"],
+                       input=SAME_RULES.replace("discard", "other") if name == other
+                       else SAME_RULES, text=True, check=True)
+    for name, count, size in ((same[1], 3, 100), (same[2], 7, 20)):  # different counters
+        sh(f"ip netns exec {name} python3 -c \"{SEND_UDP.format(count=count, size=size)}\"")
+    helpers = []
+    real = spawn.run
+    monkeypatch.setattr(spawn, "run", lambda argv, timeout=10.0: helpers.append(argv[0])
+                        or real(argv, timeout))
+    snapshot = collect_snapshot([named_ref(name) for name in same + [other]], workers=1)
+    assert helpers.count("iptables-nft-save") == 2  # one per distinct ruleset
+    for state in snapshot.namespaces:
+        alone, _ = collect_namespace(state.ref)  # runs the program in this namespace
+        assert state.firewall.iptables_chains == alone.firewall.iptables_chains
+        assert state.firewall.iptables_rules == alone.firewall.iptables_rules
+    counted = {state.ref.name: [(r.packets, r.bytes) for r in state.firewall.iptables_rules
+                                if (r.chain, r.position) == ("INPUT", 1)]
+               for state in snapshot.namespaces}  # -i lo -j ACCEPT
+    # (the datagrams and the ICMP port-unreachable answers to them)
+    assert counted[same[0]] == [(0, 0)] and counted[same[1]] != counted[same[2]]
+    assert min(counted[same[1]][0][0], counted[same[2]][0][0]) >= 3
+    policies = [state.firewall.chain("filter", "OUTPUT").packets
+                for state in snapshot.namespaces]
+    assert policies[0] == 0 and policies[1] >= 3 and policies[2] >= 7  # policy counters too
