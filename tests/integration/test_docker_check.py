@@ -215,10 +215,6 @@ def test_docker_network_variants_are_healthy(bridge_host):
                                check=False)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="dns-unreachable reports the host's nameserver, which Docker copies "
-                   "into a --network none container's resolv.conf, although the namespace has "
-                   "only lo (missing-default-route skips such namespaces)")
 def test_container_without_network_is_quiet(bridge_host):
     with docker_made(bridge_host, {}, {"ndt-check-none": ["--network", "none", IMAGE, "sleep",
                                                           "3600"]}):

@@ -9,7 +9,8 @@ What it finds
     rules point to; another loopback or local nameserver with nothing listening on
     port 53. With `check --probe`, also a server that did not answer a real query. A
     namespace that has neither its own resolv.conf nor a process (it only shows the host's
-    file, and nothing in it resolves names) is not judged.
+    file, and nothing in it resolves names) is not judged, nor are outside nameservers of a
+    namespace that has only loopback (Docker's `--network none` copies the host's file).
 
 Why it matters
     Name resolution is the first thing every client does, and its failure looks like "the
@@ -63,7 +64,10 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     for state in snapshot.namespaces:
         if not has_own_resolv_conf(state):
             continue
+        cut_off = _loopback_only(state)
         for server in state.dns.nameservers[:MAX_NAMESERVERS]:
+            if cut_off and not server.startswith("127."):
+                continue
             ns_id = state.ref.id
             problem = _static_problem(topology, state, server, gaps)
             probe = probes.get((ns_id, server))
@@ -81,6 +85,12 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 evidence=evidence,
                 repair=Repair(f"make nameserver {server} reachable", Safety.MANUAL,
                               (ManualStep(problem.fix, ns_id),)))
+
+
+def _loopback_only(state: NamespaceState) -> bool:
+    """A namespace cut off on purpose (Docker's `--network none`): Docker still copies the
+    host's nameservers into its resolv.conf, but nothing outside is meant to be reachable."""
+    return all(link.kind == "loopback" for link in state.links)
 
 
 def has_own_resolv_conf(state: NamespaceState) -> bool:

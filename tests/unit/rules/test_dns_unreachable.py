@@ -109,3 +109,18 @@ def test_embedded_redirected_by_native_nftables_is_not_called_missing():
     state = snapshot.namespace(web)
     snapshot = amend(snapshot, web, firewall=replace(state.firewall, nft_rules=(nft,)))
     assert run(rule, snapshot) == []
+
+
+def test_network_none_container_with_the_hosts_nameserver_passes():
+    b = SnapshotBuilder()
+    b.host()
+    isolated = b.container("isolated")  # loopback only, like `docker run --network none`
+    assert run(rule, with_dns(b, isolated, "10.255.255.53")) == []
+
+
+def test_network_none_container_with_a_dead_local_nameserver_fires():
+    b = SnapshotBuilder()
+    b.host()
+    isolated = b.container("isolated")
+    (finding,) = run(rule, with_dns(b, isolated, "127.0.0.53"))
+    assert finding.subject == "127.0.0.53"
