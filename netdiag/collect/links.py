@@ -51,12 +51,19 @@ MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "sourc
 
 
 def collect(ctx) -> dict:
-    request = IFINFOMSG.pack(0, 0, 0, 0, 0)
-    ext_mask = struct.pack("=HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
-    messages = rtnl.dump(ctx, rtnl.RTM_GETLINK, request, IFINFOMSG.size, ext_mask)
+    messages = dump(ctx)
     names = {IFINFOMSG.unpack(m.header)[2]: rtnl.string(m.attrs, IFLA_IFNAME) for m in messages}
     links = tuple(_link(m, names) for m in messages)
     return {"links": tuple(sorted(links, key=lambda link: link.index))}
+
+
+def dump(ctx) -> list[Message]:
+    """The namespace's RTM_GETLINK dump, read once and shared with the sysctls collector
+    (each message also carries the interface's IPv4 settings in IFLA_AF_SPEC)."""
+    request = IFINFOMSG.pack(0, 0, 0, 0, 0)
+    ext_mask = struct.pack("=HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    return ctx.once("links.dump", lambda: rtnl.dump(ctx, rtnl.RTM_GETLINK, request,
+                                                    IFINFOMSG.size, ext_mask))
 
 
 def names_by_index(ctx) -> dict[int, str]:

@@ -8,7 +8,9 @@ quadratic. Netlink answers the same values in microseconds:
 * RTM_GETNETCONF: `all` and `default` forwarding and rp_filter (net.ipv4.ip_forward is the
   same value as net.ipv4.conf.all.forwarding), and IPv6 `all` forwarding;
 * RTM_GETLINK: each interface's IPv4 devconf array (forwarding, rp_filter, route_localnet,
-  proxy_arp) inside IFLA_AF_SPEC.
+  proxy_arp) inside IFLA_AF_SPEC — the dump the links collector made (links.dump).
+
+Both go over the namespace's one NETLINK_ROUTE socket (rtnl.py).
 
 Only what netlink does not carry is read from /proc/sys (relative to one open /proc/sys/net):
 ip_local_port_range, and the br_netfilter switches in namespaces that have a bridge. A sysctl
@@ -22,14 +24,13 @@ import os
 import socket
 import struct
 
-from netdiag.collect import netlink_dump
+from netdiag.collect import links, netlink_dump, rtnl
 from netdiag.model import Sysctl
 
 NAME = "sysctls"
 
 PROC_SYS_NET = "/proc/sys/net"
 
-RTM_GETLINK = 18
 RTM_GETNETCONF = 82
 IFLA_IFNAME = 3
 IFLA_AF_SPEC = 26
@@ -52,23 +53,21 @@ _MAX_BYTES = 4096  # every value here is a number or two
 
 
 def collect(ctx) -> dict:
-    values = {**_netconf(), **_from_proc(PROC_SYS_NET, _proc_names(ctx))}
+    values = {**_netconf(ctx), **_from_proc(PROC_SYS_NET, _proc_names(ctx))}
     found = [Sysctl(name, values[name]) for name in GLOBAL if name in values]
-    for interface, devconf in sorted(_interfaces().items()):
+    for interface, devconf in sorted(_interfaces(ctx).items()):
         found.extend(Sysctl(f"net.ipv4.conf.{interface}.{key}", str(devconf[index - 1]))
                      for key, index in PER_INTERFACE.items() if index <= len(devconf))
     return {"sysctls": tuple(found)}
 
 
-def _netconf() -> dict[str, str]:
+def _netconf(ctx) -> dict[str, str]:
     """`all` and `default` values of both families (more than GLOBAL needs; collect picks)."""
     values: dict[str, str] = {}
     for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
-        answers = netlink_dump.dump(netlink_dump.NETLINK_ROUTE, RTM_GETNETCONF,
-                                    _NETCONFMSG.pack(family), f"IPv{version} netconf")
-        for _kind, body in answers:
-            attrs = netlink_dump.attributes(body, _NETCONFMSG.size)
-            values.update(netconf_values(attrs, f"net.ipv{version}.conf"))
+        for message in rtnl.dump(ctx, RTM_GETNETCONF, _NETCONFMSG.pack(family),
+                                 _NETCONFMSG.size):
+            values.update(netconf_values(message.attrs, f"net.ipv{version}.conf"))
     if "net.ipv4.conf.all.forwarding" in values:
         values["net.ipv4.ip_forward"] = values["net.ipv4.conf.all.forwarding"]
     return values
@@ -87,12 +86,11 @@ def netconf_values(attrs: dict[int, bytes], prefix: str) -> dict[str, str]:
                               ("rp_filter", NETCONFA_RP_FILTER)) if kind in attrs}
 
 
-def _interfaces() -> dict[str, tuple[int, ...]]:
-    answers = netlink_dump.dump(netlink_dump.NETLINK_ROUTE, RTM_GETLINK,
-                                _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "links")
+def _interfaces(ctx) -> dict[str, tuple[int, ...]]:
     found = {}
-    for _kind, body in answers:
-        name, devconf = link_devconf(body)
+    for message in links.dump(ctx):
+        name = rtnl.string(message.attrs, IFLA_IFNAME)
+        devconf = devconf_of(message.attrs)
         if name and devconf:
             found[name] = devconf
     return found
@@ -101,11 +99,15 @@ def _interfaces() -> dict[str, tuple[int, ...]]:
 def link_devconf(body: bytes) -> tuple[str, tuple[int, ...]]:
     """One RTM_NEWLINK answer → (interface name, its IPv4 devconf values, index 1 first)."""
     attrs = netlink_dump.attributes(body, _IFINFOMSG.size)
-    name = netlink_dump.cstring(attrs.get(IFLA_IFNAME, b""))
+    return netlink_dump.cstring(attrs.get(IFLA_IFNAME, b"")), devconf_of(attrs)
+
+
+def devconf_of(attrs: dict[int, bytes]) -> tuple[int, ...]:
+    """An RTM_NEWLINK answer's IPv4 devconf values (index 1 first) from its attributes."""
     spec = netlink_dump.attributes(attrs.get(IFLA_AF_SPEC, b""))
     inet = netlink_dump.attributes(spec.get(socket.AF_INET, b""))
     raw = inet.get(IFLA_INET_CONF, b"")
-    return name, struct.unpack(f"={len(raw) // 4}i", raw[:len(raw) // 4 * 4])
+    return struct.unpack(f"={len(raw) // 4}i", raw[:len(raw) // 4 * 4])
 
 
 def _proc_names(ctx) -> tuple[str, ...]:
