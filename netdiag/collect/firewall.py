@@ -70,7 +70,7 @@ def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
         return _run(ctx, tool)
     kept = ctx.shared.setdefault("iptables-nft-save", save_reuse.Kept())
     try:
-        ruleset = save_reuse.read(tool.family)
+        ruleset = save_reuse.read(ctx, tool.family)
     except (CollectError, KernelFeatureMissing, PermissionDenied):
         ruleset = None
     if ruleset is not None:
@@ -78,7 +78,7 @@ def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
         if found is not None:
             return save_reuse.with_counters(found, ruleset)
     parsed = _run(ctx, tool)
-    if ruleset is not None and save_reuse.generation() == ruleset.generation:
+    if ruleset is not None and save_reuse.generation() & 0xFFFF == ruleset.generation:
         kept.put(ruleset.key, parsed)
     return parsed
 

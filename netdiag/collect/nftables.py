@@ -65,19 +65,26 @@ _NFT_CTX_OUTPUT_JSON = 1 << 4
 _LIBNFTABLES_LOCK = threading.Lock()
 
 
+def dump(ctx, msg_type: int, what: str) -> list[bytes]:
+    """The bodies of an nftables dump of every family, read once per namespace (the firewall
+    collector's save_reuse and this collector share them)."""
+    def read() -> list[bytes]:
+        answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
+                                    (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
+                                    _NFGENMSG_ANY_FAMILY, what)
+        return [body for _kind, body in answers]
+    return ctx.once(f"nftables.{msg_type}", read)
+
+
 def tables(ctx) -> tuple[NftTable, ...]:
-    """Every nftables table of the namespace (one netlink dump, shared with the firewall
-    collector through ctx)."""
-    return ctx.once("nftables.tables", list_tables)
+    """Every nftables table of the namespace, as the kernel lists them."""
+    return ctx.once("nftables.tables", lambda: parse_tables(
+        dump(ctx, NFT_MSG_GETTABLE, "nftables tables")))
 
 
-def list_tables() -> tuple[NftTable, ...]:
-    """Every nftables table in the current thread's namespace, as the kernel lists them."""
-    answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
-                                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
-                                _NFGENMSG_ANY_FAMILY, "nftables tables")
+def parse_tables(bodies: list[bytes]) -> tuple[NftTable, ...]:
     found = []
-    for _kind, body in answers:
+    for body in bodies:
         attrs = netlink_dump.attributes(body, _NFGENMSG_SIZE)
         handle = attrs.get(NFTA_TABLE_HANDLE, b"")
         found.append(NftTable(family=NFPROTO_NAMES.get(body[0], str(body[0])),
@@ -91,7 +98,7 @@ def collect(ctx) -> dict:
     firewall = ctx.found.get("firewall") or Firewall()  # the iptables half, when it was read
     if not found:
         return {"firewall": replace(firewall, nft_tables=())}
-    skipped = iptables_nft_tables(firewall, found)
+    skipped = iptables_nft_tables(ctx, firewall, found)
     if len(skipped) == len(found):
         return {"firewall": replace(firewall, nft_tables=found)}
     as_json, as_text = _list_ruleset(ctx)
@@ -100,7 +107,7 @@ def collect(ctx) -> dict:
                                 nft_rules=rules)}
 
 
-def iptables_nft_tables(firewall: Firewall,
+def iptables_nft_tables(ctx, firewall: Firewall,
                         found: tuple[NftTable, ...]) -> frozenset[tuple[str, str]]:
     """(family, name) of the tables whose rules the iptables records already hold in full
     (see the module's docstring)."""
@@ -110,12 +117,10 @@ def iptables_nft_tables(firewall: Firewall,
     if not candidates:
         return frozenset()
     try:
-        answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
-                                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
-                                    _NFGENMSG_ANY_FAMILY, "nftables rules")
+        rules = dump(ctx, NFT_MSG_GETRULE, "nftables rules")
     except (CollectError, KernelFeatureMissing, PermissionDenied):  # list all, not guess
         return frozenset()
-    return managed_by_iptables_nft((body for _kind, body in answers), candidates)
+    return managed_by_iptables_nft(rules, candidates)
 
 
 def managed_by_iptables_nft(rule_messages, candidates) -> frozenset[tuple[str, str]]:

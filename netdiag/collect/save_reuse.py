@@ -15,8 +15,9 @@ Kept only when nothing can differ but the counters:
 * every rule holds only expressions iptables-nft writes itself (the same set the nftables
   collector trusts it with), so nothing outside the dumps (set elements, named objects) can
   show in the output;
-* the ruleset did not change between the dumps and the program's run (the nftables
-  generation id is the same before the dumps and after the program).
+* the ruleset did not change between the dumps and the program's run: every dump answer
+  carries the nftables generation it was made at (the low 16 bits, in nfgenmsg.res_id), and
+  they must all be the generation the kernel reports after the program ran.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import struct
 import threading
 from dataclasses import dataclass, replace
 
-from netdiag.collect import netlink_dump
+from netdiag.collect import netlink_dump, nftables
 from netdiag.collect.nftables import (IPTABLES_NFT_EXPRESSIONS, NFNL_SUBSYS_NFTABLES,
                                       NFTA_EXPR_NAME, NFTA_RULE_EXPRESSIONS)
 from netdiag.model import IptablesChain, IptablesRule
@@ -39,6 +40,7 @@ NFTA_GEN_ID = 1
 NFPROTO = {4: 2, 6: 10}
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 MAX_KEPT = 256  # distinct rulesets kept per snapshot
 
 Parsed = tuple[tuple[IptablesChain, ...], tuple[IptablesRule, ...]]
@@ -49,7 +51,7 @@ class Ruleset:
     """One family's nftables objects as iptables-nft-save would read them."""
 
     key: tuple  # everything but the counters
-    generation: int
+    generation: int  # the low 16 bits of the nftables generation it was read at
     chain_counters: dict[tuple[str, str], tuple[int, int]]  # (table, chain) → packets, bytes
     rule_counters: dict[tuple[str, str, int], tuple[int, int]]  # (table, chain, position)
 
@@ -90,26 +92,32 @@ def generation() -> int:
     return -1
 
 
-def read(ip_version: int) -> Ruleset | None:
+def read(ctx, ip_version: int) -> Ruleset | None:
     """The ruleset iptables-nft-save (IPv4 or IPv6) would print; None when it holds something
-    whose printing could depend on more than these dumps."""
+    whose printing could depend on more than these dumps, or changed while being read."""
     family = NFPROTO[ip_version]
-    gen = generation()
+    table_bodies = [b for b in nftables.dump(ctx, NFT_MSG_GETTABLE, "nftables tables")
+                    if b[0] == family]
+    chain_bodies = _request(NFT_MSG_GETCHAIN, family, "nftables chains")
+    rule_bodies = [b for b in nftables.dump(ctx, NFT_MSG_GETRULE, "nftables rules")
+                   if b[0] == family]
+    generations = {body[2:4] for body in (*table_bodies, *chain_bodies, *rule_bodies)}
+    if len(generations) != 1:
+        return None
     key: list = [ip_version]
-    key.extend(body[:1] + body[4:] for body in _request(NFT_MSG_GETTABLE, family,
-                                                          "nftables tables"))
+    key.extend(body[:1] + body[4:] for body in table_bodies)
     chain_counters: dict[tuple[str, str], tuple[int, int]] = {}
-    for body in _request(NFT_MSG_GETCHAIN, family, "nftables chains"):
+    for body in chain_bodies:
         attrs = netlink_dump.attributes(body, 4)
         counters = attrs.pop(NFTA_CHAIN_COUNTERS, None)
         name = (netlink_dump.cstring(attrs.get(NFTA_CHAIN_TABLE, b"")),
                 netlink_dump.cstring(attrs.get(NFTA_CHAIN_NAME, b"")))
         if counters is not None:
             chain_counters[name] = _counters(netlink_dump.attributes(counters))
-        key.append(("chain", body[0], tuple(sorted(attrs.items()))))
+        key.append(("chain", tuple(sorted(attrs.items()))))
     rule_counters: dict[tuple[str, str, int], tuple[int, int]] = {}
     positions: dict[tuple[str, str], int] = {}
-    for body in _request(NFT_MSG_GETRULE, family, "nftables rules"):
+    for body in rule_bodies:
         attrs = netlink_dump.attributes(body, 4)
         where = (netlink_dump.cstring(attrs.get(NFTA_RULE_TABLE, b"")),
                  netlink_dump.cstring(attrs.get(NFTA_RULE_CHAIN, b"")))
@@ -125,8 +133,9 @@ def read(ip_version: int) -> Ruleset | None:
                 data = b""
             expressions.append((name, data))
         rule_counters[(*where, position)] = counted or (0, 0)
-        key.append(("rule", body[0], tuple(sorted(attrs.items())), tuple(expressions)))
-    return Ruleset(tuple(key), gen, chain_counters, rule_counters)
+        key.append(("rule", tuple(sorted(attrs.items())), tuple(expressions)))
+    (generation16,) = generations
+    return Ruleset(tuple(key), _U16.unpack(generation16)[0], chain_counters, rule_counters)
 
 
 def _expressions(data: bytes):
