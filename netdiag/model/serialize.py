@@ -75,7 +75,7 @@ def _encoder() -> msgspec.json.Encoder:
 # msgspec writes DEL and non-ASCII characters as they are; json.dumps (ensure_ascii) escapes
 # them. Outside strings JSON text is pure ASCII, so escaping them anywhere is escaping them in
 # strings.
-_NOT_ASCII = re.compile("[\x7f-\U0010ffff]")
+_NOT_ASCII = re.compile("[^\x00-\x7e]")  # (a negated class compiles in microseconds)
 
 
 def _escape(found: re.Match) -> str:
