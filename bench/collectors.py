@@ -2,7 +2,7 @@
 
 Run by hand as root: `.venv/bin/python bench/collectors.py --n 200`.
 
-Builds N namespaces `ndcb-<pid>-<i>` (half bare — lo and a veth pair —, half with the same
+Builds N namespaces `ndb-<pid>-<i>` (half bare — lo and a veth pair —, half with the same
 plus 5 iptables rules through the default nft backend, as bench/snapshot.py makes them), then
 runs every collector in every namespace from one thread and prints, per collector and kind of
 namespace, the mean wall time and the CPU time (this thread's own plus helper programs').
@@ -32,7 +32,7 @@ from netdiag.collect.sysctls import GLOBAL  # noqa: E402
 from netdiag.errors import NetdiagError  # noqa: E402
 from netdiag.model import NamespaceRef, NsKind  # noqa: E402
 
-PREFIX = f"ndcb-{os.getpid()}-"
+PREFIX = f"ndb-{os.getpid()}-"  # the benchmarks' names: ndb-<digits>-<digits>
 BASELINES = {
     "iptables-save": ["iptables-save"],
     "nft -j list ruleset": ["nft", "-j", "list", "ruleset"],
