@@ -16,8 +16,9 @@ Two topologies, each built and removed `--rounds` times:
   each host. Baseline: a shell script of `ip`/`bridge` commands doing Docker's overlay wiring
   (per host a namespace with br0 and a vxlan device made in the host and moved there, a
   docker_gwbridge, per container an overlay veth and a gateway veth, and on the other host a
-  permanent FDB and neighbour entry for every remote container). A Docker Swarm overlay of N
-  containers is not timed (see the note printed at the end).
+  permanent FDB and neighbour entry for every remote container). With `--swarm`, also a real
+  two-node Docker Swarm (tests/docker_engine.py's Swarm, namespaces `ndb-lab-dk-...`): an
+  attachable overlay network and N/2 `docker run -d --network OV` on each node.
 
 What each side does that the other does not: the lab also writes its journal and driver store,
 installs Docker's firewall rules (DOCKER chains, NAT) in the host, and starts the embedded DNS
@@ -323,6 +324,68 @@ class Docker:
         return up, down
 
 
+def make_swarm():
+    """tests/docker_engine.py's two-node Swarm, with namespaces of this run's prefix."""
+    from tests import docker_engine as de
+
+    class BenchSwarm(de.Swarm):
+        def __init__(self):
+            super().__init__()
+            self.switch = f"ndb-lab-dk-{self.tag}-sw"
+
+        def _add_node(self, index: int) -> None:  # as de.Swarm's, with our namespace name
+            engine = de.DockerEngine(f"n{index + 1}")
+            engine.netns = f"ndb-lab-dk-{engine.tag}-n{index + 1}"
+            self.nodes.append(engine)
+            engine.create_netns()
+            name, port = engine.netns, f"p{index + 1}"
+            de.run(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer",
+                    "name", "eth0", "netns", name])
+            de.run(["ip", "-n", self.switch, "link", "set", port, "master", "br0", "up"])
+            de.run(["ip", "-n", name, "addr", "add", self.UNDERLAY.format(index + 1), "dev",
+                    "eth0"])
+            de.run(["ip", "-n", name, "link", "set", "eth0", "up"])
+            engine.start()
+            de.build_busybox_image(engine)
+
+    return BenchSwarm()
+
+
+def swarm_overlay_round(swarm, tag: str, count: int) -> tuple[float, float]:
+    """(seconds for N/2 `docker run -d --network OV` on each node, one after the other;
+    seconds for `docker rm -f` of each node's containers); network made and removed untimed."""
+    manager = swarm.nodes[0]
+    net = f"ndbov{tag}"
+    half = count // 2
+    placed = [(swarm.nodes[0 if i < half else 1], f"ndb{tag}c{i}") for i in range(count)]
+    manager.docker("network", "create", "-d", "overlay", "--attachable", "--subnet",
+                   OVERLAY_SUBNET, net)
+    try:
+        began = time.perf_counter()
+        for engine, name in placed:
+            engine.docker("run", "-d", "--network", net, "--name", name, "ndt-busybox:1",
+                          "sleep", "3600")
+        up = time.perf_counter() - began
+        first_engine, first = placed[0]
+        last_engine, last = placed[-1]
+        ip = first_engine.container_ip(first, net)
+        out = last_engine.docker("exec", last, "ping", "-c1", "-W2", ip, check=False)
+        if "1 packets received" not in out:
+            raise SystemExit(f"swarm round: {last} cannot reach {ip}")
+        began = time.perf_counter()
+        for engine in swarm.nodes:
+            names = [n for e, n in placed if e is engine]
+            engine.docker("rm", "-f", *names, timeout=600)
+        down = time.perf_counter() - began
+    finally:
+        for engine in swarm.nodes:
+            left = engine.docker("ps", "-aq", check=False).split()
+            if left:
+                engine.docker("rm", "-f", *left, check=False, timeout=600)
+        manager.docker("network", "rm", net, check=False)
+    return up, down
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -344,6 +407,8 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true", help="skip the Docker baseline")
     parser.add_argument("--no-overlay", action="store_true")
     parser.add_argument("--no-cli", action="store_true")
+    parser.add_argument("--swarm", action="store_true",
+                        help="also time a two-node Docker Swarm overlay (slow; off by default)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds namespaces")
@@ -356,6 +421,7 @@ def main() -> int:
     load_before = loadavg()
     docker = None
     docker_note = ""
+    swarm = None
     labs: list[str] = []
     try:
         if not args.no_docker:
@@ -397,6 +463,13 @@ def main() -> int:
                     up, down = shell_overlay(f"t{r}", n)
                     add("overlay shell up", up)
                     add("overlay shell down", down)
+                if args.swarm:
+                    if swarm is None:
+                        swarm = make_swarm()
+                        swarm.start()
+                    up, down = swarm_overlay_round(swarm, f"{TAG}s{r}", n)
+                    add("overlay swarm up", up)
+                    add("overlay swarm down", down)
                 print(f"round {r + 1}/{args.rounds} done (load {loadavg()})", file=sys.stderr)
     finally:
         for name in labs:
@@ -404,6 +477,8 @@ def main() -> int:
         remove_namespaces(sorted(p.name for p in netns.NAMED_DIR.iterdir() if ours(p.name)))
         if docker is not None:
             docker.stop()
+        if swarm is not None:
+            swarm.stop()
 
     m = {key: med(values) for key, values in results.items()}
     print(f"\nbench/lab.py: {n} containers, median of {args.rounds} rounds, "
@@ -429,8 +504,14 @@ def main() -> int:
     if "overlay api up" in m:
         print(row(f"overlay lab up (2 hosts × {n // 2}, API)", m["overlay api up"],
                   "shell script of `ip`/`bridge`", m["overlay shell up"]))
+        if "overlay swarm up" in m:
+            print(row("", m["overlay api up"], f"Swarm: {n // 2} docker run -d per node",
+                      m["overlay swarm up"]))
         print(row("overlay lab down (API)", m["overlay api down"], "ip netns del each",
                   m["overlay shell down"]))
+        if "overlay swarm down" in m:
+            print(row("", m["overlay api down"], "Swarm: docker rm -f per node",
+                      m["overlay swarm down"]))
     print("\nall rounds (s):")
     for key, values in results.items():
         print(f"  {key:20} " + " ".join(f"{v:7.2f}" for v in values))
@@ -439,8 +520,8 @@ def main() -> int:
               f"{docker.start_seconds:.1f} s")
     if docker_note:
         print(docker_note)
-    print("Docker Swarm overlay baseline: not run (a two-node Swarm with 100 containers is "
-          "optional; see the report).")
+    if not args.swarm:
+        print("Docker Swarm overlay baseline: not run (optional and slow: --swarm).")
     ok = m["bridge api up"] <= TARGET_UP_S and (
         "bridge docker up" not in m or m["bridge docker up"] / m["bridge api up"] >= TARGET_SPEEDUP)
     print(f"\ntargets: up ≤ {TARGET_UP_S:g} s: {'met' if m['bridge api up'] <= TARGET_UP_S else 'MISSED'}"
