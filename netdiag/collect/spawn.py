@@ -21,6 +21,9 @@ from netdiag.errors import CollectError, PermissionDenied
 
 _CHUNK = 1 << 16
 _ERROR_BYTES = 1 << 14
+# Python ignores these; a program it starts should not inherit that (as subprocess's
+# restore_signals does).
+_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def run(argv: Sequence[str], timeout: float = 10.0) -> str:
@@ -37,7 +40,8 @@ def run(argv: Sequence[str], timeout: float = 10.0) -> str:
         try:
             pid = os.posix_spawnp(argv[0], list(argv), os.environ,
                                   file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1),
-                                                (os.POSIX_SPAWN_DUP2, errors, 2)])
+                                                (os.POSIX_SPAWN_DUP2, errors, 2)],
+                                  setsigdef=_RESTORED_SIGNALS)
         except FileNotFoundError:
             raise CollectError(f"{argv[0]} is not installed") from None
         finally:
