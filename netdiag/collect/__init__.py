@@ -112,7 +112,7 @@ def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
                                         message=message, namespace=ref.id))
             finally:
                 ctx.close()
-    except (NamespaceGone, PermissionDenied) as exc:
+    except NetdiagError as exc:  # gone, not ours to enter, not a namespace at all
         gaps.append(Gap(collector="namespace", kind=_gap_kind(exc), message=str(exc),
                         namespace=ref.id))
         return None, gaps
