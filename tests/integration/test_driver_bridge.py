@@ -228,7 +228,7 @@ def test_net_command_round_trip(lab, capsys):
     out = capsys.readouterr().out
     assert "eth0 172.17.0.2/16 0.0.0.0:8080->80/tcp" in out
     assert re.search(r"web\s+bridge\s+local\s+172\.17\.0\.0/16", out)
-    assert f"br-" not in sh(f"ip -n {lab.host} -br link")
+    assert "br-" not in sh(f"ip -n {lab.host} -br link")
 
 
 # --- golden iptables-save output per option set -----------------------------------------------

@@ -10,7 +10,6 @@ import pytest
 
 from netdiag import netns
 from netdiag.collect import collect_snapshot
-from netdiag.model import Match, NsKind
 from netdiag.probe import pmtu
 from netdiag.probe.plan import Task, plan, primary_address
 from netdiag.probe.runner import measure

@@ -6,7 +6,7 @@ import pytest
 
 from netdiag.cli import main
 from netdiag.commands.show import SECTIONS, tables
-from netdiag.model import (Address, BridgePortInfo, DnsConfig, EmbeddedDns, FdbEntry, Firewall,
+from netdiag.model import (Address, BridgePortInfo, DnsConfig, EmbeddedDns, FdbEntry,
                            Gap, HostInfo, IpvsService, Link, MacvlanInfo, NamespaceRef,
                            NamespaceState, Neighbour, NsKind, Route, Rule, Snapshot, Sysctl,
                            VxlanInfo)
