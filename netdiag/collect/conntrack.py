@@ -29,16 +29,16 @@ CTA_STATS_GLOBAL_MAX_ENTRIES = 2
 
 def collect(ctx) -> dict:
     try:
-        counted = read_ctnetlink()
+        counted = read_ctnetlink(ctx)
     except NetdiagError:  # not permitted, or ctnetlink absent: the files may still tell
         counted = None
     return {"conntrack": counted or read_proc(PROC_NETFILTER)}
 
 
-def read_ctnetlink() -> Conntrack | None:
+def read_ctnetlink(ctx=None) -> Conntrack | None:
     answers = netlink_dump.request(netlink_dump.NETLINK_NETFILTER,
                                    (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS,
-                                   struct.pack("=BBH", 0, 0, 0), "conntrack statistics")
+                                   struct.pack("=BBH", 0, 0, 0), "conntrack statistics", ctx)
     for _kind, body in answers:
         return stats_from_answer(body)
     return None

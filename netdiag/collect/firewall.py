@@ -78,7 +78,7 @@ def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
         if found is not None:
             return save_reuse.with_counters(found, ruleset)
     parsed = _run(ctx, tool)
-    if ruleset is not None and save_reuse.generation() & 0xFFFF == ruleset.generation:
+    if ruleset is not None and save_reuse.generation(ctx) & 0xFFFF == ruleset.generation:
         kept.put(ruleset.key, parsed)
     return parsed
 

@@ -9,11 +9,15 @@ program. (It also replaces /proc/sys reads, which slow down with the number of n
 the host: each lookup compares the name against one cached entry per namespace.)
 
 The socket is opened in the calling thread, so it belongs to the namespace the thread entered.
+Given the collector's ctx, one socket per protocol is opened per namespace and used for all
+its requests (closed with ctx); each request has its own sequence number, and answers to any
+other (an earlier request abandoned halfway) are skipped.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import socket
 import struct
@@ -41,24 +45,35 @@ def _align(length: int) -> int:
     return (length + 3) & ~3
 
 
-def dump(protocol: int, msg_type: int, payload: bytes, what: str) -> list[tuple[int, bytes]]:
+def dump(protocol: int, msg_type: int, payload: bytes, what: str,
+         ctx=None) -> list[tuple[int, bytes]]:
     """Send one dump request; return each answer as (message type, body after the header).
 
     `what` names the request in errors ("nftables tables"); kernel errors become netdiag
-    errors: EPERM → PermissionDenied, a missing protocol → KernelFeatureMissing.
+    errors: EPERM → PermissionDenied, a missing protocol → KernelFeatureMissing. With `ctx`,
+    the namespace's socket for `protocol` is used (opened on first use), else a new one.
     """
-    return _translated(protocol, msg_type, NLM_F_REQUEST | NLM_F_DUMP, payload, what)
+    return _translated(protocol, msg_type, NLM_F_REQUEST | NLM_F_DUMP, payload, what, ctx)
 
 
-def request(protocol: int, msg_type: int, payload: bytes, what: str) -> list[tuple[int, bytes]]:
+def request(protocol: int, msg_type: int, payload: bytes, what: str,
+            ctx=None) -> list[tuple[int, bytes]]:
     """Like `dump`, for a plain (non-dump) request: its answers up to the kernel's ACK."""
-    return _translated(protocol, msg_type, NLM_F_REQUEST | NLM_F_ACK, payload, what)
+    return _translated(protocol, msg_type, NLM_F_REQUEST | NLM_F_ACK, payload, what, ctx)
+
+
+def _open(protocol: int) -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
 
 
 def _translated(protocol: int, msg_type: int, flags: int, payload: bytes,
-                what: str) -> list[tuple[int, bytes]]:
+                what: str, ctx) -> list[tuple[int, bytes]]:
     try:
-        return _exchange(protocol, msg_type, flags, payload)
+        if ctx is None:
+            with _open(protocol) as sock:
+                return _exchange(sock, msg_type, flags, payload)
+        sock = ctx.socket(f"netlink-{protocol}", lambda: _open(protocol))
+        return _exchange(sock, msg_type, flags, payload)
     except OSError as exc:
         if exc.errno in (errno.EPERM, errno.EACCES):
             raise PermissionDenied(f"cannot read {what}: permission denied "
@@ -68,35 +83,39 @@ def _translated(protocol: int, msg_type: int, flags: int, payload: bytes,
         raise CollectError(f"cannot read {what}: {exc.strerror or exc}") from None
 
 
-def _exchange(protocol: int, msg_type: int, flags: int,
+_SEQUENCE = itertools.count(1)  # request numbers, unique in the process
+
+
+def _exchange(sock: socket.socket, msg_type: int, flags: int,
               payload: bytes) -> list[tuple[int, bytes]]:
-    request = _HEADER.pack(_HEADER.size + len(payload), msg_type, flags, 1, 0) + payload
+    sequence = next(_SEQUENCE) & 0xFFFFFFFF
+    request = _HEADER.pack(_HEADER.size + len(payload), msg_type, flags, sequence, 0) + payload
     answers: list[tuple[int, bytes]] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       protocol) as sock:
-        sock.send(request)
-        while True:
-            data = sock.recv(_RECV_BYTES)
-            for kind, body in _messages(data):
-                if kind == NLMSG_DONE:
-                    return answers
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", body)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return answers  # the ACK that ends a plain request
-                answers.append((kind, body))
-            if not data:
-                raise OSError(errno.EPROTO, "netlink answer ended early")
+    sock.send(request)
+    while True:
+        data = sock.recv(_RECV_BYTES)
+        for kind, body, answered in _messages(data):
+            if answered != sequence:
+                continue  # the rest of an earlier request's answer
+            if kind == NLMSG_DONE:
+                return answers
+            if kind == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", body)[0]
+                if code:
+                    raise OSError(code, os.strerror(code))
+                return answers  # the ACK that ends a plain request
+            answers.append((kind, body))
+        if not data:
+            raise OSError(errno.EPROTO, "netlink answer ended early")
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
+def _messages(data: bytes) -> Iterator[tuple[int, bytes, int]]:
     offset = 0
     while offset + _HEADER.size <= len(data):
-        length, kind, _flags, _seq, _port = _HEADER.unpack_from(data, offset)
+        length, kind, _flags, sequence, _port = _HEADER.unpack_from(data, offset)
         if length < _HEADER.size:
             return
-        yield kind, data[offset + _HEADER.size:offset + length]
+        yield kind, data[offset + _HEADER.size:offset + length], sequence
         offset += _align(length)
 
 

@@ -70,7 +70,7 @@ def dump(ctx, msg_type: int, what: str) -> list[bytes]:
     def read() -> list[bytes]:
         answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
                                     (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
-                                    _NFGENMSG_ANY_FAMILY, what)
+                                    _NFGENMSG_ANY_FAMILY, what, ctx)
         return [body for _kind, body in answers]
     return ctx.once(f"nftables.{msg_type}", read)
 

@@ -73,18 +73,18 @@ class Kept:
                 self._found[key] = parsed
 
 
-def _request(msg_type: int, family: int, what: str) -> list[bytes]:
+def _request(ctx, msg_type: int, family: int, what: str) -> list[bytes]:
     answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
                                 (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
-                                struct.pack("=BBH", family, 0, 0), what)
+                                struct.pack("=BBH", family, 0, 0), what, ctx)
     return [body for _kind, body in answers]
 
 
-def generation() -> int:
+def generation(ctx=None) -> int:
     """The namespace's nftables generation id: it changes with every ruleset change."""
     answers = netlink_dump.request(netlink_dump.NETLINK_NETFILTER,
                                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
-                                   struct.pack("=BBH", 0, 0, 0), "nftables generation")
+                                   struct.pack("=BBH", 0, 0, 0), "nftables generation", ctx)
     for _kind, body in answers:
         value = netlink_dump.attributes(body, 4).get(NFTA_GEN_ID)
         if value and len(value) == 4:
@@ -98,7 +98,7 @@ def read(ctx, ip_version: int) -> Ruleset | None:
     family = NFPROTO[ip_version]
     table_bodies = [b for b in nftables.dump(ctx, NFT_MSG_GETTABLE, "nftables tables")
                     if b[0] == family]
-    chain_bodies = _request(NFT_MSG_GETCHAIN, family, "nftables chains")
+    chain_bodies = _request(ctx, NFT_MSG_GETCHAIN, family, "nftables chains")
     rule_bodies = [b for b in nftables.dump(ctx, NFT_MSG_GETRULE, "nftables rules")
                    if b[0] == family]
     generations = {body[2:4] for body in (*table_bodies, *chain_bodies, *rule_bodies)}

@@ -44,7 +44,7 @@ def collect(ctx) -> dict:
         for family, af in _FAMILIES:
             answers = netlink_dump.dump(netlink_dump.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY,
                                         _REQUEST.pack(af, ipproto, 0, 1 << state),
-                                        f"{protocol}/IPv{family} sockets")
+                                        f"{protocol}/IPv{family} sockets", ctx)
             found.extend(parse_answer(body, protocol, family, state_name)
                          for _kind, body in answers)
     found.sort(key=lambda s: (s.protocol, s.family, s.port, s.address))

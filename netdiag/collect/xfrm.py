@@ -41,9 +41,10 @@ ACTIONS = {0: "allow", 1: "block"}
 
 
 def collect(ctx) -> dict:
-    states = netlink_dump.dump(netlink_dump.NETLINK_XFRM, XFRM_MSG_GETSA, b"", "xfrm states")
+    states = netlink_dump.dump(netlink_dump.NETLINK_XFRM, XFRM_MSG_GETSA, b"", "xfrm states",
+                               ctx)
     policies = netlink_dump.dump(netlink_dump.NETLINK_XFRM, XFRM_MSG_GETPOLICY, b"",
-                                 "xfrm policies")
+                                 "xfrm policies", ctx)
     return {"xfrm_states": tuple(parse_state(body) for _kind, body in states),
             "xfrm_policies": tuple(parse_policy(body) for _kind, body in policies)}
 
