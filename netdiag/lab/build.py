@@ -83,8 +83,7 @@ class Builder:
     # --- steps ------------------------------------------------------------------------------
 
     def create_namespace(self, step: plans.CreateNamespace) -> None:
-        self.journal.add_namespace(step.netns, step.node)  # written down before it exists
-        netns.create_named(step.netns)
+        netns.create_named(step.netns)  # `up` wrote it into the journal before
         with netns.entered(self.ns_path(step.node)), Rtnl() as rt:  # a plain socket: no pyroute2
             device.loopback_up(rt)
 
@@ -266,14 +265,19 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None) -
         raise Conflict(f"lab {topology.name} is already up (run `netdiag lab down "
                        f"{topology.name}` first)")
     _refuse_taken_names(topology)
+    all_steps = plans.plan(topology)
+    # Every namespace the plan makes is written down at once, before the first one exists
+    # (one write instead of one per namespace); `down` skips the ones never made.
+    made = [step for step in all_steps if isinstance(step, plans.CreateNamespace)]
     journal = journals.Journal(name=topology.name, topology=source,
-                               store=str(LAB_DIR / f"{topology.name}.db"))
+                               store=str(LAB_DIR / f"{topology.name}.db"),
+                               nodes={step.node: step.netns for step in made},
+                               namespaces=[step.netns for step in made])
     journal.save()
     store = None
     try:
         store = Store(journal.store)
         builder = Builder(topology, journal, Controller(store))
-        all_steps = plans.plan(topology)
         # Runs in one worker thread: netns.entered moves the thread it runs in, and the
         # caller's thread (a CLI, a test) stays where it is.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-lab") as worker:

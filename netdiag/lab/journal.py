@@ -49,12 +49,6 @@ class Journal:
         tmp.write_text(json.dumps(asdict(self), indent=1))
         os.replace(tmp, self.path)
 
-    def add_namespace(self, name: str, node: str = "") -> None:
-        self.namespaces.append(name)
-        if node:
-            self.nodes[node] = name
-        self.save()
-
     def add_process(self, process: Process) -> None:
         self.processes.append(process)
         self.save()
