@@ -11,7 +11,7 @@ macvlan devices' lower links by asking the kernel to translate their netnsids.
 from __future__ import annotations
 
 import gc
-import platform
+import os
 import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -184,6 +184,6 @@ def merge_feature_gaps(gaps: Sequence[Gap]) -> list[Gap]:
 
 
 def host_info() -> HostInfo:
-    return HostInfo(hostname=socket.gethostname(), kernel=platform.release(),
+    return HostInfo(hostname=socket.gethostname(), kernel=os.uname().release,
                     netdiag_version=__version__)
 

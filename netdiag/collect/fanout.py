@@ -18,7 +18,6 @@ CLI), never under the TUI or anything else that runs threads.
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -100,11 +99,15 @@ def encode(result: Result) -> bytes:
     try:
         return _MSGPACK + _codec()[0].encode((tuple(states.values()), tuple(gaps)))
     except (TypeError, ValueError, OverflowError):
+        import pickle  # (only here: 1.5 ms to import)
+
         return _PICKLE + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decode(data: bytes) -> Result:
     if data[:1] == _PICKLE:
+        import pickle
+
         return pickle.loads(data[1:])
     states, gaps = _codec()[1].decode(memoryview(data)[1:])
     return {state.ref.id: state for state in states}, list(gaps)
