@@ -127,9 +127,8 @@ def read(ctx, ip_version: int) -> Ruleset | None:
         for name, data in _expressions(attrs.pop(NFTA_RULE_EXPRESSIONS, b"")):
             if name not in IPTABLES_NFT_EXPRESSIONS:
                 return None
-            if name == "counter":
-                if counted is None:
-                    counted = _counters(netlink_dump.attributes(data))
+            if name == "counter":  # iptables-nft-save shows the last one a rule has
+                counted = _counters(netlink_dump.attributes(data))
                 data = b""
             expressions.append((name, data))
         rule_counters[(*where, position)] = counted or (0, 0)
