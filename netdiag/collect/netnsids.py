@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -34,18 +35,44 @@ def resolve(collected: Sequence[NamespaceState]) -> list[NamespaceState]:
     that veth pairing left open."""
     refs = [state.ref for state in collected]
     by_id = {state.ref.id: state for state in collected}
+    holders = _holders(collected)
     states = []
     for state in collected:
-        open_ids = {link.parent_netnsid for link in state.links
-                    if link.parent_netnsid is not None and link.parent_netnsid >= 0
-                    and link.peer_namespace is None}
-        if open_ids:
-            mapping = translate(state.ref, open_ids, refs)
+        open_links = [link for link in state.links
+                      if link.parent_netnsid is not None and link.parent_netnsid >= 0
+                      and link.peer_namespace is None]
+        if open_links:
+            candidates = _candidates(state.ref, open_links, holders, refs)
+            mapping = translate(state.ref, {l.parent_netnsid for l in open_links}, candidates)
             links = tuple(_resolved(link, mapping, by_id) for link in state.links)
             if links != state.links:
                 state = replace(state, links=links)
         states.append(state)
     return states
+
+
+def _holders(collected: Sequence[NamespaceState]) -> dict[tuple, list[NamespaceRef]]:
+    """Which namespaces could hold the other end of a veth: (ifindex, peer ifindex) → them."""
+    holders: dict[tuple, list[NamespaceRef]] = defaultdict(list)
+    for state in collected:
+        for link in state.links:
+            if link.kind == "veth":
+                holders[(link.index, link.parent_index)].append(state.ref)
+    return holders
+
+
+def _candidates(ref: NamespaceRef, links: Sequence[Link], holders: dict[tuple, list],
+                refs: Sequence[NamespaceRef]) -> list[NamespaceRef]:
+    """The namespaces worth asking the kernel about: only those holding a link that could be
+    the other side. Asking every namespace for every open link is quadratic on a big host
+    whose veth peers are outside the snapshot (`check --ns` on containers alone)."""
+    found: dict[int, NamespaceRef] = {}
+    for link in links:
+        if link.kind != "veth":  # VXLAN and macvlan lower devices are few: ask everyone
+            return list(refs)
+        key = (link.parent_index, link.index)
+        found.update((r.id, r) for r in holders.get(key, ()) if r.id != ref.id)
+    return list(found.values())
 
 
 def _resolved(link: Link, mapping: dict[int, int], by_id: dict[int, NamespaceState]) -> Link:
