@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from netdiag import docker_api
 from netdiag.errors import CollectError, NamespaceGone, NotFound, PermissionDenied
 from netdiag.model import NamespaceRef, NsKind
 
@@ -220,6 +219,8 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
             add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
                              label=path.name), 1)
 
+    from netdiag import docker_api  # http.client and ssl: only when discovering
+
     containers = docker_api.containers()
     docker_dirs = list(docker_netns_dirs) + sorted(
         {Path(c.sandbox_key).parent for c in containers if c.sandbox_key})
@@ -291,42 +292,63 @@ def resolve(reference: str, namespaces: Sequence[NamespaceRef] | None = None) ->
     Accepts `self`, `host`, `pid:N`, `container:NAME`, `inode:N`, a path, or a name (a named
     namespace, a Docker container or sandbox, a lab node as LAB/NODE, or a label).
     """
-    namespaces = list(namespaces) if namespaces is not None else discover()
-    by_id = {ns.id: ns for ns in namespaces}
+    return resolve_all([reference], namespaces)[0]
 
-    def known(inode: int, path: str) -> NamespaceRef:
-        return by_id.get(inode) or NamespaceRef(id=inode, kind=NsKind.PID, path=path)
 
-    kind, _, value = reference.partition(":")
-    if reference == "self":
-        path = f"/proc/{os.getpid()}/ns/net"
-        return known(inode_of(path), path)
-    if kind == "pid" and value.isdigit():
-        path = f"/proc/{value}/ns/net"
-        if not os.path.exists(path):
-            raise NotFound(f"no process with pid {value}")
-        return known(inode_of(path), path)
-    if kind == "inode" and value.isdigit() and int(value) in by_id:
-        return by_id[int(value)]
-    if kind == "container":
-        for ns in namespaces:
-            if value in (ns.container, ns.name) and ns.kind is NsKind.DOCKER:
-                return ns
-    elif reference.startswith(("/", "./")):
-        if not os.path.exists(reference):
-            raise NotFound(f"{reference}: no such file")
-        inode = _namespace_inode(reference)
-        if inode is None:
-            raise NotFound(f"{reference} is not a network namespace (a file left behind by a "
-                           "removed container or `ip netns`?)")
-        return known(inode, reference)
-    else:
-        for field in ("name", "container", "label"):
+def resolve_all(references: Sequence[str],
+                namespaces: Sequence[NamespaceRef] | None = None) -> list[NamespaceRef]:
+    """`resolve` for many references, indexing the namespaces once (`--ns` a thousand times)."""
+    index = _RefIndex(list(namespaces) if namespaces is not None else discover())
+    return [index.resolve(reference) for reference in references]
+
+
+class _RefIndex:
+    def __init__(self, namespaces: list[NamespaceRef]):
+        self.by_id = {ns.id: ns for ns in namespaces}
+        self.by_field: list[dict[str, NamespaceRef]] = []
+        for field in ("name", "container", "label"):  # in this order of precedence
+            table: dict[str, NamespaceRef] = {}
             for ns in namespaces:
-                if getattr(ns, field) == reference:
-                    return ns
-    raise NotFound(f"no network namespace matches {reference!r} "
-                   "(run `netdiag ns list` to see them)")
+                table.setdefault(getattr(ns, field), ns)
+            self.by_field.append(table)
+        self.containers: dict[str, NamespaceRef] = {}
+        for ns in namespaces:
+            if ns.kind is NsKind.DOCKER:
+                self.containers.setdefault(ns.container, ns)
+                self.containers.setdefault(ns.name, ns)
+
+    def known(self, inode: int, path: str) -> NamespaceRef:
+        return self.by_id.get(inode) or NamespaceRef(id=inode, kind=NsKind.PID, path=path)
+
+    def resolve(self, reference: str) -> NamespaceRef:
+        kind, _, value = reference.partition(":")
+        found: NamespaceRef | None = None
+        if reference == "self":
+            path = f"/proc/{os.getpid()}/ns/net"
+            return self.known(inode_of(path), path)
+        if kind == "pid" and value.isdigit():
+            path = f"/proc/{value}/ns/net"
+            if not os.path.exists(path):
+                raise NotFound(f"no process with pid {value}")
+            return self.known(inode_of(path), path)
+        if kind == "inode" and value.isdigit():
+            found = self.by_id.get(int(value))
+        elif kind == "container":
+            found = self.containers.get(value) if value else None
+        elif reference.startswith(("/", "./")):
+            if not os.path.exists(reference):
+                raise NotFound(f"{reference}: no such file")
+            inode = _namespace_inode(reference)
+            if inode is None:
+                raise NotFound(f"{reference} is not a network namespace (a file left behind by "
+                               "a removed container or `ip netns`?)")
+            return self.known(inode, reference)
+        elif reference:
+            found = next((t[reference] for t in self.by_field if reference in t), None)
+        if found is None:
+            raise NotFound(f"no network namespace matches {reference!r} "
+                           "(run `netdiag ns list` to see them)")
+        return found
 
 
 # --- creating and deleting named namespaces (labs, drivers) ----------------------------------

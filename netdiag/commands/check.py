@@ -110,7 +110,7 @@ def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozens
     # `--ns self` is what works without root; discovery would need root to look around.
     found = [] if refs and all(r == "self" for r in refs) else netns.discover()
     if refs:
-        chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in refs)}
+        chosen = {ref.id: ref for ref in netns.resolve_all(refs, found)}
         selected = check_scope.wired(found, list(chosen.values()), timeout=_remaining(deadline))
     else:
         chosen, selected = {}, found
@@ -123,7 +123,7 @@ def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozens
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
     known = [state.ref for state in snapshot.namespaces]
-    return frozenset(netns.resolve(ref, known).id for ref in refs)
+    return frozenset(ref.id for ref in netns.resolve_all(refs, known))
 
 
 def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None) -> Snapshot:

@@ -43,11 +43,7 @@ def select(refs: Sequence[str]) -> list[NamespaceRef]:
     found = netns.discover()
     if not refs:
         return found
-    chosen = {}
-    for ref in refs:
-        ns = netns.resolve(ref, found)
-        chosen[ns.id] = ns
-    return list(chosen.values())
+    return list({ns.id: ns for ns in netns.resolve_all(refs, found)}.values())
 
 
 def get_snapshot(args: argparse.Namespace) -> Snapshot:

@@ -91,7 +91,7 @@ def _targets(args) -> tuple[frozenset[int], list[NamespaceRef]]:
         names = set(lab.namespaces) | set(build.nested_namespaces(lab))
         chosen = [ref for ref in found if ref.name in names]
         return frozenset(ref.id for ref in chosen), chosen
-    chosen = {ref.id: ref for ref in (netns.resolve(r, found) for r in args.ns)}
+    chosen = {ref.id: ref for ref in netns.resolve_all(args.ns, found)}
     return frozenset(chosen), check_scope.wired(found, list(chosen.values()))
 
 

@@ -280,7 +280,7 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
     if not refs:
         return list(snapshot.namespaces)
     known = [state.ref for state in snapshot.namespaces]
-    wanted = {netns.resolve(ref, known).id for ref in refs}
+    wanted = {ref.id for ref in netns.resolve_all(refs, known)}
     states = [state for state in snapshot.namespaces if state.ref.id in wanted]
     if not states:
         raise NotFound(f"the snapshot holds none of {', '.join(refs)}")
