@@ -195,7 +195,9 @@ class EmbeddedDns:
         query = _parse(data)
         if query is None:
             return
-        response = self._local(served, query, table)
+        # Not answered from the batch's table: it may predate a container that joined while
+        # the batch was being served, so look at the live table before answering otherwise.
+        response = self._local(served, query, self._table(served))
         if response is not None:  # local answers stay on the loop, without a task
             self._reply(served, to_udp_wire(response, query), addr)
             return
