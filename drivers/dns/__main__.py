@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,10 +15,19 @@ from netdiag.drivers.store import DEFAULT_PATH, Store
 from netdiag.errors import NetdiagError
 
 
+def _announce() -> None:
+    print("ready", flush=True)
+    sys.stdout = open(os.devnull, "w")  # whoever waited for the line may stop reading
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m netdiag.drivers.dns",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=str(DEFAULT_PATH), help="the driver store (SQLite)")
+    parser.add_argument("--no-forward", action="store_true",
+                        help="answer local names only (SERVFAIL for the rest): send nothing out")
+    parser.add_argument("--ready", action="store_true",
+                        help='print "ready" on stdout once the sandboxes present are served')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="netdiag-dns: %(message)s")
     stop = threading.Event()
@@ -25,9 +35,9 @@ def main() -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         with Store(args.store) as store:
-            daemon = ResolverDaemon(store)
+            daemon = ResolverDaemon(store, forward=not args.no_forward)
             try:
-                daemon.run(stop)
+                daemon.run(stop, ready=_announce if args.ready else None)
             finally:
                 daemon.close()
     except NetdiagError as exc:

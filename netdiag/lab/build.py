@@ -128,7 +128,8 @@ class Builder:
                                 ports=ports, aliases=step.aliases)
 
     def start_resolver(self, step: plans.StartResolver) -> None:
-        argv = [sys.executable, "-m", "netdiag.lab.resolver", "--store", self.journal.store]
+        argv = [sys.executable, "-m", "netdiag.drivers.dns", "--store", self.journal.store,
+                "--no-forward", "--ready"]  # a lab never sends queries out of the machine
         log = open(LAB_DIR / f"{self.topology.name}.resolver.log", "ab")
         self.journal.add_file(log.name)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
