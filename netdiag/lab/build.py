@@ -77,9 +77,6 @@ class Builder:
     def ns_path(self, node: str) -> str:
         return str(netns.NAMED_DIR / self.journal.nodes[node])
 
-    def ns_id(self, node: str) -> int:
-        return netns.inode_of(self.ns_path(node))
-
     # --- steps ------------------------------------------------------------------------------
 
     def create_namespace(self, step: plans.CreateNamespace) -> None:
