@@ -1,12 +1,12 @@
-"""The bridge driver's netlink requests, on a plain NETLINK_ROUTE socket.
+"""The bridge driver's netlink requests, on a NETLINK_ROUTE socket of the netlink core.
 
 Joining an endpoint is the driver's hot path (a lab or a benchmark makes hundreds), and
-pyroute2 spends about 1 ms of Python per request (an asyncio loop turn and a generic encoder
-and decoder), more than the kernel takes. The few requests the driver sends are small and
-fixed, so they are packed here with struct: create a link (bridge, or veth whose peer is born
-in another namespace), set it up, set hairpin mode, delete it, look one up by name, add an
-address, add a default route. Every request asks for an acknowledgement and a kernel error is
-raised as RtnlError carrying the errno, which the step modules turn into the project's kinds.
+pyroute2 spends about 1 ms of Python per request (netdiag/netlink.py says more), more than the
+kernel takes. The few requests the driver sends are small and fixed, so they are packed here
+with struct: create a link (bridge, or veth whose peer is born in another namespace), set it
+up, set hairpin mode, delete it, look one up by name, add an address, add a default route.
+Every request asks for an acknowledgement and a kernel error is raised as RtnlError (the
+core's NetlinkError) carrying the errno, which the step modules turn into the project's kinds.
 
 A socket belongs to the namespace of the thread that opens it (netns.entered first).
 """
@@ -14,14 +14,14 @@ A socket belongs to the namespace of the thread that opens it (netns.entered fir
 from __future__ import annotations
 
 import ipaddress
-import os
-import socket
 import struct
 from dataclasses import dataclass
 
-NETLINK_ROUTE = 0
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-NLMSG_ERROR = 2
+from netdiag.netlink import (NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NetlinkError, Socket,
+                             attributes, pack_attr, pack_nested)
+
+RtnlError = NetlinkError  # the name the step modules catch
+
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
 AF_UNSPEC, AF_INET, AF_BRIDGE = 0, 2, 7
@@ -35,19 +35,10 @@ IFLA_BRPORT_MODE = 4  # the bridge port's hairpin flag
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_OIF, RTA_GATEWAY = 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
-NLA_F_NESTED = 0x8000
 
-NLMSG = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, proto, scope, type
-ATTR = struct.Struct("=HH")
-
-
-class RtnlError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +49,6 @@ class Peer:
     mtu: int
     mac: str
     netns_fd: int
-
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    data = ATTR.pack(ATTR.size + len(payload), kind) + payload
-    return data + b"\0" * (-len(data) % 4)
-
-
-def _nested(kind: int, *attrs: bytes) -> bytes:
-    return _attr(kind | NLA_F_NESTED, b"".join(attrs))
 
 
 def _name(name: str) -> bytes:
@@ -85,73 +67,39 @@ def _ip(text: str) -> bytes:
     return ipaddress.ip_address(text).packed
 
 
-class Rtnl:
+class Rtnl(Socket):
     """A NETLINK_ROUTE socket of the calling thread's namespace, for one operation."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                   NETLINK_ROUTE)
-        self._sock.bind((0, 0))
-        self._sequence = 0
-
-    def __enter__(self) -> Rtnl:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._sock.close()
+        super().__init__(NETLINK_ROUTE)
 
     def _request(self, msg_type: int, flags: int, body: bytes) -> bytes:
         """Send one request; return the answer's first message body ("" for a bare ACK)."""
-        self._sequence += 1
-        self._sock.send(NLMSG.pack(NLMSG.size + len(body), msg_type,
-                                   NLM_F_REQUEST | NLM_F_ACK | flags, self._sequence, 0) + body)
-        answer = b""
-        while True:
-            data = self._sock.recv(1 << 16)
-            offset = 0
-            while offset + NLMSG.size <= len(data):
-                length, kind, _, sequence, _ = NLMSG.unpack_from(data, offset)
-                body_start, offset = offset + NLMSG.size, offset + ((length + 3) & ~3)
-                if sequence != self._sequence:
-                    continue
-                if kind != NLMSG_ERROR:
-                    answer = answer or data[body_start:body_start + length - NLMSG.size]
-                    continue
-                code = -struct.unpack_from("=i", data, body_start)[0]
-                if code:
-                    raise RtnlError(code, os.strerror(code))
-                return answer
+        answers = self.request(msg_type, body, flags)
+        return answers[0][1] if answers else b""
 
     # links ----------------------------------------------------------------------------------
 
     def link(self, name: str) -> tuple[int, str]:
         """(index, MAC) of the device called `name`."""
         answer = self._request(RTM_GETLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0)
-                               + _attr(IFLA_IFNAME, _name(name)))
+                               + pack_attr(IFLA_IFNAME, _name(name)))
         index = IFINFOMSG.unpack_from(answer)[2]
-        mac = ""
-        offset = IFINFOMSG.size
-        while offset + ATTR.size <= len(answer):
-            length, kind = ATTR.unpack_from(answer, offset)
-            if length < ATTR.size:
-                break
-            if kind == IFLA_ADDRESS:
-                mac = answer[offset + ATTR.size:offset + length].hex(":")
-            offset += (length + 3) & ~3
-        return index, mac
+        return index, attributes(answer, IFINFOMSG.size).get(IFLA_ADDRESS, b"").hex(":")
 
     def add_link(self, name: str, kind: str, *, mtu: int, up: bool = True, master: int = 0,
                  peer: Peer | None = None) -> None:
-        attrs = [_attr(IFLA_IFNAME, _name(name)), _attr(IFLA_MTU, _u32(mtu))]
+        attrs = [pack_attr(IFLA_IFNAME, _name(name)), pack_attr(IFLA_MTU, _u32(mtu))]
         if master:
-            attrs.append(_attr(IFLA_MASTER, _u32(master)))
-        info = [_attr(IFLA_INFO_KIND, kind.encode())]
+            attrs.append(pack_attr(IFLA_MASTER, _u32(master)))
+        info = [pack_attr(IFLA_INFO_KIND, kind.encode())]
         if peer is not None:
             peer_msg = IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0) + b"".join((
-                _attr(IFLA_IFNAME, _name(peer.name)), _attr(IFLA_MTU, _u32(peer.mtu)),
-                _attr(IFLA_ADDRESS, _mac(peer.mac)), _attr(IFLA_NET_NS_FD, _u32(peer.netns_fd))))
-            info.append(_nested(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_msg)))
-        attrs.append(_nested(IFLA_LINKINFO, *info))
+                pack_attr(IFLA_IFNAME, _name(peer.name)), pack_attr(IFLA_MTU, _u32(peer.mtu)),
+                pack_attr(IFLA_ADDRESS, _mac(peer.mac)),
+                pack_attr(IFLA_NET_NS_FD, _u32(peer.netns_fd))))
+            info.append(pack_nested(IFLA_INFO_DATA, pack_attr(VETH_INFO_PEER, peer_msg)))
+        attrs.append(pack_nested(IFLA_LINKINFO, *info))
         flags = IFF_UP if up else 0
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                       IFINFOMSG.pack(AF_UNSPEC, 0, 0, flags, IFF_UP) + b"".join(attrs))
@@ -161,7 +109,7 @@ class Rtnl:
 
     def set_hairpin(self, index: int) -> None:
         self._request(RTM_SETLINK, 0, IFINFOMSG.pack(AF_BRIDGE, 0, index, 0, 0)
-                      + _nested(IFLA_PROTINFO, _attr(IFLA_BRPORT_MODE, b"\x01")))
+                      + pack_nested(IFLA_PROTINFO, pack_attr(IFLA_BRPORT_MODE, b"\x01")))
 
     def delete_link(self, index: int) -> None:
         self._request(RTM_DELLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, index, 0, 0))
@@ -171,12 +119,12 @@ class Rtnl:
     def add_address(self, index: int, address: str, prefixlen: int, broadcast: str) -> None:
         self._request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
                       IFADDRMSG.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
-                      + _attr(IFA_LOCAL, _ip(address)) + _attr(IFA_ADDRESS, _ip(address))
-                      + _attr(IFA_BROADCAST, _ip(broadcast)))
+                      + pack_attr(IFA_LOCAL, _ip(address)) + pack_attr(IFA_ADDRESS, _ip(address))
+                      + pack_attr(IFA_BROADCAST, _ip(broadcast)))
 
     def add_default_route(self, index: int, gateway: str) -> None:
         self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL,
                       RTMSG.pack(AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                                  RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-                      + _attr(RTA_GATEWAY, _ip(gateway)) + _attr(RTA_OIF, _u32(index)))
+                      + pack_attr(RTA_GATEWAY, _ip(gateway)) + pack_attr(RTA_OIF, _u32(index)))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from netdiag.collect import netlink_dump
+from netdiag import netlink
 from netdiag.errors import CollectError, NetdiagError
 from netdiag.model import Conntrack
 
@@ -36,9 +36,9 @@ def collect(ctx) -> dict:
 
 
 def read_ctnetlink(ctx=None) -> Conntrack | None:
-    answers = netlink_dump.request(netlink_dump.NETLINK_NETFILTER,
-                                   (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS,
-                                   struct.pack("=BBH", 0, 0, 0), "conntrack statistics", ctx)
+    answers = netlink.request(netlink.NETLINK_NETFILTER,
+                              (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS,
+                              struct.pack("=BBH", 0, 0, 0), "conntrack statistics", ctx)
     for _kind, body in answers:
         return stats_from_answer(body)
     return None
@@ -46,7 +46,7 @@ def read_ctnetlink(ctx=None) -> Conntrack | None:
 
 def stats_from_answer(body: bytes) -> Conntrack | None:
     """An IPCTNL_MSG_CT_GET_STATS answer (nfgenmsg + attributes) → Conntrack."""
-    attrs = netlink_dump.attributes(body, 4)
+    attrs = netlink.attributes(body, 4)
     if CTA_STATS_GLOBAL_ENTRIES not in attrs or CTA_STATS_GLOBAL_MAX_ENTRIES not in attrs:
         return None
     (count,) = struct.unpack(">I", attrs[CTA_STATS_GLOBAL_ENTRIES])

@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass, replace
 from functools import cache
 
-from netdiag.collect import netlink_dump
+from netdiag import netlink
 from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
 from netdiag.model import Firewall, NftChain, NftRule, NftTable
 
@@ -68,9 +68,9 @@ def dump(ctx, msg_type: int, what: str) -> list[bytes]:
     """The bodies of an nftables dump of every family, read once per namespace (the firewall
     collector's save_reuse and this collector share them)."""
     def read() -> list[bytes]:
-        answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
-                                    (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
-                                    _NFGENMSG_ANY_FAMILY, what, ctx)
+        answers = netlink.dump(netlink.NETLINK_NETFILTER,
+                               (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
+                               _NFGENMSG_ANY_FAMILY, what, ctx)
         return [body for _kind, body in answers]
     return ctx.once(f"nftables.{msg_type}", read)
 
@@ -84,10 +84,10 @@ def tables(ctx) -> tuple[NftTable, ...]:
 def parse_tables(bodies: list[bytes]) -> tuple[NftTable, ...]:
     found = []
     for body in bodies:
-        attrs = netlink_dump.attributes(body, _NFGENMSG_SIZE)
+        attrs = netlink.attributes(body, _NFGENMSG_SIZE)
         handle = attrs.get(NFTA_TABLE_HANDLE, b"")
         found.append(NftTable(family=NFPROTO_NAMES.get(body[0], str(body[0])),
-                              name=netlink_dump.cstring(attrs.get(NFTA_TABLE_NAME, b"")),
+                              name=netlink.cstring(attrs.get(NFTA_TABLE_NAME, b"")),
                               handle=_U64_BE.unpack(handle)[0] if len(handle) == 8 else 0))
     return tuple(found)
 
@@ -127,9 +127,9 @@ def managed_by_iptables_nft(rule_messages, candidates) -> frozenset[tuple[str, s
     an xt expression and nothing iptables-nft would not write."""
     with_xt, foreign = set(), set()
     for body in rule_messages:
-        attrs = netlink_dump.attributes(body, _NFGENMSG_SIZE)
+        attrs = netlink.attributes(body, _NFGENMSG_SIZE)
         key = (NFPROTO_NAMES.get(body[0], str(body[0])),
-               netlink_dump.cstring(attrs.get(NFTA_RULE_TABLE, b"")))
+               netlink.cstring(attrs.get(NFTA_RULE_TABLE, b"")))
         if key not in candidates or key in foreign:
             continue
         names = expression_names(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
@@ -148,8 +148,8 @@ def expression_names(data: bytes) -> set[str]:
         length, _kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             break
-        element = netlink_dump.attributes(data[offset + 4:offset + length])
-        names.add(netlink_dump.cstring(element.get(NFTA_EXPR_NAME, b"")))
+        element = netlink.attributes(data[offset + 4:offset + length])
+        names.add(netlink.cstring(element.get(NFTA_EXPR_NAME, b"")))
         offset += (length + 3) & ~3
     return names
 

@@ -26,7 +26,8 @@ import struct
 import threading
 from dataclasses import dataclass, replace
 
-from netdiag.collect import netlink_dump, nftables
+from netdiag import netlink
+from netdiag.collect import nftables
 from netdiag.collect.nftables import (IPTABLES_NFT_EXPRESSIONS, NFNL_SUBSYS_NFTABLES,
                                       NFTA_EXPR_NAME, NFTA_RULE_EXPRESSIONS)
 from netdiag.model import IptablesChain, IptablesRule
@@ -74,19 +75,19 @@ class Kept:
 
 
 def _request(ctx, msg_type: int, family: int, what: str) -> list[bytes]:
-    answers = netlink_dump.dump(netlink_dump.NETLINK_NETFILTER,
-                                (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
-                                struct.pack("=BBH", family, 0, 0), what, ctx)
+    answers = netlink.dump(netlink.NETLINK_NETFILTER,
+                           (NFNL_SUBSYS_NFTABLES << 8) | msg_type,
+                           struct.pack("=BBH", family, 0, 0), what, ctx)
     return [body for _kind, body in answers]
 
 
 def generation(ctx=None) -> int:
     """The namespace's nftables generation id: it changes with every ruleset change."""
-    answers = netlink_dump.request(netlink_dump.NETLINK_NETFILTER,
-                                   (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
-                                   struct.pack("=BBH", 0, 0, 0), "nftables generation", ctx)
+    answers = netlink.request(netlink.NETLINK_NETFILTER,
+                              (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
+                              struct.pack("=BBH", 0, 0, 0), "nftables generation", ctx)
     for _kind, body in answers:
-        value = netlink_dump.attributes(body, 4).get(NFTA_GEN_ID)
+        value = netlink.attributes(body, 4).get(NFTA_GEN_ID)
         if value and len(value) == 4:
             return _U32.unpack(value)[0]
     return -1
@@ -108,19 +109,19 @@ def read(ctx, ip_version: int) -> Ruleset | None:
     key.extend(body[:1] + body[4:] for body in table_bodies)
     chain_counters: dict[tuple[str, str], tuple[int, int]] = {}
     for body in chain_bodies:
-        attrs = netlink_dump.attributes(body, 4)
+        attrs = netlink.attributes(body, 4)
         counters = attrs.pop(NFTA_CHAIN_COUNTERS, None)
-        name = (netlink_dump.cstring(attrs.get(NFTA_CHAIN_TABLE, b"")),
-                netlink_dump.cstring(attrs.get(NFTA_CHAIN_NAME, b"")))
+        name = (netlink.cstring(attrs.get(NFTA_CHAIN_TABLE, b"")),
+                netlink.cstring(attrs.get(NFTA_CHAIN_NAME, b"")))
         if counters is not None:
-            chain_counters[name] = _counters(netlink_dump.attributes(counters))
+            chain_counters[name] = _counters(netlink.attributes(counters))
         key.append(("chain", tuple(sorted(attrs.items()))))
     rule_counters: dict[tuple[str, str, int], tuple[int, int]] = {}
     positions: dict[tuple[str, str], int] = {}
     for body in rule_bodies:
-        attrs = netlink_dump.attributes(body, 4)
-        where = (netlink_dump.cstring(attrs.get(NFTA_RULE_TABLE, b"")),
-                 netlink_dump.cstring(attrs.get(NFTA_RULE_CHAIN, b"")))
+        attrs = netlink.attributes(body, 4)
+        where = (netlink.cstring(attrs.get(NFTA_RULE_TABLE, b"")),
+                 netlink.cstring(attrs.get(NFTA_RULE_CHAIN, b"")))
         positions[where] = position = positions.get(where, 0) + 1
         expressions = []
         counted = None
@@ -128,7 +129,7 @@ def read(ctx, ip_version: int) -> Ruleset | None:
             if name not in IPTABLES_NFT_EXPRESSIONS:
                 return None
             if name == "counter":  # iptables-nft-save shows the last one a rule has
-                counted = _counters(netlink_dump.attributes(data))
+                counted = _counters(netlink.attributes(data))
                 data = b""
             expressions.append((name, data))
         rule_counters[(*where, position)] = counted or (0, 0)
@@ -143,8 +144,8 @@ def _expressions(data: bytes):
         length, _kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             return
-        element = netlink_dump.attributes(data[offset + 4:offset + length])
-        yield (netlink_dump.cstring(element.get(NFTA_EXPR_NAME, b"")),
+        element = netlink.attributes(data[offset + 4:offset + length])
+        yield (netlink.cstring(element.get(NFTA_EXPR_NAME, b"")),
                element.get(NFTA_EXPR_DATA, b""))
         offset += (length + 3) & ~3
 

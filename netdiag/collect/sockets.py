@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from netdiag.collect import netlink_dump
+from netdiag import netlink
 from netdiag.model import NamespaceState, Socket
 
 NAME = "sockets"
@@ -42,9 +42,9 @@ def collect(ctx) -> dict:
     found: list[Socket] = []
     for protocol, ipproto, state, state_name in _KINDS:
         for family, af in _FAMILIES:
-            answers = netlink_dump.dump(netlink_dump.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY,
-                                        _REQUEST.pack(af, ipproto, 0, 1 << state),
-                                        f"{protocol}/IPv{family} sockets", ctx)
+            answers = netlink.dump(netlink.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY,
+                                   _REQUEST.pack(af, ipproto, 0, 1 << state),
+                                   f"{protocol}/IPv{family} sockets", ctx)
             found.extend(parse_answer(body, protocol, family, state_name)
                          for _kind, body in answers)
     found.sort(key=lambda s: (s.protocol, s.family, s.port, s.address))

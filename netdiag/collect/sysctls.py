@@ -24,7 +24,8 @@ import os
 import socket
 import struct
 
-from netdiag.collect import links, netlink_dump, rtnl
+from netdiag import netlink
+from netdiag.collect import links, rtnl
 from netdiag.model import Sysctl
 
 NAME = "sysctls"
@@ -98,14 +99,14 @@ def _interfaces(ctx) -> dict[str, tuple[int, ...]]:
 
 def link_devconf(body: bytes) -> tuple[str, tuple[int, ...]]:
     """One RTM_NEWLINK answer → (interface name, its IPv4 devconf values, index 1 first)."""
-    attrs = netlink_dump.attributes(body, _IFINFOMSG.size)
-    return netlink_dump.cstring(attrs.get(IFLA_IFNAME, b"")), devconf_of(attrs)
+    attrs = netlink.attributes(body, _IFINFOMSG.size)
+    return netlink.cstring(attrs.get(IFLA_IFNAME, b"")), devconf_of(attrs)
 
 
 def devconf_of(attrs: dict[int, bytes]) -> tuple[int, ...]:
     """An RTM_NEWLINK answer's IPv4 devconf values (index 1 first) from its attributes."""
-    spec = netlink_dump.attributes(attrs.get(IFLA_AF_SPEC, b""))
-    inet = netlink_dump.attributes(spec.get(socket.AF_INET, b""))
+    spec = netlink.attributes(attrs.get(IFLA_AF_SPEC, b""))
+    inet = netlink.attributes(spec.get(socket.AF_INET, b""))
     raw = inet.get(IFLA_INET_CONF, b"")
     return struct.unpack(f"={len(raw) // 4}i", raw[:len(raw) // 4 * 4])
 

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 import struct
 
-from netdiag.collect import netlink_dump
+from netdiag import netlink
 from netdiag.model import XfrmPolicy, XfrmState
 
 NAME = "xfrm"
@@ -41,10 +41,9 @@ ACTIONS = {0: "allow", 1: "block"}
 
 
 def collect(ctx) -> dict:
-    states = netlink_dump.dump(netlink_dump.NETLINK_XFRM, XFRM_MSG_GETSA, b"", "xfrm states",
-                               ctx)
-    policies = netlink_dump.dump(netlink_dump.NETLINK_XFRM, XFRM_MSG_GETPOLICY, b"",
-                                 "xfrm policies", ctx)
+    states = netlink.dump(netlink.NETLINK_XFRM, XFRM_MSG_GETSA, b"", "xfrm states", ctx)
+    policies = netlink.dump(netlink.NETLINK_XFRM, XFRM_MSG_GETPOLICY, b"", "xfrm policies",
+                            ctx)
     return {"xfrm_states": tuple(parse_state(body) for _kind, body in states),
             "xfrm_policies": tuple(parse_policy(body) for _kind, body in policies)}
 
@@ -70,8 +69,8 @@ def parse_state(body: bytes) -> XfrmState:
     """One XFRM_MSG_NEWSA answer → XfrmState, with algorithm names and no keys."""
     spi, proto = struct.unpack_from(">IB", body, 72)
     reqid, family, mode = struct.unpack_from("=IHB", body, 208)
-    attrs = netlink_dump.attributes(body, SA_INFO_SIZE)
-    algorithms = tuple(netlink_dump.cstring(attrs[kind][:_ALGORITHM_NAME_BYTES])
+    attrs = netlink.attributes(body, SA_INFO_SIZE)
+    algorithms = tuple(netlink.cstring(attrs[kind][:_ALGORITHM_NAME_BYTES])
                        for kind in _ALGORITHM_ATTRS if kind in attrs)
     return XfrmState(src=_address(body[80:96], family), dst=_address(body[56:72], family),
                      proto=PROTOCOLS.get(proto, str(proto)), spi=spi,
@@ -83,7 +82,7 @@ def parse_policy(body: bytes) -> XfrmPolicy:
     """One XFRM_MSG_NEWPOLICY answer → XfrmPolicy with its templates as readable text."""
     src, dst, proto = _selector(body)
     direction, action = struct.unpack_from("=BB", body, 160)
-    attrs = netlink_dump.attributes(body, POLICY_INFO_SIZE)
+    attrs = netlink.attributes(body, POLICY_INFO_SIZE)
     raw = attrs.get(XFRMA_TMPL, b"")
     templates = tuple(_template(raw[i:i + _TEMPLATE_SIZE])
                       for i in range(0, len(raw) - _TEMPLATE_SIZE + 1, _TEMPLATE_SIZE))

@@ -8,7 +8,8 @@ same code against ss, sysctl and /proc on real namespaces. No root needed.
 import socket
 import struct
 
-from netdiag.collect import conntrack, netlink_dump, sockets, sysctls
+from netdiag import netlink
+from netdiag.collect import conntrack, sockets, sysctls
 from netdiag.model import Conntrack, NamespaceRef, NamespaceState, NsKind, Socket
 
 NLA_F_NESTED = 0x8000
@@ -40,7 +41,7 @@ def test_unconnected_udp6_wildcard_socket():
 
 def test_netconf_all_and_default_entries():
     def answer(ifindex: int, forwarding: int, rp_filter: int) -> dict[int, bytes]:
-        return netlink_dump.attributes(
+        return netlink.attributes(
             nla(sysctls.NETCONFA_IFINDEX, struct.pack("=i", ifindex))
             + nla(sysctls.NETCONFA_FORWARDING, struct.pack("=i", forwarding))
             + nla(sysctls.NETCONFA_RP_FILTER, struct.pack("=i", rp_filter)))

@@ -142,7 +142,7 @@ def rule_message(family: int, table: str, *expressions: str) -> bytes:
 
 def test_expression_names_of_a_rule():
     body = rule_message(2, "filter", "payload", "cmp", "match", "counter", "immediate")
-    attrs = nftables.netlink_dump.attributes(body, 4)
+    attrs = nftables.netlink.attributes(body, 4)
     assert nftables.expression_names(attrs[4]) == {"payload", "cmp", "match", "counter",
                                                    "immediate"}
 
