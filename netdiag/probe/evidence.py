@@ -2,7 +2,7 @@
 
 Each function reads `Snapshot.probes` (empty without `--probe`) and returns Evidence records
 with kind "probe", ready to append to a finding — so a rule adds measured facts with one call
-and stays pure. mtu-mismatch can cite `path_mtu`, port-contention `port`, dns-unreachable `dns`.
+and stays pure. mtu-mismatch cites `path_mtu`, port-contention `ports_on`, dns-unreachable `dns`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ def port(snapshot: Snapshot, namespace: int, address: str, port: int) -> tuple[E
     probes = snapshot.probes.ports if snapshot.probes else ()
     return tuple(_port(p) for p in probes
                  if (p.namespace, p.address, p.port) == (namespace, address, port))
+
+
+def ports_on(snapshot: Snapshot, namespace: int, port: int) -> tuple[Evidence, ...]:
+    """The connects sent from `namespace` to port `port` on any address (a published port)."""
+    probes = snapshot.probes.ports if snapshot.probes else ()
+    return tuple(_port(p) for p in probes if (p.namespace, p.port) == (namespace, port))
 
 
 def dns(snapshot: Snapshot, namespace: int, server: str) -> tuple[Evidence, ...]:

@@ -9,6 +9,7 @@ What it finds
     * a container interface whose MTU is above what its path to the uplink allows (veth,
       bridge, the namespace's default route out, and on through further namespaces).
     The evidence is the path hop by hop, with each MTU and each encapsulation overhead.
+    With `check --probe`, the DF ping sweeps sent from the namespace are cited as evidence.
 
 Why it matters
     Small packets pass, large ones are dropped: ping works, DNS works, TLS handshakes and
@@ -44,13 +45,15 @@ Repair
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
 
 from netdiag.checks import topology
 from netdiag.checks.api import (CheckConfig, Evidence, Finding, Repair, Rule, Safety, SetMtu,
                                 Severity)
 from netdiag.checks.topology import Endpoint, Topology
 from netdiag.model import Link, NamespaceState, Snapshot
+from netdiag.probe import evidence as probe_evidence
 
 RULE = Rule(code="ND201", name="mtu-mismatch", severity=Severity.ERROR,
             summary="veth ends, bridge ports, VXLAN and underlay, or a container and its path "
@@ -78,10 +81,11 @@ class _Hop:
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
-    yield from _veth_pairs(topo)
-    yield from _bridges(topo)
-    yield from _vxlans(topo)
-    yield from _container_paths(topo)
+    for finding in chain(_veth_pairs(topo), _bridges(topo), _vxlans(topo),
+                         _container_paths(topo)):
+        # With `check --probe`, what the DF sweeps from this namespace measured.
+        measured = probe_evidence.path_mtu(snapshot, finding.namespace.id)
+        yield replace(finding, evidence=finding.evidence + measured) if measured else finding
 
 
 def _lower(topo: Topology, endpoints: list[Endpoint], mtu: int, what: str) -> Repair:

@@ -15,6 +15,7 @@ What it finds
       that no socket holds (Docker's userland proxy off), so outgoing connections may take it
       first (warning). Docker's `-P` picks host ports from that range.
     Docker's embedded-DNS rules (127.0.0.11) belong to dns-unreachable and are skipped here.
+    With `check --probe`, the TCP connects to the port from the namespace are cited.
 
 Why it matters
     "Bind for 0.0.0.0:8080 failed: port is already allocated" is the loud version. The quiet
@@ -42,13 +43,15 @@ from __future__ import annotations
 import shlex
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
 
 from netdiag.checks import topology
 from netdiag.checks.api import (CheckConfig, DeleteIptablesRule, Evidence, Finding, ManualStep,
                                 Repair, Rule, Safety, Severity)
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, Socket
+from netdiag.probe import evidence as probe_evidence
 
 RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
             summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
@@ -89,11 +92,19 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     no_sockets = {gap.namespace for gap in snapshot.gaps if gap.collector == "sockets"}
     for state in snapshot.namespaces:
         publishes = _publishes(state)
-        yield from _socket_clashes(state)
-        yield from _captured_listeners(topo, state, publishes)
-        yield from _conflicting_dnats(topo, state, publishes)
-        yield from _dangling(topo, state, publishes, no_sockets)
-        yield from _ephemeral(state, publishes)
+        for finding in chain(_socket_clashes(state), _captured_listeners(topo, state, publishes),
+                             _conflicting_dnats(topo, state, publishes),
+                             _dangling(topo, state, publishes, no_sockets),
+                             _ephemeral(state, publishes)):
+            yield _with_probes(snapshot, finding)
+
+
+def _with_probes(snapshot: Snapshot, finding: Finding) -> Finding:
+    """With `check --probe`, what a connect to the finding's port from its namespace gave."""
+    port = finding.subject.rpartition(":")[2].rpartition("/")[2]
+    measured = probe_evidence.ports_on(snapshot, finding.namespace.id, int(port)) \
+        if port.isdigit() else ()
+    return replace(finding, evidence=finding.evidence + measured) if measured else finding
 
 
 def _describe_socket(sock: Socket) -> str:

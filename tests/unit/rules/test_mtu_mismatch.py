@@ -87,3 +87,15 @@ def test_container_above_its_path_to_the_uplink():
     assert hops == [(d.web, "eth0"), (d.host, "veth1a2b3c4"), (d.host, "br-web"),
                     (d.host, "eth0")]
     assert steps(finding) == {(d.web, "eth0", 1460), (d.host, "veth1a2b3c4", 1460)}
+
+
+def test_probe_results_from_the_namespace_become_evidence():
+    from netdiag.model import PathMtuProbe, Probes
+
+    d = docker_host()
+    d.b.update_link(d.web, "eth0", mtu=9000)
+    sweep = PathMtuProbe(namespace=d.web, destination="172.17.0.1", mtu=1500, answered=True)
+    snapshot = replace(d.build(), probes=Probes(path_mtu=(sweep,)))
+    (finding,) = run_rule("mtu-mismatch", snapshot)
+    assert finding.evidence[-1].kind == "probe"
+    assert "largest DF packet answered by 172.17.0.1: 1500 bytes" in finding.evidence[-1].text

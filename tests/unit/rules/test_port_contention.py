@@ -71,3 +71,18 @@ def test_published_port_inside_the_ephemeral_range():
     # Held by the userland proxy, the port can never become a source port.
     d.b.socket(d.host, "tcp", "0.0.0.0", 40000, process="docker-proxy", pid=301)
     assert run_rule("port-contention", d.build()) == []
+
+
+def test_probe_results_for_the_port_become_evidence():
+    from dataclasses import replace
+
+    from netdiag.model import PortProbe, Probes
+
+    d = docker_host()
+    d.b.socket(d.host, "tcp", "192.168.1.10", 22, process="dropbear", pid=77)
+    connect = PortProbe(namespace=d.host, address="192.168.1.10", port=22, open=True,
+                        purpose="published")
+    snapshot = replace(d.build(), probes=Probes(ports=(connect,)))
+    (finding,) = run_rule("port-contention", snapshot)
+    assert finding.evidence[-1].kind == "probe"
+    assert "tcp connect to 192.168.1.10:22 (published): connected" in finding.evidence[-1].text
