@@ -24,18 +24,16 @@ import ipaddress
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from netdiag.checks.api import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope, Step, run_steps
 from netdiag.drivers.bridge import addresses, device, firewall, forwarding, iptables, verify
+from netdiag.drivers.bridge import ports as published
 from netdiag.drivers.bridge.options import BridgeOptions, parse
 from netdiag.drivers.bridge.rtnl import Rtnl
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
 from netdiag.netns import entered
-
-PORT_RANGE_FALLBACK = (49153, 65535)
 
 
 def mac_for(ip: str) -> str:
@@ -145,33 +143,16 @@ class BridgeDriver:
         opts = options_of(network)
         if opts.internal:
             raise Conflict(f"network {network.name} is internal: it cannot publish ports")
-        with entered(network.host):
-            port_range = _port_range()
-            with self.store.transaction() as tx:
-                ports = tuple(
-                    tx.take_port(network.host, replace(p, host_ip=p.host_ip or
-                                                       opts.host_binding_ipv4),
-                                 endpoint.id, port_range)
-                    for p in endpoint.ports)
-            rules = firewall.port_rules(bridge_name(network), endpoint.ip, ports,
-                                        hairpin=opts.hairpin)
-            try:
-                iptables.apply_add(firewall.CHAINS, rules)
-            except Exception:
-                with self.store.transaction() as tx:
-                    tx.release_ports(endpoint.id)
-                raise
+        ports = published.publish(self.store, network.host, endpoint.id, bridge_name(network),
+                                  endpoint.ip, endpoint.ports,
+                                  default_host_ip=opts.host_binding_ipv4, hairpin=opts.hairpin)
         return replace(endpoint, ports=ports)
 
     def revoke_external_connectivity(self, network: Network, endpoint: Endpoint) -> None:
         if not endpoint.ports:
             return
-        rules = firewall.port_rules(bridge_name(network), endpoint.ip, endpoint.ports,
-                                    hairpin=options_of(network).hairpin)
-        with entered(network.host):
-            iptables.apply_delete(rules)
-        with self.store.transaction() as tx:
-            tx.release_ports(endpoint.id)
+        published.unpublish(self.store, network.host, endpoint.id, bridge_name(network),
+                            endpoint.ip, endpoint.ports, hairpin=options_of(network).hairpin)
 
     # check --------------------------------------------------------------------------------
 
@@ -207,14 +188,6 @@ def _add_gateway_route(rt: Rtnl, index: int, gateway: str) -> None:
         addresses.add_default_route(rt, index, gateway)
     except Conflict:
         pass
-
-
-def _port_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return PORT_RANGE_FALLBACK
 
 
 DRIVER = BridgeDriver

@@ -3,8 +3,9 @@
 For each host with endpoints of the network it reads the overlay namespace with netdiag's own
 collectors (links, fdb, neighbours) and reports what the driver would have programmed but is
 not there: the namespace or its br0/vxlan0, an MTU other than the endpoint MTU, and a remote
-endpoint without its permanent FDB entry (dst = its VTEP) or neighbour entry. The findings are
-ordinary ones, with the repair that puts the missing piece back.
+endpoint without its permanent FDB entry (dst = its VTEP) or neighbour entry, and a published
+port's rule on its host (the DNAT to docker_gwbridge, the accept — the bridge driver's check).
+The findings are ordinary ones, with the repair that puts the missing piece back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from netdiag.checks.api import (AddFdbEntry, Evidence, Finding, ManualStep, Repa
 from netdiag.collect import collect_namespace, fdb, links, neighbours
 from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network,
                                  namespace_ref)
+from netdiag.drivers.bridge import ports as published
+from netdiag.drivers.overlay import gateway
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path
 from netdiag.errors import NamespaceGone
@@ -50,6 +53,16 @@ def check(network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
             yield from _remote_entries(state, [Peer.of(e) for e in joined if e.host != host])
         for endpoint in (e for e in joined if e.host == host):
             yield from _sandbox_mtu(endpoint)
+    yield from _published_ports(network, endpoints)
+
+
+def _published_ports(network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
+    for host in sorted({e.host for e in endpoints if gateway.port_rules(e)}):
+        if not Path(host).exists():
+            continue
+        rules = gateway.port_prerequisites() + [
+            rule for e in endpoints if e.host == host for rule in gateway.port_rules(e)]
+        yield from published.missing(host, network, rules)
 
 
 def _missing(network: Network, host: str, path: str, what: str,

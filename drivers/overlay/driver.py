@@ -5,11 +5,14 @@ host builds that host's overlay namespace (dataplane) and gateway bridge; join p
 container (eth0 on br0, eth1 on docker_gwbridge with the default route), programs the remote
 peers the control plane knows into this host and announces the new endpoint to the others;
 leave and delete undo it, and the last endpoint of a host removes its overlay namespace.
+Published ports (ExternalConnectivity, programmed after join and revoked before leave) are
+DNATed from the endpoint's host to its docker_gwbridge address, with the bridge driver's rules.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 from netdiag import netns
 from netdiag.checks.api import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope
+from netdiag.drivers.bridge import ports as published
 from netdiag.drivers.ipam import DefaultIpam
 from netdiag.drivers.overlay import check as overlay_check
 from netdiag.drivers.overlay import dataplane, encryption, gateway, links
@@ -25,6 +29,7 @@ from netdiag.drivers.overlay.controlplane import (ControlPlane, EmbeddedControlP
 from netdiag.drivers.overlay.options import (FIRST_VNI, LAST_VNI, VNI_KEY, VXLAN_OVERHEAD,
                                              OverlayOptions, parse)
 from netdiag.drivers.store import Store
+from netdiag.errors import Conflict
 
 VNI_SPACE = "vxlan-id"
 
@@ -148,6 +153,33 @@ class OverlayDriver:
             dataplane.add_peer(overlay_ns, peer)
         else:
             dataplane.remove_peer(overlay_ns, peer)
+
+    # --- published ports (optional capability) ------------------------------------------------
+
+    def program_external_connectivity(self, network: Network, endpoint: Endpoint) -> Endpoint:
+        """Publish the endpoint's ports on its host through docker_gwbridge (Docker's `-p` on
+        an overlay network): host ports are allocated per host, like the bridge driver's."""
+        if not endpoint.ports:
+            return endpoint
+        if not gateway.address_of(endpoint):
+            raise Conflict(f"network {network.name} is internal: it cannot publish ports")
+        ports = published.publish(self.store, endpoint.host, endpoint.id, gateway.NAME,
+                                  gateway.address_of(endpoint), endpoint.ports,
+                                  default_host_ip="0.0.0.0", hairpin=False,
+                                  chains=gateway.PORT_CHAINS,
+                                  prerequisites=gateway.port_prerequisites())
+        return replace(endpoint, ports=ports)
+
+    def revoke_external_connectivity(self, network: Network, endpoint: Endpoint) -> None:
+        if not endpoint.ports:
+            return
+        if not gateway.address_of(endpoint) or not os.path.exists(endpoint.host):
+            # Nothing was written, or the host took its rules with it: forget the ports.
+            with self.store.transaction() as tx:
+                tx.release_ports(endpoint.id)
+            return
+        published.unpublish(self.store, endpoint.host, endpoint.id, gateway.NAME,
+                            gateway.address_of(endpoint), endpoint.ports, hairpin=False)
 
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         return overlay_check.check(network, endpoints)

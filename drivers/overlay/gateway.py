@@ -4,6 +4,11 @@ Like Docker, it is created on the first overlay endpoint of a host and then kept
 the lowest free local pool of that host (usually 172.18.0.0/16), its address the pool's first,
 and traffic leaving through anything else is masqueraded. The pool is found again from the
 bridge's address, so nothing beyond IPAM's own records needs storing.
+
+Published ports (`-p` on an overlay network, not the swarm routing mesh) go through this bridge
+as in Docker: the host's port is DNATed to the container's gateway-bridge address (eth1) by the
+bridge driver's published-port rules (drivers.bridge.ports) with this bridge's name, after the
+host-wide jumps into the DOCKER chains that a Docker host has (`port_prerequisites`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.drivers.api import Pool
+from netdiag.drivers.api import Endpoint, Pool
+from netdiag.drivers.bridge import firewall
+from netdiag.drivers.bridge.iptables import FwRule, Where
 from netdiag.drivers.ipam import DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
 from netdiag.drivers.overlay.dataplane import index_of, netlink_in
@@ -21,6 +28,7 @@ from netdiag.errors import CollectError
 
 NAME = "docker_gwbridge"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+PORT_CHAINS = (("nat", firewall.DOCKER), ("filter", firewall.DOCKER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +89,26 @@ def _create(host: str, bridge: GatewayBridge) -> None:
         except CollectError:  # -C fails when the rule is missing
             netns.run_helper(["iptables", "-t", "nat", "-A", *rule])
         IP_FORWARD.write_text("1\n")
+
+
+# --- published ports ----------------------------------------------------------------------
+
+
+def port_prerequisites() -> list[FwRule]:
+    """What published ports need on the host besides their own rules, kept once written:
+    nat PREROUTING/OUTPUT → DOCKER (the DNATs) and FORWARD -o docker_gwbridge → DOCKER (the
+    accepts), as Docker writes them for docker_gwbridge."""
+    return firewall.host_rules(hairpin=False) + [
+        FwRule("filter", "FORWARD", f"-o {NAME} -j {firewall.DOCKER}", Where.INSERT)]
+
+
+def address_of(endpoint: Endpoint) -> str:
+    """The endpoint's address on the gateway bridge (its eth1); "" on internal networks."""
+    return endpoint.datum("gw_address").split("/")[0]
+
+
+def port_rules(endpoint: Endpoint) -> list[FwRule]:
+    """The DNAT, accept and hairpin rules of the endpoint's published ports."""
+    if not endpoint.ports or not address_of(endpoint):
+        return []
+    return firewall.port_rules(NAME, address_of(endpoint), endpoint.ports, hairpin=False)

@@ -1,7 +1,8 @@
 """The overlay driver across two hosts with packets: each host is a namespace with its own
 underlay link to a shared underlay bridge; containers on different hosts ping each other and
 speak HTTP, finding each other by name through the embedded DNS; check() names a missing FDB
-entry and a wrong MTU; an encrypted network is refused on this kernel."""
+entry and a wrong MTU; an encrypted network is refused on this kernel; a published port answers
+from the underlay through docker_gwbridge and is gone after disconnect."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from netdiag import netns
-from netdiag.drivers.api import Endpoint, Network, Scope
+from netdiag.drivers.api import Endpoint, Network, PortBinding, Scope
+from netdiag.drivers.controller import Controller
 from netdiag.drivers.dns import EmbeddedDns
 from netdiag.drivers.dns.store_names import StoreNames
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam
 from netdiag.drivers.overlay import OverlayDriver
+from netdiag.drivers.overlay import gateway
 from netdiag.drivers.overlay.dataplane import VXLAN, sandbox_path
 from netdiag.drivers.overlay.options import VNI_KEY
 from netdiag.drivers.store import Store
@@ -173,3 +176,51 @@ def test_two_networks_share_the_hosts_vxlan_port(cluster, netns_factory):
             ctl.remove(network, endpoint)
         ctl.driver.delete_network(network)
     assert not list(netns.NAMED_DIR.glob(f"{Path(ns['h1']).name}-*"))
+
+
+def test_published_port_answers_from_the_underlay_and_disconnect_removes_it(cluster,
+                                                                           netns_factory,
+                                                                           tmp_path):
+    ctl, ns = cluster
+    controller = Controller(ctl.store)  # the real connect/disconnect: publish after join
+    h1 = Path(ns["h1"]).name
+    client = netns_factory("cl")  # "the world": on the underlay, routed to nothing else
+    underlay = next(n for n in netns_factory.names if n.endswith("-ul"))
+    sh(f"ip -n {client} link add eth0 type veth peer name u9 netns {underlay}")
+    sh(f"ip -n {underlay} link set u9 master ubr up")
+    sh(f"ip -n {client} addr add 10.210.0.9/24 dev eth0 && ip -n {client} link set eth0 up")
+    controller.create_network("ov", ns["h1"], "overlay")
+    web = controller.connect("ov", ns["c1"], "web", host=ns["h1"],
+                             ports=[PortBinding(5000, host_port=8080)])
+    assert [str(p) for p in web.ports] == ["0.0.0.0:8080->5000/tcp"]
+    gw_ip = gateway.address_of(web)
+    nat = sh(f"ip netns exec {h1} iptables-save -t nat")
+    assert (f"-A DOCKER ! -i {gateway.NAME} -p tcp -m tcp --dport 8080 -j DNAT "
+            f"--to-destination {gw_ip}:5000") in nat
+    assert (f"-A DOCKER -d {gw_ip}/32 ! -i {gateway.NAME} -o {gateway.NAME} -p tcp -m tcp "
+            "--dport 5000 -j ACCEPT") in sh(f"ip netns exec {h1} iptables-save -t filter")
+    assert controller.check() == []
+    (tmp_path / "index.html").write_text("published over docker_gwbridge\n")
+    server = subprocess.Popen(["ip", "netns", "exec", Path(ns["c1"]).name, sys.executable,
+                               "-m", "http.server", "5000", "--directory", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = sh(f"ip netns exec {client} curl -s --retry 20 --retry-connrefused "
+                  "--retry-delay 0 --max-time 10 http://10.210.0.1:8080/index.html")
+        assert page == "published over docker_gwbridge\n"
+    finally:
+        server.kill()
+        server.wait()
+    # check() names a lost DNAT rule like the bridge driver's does.
+    dnat = f"DOCKER ! -i {gateway.NAME} -p tcp -m tcp --dport 8080 -j DNAT " \
+           f"--to-destination {gw_ip}:5000"
+    sh(f"ip netns exec {h1} iptables -t nat -D {dnat}")
+    findings = controller.check()
+    assert [(f.rule, f.subject) for f in findings] == [
+        ("driver-firewall-rule-missing", "nat/DOCKER")]
+    assert "--dport 8080" in findings[0].message
+    controller.disconnect("ov", web.id, host=ns["h1"])
+    left = sh(f"ip netns exec {h1} iptables-save")
+    assert "--dport 8080" not in left and "--dport 5000" not in left
+    with ctl.store.transaction(write=False) as tx:
+        assert tx.ports() == []  # the host port is free again
