@@ -244,6 +244,24 @@ class Topology:
     def owners_of(self, address: str) -> tuple[tuple[int, Address], ...]:
         return self.owners.get(address, ())
 
+    def owner_seen_from(self, ns_id: int, address: str) -> tuple[int, Address] | None:
+        """The holder of `address` that traffic from `ns_id` actually reaches: itself, or the
+        one on the L2 segment its route to the address leaves by. Private addresses repeat
+        across hosts (every Docker host has 172.17.0.1), so the first holder would often be
+        the wrong one; None when no holder is on that path, or the path is unknown."""
+        owners = self.owners_of(address)
+        for owner in owners:
+            if owner[0] == ns_id:
+                return owner
+        found = self.egress(ns_id, address) if owners else None
+        if found is None:
+            return None
+        _, link = found
+        for owner in owners:
+            if self.same_segment(Endpoint(ns_id, link.name), Endpoint(owner[0], owner[1].ifname)):
+                return owner
+        return None
+
     def underlay(self, ns_id: int, vxlan: Link) -> int | None:
         """The namespace a VXLAN device's encapsulated packets are routed in.
 

@@ -213,13 +213,13 @@ def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
     return True
 
 
-def _backend(topo: Topology, publish: _Publish) -> tuple[str, tuple[int, ...]]:
+def _backend(topo: Topology, ns_id: int, publish: _Publish) -> tuple[str, tuple[int, ...]]:
     """The DNAT target as people know it — "172.18.0.2:80 (web)" — and its namespace."""
-    owners = [ns_id for ns_id, _ in topo.owners_of(publish.to_address)]
-    refs = [topo.ref(ns_id) for ns_id in owners[:1]]
-    if not refs or refs[0] is None:
+    owner = topo.owner_seen_from(ns_id, publish.to_address)
+    ref = topo.ref(owner[0]) if owner else None
+    if ref is None:
         return publish.target, ()
-    return f"{publish.target} ({refs[0].display})", (refs[0].id,)
+    return f"{publish.target} ({ref.display})", (ref.id,)
 
 
 def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[_Publish]
@@ -229,7 +229,7 @@ def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[_
         sock = next((s for s in state.sockets if _captures(publish, state, s)), None)
         if sock is None:
             continue
-        backend, related = _backend(topo, publish)
+        backend, related = _backend(topo, ns_id, publish)
         yield RULE.finding(
             state.ref, f"{publish.protocol}/{publish.port}",
             f"DNAT rule {publish.key} takes {publish.protocol}/{publish.port} to "
@@ -266,8 +266,8 @@ def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[_P
                         or not _compatible(first.in_interface, later.in_interface):
                     continue
                 reported = True
-                (first_name, first_ns), (later_name, later_ns) = (_backend(topo, first),
-                                                                  _backend(topo, later))
+                (first_name, first_ns), (later_name, later_ns) = (
+                    _backend(topo, state.ref.id, first), _backend(topo, state.ref.id, later))
                 yield RULE.finding(
                     state.ref, f"{protocol}/{port}",
                     f"two DNAT rules take {protocol}/{port} to different backends: "
@@ -292,7 +292,8 @@ def _delete(ns_id: int, publish: _Publish) -> Repair:
 def _dangling(topo: Topology, state: NamespaceState, publishes: list[_Publish],
               no_sockets: set[int | None]) -> Iterator[Finding]:
     for publish in publishes:
-        for target_ns, _ in topo.owners_of(publish.to_address)[:1]:
+        owner = topo.owner_seen_from(state.ref.id, publish.to_address)
+        for target_ns, _ in (owner,) if owner else ():
             target = topo.namespace(target_ns)
             if target is None or target_ns in no_sockets:
                 continue

@@ -86,3 +86,23 @@ def test_probe_results_for_the_port_become_evidence():
     (finding,) = run_rule("port-contention", snapshot)
     assert finding.evidence[-1].kind == "probe"
     assert "tcp connect to 192.168.1.10:22 (published): connected" in finding.evidence[-1].text
+
+
+def test_a_publish_leads_to_the_container_on_its_own_host_when_addresses_repeat():
+    """Every Docker host has 172.17.0.2: the target is the one on this host's bridge."""
+    from tests.fixtures.builder import SnapshotBuilder
+
+    b = SnapshotBuilder()
+    for name in ("h1", "h2"):  # h1's container comes first and listens on nothing
+        host = b.host(name)
+        b.bridge(host, "docker0", "172.17.0.1/16")
+        app = b.container(f"app-{name}")
+        b.veth(app, "eth0", host, f"veth-{name}", peer_master="docker0",
+               address="172.17.0.2/16")
+        b.route(app, "default", gateway="172.17.0.1", dev="eth0")
+    b.socket(app, "tcp", "0.0.0.0", 5000, process="web")
+    b.iptables(host, "nat", PUBLISH.format(port=8080, to="172.17.0.2:5000"))
+    assert run_rule("port-contention", b.build()) == []
+    b.iptables(host, "nat", PUBLISH.format(port=8081, to="172.17.0.2:5001"))
+    (finding,) = run_rule("port-contention", b.build())  # still found where it is real
+    assert finding.subject == "tcp/8081" and finding.related == (app,)
