@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 
 from netdiag.lab import journal as journals
 
@@ -33,11 +34,13 @@ def netdiag(*args: str, show: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def lab_findings(lab: str) -> list[dict]:
-    """The findings of `check --all` that concern the lab (its nodes or its namespaces)."""
-    report = json.loads(netdiag("check", "--all", "--format", "json", show=False).stdout)
-    return [f for f in report["findings"]
-            if f["namespace"]["label"].startswith((f"{lab}/", f"{lab}-"))]
+def check_all(lab: str) -> list[dict]:
+    """Show `check --all` and return its findings that concern the lab (its nodes or its
+    namespaces), from the JSON report the same run writes."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as report:
+        netdiag("check", "--all", "--output", f"json={report.name}")
+        findings = json.load(report)["findings"]
+    return [f for f in findings if f["namespace"]["label"].startswith((f"{lab}/", f"{lab}-"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if netdiag("lab", "up", lab).returncode != 0:
             return 1
-        netdiag("check", "--all")
-        before = lab_findings(lab)
+        before = check_all(lab)
         netdiag("repair", "--lab", lab, "--apply")
-        netdiag("check", "--all")
-        after = lab_findings(lab)
+        after = check_all(lab)
         print(f"\n$ netdiag lab exec {lab} web -- python3 -c '<GET http://127.0.0.1:5000/>'")
         web = subprocess.run([sys.executable, "-m", "netdiag", "lab", "exec", lab, "web", "--",
                               sys.executable, "-c", WEB_REQUEST], text=True, capture_output=True)

@@ -46,20 +46,29 @@ class _Found:
     attachments: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
     overlay_host: dict[int, int] = field(default_factory=dict)  # overlay ns → host ns
     vtep_links: dict[int, str] = field(default_factory=dict)  # host ns → its underlay link
-    taken: set[str] = field(default_factory=set)
+    taken: set[str] = field(default_factory=lambda: {"ul"})  # node names; "ul": the underlay
 
 
-def _node_name(state: NamespaceState, taken: set[str]) -> str:
-    ref = state.ref
-    raw = ref.node or ref.container or ref.name or ref.label or f"ns{ref.id}"
+def _unique_name(raw: str, taken: set[str], fallback: str) -> str:
+    """`raw` as a topology name (lowercase, 15 characters, starting with a letter), made
+    unique against `taken`, which it joins."""
     base = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    base = (base if base[:1].isalpha() else f"n{base}")[:15].rstrip("-") or "node"
+    base = (base if base[:1].isalpha() else f"n{base}")[:15].rstrip("-") or fallback
     name, n = base, 2
-    while name in taken or name == "ul":
+    while name in taken:
         suffix = f"-{n}"
         name, n = base[:15 - len(suffix)] + suffix, n + 1
     taken.add(name)
     return name
+
+
+def _node_name(found: _Found, nodes: dict[int, str], state: NamespaceState) -> str:
+    """The node name of a host or container namespace, given once per namespace."""
+    ref = state.ref
+    if ref.id not in nodes:
+        raw = ref.node or ref.container or ref.name or ref.label or f"ns{ref.id}"
+        nodes[ref.id] = _unique_name(raw, found.taken, "node")
+    return nodes[ref.id]
 
 
 def _ipv4(state: NamespaceState, link: str):
@@ -92,7 +101,7 @@ def _is_switch(idx: Index, members) -> bool:
 
 
 def _bridge(idx: Index, found: _Found, ns_id: int, state, bridge, gateway, members) -> None:
-    host = found.hosts.setdefault(ns_id, _node_name(state, found.taken))
+    host = _node_name(found, found.hosts, state)
     name = _network_name(found, bridge.name)
     subnet = str(ipaddress.ip_interface(gateway.cidr).network)
     network = {"name": name, "driver": "bridge", "subnet": subnet, "gateway": gateway.address,
@@ -109,7 +118,7 @@ def _overlay(idx: Index, found: _Found, ns_id: int, gateway, vxlan) -> None:
     if host_ns is None or host_ns == ns_id:
         return
     found.overlay_host[ns_id] = host_ns
-    host = found.hosts.setdefault(host_ns, _node_name(idx.namespaces[host_ns], found.taken))
+    host = _node_name(found, found.hosts, idx.namespaces[host_ns])
     local = vxlan.vxlan.local
     for _, address in idx.owners_of(local) if local else ():
         found.vtep_links[host_ns] = address.ifname
@@ -130,19 +139,13 @@ def _overlay(idx: Index, found: _Found, ns_id: int, gateway, vxlan) -> None:
 
 
 def _network_name(found: _Found, raw: str) -> str:
-    base = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:15] or "net"
-    base = base if base[:1].isalpha() else f"n{base}"[:15]
-    names = {n["name"] for n in found.networks}
-    name, n = base, 2
-    while name in names:
-        name, n = f"{base[:12]}-{n}", n + 1
-    return name
+    return _unique_name(raw, {n["name"] for n in found.networks}, "net")
 
 
 def _attach(idx: Index, found: _Found, ns_id: int, link: str, network: str,
             host: str = "") -> None:
     state = idx.namespaces[ns_id]
-    found.containers.setdefault(ns_id, _node_name(state, found.taken))
+    _node_name(found, found.containers, state)
     address = _ipv4(state, link)
     attachment = {"network": network, "link": link, "host": host}
     if address is not None:
