@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     fail_on = Severity(args.fail_on)
     if not args.apply:
         for finding in before.findings:
-            _print_plan(finding, snapshot, results=None, allowed=True)
+            _print_plan(finding, snapshot, results=None)
         return EXIT_FINDINGS if _worst_at_least(before, fail_on) else EXIT_OK
 
     applied: set = set()
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Round {round_}: the repairs uncovered {len(todo)} more")
         for finding in report.findings if round_ == 1 else todo:
             results = _apply(finding, paths, args.unsafe, applied)
-            _print_plan(finding, snapshot, results, allowed=_allowed(finding, args.unsafe))
+            _print_plan(finding, snapshot, results)
         report, snapshot = _check(selected, targets, config)
     _print_findings("After", report, snapshot)
     return EXIT_FINDINGS if _worst_at_least(report, fail_on) else EXIT_OK
@@ -130,27 +130,27 @@ def _count(number: int, word: str, plural: bool = True) -> str:
     return f"{number} {word}{'s' if plural and number != 1 else ''}"
 
 
-def _print_plan(finding: Finding, snapshot: Snapshot, results: list[StepResult] | None,
-                allowed: bool) -> None:
+def _print_plan(finding: Finding, snapshot: Snapshot,
+                results: list[StepResult] | None) -> None:
+    """A finding with its repair steps; `results` is None for a dry run."""
     print(f"  {finding.code} {finding.rule} ({finding.severity.value}) "
           f"{finding.namespace.display}: {finding.subject}")
     print(f"    {finding.message}")
     if finding.repair is None:
         print("    no repair known")
         return
-    print(f"    repair ({finding.repair.safety.value}): {finding.repair.title}")
+    safety = finding.repair.safety
+    print(f"    repair ({safety.value}): {finding.repair.title}")
     outcome = {id(r.step): r for r in results or ()}
     for step in finding.repair.steps:
         result = outcome.get(id(step))
-        if results is None:
-            status = "" if allowed or finding.repair.safety is not Safety.UNSAFE else \
-                "  [needs --unsafe]"
-        elif result is None:
-            status = "  [not applied: needs --unsafe]" if finding.repair.safety is Safety.UNSAFE \
-                else "  [not applied]"
+        if result is not None:
+            status = "applied" if result.applied else f"not applied: {result.message}"
+        elif safety is Safety.UNSAFE:
+            status = "needs --unsafe" if results is None else "not applied: needs --unsafe"
         else:
-            status = "  [applied]" if result.applied else f"  [not applied: {result.message}]"
-        print(f"      $ {describe(step, snapshot)}{status}")
+            status = "" if results is None or safety is Safety.MANUAL else "not applied"
+        print(f"      $ {describe(step, snapshot)}" + (f"  [{status}]" if status else ""))
 
 
 def _worst_at_least(report: engine.Report, fail_on: Severity) -> bool:
