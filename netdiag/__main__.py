@@ -1,7 +1,5 @@
 """`python -m netdiag` is the same as the `netdiag` command."""
 
-import sys
+from netdiag.entry import run
 
-from netdiag.cli import main
-
-sys.exit(main())
+run()

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_COLLECT = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class NetdiagError(Exception):
@@ -67,3 +68,9 @@ class CollectError(NetdiagError):
     """Reading kernel state failed for a reason that is not one of the kinds above."""
 
     exit_code = EXIT_COLLECT
+
+
+class Interrupted(NetdiagError):
+    """The user pressed Ctrl-C; the message says what was undone."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -265,25 +265,19 @@ class Topology:
     def underlay(self, ns_id: int, vxlan: Link) -> int | None:
         """The namespace a VXLAN device's encapsulated packets are routed in.
 
-        That is the namespace the device was created in: the one holding its `local`
-        address when set, the one its link-netnsid was resolved to (`peer_namespace`), its
-        own when it never moved (no link-netnsid), and otherwise the host's (where Docker
-        creates overlay VXLAN devices before moving them).
+        That is the namespace the device was created in: its own when it holds the device's
+        `local` address, the one its link-netnsid was resolved to (`peer_namespace`), the
+        only holder of its `local` address, its own when it never moved (no link-netnsid),
+        and otherwise the host's (where Docker creates overlay VXLAN devices before moving
+        them).
         """
-        info = vxlan.vxlan
-        if info is None:
+        if vxlan.vxlan is None:
             return None
-        if info.local:
-            for owner_ns, _ in self.owners_of(info.local):
-                return owner_ns
-        if vxlan.peer_namespace is not None:
-            return vxlan.peer_namespace
-        if vxlan.parent_netnsid is None:
-            return ns_id
-        for state in self.namespaces.values():
-            if state.ref.kind is NsKind.HOST:
-                return state.ref.id
-        return None
+        return _underlay_of(self.namespaces, self.owners, ns_id, vxlan)
+
+    def overlay(self, ns_id: int, vxlan: Link) -> int | None:
+        """An id of the overlay a VXLAN device belongs to (the same for all its devices)."""
+        return self.segment_ids.get(Endpoint(ns_id, vxlan.name))
 
 
 def _route_dev(route: Route) -> str:
@@ -316,16 +310,21 @@ def _build(snapshot: Snapshot) -> Topology:
                 ports[(ns_id, link.master)].append(link)
         for address in state.addresses:
             owners[address.address].append((ns_id, address))
-    segment_ids, members = _segments(namespaces, links)
+    segment_ids, members = _segments(namespaces, links, owners)
     return Topology(snapshot=snapshot, namespaces=namespaces, links=links,
                     ports={key: tuple(value) for key, value in ports.items()},
                     owners={key: tuple(value) for key, value in owners.items()},
                     segment_ids=segment_ids, segment_members=members)
 
 
-def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link]
+def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link],
+              owners: dict[str, list[tuple[int, Address]]]
               ) -> tuple[dict[Endpoint, int], dict[int, tuple[Endpoint, ...]]]:
-    """Union-find over interfaces joined at layer 2."""
+    """Union-find over interfaces joined at layer 2.
+
+    First everything a cable joins (bridge ports, veth pairs, macvlans and their parents);
+    then the VXLAN devices of one overlay (`_same_overlay`).
+    """
     parent: dict[Endpoint, Endpoint] = {}
 
     def find(item: Endpoint) -> Endpoint:
@@ -338,7 +337,7 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
     def union(a: Endpoint, b: Endpoint) -> None:
         parent[find(a)] = find(b)
 
-    by_vni: dict[int, Endpoint] = {}
+    vxlans: list[tuple[Endpoint, Link]] = []
     for (ns_id, name), link in links.items():
         here = Endpoint(ns_id, name)
         find(here)
@@ -352,9 +351,11 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
             union(here, Endpoint(ns_id, link.parent))
         elif link.kind == "macvlan" and link.peer_name and link.peer_namespace is not None:
             union(here, Endpoint(link.peer_namespace, link.peer_name))  # moved into a container
-        if link.vxlan is not None:  # one VNI is one overlay, whichever host it is seen on
-            first = by_vni.setdefault(link.vxlan.vni, here)
-            union(here, first)
+        if link.vxlan is not None:
+            vxlans.append((here, link))
+    # Overlays are joined from what the cabled segments alone show, before any of them is.
+    for a, b in _same_overlay(namespaces, links, owners, vxlans, find):
+        union(a, b)
     groups: dict[Endpoint, list[Endpoint]] = defaultdict(list)
     for item in list(parent):
         groups[find(item)].append(item)
@@ -365,6 +366,137 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
         for item in group:
             segment_ids[item] = number
     return segment_ids, members
+
+
+def _same_overlay(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link],
+                  owners: dict[str, list[tuple[int, Address]]],
+                  vxlans: list[tuple[Endpoint, Link]], find) -> Iterator[tuple[Endpoint, Endpoint]]:
+    """Pairs of VXLAN devices that are one overlay.
+
+    An overlay is not a VNI: two independent Swarms on one machine both start at VNI 4096. Two
+    devices of one VNI and UDP port are one overlay when
+    * one sends to the other: a remote VTEP of one (its `remote`, or an FDB entry's `dst`) is
+      held by the other's underlay namespace — the holder its underlay reaches by its route
+      (addresses repeat across separate underlays), or the only holder when none is on that
+      path (the hosts of a fleet snapshot share no cable);
+    * or their outer packets leave on one underlay segment (or from one namespace);
+    * or neither knows any remote VTEP yet, and they belong to the same lab and Docker
+      networks: nothing else tells them apart.
+    """
+    underlay_of = {here: _underlay_of(namespaces, owners, here.namespace, link)
+                   for here, link in vxlans}
+    roots: dict[Endpoint, list[Endpoint]] = defaultdict(list)
+    for (ns_id, name) in links:
+        roots[find(Endpoint(ns_id, name))].append(Endpoint(ns_id, name))
+
+    def members(root: Endpoint) -> list[Endpoint]:
+        return roots.get(root, [])
+
+    by_vni: dict[tuple[int, int], list[tuple[Endpoint, Link]]] = defaultdict(list)
+    for here, link in vxlans:
+        by_vni[(link.vxlan.vni, link.vxlan.dstport)].append((here, link))
+    tables: dict[tuple[int, int], RouteTable] = {}
+    for devices in by_vni.values():
+        if len(devices) < 2:
+            continue
+        by_underlay: dict[int, list[Endpoint]] = defaultdict(list)
+        for here, _ in devices:
+            if underlay_of[here] is not None:
+                by_underlay[underlay_of[here]].append(here)
+        where: dict[tuple, Endpoint] = {}
+        no_remote: dict[tuple, Endpoint] = {}
+        for here, link in devices:
+            underlay = underlay_of[here]
+            remotes = _remotes(namespaces[here.namespace], link)
+            state = namespaces.get(underlay) if underlay is not None else None
+            device = _underlay_device(state, link, remotes[:1], links, tables) if state else ""
+            place = ("segment", find(Endpoint(underlay, device))) if device \
+                else ("namespace", underlay)
+            yield here, where.setdefault(place, here)
+            if not remotes:
+                ref = namespaces[here.namespace].ref
+                yield here, no_remote.setdefault((ref.lab, ref.docker_networks), here)
+            for remote in remotes:
+                holder = _vtep_holder(namespaces, owners, underlay, remote, tables, find,
+                                      members)
+                for other in by_underlay.get(holder, ()) if holder is not None else ():
+                    yield here, other
+
+
+def _vtep_holder(namespaces: dict[int, NamespaceState],
+                 owners: dict[str, list[tuple[int, Address]]], underlay: int | None,
+                 remote: str, tables, find, members) -> int | None:
+    """The namespace holding VTEP address `remote` as seen from `underlay`: the holder on
+    the segment its route to `remote` leaves by, when that segment reaches other namespaces
+    of the snapshot (a cable netdiag can see); else the only holder (a physical NIC, whose
+    other end is on another machine: the hosts of a fleet snapshot)."""
+    holders = owners.get(remote, ())
+    if underlay is None or underlay not in namespaces:
+        return holders[0][0] if len(holders) == 1 else None
+    device = _route_device(namespaces[underlay], remote, tables)
+    segment = find(Endpoint(underlay, device)) if device else None
+    for holder, address in holders:
+        if segment is not None and find(Endpoint(holder, address.ifname)) == segment:
+            return holder
+    cabled = segment is not None and any(e.namespace != underlay for e in members(segment))
+    return holders[0][0] if len(holders) == 1 and not cabled else None
+
+
+def _underlay_of(namespaces: dict[int, NamespaceState],
+                 owners: dict[str, list[tuple[int, Address]]], ns_id: int, vxlan: Link
+                 ) -> int | None:
+    """The namespace a VXLAN device's encapsulated packets are routed in (Topology.underlay)."""
+    info = vxlan.vxlan
+    holders = [owner_ns for owner_ns, _ in owners.get(info.local, ())] if info.local else []
+    if ns_id in holders:
+        return ns_id
+    if vxlan.peer_namespace is not None:
+        return vxlan.peer_namespace
+    if len(holders) == 1:  # addresses repeat across hosts: only a sole holder is certain
+        return holders[0]
+    if vxlan.parent_netnsid is None:
+        return ns_id
+    for state in namespaces.values():
+        if state.ref.kind is NsKind.HOST:
+            return state.ref.id
+    return None
+
+
+def _remotes(state: NamespaceState, vxlan: Link) -> list[str]:
+    """The remote VTEPs a device sends to: its `remote` or group, and its FDB entries' dst."""
+    info = vxlan.vxlan
+    found = [info.remote or info.group] if info.remote or info.group else []
+    found += [e.dst for e in state.fdb if e.ifname == vxlan.name and e.dst]
+    return list(dict.fromkeys(found))
+
+
+def _underlay_device(underlay: NamespaceState, vxlan: Link, remote: list[str],
+                     links: dict[tuple[int, str], Link], tables) -> str:
+    """The interface of the underlay namespace that carries the device's outer packets: the
+    one holding its local address, its `dev`, or the one the route to `remote` leaves by."""
+    info = vxlan.vxlan
+    ns_id = underlay.ref.id
+    if info.local:
+        for address in underlay.addresses:
+            if address.address == info.local:
+                return address.ifname
+    if info.dev and (ns_id, info.dev) in links:
+        return info.dev
+    return _route_device(underlay, remote[0], tables) if remote else ""
+
+
+def _route_device(state: NamespaceState, address: str, tables) -> str:
+    """The interface a namespace's main table sends `address` out of ("" if none)."""
+    try:
+        family, value = ip_int(address)
+    except ValueError:
+        return ""
+    key = (state.ref.id, family)
+    if key not in tables:
+        tables[key] = RouteTable(family, (r for r in state.routes
+                                          if r.family == family and r.table == MAIN_TABLE))
+    route = tables[key].lookup(value)
+    return _route_dev(route) if route is not None else ""
 
 
 def is_container(ref: NamespaceRef) -> bool:

@@ -21,8 +21,8 @@ from netdiag.checks.api import CheckConfig, Severity
 from netdiag.checks.output import FORMATS
 from netdiag.collect import collect_snapshot
 from netdiag.commands import check_scope
-from netdiag.commands.common import require_root
-from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.commands.common import require_root, seconds, timed_out
+from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 
@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--skip", action="append", default=[], metavar="NAME",
                         help="do not run this rule (repeatable)")
     parser.add_argument("--config", metavar="FILE", help="YAML: rules, severities, exclusions")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="bound collection and rules; what did not finish is unknown")
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
+                        help="bound the whole run (e.g. 10): namespaces not read in time are "
+                             "gaps and make the exit code 3, rules not finished are unknown")
     parser.add_argument("--format", choices=sorted(FORMATS), default="text")
     parser.add_argument("--output", action="append", default=[], metavar="FORMAT=FILE",
                         help="also write the report in FORMAT to FILE (repeatable)")
@@ -51,7 +52,11 @@ def register(subparsers) -> None:
                         help="lowest severity that makes the exit code 1 (default: warning)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 whatever was found")
     parser.add_argument("--probe", action="store_true",
-                        help="also send active probes between namespaces (nothing is sent without)")
+                        help="also send active probes between the namespaces read (nothing is "
+                             "sent without); e.g. check --all --probe")
+    parser.add_argument("--probe-external", action="store_true",
+                        help="with --probe: also probe targets no namespace netdiag read holds "
+                             "(upstream resolvers, gateways beyond the host)")
     parser.set_defaults(func=run)
 
 
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     config = check_config.load(args.config) if args.config else CheckConfig()
     config = check_config.with_command_line(config, args.rule, args.skip)
 
+    if args.probe_external and not args.probe:
+        raise UsageError("--probe-external goes with --probe")
     if args.from_file and args.probe:
         # A saved snapshot may come from another host: its addresses are not ours to probe.
         raise UsageError("--probe sends packets from live namespaces; it cannot be used "
@@ -74,12 +81,14 @@ def run(args: argparse.Namespace) -> int:
     # records again at every collection the rules trigger.
     gc.freeze()
     if args.probe:
-        snapshot = _probe(snapshot, focus, deadline)
+        snapshot = _probe(snapshot, focus, deadline, args.probe_external)
     report = engine.run(snapshot, config, focus=focus, deadline=deadline)
 
     sys.stdout.write(FORMATS[args.format](report))
     for fmt, path in outputs:
         _write(path, FORMATS[fmt](report))
+    if timed_out(snapshot) and not args.exit_zero:
+        return EXIT_COLLECT  # the report is incomplete: no "all clear" from it
     return _exit_code(report, Severity(args.fail_on), args.exit_zero)
 
 
@@ -126,12 +135,27 @@ def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
     return frozenset(ref.id for ref in netns.resolve_all(refs, known))
 
 
-def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None) -> Snapshot:
+def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None,
+           external: bool) -> Snapshot:
     """Active probes (netdiag.probe): the snapshot comes back with their measurements in
-    `probes`, which rules cite as evidence."""
-    from netdiag.probe.runner import with_probes
+    `probes`, which rules cite as evidence. Progress on a terminal while they run, and what
+    was probed on stderr at the end (stdout is the report, maybe JSON)."""
+    from netdiag.probe.runner import summary, with_probes
+    from netdiag.progress import Progress
 
-    return with_probes(snapshot, focus=focus, deadline=deadline)
+    def label(ns_id: int) -> str:
+        state = snapshot.namespace(ns_id)
+        return state.ref.display if state else f"inode:{ns_id}"
+
+    with Progress() as progress:
+        probed, planned = with_probes(
+            snapshot, focus=focus, deadline=deadline, external=external,
+            progress=lambda done, total, task: progress.update(
+                f"probing {done + 1}/{total}: {task.kind} {label(task.namespace)} → "
+                f"{task.target}"))
+    for line in summary(planned, probed.probes, label):
+        print(line, file=sys.stderr)
+    return probed
 
 
 def _exit_code(report: engine.Report, fail_on: Severity, exit_zero: bool) -> int:

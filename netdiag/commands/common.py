@@ -27,8 +27,25 @@ def add_namespace_args(parser: argparse.ArgumentParser, offline: bool = True) ->
     if offline:
         parser.add_argument("--from", dest="from_file", metavar="FILE",
                             help="read a saved snapshot instead of the kernel")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", default=None,
-                        help="give up on namespaces not read within this time")
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS", default=None,
+                        help="give up on namespaces not read within this time (e.g. 5); "
+                             "what was not read is listed, and the exit code is 3")
+
+
+def seconds(text: str) -> float:
+    """argparse type of a duration: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+def timed_out(snapshot: Snapshot) -> list[str]:
+    """The namespaces a collection did not read in time (their gaps' messages)."""
+    return [gap.message for gap in snapshot.gaps if gap.kind == "timeout"]
 
 
 def require_root(refs: Sequence[str]) -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from netdiag.errors import NotFound, UsageError
+from netdiag.errors import Interrupted, NotFound, UsageError
 from netdiag.lab import journal as journals
 from netdiag.lab import schema
 
@@ -35,6 +35,9 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=help_)
         p.add_argument("topology", metavar="FILE|NAME", help="a topology file or a bundled lab")
         p.set_defaults(func=func)
+        if name == "up":
+            p.add_argument("--replace", action="store_true",
+                           help="remove a lab of that name first (up or half-built), then build")
     p = sub.add_parser("down", help="remove a lab")
     p.add_argument("name")
     p.set_defaults(func=run_down)
@@ -86,9 +89,14 @@ def run_up(args) -> int:
         elif i == total or i == 1:
             sys.stderr.write(f"[{i}/{total}] {text}\n")
 
-    journal = build.up(topology, source, progress)
-    if tty:
-        sys.stderr.write("\r\033[K")
+    try:
+        journal = build.up(topology, source, progress, replace=args.replace)
+    except KeyboardInterrupt:
+        raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
+                          "was removed") from None
+    finally:
+        if tty:
+            sys.stderr.write("\r\033[K")
     print(f"lab {journal.name} is up: {len(journal.nodes)} nodes in "
           f"{time.perf_counter() - started:.2f} s")
     return 0
@@ -116,19 +124,25 @@ def run_down(args) -> int:
 
 
 def run_ls(args) -> int:
-    print(f"{'NAME':16} {'STATE':9} {'NODES':>5}  TOPOLOGY")
+    print(f"{'NAME':16} {'STATE':10} {'NODES':>5}  TOPOLOGY")
+    hints: list[str] = []
     for name in journals.names():
         try:
             j = journals.load(name)
         except NotFound:
             continue
-        print(f"{j.name:16} {j.state:9} {len(j.nodes):>5}  {j.topology}")
+        print(f"{j.name:16} {j.condition:10} {len(j.nodes):>5}  {j.topology}")
+        if j.condition == "half-built":
+            hints.append(f"lab {j.name} is half-built: `netdiag lab down {j.name}` removes it, "
+                         f"`netdiag lab up {j.name} --replace` rebuilds it")
+    for hint in hints:
+        print(hint, file=sys.stderr)
     return 0
 
 
 def run_status(args) -> int:
     j = journals.load(args.name)
-    print(f"lab {j.name}: {j.state} (from {j.topology})")
+    print(f"lab {j.name}: {j.condition} (from {j.topology})")
     for node, ns in j.nodes.items():
         alive = os.path.exists(f"/run/netns/{ns}")
         print(f"  {node:16} {ns:28} {'present' if alive else 'GONE'}")

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netdiag import netns
-from netdiag.commands.common import add_namespace_args, get_snapshot, print_json, print_table
-from netdiag.errors import NotFound
+from netdiag.commands.common import (add_namespace_args, get_snapshot, print_json, print_table,
+                                     timed_out)
+from netdiag.errors import EXIT_COLLECT, NotFound
 from netdiag.model import Gap, Link, NamespaceState, Snapshot
 from netdiag.model.serialize import to_data
 
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(states, args.section)
     _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
-    return 0
+    return EXIT_COLLECT if timed_out(snapshot) else 0
 
 
 def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:

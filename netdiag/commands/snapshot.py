@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from netdiag.commands.common import add_namespace_args, get_snapshot
+from netdiag.commands.common import add_namespace_args, get_snapshot, timed_out
+from netdiag.errors import EXIT_COLLECT
 from netdiag.model.serialize import dumps, save
 
 
@@ -24,4 +25,6 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     else:
         print(dumps(snapshot, indent=1))
-    return 0
+    for message in timed_out(snapshot):
+        print(f"netdiag: note: not read in time: {message}", file=sys.stderr)
+    return EXIT_COLLECT if timed_out(snapshot) else 0

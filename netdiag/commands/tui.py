@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--refresh", type=float, metavar="SECONDS", default=10.0,
                         help="re-read the attached namespace this often, besides netlink "
                              "events (default 10)")
+    parser.add_argument("--probe-external", action="store_true",
+                        help="let the probe key reach targets no namespace netdiag read holds")
     parser.set_defaults(func=run)
 
 
@@ -37,5 +39,6 @@ def run(args) -> int:
         require_root([args.ns] if args.ns else [])
         source = LiveSource()
     attach_to = source.resolve(args.ns) if args.ns else None
-    NetdiagApp(source, attach_to=attach_to, refresh_seconds=args.refresh).run()
+    NetdiagApp(source, attach_to=attach_to, refresh_seconds=args.refresh,
+               probe_external=args.probe_external).run()
     return 0

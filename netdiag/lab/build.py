@@ -257,11 +257,15 @@ def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.
 # --- up and down ------------------------------------------------------------------------------
 
 
-def up(topology: Topology, source: str = "", progress: Progress | None = None) -> journals.Journal:
-    """Build the lab; on any failure tear down what was built and raise."""
+def up(topology: Topology, source: str = "", progress: Progress | None = None,
+       replace: bool = False) -> journals.Journal:
+    """Build the lab; on any failure or Ctrl-C tear down what was built and raise.
+
+    With `replace`, a lab of that name (up or half-built) is removed first."""
     if topology.name in journals.names():
-        raise Conflict(f"lab {topology.name} is already up (run `netdiag lab down "
-                       f"{topology.name}` first)")
+        if not replace or _condition(topology.name) == "building":
+            _refuse_existing(topology.name)
+        down(topology.name)
     _refuse_taken_names(topology)
     all_steps = plans.plan(topology)
     # Every namespace the plan makes is written down at once, before the first one exists
@@ -270,7 +274,9 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None) -
     journal = journals.Journal(name=topology.name, topology=source,
                                store=str(LAB_DIR / f"{topology.name}.db"),
                                nodes={step.node: step.netns for step in made},
-                               namespaces=[step.netns for step in made])
+                               namespaces=[step.netns for step in made],
+                               builder=journals.Process(os.getpid(),
+                                                        journals.start_time(os.getpid()), ""))
     journal.save()
     store = None
     try:
@@ -285,6 +291,7 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None) -
                 worker.submit(builder.apply, step).result()
             worker.submit(builder.wait_until_serving).result()
         journal.state = "up"
+        journal.builder = None
         journal.save()
         return journal
     except BaseException:
@@ -293,11 +300,46 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None) -
         if store is not None:
             store.close()
             store = None
-        down(topology.name)
+        with _no_interrupts():  # a second Ctrl-C must not leave the rollback half done
+            down(topology.name)
         raise
     finally:
         if store is not None:
             store.close()
+
+
+def _condition(name: str) -> str:
+    try:
+        return journals.load(name).condition
+    except NetdiagError:
+        return "half-built"  # a damaged journal
+
+
+def _refuse_existing(name: str) -> None:
+    condition = _condition(name)
+    if condition == "up":
+        raise Conflict(f"lab {name} is already up (`netdiag lab down {name}` removes it, "
+                       f"`netdiag lab up {name} --replace` rebuilds it)")
+    if condition == "building":
+        raise Conflict(f"lab {name} is being built by another `netdiag lab up`")
+    raise Conflict(f"lab {name} is half-built (its `lab up` was killed): remove it with "
+                   f"`netdiag lab down {name}`, or rebuild it with `netdiag lab up {name} "
+                   "--replace`")
+
+
+class _no_interrupts:
+    """Ignore SIGINT inside the block (main thread only: elsewhere signals are not ours)."""
+
+    def __enter__(self):
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _refuse_taken_names(topology: Topology) -> None:

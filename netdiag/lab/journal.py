@@ -33,6 +33,7 @@ class Journal:
     name: str
     topology: str = ""  # the topology file it was built from
     state: str = "building"  # building, up, failed
+    builder: Process | None = None  # the `lab up` process, while it builds
     nodes: dict[str, str] = field(default_factory=dict)  # node → namespace name
     namespaces: list[str] = field(default_factory=list)  # every namespace, in creation order
     processes: list[Process] = field(default_factory=list)
@@ -60,6 +61,18 @@ class Journal:
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    @property
+    def condition(self) -> str:
+        """What a person should be told: up, building (its `lab up` is still running), or
+        half-built (that process was killed, or its rollback failed)."""
+        if self.state == "up":
+            return "up"
+        builder = self.builder
+        if self.state == "building" and builder is not None \
+                and start_time(builder.pid) == builder.start_time:
+            return "building"
+        return "half-built"
+
 
 def load(name: str) -> Journal:
     path = LAB_DIR / f"{name}.json"
@@ -70,6 +83,7 @@ def load(name: str) -> Journal:
     except ValueError:
         raise NotFound(f"lab {name!r}: journal {path} is damaged") from None
     data["processes"] = [Process(**p) for p in data.get("processes", [])]
+    data["builder"] = Process(**data["builder"]) if data.get("builder") else None
     return Journal(**data)
 
 

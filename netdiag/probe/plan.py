@@ -3,17 +3,21 @@
 Pure: reads the snapshot only. Path MTU sweeps go between pairs of namespaces (once per pair,
 only where a route exists, at most MAX_PATHS); port probes to each published TCP port (a DNAT
 rule with one --dport) and to its target; DNS queries to the first three nameservers of each
-namespace that has its own resolv.conf.
+namespace that has its own resolv.conf, asking the namespace's own name (Docker's embedded
+resolver answers that itself, where any other name would be forwarded to the host's upstream
+servers). Every target must be inside the snapshot (scope.py) unless `external` is set; what
+was left out, and why, is part of the plan, so that the run can say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netdiag.checks.dns.dns_unreachable import MAX_NAMESERVERS, has_own_resolv_conf
 from netdiag.checks.topology import Topology, index
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
+from netdiag.probe.scope import outside_reason
 
 MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
 MAX_PORTS = 32  # published ports per run (each costs two connects)
@@ -28,22 +32,53 @@ class Task:
     address: str
     port: int = 0
     purpose: str = ""
+    query: str = ""  # the name a DNS probe asks
+
+    @property
+    def target(self) -> str:
+        return f"{self.address}:{self.port}" if self.port else self.address
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    tasks: tuple[Task, ...]
+    left_out: tuple[tuple[Task, str], ...] = ()  # (task, why it is not sent)
 
 
 def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PATHS,
-         max_ports: int = MAX_PORTS) -> tuple[Task, ...]:
-    """The probes worth sending: from the focus namespaces (all, when there is no focus)."""
+         max_ports: int = MAX_PORTS, external: bool = False) -> Plan:
+    """The probes worth sending: from the focus namespaces (all, when there is no focus), to
+    targets inside the snapshot (anywhere, with `external`)."""
     topology = index(snapshot)
     focus = frozenset(focus)
     sources = [s for s in snapshot.namespaces if not focus or s.ref.id in focus]
-    tasks = list(_path_tasks(topology, sources, max_paths))
+    wanted = list(_path_tasks(topology, sources, max_paths))
     ports = [task for state in sources for task in _port_tasks(state)]
-    tasks += ports[:2 * max_ports]
+    wanted += ports[:2 * max_ports]
     for state in sources:
-        if has_own_resolv_conf(state):  # else: the host's servers, which it never asks
-            tasks += [Task("dns", state.ref.id, server)
-                      for server in state.dns.nameservers[:MAX_NAMESERVERS]]
-    return tuple(tasks)
+        if not has_own_resolv_conf(state):  # the host's servers, which it never asks
+            continue
+        name = _own_name(state)
+        wanted += [Task("dns", state.ref.id, server, query=name)
+                   for server in state.dns.nameservers[:MAX_NAMESERVERS]]
+    tasks, left_out = [], []
+    for task in wanted:
+        why = "" if external else outside_reason(topology, task.namespace, task.address)
+        if not why and task.kind == "dns" and not task.query:
+            if not external:
+                why = "no name of its own to ask, and any other name would be forwarded upstream"
+            task = replace(task, query=".")
+        if why:
+            left_out.append((task, why))
+        else:
+            tasks.append(task)
+    return Plan(tuple(tasks), tuple(left_out))
+
+
+def _own_name(state: NamespaceState) -> str:
+    """The name a resolver serving this namespace knows without asking upstream."""
+    ref = state.ref
+    return f"{ref.container or ref.node}." if ref.container or ref.node else ""
 
 
 def primary_address(state: NamespaceState) -> str:

@@ -2,14 +2,16 @@
 
 One worker thread enters each namespace in turn (the caller's thread never changes
 namespace); scapy's routing table is process-wide, so sweeps do not run in parallel. A probe
-that would end after the deadline is recorded as skipped rather than sent.
+that would end after the deadline is recorded as skipped rather than sent. `summary` is what
+every probing run tells its user: how many probes went where, which failed, and which targets
+were left out because they are outside the snapshot.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -17,48 +19,98 @@ from netdiag import netns
 from netdiag.errors import NetdiagError
 from netdiag.model import DnsProbe, PathMtuProbe, PortProbe, Probes, Snapshot
 from netdiag.probe import dns, pmtu, ports
-from netdiag.probe.plan import Task, plan
+from netdiag.probe.plan import Plan, Task, plan
 
 SKIPPED = "skipped: the time limit was reached"
 DEFAULT_BUDGET = 30.0  # seconds for all probes of one run, when the caller gives no deadline
 
 
-def with_probes(snapshot: Snapshot, focus: Iterable[int] = (), deadline: float | None = None,
-                timeout: float = 1.0) -> Snapshot:
-    """`snapshot` with `probes` filled in by probing the live namespaces it describes.
+Progress = Callable[[int, int, Task], None]  # (probes done, probes planned, the next one)
 
-    Without a deadline, probing stops after DEFAULT_BUDGET seconds: `check --all --probe` on a
-    big host must end even when many targets stay silent.
+
+def with_probes(snapshot: Snapshot, focus: Iterable[int] = (), deadline: float | None = None,
+                timeout: float = 1.0, external: bool = False,
+                progress: Progress | None = None) -> tuple[Snapshot, Plan]:
+    """`snapshot` with `probes` filled in by probing the live namespaces it describes, and
+    the plan that was carried out (for `summary`).
+
+    Targets are inside the snapshot unless `external` is set (scope.py). Without a deadline,
+    probing stops after DEFAULT_BUDGET seconds: `check --all --probe` on a big host must end
+    even when many targets stay silent.
     """
     if deadline is None:
         deadline = time.monotonic() + DEFAULT_BUDGET
-    return replace(snapshot, probes=measure(snapshot, plan(snapshot, focus), deadline, timeout))
+    planned = plan(snapshot, focus, external=external)
+    probes = measure(snapshot, planned.tasks, deadline, timeout, progress)
+    return replace(snapshot, probes=probes), planned
 
 
 def measure(snapshot: Snapshot, tasks: Iterable[Task], deadline: float | None = None,
-            timeout: float = 1.0) -> Probes:
+            timeout: float = 1.0, progress: Progress | None = None) -> Probes:
     """Run `tasks` in one worker thread (the caller's thread never changes namespace)."""
     by_namespace: dict[int, list[Task]] = defaultdict(list)
     for task in tasks:
         by_namespace[task.namespace].append(task)
     paths = {state.ref.id: state.ref.path for state in snapshot.namespaces}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-probe") as pool:
-        results = pool.submit(_run_all, by_namespace, paths, deadline, timeout).result()
+        results = pool.submit(_run_all, by_namespace, paths, deadline, timeout,
+                              progress).result()
     return Probes(path_mtu=tuple(r for r in results if isinstance(r, PathMtuProbe)),
                   ports=tuple(r for r in results if isinstance(r, PortProbe)),
                   dns=tuple(r for r in results if isinstance(r, DnsProbe)))
 
 
 def _run_all(by_namespace: dict[int, list[Task]], paths: dict[int, str],
-             deadline: float | None, timeout: float) -> list:
-    results = []
+             deadline: float | None, timeout: float, progress: Progress | None) -> list:
+    results: list = []
+    total = sum(len(tasks) for tasks in by_namespace.values())
     for ns_id, tasks in by_namespace.items():
+        started = len(results)
         try:
             with netns.entered(paths[ns_id]):
-                results += [_run(task, deadline, timeout) for task in tasks]
+                for task in tasks:
+                    if progress is not None:
+                        progress(len(results), total, task)
+                    results.append(_run(task, deadline, timeout))
         except NetdiagError as exc:  # the namespace went away or cannot be entered
-            results += [_failed(task, str(exc)) for task in tasks]
+            results += [_failed(task, str(exc)) for task in tasks[len(results) - started:]]
     return results
+
+
+def summary(planned: Plan, probes: Probes, label=lambda ns_id: f"inode:{ns_id}") -> list[str]:
+    """What a probing run says at its end: counts, targets, failures, and what was left out."""
+    kinds = (("path MTU sweep", probes.path_mtu), ("TCP connect", probes.ports),
+             ("DNS query", probes.dns))
+    counts = ", ".join(f"{len(found)} {name}{'s' if len(found) != 1 else ''}"
+                       for name, found in kinds if found)
+    targets = sorted({task.target for task in planned.tasks})
+    failed = [_failure(label, r) for _, found in kinds for r in found if _failure(label, r)]
+    lines = [f"probed: {counts or 'nothing'}"
+             + (f" to {len(targets)} target{'s' if len(targets) != 1 else ''}"
+                f" ({', '.join(targets[:8])}{', …' if len(targets) > 8 else ''})"
+                if targets else "")
+             + f"; {len(failed)} failed"]
+    lines += [f"  failed: {line}" for line in failed]
+    if planned.left_out:
+        lines.append(f"not probed: {len(planned.left_out)} target"
+                     f"{'s' if len(planned.left_out) != 1 else ''} outside the namespaces "
+                     "netdiag read (--probe-external sends to them)")
+        lines += [f"  {label(task.namespace)} → {task.target}: {why}"
+                  for task, why in planned.left_out[:8]]
+        if len(planned.left_out) > 8:
+            lines.append(f"  … and {len(planned.left_out) - 8} more")
+    return lines
+
+
+def _failure(label, result) -> str:
+    if isinstance(result, PathMtuProbe):
+        return "" if result.answered else \
+            f"{label(result.namespace)} → {result.destination}: no DF ping answered"
+    if isinstance(result, PortProbe):
+        return "" if result.open else \
+            f"{label(result.namespace)} → {result.address}:{result.port}: {result.error}"
+    return "" if result.answered else \
+        f"{label(result.namespace)} → dns {result.server}: {result.error}"
 
 
 def _run(task: Task, deadline: float | None, timeout: float):
@@ -68,7 +120,7 @@ def _run(task: Task, deadline: float | None, timeout: float):
         return pmtu.sweep(task.namespace, task.address, timeout)
     if task.kind == "port":
         return ports.connect(task.namespace, task.address, task.port, timeout, task.purpose)
-    return dns.query(task.namespace, task.address, timeout=2 * timeout)
+    return dns.query(task.namespace, task.address, task.query or ".", timeout=2 * timeout)
 
 
 def _failed(task: Task, why: str):

@@ -23,11 +23,12 @@ class NetdiagApp(App):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, source: Source, attach_to: NamespaceRef | None = None,
-                 refresh_seconds: float = DEFAULT_REFRESH_SECONDS):
+                 refresh_seconds: float = DEFAULT_REFRESH_SECONDS, probe_external: bool = False):
         super().__init__()
         self.source = source
         self.attach_to = attach_to
         self.refresh_seconds = refresh_seconds
+        self.probe_external = probe_external  # probes may go beyond the namespaces read
 
     def on_mount(self) -> None:
         if self.attach_to is not None:

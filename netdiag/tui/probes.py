@@ -5,6 +5,10 @@ The user types one line (`ping 10.0.0.2`, `mtu 10.0.0.2`, `tcp 10.0.0.2 80`, `dn
 (called from a worker thread) and returns lines of text for the probes panel. The DF sweep,
 the TCP connect and the DNS query are netdiag/probe's, the same that `check --probe` runs;
 a plain ping is the system `ping`, for its familiar loss and round-trip summary.
+
+Targets obey the same scope as `check --probe` (netdiag/probe/scope.py): an address, or the
+name of a namespace in the snapshot, that a namespace netdiag read holds — unless the TUI was
+started with `--probe-external`. Names are never looked up in the host's resolver.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from netdiag import netns
 from netdiag.errors import UsageError
-from netdiag.model import DnsConfig, DnsProbe, NamespaceRef, PathMtuProbe, PortProbe
+from netdiag.model import DnsProbe, NamespaceRef, PathMtuProbe, PortProbe, Snapshot
 
 USAGE = "ping HOST | mtu HOST | tcp HOST PORT | dns NAME [SERVER]"
 
@@ -45,22 +49,61 @@ def parse(line: str) -> Probe:
     raise UsageError(f"cannot read {line!r}: {USAGE}")
 
 
-def run(probe: Probe, ref: NamespaceRef, dns_config: DnsConfig | None = None) -> list[str]:
+def run(probe: Probe, ref: NamespaceRef, snapshot: Snapshot, external: bool = False
+        ) -> list[str]:
+    """Carry out `probe` from inside `ref`, to a target inside `snapshot` (or anywhere, with
+    `external`); lines of text for the probes panel."""
     from netdiag.probe import dns, pmtu, ports
 
-    with netns.entered(ref.path):
-        if probe.kind == "ping":
-            return _ping(probe.target)
-        if probe.kind == "mtu":
-            return [_path_mtu_text(pmtu.sweep(ref.id, probe.target))]
-        if probe.kind == "tcp":
-            return [_port_text(ports.connect(ref.id, probe.target, probe.port, timeout=2.0))]
+    state = snapshot.namespace(ref.id)
+    if probe.kind == "dns":
         # A thread inside the namespace still reads the host's /etc/resolv.conf, so the
         # namespace's own nameservers come from its collected DnsConfig.
-        servers = [probe.server] if probe.server else list((dns_config or DnsConfig()).nameservers)
+        servers = [probe.server] if probe.server else list(state.dns.nameservers if state else ())
         if not servers:
             return ["no nameserver configured in this namespace (give one: dns NAME SERVER)"]
-        return [_dns_text(dns.query(ref.id, server, probe.target)) for server in servers]
+        targets = [_address(snapshot, server) for server in servers]
+    else:
+        targets = [_address(snapshot, probe.target)]
+    refused = [why for why in (_outside(snapshot, ref, t) for t in targets) if why] \
+        if not external else []
+    if refused:
+        return [f"not probed: {why} (start the TUI with --probe-external to allow it)"
+                for why in refused]
+    with netns.entered(ref.path):
+        if probe.kind == "ping":
+            return _ping(targets[0])
+        if probe.kind == "mtu":
+            return [_path_mtu_text(pmtu.sweep(ref.id, targets[0]))]
+        if probe.kind == "tcp":
+            return [_port_text(ports.connect(ref.id, targets[0], probe.port, timeout=2.0))]
+        return [_dns_text(dns.query(ref.id, server, probe.target)) for server in targets]
+
+
+def _address(snapshot: Snapshot, target: str) -> str:
+    """`target` itself when it is an address, else the address of the namespace so named."""
+    import ipaddress
+
+    from netdiag.probe.plan import primary_address
+
+    try:
+        ipaddress.ip_address(target.partition("%")[0])
+        return target
+    except ValueError:
+        pass
+    for state in snapshot.namespaces:
+        ref = state.ref
+        if target in (ref.label, ref.container, ref.node, ref.name) and primary_address(state):
+            return primary_address(state)
+    raise UsageError(f"{target!r} is neither an address nor a namespace netdiag read "
+                     "(names are not looked up in the host's resolver)")
+
+
+def _outside(snapshot: Snapshot, ref: NamespaceRef, address: str) -> str:
+    from netdiag.checks.topology import index
+    from netdiag.probe.scope import outside_reason
+
+    return outside_reason(index(snapshot), ref.id, address)
 
 
 def _ping(target: str) -> list[str]:

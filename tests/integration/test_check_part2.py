@@ -124,7 +124,7 @@ def test_fdb_entry_for_an_unknown_vtep(overlay):
     sh(f"bridge -n {h1} fdb append 02:42:0a:4a:00:09 dev vxlan0 dst 10.73.0.9 self permanent")
     (finding,) = of_rule(check(h1, h2, c1), "vxlan-fdb-stale")
     assert finding["namespace"]["label"] == h1 and finding["subject"] == "vxlan0"
-    assert "10.73.0.9 is none of the VNI 42 VTEPs" in finding["message"]
+    assert "10.73.0.9 is none of the VTEPs of this VNI 42 overlay" in finding["message"]
     assert ("fdb", "vxlan0/02:42:0a:4a:00:09") in evidence_keys(finding)
     assert finding["repair"]["safety"] == "safe"
 

@@ -114,26 +114,57 @@ def test_fifty_up_down_cycles_leave_nothing_behind():
         build.down(name)
 
 
-def test_kill_9_during_up_then_down_leaves_nothing_behind(tmp_path):
+def _start_big_lab(tmp_path) -> tuple[str, Path, subprocess.Popen]:
+    """`lab up` of a 60-container lab, returned once it is half-built."""
     name = lab_name()
     big = {"name": name, "networks": [{"name": "net", "subnet": "172.29.0.0/24"}],
            "containers": [{"name": f"c{i}", "networks": ["net"]} for i in range(60)]}
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(big))
     up = subprocess.Popen([*NETDIAG, "lab", "up", str(path)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+                          stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(leftovers(name)) < 10:
+        time.sleep(0.01)
+    assert up.poll() is None, "lab up finished before it could be stopped"
+    return name, path, up
+
+
+def test_kill_9_during_up_leaves_a_half_built_lab_that_ls_names_and_replace_rebuilds(tmp_path):
+    name, path, up = _start_big_lab(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(leftovers(name)) < 10:
-            time.sleep(0.01)
-        assert up.poll() is None, "lab up finished before it could be killed"
         up.send_signal(signal.SIGKILL)
         up.wait()
         assert len(leftovers(name)) >= 10  # it really was half-built
+        ls = subprocess.run([*NETDIAG, "lab", "ls"], capture_output=True, text=True)
+        assert f"{name} " in ls.stdout and "half-built" in ls.stdout
+        assert f"netdiag lab down {name}" in ls.stderr
+        again = subprocess.run([*NETDIAG, "lab", "up", str(path)], capture_output=True,
+                               text=True)
+        assert again.returncode == 2
+        assert "half-built" in again.stderr and "--replace" in again.stderr
+        assert "already up" not in again.stderr
+        replaced = subprocess.run([*NETDIAG, "lab", "up", str(path), "--replace"],
+                                  capture_output=True, text=True)
+        assert replaced.returncode == 0, replaced.stderr
+        assert journal.load(name).condition == "up"
     finally:
         down = subprocess.run([*NETDIAG, "lab", "down", name], capture_output=True, text=True)
     assert down.returncode == 0, down.stderr
     assert leftovers(name) == []
+
+
+def test_ctrl_c_during_up_rolls_back_and_says_so(tmp_path):
+    name, _, up = _start_big_lab(tmp_path)
+    try:
+        up.send_signal(signal.SIGINT)
+        _, err = up.communicate(timeout=60)
+        assert up.returncode == 130
+        assert err.strip().splitlines()[-1].endswith("everything it had built was removed")
+        assert "Traceback" not in err
+        assert leftovers(name) == []
+    finally:
+        build.down(name)
 
 
 INVALID = {

@@ -119,7 +119,7 @@ def test_with_probes_measures_path_ports_and_dns(path):
     snapshot = collect_snapshot(refs)
     ids = {n: ref.id for n, ref in zip((a, r, b), refs)}
 
-    tasks = plan(snapshot, focus={ids[a], ids[r]})
+    tasks = plan(snapshot, focus={ids[a], ids[r]}).tasks
     assert Task("path_mtu", ids[a], "10.71.2.2") in tasks
     assert Task("port", ids[r], "10.71.2.2", 80, "target") in tasks
     r_address = primary_address(snapshot.namespace(ids[r]))
@@ -146,9 +146,9 @@ def test_plan_pairs_namespaces_once_and_only_routable_ones():
     b.veth(one, "eth0", two, "eth0", address="10.0.0.1/24")
     b.address(two, "eth0", "10.0.0.2/24")
     b.link(three, "eth0", address="192.168.9.3/24")  # no route from one or two
-    tasks = plan(b.build())
+    tasks = plan(b.build()).tasks
     assert [t for t in tasks if t.kind == "path_mtu"] == [Task("path_mtu", one, "10.0.0.2")]
-    assert plan(b.build(), focus={three}) == ()
+    assert plan(b.build(), focus={three}).tasks == ()
 
 
 def test_evidence_cites_only_the_asked_namespace_and_object():

@@ -278,3 +278,40 @@ def test_missing_snapshot_file_one_clear_line(tmp_path):
         done = netdiag("diff", str(tmp_path / "absent.json"), str(tmp_path / "absent.json"))
     assert done.returncode == 2
     assert "no such file" in one_line(done.stderr)
+
+
+# --- time and interruption ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_a_timeout_that_is_not_positive_is_a_usage_error(value):
+    done = netdiag("check", "--all", "--timeout", value)
+    assert done.returncode == EXIT_USAGE
+    assert "positive number of seconds" in one_line(done.stderr) or \
+        "not a number" in one_line(done.stderr)
+
+
+def test_namespaces_not_read_in_time_are_gaps_and_exit_3(netns_factory):
+    netns_factory("ndt-slow")
+    done = netdiag("check", "--all", "--timeout", "0.001", "--format", "json")
+    assert done.returncode == EXIT_COLLECT, done.stderr
+    report = json.loads(done.stdout)
+    assert any(gap["kind"] == "timeout" for gap in report["gaps"])
+    done = netdiag("snapshot", "--timeout", "0.001")
+    assert done.returncode == EXIT_COLLECT
+    assert "not read in time" in done.stderr
+
+
+@pytest.mark.parametrize("after", [0.02, 0.1, 0.25, 0.5, 1.0])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(after):
+    """From interpreter start (imports still running) to the middle of a collection."""
+    process = subprocess.Popen([sys.executable, "-m", "netdiag", "check", "--all", "--probe"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(after)
+    process.send_signal(2)
+    _, err = process.communicate(timeout=30)
+    if process.returncode in (0, 1):
+        pytest.skip("the run ended before the signal came")  # a very fast machine
+    assert process.returncode == 130, err
+    assert one_line(err) == "netdiag: interrupted"

@@ -4,8 +4,10 @@ What it finds
     On each VXLAN device:
     * a forwarding (FDB) entry whose `dst` VTEP has no usable route in the underlay namespace
       (the one the device was created in), or — when the snapshot holds the other VTEPs of the
-      same VNI (a lab, or several hosts) — that no VTEP of that VNI owns (entries for a
-      multicast group are not VTEPs and are left alone);
+      same overlay (a lab, or several hosts) — that no VTEP of that overlay owns (entries for a
+      multicast group are not VTEPs and are left alone). An overlay is told by what connects
+      its devices, not by its VNI alone: two independent Swarms on one machine both use VNI
+      4096, and one's VTEPs are not the other's;
     * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
       frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
       bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
@@ -50,7 +52,7 @@ _NO_WAY = ("blackhole", "unreachable", "prohibit")
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topology = index(snapshot)
-    vteps = _vteps_by_vni(topology)
+    vteps = _vteps_by_overlay(topology)
     for state in snapshot.namespaces:
         for link in state.links:
             if link.vxlan is None:
@@ -66,9 +68,9 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             yield from _check_neighbours(topology, ns_id, link, entries, neighbours)
 
 
-def _vteps_by_vni(topology: Topology) -> dict[int, dict[str, tuple[int, str]]]:
-    """VNI → {VTEP address → (namespace, device)} for every VXLAN device in the snapshot."""
-    vteps: dict[int, dict[str, tuple[int, str]]] = defaultdict(dict)
+def _vteps_by_overlay(topology: Topology) -> dict[int | None, dict[str, tuple[int, str]]]:
+    """overlay → {VTEP address → (namespace, device)} for every VXLAN device in the snapshot."""
+    vteps: dict[int | None, dict[str, tuple[int, str]]] = defaultdict(dict)
     for (ns_id, name), link in topology.links.items():
         if link.vxlan is None:
             continue
@@ -81,14 +83,14 @@ def _vteps_by_vni(topology: Topology) -> dict[int, dict[str, tuple[int, str]]]:
         else:
             addresses = []
         for address in addresses:
-            vteps[link.vxlan.vni][address] = (ns_id, name)
+            vteps[topology.overlay(ns_id, link)][address] = (ns_id, name)
     return vteps
 
 
 def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | None,
-                 entry: FdbEntry, vteps: dict[int, dict[str, tuple[int, str]]]
+                 entry: FdbEntry, vteps: dict[int | None, dict[str, tuple[int, str]]]
                  ) -> Iterator[Finding]:
-    own = vteps[link.vxlan.vni]
+    own = vteps[topology.overlay(ns_id, link)]
     here = {address for address, (n, name) in own.items() if (n, name) == (ns_id, link.name)}
     if entry.dst in here:
         return  # an entry pointing at this VTEP itself is odd, but not stale
@@ -108,11 +110,11 @@ def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | Non
             evidence.append(Evidence(f"route {route.dst} type {route.type}", underlay, "route",
                                      route.dst))
     others = set(own) - here
-    # Only a snapshot that holds other VTEPs of this VNI shows who the peers are; a single
+    # Only a snapshot that holds other VTEPs of this overlay shows who the peers are; a single
     # host's snapshot never contains its remote peers, so their absence proves nothing.
     if not problem and others and entry.dst not in others:
-        problem = (f"VTEP {entry.dst} is none of the VNI {link.vxlan.vni} VTEPs in the "
-                   f"snapshot ({', '.join(sorted(others, key=ip_int))})")
+        problem = (f"VTEP {entry.dst} is none of the VTEPs of this VNI {link.vxlan.vni} "
+                   f"overlay in the snapshot ({', '.join(sorted(others, key=ip_int))})")
     if not problem:
         return
     yield RULE.finding(

@@ -20,7 +20,7 @@ from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPa
 from textual.worker import get_current_worker
 
 from netdiag.checks.api import Finding
-from netdiag.errors import NamespaceGone, NetdiagError
+from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.tui import probes, watch
 from netdiag.tui.messages import (CollectionFailed, KernelChanged, NamespaceVanished, ProbeDone,
@@ -282,9 +282,10 @@ class NamespaceScreen(Screen):
 
     @work(thread=True, group="probe")
     def run_probe(self, probe: probes.Probe) -> None:
-        state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
         try:
-            lines = probes.run(probe, self.ref, state.dns if state else None)
+            if self.snapshot is None:
+                raise NotFound("the namespace has not been read yet")
+            lines = probes.run(probe, self.ref, self.snapshot, self.app.probe_external)
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             lines = [f"failed: {_unexpected(exc)}"]
         self.post_message(ProbeDone(probe.title, lines))

@@ -52,7 +52,7 @@ def test_entry_for_a_vtep_no_peer_owns_fires():
                      neighbours=(neigh("10.10.0.3", C2_MAC),))
     (finding,) = run(rule, snapshot)
     assert finding.namespace.id == ids["h1"] and finding.subject == "vxlan0"
-    assert "10.0.0.9 is none of the VNI 42 VTEPs" in finding.message
+    assert "10.0.0.9 is none of the VTEPs of this VNI 42 overlay" in finding.message
     assert finding.evidence[0].kind == "fdb" and finding.evidence[0].key == \
         "vxlan0/02:42:0a:0a:00:09"
     assert finding.repair.safety is Safety.SAFE
