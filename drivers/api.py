@@ -22,7 +22,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from netdiag.checks.api import Finding, Rule, Severity
+from netdiag.checks.api import Rule
+from netdiag.checks.finding import Finding, Severity
 from netdiag.errors import DriverError, NetdiagError
 from netdiag.model import NamespaceRef, NsKind
 from netdiag.netns import inode_of

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.drivers import registry
 from netdiag.drivers.api import (Driver, Endpoint, ExternalConnectivity, Network, PortBinding,
                                  Scope, Step, run_steps)

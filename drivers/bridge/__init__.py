@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope, Step, run_steps
 from netdiag.drivers.bridge import addresses, device, firewall, forwarding, iptables, verify
 from netdiag.drivers.bridge import ports as published

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Network, PortBinding, namespace_ref
 from netdiag.drivers.bridge import firewall, iptables, verify
 from netdiag.drivers.bridge.iptables import FwRule

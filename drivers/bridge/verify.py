@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 
 from pyroute2 import IPRoute
 
-from netdiag.checks.api import (AddIptablesRule, Evidence, Finding, ManualStep, Repair, Safety,
-                                SetLinkUp, SetMtu)
+from netdiag.checks.finding import Evidence, Finding
+from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety, SetLinkUp, SetMtu
 from netdiag.drivers.api import (ADDRESS_MISSING, DEVICE_DOWN, DEVICE_MISSING, MTU_DIFFERS,
                                  RULE_MISSING, Endpoint, Network, namespace_ref)
 from netdiag.drivers.bridge import iptables

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, UsageError

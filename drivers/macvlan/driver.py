@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netdiag.checks.api import Evidence, Finding, ManualStep, Repair, Safety, SetMtu
+from netdiag.checks.finding import Evidence, Finding
+from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
 from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Capability, Endpoint, Network,
                                  Scope, namespace_ref)
 from netdiag.drivers.macvlan import parent as parents

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from netdiag.checks.api import (AddFdbEntry, Evidence, Finding, ManualStep, Repair,
-                                ReplaceNeighbour, Rule, Safety, SetMtu, Severity)
+from netdiag.checks.api import Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import AddFdbEntry, ManualStep, Repair, ReplaceNeighbour, Safety, SetMtu
 from netdiag.collect import collect_namespace, fdb, links, neighbours
 from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network,
                                  namespace_ref)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope
 from netdiag.drivers.bridge import ports as published
 from netdiag.drivers.ipam import DefaultIpam

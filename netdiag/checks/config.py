@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from netdiag.checks.api import CheckConfig, Severity
+from netdiag.checks.api import CheckConfig
+from netdiag.checks.finding import Severity
 from netdiag.errors import UsageError
 
 _KEYS = ("enable", "disable", "severity", "exclude", "options")

@@ -2,7 +2,10 @@
 
 The engine is where CheckConfig takes effect: it picks the rules (enabled, disabled), drops
 findings about excluded namespaces and interfaces, applies severity overrides, and keeps only
-findings that involve the focus namespaces when the user asked for some (`check --ns`).
+findings that involve the focus namespaces or a namespace on their paths when the user asked
+for some (`check --ns`, the TUI's attached namespace): Topology.on_paths_of. Rules always run
+over the whole snapshot, so a focused report is the unfocused one filtered — a superset of
+what concerns the focus, never a different answer.
 
 A rule that raises does not end the run: it becomes an `Unknown` entry, as do the rules that
 had not finished when the deadline passed. Rules run one after another in a daemon thread so
@@ -18,8 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from netdiag.checks.api import CheckConfig, Finding, RuleModule, Severity
+from netdiag.checks.api import CheckConfig, RuleModule
+from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.registry import RULES
+from netdiag.checks.topology import index
 from netdiag.model import Gap, NamespaceRef, Snapshot
 
 
@@ -80,7 +85,8 @@ def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
         unknown.append(Unknown(module.RULE.code, module.RULE.name, "timeout",
                                "the rule did not finish before the timeout"))
 
-    keep = _Filter(config, frozenset(focus))
+    focus = frozenset(focus)
+    keep = _Filter(config, index(snapshot).on_paths_of(focus) if focus else focus)
     kept = [_with_severity(f, config) for f in findings if keep(f)]
     kept.sort(key=lambda f: (-f.severity.rank, f.code, f.namespace.display, f.subject))
     return Report(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -97,6 +103,20 @@ def _run_all(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not fatal
             outcome = exc
         results.append((module, outcome))
+
+
+def involves(finding: Finding, ns_id: int) -> bool:
+    """Whether a finding is about a namespace: its own, or one of its related ones."""
+    return finding.namespace.id == ns_id or ns_id in finding.related
+
+
+def counts_by_namespace(findings: Iterable[Finding]) -> dict[int, int]:
+    """namespace id → how many findings involve it (what the TUI's picker shows)."""
+    counts: dict[int, int] = {}
+    for finding in findings:
+        for ns_id in {finding.namespace.id, *finding.related}:
+            counts[ns_id] = counts.get(ns_id, 0) + 1
+    return counts
 
 
 class _Filter:

@@ -275,6 +275,46 @@ class Topology:
             return None
         return _underlay_of(self.namespaces, self.owners, ns_id, vxlan)
 
+    def on_paths_of(self, chosen: Iterable[int]) -> frozenset[int]:
+        """The chosen namespaces and every namespace on their paths: what `check --ns`
+        reports about.
+
+        That is each namespace on an L2 segment of a chosen one (veth peers, the bridge's
+        host, the other containers on that bridge, and across an overlay its other hosts'
+        sandboxes and containers), and for every VXLAN device on those segments the
+        namespace its packets are routed in (the underlay) with the namespaces on the
+        segment of the interface that carries them (the switch, the other hosts).
+        """
+        reached = set(chosen)
+        segments: set[int] = set()
+        for ns_id in chosen:
+            state = self.namespaces.get(ns_id)
+            for link in state.links if state else ():
+                segment = self.segment_ids.get(Endpoint(ns_id, link.name))
+                if segment is not None:
+                    segments.add(segment)
+        carriers: set[Endpoint] = set()  # the underlay interfaces the overlays ride
+        tables: dict = {}
+        for segment in segments:
+            for member in self.segment_members[segment]:
+                reached.add(member.namespace)
+                link = self.links.get((member.namespace, member.link))
+                if link is None or link.vxlan is None:
+                    continue
+                underlay = self.underlay(member.namespace, link)
+                if underlay is None or underlay not in self.namespaces:
+                    continue
+                reached.add(underlay)
+                remotes = _remotes(self.namespaces[member.namespace], link)
+                device = _underlay_device(self.namespaces[underlay], link, remotes[:1],
+                                          self.links, tables)
+                if device:
+                    carriers.add(Endpoint(underlay, device))
+        for carrier in carriers:
+            reached.update(member.namespace for member in self.segment(carrier.namespace,
+                                                                       carrier.link))
+        return frozenset(reached)
+
     def overlay(self, ns_id: int, vxlan: Link) -> int | None:
         """An id of the overlay a VXLAN device belongs to (the same for all its devices)."""
         return self.segment_ids.get(Endpoint(ns_id, vxlan.name))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import gc
 import os
 import socket
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -35,6 +36,11 @@ COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, 
               sockets, sysctls, conntrack, xfrm)
 
 DEFAULT_WORKERS = 4
+CANCEL_POLL = 0.1  # seconds between two looks at the cancel flag
+
+
+class Cancelled(NetdiagError):
+    """The caller cancelled a collection (collect_snapshot's `cancelled` said yes)."""
 
 
 @dataclass
@@ -121,19 +127,24 @@ def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
 
 
 def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
-                     workers: int = DEFAULT_WORKERS, collectors=COLLECTORS) -> Snapshot:
+                     workers: int = DEFAULT_WORKERS, collectors=COLLECTORS,
+                     cancelled: Callable[[], bool] | None = None) -> Snapshot:
     """Read every namespace in `refs` (in parallel) into one Snapshot.
 
+    This is the one way netdiag reads the kernel: the CLI's commands and the TUI alike, so
+    that they see the same snapshot (peers and netnsids resolved, feature gaps merged).
     A namespace that did not finish within `timeout` seconds is left out with a "timeout" gap;
-    its worker thread is abandoned, not waited for. Many namespaces are spread over one
-    process per CPU (fanout.py). The cyclic garbage collector pauses meanwhile: the records
+    its worker thread is abandoned, not waited for. `cancelled` is asked while the work goes
+    on; once it says yes, Cancelled is raised (the TUI's quit). Many namespaces are spread over
+    one process per CPU (fanout.py). The cyclic garbage collector pauses meanwhile: the records
     are acyclic, and its passes over the growing heap of them cost ~5% of a big snapshot.
     """
     was_enabled = gc.isenabled()
     gc.disable()
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         results, gaps = fanout.run(refs, lambda share: _collect_in_threads(
-            share, timeout, workers, collectors))
+            share, deadline, workers, collectors, cancelled), deadline)
         states = [results[ref.id] for ref in refs if ref.id in results]
         states = netnsids.resolve(peers.resolve(states))
         states = sockets.resolve_owners(states)
@@ -145,25 +156,37 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
                     gaps=tuple(merge_feature_gaps(gaps)))
 
 
-def _collect_in_threads(refs: Sequence[NamespaceRef], timeout: float | None, workers: int,
-                        collectors) -> tuple[dict[int, NamespaceState], list[Gap]]:
+def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, workers: int,
+                        collectors, cancelled: Callable[[], bool] | None
+                        ) -> tuple[dict[int, NamespaceState], list[Gap]]:
     results: dict[int, NamespaceState] = {}
     gaps: list[Gap] = []
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs))),
                               thread_name_prefix="netdiag-collect")
     shared: dict[str, Any] = {}
     futures = {pool.submit(collect_namespace, ref, collectors, shared): ref for ref in refs}
-    done, pending = wait(futures, timeout=timeout)
-    for future in done:
-        state, found_gaps = future.result()
-        gaps.extend(found_gaps)
-        if state is not None:
-            results[state.ref.id] = state
+    pending = set(futures)
+    while pending:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        step = CANCEL_POLL if cancelled is not None else left
+        if left is not None and step is not None:
+            step = min(step, left)
+        done, pending = wait(pending, timeout=step, return_when=FIRST_COMPLETED)
+        for future in done:
+            state, found_gaps = future.result()
+            gaps.extend(found_gaps)
+            if state is not None:
+                results[state.ref.id] = state
+        if pending and cancelled is not None and cancelled():
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise Cancelled("collection cancelled")
     for future in pending:
         ref = futures[future]
         future.cancel()
         gaps.append(Gap(collector="namespace", kind="timeout", namespace=ref.id,
-                        message=f"{ref.display}: not read within {timeout:g} s"))
+                        message=f"{ref.display}: not read in time"))
     pool.shutdown(wait=not pending, cancel_futures=True)
     return results, gaps
 

@@ -18,7 +18,10 @@ CLI), never under the TUI or anything else that runs threads.
 from __future__ import annotations
 
 import os
+import select
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import cache
 
@@ -27,6 +30,7 @@ import msgspec
 from netdiag.model import Gap, NamespaceRef, NamespaceState
 
 MIN_PER_PROCESS = 50
+CHILD_GRACE = 1.0  # seconds a child may take past the deadline to send what it read
 
 Result = tuple[dict[int, NamespaceState], list[Gap]]
 
@@ -39,8 +43,12 @@ def processes_for(count: int) -> int:
     return max(1, min(cpus, count // MIN_PER_PROCESS))
 
 
-def run(refs: Sequence[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Result]) -> Result:
-    """`work(refs)`, split over processes when there are enough namespaces for it to pay."""
+def run(refs: Sequence[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Result],
+        deadline: float | None = None) -> Result:
+    """`work(refs)`, split over processes when there are enough namespaces for it to pay.
+
+    A child that has not sent its share a moment after `deadline` (time.monotonic()) is
+    killed — it is ours, by its pid — and its namespaces become "timeout" gaps."""
     count = processes_for(len(refs))
     if count == 1:
         return work(refs)
@@ -50,7 +58,7 @@ def run(refs: Sequence[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], R
     children = [(_fork(share, work), share) for share in shares[1:]]
     results, gaps = work(shares[0])
     for (pid, pipe), share in children:
-        child_results, child_gaps = _receive(pid, pipe, share)
+        child_results, child_gaps = _receive(pid, pipe, share, deadline)
         results.update(child_results)
         gaps.extend(child_gaps)
     return results, gaps
@@ -73,9 +81,22 @@ def _fork(share: list[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Re
     return pid, read_end
 
 
-def _receive(pid: int, pipe: int, share: list[NamespaceRef]) -> Result:
+def _receive(pid: int, pipe: int, share: list[NamespaceRef], deadline: float | None) -> Result:
+    chunks = []
     with os.fdopen(pipe, "rb") as stream:
-        data = stream.read()
+        while True:
+            left = None if deadline is None else deadline + CHILD_GRACE - time.monotonic()
+            ready, _, _ = select.select([stream], [], [], None if left is None else max(0, left))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return {}, [Gap(collector="namespace", kind="timeout", namespace=ref.id,
+                                message=f"{ref.display}: not read in time") for ref in share]
+            chunk = os.read(stream.fileno(), 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
     _, status = os.waitpid(pid, 0)
     if status == 0 and data:
         return decode(data)

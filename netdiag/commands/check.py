@@ -1,8 +1,9 @@
 """`netdiag check`: collect (or load) a Snapshot, run the rules, report, and exit by severity.
 
-`--all` reads every namespace; `--ns REF` reads that namespace and what it is wired to (veth
-peers' namespaces, VXLAN underlays) and reports the findings that involve the namespaces asked
-for; `--from FILE` checks a saved snapshot. Exit codes: 0 nothing at or above `--fail-on`,
+`--all` reads every namespace and reports every finding; `--ns REF` reads the same and reports
+the findings that involve the namespaces asked for or one on their paths (veth peers, bridges,
+the overlay and underlay they ride): a superset of what concerns them, never a different
+answer; `--from FILE` checks a saved snapshot. Exit codes: 0 nothing at or above `--fail-on`,
 1 findings at or above it, 2 bad usage or input, 3 nothing could be collected.
 """
 
@@ -17,11 +18,11 @@ from pathlib import Path
 from netdiag import netns
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig, Severity
+from netdiag.checks.api import CheckConfig
+from netdiag.checks.finding import Severity
 from netdiag.checks.output import FORMATS
-from netdiag.collect import collect_snapshot
-from netdiag.commands import check_scope
-from netdiag.commands.common import require_root, seconds, timed_out
+from netdiag.collect import collect_snapshot, scope
+from netdiag.commands.common import seconds, timed_out
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
@@ -31,10 +32,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "check", help="diagnose: run the rules and report findings with evidence and repairs",
         description=__doc__.splitlines()[0])
-    scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--all", action="store_true", help="every namespace (the default)")
-    scope.add_argument("--ns", action="append", default=[], metavar="REF",
-                       help="this namespace and what it is wired to (repeatable)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every namespace (the default)")
+    which.add_argument("--ns", action="append", default=[], metavar="REF",
+                       help="report on this namespace and those on its paths (repeatable), "
+                            "e.g. --ns container:web")
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
                         help="check a saved snapshot instead of the kernel")
     parser.add_argument("--rule", action="append", default=[], metavar="NAME",
@@ -115,19 +117,12 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozenset[int]]:
-    require_root(refs)
-    # `--ns self` is what works without root; discovery would need root to look around.
-    found = [] if refs and all(r == "self" for r in refs) else netns.discover()
-    if refs:
-        chosen = {ref.id: ref for ref in netns.resolve_all(refs, found)}
-        selected = check_scope.wired(found, list(chosen.values()), timeout=_remaining(deadline))
-    else:
-        chosen, selected = {}, found
-    snapshot = collect_snapshot(selected, timeout=_remaining(deadline))
+    chosen = scope.select(refs)
+    snapshot = collect_snapshot(chosen.read, timeout=_remaining(deadline))
     if not snapshot.namespaces:
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")
-    return snapshot, frozenset(chosen)
+    return snapshot, chosen.chosen
 
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:

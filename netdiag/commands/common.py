@@ -1,22 +1,20 @@
 """What several subcommands share: choosing namespaces and getting a Snapshot.
 
-A command either collects live (`--ns REF`, repeatable; all namespaces by default) or reads a
-saved snapshot (`--from FILE`). Reading other namespaces needs root; without it netdiag says so
-in one line and exits 3, unless only `--ns self` was asked for.
+A command either collects live (`--ns REF`, repeatable; all namespaces by default; which ones
+is netdiag/collect/scope.py's choice) or reads a saved snapshot (`--from FILE`). Reading other
+namespaces needs root; without it netdiag says so in one line and exits 3, unless only
+`--ns self` was asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
-from netdiag import netns
-from netdiag.collect import collect_snapshot
-from netdiag.errors import PermissionDenied
-from netdiag.model import NamespaceRef, Snapshot
+from netdiag.collect import collect_snapshot, scope
+from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 
 
@@ -48,25 +46,11 @@ def timed_out(snapshot: Snapshot) -> list[str]:
     return [gap.message for gap in snapshot.gaps if gap.kind == "timeout"]
 
 
-def require_root(refs: Sequence[str]) -> None:
-    if os.geteuid() != 0 and any(ref != "self" for ref in refs or ["all"]):
-        raise PermissionDenied("netdiag needs root to enter other network namespaces "
-                               "(run it with sudo, or use --ns self to read only your own)")
-
-
-def select(refs: Sequence[str]) -> list[NamespaceRef]:
-    """The namespaces the user asked for (all of them when `refs` is empty)."""
-    require_root(refs)
-    found = netns.discover()
-    if not refs:
-        return found
-    return list({ns.id: ns for ns in netns.resolve_all(refs, found)}.values())
-
-
 def get_snapshot(args: argparse.Namespace) -> Snapshot:
+    """A saved snapshot (`--from`), or the namespaces `--ns` names (all by default) read now."""
     if getattr(args, "from_file", None):
         return load(args.from_file)
-    return collect_snapshot(select(args.ns), timeout=args.timeout)
+    return collect_snapshot(scope.select(args.ns, everything=False).read, timeout=args.timeout)
 
 
 def print_json(data) -> None:

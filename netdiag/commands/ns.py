@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from netdiag import netns
-from netdiag.commands.common import print_json, print_table, require_root
+from netdiag.collect.scope import require_root
+from netdiag.commands.common import print_json, print_table
 from netdiag.model.serialize import to_data
 
 

@@ -6,26 +6,27 @@ Every planned step is printed with its equivalent ip/bridge/iptables/sysctl comm
 applies the safe steps (unsafe ones only with `--unsafe`; manual ones are only printed), then
 collects again and shows the findings before and after. A repair can uncover the next problem
 (lowering one end of a link makes its bridge's ports disagree), so up to five rounds run
-while new repairable findings appear. repair only touches the namespaces it
-was pointed at: with `--ns`, those namespaces (their wired neighbours are read, not changed);
-with `--lab`, the lab's namespaces. Exit code: 0 when nothing at or above `--fail-on` is left,
-1 otherwise (for a dry run: when anything needs repairing).
+while new repairable findings appear. What may change is the executor's policy
+(netdiag/repair/executor.py): with `--ns`, those namespaces and the ones on their paths (a
+shared property such as an overlay's MTU is repaired on every host, not one); with `--lab`, the
+lab's namespaces. Every namespace a round will change is printed before it is applied. Exit
+code: 0 when nothing at or above `--fail-on` is left, 1 otherwise (for a dry run: when
+anything needs repairing).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from netdiag import netns
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig, Finding, Safety, Severity
-from netdiag.collect import collect_snapshot
-from netdiag.commands import check_scope
-from netdiag.commands.common import require_root
+from netdiag.checks.api import CheckConfig
+from netdiag.checks.finding import Finding, Severity
+from netdiag.collect import collect_snapshot, scope
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.model import NamespaceRef, Snapshot
-from netdiag.repair.executor import StepResult, allowed_paths, apply_steps, describe
+from netdiag.model import Snapshot
+from netdiag.repair.executor import Policy, StepResult, changes, describe, execute, refusal
+from netdiag.repair.steps import Safety
 
 MAX_ROUNDS = 5
 
@@ -52,71 +53,74 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.unsafe and not args.apply:
         raise UsageError("--unsafe only makes sense with --apply")
-    require_root(args.ns or ["all"])
     config = check_config.with_command_line(CheckConfig(), args.rule, args.skip)
-    targets, selected = _targets(args)
-    before, snapshot = _check(selected, targets, config)
+    chosen = _chosen(args)
+    before, snapshot, policy = _check(chosen, config, args.unsafe)
     _print_findings("Before", before, snapshot)
     fail_on = Severity(args.fail_on)
     if not args.apply:
         for finding in before.findings:
-            _print_plan(finding, snapshot, results=None)
+            _print_plan(finding, snapshot, policy, results=None)
         return EXIT_FINDINGS if _worst_at_least(before, fail_on) else EXIT_OK
 
     applied: set = set()
     report = before
     for round_ in range(1, MAX_ROUNDS + 1):
-        paths = allowed_paths(snapshot, targets)
-        todo = [f for f in report.findings if _allowed(f, args.unsafe)
+        todo = [f for f in report.findings if f.repair is not None
+                and not refusal(f.repair, snapshot, policy)
                 and any(step not in applied for step in f.repair.steps)]
         if round_ > 1 and not todo:
             break
         if round_ > 1:  # a repair can uncover the next problem (one end of a pair fixed...)
             print(f"Round {round_}: the repairs uncovered {len(todo)} more")
+        _print_scope(todo, snapshot)
         for finding in report.findings if round_ == 1 else todo:
-            results = _apply(finding, paths, args.unsafe, applied)
-            _print_plan(finding, snapshot, results)
-        report, snapshot = _check(selected, targets, config)
+            results = None
+            if finding in todo:
+                results = execute(finding.repair, snapshot, policy, applied)
+                applied.update(r.step for r in results if r.applied)
+            _print_plan(finding, snapshot, policy, results)
+        report, snapshot, policy = _check(chosen, config, args.unsafe)
     _print_findings("After", report, snapshot)
     return EXIT_FINDINGS if _worst_at_least(report, fail_on) else EXIT_OK
 
 
-def _targets(args) -> tuple[frozenset[int], list[NamespaceRef]]:
-    """(ids of the namespaces repair may change, namespaces to read)."""
-    found = netns.discover()
-    if args.lab:
-        from netdiag.lab import build, journal
+def _chosen(args) -> scope.Scope:
+    """What to read (everything), and the namespaces the user pointed at."""
+    if not args.lab:
+        return scope.select(args.ns)
+    from netdiag.lab import build, journal
 
-        lab = journal.load(args.lab)
-        names = set(lab.namespaces) | set(build.nested_namespaces(lab))
-        chosen = [ref for ref in found if ref.name in names]
-        return frozenset(ref.id for ref in chosen), chosen
-    chosen = {ref.id: ref for ref in netns.resolve_all(args.ns, found)}
-    return frozenset(chosen), check_scope.wired(found, list(chosen.values()))
+    lab = journal.load(args.lab)
+    everything = scope.select([])
+    names = set(lab.namespaces) | set(build.nested_namespaces(lab))
+    return scope.Scope(read=everything.read, chosen=frozenset(
+        ref.id for ref in everything.read if ref.name in names))
 
 
-def _check(selected: list[NamespaceRef], targets: frozenset[int],
-           config: CheckConfig) -> tuple[engine.Report, Snapshot]:
-    snapshot = collect_snapshot(selected)
-    if not snapshot.namespaces:
+def _check(chosen: scope.Scope, config: CheckConfig, unsafe: bool
+           ) -> tuple[engine.Report, Snapshot, Policy]:
+    snapshot = collect_snapshot(chosen.read)
+    if not snapshot.namespaces or \
+            (chosen.chosen and not any(snapshot.namespace(ns_id) for ns_id in chosen.chosen)):
         raise CollectError("could not read any of the namespaces to repair")
-    return engine.run(snapshot, config, focus=targets), snapshot
+    policy = Policy.for_namespaces(snapshot, chosen.chosen, unsafe) if chosen.chosen \
+        else Policy(frozenset(state.ref.id for state in snapshot.namespaces), unsafe)
+    return engine.run(snapshot, config, focus=chosen.chosen), snapshot, policy
 
 
-def _allowed(finding: Finding, unsafe: bool) -> bool:
-    if finding.repair is None or finding.repair.safety is Safety.MANUAL:
-        return False
-    return finding.repair.safety is Safety.SAFE or unsafe
+def _print_scope(findings: list[Finding], snapshot: Snapshot) -> None:
+    """Before anything is applied: every namespace the repairs will change."""
+    changed = frozenset().union(*(changes(f.repair) for f in findings))
+    if changed:
+        names = sorted(_label(snapshot, ns_id) for ns_id in changed)
+        print(f"Changing {len(names)} namespace{'s' if len(names) != 1 else ''}: "
+              f"{', '.join(names)}")
 
 
-def _apply(finding: Finding, paths, unsafe: bool, applied: set) -> list[StepResult] | None:
-    if not _allowed(finding, unsafe):
-        return None
-    # Two findings may plan the same step (both ends of one mismatch): apply it once.
-    done_before = [step for step in finding.repair.steps if step in applied]
-    ran = apply_steps([step for step in finding.repair.steps if step not in applied], paths)
-    applied.update(r.step for r in ran if r.applied)
-    return ran + [StepResult(step, True, "applied for another finding") for step in done_before]
+def _label(snapshot: Snapshot, ns_id: int) -> str:
+    state = snapshot.namespace(ns_id)
+    return state.ref.display if state else f"inode:{ns_id}"
 
 
 def _print_findings(when: str, report: engine.Report, snapshot: Snapshot) -> None:
@@ -130,26 +134,26 @@ def _count(number: int, word: str, plural: bool = True) -> str:
     return f"{number} {word}{'s' if plural and number != 1 else ''}"
 
 
-def _print_plan(finding: Finding, snapshot: Snapshot,
+def _print_plan(finding: Finding, snapshot: Snapshot, policy: Policy,
                 results: list[StepResult] | None) -> None:
-    """A finding with its repair steps; `results` is None for a dry run."""
+    """A finding with its repair steps; `results` is None when nothing was tried."""
     print(f"  {finding.code} {finding.rule} ({finding.severity.value}) "
           f"{finding.namespace.display}: {finding.subject}")
     print(f"    {finding.message}")
     if finding.repair is None:
         print("    no repair known")
         return
-    safety = finding.repair.safety
-    print(f"    repair ({safety.value}): {finding.repair.title}")
+    print(f"    repair ({finding.repair.safety.value}): {finding.repair.title}")
+    why = refusal(finding.repair, snapshot, policy)
+    if why and finding.repair.safety is not Safety.MANUAL:
+        print(f"    not applied: {why}")
     outcome = {id(r.step): r for r in results or ()}
     for step in finding.repair.steps:
         result = outcome.get(id(step))
         if result is not None:
             status = "applied" if result.applied else f"not applied: {result.message}"
-        elif safety is Safety.UNSAFE:
-            status = "needs --unsafe" if results is None else "not applied: needs --unsafe"
         else:
-            status = "" if results is None or safety is Safety.MANUAL else "not applied"
+            status = ""
         print(f"      $ {describe(step, snapshot)}" + (f"  [{status}]" if status else ""))
 
 

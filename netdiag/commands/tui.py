@@ -7,7 +7,7 @@ screen is taken over.
 
 from __future__ import annotations
 
-from netdiag.commands.common import require_root
+from netdiag.collect.scope import require_root
 from netdiag.errors import UsageError
 from netdiag.model.serialize import load
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from netdiag import netns
-from netdiag.checks import api as steps
+from netdiag.repair import steps
 from netdiag.drivers.api import PortBinding, Service
 from netdiag.drivers.bridge import device
 from netdiag.drivers.bridge.rtnl import Rtnl
@@ -41,7 +41,7 @@ from netdiag.lab import plan as plans
 from netdiag.lab.schema import (FdbFault, FirewallFault, ImpairmentFault, ListenerFault,
                                 MtuFault, RouteFault, SysctlFault, Topology)
 from netdiag.netns import LAB_DIR
-from netdiag.repair.executor import apply_steps
+from netdiag.repair.executor import inject
 
 RESOLVER_READY_TIMEOUT = 10.0
 STOP_GRACE = 2.0
@@ -205,7 +205,7 @@ class Builder:
             raise KernelFeatureMissing("kernel lacks sch_netem: link impairment faults cannot "
                                        "be injected on this machine")
         ns_id, path, step_ = self._fault_step(fault)
-        [result] = apply_steps([step_], {ns_id: path})
+        [result] = inject([step_], {ns_id: path})
         if not result.applied:
             raise DriverError(f"fault {fault.kind} on {fault.node}: {result.message}")
 

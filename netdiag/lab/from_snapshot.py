@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from netdiag.checks import api, engine
+from netdiag.checks import engine
+from netdiag.repair import steps
 from netdiag.checks.topology import Topology as Index
 from netdiag.checks.topology import index
 from netdiag.model import NamespaceState, Snapshot
@@ -193,7 +194,7 @@ def _faults(snapshot: Snapshot, found: _Found, idx: Index) -> list[dict]:
 
 
 def _fault_for(step, nodes: dict[int, str], found: _Found, idx: Index) -> dict | None:
-    if isinstance(step, api.DeleteFdbEntry) and step.namespace in found.overlay_host:
+    if isinstance(step, steps.DeleteFdbEntry) and step.namespace in found.overlay_host:
         host = nodes.get(found.overlay_host[step.namespace])
         network = _overlay_network_of(found, idx, step.namespace)
         if host and network:
@@ -203,21 +204,21 @@ def _fault_for(step, nodes: dict[int, str], found: _Found, idx: Index) -> dict |
     node = nodes.get(step.namespace)
     if node is None:
         return None
-    if isinstance(step, api.SetMtu):
+    if isinstance(step, steps.SetMtu):
         link = idx.link(step.namespace, step.link)
         return {"kind": "mtu", "node": node, "link": step.link, "mtu": link.mtu} if link else None
-    if isinstance(step, api.SetSysctl):
+    if isinstance(step, steps.SetSysctl):
         value = idx.namespaces[step.namespace].sysctl(step.name)
         return {"kind": "sysctl", "node": node, "name": step.name, "value": value} \
             if value is not None else None
-    if isinstance(step, api.DeleteRoute):
+    if isinstance(step, steps.DeleteRoute):
         fault = {"kind": "route", "node": node, "dst": step.dst}
         if step.gateway:
             fault["via"] = step.gateway
         if step.dev:
             fault["dev"] = step.dev
         return fault
-    if isinstance(step, api.DeleteIptablesRule):
+    if isinstance(step, steps.DeleteIptablesRule):
         return {"kind": "firewall", "node": node, "table": step.table, "chain": step.chain,
                 "rule": shlex.join(step.args)}
     return None

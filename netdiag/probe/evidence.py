@@ -7,7 +7,7 @@ and stays pure. mtu-mismatch cites `path_mtu`, port-contention `ports_on`, dns-u
 
 from __future__ import annotations
 
-from netdiag.checks.api import Evidence
+from netdiag.checks.finding import Evidence
 from netdiag.model import DnsProbe, PathMtuProbe, PortProbe, Snapshot
 
 

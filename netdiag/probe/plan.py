@@ -3,9 +3,10 @@
 Pure: reads the snapshot only. Path MTU sweeps go between pairs of namespaces (once per pair,
 only where a route exists, at most MAX_PATHS); port probes to each published TCP port (a DNAT
 rule with one --dport) and to its target; DNS queries to the first three nameservers of each
-namespace that has its own resolv.conf, asking the namespace's own name (Docker's embedded
-resolver answers that itself, where any other name would be forwarded to the host's upstream
-servers). Every target must be inside the snapshot (scope.py) unless `external` is set; what
+namespace that has its own resolv.conf, asking the namespace's own container or lab name
+(Docker's embedded resolver answers that itself, where any other name would be forwarded to
+the host's upstream servers) or else `invalid.`, which RFC 6761 has resolvers answer without
+asking anyone. Every target must be inside the snapshot (scope.py) unless `external` is set; what
 was left out, and why, is part of the plan, so that the run can say so.
 """
 
@@ -21,6 +22,8 @@ from netdiag.probe.scope import outside_reason
 
 MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
 MAX_PORTS = 32  # published ports per run (each costs two connects)
+EMBEDDED_DNS = "127.0.0.11"
+SPECIAL_USE_NAME = "invalid."  # RFC 6761: never delegated, answered NXDOMAIN locally
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +68,9 @@ def plan(snapshot: Snapshot, focus: Iterable[int] = (), max_paths: int = MAX_PAT
     for task in wanted:
         why = "" if external else outside_reason(topology, task.namespace, task.address)
         if not why and task.kind == "dns" and not task.query:
-            if not external:
-                why = "no name of its own to ask, and any other name would be forwarded upstream"
-            task = replace(task, query=".")
+            if task.address == EMBEDDED_DNS and not external:
+                why = "Docker's resolver forwards every name but its containers' upstream"
+            task = replace(task, query=SPECIAL_USE_NAME)
         if why:
             left_out.append((task, why))
         else:

@@ -1,30 +1,37 @@
-"""Apply the typed steps of a Repair plan to the kernel.
+"""Carry out repairs — the one place where netdiag's repair policy is enforced.
 
-Each step names its namespace by id; the caller gives the paths of the namespaces the executor
-may enter (`paths`), and a step naming any other namespace is refused — `repair` only changes
-what the user pointed it at. The lab builder injects its faults through the same steps. Links, routes, neighbours and FDB entries go through
-netlink (pyroute2) inside the namespace; iptables rules through the iptables program, which is
-the interface iptables has; sysctls through /proc/sys as seen from inside the namespace.
+Callers (`netdiag repair`, the TUI) say only what the user asked: which namespaces they
+pointed at, and whether unsafe repairs are allowed. `Policy.for_namespaces` turns that into
+what may change: the namespaces pointed at and those on their paths (Topology.on_paths_of),
+because a shared property — an overlay's MTU, both ends of a veth — has to be repaired on
+every side at once or not at all. Before any step runs, `refusal` decides for the whole
+repair:
+
+* a *manual* repair is never applied;
+* an *unsafe* one only when the policy allows unsafe repairs;
+* a repair with a step in a namespace outside the policy's is refused whole (half a repair
+  of a shared property is worse than none);
+* a *safe* step that removes something the snapshot shows in use (a forwarding entry for a
+  MAC that a live endpoint of the overlay holds behind that VTEP, a DNAT rule whose target
+  answers) is refused: "safe" must never cut live traffic.
+
+`changes` names every namespace a repair changes, for printing before it is applied. Steps
+apply themselves (netdiag/repair/steps.py) in a worker thread that enters each namespace; the
+caller's thread never changes namespace. The lab builder injects its faults with `inject`,
+through the same steps, in namespaces it made itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netdiag import netns
-from netdiag.checks.api import (AddFdbEntry, AddIptablesRule, AddRoute, DeleteFdbEntry,
-                                DeleteIptablesRule, DeleteNeighbour, DeleteRoute, ManualStep,
-                                ReplaceNeighbour, SetChainPolicy, SetLinkUp, SetMtu, SetSysctl,
-                                Step)
-from netdiag.errors import DriverError, NetdiagError, NotFound, UsageError
+from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef, Snapshot
-
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
+from netdiag.repair.steps import (DeleteFdbEntry, DeleteIptablesRule, ManualStep, Repair, Safety,
+                                  Step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,20 @@ class StepResult:
     step: Step
     applied: bool
     message: str = ""  # why it was not applied, or what went wrong
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    may_change: frozenset[int]  # ids of the namespaces repairs may change
+    unsafe: bool = False  # whether unsafe repairs may be applied
+
+    @staticmethod
+    def for_namespaces(snapshot: Snapshot, chosen: Iterable[int], unsafe: bool = False
+                       ) -> Policy:
+        """The namespaces the user pointed at, and those on their paths."""
+        from netdiag.checks.topology import index
+
+        return Policy(index(snapshot).on_paths_of(frozenset(chosen)), unsafe)
 
 
 def namespace_name(ref: NamespaceRef) -> str:
@@ -47,151 +68,142 @@ def describe(step: Step, snapshot: Snapshot) -> str:
     return step.command(namespace_name(ns.ref) if ns else "")
 
 
-def allowed_paths(snapshot: Snapshot, namespaces: Iterable[int]) -> dict[int, str]:
-    """{id: path} of the snapshot's namespaces among `namespaces`: what `apply_steps` takes."""
-    wanted = set(namespaces)
-    return {ns.ref.id: ns.ref.path for ns in snapshot.namespaces if ns.ref.id in wanted}
+def changes(repair: Repair) -> frozenset[int]:
+    """Every namespace the repair's steps change."""
+    return frozenset(step.namespace for step in repair.steps
+                     if not isinstance(step, ManualStep) and step.namespace is not None)
 
 
-def apply_steps(steps: Iterable[Step], paths: Mapping[int, str]) -> list[StepResult]:
-    """Apply `steps` in order; stop at the first failure (later steps may depend on it).
+def refusal(repair: Repair, snapshot: Snapshot, policy: Policy) -> str:
+    """Why the policy does not let `repair` be applied ("" when it does)."""
+    if repair.safety is Safety.MANUAL:
+        return "a manual repair: carry out its steps by hand"
+    if repair.safety is Safety.UNSAFE and not policy.unsafe:
+        return "an unsafe repair: needs --unsafe"
+    outside = changes(repair) - policy.may_change
+    if outside:
+        names = ", ".join(sorted(_label(snapshot, ns_id) for ns_id in outside))
+        return f"it would change {names}, outside the namespaces this repair may change"
+    if repair.safety is Safety.SAFE:
+        for step in repair.steps:
+            why = in_use(step, snapshot)
+            if why:
+                return f"not safe after all: {why}"
+    return ""
 
-    `paths` maps the ids of the namespaces that may be changed to the paths to enter them by.
-    """
-    results = []
+
+def execute(repair: Repair, snapshot: Snapshot, policy: Policy,
+            done: Iterable[Step] = ()) -> list[StepResult]:
+    """Apply `repair` if the policy allows it; steps in `done` (applied for another finding)
+    are not applied twice. Stops at the first failure (later steps may depend on it)."""
+    why = refusal(repair, snapshot, policy)
+    if why:
+        return [StepResult(step, False, why) for step in repair.steps]
+    done = set(done)
+    paths = {state.ref.id: state.ref.path for state in snapshot.namespaces}
+    todo = [step for step in repair.steps if not isinstance(step, ManualStep)]
+    results = [StepResult(step, True, "applied for another finding")
+               for step in todo if step in done]
+    results += _apply([step for step in todo if step not in done], paths)
+    return results
+
+
+def inject(steps: Iterable[Step], paths: Mapping[int, str]) -> list[StepResult]:
+    """Apply steps in namespaces the caller made itself (the lab's faults): no policy."""
+    return _apply(list(steps), paths)
+
+
+def _apply(steps: list[Step], paths: Mapping[int, str]) -> list[StepResult]:
+    results: list[StepResult] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-repair") as worker:
         for step in steps:
             result = worker.submit(_apply_one, step, paths).result()
             results.append(result)
-            if not result.applied and not isinstance(step, ManualStep):
+            if not result.applied:
                 break
     return results
 
 
 def _apply_one(step: Step, paths: Mapping[int, str]) -> StepResult:
-    if isinstance(step, ManualStep):
-        return StepResult(step, False, "manual step: not applied")
     path = paths.get(step.namespace)
     if path is None:
-        return StepResult(step, False, "namespace outside the ones repair was pointed at")
+        return StepResult(step, False, "its namespace is not in the snapshot")
     try:
         with netns.entered(path):
-            _APPLY[type(step)](step)
+            step.apply()
     except NetdiagError as exc:
         return StepResult(step, False, str(exc))
-    except NetlinkError as exc:
-        return StepResult(step, False, f"kernel refused: {exc.args[-1] if exc.args else exc}")
+    except Exception as exc:  # noqa: BLE001 - pyroute2's NetlinkError and kin
+        detail = exc.args[-1] if getattr(exc, "args", None) else exc
+        return StepResult(step, False, f"kernel refused: {detail}")
     return StepResult(step, True)
 
 
-def _ifindex(ipr, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise NotFound(f"no interface {name}")
-    return found[0]
+# --- what the snapshot shows in use -------------------------------------------------------------
 
 
-def _with_ipr(action: Callable[..., None]) -> Callable[[Step], None]:
-    def run(step: Step) -> None:
-        from pyroute2 import IPRoute  # the pyroute2 package costs 0.1 s to import
-
-        with IPRoute() as ipr:  # opened inside the namespace: bound to it
-            action(ipr, step)
-    return run
-
-
-def _set_mtu(ipr, step: SetMtu) -> None:
-    ipr.link("set", index=_ifindex(ipr, step.link), mtu=step.mtu)
+def in_use(step: Step, snapshot: Snapshot) -> str:
+    """What live state `step` would cut, when it removes something in use; else ""."""
+    if isinstance(step, DeleteFdbEntry) and step.dst:
+        return _fdb_in_use(step, snapshot)
+    if isinstance(step, DeleteIptablesRule) and "DNAT" in step.args:
+        return _dnat_in_use(step, snapshot)
+    return ""
 
 
-def _set_up(ipr, step: SetLinkUp) -> None:
-    ipr.link("set", index=_ifindex(ipr, step.link), state="up")
+def _fdb_in_use(step: DeleteFdbEntry, snapshot: Snapshot) -> str:
+    """An endpoint of the same overlay holds the entry's MAC behind the entry's VTEP."""
+    from netdiag.checks.topology import Endpoint, index
+
+    topology = index(snapshot)
+    vxlan = topology.link(step.namespace, step.dev)
+    if vxlan is None or vxlan.vxlan is None:
+        return ""
+    mac = step.mac.lower()
+    for member in topology.segment(step.namespace, step.dev):
+        if member.namespace == step.namespace:
+            continue
+        link = topology.link(member.namespace, member.link)
+        if link is None or link.mac.lower() != mac:
+            continue
+        # The holder is behind the entry's VTEP when a VXLAN device of its side of the
+        # overlay has its underlay in the namespace holding that address.
+        for other in topology.segment(member.namespace, member.link):
+            device = topology.link(other.namespace, other.link)
+            if device is None or device.vxlan is None or \
+                    Endpoint(other.namespace, other.link) == Endpoint(step.namespace, step.dev):
+                continue
+            underlay = topology.underlay(other.namespace, device)
+            if any(owner == underlay for owner, _ in topology.owners_of(step.dst)):
+                return (f"{step.mac} is {member.link} in {_label(snapshot, member.namespace)}, "
+                        f"a live endpoint behind VTEP {step.dst}")
+    return ""
 
 
-def _route_args(ipr, step: AddRoute | DeleteRoute) -> dict:
-    args: dict = {"dst": "0.0.0.0/0" if step.dst == "default" else step.dst, "table": step.table}
-    if step.gateway:
-        args["gateway"] = step.gateway
-    if step.dev:
-        args["oif"] = _ifindex(ipr, step.dev)
-    if step.metric:
-        args["priority"] = step.metric
-    return args
+def _dnat_in_use(step: DeleteIptablesRule, snapshot: Snapshot) -> str:
+    """The rule's target address is held, and something listens there on the target port."""
+    args = list(step.args)
+    if "--to-destination" not in args:
+        return ""
+    target = args[args.index("--to-destination") + 1]
+    address, _, port = target.partition(":")
+    if not port.isdigit():
+        return ""
+    from netdiag.checks.topology import index
+
+    topology = index(snapshot)
+    holder = topology.owner_seen_from(step.namespace, address)
+    if holder is None:
+        return ""
+    state = topology.namespace(holder[0])
+    for sock in state.sockets if state else ():
+        if sock.state in ("listen", "LISTEN", "unconn") and sock.port == int(port) \
+                and sock.address in (address, "0.0.0.0", "::", "*"):
+            return (f"{target} is served by {sock.process or 'a listener'} in "
+                    f"{_label(snapshot, holder[0])}")
+    return ""
 
 
-def _add_route(ipr, step: AddRoute) -> None:
-    ipr.route("add", **_route_args(ipr, step))
-
-
-def _delete_route(ipr, step: DeleteRoute) -> None:
-    # Like `ip route del`: scope "nowhere" and protocol 0 match a route of any scope/protocol.
-    ipr.route("del", scope=255, proto=0, **_route_args(ipr, step))
-
-
-def _fdb_args(ipr, step: AddFdbEntry | DeleteFdbEntry) -> dict:
-    args: dict = {"ifindex": _ifindex(ipr, step.dev), "lladdr": step.mac, "flags": NTF_SELF}
-    if step.dst:
-        args["dst"] = step.dst
-    return args
-
-
-def _add_fdb(ipr, step: AddFdbEntry) -> None:
-    ipr.fdb("append", state=NUD_PERMANENT, **_fdb_args(ipr, step))
-
-
-def _delete_fdb(ipr, step: DeleteFdbEntry) -> None:
-    ipr.fdb("del", **_fdb_args(ipr, step))
-
-
-def _delete_neighbour(ipr, step: DeleteNeighbour) -> None:
-    ipr.neigh("del", dst=step.address, ifindex=_ifindex(ipr, step.dev))
-
-
-def _replace_neighbour(ipr, step: ReplaceNeighbour) -> None:
-    ipr.neigh("replace", dst=step.address, lladdr=step.mac, ifindex=_ifindex(ipr, step.dev),
-              state=NUD_PERMANENT)
-
-
-def _set_sysctl(step: SetSysctl) -> None:
-    if not step.name.startswith("net.") or ".." in step.name:
-        raise UsageError(f"refusing to set {step.name}: only net.* sysctls are repaired")
-    # Interface names may hold dots (eth0.10); they are the fourth component of conf keys.
-    parts = step.name.split(".")
-    if len(parts) > 5 and parts[2] == "conf":
-        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
-    path = "/proc/sys/" + "/".join(parts)
-    try:
-        with open(path, "w") as handle:  # /proc/sys/net is per namespace for the writing thread
-            handle.write(step.value)
-    except FileNotFoundError:
-        raise NotFound(f"no sysctl {step.name} in this namespace") from None
-    except OSError as exc:
-        raise DriverError(f"cannot set {step.name}: {exc.strerror}") from None
-
-
-def _iptables(step: AddIptablesRule | DeleteIptablesRule | SetChainPolicy) -> None:
-    tool = "iptables" if step.family == 4 else "ip6tables"
-    if isinstance(step, AddIptablesRule):
-        where = ["-I", step.chain, str(step.position)] if step.position else ["-A", step.chain]
-        argv = [tool, "-w", "-t", step.table, *where, *step.args]
-    elif isinstance(step, DeleteIptablesRule):
-        argv = [tool, "-w", "-t", step.table, "-D", step.chain, *step.args]
-    else:
-        argv = [tool, "-w", "-t", step.table, "-P", step.chain, step.policy]
-    netns.run_helper(argv)
-
-
-_APPLY: dict[type, Callable[[Step], None]] = {
-    SetMtu: _with_ipr(_set_mtu),
-    SetLinkUp: _with_ipr(_set_up),
-    AddRoute: _with_ipr(_add_route),
-    DeleteRoute: _with_ipr(_delete_route),
-    AddFdbEntry: _with_ipr(_add_fdb),
-    DeleteFdbEntry: _with_ipr(_delete_fdb),
-    DeleteNeighbour: _with_ipr(_delete_neighbour),
-    ReplaceNeighbour: _with_ipr(_replace_neighbour),
-    SetSysctl: _set_sysctl,
-    AddIptablesRule: _iptables,
-    DeleteIptablesRule: _iptables,
-    SetChainPolicy: _iptables,
-}
+def _label(snapshot: Snapshot, ns_id: int) -> str:
+    state = snapshot.namespace(ns_id)
+    return state.ref.display if state else f"inode:{ns_id}"

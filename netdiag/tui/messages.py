@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.model import NamespaceRef, Snapshot
 
 

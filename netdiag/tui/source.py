@@ -11,46 +11,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.checks.api import CheckConfig, Finding, ManualStep, Repair, Safety
+from netdiag.checks.api import CheckConfig
+from netdiag.checks.finding import Finding
 from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
+from netdiag.repair.steps import ManualStep, Repair
 
-BATCH = 32  # namespaces read between two looks at the cancel flag
 CHECK_SECONDS = 10.0  # rules still running then are abandoned (the engine reports them)
 
-Checker = Callable[[Snapshot], tuple[Finding, ...]]
+Checker = Callable[[Snapshot, frozenset[int]], tuple[Finding, ...]]
 
 
-def run_checks(snapshot: Snapshot) -> tuple[Finding, ...]:
-    """Every finding the check engine reports for `snapshot`, with the default config."""
+def run_checks(snapshot: Snapshot, focus: frozenset[int] = frozenset()) -> tuple[Finding, ...]:
+    """What `check --all` (no focus) or `check --ns` (focus) reports for `snapshot`."""
     from netdiag.checks import engine
 
-    return engine.run(snapshot, CheckConfig(), deadline=time.monotonic() + CHECK_SECONDS).findings
-
-
-def involves(finding: Finding, ns_id: int) -> bool:
-    return finding.namespace.id == ns_id or ns_id in finding.related
-
-
-def finding_counts(findings: Sequence[Finding]) -> dict[int, int]:
-    """namespace id → how many findings involve it."""
-    counts: dict[int, int] = {}
-    for f in findings:
-        for ns_id in {f.namespace.id, *f.related}:
-            counts[ns_id] = counts.get(ns_id, 0) + 1
-    return counts
+    return engine.run(snapshot, CheckConfig(), focus=focus,
+                      deadline=time.monotonic() + CHECK_SECONDS).findings
 
 
 @dataclass
 class LiveSource:
-    """The running kernel."""
+    """The running kernel, read as the CLI reads it (collect_snapshot over every namespace)."""
 
     check: Checker = run_checks
     offline: bool = False
@@ -64,33 +51,24 @@ class LiveSource:
 
     def collect_all(self, refs: Sequence[NamespaceRef],
                     cancelled: Callable[[], bool] = lambda: False) -> Snapshot | None:
-        """Every namespace, read in batches so that quitting never waits for a whole host;
-        None when `cancelled()` became true on the way."""
-        from netdiag.collect import (DEFAULT_WORKERS, collect_namespace, host_info, peers,
-                                     sockets)
+        """Every namespace; None when `cancelled()` became true on the way (quitting never
+        waits for a whole host)."""
+        from netdiag.collect import Cancelled, collect_snapshot
 
-        states, gaps = [], []
-        with ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="netdiag-tui") as pool:
-            for start in range(0, len(refs), BATCH):
-                if cancelled():
-                    return None
-                for state, found in pool.map(collect_namespace, refs[start:start + BATCH]):
-                    gaps += found
-                    states += [state] if state is not None else []
-        # Resolved once over everything: a veth's peer may have been read in another batch.
-        states = sockets.resolve_owners(peers.resolve(states))
-        return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        host=host_info(), namespaces=tuple(states), gaps=tuple(gaps))
+        try:
+            return collect_snapshot(refs, timeout=self.timeout, cancelled=cancelled)
+        except Cancelled:
+            return None
 
     def collect(self, ref: NamespaceRef) -> Snapshot:
-        """The attached namespace and every namespace wired to it: what `check --ns` reads, so
-        that findings about both ends (an MTU mismatch across a veth) are made and shown."""
+        """Everything, as `check --ns` reads it: findings about the attached namespace may
+        come from comparing it with any other (its overlay's other hosts, a veth's far end)."""
         from netdiag.collect import collect_snapshot
-        from netdiag.commands.check_scope import wired
 
         ensure_alive(ref)
-        refs = wired([r for r in self.discover() if r.id != ref.id] + [ref], [ref],
-                     timeout=self.timeout)
+        refs = self.discover()
+        if all(r.id != ref.id for r in refs):
+            refs.append(ref)
         snapshot = collect_snapshot(refs, timeout=self.timeout)
         if snapshot.namespace(ref.id) is None:
             ensure_alive(ref)
@@ -138,20 +116,20 @@ def _gap_text(snapshot: Snapshot, ref: NamespaceRef) -> str:
     return ""
 
 
-def apply_repair(repair: Repair, snapshot: Snapshot) -> tuple[bool, list[str]]:
-    """Apply `repair` with netdiag's repair executor, in the namespaces of `snapshot` (the
-    attached one and those wired to it); returns (all applied, one line per step)."""
-    from netdiag.repair.executor import allowed_paths, apply_steps, describe
+def apply_repair(repair: Repair, snapshot: Snapshot, attached: int,
+                 confirmed_unsafe: bool = False) -> tuple[bool, list[str]]:
+    """Apply `repair` through the executor's policy, as `repair --ns ATTACHED` would (the
+    user confirmed it, unsafe ones included, in the dialog); (all applied, one line a step)."""
+    from netdiag.repair.executor import Policy, describe, execute
 
-    if repair.safety is Safety.MANUAL:
-        raise UsageError("this repair is manual: carry out its steps by hand")
-    steps = [step for step in repair.steps if not isinstance(step, ManualStep)]
-    paths = allowed_paths(snapshot, {step.namespace for step in steps})
-    results = apply_steps(steps, paths)
+    policy = Policy.for_namespaces(snapshot, {attached}, unsafe=confirmed_unsafe)
+    results = execute(repair, snapshot, policy)
     lines = [("applied: " if r.applied else "NOT applied: ") + describe(r.step, snapshot)
              + (f" ({r.message})" if r.message else "") for r in results]
-    lines += [f"not tried: {describe(step, snapshot)}" for step in steps[len(results):]]
-    return all(r.applied for r in results) and len(results) == len(steps), lines
+    tried = {id(r.step) for r in results}
+    steps = [step for step in repair.steps if not isinstance(step, ManualStep)]
+    lines += [f"not tried: {describe(step, snapshot)}" for step in steps if id(step) not in tried]
+    return bool(results) and all(r.applied for r in results) and len(results) == len(steps), lines
 
 
 def export(snapshot: Snapshot, path: str) -> Path:

@@ -330,7 +330,7 @@ def findings_in_process(names: tuple[str, ...], rule_module):
 @pytest.mark.parametrize("fault", ["unknown-vtep", "local-neighbour"])
 def test_vxlan_repair_removes_the_stale_entries(overlay, fault):
     from netdiag.checks.overlay import vxlan_fdb_stale
-    from netdiag.repair.executor import allowed_paths, apply_steps
+    from netdiag.repair.executor import Policy, execute
 
     h1, h2, c1 = overlay
     if fault == "unknown-vtep":
@@ -339,7 +339,8 @@ def test_vxlan_repair_removes_the_stale_entries(overlay, fault):
         sh(f"ip -n {h1} neigh add 10.74.0.2 lladdr 02:42:0a:4a:00:02 dev vxlan0 nud permanent")
         sh(f"bridge -n {h1} fdb append 02:42:0a:4a:00:02 dev vxlan0 dst 10.73.0.2 self permanent")
     snapshot, (finding,) = findings_in_process(overlay, vxlan_fdb_stale)
-    results = apply_steps(finding.repair.steps, allowed_paths(snapshot, [finding.namespace.id]))
+    results = execute(finding.repair, snapshot,
+                      Policy.for_namespaces(snapshot, [finding.namespace.id]))
     assert all(r.applied for r in results), results
     assert findings_in_process(overlay, vxlan_fdb_stale)[1] == []
     assert "02:42:0a:4a:00:03" in sh(f"bridge -n {h1} fdb show dev vxlan0")  # the good one stays
@@ -347,7 +348,7 @@ def test_vxlan_repair_removes_the_stale_entries(overlay, fault):
 
 def test_isolation_repair_isolates_the_pair(netns_factory):
     from netdiag.checks.firewall import bridge_isolation_broken
-    from netdiag.repair.executor import allowed_paths, apply_steps
+    from netdiag.repair.executor import Policy, execute
 
     ns = netns_factory("isofix")
     for name, address in BRIDGES.items():
@@ -358,7 +359,8 @@ def test_isolation_repair_isolates_the_pair(netns_factory):
     snapshot, findings = findings_in_process((ns,), bridge_isolation_broken)
     assert len(findings) == 2
     for finding in findings:
-        results = apply_steps(finding.repair.steps, allowed_paths(snapshot, [ns_id(snapshot)]))
+        results = execute(finding.repair, snapshot,
+                          Policy(frozenset((ns_id(snapshot),)), unsafe=True))
         assert all(r.applied for r in results), results
     assert findings_in_process((ns,), bridge_isolation_broken)[1] == []
 

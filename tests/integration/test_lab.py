@@ -242,6 +242,23 @@ def test_from_snapshot_round_trip_reproduces_the_lab(lab):
     assert _essentials(snapshot, first.name)["host1"][2] == ["8080->172.28.0.3:5000"]
 
 
+def _check_json(*args: str) -> list[dict]:
+    done = subprocess.run([*NETDIAG, "check", *args, "--format", "json"], capture_output=True,
+                          text=True)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)["findings"]
+
+
+def _every_node_sees(j: journal.Journal, rule: str) -> None:
+    """Scope is a superset, never a miss: `check --ns` on each node of a broken lab reports
+    the lab's fault, and nothing that `check --all` does not report."""
+    everything = _check_json("--all")
+    for node in j.nodes:
+        focused = _check_json("--ns", f"{j.name}/{node}")
+        assert rule in {f["rule"] for f in focused}, f"check --ns {node} misses {rule}"
+        assert all(f in everything for f in focused), f"check --ns {node} disagrees with --all"
+
+
 def _check_lab(j: journal.Journal) -> list[dict]:
     names = j.namespaces + build.nested_namespaces(j)
     args = [a for ns in names for a in ("--ns", ns)]
@@ -260,6 +277,7 @@ def test_broken_lab_shows_exactly_its_rule_and_repair_heals_it(lab, example, rul
                                                                  published):
     j = lab(schema.load(EXAMPLES / f"{example}.yaml"))
     assert {f["rule"] for f in _check_lab(j)} == {rule}
+    _every_node_sees(j, rule)
     done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply", *flags],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -271,6 +289,7 @@ def test_broken_lab_shows_exactly_its_rule_and_repair_heals_it(lab, example, rul
 def test_overlapping_subnets_lab_is_diagnosed_and_its_repair_is_manual(lab):
     j = lab(schema.load(EXAMPLES / "broken-overlap.yaml"))
     findings = _check_lab(j)
+    _every_node_sees(j, "overlapping-subnets")
     assert [(f["rule"], f["repair"]["safety"]) for f in findings] == \
         [("overlapping-subnets", "manual")]
     done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply"], capture_output=True,

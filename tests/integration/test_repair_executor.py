@@ -1,15 +1,16 @@
 """The repair executor changes exactly what a plan says, in the namespace it names, and
-nothing outside the namespaces it was allowed to touch."""
+nothing outside the namespaces its policy allows; its policy is the one repair policy."""
 
 import json
 import os
 
 import pytest
 
-from netdiag.checks.api import (AddIptablesRule, DeleteFdbEntry, DeleteRoute, ManualStep,
-                                SetChainPolicy, SetMtu, SetSysctl)
+from netdiag.repair.steps import (AddIptablesRule, DeleteFdbEntry, DeleteRoute, ManualStep,
+                                  SetChainPolicy, SetMtu, SetSysctl)
 from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
-from netdiag.repair.executor import allowed_paths, apply_steps, describe
+from netdiag.repair.executor import Policy, describe, execute
+from netdiag.repair.steps import Repair, Safety
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,8 @@ def test_steps_change_the_named_namespace(netns_factory):
              SetSysctl(ns, "net.ipv4.ip_forward", "1"),
              AddIptablesRule(ns, "filter", "FORWARD", ("-i", "v0", "-j", "ACCEPT")),
              SetChainPolicy(ns, "filter", "INPUT", "DROP")]
-    results = apply_steps(steps, allowed_paths(snapshot_of(a), {ns}))
+    results = execute(Repair("all kinds", Safety.SAFE, tuple(steps)), snapshot_of(a),
+                      Policy(frozenset((ns,))))
     assert [r.applied for r in results] == [True] * len(steps), results
 
     link = json.loads(sh(f"ip -n {a} -j link show v0"))[0]
@@ -55,16 +57,34 @@ def test_steps_change_the_named_namespace(netns_factory):
 def test_namespaces_outside_the_allowed_set_are_not_touched(netns_factory):
     a = netns_factory("a")
     sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1")
-    results = apply_steps([SetMtu(inode(a), "v0", 1500)], allowed_paths(snapshot_of(a), ()))
-    assert not results[0].applied and "outside" in results[0].message
+    b = netns_factory("b")
+    sh(f"ip -n {b} link add v0 mtu 1400 type veth peer name v1")
+    both = Repair("both", Safety.SAFE, (SetMtu(inode(a), "v0", 1500), SetMtu(inode(b), "v0", 1500)))
+    results = execute(both, snapshot_of(a, b), Policy(frozenset((inode(a),))))
+    assert not any(r.applied for r in results)  # refused whole: never half a repair
+    assert f"it would change {b}, outside" in results[0].message
+    for name in (a, b):
+        assert json.loads(sh(f"ip -n {name} -j link show v0"))[0]["mtu"] == 1400
+
+
+def test_unsafe_and_manual_repairs_follow_the_policy(netns_factory):
+    a = netns_factory("a")
+    sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1")
+    unsafe = Repair("raise it", Safety.UNSAFE, (SetMtu(inode(a), "v0", 1500),))
+    refused = execute(unsafe, snapshot_of(a), Policy(frozenset((inode(a),))))
+    assert not refused[0].applied and "needs --unsafe" in refused[0].message
     assert json.loads(sh(f"ip -n {a} -j link show v0"))[0]["mtu"] == 1400
+    applied = execute(unsafe, snapshot_of(a), Policy(frozenset((inode(a),)), unsafe=True))
+    assert applied[0].applied
+    assert json.loads(sh(f"ip -n {a} -j link show v0"))[0]["mtu"] == 1500
 
 
 def test_a_failing_step_stops_the_plan_and_says_why(netns_factory):
     a = netns_factory("a")
     ns = inode(a)
-    results = apply_steps([SetMtu(ns, "nosuch0", 1500), SetSysctl(ns, "net.ipv4.ip_forward", "1")],
-                          allowed_paths(snapshot_of(a), {ns}))
+    plan = Repair("two", Safety.SAFE, (SetMtu(ns, "nosuch0", 1500),
+                                       SetSysctl(ns, "net.ipv4.ip_forward", "1")))
+    results = execute(plan, snapshot_of(a), Policy(frozenset((ns,))))
     assert len(results) == 1 and not results[0].applied
     assert "no interface nosuch0" in results[0].message
     assert sh(f"ip netns exec {a} sysctl -n net.ipv4.ip_forward").strip() == "0"
@@ -73,6 +93,7 @@ def test_a_failing_step_stops_the_plan_and_says_why(netns_factory):
 def test_manual_steps_are_never_applied_and_commands_are_described(netns_factory):
     a = netns_factory("a")
     snap = snapshot_of(a)
-    results = apply_steps([ManualStep("move the bridge subnet", inode(a))], allowed_paths(snap, {inode(a)}))
-    assert not results[0].applied
+    manual = Repair("by hand", Safety.MANUAL, (ManualStep("move the bridge subnet", inode(a)),))
+    results = execute(manual, snap, Policy(frozenset((inode(a),)), unsafe=True))
+    assert not results[0].applied and "manual" in results[0].message
     assert describe(SetMtu(inode(a), "v0", 1450), snap) == f"ip netns exec {a} ip link set dev v0 mtu 1450"

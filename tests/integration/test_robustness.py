@@ -295,8 +295,10 @@ def test_namespaces_not_read_in_time_are_gaps_and_exit_3(netns_factory):
     netns_factory("ndt-slow")
     done = netdiag("check", "--all", "--timeout", "0.001", "--format", "json")
     assert done.returncode == EXIT_COLLECT, done.stderr
-    report = json.loads(done.stdout)
-    assert any(gap["kind"] == "timeout" for gap in report["gaps"])
+    if done.stdout:  # some namespaces were read: the report lists the others
+        assert any(gap["kind"] == "timeout" for gap in json.loads(done.stdout)["gaps"])
+    else:  # none was: one line that says why
+        assert "not read in time" in one_line(done.stderr)
     done = netdiag("snapshot", "--timeout", "0.001")
     assert done.returncode == EXIT_COLLECT
     assert "not read in time" in done.stderr

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netdiag.checks.api import Evidence, Finding, Repair, Safety, SetMtu, Severity
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import Repair, Safety, SetMtu
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 from netdiag.tui.app import NetdiagApp
@@ -19,8 +20,17 @@ FIXTURE = Path(__file__).parent.parent / "fixtures" / "tui_host.json"
 HOST, WEB, DB = 4026531840, 4026532301, 4026532302
 
 
-def fixture_findings(snapshot: Snapshot) -> tuple[Finding, ...]:
-    """Findings as rules would make them for the fixture host (independent of the rule set)."""
+def fixture_findings(snapshot: Snapshot, focus: frozenset[int] = frozenset()
+                     ) -> tuple[Finding, ...]:
+    """Findings as rules would make them for the fixture host (independent of the rule set),
+    those that involve `focus` when it is given."""
+    from netdiag.checks.engine import involves
+
+    found = _fixture_findings(snapshot)
+    return tuple(f for f in found if not focus or any(involves(f, ns) for ns in focus))
+
+
+def _fixture_findings(snapshot: Snapshot) -> tuple[Finding, ...]:
     host, db = snapshot.namespace(HOST).ref, snapshot.namespace(DB).ref
     mtu = Finding(
         code="ND201", rule="mtu-mismatch", severity=Severity.WARNING, namespace=host,

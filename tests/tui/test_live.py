@@ -188,3 +188,31 @@ async def test_picker_refresh_finds_a_new_namespace(netns_factory):
         netns_factory("b")
         await pilot.press("ctrl+r")
         await until(pilot, lambda: picker.row_count == 2)
+
+
+@run_async
+async def test_picker_counts_equal_check_all(netns_factory):
+    """One collection orchestrator: the picker counts, per namespace, the findings of
+    `check --all` that involve it (its own, or naming it as related)."""
+    import json
+    import subprocess
+    import sys
+
+    a, b, c = netns_factory("a"), netns_factory("b"), netns_factory("c")
+    _veth_pair(a, b, mtu_a=1400, mtu_b=1500)
+    sh(f"ip -n {c} link add vc mtu 1500 type veth peer name vd mtu 9000")
+    sh(f"ip -n {c} link set vc up && ip -n {c} link set vd up")
+    done = subprocess.run([sys.executable, "-m", "netdiag", "check", "--all", "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    expected: dict[int, int] = {}
+    for finding in json.loads(done.stdout)["findings"]:
+        for ns_id in {finding["namespace"]["id"], *(r["id"] for r in finding["related"])}:
+            expected[ns_id] = expected.get(ns_id, 0) + 1
+    app = NetdiagApp(_source(netns_factory))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.counts is not None, timeout=30)
+        ours = {source_id(app, n) for n in (a, b, c)}
+        assert {i: app.screen.counts.get(i, 0) for i in ours} == \
+            {i: expected.get(i, 0) for i in ours}
+        assert sum(app.screen.counts.get(i, 0) for i in ours) >= 2

@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig, Rule, Severity
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Severity
 from netdiag.cli import main
 from netdiag.model.serialize import save
 from tests.fixtures.scenarios import docker_host
@@ -48,7 +49,8 @@ def test_json_has_exactly_the_promised_shape(capsys, faulty):
     assert data["summary"] == {"error": 1, "warning": 1, "info": 0}
     for finding in data["findings"]:
         assert set(finding) == {"code", "rule", "severity", "namespace", "subject", "message",
-                                "evidence", "repair"}
+                                "evidence", "repair", "related"}
+        assert all(set(ref) == {"id", "kind", "label"} for ref in finding["related"])
         assert set(finding["namespace"]) == {"id", "kind", "label"}
         assert set(finding["repair"]) == {"safety", "title", "steps"}
         for step in finding["repair"]["steps"]:
@@ -121,8 +123,13 @@ def test_ns_focus_on_a_saved_snapshot(capsys, faulty):
     # The MTU finding is about web; ip_forward is about the host but names web as related.
     assert {f["rule"] for f in json.loads(out)["findings"]} == {"mtu-mismatch",
                                                                 "ip-forward-disabled"}
+    # db's bridge lives in the host, so the host's findings are on db's path too; whatever
+    # --ns reports, --all reports as well (a focus filters, it never answers differently).
     code, out, _ = check(capsys, "--from", faulty, "--ns", "db", "--format", "json")
-    assert json.loads(out)["findings"] == [] and code == 0
+    focused = json.loads(out)["findings"]
+    assert "ip-forward-disabled" in {f["rule"] for f in focused} and code == 1
+    _, out, _ = check(capsys, "--from", faulty, "--all", "--format", "json")
+    assert all(f in json.loads(out)["findings"] for f in focused)
 
 
 def test_config_file_disables_overrides_and_excludes(capsys, faulty, tmp_path):

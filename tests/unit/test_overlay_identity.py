@@ -38,6 +38,7 @@ def two_swarms(same_underlay_addresses: bool = True):
             task = b.namespace(f"{swarm}{node}-task")
             b.veth(task, "eth0", host, f"veth{node}", peer_master="br0",
                    address=f"10.0.1.{node + 1}/24", mtu=1450)
+            b.update_link(task, "eth0", mac=mac_of(f"10.0.1.{node + 1}"))
             ids[f"{swarm}{node}"], ids[f"{swarm}{node}-task"] = host, task
             ids[f"{swarm}{node}-vtep"] = int(underlay.rsplit(".", 1)[1])
     snapshot = b.build()
@@ -80,3 +81,18 @@ def test_a_stale_entry_is_still_found_within_one_swarm():
     findings = [f for f in engine.run(snapshot).findings if f.rule == "vxlan-fdb-stale"]
     assert [(f.namespace.id, f.subject) for f in findings] == [(ids["a1"], "vxlan0")]
     assert "10.99.0.12 is none of the VTEPs" in findings[0].message
+
+
+def test_a_safe_repair_never_removes_an_entry_a_live_endpoint_uses():
+    """Whatever a rule says, the executor refuses to delete a forwarding entry whose MAC a
+    live endpoint of the overlay holds behind that entry's VTEP."""
+    from netdiag.repair.executor import Policy, refusal
+    from netdiag.repair.steps import DeleteFdbEntry, Repair, Safety
+
+    snapshot, ids = two_swarms(same_underlay_addresses=False)
+    live = DeleteFdbEntry(ids["a1"], "vxlan0", mac_of("10.0.1.3"), "10.99.0.2")
+    policy = Policy.for_namespaces(snapshot, {ids["a1"]})
+    why = refusal(Repair("delete", Safety.SAFE, (live,)), snapshot, policy)
+    assert "a live endpoint behind VTEP 10.99.0.2" in why and "a2-task" in why
+    gone = DeleteFdbEntry(ids["a1"], "vxlan0", "02:42:0a:00:01:09", "10.99.0.2")
+    assert refusal(Repair("delete", Safety.SAFE, (gone,)), snapshot, policy) == ""

@@ -10,7 +10,8 @@ import pytest
 
 import netdiag.checks
 from netdiag.checks import registry
-from netdiag.checks.api import Rule, Severity
+from netdiag.checks.api import Rule
+from netdiag.checks.finding import Severity
 from netdiag.errors import UsageError
 
 SECTIONS = ("What it finds", "Why it matters", "Example", "Repair")

@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.topology import Endpoint, Topology, index
 from netdiag.model import Address, Snapshot
 

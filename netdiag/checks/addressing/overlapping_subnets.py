@@ -41,8 +41,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from netdiag.checks import topology
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.config import option
 from netdiag.checks.topology import Endpoint, Topology, format_network, network_interval
 from netdiag.model import NamespaceState, Route, Snapshot

@@ -35,8 +35,9 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology, index
 from netdiag.model import NamespaceState, NsKind, Snapshot
 from netdiag.probe import evidence as probe_evidence

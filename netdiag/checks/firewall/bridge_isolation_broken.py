@@ -37,8 +37,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
-from netdiag.checks.api import (AddIptablesRule, CheckConfig, Evidence, Finding, Repair, Rule,
-                                Safety, Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 from netdiag.checks.topology import format_network, network_interval
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot
 

@@ -39,8 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netdiag.checks import topology
-from netdiag.checks.api import (AddIptablesRule, CheckConfig, Evidence, Finding, ManualStep,
-                                Repair, Rule, Safety, Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, Link, Match, NamespaceState, Snapshot
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netdiag.checks import topology
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, Repair, Rule, Safety, SetSysctl,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import Repair, Safety, SetSysctl
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netdiag.checks import topology
-from netdiag.checks.api import (AddRoute, CheckConfig, Evidence, Finding, Repair, Rule, Safety,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import AddRoute, Repair, Safety
 from netdiag.checks.topology import Topology, network_interval
 from netdiag.model import Address, NamespaceState, Snapshot
 

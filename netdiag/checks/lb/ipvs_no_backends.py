@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.model import IpvsService, Snapshot
 
 RULE = Rule(code="ND701", name="ipvs-no-backends", severity=Severity.ERROR,

@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netdiag.checks import topology
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, ManualStep, Repair, Rule, Safety,
-                                SetLinkUp, Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp
 from netdiag.checks.topology import Topology
 from netdiag.model import Link, NamespaceState, Snapshot
 

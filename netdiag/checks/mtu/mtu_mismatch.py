@@ -49,8 +49,9 @@ from dataclasses import dataclass, replace
 from itertools import chain
 
 from netdiag.checks import topology
-from netdiag.checks.api import (CheckConfig, Evidence, Finding, Repair, Rule, Safety, SetMtu,
-                                Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import Repair, Safety, SetMtu
 from netdiag.checks.topology import Endpoint, Topology
 from netdiag.model import Link, NamespaceState, Snapshot
 from netdiag.probe import evidence as probe_evidence

@@ -12,7 +12,8 @@ import dataclasses
 import re
 import shlex
 
-from netdiag.checks.api import Evidence, Finding, Repair, Severity, Step
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import Repair, Step
 from netdiag.checks.engine import Report
 from netdiag.model import NamespaceRef, NsKind
 
@@ -46,6 +47,7 @@ def finding_data(finding: Finding, namespaces: dict[int, NamespaceRef]) -> dict:
         "message": finding.message,
         "evidence": [evidence_data(e) for e in finding.evidence],
         "repair": repair_data(finding.repair, namespaces),
+        "related": [namespace_data(namespaces.get(ns_id), ns_id) for ns_id in finding.related],
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from netdiag import __version__
-from netdiag.checks.api import Severity
+from netdiag.checks.finding import Severity
 from netdiag.checks.engine import Report
 from netdiag.checks.output.data import evidence_data, namespace_data
 

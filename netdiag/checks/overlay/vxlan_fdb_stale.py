@@ -38,8 +38,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from netdiag.checks.api import (CheckConfig, DeleteFdbEntry, DeleteNeighbour, Evidence, Finding,
-                                Repair, Rule, Safety, Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
 from netdiag.checks.topology import Topology, index, ip_int
 from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
 

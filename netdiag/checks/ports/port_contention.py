@@ -47,8 +47,9 @@ from dataclasses import dataclass, replace
 from itertools import chain
 
 from netdiag.checks import topology
-from netdiag.checks.api import (CheckConfig, DeleteIptablesRule, Evidence, Finding, ManualStep,
-                                Repair, Rule, Safety, Severity)
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, Socket
 from netdiag.probe import evidence as probe_evidence

@@ -8,7 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from netdiag.checks.api import Finding, Safety
+from netdiag.checks.finding import Finding
+from netdiag.repair.steps import Safety
 from netdiag.model import Snapshot
 
 

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.tui import probes, watch
@@ -27,7 +27,7 @@ from netdiag.tui.messages import (CollectionFailed, KernelChanged, NamespaceVani
                                   RepairDone, SnapshotReady)
 from netdiag.tui.rows import TABS, TabSpec
 from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
-from netdiag.tui.source import apply_repair, export, involves
+from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import StateTable
 
@@ -116,7 +116,7 @@ class NamespaceScreen(Screen):
         source = self.app.source
         try:
             snapshot = source.collect(self.ref)
-            findings = source.check(snapshot)
+            findings = source.check(snapshot, frozenset((self.ref.id,)))
         except NamespaceGone as exc:
             self.post_message(NamespaceVanished(str(exc)))
             return
@@ -171,7 +171,7 @@ class NamespaceScreen(Screen):
 
     def _show(self, snapshot: Snapshot, findings: tuple[Finding, ...]) -> None:
         self.snapshot = snapshot
-        self.findings = tuple(f for f in findings if involves(f, self.ref.id))
+        self.findings = tuple(findings)  # what `check --ns` reports for it
         self.query_one(FindingsPane).show(self.findings)
         self._render_tabs(self.query_one(FindingsPane).current)
 
@@ -243,7 +243,7 @@ class NamespaceScreen(Screen):
         offline = self.app.source.offline or self.gone
 
         def confirmed(apply: bool | None) -> None:
-            if apply:
+            if apply:  # the dialog warned about an unsafe repair: yes means unsafe allowed
                 self.run_repair(finding)
 
         self.app.push_screen(RepairDialog(finding, self.snapshot, can_apply=not offline),
@@ -252,7 +252,8 @@ class NamespaceScreen(Screen):
     @work(thread=True, group="repair")
     def run_repair(self, finding: Finding) -> None:
         try:
-            ok, lines = apply_repair(finding.repair, self.snapshot)
+            ok, lines = apply_repair(finding.repair, self.snapshot, self.ref.id,
+                                     confirmed_unsafe=True)
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             ok, lines = False, [f"repair failed: {_unexpected(exc)}"]
         self.post_message(RepairDone(ok, lines))

@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef
 from netdiag.tui.messages import CollectionFailed, FindingCounts, NamespacesFound, PickerShown
-from netdiag.tui.source import finding_counts
+from netdiag.checks.engine import counts_by_namespace
 
 PENDING = "…"
 
@@ -80,7 +80,7 @@ class PickerScreen(Screen):
             snapshot = source.collect_all(refs, lambda: worker.is_cancelled)
             if snapshot is None:
                 return
-            counts = finding_counts(source.check(snapshot))
+            counts = counts_by_namespace(source.check(snapshot, frozenset()))
         except Exception as exc:  # noqa: BLE001 - the list stays usable without counts
             self.post_message(CollectionFailed(f"could not count findings: {exc}"))
             return

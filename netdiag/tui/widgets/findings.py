@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netdiag.checks.api import Finding
+from netdiag.checks.finding import Finding
 
 SEVERITY_TEXT = {"error": "ERROR", "warning": "WARN", "info": "info"}
 

@@ -1,6 +1,6 @@
 import pytest
 
-from netdiag.checks.api import AddIptablesRule, Safety
+from netdiag.repair.steps import AddIptablesRule, Safety
 from netdiag.checks.firewall import bridge_isolation_broken as rule
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import run

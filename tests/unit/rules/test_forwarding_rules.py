@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from netdiag.checks.api import AddIptablesRule, AddRoute, SetSysctl
+from netdiag.repair.steps import AddIptablesRule, AddRoute, SetSysctl
 from netdiag.model import NftChain, NftRule, NftTable
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule

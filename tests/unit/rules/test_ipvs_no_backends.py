@@ -1,4 +1,4 @@
-from netdiag.checks.api import Safety
+from netdiag.repair.steps import Safety
 from netdiag.checks.lb import ipvs_no_backends as rule
 from netdiag.model import IpvsDestination, IpvsService, NsKind
 from tests.fixtures.builder import SnapshotBuilder

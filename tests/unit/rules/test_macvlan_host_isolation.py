@@ -1,6 +1,6 @@
 from dataclasses import replace
 
-from netdiag.checks.api import Severity
+from netdiag.checks.finding import Severity
 from netdiag.checks.links import macvlan_host_isolation as rule
 from netdiag.model import MacvlanInfo, NsKind
 from tests.fixtures.builder import SnapshotBuilder

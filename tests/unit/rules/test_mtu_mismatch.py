@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
-from netdiag.checks.api import SetMtu, Severity
+from netdiag.checks.finding import Severity
+from netdiag.repair.steps import SetMtu
 from netdiag.model import FdbEntry
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule

@@ -1,6 +1,7 @@
 """port-contention (ND301) on fixture snapshots."""
 
-from netdiag.checks.api import DeleteIptablesRule, Severity
+from netdiag.checks.finding import Severity
+from netdiag.repair.steps import DeleteIptablesRule
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
 

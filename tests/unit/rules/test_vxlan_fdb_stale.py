@@ -1,4 +1,4 @@
-from netdiag.checks.api import DeleteFdbEntry, DeleteNeighbour, Safety
+from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Safety
 from netdiag.checks.overlay import vxlan_fdb_stale as rule
 from netdiag.model import FdbEntry, Neighbour
 from tests.fixtures.builder import SnapshotBuilder

@@ -1,0 +1,57 @@
+"""Which namespaces a command reads, and which ones the user asked about.
+
+Every command that looks at live state — `show`, `snapshot`, `check`, `repair`, the TUI —
+chooses its namespaces here, the same way. A `--ns REF` narrows what is *reported* and what
+may be *changed*, not what is *read*: rules compare namespaces with each other (a VTEP on
+another host, the other end of a veth, the same address elsewhere on the segment), so
+`check --ns X` reads what `check --all` reads and reports the findings that involve X or a
+namespace on its paths (checks.engine). Only `show` and `snapshot`, which report state rather
+than judge it, read just the namespaces asked for.
+
+`--ns self` alone is what works without root: it reads only the caller's own namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from netdiag import netns
+from netdiag.errors import PermissionDenied
+from netdiag.model import NamespaceRef
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    read: tuple[NamespaceRef, ...]  # what to collect
+    chosen: frozenset[int]  # the namespaces the user named; empty: all of them
+
+    @property
+    def chosen_refs(self) -> tuple[NamespaceRef, ...]:
+        return tuple(ref for ref in self.read if ref.id in self.chosen)
+
+
+def require_root(references: Sequence[str]) -> None:
+    if os.geteuid() != 0 and any(ref != "self" for ref in references or ["all"]):
+        raise PermissionDenied("netdiag needs root to enter other network namespaces "
+                               "(run it with sudo, or use --ns self to read only your own)")
+
+
+def select(references: Sequence[str], everything: bool = True) -> Scope:
+    """The namespaces to read for `references` (all of them when it is empty): every
+    namespace with `everything` (judging commands), else only the ones named."""
+    require_root(references)
+    if references and all(ref == "self" for ref in references):
+        # Discovery needs root to look around; one's own namespace does not.
+        own = netns.resolve("self", [])
+        return Scope(read=(own,), chosen=frozenset((own.id,)))
+    found = netns.discover()
+    if not references:
+        return Scope(read=tuple(found), chosen=frozenset())
+    chosen = {ref.id: ref for ref in netns.resolve_all(references, found)}
+    if not everything:
+        return Scope(read=tuple(chosen.values()), chosen=frozenset(chosen))
+    known = {ref.id for ref in found}
+    extra = tuple(ref for ref in chosen.values() if ref.id not in known)  # pid:N, a path
+    return Scope(read=tuple(found) + extra, chosen=frozenset(chosen))

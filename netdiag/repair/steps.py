@@ -1,0 +1,349 @@
+"""Repair steps: each kind of change netdiag may make, defined once.
+
+A step is a frozen record naming its namespace by id. `command` is the equivalent
+ip/bridge/iptables/sysctl command that dry runs print; `apply` makes the change in the
+namespace the calling thread has entered (netdiag/repair/executor.py enters it, after its
+policy allowed the step). Both live in the step's class, so what a dry run shows and what
+`--apply` does cannot drift apart. Links, routes, neighbours and FDB entries are changed over
+netlink (pyroute2), iptables rules by the iptables program (the interface iptables has),
+sysctls through /proc/sys as the namespace sees it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from enum import Enum
+
+from netdiag import netns
+from netdiag.errors import DriverError, NotFound, UsageError
+
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+
+
+class Safety(str, Enum):
+    SAFE = "safe"  # applied by `repair --apply`
+    UNSAFE = "unsafe"  # applied only with `repair --apply --unsafe`
+    MANUAL = "manual"  # printed, never applied
+
+
+def _ns_prefix(netns_name: str) -> str:
+    return f"ip netns exec {shlex.quote(netns_name)} " if netns_name else ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetMtu:
+    namespace: int
+    link: str
+    mtu: int
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip link set dev {self.link} mtu {self.mtu}"
+
+    def apply(self) -> None:
+        _with_ipr(_set_mtu, self)
+
+
+@dataclass(frozen=True, slots=True)
+class SetLinkUp:
+    namespace: int
+    link: str
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip link set dev {self.link} up"
+
+    def apply(self) -> None:
+        _with_ipr(_set_up, self)
+
+
+@dataclass(frozen=True, slots=True)
+class SetSysctl:
+    namespace: int
+    name: str
+    value: str
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}sysctl -w {self.name}={self.value}"
+
+    def apply(self) -> None:
+        _set_sysctl(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AddRoute:
+    namespace: int
+    dst: str
+    dev: str = ""
+    gateway: str = ""
+    table: int = 254
+    metric: int = 0
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip route add {self.dst}" + _route_tail(self)
+
+    def apply(self) -> None:
+        _with_ipr(_add_route, self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoute:
+    namespace: int
+    dst: str
+    dev: str = ""
+    gateway: str = ""
+    table: int = 254
+    metric: int = 0
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip route del {self.dst}" + _route_tail(self)
+
+    def apply(self) -> None:
+        _with_ipr(_delete_route, self)
+
+
+def _route_tail(step: AddRoute | DeleteRoute) -> str:
+    tail = ""
+    if step.gateway:
+        tail += f" via {step.gateway}"
+    if step.dev:
+        tail += f" dev {step.dev}"
+    if step.table != 254:
+        tail += f" table {step.table}"
+    if step.metric:
+        tail += f" metric {step.metric}"
+    return tail
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFdbEntry:
+    namespace: int
+    dev: str
+    mac: str
+    dst: str = ""
+
+    def command(self, ns: str = "") -> str:
+        dst = f" dst {self.dst}" if self.dst else ""
+        return f"{_ns_prefix(ns)}bridge fdb del {self.mac} dev {self.dev}{dst}"
+
+    def apply(self) -> None:
+        _with_ipr(_delete_fdb, self)
+
+
+@dataclass(frozen=True, slots=True)
+class AddFdbEntry:
+    namespace: int
+    dev: str
+    mac: str
+    dst: str = ""
+
+    def command(self, ns: str = "") -> str:
+        dst = f" dst {self.dst}" if self.dst else ""
+        return f"{_ns_prefix(ns)}bridge fdb append {self.mac} dev {self.dev}{dst} self permanent"
+
+    def apply(self) -> None:
+        _with_ipr(_add_fdb, self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNeighbour:
+    namespace: int
+    dev: str
+    address: str
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip neigh del {self.address} dev {self.dev}"
+
+    def apply(self) -> None:
+        _with_ipr(_delete_neighbour, self)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceNeighbour:
+    namespace: int
+    dev: str
+    address: str
+    mac: str
+
+    def command(self, ns: str = "") -> str:
+        return (f"{_ns_prefix(ns)}ip neigh replace {self.address} lladdr {self.mac} "
+                f"dev {self.dev} nud permanent")
+
+    def apply(self) -> None:
+        _with_ipr(_replace_neighbour, self)
+
+
+@dataclass(frozen=True, slots=True)
+class AddIptablesRule:
+    """Insert (position ≥ 1) or append (position 0) a rule: `args` as iptables takes them."""
+
+    namespace: int
+    table: str
+    chain: str
+    args: tuple[str, ...]
+    position: int = 0
+    family: int = 4
+
+    def command(self, ns: str = "") -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        where = f"-I {self.chain} {self.position}" if self.position else f"-A {self.chain}"
+        return f"{_ns_prefix(ns)}{tool} -t {self.table} {where} {shlex.join(self.args)}"
+
+    def apply(self) -> None:
+        _iptables(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteIptablesRule:
+    namespace: int
+    table: str
+    chain: str
+    args: tuple[str, ...]
+    family: int = 4
+
+    def command(self, ns: str = "") -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        return f"{_ns_prefix(ns)}{tool} -t {self.table} -D {self.chain} {shlex.join(self.args)}"
+
+    def apply(self) -> None:
+        _iptables(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SetChainPolicy:
+    namespace: int
+    table: str
+    chain: str
+    policy: str
+    family: int = 4
+
+    def command(self, ns: str = "") -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        return f"{_ns_prefix(ns)}{tool} -t {self.table} -P {self.chain} {self.policy}"
+
+    def apply(self) -> None:
+        _iptables(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ManualStep:
+    """Something a person has to do (or decide); never applied automatically."""
+
+    text: str
+    namespace: int | None = None
+
+    def command(self, ns: str = "") -> str:
+        return f"# {self.text}"
+
+    def apply(self) -> None:
+        raise UsageError("a manual step is carried out by a person")
+
+
+Step = (SetMtu | SetLinkUp | SetSysctl | AddRoute | DeleteRoute | DeleteFdbEntry | AddFdbEntry
+        | DeleteNeighbour | ReplaceNeighbour | AddIptablesRule | DeleteIptablesRule
+        | SetChainPolicy | ManualStep)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    title: str
+    safety: Safety
+    steps: tuple[Step, ...] = ()
+
+
+# --- how the steps are carried out ---------------------------------------------------------
+
+
+def _ifindex(ipr, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise NotFound(f"no interface {name}")
+    return found[0]
+
+
+def _with_ipr(action, step) -> None:
+    from pyroute2 import IPRoute  # the pyroute2 package costs 0.1 s to import
+
+    with IPRoute() as ipr:  # opened inside the namespace: bound to it
+        action(ipr, step)
+
+
+def _set_mtu(ipr, step: SetMtu) -> None:
+    ipr.link("set", index=_ifindex(ipr, step.link), mtu=step.mtu)
+
+
+def _set_up(ipr, step: SetLinkUp) -> None:
+    ipr.link("set", index=_ifindex(ipr, step.link), state="up")
+
+
+def _route_args(ipr, step: AddRoute | DeleteRoute) -> dict:
+    args: dict = {"dst": "0.0.0.0/0" if step.dst == "default" else step.dst, "table": step.table}
+    if step.gateway:
+        args["gateway"] = step.gateway
+    if step.dev:
+        args["oif"] = _ifindex(ipr, step.dev)
+    if step.metric:
+        args["priority"] = step.metric
+    return args
+
+
+def _add_route(ipr, step: AddRoute) -> None:
+    ipr.route("add", **_route_args(ipr, step))
+
+
+def _delete_route(ipr, step: DeleteRoute) -> None:
+    # Like `ip route del`: scope "nowhere" and protocol 0 match a route of any scope/protocol.
+    ipr.route("del", scope=255, proto=0, **_route_args(ipr, step))
+
+
+def _fdb_args(ipr, step: AddFdbEntry | DeleteFdbEntry) -> dict:
+    args: dict = {"ifindex": _ifindex(ipr, step.dev), "lladdr": step.mac, "flags": NTF_SELF}
+    if step.dst:
+        args["dst"] = step.dst
+    return args
+
+
+def _add_fdb(ipr, step: AddFdbEntry) -> None:
+    ipr.fdb("append", state=NUD_PERMANENT, **_fdb_args(ipr, step))
+
+
+def _delete_fdb(ipr, step: DeleteFdbEntry) -> None:
+    ipr.fdb("del", **_fdb_args(ipr, step))
+
+
+def _delete_neighbour(ipr, step: DeleteNeighbour) -> None:
+    ipr.neigh("del", dst=step.address, ifindex=_ifindex(ipr, step.dev))
+
+
+def _replace_neighbour(ipr, step: ReplaceNeighbour) -> None:
+    ipr.neigh("replace", dst=step.address, lladdr=step.mac, ifindex=_ifindex(ipr, step.dev),
+              state=NUD_PERMANENT)
+
+
+def _set_sysctl(step: SetSysctl) -> None:
+    if not step.name.startswith("net.") or ".." in step.name:
+        raise UsageError(f"refusing to set {step.name}: only net.* sysctls are repaired")
+    # Interface names may hold dots (eth0.10); they are the fourth component of conf keys.
+    parts = step.name.split(".")
+    if len(parts) > 5 and parts[2] == "conf":
+        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
+    path = "/proc/sys/" + "/".join(parts)
+    try:
+        with open(path, "w") as handle:  # /proc/sys/net is per namespace for the writing thread
+            handle.write(step.value)
+    except FileNotFoundError:
+        raise NotFound(f"no sysctl {step.name} in this namespace") from None
+    except OSError as exc:
+        raise DriverError(f"cannot set {step.name}: {exc.strerror}") from None
+
+
+def _iptables(step: AddIptablesRule | DeleteIptablesRule | SetChainPolicy) -> None:
+    tool = "iptables" if step.family == 4 else "ip6tables"
+    if isinstance(step, AddIptablesRule):
+        where = ["-I", step.chain, str(step.position)] if step.position else ["-A", step.chain]
+        argv = [tool, "-w", "-t", step.table, *where, *step.args]
+    elif isinstance(step, DeleteIptablesRule):
+        argv = [tool, "-w", "-t", step.table, "-D", step.chain, *step.args]
+    else:
+        argv = [tool, "-w", "-t", step.table, "-P", step.chain, step.policy]
+    netns.run_helper(argv)
