@@ -28,9 +28,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from netdiag.checks import engine, topology  # noqa: E402
-from netdiag.model import (Address, HostInfo, IptablesChain, IptablesRule, Link, Match,  # noqa: E402
-                           NamespaceRef, NamespaceState, NsKind, Route, Snapshot, Socket,
-                           Firewall, Sysctl)
+from netdiag.model import (  # noqa: E402
+    Address,
+    Firewall,
+    HostInfo,
+    IptablesChain,
+    IptablesRule,
+    Link,
+    Match,
+    NamespaceRef,
+    NamespaceState,
+    NsKind,
+    Route,
+    Snapshot,
+    Socket,
+    Sysctl,
+)
 from netdiag.model.serialize import load, save  # noqa: E402
 
 UPLINKS = ("eth0", "eth1", "tun0", "tun1")
@@ -53,7 +66,8 @@ def synthetic(routes: int) -> Snapshot:
         prefixlen = 16 + i % 13
         value = (1 << 24) + i * step
         value &= ~((1 << (32 - prefixlen)) - 1)
-        dst = f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{prefixlen}"
+        octets = (value >> 24 & 255, value >> 16 & 255, value >> 8 & 255, value & 255)
+        dst = ".".join(map(str, octets)) + f"/{prefixlen}"
         uplink = i % len(UPLINKS)
         host_routes.append(Route(family=4, dst=dst, gateway=f"192.0.{2 + uplink}.1",
                                  dev=UPLINKS[uplink], protocol="bgp"))

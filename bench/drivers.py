@@ -197,14 +197,16 @@ def main() -> int:
          "IPRoute(netns=...) + dump", forked, ""),
     ] + extra
     print(f"median of {args.rounds} rounds (Docker: {DOCKER_ROUNDS}); every figure beside its "
-          f"baseline from this run; load average {' '.join(open('/proc/loadavg').read().split()[:3])} "
+          f"baseline from this run; load average "
+          f"{' '.join(open('/proc/loadavg').read().split()[:3])} "
           "(2 cores)\n")
     print(f"{'figure':44} {'netdiag':>10}  {'baseline':34} {'baseline':>10}  target")
     for name, value, base_name, base, target in rows:
         base_text = f"{base * 1000:8.1f}ms" if base_name else ""
         print(f"{name:44} {value * 1000:8.1f}ms  {base_name:34} {base_text:>10}  {target}")
     per = statistics.median(ours) / n * 1000
-    print(f"\nper endpoint: netdiag {per:.2f} ms, shell {statistics.median(shell) / n * 1000:.2f} ms")
+    shell_per = statistics.median(shell) / n * 1000
+    print(f"\nper endpoint: netdiag {per:.2f} ms, shell {shell_per:.2f} ms")
     return 0 if statistics.median(ours) <= TARGET_S else 1
 
 

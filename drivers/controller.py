@@ -19,13 +19,21 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from netdiag.checks.finding import Finding
 from netdiag.drivers import registry
-from netdiag.drivers.api import (Driver, Endpoint, ExternalConnectivity, Network, PortBinding,
-                                 Scope, Step, run_steps)
+from netdiag.drivers.api import (
+    Driver,
+    Endpoint,
+    ExternalConnectivity,
+    Network,
+    PortBinding,
+    Scope,
+    Step,
+    run_steps,
+)
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
 from netdiag.drivers.store import Store
@@ -100,7 +108,7 @@ class Controller:
                           scope=drv.capability.scope, internal=internal,
                           options=tuple(sorted(options.items())),
                           labels=tuple(sorted((labels or {}).items())),
-                          created=datetime.now(timezone.utc).isoformat(timespec="microseconds"))
+                          created=datetime.now(UTC).isoformat(timespec="microseconds"))
 
         def take_pool() -> None:
             nonlocal network

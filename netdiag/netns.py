@@ -49,7 +49,8 @@ def _open_ns(path: str) -> int:
     except FileNotFoundError:
         raise NamespaceGone(f"namespace {path} is gone") from None
     except PermissionError:
-        raise PermissionDenied(f"cannot open {path}: permission denied (netdiag needs root)") from None
+        raise PermissionDenied(f"cannot open {path}: permission denied "
+                               "(netdiag needs root)") from None
 
 
 @contextmanager

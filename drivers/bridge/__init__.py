@@ -78,7 +78,8 @@ class BridgeDriver:
                 Step("addresses", lambda: addresses.add_address(
                     rt, device.index_of(rt, bridge), network.gateway, prefixlen)),
                 Step("forwarding", forwarding_up),
-                Step("firewall", firewall_up, lambda: iptables.apply_delete(_network_rules(network, opts))),
+                Step("firewall", firewall_up,
+                     lambda: iptables.apply_delete(_network_rules(network, opts))),
                 Step("verify", lambda: verify.bridge_ready(bridge, network.gateway)),
             ])
         return network

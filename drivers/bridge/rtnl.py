@@ -17,8 +17,16 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from netdiag.netlink import (NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NetlinkError, Socket,
-                             attributes, pack_attr, pack_nested)
+from netdiag.netlink import (
+    NETLINK_ROUTE,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NetlinkError,
+    Socket,
+    attributes,
+    pack_attr,
+    pack_nested,
+)
 
 RtnlError = NetlinkError  # the name the step modules catch
 

@@ -15,15 +15,22 @@ from collections.abc import Iterator, Sequence
 from pyroute2 import IPRoute
 
 from netdiag.checks.finding import Evidence, Finding
-from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety, SetLinkUp, SetMtu
-from netdiag.drivers.api import (ADDRESS_MISSING, DEVICE_DOWN, DEVICE_MISSING, MTU_DIFFERS,
-                                 RULE_MISSING, Endpoint, Network, namespace_ref)
+from netdiag.drivers.api import (
+    ADDRESS_MISSING,
+    DEVICE_DOWN,
+    DEVICE_MISSING,
+    MTU_DIFFERS,
+    RULE_MISSING,
+    Endpoint,
+    Network,
+    namespace_ref,
+)
 from netdiag.drivers.bridge import iptables
 from netdiag.drivers.bridge.iptables import FwRule, Where
 from netdiag.errors import DriverError
 from netdiag.model import NamespaceRef
 from netdiag.netns import entered
-
+from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety, SetLinkUp, SetMtu
 
 
 def bridge_ready(bridge: str, gateway: str) -> None:

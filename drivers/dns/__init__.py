@@ -8,7 +8,7 @@ opened inside each sandbox's namespace, and `daemon` keeps the store's sandboxes
 (`python -m netdiag.drivers.dns`).
 """
 
-from netdiag.drivers.dns.records import NameTable, NamedEndpoint, NamedService, build_table
+from netdiag.drivers.dns.records import NamedEndpoint, NamedService, NameTable, build_table
 from netdiag.drivers.dns.server import EmbeddedDns
 
 __all__ = ["EmbeddedDns", "NameTable", "NamedEndpoint", "NamedService", "build_table"]

@@ -17,9 +17,9 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
-import dns.reversename
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 from netdiag.drivers.dns.records import NameTable

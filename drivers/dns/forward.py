@@ -32,7 +32,7 @@ class Upstream:
     port: int = 53
 
     @classmethod
-    def parse(cls, text: str) -> "Upstream":
+    def parse(cls, text: str) -> Upstream:
         """`1.2.3.4` or `1.2.3.4:5353`."""
         host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
         return cls(host, int(port)) if port else cls(text)

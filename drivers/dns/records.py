@@ -8,10 +8,9 @@ in DNS round-robin mode) and `tasks.<service>` — and reverse-resolves their ad
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 
 @dataclass(frozen=True, slots=True)

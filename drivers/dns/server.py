@@ -72,7 +72,7 @@ class EmbeddedDns:
         self._served: dict[str, _Served] = {}
         self._thread.start()
 
-    def __enter__(self) -> "EmbeddedDns":
+    def __enter__(self) -> EmbeddedDns:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,6 +12,6 @@ def kernel_has_ipvs() -> bool:
         from pyroute2 import IPVS
 
         IPVS().close()
-    except Exception:  # pyroute2 raises NetlinkError (ENOENT) or its own resolve error
+    except Exception:  # noqa: BLE001 - pyroute2 raises NetlinkError (ENOENT) or its own error
         return False
     return True

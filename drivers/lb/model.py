@@ -41,10 +41,10 @@ class ServiceVip:
     def active(self) -> tuple[Backend, ...]:
         return tuple(b for b in self.backends if b.weight > 0)
 
-    def drained(self, address: str) -> "ServiceVip":
+    def drained(self, address: str) -> ServiceVip:
         """The same service with the backend at `address` draining (weight 0)."""
         return replace(self, backends=tuple(replace(b, weight=0) if b.address == address else b
                                             for b in self.backends))
 
-    def without(self, address: str) -> "ServiceVip":
+    def without(self, address: str) -> ServiceVip:
         return replace(self, backends=tuple(b for b in self.backends if b.address != address))

@@ -4,11 +4,11 @@ Per service port a chain `svc_<mark>_<proto><port>` DNATs to `numgen inc mod N m
 the active backends (round robin like IPVS's rr); a service without active backends refuses
 connections (TCP reset, ICMP for UDP) from filter chains — reject is not allowed in nat chains —
 like an IPVS fwmark service without real servers. Traffic to the VIP jumps there from `output`
-(clients in this namespace) and `prerouting` (traffic routed through it); a published port jumps there
-for any local address and is marked so `postrouting` masquerades it, so the reply comes back
-through the host the client used (the routing mesh). The whole table is replaced in one nft
-transaction, so a change never leaves a half-programmed service; established connections keep
-their conntrack NAT binding, which is what makes a weight-0 backend drain.
+(clients in this namespace) and `prerouting` (traffic routed through it); a published port
+jumps there for any local address and is marked so `postrouting` masquerades it, so the reply
+comes back through the host the client used (the routing mesh). The whole table is replaced in
+one nft transaction, so a change never leaves a half-programmed service; established
+connections keep their conntrack NAT binding, which is what makes a weight-0 backend drain.
 """
 
 from __future__ import annotations

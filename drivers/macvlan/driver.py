@@ -17,14 +17,21 @@ from dataclasses import replace
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netdiag.checks.finding import Evidence, Finding
-from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
-from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Capability, Endpoint, Network,
-                                 Scope, namespace_ref)
+from netdiag.drivers.api import (
+    DEVICE_MISSING,
+    MTU_DIFFERS,
+    Capability,
+    Endpoint,
+    Network,
+    Scope,
+    namespace_ref,
+)
 from netdiag.drivers.macvlan import parent as parents
 from netdiag.drivers.macvlan.options import PARENT_KEY, MacvlanOptions, parse
 from netdiag.drivers.overlay import links
 from netdiag.drivers.overlay.dataplane import index_of, netlink_in, overlay_mac
 from netdiag.errors import DriverError
+from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
 
 CREATED_KEY = "netdiag.macvlan.created_parent"  # the parent the driver made, to remove later
 

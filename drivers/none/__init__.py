@@ -12,10 +12,10 @@ from dataclasses import replace
 from pyroute2 import IPRoute
 
 from netdiag.checks.finding import Evidence, Finding
-from netdiag.repair.steps import Repair, Safety, SetLinkUp
 from netdiag.drivers.api import DEVICE_DOWN, Endpoint, Network, namespace_ref
 from netdiag.drivers.host import NothingToBuild
 from netdiag.netns import entered
+from netdiag.repair.steps import Repair, Safety, SetLinkUp
 
 IFF_UP = 1
 

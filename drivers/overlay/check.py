@@ -15,16 +15,15 @@ from pathlib import Path
 
 from netdiag.checks.api import Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import AddFdbEntry, ManualStep, Repair, ReplaceNeighbour, Safety, SetMtu
 from netdiag.collect import collect_namespace, fdb, links, neighbours
-from netdiag.drivers.api import (DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network,
-                                 namespace_ref)
+from netdiag.drivers.api import DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network, namespace_ref
 from netdiag.drivers.bridge import ports as published
 from netdiag.drivers.overlay import gateway
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path
 from netdiag.errors import NamespaceGone
 from netdiag.model import NamespaceRef, NamespaceState
+from netdiag.repair.steps import AddFdbEntry, ManualStep, Repair, ReplaceNeighbour, Safety, SetMtu
 
 # Missing devices and wrong MTUs are the drivers' shared rules (drivers.api); FDB entries are
 # the overlay's own.

@@ -30,7 +30,7 @@ class Peer:
     mac: str
 
     @classmethod
-    def of(cls, endpoint: Endpoint) -> "Peer":
+    def of(cls, endpoint: Endpoint) -> Peer:
         return cls(endpoint.id, endpoint.host, endpoint.datum("vtep"), endpoint.ip, endpoint.mac)
 
 

@@ -24,10 +24,15 @@ from netdiag.drivers.bridge import ports as published
 from netdiag.drivers.ipam import DefaultIpam
 from netdiag.drivers.overlay import check as overlay_check
 from netdiag.drivers.overlay import dataplane, encryption, gateway, links
-from netdiag.drivers.overlay.controlplane import (ControlPlane, EmbeddedControlPlane, Event,
-                                                  Peer)
-from netdiag.drivers.overlay.options import (FIRST_VNI, LAST_VNI, VNI_KEY, VXLAN_OVERHEAD,
-                                             OverlayOptions, parse)
+from netdiag.drivers.overlay.controlplane import ControlPlane, EmbeddedControlPlane, Event, Peer
+from netdiag.drivers.overlay.options import (
+    FIRST_VNI,
+    LAST_VNI,
+    VNI_KEY,
+    VXLAN_OVERHEAD,
+    OverlayOptions,
+    parse,
+)
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
 

@@ -240,7 +240,8 @@ class Tx:
     def take_port(self, host: str, binding: PortBinding, owner: str,
                   port_range: tuple[int, int]) -> PortBinding:
         """Record `binding` on `host` (picking the lowest free port when host_port is 0)."""
-        rows = self.conn.execute("SELECT host_port, host_ip FROM ports WHERE host = ? AND proto = ?",
+        rows = self.conn.execute("SELECT host_port, host_ip FROM ports "
+                                 "WHERE host = ? AND proto = ?",
                                  (host, binding.proto)).fetchall()
         clashing = sorted({port for port, ip in rows if _ips_clash(ip, binding.host_ip)})
         if binding.host_port:

@@ -65,7 +65,8 @@ def parse(data: object) -> CheckConfig:
     )
 
 
-def with_command_line(config: CheckConfig, rules: Sequence[str], skip: Sequence[str]) -> CheckConfig:
+def with_command_line(config: CheckConfig, rules: Sequence[str], skip: Sequence[str]
+                      ) -> CheckConfig:
     """`--rule NAME` narrows the enabled rules further; `--skip NAME` disables more."""
     enabled = frozenset(_rule_names(rules, "--rule"))
     if enabled:

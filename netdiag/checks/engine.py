@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from netdiag.checks.api import CheckConfig, RuleModule
 from netdiag.checks.finding import Finding, Severity
@@ -54,7 +54,8 @@ class Report:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
 
 
-def select_rules(config: CheckConfig, rules: Sequence[RuleModule] = RULES) -> tuple[RuleModule, ...]:
+def select_rules(config: CheckConfig, rules: Sequence[RuleModule] = RULES
+                 ) -> tuple[RuleModule, ...]:
     """The rules `config` enables, in registry order (names were validated by the caller)."""
     return tuple(module for module in rules
                  if (not config.enabled or module.RULE.name in config.enabled)
@@ -89,7 +90,7 @@ def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
     keep = _Filter(config, index(snapshot).on_paths_of(focus) if focus else focus)
     kept = [_with_severity(f, config) for f in findings if keep(f)]
     kept.sort(key=lambda f: (-f.severity.rank, f.code, f.namespace.display, f.subject))
-    return Report(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return Report(generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                   rules=selected, findings=tuple(kept), unknown=tuple(unknown),
                   gaps=snapshot.gaps,
                   namespaces={state.ref.id: state.ref for state in snapshot.namespaces})

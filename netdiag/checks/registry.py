@@ -10,8 +10,11 @@ from netdiag.checks.addressing import duplicate_address, overlapping_subnets
 from netdiag.checks.api import RuleModule
 from netdiag.checks.dns import dns_unreachable
 from netdiag.checks.firewall import bridge_isolation_broken
-from netdiag.checks.forwarding import (forward_policy_drop, ip_forward_disabled,
-                                       missing_default_route)
+from netdiag.checks.forwarding import (
+    forward_policy_drop,
+    ip_forward_disabled,
+    missing_default_route,
+)
 from netdiag.checks.lb import ipvs_no_backends
 from netdiag.checks.links import link_down, macvlan_host_isolation
 from netdiag.checks.mtu import mtu_mismatch

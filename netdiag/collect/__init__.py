@@ -17,15 +17,31 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from netdiag import __version__, netns
-from netdiag.collect import (addresses, conntrack, dns, fanout, fdb, firewall, ipvs, links,
-                             neighbours, netnsids, nftables, peers, routes, rules, sockets,
-                             spawn, sysctls, xfrm)
-from netdiag.errors import (KernelFeatureMissing, NamespaceGone, NetdiagError,
-                            PermissionDenied)
+from netdiag.collect import (
+    addresses,
+    conntrack,
+    dns,
+    fanout,
+    fdb,
+    firewall,
+    ipvs,
+    links,
+    neighbours,
+    netnsids,
+    nftables,
+    peers,
+    routes,
+    rules,
+    sockets,
+    spawn,
+    sysctls,
+    xfrm,
+)
+from netdiag.errors import KernelFeatureMissing, NamespaceGone, NetdiagError, PermissionDenied
 from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
 
 # Order matters only where a collector reads what an earlier one put in ctx.found
@@ -151,7 +167,7 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     finally:
         if was_enabled:
             gc.enable()
-    return Snapshot(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return Snapshot(created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     host=host_info(), namespaces=tuple(states),
                     gaps=tuple(merge_feature_gaps(gaps)))
 

@@ -43,7 +43,7 @@ def resolve(collected: Sequence[NamespaceState]) -> list[NamespaceState]:
                       and link.peer_namespace is None]
         if open_links:
             candidates = _candidates(state.ref, open_links, holders, refs)
-            mapping = translate(state.ref, {l.parent_netnsid for l in open_links}, candidates)
+            mapping = translate(state.ref, {link.parent_netnsid for link in open_links}, candidates)
             links = tuple(_resolved(link, mapping, by_id) for link in state.links)
             if links != state.links:
                 state = replace(state, links=links)

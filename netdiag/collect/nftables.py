@@ -24,7 +24,6 @@ understand, such as set lookups):
 
 from __future__ import annotations
 
-import ctypes
 import json
 import re
 import struct

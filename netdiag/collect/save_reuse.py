@@ -28,8 +28,12 @@ from dataclasses import dataclass, replace
 
 from netdiag import netlink
 from netdiag.collect import nftables
-from netdiag.collect.nftables import (IPTABLES_NFT_EXPRESSIONS, NFNL_SUBSYS_NFTABLES,
-                                      NFTA_EXPR_NAME, NFTA_RULE_EXPRESSIONS)
+from netdiag.collect.nftables import (
+    IPTABLES_NFT_EXPRESSIONS,
+    NFNL_SUBSYS_NFTABLES,
+    NFTA_EXPR_NAME,
+    NFTA_RULE_EXPRESSIONS,
+)
 from netdiag.model import IptablesChain, IptablesRule
 
 NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETGEN = 1, 4, 7, 16

@@ -1,4 +1,5 @@
-"""`netdiag explain RULE`: print a rule's documentation (its module docstring), or list the rules."""
+"""`netdiag explain RULE`: print a rule's documentation (its module docstring), or list the
+rules."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("lab", help="build, inspect and remove labs of namespaces")
     sub = parser.add_subparsers(dest="lab_command", metavar="ACTION")
     sub.required = True
-    for name, func, help_ in (("up", run_up, "build a lab"), ("plan", run_plan, "print a lab's plan")):
+    for name, func, help_ in (("up", run_up, "build a lab"),
+                              ("plan", run_plan, "print a lab's plan")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("topology", metavar="FILE|NAME", help="a topology file or a bundled lab")
         p.set_defaults(func=func)

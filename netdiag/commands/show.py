@@ -15,8 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netdiag import netns
-from netdiag.commands.common import (add_namespace_args, get_snapshot, print_json, print_table,
-                                     timed_out)
+from netdiag.commands.common import (
+    add_namespace_args,
+    get_snapshot,
+    print_json,
+    print_table,
+    timed_out,
+)
 from netdiag.errors import EXIT_COLLECT, NotFound
 from netdiag.model import Gap, Link, NamespaceState, Snapshot
 from netdiag.model.serialize import to_data

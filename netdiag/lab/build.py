@@ -26,7 +26,6 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from netdiag import netns
-from netdiag.repair import steps
 from netdiag.drivers.api import PortBinding, Service
 from netdiag.drivers.bridge import device
 from netdiag.drivers.bridge.rtnl import Rtnl
@@ -34,13 +33,21 @@ from netdiag.drivers.controller import Controller
 from netdiag.drivers.lb.store_services import put_service, sync
 from netdiag.drivers.overlay import dataplane
 from netdiag.drivers.store import Store
-from netdiag.errors import (Conflict, DriverError, KernelFeatureMissing, NetdiagError,
-                            TopologyError)
+from netdiag.errors import Conflict, DriverError, KernelFeatureMissing, NetdiagError, TopologyError
 from netdiag.lab import journal as journals
 from netdiag.lab import plan as plans
-from netdiag.lab.schema import (FdbFault, FirewallFault, ImpairmentFault, ListenerFault,
-                                MtuFault, RouteFault, SysctlFault, Topology)
+from netdiag.lab.schema import (
+    FdbFault,
+    FirewallFault,
+    ImpairmentFault,
+    ListenerFault,
+    MtuFault,
+    RouteFault,
+    SysctlFault,
+    Topology,
+)
 from netdiag.netns import LAB_DIR
+from netdiag.repair import steps
 from netdiag.repair.executor import inject
 
 RESOLVER_READY_TIMEOUT = 10.0
@@ -191,7 +198,8 @@ class Builder:
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
         log.close()
-        self.journal.add_process(journals.Process(process.pid, journals.start_time(process.pid), ns))
+        self.journal.add_process(journals.Process(process.pid, journals.start_time(process.pid),
+                                                  ns))
 
     def inject_fault(self, step: plans.InjectFault) -> None:
         fault = step.fault
@@ -231,7 +239,8 @@ class Builder:
 
     def apply(self, step: plans.PlanStep) -> None:
         handlers = {
-            plans.CreateNamespace: self.create_namespace, plans.CreateUnderlay: self.create_underlay,
+            plans.CreateNamespace: self.create_namespace,
+            plans.CreateUnderlay: self.create_underlay,
             plans.ConnectHost: self.connect_host, plans.CreateNetwork: self.create_network,
             plans.Connect: self.connect, plans.StartResolver: self.start_resolver,
             plans.CreateService: self.create_service, plans.Run: self.run,

@@ -27,10 +27,10 @@ from pathlib import Path
 import yaml
 
 from netdiag.checks import engine
-from netdiag.repair import steps
 from netdiag.checks.topology import Topology as Index
 from netdiag.checks.topology import index
 from netdiag.model import NamespaceState, Snapshot
+from netdiag.repair import steps
 
 GATEWAY_BRIDGE = "docker_gwbridge"
 DEFAULT_MTU = 1500
@@ -81,7 +81,7 @@ def _ipv4(state: NamespaceState, link: str):
 
 def _scan_bridges(idx: Index, found: _Found) -> None:
     for ns_id, state in idx.namespaces.items():
-        for bridge in (l for l in state.links if l.kind == "bridge"):
+        for bridge in (link for link in state.links if link.kind == "bridge"):
             gateway = _ipv4(state, bridge.name)
             ports = idx.bridge_ports(ns_id, bridge.name)
             vxlans = [p for p in ports if p.kind == "vxlan" and p.vxlan]
@@ -97,8 +97,8 @@ def _scan_bridges(idx: Index, found: _Found) -> None:
 
 def _is_switch(idx: Index, members) -> bool:
     """An underlay switch: what hangs off it are hosts (they have bridges themselves)."""
-    return all(any(l.kind == "bridge" for l in idx.namespaces[ns].links) or
-               any(l.kind == "vxlan" for l in idx.namespaces[ns].links) for ns, _ in members)
+    return all(any(link.kind == "bridge" for link in idx.namespaces[ns].links) or
+               any(link.kind == "vxlan" for link in idx.namespaces[ns].links) for ns, _ in members)
 
 
 def _bridge(idx: Index, found: _Found, ns_id: int, state, bridge, gateway, members) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from netdiag.lab.schema import (Command, Fault, Network, Publish, Service, Topology)
+from netdiag.lab.schema import Command, Fault, Network, Publish, Service, Topology
 
 UNDERLAY_NODE = "ul"
 DNS_DRIVERS = ("bridge", "overlay", "macvlan")  # user-defined networks have embedded DNS
@@ -60,7 +60,8 @@ class CreateNetwork:
 
     def describe(self) -> str:
         subnet = self.network.subnet or "subnet from IPAM"
-        return f"{self.network.driver} network {self.network.name} ({subnet}) on {', '.join(self.hosts)}"
+        hosts = ", ".join(self.hosts)
+        return f"{self.network.driver} network {self.network.name} ({subnet}) on {hosts}"
 
 
 @dataclass(frozen=True, slots=True)

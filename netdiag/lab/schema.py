@@ -11,11 +11,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from netdiag.errors import TopologyError
 
@@ -84,7 +91,8 @@ class Network(_Model):
     def _gateway_in_subnet(self) -> Network:
         if self.gateway and not self.subnet:
             raise ValueError("gateway needs a subnet")
-        if self.gateway and ipaddress.ip_address(self.gateway) not in ipaddress.ip_network(self.subnet):
+        if self.gateway and \
+                ipaddress.ip_address(self.gateway) not in ipaddress.ip_network(self.subnet):
             raise ValueError(f"gateway {self.gateway} is outside subnet {self.subnet}")
         return self
 
@@ -214,8 +222,8 @@ class ImpairmentFault(_Model):
     loss_percent: float = Field(0, ge=0, le=100)
 
 
-Fault = Annotated[Union[MtuFault, RouteFault, FdbFault, FirewallFault, SysctlFault,
-                        ListenerFault, ImpairmentFault], Field(discriminator="kind")]
+Fault = Annotated[MtuFault | RouteFault | FdbFault | FirewallFault | SysctlFault | ListenerFault
+                  | ImpairmentFault, Field(discriminator="kind")]
 
 
 class Topology(_Model):

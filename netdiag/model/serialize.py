@@ -26,8 +26,6 @@ import msgspec
 from netdiag.errors import CorruptSnapshot, UsageError
 from netdiag.model import SCHEMA_VERSION, Snapshot
 
-
-
 _PLAIN = (str, int, bool, float, type(None))
 
 
@@ -167,7 +165,8 @@ def from_data(tp: Any, data: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_data(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
-        return tuple(from_data(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data)))
+        return tuple(from_data(a, item, f"{where}[{i}]")
+                     for i, (a, item) in enumerate(zip(args, data)))
     if dataclasses.is_dataclass(tp):
         if not isinstance(data, dict):
             raise CorruptSnapshot(f"{where}: expected an object")

@@ -62,7 +62,7 @@ def sweep(namespace: int, destination: str, timeout: float = 1.0,
                            min(max_size or _link_mtu(iface), MAX_SIZE))
 
 
-def _search(raw: "_RawIcmp", namespace: int, source: str, destination: str, timeout: float,
+def _search(raw: _RawIcmp, namespace: int, source: str, destination: str, timeout: float,
             first_hop: int) -> PathMtuProbe:
     attempts: list[tuple[int, str]] = []
     limited_by = ""
@@ -105,7 +105,7 @@ def _link_mtu(iface: str) -> int:
 class _RawIcmp:
     """A raw socket pair: IP_HDRINCL for sending, AF_PACKET for reading answers."""
 
-    def __enter__(self) -> "_RawIcmp":
+    def __enter__(self) -> _RawIcmp:
         from scapy.supersocket import L3RawSocket
 
         self.sock = L3RawSocket()

@@ -46,4 +46,5 @@ def outside_reason(topology: Topology, ns_id: int, address: str) -> str:
     for owner, held in topology.owners_of(next_hop):
         if topology.same_segment(Endpoint(ns_id, link.name), Endpoint(owner, held.ifname)):
             return ""
-    return f"the route to {address} leaves through {next_hop}, which no namespace netdiag read holds"
+    return (f"the route to {address} leaves through {next_hop}, which no namespace netdiag "
+            "read holds")

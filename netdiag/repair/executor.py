@@ -30,8 +30,14 @@ from dataclasses import dataclass
 from netdiag import netns
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef, Snapshot
-from netdiag.repair.steps import (DeleteFdbEntry, DeleteIptablesRule, ManualStep, Repair, Safety,
-                                  Step)
+from netdiag.repair.steps import (
+    DeleteFdbEntry,
+    DeleteIptablesRule,
+    ManualStep,
+    Repair,
+    Safety,
+    Step,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,14 @@ POLL_SECONDS = 0.25
 
 
 def _groups() -> int:
-    from pyroute2.netlink.rtnl import (RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE,
-                                       RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
-                                       RTMGRP_NEIGH)
+    from pyroute2.netlink.rtnl import (
+        RTMGRP_IPV4_IFADDR,
+        RTMGRP_IPV4_ROUTE,
+        RTMGRP_IPV6_IFADDR,
+        RTMGRP_IPV6_ROUTE,
+        RTMGRP_LINK,
+        RTMGRP_NEIGH,
+    )
 
     return (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE
             | RTMGRP_IPV6_ROUTE | RTMGRP_NEIGH)

@@ -8,7 +8,12 @@ import pytest
 
 from tests.conftest import sh
 from tests.fixtures.live import listen, loud, run_check
-from tests.integration.test_check_rules_live import bridge, container_on_bridge, two_vxlan_hosts, veth
+from tests.integration.test_check_rules_live import (
+    bridge,
+    container_on_bridge,
+    two_vxlan_hosts,
+    veth,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +51,8 @@ COMMIT
 def test_bridge_network_with_a_published_port(netns_factory, tmp_path):
     host, wan = netns_factory("host"), netns_factory("wan")
     veth(host, "up0", wan, "eth0")
-    sh(f"ip -n {host} addr add 10.211.0.1/24 dev up0 && ip -n {wan} addr add 10.211.0.2/24 dev eth0")
+    sh(f"ip -n {host} addr add 10.211.0.1/24 dev up0")
+    sh(f"ip -n {wan} addr add 10.211.0.2/24 dev eth0")
     sh(f"ip -n {host} route add default via 10.211.0.2 && ip -n {wan} route add default dev eth0")
     for router in (host, wan):  # wan stands for the upstream router
         sh(f"ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1")

@@ -83,13 +83,15 @@ def test_mtu_mismatch_veth_ends(netns_factory):
     assert finding["namespace"]["label"] == b and finding["subject"] == "eth0"
     assert [(e["key"], e["text"].split(": ")[1]) for e in finding["evidence"]] == [
         ("eth0", "eth0 mtu 1500"), ("veth0", "veth0 mtu 1400 (peer)")]
-    assert finding["repair"]["steps"][0]["command"] == f"ip netns exec {b} ip link set dev eth0 mtu 1400"
+    assert finding["repair"]["steps"][0]["command"] == \
+        f"ip netns exec {b} ip link set dev eth0 mtu 1400"
 
 
 def two_vxlan_hosts(factory, h1_mtu: int, h2_mtu: int) -> tuple[str, str]:
     h1, h2 = factory("h1"), factory("h2")
     veth(h1, "u1", h2, "u2")
-    sh(f"ip -n {h1} addr add 10.200.0.1/24 dev u1 && ip -n {h2} addr add 10.200.0.2/24 dev u2")
+    sh(f"ip -n {h1} addr add 10.200.0.1/24 dev u1")
+    sh(f"ip -n {h2} addr add 10.200.0.2/24 dev u2")
     for ns, local, remote, mtu in ((h1, "10.200.0.1", "10.200.0.2", h1_mtu),
                                    (h2, "10.200.0.2", "10.200.0.1", h2_mtu)):
         # No `dev`: such a VXLAN accepts any MTU, which is how the mismatch happens.
@@ -114,7 +116,8 @@ def test_mtu_mismatch_container_above_its_path(netns_factory):
     host, wan = netns_factory("host"), netns_factory("wan")
     bridge(host, "br0", "10.202.0.1/24")
     veth(host, "up0", wan, "eth0", mtu=1400)
-    sh(f"ip -n {host} addr add 10.203.0.1/24 dev up0 && ip -n {wan} addr add 10.203.0.2/24 dev eth0")
+    sh(f"ip -n {host} addr add 10.203.0.1/24 dev up0")
+    sh(f"ip -n {wan} addr add 10.203.0.2/24 dev eth0")
     sh(f"ip -n {host} route add default via 10.203.0.2")
     sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward=1")
     web = container_on_bridge(netns_factory, host, "br0", "web", "10.202.0.2/24", "10.202.0.1")
@@ -131,7 +134,8 @@ def test_mtu_mismatch_container_above_its_path(netns_factory):
 def test_port_contention(netns_factory):
     host, web = netns_factory("host"), netns_factory("web")
     veth(host, "vweb", web, "eth0")
-    sh(f"ip -n {host} addr add 10.201.0.1/24 dev vweb && ip -n {web} addr add 10.201.0.2/24 dev eth0")
+    sh(f"ip -n {host} addr add 10.201.0.1/24 dev vweb")
+    sh(f"ip -n {web} addr add 10.201.0.2/24 dev eth0")
     listen(web, 80)
     listen(host, 18080)
     nat = f"ip netns exec {host} iptables -t nat -A PREROUTING -p tcp"
@@ -161,7 +165,8 @@ def routed_container(factory, forward: bool, default_route: bool) -> tuple[str, 
     """A host routing for a container on its bridge, with an uplink to a stand-in router."""
     host, wan = factory("host"), factory("wan")
     veth(host, "up0", wan, "eth0")
-    sh(f"ip -n {host} addr add 10.205.0.1/24 dev up0 && ip -n {wan} addr add 10.205.0.2/24 dev eth0")
+    sh(f"ip -n {host} addr add 10.205.0.1/24 dev up0")
+    sh(f"ip -n {wan} addr add 10.205.0.2/24 dev eth0")
     sh(f"ip -n {host} route add default via 10.205.0.2")
     bridge(host, "br0", "10.204.0.1/24")
     sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward={int(forward)}")
@@ -208,7 +213,8 @@ def test_link_down_peer_set_down(netns_factory):
     (finding,) = findings(report, "link-down")
     assert finding["namespace"]["label"] == host and finding["subject"] == "v-web"
     assert f"its peer eth0 in {web} is set down" in finding["message"]
-    assert finding["repair"]["steps"][0]["command"] == f"ip netns exec {web} ip link set dev eth0 up"
+    assert finding["repair"]["steps"][0]["command"] == \
+        f"ip netns exec {web} ip link set dev eth0 up"
 
 
 def test_without_root_it_cannot_collect_and_exits_3():

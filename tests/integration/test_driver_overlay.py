@@ -20,8 +20,7 @@ from netdiag.drivers.controller import Controller
 from netdiag.drivers.dns import EmbeddedDns
 from netdiag.drivers.dns.store_names import StoreNames
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam
-from netdiag.drivers.overlay import OverlayDriver
-from netdiag.drivers.overlay import gateway
+from netdiag.drivers.overlay import OverlayDriver, gateway
 from netdiag.drivers.overlay.dataplane import VXLAN, sandbox_path
 from netdiag.drivers.overlay.options import VNI_KEY
 from netdiag.drivers.store import Store

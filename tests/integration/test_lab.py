@@ -220,7 +220,8 @@ def _essentials(snapshot, lab: str) -> dict:
     for state in snapshot.namespaces:
         if state.ref.lab != lab:
             continue
-        links = {l.name: l.mtu for l in state.links if not l.name.startswith(("veth", "br-"))}
+        links = {link.name: link.mtu for link in state.links
+                 if not link.name.startswith(("veth", "br-"))}
         addrs = sorted(a.cidr for a in state.addresses if a.family == 4)
         dnat = sorted(f"{r.match('dport').value}->{r.target_option('to-destination')}"
                       for r in state.firewall.iptables_rules

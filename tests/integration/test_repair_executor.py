@@ -6,11 +6,19 @@ import os
 
 import pytest
 
-from netdiag.repair.steps import (AddIptablesRule, DeleteFdbEntry, DeleteRoute, ManualStep,
-                                  SetChainPolicy, SetMtu, SetSysctl)
 from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
 from netdiag.repair.executor import Policy, describe, execute
-from netdiag.repair.steps import Repair, Safety
+from netdiag.repair.steps import (
+    AddIptablesRule,
+    DeleteFdbEntry,
+    DeleteRoute,
+    ManualStep,
+    Repair,
+    Safety,
+    SetChainPolicy,
+    SetMtu,
+    SetSysctl,
+)
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -96,4 +104,5 @@ def test_manual_steps_are_never_applied_and_commands_are_described(netns_factory
     manual = Repair("by hand", Safety.MANUAL, (ManualStep("move the bridge subnet", inode(a)),))
     results = execute(manual, snap, Policy(frozenset((inode(a),)), unsafe=True))
     assert not results[0].applied and "manual" in results[0].message
-    assert describe(SetMtu(inode(a), "v0", 1450), snap) == f"ip netns exec {a} ip link set dev v0 mtu 1450"
+    assert describe(SetMtu(inode(a), "v0", 1450), snap) == \
+        f"ip netns exec {a} ip link set dev v0 mtu 1450"

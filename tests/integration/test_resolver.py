@@ -15,8 +15,8 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
-import dns.rrset
 import dns.reversename
+import dns.rrset
 import pytest
 
 from netdiag import netns

@@ -144,7 +144,7 @@ async def test_probes_from_the_attached_namespace(netns_factory):
             app.screen.query_one("#prompt").value = line
             await pilot.press("enter")
             try:
-                await until(pilot, lambda: expected in text(), timeout=20)
+                await until(pilot, lambda expected=expected: expected in text(), timeout=20)
             except AssertionError:
                 raise AssertionError(f"{expected!r} not in the probe panel:\n{text()}") from None
 

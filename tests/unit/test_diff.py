@@ -6,9 +6,23 @@ import pytest
 
 from netdiag.cli import main
 from netdiag.diff import diff
-from netdiag.model import (Conntrack, Firewall, FdbEntry, HostInfo, IptablesChain, IptablesRule,
-                           Link, Match, NamespaceRef, NamespaceState, NftRule, NsKind, Route,
-                           Snapshot, VxlanInfo)
+from netdiag.model import (
+    Conntrack,
+    FdbEntry,
+    Firewall,
+    HostInfo,
+    IptablesChain,
+    IptablesRule,
+    Link,
+    Match,
+    NamespaceRef,
+    NamespaceState,
+    NftRule,
+    NsKind,
+    Route,
+    Snapshot,
+    VxlanInfo,
+)
 from netdiag.model.serialize import save
 
 
@@ -61,8 +75,8 @@ def test_nft_rule_counters_are_ignored():
         return Firewall(nft_rules=(NftRule("ip", "filter", "INPUT", handle=packets + 3,
                                            text=f"tcp dport 80 counter packets {packets} "
                                                 f"bytes {packets * 60} accept",
-                                           expr='[{"counter":{"packets":%d,"bytes":%d}}]'
-                                                % (packets, packets * 60)),),)
+                                           expr=f'[{{"counter":{{"packets":{packets},'
+                                                f'"bytes":{packets * 60}}}}}]'),),)
     assert diff(snap(state(firewall=nft(0))), snap(state(firewall=nft(12)))) == ()
 
 

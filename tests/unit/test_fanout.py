@@ -55,8 +55,7 @@ def test_no_fork_while_other_threads_run(monkeypatch):
 
 
 def test_records_cross_the_pipe_unchanged():
-    from netdiag.model import (Firewall, IptablesRule, Link, Match, NftTable, Sysctl,
-                               VxlanInfo)
+    from netdiag.model import Firewall, IptablesRule, Link, Match, NftTable, Sysctl, VxlanInfo
 
     (ref,) = refs(1)
     state = NamespaceState(

@@ -4,8 +4,14 @@ import ipaddress
 
 import pytest
 
-from netdiag.drivers.ipam import (EXHAUSTED, GLOBAL_SPACE, DefaultIpam, local_space, predefined,
-                                  usable_range)
+from netdiag.drivers.ipam import (
+    EXHAUSTED,
+    GLOBAL_SPACE,
+    DefaultIpam,
+    local_space,
+    predefined,
+    usable_range,
+)
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, UsageError
 

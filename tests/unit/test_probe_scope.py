@@ -1,9 +1,8 @@
 """Probes stay inside: the plan holds no target that no namespace of the snapshot holds."""
 
-from netdiag.model import NsKind
+from netdiag.model import NsKind, Probes
 from netdiag.probe.plan import plan
 from netdiag.probe.runner import summary
-from netdiag.model import Probes
 from tests.fixtures.builder import SnapshotBuilder
 
 OUTSIDE_RESOLVER = "192.0.2.53"  # TEST-NET-1: stands for the host's upstream resolver

@@ -10,8 +10,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.reversename
 
-from netdiag.drivers.dns.answer import (LOCAL_TTL, fast_a_answer, local_answer, servfail,
-                                       to_udp_wire)
+from netdiag.drivers.dns.answer import LOCAL_TTL, fast_a_answer, local_answer, servfail, to_udp_wire
 from netdiag.drivers.dns.forward import MAX_UPSTREAMS, UPSTREAM_TIMEOUT, Upstream
 from netdiag.drivers.dns.records import NamedEndpoint, NamedService, build_table
 

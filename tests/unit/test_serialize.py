@@ -3,8 +3,19 @@
 import pytest
 
 from netdiag.errors import CorruptSnapshot
-from netdiag.model import (Address, Firewall, HostInfo, IptablesRule, Link, Match, NamespaceRef,
-                           NamespaceState, NsKind, Snapshot, VxlanInfo)
+from netdiag.model import (
+    Address,
+    Firewall,
+    HostInfo,
+    IptablesRule,
+    Link,
+    Match,
+    NamespaceRef,
+    NamespaceState,
+    NsKind,
+    Snapshot,
+    VxlanInfo,
+)
 from netdiag.model.serialize import dumps, loads
 
 

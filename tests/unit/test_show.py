@@ -6,10 +6,27 @@ import pytest
 
 from netdiag.cli import main
 from netdiag.commands.show import SECTIONS, tables
-from netdiag.model import (Address, BridgePortInfo, DnsConfig, EmbeddedDns, FdbEntry,
-                           Gap, HostInfo, IpvsService, Link, MacvlanInfo, NamespaceRef,
-                           NamespaceState, Neighbour, NsKind, Route, Rule, Snapshot, Sysctl,
-                           VxlanInfo)
+from netdiag.model import (
+    Address,
+    BridgePortInfo,
+    DnsConfig,
+    EmbeddedDns,
+    FdbEntry,
+    Gap,
+    HostInfo,
+    IpvsService,
+    Link,
+    MacvlanInfo,
+    NamespaceRef,
+    NamespaceState,
+    Neighbour,
+    NsKind,
+    Route,
+    Rule,
+    Snapshot,
+    Sysctl,
+    VxlanInfo,
+)
 from netdiag.model.serialize import save
 
 HUB = NamespaceRef(id=11, kind=NsKind.NAMED, path="/run/netns/hub", label="hub", name="hub")

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.topology import Endpoint, Topology, index
 from netdiag.model import Address, Snapshot
+from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND102", name="duplicate-address", severity=Severity.ERROR,
             summary="An IPv4 address or a MAC address is used twice on one L2 segment")

@@ -42,11 +42,11 @@ from dataclasses import dataclass, replace
 
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.config import option
+from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import Endpoint, Topology, format_network, network_interval
 from netdiag.model import NamespaceState, Route, Snapshot
+from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND101", name="overlapping-subnets", severity=Severity.ERROR,
             summary="two connected networks, or a connected network and a route, overlap")

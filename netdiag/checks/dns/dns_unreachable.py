@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology, index
 from netdiag.model import NamespaceState, NsKind, Snapshot
 from netdiag.probe import evidence as probe_evidence
+from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND601", name="dns-unreachable", severity=Severity.ERROR,
             summary="A configured nameserver has no route, no NAT rules or no listener")

@@ -39,9 +39,9 @@ from itertools import combinations
 
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 from netdiag.checks.topology import format_network, network_interval
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot
+from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 
 RULE = Rule(code="ND801", name="bridge-isolation-broken", severity=Severity.WARNING,
             summary="Two bridge networks can forward to each other while others are isolated")

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, Link, Match, NamespaceState, Snapshot
+from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety
 
 RULE = Rule(code="ND502", name="forward-policy-drop", severity=Severity.WARNING,
             summary="FORWARD policy DROP with no accept path for a bridge's traffic")
@@ -64,7 +64,8 @@ class _Direction:
 class _Walk:
     """Where a packet's walk through the chains ended."""
 
-    outcome: str  # accept, handled (a DROP naming the bridge), drop (a blanket DROP), policy, return
+    # accept, handled (a DROP naming the bridge), drop (a blanket DROP), policy, return
+    outcome: str
     rule: IptablesRule | None = None
 
 

@@ -4,9 +4,9 @@ What it finds
     A namespace with `net.ipv4.ip_forward = 0` that nevertheless acts as a router: another
     namespace's route uses one of its addresses as gateway (containers behind a bridge's
     gateway address, lab hosts behind a router) and it has routes out of another interface
-    to forward to (a stub at the end of a line is not a router), or it NATs (MASQUERADE/SNAT, or DNAT to an
-    address that is not its own loopback — Docker's embedded DNS rules inside containers,
-    which NAT 127.0.0.11, do not count).
+    to forward to (a stub at the end of a line is not a router), or it NATs (MASQUERADE/SNAT,
+    or DNAT to an address that is not its own loopback — Docker's embedded DNS rules inside
+    containers, which NAT 127.0.0.11, do not count).
 
 Why it matters
     With forwarding off the kernel drops every packet that is not for the namespace itself:
@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import Repair, Safety, SetSysctl
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
+from netdiag.repair.steps import Repair, Safety, SetSysctl
 
 RULE = Rule(code="ND501", name="ip-forward-disabled", severity=Severity.ERROR,
             summary="a namespace that routes for bridges or NATs has net.ipv4.ip_forward = 0")

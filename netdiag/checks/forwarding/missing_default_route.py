@@ -5,9 +5,10 @@ What it finds
     address, no IPv4 default route — while a router is right there on that interface's L2
     segment: another namespace with an address in the same subnet, forwarding on, and a
     default route of its own that leads elsewhere (the Docker bridge's gateway, a lab
-    router — not the host whose upstream this namespace is). Networks that are internal on purpose are not
-    reported: their gateway drops traffic leaving the subnet (Docker's `--internal`, in both
-    the classic and the modern firewall layout), or there is no router at all.
+    router — not the host whose upstream this namespace is). Networks that are internal on
+    purpose are not reported: their gateway drops traffic leaving the subnet (Docker's
+    `--internal`, in both the classic and the modern firewall layout), or there is no router
+    at all.
 
 Why it matters
     Without a default route every destination outside the subnet fails with "Network is
@@ -34,9 +35,9 @@ from collections.abc import Iterator
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import AddRoute, Repair, Safety
 from netdiag.checks.topology import Topology, network_interval
 from netdiag.model import Address, NamespaceState, Snapshot
+from netdiag.repair.steps import AddRoute, Repair, Safety
 
 RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNING,
             summary="a container namespace has a routable interface but no default route")

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp
 from netdiag.checks.topology import Topology
 from netdiag.model import Link, NamespaceState, Snapshot
+from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp
 
 RULE = Rule(code="ND901", name="link-down", severity=Severity.WARNING,
             summary="an interface with addresses, or a bridge port, is up but has no carrier")

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology, index
 from netdiag.model import Link, NsKind, Snapshot
+from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND902", name="macvlan-host-isolation", severity=Severity.INFO,
             summary="Macvlan children cannot talk to the namespace that owns their parent")

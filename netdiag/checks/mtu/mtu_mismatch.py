@@ -51,10 +51,10 @@ from itertools import chain
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import Repair, Safety, SetMtu
 from netdiag.checks.topology import Endpoint, Topology
 from netdiag.model import Link, NamespaceState, Snapshot
 from netdiag.probe import evidence as probe_evidence
+from netdiag.repair.steps import Repair, Safety, SetMtu
 
 RULE = Rule(code="ND201", name="mtu-mismatch", severity=Severity.ERROR,
             summary="veth ends, bridge ports, VXLAN and underlay, or a container and its path "

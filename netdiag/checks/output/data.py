@@ -12,10 +12,10 @@ import dataclasses
 import re
 import shlex
 
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import Repair, Step
 from netdiag.checks.engine import Report
+from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.model import NamespaceRef, NsKind
+from netdiag.repair.steps import Repair, Step
 
 REPORT_SCHEMA_VERSION = 1
 

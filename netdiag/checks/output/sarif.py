@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from netdiag import __version__
-from netdiag.checks.finding import Severity
 from netdiag.checks.engine import Report
+from netdiag.checks.finding import Severity
 from netdiag.checks.output.data import evidence_data, namespace_data
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

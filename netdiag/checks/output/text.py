@@ -6,8 +6,8 @@ each finding shows its evidence and the commands its repair would run.
 
 from __future__ import annotations
 
-from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.engine import Report
+from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.output.data import step_command
 from netdiag.model import NamespaceRef, NsKind
 

@@ -40,9 +40,9 @@ from collections.abc import Iterator
 
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
 from netdiag.checks.topology import Topology, index, ip_int
 from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
+from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
 
 RULE = Rule(code="ND401", name="vxlan-fdb-stale", severity=Severity.ERROR,
             summary="A VXLAN FDB or neighbour entry points at a gone or wrong destination")

@@ -49,10 +49,10 @@ from itertools import chain
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety
 from netdiag.checks.topology import Topology
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, Socket
 from netdiag.probe import evidence as probe_evidence
+from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety
 
 RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
             summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
@@ -84,7 +84,8 @@ class _Publish:
         return f"{host}:{self.to_port}"
 
     def evidence(self, ns_id: int) -> Evidence:
-        text = self.rule.text or f"{self.rule.chain} DNAT {self.protocol}/{self.port} → {self.target}"
+        text = self.rule.text or \
+            f"{self.rule.chain} DNAT {self.protocol}/{self.port} → {self.target}"
         return Evidence(f"{self.rule.backend} {self.key}: {text}", ns_id, "firewall", self.key)
 
 

@@ -9,8 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from netdiag.checks.finding import Finding
-from netdiag.repair.steps import Safety
 from netdiag.model import Snapshot
+from netdiag.repair.steps import Safety
 
 
 def plan_lines(finding: Finding, snapshot: Snapshot | None) -> list[str]:

@@ -23,8 +23,14 @@ from netdiag.checks.finding import Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.tui import probes, watch
-from netdiag.tui.messages import (CollectionFailed, KernelChanged, NamespaceVanished, ProbeDone,
-                                  RepairDone, SnapshotReady)
+from netdiag.tui.messages import (
+    CollectionFailed,
+    KernelChanged,
+    NamespaceVanished,
+    ProbeDone,
+    RepairDone,
+    SnapshotReady,
+)
 from netdiag.tui.rows import TABS, TabSpec
 from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
 from netdiag.tui.source import apply_repair, export

@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
+from netdiag.checks.engine import counts_by_namespace
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef
 from netdiag.tui.messages import CollectionFailed, FindingCounts, NamespacesFound, PickerShown
-from netdiag.checks.engine import counts_by_namespace
 
 PENDING = "…"
 

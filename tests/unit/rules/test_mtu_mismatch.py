@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 from netdiag.checks.finding import Severity
-from netdiag.repair.steps import SetMtu
 from netdiag.model import FdbEntry
+from netdiag.repair.steps import SetMtu
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host

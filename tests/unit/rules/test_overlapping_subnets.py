@@ -3,8 +3,8 @@
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig
 from tests.fixtures.builder import SnapshotBuilder
-from tests.fixtures.scenarios import docker_host
 from tests.fixtures.rules import run_rule
+from tests.fixtures.scenarios import docker_host
 
 
 def test_healthy_host_with_default_route_and_bridges_passes():
