@@ -161,6 +161,32 @@ def _docker_kind_label(name: str) -> str:
     return ""
 
 
+def engine_netns_dirs() -> list[Path]:
+    """The sandbox folders of every running Docker engine: `<exec-root>/netns` of each dockerd
+    process (several engines on one host each have their own; an overlay namespace has no
+    process in it, so it is found only here)."""
+    folders = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _comm(int(entry.name)) != "dockerd":
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        folders.append(Path(_option(argv, "--exec-root") or "/var/run/docker") / "netns")
+    return sorted(set(folders))
+
+
+def _option(argv: list[str], name: str) -> str:
+    """The value of `--name VALUE` or `--name=VALUE` in an argument list ("" when absent)."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1:]
+    return ""
+
+
 def _is_dir(path: Path) -> bool:
     """is_dir that says False for folders we may not look into (netdiag run without root)."""
     try:
@@ -223,7 +249,7 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
     from netdiag import docker_api  # http.client and ssl: only when discovering
 
     containers = docker_api.containers()
-    docker_dirs = list(docker_netns_dirs) + sorted(
+    docker_dirs = list(docker_netns_dirs) + engine_netns_dirs() + sorted(
         {Path(c.sandbox_key).parent for c in containers if c.sandbox_key})
     by_sandbox = {c.sandbox_key: c for c in containers if c.sandbox_key}
     for folder in dict.fromkeys(docker_dirs):

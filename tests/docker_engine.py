@@ -112,8 +112,10 @@ def _end_process(pid: int, timeout: float) -> None:
 class DockerEngine:
     """One dockerd + containerd pair living in its own network namespace."""
 
-    def __init__(self, role: str = "e", storage_driver: str | None = None):
+    def __init__(self, role: str = "e", storage_driver: str | None = None,
+                 config: dict | None = None):
         self.tag = secrets.token_hex(3)
+        self.config = config or {}  # the daemon.json it runs with
         self.storage_driver = storage_driver or default_storage_driver()
         self.netns = f"{PREFIX}{self.tag}-{role}"[:40]
         self.netns_made = False
@@ -232,7 +234,8 @@ class DockerEngine:
 
     def _start_dockerd(self) -> None:
         config = self.workdir / "daemon.json"
-        config.write_text("{}\n")  # never read the host's /etc/docker/daemon.json
+        # Never the host's /etc/docker/daemon.json: the test's own configuration, or none.
+        config.write_text(json.dumps(self.config) + "\n")
         with open(self.workdir / "dockerd.log", "wb") as log:
             self.dockerd = subprocess.Popen(
                 ["nsenter", f"--net={self.netns_path}", "dockerd",
@@ -331,9 +334,9 @@ def _rmdir(path: Path) -> None:
 
 
 @contextmanager
-def running_engine(role: str = "e"):
+def running_engine(role: str = "e", config: dict | None = None):
     """A started engine with the busybox image, stopped and removed afterwards."""
-    engine = DockerEngine(role)
+    engine = DockerEngine(role, config=config)
     try:
         engine.start()
         build_busybox_image(engine)
@@ -373,7 +376,8 @@ class Swarm:
 
     UNDERLAY = "198.18.0.{}/24"
 
-    def __init__(self):
+    def __init__(self, underlay: str = UNDERLAY):
+        self.UNDERLAY = underlay
         self.tag = secrets.token_hex(3)
         self.switch = f"{PREFIX}{self.tag}-sw"
         self.nodes: list[DockerEngine] = []

@@ -76,6 +76,11 @@ def test_bundled_lab_serves_pets_and_leaves_nothing_behind(lab, example, publish
     pids = [p.pid for p in j.processes]
     first, second = ask_web(j, published), ask_web(j, published)
     assert first.startswith("pets: 1 visits") and second.startswith("pets: 2 visits"), first
+    # A healthy lab is quiet in `check --all`.
+    ours = {ref.id for ref in discover() if ref.lab == j.name or ref.name.startswith(f"{j.name}-")}
+    loud = [f for f in _check_json("--all") if f["severity"] != "info"
+            and ({f["namespace"]["id"], *(r["id"] for r in f["related"])} & ours)]
+    assert loud == [], loud
     build.down(j.name)
     assert leftovers(j.name) == []
     assert all(journal.start_time(pid) == -1 for pid in pids)

@@ -6,7 +6,8 @@ What it finds
       on purpose);
     * a published-port DNAT rule that captures a port a process in the same namespace
       listens on: outside traffic goes to the container, the process only sees local traffic
-      (Docker's own docker-proxy listens on published ports by design and does not count);
+      (Docker holds its published ports on purpose and does not count: docker-proxy with the
+      userland proxy on, dockerd itself — the port reservation — with it off);
     * two DNAT rules that send the same host port to different backends: only the first one
       ever matches;
     * a dangling publish: a DNAT to an address in a namespace of the snapshot where nothing
@@ -58,7 +59,9 @@ RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
             summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
 
 WILDCARDS = ("0.0.0.0", "::", "")
-USERLAND_PROXY = "docker-proxy"
+# The engine's own holders of the ports it publishes: the userland proxy, or with the proxy off
+# the daemon itself, which binds each published port to reserve it.
+PORT_KEEPERS = ("docker-proxy", "dockerd")
 EPHEMERAL_SYSCTL = "net.ipv4.ip_local_port_range"
 
 
@@ -203,7 +206,7 @@ def _local(state: NamespaceState, address: str) -> bool:
 def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
     if sock.protocol != publish.protocol or sock.port != publish.port:
         return False
-    if sock.process == USERLAND_PROXY:
+    if sock.process in PORT_KEEPERS:
         return False
     if publish.to_port == sock.port and (sock.address in WILDCARDS
                                          or sock.address == publish.to_address) \

@@ -12,6 +12,15 @@ def test_healthy_docker_host_with_userland_proxy_passes():
     assert run_rule("port-contention", docker_host().build()) == []
 
 
+def test_the_engines_own_port_reservation_with_the_userland_proxy_off_passes():
+    """With `userland-proxy: false` dockerd itself binds each published port (found on a
+    real engine by the healthy matrix)."""
+    d = docker_host()
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=9090, to="172.18.0.2:80"))
+    d.b.socket(d.host, "tcp", "0.0.0.0", 9090, process="dockerd", pid=10)
+    assert run_rule("port-contention", d.build()) == []
+
+
 def test_two_programs_on_one_tcp_port():
     d = docker_host()
     d.b.socket(d.host, "tcp", "192.168.1.10", 22, process="dropbear", pid=77)
