@@ -230,13 +230,18 @@ def test_without_root_it_cannot_collect_and_exits_3():
     assert "NOT CHECKED" in done.stdout and "permission" in done.stdout
 
 
-def test_ns_reads_what_the_namespace_is_wired_to_and_reports_what_involves_it(netns_factory):
+def test_ns_reports_what_is_on_the_namespaces_paths_and_nothing_beyond(netns_factory):
     host, web = routed_container(netns_factory, forward=False, default_route=True)
     db = container_on_bridge(netns_factory, host, "br0", "db", "10.204.0.3/24", "10.204.0.1")
-    sh(f"ip -n {db} link set eth0 mtu 1400")  # db's own fault: not web's business
-    _, report = run_check(web)  # only web: the host comes in through web's veth
-    assert {(f["rule"], f["namespace"]["label"]) for f in report["findings"]} == {
-        ("ip-forward-disabled", host)}
-    _, report = run_check(db)
-    assert ("mtu-mismatch", f"{host}") in {(f["rule"], f["namespace"]["label"])
-                                           for f in report["findings"]}
+    sh(f"ip -n {db} link set eth0 mtu 1400")  # on web's bridge: on web's path
+    far_a, far_b = netns_factory("far-a"), netns_factory("far-b")
+    veth(far_a, "eth0", far_b, "eth0", mtu=1500, b_mtu=1400)  # wired to nothing of web's
+    _, everything = run_check(host, web, db, far_a, far_b)
+    _, report = run_check(web)
+    seen = {(f["rule"], f["namespace"]["label"]) for f in report["findings"]}
+    assert ("ip-forward-disabled", host) in seen and ("mtu-mismatch", host) in seen
+    assert not {label for _, label in seen} & {far_a, far_b}
+    assert all(f in everything["findings"] for f in report["findings"])
+    _, report = run_check(far_a)
+    assert {f["namespace"]["label"] for f in report["findings"]} <= {far_a, far_b}
+    assert report["findings"], "far-a's own mismatch is reported"
