@@ -16,7 +16,6 @@ import errno
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -79,26 +78,6 @@ def entered(path: str) -> Iterator[None]:
 def _same_file(fd_a: int, fd_b: int) -> bool:
     a, b = os.fstat(fd_a), os.fstat(fd_b)
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def run_helper(argv: Sequence[str], timeout: float = 10.0) -> str:
-    """Run a helper program in the current thread's namespace and return its stdout.
-
-    The child inherits the calling thread's network namespace, so call this inside `entered`.
-    """
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except FileNotFoundError:
-        raise CollectError(f"{argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise CollectError(f"{argv[0]} did not answer within {timeout:g} s") from None
-    if done.returncode != 0:
-        message = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        if "ermission denied" in message or "you must be root" in message:
-            raise PermissionDenied(f"{argv[0]}: {message}")
-        raise CollectError(f"{argv[0]}: {message}")
-    return done.stdout
 
 
 def inode_of(path: str) -> int:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
-from netdiag import netns
+from netdiag import helper
 
 BUILTIN = frozenset({"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"})
 
@@ -81,7 +81,7 @@ def parse_save(text: str) -> Saved:
 
 
 def read() -> Saved:
-    return parse_save(netns.run_helper(["iptables-save"]))
+    return parse_save(helper.run(["iptables-save"]))
 
 
 def batch_add(saved: Saved, chains: Iterable[tuple[str, str]], rules: Sequence[FwRule],
@@ -128,7 +128,7 @@ def restore(batch: dict[str, list[str]]) -> None:
     with tempfile.NamedTemporaryFile("w", prefix="netdiag-bridge-", suffix=".rules") as file:
         file.write("".join(sections))
         file.flush()
-        netns.run_helper(["iptables-restore", "--noflush", file.name])
+        helper.run(["iptables-restore", "--noflush", file.name])
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from netdiag import netns
+from netdiag import helper, netns
 from netdiag.drivers.bridge import device
 from netdiag.drivers.bridge.rtnl import Rtnl
 
@@ -45,7 +45,7 @@ def _ours(line: str) -> bool:
 
 
 def _rewrite_nat(rules: list[str]) -> None:
-    saved = netns.run_helper(["iptables-save", "-t", "nat"]).splitlines()
+    saved = helper.run(["iptables-save", "-t", "nat"]).splitlines()
     kept = [line for line in saved if line.strip() and not line.startswith("#")
             and not _ours(line)]
     if "*nat" not in kept:
@@ -56,7 +56,7 @@ def _rewrite_nat(rules: list[str]) -> None:
     with tempfile.NamedTemporaryFile("w", prefix="netdiag-dns-", suffix=".rules") as file:
         file.write(text)
         file.flush()
-        netns.run_helper(["iptables-restore", file.name])
+        helper.run(["iptables-restore", file.name])
 
 
 def install_nat(udp_port: int, tcp_port: int) -> None:

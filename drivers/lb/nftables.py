@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 
-from netdiag import netns
+from netdiag import helper
 from netdiag.drivers.lb.model import ServiceVip
 
 TABLE = "netdiag_lb"
@@ -74,4 +74,4 @@ def apply(services: Sequence[ServiceVip]) -> None:
     with tempfile.NamedTemporaryFile("w", prefix="netdiag-lb-", suffix=".nft") as file:
         file.write(render(services))
         file.flush()
-        netns.run_helper(["nft", "-f", file.name])
+        helper.run(["nft", "-f", file.name])

@@ -11,7 +11,7 @@ this kernel); on a kernel that has ESP the driver says so instead of pretending.
 
 from __future__ import annotations
 
-from netdiag import netns
+from netdiag import helper, netns
 from netdiag.errors import CollectError, DriverError, KernelFeatureMissing
 
 AEAD = "rfc4106(gcm(aes))"
@@ -25,11 +25,11 @@ def kernel_has_esp_gcm(host: str) -> bool:
     state = ["src", src, "dst", dst, "proto", "esp", "spi", PROBE_SPI]
     with netns.entered(host):
         try:
-            netns.run_helper(["ip", "xfrm", "state", "add", *state, "mode", "transport",
+            helper.run(["ip", "xfrm", "state", "add", *state, "mode", "transport",
                               "aead", AEAD, PROBE_KEY, "128"])
         except CollectError:
             return False
-        netns.run_helper(["ip", "xfrm", "state", "delete", *state])
+        helper.run(["ip", "xfrm", "state", "delete", *state])
     return True
 
 

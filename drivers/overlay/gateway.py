@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from netdiag import netns
+from netdiag import helper, netns
 from netdiag.drivers.api import Endpoint, Pool
 from netdiag.drivers.bridge import firewall
 from netdiag.drivers.bridge.iptables import FwRule, Where
@@ -85,9 +85,9 @@ def _create(host: str, bridge: GatewayBridge) -> None:
     rule = ["POSTROUTING", "-s", bridge.pool.subnet, "!", "-o", NAME, "-j", "MASQUERADE"]
     with netns.entered(host):
         try:
-            netns.run_helper(["iptables", "-t", "nat", "-C", *rule])
+            helper.run(["iptables", "-t", "nat", "-C", *rule])
         except CollectError:  # -C fails when the rule is missing
-            netns.run_helper(["iptables", "-t", "nat", "-A", *rule])
+            helper.run(["iptables", "-t", "nat", "-A", *rule])
         IP_FORWARD.write_text("1\n")
 
 

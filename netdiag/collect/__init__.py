@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from netdiag import __version__, netns
+from netdiag import __version__, helper, netns
 from netdiag.collect import (
     addresses,
     conntrack,
@@ -37,7 +37,6 @@ from netdiag.collect import (
     routes,
     rules,
     sockets,
-    spawn,
     sysctls,
     xfrm,
 )
@@ -95,7 +94,7 @@ class Context:
 
     def helper(self, argv: Sequence[str], timeout: float = 10.0) -> str:
         """Run a helper program in this namespace (the calling thread has entered it)."""
-        return spawn.run(argv, timeout)
+        return helper.run(argv, timeout)
 
     def close(self) -> None:
         for sock in self._sockets.values():

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 from enum import Enum
 
-from netdiag import netns
+from netdiag import helper
 from netdiag.errors import DriverError, NotFound, UsageError
 
 NUD_PERMANENT = 0x80
@@ -346,4 +346,4 @@ def _iptables(step: AddIptablesRule | DeleteIptablesRule | SetChainPolicy) -> No
         argv = [tool, "-w", "-t", step.table, "-D", step.chain, *step.args]
     else:
         argv = [tool, "-w", "-t", step.table, "-P", step.chain, step.policy]
-    netns.run_helper(argv)
+    helper.run(argv)

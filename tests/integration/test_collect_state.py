@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot, nftables, spawn
+from netdiag import helper
+from netdiag.collect import COLLECTORS, collect_namespace, collect_snapshot, nftables
 from netdiag.model import EmbeddedDns, NamespaceRef, NsKind
 from tests.conftest import NetnsFactory, sh
 
@@ -326,8 +327,8 @@ def test_xfrm_policy_matches_ip_xfrm(rich, state):
 def test_an_empty_namespace_runs_no_helper_program(netns_factory, monkeypatch):
     name = netns_factory("empty")
     helpers = []
-    real = spawn.run
-    monkeypatch.setattr(spawn, "run",
+    real = helper.run
+    monkeypatch.setattr(helper, "run",
                         lambda argv, timeout=10.0: helpers.append(argv) or real(argv, timeout))
     collected, gaps = collect_namespace(named_ref(name), COLLECTORS)
     assert helpers == []
@@ -344,8 +345,8 @@ def test_legacy_rules_alone_run_only_the_legacy_save_program(netns_factory, monk
     name = netns_factory("legacy")
     in_ns(name, "iptables-legacy -A INPUT -p icmp -j ACCEPT")
     helpers = []
-    real = spawn.run
-    monkeypatch.setattr(spawn, "run",
+    real = helper.run
+    monkeypatch.setattr(helper, "run",
                         lambda argv, timeout=10.0: helpers.append(argv[0]) or real(argv, timeout))
     collected, _ = collect_namespace(named_ref(name), COLLECTORS)
     assert helpers == ["iptables-legacy-save"]
@@ -389,8 +390,8 @@ def test_namespaces_with_the_same_rules_run_iptables_nft_save_once(netns_factory
     for name, count, size in ((same[1], 3, 100), (same[2], 7, 20)):  # different counters
         sh(f"ip netns exec {name} python3 -c \"{SEND_UDP.format(count=count, size=size)}\"")
     helpers = []
-    real = spawn.run
-    monkeypatch.setattr(spawn, "run", lambda argv, timeout=10.0: helpers.append(argv[0])
+    real = helper.run
+    monkeypatch.setattr(helper, "run", lambda argv, timeout=10.0: helpers.append(argv[0])
                         or real(argv, timeout))
     snapshot = collect_snapshot([named_ref(name) for name in same + [other]], workers=1)
     assert helpers.count("iptables-nft-save") == 2  # one per distinct ruleset

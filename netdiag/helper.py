@@ -1,7 +1,8 @@
-"""Run a helper program (iptables-save, nft) in the calling thread's namespace, cheaply.
+"""Run a helper program (iptables-save, nft, iptables-restore) in the calling thread's
+namespace, cheaply: netdiag's one way of starting one, for collectors, drivers and repairs.
 
-A helper program inherits the network namespace of the thread that starts it, so the
-collectors start theirs from inside `netns.entered`. On a host with 1000 namespaces that is
+A helper program inherits the network namespace of the thread that starts it, so callers
+start theirs from inside `netns.entered`. On a host with 1000 namespaces that is
 1000 programs, and what it costs to start one matters: `subprocess.run` spends about 0.4 ms of
 the caller's CPU per program (its pipes and selector loop, and a timeout that it waits out by
 polling with sleeps), while `posix_spawn` (vfork and exec in one call) with one pipe for
