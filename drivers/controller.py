@@ -31,45 +31,18 @@ from netdiag.drivers.api import (
     Network,
     PortBinding,
     Scope,
+    Service,
     Step,
     run_steps,
 )
+from netdiag.drivers.common.namespaces import namespace_path
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
+from netdiag.drivers.lb.store_services import put_service, sync
 from netdiag.drivers.store import Store
-from netdiag.errors import Conflict, NotFound, PermissionDenied, UsageError
+from netdiag.errors import Conflict, UsageError
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-# The machine's own namespace (kernel threads live there even when pid 1 is hidden from us).
-ROOT_NS_PATHS = ("/proc/1/ns/net", "/proc/2/ns/net")
-
-
-def _protected_inodes() -> set[int]:
-    """The root namespace and netdiag's own: drivers never build there."""
-    found = set()
-    for path in ROOT_NS_PATHS + ("/proc/self/ns/net",):
-        try:
-            found.add(os.stat(path).st_ino)
-        except OSError:
-            continue
-    return found
-
-
-def namespace_path(ref: str) -> str:
-    """A namespace path from a path or a /run/netns name; never the root namespace."""
-    path = ref if ref.startswith("/") else f"/run/netns/{ref}"
-    try:
-        inode = os.stat(path).st_ino
-    except FileNotFoundError:
-        raise NotFound(f"network namespace {ref} not found") from None
-    except PermissionError:
-        raise PermissionDenied(f"cannot open namespace {ref}: permission denied") from None
-    if inode in _protected_inodes():
-        raise UsageError(f"{ref} is the root network namespace (or netdiag's own): the drivers "
-                         "only build inside namespaces you name")
-    return path
-
-
 class Controller:
     def __init__(self, store: Store):
         self.store = store
@@ -258,6 +231,27 @@ class Controller:
         return f"eth{index}"
 
     # state against the kernel ------------------------------------------------------------
+
+    # services -----------------------------------------------------------------------------
+
+    def create_service(self, name: str, network: Network, backends: Sequence[str], *,
+                       endpoint_mode: str = "vip", ports: Sequence[PortBinding] = ()
+                       ) -> Service:
+        """A service of `network` balanced over the endpoints `backends` (their ids): in VIP
+        mode its VIP comes from the network's pool and every sandbox of the network balances
+        to it (client side, as Docker's); in DNS round-robin mode the resolver answers it."""
+        vip = ""
+        if endpoint_mode == "vip":
+            address = self.ipam.request_address(network.pool_id, owner=f"vip:{name}")
+            vip = f"{address}/{ipaddress.ip_network(network.subnet).prefixlen}"
+        service = put_service(self.store, Service(
+            id=secrets.token_hex(32), name=name, network_id=network.id, vip=vip,
+            mode=endpoint_mode, ports=tuple(ports), backends=tuple(backends)))
+        if vip and ports:
+            for endpoint in self.endpoints(network):
+                if endpoint.sandbox:
+                    sync(self.store, endpoint.sandbox)
+        return service
 
     def check(self, ref: str | None = None, host: str | None = None) -> list[Finding]:
         networks = [self.network(ref, host)] if ref else self.networks(host)

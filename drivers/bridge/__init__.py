@@ -27,10 +27,11 @@ from dataclasses import replace
 
 from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope, Step, run_steps
-from netdiag.drivers.bridge import addresses, device, firewall, forwarding, iptables, verify
-from netdiag.drivers.bridge import ports as published
+from netdiag.drivers.bridge import addresses, forwarding, verify
 from netdiag.drivers.bridge.options import BridgeOptions, parse
-from netdiag.drivers.bridge.rtnl import Rtnl
+from netdiag.drivers.common import device, firewall, iptables
+from netdiag.drivers.common import ports as published
+from netdiag.drivers.common.rtnl import Rtnl
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
 from netdiag.netns import entered

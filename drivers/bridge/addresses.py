@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 
-from netdiag.drivers.bridge.rtnl import Rtnl, RtnlError
+from netdiag.drivers.common.rtnl import Rtnl, RtnlError
 from netdiag.errors import Conflict, DriverError
 
 

@@ -9,7 +9,6 @@ repair where one is mechanical (restore an MTU, re-add a rule, bring a device up
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Iterator, Sequence
 
 from pyroute2 import IPRoute
@@ -20,17 +19,17 @@ from netdiag.drivers.api import (
     DEVICE_DOWN,
     DEVICE_MISSING,
     MTU_DIFFERS,
-    RULE_MISSING,
     Endpoint,
     Network,
     namespace_ref,
 )
-from netdiag.drivers.bridge import iptables
-from netdiag.drivers.bridge.iptables import FwRule, Where
+from netdiag.drivers.common import iptables
+from netdiag.drivers.common.iptables import FwRule
+from netdiag.drivers.common.ports import missing_rule
 from netdiag.errors import DriverError
 from netdiag.model import NamespaceRef
 from netdiag.netns import entered
-from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety, SetLinkUp, SetMtu
+from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp, SetMtu
 
 
 def bridge_ready(bridge: str, gateway: str) -> None:
@@ -72,7 +71,7 @@ def check(network: Network, endpoints: Sequence[Endpoint], bridge: str, mtu: int
         if ep.sandbox:
             yield from _sandbox(ep, mtu)
     for rule in iptables.missing(saved, rules):
-        yield _missing_rule(host, network, rule)
+        yield missing_rule(host, network, rule)
 
 
 def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
@@ -112,15 +111,3 @@ def _device(ref: NamespaceRef, links: dict[str, dict], name: str, mtu: int, addr
             evidence=[Evidence(f"{name} addresses: {have}", ref.id, "address", name)],
             repair=Repair(f"add {address} to {name}", Safety.MANUAL,
                           (ManualStep(f"ip address add {address} dev {name}", ref.id),)))
-
-
-def _missing_rule(ref: NamespaceRef, network: Network, rule: FwRule) -> Finding:
-    position = 1 if rule.where in (Where.INSERT, Where.FIRST) else 0
-    return RULE_MISSING.finding(
-        ref, f"{rule.table}/{rule.chain}",
-        f"rule missing for network {network.name}: -t {rule.table} {rule.line}",
-        evidence=[Evidence(f"iptables-save -t {rule.table} has no `{rule.line}`", ref.id,
-                           "firewall", f"{rule.table}/{rule.chain}")],
-        repair=Repair("re-add the rule", Safety.SAFE,
-                      (AddIptablesRule(ref.id, rule.table, rule.chain,
-                                       tuple(shlex.split(rule.spec)), position),)))

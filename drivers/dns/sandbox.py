@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from netdiag import helper, netns
-from netdiag.drivers.bridge import device
-from netdiag.drivers.bridge.rtnl import Rtnl
+from netdiag.drivers.common import device
+from netdiag.drivers.common.rtnl import Rtnl
 
 RESOLVER_IP = "127.0.0.11"
 CHAINS = ("DOCKER_OUTPUT", "DOCKER_POSTROUTING")

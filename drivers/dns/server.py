@@ -24,7 +24,7 @@ import dns.exception
 import dns.message
 
 from netdiag import netns
-from netdiag.drivers.controller import namespace_path
+from netdiag.drivers.common.namespaces import namespace_path
 from netdiag.drivers.dns import sandbox as sandbox_setup
 from netdiag.drivers.dns.answer import fast_a_answer, local_answer, servfail, to_udp_wire
 from netdiag.drivers.dns.forward import UPSTREAM_TIMEOUT, Upstream, forward

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.drivers.controller import namespace_path
+from netdiag.drivers.common.namespaces import namespace_path
 from netdiag.drivers.lb import nftables
 from netdiag.drivers.lb.ipvs import kernel_has_ipvs
 from netdiag.drivers.lb.model import ServiceVip

@@ -26,10 +26,10 @@ from netdiag.drivers.api import (
     Scope,
     namespace_ref,
 )
+from netdiag.drivers.common import links
+from netdiag.drivers.common.pyroute import index_of, netlink_in, overlay_mac
 from netdiag.drivers.macvlan import parent as parents
 from netdiag.drivers.macvlan.options import PARENT_KEY, MacvlanOptions, parse
-from netdiag.drivers.overlay import links
-from netdiag.drivers.overlay.dataplane import index_of, netlink_in, overlay_mac
 from netdiag.errors import DriverError
 from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
 

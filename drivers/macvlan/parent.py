@@ -15,8 +15,8 @@ import os
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.drivers.macvlan.options import MacvlanOptions
-from netdiag.drivers.overlay.dataplane import index_of, netlink_in
 from netdiag.errors import DriverError, KernelFeatureMissing, NotFound
 
 # What the kernel says when a link kind's module is missing.

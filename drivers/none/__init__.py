@@ -13,7 +13,7 @@ from pyroute2 import IPRoute
 
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.drivers.api import DEVICE_DOWN, Endpoint, Network, namespace_ref
-from netdiag.drivers.host import NothingToBuild
+from netdiag.drivers.common.nothing import NothingToBuild
 from netdiag.netns import entered
 from netdiag.repair.steps import Repair, Safety, SetLinkUp
 

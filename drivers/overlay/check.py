@@ -17,7 +17,7 @@ from netdiag.checks.api import Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.collect import collect_namespace, fdb, links, neighbours
 from netdiag.drivers.api import DEVICE_MISSING, MTU_DIFFERS, Endpoint, Network, namespace_ref
-from netdiag.drivers.bridge import ports as published
+from netdiag.drivers.common import ports as published
 from netdiag.drivers.overlay import gateway
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.drivers.overlay.dataplane import BRIDGE, VXLAN, sandbox_path

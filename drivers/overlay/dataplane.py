@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import ndmsg
 
 from netdiag import netns
 from netdiag.drivers.api import Network
-from netdiag.drivers.controller import namespace_path
+from netdiag.drivers.common.namespaces import namespace_path
+from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.errors import DriverError, NamespaceGone
 
@@ -50,24 +48,6 @@ def sandbox_name(host: str, network: Network) -> str:
 
 def sandbox_path(host: str, network: Network) -> str:
     return str(netns.NAMED_DIR / sandbox_name(host, network))
-
-
-def overlay_mac(ip: str) -> str:
-    """Docker's overlay MACs: 02:42 followed by the four IPv4 bytes."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
-
-
-@contextmanager
-def netlink_in(path: str) -> Iterator[IPRoute]:
-    with netns.entered(path), IPRoute() as ipr:
-        yield ipr
-
-
-def index_of(ipr: IPRoute, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise DriverError(f"no link {name}")
-    return found[0]
 
 
 def underlay(host: str) -> tuple[str, int]:

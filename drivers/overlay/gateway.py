@@ -19,11 +19,11 @@ from pathlib import Path
 
 from netdiag import helper, netns
 from netdiag.drivers.api import Endpoint, Pool
-from netdiag.drivers.bridge import firewall
-from netdiag.drivers.bridge.iptables import FwRule, Where
+from netdiag.drivers.common import firewall
+from netdiag.drivers.common.iptables import FwRule, Where
+from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.drivers.ipam import DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
-from netdiag.drivers.overlay.dataplane import index_of, netlink_in
 from netdiag.errors import CollectError
 
 NAME = "docker_gwbridge"

@@ -9,7 +9,6 @@ idempotent. Only namespaces the lab created are touched; the root namespace neve
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import select
@@ -26,11 +25,10 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from netdiag import netns
-from netdiag.drivers.api import PortBinding, Service
-from netdiag.drivers.bridge import device
-from netdiag.drivers.bridge.rtnl import Rtnl
+from netdiag.drivers.api import PortBinding
+from netdiag.drivers.common import device
+from netdiag.drivers.common.rtnl import Rtnl
 from netdiag.drivers.controller import Controller
-from netdiag.drivers.lb.store_services import put_service, sync
 from netdiag.drivers.overlay import dataplane
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, DriverError, KernelFeatureMissing, NetdiagError, TopologyError
@@ -151,24 +149,14 @@ class Builder:
         network = self.controller.network(step.service.network, self.ns_path(
             self.topology.hosts_of(self._network(step.service.network))[0]))
         endpoints = {e.name: e for e in self.controller.endpoints(network)}
-        backends = tuple(endpoints[t].id for t in step.tasks)
-        vip = ""
-        if step.service.endpoint_mode == "vip":
-            address = self.controller.ipam.request_address(network.pool_id,
-                                                           owner=f"vip:{step.service.name}")
-            vip = f"{address}/{ipaddress.ip_network(network.subnet).prefixlen}"
         ports = [PortBinding(container_port=p.container_port, proto=p.protocol,
                              host_port=p.host_port) for p in step.service.publish]
         command = step.service.command
         if command and all(p.container_port != command.port for p in ports):
             ports.append(PortBinding(container_port=command.port))  # on the VIP, not published
-        put_service(self.controller.store, Service(
-            id=os.urandom(32).hex(), name=step.service.name, network_id=network.id, vip=vip,
-            mode=step.service.endpoint_mode, ports=tuple(ports), backends=backends))
-        if vip and ports:  # every container of the network balances to the VIP (client side)
-            for endpoint in endpoints.values():
-                if endpoint.sandbox:
-                    sync(self.controller.store, endpoint.sandbox)
+        self.controller.create_service(step.service.name, network,
+                                       [endpoints[task].id for task in step.tasks],
+                                       endpoint_mode=step.service.endpoint_mode, ports=ports)
 
     def _network(self, name: str):
         return next(n for n in self.topology.networks if n.name == name)

@@ -3,8 +3,8 @@ existing user chains are never re-declared (that would flush them), and a second
 same operation is empty."""
 
 from netdiag.drivers.api import PortBinding
-from netdiag.drivers.bridge import firewall
-from netdiag.drivers.bridge.iptables import FwRule, Where, batch_add, batch_delete, parse_save
+from netdiag.drivers.common import firewall
+from netdiag.drivers.common.iptables import FwRule, Where, batch_add, batch_delete, parse_save
 
 EMPTY = parse_save("")
 

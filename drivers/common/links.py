@@ -13,7 +13,7 @@ import os
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netdiag.drivers.overlay.dataplane import index_of, netlink_in
+from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.errors import DriverError
 
 

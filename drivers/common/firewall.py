@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from netdiag.drivers.api import PortBinding
-from netdiag.drivers.bridge.iptables import FwRule, Where
+from netdiag.drivers.common.iptables import FwRule, Where
 
 DOCKER = "DOCKER"
 USER = "DOCKER-USER"

@@ -10,16 +10,19 @@ gives the ports back; `missing` is the check side, one RULE_MISSING finding per 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from netdiag.checks.finding import Finding
-from netdiag.drivers.api import Network, PortBinding, namespace_ref
-from netdiag.drivers.bridge import firewall, iptables, verify
-from netdiag.drivers.bridge.iptables import FwRule
+from netdiag.checks.finding import Evidence, Finding
+from netdiag.drivers.api import RULE_MISSING, Network, PortBinding, namespace_ref
+from netdiag.drivers.common import firewall, iptables
+from netdiag.drivers.common.iptables import FwRule, Where
 from netdiag.drivers.store import Store
+from netdiag.model import NamespaceRef
 from netdiag.netns import entered
+from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 
 PORT_RANGE_FALLBACK = (49153, 65535)
 
@@ -75,4 +78,17 @@ def missing(host: str, network: Network, rules: Sequence[FwRule]) -> Iterator[Fi
         saved = iptables.read()
     ref = namespace_ref(host)
     for rule in iptables.missing(saved, rules):
-        yield verify._missing_rule(ref, network, rule)
+        yield missing_rule(ref, network, rule)
+
+
+def missing_rule(ref: NamespaceRef, network: Network, rule: FwRule) -> Finding:
+    """A driver check's finding: a firewall rule the network needs is not there."""
+    position = 1 if rule.where in (Where.INSERT, Where.FIRST) else 0
+    return RULE_MISSING.finding(
+        ref, f"{rule.table}/{rule.chain}",
+        f"rule missing for network {network.name}: -t {rule.table} {rule.line}",
+        evidence=[Evidence(f"iptables-save -t {rule.table} has no `{rule.line}`", ref.id,
+                           "firewall", f"{rule.table}/{rule.chain}")],
+        repair=Repair("re-add the rule", Safety.SAFE,
+                      (AddIptablesRule(ref.id, rule.table, rule.chain,
+                                       tuple(shlex.split(rule.spec)), position),)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from netdiag.drivers.bridge.rtnl import Peer, Rtnl, RtnlError
+from netdiag.drivers.common.rtnl import Peer, Rtnl, RtnlError
 from netdiag.errors import Conflict, DriverError, NetdiagError, NotFound
 
 LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace

@@ -1,0 +1,1 @@
+"""Code the drivers share (none of them imports another driver's internals)."""
