@@ -3,7 +3,7 @@
 Everything in netdiag that talks netlink itself goes through here: the collectors' rtnetlink
 dumps (collect/rtnl.py), their cheap questions to other protocols — "any nftables tables?",
 "which sockets listen?", "any xfrm states?", "how full is conntrack?" (`dump` and `request`
-below) — and the bridge driver's write requests (drivers/common/rtnl.py). A `Socket` is opened
+below) — and the bridge driver's write requests (netdiag/rtnl_write.py). A `Socket` is opened
 in the namespace the calling thread is in (netns.entered first); each request gets its own
 sequence number, and answers to any other (an earlier request abandoned halfway) are skipped.
 A dump is read up to NLMSG_DONE and asked for again when the kernel marks it interrupted (the

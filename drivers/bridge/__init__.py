@@ -31,10 +31,10 @@ from netdiag.drivers.bridge import addresses, forwarding, verify
 from netdiag.drivers.bridge.options import BridgeOptions, parse
 from netdiag.drivers.common import device, firewall, iptables
 from netdiag.drivers.common import ports as published
-from netdiag.drivers.common.rtnl import Rtnl
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
 from netdiag.netns import entered
+from netdiag.rtnl_write import Rtnl
 
 
 def mac_for(ip: str) -> str:

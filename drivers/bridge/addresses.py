@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 
-from netdiag.drivers.common.rtnl import Rtnl, RtnlError
 from netdiag.errors import Conflict, DriverError
+from netdiag.rtnl_write import Rtnl, RtnlError
 
 
 def add_address(rt: Rtnl, index: int, address: str, prefixlen: int) -> None:

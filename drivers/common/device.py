@@ -12,8 +12,8 @@ from __future__ import annotations
 import errno
 import os
 
-from netdiag.drivers.common.rtnl import Peer, Rtnl, RtnlError
 from netdiag.errors import Conflict, DriverError, NetdiagError, NotFound
+from netdiag.rtnl_write import Peer, Rtnl, RtnlError
 
 LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
 GONE = (errno.ENOENT, errno.ENODEV)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from netdiag import helper, netns
 from netdiag.drivers.common import device
-from netdiag.drivers.common.rtnl import Rtnl
+from netdiag.rtnl_write import Rtnl
 
 RESOLVER_IP = "127.0.0.11"
 CHAINS = ("DOCKER_OUTPUT", "DOCKER_POSTROUTING")

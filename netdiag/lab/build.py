@@ -9,6 +9,7 @@ idempotent. Only namespaces the lab created are touched; the root namespace neve
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import select
@@ -22,12 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from netdiag import netns
 from netdiag.drivers.api import PortBinding
 from netdiag.drivers.common import device
-from netdiag.drivers.common.rtnl import Rtnl
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.overlay import dataplane
 from netdiag.drivers.store import Store
@@ -47,6 +45,7 @@ from netdiag.lab.schema import (
 from netdiag.netns import LAB_DIR
 from netdiag.repair import steps
 from netdiag.repair.executor import inject
+from netdiag.rtnl_write import Peer, Rtnl
 
 RESOLVER_READY_TIMEOUT = 10.0
 STOP_GRACE = 2.0
@@ -92,28 +91,30 @@ class Builder:
     def create_underlay(self, step: plans.CreateUnderlay) -> None:
         """The switch is also the hosts' default gateway: a router at the lab's edge."""
         address, prefixlen = step.address.split("/")
-        with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), IPRoute() as ipr:
-            ipr.link("add", ifname="br0", kind="bridge", mtu=step.mtu)
-            index = ipr.link_lookup(ifname="br0")[0]
-            ipr.addr("add", index=index, address=address, prefixlen=int(prefixlen))
-            ipr.link("set", index=index, state="up")
+        network = ipaddress.ip_interface(step.address).network
+        with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), Rtnl() as rt:
+            rt.add_link("br0", "bridge", mtu=step.mtu)
+            index, _ = rt.link("br0")
+            rt.add_address(index, address, int(prefixlen), str(network.broadcast_address))
             Path("/proc/sys/net/ipv4/ip_forward").write_text("1")  # this thread's namespace
 
     def connect_host(self, step: plans.ConnectHost) -> None:
         switch = self.ns_path(plans.UNDERLAY_NODE)
         port = step.host[:15]
-        with netns.entered(self.ns_path(step.host)), IPRoute() as ipr:
-            ipr.link("add", ifname="eth0", kind="veth", mtu=step.mtu,
-                     peer={"ifname": port, "mtu": self.topology.underlay.mtu,
-                           "net_ns_fd": switch})
-            index = ipr.link_lookup(ifname="eth0")[0]
-            address, prefixlen = step.address.split("/")
-            ipr.addr("add", index=index, address=address, prefixlen=int(prefixlen))
-            ipr.link("set", index=index, state="up")
-            ipr.route("add", dst="0.0.0.0/0", gateway=step.gateway)
-        with netns.entered(switch), IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=port)[0]
-            ipr.link("set", index=index, master=ipr.link_lookup(ifname="br0")[0], state="up")
+        address, prefixlen = step.address.split("/")
+        network = ipaddress.ip_interface(step.address).network
+        switch_fd = os.open(switch, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with netns.entered(self.ns_path(step.host)), Rtnl() as rt:
+                rt.add_link("eth0", "veth", mtu=step.mtu, peer=Peer(
+                    port, self.topology.underlay.mtu, "", switch_fd))
+                index, _ = rt.link("eth0")
+                rt.add_address(index, address, int(prefixlen), str(network.broadcast_address))
+                rt.add_default_route(index, step.gateway)
+        finally:
+            os.close(switch_fd)
+        with netns.entered(switch), Rtnl() as rt:
+            rt.set_master(rt.link(port)[0], rt.link("br0")[0])
 
     def create_network(self, step: plans.CreateNetwork) -> None:
         net = step.network

@@ -139,9 +139,8 @@ def _apply_one(step: Step, paths: Mapping[int, str]) -> StepResult:
             step.apply()
     except NetdiagError as exc:
         return StepResult(step, False, str(exc))
-    except Exception as exc:  # noqa: BLE001 - pyroute2's NetlinkError and kin
-        detail = exc.args[-1] if getattr(exc, "args", None) else exc
-        return StepResult(step, False, f"kernel refused: {detail}")
+    except OSError as exc:  # the netlink socket itself, or /proc/sys
+        return StepResult(step, False, f"failed: {exc.strerror or exc}")
     return StepResult(step, True)
 
 

@@ -5,8 +5,8 @@ ip/bridge/iptables/sysctl command that dry runs print; `apply` makes the change 
 namespace the calling thread has entered (netdiag/repair/executor.py enters it, after its
 policy allowed the step). Both live in the step's class, so what a dry run shows and what
 `--apply` does cannot drift apart. Links, routes, neighbours and FDB entries are changed over
-netlink (pyroute2), iptables rules by the iptables program (the interface iptables has),
-sysctls through /proc/sys as the namespace sees it.
+netlink (netdiag/rtnl_write.py, on the one netlink core), iptables rules by the iptables
+program (the interface iptables has), sysctls through /proc/sys as the namespace sees it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from enum import Enum
 
 from netdiag import helper
 from netdiag.errors import DriverError, NotFound, UsageError
-
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
 
 
 class Safety(str, Enum):
@@ -42,7 +39,7 @@ class SetMtu:
         return f"{_ns_prefix(ns)}ip link set dev {self.link} mtu {self.mtu}"
 
     def apply(self) -> None:
-        _with_ipr(_set_mtu, self)
+        _with_rtnl(_set_mtu, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +51,7 @@ class SetLinkUp:
         return f"{_ns_prefix(ns)}ip link set dev {self.link} up"
 
     def apply(self) -> None:
-        _with_ipr(_set_up, self)
+        _with_rtnl(_set_up, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +80,7 @@ class AddRoute:
         return f"{_ns_prefix(ns)}ip route add {self.dst}" + _route_tail(self)
 
     def apply(self) -> None:
-        _with_ipr(_add_route, self)
+        _with_rtnl(_route(add=True), self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ class DeleteRoute:
         return f"{_ns_prefix(ns)}ip route del {self.dst}" + _route_tail(self)
 
     def apply(self) -> None:
-        _with_ipr(_delete_route, self)
+        _with_rtnl(_route(add=False), self)
 
 
 def _route_tail(step: AddRoute | DeleteRoute) -> str:
@@ -127,7 +124,7 @@ class DeleteFdbEntry:
         return f"{_ns_prefix(ns)}bridge fdb del {self.mac} dev {self.dev}{dst}"
 
     def apply(self) -> None:
-        _with_ipr(_delete_fdb, self)
+        _with_rtnl(_fdb(add=False), self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +139,7 @@ class AddFdbEntry:
         return f"{_ns_prefix(ns)}bridge fdb append {self.mac} dev {self.dev}{dst} self permanent"
 
     def apply(self) -> None:
-        _with_ipr(_add_fdb, self)
+        _with_rtnl(_fdb(add=True), self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +152,7 @@ class DeleteNeighbour:
         return f"{_ns_prefix(ns)}ip neigh del {self.address} dev {self.dev}"
 
     def apply(self) -> None:
-        _with_ipr(_delete_neighbour, self)
+        _with_rtnl(_delete_neighbour, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +167,7 @@ class ReplaceNeighbour:
                 f"dev {self.dev} nud permanent")
 
     def apply(self) -> None:
-        _with_ipr(_replace_neighbour, self)
+        _with_rtnl(_replace_neighbour, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,70 +251,54 @@ class Repair:
 # --- how the steps are carried out ---------------------------------------------------------
 
 
-def _ifindex(ipr, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise NotFound(f"no interface {name}")
-    return found[0]
+def _with_rtnl(action, step) -> None:
+    """`action(rtnl, step)` on a NETLINK_ROUTE socket of the namespace the thread is in; a
+    kernel refusal becomes DriverError with the errno's text."""
+    from netdiag.rtnl_write import Rtnl, RtnlError
+
+    with Rtnl() as rtnl:
+        try:
+            action(rtnl, step)
+        except RtnlError as exc:
+            raise DriverError(f"kernel refused: {exc}") from None
 
 
-def _with_ipr(action, step) -> None:
-    from pyroute2 import IPRoute  # the pyroute2 package costs 0.1 s to import
+def _ifindex(rtnl, name: str) -> int:
+    from netdiag.rtnl_write import RtnlError
 
-    with IPRoute() as ipr:  # opened inside the namespace: bound to it
-        action(ipr, step)
-
-
-def _set_mtu(ipr, step: SetMtu) -> None:
-    ipr.link("set", index=_ifindex(ipr, step.link), mtu=step.mtu)
+    try:
+        return rtnl.link(name)[0]
+    except RtnlError:
+        raise NotFound(f"no interface {name}") from None
 
 
-def _set_up(ipr, step: SetLinkUp) -> None:
-    ipr.link("set", index=_ifindex(ipr, step.link), state="up")
+def _set_mtu(rtnl, step: SetMtu) -> None:
+    rtnl.set_mtu(_ifindex(rtnl, step.link), step.mtu)
 
 
-def _route_args(ipr, step: AddRoute | DeleteRoute) -> dict:
-    args: dict = {"dst": "0.0.0.0/0" if step.dst == "default" else step.dst, "table": step.table}
-    if step.gateway:
-        args["gateway"] = step.gateway
-    if step.dev:
-        args["oif"] = _ifindex(ipr, step.dev)
-    if step.metric:
-        args["priority"] = step.metric
-    return args
+def _set_up(rtnl, step: SetLinkUp) -> None:
+    rtnl.set_up(_ifindex(rtnl, step.link))
 
 
-def _add_route(ipr, step: AddRoute) -> None:
-    ipr.route("add", **_route_args(ipr, step))
+def _route(add: bool):
+    def change(rtnl, step: AddRoute | DeleteRoute) -> None:
+        rtnl.route(add, step.dst, oif=_ifindex(rtnl, step.dev) if step.dev else 0,
+                   gateway=step.gateway, table=step.table, metric=step.metric)
+    return change
 
 
-def _delete_route(ipr, step: DeleteRoute) -> None:
-    # Like `ip route del`: scope "nowhere" and protocol 0 match a route of any scope/protocol.
-    ipr.route("del", scope=255, proto=0, **_route_args(ipr, step))
+def _fdb(add: bool):
+    def change(rtnl, step: AddFdbEntry | DeleteFdbEntry) -> None:
+        rtnl.fdb(add, _ifindex(rtnl, step.dev), step.mac, step.dst)
+    return change
 
 
-def _fdb_args(ipr, step: AddFdbEntry | DeleteFdbEntry) -> dict:
-    args: dict = {"ifindex": _ifindex(ipr, step.dev), "lladdr": step.mac, "flags": NTF_SELF}
-    if step.dst:
-        args["dst"] = step.dst
-    return args
+def _delete_neighbour(rtnl, step: DeleteNeighbour) -> None:
+    rtnl.neighbour(_ifindex(rtnl, step.dev), step.address)
 
 
-def _add_fdb(ipr, step: AddFdbEntry) -> None:
-    ipr.fdb("append", state=NUD_PERMANENT, **_fdb_args(ipr, step))
-
-
-def _delete_fdb(ipr, step: DeleteFdbEntry) -> None:
-    ipr.fdb("del", **_fdb_args(ipr, step))
-
-
-def _delete_neighbour(ipr, step: DeleteNeighbour) -> None:
-    ipr.neigh("del", dst=step.address, ifindex=_ifindex(ipr, step.dev))
-
-
-def _replace_neighbour(ipr, step: ReplaceNeighbour) -> None:
-    ipr.neigh("replace", dst=step.address, lladdr=step.mac, ifindex=_ifindex(ipr, step.dev),
-              state=NUD_PERMANENT)
+def _replace_neighbour(rtnl, step: ReplaceNeighbour) -> None:
+    rtnl.neighbour(_ifindex(rtnl, step.dev), step.address, step.mac)
 
 
 def _set_sysctl(step: SetSysctl) -> None:

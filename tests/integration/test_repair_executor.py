@@ -62,6 +62,43 @@ def test_steps_change_the_named_namespace(netns_factory):
     assert "-A FORWARD -i v0 -j ACCEPT" in rules and ":INPUT DROP" in rules
 
 
+def test_route_link_fdb_and_neighbour_steps_over_netlink(netns_factory):
+    """The steps written over netdiag's own netlink requests, each checked with ip(8)."""
+    from netdiag.repair.steps import (
+        AddFdbEntry,
+        AddRoute,
+        DeleteNeighbour,
+        ReplaceNeighbour,
+        SetLinkUp,
+    )
+
+    a = netns_factory("a")
+    sh(f"ip -n {a} link add v0 type veth peer name v1")
+    sh(f"ip -n {a} link add vx0 type vxlan id 42 dstport 4789 local 10.9.0.1")
+    sh(f"ip -n {a} link set v1 up && ip -n {a} addr add 10.9.0.1/24 dev v0")
+    sh(f"ip -n {a} neigh add 10.9.0.7 lladdr 02:00:00:00:00:07 dev v0 nud permanent")
+    ns = inode(a)
+    steps = (SetLinkUp(ns, "v0"),
+             AddRoute(ns, "default", dev="v0", gateway="10.9.0.254"),
+             AddRoute(ns, "10.88.0.0/16", dev="v0", table=1000, metric=7),
+             AddFdbEntry(ns, "vx0", "02:42:0a:00:00:05", dst="10.9.0.2"),
+             ReplaceNeighbour(ns, "v0", "10.9.0.5", "02:42:0a:00:00:05"),
+             DeleteNeighbour(ns, "v0", "10.9.0.7"))
+    results = execute(Repair("more kinds", Safety.SAFE, steps), snapshot_of(a),
+                      Policy(frozenset((ns,))))
+    assert [r.applied for r in results] == [True] * len(steps), results
+    assert "UP" in json.loads(sh(f"ip -n {a} -j link show v0"))[0]["flags"]
+    assert "default via 10.9.0.254 dev v0" in sh(f"ip -n {a} route")
+    assert "10.88.0.0/16 dev v0 scope link metric 7" in sh(f"ip -n {a} route show table 1000")
+    assert "02:42:0a:00:00:05 dst 10.9.0.2 self permanent" in sh(f"bridge -n {a} fdb show dev vx0")
+    neighbours = sh(f"ip -n {a} neigh show dev v0")
+    assert "10.9.0.5 lladdr 02:42:0a:00:00:05 PERMANENT" in neighbours
+    assert "10.9.0.7" not in neighbours
+    again = execute(Repair("twice", Safety.SAFE, steps[1:2]), snapshot_of(a),
+                    Policy(frozenset((ns,))))
+    assert not again[0].applied and "kernel refused: File exists" in again[0].message
+
+
 def test_namespaces_outside_the_allowed_set_are_not_touched(netns_factory):
     a = netns_factory("a")
     sh(f"ip -n {a} link add v0 mtu 1400 type veth peer name v1")
