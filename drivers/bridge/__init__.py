@@ -10,8 +10,9 @@ Each operation is a list of named steps, one module per concern (device, address
 forwarding, firewall, verify), run with rollback. Netlink sockets are opened inside the
 namespace by entering it in the calling thread (netns.entered): under a millisecond, against
 about 10 ms for pyroute2's IPRoute(netns=...), which forks. The requests that build devices,
-addresses and routes are packed by rtnl.py (a plain socket) rather than pyroute2, whose
-per-request cost dominated joining an endpoint; reading (verify) stays with pyroute2.
+addresses and routes are packed by netdiag/rtnl_write.py (a plain socket) rather than
+pyroute2, whose per-request cost dominated joining an endpoint; reading (verify) stays with
+pyroute2.
 
 Where netdiag differs from Docker: no userland proxy process (published ports are DNAT only,
 so 127.0.0.1:PORT on the host namespace does not answer unless the network has `hairpin`);

@@ -87,11 +87,6 @@ class Context:
             self._memo[name] = read()
         return self._memo[name]
 
-    def ipr(self):
-        from pyroute2 import IPRoute
-
-        return self.socket("ipr", IPRoute)
-
     def helper(self, argv: Sequence[str], timeout: float = 10.0) -> str:
         """Run a helper program in this namespace (the calling thread has entered it)."""
         return helper.run(argv, timeout)
