@@ -7,7 +7,9 @@ and then moved, exactly like Docker does: its UDP socket (port 4789) stays in th
 the underlay is, while the device forwards in the overlay namespace. Remote endpoints become a
 permanent FDB entry (`dst` = the remote VTEP) and a permanent neighbour entry on vxlan0; the
 vxlan's proxy flag then answers ARP for them locally. Every function enters the namespaces it
-needs; none touches the namespace it is called from.
+needs; none touches the namespace it is called from. Why pyroute2 here still: the VXLAN
+device carries a dozen IFLA_VXLAN_* attributes and is created once per network and host, not
+per request on a hot path; moving it to netdiag/rtnl_write.py is left for later.
 """
 
 from __future__ import annotations

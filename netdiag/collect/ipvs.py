@@ -6,7 +6,9 @@ one such gap per snapshot rather than one per namespace. The file is also a chea
 that a namespace has no services, so the netlink socket is opened only when there are some.
 
 The conversion from netlink messages is separate from reading them, so it is tested with
-recorded messages on kernels without IPVS.
+recorded messages on kernels without IPVS. Why pyroute2 here: IPVS is a generic netlink
+family (resolved by name, nested attributes per service and destination), which pyroute2
+already speaks; netdiag/netlink.py stays a small core for rtnetlink and fixed requests.
 """
 
 from __future__ import annotations

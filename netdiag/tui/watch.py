@@ -4,7 +4,8 @@
 pyroute2 socket (a socket belongs to the namespace it was opened in), binds it to the link,
 address, route and neighbour multicast groups, and calls `on_change` whenever something
 arrives, until the worker is cancelled. Events are drained in bursts, so one `ip link add`
-that sends a dozen messages causes one callback.
+that sends a dozen messages causes one callback. Why pyroute2 here: it keeps a subscribed
+socket and decodes the event stream; netdiag/netlink.py answers requests, it does not listen.
 """
 
 from __future__ import annotations
