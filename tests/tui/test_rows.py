@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 
 from netdiag.errors import UsageError
+from netdiag.render import SECTIONS, Row, section_for_evidence_kind
 from netdiag.tui.probes import Probe, parse
-from netdiag.tui.rows import TABS, Row, tab_for_evidence_kind
 from tests.tui.conftest import HOST, WEB
 
 
 def _tab(tab_id: str):
-    return next(tab for tab in TABS if tab.id == tab_id)
+    return next(tab for tab in SECTIONS if tab.id == tab_id)
 
 
 def test_every_tab_has_as_many_cells_as_columns(host_snapshot):
     names = {ns.ref.id: ns.ref.display for ns in host_snapshot.namespaces}
     for state in host_snapshot.namespaces:
-        for tab in TABS:
+        for tab in SECTIONS:
             for row in tab.rows(state, names):
                 assert len(row.cells) == len(tab.columns), (tab.id, row)
 
@@ -36,8 +36,8 @@ def test_evidence_keys_of_firewall_and_route_rows(host_snapshot):
     routes = _tab("routes").rows(state, {})
     table_100 = [row for row in routes if "100/default" in row.keys]
     assert [row.cells[:3] for row in table_100] == [("100", "default", "192.168.50.2")]
-    assert tab_for_evidence_kind("route").id == "routes"
-    assert tab_for_evidence_kind("nonsense") is None
+    assert section_for_evidence_kind("route").id == "routes"
+    assert section_for_evidence_kind("nonsense") is None
 
 
 def test_filter_words_must_all_match():

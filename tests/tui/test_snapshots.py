@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from netdiag.tui.rows import TABS
+from netdiag.render import SECTIONS
 from tests.tui.conftest import HOST, WEB, settle
 
 SIZE = (80, 24)
@@ -38,7 +38,7 @@ def test_picker_search(snap_compare, offline_app):
                         run_before=pressing("slash", *"front", "enter"))
 
 
-@pytest.mark.parametrize("index", range(len(TABS)), ids=[tab.id for tab in TABS])
+@pytest.mark.parametrize("index", range(len(SECTIONS)), ids=[tab.id for tab in SECTIONS])
 def test_tab(snap_compare, offline_app, index):
     assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
                         run_before=pressing("1234567890"[index]))

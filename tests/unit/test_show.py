@@ -81,9 +81,9 @@ def snapshot() -> Snapshot:
                           Gap("sockets", "error", "sock_diag failed", namespace=22)))
 
 
-def text(section):
+def text(section, names=None):
     lines = []
-    for table in tables(hub(), section):
+    for table in tables(hub(), section, names):
         lines.append(" ".join(table.headers))
         lines.extend(" ".join(str(c) for c in row) for row in table.rows)
     return "\n".join(lines)
@@ -95,21 +95,33 @@ def test_every_section_renders_rows_of_its_headers_width():
             assert all(len(row) == len(table.headers) for row in table.rows), section
 
 
-def test_links_show_veth_peer_vxlan_and_macvlan_wiring():
-    out = text("links")
-    assert "peer eth0 in ns 22" in out
-    assert "vni 4096 dev eth1" in out
-    assert "bridge on br0" in out
+def test_links_show_veth_peers_by_name_and_lower_devices():
+    out = text("links", {22: "web"})
+    assert "h0 veth 1500 UP/up eth0 @ web br0" in out
+    assert "mv0 macvlan 1500 DOWN/down br0" in out
+    assert "eth0 @ inode:22" in text("links")  # a namespace the snapshot does not name
 
 
-def test_routes_rules_and_vxlan_sections():
-    assert "main unicast default 10.1.0.254 br0" in " ".join(text("routes").split())
-    assert "10.1.0.2 dev br0; 10.1.0.3 dev br0" in text("routes")
-    rules = text("rules")
-    assert "not from 10.1.0.0/24" in rules and "lookup 100" in rules
-    assert "fwmark 0x10/0xff" in rules and "blackhole" in rules
-    vxlan = " ".join(text("vxlan").split())
-    assert "vx0 4096 192.0.2.1" in vxlan and vxlan.endswith("proxy 1")
+def test_routes_with_rules_and_fdb_with_vxlan_devices():
+    routes = text("routes")
+    assert "main default 10.1.0.254 br0" in " ".join(routes.split())
+    assert "10.1.0.2 br0, 10.1.0.3 br0" in routes
+    assert "rule 100: not from 10.1.0.0/24 lookup 100" in routes
+    assert "rule 200: fwmark 0x10/0xff blackhole" in routes
+    assert text("rules") == routes  # the section's other name
+    fdb = " ".join(text("fdb").split())
+    assert "vx0 vxlan device - 4096 local 192.0.2.1 dev eth1 port 4789 learning,proxy" in fdb
+    assert "vx0 02:42:0a:00:00:05 192.0.2.7 4096 permanent,self" in fdb
+
+
+def test_show_and_the_tui_render_a_section_alike():
+    """One renderer: `show SECTION` prints the TUI tab's rows, cell for cell."""
+    from netdiag.render import section
+
+    for name, (section_id, _) in SECTIONS.items():
+        (table,) = tables(hub(), name, {22: "web"})
+        assert table.rows == tuple(row.cells for row in section(section_id).rows(
+            hub(), {22: "web"})), name
 
 
 def test_ipvs_service_without_servers_and_embedded_dns():
@@ -123,7 +135,7 @@ def test_show_from_file_prints_one_block_per_namespace(tmp_path, capsys):
     assert main(["show", "links", "--from", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "== hub (named, inode 11) ==" in out and "== web (docker, inode 22) ==" in out
-    assert "IDX  NAME" in out
+    assert "eth0 @ web" in out and "h0 @ hub" in out  # peers by their namespace's label
     assert err == ""  # the IPVS and sockets gaps do not concern links
 
 
@@ -133,7 +145,7 @@ def test_overview_and_gap_notes(tmp_path, capsys):
     assert main(["show", "--from", str(path), "--ns", "web"]) == 0
     out, err = capsys.readouterr()
     assert "== hub" not in out and "== web" in out
-    assert "-- interfaces" in out and "peer h0 in ns 11" in out
+    assert "-- interfaces" in out and "h0 @ hub" in out
     assert "kernel has no IPVS" in err and "sock_diag failed" in err
 
 

@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 from netdiag.checks.finding import Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
+from netdiag.render import SECTIONS, Section
 from netdiag.tui import probes, watch
 from netdiag.tui.messages import (
     CollectionFailed,
@@ -31,7 +32,6 @@ from netdiag.tui.messages import (
     RepairDone,
     SnapshotReady,
 )
-from netdiag.tui.rows import TABS, TabSpec
 from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
 from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane
@@ -48,7 +48,7 @@ def _unexpected(exc: Exception) -> str:
 class NamespaceScreen(Screen):
     BINDINGS = [
         *(Binding(key, f"show_tab({i})", tab.title, show=False)
-          for i, (key, tab) in enumerate(zip(TAB_KEYS, TABS))),
+          for i, (key, tab) in enumerate(zip(TAB_KEYS, SECTIONS))),
         Binding("right_square_bracket", "next_tab(1)", "Next tab", show=False),
         Binding("left_square_bracket", "next_tab(-1)", "Previous tab", show=False),
         Binding("slash", "filter", "Filter"),
@@ -80,7 +80,7 @@ class NamespaceScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="ns-title", classes="title")
         with TabbedContent(id="tabs"):
-            for tab in TABS:
+            for tab in SECTIONS:
                 with TabPane(tab.title, id=tab.id):
                     yield StateTable(tab.columns, tab.title.lower(), id=f"table-{tab.id}")
         yield FindingsPane(id="findings")
@@ -186,10 +186,10 @@ class NamespaceScreen(Screen):
         if state is None:
             return
         names = {ns.ref.id: ns.ref.display for ns in self.snapshot.namespaces}
-        for tab in TABS:
+        for tab in SECTIONS:
             self._table(tab.id).show(tab.rows(state, names), self._evidence_keys(tab, finding))
 
-    def _evidence_keys(self, tab: TabSpec, finding: Finding | None) -> frozenset[str]:
+    def _evidence_keys(self, tab: Section, finding: Finding | None) -> frozenset[str]:
         if finding is None:
             return frozenset()
         return frozenset(e.key for e in finding.evidence if e.key and e.kind in tab.evidence_kinds
@@ -199,7 +199,7 @@ class NamespaceScreen(Screen):
         self._render_tabs(message.finding)
         if message.finding is None or not self.query_one(FindingsPane).table.has_focus:
             return
-        for tab in TABS:  # show the first tab that holds some of the evidence
+        for tab in SECTIONS:  # show the first tab that holds some of the evidence
             if self._evidence_keys(tab, message.finding):
                 self.query_one(TabbedContent).active = tab.id
                 break
@@ -207,14 +207,14 @@ class NamespaceScreen(Screen):
     # --- navigation ---------------------------------------------------------------------
 
     def _active_table(self) -> StateTable:
-        return self._table(self.query_one(TabbedContent).active or TABS[0].id)
+        return self._table(self.query_one(TabbedContent).active or SECTIONS[0].id)
 
     def action_show_tab(self, index: int) -> None:
-        self.query_one(TabbedContent).active = TABS[index].id
+        self.query_one(TabbedContent).active = SECTIONS[index].id
         self._active_table().table.focus()
 
     def action_next_tab(self, step: int) -> None:
-        ids = [tab.id for tab in TABS]
+        ids = [tab.id for tab in SECTIONS]
         current = ids.index(self.query_one(TabbedContent).active or ids[0])
         self.action_show_tab((current + step) % len(ids))
 

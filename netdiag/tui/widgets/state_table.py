@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input
 
-from netdiag.tui.rows import Row
+from netdiag.render import Row
 
 MARK = "»"
 

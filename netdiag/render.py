@@ -1,10 +1,12 @@
-"""What each tab of the namespace screen shows: one NamespaceState → rows of plain text.
+"""netdiag's one renderer of a namespace's state: sections of rows of plain text.
 
-Every tab is a TabSpec: its title, its columns, the Evidence kinds it can highlight and a pure
-function that turns the attached namespace into Rows. A Row carries, besides its cells, the
-keys a rule's Evidence may use for the same object (a link name, a route's dst, an iptables
-"table/chain/position"), so that selecting a finding can mark its evidence without the TUI
-knowing anything about the rule.
+`netdiag show SECTION` prints a section as a table and the TUI shows each as a tab, from the
+same functions, so the two never describe one object differently. Every Section has its title,
+its columns, the Evidence kinds it can highlight and a pure function that turns one namespace
+into Rows; veth peers in other namespaces are named by their namespace's label (`Names`). A
+Row carries, besides its cells, the keys a rule's Evidence may use for the same object (a link
+name, a route's dst, an iptables "table/chain/position"), so that selecting a finding can mark
+its evidence without knowing anything about the rule.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from netdiag.model import NamespaceState, Route
+from netdiag.model import Link, NamespaceState, Route
 
 TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 
@@ -33,7 +35,7 @@ RowFunction = Callable[[NamespaceState, Names], list[Row]]
 
 
 @dataclass(frozen=True, slots=True)
-class TabSpec:
+class Section:
     id: str
     title: str
     columns: tuple[str, ...]
@@ -49,15 +51,21 @@ def link_rows(ns: NamespaceState, names: Names) -> list[Row]:
     rows = []
     for link in ns.links:
         state = ("UP" if link.admin_up else "DOWN") + f"/{link.oper_state}"
-        peer = link.peer_name or (f"if{link.parent_index}" if link.kind == "veth" and
-                                  link.parent_index else "")
-        if peer and link.peer_namespace is not None and link.peer_namespace != ns.ref.id:
-            peer += f" @ {names.get(link.peer_namespace, f'inode:{link.peer_namespace}')}"
-        elif link.parent and link.kind != "veth":
-            peer = link.parent
-        rows.append(_row(link.name, link.kind, link.mtu, state, peer, link.master,
-                         keys=(link.name, str(link.index))))
+        rows.append(_row(link.name, link.kind, link.mtu, state, peer_text(ns, link, names),
+                         link.master, keys=(link.name, str(link.index))))
     return rows
+
+
+def peer_text(ns: NamespaceState, link: Link, names: Names) -> str:
+    """Where a link leads: `PEER @ NAMESPACE` for a veth into another namespace, its peer or
+    lower device otherwise."""
+    peer = link.peer_name or (f"if{link.parent_index}" if link.kind == "veth" and
+                              link.parent_index else "")
+    if peer and link.peer_namespace is not None and link.peer_namespace != ns.ref.id:
+        return f"{peer} @ {names.get(link.peer_namespace, f'inode:{link.peer_namespace}')}"
+    if link.parent and link.kind != "veth":
+        return link.parent
+    return peer
 
 
 def address_rows(ns: NamespaceState, names: Names) -> list[Row]:
@@ -84,7 +92,8 @@ def route_rows(ns: NamespaceState, names: Names) -> list[Row]:
         what = " ".join(part for part in (
             f"from {rule.src}" if rule.src else "", f"to {rule.dst}" if rule.dst else "",
             f"iif {rule.iif}" if rule.iif else "", f"oif {rule.oif}" if rule.oif else "",
-            f"fwmark {rule.fwmark:#x}" if rule.fwmark else "") if part) or "all"
+            f"fwmark {rule.fwmark:#x}" + (f"/{rule.fwmask:#x}" if rule.fwmask else "")
+            if rule.fwmark else "") if part) or "all"
         target = TABLE_NAMES.get(rule.table, str(rule.table)) if rule.action == "lookup" else ""
         rows.append(_row("rule", f"{rule.priority}: {'not ' if rule.invert else ''}{what}",
                          f"{rule.action} {target}".strip(), "", "", "", "", "",
@@ -108,8 +117,10 @@ def fdb_rows(ns: NamespaceState, names: Names) -> list[Row]:
         remote = v.remote or v.group or "-"
         flags = ",".join(f for f, on in (("learning", v.learning), ("proxy", v.proxy),
                                          ("l2miss", v.l2miss), ("l3miss", v.l3miss)) if on)
+        local = f"local {v.local} " if v.local else ""
         rows.append(_row(link.name, "vxlan device", remote, v.vni,
-                         f"dev {v.dev or '-'} port {v.dstport}", flags, keys=(link.name,)))
+                         f"{local}dev {v.dev or '-'} port {v.dstport}", flags,
+                         keys=(link.name,)))
     for e in ns.fdb:
         rows.append(_row(e.ifname, e.mac, e.dst, e.vni or "", e.master or "",
                          ",".join((e.state, *e.flags)).strip(","),
@@ -186,30 +197,34 @@ def sysctl_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return [_row(s.name, s.value, keys=(s.name,)) for s in sorted(ns.sysctls, key=lambda s: s.name)]
 
 
-TABS: tuple[TabSpec, ...] = (
-    TabSpec("links", "Links", ("Name", "Kind", "MTU", "State", "Peer/parent", "Master"),
+SECTIONS: tuple[Section, ...] = (
+    Section("links", "Links", ("Name", "Kind", "MTU", "State", "Peer/parent", "Master"),
             ("link",), link_rows),
-    TabSpec("addresses", "Addrs", ("Interface", "Address", "Family", "Scope", "Label"),
+    Section("addresses", "Addrs", ("Interface", "Address", "Family", "Scope", "Label"),
             ("address",), address_rows),
-    TabSpec("routes", "Routes", ("Table", "Destination", "Via", "Dev", "Proto", "Scope",
+    Section("routes", "Routes", ("Table", "Destination", "Via", "Dev", "Proto", "Scope",
                                  "Metric", "MTU"), ("route", "rule"), route_rows),
-    TabSpec("neighbours", "Neigh", ("Interface", "Address", "MAC", "State", "Flags"),
+    Section("neighbours", "Neigh", ("Interface", "Address", "MAC", "State", "Flags"),
             ("neighbour",), neighbour_rows),
-    TabSpec("fdb", "FDB/VXLAN", ("Device", "MAC", "Dst", "VNI", "Master", "State"),
+    Section("fdb", "FDB/VXLAN", ("Device", "MAC", "Dst", "VNI", "Master", "State"),
             ("fdb", "vxlan"), fdb_rows),
-    TabSpec("ipvs", "IPVS", ("Service", "Sched", "Real server", "Weight", "Fwd", "Act/Inact"),
+    Section("ipvs", "IPVS", ("Service", "Sched", "Real server", "Weight", "Fwd", "Act/Inact"),
             ("ipvs",), ipvs_rows),
-    TabSpec("firewall", "Firewall", ("Source", "Table", "Chain", "#", "Rule"),
+    Section("firewall", "Firewall", ("Source", "Table", "Chain", "#", "Rule"),
             ("firewall", "iptables", "nft"), firewall_rows),
-    TabSpec("dns", "DNS", ("Setting", "Value"), ("dns",), dns_rows),
-    TabSpec("sockets", "Sockets", ("Proto", "Address", "Port", "State", "Process"),
+    Section("dns", "DNS", ("Setting", "Value"), ("dns",), dns_rows),
+    Section("sockets", "Sockets", ("Proto", "Address", "Port", "State", "Process"),
             ("socket",), socket_rows),
-    TabSpec("sysctls", "Sysctl", ("Name", "Value"), ("sysctl",), sysctl_rows),
+    Section("sysctls", "Sysctl", ("Name", "Value"), ("sysctl",), sysctl_rows),
 )
 
 
-def tab_for_evidence_kind(kind: str) -> TabSpec | None:
-    for tab in TABS:
-        if kind in tab.evidence_kinds:
-            return tab
+def section(section_id: str) -> Section:
+    return next(found for found in SECTIONS if found.id == section_id)
+
+
+def section_for_evidence_kind(kind: str) -> Section | None:
+    for found in SECTIONS:
+        if kind in found.evidence_kinds:
+            return found
     return None
