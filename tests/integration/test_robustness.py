@@ -326,25 +326,21 @@ def silent_nameserver():
             sh(f"ip netns del {name}", check=False)
 
 
-@pytest.mark.parametrize("after", [0.02, 0.1, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("after", [0.1, 0.15, 0.25, 0.5, 1.0])
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(after, silent_nameserver):
-    """From interpreter start (imports still running) to the middle of the probes."""
+    """From netdiag's imports still running to the middle of the probes. (Earlier than about
+    0.05 s the signal meets CPython's own initialisation, before any code of netdiag's: it
+    then reports "Fatal Python error: init_import_site" itself.)"""
     process = subprocess.Popen([sys.executable, "-m", "netdiag", "check", "--all", "--probe"],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
     time.sleep(after)
     process.send_signal(2)
     _, err = process.communicate(timeout=30)
+    if err.startswith("Fatal Python error: init_import_site"):
+        pytest.skip("the signal came during CPython's own start-up (a slow machine)")
     assert "Traceback" not in err
     if process.returncode in (0, 1):
-        # The run ended first, or the signal came while the interpreter was still starting
-        # (before any handler, with SIGINT inherited as ignored): nothing to see.
-        pytest.skip("the signal found no run to interrupt")
-    if process.returncode == -2:
-        # The signal came before the interpreter had installed its handler (nothing of
-        # netdiag runs yet): the default action ends the process, which a shell reports as
-        # 130, and nothing is printed — certainly no traceback.
-        assert err == "", err
-        return
+        pytest.skip("the run ended before the signal came")
     assert process.returncode == 130, err
     assert one_line(err) == "netdiag: interrupted"
