@@ -108,6 +108,12 @@ class Rtnl(Socket):
         index = IFINFOMSG.unpack_from(answer)[2]
         return index, attributes(answer, IFINFOMSG.size).get(IFLA_ADDRESS, b"").hex(":")
 
+    def flags(self, name: str) -> int:
+        """The IFF_* flags of the device called `name` (IFF_UP: set up)."""
+        answer = self._request(RTM_GETLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0)
+                               + pack_attr(IFLA_IFNAME, _name(name)))
+        return IFINFOMSG.unpack_from(answer)[3]
+
     def add_link(self, name: str, kind: str, *, mtu: int, up: bool = True, master: int = 0,
                  peer: Peer | None = None) -> None:
         attrs = [pack_attr(IFLA_IFNAME, _name(name)), pack_attr(IFLA_MTU, _u32(mtu))]

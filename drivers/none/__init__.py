@@ -9,32 +9,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from pyroute2 import IPRoute
-
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.drivers.api import DEVICE_DOWN, Endpoint, Network, namespace_ref
+from netdiag.drivers.common import device
 from netdiag.drivers.common.nothing import NothingToBuild
 from netdiag.netns import entered
 from netdiag.repair.steps import Repair, Safety, SetLinkUp
-
-IFF_UP = 1
+from netdiag.rtnl_write import IFF_UP, Rtnl
 
 
 class NoneDriver(NothingToBuild):
     name = "none"
 
     def join(self, network: Network, endpoint: Endpoint, sandbox: str) -> Endpoint:
-        with entered(sandbox), IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        with entered(sandbox), Rtnl() as rt:
+            device.loopback_up(rt)
         return replace(endpoint, sandbox=sandbox)
 
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         for ep in endpoints:
             if not ep.sandbox:
                 continue
-            with entered(ep.sandbox), IPRoute() as ipr:
-                lo = ipr.get_links(ipr.link_lookup(ifname="lo")[0])[0]
-            if lo["flags"] & IFF_UP:
+            with entered(ep.sandbox), Rtnl() as rt:
+                up = rt.flags("lo") & IFF_UP
+            if up:
                 continue
             ref = namespace_ref(ep.sandbox)
             yield DEVICE_DOWN.finding(
