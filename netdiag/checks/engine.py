@@ -106,16 +106,11 @@ def _run_all(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule
         results.append((module, outcome))
 
 
-def involves(finding: Finding, ns_id: int) -> bool:
-    """Whether a finding is about a namespace: its own, or one of its related ones."""
-    return finding.namespace.id == ns_id or ns_id in finding.related
-
-
 def counts_by_namespace(findings: Iterable[Finding]) -> dict[int, int]:
     """namespace id → how many findings involve it (what the TUI's picker shows)."""
     counts: dict[int, int] = {}
     for finding in findings:
-        for ns_id in {finding.namespace.id, *finding.related}:
+        for ns_id in finding.involved:
             counts[ns_id] = counts.get(ns_id, 0) + 1
     return counts
 
@@ -129,8 +124,7 @@ class _Filter:
         self.interfaces = [re.compile(p) for p in config.exclude_interfaces]
 
     def __call__(self, finding: Finding) -> bool:
-        if self.focus and finding.namespace.id not in self.focus \
-                and not self.focus.intersection(finding.related):
+        if self.focus and self.focus.isdisjoint(finding.involved):
             return False
         ref = finding.namespace
         names = [n for n in (ref.label, ref.name, ref.container, ref.node) if n]

@@ -45,3 +45,8 @@ class Finding:
     evidence: tuple[Evidence, ...] = ()
     repair: Repair | None = None
     related: tuple[int, ...] = ()  # other namespaces the finding involves (the veth's peer...)
+
+    @property
+    def involved(self) -> frozenset[int]:
+        """Every namespace the finding is about: its own and the related ones."""
+        return frozenset((self.namespace.id, *self.related))

@@ -142,6 +142,9 @@ class Topology:
     owners: dict[str, tuple[tuple[int, Address], ...]]  # address → where it is configured
     segment_ids: dict[Endpoint, int]
     segment_members: dict[int, tuple[Endpoint, ...]]
+    # VXLAN device → (its underlay namespace, the underlay interface that carries its outer
+    # packets, "" when unknown)
+    carriers: dict[Endpoint, tuple[int | None, str]]
     # Memos filled on first use (rules ask about a few namespaces of a big snapshot); they
     # only ever cache what the snapshot already determines, so the index stays pure.
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
@@ -293,26 +296,14 @@ class Topology:
                 segment = self.segment_ids.get(Endpoint(ns_id, link.name))
                 if segment is not None:
                     segments.add(segment)
-        carriers: set[Endpoint] = set()  # the underlay interfaces the overlays ride
-        tables: dict = {}
         for segment in segments:
             for member in self.segment_members[segment]:
                 reached.add(member.namespace)
-                link = self.links.get((member.namespace, member.link))
-                if link is None or link.vxlan is None:
-                    continue
-                underlay = self.underlay(member.namespace, link)
-                if underlay is None or underlay not in self.namespaces:
-                    continue
-                reached.add(underlay)
-                remotes = _remotes(self.namespaces[member.namespace], link)
-                device = _underlay_device(self.namespaces[underlay], link, remotes[:1],
-                                          self.links, tables)
-                if device:
-                    carriers.add(Endpoint(underlay, device))
-        for carrier in carriers:
-            reached.update(member.namespace for member in self.segment(carrier.namespace,
-                                                                       carrier.link))
+                underlay, device = self.carriers.get(member, (None, ""))
+                if underlay in self.namespaces:
+                    reached.add(underlay)
+                    if device:
+                        reached.update(e.namespace for e in self.segment(underlay, device))
         return frozenset(reached)
 
     def overlay(self, ns_id: int, vxlan: Link) -> int | None:
@@ -350,16 +341,17 @@ def _build(snapshot: Snapshot) -> Topology:
                 ports[(ns_id, link.master)].append(link)
         for address in state.addresses:
             owners[address.address].append((ns_id, address))
-    segment_ids, members = _segments(namespaces, links, owners)
+    segment_ids, members, carriers = _segments(namespaces, links, owners)
     return Topology(snapshot=snapshot, namespaces=namespaces, links=links,
                     ports={key: tuple(value) for key, value in ports.items()},
                     owners={key: tuple(value) for key, value in owners.items()},
-                    segment_ids=segment_ids, segment_members=members)
+                    segment_ids=segment_ids, segment_members=members, carriers=carriers)
 
 
 def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link],
               owners: dict[str, list[tuple[int, Address]]]
-              ) -> tuple[dict[Endpoint, int], dict[int, tuple[Endpoint, ...]]]:
+              ) -> tuple[dict[Endpoint, int], dict[int, tuple[Endpoint, ...]],
+                         dict[Endpoint, tuple[int | None, str]]]:
     """Union-find over interfaces joined at layer 2.
 
     First everything a cable joins (bridge ports, veth pairs, macvlans and their parents);
@@ -394,7 +386,8 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
         if link.vxlan is not None:
             vxlans.append((here, link))
     # Overlays are joined from what the cabled segments alone show, before any of them is.
-    for a, b in _same_overlay(namespaces, links, owners, vxlans, find):
+    carriers = _carriers(namespaces, links, owners, vxlans)
+    for a, b in _same_overlay(namespaces, owners, vxlans, carriers, find):
         union(a, b)
     groups: dict[Endpoint, list[Endpoint]] = defaultdict(list)
     for item in list(parent):
@@ -405,12 +398,29 @@ def _segments(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str]
         members[number] = tuple(sorted(group, key=lambda e: (e.namespace, e.link)))
         for item in group:
             segment_ids[item] = number
-    return segment_ids, members
+    return segment_ids, members, carriers
 
 
-def _same_overlay(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link],
+def _carriers(namespaces: dict[int, NamespaceState], links: dict[tuple[int, str], Link],
+              owners: dict[str, list[tuple[int, Address]]],
+              vxlans: list[tuple[Endpoint, Link]]) -> dict[Endpoint, tuple[int | None, str]]:
+    """Each VXLAN device's underlay namespace and the interface there that carries it."""
+    tables: dict[tuple[int, int], RouteTable] = {}
+    found: dict[Endpoint, tuple[int | None, str]] = {}
+    for here, link in vxlans:
+        underlay = _underlay_of(namespaces, owners, here.namespace, link)
+        state = namespaces.get(underlay) if underlay is not None else None
+        remotes = _remotes(namespaces[here.namespace], link)
+        device = _underlay_device(state, link, remotes[:1], links, tables) if state else ""
+        found[here] = (underlay, device)
+    return found
+
+
+def _same_overlay(namespaces: dict[int, NamespaceState],
                   owners: dict[str, list[tuple[int, Address]]],
-                  vxlans: list[tuple[Endpoint, Link]], find) -> Iterator[tuple[Endpoint, Endpoint]]:
+                  vxlans: list[tuple[Endpoint, Link]],
+                  carriers: dict[Endpoint, tuple[int | None, str]],
+                  find) -> Iterator[tuple[Endpoint, Endpoint]]:
     """Pairs of VXLAN devices that are one overlay.
 
     An overlay is not a VNI: two independent Swarms on one machine both start at VNI 4096. Two
@@ -423,11 +433,10 @@ def _same_overlay(namespaces: dict[int, NamespaceState], links: dict[tuple[int, 
     * or neither knows any remote VTEP yet, and they belong to the same lab and Docker
       networks: nothing else tells them apart.
     """
-    underlay_of = {here: _underlay_of(namespaces, owners, here.namespace, link)
-                   for here, link in vxlans}
     roots: dict[Endpoint, list[Endpoint]] = defaultdict(list)
-    for (ns_id, name) in links:
-        roots[find(Endpoint(ns_id, name))].append(Endpoint(ns_id, name))
+    for ns_id, state in namespaces.items():
+        for link in state.links:
+            roots[find(Endpoint(ns_id, link.name))].append(Endpoint(ns_id, link.name))
 
     def members(root: Endpoint) -> list[Endpoint]:
         return roots.get(root, [])
@@ -441,15 +450,13 @@ def _same_overlay(namespaces: dict[int, NamespaceState], links: dict[tuple[int, 
             continue
         by_underlay: dict[int, list[Endpoint]] = defaultdict(list)
         for here, _ in devices:
-            if underlay_of[here] is not None:
-                by_underlay[underlay_of[here]].append(here)
+            if carriers[here][0] is not None:
+                by_underlay[carriers[here][0]].append(here)
         where: dict[tuple, Endpoint] = {}
         no_remote: dict[tuple, Endpoint] = {}
         for here, link in devices:
-            underlay = underlay_of[here]
+            underlay, device = carriers[here]
             remotes = _remotes(namespaces[here.namespace], link)
-            state = namespaces.get(underlay) if underlay is not None else None
-            device = _underlay_device(state, link, remotes[:1], links, tables) if state else ""
             place = ("segment", find(Endpoint(underlay, device))) if device \
                 else ("namespace", underlay)
             yield here, where.setdefault(place, here)

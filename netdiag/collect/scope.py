@@ -27,10 +27,6 @@ class Scope:
     read: tuple[NamespaceRef, ...]  # what to collect
     chosen: frozenset[int]  # the namespaces the user named; empty: all of them
 
-    @property
-    def chosen_refs(self) -> tuple[NamespaceRef, ...]:
-        return tuple(ref for ref in self.read if ref.id in self.chosen)
-
 
 def require_root(references: Sequence[str]) -> None:
     if os.geteuid() != 0 and any(ref != "self" for ref in references or ["all"]):

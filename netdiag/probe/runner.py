@@ -84,7 +84,7 @@ def summary(planned: Plan, probes: Probes, label=lambda ns_id: f"inode:{ns_id}")
     counts = ", ".join(f"{len(found)} {name}{'s' if len(found) != 1 else ''}"
                        for name, found in kinds if found)
     targets = sorted({task.target for task in planned.tasks})
-    failed = [_failure(label, r) for _, found in kinds for r in found if _failure(label, r)]
+    failed = [line for _, found in kinds for line in (_failure(label, r) for r in found) if line]
     lines = [f"probed: {counts or 'nothing'}"
              + (f" to {len(targets)} target{'s' if len(targets) != 1 else ''}"
                 f" ({', '.join(targets[:8])}{', …' if len(targets) > 8 else ''})"

@@ -201,9 +201,10 @@ def _dnat_in_use(step: DeleteIptablesRule, snapshot: Snapshot) -> str:
     if holder is None:
         return ""
     state = topology.namespace(holder[0])
+    protocol = args[args.index("-p") + 1] if "-p" in args else "tcp"
     for sock in state.sockets if state else ():
-        if sock.state in ("listen", "LISTEN", "unconn") and sock.port == int(port) \
-                and sock.address in (address, "0.0.0.0", "::", "*"):
+        if sock.protocol == protocol and sock.port == int(port) \
+                and sock.address in (address, "0.0.0.0", "::"):
             return (f"{target} is served by {sock.process or 'a listener'} in "
                     f"{_label(snapshot, holder[0])}")
     return ""

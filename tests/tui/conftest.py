@@ -24,10 +24,8 @@ def fixture_findings(snapshot: Snapshot, focus: frozenset[int] = frozenset()
                      ) -> tuple[Finding, ...]:
     """Findings as rules would make them for the fixture host (independent of the rule set),
     those that involve `focus` when it is given."""
-    from netdiag.checks.engine import involves
-
     found = _fixture_findings(snapshot)
-    return tuple(f for f in found if not focus or any(involves(f, ns) for ns in focus))
+    return tuple(f for f in found if not focus or not focus.isdisjoint(f.involved))
 
 
 def _fixture_findings(snapshot: Snapshot) -> tuple[Finding, ...]:
