@@ -3,12 +3,14 @@
 Drivers (the bridge's endpoints are its hot path: a lab or a benchmark makes hundreds), the lab
 and repair steps write through here. pyroute2 spends about 1 ms of Python per request
 (netdiag/netlink.py says more), more than the kernel takes; the requests are small and fixed,
-so they are packed with struct: create a link (bridge, or veth whose peer is born in another
-namespace), set it up, set its MTU, set hairpin mode, delete it, look one up by name, add an
-address, add or delete a route, add or delete a bridge/VXLAN forwarding entry, replace or
-delete a neighbour. Every request asks for an acknowledgement and a kernel error is raised as
-RtnlError (the core's NetlinkError) carrying the errno, which callers turn into the project's
-kinds.
+so they are packed with struct: create a link (a bridge; a veth whose peer is born in another
+namespace; a vxlan, macvlan or 802.1q device, created directly in another namespace when asked),
+change a link (name, MAC, MTU, master, up, namespace), set hairpin mode, delete it, look one up
+by name, add an address, add or delete a route, add or delete a bridge/VXLAN forwarding entry,
+replace or delete a neighbour. Every request asks for an acknowledgement and a kernel error
+is raised as RtnlError (the core's NetlinkError) carrying the errno, which callers turn into
+the project's kinds. What the drivers read back goes through the collectors (netdiag/collect,
+via drivers/common/state.py), which decode the same dumps for the snapshot.
 
 A socket belongs to the namespace of the thread that opens it (netns.entered first).
 """
@@ -39,10 +41,15 @@ AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6 = 0, 2, 7, 10
 NLM_F_REPLACE, NLM_F_APPEND = 0x100, 0x800
 IFF_UP = 0x1
 
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 12, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
+IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY = 1, 7, 11
+IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS, IFLA_VXLAN_PORT = 13, 14, 15
+IFLA_MACVLAN_MODE = 1
+IFLA_VLAN_ID = 1
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 IFLA_BRPORT_MODE = 4  # the bridge port's hairpin flag
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
@@ -64,8 +71,8 @@ class Peer:
 
     name: str
     mtu: int
-    mac: str  # "" lets the kernel choose
-    netns_fd: int
+    mac: str = ""  # "" lets the kernel choose
+    netns_fd: int = -1  # -1: the peer stays in the namespace of the socket
 
 
 def _name(name: str) -> bytes:
@@ -86,6 +93,25 @@ def _ip(text: str) -> bytes:
 
 def _family(text: str) -> int:
     return AF_INET6 if ipaddress.ip_address(text).version == 6 else AF_INET
+
+
+def _link_attrs(*, name: str = "", mac: str = "", mtu: int = 0, master: int = 0,
+                lower: int = 0, netns_fd: int = -1) -> bytes:
+    """A link's attributes, for what is given (empty, 0 or -1: left out)."""
+    attrs = []
+    if name:
+        attrs.append(pack_attr(IFLA_IFNAME, _name(name)))
+    if mac:
+        attrs.append(pack_attr(IFLA_ADDRESS, _mac(mac)))
+    if mtu:
+        attrs.append(pack_attr(IFLA_MTU, _u32(mtu)))
+    if master:
+        attrs.append(pack_attr(IFLA_MASTER, _u32(master)))
+    if lower:
+        attrs.append(pack_attr(IFLA_LINK, _u32(lower)))
+    if netns_fd >= 0:
+        attrs.append(pack_attr(IFLA_NET_NS_FD, _u32(netns_fd)))
+    return b"".join(attrs)
 
 
 class Rtnl(Socket):
@@ -114,27 +140,36 @@ class Rtnl(Socket):
                                + pack_attr(IFLA_IFNAME, _name(name)))
         return IFINFOMSG.unpack_from(answer)[3]
 
-    def add_link(self, name: str, kind: str, *, mtu: int, up: bool = True, master: int = 0,
-                 peer: Peer | None = None) -> None:
-        attrs = [pack_attr(IFLA_IFNAME, _name(name)), pack_attr(IFLA_MTU, _u32(mtu))]
-        if master:
-            attrs.append(pack_attr(IFLA_MASTER, _u32(master)))
-        info = [pack_attr(IFLA_INFO_KIND, kind.encode())]
+    def add_link(self, name: str, kind: str, *, mtu: int = 0, up: bool = True,
+                 master: int = 0, peer: Peer | None = None, lower: int = 0,
+                 netns_fd: int = -1, data: bytes = b"") -> None:
+        """`ip link add NAME [link LOWER] [mtu MTU] [master M] [netns FD] type KIND ...`:
+        `data` is the kind's IFLA_INFO_DATA (vxlan_data, macvlan_data, vlan_data); mtu 0
+        leaves the kernel's default."""
         if peer is not None:
-            peer_attrs = [pack_attr(IFLA_IFNAME, _name(peer.name)),
-                          pack_attr(IFLA_MTU, _u32(peer.mtu)),
-                          pack_attr(IFLA_NET_NS_FD, _u32(peer.netns_fd))]
-            if peer.mac:
-                peer_attrs.append(pack_attr(IFLA_ADDRESS, _mac(peer.mac)))
-            peer_msg = IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0) + b"".join(peer_attrs)
-            info.append(pack_nested(IFLA_INFO_DATA, pack_attr(VETH_INFO_PEER, peer_msg)))
-        attrs.append(pack_nested(IFLA_LINKINFO, *info))
+            data = pack_attr(VETH_INFO_PEER, IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0) + _link_attrs(
+                name=peer.name, mac=peer.mac, mtu=peer.mtu, netns_fd=peer.netns_fd))
+        info = pack_attr(IFLA_INFO_KIND, kind.encode())
+        if data:
+            info += pack_nested(IFLA_INFO_DATA, data)
         flags = IFF_UP if up else 0
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
-                      IFINFOMSG.pack(AF_UNSPEC, 0, 0, flags, IFF_UP) + b"".join(attrs))
+                      IFINFOMSG.pack(AF_UNSPEC, 0, 0, flags, IFF_UP)
+                      + _link_attrs(name=name, mtu=mtu, master=master, lower=lower,
+                                    netns_fd=netns_fd)
+                      + pack_nested(IFLA_LINKINFO, info))
+
+    def set_link(self, index: int, *, name: str = "", mac: str = "", mtu: int = 0,
+                 master: int = 0, up: bool | None = None, netns_fd: int = -1) -> None:
+        """`ip link set INDEX [name N] [address MAC] [mtu M] [master B] [up|down] [netns FD]`:
+        only what is given changes."""
+        flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
+        self._request(RTM_NEWLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, index, flags, change)
+                      + _link_attrs(name=name, mac=mac, mtu=mtu, master=master,
+                                    netns_fd=netns_fd))
 
     def set_up(self, index: int) -> None:
-        self._request(RTM_NEWLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, index, IFF_UP, IFF_UP))
+        self.set_link(index, up=True)
 
     def set_hairpin(self, index: int) -> None:
         self._request(RTM_SETLINK, 0, IFINFOMSG.pack(AF_BRIDGE, 0, index, 0, 0)
@@ -151,20 +186,19 @@ class Rtnl(Socket):
                       + pack_attr(IFA_LOCAL, _ip(address)) + pack_attr(IFA_ADDRESS, _ip(address))
                       + pack_attr(IFA_BROADCAST, _ip(broadcast)))
 
-    def add_default_route(self, index: int, gateway: str) -> None:
-        self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL,
+    def add_default_route(self, index: int, gateway: str, replace: bool = False) -> None:
+        """`ip route add|replace default via GATEWAY dev INDEX`."""
+        self._request(RTM_NEWROUTE, NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL),
                       RTMSG.pack(AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                                  RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
                       + pack_attr(RTA_GATEWAY, _ip(gateway)) + pack_attr(RTA_OIF, _u32(index)))
 
     def set_master(self, index: int, master: int) -> None:
         """Enslave the link to a bridge and set it up."""
-        self._request(RTM_NEWLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, index, IFF_UP, IFF_UP)
-                      + pack_attr(IFLA_MASTER, _u32(master)))
+        self.set_link(index, master=master, up=True)
 
     def set_mtu(self, index: int, mtu: int) -> None:
-        self._request(RTM_NEWLINK, 0, IFINFOMSG.pack(AF_UNSPEC, 0, index, 0, 0)
-                      + pack_attr(IFLA_MTU, _u32(mtu)))
+        self.set_link(index, mtu=mtu)
 
     def route(self, add: bool, dst: str, *, oif: int = 0, gateway: str = "",
               table: int = RT_TABLE_MAIN, metric: int = 0) -> None:
@@ -211,3 +245,27 @@ class Rtnl(Socket):
                           + attrs + pack_attr(NDA_LLADDR, _mac(mac)))
         else:
             self._request(RTM_DELNEIGH, 0, NDMSG.pack(_family(address), index, 0, 0, 0) + attrs)
+
+
+# --- the kinds' IFLA_INFO_DATA -----------------------------------------------------------------
+
+
+def vxlan_data(vni: int, port: int, *, learning: bool, proxy: bool, l2miss: bool,
+               l3miss: bool) -> bytes:
+    """`type vxlan id VNI dstport PORT [no]learning [proxy] [l2miss] [l3miss]`."""
+    return (pack_attr(IFLA_VXLAN_ID, _u32(vni)) + pack_attr(IFLA_VXLAN_PORT,
+                                                           struct.pack("!H", port))
+            + pack_attr(IFLA_VXLAN_LEARNING, bytes([learning]))
+            + pack_attr(IFLA_VXLAN_PROXY, bytes([proxy]))
+            + pack_attr(IFLA_VXLAN_L2MISS, bytes([l2miss]))
+            + pack_attr(IFLA_VXLAN_L3MISS, bytes([l3miss])))
+
+
+def macvlan_data(mode: str) -> bytes:
+    """`type macvlan mode MODE` (private, vepa, bridge, passthru, source)."""
+    return pack_attr(IFLA_MACVLAN_MODE, _u32(MACVLAN_MODES[mode]))
+
+
+def vlan_data(tag: int) -> bytes:
+    """`type vlan id TAG` (802.1q)."""
+    return pack_attr(IFLA_VLAN_ID, struct.pack("=H", tag))

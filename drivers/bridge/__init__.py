@@ -11,8 +11,8 @@ forwarding, firewall, verify), run with rollback. Netlink sockets are opened ins
 namespace by entering it in the calling thread (netns.entered): under a millisecond, against
 about 10 ms for pyroute2's IPRoute(netns=...), which forks. The requests that build devices,
 addresses and routes are packed by netdiag/rtnl_write.py (a plain socket) rather than
-pyroute2, whose per-request cost dominated joining an endpoint; reading (verify) stays with
-pyroute2.
+pyroute2, whose per-request cost dominated joining an endpoint; reading (verify) uses the
+snapshot's collectors (drivers/common/state.py).
 
 Where netdiag differs from Docker: no userland proxy process (published ports are DNAT only,
 so 127.0.0.1:PORT on the host namespace does not answer unless the network has `hairpin`);
@@ -36,11 +36,6 @@ from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
 from netdiag.netns import entered
 from netdiag.rtnl_write import Rtnl
-
-
-def mac_for(ip: str) -> str:
-    """Docker's bridge endpoint MAC: 02:42 followed by the four bytes of the IPv4 address."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(ip).packed)
 
 
 class BridgeDriver:
@@ -82,7 +77,7 @@ class BridgeDriver:
                 Step("forwarding", forwarding_up),
                 Step("firewall", firewall_up,
                      lambda: iptables.apply_delete(_network_rules(network, opts))),
-                Step("verify", lambda: verify.bridge_ready(bridge, network.gateway)),
+                Step("verify", lambda: verify.bridge_ready(network.host, bridge, network.gateway)),
             ])
         return network
 
@@ -97,7 +92,8 @@ class BridgeDriver:
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
         # Names and MAC only: the veth pair is made at join, when the sandbox is known, so
         # that its container side is born there (one netlink request instead of four).
-        return replace(endpoint, host_ifname="veth" + endpoint.id[:7], mac=mac_for(endpoint.ip))
+        return replace(endpoint, host_ifname="veth" + endpoint.id[:7],
+                       mac=device.docker_mac(endpoint.ip))
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         with entered(network.host), Rtnl() as rt:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from pyroute2 import IPRoute
-
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.drivers.api import (
     ADDRESS_MISSING,
@@ -23,7 +21,7 @@ from netdiag.drivers.api import (
     Network,
     namespace_ref,
 )
-from netdiag.drivers.common import iptables
+from netdiag.drivers.common import iptables, state
 from netdiag.drivers.common.iptables import FwRule
 from netdiag.drivers.common.ports import missing_rule
 from netdiag.errors import DriverError
@@ -32,35 +30,28 @@ from netdiag.netns import entered
 from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp, SetMtu
 
 
-def bridge_ready(bridge: str, gateway: str) -> None:
-    """The bridge is up and holds the gateway (the calling thread is in the host namespace)."""
-    with IPRoute() as ipr:
-        links = _links(ipr)
+def bridge_ready(host: str, bridge: str, gateway: str) -> None:
+    """The bridge is up and holds the gateway."""
+    links = _links(host)
     if gateway not in (a.split("/")[0] for a in links.get(bridge, {}).get("addresses", ())):
         raise DriverError(f"{bridge} has no address {gateway}")
     if not links[bridge]["up"]:
         raise DriverError(f"{bridge} is not up")
 
 
-def _links(ipr: IPRoute) -> dict[str, dict]:
-    """name → {index, mtu, up, addresses}"""
-    found = {}
-    for link in ipr.get_links():
-        found[link.get("ifname")] = {"index": link["index"], "mtu": link.get("mtu"),
-                                     "up": bool(link["flags"] & 1), "addresses": []}
-    by_index = {v["index"]: v for v in found.values()}
-    for addr in ipr.get_addr(family=2):
-        if addr["index"] in by_index:
-            by_index[addr["index"]]["addresses"].append(
-                f"{addr.get('address')}/{addr['prefixlen']}")
-    return found
+def _links(path: str) -> dict[str, dict]:
+    """name → {mtu, up, addresses} of the namespace at `path`."""
+    found = state.read(path, state.LINKS_AND_ADDRESSES)
+    return {link.name: {"mtu": link.mtu, "up": link.admin_up,
+                        "addresses": [a.cidr for a in state.addresses_of(found, link.name)]}
+            for link in found.links}
 
 
 def check(network: Network, endpoints: Sequence[Endpoint], bridge: str, mtu: int,
           rules: Sequence[FwRule]) -> Iterator[Finding]:
     host = namespace_ref(network.host)
-    with entered(network.host), IPRoute() as ipr:
-        links = _links(ipr)
+    links = _links(network.host)
+    with entered(network.host):
         saved = iptables.read()
     prefixlen = network.subnet.split("/")[1]
     yield from _device(host, links, bridge, mtu, f"{network.gateway}/{prefixlen}",
@@ -78,8 +69,7 @@ def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
     if not os.path.exists(ep.sandbox):
         return  # reconcile's business: the container is gone, not broken
     ref = namespace_ref(ep.sandbox)
-    with entered(ep.sandbox), IPRoute() as ipr:
-        links = _links(ipr)
+    links = _links(ep.sandbox)
     yield from _device(ref, links, ep.ifname, mtu, ep.address, f"endpoint {ep.name}")
 
 

@@ -4,6 +4,7 @@
 in the sandbox (no rename dance across namespaces), and `configure` gives the sandbox side its
 name, MAC, MTU, address and optional default route. Both are used by the overlay leg (br0 in the
 overlay namespace) and the gateway leg (docker_gwbridge in the host); macvlan uses `configure`.
+Requests go over netdiag's netlink sockets (netdiag/rtnl_write.py), opened inside the namespace.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from netdiag.drivers.common.pyroute import index_of, netlink_in
+from netdiag.drivers.common.device import GONE, LOOPBACK_INDEX, index_of
 from netdiag.errors import DriverError
+from netdiag.netns import entered
+from netdiag.rtnl_write import Peer, Rtnl, RtnlError
 
 
 def plug_veth(bridge_ns: str, bridge: str, host_side: str, sandbox: str, temporary: str,
@@ -22,14 +23,11 @@ def plug_veth(bridge_ns: str, bridge: str, host_side: str, sandbox: str, tempora
     """veth `host_side` on `bridge` in `bridge_ns`, its peer `temporary` in `sandbox`."""
     target = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with netlink_in(bridge_ns) as ipr:
-            ipr.link("add", ifname=host_side, kind="veth", mtu=mtu,
-                     peer={"ifname": temporary, "net_ns_fd": target, "mtu": mtu})
-            index = index_of(ipr, host_side)
-            ipr.link("set", index=index, master=index_of(ipr, bridge), state="up")
-    except NetlinkError as exc:
-        raise DriverError(f"cannot add veth {host_side} to {bridge}: "
-                          f"{os.strerror(exc.code)}") from None
+        with entered(bridge_ns), Rtnl() as rt:
+            rt.add_link(host_side, "veth", mtu=mtu, master=index_of(rt, bridge),
+                        peer=Peer(temporary, mtu, netns_fd=target))
+    except RtnlError as exc:
+        raise DriverError(f"cannot add veth {host_side} to {bridge}: {exc}") from None
     finally:
         os.close(target)
 
@@ -37,32 +35,26 @@ def plug_veth(bridge_ns: str, bridge: str, host_side: str, sandbox: str, tempora
 def configure(sandbox: str, current: str, ifname: str, mac: str, mtu: int, cidr: str,
               gateway: str = "") -> None:
     """Rename `current` to `ifname` in the sandbox and give it MAC, MTU, address, route."""
-    network = ipaddress.ip_interface(cidr)
+    interface = ipaddress.ip_interface(cidr)
     try:
-        with netlink_in(sandbox) as ipr:
-            ipr.link("set", index=index_of(ipr, "lo"), state="up")
-            index = index_of(ipr, current)
-            changes = {"ifname": ifname, "mtu": mtu}
-            if mac:
-                changes["address"] = mac
-            ipr.link("set", index=index, **changes)
-            ipr.addr("add", index=index, address=str(network.ip),
-                     prefixlen=network.network.prefixlen)
-            ipr.link("set", index=index, state="up")
+        with entered(sandbox), Rtnl() as rt:
+            rt.set_up(LOOPBACK_INDEX)
+            index = index_of(rt, current)
+            rt.set_link(index, name=ifname, mac=mac, mtu=mtu)
+            rt.add_address(index, str(interface.ip), interface.network.prefixlen,
+                           str(interface.network.broadcast_address))
+            rt.set_up(index)
             if gateway:
-                ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
-    except NetlinkError as exc:
-        raise DriverError(f"cannot configure {ifname} in {sandbox}: "
-                          f"{os.strerror(exc.code)}") from None
+                rt.add_default_route(index, gateway, replace=True)
+    except RtnlError as exc:
+        raise DriverError(f"cannot configure {ifname} in {sandbox}: {exc}") from None
 
 
 def delete_link(namespace: str, name: str) -> None:
     """Delete a link if it is still there (deleting one veth end removes both)."""
     try:
-        with netlink_in(namespace) as ipr:
-            found = ipr.link_lookup(ifname=name)
-            if found:
-                ipr.link("del", index=found[0])
-    except NetlinkError as exc:
-        raise DriverError(f"cannot delete {name} in {namespace}: "
-                          f"{os.strerror(exc.code)}") from None
+        with entered(namespace), Rtnl() as rt:
+            rt.delete_link(rt.link(name)[0])
+    except RtnlError as exc:
+        if exc.code not in GONE:
+            raise DriverError(f"cannot delete {name} in {namespace}: {exc}") from None

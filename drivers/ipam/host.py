@@ -12,11 +12,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from netdiag.drivers.common import state
 
-from netdiag.netns import entered
-
-RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
 
 
@@ -25,14 +22,9 @@ def networks_to_avoid(host: str) -> list[str]:
 
 
 def onlink_routes(host: str) -> list[str]:
-    with entered(host), IPRoute() as ipr:
-        routes = ipr.get_routes(family=2, table=RT_TABLE_MAIN)
-    found = []
-    for route in routes:
-        if route["scope"] != RT_SCOPE_LINK or not route["dst_len"]:
-            continue
-        found.append(f"{route.get('dst')}/{route['dst_len']}")
-    return found
+    return [route.dst for route in state.read(host, state.ROUTES).routes
+            if route.family == 4 and route.table == RT_TABLE_MAIN and route.scope == "link"
+            and route.type == "unicast" and route.dst != "default"]
 
 
 def resolv_conf_for(host: str) -> Path:

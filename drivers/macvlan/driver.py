@@ -14,8 +14,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.drivers.api import (
     DEVICE_MISSING,
@@ -26,12 +24,13 @@ from netdiag.drivers.api import (
     Scope,
     namespace_ref,
 )
-from netdiag.drivers.common import links
-from netdiag.drivers.common.pyroute import index_of, netlink_in, overlay_mac
+from netdiag.drivers.common import device, links, state
 from netdiag.drivers.macvlan import parent as parents
 from netdiag.drivers.macvlan.options import PARENT_KEY, MacvlanOptions, parse
 from netdiag.errors import DriverError
+from netdiag.netns import entered
 from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
+from netdiag.rtnl_write import Rtnl, RtnlError, macvlan_data
 
 CREATED_KEY = "netdiag.macvlan.created_parent"  # the parent the driver made, to remove later
 
@@ -65,7 +64,7 @@ class MacvlanDriver:
             parents.remove(network.host, created)
 
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        return replace(endpoint, mac=endpoint.mac or overlay_mac(endpoint.ip))
+        return replace(endpoint, mac=endpoint.mac or device.docker_mac(endpoint.ip))
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         pass  # the child went with leave(); nothing else exists per endpoint
@@ -82,14 +81,15 @@ class MacvlanDriver:
         mtu = self._mtu(network, options)
         ifname = endpoint.ifname or "eth0"
         temporary = f"mv{endpoint.id[:8]}"
+        parent = network.option(PARENT_KEY)
         target = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            with netlink_in(network.host) as ipr:
-                ipr.link("add", ifname=temporary, kind="macvlan", macvlan_mode=options.mode,
-                         link=index_of(ipr, network.option(PARENT_KEY)), net_ns_fd=target)
-        except NetlinkError as exc:
-            raise DriverError(f"cannot create a {options.mode} macvlan on "
-                              f"{network.option(PARENT_KEY)}: {os.strerror(exc.code)}") from None
+            with entered(network.host), Rtnl() as rt:
+                rt.add_link(temporary, "macvlan", up=False, lower=device.index_of(rt, parent),
+                            netns_fd=target, data=macvlan_data(options.mode))
+        except RtnlError as exc:
+            raise DriverError(f"cannot create a {options.mode} macvlan on {parent}: "
+                              f"{exc}") from None
         finally:
             os.close(target)
         prefix = ipaddress.ip_network(network.subnet).prefixlen
@@ -109,15 +109,14 @@ class MacvlanDriver:
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         host = namespace_ref(network.host)
         parent = network.option(PARENT_KEY)
-        with netlink_in(network.host) as ipr:
-            if not ipr.link_lookup(ifname=parent):
-                text = f"macvlan parent {parent} of network {network.name} is gone"
-                yield DEVICE_MISSING.finding(
-                    host, parent, text, evidence=[Evidence(text, host.id, "link", parent)],
-                    repair=Repair("recreate the network", Safety.MANUAL,
-                                  (ManualStep(f"recreate {parent} or the network "
-                                              f"{network.name}", host.id),)))
-                return
+        if state.link_named(state.read(network.host, state.LINKS), parent) is None:
+            text = f"macvlan parent {parent} of network {network.name} is gone"
+            yield DEVICE_MISSING.finding(
+                host, parent, text, evidence=[Evidence(text, host.id, "link", parent)],
+                repair=Repair("recreate the network", Safety.MANUAL,
+                              (ManualStep(f"recreate {parent} or the network "
+                                          f"{network.name}", host.id),)))
+            return
         for endpoint in endpoints:
             if endpoint.sandbox and os.path.exists(endpoint.sandbox):
                 yield from _check_child(network, endpoint)
@@ -125,10 +124,8 @@ class MacvlanDriver:
 
 def _check_child(network: Network, endpoint: Endpoint) -> Iterator[Finding]:
     ref = namespace_ref(endpoint.sandbox)
-    with netlink_in(endpoint.sandbox) as ipr:
-        index = ipr.link_lookup(ifname=endpoint.ifname)
-        found = ipr.get_links(index[0]) if index else []
-    if not found:
+    child = state.link_named(state.read(endpoint.sandbox, state.LINKS), endpoint.ifname)
+    if child is None:
         text = f"macvlan {endpoint.ifname} of {endpoint.name} on {network.name} is gone"
         yield DEVICE_MISSING.finding(
             ref, endpoint.ifname, text,
@@ -137,7 +134,7 @@ def _check_child(network: Network, endpoint: Endpoint) -> Iterator[Finding]:
                           (ManualStep(f"netdiag net disconnect/connect {network.name} "
                                       f"{endpoint.name}", ref.id),)))
         return
-    mtu, expected = found[0].get_attr("IFLA_MTU"), int(endpoint.datum("mtu") or 0)
+    mtu, expected = child.mtu, int(endpoint.datum("mtu") or 0)
     if expected and mtu != expected:
         text = f"{endpoint.ifname} of {endpoint.name} has MTU {mtu}, the network's is {expected}"
         yield MTU_DIFFERS.finding(

@@ -11,13 +11,12 @@ netdiag makes a veth pair `dm-<id>`/`dp-<id>` (both up, so macvlan children have
 from __future__ import annotations
 
 import errno
-import os
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from netdiag.drivers.common.pyroute import index_of, netlink_in
+from netdiag.drivers.common import device, state
 from netdiag.drivers.macvlan.options import MacvlanOptions
 from netdiag.errors import DriverError, KernelFeatureMissing, NotFound
+from netdiag.netns import entered
+from netdiag.rtnl_write import Peer, Rtnl, RtnlError, vlan_data
 
 # What the kernel says when a link kind's module is missing.
 _NO_KIND = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
@@ -29,43 +28,45 @@ def internal_names(network_id: str) -> tuple[str, str]:
 
 def prepare(host: str, network_id: str, options: MacvlanOptions) -> tuple[str, bool]:
     """(parent name, whether the driver created it)."""
-    with netlink_in(host) as ipr:
+    present = {link.name for link in state.read(host, state.LINKS).links}
+    with entered(host), Rtnl() as rt:
         if not options.parent:
             parent, peer = internal_names(network_id)
-            ipr.link("add", ifname=parent, kind="veth", peer=peer)
-            for name in (parent, peer):
-                ipr.link("set", index=index_of(ipr, name), state="up")
+            try:
+                rt.add_link(parent, "veth", peer=Peer(peer, 1500))
+                rt.set_up(device.index_of(rt, peer))  # a peer's flags are ignored at creation
+            except RtnlError as exc:
+                raise DriverError(f"cannot create the internal parent {parent}: {exc}") \
+                    from None
             return parent, True
-        if ipr.link_lookup(ifname=options.parent):
+        if options.parent in present:
             return options.parent, False
         if options.vlan is None:
             raise NotFound(f"-o parent interface {options.parent} was not found on host "
                            f"{host}")
         base, tag = options.vlan
-        if not ipr.link_lookup(ifname=base):
+        if base not in present:
             raise NotFound(f"-o parent interface {base} (for {options.parent}) was not found "
                            f"on host {host}")
         try:
-            ipr.link("add", ifname=options.parent, kind="vlan", link=index_of(ipr, base),
-                     vlan_id=tag)
-        except NetlinkError as exc:
+            rt.add_link(options.parent, "vlan", lower=device.index_of(rt, base),
+                        data=vlan_data(tag))
+        except RtnlError as exc:
             if exc.code in _NO_KIND:
                 raise KernelFeatureMissing(
                     f"cannot create the 802.1q subinterface {options.parent}: this kernel "
                     "lacks 802.1q VLAN support (8021q)") from None
-            raise DriverError(f"cannot create {options.parent}: {os.strerror(exc.code)}") \
-                from None
-        ipr.link("set", index=index_of(ipr, options.parent), state="up")
+            raise DriverError(f"cannot create {options.parent}: {exc}") from None
         return options.parent, True
 
 
 def remove(host: str, parent: str) -> None:
-    with netlink_in(host) as ipr:
-        found = ipr.link_lookup(ifname=parent)
-        if found:
-            ipr.link("del", index=found[0])
+    with entered(host), Rtnl() as rt:
+        device.delete_link(rt, parent)
 
 
 def mtu_of(host: str, parent: str) -> int:
-    with netlink_in(host) as ipr:
-        return ipr.get_links(index_of(ipr, parent))[0].get_attr("IFLA_MTU")
+    link = state.link_named(state.read(host, state.LINKS), parent)
+    if link is None:
+        raise DriverError(f"no link {parent}")
+    return link.mtu

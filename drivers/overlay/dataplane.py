@@ -2,14 +2,14 @@
 
 Per network and host, a namespace `<host>-1-<first 10 of the network id>` (Docker's
 `<n>-<id>` with the host's name in front, so a lab's teardown finds it) holds `br0` with the
-gateway address and `vxlan0` enslaved to it. The vxlan device is created in the host namespace
-and then moved, exactly like Docker does: its UDP socket (port 4789) stays in the host, where
-the underlay is, while the device forwards in the overlay namespace. Remote endpoints become a
+gateway address and `vxlan0` enslaved to it. The vxlan device is asked for in the host
+namespace and born in the overlay namespace, as Docker's is created in the host and moved: its
+UDP socket (port 4789) stays in the host, where the underlay is, while the device forwards in
+the overlay namespace. Remote endpoints become a
 permanent FDB entry (`dst` = the remote VTEP) and a permanent neighbour entry on vxlan0; the
 vxlan's proxy flag then answers ARP for them locally. Every function enters the namespaces it
-needs; none touches the namespace it is called from. Why pyroute2 here still: the VXLAN
-device carries a dozen IFLA_VXLAN_* attributes and is created once per network and host, not
-per request on a hot path; moving it to netdiag/rtnl_write.py is left for later.
+needs; none touches the namespace it is called from. Writes go over netdiag/rtnl_write.py,
+reads through the snapshot's collectors (drivers/common/state.py).
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import ndmsg
-
 from netdiag import netns
 from netdiag.drivers.api import Network
+from netdiag.drivers.common import device, state
 from netdiag.drivers.common.namespaces import namespace_path
-from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.drivers.overlay.controlplane import Peer
 from netdiag.errors import DriverError, NamespaceGone
+from netdiag.rtnl_write import Rtnl, RtnlError, vxlan_data
 
 BRIDGE = "br0"
 VXLAN = "vxlan0"
 VXLAN_PORT = 4789
 EPOCH = 1  # Docker's first sandbox number for a network
-NUD_PERMANENT = ndmsg.states["permanent"]
 
 
 def host_name(host: str) -> str:
@@ -54,33 +51,20 @@ def sandbox_path(host: str, network: Network) -> str:
 
 def underlay(host: str) -> tuple[str, int]:
     """(VTEP address, MTU) of the host: the default route's link, else the first global
-    IPv4 address on a link that is not one of ours (bridges, veths)."""
-    with netlink_in(host) as ipr:
-        addresses = ipr.get_addr(family=2)
-        # Only the links that have an address: a host with many containers has hundreds of
-        # veths, and dumping them all for every endpoint made joining O(N²).
-        links = {index: ipr.get_links(index)[0] for index in {a["index"] for a in addresses}}
-        candidates = []
-        for route in ipr.get_default_routes(family=2):
-            candidates.append(route.get_attr("RTA_OIF"))
-        for addr in addresses:
-            link = links.get(addr["index"])
-            name = link.get_attr("IFLA_IFNAME") if link else ""
-            kind = _kind(link) if link else ""
-            if addr["scope"] == 0 and kind not in ("bridge", "vxlan") and \
-                    not name.startswith("veth"):
-                candidates.append(addr["index"])
-        for index in candidates:
-            for addr in addresses:
-                if addr["index"] == index and addr["scope"] == 0:
-                    return addr.get_attr("IFA_ADDRESS"), links[index].get_attr("IFLA_MTU")
+    IPv4 address on a link that is not one of ours (bridges, vxlans, veths)."""
+    found = state.read(host)
+    by_name = {link.name: link for link in found.links}
+    candidates = [r.dev for r in found.routes
+                  if r.family == 4 and r.dst == "default" and r.table == 254 and r.dev]
+    candidates += [a.ifname for a in found.addresses
+                   if a.ifname in by_name and by_name[a.ifname].kind not in ("bridge", "vxlan")
+                   and not a.ifname.startswith("veth")]
+    for name in candidates:
+        for address in state.addresses_of(found, name):
+            if address.scope == "global":
+                return address.address, by_name[name].mtu
     raise DriverError(f"host {host} has no underlay address (no IPv4 address outside "
                       "bridges and veths)")
-
-
-def _kind(link) -> str:
-    info = link.get_attr("IFLA_LINKINFO")
-    return info.get_attr("IFLA_INFO_KIND") if info else ""
 
 
 def create_sandbox(host: str, network: Network, vni: int, mtu: int) -> str:
@@ -88,41 +72,38 @@ def create_sandbox(host: str, network: Network, vni: int, mtu: int) -> str:
     name = sandbox_name(host, network)
     path = netns.create_named(name)
     try:
-        prefix = ipaddress.ip_network(network.subnet).prefixlen
-        with netlink_in(path) as ipr:
-            ipr.link("set", index=index_of(ipr, "lo"), state="up")
-            ipr.link("add", ifname=BRIDGE, kind="bridge", mtu=mtu)
-            bridge = index_of(ipr, BRIDGE)
+        subnet = ipaddress.ip_network(network.subnet)
+        with netns.entered(path), Rtnl() as rt:
+            rt.set_up(device.LOOPBACK_INDEX)
+            bridge = device.create_bridge(rt, BRIDGE, mtu)
             if network.gateway:
-                ipr.addr("add", index=bridge, address=network.gateway, prefixlen=prefix)
-            ipr.link("set", index=bridge, state="up")
-        _add_vxlan(host, path, network, vni, mtu)
-        with netlink_in(path) as ipr:
-            vxlan = index_of(ipr, f"vx-{vni:06x}-{network.id[:5]}")
-            ipr.link("set", index=vxlan, ifname=VXLAN, master=index_of(ipr, BRIDGE))
-            ipr.link("set", index=vxlan, state="up")
+                rt.add_address(bridge, network.gateway, subnet.prefixlen,
+                               str(subnet.broadcast_address))
+        _add_vxlan(host, path, vni, mtu)
+        with netns.entered(path), Rtnl() as rt:
+            rt.set_link(device.index_of(rt, VXLAN), master=bridge, up=True)
+    except RtnlError as exc:
+        netns.delete_named(name)
+        raise DriverError(f"cannot build the overlay namespace {name}: {exc}") from None
     except BaseException:
         netns.delete_named(name)
         raise
     return path
 
 
-def _add_vxlan(host: str, sandbox: str, network: Network, vni: int, mtu: int) -> None:
-    temporary = f"vx-{vni:06x}-{network.id[:5]}"  # 15 characters, the IFNAMSIZ limit
+def _add_vxlan(host: str, sandbox: str, vni: int, mtu: int) -> None:
+    """vxlan0, asked for in `host` and born in the overlay namespace: its UDP socket belongs
+    to the namespace the request came from (the kernel's link netns), where the underlay is."""
     target = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with netlink_in(host) as ipr:
-            ipr.link("add", ifname=temporary, kind="vxlan", vxlan_id=vni,
-                     vxlan_port=VXLAN_PORT, vxlan_learning=1, vxlan_proxy=1, vxlan_l2miss=1,
-                     vxlan_l3miss=1, mtu=mtu)
-            try:
-                ipr.link("set", index=index_of(ipr, temporary), net_ns_fd=target)
-            except NetlinkError:
-                ipr.link("del", index=index_of(ipr, temporary))
-                raise
-    except NetlinkError as exc:
+        with netns.entered(host), Rtnl() as rt:
+            rt.add_link(VXLAN, "vxlan", mtu=mtu, up=False,
+                        netns_fd=target,
+                        data=vxlan_data(vni, VXLAN_PORT, learning=True, proxy=True,
+                                        l2miss=True, l3miss=True))
+    except RtnlError as exc:
         raise DriverError(f"cannot create the vxlan device for VNI {vni} on {host}: "
-                          f"{os.strerror(exc.code)}") from None
+                          f"{exc}") from None
     finally:
         os.close(target)
 
@@ -134,19 +115,22 @@ def delete_sandbox(host: str, network: Network) -> None:
 
 
 def _peer_change(path: str, peer: Peer, add: bool) -> None:
-    with netlink_in(path) as ipr:
-        vxlan = index_of(ipr, VXLAN)
-        if add:
-            ipr.fdb("append", ifindex=vxlan, lladdr=peer.mac, dst=peer.vtep)
-            ipr.neigh("replace", ifindex=vxlan, dst=peer.ip, lladdr=peer.mac,
-                      state=NUD_PERMANENT)
-            return
-        for verb, args in (("fdb", dict(ifindex=vxlan, lladdr=peer.mac, dst=peer.vtep)),
-                           ("neigh", dict(ifindex=vxlan, dst=peer.ip, lladdr=peer.mac))):
-            try:
-                getattr(ipr, verb)("del", **args)
-            except NetlinkError:
-                pass  # already gone: leaving is idempotent
+    try:
+        with netns.entered(path), Rtnl() as rt:
+            vxlan = device.index_of(rt, VXLAN)
+            if add:
+                rt.fdb(True, vxlan, peer.mac, peer.vtep)
+                rt.neighbour(vxlan, peer.ip, peer.mac)
+                return
+            for remove in (lambda: rt.fdb(False, vxlan, peer.mac, peer.vtep),
+                           lambda: rt.neighbour(vxlan, peer.ip)):
+                try:
+                    remove()
+                except RtnlError:
+                    pass  # already gone: leaving is idempotent
+    except RtnlError as exc:
+        raise DriverError(f"cannot {'add' if add else 'remove'} overlay peer {peer.ip} in "
+                          f"{path}: {exc}") from None
 
 
 def add_peer(path: str, peer: Peer) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from netdiag import helper, netns
 from netdiag.drivers.api import Endpoint, Pool
-from netdiag.drivers.common import firewall
+from netdiag.drivers.common import device, firewall, state
 from netdiag.drivers.common.iptables import FwRule, Where
-from netdiag.drivers.common.pyroute import index_of, netlink_in
 from netdiag.drivers.ipam import DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
-from netdiag.errors import CollectError
+from netdiag.errors import CollectError, DriverError
+from netdiag.rtnl_write import Rtnl, RtnlError
 
 NAME = "docker_gwbridge"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
@@ -43,13 +43,9 @@ class GatewayBridge:
 
 def _existing(host: str) -> tuple[str, str] | None:
     """(subnet, address) of the host's gateway bridge, if it exists."""
-    with netlink_in(host) as ipr:
-        found = ipr.link_lookup(ifname=NAME)
-        if not found:
-            return None
-        for addr in ipr.get_addr(family=2, index=found[0]):
-            iface = ipaddress.ip_interface(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}")
-            return str(iface.network), str(iface.ip)
+    for address in state.addresses_of(state.read(host, state.LINKS_AND_ADDRESSES), NAME):
+        interface = ipaddress.ip_interface(address.cidr)
+        return str(interface.network), str(interface.ip)
     return None
 
 
@@ -77,11 +73,14 @@ def _pools(ipam: DefaultIpam, host: str) -> list[Pool]:
 
 
 def _create(host: str, bridge: GatewayBridge) -> None:
-    with netlink_in(host) as ipr:
-        ipr.link("add", ifname=NAME, kind="bridge")
-        index = index_of(ipr, NAME)
-        ipr.addr("add", index=index, address=bridge.gateway, prefixlen=bridge.prefixlen)
-        ipr.link("set", index=index, state="up")
+    subnet = ipaddress.ip_network(bridge.pool.subnet)
+    with netns.entered(host), Rtnl() as rt:
+        index = device.create_bridge(rt, NAME, 1500)
+        try:
+            rt.add_address(index, bridge.gateway, subnet.prefixlen,
+                           str(subnet.broadcast_address))
+        except RtnlError as exc:
+            raise DriverError(f"cannot address {NAME} on {host}: {exc}") from None
     rule = ["POSTROUTING", "-s", bridge.pool.subnet, "!", "-o", NAME, "-j", "MASQUERADE"]
     with netns.entered(host):
         try:
