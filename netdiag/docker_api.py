@@ -1,9 +1,16 @@
-"""A minimal, read-only Docker Engine API client: which containers exist and where their
-network namespaces are.
+"""Where the host's Docker engines are, and a minimal read-only Engine API client.
 
-It speaks HTTP over the engine's unix socket (DOCKER_HOST=unix://PATH, else
-/var/run/docker.sock) with the standard library only. An engine that is absent or does not
-answer quickly yields no containers: discovery then falls back to the sandbox files.
+Engines are found three ways, like a person would look: DOCKER_HOST (a unix:// URL), the
+default socket, and every running `dockerd` process — its `-H`/`--host` unix sockets (the
+default socket when it has none, or is socket-activated with fd://), its `--exec-root` (where
+its sandboxes live) and its `--config-file`. A host with several engines, or an engine
+inside a namespace as in the tests, is so described in full. `--docker URL` (repeatable) names
+the engines instead; `--docker none` reads none. tcp:// and ssh:// engines are not on this
+host's namespaces and are refused.
+
+The client speaks HTTP/1.1 over the unix socket with the standard library only, one
+keep-alive connection per thread. Every failure is a DockerUnavailable (a CollectError) whose
+text names the engine; the caller records it as a gap.
 """
 
 from __future__ import annotations
@@ -12,76 +19,186 @@ import http.client
 import json
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netdiag.errors import CollectError, UsageError
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
-TIMEOUT = 2.0
+DEFAULT_EXEC_ROOT = "/var/run/docker"
+DEFAULT_CONFIG = "/etc/docker/daemon.json"
+TIMEOUT = 5.0
+
+
+class DockerUnavailable(CollectError):
+    """An engine did not answer, or answered with an error."""
 
 
 @dataclass(frozen=True, slots=True)
-class Container:
-    id: str
-    name: str
-    sandbox_key: str
-    networks: tuple[str, ...]
-    pid: int
+class EngineAddress:
+    """An engine to read: its socket, and its dockerd process when that was found."""
+
+    socket: str
+    pid: int = 0
+    argv: tuple[str, ...] = field(default=(), repr=False)  # dockerd's command line
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def option(self, name: str, default: str = "") -> str:
+        return option(list(self.argv), name) or default
+
+    @property
+    def exec_root(self) -> str:
+        return self.option("--exec-root", DEFAULT_EXEC_ROOT)
+
+
+def option(argv: list[str], *names: str) -> str:
+    """The last value of `--name VALUE` or `--name=VALUE` in an argument list ("" if absent)."""
+    found = ""
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(name + "="):
+                found = arg[len(name) + 1:]
+    return found
+
+
+def options(argv: list[str], *names: str) -> list[str]:
+    """Every value of a repeatable option (`-H a -H b`, `--host=c`)."""
+    found = []
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                found.append(argv[i + 1])
+            elif arg.startswith(name + "="):
+                found.append(arg[len(name) + 1:])
+    return found
+
+
+def socket_of(url: str) -> str:
+    """The socket path of a unix:// URL (or a bare path); UsageError for anything else."""
+    if url.startswith("unix://"):
+        return url[len("unix://"):]
+    if url.startswith("/"):
+        return url
+    raise UsageError(f"--docker {url}: only engines on this host's unix sockets can be read "
+                     "(unix:///PATH); a tcp:// or ssh:// engine is not on this host's namespaces")
+
+
+def dockerd_processes() -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every running dockerd."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "dockerd":
+                continue
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        found.append((int(entry.name), [a for a in argv if a]))
+    return found
+
+
+def _sockets_of(argv: list[str]) -> list[str]:
+    hosts = options(argv, "-H", "--host")
+    paths = [h[len("unix://"):] for h in hosts if h.startswith("unix://")]
+    if not hosts or any(h.startswith("fd://") for h in hosts):
+        paths.append(DEFAULT_SOCKET)  # dockerd's default, and systemd's docker.socket
+    return paths
+
+
+def _same(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
+
+
+def find(urls: Sequence[str] = ()) -> list[EngineAddress]:
+    """The engines to read: the ones `urls` names, else every one found on the host."""
+    if list(urls) == ["none"]:
+        return []
+    processes = dockerd_processes()
+    by_socket = {_same(path): (pid, argv) for pid, argv in processes for path in _sockets_of(argv)}
+    if urls:
+        wanted = [socket_of(url) for url in urls if url != "none"]
+    else:
+        wanted = []
+        if os.environ.get("DOCKER_HOST", "").startswith("unix://"):
+            wanted.append(socket_of(os.environ["DOCKER_HOST"]))
+        wanted.append(DEFAULT_SOCKET)
+        wanted += [path for _, argv in processes for path in _sockets_of(argv)]
+    found: dict[str, EngineAddress] = {}
+    for path in wanted:
+        key = _same(path)
+        if key in found or (not urls and not os.path.exists(path)):
+            continue  # an engine found twice, or a default socket nobody serves
+        pid, argv = by_socket.get(key, (0, []))
+        found[key] = EngineAddress(path, pid, tuple(argv))
+    # One engine may listen on several sockets: keep its first.
+    seen_pids: set[int] = set()
+    engines = []
+    for address in found.values():
+        if address.pid and address.pid in seen_pids:
+            continue
+        seen_pids.add(address.pid)
+        engines.append(address)
+    return engines
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str):
-        super().__init__("localhost", timeout=TIMEOUT)
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
         self._path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(self._path)
 
 
-def socket_path() -> str | None:
-    host = os.environ.get("DOCKER_HOST", "")
-    if host.startswith("unix://"):
-        return host[len("unix://"):]
-    if host:  # tcp:// and ssh:// engines are not on this host's namespaces
-        return None
-    return DEFAULT_SOCKET
+class Client:
+    """GET requests to one engine over one keep-alive connection (one Client per thread)."""
 
+    def __init__(self, socket_path: str, timeout: float = TIMEOUT):
+        self.socket_path = socket_path
+        self._conn = _UnixConnection(socket_path, timeout)
 
-def _get(path: str, url: str):
-    conn = _UnixConnection(path)
-    try:
-        conn.request("GET", url)
-        response = conn.getresponse()
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._conn.close()
+
+    def get(self, url: str):
+        """The decoded JSON answer; DockerUnavailable when there is none."""
+        try:
+            self._conn.request("GET", url)
+            response = self._conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._conn.close()
+            raise DockerUnavailable(f"Docker engine at unix://{self.socket_path}: "
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
         if response.status != 200:
-            return None
-        return json.loads(response.read())
-    finally:
-        conn.close()
+            message = _error_text(body)
+            raise DockerUnavailable(f"Docker engine at unix://{self.socket_path}: GET {url}: "
+                                    f"{response.status} {message}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise DockerUnavailable(f"Docker engine at unix://{self.socket_path}: GET {url}: "
+                                    "the answer is not JSON") from None
 
 
-def containers() -> list[Container]:
-    """Running containers of the engine at DOCKER_HOST, or [] when there is none."""
-    path = socket_path()
-    if not path or not os.path.exists(path):
-        return []
+def _error_text(body: bytes) -> str:
     try:
-        listing = _get(path, "/containers/json") or []
-        found = []
-        for item in listing:
-            detail = _get(path, f"/containers/{item['Id']}/json")
-            if detail:
-                found.append(_container(detail))
-        return found
-    except (OSError, ValueError, KeyError, http.client.HTTPException):
-        return []
-
-
-def _container(detail: dict) -> Container:
-    settings = detail.get("NetworkSettings") or {}
-    return Container(
-        id=detail["Id"],
-        name=detail.get("Name", "").lstrip("/"),
-        sandbox_key=settings.get("SandboxKey") or "",
-        networks=tuple(sorted((settings.get("Networks") or {}).keys())),
-        pid=(detail.get("State") or {}).get("Pid") or 0,
-    )
+        return str(json.loads(body).get("message", "")).strip()
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace").strip()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from netdiag.errors import CollectError, NamespaceGone, NotFound, PermissionDenied
 from netdiag.model import NamespaceRef, NsKind
+from netdiag.model.docker import DockerEngine, DockerNetwork
 
 CLONE_NEWNET = 0x40000000
 NAMED_DIR = Path("/run/netns")
@@ -129,41 +130,39 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _docker_kind_label(name: str) -> str:
-    """Labels for the namespaces Docker makes for itself rather than for containers."""
+def _docker_kind_label(name: str, engines: Sequence[DockerEngine]) -> str:
+    """Labels for the namespaces Docker makes for itself rather than for containers, after the
+    network they serve when an engine knows it."""
     if name == "ingress_sbox":
         return "docker ingress sandbox"
     if name.startswith("lb_"):
-        return f"docker load balancer {name[3:]}"
+        network = _network_by_prefix(engines, name[3:])
+        return f"load balancer {network.name}" if network else f"docker load balancer {name[3:]}"
     if re.fullmatch(r"\d+-[0-9a-z]{10}", name):
-        return f"docker overlay network {name.split('-', 1)[1]}"
+        network = _network_by_prefix(engines, name.split("-", 1)[1])
+        return f"overlay {network.name}" if network else \
+            f"docker overlay network {name.split('-', 1)[1]}"
     return ""
 
 
-def engine_netns_dirs() -> list[Path]:
-    """The sandbox folders of every running Docker engine: `<exec-root>/netns` of each dockerd
-    process (several engines on one host each have their own; an overlay namespace has no
-    process in it, so it is found only here)."""
-    folders = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or _comm(int(entry.name)) != "dockerd":
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        folders.append(Path(_option(argv, "--exec-root") or "/var/run/docker") / "netns")
-    return sorted(set(folders))
+def _network_by_prefix(engines: Sequence[DockerEngine], prefix: str) -> DockerNetwork | None:
+    for engine in engines:
+        for network in engine.networks:
+            if network.id.startswith(prefix):
+                return network
+    return None
 
 
-def _option(argv: list[str], name: str) -> str:
-    """The value of `--name VALUE` or `--name=VALUE` in an argument list ("" when absent)."""
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg[len(name) + 1:]
-    return ""
+def engine_netns_dirs(engines: Sequence[DockerEngine] = ()) -> list[Path]:
+    """The sandbox folders of every Docker engine: `<exec-root>/netns` of each engine read and
+    of each running dockerd process (several engines on one host each have their own; an
+    overlay namespace has no process in it, so it is found only here)."""
+    from netdiag import docker_api
+
+    roots = [e.exec_root for e in engines if e.exec_root]
+    roots += [docker_api.option(argv, "--exec-root") or docker_api.DEFAULT_EXEC_ROOT
+              for _, argv in docker_api.dockerd_processes()]
+    return sorted({Path(root) / "netns" for root in roots})
 
 
 def _is_dir(path: Path) -> bool:
@@ -189,8 +188,10 @@ def _lab_nodes() -> dict[str, tuple[str, str]]:
     return nodes
 
 
-def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[NamespaceRef]:
-    """Every network namespace this process can see, host first, deduplicated by inode."""
+def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
+             engines: Sequence[DockerEngine] | None = None) -> list[NamespaceRef]:
+    """Every network namespace this process can see, host first, deduplicated by inode.
+    Docker's namespaces are labelled from `engines`' intent (read here when not given)."""
     found: dict[int, _Found] = {}
 
     def add(ref: NamespaceRef, rank: int) -> None:
@@ -225,12 +226,14 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
             add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
                              label=path.name), 1)
 
-    from netdiag import docker_api  # http.client and ssl: only when discovering
+    if engines is None:
+        from netdiag.collect import docker  # http.client: only when discovering
 
-    containers = docker_api.containers()
-    docker_dirs = list(docker_netns_dirs) + engine_netns_dirs() + sorted(
-        {Path(c.sandbox_key).parent for c in containers if c.sandbox_key})
-    by_sandbox = {c.sandbox_key: c for c in containers if c.sandbox_key}
+        engines = docker.read().engines
+    by_sandbox = {c.sandbox_key: c for engine in engines for c in engine.containers
+                  if c.sandbox_key and c.running}
+    docker_dirs = list(docker_netns_dirs) + engine_netns_dirs(engines) + sorted(
+        {Path(key).parent for key in by_sandbox})
     for folder in dict.fromkeys(docker_dirs):
         if not _is_dir(folder):
             continue
@@ -242,11 +245,12 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS) -> list[Name
             if container:
                 ref = NamespaceRef(id=inode, kind=NsKind.DOCKER, path=str(path), name=path.name,
                                    label=container.name, container=container.name,
-                                   docker_networks=container.networks,
+                                   docker_networks=tuple(e.network for e in container.endpoints),
                                    pids=(container.pid,) if container.pid else ())
             else:
                 ref = NamespaceRef(id=inode, kind=NsKind.DOCKER, path=str(path), name=path.name,
-                                   label=_docker_kind_label(path.name) or f"docker {path.name}")
+                                   label=_docker_kind_label(path.name, engines)
+                                   or f"docker {path.name}")
             add(ref, 2)
 
     for inode, (path, pids, comm) in _process_namespaces().items():

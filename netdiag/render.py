@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from netdiag.model import Link, NamespaceState, Route
+from netdiag.model.docker import DockerEngine
 
 TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 
@@ -228,3 +229,63 @@ def section_for_evidence_kind(kind: str) -> Section | None:
         if kind in found.evidence_kinds:
             return found
     return None
+
+
+# --- Docker's intent: per engine, not per namespace (`show docker`) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DockerTable:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+
+
+def docker_heading(engine: DockerEngine) -> str:
+    swarm = f"swarm {engine.swarm.role} {engine.swarm.node_addr}".rstrip() \
+        if engine.swarm.state == "active" else f"swarm {engine.swarm.state}"
+    return f"Docker {engine.version or '?'} at {engine.url} ({engine.name or 'unnamed'}; {swarm})"
+
+
+def docker_tables(engine: DockerEngine, labels: Mapping[str, str]) -> list[DockerTable]:
+    """Daemon configuration, networks, containers and services of one engine; `labels`
+    names the namespaces of sandbox paths (sandbox key → label)."""
+    daemon = engine.daemon
+    settings: list[tuple[str, object]] = [
+                ("iptables", daemon.iptables), ("ip-forward", daemon.ip_forward),
+                ("ip-masq", daemon.ip_masq), ("icc", daemon.icc),
+                ("userland-proxy", daemon.userland_proxy), ("live-restore", daemon.live_restore),
+                ("bip", daemon.bip or "-"), ("mtu", daemon.mtu or "-"),
+                ("default-address-pools", " ".join(daemon.default_address_pools) or "-"),
+                ("read from", ", ".join(daemon.sources) or "-")]
+    settings = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings]
+    networks = [_row(n.name, n.driver, n.scope,
+                     " ".join(f"{i.subnet} gw {i.gateway}" if i.gateway else i.subnet
+                              for i in n.ipam),
+                     ("internal " if n.internal else "") + ("attachable" if n.attachable else ""),
+                     " ".join(f"{p.name}={p.address}" for p in n.peers),
+                     keys=(n.name, n.id)) for n in engine.networks]
+    containers = []
+    for c in engine.containers:
+        state = c.state if c.state != "exited" else f"exited ({c.exit_code})"
+        endpoints = " ".join(f"{e.network}={e.ip}" if e.ip else e.network for e in c.endpoints)
+        ports = " ".join(f"{p.host_ip + ':' if p.host_ip else ''}{p.host_port or '*'}"
+                         f"->{p.container_port}/{p.protocol}" for p in c.ports)
+        where = labels.get(c.sandbox_key, "") if c.running else ""
+        if c.shares:
+            shared = engine.container(c.shares)
+            where = f"shares {shared.name if shared else c.shares[:12]}"
+        containers.append(_row(c.name, state, c.network_mode, endpoints, ports,
+                               where, c.error, keys=(c.name, c.id)))
+    tables = [DockerTable("daemon", ("Setting", "Value"),
+                          tuple(_row(k, v) for k, v in settings)),
+              DockerTable("networks", ("Name", "Driver", "Scope", "Subnets", "Flags", "Peers"),
+                          tuple(networks)),
+              DockerTable("containers", ("Name", "State", "Network mode", "Endpoints",
+                                         "Ports", "Namespace", "Error"), tuple(containers))]
+    if engine.services:
+        tables.append(DockerTable("services", ("Name", "Mode", "Replicas", "Ports", "VIPs"), tuple(
+            _row(s.name, s.mode, s.replicas if s.mode == "replicated" else "-",
+                 " ".join(f"{p.host_port}->{p.container_port}/{p.protocol}" for p in s.ports),
+                 " ".join(address for _, address in s.vips)) for s in engine.services)))
+    return tables

@@ -9,6 +9,12 @@ from __future__ import annotations
 from netdiag.checks.addressing import duplicate_address, overlapping_subnets
 from netdiag.checks.api import RuleModule
 from netdiag.checks.dns import dns_unreachable
+from netdiag.checks.docker import (
+    docker_bridge_broken,
+    docker_endpoint_broken,
+    docker_network_rules_missing,
+    docker_port_unpublished,
+)
 from netdiag.checks.firewall import bridge_isolation_broken
 from netdiag.checks.forwarding import (
     forward_policy_drop,
@@ -36,6 +42,10 @@ RULES: tuple[RuleModule, ...] = (
     bridge_isolation_broken,
     link_down,
     macvlan_host_isolation,
+    docker_port_unpublished,
+    docker_bridge_broken,
+    docker_endpoint_broken,
+    docker_network_rules_missing,
 )
 
 

@@ -25,6 +25,7 @@ from netdiag.collect import (
     addresses,
     conntrack,
     dns,
+    docker,
     fanout,
     fdb,
     firewall,
@@ -138,7 +139,8 @@ def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
 
 def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
                      workers: int = DEFAULT_WORKERS, collectors=COLLECTORS,
-                     cancelled: Callable[[], bool] | None = None) -> Snapshot:
+                     cancelled: Callable[[], bool] | None = None,
+                     intent: docker.Intent | None = None) -> Snapshot:
     """Read every namespace in `refs` (in parallel) into one Snapshot.
 
     This is the one way netdiag reads the kernel: the CLI's commands and the TUI alike, so
@@ -148,7 +150,11 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     on; once it says yes, Cancelled is raised (the TUI's quit). Many namespaces are spread over
     one process per CPU (fanout.py). The cyclic garbage collector pauses meanwhile: the records
     are acyclic, and its passes over the growing heap of them cost ~5% of a big snapshot.
+    `intent` is the Docker engines' (the one discovery labelled `refs` from); when it is not
+    given, every engine on the host is read.
     """
+    if intent is None:
+        intent = docker.read()
     was_enabled = gc.isenabled()
     gc.disable()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -163,7 +169,8 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
             gc.enable()
     return Snapshot(created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     host=host_info(), namespaces=tuple(states),
-                    gaps=tuple(merge_feature_gaps(gaps)))
+                    gaps=tuple(merge_feature_gaps(gaps)) + intent.gaps,
+                    docker=intent.engines)
 
 
 def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, workers: int,

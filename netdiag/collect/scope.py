@@ -6,7 +6,8 @@ may be *changed*, not what is *read*: rules compare namespaces with each other (
 another host, the other end of a veth, the same address elsewhere on the segment), so
 `check --ns X` reads what `check --all` reads and reports the findings that involve X or a
 namespace on its paths (checks.engine). Only `show` and `snapshot`, which report state rather
-than judge it, read just the namespaces asked for.
+than judge it, read just the namespaces asked for. Docker's engines are read once, here:
+discovery labels namespaces from their intent and the Snapshot keeps it (collect/docker.py).
 
 `--ns self` alone is what works without root: it reads only the caller's own namespace.
 """
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netdiag import netns
+from netdiag.collect import docker
+from netdiag.collect.docker import Intent
 from netdiag.errors import PermissionDenied
 from netdiag.model import NamespaceRef
 
@@ -26,6 +29,7 @@ from netdiag.model import NamespaceRef
 class Scope:
     read: tuple[NamespaceRef, ...]  # what to collect
     chosen: frozenset[int]  # the namespaces the user named; empty: all of them
+    docker: Intent = Intent()  # the engines' intent, read once: labels came from it
 
 
 def require_root(references: Sequence[str]) -> None:
@@ -34,20 +38,23 @@ def require_root(references: Sequence[str]) -> None:
                                "(run it with sudo, or use --ns self to read only your own)")
 
 
-def select(references: Sequence[str], everything: bool = True) -> Scope:
+def select(references: Sequence[str], everything: bool = True,
+           engines: Sequence[str] = ()) -> Scope:
     """The namespaces to read for `references` (all of them when it is empty): every
-    namespace with `everything` (judging commands), else only the ones named."""
+    namespace with `everything` (judging commands), else only the ones named. `engines` are
+    the `--docker` URLs (default: every engine found; "none": none)."""
     require_root(references)
     if references and all(ref == "self" for ref in references):
         # Discovery needs root to look around; one's own namespace does not.
         own = netns.resolve("self", [])
         return Scope(read=(own,), chosen=frozenset((own.id,)))
-    found = netns.discover()
+    intent = docker.read(engines)
+    found = netns.discover(engines=intent.engines)
     if not references:
-        return Scope(read=tuple(found), chosen=frozenset())
+        return Scope(read=tuple(found), chosen=frozenset(), docker=intent)
     chosen = {ref.id: ref for ref in netns.resolve_all(references, found)}
     if not everything:
-        return Scope(read=tuple(chosen.values()), chosen=frozenset(chosen))
+        return Scope(read=tuple(chosen.values()), chosen=frozenset(chosen), docker=intent)
     known = {ref.id for ref in found}
     extra = tuple(ref for ref in chosen.values() if ref.id not in known)  # pid:N, a path
-    return Scope(read=tuple(found) + extra, chosen=frozenset(chosen))
+    return Scope(read=tuple(found) + extra, chosen=frozenset(chosen), docker=intent)

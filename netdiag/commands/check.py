@@ -22,7 +22,7 @@ from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Severity
 from netdiag.checks.output import FORMATS
 from netdiag.collect import collect_snapshot, scope
-from netdiag.commands.common import seconds, timed_out
+from netdiag.commands.common import add_docker_arg, seconds, timed_out
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
@@ -47,6 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
                         help="bound the whole run (e.g. 10): namespaces not read in time are "
                              "gaps and make the exit code 3, rules not finished are unknown")
+    add_docker_arg(parser)
     parser.add_argument("--format", choices=sorted(FORMATS), default="text")
     parser.add_argument("--output", action="append", default=[], metavar="FORMAT=FILE",
                         help="also write the report in FORMAT to FILE (repeatable)")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot = load(args.from_file)
         focus = _focus_offline(snapshot, args.ns)
     else:
-        snapshot, focus = _collect(args.ns, deadline)
+        snapshot, focus = _collect(args.ns, deadline, args.docker)
     # The snapshot lives until exit: keep the cyclic GC from walking its (maybe millions of)
     # records again at every collection the rules trigger.
     gc.freeze()
@@ -116,9 +117,10 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def _collect(refs: list[str], deadline: float | None) -> tuple[Snapshot, frozenset[int]]:
-    chosen = scope.select(refs)
-    snapshot = collect_snapshot(chosen.read, timeout=_remaining(deadline))
+def _collect(refs: list[str], deadline: float | None, engines: list[str]
+             ) -> tuple[Snapshot, frozenset[int]]:
+    chosen = scope.select(refs, engines=engines)
+    snapshot = collect_snapshot(chosen.read, timeout=_remaining(deadline), intent=chosen.docker)
     if not snapshot.namespaces:
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")

@@ -28,6 +28,14 @@ def add_namespace_args(parser: argparse.ArgumentParser, offline: bool = True) ->
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS", default=None,
                         help="give up on namespaces not read within this time (e.g. 5); "
                              "what was not read is listed, and the exit code is 3")
+    add_docker_arg(parser)
+
+
+def add_docker_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--docker", action="append", default=[], metavar="URL",
+                        help="read this Docker engine (unix:///PATH; repeatable) instead of "
+                             "every one found (DOCKER_HOST, the default socket, each running "
+                             "dockerd); --docker none reads none")
 
 
 def seconds(text: str) -> float:
@@ -50,7 +58,8 @@ def get_snapshot(args: argparse.Namespace) -> Snapshot:
     """A saved snapshot (`--from`), or the namespaces `--ns` names (all by default) read now."""
     if getattr(args, "from_file", None):
         return load(args.from_file)
-    return collect_snapshot(scope.select(args.ns, everything=False).read, timeout=args.timeout)
+    chosen = scope.select(args.ns, everything=False, engines=args.docker)
+    return collect_snapshot(chosen.read, timeout=args.timeout, intent=chosen.docker)
 
 
 def print_json(data) -> None:

@@ -23,6 +23,7 @@ from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Finding, Severity
 from netdiag.collect import collect_snapshot, scope
+from netdiag.commands.common import add_docker_arg
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
 from netdiag.repair.executor import Policy, StepResult, changes, describe, execute, refusal
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
                         help="only this rule's findings (repeatable)")
     parser.add_argument("--skip", action="append", default=[], metavar="NAME")
     parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning")
+    add_docker_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -88,19 +90,19 @@ def run(args: argparse.Namespace) -> int:
 def _chosen(args) -> scope.Scope:
     """What to read (everything), and the namespaces the user pointed at."""
     if not args.lab:
-        return scope.select(args.ns)
+        return scope.select(args.ns, engines=args.docker)
     from netdiag.lab import build, journal
 
     lab = journal.load(args.lab)
-    everything = scope.select([])
+    everything = scope.select([], engines=args.docker)
     names = set(lab.namespaces) | set(build.nested_namespaces(lab))
     return scope.Scope(read=everything.read, chosen=frozenset(
-        ref.id for ref in everything.read if ref.name in names))
+        ref.id for ref in everything.read if ref.name in names), docker=everything.docker)
 
 
 def _check(chosen: scope.Scope, config: CheckConfig, unsafe: bool
            ) -> tuple[engine.Report, Snapshot, Policy]:
-    snapshot = collect_snapshot(chosen.read)
+    snapshot = collect_snapshot(chosen.read, intent=chosen.docker)
     if not snapshot.namespaces or \
             (chosen.chosen and not any(snapshot.namespace(ns_id) for ns_id in chosen.chosen)):
         raise CollectError("could not read any of the namespaces to repair")

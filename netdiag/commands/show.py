@@ -118,8 +118,10 @@ def heading(state: NamespaceState) -> str:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("show", help="show namespaces' network state as tables")
-    parser.add_argument("section", nargs="?", choices=tuple(SECTIONS), metavar="SECTION",
-                        help=f"one of: {', '.join(SECTIONS)} (default: an overview)")
+    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "docker"), metavar="SECTION",
+                        help=f"one of: {', '.join(SECTIONS)}, docker (each Docker engine's "
+                             "intent: daemon, networks, containers, services) (default: an "
+                             "overview)")
     add_namespace_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
@@ -127,6 +129,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     snapshot = get_snapshot(args)
+    if args.section == "docker":
+        return _show_docker(snapshot, args.json)
     states = _chosen(snapshot, args.ns) if args.from_file else list(snapshot.namespaces)
     if args.json:
         print_json(as_json(states, args.section))
@@ -134,6 +138,30 @@ def run(args: argparse.Namespace) -> int:
         names = {state.ref.id: state.ref.display for state in snapshot.namespaces}
         print_tables(states, args.section, names)
     _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
+    return EXIT_COLLECT if timed_out(snapshot) else 0
+
+
+def _show_docker(snapshot: Snapshot, as_json: bool) -> int:
+    if as_json:
+        print_json([to_data(engine) for engine in snapshot.docker])
+    else:
+        labels = {state.ref.path: state.ref.display for state in snapshot.namespaces}
+        for number, engine in enumerate(snapshot.docker):
+            if number:
+                print()
+            print(f"== {render.docker_heading(engine)} ==")
+            for table in render.docker_tables(engine, labels):
+                print(f"-- {table.title}")
+                if table.rows:
+                    print_table(table.columns, [row.cells for row in table.rows])
+                else:
+                    print("(none)")
+        if not snapshot.docker:
+            print("no Docker engine found (DOCKER_HOST, /var/run/docker.sock, a running "
+                  "dockerd); --docker unix:///PATH names one")
+    for gap in snapshot.gaps:
+        if gap.collector == "docker":
+            print(f"netdiag: note: {gap.message}", file=sys.stderr)
     return EXIT_COLLECT if timed_out(snapshot) else 0
 
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-SCHEMA_VERSION = 1
+from netdiag.model.docker import DockerEngine
+
+# 2: the `docker` section (each engine's intent). Version-1 files still load (without it).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class NsKind(str, Enum):
@@ -482,6 +486,7 @@ class Snapshot:
     gaps: tuple[Gap, ...] = ()
     schema_version: int = SCHEMA_VERSION
     probes: Probes | None = None  # None: nothing was probed (the default: probing is opt-in)
+    docker: tuple[DockerEngine, ...] = ()  # each Docker engine's intent (model/docker.py)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         for ns in self.namespaces:

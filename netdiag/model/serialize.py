@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from netdiag.errors import CorruptSnapshot, UsageError
-from netdiag.model import SCHEMA_VERSION, Snapshot
+from netdiag.model import READABLE_VERSIONS, SCHEMA_VERSION, Snapshot
 
 _PLAIN = (str, int, bool, float, type(None))
 
@@ -106,7 +106,7 @@ def loads(text: str | bytes) -> Snapshot:
         pass
     else:
         _check_version(snapshot.schema_version)
-        return snapshot
+        return dataclasses.replace(snapshot, schema_version=SCHEMA_VERSION)
     try:
         data = json.loads(text)
     except UnicodeDecodeError:
@@ -116,7 +116,8 @@ def loads(text: str | bytes) -> Snapshot:
     if not isinstance(data, dict) or "namespaces" not in data:
         raise CorruptSnapshot("not a netdiag snapshot (no 'namespaces' key)")
     _check_version(data.get("schema_version"))
-    return from_data(Snapshot, data, "snapshot")
+    return dataclasses.replace(from_data(Snapshot, data, "snapshot"),
+                               schema_version=SCHEMA_VERSION)
 
 
 @cache
@@ -127,9 +128,11 @@ def _decoder() -> msgspec.json.Decoder:
 
 
 def _check_version(version: Any) -> None:
-    if version != SCHEMA_VERSION:
-        raise CorruptSnapshot(f"schema version {version!r} is not supported "
-                              f"(this netdiag reads version {SCHEMA_VERSION})")
+    """Versions this netdiag reads; an older file loads as the current version (what it lacks
+    takes the default: a version-1 file has no `docker` section)."""
+    if version not in READABLE_VERSIONS:
+        raise CorruptSnapshot(f"schema version {version!r} is not supported (this netdiag "
+                              f"reads versions {', '.join(map(str, READABLE_VERSIONS))})")
 
 
 def load(path: str | Path) -> Snapshot:

@@ -55,6 +55,34 @@ class SetLinkUp:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMaster:
+    """Make a link a port of a bridge (and set it up)."""
+
+    namespace: int
+    link: str
+    bridge: str
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip link set dev {self.link} master {self.bridge} up"
+
+    def apply(self) -> None:
+        _with_rtnl(_set_master, self)
+
+
+@dataclass(frozen=True, slots=True)
+class AddAddress:
+    namespace: int
+    link: str
+    cidr: str  # "172.18.0.1/16"
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}ip address add {self.cidr} dev {self.link}"
+
+    def apply(self) -> None:
+        _with_rtnl(_add_address, self)
+
+
+@dataclass(frozen=True, slots=True)
 class SetSysctl:
     namespace: int
     name: str
@@ -236,9 +264,9 @@ class ManualStep:
         raise UsageError("a manual step is carried out by a person")
 
 
-Step = (SetMtu | SetLinkUp | SetSysctl | AddRoute | DeleteRoute | DeleteFdbEntry | AddFdbEntry
-        | DeleteNeighbour | ReplaceNeighbour | AddIptablesRule | DeleteIptablesRule
-        | SetChainPolicy | ManualStep)
+Step = (SetMtu | SetLinkUp | SetMaster | AddAddress | SetSysctl | AddRoute | DeleteRoute
+        | DeleteFdbEntry | AddFdbEntry | DeleteNeighbour | ReplaceNeighbour | AddIptablesRule
+        | DeleteIptablesRule | SetChainPolicy | ManualStep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +306,18 @@ def _set_mtu(rtnl, step: SetMtu) -> None:
 
 def _set_up(rtnl, step: SetLinkUp) -> None:
     rtnl.set_up(_ifindex(rtnl, step.link))
+
+
+def _set_master(rtnl, step: SetMaster) -> None:
+    rtnl.set_master(_ifindex(rtnl, step.link), _ifindex(rtnl, step.bridge))
+
+
+def _add_address(rtnl, step: AddAddress) -> None:
+    import ipaddress
+
+    interface = ipaddress.ip_interface(step.cidr)
+    rtnl.add_address(_ifindex(rtnl, step.link), str(interface.ip), interface.network.prefixlen,
+                     str(interface.network.broadcast_address))
 
 
 def _route(add: bool):

@@ -294,7 +294,8 @@ def test_swarm_underlay_mtu_too_small(swarm):
 
 def test_swarm_namespaces_are_labelled(swarm):
     """Discovery on a Swarm node (kept here, where a Swarm already runs): Docker's own namespaces
-    get labels saying what they are, and the container its name and overlay network."""
+    get labels saying what they are — named after their network, from Docker's intent — and the
+    container its name and overlay network."""
     manager = swarm.nodes[0]
     done = subprocess.run([sys.executable, "-m", "netdiag", "ns", "list", "--json"],
                           env=manager.env, capture_output=True, text=True, timeout=120,
@@ -303,9 +304,10 @@ def test_swarm_namespaces_are_labelled(swarm):
     ours = {ns["name"]: ns for ns in json.loads(done.stdout)
             if ns["path"].startswith(str(manager.netns_dir))}
     overlay = Path(overlay_sandbox(manager)).name
-    assert ours[overlay]["label"] == f"docker overlay network {overlay.split('-', 1)[1]}"
+    assert ours[overlay]["label"] == f"overlay {OVERLAY}"
     assert ours["ingress_sbox"]["label"] == "docker ingress sandbox"
-    assert any(name.startswith("lb_") and ns["label"].startswith("docker load balancer")
+    assert any(name.startswith("lb_") and ns["label"] in (f"load balancer {OVERLAY}",
+                                                          "load balancer ingress")
                for name, ns in ours.items())
     web = [ns for ns in ours.values() if ns["container"] == SWARM_WEB]
     assert web and OVERLAY in web[0]["docker_networks"]

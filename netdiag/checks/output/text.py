@@ -20,7 +20,7 @@ def describe(ref: NamespaceRef) -> str:
     if ref.kind is NsKind.HOST:
         return "host"
     if ref.kind is NsKind.DOCKER and not ref.container:
-        return ref.display  # Docker's own namespaces are labelled "docker overlay network ..."
+        return ref.display  # Docker's own namespaces are labelled "overlay NETWORK" and such
     return f"{_KIND_WORD[ref.kind]} {ref.display}"
 
 

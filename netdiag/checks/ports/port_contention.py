@@ -44,14 +44,15 @@ from __future__ import annotations
 import shlex
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import chain
 
 from netdiag.checks import topology
 from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.dnat import Publish, publishes
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import Topology
-from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, Socket
+from netdiag.model import Match, NamespaceState, Snapshot, Socket
 from netdiag.probe import evidence as probe_evidence
 from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety
 
@@ -65,42 +66,15 @@ PORT_KEEPERS = ("docker-proxy", "dockerd")
 EPHEMERAL_SYSCTL = "net.ipv4.ip_local_port_range"
 
 
-@dataclass(frozen=True, slots=True)
-class _Publish:
-    """A DNAT rule that takes a host port somewhere else."""
-
-    rule: IptablesRule
-    protocol: str
-    port: int
-    destination: Match | None
-    in_interface: Match | None
-    to_address: str
-    to_port: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.rule.table}/{self.rule.chain}/{self.rule.position}"
-
-    @property
-    def target(self) -> str:
-        host = f"[{self.to_address}]" if ":" in self.to_address else self.to_address
-        return f"{host}:{self.to_port}"
-
-    def evidence(self, ns_id: int) -> Evidence:
-        text = self.rule.text or \
-            f"{self.rule.chain} DNAT {self.protocol}/{self.port} → {self.target}"
-        return Evidence(f"{self.rule.backend} {self.key}: {text}", ns_id, "firewall", self.key)
-
-
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
     no_sockets = {gap.namespace for gap in snapshot.gaps if gap.collector == "sockets"}
     for state in snapshot.namespaces:
-        publishes = _publishes(state)
-        for finding in chain(_socket_clashes(state), _captured_listeners(topo, state, publishes),
-                             _conflicting_dnats(topo, state, publishes),
-                             _dangling(topo, state, publishes, no_sockets),
-                             _ephemeral(state, publishes)):
+        published = publishes(state)
+        for finding in chain(_socket_clashes(state), _captured_listeners(topo, state, published),
+                             _conflicting_dnats(topo, state, published),
+                             _dangling(topo, state, published, no_sockets),
+                             _ephemeral(state, published)):
             yield _with_probes(snapshot, finding)
 
 
@@ -160,50 +134,11 @@ def _clash(a: Socket, b: Socket) -> bool:
 # --- DNAT rules -------------------------------------------------------------------------------
 
 
-def _publishes(state: NamespaceState) -> list[_Publish]:
-    found = []
-    for rule in state.firewall.iptables_rules:
-        if rule.table != "nat" or rule.target != "DNAT":
-            continue
-        publish = _publish(rule)
-        if publish is not None:
-            found.append(publish)
-    return found
-
-
-def _publish(rule: IptablesRule) -> _Publish | None:
-    protocol, dport = rule.match("protocol"), rule.match("dport")
-    if protocol is None or dport is None or protocol.negated or dport.negated \
-            or not dport.value.isdigit():
-        return None
-    destination = rule.match("destination")
-    to = rule.target_option("to-destination")
-    address, port = _split_target(to, int(dport.value))
-    if not address or address.startswith("127."):
-        return None  # Docker's embedded DNS: dns-unreachable looks after it
-    return _Publish(rule, protocol.value, int(dport.value), destination,
-                    rule.match("in-interface"), address, port)
-
-
-def _split_target(to: str, default_port: int) -> tuple[str, int]:
-    """"172.18.0.2:80" / "172.18.0.2" / "[fd00::2]:80" → (address, port)."""
-    if to.startswith("["):
-        address, _, rest = to[1:].partition("]")
-        port = rest.lstrip(":")
-    elif to.count(":") == 1:
-        address, port = to.split(":")
-    else:
-        address, port = to, ""
-    address = address.split("-")[0]  # a range: its first address is enough to locate it
-    port = port.split("-")[0]
-    return address, int(port) if port.isdigit() else default_port
-
-
 def _local(state: NamespaceState, address: str) -> bool:
     return any(a.address == address for a in state.addresses)
 
 
-def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
+def _captures(publish: Publish, state: NamespaceState, sock: Socket) -> bool:
     if sock.protocol != publish.protocol or sock.port != publish.port:
         return False
     if sock.process in PORT_KEEPERS:
@@ -218,7 +153,7 @@ def _captures(publish: _Publish, state: NamespaceState, sock: Socket) -> bool:
     return True
 
 
-def _backend(topo: Topology, ns_id: int, publish: _Publish) -> tuple[str, tuple[int, ...]]:
+def _backend(topo: Topology, ns_id: int, publish: Publish) -> tuple[str, tuple[int, ...]]:
     """The DNAT target as people know it — "172.18.0.2:80 (web)" — and its namespace."""
     owner = topo.owner_seen_from(ns_id, publish.to_address)
     ref = topo.ref(owner[0]) if owner else None
@@ -227,7 +162,7 @@ def _backend(topo: Topology, ns_id: int, publish: _Publish) -> tuple[str, tuple[
     return f"{publish.target} ({ref.display})", (ref.id,)
 
 
-def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[_Publish]
+def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[Publish]
                         ) -> Iterator[Finding]:
     ns_id = state.ref.id
     for publish in publishes:
@@ -254,9 +189,9 @@ def _compatible(a: Match | None, b: Match | None) -> bool:
     return a.value == b.value
 
 
-def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[_Publish]
+def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[Publish]
                        ) -> Iterator[Finding]:
-    groups: dict[tuple[str, int, int, str], list[_Publish]] = defaultdict(list)
+    groups: dict[tuple[str, int, int, str], list[Publish]] = defaultdict(list)
     for publish in publishes:
         groups[(publish.rule.backend, publish.rule.family, publish.port,
                 publish.protocol)].append(publish)
@@ -283,7 +218,7 @@ def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[_P
                     repair=_delete(ns_id, later))
 
 
-def _delete(ns_id: int, publish: _Publish) -> Repair:
+def _delete(ns_id: int, publish: Publish) -> Repair:
     args = tuple(shlex.split(publish.rule.text)[2:]) if publish.rule.text.startswith("-A ") \
         else ()
     if not args:
@@ -294,7 +229,7 @@ def _delete(ns_id: int, publish: _Publish) -> Repair:
                                       publish.rule.family),))
 
 
-def _dangling(topo: Topology, state: NamespaceState, publishes: list[_Publish],
+def _dangling(topo: Topology, state: NamespaceState, publishes: list[Publish],
               no_sockets: set[int | None]) -> Iterator[Finding]:
     for publish in publishes:
         owner = topo.owner_seen_from(state.ref.id, publish.to_address)
@@ -322,7 +257,7 @@ def _dangling(topo: Topology, state: NamespaceState, publishes: list[_Publish],
                                           f"{where}, or remove the publish", target_ns),)))
 
 
-def _ephemeral(state: NamespaceState, publishes: list[_Publish]) -> Iterator[Finding]:
+def _ephemeral(state: NamespaceState, publishes: list[Publish]) -> Iterator[Finding]:
     bounds = _port_range(state.sysctl(EPHEMERAL_SYSCTL))
     if bounds is None:
         return

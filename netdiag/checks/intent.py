@@ -1,0 +1,54 @@
+"""What the Docker rules share: where an engine's objects are in the kernel's state.
+
+An engine's "host" is the namespace its dockerd runs in (DockerEngine.namespace); a bridge
+network's bridge is `com.docker.network.bridge.name` or `br-` and 12 hex of its id; a running
+container's namespace is the one its process is in (DockerContainer.netns). Rules skip what
+cannot be placed (an engine found only by its socket, from inside a container) rather than
+guess, and a snapshot without a docker section gives them nothing to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netdiag.model import NamespaceState, Snapshot
+from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
+
+BRIDGE_NAME = "com.docker.network.bridge.name"
+IP_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+ICC = "com.docker.network.bridge.enable_icc"
+
+
+def engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
+    """Each engine with the state of the namespace it runs in (engines that cannot be
+    placed, or whose namespace was not read, are left out)."""
+    for engine in snapshot.docker:
+        state = snapshot.namespace(engine.namespace) if engine.namespace else None
+        if state is not None:
+            yield engine, state
+
+
+def bridge_name(network: DockerNetwork) -> str:
+    return network.option(BRIDGE_NAME) or f"br-{network.id[:12]}"
+
+
+def bridge_networks(engine: DockerEngine) -> Iterator[DockerNetwork]:
+    """The engine's networks of the bridge driver (the default bridge included)."""
+    for network in engine.networks:
+        if network.driver == "bridge" and network.ipam:
+            yield network
+
+
+def namespace_of(snapshot: Snapshot, container: DockerContainer) -> NamespaceState | None:
+    """The namespace a running container's process is in."""
+    return snapshot.namespace(container.netns) if container.netns else None
+
+
+def flag(value: str, default: bool = True) -> bool:
+    """A network option's boolean ("true"/"false"; absent: `default`)."""
+    return default if value == "" else value.lower() in ("1", "true", "yes")
+
+
+def who(engine: DockerEngine) -> str:
+    """How findings name an engine: by its host name when there are several."""
+    return f"Docker ({engine.name})" if engine.name else "Docker"

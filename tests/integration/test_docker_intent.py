@@ -1,0 +1,335 @@
+"""Docker's intent against the kernel, end to end on a real engine started in a namespace.
+
+The engine (tests/docker_engine.py) runs with the userland proxy off, as many production hosts
+do, and has an uplink: a veth to a "gateway" namespace of ours (198.19.1.1) and a default route
+through it, like a host's NIC. Docker itself makes a user network, a web container publishing
+a port, and a client. Each test first proves the set-up healthy, then injects one fault the way
+it happens in practice (the real user reports are cited in each test), proves with packets
+that it breaks traffic, and asserts that `netdiag check --all` names it — the rule, the subject,
+and evidence giving Docker's view and the kernel's. Every fault is undone after its test, pass
+or fail; where the rule's repair is safe, `netdiag repair --apply` is the undo, and packets
+prove it worked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import sh
+from tests.docker_engine import (
+    IMAGE,
+    DockerEngine,
+    EngineUnavailable,
+    build_busybox_image,
+    unavailable_reason,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+NETWORK = "ndt-intent-net"
+SUBNET = "10.91.0.0/24"
+GATEWAY = "10.91.0.1"
+WEB = "ndt-intent-web"
+CLIENT = "ndt-intent-cli"
+PORT = 8181
+UPLINK = "up0"
+OUTSIDE = "198.19.1.1"  # the gateway namespace, standing in for the world beyond the host
+HOST_ADDRESS = "198.19.1.2"  # the engine namespace's uplink address
+HTTPD = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    engine = DockerEngine("in", config={"userland-proxy": False})
+    outside = f"{engine.netns}-gw"[:40]
+    try:
+        engine.create_netns()
+        sh(f"ip netns add {outside}")
+        sh(f"ip -n {outside} link set lo up")
+        sh(f"ip -n {engine.netns} link add {UPLINK} type veth peer name eth0 netns {outside}")
+        sh(f"ip -n {outside} addr add {OUTSIDE}/24 dev eth0")
+        sh(f"ip -n {outside} link set eth0 up")
+        sh(f"ip -n {engine.netns} addr add {HOST_ADDRESS}/24 dev {UPLINK}")
+        sh(f"ip -n {engine.netns} link set {UPLINK} up")
+        sh(f"ip -n {engine.netns} route add default via {OUTSIDE}")
+        try:
+            engine.start()
+        except EngineUnavailable as exc:
+            pytest.skip(f"dockerd cannot run here: {exc}")
+        build_busybox_image(engine)
+        engine.docker("network", "create", "--subnet", SUBNET, NETWORK)
+        engine.docker("run", "-d", "--name", WEB, "--network", NETWORK, "-p", f"{PORT}:80",
+                      *HTTPD)
+        engine.docker("run", "-d", "--name", CLIENT, "--network", NETWORK, IMAGE, "sleep",
+                      "3600")
+        engine.outside = outside
+        engine.wait_until_serving(WEB, client=CLIENT)
+        yield engine
+    finally:
+        engine.stop()
+        sh(f"ip netns del {outside}", check=False)
+
+
+# --- what the tests use ----------------------------------------------------------------------
+
+
+def netdiag(engine, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "netdiag", *args, "--docker", engine.host]
+    return subprocess.run(argv, env=engine.env, capture_output=True, text=True, timeout=180,
+                          check=False)
+
+
+def check(engine) -> dict:
+    done = netdiag(engine, "check", "--all", "--format", "json", "--timeout", "60")
+    assert done.returncode in (0, 1), f"netdiag check failed: {done.stderr.strip()}"
+    return json.loads(done.stdout)
+
+
+def loud(report: dict) -> list[dict]:
+    return [f for f in report["findings"] if f["severity"] in ("warning", "error")]
+
+
+def describe(findings: list[dict]) -> str:
+    return "\n".join(f"  {f['severity']} {f['rule']} [{f['namespace']['label']}] "
+                     f"{f['subject']}: {f['message']}" for f in findings) or "  (none)"
+
+
+def fired(report: dict, rule: str, subject: str, naming: str) -> dict:
+    """The one loud finding of `rule` about `subject` that names `naming`."""
+    found = [f for f in loud(report) if f["rule"] == rule and f["subject"] == subject
+             and naming in json.dumps(f)]
+    assert len(found) == 1, f"expected one {rule} on {subject} naming {naming}; got:\n" + \
+        describe(loud(report))
+    evidence = [e["text"] for e in found[0]["evidence"]]
+    assert any(text.startswith("Docker") for text in evidence), \
+        f"no evidence gives Docker's view: {evidence}"
+    assert any(not text.startswith("Docker") for text in evidence), \
+        f"no evidence gives the kernel's view: {evidence}"
+    return found[0]
+
+
+def assert_quiet(engine) -> None:
+    report = check(engine)
+    assert not loud(report), "findings on healthy Docker state:\n" + describe(loud(report))
+
+
+def http_ok(engine, client: str, address: str, port: int = 80) -> bool:
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 2 {address} {port}"
+    return "200 OK" in engine.docker("exec", client, "sh", "-c", request, check=False)
+
+
+def http_ok_from_outside(engine, port: int = PORT) -> bool:
+    request = (f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 /bin/busybox nc -w 2 "
+               f"{HOST_ADDRESS} {port}")
+    done = subprocess.run(["ip", "netns", "exec", engine.outside, "sh", "-c", request],
+                          capture_output=True, text=True, timeout=30, check=False)
+    return "200 OK" in done.stdout
+
+
+def pings(engine, container: str, address: str) -> bool:
+    done = engine.docker("exec", container, "ping", "-c", "1", "-W", "2", address, check=False)
+    return " 0% packet loss" in done
+
+
+def bridge(engine) -> str:
+    network_id = engine.docker("network", "inspect", NETWORK, "--format", "{{.Id}}").strip()
+    return f"br-{network_id[:12]}"
+
+
+def host_veth(engine, container: str) -> str:
+    """The engine-side end of a container's eth0."""
+    index = engine.docker("exec", container, "cat", "/sys/class/net/eth0/iflink").strip()
+    links = json.loads(engine.in_netns("ip -j link show"))
+    return next(link["ifname"] for link in links if str(link["ifindex"]) == index)
+
+
+def repair(engine, *refs: str) -> subprocess.CompletedProcess:
+    args = ["repair", "--apply"]
+    for ref in refs:
+        args += ["--ns", ref]
+    return netdiag(engine, *args)
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+
+def test_intent_is_collected_and_the_host_is_quiet(engine):
+    """Every container, running or not, with what Docker meant for it; nothing to report."""
+    engine.docker("run", "--name", "ndt-intent-exit", IMAGE, "sh", "-c", "exit 3", check=False)
+    engine.docker("run", "-d", "--name", "ndt-intent-side", "--network", f"container:{WEB}",
+                  IMAGE, "sleep", "3600")
+    try:
+        done = netdiag(engine, "show", "docker", "--json")
+        assert done.returncode == 0, done.stderr
+        (found,) = json.loads(done.stdout)
+        assert found["url"] == engine.host and found["version"].startswith("20.10")
+        assert found["daemon"]["userland_proxy"] is False  # from its daemon.json
+        containers = {c["name"]: c for c in found["containers"]}
+        assert containers["ndt-intent-exit"]["state"] == "exited"
+        assert containers["ndt-intent-exit"]["exit_code"] == 3
+        web = containers[WEB]
+        assert web["ports"] == [{"container_port": 80, "protocol": "tcp", "host_ip": "",
+                                 "host_port": PORT}]
+        (endpoint,) = web["endpoints"]
+        assert endpoint["network"] == NETWORK and endpoint["ip"].startswith("10.91.0.")
+        assert containers["ndt-intent-side"]["network_mode"] == f"container:{web['id']}"
+        assert containers["ndt-intent-side"]["netns"] == web["netns"]
+        network = next(n for n in found["networks"] if n["name"] == NETWORK)
+        assert network["ipam"] == [{"subnet": SUBNET, "gateway": GATEWAY, "ip_range": ""}]
+        text = netdiag(engine, "show", "docker").stdout
+        assert WEB in text and f"shares {WEB}" in text and "exited (3)" in text
+        assert_quiet(engine)
+    finally:
+        engine.docker("rm", "-f", "ndt-intent-exit", "ndt-intent-side", check=False)
+
+
+def test_port_already_allocated_by_another_container(engine):
+    """A second container asks for a published port another one holds and never starts
+    ("Bind for 0.0.0.0:3000 failed: port is already allocated": runtipi/runtipi#62,
+    moby/moby#20486, telekom-security/tpotce#666)."""
+    engine.docker("create", "--name", "ndt-intent-clash", "--network", NETWORK, "-p",
+                  f"{PORT}:80", *HTTPD)
+    try:
+        engine.docker("start", "ndt-intent-clash", check=False)
+        assert "port is already allocated" in engine.inspect("ndt-intent-clash")["State"]["Error"]
+        # What it was meant to serve: nothing answers in its name (it has no address at all),
+        # while the port is web's.
+        assert not engine.inspect("ndt-intent-clash")["State"]["Running"]
+        assert http_ok_from_outside(engine)
+        finding = fired(check(engine), "docker-port-unpublished", f"tcp/{PORT}",
+                        "ndt-intent-clash")
+        assert f"published by {WEB}" in finding["message"]
+    finally:
+        engine.docker("rm", "-f", "ndt-intent-clash", check=False)
+
+
+def test_port_held_by_a_program_on_the_host(engine):
+    """A program on the host listens on the port a container publishes, so the container
+    does not start ("address already in use"), and clients reach the program instead."""
+    port = PORT + 1
+    listener = subprocess.Popen(["ip", "netns", "exec", engine.netns, "/bin/busybox", "nc",
+                                 "-ll", "-p", str(port), "-e", "/bin/busybox", "echo", "nope"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        engine.in_netns(f"for i in $(seq 50); do ss -ltn | grep -q ':{port} ' && exit 0; "
+                        "sleep 0.1; done; exit 1")
+        engine.docker("run", "-d", "--name", "ndt-intent-late", "--network", NETWORK, "-p",
+                      f"{port}:80", *HTTPD, check=False)
+        assert "address already in use" in \
+            engine.inspect("ndt-intent-late")["State"]["Error"]
+        assert not http_ok_from_outside(engine, port)  # the program answers, not the web server
+        finding = fired(check(engine), "docker-port-unpublished", f"tcp/{port}",
+                        "ndt-intent-late")
+        assert "busybox (pid" in finding["message"] and "listens on" in finding["message"]
+    finally:
+        listener.kill()
+        listener.wait()
+        engine.docker("rm", "-f", "ndt-intent-late", check=False)
+
+
+def test_dnat_rules_flushed(engine):
+    """Something flushed Docker's nat rules: a firewall reload (moby/moby#15254,
+    moby/moby#12294: "Docker networking fails after iptables service is restarted"); the
+    published port no longer reaches the container."""
+    assert http_ok_from_outside(engine)
+    saved = engine.in_netns("iptables-save -t nat")
+    engine.in_netns("iptables -t nat -F DOCKER")
+    try:
+        assert not http_ok_from_outside(engine)
+        finding = fired(check(engine), "docker-port-unpublished", f"tcp/{PORT}", WEB)
+        assert finding["severity"] == "error"  # no userland proxy to fall back on
+        assert "no DNAT" in finding["message"]
+    finally:
+        subprocess.run(["ip", "netns", "exec", engine.netns, "iptables-restore", "-T", "nat"],
+                       input=saved, text=True, check=False)
+    assert http_ok_from_outside(engine)
+
+
+def test_bridge_loses_its_gateway_address(engine):
+    """A network manager that thinks it manages the bridge flushes its address
+    (moby/moby#40217 "docker0 interface keeps loosing IPv4 ipaddress", moby/moby#31477,
+    systemd/systemd#28626)."""
+    name = bridge(engine)
+    assert pings(engine, CLIENT, OUTSIDE)
+    engine.in_netns(f"ip addr flush dev {name}")
+    try:
+        assert not pings(engine, CLIENT, GATEWAY)
+        assert not pings(engine, CLIENT, OUTSIDE)
+        finding = fired(check(engine), "docker-bridge-broken", name, NETWORK)
+        assert GATEWAY in finding["message"]
+        assert finding["repair"]["safety"] == "unsafe"
+    finally:
+        engine.in_netns(f"ip addr add {GATEWAY}/24 dev {name}", check=False)
+    assert pings(engine, CLIENT, OUTSIDE)
+
+
+def test_veth_taken_off_the_bridge(engine):
+    """A container's veth is no longer a port of its network's bridge (moby/moby#26492 "Some
+    veths created by Docker are not assigned a master bridge", systemd-networkd matching
+    veth*); the safe repair puts it back."""
+    veth = host_veth(engine, WEB)
+    address = engine.container_ip(WEB, NETWORK)
+    engine.in_netns(f"ip link set dev {veth} nomaster")
+    try:
+        assert not http_ok(engine, CLIENT, address)
+        finding = fired(check(engine), "docker-endpoint-broken", "eth0", veth)
+        assert finding["namespace"]["label"] == WEB
+        assert finding["repair"]["safety"] == "safe"
+        done = repair(engine, f"container:{WEB}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert http_ok(engine, CLIENT, address)
+    finally:
+        engine.in_netns(f"ip link set dev {veth} master {bridge(engine)}", check=False)
+
+
+def test_masquerade_rule_removed(engine):
+    """The network's MASQUERADE rule is gone ("Can't access internet from containers",
+    moby/moby#13381; a firewall script that rewrote the nat table): containers' packets leave
+    with private sources and nothing answers. The safe repair restores Docker's rule."""
+    rule = f"POSTROUTING -s {SUBNET} ! -o {bridge(engine)} -j MASQUERADE"
+    assert pings(engine, CLIENT, OUTSIDE)
+    engine.in_netns(f"iptables -t nat -D {rule}")
+    try:
+        assert not pings(engine, CLIENT, OUTSIDE)
+        finding = fired(check(engine), "docker-network-rules-missing", "nat/POSTROUTING",
+                        SUBNET)
+        assert finding["repair"]["safety"] == "safe"
+        done = repair(engine, engine.netns_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert pings(engine, CLIENT, OUTSIDE)
+    finally:
+        if "MASQUERADE" not in engine.in_netns(f"iptables -t nat -S POSTROUTING | grep {SUBNET}"
+                                               " || true"):
+            engine.in_netns(f"iptables -t nat -A {rule}")
+
+
+def test_sidecar_left_in_an_old_namespace(engine):
+    """A container sharing another's namespace (`--network container:web`, a VPN sidecar
+    set-up) stays in the old, empty namespace when that container restarts
+    (passteque/gluetun#641 "Connectivity is lost once gluetun container is restarted")."""
+    side = "ndt-intent-sidecar"
+    engine.docker("run", "-d", "--name", side, "--network", f"container:{WEB}", IMAGE,
+                  "sleep", "3600")
+    try:
+        client = engine.container_ip(CLIENT, NETWORK)
+        assert pings(engine, side, client)
+        engine.docker("restart", WEB)
+        engine.wait_until_serving(WEB, client=CLIENT)
+        assert not pings(engine, side, client)
+        finding = fired(check(engine), "docker-endpoint-broken", "network namespace", side)
+        assert f"container:{WEB}" in finding["message"] and "only lo" in finding["message"]
+    finally:
+        engine.docker("rm", "-f", side, check=False)
+    assert_quiet(engine)
+
+
+def test_faults_are_undone(engine):
+    assert_quiet(engine)
+    assert http_ok_from_outside(engine)
