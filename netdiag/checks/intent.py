@@ -52,3 +52,27 @@ def flag(value: str, default: bool = True) -> bool:
 def who(engine: DockerEngine) -> str:
     """How findings name an engine: by its host name when there are several."""
     return f"Docker ({engine.name})" if engine.name else "Docker"
+
+
+def overlay_namespaces(snapshot: Snapshot) -> dict[int, tuple[DockerEngine, DockerNetwork]]:
+    """The namespaces Docker made for its overlay networks (`<exec-root>/netns/<n>-<first 10
+    of the network id>`), each with its engine and network."""
+    found = {}
+    for engine in snapshot.docker:
+        if not engine.exec_root:
+            continue
+        folder = f"{engine.exec_root.rstrip('/')}/netns/"
+        by_prefix = {n.id[:10]: n for n in engine.networks if n.driver == "overlay"}
+        for state in snapshot.namespaces:
+            path = state.ref.path
+            if not path.startswith(folder):
+                continue
+            number, _, prefix = path[len(folder):].partition("-")
+            if number.isdigit() and prefix in by_prefix:
+                found[state.ref.id] = (engine, by_prefix[prefix])
+    return found
+
+
+def peer_addresses(engine: DockerEngine, network: DockerNetwork) -> set[str]:
+    """The other nodes' VTEP addresses of an overlay network, by its peer list."""
+    return {p.address for p in network.peers if p.address and p.address != engine.swarm.node_addr}

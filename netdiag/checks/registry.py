@@ -13,6 +13,7 @@ from netdiag.checks.docker import (
     docker_bridge_broken,
     docker_endpoint_broken,
     docker_network_rules_missing,
+    docker_overlay_peers,
     docker_port_unpublished,
 )
 from netdiag.checks.firewall import bridge_isolation_broken
@@ -46,6 +47,7 @@ RULES: tuple[RuleModule, ...] = (
     docker_bridge_broken,
     docker_endpoint_broken,
     docker_network_rules_missing,
+    docker_overlay_peers,
 )
 
 

@@ -183,11 +183,12 @@ def _from_json(data: dict) -> dict:
 def _from_argv(argv: list[str]) -> dict:
     values = {}
     for key, name in _FLAGS.items():
-        text = docker_api.option(argv, f"--{key}")
-        if text:
-            values[name] = text.lower() in ("1", "true", "yes")
-        elif f"--{key}" in argv:  # a bare boolean flag
-            values[name] = True
+        # Go's boolean flags: `--flag` alone is true, a value needs `=` (`--flag=false`).
+        for arg in argv:
+            if arg == f"--{key}":
+                values[name] = True
+            elif arg.startswith(f"--{key}="):
+                values[name] = arg.split("=", 1)[1].lower() in ("1", "t", "true")
     for key, name in _VALUES.items():
         text = docker_api.option(argv, f"--{key}", *(("-b",) if key == "bridge" else ()))
         if text:

@@ -311,3 +311,73 @@ def test_swarm_namespaces_are_labelled(swarm):
                for name, ns in ours.items())
     web = [ns for ns in ours.values() if ns["container"] == SWARM_WEB]
     assert web and OVERLAY in web[0]["docker_networks"]
+
+
+def _fdb_entries(sandbox: str, vtep: str) -> list[tuple[str, bool]]:
+    """(MAC, permanent) of vxlan0's forwarding entries towards `vtep` in an overlay
+    namespace."""
+    lines = sh(f"nsenter --net={sandbox} bridge fdb show dev vxlan0").splitlines()
+    return [(line.split()[0], "permanent" in line.split()) for line in lines
+            if f"dst {vtep} " in f"{line} "]
+
+
+def _reaches_worker(swarm) -> bool:
+    """Does the manager's container reach the worker's (the manager sends first)?"""
+    manager, worker = swarm.nodes
+    address = worker.container_ip(SWARM_CLIENT, OVERLAY)
+    done = manager.docker("exec", SWARM_WEB, "ping", "-c", "1", "-W", "2", address, check=False)
+    return " 0% packet loss" in done
+
+
+def test_swarm_overlay_entries_to_a_live_peer_gone(swarm):
+    """The static FDB entries for a live remote node disappear from the overlay namespace
+    (moby/moby#52661 "static `self permanent` FDB entries for live, unchanged remote tasks
+    disappearing"): the node can no longer reach the other node's containers (entries the
+    kernel learns from their traffic hide it for a while; they are removed here too)."""
+    manager = swarm.nodes[0]
+    sandbox = overlay_sandbox(manager)
+    worker_vtep = swarm.address(1)
+    macs = _fdb_entries(sandbox, worker_vtep)
+    assert macs and _reaches_worker(swarm)
+    for mac, _ in macs:
+        sh(f"nsenter --net={sandbox} bridge fdb del {mac} dev vxlan0 dst {worker_vtep} self")
+    try:
+        assert not _reaches_worker(swarm)
+        report = check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=False)
+        found = [f for f in report["findings"] if f["rule"] == "docker-overlay-peers"
+                 and worker_vtep in f["message"] and f["subject"] == "vxlan0"]
+        assert found, _describe(report["findings"])
+        assert found[0]["namespace"]["label"] == f"overlay {OVERLAY}"
+    finally:
+        for mac, permanent in macs:
+            if permanent:  # (learned ones come back by themselves)
+                sh(f"nsenter --net={sandbox} bridge fdb append {mac} dev vxlan0 dst "
+                   f"{worker_vtep} self permanent", check=False)
+    assert _reaches_worker(swarm)
+
+
+def test_swarm_overlay_entry_for_a_node_that_left(swarm):
+    """An endpoint's entries outlive the node it was on (moby/moby#35401 "Bridge FDB rules
+    are not purged from overlay network namespaces", moby/moby#31588): traffic to its address
+    goes to a VTEP nobody has. The safe repair deletes the entry."""
+    manager = swarm.nodes[0]
+    sandbox = overlay_sandbox(manager)
+    gone, mac, address = "198.18.0.99", "02:42:0a:00:01:63", "10.0.1.99"
+    sh(f"nsenter --net={sandbox} bridge fdb append {mac} dev vxlan0 dst {gone} self permanent")
+    sh(f"nsenter --net={sandbox} ip neigh replace {address} lladdr {mac} dev vxlan0 "
+       "nud permanent")
+    try:
+        ping = manager.docker("exec", SWARM_WEB, "ping", "-c", "1", "-W", "2", address,
+                              check=False)
+        assert " 0% packet loss" not in ping
+        report = check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=False)
+        found = [f for f in report["findings"] if f["rule"] == "docker-overlay-peers"
+                 and gone in f["message"]]
+        assert len(found) == 1, _describe(report["findings"])
+        assert found[0]["repair"]["safety"] == "safe"
+        assert not [f for f in report["findings"] if f["rule"] == "vxlan-fdb-stale"
+                    and mac in json.dumps(f)], "the same entry reported twice"
+    finally:
+        sh(f"nsenter --net={sandbox} bridge fdb del {mac} dev vxlan0 dst {gone} self",
+           check=False)
+        sh(f"nsenter --net={sandbox} ip neigh del {address} dev vxlan0", check=False)

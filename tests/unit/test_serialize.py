@@ -73,3 +73,25 @@ def test_written_text_is_what_the_json_module_writes():
         assert dumps(snap, indent) == expected
         assert encode(snap, indent) == expected.encode()
     assert loads(dumps(snap)) == snap
+
+
+def test_docker_intent_round_trips():
+    from tests.fixtures.scenarios import docker_host
+
+    snap = docker_host().build()
+    assert snap.docker and loads(dumps(snap)) == snap
+
+
+def test_a_version_1_file_loads_without_docker_intent_as_the_current_version():
+    import json
+
+    from netdiag.model import SCHEMA_VERSION
+    from netdiag.model.serialize import to_data
+
+    data = to_data(sample())
+    data["schema_version"] = 1
+    del data["docker"]  # version 1 had no such section
+    for text in (json.dumps(data), json.dumps(data, indent=1) + " "):  # fast and slow paths
+        loaded = loads(text)
+        assert loaded.docker == () and loaded.schema_version == SCHEMA_VERSION
+        assert loaded.namespaces == sample().namespaces

@@ -7,7 +7,9 @@ What it finds
       same overlay (a lab, or several hosts) — that no VTEP of that overlay owns (entries for a
       multicast group are not VTEPs and are left alone). An overlay is told by what connects
       its devices, not by its VNI alone: two independent Swarms on one machine both use VNI
-      4096, and one's VTEPs are not the other's;
+      4096, and one's VTEPs are not the other's. On a Docker overlay whose peer list the
+      snapshot holds, a VTEP in that list is a node of the network, and one that is not is
+      docker-overlay-peers' finding;
     * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
       frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
       bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
@@ -38,6 +40,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from netdiag.checks import intent
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import Topology, index, ip_int
@@ -54,6 +57,7 @@ _NO_WAY = ("blackhole", "unreachable", "prohibit")
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topology = index(snapshot)
     vteps = _vteps_by_overlay(topology)
+    docker_overlays = intent.overlay_namespaces(snapshot)
     for state in snapshot.namespaces:
         for link in state.links:
             if link.vxlan is None:
@@ -64,8 +68,12 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             neighbours = [n for n in state.neighbours
                           if n.ifname == link.name and "permanent" in n.state and n.mac]
             underlay = topology.underlay(ns_id, link)
+            peers = _docker_peers(docker_overlays.get(ns_id))
             for entry in unicast:  # a multicast group is no VTEP, and not routed like one
-                yield from _check_entry(topology, ns_id, link, underlay, entry, vteps)
+                if peers is not None and entry.dst not in peers:
+                    continue  # no node of the Docker network: docker-overlay-peers says so
+                yield from _check_entry(topology, ns_id, link, underlay, entry, vteps,
+                                        peers is not None)
             yield from _check_neighbours(topology, ns_id, link, entries, neighbours)
 
 
@@ -88,9 +96,19 @@ def _vteps_by_overlay(topology: Topology) -> dict[int | None, dict[str, tuple[in
     return vteps
 
 
+def _docker_peers(placed) -> set[str] | None:
+    """The VTEPs Docker's intent says the overlay has (its nodes), or None without intent."""
+    if placed is None or not placed[1].peers:
+        return None
+    engine, network = placed
+    return intent.peer_addresses(engine, network) | {engine.swarm.node_addr}
+
+
 def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | None,
-                 entry: FdbEntry, vteps: dict[int | None, dict[str, tuple[int, str]]]
-                 ) -> Iterator[Finding]:
+                 entry: FdbEntry, vteps: dict[int | None, dict[str, tuple[int, str]]],
+                 a_peer: bool = False) -> Iterator[Finding]:
+    """`a_peer`: Docker's intent lists the entry's VTEP as a node of the network, so only a
+    broken underlay route makes it stale."""
     own = vteps[topology.overlay(ns_id, link)]
     here = {address for address, (n, name) in own.items() if (n, name) == (ns_id, link.name)}
     if entry.dst in here:
@@ -113,7 +131,7 @@ def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | Non
     others = set(own) - here
     # Only a snapshot that holds other VTEPs of this overlay shows who the peers are; a single
     # host's snapshot never contains its remote peers, so their absence proves nothing.
-    if not problem and others and entry.dst not in others:
+    if not problem and not a_peer and others and entry.dst not in others:
         problem = (f"VTEP {entry.dst} is none of the VTEPs of this VNI {link.vxlan.vni} "
                    f"overlay in the snapshot ({', '.join(sorted(others, key=ip_int))})")
     if not problem:
