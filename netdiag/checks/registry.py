@@ -15,6 +15,7 @@ from netdiag.checks.docker import (
     docker_network_rules_missing,
     docker_overlay_peers,
     docker_port_unpublished,
+    docker_prerequisite_missing,
 )
 from netdiag.checks.firewall import bridge_isolation_broken
 from netdiag.checks.forwarding import (
@@ -48,6 +49,7 @@ RULES: tuple[RuleModule, ...] = (
     docker_endpoint_broken,
     docker_network_rules_missing,
     docker_overlay_peers,
+    docker_prerequisite_missing,
 )
 
 

@@ -70,6 +70,20 @@ class SetMaster:
 
 
 @dataclass(frozen=True, slots=True)
+class SetHairpin:
+    """Turn hairpin mode on for a bridge port (frames may leave by the port they came in)."""
+
+    namespace: int
+    link: str
+
+    def command(self, ns: str = "") -> str:
+        return f"{_ns_prefix(ns)}bridge link set dev {self.link} hairpin on"
+
+    def apply(self) -> None:
+        _with_rtnl(_set_hairpin, self)
+
+
+@dataclass(frozen=True, slots=True)
 class AddAddress:
     namespace: int
     link: str
@@ -264,9 +278,9 @@ class ManualStep:
         raise UsageError("a manual step is carried out by a person")
 
 
-Step = (SetMtu | SetLinkUp | SetMaster | AddAddress | SetSysctl | AddRoute | DeleteRoute
-        | DeleteFdbEntry | AddFdbEntry | DeleteNeighbour | ReplaceNeighbour | AddIptablesRule
-        | DeleteIptablesRule | SetChainPolicy | ManualStep)
+Step = (SetMtu | SetLinkUp | SetMaster | SetHairpin | AddAddress | SetSysctl | AddRoute
+        | DeleteRoute | DeleteFdbEntry | AddFdbEntry | DeleteNeighbour | ReplaceNeighbour
+        | AddIptablesRule | DeleteIptablesRule | SetChainPolicy | ManualStep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +324,10 @@ def _set_up(rtnl, step: SetLinkUp) -> None:
 
 def _set_master(rtnl, step: SetMaster) -> None:
     rtnl.set_master(_ifindex(rtnl, step.link), _ifindex(rtnl, step.bridge))
+
+
+def _set_hairpin(rtnl, step: SetHairpin) -> None:
+    rtnl.set_hairpin(_ifindex(rtnl, step.link))
 
 
 def _add_address(rtnl, step: AddAddress) -> None:

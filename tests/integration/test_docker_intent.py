@@ -330,6 +330,52 @@ def test_sidecar_left_in_an_old_namespace(engine):
     assert_quiet(engine)
 
 
+def test_hairpin_mode_turned_off(engine):
+    """With the userland proxy off, a container reaches its own published port through the
+    host's address only if its bridge port has hairpin mode, which Docker sets for it
+    (moby/libnetwork#286 "When userland-proxy is disabled, enable hairpin mode on the
+    host-side of the veth"; docker/docs#17312; moby/moby#6810 on why the kernel otherwise
+    drops the frame). Here a script resets the port's flag."""
+    veth = host_veth(engine, WEB)
+    assert "hairpin on" in engine.in_netns(f"bridge -d link show dev {veth}")
+    assert http_ok(engine, WEB, HOST_ADDRESS, PORT)
+    engine.in_netns(f"bridge link set dev {veth} hairpin off")
+    try:
+        assert not http_ok(engine, WEB, HOST_ADDRESS, PORT)
+        finding = fired(check(engine), "docker-prerequisite-missing", veth, WEB)
+        assert finding["repair"]["safety"] == "safe"
+        done = repair(engine, engine.netns_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert http_ok(engine, WEB, HOST_ADDRESS, PORT)
+    finally:
+        engine.in_netns(f"bridge link set dev {veth} hairpin on", check=False)
+
+
+def test_icc_off_without_bridge_netfilter(engine):
+    """A network with inter-container communication off isolates nothing once bridged frames
+    skip iptables (`net.bridge.bridge-nf-call-iptables = 0`, as a sysctl.d file or a kernel
+    without br_netfilter leaves it; `docker info` only warns)."""
+    network, one, two = "ndt-intent-noicc", "ndt-intent-iso1", "ndt-intent-iso2"
+    engine.docker("network", "create", "-o", "com.docker.network.bridge.enable_icc=false",
+                  network)
+    sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    try:
+        engine.docker("run", "-d", "--name", one, "--network", network, *HTTPD)
+        engine.docker("run", "-d", "--name", two, "--network", network, IMAGE, "sleep", "3600")
+        address = engine.container_ip(one, network)
+        assert engine.in_netns(f"cat {sysctl}").strip() == "1"
+        assert not http_ok(engine, two, address)  # isolated, as asked
+        engine.in_netns(f"echo 0 > {sysctl}")
+        assert http_ok(engine, two, address)  # no longer
+        finding = fired(check(engine), "docker-prerequisite-missing",
+                        "net.bridge.bridge-nf-call-iptables", network)
+        assert finding["repair"]["safety"] == "unsafe"
+    finally:
+        engine.in_netns(f"echo 1 > {sysctl}", check=False)
+        engine.docker("rm", "-f", one, two, check=False)
+        engine.docker("network", "rm", network, check=False)
+
+
 def test_faults_are_undone(engine):
     assert_quiet(engine)
     assert http_ok_from_outside(engine)

@@ -203,3 +203,47 @@ def test_icc_off_without_its_drop_rule():
     assert finding.subject == "filter/FORWARD" and finding.severity is Severity.WARNING
     d.b.iptables(d.host, "filter", "-A FORWARD -i br-web -o br-web -j DROP")
     assert run_rule("docker-network-rules-missing", d.build()) == []
+
+
+# --- docker-prerequisite-missing ---------------------------------------------------------------
+
+
+def _proxy_off(d):
+    d.intent(daemon=DaemonConfig(userland_proxy=False))
+
+
+def test_hairpin_off_on_a_publishing_containers_port_with_the_proxy_off():
+    from netdiag.model import BridgePortInfo
+    from netdiag.repair.steps import SetHairpin
+
+    d = docker_host()
+    _proxy_off(d)
+    d.b.update_link(d.host, "veth1a2b3c4", port=BridgePortInfo(state="forwarding",
+                                                                hairpin=False))
+    (finding,) = run_rule("docker-prerequisite-missing", d.build())
+    assert finding.subject == "veth1a2b3c4" and "web cannot reach" in finding.message
+    assert finding.repair.steps == (SetHairpin(d.host, "veth1a2b3c4"),)
+    d.b.update_link(d.host, "veth1a2b3c4", port=BridgePortInfo(state="forwarding",
+                                                                hairpin=True))
+    assert run_rule("docker-prerequisite-missing", d.build()) == []
+
+
+def test_with_the_proxy_on_hairpin_is_not_needed():
+    from netdiag.model import BridgePortInfo
+
+    d = docker_host()
+    d.b.update_link(d.host, "veth1a2b3c4", port=BridgePortInfo(hairpin=False))
+    assert run_rule("docker-prerequisite-missing", d.build()) == []
+
+
+def test_icc_off_with_bridged_frames_skipping_iptables():
+    d = docker_host()
+    engine = d.b.docker[0]
+    d.intent(networks=tuple(replace(n, options=n.options + (
+        ("com.docker.network.bridge.enable_icc", "false"),)) if n.name == "web" else n
+        for n in engine.networks))
+    assert run_rule("docker-prerequisite-missing", d.build()) == []  # sysctl not read: no word
+    d.b.sysctl(d.host, "net.bridge.bridge-nf-call-iptables", 0)
+    (finding,) = run_rule("docker-prerequisite-missing", d.build())
+    assert finding.subject == "net.bridge.bridge-nf-call-iptables"
+    assert finding.repair.safety is Safety.UNSAFE
