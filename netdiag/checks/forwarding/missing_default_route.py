@@ -6,9 +6,9 @@ What it finds
     segment: another namespace with an address in the same subnet, forwarding on, and a
     default route of its own that leads elsewhere (the Docker bridge's gateway, a lab
     router — not the host whose upstream this namespace is). Networks that are internal on
-    purpose are not reported: their gateway drops traffic leaving the subnet (Docker's
-    `--internal`, in both the classic and the modern firewall layout), or there is no router
-    at all.
+    purpose are not reported: Docker's intent says so (`--internal`), their gateway drops
+    traffic leaving the subnet (Docker's internal-network rules, in both the classic and the
+    modern firewall layout), or there is no router at all.
 
 Why it matters
     Without a default route every destination outside the subnet fails with "Network is
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import topology
+from netdiag.checks import intent, topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import Topology, network_interval
@@ -45,11 +45,12 @@ RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNIN
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
+    internal = _internal_by_intent(snapshot)
     for state in snapshot.namespaces:
         if not topology.is_container(state.ref) or topo.default_route(state.ref.id):
             continue
         for address in _routable(state):
-            router = _router(topo, state.ref.id, address)
+            router = _router(topo, state.ref.id, address, internal)
             if router is None:
                 continue
             yield _finding(topo, state, address, router)
@@ -66,7 +67,15 @@ def _routable(state: NamespaceState) -> list[Address]:
     return result
 
 
-def _router(topo: Topology, ns_id: int, address: Address) -> tuple[int, Address] | None:
+def _internal_by_intent(snapshot: Snapshot) -> set[tuple[int, str]]:
+    """(namespace, bridge) of the networks Docker's intent says are internal."""
+    return {(host.ref.id, intent.bridge_name(network))
+            for engine, host in intent.engines(snapshot)
+            for network in intent.bridge_networks(engine) if network.internal}
+
+
+def _router(topo: Topology, ns_id: int, address: Address, internal: set[tuple[int, str]]
+            ) -> tuple[int, Address] | None:
     """A namespace on the same segment and subnet that forwards and does not isolate it."""
     _, first, last, _ = network_interval(address.cidr)
     for other in topo.segment(ns_id, address.ifname):
@@ -79,6 +88,7 @@ def _router(topo: Topology, ns_id: int, address: Address) -> tuple[int, Address]
         for candidate in state.addresses:
             if (candidate.ifname == other.link and candidate.family == 4
                     and first <= topology.ip_int(candidate.address)[1] <= last
+                    and (other.namespace, other.link) not in internal
                     and not _internal(state, other.link)):
                 return other.namespace, candidate
     return None

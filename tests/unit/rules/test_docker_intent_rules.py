@@ -247,3 +247,14 @@ def test_icc_off_with_bridged_frames_skipping_iptables():
     (finding,) = run_rule("docker-prerequisite-missing", d.build())
     assert finding.subject == "net.bridge.bridge-nf-call-iptables"
     assert finding.repair.safety is Safety.UNSAFE
+
+
+def test_an_internal_network_by_intent_needs_no_default_route():
+    """db is on the internal network int: even with Docker's isolation rules gone (so the
+    kernel alone would take br-int's gateway for a router), the intent says internal."""
+    d = docker_host()
+    without_rule(d, "filter", "br-int -j DROP")
+    without_rule(d, "filter", "-o br-int -j DROP")
+    assert run_rule("missing-default-route", d.build()) == []
+    bare = replace(d.build(), docker=())
+    assert [f.namespace.id for f in run_rule("missing-default-route", bare)] == [d.db]
