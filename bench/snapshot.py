@@ -1,6 +1,8 @@
 """Benchmark: `netdiag snapshot` of N namespaces against a shell loop reading the same.
 
-Run by hand as root: `.venv/bin/python bench/snapshot.py --n 100` (and `--n 1000`).
+Run by hand as root: `.venv/bin/python bench/snapshot.py --n 100` (and `--n 1000`;
+`--docker-containers 200` adds the Docker row: one engine with 200 containers, the snapshot's
+cost with and without the engine's intent).
 
 Builds N namespaces `ndb-<N>-<i>`, each with a veth into one shared bridge that lives in the
 hub namespace `ndb-hub` (never the root namespace), 2 addresses, 3 routes and 5 iptables
@@ -148,7 +150,8 @@ def time_netdiag(n: int, output: str) -> tuple[float, float, float, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([str(VENV_NETDIAG), "snapshot", "--help"], env=env, capture_output=True,
                    check=True)
-    seconds, cpu, rss = measure([str(VENV_NETDIAG), "snapshot", "-o", output] + selection, env)
+    seconds, cpu, rss = measure([str(VENV_NETDIAG), "snapshot", "-o", output, "--docker", "none"]
+                                + selection, env)
     count = len(json.loads(Path(output).read_text())["namespaces"])
     return seconds, cpu, rss, count
 
@@ -158,11 +161,48 @@ def time_shell(n: int) -> tuple[float, float]:
     return seconds, cpu
 
 
+def docker_row(containers: int) -> tuple[int, float, float, float]:
+    """A real engine in a namespace of its own (tests/docker_engine.py, namespace
+    `ndb-dk-<random>`) running `containers` busybox containers on one user network:
+    (namespaces read, best of 3 `netdiag snapshot --docker none`, best of 3 with the engine's
+    intent, engine start-up + container seconds)."""
+    from tests.docker_engine import DockerEngine, build_busybox_image, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(f"--docker-containers: {reason}")
+    engine = DockerEngine("bench")
+    engine.netns = f"ndb-dk-{engine.tag}"
+    began = time.perf_counter()
+    try:
+        engine.start()
+        image = build_busybox_image(engine)
+        engine.docker("network", "create", "--subnet", "10.123.0.0/16", "ndbnet")
+        for i in range(containers):
+            engine.docker("run", "-d", "--network", "ndbnet", "--name", f"ndb{i}", image,
+                          "sleep", "3600")
+        made = time.perf_counter() - began
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        with tempfile.TemporaryDirectory() as tmp:
+            output = os.path.join(tmp, "snap.json")
+            base = [str(VENV_NETDIAG), "snapshot", "-o", output]
+            without = min(measure(base + ["--docker", "none"], env)[0] for _ in range(3))
+            with_intent = min(measure(base + ["--docker", engine.host], env)[0]
+                              for _ in range(3))
+            count = len(json.loads(Path(output).read_text())["namespaces"])
+        return count, without, with_intent, made
+    finally:
+        engine.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, action="append",
                         help="number of namespaces (repeatable; default 100)")
     parser.add_argument("--workers", type=int, default=4, help="threads used to build")
+    parser.add_argument("--docker-containers", type=int, metavar="N", default=0,
+                        help="also the Docker row: a snapshot of a host with one engine and N "
+                             "containers, with and without the engine's intent (e.g. 200)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/snapshot.py needs root (it creates namespaces)", file=sys.stderr)
@@ -189,6 +229,15 @@ def main() -> int:
     print("read: namespaces in the snapshot (the N and the hub); load: 1-minute load average "
           "before timing (other work on the machine slows both sides)")
     print("targets: N=100 speed-up >= 5x; N=1000 netdiag < 3 s; peak < 300 MB")
+    if args.docker_containers:
+        count, without, with_intent, made = docker_row(args.docker_containers)
+        print()
+        print(f"{'containers':>10} {'read':>5} {'--docker none s':>15} {'with intent s':>13} "
+              f"{'extra':>6} {'setup s':>8}")
+        print(f"{args.docker_containers:>10} {count:>5} {without:>15.2f} {with_intent:>13.2f} "
+              f"{(with_intent / without - 1) * 100:>5.0f}% {made:>8.1f}")
+        print("the whole host read both times (best of 3); target: the docker section costs at "
+              "most 20% more")
     return 0
 
 

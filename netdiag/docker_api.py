@@ -57,14 +57,8 @@ class EngineAddress:
 
 def option(argv: list[str], *names: str) -> str:
     """The last value of `--name VALUE` or `--name=VALUE` in an argument list ("" if absent)."""
-    found = ""
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                found = argv[i + 1]
-            elif arg.startswith(name + "="):
-                found = arg[len(name) + 1:]
-    return found
+    found = options(argv, *names)
+    return found[-1] if found else ""
 
 
 def options(argv: list[str], *names: str) -> list[str]:
