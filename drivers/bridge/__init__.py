@@ -34,6 +34,7 @@ from netdiag.drivers.common import device, firewall, iptables
 from netdiag.drivers.common import ports as published
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
+from netdiag.model.docker import docker_mac
 from netdiag.netns import entered
 from netdiag.rtnl_write import Rtnl
 
@@ -93,7 +94,7 @@ class BridgeDriver:
         # Names and MAC only: the veth pair is made at join, when the sandbox is known, so
         # that its container side is born there (one netlink request instead of four).
         return replace(endpoint, host_ifname="veth" + endpoint.id[:7],
-                       mac=device.docker_mac(endpoint.ip))
+                       mac=docker_mac(endpoint.ip))
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         with entered(network.host), Rtnl() as rt:

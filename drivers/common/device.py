@@ -10,7 +10,6 @@ the peer is brought up from inside the sandbox.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 
 from netdiag.errors import Conflict, DriverError, NetdiagError, NotFound
@@ -18,11 +17,6 @@ from netdiag.rtnl_write import Peer, Rtnl, RtnlError
 
 LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
 GONE = (errno.ENOENT, errno.ENODEV)
-
-
-def docker_mac(ip: str) -> str:
-    """Docker's endpoint MACs (bridge, overlay, macvlan): 02:42 and the four IPv4 bytes."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
 def _failed(exc: RtnlError, what: str, exists: str = "") -> NetdiagError:

@@ -28,6 +28,7 @@ from netdiag.drivers.common import device, links, state
 from netdiag.drivers.macvlan import parent as parents
 from netdiag.drivers.macvlan.options import PARENT_KEY, MacvlanOptions, parse
 from netdiag.errors import DriverError
+from netdiag.model.docker import docker_mac
 from netdiag.netns import entered
 from netdiag.repair.steps import ManualStep, Repair, Safety, SetMtu
 from netdiag.rtnl_write import Rtnl, RtnlError, macvlan_data
@@ -64,7 +65,7 @@ class MacvlanDriver:
             parents.remove(network.host, created)
 
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        return replace(endpoint, mac=endpoint.mac or device.docker_mac(endpoint.ip))
+        return replace(endpoint, mac=endpoint.mac or docker_mac(endpoint.ip))
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         pass  # the child went with leave(); nothing else exists per endpoint

@@ -20,7 +20,7 @@ from pathlib import Path
 from netdiag import netns
 from netdiag.checks.finding import Finding
 from netdiag.drivers.api import Capability, Endpoint, Network, Scope
-from netdiag.drivers.common import device, links
+from netdiag.drivers.common import links
 from netdiag.drivers.common import ports as published
 from netdiag.drivers.ipam import DefaultIpam
 from netdiag.drivers.overlay import check as overlay_check
@@ -36,6 +36,7 @@ from netdiag.drivers.overlay.options import (
 )
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
+from netdiag.model.docker import docker_mac
 
 VNI_SPACE = "vxlan-id"
 
@@ -93,7 +94,7 @@ class OverlayDriver:
         if not Path(dataplane.sandbox_path(endpoint.host, network)).exists():
             dataplane.create_sandbox(endpoint.host, network, int(network.option(VNI_KEY)), mtu)
         endpoint = _with_data(endpoint, vtep=vtep, mtu=str(mtu))
-        endpoint = replace(endpoint, mac=endpoint.mac or device.docker_mac(endpoint.ip))
+        endpoint = replace(endpoint, mac=endpoint.mac or docker_mac(endpoint.ip))
         if network.internal:
             return endpoint
         bridge = gateway.ensure(self.ipam, endpoint.host)

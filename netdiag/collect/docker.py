@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from netdiag import docker_api
+from netdiag import docker_api, netns
 from netdiag.docker_api import Client, EngineAddress
 from netdiag.errors import NetdiagError
 from netdiag.model import Gap
@@ -127,11 +126,12 @@ def _inspect(socket_path: str, timeout: float, url: str, ids: Sequence[str]
 
 
 def _netns_of(pid: int) -> int:
+    """The network namespace a process is in (0: no process, or it is gone)."""
     if not pid:
         return 0
     try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
+        return netns.inode_of(f"/proc/{pid}/ns/net")
+    except NetdiagError:
         return 0
 
 

@@ -14,6 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def docker_mac(address: str) -> str:
+    """The MAC Docker gives an endpoint (bridge, overlay, macvlan): 02:42 followed by its IPv4
+    address bytes ("" for anything that is not an IPv4 address)."""
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        return ""
+    return "02:42:" + ":".join(f"{int(p):02x}" for p in parts)
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """The daemon's effective network configuration (command line over daemon.json over

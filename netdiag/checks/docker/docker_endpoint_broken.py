@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent
+from netdiag.checks import intent, topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.model import Link, NamespaceState, Snapshot
@@ -118,10 +118,10 @@ def _endpoint(snapshot: Snapshot, engine: DockerEngine, host: NamespaceState,
     if network is None or network.driver != "bridge":
         return
     bridge = intent.bridge_name(network)
-    peer = _peer(snapshot, state, link)
-    if peer is None or peer[0].ref.id != host.ref.id or host.link(bridge) is None:
+    peer = topology.index(snapshot).peer(state.ref.id, link)
+    if peer is None or peer[0] != host.ref.id or host.link(bridge) is None:
         return  # the peer was not read, or the bridge itself is gone (docker-bridge-broken)
-    peer_state, peer_link = peer
+    _, peer_link = peer
     if peer_link.master == bridge:
         return
     now = f"a port of {peer_link.master}" if peer_link.master else "on no bridge"
@@ -143,12 +143,3 @@ def _interface(state: NamespaceState, endpoint: DockerEndpoint) -> Link | None:
         if address.address == endpoint.ip:
             return state.link(address.ifname)
     return None
-
-
-def _peer(snapshot: Snapshot, state: NamespaceState, link: Link
-          ) -> tuple[NamespaceState, Link] | None:
-    if link.kind != "veth" or link.peer_namespace is None or not link.peer_name:
-        return None
-    other = snapshot.namespace(link.peer_namespace)
-    found = other.link(link.peer_name) if other else None
-    return (other, found) if other is not None and found is not None else None

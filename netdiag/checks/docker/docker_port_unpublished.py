@@ -59,7 +59,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             if not container.running:
                 yield from _not_started(engine, host, container, published)
             else:
-                yield from _not_forwarded(snapshot, engine, host, container, published)
+                yield from _not_forwarded(engine, host, container, published)
 
 
 def _not_started(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
@@ -114,8 +114,8 @@ def _holders(engine: DockerEngine, host: NamespaceState, container: DockerContai
     return found
 
 
-def _not_forwarded(snapshot: Snapshot, engine: DockerEngine, host: NamespaceState,
-                   container: DockerContainer, published: list[Publish]) -> Iterator[Finding]:
+def _not_forwarded(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
+                   published: list[Publish]) -> Iterator[Finding]:
     targets = _addresses(engine, container)
     if not targets:
         return  # host or none network mode, or the address is not known: nothing to DNAT

@@ -45,6 +45,7 @@ from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import Topology, index, ip_int
 from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
+from netdiag.model.docker import docker_mac
 from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
 
 RULE = Rule(code="ND401", name="vxlan-fdb-stale", severity=Severity.ERROR,
@@ -210,11 +211,3 @@ def _local_addresses(topology: Topology, ns_id: int, vxlan: Link) -> dict[str, t
 def _multicast(address: str) -> bool:
     family, value = ip_int(address)
     return value >> 28 == 0xE if family == 4 else value >> 120 == 0xFF
-
-
-def docker_mac(address: str) -> str:
-    """The MAC Docker gives an overlay endpoint: 02:42 followed by its IPv4 address bytes."""
-    parts = address.split(".")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        return ""
-    return "02:42:" + ":".join(f"{int(p):02x}" for p in parts)
