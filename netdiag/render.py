@@ -3,7 +3,8 @@
 `netdiag show SECTION` prints a section as a table and the TUI shows each as a tab, from the
 same functions, so the two never describe one object differently. Every Section has its title,
 its columns, the Evidence kinds it can highlight and a pure function that turns one namespace
-into Rows; veth peers in other namespaces are named by their namespace's label (`Names`). A
+into Rows, given the snapshot's Context: veth peers in other namespaces are named by their
+namespace's label, and the Docker section shows what the engines say about the namespace. A
 Row carries, besides its cells, the keys a rule's Evidence may use for the same object (a link
 name, a route's dst, an iptables "table/chain/position"), so that selecting a finding can mark
 its evidence without knowing anything about the rule.
@@ -12,10 +13,11 @@ its evidence without knowing anything about the rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from netdiag.model import Link, NamespaceState, Route
-from netdiag.model.docker import DockerEngine
+from netdiag.checks.intent import bridge_name, overlay_namespaces
+from netdiag.model import Link, NamespaceState, Route, Snapshot
+from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork, DockerPort
 
 TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 
@@ -32,7 +34,24 @@ class Row:
 
 
 Names = Mapping[int, str]  # namespace id → human label, for veth peers in other namespaces
-RowFunction = Callable[[NamespaceState, Names], list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a section needs beside the namespace itself: the other namespaces' labels, and
+    the intent of the Docker engines of the snapshot."""
+
+    names: Names = field(default_factory=dict)
+    docker: tuple[DockerEngine, ...] = ()
+    overlays: Mapping[int, tuple[DockerEngine, DockerNetwork]] = field(default_factory=dict)
+
+
+def context(snapshot: Snapshot) -> Context:
+    return Context({ns.ref.id: ns.ref.display for ns in snapshot.namespaces}, snapshot.docker,
+                   overlay_namespaces(snapshot))
+
+
+RowFunction = Callable[[NamespaceState, Context], list[Row]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +67,11 @@ def _row(*cells: object, keys: tuple[str, ...] = ()) -> Row:
     return Row(tuple("" if c is None else str(c) for c in cells), frozenset(k for k in keys if k))
 
 
-def link_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def link_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     rows = []
     for link in ns.links:
         state = ("UP" if link.admin_up else "DOWN") + f"/{link.oper_state}"
-        rows.append(_row(link.name, link.kind, link.mtu, state, peer_text(ns, link, names),
+        rows.append(_row(link.name, link.kind, link.mtu, state, peer_text(ns, link, ctx.names),
                          link.master, keys=(link.name, str(link.index))))
     return rows
 
@@ -69,7 +88,7 @@ def peer_text(ns: NamespaceState, link: Link, names: Names) -> str:
     return peer
 
 
-def address_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def address_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return [_row(a.ifname, a.cidr, f"ipv{a.family}", a.scope, a.label,
                  keys=(a.cidr, a.address, f"{a.ifname}/{a.cidr}"))
             for a in ns.addresses]
@@ -81,7 +100,7 @@ def _route_via(route: Route) -> str:
     return route.gateway
 
 
-def route_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def route_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     rows = []
     for r in sorted(ns.routes, key=lambda r: (r.table != 254, r.table, r.family, r.dst)):
         table = TABLE_NAMES.get(r.table, str(r.table))
@@ -102,14 +121,14 @@ def route_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def neighbour_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def neighbour_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return [_row(n.ifname, n.address, n.mac, ",".join(n.state),
                  " ".join(f for f, on in (("router", n.router), ("proxy", n.proxy)) if on),
                  keys=(n.address, f"{n.ifname}/{n.address}"))
             for n in ns.neighbours]
 
 
-def fdb_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def fdb_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     rows = []
     for link in ns.links:
         if link.vxlan is None:
@@ -129,7 +148,7 @@ def fdb_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def ipvs_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def ipvs_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     rows = []
     for s in ns.ipvs:
         service = f"fwmark {s.fwmark}" if s.fwmark else f"{s.protocol} {s.address}:{s.port}"
@@ -143,7 +162,7 @@ def ipvs_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def firewall_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def firewall_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     fw = ns.firewall
     rows = []
     for c in fw.iptables_chains:
@@ -168,7 +187,7 @@ def firewall_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def dns_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def dns_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     d = ns.dns
     rows = [_row("resolv.conf", d.source or "(none found)", keys=("resolv.conf", d.source))]
     rows += [_row("nameserver", s, keys=(s, "nameserver")) for s in d.nameservers]
@@ -184,7 +203,7 @@ def dns_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def socket_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def socket_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     rows = []
     for s in sorted(ns.sockets, key=lambda s: (s.protocol, s.port, s.address)):
         owner = f"{s.process}[{s.pid}]" if s.pid else s.process
@@ -194,8 +213,75 @@ def socket_rows(ns: NamespaceState, names: Names) -> list[Row]:
     return rows
 
 
-def sysctl_rows(ns: NamespaceState, names: Names) -> list[Row]:
+def sysctl_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return [_row(s.name, s.value, keys=(s.name,)) for s in sorted(ns.sysctls, key=lambda s: s.name)]
+
+
+def docker_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+    """Docker's intent for this namespace: in an engine's own namespace the engine, its
+    networks and the containers that have no namespace of their own (stopped, failed, or on
+    the host's); in a container's namespace the containers in it and their endpoints; in an
+    overlay's namespace its network and peers."""
+    rows = []
+    for engine in ctx.docker:
+        if engine.namespace == ns.ref.id:
+            rows.append(_row("engine", engine.name, _swarm_text(engine), "", engine.url,
+                             f"Docker {engine.version}", keys=(engine.url,)))
+            rows += [_network_row(network) for network in engine.networks]
+            rows += [_container_row(c) for c in engine.containers
+                     if not c.running or c.network_mode == "host"]
+        for container in engine.containers:
+            if container.running and container.netns == ns.ref.id and \
+                    container.network_mode != "host":
+                rows.append(_container_row(container))
+                rows += [_row("  endpoint", e.aliases[0] if e.aliases else "", "", e.network,
+                              f"{e.ip}/{e.prefixlen}" if e.ip else "",
+                              " ".join(part for part in (e.mac, f"gw {e.gateway}" if e.gateway
+                                                         else "") if part),
+                              keys=(e.network, e.network_id, e.ip))
+                         for e in container.endpoints]
+    if ns.ref.id in ctx.overlays:
+        engine, network = ctx.overlays[ns.ref.id]
+        rows.append(_network_row(network))
+        rows += [_row("  peer", p.name, "self" if p.address == engine.swarm.node_addr else "",
+                      network.name, p.address, "", keys=(p.address,)) for p in network.peers]
+    return rows
+
+
+def _swarm_text(engine: DockerEngine) -> str:
+    swarm = engine.swarm
+    if swarm.state != "active":
+        return f"swarm {swarm.state}"
+    return f"swarm {swarm.role} {swarm.node_addr}".rstrip()
+
+
+def _subnets_text(network: DockerNetwork) -> str:
+    return " ".join(f"{i.subnet} gw {i.gateway}" if i.gateway else i.subnet
+                    for i in network.ipam)
+
+
+def _ports_text(ports: tuple[DockerPort, ...]) -> str:
+    return " ".join(f"{p.host_ip + ':' if p.host_ip else ''}{p.host_port or '*'}"
+                    f"->{p.container_port}/{p.protocol}" for p in ports)
+
+
+def _network_row(network: DockerNetwork) -> Row:
+    flags = [flag for flag, on in (("internal", network.internal),
+                                   ("attachable", network.attachable),
+                                   ("ingress", network.ingress)) if on]
+    if network.driver == "bridge":
+        flags.insert(0, f"bridge {bridge_name(network)}")
+    return _row("network", network.name, network.driver, network.scope, _subnets_text(network),
+                " ".join(flags), keys=(network.name, network.id))
+
+
+def _container_row(container: DockerContainer) -> Row:
+    state = container.state if container.state != "exited" else \
+        f"exited ({container.exit_code})"
+    ports = _ports_text(container.ports)
+    detail = "; ".join(part for part in (ports, container.error) if part)
+    return _row("container", container.name, state, container.network_mode, "", detail,
+                keys=(container.name, container.id))
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -217,6 +303,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("sockets", "Sockets", ("Proto", "Address", "Port", "State", "Process"),
             ("socket",), socket_rows),
     Section("sysctls", "Sysctl", ("Name", "Value"), ("sysctl",), sysctl_rows),
+    Section("docker", "Docker", ("Object", "Name", "State", "Network", "Address", "Detail"),
+            ("docker",), docker_rows),
 )
 
 
@@ -242,9 +330,8 @@ class DockerTable:
 
 
 def docker_heading(engine: DockerEngine) -> str:
-    swarm = f"swarm {engine.swarm.role} {engine.swarm.node_addr}".rstrip() \
-        if engine.swarm.state == "active" else f"swarm {engine.swarm.state}"
-    return f"Docker {engine.version or '?'} at {engine.url} ({engine.name or 'unnamed'}; {swarm})"
+    return f"Docker {engine.version or '?'} at {engine.url} ({engine.name or 'unnamed'}; " \
+        f"{_swarm_text(engine)})"
 
 
 def docker_tables(engine: DockerEngine, labels: Mapping[str, str]) -> list[DockerTable]:
@@ -260,8 +347,7 @@ def docker_tables(engine: DockerEngine, labels: Mapping[str, str]) -> list[Docke
                 ("read from", ", ".join(daemon.sources) or "-")]
     settings = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings]
     networks = [_row(n.name, n.driver, n.scope,
-                     " ".join(f"{i.subnet} gw {i.gateway}" if i.gateway else i.subnet
-                              for i in n.ipam),
+                     _subnets_text(n),
                      ("internal " if n.internal else "") + ("attachable" if n.attachable else ""),
                      " ".join(f"{p.name}={p.address}" for p in n.peers),
                      keys=(n.name, n.id)) for n in engine.networks]
@@ -269,8 +355,7 @@ def docker_tables(engine: DockerEngine, labels: Mapping[str, str]) -> list[Docke
     for c in engine.containers:
         state = c.state if c.state != "exited" else f"exited ({c.exit_code})"
         endpoints = " ".join(f"{e.network}={e.ip}" if e.ip else e.network for e in c.endpoints)
-        ports = " ".join(f"{p.host_ip + ':' if p.host_ip else ''}{p.host_port or '*'}"
-                         f"->{p.container_port}/{p.protocol}" for p in c.ports)
+        ports = _ports_text(c.ports)
         where = labels.get(c.sandbox_key, "") if c.running else ""
         if c.shares:
             shared = engine.container(c.shares)

@@ -5,7 +5,7 @@ addrs, routes with the policy rules, neigh, fdb with the VXLAN devices, ipvs, fi
 sockets, sysctls), rendered by netdiag/render.py exactly as the TUI's tabs; without a section,
 a compact overview: each interface with its state, addresses and where it leads, the default
 routes and how many records each other section holds. Rendering is pure
-(`tables(state, section, names)`) so it is tested from hand-built snapshots; reading live or
+(`tables(state, section, ctx)`) so it is tested from hand-built snapshots; reading live or
 from a file is common.py's job.
 """
 
@@ -75,13 +75,13 @@ def _state(link: Link) -> str:
     return "up" if link.oper_state in ("up", "unknown") else f"up/{link.oper_state}"
 
 
-def _overview(state: NamespaceState, names: render.Names) -> list[Table]:
+def _overview(state: NamespaceState, ctx: render.Context) -> list[Table]:
     addresses: dict[str, list[str]] = {}
     for a in state.addresses:
         addresses.setdefault(a.ifname, []).append(a.cidr)
     interfaces = tuple((link.name, link.kind, _state(link), link.mtu,
                         " ".join(addresses.get(link.name, ())),
-                        render.peer_text(state, link, names))
+                        render.peer_text(state, link, ctx.names))
                        for link in state.links)
     defaults = tuple((f"ipv{r.family}", _table_name(r.table), _via(r), r.dev)
                      for r in state.routes if r.dst == "default")
@@ -97,15 +97,15 @@ def _overview(state: NamespaceState, names: render.Names) -> list[Table]:
 
 
 def tables(state: NamespaceState, section: str | None,
-           names: render.Names | None = None) -> list[Table]:
+           ctx: render.Context | None = None) -> list[Table]:
     """The tables `netdiag show` prints for one namespace (overview when section is None);
-    `names` labels the other namespaces veth peers lead into."""
-    names = names or {}
+    `ctx` labels the other namespaces veth peers lead into."""
+    ctx = ctx or render.Context()
     if section is None:
-        return _overview(state, names)
+        return _overview(state, ctx)
     found = render.section(SECTIONS[section][0])
     return [Table("", tuple(column.upper() for column in found.columns),
-                  tuple(row.cells for row in found.rows(state, names)))]
+                  tuple(row.cells for row in found.rows(state, ctx)))]
 
 
 def heading(state: NamespaceState) -> str:
@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(as_json(states, args.section))
     else:
-        names = {state.ref.id: state.ref.display for state in snapshot.namespaces}
-        print_tables(states, args.section, names)
+        print_tables(states, args.section, render.context(snapshot))
     _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
     return EXIT_COLLECT if timed_out(snapshot) else 0
 
@@ -178,12 +177,12 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
 
 
 def print_tables(states: Sequence[NamespaceState], section: str | None,
-                 names: render.Names) -> None:
+                 ctx: render.Context) -> None:
     for number, state in enumerate(states):
         if number:
             print()
         print(heading(state))
-        for table in tables(state, section, names):
+        for table in tables(state, section, ctx):
             if table.title:
                 print(f"-- {table.title}")
             if table.rows:

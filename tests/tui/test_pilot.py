@@ -145,3 +145,28 @@ async def test_offline_refuses_repair_probe_and_shell(offline_app):
         assert isinstance(app.screen, NamespaceScreen)
         assert [n.message for n in app._notifications] == [
             "probes need a live namespace", "a shell needs a live namespace"]
+
+
+@run_async
+async def test_the_docker_tab_and_a_finding_that_names_dockers_view():
+    """`d` opens the Docker tab; a finding whose evidence quotes Docker marks that row."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.update_link(d.host, "br-web", admin_up=False, oper_state="down")
+    snapshot = d.build()
+    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                     attach_to=snapshot.namespace(d.host).ref)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        assert app.screen.query_one("#tabs").active == "docker"
+        rows = cells(state_table(app, "docker").table)
+        assert [row[1:3] for row in rows[:2]] == [["engine", "test"], ["network", "bridge"]]
+        pane = app.screen.query_one(FindingsPane)
+        pane.table.focus()
+        pane.table.move_cursor(row=[f.rule for f in pane.findings].index("docker-bridge-broken"))
+        await settle(pilot)
+        marked = [row[2] for row in cells(state_table(app, "docker").table) if row[0] == MARK]
+        assert "web" in marked

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netdiag.errors import UsageError
-from netdiag.render import SECTIONS, Row, section_for_evidence_kind
+from netdiag.render import SECTIONS, Context, Row, context, section_for_evidence_kind
 from netdiag.tui.probes import Probe, parse
 from tests.tui.conftest import HOST, WEB
 
@@ -15,25 +15,25 @@ def _tab(tab_id: str):
 
 
 def test_every_tab_has_as_many_cells_as_columns(host_snapshot):
-    names = {ns.ref.id: ns.ref.display for ns in host_snapshot.namespaces}
+    ctx = context(host_snapshot)
     for state in host_snapshot.namespaces:
         for tab in SECTIONS:
-            for row in tab.rows(state, names):
+            for row in tab.rows(state, ctx):
                 assert len(row.cells) == len(tab.columns), (tab.id, row)
 
 
 def test_links_show_peer_and_its_namespace(host_snapshot):
     state = host_snapshot.namespace(HOST)
-    rows = _tab("links").rows(state, {WEB: "web"})
+    rows = _tab("links").rows(state, Context({WEB: "web"}))
     assert ("veth1a2b3c4", "veth", "1500", "UP/up", "eth0 @ web", "br-frontend") in \
         [row.cells for row in rows]
 
 
 def test_evidence_keys_of_firewall_and_route_rows(host_snapshot):
     state = host_snapshot.namespace(HOST)
-    firewall = _tab("firewall").rows(state, {})
+    firewall = _tab("firewall").rows(state, Context())
     assert any("nat/DOCKER/1" in row.keys for row in firewall)
-    routes = _tab("routes").rows(state, {})
+    routes = _tab("routes").rows(state, Context())
     table_100 = [row for row in routes if "100/default" in row.keys]
     assert [row.cells[:3] for row in table_100] == [("100", "default", "192.168.50.2")]
     assert section_for_evidence_kind("route").id == "routes"
@@ -60,3 +60,26 @@ def test_probe_lines(line, probe):
 def test_bad_probe_lines_say_what_is_expected(line):
     with pytest.raises(UsageError, match="ping HOST"):
         parse(line)
+
+
+def test_the_docker_tab_shows_what_the_engine_says_about_each_namespace():
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.container_intent("db", state="exited", exit_code=1, netns=0, pid=0,
+                       error="driver failed programming external connectivity")
+    snapshot = d.build()
+    ctx = context(snapshot)
+    docker = _tab("docker")
+    host = [row.cells for row in docker.rows(snapshot.namespace(d.host), ctx)]
+    assert host[0][:2] == ("engine", "test")
+    assert ("network", "int", "bridge", "local", "172.19.0.0/16 gw 172.19.0.1",
+            "bridge br-int internal") in host
+    # A container without a namespace of its own is shown with its engine, with its error.
+    assert ("container", "db", "exited (1)", "int", "",
+            "driver failed programming external connectivity") in host
+    web = [row.cells for row in docker.rows(snapshot.namespace(d.web), ctx)]
+    assert web == [("container", "web", "running", "web", "", "8080->80/tcp"),
+                   ("  endpoint", "", "", "web", "172.18.0.2/16", "gw 172.18.0.1")]
+    assert docker.rows(snapshot.namespace(d.db), ctx) == []  # exited: no namespace of its own
+    assert section_for_evidence_kind("docker").id == "docker"

@@ -8,6 +8,7 @@ import pytest
 from textual.widgets import Input
 
 from netdiag.render import SECTIONS
+from netdiag.tui.screens.namespace import TAB_KEYS
 from tests.tui.conftest import HOST, WEB, settle
 
 SIZE = (80, 24)
@@ -41,7 +42,7 @@ def test_picker_search(snap_compare, offline_app):
 @pytest.mark.parametrize("index", range(len(SECTIONS)), ids=[tab.id for tab in SECTIONS])
 def test_tab(snap_compare, offline_app, index):
     assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
-                        run_before=pressing("1234567890"[index]))
+                        run_before=pressing(TAB_KEYS[index]))
 
 
 def test_container_dns_tab(snap_compare, offline_app):

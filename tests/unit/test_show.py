@@ -6,6 +6,7 @@ import pytest
 
 from netdiag.cli import main
 from netdiag.commands.show import SECTIONS, tables
+from netdiag.render import Context
 from netdiag.model import (
     Address,
     BridgePortInfo,
@@ -83,7 +84,7 @@ def snapshot() -> Snapshot:
 
 def text(section, names=None):
     lines = []
-    for table in tables(hub(), section, names):
+    for table in tables(hub(), section, Context(names or {})):
         lines.append(" ".join(table.headers))
         lines.extend(" ".join(str(c) for c in row) for row in table.rows)
     return "\n".join(lines)
@@ -119,9 +120,9 @@ def test_show_and_the_tui_render_a_section_alike():
     from netdiag.render import section
 
     for name, (section_id, _) in SECTIONS.items():
-        (table,) = tables(hub(), name, {22: "web"})
+        (table,) = tables(hub(), name, Context({22: "web"}))
         assert table.rows == tuple(row.cells for row in section(section_id).rows(
-            hub(), {22: "web"})), name
+            hub(), Context({22: "web"}))), name
 
 
 def test_ipvs_service_without_servers_and_embedded_dns():

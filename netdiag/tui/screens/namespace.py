@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 from netdiag.checks.finding import Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
+from netdiag import render
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import probes, watch
 from netdiag.tui.messages import (
@@ -37,7 +38,7 @@ from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import StateTable
 
-TAB_KEYS = "1234567890"
+TAB_KEYS = "1234567890d"  # the tenth tab is 0, the Docker tab d
 DEBOUNCE_SECONDS = 0.3
 
 
@@ -185,9 +186,9 @@ class NamespaceScreen(Screen):
         state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
         if state is None:
             return
-        names = {ns.ref.id: ns.ref.display for ns in self.snapshot.namespaces}
+        ctx = render.context(self.snapshot)
         for tab in SECTIONS:
-            self._table(tab.id).show(tab.rows(state, names), self._evidence_keys(tab, finding))
+            self._table(tab.id).show(tab.rows(state, ctx), self._evidence_keys(tab, finding))
 
     def _evidence_keys(self, tab: Section, finding: Finding | None) -> frozenset[str]:
         if finding is None:
