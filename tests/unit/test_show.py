@@ -6,7 +6,6 @@ import pytest
 
 from netdiag.cli import main
 from netdiag.commands.show import SECTIONS, tables
-from netdiag.render import Context
 from netdiag.model import (
     Address,
     BridgePortInfo,
@@ -29,6 +28,7 @@ from netdiag.model import (
     VxlanInfo,
 )
 from netdiag.model.serialize import save
+from netdiag.render import Context
 
 HUB = NamespaceRef(id=11, kind=NsKind.NAMED, path="/run/netns/hub", label="hub", name="hub")
 BOX = NamespaceRef(id=22, kind=NsKind.DOCKER, path="/run/docker/netns/x", label="web",

@@ -19,10 +19,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from netdiag import render
 from netdiag.checks.finding import Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.model import NamespaceRef, Snapshot
-from netdiag import render
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import probes, watch
 from netdiag.tui.messages import (
