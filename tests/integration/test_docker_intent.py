@@ -393,6 +393,33 @@ def test_icc_off_without_bridge_netfilter(engine):
         engine.docker("network", "rm", network, check=False)
 
 
+def test_isolation_chain_flushed(engine):
+    """A firewall reload that restores a saved rule set without Docker's chains' contents
+    (moby/moby#15254 "firewall-cmd --reload still wipes Docker's iptables rules", moby/moby#12294
+    with ferm; firewalld/firewalld#844) leaves DOCKER-ISOLATION-STAGE-1 empty: networks that
+    Docker keeps apart reach each other. From the kernel alone nothing is isolated, so nothing
+    looks broken; Docker's intent says every pair of its networks should be."""
+    network, other = "ndt-intent-other", "ndt-intent-oth"
+    engine.docker("network", "create", network)
+    saved = engine.in_netns("iptables-save -t filter")
+    try:
+        engine.docker("run", "-d", "--name", other, "--network", network, *HTTPD)
+        address = engine.container_ip(other, network)
+        assert not http_ok(engine, CLIENT, address)  # isolated, as Docker promises
+        engine.in_netns("iptables -F DOCKER-ISOLATION-STAGE-1")
+        assert http_ok(engine, CLIENT, address)  # no longer
+        ours = engine.docker("network", "inspect", "-f", "{{.Id}}", network).strip()[:12]
+        pair = "<->".join(sorted((bridge(engine), f"br-{ours}")))
+        finding = fired(check(engine), "bridge-isolation-broken", pair, network)
+        assert "although Docker isolates its networks" in finding["message"]
+        assert finding["repair"]["safety"] == "unsafe"
+    finally:
+        subprocess.run(["ip", "netns", "exec", engine.netns, "iptables-restore", "-T", "filter"],
+                       input=saved, text=True, check=False)
+        engine.docker("rm", "-f", other, check=False)
+        engine.docker("network", "rm", network, check=False)
+
+
 def test_faults_are_undone(engine):
     assert_quiet(engine)
     assert http_ok_from_outside(engine)

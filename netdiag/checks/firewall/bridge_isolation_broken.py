@@ -2,10 +2,13 @@
 
 What it finds
     In one namespace, a pair of bridges with IPv4 networks between which a new connection
-    would be forwarded, while the same namespace's firewall isolates other pairs of its bridge
-    networks with rules written for them — so isolation is the policy and this pair escapes
-    it (a DROP policy alone promises nothing: it also stops traffic into a KVM bridge that
-    Docker never meant to isolate, while containers reach it). The verdict comes from
+    would be forwarded, while isolation is the policy there: a Docker engine that programs
+    iptables runs in the namespace and both bridges are its networks' (Docker isolates its
+    bridge networks from each other, unless a network's gateway mode is `routed` or
+    `nat-unprotected`), or, where no engine says so, the same namespace's
+    firewall isolates other pairs of its bridge networks with rules written for them (a DROP
+    policy alone promises nothing: it also stops traffic into a KVM bridge that Docker never
+    meant to isolate, while containers reach it). The verdict comes from
     walking the filter FORWARD chain (and the chains it jumps to) of both iptables backends for
     a new connection from one bridge's subnet to the other's, as the kernel would; rules that
     match only some traffic (one port, one protocol, one address) decide nothing either way.
@@ -22,7 +25,8 @@ Why it matters
 Example
     Three user networks br-a, br-b and br-c; `DOCKER-ISOLATION-STAGE-2` lacks its
     `-o br-c -j DROP` rule. Traffic from br-a to br-b is dropped, but from br-a to br-c the
-    FORWARD chain reaches `-i br-a ! -o br-a -j ACCEPT`.
+    FORWARD chain reaches `-i br-a ! -o br-a -j ACCEPT`. With Docker's intent, a host whose
+    isolation chains were flushed altogether is reported too: every pair of its networks.
 
 Repair
     Unsafe (it cuts traffic that may be relied on): insert `-i A -o B -j DROP` at the top of
@@ -37,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
+from netdiag.checks import intent
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import format_network, network_interval
@@ -47,6 +52,7 @@ RULE = Rule(code="ND801", name="bridge-isolation-broken", severity=Severity.WARN
             summary="Two bridge networks can forward to each other while others are isolated")
 
 _TERMINAL = ("ACCEPT", "DROP", "REJECT")
+GATEWAY_MODE = "com.docker.network.bridge.gateway_mode_ipv4"  # Docker 27+
 _MAX_DEPTH = 32  # iptables refuses loops; this only guards against a damaged snapshot
 # Tables iptables-nft writes into; any other nftables forward hook is native nftables.
 _IPTABLES_NFT_TABLES = (("ip", "filter"), ("ip6", "filter"))
@@ -136,19 +142,39 @@ class _Backend:
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    promised = _docker_isolated(snapshot)
     for state in snapshot.namespaces:
         if state.sysctl("net.ipv4.ip_forward") == "0" or _native_nft_forward(state):
             continue  # nothing is forwarded at all / a firewall this rule cannot read
-        if not any(r.table == "filter" and r.target in ("DROP", "REJECT")
-                   for r in state.firewall.iptables_rules):
-            continue  # no rule that could isolate anything (a DROP policy promises nothing)
         subnets = _bridge_subnets(state)
-        if len(subnets) < 2:
+        docker = promised.get(state.ref.id, {})
+        docker = {name: said for name, said in docker.items() if name in subnets}
+        if len(docker) < 2 and not any(r.table == "filter" and r.target in ("DROP", "REJECT")
+                                       for r in state.firewall.iptables_rules):
+            continue  # no rule that could isolate anything (a DROP policy promises nothing)
+        if len(subnets) < 2 or not state.firewall.iptables_rules:
+            continue  # no pair, or a firewall that was not read
+        yield from _check_namespace(state, subnets, docker)
+
+
+def _docker_isolated(snapshot: Snapshot) -> dict[int, dict[str, Evidence]]:
+    """Per namespace, the bridges an engine running there isolates from each other, each with
+    the evidence that says so (an engine that writes no iptables rules promises nothing)."""
+    found: dict[int, dict[str, Evidence]] = defaultdict(dict)
+    for engine, host in intent.engines(snapshot):
+        if not engine.daemon.iptables:
             continue
-        yield from _check_namespace(state, subnets)
+        for network in intent.bridge_networks(engine):
+            if network.option(GATEWAY_MODE, "nat") != "nat":
+                continue  # "routed", "nat-unprotected": reachable from outside by design
+            found[host.ref.id][intent.bridge_name(network)] = Evidence(
+                f"{intent.who(engine)}: network {network.name} is a bridge network, isolated "
+                "from the engine's other networks", host.ref.id, "docker", network.name)
+    return found
 
 
-def _check_namespace(state: NamespaceState, subnets: Subnets) -> Iterator[Finding]:
+def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, Evidence]
+                     ) -> Iterator[Finding]:
     backends = [_Backend(state, name)
                 for name in sorted({r.backend for r in state.firewall.iptables_rules})]
     verdicts: dict[tuple[str, str], _Verdict] = {}
@@ -162,10 +188,9 @@ def _check_namespace(state: NamespaceState, subnets: Subnets) -> Iterator[Findin
     # stops traffic into bridges nobody meant to isolate (a KVM bridge next to Docker's).
     isolated = [pair for pair, verdict in verdicts.items()
                 if verdict.isolated and not verdict.by_policy]
-    if not isolated:
+    if not isolated and len(docker) < 2:
         return  # this namespace does not isolate its bridges at all: no broken promise
-    managed = {name for pair in isolated for name in pair}
-    example = verdicts[isolated[0]]
+    managed = {name for pair in isolated for name in pair} | set(docker)
     for a, b in combinations(sorted(managed), 2):
         open_ways = [(x, y) for x, y in ((a, b), (b, a)) if not verdicts[(x, y)].isolated]
         if not open_ways:
@@ -174,13 +199,19 @@ def _check_namespace(state: NamespaceState, subnets: Subnets) -> Iterator[Findin
                              subnets[name][2]) for name in (a, b)]
         for x, y in open_ways:
             evidence += verdicts[(x, y)].evidence(state.ref.id, f"{x} → {y} accepted by")
-        ix, iy = isolated[0]
-        evidence += example.evidence(state.ref.id, f"while {ix} → {iy} is isolated by")
+        if a in docker and b in docker:
+            evidence += [docker[a], docker[b]]
+            promise = "although Docker isolates its networks from each other"
+        else:
+            ix, iy = isolated[0]
+            evidence += verdicts[(ix, iy)].evidence(state.ref.id,
+                                                    f"while {ix} → {iy} is isolated by")
+            promise = "although this namespace isolates its other bridge networks"
         directions = " and ".join(f"{x} → {y}" for x, y in open_ways)
         yield RULE.finding(
             state.ref, f"{a}<->{b}",
             f"bridges {a} and {b} are not isolated from each other ({directions} is forwarded) "
-            "although this namespace isolates its other bridge networks",
+            f"{promise}",
             evidence=evidence,
             repair=Repair(f"isolate {a} and {b}", Safety.UNSAFE, tuple(
                 AddIptablesRule(state.ref.id, "filter", "FORWARD",

@@ -258,3 +258,27 @@ def test_an_internal_network_by_intent_needs_no_default_route():
     assert run_rule("missing-default-route", d.build()) == []
     bare = replace(d.build(), docker=())
     assert [f.namespace.id for f in run_rule("missing-default-route", bare)] == [d.db]
+
+
+def test_isolation_chains_flushed_altogether_with_and_without_intent():
+    """`iptables -F DOCKER-ISOLATION-STAGE-1` leaves no pair isolated: from the kernel alone
+    no promise is visible, Docker's intent says every pair of its networks is one."""
+    d = docker_host()
+    without_rule(d, "filter", "-A DOCKER-ISOLATION-STAGE-1")
+    found = run_rule("bridge-isolation-broken", d.build())
+    assert sorted(f.subject for f in found) == ["br-int<->br-web", "br-int<->docker0",
+                                                 "br-web<->docker0"]
+    web = next(f for f in found if f.subject == "br-web<->docker0")
+    assert "although Docker isolates its networks" in web.message
+    assert {e.key for e in web.evidence if e.kind == "docker"} == {"web", "bridge"}
+    d.intent(daemon=DaemonConfig(iptables=False))  # an engine that writes no rules promises none
+    assert run_rule("bridge-isolation-broken", d.build()) == []
+    d.b.docker = []
+    assert run_rule("bridge-isolation-broken", d.build()) == []
+
+
+def test_one_isolation_rule_gone_is_one_pair_with_intent():
+    d = docker_host()
+    without_rule(d, "filter", "-A DOCKER-ISOLATION-STAGE-2 -o br-web -j DROP")
+    found = run_rule("bridge-isolation-broken", d.build())
+    assert [f.subject for f in found] == ["br-web<->docker0"]
