@@ -381,3 +381,39 @@ def test_swarm_overlay_entry_for_a_node_that_left(swarm):
         sh(f"nsenter --net={sandbox} bridge fdb del {mac} dev vxlan0 dst {gone} self",
            check=False)
         sh(f"nsenter --net={sandbox} ip neigh del {address} dev vxlan0", check=False)
+
+
+def test_swarm_overlay_neighbour_entry_gone(swarm):
+    """The permanent neighbour entry for a remote container disappears from the overlay
+    namespace while its forwarding entry stays (moby/moby#39607 "docker overlay network fails
+    to update neigh info": the ARP request is seen on vxlan0 and never answered;
+    moby/libnetwork#962): once the container's own ARP cache forgets the address, nothing
+    answers its ARP requests — the VXLAN device proxies them from those entries, and Docker
+    ignores the kernel's misses in Swarm mode. The safe repair writes the entry back."""
+    manager, worker = swarm.nodes
+    sandbox = overlay_sandbox(manager)
+    address = worker.container_ip(SWARM_CLIENT, OVERLAY)
+    line = sh(f"nsenter --net={sandbox} ip neigh show {address} dev vxlan0").strip()
+    assert "PERMANENT" in line, line
+    mac = line.split("lladdr ")[1].split()[0]
+    web = manager.docker("inspect", "-f", "{{.State.Pid}}", SWARM_WEB).strip()
+    assert _reaches_worker(swarm)
+    sh(f"nsenter --net={sandbox} ip neigh del {address} dev vxlan0")
+    try:
+        sh(f"nsenter -t {web} -n ip neigh flush all")
+        assert not _reaches_worker(swarm)
+        report = check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=False)
+        found = [f for f in report["findings"] if f["rule"] == "docker-overlay-peers"
+                 and f["subject"] == f"vxlan0/{address}"]
+        assert len(found) == 1, _describe(report["findings"])
+        assert found[0]["repair"]["safety"] == "safe"
+        assert any(e["text"].startswith("Docker") and address in e["text"]
+                   for e in found[0]["evidence"])
+        done = subprocess.run([sys.executable, "-m", "netdiag", "repair", "--apply",
+                               "--ns", sandbox], env=manager.env, capture_output=True,
+                              text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _reaches_worker(swarm)
+    finally:
+        sh(f"nsenter --net={sandbox} ip neigh replace {address} lladdr {mac} dev vxlan0 "
+           "nud permanent", check=False)

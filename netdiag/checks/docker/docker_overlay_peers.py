@@ -1,13 +1,20 @@
-"""docker-overlay-peers: an overlay network's forwarding entries disagree with its peer list.
+"""docker-overlay-peers: an overlay network's forwarding or neighbour entries disagree with
+its peers.
 
 What it finds
-    In the namespace a Swarm node keeps for an overlay network, on its VXLAN device:
-    * a forwarding (FDB) entry whose VTEP is no node of the network (Docker's peer list, from
-      `docker network inspect --verbose`): what a node that left, or changed address, leaves
-      behind when gossip does not withdraw its entries;
+    In the namespace a Swarm node keeps for an overlay network, on its VXLAN device, against
+    Docker's view from `docker network inspect --verbose` (the peer list, and each endpoint
+    on another node with that node's VTEP):
+    * a forwarding (FDB) entry whose VTEP is no node of the network: what a node that left,
+      or changed address, leaves behind when gossip does not withdraw its entries;
     * a node in the peer list that has no permanent forwarding entry at all: its containers
       cannot be reached from this node (while they send to it, entries the kernel learns
-      keep the path open and hide the fault; once traffic pauses, they age out).
+      keep the path open and hide the fault; once traffic pauses, they age out);
+    * an endpoint on another node without its permanent neighbour entry: the VXLAN device
+      answers containers' ARP requests from those entries (proxy), and Docker ignores the
+      kernel's misses in Swarm mode, so its address no longer resolves;
+    * an endpoint whose forwarding entry points at another node than the one it runs on:
+      its traffic goes to a VTEP that drops it (the endpoint moved, the entry stayed).
 
 Why it matters
     Docker programs one permanent FDB and neighbour entry per remote endpoint and never ages
@@ -23,9 +30,12 @@ Example
         $ bridge fdb del 02:42:0a:00:01:63 dev vxlan0 dst 198.18.0.99 self
 
 Repair
-    A stale entry is deleted (safe: no node of the network uses its VTEP). A peer without
-    entries needs Docker to program them again: restart the containers of the network on
-    this node, or leave and rejoin the network.
+    A stale entry is deleted (safe: no node of the network uses its VTEP). A missing
+    neighbour entry is added as Docker writes it (safe when the endpoint's forwarding entry
+    confirms its MAC). An entry pointing at the wrong node is moved to the endpoint's node
+    (unsafe: Docker's view may be the stale one). A peer without entries needs Docker to
+    program them again: restart the containers of the network on this node, or leave and
+    rejoin the network.
 """
 
 from __future__ import annotations
@@ -35,12 +45,20 @@ from collections.abc import Iterator
 from netdiag.checks import intent
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import Snapshot
-from netdiag.repair.steps import DeleteFdbEntry, ManualStep, Repair, Safety
+from netdiag.model import FdbEntry, Link, NamespaceState, Snapshot
+from netdiag.model.docker import DockerEngine, DockerNetwork, docker_mac
+from netdiag.repair.steps import (
+    AddFdbEntry,
+    DeleteFdbEntry,
+    ManualStep,
+    Repair,
+    ReplaceNeighbour,
+    Safety,
+)
 
 RULE = Rule(code="ND402", name="docker-overlay-peers", severity=Severity.ERROR,
-            summary="an overlay's forwarding entries point at a VTEP that is no node of the "
-                    "network, or miss a node that is")
+            summary="an overlay's forwarding or neighbour entries disagree with the network's "
+                    "peers and the nodes its endpoints run on")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
@@ -83,3 +101,50 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                     repair=Repair("Let Docker program the entries again", Safety.MANUAL, (
                         ManualStep(f"restart this node's containers on {network.name} (or "
                                    "disconnect and connect them)", ns_id),)))
+            yield from _endpoints(state, engine, network, link, entries, have & peers)
+
+
+def _remote_endpoints(engine: DockerEngine, network: DockerNetwork) -> dict[str, str]:
+    """Endpoint address → the VTEP of the node it runs on, for endpoints on other nodes."""
+    peers = intent.peer_addresses(engine, network)
+    return {address.split("/")[0]: vtep for vip in network.vips for address, vtep in vip.tasks
+            if address and vtep in peers}
+
+
+def _endpoints(state: NamespaceState, engine: DockerEngine, network: DockerNetwork, link: Link,
+               entries: list[FdbEntry], programmed: set[str]) -> Iterator[Finding]:
+    """Each remote endpoint against its neighbour and forwarding entries (only towards nodes
+    that have entries at all: a node without any is reported once, above)."""
+    ns_id = state.ref.id
+    neighbours = {n.address for n in state.neighbours
+                  if n.ifname == link.name and "permanent" in n.state}
+    forwarding = {e.mac: e for e in entries}
+    for address, vtep in sorted(_remote_endpoints(engine, network).items()):
+        if vtep not in programmed:
+            continue
+        mac = docker_mac(address)
+        said = Evidence(f"{intent.who(engine)}: network {network.name} has endpoint {address} "
+                        f"on node {vtep}", ns_id, "docker", network.name)
+        entry = forwarding.get(mac)
+        if address not in neighbours:
+            confirmed = entry is not None and entry.dst == vtep
+            yield RULE.finding(
+                state.ref, f"{link.name}/{address}",
+                f"network {network.name}: endpoint {address} (on node {vtep}) has no neighbour "
+                f"entry on {link.name}: containers here cannot resolve its address",
+                evidence=[said, Evidence(f"no permanent neighbour {address} on {link.name}",
+                                         ns_id, "neighbour", f"{link.name}/{address}")],
+                repair=Repair("Add the neighbour entry as Docker writes it",
+                              Safety.SAFE if confirmed else Safety.MANUAL,
+                              (ReplaceNeighbour(ns_id, link.name, address, mac),)))
+        if entry is not None and entry.dst != vtep:
+            yield RULE.finding(
+                state.ref, f"{link.name}/{mac}",
+                f"network {network.name}: FDB entry {mac} ({address}) on {link.name} points at "
+                f"node {entry.dst}, but the endpoint runs on node {vtep}: its traffic goes to "
+                "the wrong host",
+                evidence=[said, Evidence(f"fdb {mac} dev {link.name} dst {entry.dst}", ns_id,
+                                         "fdb", f"{link.name}/{mac}")],
+                repair=Repair("Point the entry at the endpoint's node", Safety.UNSAFE, (
+                    DeleteFdbEntry(ns_id, link.name, mac, entry.dst),
+                    AddFdbEntry(ns_id, link.name, mac, vtep))))

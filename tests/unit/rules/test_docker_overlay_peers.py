@@ -5,8 +5,8 @@ from dataclasses import replace
 
 from netdiag.checks.docker import docker_overlay_peers as rule
 from netdiag.checks.overlay import vxlan_fdb_stale
-from netdiag.model.docker import DockerEngine, DockerNetwork, DockerPeer, DockerSwarm
-from netdiag.repair.steps import DeleteFdbEntry, Safety
+from netdiag.model.docker import DockerEngine, DockerNetwork, DockerPeer, DockerSwarm, DockerVip
+from netdiag.repair.steps import DeleteFdbEntry, ReplaceNeighbour, Safety
 from tests.unit.rules.part2_fixtures import amend, run
 from tests.unit.rules.test_vxlan_fdb_stale import C2_MAC, fdb, healthy
 
@@ -73,3 +73,39 @@ def test_outside_a_swarm_or_without_intent_nothing_is_said():
                         swarm_node(entries=[fdb("02:42:0a:0a:00:09", "10.0.0.9")],
                                    peers=())):
         assert run(rule, snapshot) == []
+
+
+def with_endpoint(snapshot, address="10.10.0.3", vtep="10.0.0.2"):
+    """Docker's view adds a container at `address` on node `vtep` (verbose inspect's
+    Services[""].Tasks, where plain containers of an attachable network are listed)."""
+    engine = snapshot.docker[0]
+    network = replace(engine.networks[0], vips=(DockerVip("", "", ((address, vtep),)),))
+    return replace(snapshot, docker=(replace(engine, networks=(network,)),))
+
+
+def test_endpoints_that_match_their_entries_pass():
+    snapshot, _ = swarm_node()
+    assert run(rule, with_endpoint(snapshot)) == []
+
+
+def test_endpoint_without_its_neighbour_entry():
+    snapshot, ids = swarm_node()
+    snapshot = amend(with_endpoint(snapshot), ids["h1"], neighbours=())
+    (finding,) = run(rule, snapshot)
+    assert finding.subject == "vxlan0/10.10.0.3"
+    assert "has no neighbour entry" in finding.message
+    assert finding.repair.safety is Safety.SAFE  # its forwarding entry confirms the MAC
+    assert finding.repair.steps == (ReplaceNeighbour(ids["h1"], "vxlan0", "10.10.0.3", C2_MAC),)
+
+
+def test_endpoint_whose_entry_points_at_another_node():
+    snapshot, ids = swarm_node(peers=("10.0.0.1", "10.0.0.2", "10.0.0.3"),
+                               entries=[fdb(C2_MAC, "10.0.0.2"),
+                                        fdb("02:42:0a:0a:00:07", "10.0.0.3")])
+    found = run(rule, with_endpoint(snapshot, vtep="10.0.0.3"))
+    moved = [f for f in found if f.subject == f"vxlan0/{C2_MAC}"]
+    assert len(moved) == 1, found
+    assert "points at node 10.0.0.2, but the endpoint runs on node 10.0.0.3" in moved[0].message
+    assert moved[0].repair.safety is Safety.UNSAFE
+    # Its neighbour entry is there: only the forwarding entry is wrong.
+    assert all(f.subject != "vxlan0/10.10.0.3" for f in found)
