@@ -7,7 +7,11 @@ What it finds
     * a published-port DNAT rule that captures a port a process in the same namespace
       listens on: outside traffic goes to the container, the process only sees local traffic
       (Docker holds its published ports on purpose and does not count: docker-proxy with the
-      userland proxy on, dockerd itself — the port reservation — with it off);
+      userland proxy on, dockerd itself — the port reservation — with it off; with Docker's
+      intent, only for the ports its running containers bind);
+    * with Docker's intent, a docker-proxy that holds a port no running container of its
+      engine binds (warning): a proxy that outlived its container, so the next `docker run -p`
+      on that port fails with "port is already allocated";
     * two DNAT rules that send the same host port to different backends: only the first one
       ever matches;
     * a dangling publish: a DNAT to an address in a namespace of the snapshot where nothing
@@ -34,9 +38,10 @@ Example
 
 Repair
     Decide which one should own the port (manual): stop the process or publish on another
-    port; delete the shadowed duplicate DNAT rule (unsafe: the printed command removes it);
-    start the service or fix the container's port for a dangling publish; move published
-    ports out of the ephemeral range.
+    port; end a leftover docker-proxy by its pid (or restart the daemon); delete the shadowed
+    duplicate DNAT rule (unsafe: the printed command removes it); start the service or fix
+    the container's port for a dangling publish; move published ports out of the ephemeral
+    range.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from itertools import chain
 
-from netdiag.checks import topology
+from netdiag.checks import intent, topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.dnat import Publish, publishes
 from netdiag.checks.finding import Evidence, Finding, Severity
@@ -66,16 +71,63 @@ PORT_KEEPERS = ("docker-proxy", "dockerd")
 EPHEMERAL_SYSCTL = "net.ipv4.ip_local_port_range"
 
 
+Reserved = set[tuple[str, int]] | None  # (protocol, host port) Docker holds; None: unknown
+
+
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
     no_sockets = {gap.namespace for gap in snapshot.gaps if gap.collector == "sockets"}
+    reservations = _reservations(snapshot)
     for state in snapshot.namespaces:
         published = publishes(state)
-        for finding in chain(_socket_clashes(state), _captured_listeners(topo, state, published),
+        reserved = reservations.get(state.ref.id)
+        for finding in chain(_socket_clashes(state),
+                             _captured_listeners(topo, state, published, reserved),
                              _conflicting_dnats(topo, state, published),
                              _dangling(topo, state, published, no_sockets),
-                             _ephemeral(state, published)):
+                             _ephemeral(state, published), _leftover_proxies(state, reserved)):
             yield _with_probes(snapshot, finding)
+
+
+def _reservations(snapshot: Snapshot) -> dict[int, set[tuple[str, int]]]:
+    """Per engine namespace, the host ports its running containers and services bind."""
+    found: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    for engine, host in intent.engines(snapshot):
+        ports = found[host.ref.id]
+        for container in engine.containers:
+            if container.running:
+                ports.update((p.protocol, p.host_port) for p in container.bound if p.host_port)
+        for service in engine.services:
+            ports.update((p.protocol, p.host_port) for p in service.ports if p.host_port)
+    return found
+
+
+def _is_reservation(sock: Socket, reserved: Reserved) -> bool:
+    """Is `sock` Docker holding a port it publishes? By intent where there is one, by the
+    holder's name otherwise (a version-1 snapshot, an engine that cannot be placed)."""
+    if sock.process not in PORT_KEEPERS:
+        return False
+    return reserved is None or (sock.protocol, sock.port) in reserved
+
+
+def _leftover_proxies(state: NamespaceState, reserved: Reserved) -> Iterator[Finding]:
+    if reserved is None:
+        return
+    for sock in state.sockets:
+        if sock.process != "docker-proxy" or (sock.protocol, sock.port) in reserved:
+            continue
+        yield RULE.finding(
+            state.ref, f"{sock.protocol}/{sock.port}",
+            f"{_describe_socket(sock)} holds a port that no running container publishes: a "
+            f"proxy that outlived its container; publishing {sock.port} again fails with "
+            "\"port is already allocated\"",
+            severity=Severity.WARNING,
+            evidence=(_socket_evidence(state.ref.id, sock),
+                      Evidence(f"Docker: no running container binds {sock.protocol}/{sock.port}",
+                               state.ref.id, "docker", f"{sock.protocol}/{sock.port}")),
+            repair=Repair("End the leftover proxy", Safety.MANUAL, (ManualStep(
+                f"kill {sock.pid}" if sock.pid else "restart the Docker daemon",
+                state.ref.id),)))
 
 
 def _with_probes(snapshot: Snapshot, finding: Finding) -> Finding:
@@ -138,10 +190,11 @@ def _local(state: NamespaceState, address: str) -> bool:
     return any(a.address == address for a in state.addresses)
 
 
-def _captures(publish: Publish, state: NamespaceState, sock: Socket) -> bool:
+def _captures(publish: Publish, state: NamespaceState, sock: Socket, reserved: Reserved
+              ) -> bool:
     if sock.protocol != publish.protocol or sock.port != publish.port:
         return False
-    if sock.process in PORT_KEEPERS:
+    if _is_reservation(sock, reserved):
         return False
     if publish.to_port == sock.port and (sock.address in WILDCARDS
                                          or sock.address == publish.to_address) \
@@ -162,11 +215,11 @@ def _backend(topo: Topology, ns_id: int, publish: Publish) -> tuple[str, tuple[i
     return f"{publish.target} ({ref.display})", (ref.id,)
 
 
-def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[Publish]
-                        ) -> Iterator[Finding]:
+def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[Publish],
+                        reserved: Reserved) -> Iterator[Finding]:
     ns_id = state.ref.id
     for publish in publishes:
-        sock = next((s for s in state.sockets if _captures(publish, state, s)), None)
+        sock = next((s for s in state.sockets if _captures(publish, state, s, reserved)), None)
         if sock is None:
             continue
         backend, related = _backend(topo, ns_id, publish)

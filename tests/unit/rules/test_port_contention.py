@@ -1,6 +1,7 @@
 """port-contention (ND301) on fixture snapshots."""
 
 from netdiag.checks.finding import Severity
+from netdiag.model.docker import DockerPort
 from netdiag.repair.steps import DeleteIptablesRule
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
@@ -15,10 +16,40 @@ def test_healthy_docker_host_with_userland_proxy_passes():
 def test_the_engines_own_port_reservation_with_the_userland_proxy_off_passes():
     """With `userland-proxy: false` dockerd itself binds each published port (found on a
     real engine by the healthy matrix)."""
-    d = docker_host()
-    d.b.iptables(d.host, "nat", PUBLISH.format(port=9090, to="172.18.0.2:80"))
-    d.b.socket(d.host, "tcp", "0.0.0.0", 9090, process="dockerd", pid=10)
+    d = docker_host()  # web publishes 8080 → 80, and its intent says it binds 8080
+    d.b._fields[d.host]["sockets"] = [s for s in d.b._fields[d.host]["sockets"]
+                                      if s.process != "docker-proxy"]
+    d.b.socket(d.host, "tcp", "0.0.0.0", 8080, process="dockerd", pid=10)
     assert run_rule("port-contention", d.build()) == []
+    d.b.docker = []  # a version-1 snapshot: the holder's name is all there is to go by
+    assert run_rule("port-contention", d.build()) == []
+
+
+def test_a_keeper_of_a_port_no_container_binds_is_no_reservation():
+    """With Docker's intent the holder's name is not enough: a docker-proxy on a port that no
+    running container binds is a leftover (moby/moby#25981, moby/moby#26527)."""
+    d = docker_host()  # docker-proxy (pid 300) holds web's 8080
+    d.b.socket(d.host, "tcp", "0.0.0.0", 9443, process="docker-proxy", pid=301)
+    (finding,) = run_rule("port-contention", d.build())
+    assert finding.subject == "tcp/9443" and finding.severity is Severity.WARNING
+    assert "docker-proxy (pid 301)" in finding.message and "outlived" in finding.message
+    assert [e.kind for e in finding.evidence] == ["socket", "docker"]
+    # A DNAT for a port that only a leftover holds captures it like any other listener.
+    d.b.iptables(d.host, "nat", PUBLISH.format(port=9443, to="172.18.0.2:80"))
+    found = {(f.subject, f.severity) for f in run_rule("port-contention", d.build())}
+    assert found == {("tcp/9443", Severity.WARNING), ("tcp/9443", Severity.ERROR)}
+    # Without intent (a version-1 snapshot) the name is trusted, as before.
+    d.b.docker = []
+    assert run_rule("port-contention", d.build()) == []
+
+
+def test_a_stopped_containers_proxy_is_a_leftover():
+    """docker/cli#2898: the proxy of a port published on an IPv6 host address outlives
+    `docker stop`."""
+    d = docker_host()
+    d.container_intent("web", state="exited", netns=0, pid=0)
+    (finding,) = [f for f in run_rule("port-contention", d.build()) if "outlived" in f.message]
+    assert finding.subject == "tcp/8080"
 
 
 def test_two_programs_on_one_tcp_port():
@@ -75,6 +106,8 @@ def test_dangling_publish_target_without_listener():
 def test_published_port_inside_the_ephemeral_range():
     d = docker_host()
     d.b.iptables(d.host, "nat", PUBLISH.format(port=40000, to="172.18.0.2:80"))
+    web = next(c for c in d.b.docker[0].containers if c.name == "web")
+    d.container_intent("web", bound=web.bound + (DockerPort(80, "tcp", "0.0.0.0", 40000),))
     (finding,) = run_rule("port-contention", d.build())
     assert finding.subject == "tcp/40000" and finding.severity is Severity.WARNING
     assert "ephemeral range 32768-60999" in finding.message
