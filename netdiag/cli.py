@@ -18,7 +18,8 @@ import netdiag
 from netdiag import __version__
 from netdiag.errors import EXIT_USAGE, NetdiagError
 
-COMMANDS = ("ns", "show", "snapshot", "diff", "check", "explain", "repair", "lab", "net", "tui")
+COMMANDS = ("ns", "show", "snapshot", "diff", "check", "path", "explain", "repair", "lab", "net",
+            "tui")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from netdiag.checks.intent import bridge_name, overlay_namespaces
+from netdiag.checks.topology import TABLE_NAMES
 from netdiag.model import Link, NamespaceState, Route, Snapshot
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork, DockerPort
-
-TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from netdiag.model import Address, Link, NamespaceRef, NamespaceState, NsKind, Route, Snapshot
 
 MAIN_TABLE = 254
+TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 _ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "local")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netdiag import netns, render
+from netdiag.checks.topology import TABLE_NAMES
 from netdiag.commands.common import (
     add_namespace_args,
     get_snapshot,
@@ -27,8 +28,6 @@ from netdiag.commands.common import (
 from netdiag.errors import EXIT_COLLECT, NotFound
 from netdiag.model import Gap, Link, NamespaceState, Snapshot
 from netdiag.model.serialize import to_data
-
-TABLE_NAMES = {255: "local", 254: "main", 253: "default"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,402 @@
+"""Netfilter as the kernel runs it: every table of a hook, in priority order, of both iptables
+backends, then the native nftables chains of that hook.
+
+`Netfilter().run_hook(state, hook, packet, where)` walks the chains a packet meets at one
+hook — raw, mangle, nat (first packet of a connection only), filter — following jumps, gotos
+and RETURN to a verdict, applying MARK and NAT (DNAT, SNAT, MASQUERADE, REDIRECT) on the
+way. The packet must be accepted by every backend. A match or target that is not modelled,
+met where it would decide, ends the walk as `unknown` naming the rule: the engine never
+guesses. Native nftables chains are honoured by their policy when empty; with rules they are
+`unknown` (not modelled yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from netdiag.checks.topology import network_interval
+from netdiag.flows.packet import PROTOCOLS, Packet, Step
+from netdiag.model import IptablesRule, Match, NamespaceState
+
+ACCEPT, DROP, UNKNOWN = "accept", "drop", "unknown"
+
+# Tables at each hook, in the order of their priorities (raw -300, mangle -150, nat -100 for
+# destination NAT, filter 0, nat 100 for source NAT).
+HOOK_TABLES = {
+    "PREROUTING": ("raw", "mangle", "nat"),
+    "INPUT": ("mangle", "filter", "nat"),
+    "FORWARD": ("mangle", "filter"),
+    "OUTPUT": ("raw", "mangle", "nat", "filter"),
+    "POSTROUTING": ("mangle", "nat"),
+}
+# Tables iptables-nft keeps in nftables under its own names: not native nftables.
+XTABLES = {"filter", "nat", "mangle", "raw", "security"}
+_CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CHECKSUM", "TCPMSS", "CT",
+                     "NOTRACK", "CONNSECMARK", "SECMARK", "TOS", "DSCP", "TTL", "CLASSIFY", ""}
+_MAX_DEPTH = 64
+_ICMP_TYPES = {"echo-request": "8", "echo-reply": "0", "destination-unreachable": "3",
+               "time-exceeded": "11", "any": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where the packet is, for the matches that depend on it."""
+
+    in_if: str = ""
+    out_if: str = ""
+    physdev_in: str = ""  # bridged frames: the bridge ports
+    physdev_out: str = ""
+    bridged: bool = False
+    local: frozenset[str] = frozenset()  # the namespace's own addresses (addrtype LOCAL)
+    in_address: str = ""  # the in-interface's address (REDIRECT)
+    out_address: str = ""  # the out-interface's address (MASQUERADE)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: str  # accept, drop, unknown
+    packet: Packet  # after MARK and NAT
+    steps: tuple[Step, ...] = ()
+    rule: str = ""  # the rule (as iptables-save prints it) that decided a drop or an unknown
+    reason: str = ""
+    where: str = ""  # "filter/FORWARD/3", "filter/FORWARD policy", "nft inet fw input"
+    nat: tuple[str, Packet, Packet] | None = None  # ("dnat" | "snat", before, after)
+
+
+class Netfilter:
+    """The firewalls of one snapshot, each namespace's chains indexed on first use."""
+
+    def __init__(self):
+        self._chains: dict[tuple[int, str, str], _Chains] = {}
+
+    def chains(self, state: NamespaceState, backend: str, table: str) -> _Chains:
+        key = (state.ref.id, backend, table)
+        found = self._chains.get(key)
+        if found is None:
+            found = self._chains[key] = _index(state, backend, table)
+        return found
+
+    def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: Where
+                 ) -> Outcome:
+        return _run_hook(self, state, hook, packet, where)
+
+
+def _run_hook(netfilter: Netfilter, state: NamespaceState, hook: str, packet: Packet,
+              where: Where) -> Outcome:
+    steps: list[Step] = []
+    nat = None
+    for table in HOOK_TABLES[hook]:
+        if table == "nat" and packet.ctstate != "NEW":
+            continue  # NAT decides on a connection's first packet; conntrack does the rest
+        for backend in _backends(state):
+            chains = netfilter.chains(state, backend, table)
+            if hook not in chains.policies:
+                continue
+            result = _Walk(chains, where, f"{table}/{hook}", backend).run(hook, packet)
+            steps += result.steps
+            if result.verdict != ACCEPT:
+                return Outcome(result.verdict, packet, tuple(steps), result.rule, result.reason,
+                               result.where)
+            if result.nat is not None:
+                nat = result.nat
+            packet = result.packet
+    native = _native(state, hook, packet)
+    if native is not None:
+        return replace(native, steps=tuple(steps) + native.steps, packet=packet)
+    return Outcome(ACCEPT, packet, tuple(steps), nat=nat)
+
+
+def _backends(state: NamespaceState) -> tuple[str, ...]:
+    return tuple(sorted({c.backend for c in state.firewall.iptables_chains if c.family == 4}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Chains:
+    rules: dict[str, tuple[IptablesRule, ...]]
+    policies: dict[str, str]  # built-in chain → policy
+    names: frozenset[str]
+
+
+def _index(state: NamespaceState, backend: str, table: str) -> _Chains:
+    firewall = state.firewall
+    rules: dict[str, list[IptablesRule]] = {}
+    for rule in firewall.iptables_rules:
+        if rule.backend == backend and rule.table == table and rule.family == 4:
+            rules.setdefault(rule.chain, []).append(rule)
+    chains = [c for c in firewall.iptables_chains
+              if c.backend == backend and c.table == table and c.family == 4]
+    return _Chains({name: tuple(sorted(found, key=lambda r: r.position))
+                    for name, found in rules.items()},
+                   {c.name: c.policy or "ACCEPT" for c in chains if c.policy},
+                   frozenset(c.name for c in chains))
+
+
+@dataclass(slots=True)
+class _Result:
+    verdict: str  # accept, drop, unknown, return (fell off or RETURN), goto-return
+    packet: Packet
+    steps: list[Step]
+    rule: str = ""
+    reason: str = ""
+    nat: tuple[str, Packet, Packet] | None = None
+    where: str = ""
+
+
+class _Walk:
+    def __init__(self, chains: _Chains, where: Where, label: str, backend: str):
+        self.chains, self.where, self.label, self.backend = chains, where, label, backend
+
+    def run(self, hook: str, packet: Packet) -> _Result:
+        result = self._chain(hook, packet, 0)
+        if result.verdict == "return":
+            policy = self.chains.policies.get(hook, "ACCEPT")
+            verdict = ACCEPT if policy == "ACCEPT" else DROP
+            result.steps.append(Step("netfilter", f"{self._table()}/{hook} policy {policy}"))
+            result.verdict = verdict
+            if verdict == DROP:
+                result.where = result.rule = f"{self._table()}/{hook} policy {policy}"
+                result.reason = f"the {self._table()} {hook} chain's policy is {policy}"
+        return result
+
+    def _table(self) -> str:
+        table = self.label.split("/")[0]
+        return table if self.backend == "nft" else f"{table} (legacy)"
+
+    def _chain(self, chain: str, packet: Packet, depth: int) -> _Result:
+        steps: list[Step] = []
+        if depth > _MAX_DEPTH:
+            return _Result(UNKNOWN, packet, steps, chain, "chains nest too deep", where=chain)
+        for rule in self.chains.rules.get(chain, ()):
+            name = f"{self._table()}/{rule.chain}/{rule.position}"
+            text = rule.text or name
+            hit = _rule_matches(rule, packet, self.where)
+            if hit is False:
+                continue
+            target = rule.target
+            if hit is None:
+                if target in _CONTINUE_TARGETS:
+                    continue  # it could not change the packet's fate either way
+                return _Result(UNKNOWN, packet, steps, text,
+                               f"{_unmodelled(rule, packet, self.where)} is not modelled",
+                               where=name)
+            if target in _CONTINUE_TARGETS:
+                continue
+            if target == "ACCEPT":
+                steps.append(Step("netfilter", f"{name}: accepted", text))
+                return _Result(ACCEPT, packet, steps)
+            if target in ("DROP", "REJECT"):
+                done = "dropped" if target == "DROP" else "rejected"
+                steps.append(Step("netfilter", f"{name}: {done}", text))
+                return _Result(DROP, packet, steps, text, f"{target} by {name}", where=name)
+            if target == "RETURN":
+                return _Result("return", packet, steps)
+            if target == "MARK":
+                packet = replace(packet, mark=_marked(packet.mark, rule))
+                steps.append(Step("netfilter", f"{name}: mark {packet.mark:#x}", text))
+                continue
+            if target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT"):
+                after = _nat(target, rule, packet, self.where)
+                if after is None:
+                    return _Result(UNKNOWN, packet, steps, text,
+                                   f"{target} without an address to use is not modelled",
+                                   where=name)
+                kind = "dnat" if target in ("DNAT", "REDIRECT") else "snat"
+                steps.append(Step("nat", f"{name}: {target} {packet.text} ⇒ {after.text}", text))
+                return _Result(ACCEPT, after, steps, nat=(kind, packet, after))
+            if target in self.chains.rules or target in self.chains.names:
+                steps.append(Step("netfilter", f"{name}: {'goto' if rule.goto else 'jump'} "
+                                               f"{target}", text))
+                inner = self._chain(target, packet, depth + 1)
+                steps += inner.steps
+                inner.steps = steps
+                if inner.verdict != "return":
+                    return inner
+                packet = inner.packet
+                if rule.goto:
+                    return _Result("return", packet, steps)
+                continue
+            return _Result(UNKNOWN, packet, steps, text, f"target {target} is not modelled",
+                           where=name)
+        return _Result("return", packet, steps)
+
+
+def _marked(mark: int, rule: IptablesRule) -> int:
+    for option in ("set-xmark", "set-mark"):
+        value = rule.target_option(option)
+        if value:
+            bits, _, mask = value.partition("/")
+            value_int, mask_int = int(bits, 0), int(mask, 0) if mask else 0xFFFFFFFF
+            if option == "set-xmark":
+                return (mark & ~mask_int) ^ value_int
+            return (mark & ~mask_int) | value_int
+    if rule.target_option("or-mark"):
+        return mark | int(rule.target_option("or-mark"), 0)
+    if rule.target_option("and-mark"):
+        return mark & int(rule.target_option("and-mark"), 0)
+    return mark
+
+
+def _nat(target: str, rule: IptablesRule, packet: Packet, where: Where) -> Packet | None:
+    if target == "DNAT":
+        address, port = _address_port(rule.target_option("to-destination"))
+        if not address:
+            return None
+        return replace(packet, dst=address, dport=port or packet.dport)
+    if target == "SNAT":
+        address, port = _address_port(rule.target_option("to-source"))
+        if not address:
+            return None
+        return replace(packet, src=address, sport=port or packet.sport)
+    if target == "MASQUERADE":
+        if not where.out_address:
+            return None
+        ports = rule.target_option("to-ports")
+        return replace(packet, src=where.out_address,
+                       sport=int(ports.split("-")[0]) if ports else packet.sport)
+    # REDIRECT: to the in-interface's address (127.0.0.1 for locally sent packets)
+    address = where.in_address if where.in_if else "127.0.0.1"
+    if not address:
+        return None
+    ports = rule.target_option("to-ports")
+    return replace(packet, dst=address, dport=int(ports.split("-")[0]) if ports else packet.dport)
+
+
+def _address_port(value: str) -> tuple[str, int]:
+    """"172.18.0.2:80" → ("172.18.0.2", 80); ranges use their first address and port."""
+    address, _, port = value.partition(":")
+    address = address.split("-")[0]
+    return address, int(port.split("-")[0]) if port else 0
+
+
+# --- matches ------------------------------------------------------------------------------
+
+
+def _rule_matches(rule: IptablesRule, packet: Packet, where: Where) -> bool | None:
+    result: bool | None = True
+    for match in rule.matches:
+        one = _match(match, packet, where)
+        if one is not None and match.negated:
+            one = not one
+        if one is False:
+            return False
+        if one is None:
+            result = None
+    return result
+
+
+def _unmodelled(rule: IptablesRule, packet: Packet, where: Where) -> str:
+    names = [f"--{m.option}" for m in rule.matches if _match(m, packet, where) is None]
+    return "match " + ", ".join(names) if names else "a match"
+
+
+def _in_network(address: str, value: str) -> bool | None:
+    try:
+        _, first, last, _ = network_interval(value)
+        _, one, _, _ = network_interval(address)
+    except ValueError:
+        return None
+    return first <= one <= last
+
+
+def _interface(name: str, value: str) -> bool:
+    return name.startswith(value[:-1]) if value.endswith("+") else name == value
+
+
+def _ports(port: int, value: str) -> bool:
+    for part in value.split(","):
+        low, _, high = part.partition(":")
+        if low.isdigit() and int(low) <= port <= int(high or low):
+            return True
+    return False
+
+
+def _match(match: Match, packet: Packet, where: Where) -> bool | None:  # noqa: PLR0911
+    option, value = match.option, match.value
+    if option in ("source", "destination"):
+        address = packet.src if option == "source" else packet.dst
+        return any(_in_network(address, part) for part in value.split(","))
+    if option in ("in-interface", "out-interface"):
+        name = where.in_if if option == "in-interface" else where.out_if
+        return _interface(name, value)
+    if option == "protocol":
+        wanted = value.lower()
+        return wanted in ("all", "0") or wanted == packet.proto or \
+            wanted == str(PROTOCOLS.get(packet.proto, -1))
+    if option in ("dport", "sport", "dports", "sports", "ports"):
+        if packet.proto not in ("tcp", "udp"):
+            return False
+        if option == "ports":
+            return _ports(packet.sport, value) or _ports(packet.dport, value)
+        return _ports(packet.dport if option.startswith("d") else packet.sport, value)
+    if option in ("ctstate", "state"):
+        states = {s.strip().upper() for s in value.split(",")}
+        if states & {"DNAT", "SNAT"} and not states & {packet.ctstate}:
+            return None
+        return packet.ctstate in states
+    if option in ("src-type", "dst-type"):
+        address = packet.src if option == "src-type" else packet.dst
+        types = {t.upper() for t in value.split(",")}
+        local = address in where.local or address.startswith("127.")
+        kind = "LOCAL" if local else "UNICAST"
+        if types - {"LOCAL", "UNICAST"}:
+            return None if kind not in types else True
+        return kind in types
+    if option in ("limit-iface-in", "limit-iface-out"):
+        return None
+    if option == "comment":
+        return True
+    if option == "physdev-in":
+        return bool(where.physdev_in) and _interface(where.physdev_in, value)
+    if option == "physdev-out":
+        return bool(where.physdev_out) and _interface(where.physdev_out, value)
+    if option == "physdev-is-bridged":
+        return where.bridged
+    if option in ("physdev-is-in", "physdev-is-out"):
+        return bool(where.physdev_in if option.endswith("in") else where.physdev_out)
+    if option == "mark":
+        bits, _, mask = value.partition("/")
+        try:
+            mask_int = int(mask, 0) if mask else 0xFFFFFFFF
+            return packet.mark & mask_int == int(bits, 0)
+        except ValueError:
+            return None
+    if option == "icmp-type":
+        if packet.proto != "icmp":
+            return False
+        wanted = value.split("/")[0]
+        return wanted in (packet.icmp_type, _ICMP_TYPES.get(packet.icmp_type), "any")
+    if option == "tcp-flags":
+        if packet.proto != "tcp":
+            return False
+        mask, _, wanted = value.partition(" ")
+        flags = {"SYN"} if packet.ctstate == "NEW" else {"SYN", "ACK"}
+        masked = flags & set(mask.split(","))
+        return masked == set(wanted.split(",")) - {"NONE"}
+    if option == "syn":
+        return packet.proto == "tcp" and packet.ctstate == "NEW"
+    return None
+
+
+# --- native nftables ------------------------------------------------------------------------
+
+
+def _native(state: NamespaceState, hook: str, packet: Packet) -> Outcome | None:
+    """The native nftables chains at this hook: by policy when empty, unknown with rules."""
+    fw = state.firewall
+    hook_name = hook.lower()
+    chains = sorted((c for c in fw.nft_chains if c.hook == hook_name
+                     and c.family in ("ip", "inet")
+                     and not (c.family in ("ip", "ip6") and c.table in XTABLES)),
+                    key=lambda c: c.priority)
+    steps: list[Step] = []
+    for chain in chains:
+        name = f"nft {chain.family} {chain.table} {chain.name}"
+        if any(r.family == chain.family and r.table == chain.table and r.chain == chain.name
+               for r in fw.nft_rules):
+            return Outcome(UNKNOWN, packet, tuple(steps), name,
+                           "native nftables rules are not modelled", name)
+        if chain.policy == "drop":
+            steps.append(Step("netfilter", f"{name}: policy drop", name))
+            return Outcome(DROP, packet, tuple(steps), name, f"{name} has policy drop", name)
+        steps.append(Step("netfilter", f"{name}: policy {chain.policy or 'accept'}"))
+    return Outcome(ACCEPT, packet, tuple(steps)) if steps else None

@@ -1,0 +1,86 @@
+"""`netdiag path`'s two outputs: text for a person, JSON (stable, versioned) for tools.
+
+JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "dport",
+"size"}, "disposition", "hops": [{"namespace": {"id", "kind", "label"}, "in", "out",
+"steps": [{"kind", "detail", "rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} |
+null, "reply": {"disposition", "hops", "drop"} | null, "probe": null}.
+"""
+
+from __future__ import annotations
+
+from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
+from netdiag.model import NamespaceRef
+
+SCHEMA_VERSION = 1
+
+
+def _ref(ref: NamespaceRef) -> dict:
+    return {"id": ref.id, "kind": ref.kind.value, "label": ref.display}
+
+
+def _hops(hops: tuple[Hop, ...]) -> list[dict]:
+    return [{"namespace": _ref(h.namespace), "in": h.into, "out": h.out,
+             "steps": [{"kind": s.kind, "detail": s.detail, **({"rule": s.rule} if s.rule
+                                                              else {})} for s in h.steps]}
+            for h in hops]
+
+
+def _drop(drop: Drop | None) -> dict | None:
+    if drop is None:
+        return None
+    return {"namespace": _ref(drop.namespace), "where": drop.where, "rule": drop.rule or None,
+            "reason": drop.reason}
+
+
+def as_json(result: PathResult) -> dict:
+    packet = result.flow.packet
+    reply = result.reply
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "flow": {"src": {**_ref(result.flow.source), "address": packet.src}, "dst": packet.dst,
+                 "proto": packet.proto, "sport": packet.sport or None,
+                 "dport": packet.dport or None, "size": packet.size or None},
+        "disposition": result.disposition,
+        "hops": _hops(result.forward.hops),
+        "drop": _drop(result.forward.drop),
+        "reply": None if reply is None else {"disposition": reply.disposition,
+                                             "hops": _hops(reply.hops),
+                                             "drop": _drop(reply.drop)},
+        "probe": None,
+    }
+
+
+def _trace_lines(trace: Trace) -> list[str]:
+    lines = []
+    for hop in trace.hops:
+        ways = " ".join(part for part in (f"in {hop.into}" if hop.into else "",
+                                          f"out {hop.out}" if hop.out else "") if part)
+        lines.append(f"  [{hop.namespace.display}] {ways}".rstrip())
+        for step in hop.steps:
+            lines.append(f"      {step.kind:<10} {step.detail}")
+    return lines
+
+
+def _verdict(trace: Trace, what: str) -> str:
+    if trace.disposition == DELIVERED:
+        return f"{what}: delivered"
+    drop = trace.drop
+    where = f" in {drop.namespace.display} at {drop.where}" if drop else ""
+    line = f"{what}: {trace.disposition.upper()}{where}: {drop.reason if drop else ''}"
+    if drop and drop.rule and drop.rule not in drop.reason:
+        line += f"\n    rule: {drop.rule}"
+    return line
+
+
+def as_text(result: PathResult) -> str:
+    packet = result.flow.packet
+    lines = [f"path from {result.flow.source.display}: {packet.text}"
+             + (f", {packet.size} bytes DF" if packet.size else "")]
+    lines += _trace_lines(result.forward)
+    lines.append(_verdict(result.forward, "forward"))
+    if result.reply is not None:
+        lines.append("reply:")
+        lines += _trace_lines(result.reply)
+        lines.append(_verdict(result.reply, "reply"))
+    lines.append(f"=> {result.disposition.upper()}")
+    return "\n".join(lines) + "\n"

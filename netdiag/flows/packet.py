@@ -1,0 +1,113 @@
+"""What the flow engine moves and what it answers: a packet, and the trace of its path.
+
+A Packet is one IPv4 packet at one point of its way (addresses and ports change under NAT,
+the mark under MARK, the conntrack state is the flow's: NEW going out, ESTABLISHED coming
+back). A Trace is the path of one direction of a flow: hops (one per namespace it passes, each
+a list of typed steps), and how it ended — its disposition, and for a packet that did not
+arrive, the Drop that says where, by which rule and why. A PathResult holds the forward trace
+and its reply's; the flow is delivered only when both are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from netdiag.model import NamespaceRef
+
+# Dispositions (batfish's vocabulary, made to fit a Linux host).
+DELIVERED = "delivered"
+DENIED = "denied"
+NO_ROUTE = "no-route"
+NULL_ROUTED = "null-routed"
+NEIGHBOUR_UNREACHABLE = "neighbour-unreachable"
+NO_LISTENER = "no-listener"
+TOO_BIG = "too-big"
+LOOP = "loop"
+UNKNOWN = "unknown"
+DISPOSITIONS = (DELIVERED, DENIED, NO_ROUTE, NULL_ROUTED, NEIGHBOUR_UNREACHABLE, NO_LISTENER,
+                TOO_BIG, LOOP, UNKNOWN)
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    src: str
+    dst: str
+    proto: str  # tcp, udp, icmp
+    sport: int = 0
+    dport: int = 0
+    size: int = 0  # bytes of the IP packet; 0: small (no MTU question)
+    df: bool = True
+    ctstate: str = "NEW"  # NEW for the flow's first packet, ESTABLISHED for its reply
+    mark: int = 0
+    icmp_type: str = "echo-request"
+
+    def swapped(self) -> Packet:
+        """The reply: addresses and ports exchanged, part of the connection."""
+        return replace(self, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport,
+                       ctstate="ESTABLISHED", mark=0,
+                       icmp_type="echo-reply" if self.proto == "icmp" else self.icmp_type)
+
+    @property
+    def text(self) -> str:
+        if self.proto == "icmp":
+            return f"icmp {self.src} → {self.dst}"
+        return f"{self.proto} {self.src}:{self.sport} → {self.dst}:{self.dport}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: str  # route, netfilter, nat, bridge, neighbour, mtu, deliver, transmit, conntrack...
+    detail: str
+    rule: str = ""  # the firewall rule or route that decided, as the user knows it
+
+
+@dataclass(slots=True)
+class Hop:
+    """One namespace on the path: where the packet came in and went out, and what happened."""
+
+    namespace: NamespaceRef
+    into: str = ""  # the interface it arrived on ("" when sent from here)
+    out: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    namespace: NamespaceRef
+    where: str  # the hook, device or table: "filter/FORWARD", "route", "eth0"
+    reason: str
+    rule: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    disposition: str
+    hops: tuple[Hop, ...]
+    drop: Drop | None = None
+    delivered_as: Packet | None = None  # the packet as it arrived (after NAT)
+    namespace: int = 0  # where it was delivered
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    source: NamespaceRef
+    packet: Packet  # as the source sends it (its src chosen by the source's routing)
+
+
+@dataclass(frozen=True, slots=True)
+class PathResult:
+    flow: Flow
+    forward: Trace
+    reply: Trace | None  # None when the forward packet never arrived
+
+    @property
+    def disposition(self) -> str:
+        if self.forward.disposition != DELIVERED or self.reply is None:
+            return self.forward.disposition
+        return self.reply.disposition
+
+    @property
+    def delivered(self) -> bool:
+        return self.disposition == DELIVERED

@@ -1,0 +1,490 @@
+"""A packet's way through the namespaces of a snapshot, and its reply's way back.
+
+The walk follows what the kernel does (../shared/REFERENCE.md, "Packet path"):
+
+* sent from a namespace: OUTPUT (raw, mangle, nat, filter), routing with policy rules (again
+  if OUTPUT's DNAT changed the destination), POSTROUTING, then out of the route's device;
+* on the wire: the next hop's holder is found on the device's layer-2 segment — through veth
+  pairs and bridges, where the bridge checks its ports (state, hairpin, the FDB) and, with
+  `bridge-nf-call-iptables`, runs the namespace's PREROUTING, FORWARD and POSTROUTING with
+  `physdev` for frames it bridges;
+* arriving: rp_filter, PREROUTING (DNAT), routing, then INPUT and a listening socket — or
+  forwarding (`ip_forward` and the interface's `forwarding`), FORWARD, POSTROUTING (SNAT,
+  MASQUERADE), the MTU with DF, and the next segment.
+
+NAT is remembered per namespace as conntrack would, so the reply (ESTABLISHED, no nat table)
+is translated back where the forward packet was translated. A device the model does not follow
+(a physical NIC whose other end is not in the snapshot, VXLAN, macvlan) ends the walk as
+`unknown`, saying so.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+
+from netdiag.checks.topology import Endpoint, Topology, index, ip_int
+from netdiag.flows import routing
+from netdiag.flows.netfilter import ACCEPT, DROP, Netfilter, Where
+from netdiag.flows.packet import (
+    DELIVERED,
+    DENIED,
+    LOOP,
+    NEIGHBOUR_UNREACHABLE,
+    NO_LISTENER,
+    NO_ROUTE,
+    NULL_ROUTED,
+    TOO_BIG,
+    UNKNOWN,
+    Drop,
+    Flow,
+    Hop,
+    Packet,
+    PathResult,
+    Step,
+    Trace,
+)
+from netdiag.model import Link, NamespaceState, Snapshot
+
+MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
+_WILDCARDS = ("0.0.0.0", "::", "*", "")
+BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+
+Binding = tuple[str, Packet, Packet]  # ("dnat" | "snat", before, after)
+
+
+class Engine:
+    """The flow engine over one snapshot: `path(source, packet)` for any number of flows."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.topo: Topology = index(snapshot)
+        self.netfilter = Netfilter()
+        self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
+
+    def path(self, source: int, packet: Packet) -> PathResult:
+        """The fate of `packet` sent from namespace `source` (its src chosen by routing when
+        empty), and of its reply."""
+        state = self.topo.namespace(source)
+        if not packet.src:
+            packet = replace(packet, src=self.source_address(source, packet.dst))
+        flow = Flow(state.ref, packet)
+        leg = _Leg(self, {})
+        forward = leg.send(source, packet)
+        if forward.disposition != DELIVERED:
+            return PathResult(flow, forward, None)
+        back = _Leg(self, leg.bindings, reply_to=(source, packet))
+        reply = back.send(forward.namespace, forward.delivered_as.swapped())
+        return PathResult(flow, forward, reply)
+
+    def source_address(self, ns_id: int, dst: str) -> str:
+        """The address the kernel would send from: the route's preferred source, else an
+        address of its device (in the next hop's subnet first), else any of the namespace."""
+        try:
+            decision = routing.decide(self.topo, ns_id, dst)
+        except ValueError:
+            return ""
+        state = self.topo.namespace(ns_id)
+        if decision.route is not None and decision.route.prefsrc:
+            return decision.route.prefsrc
+        if decision.kind == "local":
+            return dst
+        return interface_address(state, decision.dev, decision.next_hop(dst)) or next(
+            (a.address for a in state.addresses if a.family == 4 and a.scope == "global"), "")
+
+
+def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
+    """An IPv4 address of `dev`: the one whose subnet holds `near`, else its first."""
+    found = [a for a in state.addresses if a.ifname == dev and a.family == 4]
+    if near:
+        for address in found:
+            if routing._within(near, address.cidr):
+                return address.address
+    return found[0].address if found else ""
+
+
+class _Stop(Exception):  # noqa: N818 - control flow inside one leg, never leaves this module
+    def __init__(self, disposition: str, drop: Drop | None = None,
+                 delivered: tuple[int, Packet] | None = None):
+        super().__init__(disposition)
+        self.disposition, self.drop, self.delivered = disposition, drop, delivered
+
+
+class _Leg:
+    """One direction of a flow: its hops, and the NAT bindings it made or undoes."""
+
+    def __init__(self, engine: Engine, bindings: dict[int, list[Binding]],
+                 reply_to: tuple[int, Packet] | None = None):
+        self.engine, self.topo = engine, engine.topo
+        self.bindings = bindings
+        self.reply_to = reply_to  # the original flow, when this leg is its reply
+        self.hops: list[Hop] = []
+        self.routed = 0
+
+    # --- the leg as a whole -------------------------------------------------------------
+
+    def send(self, ns_id: int, packet: Packet) -> Trace:
+        try:
+            self._originate(ns_id, packet)
+            raise _Stop(UNKNOWN, self._drop(ns_id, "walk", "the walk ended without a verdict"))
+        except _Stop as stop:
+            ns, delivered = stop.delivered or (0, None)
+            return Trace(stop.disposition, tuple(self.hops), stop.drop, delivered, ns)
+
+    def _hop(self, ns_id: int, into: str = "") -> Hop:
+        hop = Hop(self.topo.ref(ns_id), into)
+        self.hops.append(hop)
+        return hop
+
+    def _drop(self, ns_id: int, where: str, reason: str, rule: str = "") -> Drop:
+        return Drop(self.topo.ref(ns_id), where, reason, rule)
+
+    def _stop(self, disposition: str, ns_id: int, where: str, reason: str, rule: str = ""
+              ) -> _Stop:
+        self.hops[-1].steps.append(Step("drop", reason, rule))
+        return _Stop(disposition, self._drop(ns_id, where, reason, rule))
+
+    # --- the IP layer -----------------------------------------------------------------------
+
+    def _where(self, state: NamespaceState, in_if: str = "", out_if: str = "",
+               near: str = "", **bridge) -> Where:
+        return Where(in_if=in_if, out_if=out_if, local=_local_addresses(state),
+                     in_address=interface_address(state, in_if) if in_if else "",
+                     out_address=interface_address(state, out_if, near) if out_if else "",
+                     **bridge)
+
+    def _hook(self, state: NamespaceState, hop: Hop, hook: str, packet: Packet, where: Where
+              ) -> Packet:
+        outcome = self.engine.netfilter.run_hook(state, hook, packet, where)
+        hop.steps += outcome.steps
+        ns_id = state.ref.id
+        if outcome.verdict == DROP:
+            raise self._stop(DENIED, ns_id, outcome.where, outcome.reason, outcome.rule)
+        if outcome.verdict != ACCEPT:
+            raise self._stop(UNKNOWN, ns_id, outcome.where, outcome.reason, outcome.rule)
+        if outcome.nat is not None:
+            self.bindings.setdefault(ns_id, []).append(outcome.nat)
+        return outcome.packet
+
+    def _route(self, state: NamespaceState, hop: Hop, packet: Packet, iif: str
+               ) -> routing.Decision:
+        ns_id = state.ref.id
+        decision = routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark)
+        if decision.kind == "none":
+            raise self._stop(NO_ROUTE, ns_id, "route", f"no route to {packet.dst}")
+        if decision.kind in ("blackhole", "unreachable", "prohibit"):
+            raise self._stop(NULL_ROUTED, ns_id, "route",
+                             f"{decision.kind} route to {packet.dst}: {decision.text}",
+                             decision.text)
+        hop.steps.append(Step("route", f"{packet.dst}: {decision.text}", decision.rule))
+        return decision
+
+    def _originate(self, ns_id: int, packet: Packet) -> None:
+        state = self.topo.namespace(ns_id)
+        hop = self._hop(ns_id)
+        hop.steps.append(Step("send", packet.text))
+        packet = self._unsnat(ns_id, hop, packet)
+        decision = self._route(state, hop, packet, "lo")
+        where = self._where(state, out_if=decision.dev if decision.kind != "local" else "lo")
+        before = packet
+        packet = self._hook(state, hop, "OUTPUT", packet, where)
+        if packet.dst != before.dst:
+            decision = self._route(state, hop, packet, "lo")
+        if decision.kind == "local":  # through lo: POSTROUTING, then INPUT (conntrack knows it)
+            hop.out = "lo"
+            packet = self._hook(state, hop, "POSTROUTING", packet, self._where(state, out_if="lo"))
+            self._input(state, hop, packet, "lo")
+        self._postrouting_and_out(state, hop, packet, decision, "lo")
+
+    def _receive(self, ns_id: int, link: Link, packet: Packet, via_port: str = "") -> None:
+        state = self.topo.namespace(ns_id)
+        hop = self._hop(ns_id, link.name)
+        if not link.admin_up:
+            raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down")
+        packet = self._unsnat(ns_id, hop, packet)
+        self._rp_filter(state, hop, packet, link)
+        bridged = via_port and self._bridge_nf(state)
+        before = packet
+        packet = self._hook(state, hop, "PREROUTING", packet,
+                            self._where(state, in_if=link.name, physdev_in=via_port if bridged
+                                        else "", bridged=False))
+        if packet.dst != before.dst:
+            hop.steps.append(Step("conntrack", f"connection tracked as {before.text} ⇒ "
+                                               f"{packet.text}"))
+        decision = self._route(state, hop, packet, link.name)
+        if decision.kind == "local":
+            self._input(state, hop, packet, link.name)
+        self._forward(state, hop, packet, link, decision, via_port if bridged else "")
+
+    def _input(self, state: NamespaceState, hop: Hop, packet: Packet, in_if: str) -> None:
+        packet = self._hook(state, hop, "INPUT", packet, self._where(state, in_if=in_if))
+        packet = self._undnat(state.ref.id, hop, packet)
+        self._deliver(state, hop, packet)
+
+    def _forward(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link,
+                 decision: routing.Decision, via_port: str) -> None:
+        ns_id = state.ref.id
+        if state.sysctl("net.ipv4.ip_forward") == "0":
+            raise self._stop(DENIED, ns_id, "forwarding",
+                             f"net.ipv4.ip_forward is 0: {state.ref.display} does not forward")
+        per_link = state.sysctl(f"net.ipv4.conf.{link.name}.forwarding")
+        if per_link == "0":
+            raise self._stop(DENIED, ns_id, "forwarding",
+                             f"net.ipv4.conf.{link.name}.forwarding is 0")
+        self.routed += 1
+        if self.routed > MAX_HOPS:
+            raise self._stop(LOOP, ns_id, "route", f"still routed after {MAX_HOPS} routers: "
+                                                   "a routing loop")
+        packet = self._hook(state, hop, "FORWARD", packet, self._where(
+            state, in_if=link.name, out_if=decision.dev))
+        self._postrouting_and_out(state, hop, packet, decision, link.name, via_port)
+
+    def _postrouting_and_out(self, state: NamespaceState, hop: Hop, packet: Packet,
+                             decision: routing.Decision, in_if: str, via_port: str = "") -> None:
+        ns_id = state.ref.id
+        next_hop = decision.next_hop(packet.dst)
+        packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
+            state, out_if=decision.dev, near=next_hop))
+        packet = self._undnat(ns_id, hop, packet)
+        hop.out = decision.dev
+        link = self.topo.link(ns_id, decision.dev)
+        if link is None:
+            raise self._stop(UNKNOWN, ns_id, decision.dev, f"device {decision.dev} is not in "
+                                                            "the snapshot")
+        mtu = min(link.mtu, decision.route.mtu or link.mtu) if decision.route else link.mtu
+        if packet.size and packet.df and packet.size > mtu:
+            raise self._stop(TOO_BIG, ns_id, link.name, f"{packet.size} bytes with DF do not "
+                             f"fit the MTU {mtu} of {link.name}: the sender gets ICMP "
+                             "fragmentation-needed")
+        self._transmit(ns_id, link, packet, next_hop, via_port)
+
+    def _deliver(self, state: NamespaceState, hop: Hop, packet: Packet) -> None:
+        ns_id = state.ref.id
+        if self.reply_to is not None:
+            origin, original = self.reply_to
+            if ns_id == origin and packet.dst == original.src and \
+                    packet.dport == original.sport and packet.src == original.dst:
+                hop.steps.append(Step("deliver", f"the reply reaches the sender's socket "
+                                                 f"({packet.text})"))
+                raise _Stop(DELIVERED, None, (ns_id, packet))
+            raise self._stop(DENIED, ns_id, "conntrack", f"the reply {packet.text} arrives in "
+                             f"{state.ref.display}, which did not send the flow")
+        if packet.proto == "icmp":
+            if state.sysctl("net.ipv4.icmp_echo_ignore_all") == "1":
+                raise self._stop(NO_LISTENER, ns_id, "icmp", "icmp_echo_ignore_all is 1")
+            hop.steps.append(Step("deliver", f"the kernel answers the echo request to "
+                                             f"{packet.dst}"))
+            raise _Stop(DELIVERED, None, (ns_id, packet))
+        if ns_id in self.engine.no_sockets:
+            raise self._stop(UNKNOWN, ns_id, "sockets", "the namespace's sockets were not read")
+        sock = next((s for s in state.sockets if s.protocol == packet.proto
+                     and s.port == packet.dport and (s.address in _WILDCARDS
+                                                     or s.address == packet.dst)), None)
+        if sock is None:
+            raise self._stop(NO_LISTENER, ns_id, "socket",
+                             f"nothing listens on {packet.proto} {packet.dst}:{packet.dport} in "
+                             f"{state.ref.display}")
+        owner = f"{sock.process} (pid {sock.pid})" if sock.pid else (sock.process or "a socket")
+        hop.steps.append(Step("deliver", f"{owner} listens on {sock.protocol} "
+                                         f"{sock.address or '*'}:{sock.port}"))
+        raise _Stop(DELIVERED, None, (ns_id, packet))
+
+    def _rp_filter(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link) -> None:
+        values = [state.sysctl("net.ipv4.conf.all.rp_filter"),
+                  state.sysctl(f"net.ipv4.conf.{link.name}.rp_filter")]
+        mode = max((int(v) for v in values if v and v.isdigit()), default=0)
+        if mode == 0 or packet.src in _local_addresses(state):
+            return
+        back = routing.decide(self.topo, state.ref.id, packet.src, packet.dst, "lo")
+        if back.kind != "unicast" or (mode == 1 and back.dev != link.name):
+            raise self._stop(DENIED, state.ref.id, "rp_filter",
+                             f"rp_filter={mode}: the way back to {packet.src} is "
+                             f"{'not via ' + link.name if back.kind == 'unicast' else 'missing'}")
+
+    def _bridge_nf(self, state: NamespaceState) -> bool:
+        return state.sysctl(BRIDGE_NF) == "1"
+
+    # --- conntrack's NAT, undone for the reply ------------------------------------------------
+
+    def _unsnat(self, ns_id: int, hop: Hop, packet: Packet) -> Packet:
+        """A reply to a connection this namespace source-NATed gets its destination back."""
+        for kind, before, after in self.bindings.get(ns_id, ()) if self.reply_to else ():
+            if kind == "snat" and packet.dst == after.src and packet.src == after.dst and \
+                    packet.dport == after.sport and packet.sport == after.dport:
+                restored = replace(packet, dst=before.src, dport=before.sport)
+                hop.steps.append(Step("conntrack", f"reply: {packet.text} ⇒ {restored.text}"))
+                return restored
+        return packet
+
+    def _undnat(self, ns_id: int, hop: Hop, packet: Packet) -> Packet:
+        """A reply from a connection this namespace destination-NATed gets its source back."""
+        for kind, before, after in self.bindings.get(ns_id, ()) if self.reply_to else ():
+            if kind == "dnat" and packet.src == after.dst and packet.dst == after.src and \
+                    packet.sport == after.dport and packet.dport == after.sport:
+                restored = replace(packet, src=before.dst, sport=before.dport)
+                hop.steps.append(Step("conntrack", f"reply: {packet.text} ⇒ {restored.text}"))
+                return restored
+        return packet
+
+    # --- layer 2 ------------------------------------------------------------------------------
+
+    def _transmit(self, ns_id: int, link: Link, packet: Packet, next_hop: str,
+                  ingress_port: str = "") -> None:
+        """Out of `link` towards the holder of `next_hop` on its segment."""
+        hop = self.hops[-1]
+        if link.kind == "loopback":
+            raise self._stop(UNKNOWN, ns_id, link.name, "loopback routed without a local route")
+        if not link.admin_up:
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name, f"{link.name} is down")
+        if link.oper_state == "down" or link.oper_state == "lowerlayerdown":
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name,
+                             f"{link.name} has no carrier (its other end is down)")
+        path = self._segment_path(ns_id, link, next_hop)
+        if path is None:
+            raise self._stop(*self._no_holder(ns_id, link, next_hop))
+        hop.steps.append(Step("neighbour", f"{next_hop} is held by {path[-1].link} in "
+                                           f"{self.topo.ref(path[-1].namespace).display}"))
+        self._carry(path, packet, ingress_port)
+
+    def _no_holder(self, ns_id: int, link: Link, next_hop: str) -> tuple[str, int, str, str]:
+        if link.kind in ("vxlan", "macvlan", "ipvlan", "tun", "device") and \
+                self.topo.peer(ns_id, link) is None:
+            return (UNKNOWN, ns_id, link.name, f"{next_hop} is beyond {link.name} ({link.kind}),"
+                    " which leads out of what the model follows")
+        return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
+                f"nothing on {link.name}'s segment holds {next_hop}: ARP goes unanswered")
+
+    def _segment_path(self, ns_id: int, link: Link, address: str) -> list[Endpoint] | None:
+        """The interfaces a frame passes from `link` to the interface holding `address`:
+        breadth-first through veth pairs and bridges (ports and the bridge devices)."""
+        start = (Endpoint(ns_id, link.name), "start")
+        parents: dict[tuple[Endpoint, str], tuple[Endpoint, str] | None] = {start: None}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            if node != start and self._holds(node[0], address):
+                path = [node]
+                while parents[path[-1]] is not None:
+                    path.append(parents[path[-1]])
+                return [endpoint for endpoint, _ in reversed(path)]
+            for nxt in self._l2_next(*node):
+                if nxt not in parents:
+                    parents[nxt] = node
+                    queue.append(nxt)
+        return None
+
+    def _holds(self, here: Endpoint, address: str) -> bool:
+        link = self.topo.link(here.namespace, here.link)
+        if link is None or link.master:
+            return False  # a bridge port answers nothing itself
+        state = self.topo.namespace(here.namespace)
+        return any(a.address == address and a.ifname == here.link for a in state.addresses)
+
+    def _l2_next(self, here: Endpoint, came: str) -> list[tuple[Endpoint, str]]:
+        """Where a frame at `here` goes next, by how it got there: "start" (sent out of it),
+        "wire" (arrived over a veth), "bridge" (forwarded to it by its bridge)."""
+        link = self.topo.link(here.namespace, here.link)
+        if link is None:
+            return []
+        ns_id = here.namespace
+        if link.kind == "bridge":  # sent out of the bridge device: to its ports
+            if came != "start":
+                return []  # arrived from a port: the IP layer takes it
+            return [(Endpoint(ns_id, p.name), "bridge") for p in self.topo.bridge_ports(
+                ns_id, link.name)]
+        if link.master and came == "wire":  # into a bridge: its device, or another port
+            return [(Endpoint(ns_id, link.master), "bridge")] + [
+                (Endpoint(ns_id, p.name), "bridge")
+                for p in self.topo.bridge_ports(ns_id, link.master) if p.name != link.name]
+        if came == "wire":
+            return []  # an interface of the IP layer: holder or not, the frame ends here
+        peer = self.topo.peer(ns_id, link)
+        return [(Endpoint(peer[0], peer[1].name), "wire")] if peer is not None else []
+
+    def _carry(self, path: list[Endpoint], packet: Packet, ingress_port: str) -> None:
+        """Walk the frame along `path`, hop by hop, with the checks each device makes."""
+        for i in range(len(path) - 1):
+            here, nxt = path[i], path[i + 1]
+            here_link = self.topo.link(here.namespace, here.link)
+            nxt_link = self.topo.link(nxt.namespace, nxt.link)
+            if here.namespace != nxt.namespace:  # across a veth pair
+                if not nxt_link.admin_up:
+                    raise self._stop(NEIGHBOUR_UNREACHABLE, nxt.namespace, nxt.link,
+                                     f"{nxt.link}, the other end of {here.link}, is down")
+                self._fits(here.namespace, nxt_link, packet, f"the other end of {here.link}")
+                continue
+            if here_link.master and nxt_link.kind == "bridge":
+                continue  # up from a port into the bridge device: the IP layer takes it
+            if here_link.kind == "bridge" and nxt_link.master == here_link.name:
+                self._bridge_out(nxt.namespace, here_link, nxt_link, packet, ingress_port)
+                ingress_port = ""
+                continue
+            if here_link.master and nxt_link.master == here_link.master:
+                packet = self._bridge_between(nxt.namespace, here_link, nxt_link, packet)
+        target = path[-1]
+        link = self.topo.link(target.namespace, target.link)
+        via_port = path[-2].link if len(path) > 1 and link.kind == "bridge" else ""
+        self._receive(target.namespace, link, packet, via_port)
+
+    def _bridge_checks(self, ns_id: int, bridge: Link, into: Link | None, out: Link,
+                       hairpin_port: str = "") -> None:
+        for port in (p for p in (into, out) if p is not None):
+            if not port.admin_up:
+                raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, port.name,
+                                 f"bridge port {port.name} is down")
+            if port.port is not None and port.port.state not in ("forwarding", ""):
+                raise self._stop(DENIED, ns_id, port.name,
+                                 f"bridge port {port.name} is {port.port.state}")
+        if hairpin_port and out.name == hairpin_port and not (out.port and out.port.hairpin):
+            raise self._stop(DENIED, ns_id, out.name,
+                             f"{bridge.name} would send the frame back out of {out.name}, "
+                             "where it came in, but hairpin mode is off on that port")
+
+    def _fits(self, ns_id: int, link: Link, packet: Packet, what: str) -> None:
+        """Frames longer than the receiving device's MTU are dropped without a word (no ICMP:
+        only routers send fragmentation-needed)."""
+        if packet.size and packet.size > link.mtu:
+            raise self._stop(TOO_BIG, ns_id, link.name, f"{packet.size} bytes do not fit "
+                             f"{link.name} ({what}, MTU {link.mtu}): dropped silently")
+
+    def _bridge_out(self, ns_id: int, bridge: Link, port: Link, packet: Packet,
+                    ingress_port: str) -> None:
+        hop = self.hops[-1]
+        self._bridge_checks(ns_id, bridge, None, port, ingress_port)
+        self._fits(ns_id, port, packet, f"a port of {bridge.name}")
+        hop.steps.append(Step("bridge", f"{bridge.name} forwards to port {port.name}"))
+
+    def _bridge_between(self, ns_id: int, into: Link, out: Link, packet: Packet) -> Packet:
+        """A frame bridged from port `into` to port `out` (not up to the IP layer)."""
+        state = self.topo.namespace(ns_id)
+        hop = self._hop(ns_id, into.name)
+        hop.out = out.name
+        bridge = self.topo.link(ns_id, into.master)
+        self._bridge_checks(ns_id, bridge, into, out)
+        if into.port is not None and into.port.isolated and out.port is not None and \
+                out.port.isolated:
+            raise self._stop(DENIED, ns_id, out.name, f"ports {into.name} and {out.name} are "
+                                                      "both isolated")
+        hop.steps.append(Step("bridge", f"{bridge.name}: {into.name} → {out.name}"))
+        self._fits(ns_id, out, packet, f"a port of {bridge.name}")
+        if self._bridge_nf(state):
+            bridged = dict(physdev_in=into.name, physdev_out=out.name, bridged=True)
+            packet = self._hook(state, hop, "PREROUTING", packet,
+                                self._where(state, in_if=bridge.name, **{
+                                    "physdev_in": into.name}))
+            packet = self._hook(state, hop, "FORWARD", packet, self._where(
+                state, in_if=bridge.name, out_if=bridge.name, **bridged))
+            packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
+                state, out_if=bridge.name, physdev_out=out.name, bridged=True))
+        return packet
+
+
+def _local_addresses(state: NamespaceState) -> frozenset[str]:
+    return frozenset(a.address for a in state.addresses)
+
+
+def validate_address(text: str) -> bool:
+    try:
+        return ip_int(text)[0] == 4
+    except ValueError:
+        return False
