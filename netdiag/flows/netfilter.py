@@ -244,9 +244,9 @@ def _nat(target: str, rule: IptablesRule, packet: Packet, where: Where) -> Packe
         return replace(packet, dst=address, dport=port or packet.dport)
     if target == "SNAT":
         address, port = _address_port(rule.target_option("to-source"))
-        if not address:
+        if not address and not port:
             return None
-        return replace(packet, src=address, sport=port or packet.sport)
+        return replace(packet, src=address or packet.src, sport=port or packet.sport)
     if target == "MASQUERADE":
         if not where.out_address:
             return None

@@ -1,0 +1,117 @@
+"""The flow engine on fixture snapshots: each disposition, NAT there and back, what it does not
+model, and `netdiag path` itself (its outputs and exit codes)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from netdiag.cli import main
+from netdiag.flows.packet import Packet
+from netdiag.flows.walk import Engine
+from netdiag.collect.iptables_save import parse_rule
+from netdiag.model import Firewall, IptablesRule, NftChain, NftRule
+from netdiag.model.serialize import save
+from tests.fixtures.scenarios import docker_host
+from tests.unit.rules.part2_fixtures import amend
+
+
+def path(snapshot, source, dst, proto="tcp", port=80, size=0):
+    packet = Packet("", dst, proto, 43210 if port else 0, port, size=size)
+    return Engine(snapshot).path(source, packet)
+
+
+def test_a_container_reaches_its_gateway_and_the_host_reaches_a_container():
+    d = docker_host()
+    snapshot = d.build()
+    ping = path(snapshot, d.web, "172.18.0.1", "icmp", 0)
+    assert ping.delivered and ping.reply.disposition == "delivered"
+    http = path(snapshot, d.host, "172.18.0.2")
+    assert http.delivered
+    assert [h.namespace.display for h in http.forward.hops] == ["host", "web"]
+    assert any("httpd (pid 200) listens" in s.detail for s in http.forward.hops[-1].steps)
+
+
+def test_isolation_between_networks_names_the_rule():
+    d = docker_host()
+    result = path(d.build(), d.web, "172.19.0.2")
+    assert result.disposition == "denied"
+    assert result.forward.drop.namespace.display == "host"
+    assert result.forward.drop.where == "filter/DOCKER-ISOLATION-STAGE-1/1"
+    assert result.forward.drop.rule == "-A DOCKER-ISOLATION-STAGE-1 ! -s 172.19.0.0/16 -o " \
+                                       "br-int -j DROP"
+
+
+def test_a_published_port_from_the_host_is_translated_there_and_back():
+    d = docker_host()
+    result = path(d.build(), d.host, "192.168.1.10", port=8080)
+    assert result.delivered, result.forward.drop or result.reply.drop
+    assert result.forward.delivered_as.dst == "172.18.0.2" and \
+        result.forward.delivered_as.dport == 80
+    reply_steps = [s.detail for h in result.reply.hops for s in h.steps]
+    assert any("⇒ tcp 192.168.1.10:8080" in s for s in reply_steps), reply_steps
+
+
+def test_no_listener_no_route_too_big_and_off_the_snapshot():
+    d = docker_host()
+    snapshot = d.build()
+    assert path(snapshot, d.host, "172.18.0.2", port=81).disposition == "no-listener"
+    assert path(snapshot, d.db, "192.168.1.1").disposition == "no-route"  # internal: no default
+    big = path(snapshot, d.web, "172.18.0.1", "icmp", 0, size=2000)
+    assert big.disposition == "too-big" and big.forward.drop.where == "eth0"
+    outside = path(snapshot, d.web, "192.0.2.80")
+    assert outside.disposition == "unknown" and "eth0" in outside.forward.drop.reason
+
+
+def test_a_veth_off_its_bridge_and_a_down_bridge_port():
+    d = docker_host()
+    d.b.update_link(d.host, "veth1a2b3c4", master="")
+    assert path(d.build(), d.host, "172.18.0.2").disposition == "neighbour-unreachable"
+    d = docker_host()
+    d.b.update_link(d.host, "veth1a2b3c4", admin_up=False)
+    assert path(d.build(), d.host, "172.18.0.2").disposition == "neighbour-unreachable"
+
+
+def test_what_is_not_modelled_is_unknown_naming_the_rule():
+    d = docker_host()
+    snapshot = d.build()
+    text = "-A DOCKER-USER -m recent --name scanners --rcheck -j DROP"
+    parsed = parse_rule(text)
+    host = snapshot.namespace(d.host)
+    recent = IptablesRule("nft", 4, "filter", parsed.chain, 1, parsed.matches, parsed.target,
+                          text=text)
+    others = tuple(r if (r.table, r.chain) != ("filter", "DOCKER-USER") else
+                   replace(r, position=r.position + 1) for r in host.firewall.iptables_rules)
+    snapshot = amend(snapshot, d.host, firewall=replace(host.firewall,
+                                                        iptables_rules=(recent, *others)))
+    result = path(snapshot, d.web, "172.19.0.2", port=80)
+    assert result.disposition == "unknown"
+    assert "--name" in result.forward.drop.reason or "--rcheck" in result.forward.drop.reason
+    assert result.forward.drop.rule.startswith("-A DOCKER-USER -m recent")
+    # Native nftables rules at a hook the packet passes: unknown as well, never a guess.
+    state = snapshot.namespace(d.web)
+    fw = replace(state.firewall, nft_chains=(NftChain("inet", "fw", "out", type="filter",
+                                                      hook="output", policy="accept"),),
+                 nft_rules=(NftRule("inet", "fw", "out", 4, "tcp dport 80 drop"),))
+    assert isinstance(fw, Firewall)
+    result = path(amend(snapshot, d.web, firewall=fw), d.web, "172.18.0.1", port=80)
+    assert result.disposition == "unknown" and "nftables" in result.forward.drop.reason
+
+
+def test_the_path_command_exit_codes_and_json(tmp_path, capsys):
+    d = docker_host()
+    saved = tmp_path / "host.json"
+    save(d.build(), saved)
+    assert main(["path", "host", "web:80", "--from", str(saved)]) == 0
+    assert "=> DELIVERED" in capsys.readouterr().out
+    assert main(["path", "web", "172.19.0.2:80", "--from", str(saved), "--format",
+                 "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema_version"] == 1 and report["disposition"] == "denied"
+    assert report["flow"]["dport"] == 80 and report["flow"]["src"]["label"] == "web"
+    assert report["drop"]["where"] == "filter/DOCKER-ISOLATION-STAGE-1/1"
+    assert report["reply"] is None and report["hops"][0]["namespace"]["label"] == "web"
+    assert main(["path", "web", "nowhere:80", "--from", str(saved)]) == 2
+    assert "cannot resolve 'nowhere'" in capsys.readouterr().err
+    assert main(["path", "web", "172.18.0.1", "--proto", "tcp", "--from", str(saved)]) == 2
+    assert main(["path", "web", "172.18.0.1:70000", "--from", str(saved)]) == 2
