@@ -18,6 +18,7 @@ from netdiag.checks.docker import (
     docker_prerequisite_missing,
 )
 from netdiag.checks.firewall import bridge_isolation_broken
+from netdiag.checks.flows import expected_flow_blocked
 from netdiag.checks.forwarding import (
     forward_policy_drop,
     ip_forward_disabled,
@@ -50,6 +51,7 @@ RULES: tuple[RuleModule, ...] = (
     docker_network_rules_missing,
     docker_overlay_peers,
     docker_prerequisite_missing,
+    expected_flow_blocked,
 )
 
 

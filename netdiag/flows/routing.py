@@ -65,10 +65,12 @@ def decide(topo: Topology, ns_id: int, dst: str, src: str = "", iif: str = "lo",
         if rule.action not in ("lookup", "") or not rule.table:
             continue
         route = topo.table(ns_id, 4, rule.table).lookup(value)
-        if route is None and rule.table == LOCAL_TABLE and _holds(state, dst) and \
+        if route is None and rule.table == LOCAL_TABLE and \
+                (_holds(state, dst) or dst.startswith("127.")) and \
                 not any(r.table == LOCAL_TABLE for r in state.routes):
             # A snapshot without the local table (hand-made, or read without it): the kernel
-            # fills that table from the addresses, so an own address is local all the same.
+            # fills that table from the addresses (lo's 127.0.0.0/8 included), so an own
+            # address is local all the same.
             route = Route(4, f"{dst}/32", table=LOCAL_TABLE, type="local", dev="lo")
         if route is None or route.type == "throw":
             continue

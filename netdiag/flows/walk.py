@@ -77,6 +77,21 @@ class Engine:
         reply = back.send(forward.namespace, forward.delivered_as.swapped())
         return PathResult(flow, forward, reply)
 
+    def arriving(self, ns_id: int, link: str, packet: Packet) -> PathResult:
+        """The fate of `packet` arriving from beyond the snapshot on interface `link` of
+        namespace `ns_id` (a client on the host's network), and of its reply, which is
+        delivered when it leaves by that interface towards the client."""
+        state = self.topo.namespace(ns_id)
+        device = self.topo.link(ns_id, link)
+        flow = Flow(state.ref, packet)
+        leg = _Leg(self, {})
+        forward = leg.arrive(ns_id, device, packet)
+        if forward.disposition != DELIVERED:
+            return PathResult(flow, forward, None)
+        back = _Leg(self, leg.bindings, reply_to=(ns_id, packet), reply_by=link)
+        reply = back.send(forward.namespace, forward.delivered_as.swapped())
+        return PathResult(flow, forward, reply)
+
     def source_address(self, ns_id: int, dst: str) -> str:
         """The address the kernel would send from: the route's preferred source, else an
         address of its device (in the next hop's subnet first), else any of the namespace."""
@@ -114,18 +129,25 @@ class _Leg:
     """One direction of a flow: its hops, and the NAT bindings it made or undoes."""
 
     def __init__(self, engine: Engine, bindings: dict[int, list[Binding]],
-                 reply_to: tuple[int, Packet] | None = None):
+                 reply_to: tuple[int, Packet] | None = None, reply_by: str = ""):
         self.engine, self.topo = engine, engine.topo
         self.bindings = bindings
         self.reply_to = reply_to  # the original flow, when this leg is its reply
+        self.reply_by = reply_by  # the interface the original came in by, from outside
         self.hops: list[Hop] = []
         self.routed = 0
 
     # --- the leg as a whole -------------------------------------------------------------
 
     def send(self, ns_id: int, packet: Packet) -> Trace:
+        return self._run(lambda: self._originate(ns_id, packet), ns_id)
+
+    def arrive(self, ns_id: int, link: Link, packet: Packet) -> Trace:
+        return self._run(lambda: self._receive(ns_id, link, packet), ns_id)
+
+    def _run(self, walk, ns_id: int) -> Trace:
         try:
-            self._originate(ns_id, packet)
+            walk()
             raise _Stop(UNKNOWN, self._drop(ns_id, "walk", "the walk ended without a verdict"))
         except _Stop as stop:
             ns, delivered = stop.delivered or (0, None)
@@ -247,6 +269,14 @@ class _Leg:
             state, out_if=decision.dev, near=next_hop))
         packet = self._undnat(ns_id, hop, packet)
         hop.out = decision.dev
+        if self.reply_by and self.reply_to is not None:
+            origin, original = self.reply_to
+            if ns_id == origin and decision.dev == self.reply_by and \
+                    packet.dst == original.src and packet.dport == original.sport and \
+                    packet.src == original.dst:
+                hop.steps.append(Step("deliver", f"the reply leaves by {decision.dev} towards "
+                                                 f"{packet.dst}, where the flow came from"))
+                raise _Stop(DELIVERED, None, (ns_id, packet))
         link = self.topo.link(ns_id, decision.dev)
         if link is None:
             raise self._stop(UNKNOWN, ns_id, decision.dev, f"device {decision.dev} is not in "

@@ -420,6 +420,31 @@ def test_isolation_chain_flushed(engine):
         engine.docker("network", "rm", network, check=False)
 
 
+def test_published_port_dropped_in_docker_user(engine):
+    """An admin restricts who may reach published ports with a DROP in DOCKER-USER, as the
+    answers to such questions advise (moby/moby#34197: `iptables -I DOCKER-USER ! --source
+    192.168.0.0/24 -j DROP`; canonical/lxd#11140 on what such a rule also stops), and the
+    clients beyond the host are cut off. No rule about one shape of breakage sees it; the
+    flow engine names the flow, the hop and the rule."""
+    rule = f"DOCKER-USER -i {UPLINK} ! -s 10.0.0.0/8 -j DROP"
+    assert http_ok_from_outside(engine)
+    engine.in_netns(f"iptables -I {rule}")
+    try:
+        assert not http_ok_from_outside(engine)
+        finding = fired(check(engine), "expected-flow-blocked",
+                        f"tcp 198.51.100.7:43210 → {HOST_ADDRESS}:{PORT}", WEB)
+        assert "denied in" in finding["message"] and "filter/DOCKER-USER/1" in \
+            finding["message"]
+        assert any(e["text"].startswith("rule: -A DOCKER-USER") and "-j DROP" in e["text"]
+                   for e in finding["evidence"])
+        done = netdiag(engine, "path", engine.netns_path, f"{engine.container_ip(WEB, NETWORK)}"
+                       ":80")
+        assert done.returncode == 0, done.stdout + done.stderr  # from the host itself: fine
+    finally:
+        engine.in_netns(f"iptables -D {rule}", check=False)
+    assert http_ok_from_outside(engine)
+
+
 def test_faults_are_undone(engine):
     assert_quiet(engine)
     assert http_ok_from_outside(engine)

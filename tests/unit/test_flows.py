@@ -7,9 +7,9 @@ import json
 from dataclasses import replace
 
 from netdiag.cli import main
+from netdiag.collect.iptables_save import parse_rule
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
-from netdiag.collect.iptables_save import parse_rule
 from netdiag.model import Firewall, IptablesRule, NftChain, NftRule
 from netdiag.model.serialize import save
 from tests.fixtures.scenarios import docker_host

@@ -1,0 +1,102 @@
+"""expected-flow-blocked: a flow that should work does not, and the hop and rule that stop it.
+
+What it finds
+    The flows Docker's intent promises (netdiag/flows/expected.py: a container to its
+    gateway, two containers of a network with icc on to each other, a container on a user
+    network to the embedded DNS at 127.0.0.11:53, a client beyond the host to each published
+    TCP port), each simulated by the flow engine through routing, bridges, netfilter, NAT and
+    conntrack — with its reply. A flow that is denied, null-routed, has no route, finds no
+    neighbour, is too big or loops is reported with the namespace, the place (the firewall
+    rule, the route, the device) and the reason that stop it; one that the engine cannot judge
+    (an unmodelled firewall match) is an info finding saying why. Stops that a specialised
+    rule reports with its own repair (forwarding off, a device down, no route, no neighbour,
+    too big) are left to that rule: one finding per fault.
+
+Why it matters
+    This is the question asked first in an incident — "why can't web reach its gateway", "why
+    does the published port time out" — and the rules that each know one shape of breakage
+    miss the ones nobody wrote a rule for: a DROP someone put in DOCKER-USER, a policy route
+    into a blackhole table, a FORWARD chain a firewall manager rewrote. The trace names the
+    one rule that decides.
+
+Example
+    ND921 expected-flow-blocked  host: tcp 198.51.100.7:43210 → 192.0.2.10:8080
+      a client beyond the host reaches web's published port 192.0.2.10:8080: denied in host
+      at filter/DOCKER-USER/1: DROP by filter/DOCKER-USER/1
+        · rule: -A DOCKER-USER -i eth0 -j DROP
+        · path: host (in eth0 out br-5e1c9a2f3b4d)
+
+Repair
+    Manual: the rule or route named is the one to change (remove it, narrow it, or add an
+    ACCEPT before it for the flow); `netdiag path` shows the whole trace, hop by hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from netdiag.checks.api import CheckConfig, Rule
+from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.flows import expected
+from netdiag.flows.packet import DENIED, LOOP, NULL_ROUTED, UNKNOWN, PathResult, Trace
+from netdiag.model import Snapshot
+from netdiag.repair.steps import ManualStep, Repair, Safety
+
+RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
+            summary="a flow Docker's intent promises (gateway, peers, DNS, published ports) "
+                    "is stopped on its way; the hop and the rule are named")
+
+
+def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    for outcome in expected.judge(snapshot):
+        if _ours(outcome.result):
+            yield _finding(snapshot, outcome.expectation, outcome.result)
+
+
+def _ours(result: PathResult) -> bool:
+    """Is this stop for this rule to report? Faults a specialised rule names with its own
+    repair — forwarding off (ip-forward-disabled), a device down (link-down), no route
+    (missing-default-route), no neighbour (docker-endpoint-broken, docker-bridge-broken), too
+    big (mtu-mismatch) — are left to it: one finding per fault."""
+    _, trace = _failed(result)
+    if result.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
+        return True
+    if result.disposition != DENIED or trace.drop is None:
+        return False
+    return trace.drop.where != "forwarding" and not trace.drop.reason.endswith("is down")
+
+
+def _failed(result: PathResult) -> tuple[str, Trace]:
+    if result.reply is not None and result.forward.disposition == "delivered":
+        return "its reply", result.reply
+    return "it", result.forward
+
+
+def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: PathResult
+             ) -> Finding:
+    which, trace = _failed(result)
+    drop = trace.drop
+    source = snapshot.namespace(expectation.source).ref
+    where = f" in {drop.namespace.display} at {drop.where}" if drop else ""
+    reason = drop.reason if drop else "the walk ended without a verdict"
+    message = f"{expectation.what}: {which} is {result.disposition}{where}: {reason}"
+    evidence = [Evidence(expectation.said, expectation.source, "docker"),
+                Evidence(f"expected: {expectation.why}", expectation.source)]
+    if drop is not None and drop.rule:
+        evidence.append(Evidence(f"rule: {drop.rule}", drop.namespace.id, "firewall",
+                                 drop.where))
+    evidence += [Evidence(f"path: {hop.namespace.display} ("
+                          + " ".join(p for p in (f"in {hop.into}" if hop.into else "",
+                                                 f"out {hop.out}" if hop.out else "") if p)
+                          + ")", hop.namespace.id) for hop in trace.hops]
+    related = tuple(dict.fromkeys(h.namespace.id for h in result.forward.hops
+                                  if h.namespace.id != source.id))
+    unknown = result.disposition == UNKNOWN
+    return RULE.finding(
+        source, expectation.packet.text,
+        message if not unknown else f"{expectation.what}: cannot be judged{where}: {reason}",
+        severity=Severity.INFO if unknown else None, evidence=evidence, related=related,
+        repair=None if unknown else Repair(
+            "Change what stops the flow", Safety.MANUAL,
+            (ManualStep(f"{'remove or narrow ' + drop.rule if drop and drop.rule else reason}"
+                        f" (see: netdiag path)", drop.namespace.id if drop else source.id),)))

@@ -1,0 +1,135 @@
+"""The flows that should work, derived from Docker's intent, and what the engine says of them.
+
+For each engine that can be placed (its namespace was read), by equivalence class rather than
+every pair:
+
+* every running container on a bridge network reaches its gateway (ICMP);
+* on each bridge network with inter-container communication on, its first two running
+  containers reach each other (ICMP, both ways);
+* every container on a user-defined network reaches Docker's embedded DNS (udp 127.0.0.11:53);
+* every published TCP port bound on all addresses answers a client beyond the host: a SYN
+  arriving on the interface of the host's default route, to that interface's address.
+
+A flow that fails only because nothing listens at its end is left to port-contention (the
+publish leads nowhere) rather than reported twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from netdiag.checks import intent
+from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
+from netdiag.flows.walk import Engine, interface_address
+from netdiag.model import Snapshot
+from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
+
+CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
+CLIENT_PORT = 43210
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    what: str  # "web reaches its gateway 172.18.0.1 on network front"
+    why: str  # the promise: "containers reach their network's gateway"
+    said: str  # Docker's word for it: "Docker: web is on network front, gateway 172.18.0.1"
+    source: int  # the namespace the flow starts in
+    packet: Packet
+    arrive_on: str = ""  # from beyond the snapshot: the interface it comes in by
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    expectation: Expectation
+    result: PathResult
+
+
+def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
+    for engine, host in intent.engines(snapshot):
+        running = [c for c in engine.containers if c.running and c.netns
+                   and not c.shares and c.network_mode != "host"
+                   and snapshot.namespace(c.netns) is not None]
+        for network in intent.bridge_networks(engine):
+            members = [(c, e) for c in running for e in c.endpoints
+                       if e.ip and (e.network_id == network.id or e.network == network.name)]
+            yield from _gateway(network, members)
+            yield from _peers(network, members)
+        yield from _dns(running)
+        yield from _published(snapshot, engine, host.ref.id, running)
+
+
+def _gateway(network: DockerNetwork, members) -> Iterator[Expectation]:
+    for container, endpoint in members:
+        if endpoint.gateway:
+            yield Expectation(f"{container.name} reaches its gateway {endpoint.gateway} on "
+                              f"network {network.name}",
+                              "a container reaches its network's gateway",
+                              f"{_who(container)} is on network {network.name} as "
+                              f"{endpoint.ip}, gateway {endpoint.gateway}", container.netns,
+                              Packet(endpoint.ip, endpoint.gateway, "icmp"))
+
+
+def _peers(network: DockerNetwork, members) -> Iterator[Expectation]:
+    if not intent.flag(network.option(intent.ICC)) or len(members) < 2:
+        return
+    (a, ea), (b, eb) = members[0], members[1]
+    for (one, e1), (two, e2) in (((a, ea), (b, eb)), ((b, eb), (a, ea))):
+        yield Expectation(f"{one.name} reaches {two.name} ({e2.ip}) on network {network.name}",
+                          "containers on one network reach each other (icc is on)",
+                          f"Docker: {one.name} ({e1.ip}) and {two.name} ({e2.ip}) are on "
+                          f"network {network.name}, icc on", one.netns,
+                          Packet(e1.ip, e2.ip, "icmp"))
+
+
+def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
+    for container in running:
+        if container.network_mode in ("default", "bridge", "none", ""):
+            continue  # the default bridge has no embedded DNS
+        yield Expectation(f"{container.name} reaches Docker's DNS at 127.0.0.11:53",
+                          "containers on user networks resolve names through Docker's "
+                          "embedded DNS", f"{_who(container)} is on user network "
+                          f"{container.network_mode}", container.netns,
+                          Packet("127.0.0.1", "127.0.0.11", "udp", CLIENT_PORT, 53))
+
+
+def _published(snapshot: Snapshot, engine: DockerEngine, host: int,
+               running: list[DockerContainer]) -> Iterator[Expectation]:
+    state = snapshot.namespace(host)
+    route = next((r for r in state.routes if r.dst == "default" and r.table == 254
+                  and r.type == "unicast" and r.dev), None)
+    if route is None:
+        return  # no way in from beyond the host to speak of
+    address = interface_address(state, route.dev, route.gateway)
+    if not address:
+        return
+    for container in running:
+        for port in container.bound:
+            if port.protocol != "tcp" or not port.host_port or \
+                    port.host_ip not in ("", "0.0.0.0"):
+                continue
+            yield Expectation(
+                f"a client beyond the host reaches {container.name}'s published port "
+                f"{address}:{port.host_port}", "published ports answer from outside the host",
+                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
+                "on every address", host,
+                Packet(CLIENT, address, "tcp", CLIENT_PORT, port.host_port),
+                arrive_on=route.dev)
+
+
+def _who(container: DockerContainer) -> str:
+    return f"Docker: {container.name}"
+
+
+def judge(snapshot: Snapshot, engine: Engine | None = None) -> Iterator[Outcome]:
+    """Each expectation with the engine's verdict, failed ones only."""
+    engine = engine or Engine(snapshot)
+    for expectation in expectations(snapshot):
+        if expectation.arrive_on:
+            result = engine.arriving(expectation.source, expectation.arrive_on,
+                                     expectation.packet)
+        else:
+            result = engine.path(expectation.source, expectation.packet)
+        if result.delivered or result.disposition == NO_LISTENER:
+            continue
+        yield Outcome(expectation, result)
