@@ -1,0 +1,143 @@
+"""The flow engine against a real Docker engine: random flows, simulated and sent for real.
+
+The session's engine (userland proxy on, the default) gets an uplink to an "outside"
+namespace (which knows no route to the containers: only masqueraded traffic comes back), and
+Docker builds a typical host: two user networks, an internal network, a network with icc off,
+the default bridge, published ports on a user network and on the default bridge. Flows are
+drawn at random among the containers, the host and the outside — to containers, gateways,
+the host's uplink address (published ports, through Docker's DNAT or docker-proxy) and the
+outside — simulated from one snapshot, and sent once for real. At least 99% must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from netdiag import netns
+from netdiag.collect import collect_snapshot, docker
+from netdiag.flows.packet import Packet
+from netdiag.flows.walk import Engine
+from tests.conftest import sh
+from tests.docker_engine import IMAGE
+from tests.integration.test_flows_differential import PROBER
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+FLOWS = 200
+SEED = 1202
+HTTPD = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
+UPLINK, HOST, OUTSIDE = "fl0", "198.19.8.2", "198.19.8.1"
+NETWORKS = {"ndt-fl-a": [], "ndt-fl-b": [], "ndt-fl-int": ["--internal"],
+            "ndt-fl-noicc": ["-o", "com.docker.network.bridge.enable_icc=false"]}
+CONTAINERS = {"ndt-fl-a1": ("ndt-fl-a", ["-p", "8091:80"]), "ndt-fl-a2": ("ndt-fl-a", []),
+              "ndt-fl-b1": ("ndt-fl-b", []), "ndt-fl-i1": ("ndt-fl-int", []),
+              "ndt-fl-n1": ("ndt-fl-noicc", []), "ndt-fl-n2": ("ndt-fl-noicc", []),
+              "ndt-fl-d1": ("bridge", ["-p", "8092:80"])}
+
+
+@pytest.fixture(scope="module")
+def docker_host(docker_engine):
+    engine = docker_engine
+    outside = f"{engine.netns}-fo"[:40]
+    try:
+        sh(f"ip netns add {outside}")
+        sh(f"ip -n {outside} link set lo up")
+        sh(f"ip -n {engine.netns} link add {UPLINK} type veth peer name eth0 netns {outside}")
+        sh(f"ip -n {outside} addr add {OUTSIDE}/24 dev eth0")
+        sh(f"ip -n {outside} link set eth0 up")
+        sh(f"ip -n {engine.netns} addr add {HOST}/24 dev {UPLINK}")
+        sh(f"ip -n {engine.netns} link set {UPLINK} up")
+        sh(f"ip -n {engine.netns} route replace default via {OUTSIDE}")
+        for network, options in NETWORKS.items():
+            engine.docker("network", "create", *options, network)
+        for name, (network, options) in CONTAINERS.items():
+            engine.docker("run", "-d", "--name", name, "--network", network, *options, *HTTPD)
+        engine.wait_until_serving("ndt-fl-a1", client="ndt-fl-a2")
+        subprocess.Popen(["ip", "netns", "exec", outside, sys.executable, "-m", "http.server",
+                          "80", "--bind", OUTSIDE], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        yield engine, outside
+    finally:
+        engine.docker("rm", "-f", *CONTAINERS, check=False)
+        for network in NETWORKS:
+            engine.docker("network", "rm", network, check=False)
+        for pid in sh(f"ip netns pids {outside}", check=False).split():
+            sh(f"kill -9 {pid}", check=False)
+        sh(f"ip -n {engine.netns} route del default", check=False)
+        sh(f"ip -n {engine.netns} link del {UPLINK}", check=False)
+        sh(f"ip netns del {outside}", check=False)
+
+
+def _places(engine, outside: str) -> dict[str, str]:
+    """Role → the path of its network namespace."""
+    places = {"host": engine.netns_path, "outside": f"/run/netns/{outside}"}
+    for name in CONTAINERS:
+        pid = engine.docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+        places[name] = f"/proc/{pid}/ns/net"
+    return places
+
+
+def _real(places: dict[str, str], flows: list[dict]) -> dict[int, str]:
+    results: dict[int, str] = {}
+    groups: dict[str, list[dict]] = {}
+    for flow in flows:
+        groups.setdefault(flow["src"], []).append(flow)
+    probes = [subprocess.Popen(["nsenter", f"--net={places[src]}", sys.executable, "-c",
+                                PROBER, json.dumps(group)], stdout=subprocess.PIPE, text=True)
+              for src, group in groups.items()]
+    for probe in probes:
+        out, _ = probe.communicate(timeout=90)
+        results.update({int(k): v for k, v in json.loads(out).items()})
+    return results
+
+
+def test_simulated_flows_agree_with_real_packets_on_a_docker_host(docker_host):
+    engine, outside = docker_host
+    places = _places(engine, outside)
+    refs = netns.resolve_all(list(places.values()))
+    intent = docker.read([engine.host])
+    snapshot = collect_snapshot(refs, intent=intent)
+    ids = {role: netns.inode_of(path) for role, path in places.items()}
+    addresses = [HOST, OUTSIDE]
+    for name, (network, _) in CONTAINERS.items():
+        addresses.append(engine.container_ip(name, network))
+        gateway = engine.docker("network", "inspect", "-f",
+                                "{{(index .IPAM.Config 0).Gateway}}", network).strip()
+        addresses.append(gateway)
+    addresses = sorted(set(addresses) - {""})
+    rng = random.Random(SEED)
+    flows = []
+    for number in range(FLOWS):
+        source = rng.choice(sorted(places))
+        if rng.random() < 0.25:
+            dst, proto, port = HOST, "tcp", rng.choice((8091, 8092))
+        else:
+            dst = rng.choice(addresses)
+            proto = "icmp" if rng.random() < 0.3 else "tcp"
+            port = rng.choice((80, 80, 22, 5555)) if proto == "tcp" else 0
+        flows.append({"id": number, "src": source, "dst": dst, "proto": proto, "port": port,
+                      "size": 0})
+    real = _real(places, flows)
+    model = Engine(snapshot)
+    disagreements, dispositions, kernel = [], {}, {}
+    for flow in flows:
+        packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
+                        flow["port"])
+        result = model.path(ids[flow["src"]], packet)
+        dispositions[result.disposition] = dispositions.get(result.disposition, 0) + 1
+        outcome = real[flow["id"]]
+        kernel[outcome] = kernel.get(outcome, 0) + 1
+        if result.delivered != (outcome == "ok"):
+            drop = result.forward.drop or (result.reply.drop if result.reply else None)
+            disagreements.append(f"  {flow['src']} → {flow['proto']} {flow['dst']}:"
+                                 f"{flow['port']}: model {result.disposition}"
+                                 f"{f' ({drop.reason})' if drop else ''}, kernel {outcome}")
+    print(f"\n{len(flows)} flows; model: {dispositions}; kernel: {kernel}")
+    print(f"{len(disagreements)} disagreements" + "".join(f"\n{d}" for d in disagreements))
+    assert kernel.get("ok", 0) >= 0.2 * len(flows), kernel
+    assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)
