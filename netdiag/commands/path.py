@@ -11,6 +11,7 @@ NAT and conntrack, then its reply back. Exit codes: 0 the flow and its reply are
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from netdiag import netns
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         source = next(iter(chosen.chosen))
     if snapshot.namespace(source) is None:
         raise CollectError(f"{args.src} could not be read")
+    # The snapshot lives until exit: keep the cyclic GC from walking its records again.
+    gc.freeze()
     address, _ = names.resolve(snapshot, source, target)
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
                     size=args.size)

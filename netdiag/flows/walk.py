@@ -61,6 +61,14 @@ class Engine:
         self.topo: Topology = index(snapshot)
         self.netfilter = Netfilter()
         self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
+        self._local: dict[int, frozenset[str]] = {}
+
+    def local_addresses(self, state: NamespaceState) -> frozenset[str]:
+        """The namespace's own addresses (addrtype LOCAL, rp_filter), indexed on first use."""
+        found = self._local.get(state.ref.id)
+        if found is None:
+            found = self._local[state.ref.id] = frozenset(a.address for a in state.addresses)
+        return found
 
     def path(self, source: int, packet: Packet) -> PathResult:
         """The fate of `packet` sent from namespace `source` (its src chosen by routing when
@@ -170,7 +178,7 @@ class _Leg:
 
     def _where(self, state: NamespaceState, in_if: str = "", out_if: str = "",
                near: str = "", **bridge) -> Where:
-        return Where(in_if=in_if, out_if=out_if, local=_local_addresses(state),
+        return Where(in_if=in_if, out_if=out_if, local=self.engine.local_addresses(state),
                      in_address=interface_address(state, in_if) if in_if else "",
                      out_address=interface_address(state, out_if, near) if out_if else "",
                      **bridge)
@@ -323,7 +331,7 @@ class _Leg:
         values = [state.sysctl("net.ipv4.conf.all.rp_filter"),
                   state.sysctl(f"net.ipv4.conf.{link.name}.rp_filter")]
         mode = max((int(v) for v in values if v and v.isdigit()), default=0)
-        if mode == 0 or packet.src in _local_addresses(state):
+        if mode == 0 or packet.src in self.engine.local_addresses(state):
             return
         back = routing.decide(self.topo, state.ref.id, packet.src, packet.dst, "lo")
         if back.kind != "unicast" or (mode == 1 and back.dev != link.name):
@@ -386,7 +394,45 @@ class _Leg:
 
     def _segment_path(self, ns_id: int, link: Link, address: str) -> list[Endpoint] | None:
         """The interfaces a frame passes from `link` to the interface holding `address`:
-        breadth-first through veth pairs and bridges (ports and the bridge devices)."""
+        the usual shapes (a veth to its peer, into a bridge and out of another port, to the
+        bridge device) straight from the address's holders, else breadth-first through
+        veth pairs and bridges."""
+        start = Endpoint(ns_id, link.name)
+        for holder_ns, holder in self.topo.owners_of(address):
+            target = Endpoint(holder_ns, holder.ifname)
+            if target != start and self._holds(target, address):
+                path = self._direct(start, link, target)
+                if path is not None:
+                    return path
+        return self._search(ns_id, link, address)
+
+    def _direct(self, start: Endpoint, link: Link, target: Endpoint) -> list[Endpoint] | None:
+        topo = self.topo
+        target_link = topo.link(target.namespace, target.link)
+        if target_link is None:
+            return None
+        far = topo.peer(target.namespace, target_link)  # the target's veth peer, if any
+        if link.kind == "bridge":  # out of a bridge device, to a port's far end
+            if far is not None and far[0] == start.namespace and far[1].master == link.name:
+                return [start, Endpoint(far[0], far[1].name), target]
+            return None
+        near = topo.peer(start.namespace, link)
+        if near is None:
+            return None
+        near_ep = Endpoint(near[0], near[1].name)
+        if near_ep == target:
+            return [start, target]
+        bridge = near[1].master
+        if not bridge:
+            return None
+        if target.namespace == near[0] and target.link == bridge:
+            return [start, near_ep, target]
+        if far is not None and far[0] == near[0] and far[1].master == bridge and \
+                far[1].name != near[1].name:
+            return [start, near_ep, Endpoint(far[0], far[1].name), target]
+        return None
+
+    def _search(self, ns_id: int, link: Link, address: str) -> list[Endpoint] | None:
         start = (Endpoint(ns_id, link.name), "start")
         parents: dict[tuple[Endpoint, str], tuple[Endpoint, str] | None] = {start: None}
         queue = deque([start])
@@ -509,8 +555,7 @@ class _Leg:
         return packet
 
 
-def _local_addresses(state: NamespaceState) -> frozenset[str]:
-    return frozenset(a.address for a in state.addresses)
+
 
 
 def validate_address(text: str) -> bool:
