@@ -20,6 +20,7 @@ from netdiag.commands.common import add_docker_arg, print_json, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.flows import names, output
 from netdiag.flows.packet import Packet
+from netdiag.flows.probe import probe
 from netdiag.flows.walk import Engine
 from netdiag.model.serialize import load
 
@@ -48,6 +49,11 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
                         help="simulate on a saved snapshot instead of the live kernel")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--probe", action="store_true",
+                        help="also send the flow once for real (TCP connect or ping, 1 s) and "
+                             "say whether the kernel agrees; e.g. path web db:6379 --probe")
+    parser.add_argument("--probe-external", action="store_true",
+                        help="with --probe: also to targets no namespace netdiag read holds")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
                         help="bound the collection (e.g. 10)")
     add_docker_arg(parser)
@@ -66,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("ports are between 1 and 65535")
     if args.size < 0 or args.size > 65535:
         raise UsageError(f"--size {args.size}: give 1 to 65535 bytes")
+    if args.probe and args.from_file:
+        raise UsageError("--probe sends packets from live namespaces; it cannot be used with "
+                         "--from")
+    if args.probe_external and not args.probe:
+        raise UsageError("--probe-external goes with --probe")
     if args.from_file:
         snapshot = load(args.from_file)
         source = netns.resolve(args.src, [s.ref for s in snapshot.namespaces]).id
@@ -81,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
                     size=args.size)
     result = Engine(snapshot).path(source, packet)
+    sent = probe(snapshot, result, args.probe_external) if args.probe else None
     if args.format == "json":
-        print_json(output.as_json(result))
+        print_json(output.as_json(result, sent))
     else:
-        sys.stdout.write(output.as_text(result))
+        sys.stdout.write(output.as_text(result, sent))
     return EXIT_OK if result.delivered else EXIT_FINDINGS

@@ -3,12 +3,14 @@
 JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "dport",
 "size"}, "disposition", "hops": [{"namespace": {"id", "kind", "label"}, "in", "out",
 "steps": [{"kind", "detail", "rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} |
-null, "reply": {"disposition", "hops", "drop"} | null, "probe": null}.
+null, "reply": {"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome",
+"reason", "delivered", "agrees"} | null (null without --probe).
 """
 
 from __future__ import annotations
 
 from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
+from netdiag.flows.probe import ProbeResult
 from netdiag.model import NamespaceRef
 
 SCHEMA_VERSION = 1
@@ -32,7 +34,14 @@ def _drop(drop: Drop | None) -> dict | None:
             "reason": drop.reason}
 
 
-def as_json(result: PathResult) -> dict:
+def _probe(sent: ProbeResult | None) -> dict | None:
+    if sent is None:
+        return None
+    return {"sent": sent.sent, "outcome": sent.outcome or None, "reason": sent.reason or None,
+            "delivered": sent.delivered if sent.sent else None, "agrees": sent.agrees}
+
+
+def as_json(result: PathResult, sent: ProbeResult | None = None) -> dict:
     packet = result.flow.packet
     reply = result.reply
     return {
@@ -46,7 +55,7 @@ def as_json(result: PathResult) -> dict:
         "reply": None if reply is None else {"disposition": reply.disposition,
                                              "hops": _hops(reply.hops),
                                              "drop": _drop(reply.drop)},
-        "probe": None,
+        "probe": _probe(sent),
     }
 
 
@@ -72,7 +81,7 @@ def _verdict(trace: Trace, what: str) -> str:
     return line
 
 
-def as_text(result: PathResult) -> str:
+def as_text(result: PathResult, sent: ProbeResult | None = None) -> str:
     packet = result.flow.packet
     lines = [f"path from {result.flow.source.display}: {packet.text}"
              + (f", {packet.size} bytes DF" if packet.size else "")]
@@ -83,4 +92,10 @@ def as_text(result: PathResult) -> str:
         lines += _trace_lines(result.reply)
         lines.append(_verdict(result.reply, "reply"))
     lines.append(f"=> {result.disposition.upper()}")
+    if sent is not None and not sent.sent:
+        lines.append(f"probe: not sent: {sent.reason}")
+    elif sent is not None:
+        verdict = "the kernel agrees" if sent.agrees else \
+            f"the kernel DISAGREES with the model ({result.disposition})"
+        lines.append(f"probe: {sent.outcome}: {verdict}")
     return "\n".join(lines) + "\n"

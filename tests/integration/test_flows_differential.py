@@ -213,3 +213,26 @@ def test_simulated_flows_agree_with_real_packets(topology):
     assert len(by_disposition) >= 5, f"too few kinds of fate to mean much: {by_disposition}"
     assert kernel.get("ok", 0) >= 0.15 * len(flows), f"too few flows get through: {kernel}"
     assert agreement >= 0.99, f"{agreement:.1%} agree:\n" + "\n".join(disagreements)
+
+
+def _path(*args: str) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "netdiag", "path", *args, "--format", "json",
+                           "--docker", "none"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_path_probe_holds_the_model_against_the_kernel(topology):
+    names = topology
+    code, report = _path(names["b1"], "10.71.1.10:80", "--probe")
+    assert code == 0 and report["disposition"] == "delivered"
+    assert report["probe"] == {"sent": True, "outcome": "ok", "reason": None,
+                               "delivered": True, "agrees": True}
+    code, report = _path(names["b1"], "10.71.1.10:9000", "--probe")
+    assert code == 1 and report["disposition"] == "denied"
+    assert report["drop"]["where"] == "filter/BLOCKED/1"
+    assert report["probe"]["outcome"] == "timeout" and report["probe"]["agrees"] is True
+    # An address no namespace of ours holds is not probed (nothing leaves what we built).
+    code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
+    assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]

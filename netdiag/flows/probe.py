@@ -1,0 +1,54 @@
+"""`netdiag path --probe`: the same flow sent once for real, to hold the model against the kernel.
+
+A TCP connect (the kernel's own connect, so its NAT applies as for any client) or one ping
+(with DF at `--size`) from the source namespace, 1 s timeout; UDP has no answer to judge by
+and is not sent. Only to targets inside what netdiag read (netdiag/probe/scope.py) unless the
+user passes `--probe-external`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from netdiag import netns
+from netdiag.checks.topology import index
+from netdiag.flows.packet import PathResult
+from netdiag.model import Snapshot
+from netdiag.probe import ports
+from netdiag.probe.scope import outside_reason
+
+TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    sent: bool
+    outcome: str = ""  # ok, refused, timeout, unreachable, fail (ping)
+    reason: str = ""  # why it was not sent
+    agrees: bool | None = None  # with the model's verdict; None when not sent
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "ok"
+
+
+def probe(snapshot: Snapshot, result: PathResult, external: bool = False) -> ProbeResult:
+    packet = result.flow.packet
+    source = result.flow.source
+    if packet.proto == "udp":
+        return ProbeResult(False, reason="udp has no answer to judge by")
+    why = outside_reason(index(snapshot), source.id, packet.dst)
+    if why and not external:
+        return ProbeResult(False, reason=f"{why} (--probe-external sends it anyway)")
+    if packet.proto == "tcp":
+        with netns.entered(source.path):
+            found = ports.connect(source.id, packet.dst, packet.dport, TIMEOUT)
+        outcome = "ok" if found.open else found.error
+    else:
+        size = ["-M", "do", "-s", str(packet.size - 28)] if packet.size else []
+        done = subprocess.run(["nsenter", f"--net={source.path}", "ping", "-n", "-c", "1",
+                               "-W", str(int(TIMEOUT)), *size, packet.dst],
+                              capture_output=True, check=False)
+        outcome = "ok" if done.returncode == 0 else "fail"
+    return ProbeResult(True, outcome, agrees=(outcome == "ok") == result.delivered)
