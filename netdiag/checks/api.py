@@ -35,6 +35,27 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowExpectation:
+    """A flow the user says must (or must not) get through: the config file's `expect:`."""
+
+    source: str  # a namespace reference: container:web, host, lab/node
+    to: str  # an address, a Docker name as the source resolves it, or a namespace
+    port: int = 0
+    proto: str = ""  # tcp, udp, icmp; "" → tcp with a port, icmp without
+    reach: bool = True  # False: the flow must be blocked
+
+    @property
+    def text(self) -> str:
+        port = f":{self.port}" if self.port else ""
+        return f"{self.source} → {self.to}{port} ({self.protocol}) " \
+            f"{'reaches' if self.reach else 'is blocked'}"
+
+    @property
+    def protocol(self) -> str:
+        return self.proto or ("tcp" if self.port else "icmp")
+
+
+@dataclass(frozen=True, slots=True)
 class CheckConfig:
     """What `--config FILE` and the command line can change; rules read only `options`."""
 
@@ -44,6 +65,7 @@ class CheckConfig:
     exclude_namespaces: tuple[str, ...] = ()  # regexes matched against label, name, container
     exclude_interfaces: tuple[str, ...] = ()  # regexes matched against subjects that are links
     options: tuple[tuple[str, str], ...] = field(default=())  # rule-specific knobs
+    expect: tuple[FlowExpectation, ...] = ()  # flows the user says must (not) get through
 
 
 class RuleModule(Protocol):

@@ -7,6 +7,9 @@
       namespaces: ["ci-.*", "buildkit"]    # regexes, matched whole against label/name/container
       interfaces: ["veth.*"]               # regexes, matched whole against a finding's subject
     options: {overlapping-subnets.min-prefixlen: 8}
+    expect:                                # flows that must (not) get through
+      - {from: container:web, to: db, port: 5432}              # reach (the default)
+      - {from: container:web, to: 10.0.0.9, port: 22, reach: false}
 
 Every mistake (unknown key or rule, bad regex or severity) is one UsageError naming the file
 and the key, so a typo never silently disables a check.
@@ -21,11 +24,12 @@ from pathlib import Path
 
 import yaml
 
-from netdiag.checks.api import CheckConfig
+from netdiag.checks.api import CheckConfig, FlowExpectation
 from netdiag.checks.finding import Severity
 from netdiag.errors import UsageError
 
-_KEYS = ("enable", "disable", "severity", "exclude", "options")
+_KEYS = ("enable", "disable", "severity", "exclude", "options", "expect")
+_EXPECT_KEYS = ("from", "to", "port", "proto", "reach")
 _EXCLUDE_KEYS = ("namespaces", "interfaces")
 
 
@@ -62,7 +66,37 @@ def parse(data: object) -> CheckConfig:
         exclude_namespaces=_patterns(exclude.get("namespaces"), "exclude.namespaces"),
         exclude_interfaces=_patterns(exclude.get("interfaces"), "exclude.interfaces"),
         options=_options(data.get("options")),
+        expect=_expectations(data.get("expect")),
     )
+
+
+def _expectations(value: object) -> tuple[FlowExpectation, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise UsageError("expect: expected a list of flows ({from, to, port, proto, reach})")
+    found = []
+    for number, item in enumerate(value, 1):
+        where = f"expect[{number}]"
+        if not isinstance(item, dict):
+            raise UsageError(f"{where}: expected a mapping with from, to (port, proto, reach)")
+        _only(item, _EXPECT_KEYS, f"{where}.")
+        source, to = item.get("from"), item.get("to")
+        if not isinstance(source, str) or not isinstance(to, str) or not source or not to:
+            raise UsageError(f"{where}: from and to are required, as text")
+        port = item.get("port", 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+            raise UsageError(f"{where}.port: expected a port number, 1 to 65535")
+        proto = item.get("proto", "")
+        if proto not in ("", "tcp", "udp", "icmp"):
+            raise UsageError(f"{where}.proto: expected tcp, udp or icmp")
+        if (proto in ("tcp", "udp") and not port) or (proto == "icmp" and port):
+            raise UsageError(f"{where}: tcp and udp need a port, icmp has none")
+        reach = item.get("reach", True)
+        if not isinstance(reach, bool):
+            raise UsageError(f"{where}.reach: expected true or false")
+        found.append(FlowExpectation(source, to, port, proto, reach))
+    return tuple(found)
 
 
 def with_command_line(config: CheckConfig, rules: Sequence[str], skip: Sequence[str]

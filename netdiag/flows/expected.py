@@ -12,14 +12,23 @@ every pair:
 
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
+
+And the user's (`expect:` in the check config file): from a namespace, to an address, a name
+as that namespace resolves it or a namespace, with a port and protocol, that must reach — or
+must be blocked (`reach: false`), which fails when the flow is delivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
+from netdiag import netns
 from netdiag.checks import intent
+from netdiag.checks.api import FlowExpectation
+from netdiag.errors import NotFound, UsageError
+from netdiag.flows import names
 from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
@@ -37,12 +46,14 @@ class Expectation:
     source: int  # the namespace the flow starts in
     packet: Packet
     arrive_on: str = ""  # from beyond the snapshot: the interface it comes in by
+    reach: bool = True  # False: the flow must not be delivered
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     expectation: Expectation
-    result: PathResult
+    result: PathResult | None  # None when the expectation could not be placed
+    problem: str = ""  # why not (a namespace or name the snapshot does not know)
 
 
 def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
@@ -121,15 +132,45 @@ def _who(container: DockerContainer) -> str:
     return f"Docker: {container.name}"
 
 
-def judge(snapshot: Snapshot, engine: Engine | None = None) -> Iterator[Outcome]:
-    """Each expectation with the engine's verdict, failed ones only."""
+def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
+                      ) -> Iterator[Expectation | Outcome]:
+    """The config file's flows as Expectations — or, for one that cannot be placed, an
+    Outcome saying why."""
+    refs = [state.ref for state in snapshot.namespaces]
+    for flow in wanted:
+        promise = "the check configuration expects it" + ("" if flow.reach else " blocked")
+        placeholder = Expectation(flow.text, promise, f"expect: {flow.text}", 0,
+                                  Packet("", flow.to, flow.protocol), reach=flow.reach)
+        try:
+            source = netns.resolve(flow.source, refs).id
+            address, _ = names.resolve(snapshot, source, flow.to)
+        except (NotFound, UsageError) as exc:
+            yield Outcome(placeholder, None, str(exc))
+            continue
+        sport = CLIENT_PORT if flow.protocol != "icmp" else 0
+        yield Expectation(flow.text, promise, f"expect: {flow.text}", source,
+                          Packet("", address, flow.protocol, sport, flow.port),
+                          reach=flow.reach)
+
+
+def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
+          engine: Engine | None = None) -> Iterator[Outcome]:
+    """Each expectation (Docker's, then the user's) whose flow does not do as promised."""
     engine = engine or Engine(snapshot)
-    for expectation in expectations(snapshot):
+    for expectation in chain(expectations(snapshot), user_expectations(snapshot, wanted)):
+        if isinstance(expectation, Outcome):
+            yield expectation
+            continue
         if expectation.arrive_on:
             result = engine.arriving(expectation.source, expectation.arrive_on,
                                      expectation.packet)
         else:
             result = engine.path(expectation.source, expectation.packet)
-        if result.delivered or result.disposition == NO_LISTENER:
+        if not expectation.reach:
+            if result.delivered:
+                yield Outcome(expectation, result)
             continue
+        docker = expectation.said.startswith("Docker")
+        if result.delivered or (docker and result.disposition == NO_LISTENER):
+            continue  # a publish that leads nowhere is port-contention's
         yield Outcome(expectation, result)

@@ -4,13 +4,16 @@ What it finds
     The flows Docker's intent promises (netdiag/flows/expected.py: a container to its
     gateway, two containers of a network with icc on to each other, a container on a user
     network to the embedded DNS at 127.0.0.11:53, a client beyond the host to each published
-    TCP port), each simulated by the flow engine through routing, bridges, netfilter, NAT and
-    conntrack — with its reply. A flow that is denied, null-routed, has no route, finds no
-    neighbour, is too big or loops is reported with the namespace, the place (the firewall
-    rule, the route, the device) and the reason that stop it; one that the engine cannot judge
+    TCP port) and those the check configuration's `expect:` lists (`reach: false` for a flow
+    that must be blocked, reported when it is delivered), each simulated by the flow engine
+    through routing, bridges, netfilter, NAT and conntrack — with its reply. A flow that is
+    denied, null-routed, has no route, finds no neighbour, is too big or loops is reported
+    with the namespace, the place (the firewall rule, the route, the device) and the reason
+    that stop it; one that the engine cannot judge
     (an unmodelled firewall match) is an info finding saying why. Stops that a specialised
     rule reports with its own repair (forwarding off, a device down, no route, no neighbour,
-    too big) are left to that rule: one finding per fault.
+    too big) are left to that rule: one finding per fault (the user's own expectations are
+    always answered in full).
 
 Why it matters
     This is the question asked first in an incident — "why can't web reach its gateway", "why
@@ -48,17 +51,55 @@ RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    for outcome in expected.judge(snapshot):
-        if _ours(outcome.result):
-            yield _finding(snapshot, outcome.expectation, outcome.result)
+    for outcome in expected.judge(snapshot, config.expect):
+        expectation, result = outcome.expectation, outcome.result
+        if result is None:
+            yield _unplaced(snapshot, expectation, outcome.problem)
+        elif not expectation.reach:
+            yield _not_blocked(snapshot, expectation, result)
+        elif _ours(expectation, result):
+            yield _finding(snapshot, expectation, result)
 
 
-def _ours(result: PathResult) -> bool:
+def _unplaced(snapshot: Snapshot, expectation: expected.Expectation, problem: str) -> Finding:
+    host = snapshot.namespaces[0].ref
+    return RULE.finding(host, expectation.what, f"expected flow {expectation.what}: cannot be "
+                        f"checked: {problem}", severity=Severity.WARNING,
+                        evidence=[Evidence(expectation.said)])
+
+
+def _not_blocked(snapshot: Snapshot, expectation: expected.Expectation, result: PathResult
+                 ) -> Finding:
+    source = snapshot.namespace(expectation.source).ref
+    where = result.forward.namespace
+    last = snapshot.namespace(where).ref.display if snapshot.namespace(where) else "?"
+    return RULE.finding(
+        source, result.flow.packet.text,
+        f"{expectation.what}: but it is delivered (to {last}) and its reply comes back",
+        evidence=[Evidence(expectation.said, expectation.source),
+                  *_path_evidence(result.forward)],
+        related=tuple(dict.fromkeys(h.namespace.id for h in result.forward.hops
+                                    if h.namespace.id != source.id)),
+        repair=Repair("Block the flow", Safety.MANUAL, (ManualStep(
+            f"add a DROP for {result.flow.packet.text} where it should stop (see: netdiag "
+            "path)", source.id),)))
+
+
+def _path_evidence(trace: Trace) -> list[Evidence]:
+    return [Evidence(f"path: {hop.namespace.display} ("
+                     + " ".join(p for p in (f"in {hop.into}" if hop.into else "",
+                                            f"out {hop.out}" if hop.out else "") if p)
+                     + ")", hop.namespace.id) for hop in trace.hops]
+
+
+def _ours(expectation: expected.Expectation, result: PathResult) -> bool:
     """Is this stop for this rule to report? Faults a specialised rule names with its own
     repair — forwarding off (ip-forward-disabled), a device down (link-down), no route
     (missing-default-route), no neighbour (docker-endpoint-broken, docker-bridge-broken), too
     big (mtu-mismatch) — are left to it: one finding per fault."""
     _, trace = _failed(result)
+    if not expectation.said.startswith("Docker"):
+        return True  # the user asked about this very flow: every stop is the answer
     if result.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
         return True
     if result.disposition != DENIED or trace.drop is None:
@@ -85,15 +126,12 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     if drop is not None and drop.rule:
         evidence.append(Evidence(f"rule: {drop.rule}", drop.namespace.id, "firewall",
                                  drop.where))
-    evidence += [Evidence(f"path: {hop.namespace.display} ("
-                          + " ".join(p for p in (f"in {hop.into}" if hop.into else "",
-                                                 f"out {hop.out}" if hop.out else "") if p)
-                          + ")", hop.namespace.id) for hop in trace.hops]
+    evidence += _path_evidence(trace)
     related = tuple(dict.fromkeys(h.namespace.id for h in result.forward.hops
                                   if h.namespace.id != source.id))
     unknown = result.disposition == UNKNOWN
     return RULE.finding(
-        source, expectation.packet.text,
+        source, result.flow.packet.text,
         message if not unknown else f"{expectation.what}: cannot be judged{where}: {reason}",
         severity=Severity.INFO if unknown else None, evidence=evidence, related=related,
         repair=None if unknown else Repair(

@@ -63,3 +63,42 @@ def test_faults_of_specialised_rules_are_left_to_them():
     d = docker_host()
     d.b.update_link(d.host, "veth1a2b3c4", master="")
     assert run_rule("expected-flow-blocked", d.build()) == []  # docker-endpoint-broken's
+
+
+def test_the_users_expectations_from_the_config_file(tmp_path):
+    from netdiag.checks import config
+
+    path = tmp_path / "netdiag.yaml"
+    path.write_text("expect:\n"
+                    "  - {from: web, to: db, port: 5432}\n"
+                    "  - {from: host, to: web, port: 80, reach: false}\n"
+                    "  - {from: nowhere, to: web}\n")
+    wanted = config.load(path)
+    assert [e.text for e in wanted.expect] == [
+        "web → db:5432 (tcp) reaches", "host → web:80 (tcp) is blocked",
+        "nowhere → web (icmp) reaches"]
+    d = docker_host()
+    found = {f.subject: f for f in run_rule("expected-flow-blocked", d.build(), wanted)}
+    web_db = found["tcp 172.18.0.2:43210 → 172.19.0.2:5432"]
+    assert "denied in host at filter/DOCKER-ISOLATION-STAGE-1/1" in web_db.message
+    host_web = found["tcp 172.18.0.1:43210 → 172.18.0.2:80"]
+    assert "is blocked: but it is delivered" in host_web.message
+    unplaced = found["nowhere → web (icmp) reaches"]
+    assert unplaced.severity is Severity.WARNING and "cannot be checked" in unplaced.message
+
+
+def test_a_bad_expect_entry_is_one_clear_error(tmp_path):
+    import pytest
+
+    from netdiag.checks import config
+    from netdiag.errors import UsageError
+
+    for text, says in (("expect: {from: a}", "expected a list"),
+                       ("expect:\n  - {from: a, to: b, port: 99999}", "expect[1].port"),
+                       ("expect:\n  - {from: a, to: b, proto: tcp}", "need a port"),
+                       ("expect:\n  - {from: a, to: b, reach: maybe}", "expect[1].reach"),
+                       ("expect:\n  - {from: a, to: b, via: c}", "unknown key expect[1].via")):
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        with pytest.raises(UsageError, match=says.replace("[", r"\[").replace("]", r"\]")):
+            config.load(path)
