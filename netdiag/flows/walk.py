@@ -137,9 +137,11 @@ class _Leg:
     """One direction of a flow: its hops, and the NAT bindings it made or undoes."""
 
     def __init__(self, engine: Engine, bindings: dict[int, list[Binding]],
-                 reply_to: tuple[int, Packet] | None = None, reply_by: str = ""):
+                 reply_to: tuple[int, Packet] | None = None, reply_by: str = "",
+                 tunnel: tuple[int, int] | None = None):
         self.engine, self.topo = engine, engine.topo
         self.bindings = bindings
+        self.tunnel = tunnel  # an encapsulated packet: (the far VTEP's namespace, its port)
         self.reply_to = reply_to  # the original flow, when this leg is its reply
         self.reply_by = reply_by  # the interface the original came in by, from outside
         self.hops: list[Hop] = []
@@ -307,6 +309,14 @@ class _Leg:
                 raise _Stop(DELIVERED, None, (ns_id, packet))
             raise self._stop(DENIED, ns_id, "conntrack", f"the reply {packet.text} arrives in "
                              f"{state.ref.display}, which did not send the flow")
+        if self.tunnel is not None:
+            if (ns_id, packet.dport) == self.tunnel and packet.proto == "udp":
+                hop.steps.append(Step("deliver", f"the VXLAN socket on udp {packet.dport} "
+                                                 "takes the packet"))
+                raise _Stop(DELIVERED, None, (ns_id, packet))
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, "vxlan",
+                             f"the encapsulated packet arrives in {state.ref.display}, which "
+                             "has no VXLAN device of that overlay")
         if packet.proto == "icmp":
             if state.sysctl("net.ipv4.icmp_echo_ignore_all") == "1":
                 raise self._stop(NO_LISTENER, ns_id, "icmp", "icmp_echo_ignore_all is 1")
@@ -382,7 +392,7 @@ class _Leg:
             raise self._stop(*self._no_holder(ns_id, link, next_hop))
         hop.steps.append(Step("neighbour", f"{next_hop} is held by {path[-1].link} in "
                                            f"{self.topo.ref(path[-1].namespace).display}"))
-        self._carry(path, packet, ingress_port)
+        self._carry(path, packet, ingress_port, next_hop)
 
     def _no_holder(self, ns_id: int, link: Link, next_hop: str) -> tuple[str, int, str, str]:
         if link.kind in ("vxlan", "macvlan", "ipvlan", "tun", "device") and \
@@ -463,6 +473,10 @@ class _Leg:
         if link is None:
             return []
         ns_id = here.namespace
+        if link.vxlan is not None and came in ("start", "bridge"):  # into the tunnel
+            return [(remote, "tunnel") for remote in self._remote_vteps(here, link)]
+        if link.vxlan is not None and came == "tunnel" and link.master:  # out of it
+            came = "wire"
         if link.kind == "bridge":  # sent out of the bridge device: to its ports
             if came != "start":
                 return []  # arrived from a port: the IP layer takes it
@@ -477,12 +491,16 @@ class _Leg:
         peer = self.topo.peer(ns_id, link)
         return [(Endpoint(peer[0], peer[1].name), "wire")] if peer is not None else []
 
-    def _carry(self, path: list[Endpoint], packet: Packet, ingress_port: str) -> None:
+    def _carry(self, path: list[Endpoint], packet: Packet, ingress_port: str,
+               next_hop: str = "") -> None:
         """Walk the frame along `path`, hop by hop, with the checks each device makes."""
         for i in range(len(path) - 1):
             here, nxt = path[i], path[i + 1]
             here_link = self.topo.link(here.namespace, here.link)
             nxt_link = self.topo.link(nxt.namespace, nxt.link)
+            if here_link.vxlan is not None and nxt_link.vxlan is not None:
+                self._tunnel(here, here_link, nxt, nxt_link, path[-1], packet, next_hop)
+                continue
             if here.namespace != nxt.namespace:  # across a veth pair
                 if not nxt_link.admin_up:
                     raise self._stop(NEIGHBOUR_UNREACHABLE, nxt.namespace, nxt.link,
@@ -501,6 +519,67 @@ class _Leg:
         link = self.topo.link(target.namespace, target.link)
         via_port = path[-2].link if len(path) > 1 and link.kind == "bridge" else ""
         self._receive(target.namespace, link, packet, via_port)
+
+    # --- VXLAN ---------------------------------------------------------------------------
+
+    def _remote_vteps(self, here: Endpoint, link: Link) -> list[Endpoint]:
+        """The other VXLAN devices of the same overlay (VNI and port) in the snapshot."""
+        found = []
+        for member in self.topo.segment(here.namespace, link.name):
+            other = self.topo.link(member.namespace, member.link)
+            if member != here and other is not None and other.vxlan is not None and \
+                    other.vxlan.vni == link.vxlan.vni and \
+                    other.vxlan.dstport == link.vxlan.dstport:
+                found.append(member)
+        return found
+
+    def _tunnel(self, here: Endpoint, device: Link, there: Endpoint, remote: Link,
+                target: Endpoint, packet: Packet, next_hop: str) -> None:
+        """The frame for `target` into the VXLAN device `device`, encapsulated to the VTEP
+        its forwarding entry names, carried through the underlay as a UDP packet (its own
+        routing and netfilter, there and at the far end), out of `remote`."""
+        ns_id = here.namespace
+        state = self.topo.namespace(ns_id)
+        hop = self.hops[-1] if self.hops[-1].namespace.id == ns_id else self._hop(ns_id)
+        hop.out = device.name
+        info = device.vxlan
+        if info.proxy and next_hop and not any(
+                n.ifname == device.name and n.address == next_hop and n.mac
+                and "failed" not in n.state and "incomplete" not in n.state
+                for n in state.neighbours):
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, device.name,
+                             f"{device.name} answers ARP for its overlay from its neighbour "
+                             f"entries (proxy), and has none for {next_hop}")
+        target_link = self.topo.link(target.namespace, target.link)
+        mac = target_link.mac if target_link is not None else ""
+        entry = next((e for e in state.fdb if e.ifname == device.name and e.dst
+                      and e.mac == mac), None) if mac else None
+        vtep = entry.dst if entry else info.remote
+        if not vtep:
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, device.name,
+                             f"{device.name} has no forwarding entry for {mac or 'the MAC'} "
+                             f"of {target.link} and no default remote: the frame is dropped")
+        far_underlay = self.topo.underlay(there.namespace, remote)
+        if far_underlay is None or not any(
+                a.address == vtep for a in self.topo.namespace(far_underlay).addresses):
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, device.name,
+                             f"{device.name}'s forwarding entry sends {mac} to VTEP {vtep}, "
+                             f"but {target.link} is behind another VTEP")
+        underlay = self.topo.underlay(ns_id, device)
+        hop.steps.append(Step("vxlan", f"{device.name} (VNI {info.vni}) encapsulates for "
+                                       f"{mac} to VTEP {vtep}:{info.dstport}"))
+        outer = Packet(info.local or "", vtep, "udp", info.dstport, info.dstport,
+                       size=packet.size + 50 if packet.size else 0, df=False)
+        if not outer.src:
+            outer = replace(outer, src=self.engine.source_address(underlay, vtep))
+        leg = _Leg(self.engine, {}, tunnel=(far_underlay, info.dstport))
+        carried = leg.send(underlay, outer)
+        self.hops += list(carried.hops)
+        if carried.disposition != DELIVERED:
+            raise _Stop(carried.disposition, carried.drop)
+        hop = self._hop(there.namespace, remote.name)
+        hop.steps.append(Step("vxlan", f"{remote.name} (VNI {remote.vxlan.vni}) decapsulates "
+                                       f"the frame for {mac}"))
 
     def _bridge_checks(self, ns_id: int, bridge: Link, into: Link | None, out: Link,
                        hairpin_port: str = "") -> None:
