@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from netdiag.checks.finding import Finding
+from netdiag.checks.finding import Evidence, Finding
 from netdiag.model import NamespaceRef, Snapshot
 
 
@@ -66,3 +66,12 @@ class ProbeDone(Message):
 class RepairDone(Message):
     ok: bool
     lines: list[str]
+
+
+@dataclass
+class PathDone(Message):
+    """A simulated path from the attached namespace: its trace, and what stopped it."""
+
+    line: str
+    lines: list[str]
+    evidence: tuple[Evidence, ...]

@@ -20,15 +20,17 @@ from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPa
 from textual.worker import get_current_worker
 
 from netdiag import render
-from netdiag.checks.finding import Finding
+from netdiag.checks.finding import Evidence, Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
+from netdiag.flows import output
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.render import SECTIONS, Section
-from netdiag.tui import probes, watch
+from netdiag.tui import paths, probes, watch
 from netdiag.tui.messages import (
     CollectionFailed,
     KernelChanged,
     NamespaceVanished,
+    PathDone,
     ProbeDone,
     RepairDone,
     SnapshotReady,
@@ -56,6 +58,7 @@ class NamespaceScreen(Screen):
         Binding("f", "focus_findings", "Findings"),
         Binding("r", "repair", "Repair"),
         Binding("p", "probe", "Probe"),
+        Binding("t", "path", "Path"),
         Binding("o", "toggle_probes", "Probe panel", show=False),
         Binding("e", "export", "Export"),
         Binding("s", "shell", "Shell"),
@@ -183,17 +186,18 @@ class NamespaceScreen(Screen):
         self._render_tabs(self.query_one(FindingsPane).current)
 
     def _render_tabs(self, finding: Finding | None) -> None:
+        self._mark(finding.evidence if finding is not None else ())
+
+    def _mark(self, evidence: tuple[Evidence, ...]) -> None:
         state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
         if state is None:
             return
         ctx = render.context(self.snapshot)
         for tab in SECTIONS:
-            self._table(tab.id).show(tab.rows(state, ctx), self._evidence_keys(tab, finding))
+            self._table(tab.id).show(tab.rows(state, ctx), self._evidence_keys(tab, evidence))
 
-    def _evidence_keys(self, tab: Section, finding: Finding | None) -> frozenset[str]:
-        if finding is None:
-            return frozenset()
-        return frozenset(e.key for e in finding.evidence if e.key and e.kind in tab.evidence_kinds
+    def _evidence_keys(self, tab: Section, evidence: tuple[Evidence, ...]) -> frozenset[str]:
+        return frozenset(e.key for e in evidence if e.key and e.kind in tab.evidence_kinds
                          and e.namespace in (None, self.ref.id))
 
     def on_findings_pane_highlighted(self, message: FindingsPane.Highlighted) -> None:
@@ -201,7 +205,7 @@ class NamespaceScreen(Screen):
         if message.finding is None or not self.query_one(FindingsPane).table.has_focus:
             return
         for tab in SECTIONS:  # show the first tab that holds some of the evidence
-            if self._evidence_keys(tab, message.finding):
+            if self._evidence_keys(tab, message.finding.evidence):
                 self.query_one(TabbedContent).active = tab.id
                 break
 
@@ -300,6 +304,40 @@ class NamespaceScreen(Screen):
 
     def on_probe_done(self, message: ProbeDone) -> None:
         self._log(f"probe {message.title}:", message.lines)
+
+    def action_path(self) -> None:
+        if self.snapshot is None:
+            self.notify("nothing read yet")
+            return
+        snapshot = self.snapshot
+
+        def chosen(line: str | None) -> None:
+            if line:
+                self.run_path(snapshot, line)
+
+        self.app.push_screen(PromptDialog("Path from this namespace (simulated, nothing is "
+                                          "sent)", "DST[:PORT] [tcp|udp|icmp], e.g. db:6379",
+                                          ""), chosen)
+
+    @work(thread=True, group="path")
+    def run_path(self, snapshot: Snapshot, line: str) -> None:
+        try:
+            result = paths.trace(snapshot, self.ref.id, line)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            self.post_message(PathDone(line, [f"failed: {_unexpected(exc)}"], ()))
+            return
+        self.post_message(PathDone(line, output.as_text(result).splitlines(),
+                                   paths.evidence(result)))
+
+    def on_path_done(self, message: PathDone) -> None:
+        self._log(f"path to {message.line}:", message.lines)
+        if message.evidence:
+            self._mark(message.evidence)
+            for tab in SECTIONS:  # the tab that holds what stopped it
+                if self._evidence_keys(tab, message.evidence):
+                    self.query_one(TabbedContent).active = tab.id
+                    self._table(tab.id).table.focus()
+                    break
 
     def _log(self, title: str, lines: list[str]) -> None:
         panel = self.query_one("#probes", RichLog)
