@@ -6,8 +6,7 @@ hook — raw, mangle, nat (first packet of a connection only), filter — follow
 and RETURN to a verdict, applying MARK and NAT (DNAT, SNAT, MASQUERADE, REDIRECT) on the
 way. The packet must be accepted by every backend. A match or target that is not modelled,
 met where it would decide, ends the walk as `unknown` naming the rule: the engine never
-guesses. Native nftables chains are honoured by their policy when empty; with rules they are
-`unknown` (not modelled yet).
+guesses. Then the native nftables base chains of the hook (netdiag/flows/nftables.py).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from netdiag.checks.topology import network_interval
+from netdiag.flows import nftables
 from netdiag.flows.packet import PROTOCOLS, Packet, Step
 from netdiag.model import IptablesRule, Match, NamespaceState
 
@@ -29,8 +29,6 @@ HOOK_TABLES = {
     "OUTPUT": ("raw", "mangle", "nat", "filter"),
     "POSTROUTING": ("mangle", "nat"),
 }
-# Tables iptables-nft keeps in nftables under its own names: not native nftables.
-XTABLES = {"filter", "nat", "mangle", "raw", "security"}
 _CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CHECKSUM", "TCPMSS", "CT",
                      "NOTRACK", "CONNSECMARK", "SECMARK", "TOS", "DSCP", "TTL", "CLASSIFY", ""}
 _MAX_DEPTH = 64
@@ -100,9 +98,9 @@ def _run_hook(netfilter: Netfilter, state: NamespaceState, hook: str, packet: Pa
             if result.nat is not None:
                 nat = result.nat
             packet = result.packet
-    native = _native(state, hook, packet)
+    native = _native(state, hook, packet, where)
     if native is not None:
-        return replace(native, steps=tuple(steps) + native.steps, packet=packet)
+        return replace(native, steps=tuple(steps) + native.steps, nat=native.nat or nat)
     return Outcome(ACCEPT, packet, tuple(steps), nat=nat)
 
 
@@ -380,23 +378,10 @@ def _match(match: Match, packet: Packet, where: Where) -> bool | None:  # noqa: 
 # --- native nftables ------------------------------------------------------------------------
 
 
-def _native(state: NamespaceState, hook: str, packet: Packet) -> Outcome | None:
-    """The native nftables chains at this hook: by policy when empty, unknown with rules."""
-    fw = state.firewall
-    hook_name = hook.lower()
-    chains = sorted((c for c in fw.nft_chains if c.hook == hook_name
-                     and c.family in ("ip", "inet")
-                     and not (c.family in ("ip", "ip6") and c.table in XTABLES)),
-                    key=lambda c: c.priority)
-    steps: list[Step] = []
-    for chain in chains:
-        name = f"nft {chain.family} {chain.table} {chain.name}"
-        if any(r.family == chain.family and r.table == chain.table and r.chain == chain.name
-               for r in fw.nft_rules):
-            return Outcome(UNKNOWN, packet, tuple(steps), name,
-                           "native nftables rules are not modelled", name)
-        if chain.policy == "drop":
-            steps.append(Step("netfilter", f"{name}: policy drop", name))
-            return Outcome(DROP, packet, tuple(steps), name, f"{name} has policy drop", name)
-        steps.append(Step("netfilter", f"{name}: policy {chain.policy or 'accept'}"))
-    return Outcome(ACCEPT, packet, tuple(steps)) if steps else None
+def _native(state: NamespaceState, hook: str, packet: Packet, where: Where) -> Outcome | None:
+    """The native nftables base chains at this hook (netdiag/flows/nftables.py)."""
+    result = nftables.run(state, hook, packet, where)
+    if result is None:
+        return None
+    return Outcome(result.verdict, result.packet, tuple(result.steps), result.rule,
+                   result.reason, result.where, result.nat)

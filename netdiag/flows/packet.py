@@ -45,8 +45,10 @@ class Packet:
 
     def swapped(self) -> Packet:
         """The reply: addresses and ports exchanged, part of the connection."""
+        # The kernel's echo reply is as big as the request but may be fragmented on its way
+        # out (its ICMP socket discovers the path MTU without forbidding fragments).
         return replace(self, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport,
-                       ctstate="ESTABLISHED", mark=0,
+                       ctstate="ESTABLISHED", mark=0, df=self.df and self.proto != "icmp",
                        icmp_type="echo-reply" if self.proto == "icmp" else self.icmp_type)
 
     @property

@@ -296,6 +296,10 @@ class _Leg:
             raise self._stop(TOO_BIG, ns_id, link.name, f"{packet.size} bytes with DF do not "
                              f"fit the MTU {mtu} of {link.name}: the sender gets ICMP "
                              "fragmentation-needed")
+        if packet.size > mtu:
+            hop.steps.append(Step("mtu", f"{packet.size} bytes fragmented to fit the MTU {mtu} "
+                                         f"of {link.name}"))
+            packet = replace(packet, size=mtu)
         self._transmit(ns_id, link, packet, next_hop, via_port)
 
     def _deliver(self, state: NamespaceState, hop: Hop, packet: Packet) -> None:

@@ -6,9 +6,10 @@ fault of every class the engine models so far: a FORWARD chain with a DROP polic
 a veth off its bridge, a host without a default route, a policy rule into a blackhole table,
 an INPUT REJECT and a local DROP, a published port (DNAT) and masquerading (SNAT) with the
 replies translated back, a link with a smaller MTU, an address nobody holds, ports nobody
-listens on. Flows are drawn at random (fixed seed) among them; each is simulated from one
-snapshot and sent once for real (TCP connect or a DF ping, 1 s timeout). Every disagreement is
-printed; at least 99% must agree.
+listens on; and native nftables beside iptables (a filter drop, a forward reject, a DNAT).
+Flows are drawn at random (fixed seed) among them; each is simulated from one snapshot and
+sent once for real (TCP connect or a DF ping, 1 s timeout). Every disagreement is printed;
+at least 99% must agree.
 """
 
 from __future__ import annotations
@@ -129,6 +130,20 @@ def topology():
             sh(f"ip netns exec {r} iptables {rule}")
         sh(f"ip netns exec {names['a1']} iptables -A INPUT -s 10.71.1.0/24 -p tcp --dport 9000 "
            "-j DROP")
+        # Native nftables beside iptables: a packet must pass both.
+        nft = {
+            "b2": ("inet fw", "input { type filter hook input priority 0; policy accept;",
+                   "ip saddr 10.71.1.0/24 tcp dport 80 drop"),
+            "r": ("inet rfw", "passing { type filter hook forward priority 10; policy accept;",
+                  "ip daddr 10.71.2.10 tcp dport 80 reject"),
+            "ext": ("ip nat2", "pre { type nat hook prerouting priority -100;",
+                    "tcp dport 8888 dnat to 10.71.9.2:80"),
+        }
+        nft = {role: f"table {table} {{\n chain {chain}\n  {rule}\n }}\n}}\n"
+               for role, (table, chain, rule) in nft.items()}
+        for role, ruleset in nft.items():
+            subprocess.run(["ip", "netns", "exec", names[role], "nft", "-f", "-"],
+                           input=ruleset, text=True, check=True)
         listen = {"r": (80,), "a1": (80, 9000), "a2": (80,), "a3": (80, 9000),
                   "b1": (80, 9000), "b2": (80,), "ext": (80,)}
         for role, ports in listen.items():
@@ -159,6 +174,8 @@ def _flows(names: dict[str, str]) -> list[dict]:
         source = rng.choice(sorted(names))
         if rng.random() < 0.1:  # the published port, from outside or inside
             dst, proto, port = "10.71.9.1", "tcp", 8080
+        elif rng.random() < 0.05:  # the outside's own nftables DNAT
+            dst, proto, port = "10.71.9.2", "tcp", 8888
         else:
             dst = rng.choice(addresses)
             proto = "icmp" if rng.random() < 0.3 else "tcp"

@@ -88,14 +88,27 @@ def test_what_is_not_modelled_is_unknown_naming_the_rule():
     assert result.disposition == "unknown"
     assert "--name" in result.forward.drop.reason or "--rcheck" in result.forward.drop.reason
     assert result.forward.drop.rule.startswith("-A DOCKER-USER -m recent")
-    # Native nftables rules at a hook the packet passes: unknown as well, never a guess.
+    # Native nftables: modelled from the rule's expressions; a named set is not.
     state = snapshot.namespace(d.web)
-    fw = replace(state.firewall, nft_chains=(NftChain("inet", "fw", "out", type="filter",
-                                                      hook="output", policy="accept"),),
-                 nft_rules=(NftRule("inet", "fw", "out", 4, "tcp dport 80 drop"),))
+    drop_80 = json.dumps([{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
+                                                                      "field": "dport"}},
+                                     "right": 80}}, {"drop": None}])
+    chain = NftChain("inet", "fw", "out", type="filter", hook="output", policy="accept")
+    fw = replace(state.firewall, nft_chains=(chain,),
+                 nft_rules=(NftRule("inet", "fw", "out", 4, "tcp dport 80 drop", drop_80),))
     assert isinstance(fw, Firewall)
     result = path(amend(snapshot, d.web, firewall=fw), d.web, "172.18.0.1", port=80)
-    assert result.disposition == "unknown" and "nftables" in result.forward.drop.reason
+    assert result.disposition == "denied"
+    assert result.forward.drop.where == "nft inet fw out handle 4"
+    assert path(amend(snapshot, d.web, firewall=fw), d.web, "172.18.0.1", "icmp",
+                0).delivered
+    in_set = json.dumps([{"match": {"op": "==", "left": {"payload": {"protocol": "ip",
+                                                                     "field": "daddr"}},
+                                    "right": "@blocked"}}, {"drop": None}])
+    fw = replace(fw, nft_rules=(NftRule("inet", "fw", "out", 5, "ip daddr @blocked drop",
+                                        in_set),))
+    result = path(amend(snapshot, d.web, firewall=fw), d.web, "172.18.0.1", port=80)
+    assert result.disposition == "unknown" and "@blocked" in result.forward.drop.reason
 
 
 def test_the_path_command_exit_codes_and_json(tmp_path, capsys):
