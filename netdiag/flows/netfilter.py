@@ -11,6 +11,7 @@ guesses. Then the native nftables base chains of the hook (netdiag/flows/nftable
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from netdiag.checks.topology import network_interval
@@ -269,17 +270,23 @@ def _address_port(value: str) -> tuple[str, int]:
 # --- matches ------------------------------------------------------------------------------
 
 
-def _rule_matches(rule: IptablesRule, packet: Packet, where: Where) -> bool | None:
+def all_match(matches: Iterable[Match], one: Callable[[Match], bool | None]) -> bool | None:
+    """Do all of a rule's matches hold? True, False, or None when some cannot be told (and
+    none is False); `one` judges a match before its `!` is applied."""
     result: bool | None = True
-    for match in rule.matches:
-        one = _match(match, packet, where)
-        if one is not None and match.negated:
-            one = not one
-        if one is False:
+    for match in matches:
+        hit = one(match)
+        if hit is not None and match.negated:
+            hit = not hit
+        if hit is False:
             return False
-        if one is None:
+        if hit is None:
             result = None
     return result
+
+
+def _rule_matches(rule: IptablesRule, packet: Packet, where: Where) -> bool | None:
+    return all_match(rule.matches, lambda match: _match(match, packet, where))
 
 
 def _unmodelled(rule: IptablesRule, packet: Packet, where: Where) -> str:

@@ -359,21 +359,21 @@ class _Leg:
     # --- conntrack's NAT, undone for the reply ------------------------------------------------
 
     def _unsnat(self, ns_id: int, hop: Hop, packet: Packet) -> Packet:
-        """A reply to a connection this namespace source-NATed gets its destination back."""
-        for kind, before, after in self.bindings.get(ns_id, ()) if self.reply_to else ():
-            if kind == "snat" and packet.dst == after.src and packet.src == after.dst and \
-                    packet.dport == after.sport and packet.sport == after.dport:
-                restored = replace(packet, dst=before.src, dport=before.sport)
-                hop.steps.append(Step("conntrack", f"reply: {packet.text} ⇒ {restored.text}"))
-                return restored
-        return packet
+        """A reply to a connection this namespace source-NATed gets its destination back
+        (where the kernel does it: PREROUTING, or OUTPUT for a reply sent from here)."""
+        return self._untranslate(ns_id, hop, packet, "snat")
 
     def _undnat(self, ns_id: int, hop: Hop, packet: Packet) -> Packet:
-        """A reply from a connection this namespace destination-NATed gets its source back."""
-        for kind, before, after in self.bindings.get(ns_id, ()) if self.reply_to else ():
-            if kind == "dnat" and packet.src == after.dst and packet.dst == after.src and \
+        """A reply from a connection this namespace destination-NATed gets its source back
+        (POSTROUTING, or INPUT for a reply delivered here)."""
+        return self._untranslate(ns_id, hop, packet, "dnat")
+
+    def _untranslate(self, ns_id: int, hop: Hop, packet: Packet, kind: str) -> Packet:
+        for made, before, after in self.bindings.get(ns_id, ()) if self.reply_to else ():
+            if made == kind and packet.src == after.dst and packet.dst == after.src and \
                     packet.sport == after.dport and packet.dport == after.sport:
-                restored = replace(packet, src=before.dst, sport=before.dport)
+                restored = replace(packet, dst=before.src, dport=before.sport) \
+                    if kind == "snat" else replace(packet, src=before.dst, sport=before.dport)
                 hop.steps.append(Step("conntrack", f"reply: {packet.text} ⇒ {restored.text}"))
                 return restored
         return packet

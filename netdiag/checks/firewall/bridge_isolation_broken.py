@@ -45,6 +45,7 @@ from netdiag.checks import intent
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.checks.topology import format_network, network_interval
+from netdiag.flows.netfilter import all_match
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot
 from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 
@@ -278,16 +279,7 @@ def _compile(rule: IptablesRule) -> _Compiled:
 
 
 def _all_match(matches, source: str, target: str, subnets: Subnets) -> bool | None:
-    result: bool | None = True
-    for match in matches:
-        one = _match_one(match, source, target, subnets)
-        if one is not None and match.negated:
-            one = not one
-        if one is False:
-            return False
-        if one is None:
-            result = None
-    return result
+    return all_match(matches, lambda match: _match_one(match, source, target, subnets))
 
 
 def _match_one(match: Match, source: str, target: str, subnets: Subnets) -> bool | None:
