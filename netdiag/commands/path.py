@@ -18,9 +18,9 @@ from netdiag import netns
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg, print_json, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.flows import names, output
+from netdiag.flows import names, output, trace
 from netdiag.flows.packet import Packet
-from netdiag.flows.probe import probe
+from netdiag.flows.probe import probe, refusal
 from netdiag.flows.walk import Engine
 from netdiag.model.serialize import load
 
@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     parser.add_argument("--probe", action="store_true",
                         help="also send the flow once for real (TCP connect or ping, 1 s) and "
                              "say whether the kernel agrees; e.g. path web db:6379 --probe")
+    parser.add_argument("--trace", action="store_true",
+                        help="with the probe, ask the kernel where it went: a temporary "
+                             "nftables trace in each namespace on the path, removed after")
     parser.add_argument("--probe-external", action="store_true",
                         help="with --probe: also to targets no namespace netdiag read holds")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("ports are between 1 and 65535")
     if args.size < 0 or args.size > 65535:
         raise UsageError(f"--size {args.size}: give 1 to 65535 bytes")
+    args.probe = args.probe or args.trace
     if args.probe and args.from_file:
         raise UsageError("--probe sends packets from live namespaces; it cannot be used with "
                          "--from")
@@ -92,9 +96,14 @@ def run(args: argparse.Namespace) -> int:
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
                     size=args.size)
     result = Engine(snapshot).path(source, packet)
-    sent = probe(snapshot, result, args.probe_external) if args.probe else None
+    sent, kernel = None, None
+    if args.trace and not refusal(snapshot, result, args.probe_external):
+        sent, kernel = trace.trace(result, lambda: probe(snapshot, result,
+                                                         args.probe_external))
+    elif args.probe:
+        sent = probe(snapshot, result, args.probe_external)
     if args.format == "json":
-        print_json(output.as_json(result, sent))
+        print_json(output.as_json(result, sent, kernel))
     else:
-        sys.stdout.write(output.as_text(result, sent))
+        sys.stdout.write(output.as_text(result, sent, kernel))
     return EXIT_OK if result.delivered else EXIT_FINDINGS

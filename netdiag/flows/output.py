@@ -4,13 +4,15 @@ JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "
 "size"}, "disposition", "hops": [{"namespace": {"id", "kind", "label"}, "in", "out",
 "steps": [{"kind", "detail", "rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} |
 null, "reply": {"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome",
-"reason", "delivered", "agrees"} | null (null without --probe).
+"reason", "delivered", "agrees", "trace"?: {"events", "drop", "agrees", "note"}} | null
+(null without --probe; trace with --trace).
 """
 
 from __future__ import annotations
 
 from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
 from netdiag.flows.probe import ProbeResult
+from netdiag.flows.trace import KernelTrace
 from netdiag.model import NamespaceRef
 
 SCHEMA_VERSION = 1
@@ -34,14 +36,21 @@ def _drop(drop: Drop | None) -> dict | None:
             "reason": drop.reason}
 
 
-def _probe(sent: ProbeResult | None) -> dict | None:
+def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
     if sent is None:
         return None
-    return {"sent": sent.sent, "outcome": sent.outcome or None, "reason": sent.reason or None,
-            "delivered": sent.delivered if sent.sent else None, "agrees": sent.agrees}
+    found = {"sent": sent.sent, "outcome": sent.outcome or None, "reason": sent.reason or None,
+             "delivered": sent.delivered if sent.sent else None, "agrees": sent.agrees}
+    if kernel is not None:
+        found["trace"] = {"events": [{"namespace": ns, "event": e} for ns, e in kernel.events],
+                          "drop": None if kernel.drop is None else
+                          {"namespace": kernel.drop[0], "event": kernel.drop[1]},
+                          "agrees": kernel.agrees, "note": kernel.note or None}
+    return found
 
 
-def as_json(result: PathResult, sent: ProbeResult | None = None) -> dict:
+def as_json(result: PathResult, sent: ProbeResult | None = None,
+            kernel: KernelTrace | None = None) -> dict:
     packet = result.flow.packet
     reply = result.reply
     return {
@@ -55,7 +64,7 @@ def as_json(result: PathResult, sent: ProbeResult | None = None) -> dict:
         "reply": None if reply is None else {"disposition": reply.disposition,
                                              "hops": _hops(reply.hops),
                                              "drop": _drop(reply.drop)},
-        "probe": _probe(sent),
+        "probe": _probe(sent, kernel),
     }
 
 
@@ -81,7 +90,8 @@ def _verdict(trace: Trace, what: str) -> str:
     return line
 
 
-def as_text(result: PathResult, sent: ProbeResult | None = None) -> str:
+def as_text(result: PathResult, sent: ProbeResult | None = None,
+            kernel: KernelTrace | None = None) -> str:
     packet = result.flow.packet
     lines = [f"path from {result.flow.source.display}: {packet.text}"
              + (f", {packet.size} bytes DF" if packet.size else "")]
@@ -98,4 +108,12 @@ def as_text(result: PathResult, sent: ProbeResult | None = None) -> str:
         verdict = "the kernel agrees" if sent.agrees else \
             f"the kernel DISAGREES with the model ({result.disposition})"
         lines.append(f"probe: {sent.outcome}: {verdict}")
+    if kernel is not None:
+        lines.append("kernel trace (nftables):")
+        lines += [f"  [{ns}] {event}" for ns, event in kernel.events] or ["  (no events)"]
+        if kernel.agrees is not None:
+            lines.append("trace: " + ("the kernel's trace agrees" if kernel.agrees else
+                                      f"the kernel's trace DISAGREES: {kernel.note}"))
+        elif kernel.note:
+            lines.append(f"trace: {kernel.note}")
     return "\n".join(lines) + "\n"

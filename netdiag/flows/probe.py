@@ -33,14 +33,21 @@ class ProbeResult:
         return self.outcome == "ok"
 
 
+def refusal(snapshot: Snapshot, result: PathResult, external: bool = False) -> str:
+    """Why the flow is not to be sent for real; "" when it may be."""
+    packet = result.flow.packet
+    if packet.proto == "udp":
+        return "udp has no answer to judge by"
+    why = outside_reason(index(snapshot), result.flow.source.id, packet.dst)
+    return f"{why} (--probe-external sends it anyway)" if why and not external else ""
+
+
 def probe(snapshot: Snapshot, result: PathResult, external: bool = False) -> ProbeResult:
     packet = result.flow.packet
     source = result.flow.source
-    if packet.proto == "udp":
-        return ProbeResult(False, reason="udp has no answer to judge by")
-    why = outside_reason(index(snapshot), source.id, packet.dst)
-    if why and not external:
-        return ProbeResult(False, reason=f"{why} (--probe-external sends it anyway)")
+    why = refusal(snapshot, result, external)
+    if why:
+        return ProbeResult(False, reason=why)
     if packet.proto == "tcp":
         with netns.entered(source.path):
             found = ports.connect(source.id, packet.dst, packet.dport, TIMEOUT)

@@ -253,3 +253,22 @@ def test_path_probe_holds_the_model_against_the_kernel(topology):
     # An address no namespace of ours holds is not probed (nothing leaves what we built).
     code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
     assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]
+
+
+def test_path_trace_shows_the_kernels_own_verdict(topology):
+    """--trace: the kernel's nftables trace of the probe, in each namespace on the path,
+    names the same rule as the model; nothing of the trace is left behind."""
+    names = topology
+    code, report = _path(names["b1"], "10.71.1.10:9000", "--trace")
+    assert code == 1 and report["drop"]["where"] == "filter/BLOCKED/1"
+    traced = report["probe"]["trace"]
+    assert traced["drop"]["namespace"] == names["r"], traced
+    assert "filter BLOCKED" in traced["drop"]["event"] and "verdict drop" in \
+        traced["drop"]["event"]
+    assert traced["agrees"] is True
+    code, report = _path(names["b1"], "10.71.1.10:80", "--trace")
+    assert code == 0 and report["probe"]["trace"]["drop"] is None
+    assert report["probe"]["trace"]["agrees"] is True and report["probe"]["trace"]["events"]
+    for name in names.values():
+        tables = sh(f"ip netns exec {name} nft list tables")
+        assert "netdiag_trace" not in tables, (name, tables)
