@@ -8,7 +8,10 @@ every pair:
   containers reach each other (ICMP, both ways);
 * every container on a user-defined network reaches Docker's embedded DNS (udp 127.0.0.11:53);
 * every published TCP port bound on all addresses answers a client beyond the host: a SYN
-  arriving on the interface of the host's default route, to that interface's address.
+  arriving on the interface of the host's default route, to that interface's address;
+* on each bridge network that is not internal, its first running container reaches beyond
+  the host: the packet leaves by the interface of the host's default route, and the reply
+  to it comes back in by that interface and reaches the container.
 
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
@@ -46,6 +49,7 @@ class Expectation:
     source: int  # the namespace the flow starts in
     packet: Packet
     arrive_on: str = ""  # from beyond the snapshot: the interface it comes in by
+    exit_at: tuple[int, str] | None = None  # to beyond: (namespace, interface) it leaves by
     reach: bool = True  # False: the flow must not be delivered
 
 
@@ -61,11 +65,21 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
         running = [c for c in engine.containers if c.running and c.netns
                    and not c.shares and c.network_mode != "host"
                    and snapshot.namespace(c.netns) is not None]
+        uplink = _uplink(snapshot, host.ref.id)
         for network in intent.bridge_networks(engine):
             members = [(c, e) for c in running for e in c.endpoints
                        if e.ip and (e.network_id == network.id or e.network == network.name)]
             yield from _gateway(network, members)
             yield from _peers(network, members)
+            if uplink is not None and members and not network.internal:
+                container, endpoint = members[0]
+                yield Expectation(f"{container.name} reaches beyond the host (by {uplink[1]}) "
+                                  f"from network {network.name}",
+                                  "containers on a network that is not internal reach the "
+                                  "outside", f"{_who(container)} is on network "
+                                  f"{network.name}, which is not internal", container.netns,
+                                  Packet(endpoint.ip, CLIENT, "tcp", CLIENT_PORT, 443),
+                                  exit_at=(host.ref.id, uplink[1]))
         yield from _dns(running)
         yield from _published(snapshot, engine, host.ref.id, running)
 
@@ -104,16 +118,23 @@ def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
                           Packet("127.0.0.1", "127.0.0.11", "udp", CLIENT_PORT, 53))
 
 
-def _published(snapshot: Snapshot, engine: DockerEngine, host: int,
-               running: list[DockerContainer]) -> Iterator[Expectation]:
+def _uplink(snapshot: Snapshot, host: int) -> tuple[str, str] | None:
+    """(address, interface) of the host's default route: its way to beyond."""
     state = snapshot.namespace(host)
     route = next((r for r in state.routes if r.dst == "default" and r.table == 254
                   and r.type == "unicast" and r.dev), None)
     if route is None:
-        return  # no way in from beyond the host to speak of
+        return None
     address = interface_address(state, route.dev, route.gateway)
-    if not address:
-        return
+    return (address, route.dev) if address else None
+
+
+def _published(snapshot: Snapshot, engine: DockerEngine, host: int,
+               running: list[DockerContainer]) -> Iterator[Expectation]:
+    uplink = _uplink(snapshot, host)
+    if uplink is None:
+        return  # no way in from beyond the host to speak of
+    address, device = uplink
     for container in running:
         for port in container.bound:
             if port.protocol != "tcp" or not port.host_port or \
@@ -125,7 +146,7 @@ def _published(snapshot: Snapshot, engine: DockerEngine, host: int,
                 f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
                 "on every address", host,
                 Packet(CLIENT, address, "tcp", CLIENT_PORT, port.host_port),
-                arrive_on=route.dev)
+                arrive_on=device)
 
 
 def _who(container: DockerContainer) -> str:
@@ -165,7 +186,12 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
             result = engine.arriving(expectation.source, expectation.arrive_on,
                                      expectation.packet)
         else:
-            result = engine.path(expectation.source, expectation.packet)
+            result = engine.path(expectation.source, expectation.packet, expectation.exit_at)
+        if expectation.exit_at is not None:
+            if not (result.leaves_and_returns and
+                    result.forward.exited[:2] == expectation.exit_at):
+                yield Outcome(expectation, result)
+            continue
         if not expectation.reach:
             if result.delivered:
                 yield Outcome(expectation, result)

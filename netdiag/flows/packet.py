@@ -90,6 +90,9 @@ class Trace:
     drop: Drop | None = None
     delivered_as: Packet | None = None  # the packet as it arrived (after NAT)
     namespace: int = 0  # where it was delivered
+    # Where it left what the snapshot holds — (namespace, device, the packet as it left) —
+    # when it went on beyond (disposition unknown: what happens there is not known).
+    exited: tuple[int, str, Packet] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +116,10 @@ class PathResult:
     @property
     def delivered(self) -> bool:
         return self.disposition == DELIVERED
+
+    @property
+    def leaves_and_returns(self) -> bool:
+        """It left by the edge of what the snapshot holds, and a reply to it would be let
+        back in and delivered."""
+        return self.forward.exited is not None and self.reply is not None and \
+            self.reply.disposition == DELIVERED

@@ -70,15 +70,23 @@ class Engine:
             found = self._local[state.ref.id] = frozenset(a.address for a in state.addresses)
         return found
 
-    def path(self, source: int, packet: Packet) -> PathResult:
+    def path(self, source: int, packet: Packet, exit_at: tuple[int, str] | None = None
+             ) -> PathResult:
         """The fate of `packet` sent from namespace `source` (its src chosen by routing when
-        empty), and of its reply."""
+        empty), and of its reply. A packet that leaves what the snapshot holds — by a device
+        whose other end is not in it, or by `exit_at` (namespace, device) — ends there
+        (unknown); its reply is then simulated coming back in by that device."""
         state = self.topo.namespace(source)
         if not packet.src:
             packet = replace(packet, src=self.source_address(source, packet.dst))
         flow = Flow(state.ref, packet)
-        leg = _Leg(self, {})
+        leg = _Leg(self, {}, exit_at=exit_at)
         forward = leg.send(source, packet)
+        if forward.exited is not None:
+            ns_id, device, left = forward.exited
+            back = _Leg(self, leg.bindings, reply_to=(source, packet))
+            reply = back.arrive(ns_id, self.topo.link(ns_id, device), left.swapped())
+            return PathResult(flow, forward, reply)
         if forward.disposition != DELIVERED:
             return PathResult(flow, forward, None)
         back = _Leg(self, leg.bindings, reply_to=(source, packet))
@@ -128,9 +136,11 @@ def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
 
 class _Stop(Exception):  # noqa: N818 - control flow inside one leg, never leaves this module
     def __init__(self, disposition: str, drop: Drop | None = None,
-                 delivered: tuple[int, Packet] | None = None):
+                 delivered: tuple[int, Packet] | None = None,
+                 exited: tuple[int, str, Packet] | None = None):
         super().__init__(disposition)
         self.disposition, self.drop, self.delivered = disposition, drop, delivered
+        self.exited = exited
 
 
 class _Leg:
@@ -138,8 +148,10 @@ class _Leg:
 
     def __init__(self, engine: Engine, bindings: dict[int, list[Binding]],
                  reply_to: tuple[int, Packet] | None = None, reply_by: str = "",
-                 tunnel: tuple[int, int] | None = None):
+                 tunnel: tuple[int, int] | None = None,
+                 exit_at: tuple[int, str] | None = None):
         self.engine, self.topo = engine, engine.topo
+        self.exit_at = exit_at
         self.bindings = bindings
         self.tunnel = tunnel  # an encapsulated packet: (the far VTEP's namespace, its port)
         self.reply_to = reply_to  # the original flow, when this leg is its reply
@@ -161,7 +173,8 @@ class _Leg:
             raise _Stop(UNKNOWN, self._drop(ns_id, "walk", "the walk ended without a verdict"))
         except _Stop as stop:
             ns, delivered = stop.delivered or (0, None)
-            return Trace(stop.disposition, tuple(self.hops), stop.drop, delivered, ns)
+            return Trace(stop.disposition, tuple(self.hops), stop.drop, delivered, ns,
+                         stop.exited)
 
     def _hop(self, ns_id: int, into: str = "") -> Hop:
         hop = Hop(self.topo.ref(ns_id), into)
@@ -384,6 +397,8 @@ class _Leg:
                   ingress_port: str = "") -> None:
         """Out of `link` towards the holder of `next_hop` on its segment."""
         hop = self.hops[-1]
+        if self.exit_at == (ns_id, link.name) and self.reply_to is None:
+            raise self._exit(ns_id, link, packet, next_hop)
         if link.kind == "loopback":
             raise self._stop(UNKNOWN, ns_id, link.name, "loopback routed without a local route")
         if not link.admin_up:
@@ -392,11 +407,24 @@ class _Leg:
             raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name,
                              f"{link.name} has no carrier (its other end is down)")
         path = self._segment_path(ns_id, link, next_hop)
+        if path is None and self._beyond(ns_id, link) and self.reply_to is None:
+            raise self._exit(ns_id, link, packet, next_hop)
         if path is None:
             raise self._stop(*self._no_holder(ns_id, link, next_hop))
         hop.steps.append(Step("neighbour", f"{next_hop} is held by {path[-1].link} in "
                                            f"{self.topo.ref(path[-1].namespace).display}"))
         self._carry(path, packet, ingress_port, next_hop)
+
+    def _beyond(self, ns_id: int, link: Link) -> bool:
+        """Does `link` lead out of what the snapshot holds (a NIC, a tunnel to elsewhere)?"""
+        return link.kind in ("device", "tun") and self.topo.peer(ns_id, link) is None
+
+    def _exit(self, ns_id: int, link: Link, packet: Packet, next_hop: str) -> _Stop:
+        reason = (f"leaves by {link.name} towards {next_hop} as {packet.text}: what happens "
+                  "beyond is outside what netdiag read")
+        self.hops[-1].steps.append(Step("exit", reason))
+        return _Stop(UNKNOWN, self._drop(ns_id, link.name, reason), None,
+                     (ns_id, link.name, packet))
 
     def _no_holder(self, ns_id: int, link: Link, next_hop: str) -> tuple[str, int, str, str]:
         if link.kind in ("vxlan", "macvlan", "ipvlan", "tun", "device") and \

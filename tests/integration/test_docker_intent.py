@@ -428,6 +428,7 @@ def test_published_port_dropped_in_docker_user(engine):
     flow engine names the flow, the hop and the rule."""
     rule = f"DOCKER-USER -i {UPLINK} ! -s 10.0.0.0/8 -j DROP"
     assert http_ok_from_outside(engine)
+    assert pings(engine, CLIENT, OUTSIDE)
     engine.in_netns(f"iptables -I {rule}")
     try:
         assert not http_ok_from_outside(engine)
@@ -437,12 +438,22 @@ def test_published_port_dropped_in_docker_user(engine):
             finding["message"]
         assert any(e["text"].startswith("rule: -A DOCKER-USER") and "-j DROP" in e["text"]
                    for e in finding["evidence"])
+        # The same rule stops the answers to the containers' own connections out
+        # (canonical/lxd#11140): the flow out leaves, its reply is dropped coming back.
+        assert not pings(engine, CLIENT, OUTSIDE)
+        report = check(engine)
+        outbound = [f for f in loud(report) if f["rule"] == "expected-flow-blocked"
+                    and "reaches beyond the host" in f["message"]]
+        assert outbound, describe(loud(report))
+        assert all("its reply is denied" in f["message"] and "DOCKER-USER" in f["message"]
+                   for f in outbound), describe(outbound)
         done = netdiag(engine, "path", engine.netns_path, f"{engine.container_ip(WEB, NETWORK)}"
                        ":80")
         assert done.returncode == 0, done.stdout + done.stderr  # from the host itself: fine
     finally:
         engine.in_netns(f"iptables -D {rule}", check=False)
     assert http_ok_from_outside(engine)
+    assert pings(engine, CLIENT, OUTSIDE)
 
 
 def test_faults_are_undone(engine):

@@ -3,9 +3,11 @@
 What it finds
     The flows Docker's intent promises (netdiag/flows/expected.py: a container to its
     gateway, two containers of a network with icc on to each other, a container on a user
-    network to the embedded DNS at 127.0.0.11:53, a client beyond the host to each published
-    TCP port) and those the check configuration's `expect:` lists (`reach: false` for a flow
-    that must be blocked, reported when it is delivered), each simulated by the flow engine
+    network to the embedded DNS at 127.0.0.11:53, a container of each network that is not
+    internal out beyond the host and its reply back in, a client beyond the host to each
+    published TCP port) and those the check configuration's `expect:` lists (`reach: false`
+    for a flow that must be blocked, reported when it is delivered), each simulated by the
+    flow engine
     through routing, bridges, netfilter, NAT and conntrack — with its reply. A flow that is
     denied, null-routed, has no route, finds no neighbour, is too big or loops is reported
     with the namespace, the place (the firewall rule, the route, the device) and the reason
@@ -100,15 +102,16 @@ def _ours(expectation: expected.Expectation, result: PathResult) -> bool:
     _, trace = _failed(result)
     if not expectation.said.startswith("Docker"):
         return True  # the user asked about this very flow: every stop is the answer
-    if result.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
+    if trace.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
         return True
-    if result.disposition != DENIED or trace.drop is None:
+    if trace.disposition != DENIED or trace.drop is None:
         return False
     return trace.drop.where != "forwarding" and not trace.drop.reason.endswith("is down")
 
 
 def _failed(result: PathResult) -> tuple[str, Trace]:
-    if result.reply is not None and result.forward.disposition == "delivered":
+    if result.reply is not None and (result.forward.disposition == "delivered"
+                                     or result.forward.exited is not None):
         return "its reply", result.reply
     return "it", result.forward
 
@@ -120,7 +123,7 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     source = snapshot.namespace(expectation.source).ref
     where = f" in {drop.namespace.display} at {drop.where}" if drop else ""
     reason = drop.reason if drop else "the walk ended without a verdict"
-    message = f"{expectation.what}: {which} is {result.disposition}{where}: {reason}"
+    message = f"{expectation.what}: {which} is {trace.disposition}{where}: {reason}"
     evidence = [Evidence(expectation.said, expectation.source, "docker"),
                 Evidence(f"expected: {expectation.why}", expectation.source)]
     if drop is not None and drop.rule:
@@ -129,7 +132,7 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     evidence += _path_evidence(trace)
     related = tuple(dict.fromkeys(h.namespace.id for h in result.forward.hops
                                   if h.namespace.id != source.id))
-    unknown = result.disposition == UNKNOWN
+    unknown = trace.disposition == UNKNOWN
     return RULE.finding(
         source, result.flow.packet.text,
         message if not unknown else f"{expectation.what}: cannot be judged{where}: {reason}",

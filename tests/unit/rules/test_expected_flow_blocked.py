@@ -23,8 +23,14 @@ def test_a_drop_in_docker_user_names_the_flow_the_hop_and_the_rule():
     d.b._fields[d.host]["iptables_rules"] = [r for r in rules if r.chain != "DOCKER-USER"]
     d.b.iptables(d.host, "filter", "-A DOCKER-USER -i eth0 -j DROP")  # inserted first (-I)
     d.b.iptables(d.host, "filter", "-A DOCKER-USER -j RETURN")
-    (finding,) = run_rule("expected-flow-blocked", d.build())
-    assert finding.subject == "tcp 198.51.100.7:43210 → 192.168.1.10:8080"
+    found = {f.subject: f for f in run_rule("expected-flow-blocked", d.build())}
+    # Inbound to the published port, and the replies to web's own outbound connections.
+    assert set(found) == {"tcp 198.51.100.7:43210 → 192.168.1.10:8080",
+                          "tcp 172.18.0.2:43210 → 198.51.100.7:443"}
+    outbound = found["tcp 172.18.0.2:43210 → 198.51.100.7:443"]
+    assert "web reaches beyond the host (by eth0)" in outbound.message
+    assert "its reply is denied in host at filter/DOCKER-USER/1" in outbound.message
+    finding = found["tcp 198.51.100.7:43210 → 192.168.1.10:8080"]
     assert finding.severity is Severity.ERROR
     assert "web's published port" in finding.message and "denied in host at " \
         "filter/DOCKER-USER/1" in finding.message
@@ -50,10 +56,12 @@ def test_a_policy_route_into_a_blackhole_table():
                                                   for s in snapshot.namespaces))
     found = sorted(f.message for f in run_rule("expected-flow-blocked", snapshot))
     # The host's own replies from 172.18.0.1 match the rule as well, as in the kernel.
-    assert len(found) == 2, found
+    assert len(found) == 3, found
     assert found[0].startswith("a client beyond the host reaches web's published port")
-    assert found[1].startswith("web reaches its gateway 172.18.0.1")
-    assert all("its reply is null-routed in host at route: blackhole" in m for m in found)
+    assert found[1].startswith("web reaches beyond the host (by eth0) from network web: it "
+                               "is null-routed in host")
+    assert found[2].startswith("web reaches its gateway 172.18.0.1")
+    assert all("null-routed in host at route: blackhole" in m for m in found)
 
 
 def test_faults_of_specialised_rules_are_left_to_them():
