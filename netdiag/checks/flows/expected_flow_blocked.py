@@ -7,15 +7,13 @@ What it finds
     internal out beyond the host and its reply back in, a client beyond the host to each
     published TCP port) and those the check configuration's `expect:` lists (`reach: false`
     for a flow that must be blocked, reported when it is delivered), each simulated by the
-    flow engine
-    through routing, bridges, netfilter, NAT and conntrack — with its reply. A flow that is
-    denied, null-routed, has no route, finds no neighbour, is too big or loops is reported
-    with the namespace, the place (the firewall rule, the route, the device) and the reason
-    that stop it; one that the engine cannot judge
-    (an unmodelled firewall match) is an info finding saying why. Stops that a specialised
-    rule reports with its own repair (forwarding off, a device down, no route, no neighbour,
-    too big) are left to that rule: one finding per fault (the user's own expectations are
-    always answered in full).
+    flow engine through routing, bridges, netfilter, NAT and conntrack — with its reply. A
+    flow that is denied, null-routed, has no route, finds no neighbour, is too big or loops
+    is reported with the namespace, the place (the firewall rule, the route, the device) and
+    the reason that stop it; one that the engine cannot judge (an unmodelled firewall match)
+    is an info finding saying why. Stops that a specialised rule reports with its own repair
+    (forwarding off, a device down, no route, no neighbour, too big) are left to that rule:
+    one finding per fault (the user's own expectations are always answered in full).
 
 Why it matters
     This is the question asked first in an incident — "why can't web reach its gateway", "why
