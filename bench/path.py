@@ -147,8 +147,13 @@ def docker_row(containers: int, networks: int = 20) -> None:
         print(f"expected flows, {containers} containers on {networks} networks (set-up "
               f"{made:.0f} s): {len(flows)} flows simulated in {simulated:.2f} s "
               f"({len(failed)} failing); the same with real packets, one probe each: "
-              f"{probed:.1f} s ({probed / simulated:.0f}x)")
+              f"{probed:.1f} s ({probed / simulated:.0f}x)", flush=True)
     finally:
+        # Many containers take the daemon longer to remove than engine.stop() waits for:
+        # remove them first, a hundred at a time.
+        ids = engine.docker("ps", "-aq", check=False, timeout=120).split()
+        for first in range(0, len(ids), 100):
+            engine.docker("rm", "-f", *ids[first:first + 100], check=False, timeout=600)
         engine.stop()
 
 
