@@ -136,7 +136,7 @@ def docker_row(containers: int, networks: int = 20) -> None:
         start = time.perf_counter()
         model = Engine(snapshot)
         flows = list(expected.expectations(snapshot))
-        failed = list(expected.judge(snapshot, model))
+        failed = list(expected.judge(snapshot, engine=model))
         simulated = time.perf_counter() - start
         paths = {ref.id: ref.path for ref in ours}
         start = time.perf_counter()
