@@ -8,7 +8,10 @@ name still lines up. Records are matched by a key per section (a link by name, a
 family, table, destination, metric and device...); two records with the same key that differ
 are "changed", with the fields that differ. Facts that change without anyone changing the
 configuration are ignored: counters (packets, bytes, conntrack count, IPVS connection
-counts), nft handles and socket inodes, and the snapshot's created_at. An iptables rule's
+counts), nft handles and socket inodes, and the snapshot's created_at — and, unless
+`all_fields` is asked for, the records the kernel makes and forgets by itself: neighbour
+entries it learned (reachable, stale, delay...; permanent ones stay), forwarding entries it
+learned, and the `local` table's kernel routes that follow the addresses. An iptables rule's
 position is compared as the order of the rules a chain has in both snapshots, so inserting
 one rule reports that rule, not every rule below it.
 """
@@ -79,8 +82,9 @@ def _table(table: int) -> str:
     return {255: "local", 254: "main", 253: "default"}.get(table, f"table {table}")
 
 
-def diff(before: Snapshot, after: Snapshot) -> tuple[Change, ...]:
-    """Every difference between two snapshots; empty when they describe the same state."""
+def diff(before: Snapshot, after: Snapshot, all_fields: bool = False) -> tuple[Change, ...]:
+    """Every difference between two snapshots; empty when they describe the same state
+    (`all_fields`: also what the kernel learns and forgets by itself)."""
     changes: list[Change] = []
     pairs, removed, added = match_namespaces(before.namespaces, after.namespaces)
     for state in removed:
@@ -90,8 +94,19 @@ def diff(before: Snapshot, after: Snapshot) -> tuple[Change, ...]:
         changes.append(Change(state.ref.display, "namespace", "added", state.ref.display,
                               (f"inode {state.ref.id}",)))
     for old, new in pairs:
+        if not all_fields:
+            old, new = _without_volatile(old), _without_volatile(new)
         changes.extend(diff_namespace(old, new))
     return tuple(changes)
+
+
+def _without_volatile(state: NamespaceState) -> NamespaceState:
+    """The namespace without what the kernel learns and forgets as traffic comes and goes."""
+    return dataclasses.replace(
+        state,
+        neighbours=tuple(n for n in state.neighbours if {"permanent", "noarp"} & set(n.state)),
+        fdb=tuple(e for e in state.fdb if e.state in ("permanent", "static", "noarp")),
+        routes=tuple(r for r in state.routes if not (r.table == 255 and r.protocol == "kernel")))
 
 
 def match_namespaces(before: Sequence[NamespaceState], after: Sequence[NamespaceState]):

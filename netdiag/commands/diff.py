@@ -1,7 +1,8 @@
 """`netdiag diff A B [--json]`: what changed between two saved snapshots.
 
-Exit code 0 when they describe the same state (counters and timestamps aside), 1 when they
-differ, 2 when a file cannot be read. The comparison itself is netdiag.diff.
+Exit code 0 when they describe the same state (counters, timestamps and what the kernel learns
+by itself aside; `--all-fields` shows those too), 1 when they differ, 2 when a file cannot be
+read. The comparison itself is netdiag.diff.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ def register(subparsers) -> None:
     parser.add_argument("before", metavar="A", help="the older snapshot file")
     parser.add_argument("after", metavar="B", help="the newer snapshot file")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--all-fields", action="store_true",
+                        help="also what the kernel learns and forgets by itself (neighbour "
+                             "states, learned forwarding entries, the local table's routes)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    changes = diff(load(args.before), load(args.after))
+    changes = diff(load(args.before), load(args.after), all_fields=args.all_fields)
     if args.json:
         print_json([to_data(change) for change in changes])
     elif changes:

@@ -169,3 +169,44 @@ def test_unreadable_snapshot_gives_one_line_and_exit_2(tmp_path, capsys, content
     assert main(["diff", str(bad), str(good)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.json" in err
+
+
+def test_what_the_kernel_learns_by_itself_is_no_difference_unless_all_fields():
+    """A neighbour going from delay to reachable, a learned forwarding entry, the local
+    table's kernel routes: no change by default (the diff exited 1 for them); --all-fields
+    shows them. A permanent neighbour entry that changes is always a change."""
+    from netdiag.model import Neighbour
+
+    def neighbours(*states):
+        return tuple(Neighbour("vx0", 4, f"10.0.0.{i}", f"02:42:0a:00:00:0{i}", (s,))
+                     for i, s in enumerate(states, 2))
+
+    learned = FdbEntry(ifname="vx0", mac="02:42:0a:00:00:09", dst="192.0.2.1")
+    local = Route(family=4, dst="10.0.0.1/32", table=255, type="local", dev="vx0",
+                  protocol="kernel", scope="host")
+    before = snap(state(neighbours=neighbours("permanent", "delay")))
+    after = snap(state(neighbours=neighbours("permanent", "reachable", "stale"),
+                       fdb=(before.namespaces[0].fdb[0], learned),
+                       routes=(*before.namespaces[0].routes, local)))
+    assert diff(before, after) == ()
+    every = diff(before, after, all_fields=True)
+    assert {(c.section, c.kind) for c in every} == {("neighbours", "changed"),
+                                                   ("neighbours", "added"), ("fdb", "added"),
+                                                   ("routes", "added")}
+    moved = snap(state(neighbours=(replace(neighbours("permanent")[0],
+                                           mac="02:42:0a:00:00:99"),)))
+    (change,) = diff(before, moved)
+    assert change.section == "neighbours" and "mac:" in change.details[0]
+
+
+def test_the_command_takes_all_fields(tmp_path, capsys):
+    from netdiag.model import Neighbour
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    save(snap(state(neighbours=(Neighbour("vx0", 4, "10.0.0.2", "02:42:0a:00:00:02",
+                                          ("delay",)),))), a)
+    save(snap(state(neighbours=(Neighbour("vx0", 4, "10.0.0.2", "02:42:0a:00:00:02",
+                                          ("reachable",)),))), b)
+    assert main(["diff", str(a), str(b)]) == 0
+    assert main(["diff", str(a), str(b), "--all-fields"]) == 1
+    assert "state: (delay) → (reachable)" in capsys.readouterr().out
