@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise CollectError(f"{args.src} could not be read")
     # The snapshot lives until exit: keep the cyclic GC from walking its records again.
     gc.freeze()
-    address, _ = names.resolve(snapshot, source, target)
+    address, how = names.resolve(snapshot, source, target)
+    resolved = f"{target} is {address} ({how})" if how != "address" else ""
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
                     size=args.size)
     result = Engine(snapshot).path(source, packet)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.probe:
         sent = probe(snapshot, result, args.probe_external)
     if args.format == "json":
-        print_json(output.as_json(result, sent, kernel))
+        print_json(output.as_json(result, sent, kernel, resolved))
     else:
-        sys.stdout.write(output.as_text(result, sent, kernel))
+        sys.stdout.write(output.as_text(result, sent, kernel, resolved))
     return EXIT_OK if result.delivered else EXIT_FINDINGS

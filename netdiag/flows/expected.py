@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from itertools import chain
 
 from netdiag import netns
-from netdiag.checks import intent
+from netdiag.checks import intent, topology
 from netdiag.checks.api import FlowExpectation
 from netdiag.errors import NotFound, UsageError
 from netdiag.flows import names
 from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
-from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
+from netdiag.model.docker import DockerContainer, DockerNetwork
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
 CLIENT_PORT = 43210
@@ -48,6 +48,7 @@ class Expectation:
     said: str  # Docker's word for it: "Docker: web is on network front, gateway 172.18.0.1"
     source: int  # the namespace the flow starts in
     packet: Packet
+    user: bool = False  # from the check configuration's `expect:`, not from Docker
     arrive_on: str = ""  # from beyond the snapshot: the interface it comes in by
     exit_at: tuple[int, str] | None = None  # to beyond: (namespace, interface) it leaves by
     reach: bool = True  # False: the flow must not be delivered
@@ -65,7 +66,7 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
         running = [c for c in engine.containers if c.running and c.netns
                    and not c.shares and c.network_mode != "host"
                    and snapshot.namespace(c.netns) is not None]
-        uplink = _uplink(snapshot, host.ref.id)
+        uplink = _uplink(snapshot, host.ref.id)  # (address, interface) or None
         for network in intent.bridge_networks(engine):
             members = [(c, e) for c in running for e in c.endpoints
                        if e.ip and (e.network_id == network.id or e.network == network.name)]
@@ -81,7 +82,7 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                                   Packet(endpoint.ip, CLIENT, "tcp", CLIENT_PORT, 443),
                                   exit_at=(host.ref.id, uplink[1]))
         yield from _dns(running)
-        yield from _published(snapshot, engine, host.ref.id, running)
+        yield from _published(host.ref.id, uplink, running)
 
 
 def _gateway(network: DockerNetwork, members) -> Iterator[Expectation]:
@@ -120,18 +121,16 @@ def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
 
 def _uplink(snapshot: Snapshot, host: int) -> tuple[str, str] | None:
     """(address, interface) of the host's default route: its way to beyond."""
-    state = snapshot.namespace(host)
-    route = next((r for r in state.routes if r.dst == "default" and r.table == 254
-                  and r.type == "unicast" and r.dev), None)
-    if route is None:
+    found = topology.index(snapshot).default_egress(host)
+    if found is None:
         return None
-    address = interface_address(state, route.dev, route.gateway)
-    return (address, route.dev) if address else None
+    route, link = found
+    address = interface_address(snapshot.namespace(host), link.name, route.gateway)
+    return (address, link.name) if address else None
 
 
-def _published(snapshot: Snapshot, engine: DockerEngine, host: int,
-               running: list[DockerContainer]) -> Iterator[Expectation]:
-    uplink = _uplink(snapshot, host)
+def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerContainer]
+               ) -> Iterator[Expectation]:
     if uplink is None:
         return  # no way in from beyond the host to speak of
     address, device = uplink
@@ -161,7 +160,8 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
     for flow in wanted:
         promise = "the check configuration expects it" + ("" if flow.reach else " blocked")
         placeholder = Expectation(flow.text, promise, f"expect: {flow.text}", 0,
-                                  Packet("", flow.to, flow.protocol), reach=flow.reach)
+                                  Packet("", flow.to, flow.protocol), reach=flow.reach,
+                                  user=True)
         try:
             source = netns.resolve(flow.source, refs).id
             address, _ = names.resolve(snapshot, source, flow.to)
@@ -171,7 +171,7 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
         sport = CLIENT_PORT if flow.protocol != "icmp" else 0
         yield Expectation(flow.text, promise, f"expect: {flow.text}", source,
                           Packet("", address, flow.protocol, sport, flow.port),
-                          reach=flow.reach)
+                          reach=flow.reach, user=True)
 
 
 def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
@@ -196,7 +196,6 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
             if result.delivered:
                 yield Outcome(expectation, result)
             continue
-        docker = expectation.said.startswith("Docker")
-        if result.delivered or (docker and result.disposition == NO_LISTENER):
+        if result.delivered or (not expectation.user and result.disposition == NO_LISTENER):
             continue  # a publish that leads nowhere is port-contention's
         yield Outcome(expectation, result)

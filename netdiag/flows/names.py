@@ -9,9 +9,10 @@ namespace's first global IPv4 address.
 from __future__ import annotations
 
 from netdiag import netns
+from netdiag.checks.topology import ip_int
 from netdiag.errors import NotFound, UsageError
-from netdiag.flows.walk import validate_address
 from netdiag.model import Snapshot
+from netdiag.probe.plan import primary_address
 
 
 def split_port(text: str) -> tuple[str, int]:
@@ -26,7 +27,7 @@ def split_port(text: str) -> tuple[str, int]:
 
 def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
     """(address, how it was found) for `name` seen from namespace `source`."""
-    if validate_address(name):
+    if _ipv4(name):
         return name, "address"
     found = _docker(snapshot, source, name)
     if found:
@@ -37,12 +38,17 @@ def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
     except (NotFound, UsageError):
         raise UsageError(f"cannot resolve {name!r} from {_label(snapshot, source)}: not an "
                          "IPv4 address, a Docker name on its networks, or a namespace") from None
-    state = snapshot.namespace(ref.id)
-    address = next((a.address for a in state.addresses
-                    if a.family == 4 and a.scope == "global"), "")
+    address = primary_address(snapshot.namespace(ref.id))
     if not address:
         raise UsageError(f"{ref.display} has no IPv4 address to send to")
     return address, f"namespace {ref.display}"
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        return ip_int(text)[0] == 4
+    except ValueError:
+        return False
 
 
 def _label(snapshot: Snapshot, ns_id: int) -> str:

@@ -77,32 +77,28 @@ class Netfilter:
 
     def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: Where
                  ) -> Outcome:
-        return _run_hook(self, state, hook, packet, where)
-
-
-def _run_hook(netfilter: Netfilter, state: NamespaceState, hook: str, packet: Packet,
-              where: Where) -> Outcome:
-    steps: list[Step] = []
-    nat = None
-    for table in HOOK_TABLES[hook]:
-        if table == "nat" and packet.ctstate != "NEW":
-            continue  # NAT decides on a connection's first packet; conntrack does the rest
-        for backend in _backends(state):
-            chains = netfilter.chains(state, backend, table)
-            if hook not in chains.policies:
-                continue
-            result = _Walk(chains, where, f"{table}/{hook}", backend).run(hook, packet)
-            steps += result.steps
-            if result.verdict != ACCEPT:
-                return Outcome(result.verdict, packet, tuple(steps), result.rule, result.reason,
-                               result.where)
-            if result.nat is not None:
-                nat = result.nat
-            packet = result.packet
-    native = _native(state, hook, packet, where)
-    if native is not None:
-        return replace(native, steps=tuple(steps) + native.steps, nat=native.nat or nat)
-    return Outcome(ACCEPT, packet, tuple(steps), nat=nat)
+        steps: list[Step] = []
+        nat = None
+        for table in HOOK_TABLES[hook]:
+            if table == "nat" and packet.ctstate != "NEW":
+                continue  # NAT decides on a connection's first packet; conntrack the rest
+            for backend in _backends(state):
+                chains = self.chains(state, backend, table)
+                if hook not in chains.policies:
+                    continue
+                result = _Walk(chains, where, table, backend).run(hook, packet)
+                steps += result.steps
+                if result.verdict != ACCEPT:
+                    return Outcome(result.verdict, packet, tuple(steps), result.rule,
+                                   result.reason, result.where)
+                if result.nat is not None:
+                    nat = result.nat
+                packet = result.packet
+        native = nftables.run(state, hook, packet, where)  # then the native base chains
+        if native is not None:
+            return Outcome(native.verdict, native.packet, tuple(steps + native.steps),
+                           native.rule, native.reason, native.where, native.nat or nat)
+        return Outcome(ACCEPT, packet, tuple(steps), nat=nat)
 
 
 def _backends(state: NamespaceState) -> tuple[str, ...]:
@@ -130,20 +126,12 @@ def _index(state: NamespaceState, backend: str, table: str) -> _Chains:
                    frozenset(c.name for c in chains))
 
 
-@dataclass(slots=True)
-class _Result:
-    verdict: str  # accept, drop, unknown, return (fell off or RETURN), goto-return
-    packet: Packet
-    steps: list[Step]
-    rule: str = ""
-    reason: str = ""
-    nat: tuple[str, Packet, Packet] | None = None
-    where: str = ""
+_Result = nftables.Result  # one walk result for both: verdict, packet, steps, rule, reason
 
 
 class _Walk:
-    def __init__(self, chains: _Chains, where: Where, label: str, backend: str):
-        self.chains, self.where, self.label, self.backend = chains, where, label, backend
+    def __init__(self, chains: _Chains, where: Where, table: str, backend: str):
+        self.chains, self.where, self.table, self.backend = chains, where, table, backend
 
     def run(self, hook: str, packet: Packet) -> _Result:
         result = self._chain(hook, packet, 0)
@@ -158,8 +146,7 @@ class _Walk:
         return result
 
     def _table(self) -> str:
-        table = self.label.split("/")[0]
-        return table if self.backend == "nft" else f"{table} (legacy)"
+        return self.table if self.backend == "nft" else f"{self.table} (legacy)"
 
     def _chain(self, chain: str, packet: Packet, depth: int) -> _Result:
         steps: list[Step] = []
@@ -380,15 +367,3 @@ def _match(match: Match, packet: Packet, where: Where) -> bool | None:  # noqa: 
     if option == "syn":
         return packet.proto == "tcp" and packet.ctstate == "NEW"
     return None
-
-
-# --- native nftables ------------------------------------------------------------------------
-
-
-def _native(state: NamespaceState, hook: str, packet: Packet, where: Where) -> Outcome | None:
-    """The native nftables base chains at this hook (netdiag/flows/nftables.py)."""
-    result = nftables.run(state, hook, packet, where)
-    if result is None:
-        return None
-    return Outcome(result.verdict, result.packet, tuple(result.steps), result.rule,
-                   result.reason, result.where, result.nat)

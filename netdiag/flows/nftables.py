@@ -15,11 +15,11 @@ import json
 from dataclasses import dataclass, replace
 
 from netdiag.checks.topology import network_interval
+from netdiag.collect.firewall import XTABLES_TABLES
 from netdiag.flows.packet import PROTOCOLS, Packet, Step
 from netdiag.model import NamespaceState, NftChain, NftRule
 
 ACCEPT, DROP, UNKNOWN, RETURN = "accept", "drop", "unknown", "return"
-XTABLES = {"filter", "nat", "mangle", "raw", "security"}  # iptables-nft's own tables
 _QUIET = {"counter", "log", "limit", "notrack", "quota"}
 _MAX_DEPTH = 64
 
@@ -30,7 +30,9 @@ class Unmodelled(Exception):
 
 @dataclass(slots=True)
 class Result:
-    verdict: str
+    """Where a walk through chains ended (iptables' walk in netfilter.py uses it too)."""
+
+    verdict: str  # accept, drop, unknown, return (fell off the chain, or RETURN)
     packet: Packet
     steps: list[Step]
     rule: str = ""
@@ -41,9 +43,10 @@ class Result:
 
 def base_chains(state: NamespaceState, hook: str, nat_too: bool) -> list[NftChain]:
     hook_name = hook.lower()
+    # Tables named like iptables' in the ip families are iptables-nft's: netfilter.py's.
     return sorted((c for c in state.firewall.nft_chains if c.hook == hook_name
                    and c.family in ("ip", "inet")
-                   and not (c.family in ("ip", "ip6") and c.table in XTABLES)
+                   and not (c.family in ("ip", "ip6") and c.table in XTABLES_TABLES)
                    and (nat_too or c.type != "nat")), key=lambda c: c.priority)
 
 

@@ -1,10 +1,11 @@
 """`netdiag path`'s two outputs: text for a person, JSON (stable, versioned) for tools.
 
 JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "dport",
-"size"}, "disposition", "hops": [{"namespace": {"id", "kind", "label"}, "in", "out",
-"steps": [{"kind", "detail", "rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} |
-null, "reply": {"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome",
-"reason", "delivered", "agrees", "trace"?: {"events", "drop", "agrees", "note"}} | null
+"size", "resolved" (how a name in DST became its address, or null)}, "disposition",
+"hops": [{"namespace": {"id", "kind", "label"}, "in", "out", "steps": [{"kind", "detail",
+"rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} | null, "reply":
+{"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome", "reason", "delivered",
+"agrees", "trace"?: {"events", "drop", "agrees", "note"}} | null
 (null without --probe; trace with --trace).
 """
 
@@ -50,14 +51,15 @@ def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
 
 
 def as_json(result: PathResult, sent: ProbeResult | None = None,
-            kernel: KernelTrace | None = None) -> dict:
+            kernel: KernelTrace | None = None, resolved: str = "") -> dict:
     packet = result.flow.packet
     reply = result.reply
     return {
         "schema_version": SCHEMA_VERSION,
         "flow": {"src": {**_ref(result.flow.source), "address": packet.src}, "dst": packet.dst,
                  "proto": packet.proto, "sport": packet.sport or None,
-                 "dport": packet.dport or None, "size": packet.size or None},
+                 "dport": packet.dport or None, "size": packet.size or None,
+                 "resolved": resolved or None},
         "disposition": result.disposition,
         "hops": _hops(result.forward.hops),
         "drop": _drop(result.forward.drop),
@@ -91,10 +93,11 @@ def _verdict(trace: Trace, what: str) -> str:
 
 
 def as_text(result: PathResult, sent: ProbeResult | None = None,
-            kernel: KernelTrace | None = None) -> str:
+            kernel: KernelTrace | None = None, resolved: str = "") -> str:
     packet = result.flow.packet
     lines = [f"path from {result.flow.source.display}: {packet.text}"
-             + (f", {packet.size} bytes DF" if packet.size else "")]
+             + (f", {packet.size} bytes DF" if packet.size else "")
+             + (f" — {resolved}" if resolved else "")]
     lines += _trace_lines(result.forward)
     lines.append(_verdict(result.forward, "forward"))
     if result.reply is not None:

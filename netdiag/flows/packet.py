@@ -93,6 +93,8 @@ class Trace:
     # Where it left what the snapshot holds — (namespace, device, the packet as it left) —
     # when it went on beyond (disposition unknown: what happens there is not known).
     exited: tuple[int, str, Packet] | None = None
+    # The NAT it met: ("dnat" | "snat", the packet before, after), in the order met.
+    translations: tuple[tuple[str, Packet, Packet], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

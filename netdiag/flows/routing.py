@@ -80,25 +80,20 @@ def decide(topo: Topology, ns_id: int, dst: str, src: str = "", iif: str = "lo",
 
 
 def _rule_matches(rule: Rule, dst: str, src: str, iif: str, mark: int) -> bool:
-    hit = True
-    if rule.src and (not src or not _within(src, rule.src)):
-        hit = False
-    if hit and rule.dst and not _within(dst, rule.dst):
-        hit = False
-    if hit and rule.iif and rule.iif != iif:
-        hit = False
-    if hit and rule.oif:
-        hit = False  # only sockets bound to a device match oif rules
-    if hit and rule.fwmark and (mark & (rule.fwmask or 0xFFFFFFFF)) != rule.fwmark:
-        hit = False
-    return hit != rule.invert
+    matched = ((not rule.src or bool(src) and within(src, rule.src))
+               and (not rule.dst or within(dst, rule.dst))
+               and (not rule.iif or rule.iif == iif)
+               and not rule.oif  # only sockets bound to a device match oif rules
+               and (not rule.fwmark or (mark & (rule.fwmask or 0xFFFFFFFF)) == rule.fwmark))
+    return matched != rule.invert
 
 
 def _holds(state, address: str) -> bool:
     return state is not None and any(a.address == address for a in state.addresses)
 
 
-def _within(address: str, network: str) -> bool:
+def within(address: str, network: str) -> bool:
+    """Is `address` in `network` ("10.0.0.0/8", "default")?"""
     _, first, last, _ = network_interval(network)
     _, value = ip_int(address)
     return first <= value <= last

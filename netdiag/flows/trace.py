@@ -44,16 +44,11 @@ def _namespaces(result: PathResult) -> list[NamespaceRef]:
 
 
 def _addresses(result: PathResult) -> list[str]:
+    """Every address the flow takes, NAT included: the forward packet before and after each
+    translation."""
     found = {result.flow.packet.src, result.flow.packet.dst}
-    if result.forward.delivered_as is not None:
-        found |= {result.forward.delivered_as.src, result.forward.delivered_as.dst}
-    for hop in result.forward.hops:
-        for step in hop.steps:
-            if step.kind == "nat":
-                for word in step.detail.replace("⇒", " ").replace("→", " ").split():
-                    host = word.rsplit(":", 1)[0]
-                    if host.count(".") == 3:
-                        found.add(host)
+    for _, before, after in result.forward.translations:
+        found |= {before.src, before.dst, after.src, after.dst}
     return sorted(a for a in found if a)
 
 

@@ -12,10 +12,12 @@ The walk follows what the kernel does (../shared/REFERENCE.md, "Packet path"):
   forwarding (`ip_forward` and the interface's `forwarding`), FORWARD, POSTROUTING (SNAT,
   MASQUERADE), the MTU with DF, and the next segment.
 
-NAT is remembered per namespace as conntrack would, so the reply (ESTABLISHED, no nat table)
-is translated back where the forward packet was translated. A device the model does not follow
-(a physical NIC whose other end is not in the snapshot, VXLAN, macvlan) ends the walk as
-`unknown`, saying so.
+A frame into a VXLAN device is encapsulated to the VTEP its forwarding entry names, and the
+outer UDP packet walks the underlays like any other packet. NAT is remembered per namespace
+as conntrack would, so the reply (ESTABLISHED, no nat table) is translated back where the
+forward packet was translated. A packet that leaves what the snapshot holds (a NIC whose other
+end is not in it) ends there as `unknown`, and its reply is simulated coming back in; a device
+the model does not follow (macvlan) ends the walk as `unknown`, saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
-from netdiag.checks.topology import Endpoint, Topology, index, ip_int
+from netdiag.checks.topology import Endpoint, Topology, index
 from netdiag.flows import routing
 from netdiag.flows.netfilter import ACCEPT, DROP, Netfilter, Where
 from netdiag.flows.packet import (
@@ -45,6 +47,7 @@ from netdiag.flows.packet import (
     Trace,
 )
 from netdiag.model import Link, NamespaceState, Snapshot
+from netdiag.probe.plan import primary_address
 
 MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
 _WILDCARDS = ("0.0.0.0", "::", "*", "")
@@ -120,8 +123,8 @@ class Engine:
             return decision.route.prefsrc
         if decision.kind == "local":
             return dst
-        return interface_address(state, decision.dev, decision.next_hop(dst)) or next(
-            (a.address for a in state.addresses if a.family == 4 and a.scope == "global"), "")
+        return interface_address(state, decision.dev, decision.next_hop(dst)) or \
+            primary_address(state)
 
 
 def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
@@ -129,7 +132,7 @@ def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
     found = [a for a in state.addresses if a.ifname == dev and a.family == 4]
     if near:
         for address in found:
-            if routing._within(near, address.cidr):
+            if routing.within(near, address.cidr):
                 return address.address
     return found[0].address if found else ""
 
@@ -157,6 +160,7 @@ class _Leg:
         self.reply_to = reply_to  # the original flow, when this leg is its reply
         self.reply_by = reply_by  # the interface the original came in by, from outside
         self.hops: list[Hop] = []
+        self.translations: list[Binding] = []  # the NAT this leg met (bindings: all legs')
         self.routed = 0
 
     # --- the leg as a whole -------------------------------------------------------------
@@ -174,7 +178,7 @@ class _Leg:
         except _Stop as stop:
             ns, delivered = stop.delivered or (0, None)
             return Trace(stop.disposition, tuple(self.hops), stop.drop, delivered, ns,
-                         stop.exited)
+                         stop.exited, tuple(self.translations))
 
     def _hop(self, ns_id: int, into: str = "") -> Hop:
         hop = Hop(self.topo.ref(ns_id), into)
@@ -209,6 +213,7 @@ class _Leg:
             raise self._stop(UNKNOWN, ns_id, outcome.where, outcome.reason, outcome.rule)
         if outcome.nat is not None:
             self.bindings.setdefault(ns_id, []).append(outcome.nat)
+            self.translations.append(outcome.nat)
         return outcome.packet
 
     def _route(self, state: NamespaceState, hop: Hop, packet: Packet, iif: str
@@ -239,7 +244,7 @@ class _Leg:
             hop.out = "lo"
             packet = self._hook(state, hop, "POSTROUTING", packet, self._where(state, out_if="lo"))
             self._input(state, hop, packet, "lo")
-        self._postrouting_and_out(state, hop, packet, decision, "lo")
+        self._postrouting_and_out(state, hop, packet, decision)
 
     def _receive(self, ns_id: int, link: Link, packet: Packet, via_port: str = "") -> None:
         state = self.topo.namespace(ns_id)
@@ -248,18 +253,18 @@ class _Leg:
             raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down")
         packet = self._unsnat(ns_id, hop, packet)
         self._rp_filter(state, hop, packet, link)
-        bridged = via_port and self._bridge_nf(state)
+        # Through a bridge with bridge-nf-call-iptables, PREROUTING sees the port it came by.
+        via_port = via_port if self._bridge_nf(state) else ""
         before = packet
         packet = self._hook(state, hop, "PREROUTING", packet,
-                            self._where(state, in_if=link.name, physdev_in=via_port if bridged
-                                        else "", bridged=False))
+                            self._where(state, in_if=link.name, physdev_in=via_port))
         if packet.dst != before.dst:
             hop.steps.append(Step("conntrack", f"connection tracked as {before.text} ⇒ "
                                                f"{packet.text}"))
         decision = self._route(state, hop, packet, link.name)
         if decision.kind == "local":
             self._input(state, hop, packet, link.name)
-        self._forward(state, hop, packet, link, decision, via_port if bridged else "")
+        self._forward(state, hop, packet, link, decision, via_port)
 
     def _input(self, state: NamespaceState, hop: Hop, packet: Packet, in_if: str) -> None:
         packet = self._hook(state, hop, "INPUT", packet, self._where(state, in_if=in_if))
@@ -282,24 +287,20 @@ class _Leg:
                                                    "a routing loop")
         packet = self._hook(state, hop, "FORWARD", packet, self._where(
             state, in_if=link.name, out_if=decision.dev))
-        self._postrouting_and_out(state, hop, packet, decision, link.name, via_port)
+        self._postrouting_and_out(state, hop, packet, decision, via_port)
 
     def _postrouting_and_out(self, state: NamespaceState, hop: Hop, packet: Packet,
-                             decision: routing.Decision, in_if: str, via_port: str = "") -> None:
+                             decision: routing.Decision, via_port: str = "") -> None:
         ns_id = state.ref.id
         next_hop = decision.next_hop(packet.dst)
         packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
             state, out_if=decision.dev, near=next_hop))
         packet = self._undnat(ns_id, hop, packet)
         hop.out = decision.dev
-        if self.reply_by and self.reply_to is not None:
-            origin, original = self.reply_to
-            if ns_id == origin and decision.dev == self.reply_by and \
-                    packet.dst == original.src and packet.dport == original.sport and \
-                    packet.src == original.dst:
-                hop.steps.append(Step("deliver", f"the reply leaves by {decision.dev} towards "
-                                                 f"{packet.dst}, where the flow came from"))
-                raise _Stop(DELIVERED, None, (ns_id, packet))
+        if self.reply_by and decision.dev == self.reply_by and self._answers(ns_id, packet):
+            hop.steps.append(Step("deliver", f"the reply leaves by {decision.dev} towards "
+                                             f"{packet.dst}, where the flow came from"))
+            raise _Stop(DELIVERED, None, (ns_id, packet))
         link = self.topo.link(ns_id, decision.dev)
         if link is None:
             raise self._stop(UNKNOWN, ns_id, decision.dev, f"device {decision.dev} is not in "
@@ -318,9 +319,7 @@ class _Leg:
     def _deliver(self, state: NamespaceState, hop: Hop, packet: Packet) -> None:
         ns_id = state.ref.id
         if self.reply_to is not None:
-            origin, original = self.reply_to
-            if ns_id == origin and packet.dst == original.src and \
-                    packet.dport == original.sport and packet.src == original.dst:
+            if self._answers(ns_id, packet):
                 hop.steps.append(Step("deliver", f"the reply reaches the sender's socket "
                                                  f"({packet.text})"))
                 raise _Stop(DELIVERED, None, (ns_id, packet))
@@ -353,6 +352,14 @@ class _Leg:
         hop.steps.append(Step("deliver", f"{owner} listens on {sock.protocol} "
                                          f"{sock.address or '*'}:{sock.port}"))
         raise _Stop(DELIVERED, None, (ns_id, packet))
+
+    def _answers(self, ns_id: int, packet: Packet) -> bool:
+        """Is `packet`, in namespace `ns_id`, the reply to this leg's original flow there?"""
+        if self.reply_to is None:
+            return False
+        origin, original = self.reply_to
+        return ns_id == origin and packet.dst == original.src and \
+            packet.dport == original.sport and packet.src == original.dst
 
     def _rp_filter(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link) -> None:
         values = [state.sysctl("net.ipv4.conf.all.rp_filter"),
@@ -655,22 +662,11 @@ class _Leg:
         hop.steps.append(Step("bridge", f"{bridge.name}: {into.name} → {out.name}"))
         self._fits(ns_id, out, packet, f"a port of {bridge.name}")
         if self._bridge_nf(state):
-            bridged = dict(physdev_in=into.name, physdev_out=out.name, bridged=True)
-            packet = self._hook(state, hop, "PREROUTING", packet,
-                                self._where(state, in_if=bridge.name, **{
-                                    "physdev_in": into.name}))
+            packet = self._hook(state, hop, "PREROUTING", packet, self._where(
+                state, in_if=bridge.name, physdev_in=into.name))
             packet = self._hook(state, hop, "FORWARD", packet, self._where(
-                state, in_if=bridge.name, out_if=bridge.name, **bridged))
+                state, in_if=bridge.name, out_if=bridge.name, physdev_in=into.name,
+                physdev_out=out.name, bridged=True))
             packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
                 state, out_if=bridge.name, physdev_out=out.name, bridged=True))
         return packet
-
-
-
-
-
-def validate_address(text: str) -> bool:
-    try:
-        return ip_int(text)[0] == 4
-    except ValueError:
-        return False

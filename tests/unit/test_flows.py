@@ -10,7 +10,7 @@ from netdiag.cli import main
 from netdiag.collect.iptables_save import parse_rule
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
-from netdiag.model import Firewall, IptablesRule, NftChain, NftRule
+from netdiag.model import IptablesRule, NftChain, NftRule
 from netdiag.model.serialize import save
 from tests.fixtures.scenarios import docker_host
 from tests.unit.rules.part2_fixtures import amend
@@ -48,6 +48,8 @@ def test_a_published_port_from_the_host_is_translated_there_and_back():
     assert result.delivered, result.forward.drop or result.reply.drop
     assert result.forward.delivered_as.dst == "172.18.0.2" and \
         result.forward.delivered_as.dport == 80
+    ((kind, before, after),) = result.forward.translations
+    assert kind == "dnat" and before.dport == 8080 and after.dst == "172.18.0.2"
     reply_steps = [s.detail for h in result.reply.hops for s in h.steps]
     assert any("⇒ tcp 192.168.1.10:8080" in s for s in reply_steps), reply_steps
 
@@ -96,7 +98,6 @@ def test_what_is_not_modelled_is_unknown_naming_the_rule():
     chain = NftChain("inet", "fw", "out", type="filter", hook="output", policy="accept")
     fw = replace(state.firewall, nft_chains=(chain,),
                  nft_rules=(NftRule("inet", "fw", "out", 4, "tcp dport 80 drop", drop_80),))
-    assert isinstance(fw, Firewall)
     result = path(amend(snapshot, d.web, firewall=fw), d.web, "172.18.0.1", port=80)
     assert result.disposition == "denied"
     assert result.forward.drop.where == "nft inet fw out handle 4"
@@ -116,7 +117,8 @@ def test_the_path_command_exit_codes_and_json(tmp_path, capsys):
     saved = tmp_path / "host.json"
     save(d.build(), saved)
     assert main(["path", "host", "web:80", "--from", str(saved)]) == 0
-    assert "=> DELIVERED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "=> DELIVERED" in out and "web is 172.18.0.2 (Docker: web on web)" in out
     assert main(["path", "web", "172.19.0.2:80", "--from", str(saved), "--format",
                  "json"]) == 1
     report = json.loads(capsys.readouterr().out)

@@ -98,7 +98,7 @@ def _ours(expectation: expected.Expectation, result: PathResult) -> bool:
     (missing-default-route), no neighbour (docker-endpoint-broken, docker-bridge-broken), too
     big (mtu-mismatch) — are left to it: one finding per fault."""
     _, trace = _failed(result)
-    if not expectation.said.startswith("Docker"):
+    if expectation.user:
         return True  # the user asked about this very flow: every stop is the answer
     if trace.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
         return True
@@ -122,7 +122,8 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     where = f" in {drop.namespace.display} at {drop.where}" if drop else ""
     reason = drop.reason if drop else "the walk ended without a verdict"
     message = f"{expectation.what}: {which} is {trace.disposition}{where}: {reason}"
-    evidence = [Evidence(expectation.said, expectation.source, "docker"),
+    evidence = [Evidence(expectation.said, expectation.source,
+                         "" if expectation.user else "docker"),
                 Evidence(f"expected: {expectation.why}", expectation.source)]
     if drop is not None and drop.rule:
         evidence.append(Evidence(f"rule: {drop.rule}", drop.namespace.id, "firewall",
