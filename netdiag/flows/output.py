@@ -3,10 +3,12 @@
 JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "dport",
 "size", "resolved" (how a name in DST became its address, or null)}, "disposition",
 "hops": [{"namespace": {"id", "kind", "label"}, "in", "out", "steps": [{"kind", "detail",
-"rule"?}]}], "drop": {"namespace", "where", "rule", "reason"} | null, "reply":
+"rule"?}]}], "drop": {"namespace", "where", "rule", "reason", "cause"} | null, "reply":
 {"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome", "reason", "delivered",
-"agrees", "trace"?: {"events", "drop", "agrees", "note"}} | null
-(null without --probe; trace with --trace).
+"agrees", "trace"?: {"events", "drop", "agrees", "note", "drops": [{"reason", "location"}],
+"drops_note"}} | null (null without --probe; trace with --trace). `cause` is one of
+netdiag.flows.packet.CAUSES; `drops` are the kernel's kfree_skb drop reasons seen while the
+probe was out.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _drop(drop: Drop | None) -> dict | None:
     if drop is None:
         return None
     return {"namespace": _ref(drop.namespace), "where": drop.where, "rule": drop.rule or None,
-            "reason": drop.reason}
+            "reason": drop.reason, "cause": drop.cause}
 
 
 def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
@@ -46,7 +48,9 @@ def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
         found["trace"] = {"events": [{"namespace": ns, "event": e} for ns, e in kernel.events],
                           "drop": None if kernel.drop is None else
                           {"namespace": kernel.drop[0], "event": kernel.drop[1]},
-                          "agrees": kernel.agrees, "note": kernel.note or None}
+                          "agrees": kernel.agrees, "note": kernel.note or None,
+                          "drops": [{"reason": r, "location": at} for r, at in kernel.drops],
+                          "drops_note": kernel.drops_note or None}
     return found
 
 
@@ -114,6 +118,10 @@ def as_text(result: PathResult, sent: ProbeResult | None = None,
     if kernel is not None:
         lines.append("kernel trace (nftables):")
         lines += [f"  [{ns}] {event}" for ns, event in kernel.events] or ["  (no events)"]
+        lines.append("kernel drop reasons while the probe was out (skb:kfree_skb, any "
+                     "namespace):")
+        lines += [f"  {reason} in {at or '?'}" for reason, at in kernel.drops] or \
+            [f"  ({kernel.drops_note or 'none'})"]
         if kernel.agrees is not None:
             lines.append("trace: " + ("the kernel's trace agrees" if kernel.agrees else
                                       f"the kernel's trace DISAGREES: {kernel.note}"))

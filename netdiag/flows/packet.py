@@ -75,12 +75,31 @@ class Hop:
     steps: list[Step] = field(default_factory=list)
 
 
+# What stopped a packet, for programs (rules leave a stop to the rule that owns its cause,
+# --trace compares it with the kernel's drop reason); `where` and `reason` are for people.
+FIREWALL = "firewall"  # a netfilter rule or policy (iptables, nftables)
+ROUTE = "route"  # no route, a blackhole/unreachable/prohibit route, a loop
+FORWARDING = "forwarding"  # ip_forward or the interface's forwarding is off
+LINK_DOWN = "link-down"  # a device (or its other end, or a bridge port) is down
+NEIGHBOUR = "neighbour"  # nobody on the segment holds the next hop; VXLAN has no entry
+MTU = "mtu"  # too big for a device on the way
+RP_FILTER = "rp-filter"  # reverse-path filtering
+BRIDGE = "bridge"  # a bridge port's state, isolated ports
+HAIRPIN = "hairpin"  # a bridge would send the frame back out of its port; hairpin is off
+CONNTRACK = "conntrack"  # a reply that is not the flow's
+SOCKET = "socket"  # nothing listens (or echo ignored)
+UNMODELLED = "unmodelled"  # the model cannot say (unknown)
+CAUSES = (FIREWALL, ROUTE, FORWARDING, LINK_DOWN, NEIGHBOUR, MTU, RP_FILTER, BRIDGE,
+          HAIRPIN, CONNTRACK, SOCKET, UNMODELLED)
+
+
 @dataclass(frozen=True, slots=True)
 class Drop:
     namespace: NamespaceRef
     where: str  # the hook, device or table: "filter/FORWARD", "route", "eth0"
     reason: str
     rule: str = ""
+    cause: str = UNMODELLED  # one of CAUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,15 +29,27 @@ from netdiag.checks.topology import Endpoint, Topology, index
 from netdiag.flows import routing
 from netdiag.flows.netfilter import ACCEPT, DROP, Netfilter, Where
 from netdiag.flows.packet import (
+    BRIDGE,
+    CONNTRACK,
     DELIVERED,
     DENIED,
+    FIREWALL,
+    FORWARDING,
+    HAIRPIN,
+    LINK_DOWN,
     LOOP,
+    MTU,
+    NEIGHBOUR,
     NEIGHBOUR_UNREACHABLE,
     NO_LISTENER,
     NO_ROUTE,
     NULL_ROUTED,
+    ROUTE,
+    RP_FILTER,
+    SOCKET,
     TOO_BIG,
     UNKNOWN,
+    UNMODELLED,
     Drop,
     Flow,
     Hop,
@@ -54,6 +66,11 @@ _WILDCARDS = ("0.0.0.0", "::", "*", "")
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
 
 Binding = tuple[str, Packet, Packet]  # ("dnat" | "snat", before, after)
+
+# A stop's cause when its site does not name another (a DENIED that is not netfilter's does).
+_CAUSE = {DENIED: FIREWALL, NO_ROUTE: ROUTE, NULL_ROUTED: ROUTE, LOOP: ROUTE,
+          NEIGHBOUR_UNREACHABLE: NEIGHBOUR, TOO_BIG: MTU, NO_LISTENER: SOCKET,
+          UNKNOWN: UNMODELLED}
 
 
 class Engine:
@@ -185,13 +202,16 @@ class _Leg:
         self.hops.append(hop)
         return hop
 
-    def _drop(self, ns_id: int, where: str, reason: str, rule: str = "") -> Drop:
-        return Drop(self.topo.ref(ns_id), where, reason, rule)
+    def _drop(self, ns_id: int, where: str, reason: str, rule: str = "",
+              cause: str = UNMODELLED) -> Drop:
+        return Drop(self.topo.ref(ns_id), where, reason, rule, cause)
 
-    def _stop(self, disposition: str, ns_id: int, where: str, reason: str, rule: str = ""
-              ) -> _Stop:
+    def _stop(self, disposition: str, ns_id: int, where: str, reason: str, rule: str = "",
+              cause: str = "") -> _Stop:
+        """The walk ends here; `cause` defaults to what the disposition implies."""
         self.hops[-1].steps.append(Step("drop", reason, rule))
-        return _Stop(disposition, self._drop(ns_id, where, reason, rule))
+        return _Stop(disposition, self._drop(ns_id, where, reason, rule,
+                                             cause or _CAUSE[disposition]))
 
     # --- the IP layer -----------------------------------------------------------------------
 
@@ -250,7 +270,7 @@ class _Leg:
         state = self.topo.namespace(ns_id)
         hop = self._hop(ns_id, link.name)
         if not link.admin_up:
-            raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down")
+            raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down", cause=LINK_DOWN)
         packet = self._unsnat(ns_id, hop, packet)
         self._rp_filter(state, hop, packet, link)
         # Through a bridge with bridge-nf-call-iptables, PREROUTING sees the port it came by.
@@ -276,11 +296,12 @@ class _Leg:
         ns_id = state.ref.id
         if state.sysctl("net.ipv4.ip_forward") == "0":
             raise self._stop(DENIED, ns_id, "forwarding",
-                             f"net.ipv4.ip_forward is 0: {state.ref.display} does not forward")
+                             f"net.ipv4.ip_forward is 0: {state.ref.display} does not forward",
+                             cause=FORWARDING)
         per_link = state.sysctl(f"net.ipv4.conf.{link.name}.forwarding")
         if per_link == "0":
             raise self._stop(DENIED, ns_id, "forwarding",
-                             f"net.ipv4.conf.{link.name}.forwarding is 0")
+                             f"net.ipv4.conf.{link.name}.forwarding is 0", cause=FORWARDING)
         self.routed += 1
         if self.routed > MAX_HOPS:
             raise self._stop(LOOP, ns_id, "route", f"still routed after {MAX_HOPS} routers: "
@@ -324,7 +345,8 @@ class _Leg:
                                                  f"({packet.text})"))
                 raise _Stop(DELIVERED, None, (ns_id, packet))
             raise self._stop(DENIED, ns_id, "conntrack", f"the reply {packet.text} arrives in "
-                             f"{state.ref.display}, which did not send the flow")
+                             f"{state.ref.display}, which did not send the flow",
+                             cause=CONNTRACK)
         if self.tunnel is not None:
             if (ns_id, packet.dport) == self.tunnel and packet.proto == "udp":
                 hop.steps.append(Step("deliver", f"the VXLAN socket on udp {packet.dport} "
@@ -371,7 +393,8 @@ class _Leg:
         if back.kind != "unicast" or (mode == 1 and back.dev != link.name):
             raise self._stop(DENIED, state.ref.id, "rp_filter",
                              f"rp_filter={mode}: the way back to {packet.src} is "
-                             f"{'not via ' + link.name if back.kind == 'unicast' else 'missing'}")
+                             f"{'not via ' + link.name if back.kind == 'unicast' else 'missing'}",
+                             cause=RP_FILTER)
 
     def _bridge_nf(self, state: NamespaceState) -> bool:
         return state.sysctl(BRIDGE_NF) == "1"
@@ -409,10 +432,12 @@ class _Leg:
         if link.kind == "loopback":
             raise self._stop(UNKNOWN, ns_id, link.name, "loopback routed without a local route")
         if not link.admin_up:
-            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name, f"{link.name} is down")
+            raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name, f"{link.name} is down",
+                             cause=LINK_DOWN)
         if link.oper_state == "down" or link.oper_state == "lowerlayerdown":
             raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, link.name,
-                             f"{link.name} has no carrier (its other end is down)")
+                             f"{link.name} has no carrier (its other end is down)",
+                             cause=LINK_DOWN)
         path = self._segment_path(ns_id, link, next_hop)
         if path is None and self._beyond(ns_id, link) and self.reply_to is None:
             raise self._exit(ns_id, link, packet, next_hop)
@@ -543,7 +568,8 @@ class _Leg:
             if here.namespace != nxt.namespace:  # across a veth pair
                 if not nxt_link.admin_up:
                     raise self._stop(NEIGHBOUR_UNREACHABLE, nxt.namespace, nxt.link,
-                                     f"{nxt.link}, the other end of {here.link}, is down")
+                                     f"{nxt.link}, the other end of {here.link}, is down",
+                                     cause=LINK_DOWN)
                 self._fits(here.namespace, nxt_link, packet, f"the other end of {here.link}")
                 continue
             if here_link.master and nxt_link.kind == "bridge":
@@ -625,14 +651,15 @@ class _Leg:
         for port in (p for p in (into, out) if p is not None):
             if not port.admin_up:
                 raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, port.name,
-                                 f"bridge port {port.name} is down")
+                                 f"bridge port {port.name} is down", cause=LINK_DOWN)
             if port.port is not None and port.port.state not in ("forwarding", ""):
                 raise self._stop(DENIED, ns_id, port.name,
-                                 f"bridge port {port.name} is {port.port.state}")
+                                 f"bridge port {port.name} is {port.port.state}", cause=BRIDGE)
         if hairpin_port and out.name == hairpin_port and not (out.port and out.port.hairpin):
             raise self._stop(DENIED, ns_id, out.name,
                              f"{bridge.name} would send the frame back out of {out.name}, "
-                             "where it came in, but hairpin mode is off on that port")
+                             "where it came in, but hairpin mode is off on that port",
+                             cause=HAIRPIN)
 
     def _fits(self, ns_id: int, link: Link, packet: Packet, what: str) -> None:
         """Frames longer than the receiving device's MTU are dropped without a word (no ICMP:
@@ -658,7 +685,7 @@ class _Leg:
         if into.port is not None and into.port.isolated and out.port is not None and \
                 out.port.isolated:
             raise self._stop(DENIED, ns_id, out.name, f"ports {into.name} and {out.name} are "
-                                                      "both isolated")
+                                                      "both isolated", cause=BRIDGE)
         hop.steps.append(Step("bridge", f"{bridge.name}: {into.name} → {out.name}"))
         self._fits(ns_id, out, packet, f"a port of {bridge.name}")
         if self._bridge_nf(state):

@@ -272,3 +272,34 @@ def test_path_trace_shows_the_kernels_own_verdict(topology):
     for name in names.values():
         tables = sh(f"ip netns exec {name} nft list tables")
         assert "netdiag_trace" not in tables, (name, tables)
+
+
+def _instances() -> str:
+    return sh("unshare --mount --propagation private sh -c 'mount -t tracefs nodev "
+              "/sys/kernel/tracing && ls /sys/kernel/tracing/instances'")
+
+
+def test_path_trace_reads_the_kernels_drop_reasons(topology):
+    """--trace also reads skb:kfree_skb (in a tracefs instance of its own): the kernel's
+    reason for drops the nftables trace cannot see — nothing listening, and a rule of
+    iptables-legacy — agrees with the model's cause; the instance is gone afterwards."""
+    names = topology
+    code, report = _path(names["b1"], "10.71.2.11:22", "--trace")
+    assert code == 1 and report["disposition"] == "no-listener"
+    assert report["drop"]["cause"] == "socket"
+    traced = report["probe"]["trace"]
+    assert "NO_SOCKET" in [d["reason"] for d in traced["drops"]], traced
+    assert traced["agrees"] is True and traced["drop"] is None
+    rule = "INPUT -s 10.71.1.10 -p tcp --dport 80 -j DROP"
+    sh(f"ip netns exec {names['a3']} iptables-legacy -A {rule}")
+    try:
+        code, report = _path(names["a1"], "10.71.1.12:80", "--trace")
+        assert code == 1 and report["drop"]["where"] == "filter (legacy)/INPUT/1", report
+        assert report["drop"]["cause"] == "firewall"
+        traced = report["probe"]["trace"]
+        assert traced["drop"] is None  # legacy rules are not nftables rules: not in its trace
+        assert "NETFILTER_DROP" in [d["reason"] for d in traced["drops"]], traced
+        assert traced["agrees"] is True and "iptables-legacy" in traced["note"]
+    finally:
+        sh(f"ip netns exec {names['a3']} iptables-legacy -D {rule}")
+    assert "netdiag-" not in _instances()

@@ -130,3 +130,12 @@ def test_the_path_command_exit_codes_and_json(tmp_path, capsys):
     assert "cannot resolve 'nowhere'" in capsys.readouterr().err
     assert main(["path", "web", "172.18.0.1", "--proto", "tcp", "--from", str(saved)]) == 2
     assert main(["path", "web", "172.18.0.1:70000", "--from", str(saved)]) == 2
+
+
+def test_kernel_drop_reasons_are_read_from_kfree_skb_events():
+    from netdiag.flows.trace import _kfree_drops
+    text = (" ping-12 [001] ..s1. 10.5: kfree_skb: skbaddr=0xff rx_sk=0 protocol=2048 "
+            "location=ip_error+0x7e/0x2a0 reason: IP_INNOROUTES\n"
+            " <idle>-0 [000] ..s2. 10.6: kfree_skb: skbaddr=0xfe rx_sk=0 protocol=2048 "
+            "location=tcp_v4_rcv+0x5/0x9 reason: NOT_SPECIFIED\n")
+    assert _kfree_drops(text) == [("IP_INNOROUTES", "ip_error")]

@@ -41,7 +41,19 @@ from collections.abc import Iterator
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
 from netdiag.flows import expected
-from netdiag.flows.packet import DENIED, LOOP, NULL_ROUTED, UNKNOWN, PathResult, Trace
+from netdiag.flows.packet import (
+    FORWARDING,
+    HAIRPIN,
+    LINK_DOWN,
+    LOOP,
+    MTU,
+    NEIGHBOUR,
+    NO_ROUTE,
+    SOCKET,
+    UNKNOWN,
+    PathResult,
+    Trace,
+)
 from netdiag.model import Snapshot
 from netdiag.repair.steps import ManualStep, Repair, Safety
 
@@ -94,17 +106,20 @@ def _path_evidence(trace: Trace) -> list[Evidence]:
 
 def _ours(expectation: expected.Expectation, result: PathResult) -> bool:
     """Is this stop for this rule to report? Faults a specialised rule names with its own
-    repair — forwarding off (ip-forward-disabled), a device down (link-down), no route
-    (missing-default-route), no neighbour (docker-endpoint-broken, docker-bridge-broken), too
-    big (mtu-mismatch) — are left to it: one finding per fault."""
+    repair are left to it — one finding per fault: forwarding off (ip-forward-disabled), a
+    device down (link-down), no route (missing-default-route), no neighbour
+    (docker-endpoint-broken, docker-bridge-broken, docker-overlay-peers), too big
+    (mtu-mismatch), hairpin off (docker-prerequisite-missing), nothing listening
+    (docker-port-unpublished, dns-unreachable)."""
     _, trace = _failed(result)
     if expectation.user:
         return True  # the user asked about this very flow: every stop is the answer
-    if trace.disposition in (NULL_ROUTED, LOOP, UNKNOWN):
-        return True
-    if trace.disposition != DENIED or trace.drop is None:
-        return False
-    return trace.drop.where != "forwarding" and not trace.drop.reason.endswith("is down")
+    if trace.disposition == NO_ROUTE or trace.drop is None:
+        return trace.disposition in (LOOP, UNKNOWN)
+    return trace.drop.cause not in _OWNED_ELSEWHERE
+
+
+_OWNED_ELSEWHERE = frozenset({FORWARDING, LINK_DOWN, NEIGHBOUR, MTU, HAIRPIN, SOCKET})
 
 
 def _failed(result: PathResult) -> tuple[str, Trace]:
