@@ -9,6 +9,13 @@ every pair:
 * every container on a user-defined network reaches Docker's embedded DNS (udp 127.0.0.11:53);
 * every published TCP port bound on all addresses answers a client beyond the host: a SYN
   arriving on the interface of the host's default route, to that interface's address;
+* and it answers the publishing container itself at that address, as the daemon is
+  configured: with the userland proxy, docker-proxy's socket on the host takes it; without,
+  the hairpin DNAT sends it back into the container through its own bridge port;
+* on a Swarm node, each peer node of its overlay networks reaches this node's VXLAN port
+  (the peer's VTEP address to the node's, udp 4789 or the overlay's port, arriving by the
+  interface the node routes to the peer by), and the node's own VXLAN packets leave for the
+  peer by that interface with the answers let back in;
 * on each bridge network that is not internal, its first running container reaches beyond
   the host: the packet leaves by the interface of the host's default route, and the reply
   to it comes back in by that interface and reaches the container.
@@ -31,14 +38,15 @@ from netdiag import netns
 from netdiag.checks import intent, topology
 from netdiag.checks.api import FlowExpectation
 from netdiag.errors import NotFound, UsageError
-from netdiag.flows import names
+from netdiag.flows import names, routing
 from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
-from netdiag.model.docker import DockerContainer, DockerNetwork
+from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
 CLIENT_PORT = 43210
+VXLAN_PORT = 4789  # Docker's default data path port
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,8 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                                   exit_at=(host.ref.id, uplink[1]))
         yield from _dns(running)
         yield from _published(host.ref.id, uplink, running)
+        yield from _hairpin(uplink, running)
+        yield from _vteps(snapshot, engine, host.ref.id)
 
 
 def _gateway(network: DockerNetwork, members) -> Iterator[Expectation]:
@@ -135,10 +145,7 @@ def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerCo
         return  # no way in from beyond the host to speak of
     address, device = uplink
     for container in running:
-        for port in container.bound:
-            if port.protocol != "tcp" or not port.host_port or \
-                    port.host_ip not in ("", "0.0.0.0"):
-                continue
+        for port in _published_ports(container):
             yield Expectation(
                 f"a client beyond the host reaches {container.name}'s published port "
                 f"{address}:{port.host_port}", "published ports answer from outside the host",
@@ -146,6 +153,59 @@ def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerCo
                 "on every address", host,
                 Packet(CLIENT, address, "tcp", CLIENT_PORT, port.host_port),
                 arrive_on=device)
+
+
+def _published_ports(container: DockerContainer):
+    """Its published TCP ports bound on every address of the host."""
+    return [p for p in container.bound if p.protocol == "tcp" and p.host_port
+            and p.host_ip in ("", "0.0.0.0")]
+
+
+def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer]
+             ) -> Iterator[Expectation]:
+    if uplink is None:
+        return
+    address, _ = uplink
+    for container in running:
+        endpoint = next((e for e in container.endpoints if e.ip), None)
+        for port in _published_ports(container) if endpoint else ():
+            yield Expectation(
+                f"{container.name} reaches its own published port {address}:{port.host_port}",
+                "a published port answers the containers too, at the host's address",
+                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
+                "on every address", container.netns,
+                Packet(endpoint.ip, address, "tcp", CLIENT_PORT, port.host_port))
+
+
+def _vteps(snapshot: Snapshot, engine: DockerEngine, host: int) -> Iterator[Expectation]:
+    own = engine.swarm.node_addr
+    if engine.swarm.state != "active" or not own:
+        return
+    topo = topology.index(snapshot)
+    ports = {network.id: link.vxlan.dstport
+             for ns, (_, network) in intent.overlay_namespaces(snapshot).items()
+             for link in snapshot.namespace(ns).links if link.vxlan is not None}
+    seen = set()
+    for network in (n for n in engine.networks if n.driver == "overlay"):
+        port = ports.get(network.id, VXLAN_PORT)
+        for peer in network.peers:
+            if peer.address in ("", own) or (peer.address, port) in seen:
+                continue
+            seen.add((peer.address, port))
+            decision = routing.decide(topo, host, peer.address, own, "lo")
+            if decision.kind != "unicast" or not decision.dev:
+                continue  # no way to the peer at all: missing-default-route and its kin
+            said = (f"{intent.who(engine)}: node {peer.name or peer.address} ({peer.address}) "
+                    f"is a peer of overlay {network.name}; this node's VTEP is {own}")
+            why = f"the nodes of an overlay reach each other's VXLAN port (udp {port})"
+            yield Expectation(f"peer node {peer.address} reaches this node's VXLAN port "
+                              f"{own}:{port} (overlay {network.name})", why, said, host,
+                              Packet(peer.address, own, "udp", port, port),
+                              arrive_on=decision.dev)
+            yield Expectation(f"this node's VXLAN packets reach peer node {peer.address}:"
+                              f"{port} (overlay {network.name})", why, said, host,
+                              Packet(own, peer.address, "udp", port, port),
+                              exit_at=(host, decision.dev))
 
 
 def _who(container: DockerContainer) -> str:

@@ -223,6 +223,55 @@ def test_container_without_network_is_quiet(bridge_host):
 
 # --- two engines, a Swarm overlay ------------------------------------------------------------
 
+def _http(engine, container: str, address: str, port: int) -> bool:
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 2 {address} {port}"
+    return "200 OK" in engine.docker("exec", container, "sh", "-c", request, check=False)
+
+
+def _expected_flow(report: dict, naming: str) -> dict:
+    found = [f for f in report["findings"] if f["rule"] == "expected-flow-blocked"
+             and naming in f["message"]]
+    assert len(found) == 1, f"no one expected-flow-blocked naming {naming!r}:\n" + \
+        _describe(report["findings"])
+    return found[0]
+
+
+def test_host_firewall_denies_what_containers_send_to_the_host(bridge_host):
+    """A host firewall that denies incoming connections by default (ufw's `default deny
+    incoming`: a DROP policy on INPUT that lets in only answers and loopback) also stops what
+    containers send to the host itself: their gateway answers no ping, and with Docker's
+    userland proxy (this engine's default) a container's own published port at the host's
+    address is docker-proxy's socket behind that INPUT chain (moby/moby#49288 "Container cannot
+    access the host port" with ufw on; chaifeng/ufw-docker#53 "Cannot access service on host
+    from container").
+    Both expected flows are named with the chain's policy."""
+    engine = bridge_host
+    host_address = UPLINK_NET.format(2).split("/")[0]
+    gateway = engine.docker("network", "inspect", NETWORK, "--format",
+                            "{{(index .IPAM.Config 0).Gateway}}").strip()
+    assert _http(engine, WEB, host_address, HOST_PORT)
+    saved = engine.in_netns("iptables-save -t filter")
+    for rule in ("-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                 "-A INPUT -i lo -j ACCEPT", "-P INPUT DROP"):
+        engine.in_netns(f"iptables {rule}")
+    try:
+        assert not _http(engine, WEB, host_address, HOST_PORT)
+        assert "100% packet loss" in engine.docker("exec", CLIENT, "ping", "-c", "1", "-W", "1",
+                                                    gateway, check=False)
+        report = check(engine.env, bridge_refs(engine), expect_clean=False)
+        own = _expected_flow(report, f"{WEB} reaches its own published port "
+                                     f"{host_address}:{HOST_PORT}")
+        assert "denied in" in own["message"] and "filter/INPUT" in own["message"], own
+        assert own["namespace"]["label"] == WEB
+        ping = _expected_flow(report, f"{CLIENT} reaches its gateway {gateway}")
+        assert "filter/INPUT" in ping["message"] and "policy DROP" in ping["message"], ping
+    finally:
+        engine.in_netns("iptables -P INPUT ACCEPT")
+        subprocess.run(["ip", "netns", "exec", engine.netns, "iptables-restore", "-T",
+                        "filter"], input=saved, text=True, check=False)
+    assert _http(engine, WEB, host_address, HOST_PORT)
+
+
 OVERLAY = "ndt-check-ov"
 SWARM_WEB = "ndt-swarm-web"
 SWARM_CLIENT = "ndt-swarm-cli"
@@ -419,6 +468,35 @@ def test_swarm_overlay_neighbour_entry_gone(swarm):
     finally:
         sh(f"nsenter --net={sandbox} ip neigh replace {address} lladdr {mac} dev vxlan0 "
            "nud permanent", check=False)
+
+
+def test_swarm_vxlan_port_filtered(swarm):
+    """A node's host firewall drops the overlay's VXLAN port (Docker's Swarm docs list udp
+    4789 among the ports to open; a default-deny firewall closes it: moby/moby#36199 "ping
+    resolve IP but timeout" until `ufw allow 4789/udp`, turnkeylinux/tracker#1745 "port 4789
+    is blocked by iptables rules"). Containers across the nodes no longer reach each other; the expected flow from
+    the peer node's VTEP to this node's VXLAN port names the chain and the rule."""
+    manager, worker = swarm.nodes
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 2 {} 80"
+    rule = "INPUT -p udp --dport 4789 -j DROP"
+    manager.in_netns(f"iptables -I {rule}")
+    try:
+        assert "200 OK" not in worker.docker("exec", SWARM_CLIENT, "sh", "-c",
+                                             request.format(SWARM_WEB), check=False)
+        report = check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=False)
+        worker_address = worker.docker("info", "--format", "{{.Swarm.NodeAddr}}").strip()
+        found = [f for f in report["findings"] if f["rule"] == "expected-flow-blocked"
+                 and "reaches this node's VXLAN port" in f["message"]]
+        assert len(found) == 1, _describe(report["findings"])
+        finding = found[0]
+        assert "filter/INPUT/1" in finding["message"] and "denied in" in finding["message"]
+        assert finding["namespace"]["id"] == os.stat(manager.netns_path).st_ino
+        assert any(e["text"].startswith("rule: -A INPUT -p udp") for e in finding["evidence"])
+        assert f"peer node {worker_address} " in finding["message"], finding["message"]
+    finally:
+        manager.in_netns(f"iptables -D {rule}", check=False)
+    worker.wait_until_serving(SWARM_WEB, client=SWARM_CLIENT)
+    check(manager.env, swarm_refs(manager, SWARM_WEB), expect_clean=True)
 
 
 def test_swarm_overlay_flows_agree_with_real_packets(swarm):

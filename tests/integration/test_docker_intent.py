@@ -456,6 +456,55 @@ def test_published_port_dropped_in_docker_user(engine):
     assert pings(engine, CLIENT, OUTSIDE)
 
 
+def test_docker_user_rule_without_its_interface(engine):
+    """Docker's documentation restricts who reaches the containers with `iptables -I
+    DOCKER-USER -i ext_if ! -s 192.168.1.1 -j DROP`; written without `-i ext_if` (the
+    shortened form passed around in moby/moby#34197's answers) the rule also drops what the
+    containers send each other, since bridged frames pass FORWARD. The expected flow between two containers of
+    one network names the rule."""
+    rule = "DOCKER-USER ! -s 192.168.1.0/24 -j DROP"
+    web = engine.container_ip(WEB, NETWORK)
+    client = engine.container_ip(CLIENT, NETWORK)
+    assert pings(engine, CLIENT, web)
+    engine.in_netns(f"iptables -I {rule}")
+    try:
+        assert not pings(engine, CLIENT, web)
+        finding = fired(check(engine), "expected-flow-blocked", f"icmp {client} → {web}", WEB)
+        assert f"{CLIENT} reaches {WEB} ({web}) on network {NETWORK}" in finding["message"]
+        assert "filter/DOCKER-USER/1" in finding["message"]
+        assert any(e["text"] == f"rule: -A {rule}" for e in finding["evidence"]), \
+            finding["evidence"]
+    finally:
+        engine.in_netns(f"iptables -D {rule}", check=False)
+    assert pings(engine, CLIENT, web)
+
+
+def test_kill_switch_without_loopback(engine):
+    """A VPN kill switch inside a container (an OUTPUT policy of DROP that lets out only the
+    tunnel, as gluetun-style images set up with NET_ADMIN) that lets out too little also cuts
+    what the container should still reach (passteque/gluetun#281 "Name resolution from
+    Gluetun ... to other containers on network does not work", #289 "Gluetun cannot reach
+    other containers in its local network": an iptables rule missing); here it forgets
+    loopback, where Docker's embedded DNS answers (127.0.0.11). The DNAT rules are there, so
+    nothing looks broken in the nat table; the expected flow names the policy."""
+    pid = engine.docker("inspect", "-f", "{{.State.Pid}}", CLIENT).strip()
+    inside = ["nsenter", "-t", pid, "-n", "iptables"]
+    assert WEB in engine.docker("exec", CLIENT, "nslookup", WEB, check=False)
+    subprocess.run([*inside, "-A", "OUTPUT", "-o", "tun0", "-j", "ACCEPT"], check=True)
+    subprocess.run([*inside, "-P", "OUTPUT", "DROP"], check=True)
+    try:
+        answer = engine.docker("exec", CLIENT, "nslookup", "-timeout=2", WEB, check=False)
+        assert engine.container_ip(WEB, NETWORK) not in answer
+        finding = fired(check(engine), "expected-flow-blocked",
+                        "udp 127.0.0.1:43210 → 127.0.0.11:53", CLIENT)
+        assert finding["namespace"]["label"] == CLIENT
+        assert "filter/OUTPUT" in finding["message"] and "policy DROP" in finding["message"]
+    finally:
+        subprocess.run([*inside, "-P", "OUTPUT", "ACCEPT"], check=False)
+        subprocess.run([*inside, "-F", "OUTPUT"], check=False)
+    assert WEB in engine.docker("exec", CLIENT, "nslookup", WEB, check=False)
+
+
 def test_faults_are_undone(engine):
     assert_quiet(engine)
     assert http_ok_from_outside(engine)
