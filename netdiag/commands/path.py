@@ -50,11 +50,14 @@ def register(subparsers) -> None:
                         help="simulate on a saved snapshot instead of the live kernel")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--probe", action="store_true",
-                        help="also send the flow once for real (TCP connect or ping, 1 s) and "
-                             "say whether the kernel agrees; e.g. path web db:6379 --probe")
+                        help="also send the flow once for real (TCP connect, UDP datagram or "
+                             "ping, 1 s; a temporary listener waits at its end when nothing "
+                             "listens there) and say whether the kernel agrees; e.g. path web "
+                             "db:6379 --probe")
     parser.add_argument("--trace", action="store_true",
                         help="with the probe, ask the kernel where it went: a temporary "
-                             "nftables trace in each namespace on the path, removed after")
+                             "nftables trace in each namespace on the path and its drop "
+                             "reasons (skb:kfree_skb), removed after")
     parser.add_argument("--probe-external", action="store_true",
                         help="with --probe: also to targets no namespace netdiag read holds")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",

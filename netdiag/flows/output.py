@@ -5,7 +5,8 @@ JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "
 "hops": [{"namespace": {"id", "kind", "label"}, "in", "out", "steps": [{"kind", "detail",
 "rule"?}]}], "drop": {"namespace", "where", "rule", "reason", "cause"} | null, "reply":
 {"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome", "reason", "delivered",
-"agrees", "trace"?: {"events", "drop", "agrees", "note", "drops": [{"reason", "location"}],
+"agrees", "listener" (the temporary listener put up where nothing listened, or null),
+"trace"?: {"events", "drop", "agrees", "note", "drops": [{"reason", "location"}],
 "drops_note"}} | null (null without --probe; trace with --trace). `cause` is one of
 netdiag.flows.packet.CAUSES; `drops` are the kernel's kfree_skb drop reasons seen while the
 probe was out.
@@ -43,7 +44,8 @@ def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
     if sent is None:
         return None
     found = {"sent": sent.sent, "outcome": sent.outcome or None, "reason": sent.reason or None,
-             "delivered": sent.delivered if sent.sent else None, "agrees": sent.agrees}
+             "delivered": sent.delivered if sent.sent else None, "agrees": sent.agrees,
+             "listener": sent.listener or None}
     if kernel is not None:
         found["trace"] = {"events": [{"namespace": ns, "event": e} for ns, e in kernel.events],
                           "drop": None if kernel.drop is None else
@@ -114,7 +116,13 @@ def as_text(result: PathResult, sent: ProbeResult | None = None,
     elif sent is not None:
         verdict = "the kernel agrees" if sent.agrees else \
             f"the kernel DISAGREES with the model ({result.disposition})"
-        lines.append(f"probe: {sent.outcome}: {verdict}")
+        if sent.listener:
+            got = "it arrived" if sent.delivered else "it did not arrive"
+            lines.append(f"probe: {sent.outcome} — nothing listened, so a temporary listener "
+                         f"on {sent.listener} waited for it: {got}; {verdict} (the way up to "
+                         "the socket is " + ("open" if sent.delivered else "closed") + ")")
+        else:
+            lines.append(f"probe: {sent.outcome}: {verdict}")
     if kernel is not None:
         lines.append("kernel trace (nftables):")
         lines += [f"  [{ns}] {event}" for ns, event in kernel.events] or ["  (no events)"]

@@ -474,8 +474,9 @@ def test_swarm_vxlan_port_filtered(swarm):
     """A node's host firewall drops the overlay's VXLAN port (Docker's Swarm docs list udp
     4789 among the ports to open; a default-deny firewall closes it: moby/moby#36199 "ping
     resolve IP but timeout" until `ufw allow 4789/udp`, turnkeylinux/tracker#1745 "port 4789
-    is blocked by iptables rules"). Containers across the nodes no longer reach each other; the expected flow from
-    the peer node's VTEP to this node's VXLAN port names the chain and the rule."""
+    is blocked by iptables rules"). Containers across the nodes no longer reach each other;
+    the expected flow from the peer node's VTEP to this node's VXLAN port names the chain and
+    the rule."""
     manager, worker = swarm.nodes
     request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 2 {} 80"
     rule = "INPUT -p udp --dport 4789 -j DROP"

@@ -460,8 +460,8 @@ def test_docker_user_rule_without_its_interface(engine):
     """Docker's documentation restricts who reaches the containers with `iptables -I
     DOCKER-USER -i ext_if ! -s 192.168.1.1 -j DROP`; written without `-i ext_if` (the
     shortened form passed around in moby/moby#34197's answers) the rule also drops what the
-    containers send each other, since bridged frames pass FORWARD. The expected flow between two containers of
-    one network names the rule."""
+    containers send each other, since bridged frames pass FORWARD. The expected flow between
+    two containers of one network names the rule."""
     rule = "DOCKER-USER ! -s 192.168.1.0/24 -j DROP"
     web = engine.container_ip(WEB, NETWORK)
     client = engine.container_ip(CLIENT, NETWORK)

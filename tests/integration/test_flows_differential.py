@@ -245,11 +245,24 @@ def test_path_probe_holds_the_model_against_the_kernel(topology):
     code, report = _path(names["b1"], "10.71.1.10:80", "--probe")
     assert code == 0 and report["disposition"] == "delivered"
     assert report["probe"] == {"sent": True, "outcome": "ok", "reason": None,
-                               "delivered": True, "agrees": True}
+                               "delivered": True, "agrees": True, "listener": None}
     code, report = _path(names["b1"], "10.71.1.10:9000", "--probe")
     assert code == 1 and report["disposition"] == "denied"
     assert report["drop"]["where"] == "filter/BLOCKED/1"
     assert report["probe"]["outcome"] == "timeout" and report["probe"]["agrees"] is True
+    # Nothing listens on b2's port 22: a listener of our own waits there for the probe, and
+    # the way up to it is open (bridged inside br1) — for UDP too, which answers nothing.
+    for proto in ("tcp", "udp"):
+        code, report = _path(names["b1"], "10.71.2.11:22", "--probe", "--proto", proto)
+        assert code == 1 and report["disposition"] == "no-listener", report
+        assert report["probe"]["listener"] == f"{proto} :22 in {names['b2']}", report["probe"]
+        assert report["probe"]["outcome"] == "ok" and report["probe"]["agrees"] is True
+    # ... and a closed way: a2's veth is off br0, so the datagram never reaches the listener
+    # put up in a2.
+    code, report = _path(names["b1"], "10.71.1.11:5555", "--probe", "--proto", "udp")
+    assert report["disposition"] != "delivered" and report["probe"]["listener"], report
+    assert report["probe"]["outcome"] == "timeout", report["probe"]
+    assert report["probe"]["agrees"] is True, report
     # An address no namespace of ours holds is not probed (nothing leaves what we built).
     code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
     assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]
@@ -281,14 +294,16 @@ def _instances() -> str:
 
 def test_path_trace_reads_the_kernels_drop_reasons(topology):
     """--trace also reads skb:kfree_skb (in a tracefs instance of its own): the kernel's
-    reason for drops the nftables trace cannot see — nothing listening, and a rule of
-    iptables-legacy — agrees with the model's cause; the instance is gone afterwards."""
+    reason for drops the nftables trace cannot see — a router's "too big" for a packet with
+    DF, and a rule of iptables-legacy — agrees with the model's cause; the instance is gone
+    afterwards."""
     names = topology
-    code, report = _path(names["b1"], "10.71.2.11:22", "--trace")
-    assert code == 1 and report["disposition"] == "no-listener"
-    assert report["drop"]["cause"] == "socket"
+    code, report = _path(names["a1"], "10.71.2.11", "--size", "1450", "--trace")
+    assert code == 1 and report["disposition"] == "too-big", report
+    assert report["drop"]["cause"] == "mtu" and report["drop"]["namespace"]["label"] == \
+        names["r"]
     traced = report["probe"]["trace"]
-    assert "NO_SOCKET" in [d["reason"] for d in traced["drops"]], traced
+    assert "PKT_TOO_BIG" in [d["reason"] for d in traced["drops"]], traced
     assert traced["agrees"] is True and traced["drop"] is None
     rule = "INPUT -s 10.71.1.10 -p tcp --dport 80 -j DROP"
     sh(f"ip netns exec {names['a3']} iptables-legacy -A {rule}")
