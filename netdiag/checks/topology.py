@@ -151,6 +151,7 @@ class Topology:
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
     _defaults: dict[tuple[int, int], Route | None] = field(default_factory=dict)
     _by_dst: dict[int, dict[str, list[Route]]] = field(default_factory=dict)
+    _macvlans: dict[Endpoint, list[Endpoint]] = field(default_factory=dict)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         return self.namespaces.get(ns_id)
@@ -169,6 +170,26 @@ class Topology:
         peer_ns = ns_id if link.peer_namespace is None else link.peer_namespace
         peer = self.links.get((peer_ns, link.peer_name))
         return (peer_ns, peer) if peer is not None else None
+
+    def lower(self, ns_id: int, link: Link) -> Endpoint | None:
+        """A macvlan's lower device, the one it sends and receives by (in its namespace, or
+        where it was created before it moved into a container's)."""
+        if link.kind != "macvlan":
+            return None
+        if link.parent:
+            return Endpoint(ns_id, link.parent)
+        if link.peer_name and link.peer_namespace is not None:
+            return Endpoint(link.peer_namespace, link.peer_name)
+        return None
+
+    def macvlans_on(self, lower: Endpoint) -> list[Endpoint]:
+        """The macvlan devices on a lower device."""
+        if not self._macvlans and any(link.kind == "macvlan" for link in self.links.values()):
+            for (ns_id, name), link in self.links.items():
+                found = self.lower(ns_id, link)
+                if found is not None:
+                    self._macvlans.setdefault(found, []).append(Endpoint(ns_id, name))
+        return self._macvlans.get(lower, [])
 
     def bridge_ports(self, ns_id: int, bridge: str) -> tuple[Link, ...]:
         return self.ports.get((ns_id, bridge), ())

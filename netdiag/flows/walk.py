@@ -16,8 +16,9 @@ A frame into a VXLAN device is encapsulated to the VTEP its forwarding entry nam
 outer UDP packet walks the underlays like any other packet. NAT is remembered per namespace
 as conntrack would, so the reply (ESTABLISHED, no nat table) is translated back where the
 forward packet was translated. A packet that leaves what the snapshot holds (a NIC whose other
-end is not in it) ends there as `unknown`, and its reply is simulated coming back in; a device
-the model does not follow (macvlan) ends the walk as `unknown`, saying so.
+end is not in it) ends there as `unknown`, and its reply is simulated coming back in. A macvlan
+sends straight to its siblings in bridge mode and otherwise out of its lower device's wire,
+never up into the lower device; frames arriving on the lower device reach its macvlans.
 """
 
 from __future__ import annotations
@@ -448,7 +449,12 @@ class _Leg:
         self._carry(path, packet, ingress_port, next_hop)
 
     def _beyond(self, ns_id: int, link: Link) -> bool:
-        """Does `link` lead out of what the snapshot holds (a NIC, a tunnel to elsewhere)?"""
+        """Does `link` lead out of what the snapshot holds (a NIC, a tunnel to elsewhere, a
+        macvlan on such a NIC)?"""
+        if link.kind == "macvlan":
+            lower = self.topo.lower(ns_id, link)
+            lower_link = self.topo.link(lower.namespace, lower.link) if lower else None
+            return lower_link is None or self._beyond(lower.namespace, lower_link)
         return link.kind in ("device", "tun") and self.topo.peer(ns_id, link) is None
 
     def _exit(self, ns_id: int, link: Link, packet: Packet, next_hop: str) -> _Stop:
@@ -459,10 +465,27 @@ class _Leg:
                      (ns_id, link.name, packet))
 
     def _no_holder(self, ns_id: int, link: Link, next_hop: str) -> tuple[str, int, str, str]:
-        if link.kind in ("vxlan", "macvlan", "ipvlan", "tun", "device") and \
-                self.topo.peer(ns_id, link) is None:
+        if link.kind in ("vxlan", "ipvlan", "tun", "device") and \
+                self.topo.peer(ns_id, link) is None or \
+                link.kind == "macvlan" and self._beyond(ns_id, link):
             return (UNKNOWN, ns_id, link.name, f"{next_hop} is beyond {link.name} ({link.kind}),"
                     " which leads out of what the model follows")
+        lower = self.topo.lower(ns_id, link)
+        if lower is not None and any(a.address == next_hop and a.ifname == lower.link for a in
+                                     self.topo.namespace(lower.namespace).addresses):
+            return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
+                    f"{next_hop} is on {lower.link} in {self.topo.ref(lower.namespace).display},"
+                    f" the lower device of {link.name}: a macvlan never reaches its own lower "
+                    "device")
+        for sibling in self.topo.macvlans_on(lower) if lower is not None else ():
+            if self._holds(sibling, next_hop):
+                other = self.topo.link(sibling.namespace, sibling.link)
+                modes = {m.macvlan.mode for m in (link, other) if m.macvlan}
+                return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
+                        f"{next_hop} is on {sibling.link} in "
+                        f"{self.topo.ref(sibling.namespace).display}, a macvlan on the same "
+                        f"lower device, but only two in bridge mode reach each other (modes: "
+                        f"{', '.join(sorted(modes))})")
         return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
                 f"nothing on {link.name}'s segment holds {next_hop}: ARP goes unanswered")
 
@@ -541,6 +564,8 @@ class _Leg:
             return [(remote, "tunnel") for remote in self._remote_vteps(here, link)]
         if link.vxlan is not None and came == "tunnel" and link.master:  # out of it
             came = "wire"
+        if link.kind == "macvlan" and came == "start":
+            return self._macvlan_out(here, link)
         if link.kind == "bridge":  # sent out of the bridge device: to its ports
             if came != "start":
                 return []  # arrived from a port: the IP layer takes it
@@ -550,10 +575,35 @@ class _Leg:
             return [(Endpoint(ns_id, link.master), "bridge")] + [
                 (Endpoint(ns_id, p.name), "bridge")
                 for p in self.topo.bridge_ports(ns_id, link.master) if p.name != link.name]
-        if came == "wire":
-            return []  # an interface of the IP layer: holder or not, the frame ends here
+        if came == "wire":  # an interface of the IP layer: the frame ends here, or in one
+            return [(child, "lower") for child in self.topo.macvlans_on(here)]  # of its macvlans
+        if came == "lower":
+            return []
         peer = self.topo.peer(ns_id, link)
         return [(Endpoint(peer[0], peer[1].name), "wire")] if peer is not None else []
+
+    def _macvlan_out(self, here: Endpoint, link: Link) -> list[tuple[Endpoint, str]]:
+        """A frame sent out of a macvlan: to a sibling on the same lower device when both are
+        in bridge mode (straight across, as the kernel's macvlan does), else out of the
+        lower device's wire — never up into the lower device itself (the macvlan's host
+        isolation). In vepa mode a sibling is reached only if the switch beyond reflects the
+        frame; in private mode not at all."""
+        lower = self.topo.lower(here.namespace, link)
+        if lower is None:
+            return []
+        found = []
+        mode = link.macvlan.mode if link.macvlan else "vepa"
+        if mode == "bridge":
+            for sibling in self.topo.macvlans_on(lower):
+                other = self.topo.link(sibling.namespace, sibling.link)
+                if sibling != here and other is not None and other.macvlan and \
+                        other.macvlan.mode == "bridge":
+                    found.append((sibling, "lower"))
+        lower_link = self.topo.link(lower.namespace, lower.link)
+        peer = self.topo.peer(lower.namespace, lower_link) if lower_link else None
+        if peer is not None:
+            found.append((Endpoint(peer[0], peer[1].name), "wire"))
+        return found
 
     def _carry(self, path: list[Endpoint], packet: Packet, ingress_port: str,
                next_hop: str = "") -> None:

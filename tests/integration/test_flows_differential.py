@@ -1,6 +1,7 @@
 """The flow engine against the kernel: many random flows, simulated and sent for real.
 
-A router namespace with two bridges and an uplink to an "outside" namespace, six hosts, and a
+A router namespace with two bridges, a LAN of macvlans (bridge and private mode, on a veth
+whose own address they cannot reach) and an uplink to an "outside" namespace, and a
 fault of every class the engine models so far: a FORWARD chain with a DROP policy and rules
 (conntrack, ports, interfaces), bridged traffic through iptables (bridge-nf-call-iptables),
 a veth off its bridge, a host without a default route, a policy rule into a blackhole table,
@@ -79,7 +80,8 @@ def topology():
     factory = NetnsFactory()
     servers = []
     try:
-        names = {role: factory(role) for role in ("r", "a1", "a2", "a3", "b1", "b2", "ext")}
+        names = {role: factory(role) for role in ("r", "a1", "a2", "a3", "b1", "b2", "ext",
+                                                  "sw", "m1", "m2", "m3")}
         r = names["r"]
         sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
         for bridge, address in (("br0", "10.71.1.1/24"), ("br1", "10.71.2.1/24")):
@@ -107,6 +109,23 @@ def topology():
         sh(f"ip -n {r} link set up0 up")
         sh(f"ip -n {ext} addr add 10.71.9.2/30 dev eth0")
         sh(f"ip -n {ext} link set eth0 up")
+        # A LAN of macvlans: a veth from r to "sw", whose end (with an address of its own) is
+        # the lower device of three macvlans moved into m1, m2 (bridge mode: they reach each
+        # other directly) and m3 (private: it reaches neither); none reaches sw's address.
+        sw = names["sw"]
+        sh(f"ip -n {r} link add lan3 type veth peer name eth0 netns {sw}")
+        sh(f"ip -n {r} addr add 10.71.3.1/24 dev lan3")
+        sh(f"ip -n {r} link set lan3 up")
+        sh(f"ip -n {sw} addr add 10.71.3.2/24 dev eth0")
+        sh(f"ip -n {sw} link set eth0 up")
+        for role, (address, mode) in {"m1": ("10.71.3.11", "bridge"),
+                                      "m2": ("10.71.3.12", "bridge"),
+                                      "m3": ("10.71.3.13", "private")}.items():
+            sh(f"ip -n {sw} link add mv{role} link eth0 type macvlan mode {mode}")
+            sh(f"ip -n {sw} link set mv{role} netns {names[role]}")
+            sh(f"ip -n {names[role]} addr add {address}/24 dev mv{role}")
+            sh(f"ip -n {names[role]} link set mv{role} up")
+            sh(f"ip -n {names[role]} route add default via 10.71.3.1")
         # b1's traffic through r is policy-routed into a table that only has a blackhole.
         sh(f"ip -n {r} rule add from 10.71.2.10 to 10.71.9.0/24 lookup 100 priority 100")
         sh(f"ip -n {r} route add blackhole default table 100")
@@ -124,6 +143,7 @@ def topology():
             "-A FORWARD -i br1 -o up0 -j ACCEPT",
             "-A FORWARD -i up0 -o br0 -d 10.71.1.10/32 -p tcp --dport 80 -j ACCEPT",
             "-A FORWARD -p icmp -j ACCEPT",
+            "-A FORWARD -i lan3 -o br0 -p tcp --dport 80 -j ACCEPT",
             "-A INPUT -p tcp --dport 22 -j REJECT",
         ]
         for rule in rules:
@@ -145,7 +165,8 @@ def topology():
             subprocess.run(["ip", "netns", "exec", names[role], "nft", "-f", "-"],
                            input=ruleset, text=True, check=True)
         listen = {"r": (80,), "a1": (80, 9000), "a2": (80,), "a3": (80, 9000),
-                  "b1": (80, 9000), "b2": (80,), "ext": (80,)}
+                  "b1": (80, 9000), "b2": (80,), "ext": (80,), "sw": (80,), "m1": (80,),
+                  "m2": (80, 9000), "m3": (80,)}
         for role, ports in listen.items():
             server = subprocess.Popen(["ip", "netns", "exec", names[role], sys.executable, "-c",
                                        LISTENER, *map(str, ports)], stdout=subprocess.PIPE,
@@ -168,7 +189,8 @@ def _snapshot(names: dict[str, str]):
 def _flows(names: dict[str, str]) -> list[dict]:
     rng = random.Random(SEED)
     addresses = ["10.71.1.1", "10.71.2.1", "10.71.9.1", "10.71.1.10", "10.71.1.11",
-                 "10.71.1.12", "10.71.2.10", "10.71.2.11", "10.71.9.2", "10.71.1.99"]
+                 "10.71.1.12", "10.71.2.10", "10.71.2.11", "10.71.9.2", "10.71.1.99",
+                 "10.71.3.1", "10.71.3.2", "10.71.3.11", "10.71.3.12", "10.71.3.13"]
     flows = []
     for number in range(FLOWS):
         source = rng.choice(sorted(names))
@@ -263,6 +285,12 @@ def test_path_probe_holds_the_model_against_the_kernel(topology):
     assert report["disposition"] != "delivered" and report["probe"]["listener"], report
     assert report["probe"]["outcome"] == "timeout", report["probe"]
     assert report["probe"]["agrees"] is True, report
+    # A macvlan never reaches its lower device's own address, nor a private sibling.
+    code, report = _path(names["m1"], "10.71.3.2", "--probe")
+    assert report["disposition"] == "neighbour-unreachable", report
+    assert "lower device of mvm1" in report["drop"]["reason"] and report["probe"]["agrees"]
+    code, report = _path(names["m1"], "10.71.3.13", "--probe")
+    assert "modes: bridge, private" in report["drop"]["reason"] and report["probe"]["agrees"]
     # An address no namespace of ours holds is not probed (nothing leaves what we built).
     code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
     assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]
