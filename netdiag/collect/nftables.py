@@ -33,7 +33,7 @@ from functools import cache
 
 from netdiag import netlink
 from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
-from netdiag.model import Firewall, NftChain, NftRule, NftTable
+from netdiag.model import Firewall, NftChain, NftRule, NftSet, NftTable
 
 NAME = "nftables"
 
@@ -100,9 +100,9 @@ def collect(ctx) -> dict:
     if len(skipped) == len(found):
         return {"firewall": replace(firewall, nft_tables=found)}
     as_json, as_text = _list_ruleset(ctx)
-    listed, chains, rules = parse_ruleset(as_json, as_text, skip=skipped)
+    listed, chains, rules, sets = parse_ruleset(as_json, as_text, skip=skipped)
     return {"firewall": replace(firewall, nft_tables=listed, nft_chains=chains,
-                                nft_rules=rules)}
+                                nft_rules=rules, nft_sets=sets)}
 
 
 def iptables_nft_tables(ctx, firewall: Firewall,
@@ -220,10 +220,11 @@ class _RuleKey:
     handle: int
 
 
-def parse_ruleset(as_json: str, as_text: str, skip=frozenset()) -> tuple[tuple[NftTable, ...],
-                                                                        tuple[NftChain, ...],
-                                                                        tuple[NftRule, ...]]:
-    """`nft -j list ruleset` and `nft -a list ruleset` output → tables, chains, rules.
+def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
+                  ) -> tuple[tuple[NftTable, ...], tuple[NftChain, ...], tuple[NftRule, ...],
+                             tuple[NftSet, ...]]:
+    """`nft -j list ruleset` and `nft -a list ruleset` output → tables, chains, rules and
+    named sets.
 
     Tables whose (family, name) is in `skip` are kept as tables without chains and rules.
     """
@@ -232,7 +233,7 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()) -> tuple[tuple[N
     except (ValueError, KeyError, TypeError) as exc:
         raise CollectError(f"cannot read nft's JSON ruleset: {exc}") from None
     texts = rule_texts(as_text)
-    tables, chains, rules = [], [], []
+    tables, chains, rules, sets = [], [], [], []
     for item in items:
         if "table" in item:
             t = item["table"]
@@ -255,7 +256,17 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()) -> tuple[tuple[N
                                  handle=key.handle, text=texts.get(key, ""),
                                  expr=json.dumps(r.get("expr", []), separators=(",", ":")),
                                  comment=r.get("comment", "")))
-    return tuple(tables), tuple(chains), tuple(rules)
+        elif "set" in item and (item["set"]["family"], item["set"]["table"]) not in skip:
+            found = item["set"]
+            kind = found.get("type", "")
+            flags = found.get("flags", [])
+            sets.append(NftSet(family=found["family"], table=found["table"],
+                               name=found["name"],
+                               type=" . ".join(kind) if isinstance(kind, list) else str(kind),
+                               elements=json.dumps(found.get("elem", []),
+                                                   separators=(",", ":")),
+                               flags=tuple(flags if isinstance(flags, list) else [flags])))
+    return tuple(tables), tuple(chains), tuple(rules), tuple(sets)
 
 
 def _priority(value) -> int:

@@ -4,9 +4,11 @@ Each rule is read from its expressions as `nft -j` gives them (NftRule.expr): ma
 `ip`/`tcp`/`udp`/`th`/`icmp` payload fields, `meta` (l4proto, nfproto, iifname, oifname,
 mark), `ct state`; statements counter, log, `meta mark set`; verdicts accept, drop, reject,
 jump, goto, return; NAT with dnat (to an address and port, or a numgen map — followed to its
-first element, and the step says so), snat and masquerade. A base chain that accepts lets
-the packet on to the next one; a drop anywhere ends it. Anything else — a named set, a
-concatenation, an expression not listed — met where it decides is `unknown`, naming the rule.
+first element, and the step says so), snat and masquerade; anonymous sets, and named sets
+(`@name`) with the elements the snapshot read (a dynamic set as it was at that moment). A
+base chain that accepts lets the packet on to the next one; a drop anywhere ends it. Anything
+else — a named map, a concatenation, an expression not listed — met where it decides is
+`unknown`, naming the rule.
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ def run(state: NamespaceState, hook: str, packet: Packet, where) -> Result | Non
     steps: list[Step] = []
     nat = None
     rules = _rules_by_chain(state)
+    sets = _sets_by_table(state)
     for chain in chains:
         name = f"nft {chain.family} {chain.table} {chain.name}"
-        result = _chain(rules, chain.family, chain.table, chain.name, packet, where, 0)
+        result = _chain(rules, sets.get((chain.family, chain.table), {}), chain.family,
+                        chain.table, chain.name, packet, where, 0)
         steps += result.steps
         if result.verdict == RETURN:
             policy = chain.policy or "accept"
@@ -85,8 +89,22 @@ def _rules_by_chain(state: NamespaceState) -> dict[tuple[str, str, str], list[Nf
     return found
 
 
-def _chain(rules, family: str, table: str, chain: str, packet: Packet, where,
-           depth: int) -> Result:
+def _sets_by_table(state: NamespaceState) -> dict[tuple[str, str], dict[str, list]]:
+    """(family, table) → set name → its elements (as nft -j prints them, unwrapped)."""
+    found: dict[tuple[str, str], dict[str, list]] = {}
+    for named in state.firewall.nft_sets:
+        try:
+            elements = json.loads(named.elements) if named.elements else []
+        except ValueError:
+            continue  # left out: a rule using it is then unknown
+        found.setdefault((named.family, named.table), {})[named.name] = [
+            e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e
+            for e in elements]
+    return found
+
+
+def _chain(rules, sets: dict[str, list], family: str, table: str, chain: str, packet: Packet,
+           where, depth: int) -> Result:
     steps: list[Step] = []
     if depth > _MAX_DEPTH:
         return Result(UNKNOWN, packet, steps, chain, "chains nest too deep", chain)
@@ -94,7 +112,7 @@ def _chain(rules, family: str, table: str, chain: str, packet: Packet, where,
         name = f"nft {family} {table} {chain} handle {rule.handle}"
         text = rule.text or name
         try:
-            outcome, packet_after, detail = _rule(rule, packet, where)
+            outcome, packet_after, detail = _rule(rule, packet, where, sets)
         except Unmodelled as exc:
             return Result(UNKNOWN, packet, steps, text, f"{exc} is not modelled", name)
         if outcome is None:
@@ -115,7 +133,7 @@ def _chain(rules, family: str, table: str, chain: str, packet: Packet, where,
                               text))
             return Result(ACCEPT, packet_after, steps, nat=(target, packet, packet_after))
         steps.append(Step("netfilter", f"{name}: {kind} {target}", text))
-        inner = _chain(rules, family, table, target, packet_after, where, depth + 1)
+        inner = _chain(rules, sets, family, table, target, packet_after, where, depth + 1)
         steps += inner.steps
         inner.steps = steps
         if inner.verdict != RETURN:
@@ -126,7 +144,8 @@ def _chain(rules, family: str, table: str, chain: str, packet: Packet, where,
     return Result(RETURN, packet, steps)
 
 
-def _rule(rule: NftRule, packet: Packet, where) -> tuple[tuple[str, str] | None, Packet, str]:
+def _rule(rule: NftRule, packet: Packet, where, sets: dict[str, list]
+          ) -> tuple[tuple[str, str] | None, Packet, str]:
     """(verdict and target, or None to go on; the packet after its statements; a note)."""
     try:
         expressions = json.loads(rule.expr) if rule.expr else []
@@ -138,7 +157,7 @@ def _rule(rule: NftRule, packet: Packet, where) -> tuple[tuple[str, str] | None,
     for expression in expressions:
         (key, value), = expression.items()
         if key == "match":
-            hit = _match(value, packet, where)
+            hit = _match(value, packet, where, sets)
             if not hit:
                 return None, packet, note
         elif key in _QUIET:
@@ -217,7 +236,7 @@ def _field(left, packet: Packet, where):
     raise Unmodelled(f"the {next(iter(left), '?')} match")
 
 
-def _match(value, packet: Packet, where) -> bool:
+def _match(value, packet: Packet, where, sets: dict[str, list]) -> bool:
     op, kind_value = value.get("op"), _field(value.get("left", {}), packet, where)
     kind, have = kind_value
     right = value.get("right")
@@ -227,7 +246,7 @@ def _match(value, packet: Packet, where) -> bool:
         wanted = right if isinstance(right, list) else [right]
         hit = have in wanted
     else:
-        hit = _equal(kind, have, right)
+        hit = _equal(kind, have, right, sets)
     if op in ("==", "in"):
         return hit
     if op == "!=":
@@ -235,11 +254,13 @@ def _match(value, packet: Packet, where) -> bool:
     raise Unmodelled(f"the {op} comparison")
 
 
-def _equal(kind: str, have, right) -> bool:
+def _equal(kind: str, have, right, sets: dict[str, list]) -> bool:
     if isinstance(right, str) and right.startswith("@"):
-        raise Unmodelled(f"the named set {right}")
+        if right[1:] not in sets:
+            raise Unmodelled(f"the named set {right} (not in the snapshot)")
+        return any(_equal(kind, have, item, sets) for item in sets[right[1:]])
     if isinstance(right, dict) and "set" in right:
-        return any(_equal(kind, have, item) for item in right["set"])
+        return any(_equal(kind, have, item, sets) for item in right["set"])
     if isinstance(right, dict) and "range" in right:
         low, high = right["range"]
         if kind == "int":

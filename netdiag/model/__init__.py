@@ -16,8 +16,9 @@ from enum import Enum
 from netdiag.model.docker import DockerEngine
 
 # 2: the `docker` section (each engine's intent). Version-1 files still load (without it).
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: nftables named sets (Firewall.nft_sets). Older files still load (without them).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class NsKind(str, Enum):
@@ -292,12 +293,25 @@ class NftRule:
 
 
 @dataclass(frozen=True, slots=True)
+class NftSet:
+    """A named set of a native nftables table (`@name` in its rules); maps are not kept."""
+
+    family: str
+    table: str
+    name: str
+    type: str  # "ipv4_addr", "inet_service"; a concatenation as "ipv4_addr . inet_service"
+    elements: str = ""  # the elements as nft -j prints them, as a JSON string
+    flags: tuple[str, ...] = ()  # interval, timeout, dynamic, constant
+
+
+@dataclass(frozen=True, slots=True)
 class Firewall:
     iptables_chains: tuple[IptablesChain, ...] = ()
     iptables_rules: tuple[IptablesRule, ...] = ()
     nft_tables: tuple[NftTable, ...] = ()
     nft_chains: tuple[NftChain, ...] = ()
     nft_rules: tuple[NftRule, ...] = ()
+    nft_sets: tuple[NftSet, ...] = ()
 
     def chain(self, table: str, name: str, family: int = 4) -> IptablesChain | None:
         for c in self.iptables_chains:

@@ -7,7 +7,8 @@ fault of every class the engine models so far: a FORWARD chain with a DROP polic
 a veth off its bridge, a host without a default route, a policy rule into a blackhole table,
 an INPUT REJECT and a local DROP, a published port (DNAT) and masquerading (SNAT) with the
 replies translated back, a link with a smaller MTU, an address nobody holds, ports nobody
-listens on; and native nftables beside iptables (a filter drop, a forward reject, a DNAT).
+listens on; and native nftables beside iptables (a filter drop, a forward reject, a DNAT, a
+named set).
 Flows are drawn at random (fixed seed) among them; each is simulated from one snapshot and
 sent once for real (TCP connect or a DF ping, 1 s timeout). Every disagreement is printed;
 at least 99% must agree.
@@ -161,6 +162,12 @@ def topology():
         }
         nft = {role: f"table {table} {{\n chain {chain}\n  {rule}\n }}\n}}\n"
                for role, (table, chain, rule) in nft.items()}
+        # A named set (its elements read into the snapshot) in r's forward path.
+        nft["r"] += ("table inet rsets {\n"
+                     " set blocked {\n  type ipv4_addr\n  elements = { 10.71.1.12, 10.71.3.13 }\n"
+                     " }\n"
+                     " chain passing2 {\n  type filter hook forward priority 20; policy accept;\n"
+                     "  ip saddr @blocked tcp dport 80 drop\n }\n}\n")
         for role, ruleset in nft.items():
             subprocess.run(["ip", "netns", "exec", names[role], "nft", "-f", "-"],
                            input=ruleset, text=True, check=True)
@@ -291,6 +298,12 @@ def test_path_probe_holds_the_model_against_the_kernel(topology):
     assert "lower device of mvm1" in report["drop"]["reason"] and report["probe"]["agrees"]
     code, report = _path(names["m1"], "10.71.3.13", "--probe")
     assert "modes: bridge, private" in report["drop"]["reason"] and report["probe"]["agrees"]
+    # r's named set @blocked holds m3's address, not m1's.
+    code, report = _path(names["m3"], "10.71.1.10:80", "--probe")
+    assert code == 1 and "nft inet rsets passing2" in report["drop"]["where"], report["drop"]
+    assert report["probe"]["agrees"] is True
+    code, report = _path(names["m1"], "10.71.1.10:80", "--probe")
+    assert code == 0 and report["probe"]["agrees"] is True, report
     # An address no namespace of ours holds is not probed (nothing leaves what we built).
     code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
     assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]

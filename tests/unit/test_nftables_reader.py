@@ -11,7 +11,7 @@ import pytest
 
 from netdiag.collect import nftables
 from netdiag.errors import CollectError
-from netdiag.model import NftChain, NftTable
+from netdiag.model import NftChain, NftSet, NftTable
 
 RECORDED_TEXT = """\
 table ip nat { # handle 1
@@ -77,7 +77,7 @@ def parsed():
 
 
 def test_tables_and_chains():
-    tables, chains, _ = parsed()
+    tables, chains, _, _ = parsed()
     assert tables == (NftTable("ip", "nat", 1), NftTable("ip", "filter", 2),
                       NftTable("inet", "ndtest", 3))
     assert chains[1] == NftChain(family="ip", table="nat", name="PREROUTING", handle=2,
@@ -88,7 +88,7 @@ def test_tables_and_chains():
 
 
 def test_every_rule_is_joined_with_its_text_by_handle():
-    _, _, rules = parsed()
+    _, _, rules, _ = parsed()
     texts = {(r.table, r.chain, r.handle): r.text for r in rules}
     assert texts[("nat", "PREROUTING", 3)] == \
         "fib daddr type local counter packets 0 bytes 0 jump DOCKER"
@@ -99,10 +99,16 @@ def test_every_rule_is_joined_with_its_text_by_handle():
 
 
 def test_rule_expressions_and_comments():
-    _, _, rules = parsed()
+    _, _, rules, _ = parsed()
     assert json.loads(rules[0].expr)[0] == {"xt": {"type": "match", "name": "addrtype"}}
     (web,) = [r for r in rules if r.comment == "web"]
     assert json.loads(web.expr)[-1] == {"accept": None}
+
+
+def test_named_sets_are_kept_with_their_elements():
+    *_, sets = parsed()
+    assert sets == (NftSet(family="inet", table="ndtest", name="blocked", type="ipv4_addr",
+                           elements='["10.0.0.1","10.0.0.2"]'),)
 
 
 def test_set_lines_are_not_rules():
@@ -113,7 +119,7 @@ def test_set_lines_are_not_rules():
 
 
 def test_an_empty_listing_gives_nothing():
-    assert nftables.parse_ruleset("", "") == ((), (), ())
+    assert nftables.parse_ruleset("", "") == ((), (), (), ())
 
 
 def test_broken_json_is_one_clear_error():
