@@ -30,6 +30,7 @@ from netdiag.collect import (
     fdb,
     firewall,
     ipvs,
+    lab_intent,
     links,
     neighbours,
     netnsids,
@@ -170,7 +171,7 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     return Snapshot(created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     host=host_info(), namespaces=tuple(states),
                     gaps=tuple(merge_feature_gaps(gaps)) + intent.gaps,
-                    docker=intent.engines)
+                    docker=intent.engines, labs=lab_intent.read(refs))
 
 
 def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, workers: int,

@@ -67,7 +67,7 @@ def resolve_topology(ref: str) -> tuple[schema.Topology, str]:
         path = EXAMPLES / f"{ref}.yaml"
     elif not path.exists():
         raise UsageError(f"{ref}: no such file or bundled lab (see `netdiag lab examples`)")
-    return schema.load(path), str(path)
+    return schema.load(path), str(path.resolve())  # the journal keeps it: absolute
 
 
 def _require_root() -> None:

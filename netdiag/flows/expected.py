@@ -23,6 +23,11 @@ every pair:
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
 
+A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend reaches it
+(`web` with `backend: db:6379` connects to db's address as the lab's DNS gives it, a
+service's VIP included), and every program answers on its port a node that shares a network
+with it (the first other one, by name).
+
 And the user's (`expect:` in the check config file): from a namespace, to an address, a name
 as that namespace resolves it or a namespace, with a port and protocol, that must reach — or
 must be blocked (`reach: false`), which fails when the flow is delivered.
@@ -43,6 +48,7 @@ from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
+from netdiag.model.lab import LabApp, LabIntent
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
 CLIENT_PORT = 43210
@@ -212,6 +218,68 @@ def _who(container: DockerContainer) -> str:
     return f"Docker: {container.name}"
 
 
+def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | Outcome]:
+    nodes = {(state.ref.lab, state.ref.node): state.ref.id for state in snapshot.namespaces
+             if state.ref.lab}
+    placed = [(lab, app, nodes[(lab.name, app.node)]) for lab in snapshot.labs
+              for app in lab.apps if (lab.name, app.node) in nodes]
+    seen = set()  # (source, packet): a neighbour's flow that a backend's already is
+    for lab, app, source in placed:
+        if app.backend:
+            found = _backend(snapshot, lab, app, source)
+            if isinstance(found, Expectation):
+                seen.add((found.source, found.packet))
+            yield found
+    for lab, app, _ in placed:
+        found = _neighbour(lab, app, nodes)
+        if found is not None and (found.source, found.packet) not in seen:
+            yield found
+
+
+def _said(lab: LabIntent, app: LabApp) -> str:
+    return f"lab {lab.name}: {app.node} runs {app.app} on {app.protocol} {app.port}"
+
+
+def _backend(snapshot: Snapshot, lab: LabIntent, app: LabApp, source: int
+             ) -> Expectation | Outcome:
+    name, port = names.split_port(app.backend)
+    what = f"{app.node} reaches its backend {app.backend}"
+    why = "a lab's program reaches the backend it is configured with"
+    said = f"{_said(lab, app)}, backend {app.backend}"
+    try:
+        address, _ = names.resolve(snapshot, source, name)
+    except UsageError as exc:
+        return Outcome(Expectation(what, why, said, 0, Packet("", name, "tcp")), None, str(exc))
+    return Expectation(f"{what} ({address})", why, said, source,
+                       Packet("", address, "tcp", CLIENT_PORT, port or 80))
+
+
+def _neighbour(lab: LabIntent, app: LabApp, nodes: dict[tuple[str, str], int]
+               ) -> Expectation | None:
+    client = _lab_client(lab, app.node, nodes)
+    if client is None:
+        return None
+    peer, network = client
+    record = next((n for n in lab.names if n.name == app.node and n.network == network), None)
+    if record is None:
+        return None
+    return Expectation(f"{peer} reaches {app.node}'s {app.app} on {record.address}:{app.port} "
+                       f"({app.protocol})", "a lab's program answers on its port the nodes "
+                       "on its networks", f"{_said(lab, app)}, on network {network}",
+                       nodes[(lab.name, peer)],
+                       Packet("", record.address, app.protocol, CLIENT_PORT, app.port))
+
+
+def _lab_client(lab: LabIntent, node: str, nodes: dict[tuple[str, str], int]
+                ) -> tuple[str, str] | None:
+    """The first other node (by name) on one of `node`'s networks, and that network."""
+    for network in lab.networks_of(node):
+        for other, networks in lab.attached:
+            if other != node and network in networks and (lab.name, other) in nodes:
+                return other, network
+    return None
+
+
 def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
                       ) -> Iterator[Expectation | Outcome]:
     """The config file's flows as Expectations — or, for one that cannot be placed, an
@@ -236,9 +304,11 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
 
 def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
           engine: Engine | None = None) -> Iterator[Outcome]:
-    """Each expectation (Docker's, then the user's) whose flow does not do as promised."""
+    """Each expectation (Docker's, a lab's, then the user's) whose flow does not do as
+    promised."""
     engine = engine or Engine(snapshot)
-    for expectation in chain(expectations(snapshot), user_expectations(snapshot, wanted)):
+    for expectation in chain(expectations(snapshot), lab_expectations(snapshot),
+                             user_expectations(snapshot, wanted)):
         if isinstance(expectation, Outcome):
             yield expectation
             continue

@@ -2,7 +2,8 @@
 
 DST is an IPv4 address (optionally `:PORT`), a name Docker's embedded DNS answers for SRC (a
 container's name or alias, or a service's, on a network SRC's container is on — its address
-on that network), or a namespace reference (a lab node, a container, `inode:N`): that
+on that network), a name a netdiag lab's DNS answers for SRC (a lab node: likewise, from the
+lab's intent), or a namespace reference (a lab node, a container, `inode:N`): that
 namespace's first global IPv4 address.
 """
 
@@ -29,7 +30,7 @@ def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
     """(address, how it was found) for `name` seen from namespace `source`."""
     if _ipv4(name):
         return name, "address"
-    found = _docker(snapshot, source, name)
+    found = _docker(snapshot, source, name) or _lab(snapshot, source, name)
     if found:
         return found
     refs = [state.ref for state in snapshot.namespaces]
@@ -37,7 +38,8 @@ def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
         ref = netns.resolve(name, refs)
     except (NotFound, UsageError):
         raise UsageError(f"cannot resolve {name!r} from {_label(snapshot, source)}: not an "
-                         "IPv4 address, a Docker name on its networks, or a namespace") from None
+                         "IPv4 address, a Docker or lab name on its networks, or a namespace"
+                         ) from None
     address = primary_address(snapshot.namespace(ref.id))
     if not address:
         raise UsageError(f"{ref.display} has no IPv4 address to send to")
@@ -75,4 +77,16 @@ def _docker(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | Non
             for network_id, vip in service.vips:
                 if networks is None or network_id in networks:
                     return vip.split("/")[0], f"Docker: service {service.name}'s VIP"
+    return None
+
+
+def _lab(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | None:
+    state = snapshot.namespace(source)
+    lab = next((lab for lab in snapshot.labs if state and lab.name == state.ref.lab), None)
+    if lab is None:
+        return None
+    networks = lab.networks_of(state.ref.node)
+    for record in lab.names:
+        if record.name == name and record.network in networks:
+            return record.address, f"lab {lab.name}: {name} on {record.network}"
     return None

@@ -194,9 +194,11 @@ def _nat(key: str, value, packet: Packet, where) -> tuple[Packet, str]:
             raise Unmodelled(f"{key} through a map")
         address = elements[0][1]
         note = f"{key} (one of {len(elements)} backends by numgen: following the first)"
+    port = value.get("port")
+    if isinstance(address, dict) and "concat" in address and len(address["concat"]) == 2:
+        address, port = address["concat"]  # `dnat ip to ... map { 0 : ADDR . PORT }`
     if not isinstance(address, str):
         raise Unmodelled(f"{key} to this address")
-    port = value.get("port")
     if port is not None and not isinstance(port, int):
         raise Unmodelled(f"{key} to this port")
     if key == "dnat":

@@ -70,7 +70,11 @@ def refusal(snapshot: Snapshot, result: PathResult, external: bool = False) -> s
     if packet.proto == "udp" and listening_place(snapshot, result) is None:
         return "udp answers nothing by itself, and something already listens at its end " \
                "(or its end is not known)"
-    why = outside_reason(index(snapshot), result.flow.source.id, packet.dst)
+    topo = index(snapshot)
+    why = outside_reason(topo, result.flow.source.id, packet.dst)
+    dnat = [after.dst for kind, _, after in result.forward.translations if kind == "dnat"]
+    if why and dnat and not outside_reason(topo, result.flow.source.id, dnat[-1]):
+        why = ""  # a virtual address (a service VIP) that NAT sends inside what was read
     return f"{why} (--probe-external sends it anyway)" if why and not external else ""
 
 

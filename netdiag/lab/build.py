@@ -270,6 +270,7 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None,
     # (one write instead of one per namespace); `down` skips the ones never made.
     made = [step for step in all_steps if isinstance(step, plans.CreateNamespace)]
     journal = journals.Journal(name=topology.name, topology=source,
+                               definition=topology.model_dump_json(),
                                store=str(LAB_DIR / f"{topology.name}.db"),
                                nodes={step.node: step.netns for step in made},
                                namespaces=[step.netns for step in made],

@@ -32,6 +32,7 @@ class Journal:
 
     name: str
     topology: str = ""  # the topology file it was built from
+    definition: str = ""  # the topology itself, as JSON (the file may change or go)
     state: str = "building"  # building, up, failed
     builder: Process | None = None  # the `lab up` process, while it builds
     nodes: dict[str, str] = field(default_factory=dict)  # node → namespace name

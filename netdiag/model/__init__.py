@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from netdiag.model.docker import DockerEngine
+from netdiag.model.lab import LabIntent
 
 # 2: the `docker` section (each engine's intent). Version-1 files still load (without it).
-# 3: nftables named sets (Firewall.nft_sets). Older files still load (without them).
+# 3: nftables named sets (Firewall.nft_sets) and the `labs` section (each lab's intent).
+#    Older files still load (without them).
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
@@ -501,6 +503,7 @@ class Snapshot:
     schema_version: int = SCHEMA_VERSION
     probes: Probes | None = None  # None: nothing was probed (the default: probing is opt-in)
     docker: tuple[DockerEngine, ...] = ()  # each Docker engine's intent (model/docker.py)
+    labs: tuple[LabIntent, ...] = ()  # each netdiag lab's intent (model/lab.py)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         for ns in self.namespaces:

@@ -302,3 +302,33 @@ def test_overlapping_subnets_lab_is_diagnosed_and_its_repair_is_manual(lab):
                           text=True)
     assert done.returncode == 1 and "repair (manual)" in done.stdout
     assert [f["rule"] for f in _check_lab(j)] == ["overlapping-subnets"]  # nothing was touched
+
+
+def test_lab_promises_its_programs_flows(lab):
+    """A lab's intent gives expected flows: web reaches its backend db:6379 (as the lab's DNS
+    names it), and each program answers a neighbour on its network. A firewall rule on the
+    store's node (a DROP on its port, as a host firewall written for another service would
+    leave it) breaks the front end; `check` names the flow, the node and the rule, and `path`
+    resolves the lab's names."""
+    j = lab(schema.load(EXAMPLES / "pets-bridge.yaml"))
+    db = next(node for node in j.nodes if node.startswith("db"))
+    rule = "INPUT -p tcp --dport 6379 -j DROP"
+    sh(f"ip netns exec {j.nodes[db]} iptables -I {rule}")
+    try:
+        with pytest.raises(AssertionError, match="502: Bad Gateway"):
+            ask_web(j, published=True)  # web answers, its store does not
+        flows = [f for f in _check_lab(j) if f["rule"] == "expected-flow-blocked"]
+        messages = sorted(f["message"] for f in flows)
+        assert len(flows) == 1, messages  # web's neighbour flow to db is that same flow
+        assert any(m.startswith("web reaches its backend db:6379 (") for m in messages), messages
+        assert all(f"denied in {j.name}/{db} at filter/INPUT/1" in m for m in messages), \
+            messages
+        assert all(any(e["text"].startswith(f"lab {j.name}: ") for e in f["evidence"])
+                   for f in flows)
+        done = subprocess.run([*NETDIAG, "path", f"{j.name}/web", "db:6379"],
+                              capture_output=True, text=True)
+        assert done.returncode == 1 and f"(lab {j.name}: db on " in done.stdout, done.stdout
+    finally:
+        sh(f"ip netns exec {j.nodes[db]} iptables -D {rule}")
+    assert ask_web(j, published=True).startswith("pets:")
+    assert not [f for f in _check_lab(j) if f["rule"] == "expected-flow-blocked"]

@@ -5,15 +5,19 @@ What it finds
     gateway, two containers of a network with icc on to each other, a container on a user
     network to the embedded DNS at 127.0.0.11:53, a container of each network that is not
     internal out beyond the host and its reply back in, a client beyond the host to each
-    published TCP port) and those the check configuration's `expect:` lists (`reach: false`
-    for a flow that must be blocked, reported when it is delivered), each simulated by the
-    flow engine through routing, bridges, netfilter, NAT and conntrack — with its reply. A
-    flow that is denied, null-routed, has no route, finds no neighbour, is too big or loops
-    is reported with the namespace, the place (the firewall rule, the route, the device) and
-    the reason that stop it; one that the engine cannot judge (an unmodelled firewall match)
-    is an info finding saying why. Stops that a specialised rule reports with its own repair
-    (forwarding off, a device down, no route, no neighbour, too big) are left to that rule:
-    one finding per fault (the user's own expectations are always answered in full).
+    published TCP port, the publishing container to its own published port at the host's
+    address, a Swarm node's peers to its VXLAN port and its VXLAN packets to them), those a
+    netdiag lab promises (each program to its backend, each program from a neighbour on its
+    network) and those the check configuration's `expect:` lists (`reach: false` for a flow
+    that must be blocked, reported when it is delivered), each simulated by the flow engine
+    through routing, bridges, macvlans, VXLAN, netfilter, NAT and conntrack — with its reply.
+    A flow that is denied, null-routed, is reverse-path filtered or loops is reported with
+    the namespace, the place (the firewall rule, the route, the device) and the reason that
+    stop it; one that the engine cannot judge (an unmodelled firewall match) is an info
+    finding saying why. Stops that a specialised rule reports with its own repair
+    (forwarding off, a device down, no route, no neighbour, too big, hairpin off, nothing
+    listening) are left to that rule, by the stop's cause: one finding per fault (the user's
+    own expectations are always answered in full).
 
 Why it matters
     This is the question asked first in an incident — "why can't web reach its gateway", "why
@@ -58,8 +62,9 @@ from netdiag.model import Snapshot
 from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
-            summary="a flow Docker's intent promises (gateway, peers, DNS, published ports) "
-                    "is stopped on its way; the hop and the rule are named")
+            summary="a flow that Docker's or a lab's intent promises (gateway, peers, DNS, "
+                    "published ports, VTEPs, backends) is stopped on its way; the hop and "
+                    "the rule are named")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
