@@ -294,7 +294,9 @@ def comparable_rules(save: str, bridge: str, container_ip: str) -> list[str]:
             continue
         if "--dport" in line and container_ip not in line:
             continue
-        kept.append(line.replace(bridge, "br-NET"))
+        # Packet counters are not the firewall: the session engine's chains count whatever
+        # the tests before sent through them.
+        kept.append(re.sub(r"\[\d+:\d+\]$", "[0:0]", line.replace(bridge, "br-NET")))
     return kept
 
 
