@@ -2,9 +2,10 @@
 
 Each subcommand lives in netdiag/commands/ with `register(subparsers)` (which sets
 `func` on its parser) and returns an exit code. Only the module of the command being run is
-imported (the others pull in netlink, pydantic and Textual, which would slow every start),
-except for `--help`, which lists them all. Every NetdiagError becomes one line on stderr and
-the error's exit code; nothing below this module prints a traceback or calls exit.
+imported (the others pull in netlink, pydantic and Textual, which would slow every start);
+`--help` lists them from SUMMARIES without importing any. Every NetdiagError becomes one line
+on stderr and the error's exit code; nothing below this module prints a traceback or calls
+exit.
 """
 
 from __future__ import annotations
@@ -18,8 +19,49 @@ import netdiag
 from netdiag import __version__
 from netdiag.errors import EXIT_USAGE, NetdiagError
 
-COMMANDS = ("ns", "show", "snapshot", "diff", "check", "path", "explain", "repair", "lab", "net",
-            "tui")
+# Each command's one line, here so that `netdiag --help` lists them without importing them.
+SUMMARIES = {
+    "ns": "list network namespaces",
+    "show": "show namespaces' network state as tables",
+    "snapshot": "save namespaces' state as a JSON snapshot",
+    "diff": "compare two snapshots (exit 1 if they differ)",
+    "check": "diagnose: run the rules and report findings with evidence and repairs",
+    "path": "why can't A reach B: simulate a flow hop by hop, and its reply",
+    "explain": "print what a rule finds and how to repair it",
+    "repair": "apply the repairs of what check finds, then check again",
+    "lab": "build, inspect and remove labs of namespaces",
+    "net": "build container networks with the bundled drivers",
+    "tui": "interactive view of namespaces and findings",
+}
+COMMANDS = tuple(SUMMARIES)
+
+# What `netdiag COMMAND --help` ends with: the commands people type first.
+EXAMPLES = {
+    "ns": ["netdiag ns list", "netdiag ns list --json"],
+    "show": ["netdiag show --ns container:web", "netdiag show routes --ns host",
+             "netdiag show docker", "netdiag show links --from snap.json --ns web"],
+    "snapshot": ["netdiag snapshot -o before.json",
+                 "netdiag snapshot --ns container:web --ns host -o web.json"],
+    "diff": ["netdiag diff before.json after.json",
+             "netdiag diff before.json after.json --all-fields --json"],
+    "check": ["netdiag check --all", "netdiag check --ns container:web --probe",
+              "netdiag check --all --format sarif --output junit=report.xml",
+              "netdiag check --from snap.json --rule mtu-mismatch"],
+    "path": ["netdiag path container:web db:6379",
+             "netdiag path host 172.18.0.2 --proto icmp --size 1472",
+             "netdiag path container:web 10.0.0.9:443 --probe --trace",
+             "netdiag path lab1/h1 10.0.0.2:80 --from snapshot.json --format json"],
+    "explain": ["netdiag explain", "netdiag explain mtu-mismatch", "netdiag explain ND921"],
+    "repair": ["netdiag repair --ns container:web", "netdiag repair --lab broken-mtu --apply",
+               "netdiag repair --ns host --apply --unsafe --rule ip-forward-disabled"],
+    "lab": ["netdiag lab examples", "netdiag lab up broken-mtu", "netdiag lab status broken-mtu",
+            "netdiag lab exec broken-mtu web -- ip route", "netdiag lab down broken-mtu",
+            "netdiag lab from-snapshot snap.json -o repro.yaml"],
+    "net": ["netdiag net create front --host-ns lab-host --subnet 172.30.0.0/24",
+            "netdiag net connect front web --host-ns lab-host -p 8080:80",
+            "netdiag net check --host-ns lab-host"],
+    "tui": ["netdiag tui", "netdiag tui --ns container:web", "netdiag tui --from snap.json"],
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,19 +71,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"netdiag: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `wanted`, only that command's module is loaded, the others get
-    placeholders (enough for argparse to know the names)."""
+def build_parser(wanted: str | None = None, everything: bool = False
+                 ) -> argparse.ArgumentParser:
+    """The parser; only the `wanted` command's module is loaded (or, with `everything`, all
+    of them: for the man page and the completions), the others get placeholders with their
+    one line (`netdiag --help` loads none)."""
     parser = _Parser(prog="netdiag", description=netdiag.__doc__.strip())
     parser.add_argument("--version", action="version", version=f"netdiag {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=_Parser)
     subparsers.required = True
     for name in COMMANDS:
-        if wanted in (None, name):
+        if everything or wanted == name:
             import_module(f"netdiag.commands.{name}").register(subparsers)
-        else:
-            subparsers.add_parser(name)
+            command = subparsers.choices[name]
+            command.epilog = "examples:\n" + "".join(f"  {line}\n" for line in EXAMPLES[name])
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
+        else:  # enough for `netdiag --help` and for argparse to know the name
+            subparsers.add_parser(name, help=SUMMARIES[name])
     return parser
 
 

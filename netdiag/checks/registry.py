@@ -60,8 +60,10 @@ def names() -> tuple[str, ...]:
 
 
 def find(name: str) -> RuleModule:
-    """The rule called `name` (or with that code); one clear line listing the known ones if none."""
+    """The rule called `name` or with that code, in any case (`ND921`, `nd921`,
+    `MTU-Mismatch`); one clear line listing the known ones if none."""
+    wanted = name.strip().lower()
     for module in RULES:
-        if name in (module.RULE.name, module.RULE.code):
+        if wanted in (module.RULE.name.lower(), module.RULE.code.lower()):
             return module
     raise UsageError(f"unknown rule {name!r}; known rules: {', '.join(names())}")

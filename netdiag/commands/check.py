@@ -21,6 +21,7 @@ from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Severity
 from netdiag.checks.output import FORMATS
+from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg, seconds, timed_out
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
@@ -30,7 +31,7 @@ from netdiag.model.serialize import load
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "check", help="diagnose: run the rules and report findings with evidence and repairs",
+        "check", help=SUMMARIES["check"],
         description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every namespace (the default)")
@@ -38,19 +39,26 @@ def register(subparsers) -> None:
                        help="report on this namespace and those on its paths (repeatable), "
                             "e.g. --ns container:web")
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
-                        help="check a saved snapshot instead of the kernel")
+                        help="check a saved snapshot instead of the kernel; e.g. --from "
+                             "snap.json")
     parser.add_argument("--rule", action="append", default=[], metavar="NAME",
-                        help="run only this rule (repeatable)")
+                        help="run only this rule, by name or code (repeatable); e.g. --rule "
+                             "mtu-mismatch")
     parser.add_argument("--skip", action="append", default=[], metavar="NAME",
-                        help="do not run this rule (repeatable)")
-    parser.add_argument("--config", metavar="FILE", help="YAML: rules, severities, exclusions")
+                        help="do not run this rule (repeatable); e.g. --skip ND101")
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML: rules, severities, exclusions, expected flows; e.g. "
+                             "--config netdiag.yaml")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
                         help="bound the whole run (e.g. 10): namespaces not read in time are "
                              "gaps and make the exit code 3, rules not finished are unknown")
     add_docker_arg(parser)
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="text",
+                        help="the report's form on stdout (default: text); e.g. --format "
+                             "sarif")
     parser.add_argument("--output", action="append", default=[], metavar="FORMAT=FILE",
-                        help="also write the report in FORMAT to FILE (repeatable)")
+                        help="also write the report in FORMAT to FILE (repeatable); e.g. "
+                             "--output junit=report.xml")
     parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning",
                         help="lowest severity that makes the exit code 1 (default: warning)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 whatever was found")

@@ -21,10 +21,12 @@ from netdiag.model.serialize import load
 def add_namespace_args(parser: argparse.ArgumentParser, offline: bool = True) -> None:
     parser.add_argument("--ns", action="append", metavar="REF", default=[],
                         help="namespace: self, host, NAME, PATH, pid:N, container:NAME, "
-                             "inode:N, LAB/NODE (repeatable; default: all)")
+                             "inode:N, LAB/NODE (repeatable; default: all); e.g. --ns "
+                             "container:web --ns host")
     if offline:
         parser.add_argument("--from", dest="from_file", metavar="FILE",
-                            help="read a saved snapshot instead of the kernel")
+                            help="read a saved snapshot instead of the kernel; e.g. --from "
+                                 "before.json")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS", default=None,
                         help="give up on namespaces not read within this time (e.g. 5); "
                              "what was not read is listed, and the exit code is 3")
@@ -35,7 +37,8 @@ def add_docker_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docker", action="append", default=[], metavar="URL",
                         help="read this Docker engine (unix:///PATH; repeatable) instead of "
                              "every one found (DOCKER_HOST, the default socket, each running "
-                             "dockerd); --docker none reads none")
+                             "dockerd); --docker none reads none; e.g. --docker "
+                             "unix:///run/docker.sock")
 
 
 def seconds(text: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from itertools import groupby
 
+from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_json
 from netdiag.diff import Change, diff
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK
@@ -19,9 +20,9 @@ SIGNS = {"added": "+", "removed": "-", "changed": "~"}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("diff", help="compare two snapshots (exit 1 if they differ)")
-    parser.add_argument("before", metavar="A", help="the older snapshot file")
-    parser.add_argument("after", metavar="B", help="the newer snapshot file")
+    parser = subparsers.add_parser("diff", help=SUMMARIES["diff"])
+    parser.add_argument("before", metavar="A", help="the older snapshot file, e.g. before.json")
+    parser.add_argument("after", metavar="B", help="the newer snapshot file, e.g. after.json")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--all-fields", action="store_true",
                         help="also what the kernel learns and forgets by itself (neighbour "

@@ -6,14 +6,16 @@ from __future__ import annotations
 import inspect
 
 from netdiag.checks import registry
+from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_table
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("explain", help="print what a rule finds and how to repair it",
+    parser = subparsers.add_parser("explain", help=SUMMARIES["explain"],
                                    description=__doc__)
     parser.add_argument("rule", nargs="?", metavar="RULE",
-                        help="rule name or code (without it: list every rule)")
+                        help="rule name or code, any case (without it: list every rule); "
+                             "e.g. mtu-mismatch or nd301")
     parser.set_defaults(func=run)
 
 

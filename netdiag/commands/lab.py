@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from netdiag.cli import SUMMARIES
 from netdiag.errors import Interrupted, NotFound, UsageError
 from netdiag.lab import journal as journals
 from netdiag.lab import schema
@@ -28,35 +29,39 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "examples"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("lab", help="build, inspect and remove labs of namespaces")
+    parser = subparsers.add_parser("lab", help=SUMMARIES["lab"])
     sub = parser.add_subparsers(dest="lab_command", metavar="ACTION")
     sub.required = True
     for name, func, help_ in (("up", run_up, "build a lab"),
                               ("plan", run_plan, "print a lab's plan")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("topology", metavar="FILE|NAME", help="a topology file or a bundled lab")
+        p.add_argument("topology", metavar="FILE|NAME",
+                       help="a topology file or a bundled lab; e.g. broken-mtu or ./lab.yaml")
         p.set_defaults(func=func)
         if name == "up":
             p.add_argument("--replace", action="store_true",
                            help="remove a lab of that name first (up or half-built), then build")
     p = sub.add_parser("down", help="remove a lab")
-    p.add_argument("name")
+    p.add_argument("name", help="the lab's name (see `netdiag lab ls`); e.g. broken-mtu")
     p.set_defaults(func=run_down)
     sub.add_parser("ls", help="list labs").set_defaults(func=run_ls)
     p = sub.add_parser("status", help="a lab's nodes, processes and driver checks")
-    p.add_argument("name")
+    p.add_argument("name", help="the lab's name; e.g. broken-mtu")
     p.set_defaults(func=run_status)
     p = sub.add_parser("exec", help="run a command in a lab node's namespace")
-    p.add_argument("name")
-    p.add_argument("node")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD")
+    p.add_argument("name", help="the lab's name; e.g. broken-mtu")
+    p.add_argument("node", help="a node of it (host or container); e.g. web")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD",
+                   help="the command to run there; e.g. -- ip route")
     p.set_defaults(func=run_exec)
     sub.add_parser("examples", help="list the bundled labs").set_defaults(func=run_examples)
     sub.add_parser("schema", help="print the topology JSON Schema").set_defaults(func=run_schema)
     p = sub.add_parser("from-snapshot", help="write a topology that reproduces a snapshot")
-    p.add_argument("snapshot")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p.add_argument("--name", help="the new lab's name (default: derived from the snapshot)")
+    p.add_argument("snapshot", help="a snapshot file (netdiag snapshot -o); e.g. snap.json")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to write the topology; e.g. -o repro.yaml")
+    p.add_argument("--name", help="the new lab's name (default: derived from the snapshot); "
+                                  "e.g. --name repro")
     p.set_defaults(func=run_from_snapshot)
 
 

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import asdict
 
+from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_json, print_table
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
@@ -21,64 +22,83 @@ PORT_RE = re.compile(r"(?:(?P<ip>\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>\d*):)?(?P<co
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("net", help="build container networks with the bundled drivers",
+    parser = subparsers.add_parser("net", help=SUMMARIES["net"],
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--store", metavar="FILE", help="driver state file "
-                        "(default: $NETDIAG_STORE or /var/lib/netdiag/drivers.db)")
+                        "(default: $NETDIAG_STORE or /var/lib/netdiag/drivers.db); e.g. "
+                        "--store /tmp/drivers.db")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    host_ns = "the namespace that plays the host (name or path); e.g. --host-ns lab-host"
+    network = "the network's name or id; e.g. front"
 
     create = verbs.add_parser("create", help="create a network")
-    create.add_argument("name")
-    create.add_argument("--host-ns", required=True, metavar="NS",
-                        help="namespace that plays the host (name or path)")
-    create.add_argument("-d", "--driver", default="bridge")
-    create.add_argument("--subnet", default="")
-    create.add_argument("--gateway", default="")
-    create.add_argument("--ip-range", default="")
-    create.add_argument("--internal", action="store_true")
+    create.add_argument("name", help="the new network's name; e.g. front")
+    create.add_argument("--host-ns", required=True, metavar="NS", help=host_ns)
+    create.add_argument("-d", "--driver", default="bridge",
+                        help="bridge, overlay, macvlan, host or none (default: bridge); e.g. "
+                             "-d macvlan")
+    create.add_argument("--subnet", default="",
+                        help="its IPv4 subnet (default: the next free pool); e.g. "
+                             "--subnet 172.30.0.0/24")
+    create.add_argument("--gateway", default="",
+                        help="the gateway address (default: the subnet's first); e.g. "
+                             "--gateway 172.30.0.1")
+    create.add_argument("--ip-range", default="",
+                        help="hand out addresses only from this part of the subnet; e.g. "
+                             "--ip-range 172.30.0.128/25")
+    create.add_argument("--internal", action="store_true",
+                        help="no way out of the network: no default route, no masquerading")
     create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="driver option, e.g. com.docker.network.driver.mtu=1400 or mtu=1400")
-    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="a label to keep with it (repeatable); e.g. --label team=web")
     create.set_defaults(func=run_create)
 
     remove = verbs.add_parser("rm", help="remove networks")
-    remove.add_argument("names", nargs="+", metavar="NAME")
-    remove.add_argument("--host-ns", metavar="NS")
+    remove.add_argument("names", nargs="+", metavar="NAME", help="networks to remove; e.g. front")
+    remove.add_argument("--host-ns", metavar="NS", help=host_ns)
     remove.add_argument("-f", "--force", action="store_true",
                         help="disconnect remaining endpoints first")
     remove.set_defaults(func=run_rm)
 
     listing = verbs.add_parser("ls", help="list networks")
-    listing.add_argument("--host-ns", metavar="NS")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--host-ns", metavar="NS", help=host_ns + " (default: every host)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=run_ls)
 
     inspect = verbs.add_parser("inspect", help="show a network and its endpoints as JSON")
-    inspect.add_argument("name")
-    inspect.add_argument("--host-ns", metavar="NS")
+    inspect.add_argument("name", help=network)
+    inspect.add_argument("--host-ns", metavar="NS", help=host_ns)
     inspect.set_defaults(func=run_inspect)
 
     connect = verbs.add_parser("connect", help="connect a container namespace to a network")
-    connect.add_argument("name", metavar="NETWORK")
-    connect.add_argument("sandbox", metavar="NS", help="the container's namespace (name or path)")
-    connect.add_argument("--host-ns", metavar="NS")
-    connect.add_argument("--container", default="", help="endpoint name (default: NS's name)")
-    connect.add_argument("--ip", default="")
+    connect.add_argument("name", metavar="NETWORK", help=network)
+    connect.add_argument("sandbox", metavar="NS",
+                         help="the container's namespace (name or path); e.g. web")
+    connect.add_argument("--host-ns", metavar="NS", help=host_ns)
+    connect.add_argument("--container", default="",
+                         help="endpoint name (default: NS's name); e.g. --container web")
+    connect.add_argument("--ip", default="",
+                         help="this address instead of the next free one; e.g. --ip 172.30.0.9")
     connect.add_argument("-p", "--publish", action="append", default=[],
-                         metavar="[IP:][HOST:]PORT[/PROTO]")
-    connect.add_argument("--alias", action="append", default=[])
+                         metavar="[IP:][HOST:]PORT[/PROTO]",
+                         help="publish a port on the host (repeatable); e.g. -p 8080:80")
+    connect.add_argument("--alias", action="append", default=[],
+                         help="another name its DNS answers for it (repeatable); e.g. "
+                              "--alias api")
     connect.set_defaults(func=run_connect)
 
     disconnect = verbs.add_parser("disconnect", help="disconnect a container from a network")
-    disconnect.add_argument("name", metavar="NETWORK")
-    disconnect.add_argument("container", help="endpoint name or id")
-    disconnect.add_argument("--host-ns", metavar="NS")
+    disconnect.add_argument("name", metavar="NETWORK", help=network)
+    disconnect.add_argument("container", help="endpoint name or id; e.g. web")
+    disconnect.add_argument("--host-ns", metavar="NS", help=host_ns)
     disconnect.set_defaults(func=run_disconnect)
 
     check = verbs.add_parser("check", help="compare the kernel with what the drivers built")
-    check.add_argument("name", nargs="?", metavar="NETWORK")
-    check.add_argument("--host-ns", metavar="NS")
-    check.add_argument("--json", action="store_true")
+    check.add_argument("name", nargs="?", metavar="NETWORK",
+                       help=network + " (default: every network)")
+    check.add_argument("--host-ns", metavar="NS", help=host_ns)
+    check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=run_check)
 
 

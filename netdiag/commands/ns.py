@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from netdiag import netns
+from netdiag.cli import SUMMARIES
 from netdiag.collect.scope import require_root
 from netdiag.commands.common import print_json, print_table
 from netdiag.model.serialize import to_data
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("ns", help="list network namespaces")
+    parser = subparsers.add_parser("ns", help=SUMMARIES["ns"])
     sub = parser.add_subparsers(dest="ns_command", metavar="ACTION")
     sub.required = True
     listing = sub.add_parser("list", help="list every namespace, deduplicated by inode")

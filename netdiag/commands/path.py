@@ -15,6 +15,7 @@ import gc
 import sys
 
 from netdiag import netns
+from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg, print_json, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
@@ -29,26 +30,26 @@ DEFAULT_SPORT = 43210
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "path", help="why can't A reach B: simulate a flow hop by hop, and its reply",
-        description=__doc__.splitlines()[0],
-        epilog="examples:\n  netdiag path container:web db:6379\n"
-               "  netdiag path host 172.18.0.2 --proto icmp --size 1472\n"
-               "  netdiag path lab1/h1 10.0.0.2:80 --from snapshot.json --format json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "path", help=SUMMARIES["path"],
+        description=__doc__.splitlines()[0])
     parser.add_argument("src", metavar="SRC", help="the namespace the flow starts in "
-                                                   "(host, container:web, lab/node, inode:N)")
+                                                   "(host, container:web, lab/node, inode:N; "
+                                                   "e.g. container:web)")
     parser.add_argument("dst", metavar="DST", help="ADDR, ADDR:PORT, NAME:PORT or a "
                                                    "namespace (e.g. db:6379, 10.0.0.2:80)")
     parser.add_argument("--proto", choices=("tcp", "udp", "icmp"),
                         help="default: tcp with a port, icmp without")
     parser.add_argument("--port", type=int, metavar="N", help="destination port (e.g. 443)")
     parser.add_argument("--sport", type=int, metavar="N", default=DEFAULT_SPORT,
-                        help=f"source port (default {DEFAULT_SPORT})")
+                        help=f"source port (default {DEFAULT_SPORT}); e.g. --sport 5353")
     parser.add_argument("--size", type=int, metavar="BYTES", default=0,
                         help="IP packet size, sent with DF (e.g. 1500): the path MTU question")
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
-                        help="simulate on a saved snapshot instead of the live kernel")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+                        help="simulate on a saved snapshot instead of the live kernel; e.g. "
+                             "--from snap.json")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for a person, json for tools (default: text); e.g. "
+                             "--format json")
     parser.add_argument("--probe", action="store_true",
                         help="also send the flow once for real (TCP connect, UDP datagram or "
                              "ping, 1 s; a temporary listener waits at its end when nothing "

@@ -22,6 +22,7 @@ from netdiag.checks import config as check_config
 from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Finding, Severity
+from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
@@ -33,21 +34,27 @@ MAX_ROUNDS = 5
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("repair", help="apply the repairs of what check finds, "
-                                                  "then check again",
+    parser = subparsers.add_parser("repair", help=SUMMARIES["repair"],
                                    description=__doc__.splitlines()[0])
     scope = parser.add_mutually_exclusive_group(required=True)
     scope.add_argument("--ns", action="append", default=[], metavar="REF",
-                       help="repair this namespace (repeatable)")
-    scope.add_argument("--lab", metavar="NAME", help="repair every namespace of a lab")
+                       help="repair this namespace and what its findings name (repeatable); "
+                            "e.g. --ns container:web")
+    scope.add_argument("--lab", metavar="NAME",
+                       help="repair every namespace of a lab; e.g. --lab broken-mtu")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="only print the plan (default)")
     mode.add_argument("--apply", action="store_true", help="apply safe steps")
     parser.add_argument("--unsafe", action="store_true", help="with --apply: unsafe steps too")
     parser.add_argument("--rule", action="append", default=[], metavar="NAME",
-                        help="only this rule's findings (repeatable)")
-    parser.add_argument("--skip", action="append", default=[], metavar="NAME")
-    parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning")
+                        help="only this rule's findings (repeatable); e.g. --rule "
+                             "docker-network-rules-missing")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME",
+                        help="leave this rule's findings alone (repeatable); e.g. --skip "
+                             "mtu-mismatch")
+    parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning",
+                        help="lowest severity that, left after the repair, makes the exit "
+                             "code 1 (default: warning); e.g. --fail-on error")
     add_docker_arg(parser)
     parser.set_defaults(func=run)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from netdiag import netns, render
 from netdiag.checks.topology import TABLE_NAMES
+from netdiag.cli import SUMMARIES
 from netdiag.commands.common import (
     add_namespace_args,
     get_snapshot,
@@ -116,7 +117,7 @@ def heading(state: NamespaceState) -> str:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("show", help="show namespaces' network state as tables")
+    parser = subparsers.add_parser("show", help=SUMMARIES["show"])
     parser.add_argument("section", nargs="?", choices=(*SECTIONS, "docker"), metavar="SECTION",
                         help=f"one of: {', '.join(SECTIONS)}, docker (each Docker engine's "
                              "intent: daemon, networks, containers, services) (default: an "

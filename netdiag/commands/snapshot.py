@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from netdiag.cli import SUMMARIES
 from netdiag.commands.common import add_namespace_args, get_snapshot, timed_out
 from netdiag.errors import EXIT_COLLECT
 from netdiag.model.serialize import dumps, save
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("snapshot", help="save namespaces' state as a JSON snapshot")
+    parser = subparsers.add_parser("snapshot", help=SUMMARIES["snapshot"])
     add_namespace_args(parser, offline=False)
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write here (default: stdout); e.g. -o before.json")
     parser.set_defaults(func=run)
 
 

@@ -7,21 +7,23 @@ screen is taken over.
 
 from __future__ import annotations
 
+from netdiag.cli import SUMMARIES
 from netdiag.collect.scope import require_root
 from netdiag.errors import UsageError
 from netdiag.model.serialize import load
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tui", help="interactive view of namespaces and findings")
+    parser = subparsers.add_parser("tui", help=SUMMARIES["tui"])
     parser.add_argument("--ns", metavar="REF",
                         help="attach to this namespace directly (self, host, NAME, PATH, pid:N, "
-                             "container:NAME, inode:N, LAB/NODE)")
+                             "container:NAME, inode:N, LAB/NODE); e.g. --ns container:web")
     parser.add_argument("--from", dest="from_file", metavar="FILE",
-                        help="show a saved snapshot instead of the live kernel")
+                        help="show a saved snapshot instead of the live kernel; e.g. --from "
+                             "snap.json")
     parser.add_argument("--refresh", type=float, metavar="SECONDS", default=10.0,
                         help="re-read the attached namespace this often, besides netlink "
-                             "events (default 10)")
+                             "events (default 10); e.g. --refresh 2")
     parser.add_argument("--probe-external", action="store_true",
                         help="let the probe key reach targets no namespace netdiag read holds")
     parser.set_defaults(func=run)
