@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 import netdiag
-from netdiag import __version__
+from netdiag import __version__, terminal
 from netdiag.errors import EXIT_USAGE, NetdiagError
 
 # Each command's one line, here so that `netdiag --help` lists them without importing them.
@@ -87,9 +87,22 @@ def build_parser(wanted: str | None = None, everything: bool = False
             command = subparsers.choices[name]
             command.epilog = "examples:\n" + "".join(f"  {line}\n" for line in EXAMPLES[name])
             command.formatter_class = argparse.RawDescriptionHelpFormatter
+            _add_color(command)
         else:  # enough for `netdiag --help` and for argparse to know the name
             subparsers.add_parser(name, help=SUMMARIES[name])
     return parser
+
+
+def _add_color(parser: argparse.ArgumentParser) -> None:
+    """`--color` on every command that runs (the leaves: `ns list`, `lab up`...)."""
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in nested:
+        for sub in action.choices.values():
+            _add_color(sub)
+    if not nested:
+        parser.add_argument("--color", choices=terminal.CHOICES, default="auto",
+                            help="colour in text output: auto (on a terminal, unless NO_COLOR "
+                                 "is set), always, never (default: auto)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,9 @@ class Report:
     unknown: tuple[Unknown, ...]
     gaps: tuple[Gap, ...]
     namespaces: dict[int, NamespaceRef]  # every namespace of the snapshot, for names
+    # The kernel features a rule would have read here and this kernel lacks (collectors of
+    # "feature-missing" gaps): what a person is told; the rest are gaps of no consequence.
+    missed_features: frozenset[str] = frozenset()
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -93,7 +96,18 @@ def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
     return Report(generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                   rules=selected, findings=tuple(kept), unknown=tuple(unknown),
                   gaps=snapshot.gaps,
-                  namespaces={state.ref.id: state.ref for state in snapshot.namespaces})
+                  namespaces={state.ref.id: state.ref for state in snapshot.namespaces},
+                  missed_features=_missed_features(snapshot, selected))
+
+
+def _missed_features(snapshot: Snapshot, rules: Sequence[RuleModule]) -> frozenset[str]:
+    """Missing features that matter: a rule that reads it says it would have had something
+    to read (its `needs(snapshot)`); a feature no rule declares always matters."""
+    missing = {gap.collector for gap in snapshot.gaps if gap.kind == "feature-missing"}
+    declared = {name for module in RULES for name in getattr(module, "FEATURES", ())}
+    needed = {name for module in rules if hasattr(module, "needs")
+              for name in module.needs(snapshot)}
+    return frozenset(name for name in missing if name not in declared or name in needed)
 
 
 def _run_all(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule],

@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from netdiag import netns
+from netdiag import netns, terminal
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Severity
-from netdiag.checks.output import FORMATS
+from netdiag.checks.output import FORMATS, text
 from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg, seconds, timed_out
@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     parser.add_argument("--fail-on", choices=[s.value for s in Severity], default="warning",
                         help="lowest severity that makes the exit code 1 (default: warning)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 whatever was found")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print nothing when nothing is found (for cron; the exit code "
+                             "is the same)")
     parser.add_argument("--probe", action="store_true",
                         help="also send active probes between the namespaces read (nothing is "
                              "sent without); e.g. check --all --probe")
@@ -95,12 +98,20 @@ def run(args: argparse.Namespace) -> int:
         snapshot = _probe(snapshot, focus, deadline, args.probe_external)
     report = engine.run(snapshot, config, focus=focus, deadline=deadline)
 
-    sys.stdout.write(FORMATS[args.format](report))
+    if not (args.quiet and _nothing_found(report)):
+        sys.stdout.write(text.render(report, terminal.look(args.color))
+                         if args.format == "text" else FORMATS[args.format](report))
     for fmt, path in outputs:
         _write(path, FORMATS[fmt](report))
     if timed_out(snapshot) and not args.exit_zero:
         return EXIT_COLLECT  # the report is incomplete: no "all clear" from it
     return _exit_code(report, Severity(args.fail_on), args.exit_zero)
+
+
+def _nothing_found(report: engine.Report) -> bool:
+    """No finding, no rule left unknown, no namespace left unread: nothing to say (cron)."""
+    return not report.findings and not report.unknown and \
+        all(gap.kind == "feature-missing" for gap in report.gaps)
 
 
 def _outputs(values: list[str]) -> list[tuple[str, str]]:

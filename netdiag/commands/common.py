@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from netdiag import terminal
 from netdiag.collect import collect_snapshot, scope
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
@@ -70,9 +71,8 @@ def print_json(data) -> None:
     sys.stdout.write("\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain, aligned text table (readable without colour, and easy to grep)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+                look: terminal.Look = terminal.PLAIN) -> None:
+    """An aligned text table: plain on a pipe, fitted to the terminal on one
+    (netdiag/terminal.py)."""
+    sys.stdout.write(terminal.table(headers, rows, look))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 
+from netdiag import terminal
 from netdiag.checks import registry
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_table
@@ -23,7 +24,7 @@ def run(args) -> int:
     if not args.rule:
         print_table(("CODE", "RULE", "SEVERITY", "SUMMARY"),
                     [(m.RULE.code, m.RULE.name, m.RULE.severity.value, m.RULE.summary)
-                     for m in registry.RULES])
+                     for m in registry.RULES], terminal.look(args.color))
         return 0
     module = registry.find(args.rule)
     rule = module.RULE

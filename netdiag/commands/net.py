@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import asdict
 
+from netdiag import terminal
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_json, print_table
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, UsageError
@@ -161,7 +162,7 @@ def run_ls(args) -> int:
     rows = [(n.short_id, n.name, n.driver, n.scope.value, n.subnet, _ns_name(n.host),
              len(controller.endpoints(n))) for n in networks]
     print_table(("NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "HOST NS", "ENDPOINTS"),
-                rows)
+                rows, terminal.look(args.color))
     return EXIT_OK
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from netdiag import netns
+from netdiag import netns, terminal
 from netdiag.cli import SUMMARIES
 from netdiag.collect.scope import require_root
 from netdiag.commands.common import print_json, print_table
@@ -28,5 +28,6 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     rows = [(ns.id, ns.kind.value, ns.label, ",".join(ns.docker_networks),
              ",".join(map(str, ns.pids[:3])), ns.path) for ns in found]
-    print_table(("INODE", "KIND", "LABEL", "NETWORKS", "PIDS", "PATH"), rows)
+    print_table(("INODE", "KIND", "LABEL", "NETWORKS", "PIDS", "PATH"), rows,
+                terminal.look(args.color))
     return 0

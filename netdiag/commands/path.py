@@ -14,7 +14,7 @@ import argparse
 import gc
 import sys
 
-from netdiag import netns
+from netdiag import netns, terminal
 from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg, print_json, seconds
@@ -110,5 +110,6 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(output.as_json(result, sent, kernel, resolved))
     else:
-        sys.stdout.write(output.as_text(result, sent, kernel, resolved))
+        sys.stdout.write(output.as_text(result, sent, kernel, resolved,
+                                        terminal.look(args.color)))
     return EXIT_OK if result.delivered else EXIT_FINDINGS

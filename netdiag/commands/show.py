@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netdiag import netns, render
+from netdiag import netns, render, terminal
 from netdiag.checks.topology import TABLE_NAMES
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import (
@@ -129,18 +129,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     snapshot = get_snapshot(args)
+    look = terminal.look(args.color)
     if args.section == "docker":
-        return _show_docker(snapshot, args.json)
+        return _show_docker(snapshot, args.json, look)
     states = _chosen(snapshot, args.ns) if args.from_file else list(snapshot.namespaces)
     if args.json:
         print_json(as_json(states, args.section))
     else:
-        print_tables(states, args.section, render.context(snapshot))
+        print_tables(states, args.section, render.context(snapshot), look)
     _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
     return EXIT_COLLECT if timed_out(snapshot) else 0
 
 
-def _show_docker(snapshot: Snapshot, as_json: bool) -> int:
+def _show_docker(snapshot: Snapshot, as_json: bool, look: terminal.Look) -> int:
     if as_json:
         print_json([to_data(engine) for engine in snapshot.docker])
     else:
@@ -148,11 +149,11 @@ def _show_docker(snapshot: Snapshot, as_json: bool) -> int:
         for number, engine in enumerate(snapshot.docker):
             if number:
                 print()
-            print(f"== {render.docker_heading(engine)} ==")
+            print(look.paint(f"== {render.docker_heading(engine)} ==", "heading"))
             for table in render.docker_tables(engine, labels):
-                print(f"-- {table.title}")
+                print(look.paint(f"-- {table.title}", "bold"))
                 if table.rows:
-                    print_table(table.columns, [row.cells for row in table.rows])
+                    print_table(table.columns, [row.cells for row in table.rows], look)
                 else:
                     print("(none)")
         if not snapshot.docker:
@@ -177,16 +178,16 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
 
 
 def print_tables(states: Sequence[NamespaceState], section: str | None,
-                 ctx: render.Context) -> None:
+                 ctx: render.Context, look: terminal.Look = terminal.PLAIN) -> None:
     for number, state in enumerate(states):
         if number:
             print()
-        print(heading(state))
+        print(look.paint(heading(state), "heading"))
         for table in tables(state, section, ctx):
             if table.title:
-                print(f"-- {table.title}")
+                print(look.paint(f"-- {table.title}", "bold"))
             if table.rows:
-                print_table(table.headers, table.rows)
+                print_table(table.headers, table.rows, look)
             else:
                 print("(none)")
 

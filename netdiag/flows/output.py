@@ -17,6 +17,7 @@ from __future__ import annotations
 from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
 from netdiag.flows.probe import ProbeResult
 from netdiag.flows.trace import KernelTrace
+from netdiag.terminal import PLAIN, Look
 from netdiag.model import NamespaceRef
 
 SCHEMA_VERSION = 1
@@ -99,7 +100,7 @@ def _verdict(trace: Trace, what: str) -> str:
 
 
 def as_text(result: PathResult, sent: ProbeResult | None = None,
-            kernel: KernelTrace | None = None, resolved: str = "") -> str:
+            kernel: KernelTrace | None = None, resolved: str = "", look: Look = PLAIN) -> str:
     packet = result.flow.packet
     lines = [f"path from {result.flow.source.display}: {packet.text}"
              + (f", {packet.size} bytes DF" if packet.size else "")
@@ -110,7 +111,8 @@ def as_text(result: PathResult, sent: ProbeResult | None = None,
         lines.append("reply:")
         lines += _trace_lines(result.reply)
         lines.append(_verdict(result.reply, "reply"))
-    lines.append(f"=> {result.disposition.upper()}")
+    lines.append(look.paint(f"=> {result.disposition.upper()}",
+                            "ok" if result.delivered else "error"))
     if sent is not None and not sent.sent:
         lines.append(f"probe: not sent: {sent.reason}")
     elif sent is not None:

@@ -33,6 +33,14 @@ from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND701", name="ipvs-no-backends", severity=Severity.ERROR,
             summary="An IPVS virtual service has no real server with a non-zero weight")
+FEATURES = ("ipvs",)  # the collectors it reads that a kernel may lack
+
+
+def needs(snapshot: Snapshot) -> tuple[str, ...]:
+    """IPVS matters where something balances with it: a Docker engine's services (Swarm's
+    VIPs and routing mesh are IPVS). A host without them misses nothing for want of it."""
+    return FEATURES if any(engine.services or engine.swarm.state == "active"
+                           for engine in snapshot.docker) else ()
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:

@@ -10,6 +10,7 @@ from netdiag.checks.engine import Report
 from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.output.data import step_command
 from netdiag.model import NamespaceRef, NsKind
+from netdiag.terminal import PLAIN, Look
 
 _KIND_WORD = {NsKind.DOCKER: "container", NsKind.LAB: "lab node", NsKind.NAMED: "netns",
               NsKind.PID: "process"}
@@ -24,25 +25,28 @@ def describe(ref: NamespaceRef) -> str:
     return f"{_KIND_WORD[ref.kind]} {ref.display}"
 
 
-def render(report: Report) -> str:
+def render(report: Report, look: Look = PLAIN) -> str:
     lines: list[str] = []
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
         group = [f for f in report.findings if f.severity is severity]
         if group:
-            lines.append(f"{severity.value.upper()} ({len(group)})")
+            lines.append(look.paint(f"{severity.value.upper()} ({len(group)})",
+                                    severity.value))
             for finding in group:
-                lines.extend(_finding_lines(finding, report))
+                lines.extend(_finding_lines(finding, report, look))
             lines.append("")
-    lines.extend(_not_checked_lines(report))
-    lines.append(_summary(report))
+    lines.extend(_not_checked_lines(report, look))
+    lines.append(_summary(report, look))
+    lines.extend(_footnotes(report, look))
     return "\n".join(lines) + "\n"
 
 
-def _finding_lines(finding: Finding, report: Report) -> list[str]:
-    lines = [f"  {finding.code} {finding.rule}  {describe(finding.namespace)}: {finding.subject}",
+def _finding_lines(finding: Finding, report: Report, look: Look) -> list[str]:
+    title = look.paint(f"{finding.code} {finding.rule}", finding.severity.value)
+    lines = [f"  {title}  {look.paint(describe(finding.namespace), 'bold')}: {finding.subject}",
              f"    {finding.message}"]
     for evidence in finding.evidence:
-        lines.append(f"      · {evidence.text}")
+        lines.append(look.paint(f"      · {evidence.text}", "dim"))
     repair = finding.repair
     if repair is not None:
         lines.append(f"    repair ({repair.safety.value}): {repair.title}")
@@ -50,11 +54,12 @@ def _finding_lines(finding: Finding, report: Report) -> list[str]:
     return lines
 
 
-def _not_checked_lines(report: Report) -> list[str]:
-    if not report.gaps and not report.unknown:
+def _not_checked_lines(report: Report, look: Look) -> list[str]:
+    gaps = [gap for gap in report.gaps if gap.kind != "feature-missing"]
+    if not gaps and not report.unknown:
         return []
-    lines = ["NOT CHECKED"]
-    for gap in report.gaps:
+    lines = [look.paint("NOT CHECKED", "warning")]
+    for gap in gaps:
         ref = report.namespaces.get(gap.namespace) if gap.namespace is not None else None
         where = f" in {describe(ref)}" if ref else ""
         lines.append(f"  {gap.collector}{where} ({gap.kind}): {gap.message}")
@@ -64,10 +69,22 @@ def _not_checked_lines(report: Report) -> list[str]:
     return lines
 
 
-def _summary(report: Report) -> str:
+def _footnotes(report: Report, look: Look) -> list[str]:
+    """What this kernel lacks that a rule would have read here: once each, dimmed, last."""
+    said: dict[str, str] = {}
+    for gap in report.gaps:
+        if gap.kind == "feature-missing" and gap.collector in report.missed_features:
+            said.setdefault(gap.collector, gap.message)
+    return [look.paint(f"note: {message} ({collector} not read)", "dim")
+            for collector, message in said.items()]
+
+
+def _summary(report: Report, look: Look) -> str:
     counts = ", ".join(_count(report.count(s), s.value) if s is not Severity.INFO
                        else f"{report.count(s)} info"
                        for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    worst = report.worst()
+    counts = look.paint(counts, worst.value if worst else "ok")
     return (f"{counts} — {_count(len(report.rules), 'rule')} over "
             f"{_count(len(report.namespaces), 'namespace')}"
             + (f", {len(report.unknown)} unknown" if report.unknown else ""))
