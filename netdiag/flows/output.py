@@ -17,8 +17,8 @@ from __future__ import annotations
 from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
 from netdiag.flows.probe import ProbeResult
 from netdiag.flows.trace import KernelTrace
-from netdiag.terminal import PLAIN, Look
 from netdiag.model import NamespaceRef
+from netdiag.terminal import PLAIN, Look
 
 SCHEMA_VERSION = 1
 
