@@ -76,12 +76,12 @@ def link_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
 
 
 def peer_text(ns: NamespaceState, link: Link, names: Names) -> str:
-    """Where a link leads: `PEER @ NAMESPACE` for a veth into another namespace, its peer or
-    lower device otherwise."""
+    """Where a link leads: `PEER@NAMESPACE` (the namespace's label) for a veth into another
+    namespace, its peer or lower device otherwise."""
     peer = link.peer_name or (f"if{link.parent_index}" if link.kind == "veth" and
                               link.parent_index else "")
     if peer and link.peer_namespace is not None and link.peer_namespace != ns.ref.id:
-        return f"{peer} @ {names.get(link.peer_namespace, f'inode:{link.peer_namespace}')}"
+        return f"{peer}@{names.get(link.peer_namespace, f'inode:{link.peer_namespace}')}"
     if link.parent and link.kind != "veth":
         return link.parent
     return peer

@@ -69,7 +69,7 @@ async def test_pick_attach_filter_and_repair_an_mtu_mismatch(netns_factory):
         await pilot.press("slash", *a[-6:], "enter", "enter")  # search for a, attach to it
         await until(pilot, lambda: _attached(app))
         assert app.screen.ref.name == a
-        assert ("va", "veth", "1400", "UP/up", f"vb @ {b}", "") in _rows(app, "links")
+        assert ("va", "veth", "1400", "UP/up", f"vb@{b}", "") in _rows(app, "links")
 
         await pilot.press("2")  # Addresses tab, filtered to the veth
         await pilot.press("slash", *"10.99", "enter")

@@ -25,7 +25,7 @@ def test_every_tab_has_as_many_cells_as_columns(host_snapshot):
 def test_links_show_peer_and_its_namespace(host_snapshot):
     state = host_snapshot.namespace(HOST)
     rows = _tab("links").rows(state, Context({WEB: "web"}))
-    assert ("veth1a2b3c4", "veth", "1500", "UP/up", "eth0 @ web", "br-frontend") in \
+    assert ("veth1a2b3c4", "veth", "1500", "UP/up", "eth0@web", "br-frontend") in \
         [row.cells for row in rows]
 
 

@@ -98,9 +98,9 @@ def test_every_section_renders_rows_of_its_headers_width():
 
 def test_links_show_veth_peers_by_name_and_lower_devices():
     out = text("links", {22: "web"})
-    assert "h0 veth 1500 UP/up eth0 @ web br0" in out
+    assert "h0 veth 1500 UP/up eth0@web br0" in out
     assert "mv0 macvlan 1500 DOWN/down br0" in out
-    assert "eth0 @ inode:22" in text("links")  # a namespace the snapshot does not name
+    assert "eth0@inode:22" in text("links")  # a namespace the snapshot does not name
 
 
 def test_routes_with_rules_and_fdb_with_vxlan_devices():
@@ -136,7 +136,7 @@ def test_show_from_file_prints_one_block_per_namespace(tmp_path, capsys):
     assert main(["show", "links", "--from", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "== hub (named, inode 11) ==" in out and "== web (docker, inode 22) ==" in out
-    assert "eth0 @ web" in out and "h0 @ hub" in out  # peers by their namespace's label
+    assert "eth0@web" in out and "h0@hub" in out  # peers by their namespace's label
     assert err == ""  # the IPVS and sockets gaps do not concern links
 
 
@@ -146,7 +146,7 @@ def test_overview_and_gap_notes(tmp_path, capsys):
     assert main(["show", "--from", str(path), "--ns", "web"]) == 0
     out, err = capsys.readouterr()
     assert "== hub" not in out and "== web" in out
-    assert "-- interfaces" in out and "h0 @ hub" in out
+    assert "-- interfaces" in out and "h0@hub" in out
     assert "kernel has no IPVS" in err and "sock_diag failed" in err
 
 
