@@ -173,19 +173,34 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _lab_nodes() -> dict[str, tuple[str, str]]:
-    """netns name → (lab, node) from the lab journals under /run/netdiag/labs."""
+def _lab_nodes() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str, str]]]:
+    """From the lab journals under /run/netdiag/labs: netns name → (lab, node), and the
+    prefix of the namespaces the drivers make for a lab network on a host node (`<host
+    netns>-` … `-<first 10 of the network id>`) → (lab, host node, network)."""
     nodes: dict[str, tuple[str, str]] = {}
+    networks: dict[str, tuple[str, str, str]] = {}
     if not _is_dir(LAB_DIR):
-        return nodes
+        return nodes, networks
     for journal in LAB_DIR.glob("*.json"):
         try:
             data = json.loads(journal.read_text())
             for node, netns in data.get("nodes", {}).items():
                 nodes[netns] = (data["name"], node)
+                for network, network_id in data.get("networks", {}).items():
+                    networks[f"{netns}|{network_id[:10]}"] = (data["name"], node, network)
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # a journal being written or damaged: its namespaces still show as named
-    return nodes
+    return nodes, networks
+
+
+_DRIVER_NETNS = re.compile(r"(.+)-\d+-([0-9a-f]{10})")
+
+
+def _lab_network_of(name: str, networks: dict[str, tuple[str, str, str]]
+                    ) -> tuple[str, str, str] | None:
+    """(lab, host node, network) of a namespace a lab's driver made, e.g. an overlay's."""
+    match = _DRIVER_NETNS.fullmatch(name)
+    return networks.get(f"{match[1]}|{match[2]}") if match else None
 
 
 def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
@@ -213,15 +228,20 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
         except (NamespaceGone, PermissionDenied):
             continue
 
-    lab_nodes = _lab_nodes()
+    lab_nodes, lab_networks = _lab_nodes()
     for path in sorted(NAMED_DIR.glob("*")) if _is_dir(NAMED_DIR) else ():
         inode = _namespace_inode(path)
         if inode is None:
             continue
+        serves = _lab_network_of(path.name, lab_networks) if lab_networks else None
         if path.name in lab_nodes:
             lab, node = lab_nodes[path.name]
             add(NamespaceRef(id=inode, kind=NsKind.LAB, path=str(path), name=path.name,
                              label=f"{lab}/{node}", lab=lab, node=node), 1)
+        elif serves is not None:
+            lab, host, network = serves
+            add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
+                             label=f"{lab}/{host} network {network}", lab=lab), 1)
         else:
             add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
                              label=path.name), 1)

@@ -124,9 +124,18 @@ def run_down(args) -> int:
     if args.name not in journals.names():
         print(f"lab {args.name} is not up: nothing to remove")
         return 0
+    nodes = len(journals.load(args.name).nodes)
     removed = build.down(args.name)
-    print(f"lab {args.name} removed ({len(removed)} namespaces and processes)")
+    namespaces = sum(1 for what in removed if what.startswith("namespace "))
+    processes = sum(1 for what in removed if what.startswith("process "))
+    print(f"lab {args.name} removed: {_count(nodes, 'node')} ("
+          f"{_count(namespaces, 'namespace')}, the drivers' own included), "
+          f"{_count(processes, 'process', 'processes')}")
     return 0
+
+
+def _count(number: int, word: str, plural: str = "") -> str:
+    return f"{number} {word if number == 1 else plural or word + 's'}"
 
 
 def run_ls(args) -> int:
@@ -149,9 +158,16 @@ def run_ls(args) -> int:
 def run_status(args) -> int:
     j = journals.load(args.name)
     print(f"lab {j.name}: {j.condition} (from {j.topology})")
+    from netdiag.lab import build
+
+    print(f"  {_count(len(j.nodes), 'node')}:")
     for node, ns in j.nodes.items():
         alive = os.path.exists(f"/run/netns/{ns}")
         print(f"  {node:16} {ns:28} {'present' if alive else 'GONE'}")
+    nested = build.nested_namespaces(j)
+    if nested:
+        print(f"  and {_count(len(nested), 'namespace')} the drivers made: "
+              f"{', '.join(nested)}")
     running = sum(1 for p in j.processes if journals.start_time(p.pid) == p.start_time)
     print(f"  processes: {running} of {len(j.processes)} running")
     if os.path.exists(j.store):

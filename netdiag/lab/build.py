@@ -118,10 +118,14 @@ class Builder:
 
     def create_network(self, step: plans.CreateNetwork) -> None:
         net = step.network
-        self.controller.create_network(net.name, self.ns_path(step.hosts[0]), net.driver,
-                                       subnet=net.subnet or "", gateway=net.gateway or "",
-                                       internal=net.internal, options=_options(net),
-                                       labels={"netdiag.lab": self.topology.name})
+        made = self.controller.create_network(
+            net.name, self.ns_path(step.hosts[0]), net.driver, subnet=net.subnet or "",
+            gateway=net.gateway or "", internal=net.internal, options=_options(net),
+            labels={"netdiag.lab": self.topology.name})
+        # Its id names the namespaces the overlay driver makes for it (`<host>-<n>-<id>`):
+        # discovery labels them after the network.
+        self.journal.networks[net.name] = made.id
+        self.journal.save()
 
     def connect(self, step: plans.Connect) -> None:
         ports = [PortBinding(container_port=p.container_port, proto=p.protocol,

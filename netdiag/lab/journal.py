@@ -40,6 +40,7 @@ class Journal:
     processes: list[Process] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     store: str = ""
+    networks: dict[str, str] = field(default_factory=dict)  # network name → its driver id
 
     @property
     def path(self) -> Path:

@@ -93,6 +93,23 @@ def test_lab_nodes_are_labelled_in_namespace_discovery(lab):
     assert labels[j.nodes["host1"]] == f"{j.name}/host1"
 
 
+def test_a_lab_overlays_namespaces_are_named_after_its_network(lab):
+    """The overlay driver's own namespaces (`<host ns>-<n>-<network id>`) carry the lab, the
+    host node and the network they serve, and `lab status`/`lab down` count them the same."""
+    j = lab(schema.load(EXAMPLES / "pets-overlay.yaml"))
+    nested = build.nested_namespaces(j)
+    assert len(nested) == 2
+    labels = {ref.name: ref.label for ref in discover()}
+    assert sorted(labels[name] for name in nested) == [f"{j.name}/host1 network petnet",
+                                                       f"{j.name}/host2 network petnet"]
+    status = subprocess.run([*NETDIAG, "lab", "status", j.name], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"{len(j.nodes)} nodes:" in status and "and 2 namespaces the drivers made" in status
+    down = subprocess.run([*NETDIAG, "lab", "down", j.name], capture_output=True, text=True,
+                          check=True).stdout
+    assert f"removed: {len(j.nodes)} nodes ({len(j.namespaces) + 2} namespaces" in down, down
+
+
 SMALL = """
 name: {name}
 networks:
