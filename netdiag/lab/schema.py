@@ -238,43 +238,53 @@ class Topology(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Topology:
-        """Cross-references: every name a topology uses must be defined, and only once."""
-        _unique("hosts", [h.name for h in self.hosts])
-        _unique("networks", [n.name for n in self.networks])
-        _unique("containers and services",
-                [c.name for c in self.containers] + [s.name for s in self.services])
+        """Cross-references: every name a topology uses must be defined, and only once. Every
+        broken one is reported, not only the first."""
+        problems: list[_Ref] = []
+        for what, names in (("hosts", [h.name for h in self.hosts]),
+                            ("networks", [n.name for n in self.networks]),
+                            ("containers and services", [c.name for c in self.containers]
+                             + [s.name for s in self.services])):
+            problems += _twice(what, names)
         hosts = {h.name for h in self.hosts}
         networks = {n.name: n for n in self.networks}
         for i, net in enumerate(self.networks):
             for host in net.hosts:
                 if host not in hosts:
-                    raise _Ref(f"networks.{i}.hosts", f"unknown host {host!r}")
+                    problems.append(_Ref(f"networks.{i}.hosts", f"unknown host {host!r}"))
             if net.driver != "overlay" and len(net.hosts) > 1:
-                raise _Ref(f"networks.{i}.hosts", f"a {net.driver} network lives on one host")
+                problems.append(_Ref(f"networks.{i}.hosts",
+                                     f"a {net.driver} network lives on one host"))
         for i, c in enumerate(self.containers):
             if c.host is not None and c.host not in hosts:
-                raise _Ref(f"containers.{i}.host", f"unknown host {c.host!r}")
+                problems.append(_Ref(f"containers.{i}.host", f"unknown host {c.host!r}"))
             for j, att in enumerate(c.networks):
                 net = networks.get(att.network)
                 if net is None:
-                    raise _Ref(f"containers.{i}.networks.{j}.network",
-                               f"unknown network {att.network!r}")
-                if att.ip and net.subnet and ipaddress.ip_address(att.ip) not in \
+                    problems.append(_Ref(f"containers.{i}.networks.{j}.network",
+                                         f"unknown network {att.network!r}"))
+                elif att.ip and net.subnet and ipaddress.ip_address(att.ip) not in \
                         ipaddress.ip_network(net.subnet):
-                    raise _Ref(f"containers.{i}.networks.{j}.ip",
-                               f"{att.ip} is outside {net.name}'s subnet {net.subnet}")
+                    problems.append(_Ref(f"containers.{i}.networks.{j}.ip",
+                                         f"{att.ip} is outside {net.name}'s subnet "
+                                         f"{net.subnet}"))
         for i, s in enumerate(self.services):
             if s.network not in networks:
-                raise _Ref(f"services.{i}.network", f"unknown network {s.network!r}")
+                problems.append(_Ref(f"services.{i}.network",
+                                     f"unknown network {s.network!r}"))
+                continue
             for host in s.hosts:
                 if host not in self.hosts_of(networks[s.network]):
-                    raise _Ref(f"services.{i}.hosts",
-                               f"host {host!r} does not have network {s.network!r}")
+                    problems.append(_Ref(f"services.{i}.hosts",
+                                         f"host {host!r} does not have network {s.network!r}"))
         nodes = hosts | {c.name for c in self.containers} | {
             f"{s.name}-{i}" for s in self.services for i in range(1, s.replicas + 1)}
         for i, fault in enumerate(self.faults):
             if fault.node not in nodes:
-                raise _Ref(f"faults.{i}.node", f"unknown host or container {fault.node!r}")
+                problems.append(_Ref(f"faults.{i}.node",
+                                     f"unknown host or container {fault.node!r}"))
+        if problems:
+            raise _Refs(problems)
         return self
 
     def host_of(self, container: Container) -> str:
@@ -296,12 +306,21 @@ class _Ref(ValueError):
         self.path = path
 
 
-def _unique(what: str, names: list[str]) -> None:
-    seen = set()
+class _Refs(ValueError):
+    """Every cross-reference error of a topology, raised together."""
+
+    def __init__(self, problems: list[_Ref]):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _twice(what: str, names: list[str]) -> list[_Ref]:
+    seen, found = set(), []
     for name in names:
         if name in seen:
-            raise _Ref(what.split()[0], f"{name!r} is defined twice")
+            found.append(_Ref(what.split()[0], f"{name!r} is defined twice"))
         seen.add(name)
+    return found
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -356,18 +375,30 @@ def parse(text: str, source: str = "topology") -> Topology:
     try:
         return Topology.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        problems = sorted(_problems(exc, data, loader.lines))
+        lines = [f"{source}{f':{line}' if line else ''}: {key}: {message}"
+                 for line, key, message in problems]
+        if len(lines) == 1:
+            raise TopologyError(lines[0]) from None
+        raise TopologyError(f"{source}: {len(lines)} errors:\n  " + "\n  ".join(lines)) \
+            from None
+
+
+def _problems(exc: ValidationError, data: dict, lines: dict) -> list[tuple[int, str, str]]:
+    """(line, key path, message) of every error pydantic found — each field's, or every
+    cross-reference's."""
+    found = []
+    for error in exc.errors():
         cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, _Ref):
-            path = tuple(int(p) if p.isdigit() else p for p in cause.path.split("."))
-            message = str(cause)
+        if isinstance(cause, _Refs):
+            for problem in cause.problems:
+                path = tuple(int(p) if p.isdigit() else p for p in problem.path.split("."))
+                found.append((path, str(problem)))
         else:
-            path = _without_union_tag(error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-        line = _line_of(data, path, loader.lines)
-        key = ".".join(str(p) for p in path) or "(top level)"
-        where = f":{line}" if line else ""
-        raise TopologyError(f"{source}{where}: {key}: {message}") from None
+            found.append((_without_union_tag(error["loc"]),
+                          error["msg"].removeprefix("Value error, ")))
+    return [(_line_of(data, path, lines) or 0, ".".join(str(p) for p in path) or "(top level)",
+             message) for path, message in found]
 
 
 def _without_union_tag(loc: tuple) -> tuple:

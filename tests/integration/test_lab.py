@@ -236,6 +236,28 @@ def test_invalid_topology_gives_one_line_exit_2_and_builds_nothing(tmp_path, cas
     assert leftovers("x") == []  # every case's lab is called x: nothing of it was built
 
 
+def test_every_error_of_a_topology_is_reported_at_once(tmp_path):
+    """Each field's error together; once the fields are right, every broken reference."""
+    path = tmp_path / "topology.yaml"
+    path.write_text("name: x\nnetworks:\n  - name: n\n    subnet: 10.0.0.1/24\n"
+                    "containers:\n  - name: c\n    publish: ['99999:80']\n")
+    done = subprocess.run([*NETDIAG, "lab", "up", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"netdiag: error: {path}: 2 errors:", lines
+    assert ":4: networks.0.subnet: not a subnet" in lines[1], lines
+    assert ":7: containers.0.publish.0.host_port" in lines[2], lines
+    path.write_text("name: x\ncontainers:\n  - name: c\n    host: h9\n    networks: [nope]\n"
+                    "faults:\n  - kind: sysctl\n    node: nobody\n"
+                    "    name: net.ipv4.ip_forward\n    value: '0'\n")
+    done = subprocess.run([*NETDIAG, "lab", "up", str(path)], capture_output=True, text=True)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and lines[0].endswith(": 3 errors:"), lines
+    assert [line.split(": ")[1] for line in lines[1:]] == [
+        "containers.0.host", "containers.0.networks.0.network", "faults.0.node"], lines
+    assert leftovers("x") == []
+
+
 def _essentials(snapshot, lab: str) -> dict:
     """Networks (subnets), addresses, MTUs and published ports, with names made lab-neutral."""
     result = {}
