@@ -41,7 +41,8 @@ Name = Annotated[str, AfterValidator(_name)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description in the JSON Schema (`netdiag lab schema`).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _cidr(value: str) -> str:
@@ -60,29 +61,46 @@ def _ip(value: str) -> str:
 
 class Underlay(_Model):
     subnet: str = "10.99.0.0/24"
+    """The network joining the hosts (their eth0), e.g. 10.99.0.0/24."""
     mtu: int = Field(1500, ge=576, le=9000)
+    """The MTU of the hosts' underlay links, e.g. 1500 (576 to 9000)."""
 
     _subnet = field_validator("subnet")(_cidr)
 
 
 class Host(_Model):
     name: Name
+    """The host's name: a lab node (lowercase letters, digits, -), e.g. host1."""
     mtu: int | None = Field(None, ge=576, le=9000)  # this host's underlay link, if not the default
+    """This host's underlay link MTU when it differs from the underlay's, e.g. 1400."""
 
 
 class Network(_Model):
     name: Name
+    """The network's name, as containers and services refer to it, e.g. front."""
     driver: Literal["bridge", "overlay", "macvlan", "host", "none"] = "bridge"
+    """bridge (one host), overlay (VXLAN across hosts), macvlan, host or none."""
     subnet: str | None = None
+    """Its IPv4 subnet, e.g. 172.30.0.0/24 (default: the next free pool)."""
     gateway: str | None = None
+    """The gateway address inside the subnet (default: its first address)."""
     hosts: tuple[str, ...] = ()  # bridge/macvlan: one host (default: the first); overlay: several
+    """The hosts it lives on: one for bridge/macvlan (default: the first host), several for an
+    overlay (default: all)."""
     mtu: int | None = Field(None, ge=576, le=9000)
+    """The network's MTU, e.g. 1450 (default: the driver's)."""
     internal: bool = False
+    """No way out: no default route and no masquerading."""
     icc: bool = True
+    """Containers on it reach each other (Docker's enable_icc)."""
     masquerade: bool = True
+    """Traffic leaving the network is masqueraded (Docker's ip_masquerade)."""
     encrypted: bool = False
+    """Overlay only: encrypt the VXLAN traffic (IPsec)."""
     parent: str | None = None  # macvlan parent interface
+    """macvlan only: the host interface it sits on, e.g. eth0."""
     mode: Literal["bridge", "private", "vepa", "passthru"] = "bridge"
+    """macvlan only: bridge, private, vepa or passthru."""
 
     _subnet = field_validator("subnet")(lambda v: v if v is None else _cidr(v))
     _gateway = field_validator("gateway")(lambda v: v if v is None else _ip(v))
@@ -99,16 +117,22 @@ class Network(_Model):
 
 class Attachment(_Model):
     network: str
+    """The network's name, e.g. front."""
     ip: str | None = None
+    """A fixed address on it, e.g. 172.30.0.10 (default: the next free one)."""
     aliases: tuple[str, ...] = ()
+    """More names the lab's DNS answers for it on this network."""
 
     _ip = field_validator("ip")(lambda v: v if v is None else _ip(v))
 
 
 class Publish(_Model):
     host_port: int = Field(ge=1, le=65535)
+    """The port on the host, e.g. 8080."""
     container_port: int = Field(ge=1, le=65535)
+    """The port in the container, e.g. 80."""
     protocol: Literal["tcp", "udp"] = "tcp"
+    """tcp or udp."""
 
 
 def _publish(value: Any) -> Any:
@@ -126,16 +150,25 @@ class Command(_Model):
     """What runs inside a container: one of the lab's small built-in programs."""
 
     app: Literal["web", "kv", "echo", "udp-echo", "http", "sleep"]
+    """The program: web (HTTP front end calling its backend), kv (key-value store), echo, udp-echo,
+    http (answers its name) or sleep."""
     port: int = Field(80, ge=1, le=65535)
+    """The port it listens on, e.g. 5000."""
     backend: str | None = None  # web: "NAME:PORT" of the key-value store it calls
+    """web only: NAME:PORT of the key-value store it calls, e.g. db:6379."""
 
 
 class Container(_Model):
     name: Name
+    """The container's name: a lab node, and its name in the lab's DNS."""
     host: str | None = None  # default: the first host
+    """The host it runs on (default: the first host)."""
     networks: tuple[Attachment, ...] = ()
+    """The networks it is attached to: names, or {network, ip, aliases}."""
     publish: tuple[Publish, ...] = ()
+    """Published ports: \"8080:80\", \"8080:80/udp\" or {host_port, container_port, protocol}."""
     command: Command | None = None
+    """The program it runs (default: none)."""
 
     @field_validator("networks", mode="before")
     @classmethod
@@ -152,12 +185,19 @@ class Container(_Model):
 
 class Service(_Model):
     name: Name
+    """The service's name, answered by the lab's DNS (its VIP or its tasks)."""
     network: str
+    """The network its tasks are on."""
     replicas: int = Field(1, ge=1, le=64)
+    """How many tasks (NAME-1, NAME-2, ...), 1 to 64."""
     hosts: tuple[str, ...] = ()  # tasks are spread over these (default: the network's hosts)
+    """The hosts its tasks are spread over (default: the network's hosts)."""
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    """vip (one virtual address, load-balanced) or dnsrr (DNS answers every task)."""
     publish: tuple[Publish, ...] = ()
+    """Ports published on every host of the network (the routing mesh)."""
     command: Command | None = None
+    """The program each task runs."""
 
     @field_validator("publish", mode="before")
     @classmethod
@@ -167,59 +207,91 @@ class Service(_Model):
 
 class MtuFault(_Model):
     kind: Literal["mtu"]
+    """mtu: a link's MTU set to a wrong value."""
     node: str  # a host or container name
+    """The host or container whose link it is."""
     link: str
+    """The interface, e.g. eth0."""
     mtu: int = Field(ge=68, le=65535)
+    """The MTU it gets, e.g. 1400."""
 
 
 class RouteFault(_Model):
     kind: Literal["route"]
+    """route: a route added (a wrong or blackhole route)."""
     node: str
+    """The host or container it is added in."""
     dst: str
+    """Its destination, e.g. 10.0.9.0/24 or default."""
     via: str | None = None
+    """Its gateway, e.g. 10.99.0.9."""
     dev: str | None = None
+    """Its device, e.g. eth0."""
 
     _dst = field_validator("dst")(_cidr)
 
 
 class FdbFault(_Model):
     kind: Literal["fdb"]
+    """fdb: a wrong VXLAN forwarding entry on an overlay."""
     node: str  # a host; the entry goes on the overlay network's vxlan device there
+    """The host whose overlay device gets the entry."""
     network: str
+    """The overlay network."""
     mac: str = Field(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+    """The MAC address it is for, e.g. 02:42:0a:00:09:03."""
     dst: str
+    """The VTEP it (wrongly) points at, e.g. 10.99.0.9."""
 
     _dst = field_validator("dst")(_ip)
 
 
 class FirewallFault(_Model):
     kind: Literal["firewall"]
+    """firewall: an iptables rule added."""
     node: str
+    """The host or container it is added in."""
     table: Literal["filter", "nat", "mangle", "raw"] = "filter"
+    """filter, nat, mangle or raw."""
     chain: str
+    """The chain, e.g. FORWARD."""
     rule: str  # iptables arguments after the chain, e.g. "-p tcp --dport 80 -j DROP"
+    """The iptables arguments after the chain, e.g. \"-p tcp --dport 80 -j DROP\"."""
 
 
 class SysctlFault(_Model):
     kind: Literal["sysctl"]
+    """sysctl: a network sysctl set."""
     node: str
+    """The host or container it is set in."""
     name: str = Field(pattern=r"^net\.[a-z0-9_.-]+$")
+    """The sysctl, e.g. net.ipv4.ip_forward."""
     value: str
+    """Its value, e.g. \"0\"."""
 
 
 class ListenerFault(_Model):
     kind: Literal["listener"]
+    """listener: a program that takes a port first."""
     node: str
+    """The host or container it runs in."""
     port: int = Field(ge=1, le=65535)
+    """The port it listens on, e.g. 8080."""
     protocol: Literal["tcp", "udp"] = "tcp"
+    """tcp or udp."""
 
 
 class ImpairmentFault(_Model):
     kind: Literal["impairment"]
+    """impairment: delay and loss on a link."""
     node: str
+    """The host or container whose link it is."""
     link: str
+    """The interface, e.g. eth0."""
     delay_ms: int = Field(0, ge=0)
+    """Added delay in milliseconds, e.g. 100."""
     loss_percent: float = Field(0, ge=0, le=100)
+    """Packets dropped at random, in percent, e.g. 5."""
 
 
 Fault = Annotated[MtuFault | RouteFault | FdbFault | FirewallFault | SysctlFault | ListenerFault
@@ -228,13 +300,22 @@ Fault = Annotated[MtuFault | RouteFault | FdbFault | FirewallFault | SysctlFault
 
 class Topology(_Model):
     name: Name
+    """The lab's name: it prefixes every namespace, e.g. demo."""
     description: str = ""
+    """What the lab shows, for `netdiag lab examples`."""
     hosts: tuple[Host, ...] = (Host(name="host1"),)
+    """The machines of the lab, each a namespace (default: one, host1)."""
     underlay: Underlay = Underlay()
+    """The network between the hosts."""
     networks: tuple[Network, ...] = ()
+    """The container networks, made by netdiag's drivers."""
     containers: tuple[Container, ...] = ()
+    """The containers, each a namespace on a host."""
     services: tuple[Service, ...] = ()
+    """Replicated services behind a VIP or DNS round robin."""
     faults: tuple[Fault, ...] = ()
+    """What to break once the lab is up: mtu, route, fdb, firewall, sysctl, listener or
+    impairment."""
 
     @model_validator(mode="after")
     def _references(self) -> Topology:
