@@ -32,6 +32,8 @@ SUMMARIES = {
     "lab": "build, inspect and remove labs of namespaces",
     "net": "build container networks with the bundled drivers",
     "tui": "interactive view of namespaces and findings",
+    "completion": "print shell completion for bash or zsh",
+    "man": "print the manual page (roff)",
 }
 COMMANDS = tuple(SUMMARIES)
 
@@ -61,6 +63,9 @@ EXAMPLES = {
             "netdiag net connect front web --host-ns lab-host -p 8080:80",
             "netdiag net check --host-ns lab-host"],
     "tui": ["netdiag tui", "netdiag tui --ns container:web", "netdiag tui --from snap.json"],
+    "completion": ["netdiag completion bash > /etc/bash_completion.d/netdiag",
+                   "source <(netdiag completion zsh)"],
+    "man": ["netdiag man > /usr/local/share/man/man1/netdiag.1", "netdiag man | man -l -"],
 }
 
 

@@ -44,7 +44,10 @@ def test_each_commands_help_ends_with_examples_that_parse(command, capsys):
     assert "examples:\n" in text
     for example in EXAMPLES[command]:
         assert f"  {example}\n" in text
-        args = parser.parse_args(shlex.split(example)[1:])
+        # The command itself, before a shell's redirection or pipe.
+        words = shlex.split(example.split(" > ")[0].split(" | ")[0].removeprefix("source <(")
+                            .rstrip(")"))
+        args = parser.parse_args(words[1:])
         assert args.command == command
 
 
