@@ -12,6 +12,7 @@ import time
 from typing import TextIO
 
 MIN_INTERVAL = 0.1  # seconds between two redraws: a terminal does not need more
+DELAY = 0.5  # nothing is drawn for work done sooner: a line that flashes helps nobody
 
 
 class Progress:
@@ -20,12 +21,13 @@ class Progress:
         self.live = self.stream.isatty()
         self._last = 0.0
         self._shown = False
+        self._started = time.monotonic()
 
     def update(self, text: str) -> None:
         if not self.live:
             return
         now = time.monotonic()
-        if now - self._last < MIN_INTERVAL:
+        if now - self._last < MIN_INTERVAL or now - self._started < DELAY:
             return
         self._last = now
         width = _columns() - 1

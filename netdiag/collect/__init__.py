@@ -141,7 +141,8 @@ def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
 def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
                      workers: int = DEFAULT_WORKERS, collectors=COLLECTORS,
                      cancelled: Callable[[], bool] | None = None,
-                     intent: docker.Intent | None = None) -> Snapshot:
+                     intent: docker.Intent | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Snapshot:
     """Read every namespace in `refs` (in parallel) into one Snapshot.
 
     This is the one way netdiag reads the kernel: the CLI's commands and the TUI alike, so
@@ -152,7 +153,8 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     one process per CPU (fanout.py). The cyclic garbage collector pauses meanwhile: the records
     are acyclic, and its passes over the growing heap of them cost ~5% of a big snapshot.
     `intent` is the Docker engines' (the one discovery labelled `refs` from); when it is not
-    given, every engine on the host is read.
+    given, every engine on the host is read. `progress(done, total)` is told how far the
+    reading is, from this process only (with helper processes, its own share stands for all).
     """
     if intent is None:
         intent = docker.read()
@@ -160,8 +162,17 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
     gc.disable()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
+        here = os.getpid()
+
+        def told(share: Sequence[NamespaceRef]) -> Callable[[int], None] | None:
+            if progress is None:
+                return None
+            scale = len(refs) / max(1, len(share))
+            return lambda done: progress(min(len(refs), round(done * scale)), len(refs)) \
+                if os.getpid() == here else None  # a helper process has no screen of its own
+
         results, gaps = fanout.run(refs, lambda share: _collect_in_threads(
-            share, deadline, workers, collectors, cancelled), deadline)
+            share, deadline, workers, collectors, cancelled, told(share)), deadline)
         states = [results[ref.id] for ref in refs if ref.id in results]
         states = netnsids.resolve(peers.resolve(states))
         states = sockets.resolve_owners(states)
@@ -175,7 +186,8 @@ def collect_snapshot(refs: Sequence[NamespaceRef], timeout: float | None = None,
 
 
 def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, workers: int,
-                        collectors, cancelled: Callable[[], bool] | None
+                        collectors, cancelled: Callable[[], bool] | None,
+                        progress: Callable[[int], None] | None = None
                         ) -> tuple[dict[int, NamespaceState], list[Gap]]:
     results: dict[int, NamespaceState] = {}
     gaps: list[Gap] = []
@@ -197,6 +209,8 @@ def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, wo
             gaps.extend(found_gaps)
             if state is not None:
                 results[state.ref.id] = state
+        if progress is not None:
+            progress(len(futures) - len(pending))
         if pending and cancelled is not None and cancelled():
             pool.shutdown(wait=False, cancel_futures=True)
             raise Cancelled("collection cancelled")

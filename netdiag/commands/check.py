@@ -22,8 +22,8 @@ from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Severity
 from netdiag.checks.output import FORMATS, text
 from netdiag.cli import SUMMARIES
-from netdiag.collect import collect_snapshot, scope
-from netdiag.commands.common import add_docker_arg, seconds, timed_out
+from netdiag.collect import scope
+from netdiag.commands.common import add_docker_arg, read_with_progress, seconds, timed_out
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
@@ -139,7 +139,7 @@ def _remaining(deadline: float | None) -> float | None:
 def _collect(refs: list[str], deadline: float | None, engines: list[str]
              ) -> tuple[Snapshot, frozenset[int]]:
     chosen = scope.select(refs, engines=engines)
-    snapshot = collect_snapshot(chosen.read, timeout=_remaining(deadline), intent=chosen.docker)
+    snapshot = read_with_progress(chosen.read, _remaining(deadline), chosen.docker)
     if not snapshot.namespaces:
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")

@@ -63,7 +63,17 @@ def get_snapshot(args: argparse.Namespace) -> Snapshot:
     if getattr(args, "from_file", None):
         return load(args.from_file)
     chosen = scope.select(args.ns, everything=False, engines=args.docker)
-    return collect_snapshot(chosen.read, timeout=args.timeout, intent=chosen.docker)
+    return read_with_progress(chosen.read, args.timeout, chosen.docker)
+
+
+def read_with_progress(refs, timeout, intent) -> Snapshot:
+    """collect_snapshot with a live line on a terminal while it takes more than a moment."""
+    from netdiag.progress import Progress
+
+    with Progress() as progress:
+        return collect_snapshot(refs, timeout=timeout, intent=intent,
+                                progress=lambda done, total: progress.update(
+                                    f"reading namespaces: {done}/{total}"))
 
 
 def print_json(data) -> None:

@@ -16,8 +16,8 @@ import sys
 
 from netdiag import netns, terminal
 from netdiag.cli import SUMMARIES
-from netdiag.collect import collect_snapshot, scope
-from netdiag.commands.common import add_docker_arg, print_json, seconds
+from netdiag.collect import scope
+from netdiag.commands.common import add_docker_arg, print_json, read_with_progress, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.flows import names, output, trace
 from netdiag.flows.packet import Packet
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         source = netns.resolve(args.src, [s.ref for s in snapshot.namespaces]).id
     else:
         chosen = scope.select([args.src], engines=args.docker)
-        snapshot = collect_snapshot(chosen.read, timeout=args.timeout, intent=chosen.docker)
+        snapshot = read_with_progress(chosen.read, args.timeout, chosen.docker)
         source = next(iter(chosen.chosen))
     if snapshot.namespace(source) is None:
         raise CollectError(f"{args.src} could not be read")

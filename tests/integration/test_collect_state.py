@@ -408,3 +408,15 @@ def test_namespaces_with_the_same_rules_run_iptables_nft_save_once(netns_factory
     policies = [state.firewall.chain("filter", "OUTPUT").packets
                 for state in snapshot.namespaces]
     assert policies[0] == 0 and policies[1] >= 3 and policies[2] >= 7  # policy counters too
+
+
+def test_collection_tells_how_far_it_is(netns_factory):
+    """collect_snapshot's progress: told as namespaces finish, ending at all of them."""
+    names = [netns_factory(f"prog{i}") for i in range(3)]
+    refs = [NamespaceRef(id=os.stat(f"/run/netns/{n}").st_ino, kind=NsKind.NAMED,
+                         path=f"/run/netns/{n}", name=n, label=n) for n in names]
+    told: list[tuple[int, int]] = []
+    snapshot = collect_snapshot(refs, progress=lambda done, total: told.append((done, total)))
+    assert len(snapshot.namespaces) == 3
+    assert told and told[-1] == (3, 3) and all(total == 3 for _, total in told)
+    assert [done for done, _ in told] == sorted(done for done, _ in told)
