@@ -110,6 +110,36 @@ def test_a_lab_overlays_namespaces_are_named_after_its_network(lab):
     assert f"removed: {len(j.nodes)} nodes ({len(j.namespaces) + 2} namespaces" in down, down
 
 
+def test_diff_matches_a_rebuilt_labs_namespaces_by_label():
+    """A lab taken down and built again has new namespaces (new inodes, new overlay
+    namespace names): diff pairs every one of them by its label, overlays included."""
+    from netdiag.collect import collect_snapshot
+    from netdiag.collect.docker import Intent
+    from netdiag.diff import diff
+
+    topology = schema.load(EXAMPLES / "pets-overlay.yaml").model_copy(
+        update={"name": lab_name()})
+
+    def snapshot():
+        refs = [r for r in discover(engines=()) if r.lab == topology.name]
+        return collect_snapshot(refs, intent=Intent())
+
+    build.up(topology)
+    try:
+        before = snapshot()
+    finally:
+        build.down(topology.name)
+    build.up(topology)
+    try:
+        after = snapshot()
+    finally:
+        build.down(topology.name)
+    assert {s.ref.id for s in before.namespaces}.isdisjoint(s.ref.id for s in after.namespaces)
+    assert len(before.namespaces) == len(after.namespaces) == 7
+    unmatched = [c for c in diff(before, after) if c.section == "namespace"]
+    assert unmatched == [], unmatched
+
+
 SMALL = """
 name: {name}
 networks:
