@@ -19,8 +19,10 @@ DEFAULT_REFRESH_SECONDS = 10.0
 class NetdiagApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "netdiag"
-    BINDINGS = [Binding("question_mark", "help", "Help"), Binding("q", "quit", "Quit")]
-    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("question_mark", "help", "Help"), Binding("q", "quit", "Quit"),
+                Binding("ctrl+s", "screenshot", "Screenshot (SVG)", show=False)]
+    # Every action of the current screen, by name (ctrl+p).
+    ENABLE_COMMAND_PALETTE = True
 
     def __init__(self, source: Source, attach_to: NamespaceRef | None = None,
                  refresh_seconds: float = DEFAULT_REFRESH_SECONDS, probe_external: bool = False):

@@ -140,11 +140,17 @@ async def test_offline_refuses_repair_probe_and_shell(offline_app):
         await settle(pilot)
         assert isinstance(app.screen, NamespaceScreen)
         assert not app.screen.query_one("#probes").display  # nothing was applied or logged
+        # Probe and shell are not offered at all: not in the footer, and their keys do nothing.
+        assert app.screen.check_action("probe", ()) is False
+        assert app.screen.check_action("shell", ()) is False
+        assert app.screen.check_action("repair", ()) is True  # its plan, without applying
+        footer = " ".join(b.binding.description for b in app.screen.active_bindings.values()
+                          if b.binding.show)
+        assert "Probe" not in footer and "Shell" not in footer and "Repair" in footer, footer
         await pilot.press("p", "s")
         await settle(pilot)
         assert isinstance(app.screen, NamespaceScreen)
-        assert [n.message for n in app._notifications] == [
-            "probes need a live namespace", "a shell needs a live namespace"]
+        assert list(app._notifications) == []
 
 
 @run_async

@@ -1,5 +1,6 @@
-"""SVG snapshots of the picker, every tab, the findings pane and the dialogs at 80x24, fed
-from the fixture snapshot (offline: no clock, no kernel). Update with --snapshot-update after
+"""SVG snapshots of the picker, every tab, the findings pane and the dialogs at 80x24 (and the
+picker and the attached namespace at 160x45), fed from the fixture snapshot (offline: no
+clock, no kernel). Update with --snapshot-update after
 checking the new pictures by eye."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from netdiag.tui.screens.namespace import TAB_KEYS
 from tests.tui.conftest import HOST, WEB, settle
 
 SIZE = (80, 24)
+WIDE = (160, 45)
 
 
 async def _steady(pilot) -> None:
@@ -63,3 +65,14 @@ def test_repair_dialog(snap_compare, offline_app):
 def test_help(snap_compare, offline_app):
     assert snap_compare(offline_app(attach=HOST), terminal_size=SIZE,
                         run_before=pressing("question_mark"))
+
+
+def test_picker_wide(snap_compare, offline_app):
+    assert snap_compare(offline_app(), terminal_size=WIDE, run_before=_steady)
+
+
+def test_namespace_wide(snap_compare, offline_app):
+    """The header (addresses, the way out, DNS, finding counts), the tabs and the findings
+    with their severities in colour, on a big terminal."""
+    assert snap_compare(offline_app(attach=HOST), terminal_size=WIDE,
+                        run_before=pressing("f", "down"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
@@ -44,6 +45,32 @@ TAB_KEYS = "1234567890d"  # the tenth tab is 0, the Docker tab d
 DEBOUNCE_SECONDS = 0.3
 
 
+def header_text(state, findings) -> Text:
+    """`1 error 2 warnings · addr 172.18.0.2/16 · via 172.18.0.1 eth0 · dns 127.0.0.11`: the
+    findings first, so that a narrow terminal cuts the least important end."""
+    addresses = [a.cidr for a in state.addresses if a.family == 4 and a.scope == "global"]
+    default = next((r for r in state.routes if r.dst in ("default", "0.0.0.0/0")
+                    and r.table == 254 and r.family == 4), None)
+    parts = [f"addr {', '.join(addresses[:3]) or 'none'}"
+             + (f" (+{len(addresses) - 3})" if len(addresses) > 3 else ""),
+             f"via {default.gateway or '-'} {default.dev}" if default else "no default route",
+             f"dns {', '.join(state.dns.nameservers[:2]) or 'none'}"]
+    text = Text()
+    counts = [(sum(f.severity.value == s for f in findings), s, style)
+              for s, style in (("error", "bold red"), ("warning", "yellow"),
+                               ("info", "cyan"))]
+    shown = [(n, s, style) for n, s, style in counts if n]
+    for i, (number, severity, style) in enumerate(shown):
+        text.append(f"{number} {severity}{'s' if number != 1 and severity != 'info' else ''}",
+                    style=style)
+        if i < len(shown) - 1:
+            text.append(" ")
+    if not shown:
+        text.append("no findings", style="green")
+    text.append(" · " + " · ".join(parts))
+    return text
+
+
 def _unexpected(exc: Exception) -> str:
     return str(exc) if isinstance(exc, NetdiagError) else f"{type(exc).__name__}: {exc}"
 
@@ -68,6 +95,10 @@ class NamespaceScreen(Screen):
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
+    # Offline (a saved snapshot) there is no kernel to probe, enter or re-read; a repair's
+    # plan is still shown, without the means to apply it.
+    LIVE_ONLY = frozenset({"probe", "shell", "refresh"})
+
     def __init__(self, ref: NamespaceRef):
         super().__init__()
         self.ref = ref
@@ -79,10 +110,17 @@ class NamespaceScreen(Screen):
         self._pending = False
         self._debouncing = False
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A saved snapshot has no kernel behind it: what needs one is not offered."""
+        if action in self.LIVE_ONLY and self.app.source.offline:
+            return False
+        return True
+
     # --- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Static(id="ns-title", classes="title")
+        yield Static(id="ns-header")
         with TabbedContent(id="tabs"):
             for tab in SECTIONS:
                 with TabPane(tab.title, id=tab.id):
@@ -104,11 +142,16 @@ class NamespaceScreen(Screen):
         return self.query_one(f"#table-{tab_id}", StateTable)
 
     def _title(self) -> None:
+        """The header: what this namespace is, and what it has (addresses, the way out, DNS,
+        findings) — what one asks first on attaching."""
         gaps = [] if self.snapshot is None else sorted(
             {g.collector for g in self.snapshot.gaps if g.namespace == self.ref.id})
         gap_text = f" · gaps: {', '.join(gaps)}" if gaps else ""
         self.query_one("#ns-title", Static).update(
             f"{self.ref.display} · {self.ref.kind.value} · {self.status}{gap_text}")
+        state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
+        self.query_one("#ns-header", Static).update(
+            header_text(state, self.findings) if state is not None else "")
 
     # --- collection ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Static
 from netdiag.checks.finding import Finding
 
 SEVERITY_TEXT = {"error": "ERROR", "warning": "WARN", "info": "info"}
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def _sorted(findings: Sequence[Finding]) -> list[Finding]:
@@ -54,7 +56,9 @@ class FindingsPane(Vertical):
         table = self.table
         table.clear()
         for f in self.findings:
-            table.add_row(SEVERITY_TEXT[f.severity.value], f.code, f.subject, f.message)
+            table.add_row(Text(SEVERITY_TEXT[f.severity.value],
+                               style=SEVERITY_STYLE[f.severity.value]), f.code, f.subject,
+                          f.message)
         errors = sum(f.severity.value == "error" for f in self.findings)
         title = f"Findings: {len(self.findings)} ({errors} error)" if self.findings else \
             "Findings: none"

@@ -30,7 +30,8 @@ class StateTable(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder=f"filter {self.noun} (/)", classes="filter")
         table = DataTable(cursor_type="row", zebra_stripes=False)
-        table.add_columns(" ", *self.columns)
+        table.add_column(" ", width=1)  # the marker's, one cell wide whatever is marked
+        table.add_columns(*self.columns)
         yield table
 
     @property
