@@ -620,7 +620,7 @@ class _Leg:
                     raise self._stop(NEIGHBOUR_UNREACHABLE, nxt.namespace, nxt.link,
                                      f"{nxt.link}, the other end of {here.link}, is down",
                                      cause=LINK_DOWN)
-                self._fits(here.namespace, nxt_link, packet, f"the other end of {here.link}")
+                self._fits(nxt.namespace, nxt_link, packet, f"the other end of {here.link}")
                 continue
             if here_link.master and nxt_link.kind == "bridge":
                 continue  # up from a port into the bridge device: the IP layer takes it
