@@ -6,7 +6,7 @@ screen's handler updates the UI on the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -30,9 +30,11 @@ class PickerShown(Message):
 
 @dataclass
 class FindingCounts(Message):
-    """The background check of every namespace finished: id → number of findings."""
+    """The background check of every namespace finished: id → number of findings, and id →
+    what else the search finds it by (its addresses, its lab networks)."""
 
     counts: dict[int, int]
+    searchable: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass

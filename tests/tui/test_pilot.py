@@ -26,6 +26,21 @@ def state_table(app, tab_id: str) -> StateTable:
 
 
 @run_async
+async def test_picker_search_finds_networks_and_addresses(offline_app):
+    """The placeholder promises networks and addresses: both find their namespaces."""
+    app = offline_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#namespaces", DataTable)
+        await pilot.press("slash", *"backend", "enter")
+        await settle(pilot)
+        assert [row[0] for row in cells(table)] == ["db"]  # a Docker network
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"192.168.50.10", "enter")
+        await settle(pilot)
+        assert [row[0] for row in cells(table)] == ["host"]  # an address of the host
+
+
+@run_async
 async def test_picker_search_then_attach(offline_app):
     app = offline_app()
     async with app.run_test(size=SIZE) as pilot:

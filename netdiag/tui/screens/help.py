@@ -6,8 +6,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 from netdiag.tui.probes import USAGE
 
@@ -32,7 +32,9 @@ def help_text(sections: list[tuple[str, list[Binding]]]) -> str:
     return "\n".join(lines)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Screen[None]):
+    """A screen of its own (not a dialog over the tabs): all of it is read at once."""
+
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("q", "dismiss", "Close"),
                 Binding("question_mark", "dismiss", "Close")]
 
@@ -41,8 +43,10 @@ class HelpScreen(ModalScreen[None]):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog", id="help"):
-            yield Static("netdiag tui — keys (esc closes)\n\n" + help_text(self.sections))
+        yield Static("netdiag tui — keys (esc closes)", classes="title")
+        with VerticalScroll(id="help"):
+            yield Static(help_text(self.sections))
+        yield Footer()
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

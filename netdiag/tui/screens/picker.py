@@ -27,6 +27,19 @@ def _where(ref: NamespaceRef) -> str:
     return ",".join(ref.docker_networks)
 
 
+def searchable_text(snapshot) -> dict[int, str]:
+    """What the search finds a namespace by beyond its names: its addresses, and the lab
+    networks a lab node is on."""
+    found = {}
+    for state in snapshot.namespaces:
+        words = [a.address for a in state.addresses]
+        lab = next((lab for lab in snapshot.labs if lab.name == state.ref.lab), None)
+        if lab is not None:
+            words += lab.networks_of(state.ref.node)
+        found[state.ref.id] = " ".join(words).lower()
+    return found
+
+
 def ref_cells(ref: NamespaceRef, count: str) -> tuple[str, ...]:
     return (ref.display, count, ref.kind.value, ref.container, _where(ref), ref.process)
 
@@ -45,10 +58,11 @@ class PickerScreen(Screen):
         super().__init__()
         self.refs: list[NamespaceRef] = []
         self.counts: dict[int, int] | None = None
+        self.searchable: dict[int, str] = {}  # id → addresses and lab networks, once read
 
     def compose(self) -> ComposeResult:
         yield Static("netdiag · network namespaces", classes="title")
-        yield Input(placeholder="search: name, container, network, lab, process (/)",
+        yield Input(placeholder="search: name, container, network, lab, process, address (/)",
                     id="search")
         table = DataTable(cursor_type="row", id="namespaces")
         # Findings second: on a narrow terminal the last columns are the ones cut off.
@@ -85,7 +99,8 @@ class PickerScreen(Screen):
             self.post_message(CollectionFailed(f"could not count findings: {exc}"))
             return
         self.post_message(FindingCounts({ref.id: counts.get(ref.id, 0) for ref in refs
-                                         if snapshot.namespace(ref.id)}))
+                                         if snapshot.namespace(ref.id)},
+                                        searchable_text(snapshot)))
 
     def on_namespaces_found(self, message: NamespacesFound) -> None:
         self.refs = message.refs
@@ -97,6 +112,7 @@ class PickerScreen(Screen):
 
     def on_finding_counts(self, message: FindingCounts) -> None:
         self.counts = message.counts
+        self.searchable = message.searchable
         self._redraw()
         total = sum(1 for c in self.counts.values() if c)
         self.query_one("#status", Static).update(
@@ -115,7 +131,8 @@ class PickerScreen(Screen):
         words = self.query_one("#search", Input).value.lower().split()
         shown = []
         for ref in self.refs:
-            text = " ".join(ref_cells(ref, "")).lower() + f" {ref.name} {ref.id}"
+            text = " ".join(ref_cells(ref, "")).lower() + f" {ref.name} {ref.id} " + \
+                self.searchable.get(ref.id, "")
             if all(word in text for word in words):
                 shown.append(ref)
         return shown

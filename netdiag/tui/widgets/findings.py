@@ -63,6 +63,8 @@ class FindingsPane(Vertical):
         title = f"Findings: {len(self.findings)} ({errors} error)" if self.findings else \
             "Findings: none"
         self.query_one("#findings-title", Static).update(f"{title}{note}")
+        # Without findings the pane is its title line: the tabs get the room.
+        self.set_class(not self.findings, "empty")
         if keep in self.findings:
             table.move_cursor(row=self.findings.index(keep), animate=False)
         self._describe(self.current)
@@ -74,7 +76,9 @@ class FindingsPane(Vertical):
     def _describe(self, finding: Finding | None) -> None:
         text = ""
         if finding is not None:
-            text = "\n".join(f"  · {e.text}" for e in finding.evidence) or "  (no evidence)"
+            # The whole message (the table's column cuts it), wrapped, then the evidence.
+            text = f"{finding.message}\n" + (
+                "\n".join(f"  · {e.text}" for e in finding.evidence) or "  (no evidence)")
             if finding.repair:
                 text += f"\n  repair ({finding.repair.safety.value}): {finding.repair.title}"
         self.query_one("#evidence", Static).update(text)
