@@ -6,9 +6,10 @@ The user types one line (`ping 10.0.0.2`, `mtu 10.0.0.2`, `tcp 10.0.0.2 80`, `dn
 the TCP connect and the DNS query are netdiag/probe's, the same that `check --probe` runs;
 a plain ping is the system `ping`, for its familiar loss and round-trip summary.
 
-Targets obey the same scope as `check --probe` (netdiag/probe/scope.py): an address, or the
-name of a namespace in the snapshot, that a namespace netdiag read holds — unless the TUI was
-started with `--probe-external`. Names are never looked up in the host's resolver.
+Targets obey the same scope as `check --probe` (netdiag/probe/scope.py): an address, or a
+name as the attached namespace resolves it (Docker's embedded DNS or a lab's names, from the
+snapshot's intent; a namespace's label), that a namespace netdiag read holds — unless the TUI
+was started with `--probe-external`. Names are never looked up in the host's resolver.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def run(probe: Probe, ref: NamespaceRef, snapshot: Snapshot, external: bool = Fa
         servers = [probe.server] if probe.server else list(state.dns.nameservers if state else ())
         if not servers:
             return ["no nameserver configured in this namespace (give one: dns NAME SERVER)"]
-        targets = [_address(snapshot, server) for server in servers]
+        targets = [_address(snapshot, ref, server) for server in servers]
     else:
-        targets = [_address(snapshot, probe.target)]
+        targets = [_address(snapshot, ref, probe.target)]
     refused = [why for why in (_outside(snapshot, ref, t) for t in targets) if why] \
         if not external else []
     if refused:
@@ -80,23 +81,43 @@ def run(probe: Probe, ref: NamespaceRef, snapshot: Snapshot, external: bool = Fa
         return [_dns_text(dns.query(ref.id, server, probe.target)) for server in targets]
 
 
-def _address(snapshot: Snapshot, target: str) -> str:
-    """`target` itself when it is an address, else the address of the namespace so named."""
+def _address(snapshot: Snapshot, ref: NamespaceRef, target: str) -> str:
+    """`target` itself when it is an address, else what it is called as seen from `ref`
+    (netdiag/flows/names.py: Docker's and a lab's names, then namespaces)."""
     import ipaddress
 
-    from netdiag.probe.plan import primary_address
+    from netdiag.flows import names
 
     try:
         ipaddress.ip_address(target.partition("%")[0])
         return target
     except ValueError:
         pass
-    for state in snapshot.namespaces:
-        ref = state.ref
-        if target in (ref.label, ref.container, ref.node, ref.name) and primary_address(state):
-            return primary_address(state)
-    raise UsageError(f"{target!r} is neither an address nor a namespace netdiag read "
-                     "(names are not looked up in the host's resolver)")
+    try:
+        address, _ = names.resolve(snapshot, ref.id, target)
+    except UsageError:
+        raise UsageError(f"{target!r} is neither an address nor a name {ref.display} resolves "
+                         "(names are not looked up in the host's resolver)") from None
+    return address
+
+
+def placeholder(snapshot: Snapshot | None, ref: NamespaceRef) -> str:
+    """Examples to type, made of this namespace's own neighbours: its gateway and a name it
+    resolves."""
+    from netdiag.probe.plan import primary_address
+
+    state = snapshot.namespace(ref.id) if snapshot else None
+    if state is None:
+        return USAGE
+    gateway = next((r.gateway for r in state.routes if r.dst in ("default", "0.0.0.0/0")
+                    and r.family == 4 and r.gateway), "")
+    peer = next((other.ref.display for other in snapshot.namespaces
+                 if other.ref.id != ref.id and other.ref.kind.value != "host"
+                 and " " not in other.ref.display and primary_address(other)), "")
+    examples = [e for e in (f"ping {gateway}" if gateway else "",
+                            f"tcp {peer} 80" if peer else "",
+                            f"mtu {gateway or peer}" if gateway or peer else "") if e]
+    return "e.g. " + " · ".join(examples) if examples else USAGE
 
 
 def _outside(snapshot: Snapshot, ref: NamespaceRef, address: str) -> str:

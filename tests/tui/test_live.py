@@ -139,8 +139,13 @@ async def test_probes_from_the_attached_namespace(netns_factory):
 
         for line, expected in (("ping 10.99.0.2", " 0% packet loss"),
                                ("tcp 10.99.0.2 81", "tcp 10.99.0.2:81: closed (refused)"),
-                               ("mtu 10.99.0.2", "path MTU to 10.99.0.2: 1400 bytes")):
+                               ("mtu 10.99.0.2", "path MTU to 10.99.0.2: 1400 bytes"),
+                               # a name, as the attached namespace resolves it: b's address
+                               (f"tcp {b} 82", "tcp 10.99.0.2:82: closed (refused)")):
             await pilot.press("p")
+            await until(pilot, lambda: bool(app.screen.query("#prompt")))
+            hint = app.screen.query_one("#prompt").placeholder
+            assert hint.startswith("e.g. ") and "tcp " in hint, hint  # real examples
             app.screen.query_one("#prompt").value = line
             await pilot.press("enter")
             try:

@@ -65,7 +65,7 @@ class PromptDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"{self.title_text}\n{self.hint}  (enter runs, escape cancels)")
-            yield Input(value=self.value, id="prompt")
+            yield Input(value=self.value, placeholder=self.hint, id="prompt")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -332,8 +332,9 @@ class NamespaceScreen(Screen):
             self._log(f"probe {probe.title}: running…", [])
             self.run_probe(probe)
 
-        self.app.push_screen(PromptDialog("Probe from this namespace", probes.USAGE,
-                                          "ping "), chosen)
+        self.app.push_screen(PromptDialog(f"Probe from this namespace ({probes.USAGE})",
+                                          probes.placeholder(self.snapshot, self.ref), ""),
+                             chosen)
 
     @work(thread=True, group="probe")
     def run_probe(self, probe: probes.Probe) -> None:
