@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     sub.required = True
     listing = sub.add_parser("list", help="list every namespace, deduplicated by inode")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("-v", "--verbose", action="store_true",
+                         help="also each namespace's inode (the id `inode:N` refers to)")
     listing.set_defaults(func=run_list)
 
 
@@ -26,8 +28,10 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([to_data(ns) for ns in found])
         return 0
-    rows = [(ns.id, ns.kind.value, ns.label, ",".join(ns.docker_networks),
+    rows = [(ns.label, ns.kind.value, ",".join(ns.docker_networks),
              ",".join(map(str, ns.pids[:3])), ns.path) for ns in found]
-    print_table(("INODE", "KIND", "LABEL", "NETWORKS", "PIDS", "PATH"), rows,
-                terminal.look(args.color))
+    headers = ("NAMESPACE", "KIND", "NETWORKS", "PIDS", "PATH")
+    if args.verbose:  # the inode is what `inode:N` and the JSON's id refer to
+        headers, rows = ("INODE", *headers), [(ns.id, *row) for ns, row in zip(found, rows)]
+    print_table(headers, rows, terminal.look(args.color))
     return 0

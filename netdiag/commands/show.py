@@ -108,9 +108,10 @@ def tables(state: NamespaceState, section: str | None,
                   tuple(row.cells for row in found.rows(state, ctx)))]
 
 
-def heading(state: NamespaceState) -> str:
+def heading(state: NamespaceState, verbose: bool = False) -> str:
+    """`== web (docker) ==`: the namespace by its name; its inode only when asked (-v)."""
     ref = state.ref
-    return f"== {ref.display} ({ref.kind.value}, inode {ref.id}) =="
+    return f"== {ref.display} ({ref.kind.value}{f', inode {ref.id}' if verbose else ''}) =="
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -124,6 +125,8 @@ def register(subparsers) -> None:
                              "overview)")
     add_namespace_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also each namespace's inode (the id `inode:N` refers to)")
     parser.set_defaults(func=run)
 
 
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(as_json(states, args.section))
     else:
-        print_tables(states, args.section, render.context(snapshot), look)
+        print_tables(states, args.section, render.context(snapshot), look, args.verbose)
     _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
     return EXIT_COLLECT if timed_out(snapshot) else 0
 
@@ -178,11 +181,12 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
 
 
 def print_tables(states: Sequence[NamespaceState], section: str | None,
-                 ctx: render.Context, look: terminal.Look = terminal.PLAIN) -> None:
+                 ctx: render.Context, look: terminal.Look = terminal.PLAIN,
+                 verbose: bool = False) -> None:
     for number, state in enumerate(states):
         if number:
             print()
-        print(look.paint(heading(state), "heading"))
+        print(look.paint(heading(state, verbose), "heading"))
         for table in tables(state, section, ctx):
             if table.title:
                 print(look.paint(f"-- {table.title}", "bold"))
