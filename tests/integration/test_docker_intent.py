@@ -505,6 +505,49 @@ def test_kill_switch_without_loopback(engine):
     assert WEB in engine.docker("exec", CLIENT, "nslookup", WEB, check=False)
 
 
+def test_the_users_expected_flows(engine, tmp_path):
+    """`expect:` in the check configuration, as goss/netassert tests are written: the client
+    must reach web's port 80, and must not reach the outside's 8080. Both hold on the healthy
+    host; a DROP between the two containers, and a program that starts listening outside,
+    each break one, and `check` names the flow and why."""
+    config = tmp_path / "netdiag.yaml"
+    config.write_text(f"expect:\n"
+                      f"  - {{from: container:{CLIENT}, to: {WEB}, port: 80}}\n"
+                      f"  - {{from: container:{CLIENT}, to: {OUTSIDE}, port: 8080, "
+                      f"reach: false}}\n")
+
+    def expected_flows() -> list[dict]:
+        done = netdiag(engine, "check", "--all", "--format", "json", "--config", str(config),
+                       "--timeout", "60")
+        assert done.returncode in (0, 1), done.stderr
+        return [f for f in json.loads(done.stdout)["findings"]
+                if f["rule"] == "expected-flow-blocked" and "expect:" in json.dumps(f)]
+
+    assert expected_flows() == []
+    web, client = engine.container_ip(WEB, NETWORK), engine.container_ip(CLIENT, NETWORK)
+    rule = f"DOCKER-USER -s {client} -d {web} -p tcp --dport 80 -j DROP"
+    engine.in_netns(f"iptables -I {rule}")
+    listener = subprocess.Popen(["ip", "netns", "exec", engine.outside, "/bin/busybox", "nc",
+                                 "-ll", "-p", "8080", "-e", "/bin/busybox", "echo", "hi"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert not http_ok(engine, CLIENT, web)
+        subprocess.run(["ip", "netns", "exec", engine.outside, "sh", "-c",
+                        "for i in $(seq 50); do ss -ltn | grep -q ':8080 ' && exit 0; "
+                        "sleep 0.1; done; exit 1"], check=True)
+        found = {f["message"].split(": ")[0]: f["message"] for f in expected_flows()}
+        blocked = found[f"container:{CLIENT} → {WEB}:80 (tcp) reaches"]
+        assert "denied in" in blocked and "filter/DOCKER-USER/1" in blocked, blocked
+        reached = found[f"container:{CLIENT} → {OUTSIDE}:8080 (tcp) is blocked"]
+        assert "but it is delivered" in reached, reached
+        assert len(found) == 2, found
+    finally:
+        listener.kill()
+        listener.wait()
+        engine.in_netns(f"iptables -D {rule}", check=False)
+    assert http_ok(engine, CLIENT, web)
+
+
 def test_faults_are_undone(engine):
     assert_quiet(engine)
     assert http_ok_from_outside(engine)
