@@ -158,10 +158,12 @@ async def test_offline_refuses_repair_probe_and_shell(offline_app):
         # Probe and shell are not offered at all: not in the footer, and their keys do nothing.
         assert app.screen.check_action("probe", ()) is False
         assert app.screen.check_action("shell", ()) is False
-        assert app.screen.check_action("repair", ()) is True  # its plan, without applying
+        assert app.screen.check_action("repair", ()) is False
+        assert app.screen.check_action("plan", ()) is True  # a repair's plan, not applied
         footer = " ".join(b.binding.description for b in app.screen.active_bindings.values()
                           if b.binding.show)
-        assert "Probe" not in footer and "Shell" not in footer and "Repair" in footer, footer
+        assert "Probe" not in footer and "Shell" not in footer and "Repair" not in footer
+        assert "Plan" in footer, footer
         await pilot.press("p", "s")
         await settle(pilot)
         assert isinstance(app.screen, NamespaceScreen)

@@ -84,6 +84,7 @@ class NamespaceScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("f", "focus_findings", "Findings"),
         Binding("r", "repair", "Repair"),
+        Binding("r", "plan", "Plan"),  # offline: the repair's plan, nothing to apply it to
         Binding("p", "probe", "Probe"),
         Binding("t", "path", "Path"),
         Binding("o", "toggle_probes", "Probe panel", show=False),
@@ -95,9 +96,10 @@ class NamespaceScreen(Screen):
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
-    # Offline (a saved snapshot) there is no kernel to probe, enter or re-read; a repair's
-    # plan is still shown, without the means to apply it.
-    LIVE_ONLY = frozenset({"probe", "shell", "refresh"})
+    # Offline (a saved snapshot) there is no kernel to probe, enter, re-read or repair; `r`
+    # shows a repair's plan instead, without the means to apply it.
+    LIVE_ONLY = frozenset({"probe", "shell", "refresh", "repair"})
+    OFFLINE_ONLY = frozenset({"plan"})
 
     def __init__(self, ref: NamespaceRef):
         super().__init__()
@@ -112,7 +114,8 @@ class NamespaceScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """A saved snapshot has no kernel behind it: what needs one is not offered."""
-        if action in self.LIVE_ONLY and self.app.source.offline:
+        offline = self.app.source.offline
+        if action in self.LIVE_ONLY and offline or action in self.OFFLINE_ONLY and not offline:
             return False
         return True
 
@@ -285,6 +288,9 @@ class NamespaceScreen(Screen):
             self.action_repair()
 
     # --- actions ------------------------------------------------------------------------
+
+    def action_plan(self) -> None:
+        self.action_repair()
 
     def action_repair(self) -> None:
         finding = self.query_one(FindingsPane).current
