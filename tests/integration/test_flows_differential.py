@@ -17,6 +17,7 @@ at least 99% must agree.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -30,6 +31,26 @@ from netdiag.collect.docker import Intent
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
 from tests.conftest import NetnsFactory, sh
+
+OVERLAY_LAB = """
+name: {name}
+hosts: [{{name: host1}}, {{name: host2}}, {{name: host3}}]
+networks:
+  - {{name: ov, driver: overlay, subnet: 10.72.0.0/24}}
+  - {{name: local, driver: bridge, subnet: 10.73.0.0/24, hosts: [host1]}}
+containers:
+  - {{name: web, host: host1, networks: [ov], publish: ["8080:5000"],
+     command: {{app: web, port: 5000, backend: "db:6379"}}}}
+  - {{name: c2, host: host2, networks: [ov], command: {{app: echo, port: 7}}}}
+  - {{name: c3, host: host3, networks: [ov], command: {{app: http, port: 80}}}}
+  - {{name: l1, host: host1, networks: [local], command: {{app: http, port: 80}}}}
+  - {{name: l2, host: host1, networks: [local], command: {{app: echo, port: 7}}}}
+services:
+  - {{name: db, network: ov, replicas: 1, hosts: [host2], command: {{app: kv, port: 6379}}}}
+faults:
+  - {{kind: mtu, node: host3, link: eth0, mtu: 1400}}
+  - {{kind: firewall, node: c2, chain: INPUT, rule: "-p tcp --dport 7 -s 10.72.0.0/24 -j DROP"}}
+"""
 
 pytestmark = pytest.mark.integration
 
@@ -359,3 +380,73 @@ def test_path_trace_reads_the_kernels_drop_reasons(topology):
     finally:
         sh(f"ip netns exec {names['a3']} iptables-legacy -D {rule}")
     assert "netdiag-" not in _instances()
+
+
+@pytest.fixture(scope="module")
+def overlay_lab():
+    """A netdiag lab: three hosts on a VXLAN overlay (with a VIP service and a published
+    port), a bridge network on one of them, host3's underlay link shrunk to 1400 bytes (too
+    small for the overlay's full frames) and a firewall DROP in one container."""
+    from netdiag.lab import build, schema
+
+    name = f"ndt-ovd{os.getpid() % 1000}"
+    topology = schema.parse(OVERLAY_LAB.format(name=name))
+    journal = build.up(topology)
+    try:
+        yield journal
+    finally:
+        build.down(name)
+
+
+def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_lab):
+    """Random flows among the lab's containers and hosts — across the overlay (the outer
+    packet through the underlay), within the bridge, to the VIP, to the published port, with
+    and without DF at 1400 bytes — simulated from one snapshot and sent for real."""
+    from netdiag.collect.docker import Intent as NoDocker
+
+    journal = overlay_lab
+    names = dict(journal.nodes)
+    refs = [r for r in netns.discover(engines=()) if r.lab == journal.name
+            or r.name.startswith(f"{journal.name}-")]
+    snapshot = collect_snapshot(refs, intent=NoDocker())
+    ids = {node: netns.resolve(ns, [s.ref for s in snapshot.namespaces]).id
+           for node, ns in names.items()}
+    addresses = sorted({a.address for s in snapshot.namespaces for a in s.addresses
+                        if a.family == 4 and a.scope == "global" and s.ref.lab == journal.name})
+    vip = next(record.address for lab in snapshot.labs for record in lab.names
+               if record.name == "db")
+    rng = random.Random(SEED + 1)
+    sources = sorted(node for node in names if node != "ul")
+    flows = []
+    for number in range(120):
+        if rng.random() < 0.15:
+            dst, proto, port = vip, "tcp", 6379
+        else:
+            dst = rng.choice(addresses)
+            proto = "icmp" if rng.random() < 0.35 else "tcp"
+            port = rng.choice((5000, 7, 80, 6379, 9999)) if proto == "tcp" else 0
+        size = rng.choice((0, 0, 1400)) if proto == "icmp" else 0
+        flows.append({"id": number, "src": rng.choice(sources), "dst": dst, "proto": proto,
+                      "port": port, "size": size})
+    real = _real(names, flows)
+    engine = Engine(snapshot)
+    disagreements, by_disposition = [], {}
+    for flow in flows:
+        packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
+                        flow["port"], size=flow["size"])
+        result = engine.path(ids[flow["src"]], packet)
+        by_disposition[result.disposition] = by_disposition.get(result.disposition, 0) + 1
+        if result.delivered != (real[flow["id"]] == "ok"):
+            where = result.forward.drop or (result.reply.drop if result.reply else None)
+            disagreements.append(
+                f"  {flow['src']} → {flow['proto']} {flow['dst']}:{flow['port']} size "
+                f"{flow['size']}: model {result.disposition}"
+                f"{f' ({where.reason})' if where else ''}, kernel {real[flow['id']]}")
+    kernel: dict[str, int] = {}
+    for outcome in real.values():
+        kernel[outcome] = kernel.get(outcome, 0) + 1
+    print(f"\n{len(flows)} flows; model dispositions: {by_disposition}; kernel: {kernel}")
+    print(f"{len(disagreements)} disagreements" + ("".join(f"\n{d}" for d in disagreements)))
+    assert len(by_disposition) >= 3, f"too few kinds of fate to mean much: {by_disposition}"
+    assert kernel.get("ok", 0) >= 0.2 * len(flows), f"too few flows get through: {kernel}"
+    assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)
