@@ -85,24 +85,16 @@ def run_up(args) -> int:
     topology, source = resolve_topology(args.topology)
     _require_root()
     from netdiag.lab import build
+    from netdiag.progress import Progress
 
     started = time.perf_counter()
-    tty = sys.stderr.isatty()
-
-    def progress(i: int, total: int, text: str) -> None:
-        if tty:
-            sys.stderr.write(f"\r\033[K[{i}/{total}] {text[:70]}")
-        elif i == total or i == 1:
-            sys.stderr.write(f"[{i}/{total}] {text}\n")
-
-    try:
-        journal = build.up(topology, source, progress, replace=args.replace)
-    except KeyboardInterrupt:
-        raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
-                          "was removed") from None
-    finally:
-        if tty:
-            sys.stderr.write("\r\033[K")
+    with Progress() as line:
+        try:
+            journal = build.up(topology, source, lambda i, total, text: line.update(
+                f"[{i}/{total}] {text}"), replace=args.replace)
+        except KeyboardInterrupt:
+            raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
+                              "was removed") from None
     print(f"lab {journal.name} is up: {len(journal.nodes)} nodes in "
           f"{time.perf_counter() - started:.2f} s")
     return 0
@@ -124,8 +116,12 @@ def run_down(args) -> int:
     if args.name not in journals.names():
         print(f"lab {args.name} is not up: nothing to remove")
         return 0
+    from netdiag.progress import Progress
+
     nodes = len(journals.load(args.name).nodes)
-    removed = build.down(args.name)
+    with Progress() as line:
+        removed = build.down(args.name, lambda i, total, text: line.update(
+            f"[{i}/{total}] {text}"))
     namespaces = sum(1 for what in removed if what.startswith("namespace "))
     processes = sum(1 for what in removed if what.startswith("process "))
     print(f"lab {args.name} removed: {_count(nodes, 'node')} ("

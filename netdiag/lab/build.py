@@ -352,7 +352,7 @@ def _refuse_taken_names(topology: Topology) -> None:
                            "would collide with it")
 
 
-def down(name: str) -> list[str]:
+def down(name: str, progress: Progress | None = None) -> list[str]:
     """Remove everything the lab's journal records. Returns what was removed (for the log)."""
     try:
         journal = journals.load(name)
@@ -361,7 +361,10 @@ def down(name: str) -> list[str]:
     removed: list[str] = []
     removed += [f"process {pid}" for pid in _stop_all(journal.processes)]
     nested = nested_namespaces(journal)
-    for ns in reversed(journal.namespaces + nested):
+    doomed = list(reversed(journal.namespaces + nested))
+    for i, ns in enumerate(doomed, 1):
+        if progress:
+            progress(i, len(doomed), f"removing namespace {ns}")
         _remove_resolv_conf(ns)
         if (netns.NAMED_DIR / ns).exists():
             netns.delete_named(ns)
