@@ -251,15 +251,12 @@ def _real(names: dict[str, str], flows: list[dict]) -> dict[int, str]:
     return results
 
 
-def test_simulated_flows_agree_with_real_packets(topology):
-    names = topology
-    snapshot = _snapshot(names)
-    ids = {role: netns.resolve(name, [s.ref for s in snapshot.namespaces]).id
-           for role, name in names.items()}
-    engine = Engine(snapshot)
-    flows = _flows(names)
-    real = _real(names, flows)
-    disagreements, by_disposition = [], {}
+def _compare(engine: Engine, ids: dict[str, int], flows: list[dict], real: dict[int, str]
+             ) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """Each flow simulated and held against its real fate: (the disagreements, the model's
+    dispositions counted, the kernel's outcomes counted), printed for the log."""
+    disagreements: list[str] = []
+    by_disposition: dict[str, int] = {}
     for flow in flows:
         packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
                         flow["port"], size=flow["size"])
@@ -276,6 +273,18 @@ def test_simulated_flows_agree_with_real_packets(topology):
         kernel[outcome] = kernel.get(outcome, 0) + 1
     print(f"\n{len(flows)} flows; model dispositions: {by_disposition}; kernel: {kernel}")
     print(f"{len(disagreements)} disagreements" + ("".join(f"\n{d}" for d in disagreements)))
+    return disagreements, by_disposition, kernel
+
+
+def test_simulated_flows_agree_with_real_packets(topology):
+    names = topology
+    snapshot = _snapshot(names)
+    ids = {role: netns.resolve(name, [s.ref for s in snapshot.namespaces]).id
+           for role, name in names.items()}
+    engine = Engine(snapshot)
+    flows = _flows(names)
+    real = _real(names, flows)
+    disagreements, by_disposition, kernel = _compare(engine, ids, flows, real)
     agreement = 1 - len(disagreements) / len(flows)
     assert len(by_disposition) >= 5, f"too few kinds of fate to mean much: {by_disposition}"
     assert kernel.get("ok", 0) >= 0.15 * len(flows), f"too few flows get through: {kernel}"
@@ -429,24 +438,7 @@ def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_
         flows.append({"id": number, "src": rng.choice(sources), "dst": dst, "proto": proto,
                       "port": port, "size": size})
     real = _real(names, flows)
-    engine = Engine(snapshot)
-    disagreements, by_disposition = [], {}
-    for flow in flows:
-        packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
-                        flow["port"], size=flow["size"])
-        result = engine.path(ids[flow["src"]], packet)
-        by_disposition[result.disposition] = by_disposition.get(result.disposition, 0) + 1
-        if result.delivered != (real[flow["id"]] == "ok"):
-            where = result.forward.drop or (result.reply.drop if result.reply else None)
-            disagreements.append(
-                f"  {flow['src']} → {flow['proto']} {flow['dst']}:{flow['port']} size "
-                f"{flow['size']}: model {result.disposition}"
-                f"{f' ({where.reason})' if where else ''}, kernel {real[flow['id']]}")
-    kernel: dict[str, int] = {}
-    for outcome in real.values():
-        kernel[outcome] = kernel.get(outcome, 0) + 1
-    print(f"\n{len(flows)} flows; model dispositions: {by_disposition}; kernel: {kernel}")
-    print(f"{len(disagreements)} disagreements" + ("".join(f"\n{d}" for d in disagreements)))
+    disagreements, by_disposition, kernel = _compare(Engine(snapshot), ids, flows, real)
     assert len(by_disposition) >= 3, f"too few kinds of fate to mean much: {by_disposition}"
     assert kernel.get("ok", 0) >= 0.2 * len(flows), f"too few flows get through: {kernel}"
     assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)
