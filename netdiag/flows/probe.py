@@ -108,6 +108,9 @@ def probe(snapshot: Snapshot, result: PathResult, external: bool = False) -> Pro
         return ProbeResult(False, reason=why)
     place = listening_place(snapshot, result)
     listener = _listen(place[0], packet.proto, place[1]) if place else None
+    if packet.proto == "udp" and listener is None:
+        return ProbeResult(False, reason=f"no listener could be put up on udp {place[1]} in "
+                                         f"{place[0].display} to tell whether it arrives")
     try:
         outcome = _send(source, result)
     finally:
