@@ -27,6 +27,7 @@ from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.model import Snapshot
+from netdiag.progress import Progress
 from netdiag.repair.executor import Policy, StepResult, changes, describe, execute, refusal
 from netdiag.repair.steps import Safety
 
@@ -86,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         for finding in report.findings if round_ == 1 else todo:
             results = None
             if finding in todo:
-                results = execute(finding.repair, snapshot, policy, applied)
+                with Progress() as line:
+                    line.update(f"repairing {todo.index(finding) + 1}/{len(todo)}: "
+                                f"{finding.rule} {finding.subject}")
+                    results = execute(finding.repair, snapshot, policy, applied)
                 applied.update(r.step for r in results if r.applied)
             _print_plan(finding, snapshot, policy, results)
         report, snapshot, policy = _check(chosen, config, args.unsafe)
