@@ -224,7 +224,9 @@ class Controller:
             tx.delete_endpoint(endpoint_id)
 
     def _next_ifname(self, sandbox: str) -> str:
-        used = {ep.ifname for ep in self.store.endpoints(sandbox=sandbox)}
+        # An overlay endpoint has a second leg (to the host's gateway bridge) by a name of its own.
+        used = {name for ep in self.store.endpoints(sandbox=sandbox)
+                for name in (ep.ifname, ep.datum("gw_ifname")) if name}
         index = 0
         while f"eth{index}" in used:
             index += 1

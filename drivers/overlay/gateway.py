@@ -17,13 +17,13 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from netdiag import helper, netns
+from netdiag import netns
 from netdiag.drivers.api import Endpoint, Pool
-from netdiag.drivers.common import device, firewall, state
+from netdiag.drivers.common import device, firewall, iptables, state
 from netdiag.drivers.common.iptables import FwRule, Where
 from netdiag.drivers.ipam import DefaultIpam, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
-from netdiag.errors import CollectError, DriverError
+from netdiag.errors import DriverError
 from netdiag.rtnl_write import Rtnl, RtnlError
 
 NAME = "docker_gwbridge"
@@ -81,12 +81,14 @@ def _create(host: str, bridge: GatewayBridge) -> None:
                            str(subnet.broadcast_address))
         except RtnlError as exc:
             raise DriverError(f"cannot address {NAME} on {host}: {exc}") from None
-    rule = ["POSTROUTING", "-s", bridge.pool.subnet, "!", "-o", NAME, "-j", "MASQUERADE"]
+    # Docker's rules for docker_gwbridge are a bridge network's with icc off: masquerading,
+    # FORWARD's accepts out of it and for the answers back, the isolation stages. Without the
+    # accepts, a host whose FORWARD policy is DROP (a bridge network made it so) drops what
+    # overlay containers send out.
+    rules = firewall.network_rules(NAME, bridge.pool.subnet, icc=False, masquerade=True,
+                                   internal=False, hairpin=False) + firewall.jump_rules()
     with netns.entered(host):
-        try:
-            helper.run(["iptables", "-t", "nat", "-C", *rule])
-        except CollectError:  # -C fails when the rule is missing
-            helper.run(["iptables", "-t", "nat", "-A", *rule])
+        iptables.apply_add(firewall.CHAINS, rules)
         IP_FORWARD.write_text("1\n")
 
 

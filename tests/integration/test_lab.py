@@ -140,6 +140,38 @@ def test_diff_matches_a_rebuilt_labs_namespaces_by_label():
     assert unmatched == [], unmatched
 
 
+MIXED = """
+name: {name}
+hosts: [{{name: host1}}, {{name: host2}}]
+networks:
+  - {{name: ov, driver: overlay, subnet: 10.74.0.0/24}}
+  - {{name: local, driver: bridge, subnet: 10.75.0.0/24, hosts: [host1]}}
+containers:
+  - {{name: web, host: host1, networks: [ov, local], command: {{app: http, port: 80}}}}
+  - {{name: c2, host: host2, networks: [ov], command: {{app: http, port: 80}}}}
+  - {{name: l1, host: host1, networks: [local], command: {{app: http, port: 80}}}}
+"""
+
+
+def test_a_container_on_an_overlay_and_a_bridge_network(lab):
+    """The overlay's second leg (to docker_gwbridge) takes eth1, so the bridge network's
+    interface is eth2 (it used to collide with eth1); and docker_gwbridge gets a bridge
+    network's FORWARD accepts, so a host whose bridge network set FORWARD's policy to DROP
+    still lets overlay containers out (check stays quiet)."""
+    j = lab(schema.parse(MIXED.format(name="x")))
+    links = json.loads(sh(f"ip -n {j.nodes['web']} -j addr"))
+    by_name = {link["ifname"]: [a["local"] for a in link["addr_info"] if a["family"] == "inet"]
+               for link in links}
+    assert by_name["eth0"][0].startswith("10.74.0.") and by_name["eth2"][0].startswith("10.75.0.")
+    assert by_name["eth1"], by_name  # the gateway bridge's leg
+    assert http_get(j.nodes["c2"], f"http://{by_name['eth0'][0]}/").strip() == "web"
+    assert http_get(j.nodes["l1"], f"http://{by_name['eth2'][0]}/").strip() == "web"
+    ours = {ref.id for ref in discover() if ref.lab == j.name or ref.name.startswith(f"{j.name}-")}
+    loud = [f for f in _check_json("--all") if f["severity"] != "info"
+            and ({f["namespace"]["id"], *(r["id"] for r in f["related"])} & ours)]
+    assert loud == [], loud
+
+
 SMALL = """
 name: {name}
 networks:
