@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from netdiag import terminal
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
 from netdiag.checks.api import CheckConfig
@@ -65,12 +66,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--unsafe only makes sense with --apply")
     config = check_config.with_command_line(CheckConfig(), args.rule, args.skip)
     chosen = _chosen(args)
+    look = terminal.look(args.color)
     before, snapshot, policy = _check(chosen, config, args.unsafe)
-    _print_findings("Before", before, snapshot)
+    _print_findings("Before", before, snapshot, look)
     fail_on = Severity(args.fail_on)
     if not args.apply:
         for finding in before.findings:
-            _print_plan(finding, snapshot, policy, results=None)
+            _print_plan(finding, snapshot, policy, None, look)
         return EXIT_FINDINGS if _worst_at_least(before, fail_on) else EXIT_OK
 
     applied: set = set()
@@ -92,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
                                 f"{finding.rule} {finding.subject}")
                     results = execute(finding.repair, snapshot, policy, applied)
                 applied.update(r.step for r in results if r.applied)
-            _print_plan(finding, snapshot, policy, results)
+            _print_plan(finding, snapshot, policy, results, look)
         report, snapshot, policy = _check(chosen, config, args.unsafe)
-    _print_findings("After", report, snapshot)
+    _print_findings("After", report, snapshot, look)
     return EXIT_FINDINGS if _worst_at_least(report, fail_on) else EXIT_OK
 
 
@@ -136,11 +138,14 @@ def _label(snapshot: Snapshot, ns_id: int) -> str:
     return state.ref.display if state else f"inode:{ns_id}"
 
 
-def _print_findings(when: str, report: engine.Report, snapshot: Snapshot) -> None:
+def _print_findings(when: str, report: engine.Report, snapshot: Snapshot,
+                    look: terminal.Look) -> None:
     counts = ", ".join(_count(report.count(s), s.value, plural=s is not Severity.INFO)
                        for s in reversed(Severity))
     verdict = _count(len(report.findings), "finding") if report.findings else "clean"
-    print(f"{when}: {counts} — {verdict} ({len(snapshot.namespaces)} namespaces)")
+    worst = report.worst()
+    print(f"{when}: {look.paint(counts, worst.value if worst else 'ok')} — {verdict} "
+          f"({len(snapshot.namespaces)} namespaces)")
 
 
 def _count(number: int, word: str, plural: bool = True) -> str:
@@ -148,10 +153,11 @@ def _count(number: int, word: str, plural: bool = True) -> str:
 
 
 def _print_plan(finding: Finding, snapshot: Snapshot, policy: Policy,
-                results: list[StepResult] | None) -> None:
+                results: list[StepResult] | None, look: terminal.Look) -> None:
     """A finding with its repair steps; `results` is None when nothing was tried."""
-    print(f"  {finding.code} {finding.rule} ({finding.severity.value}) "
-          f"{finding.namespace.display}: {finding.subject}")
+    title = look.paint(f"{finding.code} {finding.rule}", finding.severity.value)
+    print(f"  {title} ({finding.severity.value}) {finding.namespace.display}: "
+          f"{finding.subject}")
     print(f"    {finding.message}")
     if finding.repair is None:
         print("    no repair known")
@@ -163,11 +169,10 @@ def _print_plan(finding: Finding, snapshot: Snapshot, policy: Policy,
     outcome = {id(r.step): r for r in results or ()}
     for step in finding.repair.steps:
         result = outcome.get(id(step))
-        if result is not None:
-            status = "applied" if result.applied else f"not applied: {result.message}"
-        else:
-            status = ""
-        print(f"      $ {describe(step, snapshot)}" + (f"  [{status}]" if status else ""))
+        status = "" if result is None else "applied" if result.applied else \
+            f"not applied: {result.message}"
+        painted = look.paint(f"[{status}]", "ok" if result and result.applied else "warning")
+        print(f"      $ {describe(step, snapshot)}" + (f"  {painted}" if status else ""))
 
 
 def _worst_at_least(report: engine.Report, fail_on: Severity) -> bool:

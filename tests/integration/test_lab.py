@@ -366,6 +366,12 @@ def _every_node_sees(j: journal.Journal, rule: str) -> None:
         assert all(f in everything for f in focused), f"check --ns {node} disagrees with --all"
 
 
+def rule_code(name: str) -> str:
+    from netdiag.checks import registry
+
+    return registry.find(name).RULE.code.removeprefix("ND")
+
+
 def _check_lab(j: journal.Journal) -> list[dict]:
     names = j.namespaces + build.nested_namespaces(j)
     args = [a for ns in names for a in ("--ns", ns)]
@@ -385,6 +391,9 @@ def test_broken_lab_shows_exactly_its_rule_and_repair_heals_it(lab, example, rul
     j = lab(schema.load(EXAMPLES / f"{example}.yaml"))
     assert {f["rule"] for f in _check_lab(j)} == {rule}
     _every_node_sees(j, rule)
+    plan = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--color", "always"],
+                          capture_output=True, text=True)
+    assert f"ND{rule_code(rule)} {rule}\x1b[0m" in plan.stdout, plan.stdout  # painted
     done = subprocess.run([*NETDIAG, "repair", "--lab", j.name, "--apply", *flags],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
