@@ -173,12 +173,13 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _lab_nodes() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str, str]]]:
+def _lab_nodes() -> tuple[dict[str, tuple[str, str]],
+                          dict[tuple[str, str], tuple[str, str, str]]]:
     """From the lab journals under /run/netdiag/labs: netns name → (lab, node), and the
-    prefix of the namespaces the drivers make for a lab network on a host node (`<host
-    netns>-` … `-<first 10 of the network id>`) → (lab, host node, network)."""
+    (host netns, first 10 of a network's id) — what names the namespaces the drivers make
+    for a lab network on a host node, `<host netns>-<n>-<id>` — → (lab, host node, network)."""
     nodes: dict[str, tuple[str, str]] = {}
-    networks: dict[str, tuple[str, str, str]] = {}
+    networks: dict[tuple[str, str], tuple[str, str, str]] = {}
     if not _is_dir(LAB_DIR):
         return nodes, networks
     for journal in LAB_DIR.glob("*.json"):
@@ -187,7 +188,7 @@ def _lab_nodes() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str, 
             for node, netns in data.get("nodes", {}).items():
                 nodes[netns] = (data["name"], node)
                 for network, network_id in data.get("networks", {}).items():
-                    networks[f"{netns}|{network_id[:10]}"] = (data["name"], node, network)
+                    networks[(netns, network_id[:10])] = (data["name"], node, network)
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # a journal being written or damaged: its namespaces still show as named
     return nodes, networks
@@ -196,11 +197,11 @@ def _lab_nodes() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str, 
 _DRIVER_NETNS = re.compile(r"(.+)-\d+-([0-9a-f]{10})")
 
 
-def _lab_network_of(name: str, networks: dict[str, tuple[str, str, str]]
+def _lab_network_of(name: str, networks: dict[tuple[str, str], tuple[str, str, str]]
                     ) -> tuple[str, str, str] | None:
     """(lab, host node, network) of a namespace a lab's driver made, e.g. an overlay's."""
     match = _DRIVER_NETNS.fullmatch(name)
-    return networks.get(f"{match[1]}|{match[2]}") if match else None
+    return networks.get((match[1], match[2])) if match else None
 
 
 def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,

@@ -69,7 +69,9 @@ class CheckConfig:
 
 
 class RuleModule(Protocol):
-    """What registry.RULES holds: a rule module."""
+    """What registry.RULES holds: a rule module. One that reads a collector a kernel may lack
+    also has `FEATURES` (those collectors) and `needs(snapshot)` (which of them it would have
+    had something to read in here): a missing feature no rule needs is not shown as a gap."""
 
     __doc__: str | None
     RULE: Rule

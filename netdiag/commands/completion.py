@@ -68,17 +68,12 @@ def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
     yield path, parser, nested
     for action in nested:
         for name, sub in action.choices.items():
-            if action._name_parser_map[name] is sub and _visible(action, name):
-                yield from leaves(sub, (*path, name))
+            yield from leaves(sub, (*path, name))
 
 
-def _visible(action: argparse._SubParsersAction, name: str) -> bool:
-    return any(choice.dest == name and choice.help != argparse.SUPPRESS
-               for choice in action._choices_actions) or name in COMMANDS
-
-
-def _kind(action: argparse.Action) -> str:
-    """What an option's value (or a positional) is, for completing it."""
+def _kind(action: argparse.Action, path: tuple[str, ...]) -> str:
+    """What an option's value (or a positional) of the command at `path` is, for completing
+    it."""
     if action.choices is not None:
         return "choices"
     metavar = action.metavar if isinstance(action.metavar, str) else ""
@@ -86,8 +81,7 @@ def _kind(action: argparse.Action) -> str:
         return "namespaces"
     if action.dest in ("rule", "skip"):
         return "rules"
-    if action.dest == "lab" or (action.dest == "name" and metavar == "" and
-                                action.option_strings == []):
+    if action.dest == "lab" or (path[:1] == ("lab",) and action.dest == "name"):
         return "labs"
     if action.dest == "topology":
         return "topologies"
@@ -117,20 +111,21 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
             if action.option_strings:
                 options += action.option_strings
                 if action.nargs != 0:
-                    values.append(_bash_value_case(action, rules, bundled))
+                    values.append(f"            {'|'.join(action.option_strings)}) "
+                                  f"{_bash_words(action, path, rules, bundled)}; value=1 ;;")
             elif action.nargs != argparse.REMAINDER:
-                positionals.append(_bash_words(action, rules, bundled))
-        subcommands = [name for action in nested for name in action.choices
-                       if _visible(action, name)]
+                positionals.append(_bash_words(action, path, rules, bundled))
+        subcommands = [name for action in nested for name in action.choices]
         cases.append(_bash_command_case(" ".join(path), options, values, positionals,
                                         subcommands))
     commands = " ".join(COMMANDS)
     return _BASH.format(commands=commands, cases="\n".join(cases))
 
 
-def _bash_words(action: argparse.Action, rules: str, bundled: str) -> str:
+def _bash_words(action: argparse.Action, path: tuple[str, ...], rules: str, bundled: str
+                ) -> str:
     """A shell snippet that sets `words` (or files) for completing this value."""
-    kind = _kind(action)
+    kind = _kind(action, path)
     if kind == "choices":
         return f"words={shlex.quote(' '.join(map(str, action.choices)))}"
     if kind == "rules":
@@ -144,11 +139,6 @@ def _bash_words(action: argparse.Action, rules: str, bundled: str) -> str:
     if kind == "files":
         return "files=1"
     return "words="
-
-
-def _bash_value_case(action: argparse.Action, rules: str, bundled: str) -> str:
-    return f"            {'|'.join(action.option_strings)}) {_bash_words(action, rules, bundled)}" \
-           f"; value=1 ;;"
 
 
 def _bash_command_case(path: str, options: list[str], values: list[str],

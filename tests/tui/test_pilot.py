@@ -202,26 +202,23 @@ async def test_the_path_view_traces_a_flow_and_marks_the_rule_that_stops_it():
     from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
+    async def trace(snapshot, destination: str) -> tuple[str, str, list[list[str]]]:
+        """The path panel's text, the active tab and the marked firewall rows after `t`."""
+        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                         attach_to=snapshot.namespace(d.host).ref)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("t", *destination, "enter")
+            await settle(pilot)
+            text = "\n".join(str(line.text) for line in app.screen.query_one("#probes").lines)
+            marked = [row for row in cells(state_table(app, "firewall").table)
+                      if row[0] == MARK]
+            return text, app.screen.query_one("#tabs").active, marked
+
     d = docker_host()
-    snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("t", *"192.168.1.10:8080", "enter")
-        await settle(pilot)
-        text = "\n".join(str(line.text) for line in app.screen.query_one("#probes").lines)
-        assert "path to 192.168.1.10:8080" in text and "=> DELIVERED" in text
+    text, _, _ = await trace(d.build(), "192.168.1.10:8080")
+    assert "path to 192.168.1.10:8080" in text and "=> DELIVERED" in text
     d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
-    snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("t", *"172.18.0.2:80", "enter")
-        await settle(pilot)
-        text = "\n".join(str(line.text) for line in app.screen.query_one("#probes").lines)
-        assert "=> DENIED" in text
-        assert app.screen.query_one("#tabs").active == "firewall"
-        marked = [row for row in cells(state_table(app, "firewall").table) if row[0] == MARK]
-        assert [row[3:5] for row in marked] == [["OUTPUT", "1"]]
+    text, tab, marked = await trace(d.build(), "172.18.0.2:80")
+    assert "=> DENIED" in text and tab == "firewall"
+    assert [row[3:5] for row in marked] == [["OUTPUT", "1"]]

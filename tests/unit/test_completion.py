@@ -54,6 +54,18 @@ def test_completion_offers_commands_options_choices_rules_and_labs(words, offere
     assert set(complete(*words)) == offered
 
 
+def test_lab_names_are_offered_where_a_lab_is_named_only():
+    script = bash_script(build_parser(everything=True))
+
+    def case(path: str) -> str:
+        return script.split(f'    "{path}")\n', 1)[1].split(" ;;\n    \"", 1)[0]
+
+    for path in ("lab down", "lab status", "lab exec", "repair"):
+        assert "--candidates labs" in case(path), path
+    for path in ("net create", "net inspect", "net rm"):  # networks' names, not labs'
+        assert "--candidates labs" not in case(path), path
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="listing namespaces needs root")
 def test_namespace_references_are_completed_from_what_is_there_now():
     assert complete("netdiag", "path", "ho") == ["host"]

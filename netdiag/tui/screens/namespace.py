@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual import work
@@ -24,7 +25,7 @@ from netdiag import render
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.flows import output
-from netdiag.model import NamespaceRef, Snapshot
+from netdiag.model import NamespaceRef, NamespaceState, Snapshot
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import paths, probes, watch
 from netdiag.tui.messages import (
@@ -45,7 +46,7 @@ TAB_KEYS = "1234567890d"  # the tenth tab is 0, the Docker tab d
 DEBOUNCE_SECONDS = 0.3
 
 
-def header_text(state, findings) -> Text:
+def header_text(state: NamespaceState, findings: Sequence[Finding]) -> Text:
     """`1 error 2 warnings · addr 172.18.0.2/16 · via 172.18.0.1 eth0 · dns 127.0.0.11`: the
     findings first, so that a narrow terminal cuts the least important end."""
     addresses = [a.cidr for a in state.addresses if a.family == 4 and a.scope == "global"]
