@@ -347,11 +347,21 @@ class _RefIndex:
             if ns.kind is NsKind.DOCKER:
                 self.containers.setdefault(ns.container, ns)
                 self.containers.setdefault(ns.name, ns)
+        # A fleet snapshot's namespaces: MACHINE/REF is REF among that machine's.
+        self.machines: dict[str, list[NamespaceRef]] = {}
+        for ns in namespaces:
+            if ns.machine:
+                self.machines.setdefault(ns.machine, []).append(
+                    replace(ns, label=ns.label.removeprefix(f"{ns.machine}/")))
 
     def known(self, inode: int, path: str) -> NamespaceRef:
         return self.by_id.get(inode) or NamespaceRef(id=inode, kind=NsKind.PID, path=path)
 
     def resolve(self, reference: str) -> NamespaceRef:
+        machine, _, rest = reference.partition("/")
+        if rest and machine in self.machines:
+            local = _RefIndex(self.machines[machine]).resolve(rest)
+            return self.by_id[local.id]
         kind, _, value = reference.partition(":")
         found: NamespaceRef | None = None
         if reference == "self":

@@ -18,6 +18,7 @@ from netdiag.checks.docker import (
     docker_prerequisite_missing,
 )
 from netdiag.checks.firewall import bridge_isolation_broken
+from netdiag.checks.fleet import fleet_node_stale, fleet_overlay_mismatch
 from netdiag.checks.flows import expected_flow_blocked
 from netdiag.checks.forwarding import (
     forward_policy_drop,
@@ -52,6 +53,8 @@ RULES: tuple[RuleModule, ...] = (
     docker_overlay_peers,
     docker_prerequisite_missing,
     expected_flow_blocked,
+    fleet_node_stale,
+    fleet_overlay_mismatch,
 )
 
 

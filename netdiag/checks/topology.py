@@ -40,6 +40,15 @@ def ip_int(address: str) -> tuple[int, int]:
         raise ValueError(f"not an IP address: {address!r}") from None
 
 
+def is_multicast(address: str) -> bool:
+    """A multicast group (a VXLAN device's flooding group), not a host; False for non-IPs."""
+    try:
+        family, value = ip_int(address)
+    except ValueError:
+        return False
+    return value >> 28 == 0xE if family == 4 else value >> 120 == 0xFF
+
+
 def bits(family: int) -> int:
     return 32 if family == 4 else 128
 
@@ -529,6 +538,11 @@ def _underlay_of(namespaces: dict[int, NamespaceState],
         if state.ref.kind is NsKind.HOST:
             return state.ref.id
     return None
+
+
+def remote_vteps(state: NamespaceState, vxlan: Link) -> list[str]:
+    """The remote VTEPs a device sends to (unicast): its `remote`, its FDB entries' dst."""
+    return [address for address in _remotes(state, vxlan) if not is_multicast(address)]
 
 
 def _remotes(state: NamespaceState, vxlan: Link) -> list[str]:

@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
                         help="check a saved snapshot instead of the kernel; e.g. --from "
                              "snap.json")
+    parser.add_argument("--fleet", metavar="URL",
+                        help="check the fleet whose agents publish into etcd at URL: every "
+                             "node's snapshot merged, and the rules between nodes; e.g. "
+                             "--fleet http://10.0.0.5:2379")
     parser.add_argument("--rule", action="append", default=[], metavar="NAME",
                         help="run only this rule, by name or code (repeatable); e.g. --rule "
                              "mtu-mismatch")
@@ -86,7 +90,20 @@ def run(args: argparse.Namespace) -> int:
         # A saved snapshot may come from another host: its addresses are not ours to probe.
         raise UsageError("--probe sends packets from live namespaces; it cannot be used "
                          "with --from")
-    if args.from_file:
+    if args.from_file and args.fleet:
+        raise UsageError("--from and --fleet both say where the snapshot comes from: give one")
+    if args.fleet and args.probe:
+        raise UsageError("--probe sends packets from live namespaces of this machine; it "
+                         "cannot be used with --fleet")
+    if args.fleet:
+        from netdiag.fleet import gather
+
+        snapshot = gather(args.fleet)
+        if not snapshot.machines and not snapshot.gaps:
+            raise CollectError(f"no node publishes into {args.fleet} (start `netdiag agent "
+                               f"--etcd {args.fleet}` on each machine)")
+        focus = _focus_offline(snapshot, args.ns)
+    elif args.from_file:
         snapshot = load(args.from_file)
         focus = _focus_offline(snapshot, args.ns)
     else:

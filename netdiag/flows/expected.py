@@ -28,6 +28,9 @@ A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend
 service's VIP included), and every program answers on its port a node that shares a network
 with it (the first other one, by name).
 
+A fleet's (netdiag/fleet/): each node of a VXLAN overlay reaches the VXLAN port of every
+other node it sends the overlay to, across the network between the nodes.
+
 And the user's (`expect:` in the check config file): from a namespace, to an address, a name
 as that namespace resolves it or a namespace, with a port and protocol, that must reach — or
 must be blocked (`reach: false`), which fails when the flow is delivered.
@@ -44,7 +47,7 @@ from netdiag.checks import intent, topology
 from netdiag.checks.api import FlowExpectation
 from netdiag.errors import NotFound, UsageError
 from netdiag.flows import names, routing
-from netdiag.flows.packet import NO_LISTENER, Packet, PathResult
+from netdiag.flows.packet import DELIVERED, NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
@@ -66,6 +69,7 @@ class Expectation:
     arrive_on: str = ""  # from beyond the snapshot: the interface it comes in by
     exit_at: tuple[int, str] | None = None  # to beyond: (namespace, interface) it leaves by
     reach: bool = True  # False: the flow must not be delivered
+    one_way: bool = False  # datagrams nobody answers (VXLAN): only the way there counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,42 @@ def _vteps(snapshot: Snapshot, engine: DockerEngine, host: int) -> Iterator[Expe
                               exit_at=(host, decision.dev))
 
 
+def fleet_expectations(snapshot: Snapshot) -> Iterator[Expectation]:
+    """In a fleet snapshot, each node of a VXLAN overlay reaches the VXLAN port of each other
+    node it sends the overlay to (Docker's overlays are `_vteps`'): the packet leaves the
+    node's underlay, crosses to the other node (flows/walk.py's wire between nodes) and must
+    get through its firewall to the port."""
+    if len(snapshot.machines) < 2:
+        return
+    topo = topology.index(snapshot)
+    docker_made = intent.overlay_namespaces(snapshot)
+    seen = set()
+    for state in snapshot.namespaces:
+        here = state.ref.machine
+        for link in state.links:
+            info = link.vxlan
+            if info is None or state.ref.id in docker_made:
+                continue
+            underlay = topo.underlay(state.ref.id, link)
+            if underlay is None or topo.namespace(underlay) is None:
+                continue
+            for remote in topology.remote_vteps(state, link):
+                holders = {topo.ref(h).machine for h, _ in topo.owners_of(remote)} - {"", here}
+                if len(holders) != 1 or (underlay, remote, info.dstport) in seen:
+                    continue
+                seen.add((underlay, remote, info.dstport))
+                there = holders.pop()
+                source = info.local or ""
+                yield Expectation(
+                    f"node {here} reaches node {there}'s VXLAN port {remote}:{info.dstport} "
+                    f"(VNI {info.vni})",
+                    f"the nodes of an overlay reach each other's VXLAN port (udp "
+                    f"{info.dstport})",
+                    f"{here}: {link.name} sends VNI {info.vni} to VTEP {remote}, node {there}'s",
+                    underlay, Packet(source, remote, "udp", info.dstport, info.dstport),
+                    one_way=True)
+
+
 def _who(container: DockerContainer) -> str:
     return f"Docker: {container.name}"
 
@@ -307,8 +347,8 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
     """Each expectation (Docker's, a lab's, then the user's) whose flow does not do as
     promised."""
     engine = engine or Engine(snapshot)
-    for expectation in chain(expectations(snapshot), lab_expectations(snapshot),
-                             user_expectations(snapshot, wanted)):
+    for expectation in chain(expectations(snapshot), fleet_expectations(snapshot),
+                             lab_expectations(snapshot), user_expectations(snapshot, wanted)):
         if isinstance(expectation, Outcome):
             yield expectation
             continue
@@ -320,6 +360,10 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
         if expectation.exit_at is not None:
             if not (result.leaves_and_returns and
                     result.forward.exited[:2] == expectation.exit_at):
+                yield Outcome(expectation, result)
+            continue
+        if expectation.one_way:
+            if result.forward.disposition not in (DELIVERED, NO_LISTENER):
                 yield Outcome(expectation, result)
             continue
         if not expectation.reach:

@@ -440,6 +440,16 @@ class _Leg:
                              f"{link.name} has no carrier (its other end is down)",
                              cause=LINK_DOWN)
         path = self._segment_path(ns_id, link, next_hop)
+        across = self._across(ns_id, link, next_hop, packet.dst) if path is None else None
+        if across is not None:
+            there, there_link = across
+            hop.steps.append(Step("wire", f"{link.name} leads off node "
+                                          f"{self.topo.ref(ns_id).machine}; {packet.dst} is on "
+                                          f"{there_link.name} of {self.topo.ref(there).display}"
+                                          " (the network between the nodes is not read: taken "
+                                          "to deliver)"))
+            self._receive(there, there_link, packet)
+            return
         if path is None and self._beyond(ns_id, link) and self.reply_to is None:
             raise self._exit(ns_id, link, packet, next_hop)
         if path is None:
@@ -456,6 +466,27 @@ class _Leg:
             lower_link = self.topo.link(lower.namespace, lower.link) if lower else None
             return lower_link is None or self._beyond(lower.namespace, lower_link)
         return link.kind in ("device", "tun") and self.topo.peer(ns_id, link) is None
+
+    def _across(self, ns_id: int, link: Link, next_hop: str, dst: str
+                ) -> tuple[int, Link] | None:
+        """In a fleet snapshot, a packet leaving a node by an interface that leads off it
+        (a NIC, or a veth whose other end no agent read) for an address that exactly one other
+        node holds on such an interface: where it arrives."""
+        here = self.topo.ref(ns_id).machine
+        if not here or not self._leads_off(ns_id, link):
+            return None
+        for address in dict.fromkeys((next_hop, dst)):
+            found = {(holder, owned.ifname) for holder, owned in self.topo.owners_of(address)
+                     if self.topo.ref(holder).machine not in ("", here)}
+            arrivals = [(holder, self.topo.link(holder, name)) for holder, name in found]
+            arrivals = [(h, a) for h, a in arrivals if a is not None and self._leads_off(h, a)]
+            if len(arrivals) == 1:
+                return arrivals[0]
+        return None
+
+    def _leads_off(self, ns_id: int, link: Link) -> bool:
+        return self._beyond(ns_id, link) or (link.kind == "veth" and
+                                             self.topo.peer(ns_id, link) is None)
 
     def _exit(self, ns_id: int, link: Link, packet: Packet, next_hop: str) -> _Stop:
         reason = (f"leaves by {link.name} towards {next_hop} as {packet.text}: what happens "

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from netdiag.model.docker import DockerEngine
+from netdiag.model.fleet import Machine
 from netdiag.model.lab import LabIntent
 
 # 2: the `docker` section (each engine's intent). Version-1 files still load (without it).
 # 3: nftables named sets (Firewall.nft_sets) and the `labs` section (each lab's intent).
 #    Older files still load (without them).
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 4: fleet snapshots: `machines` (the nodes merged, model/fleet.py) and NamespaceRef.machine.
+#    Older files still load (a single machine's).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class NsKind(str, Enum):
@@ -52,6 +55,7 @@ class NamespaceRef:
     node: str = ""
     pids: tuple[int, ...] = ()  # a few processes living in it (sorted, capped)
     process: str = ""  # name of the first such process
+    machine: str = ""  # in a fleet snapshot: the node it was read on (its label says it too)
 
     @property
     def display(self) -> str:
@@ -504,6 +508,7 @@ class Snapshot:
     probes: Probes | None = None  # None: nothing was probed (the default: probing is opt-in)
     docker: tuple[DockerEngine, ...] = ()  # each Docker engine's intent (model/docker.py)
     labs: tuple[LabIntent, ...] = ()  # each netdiag lab's intent (model/lab.py)
+    machines: tuple[Machine, ...] = ()  # a fleet snapshot's nodes (model/fleet.py); else ()
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         for ns in self.namespaces:

@@ -255,26 +255,34 @@ def _repair(ns_id: int, ours: _Net, theirs: _Net) -> Repair:
 
 def _overlay_overlaps(topo: Topology, snapshot: Snapshot) -> Iterator[Finding]:
     done: set[tuple[int, int]] = set()  # (segment, underlay namespace)
+    # An overlay's networks, per segment, read once: a fleet's overlay spans every node, and
+    # each node's underlay is compared with the same networks (but its own).
+    on_segment: dict[object, list[tuple[int, _Net]]] = {}
     for state in snapshot.namespaces:
         for link in state.links:
             if link.vxlan is None:
                 continue
             underlay_ns = topo.underlay(state.ref.id, link)
-            segment = topo.segment(state.ref.id, link.name)
-            key = (topo.segment_ids.get(Endpoint(state.ref.id, link.name), -1), underlay_ns)
+            segment_id = topo.segment_ids.get(Endpoint(state.ref.id, link.name), -1)
+            key = (segment_id, underlay_ns)
             underlay = topo.namespace(underlay_ns) if underlay_ns is not None else None
             if underlay is None or key in done:
                 continue
             done.add(key)
-            yield from _overlay_against(topo, state, link.name, segment, underlay)
+            segment = topo.segment(state.ref.id, link.name)
+            cached = segment_id if segment_id >= 0 else (state.ref.id, link.name)
+            if cached not in on_segment:
+                on_segment[cached] = [(endpoint.namespace, net) for endpoint in segment
+                                      for net in _connected_on(topo, endpoint)]
+            # One of each network: a thousand containers on one subnet are one network to
+            # compare (and not a million pairs of it with itself).
+            overlay = _first_of_each([net for ns_id, net in on_segment[cached]
+                                      if ns_id != underlay_ns])
+            yield from _overlay_against(state, link.name, set(segment), overlay, underlay)
 
 
-def _overlay_against(topo: Topology, state: NamespaceState, vxlan: str,
-                     segment: tuple[Endpoint, ...], underlay: NamespaceState
-                     ) -> Iterator[Finding]:
-    members = set(segment)
-    overlay = [net for endpoint in segment if endpoint.namespace != underlay.ref.id
-               for net in _connected_on(topo, endpoint)]
+def _overlay_against(state: NamespaceState, vxlan: str, members: set[Endpoint],
+                     overlay: list[_Net], underlay: NamespaceState) -> Iterator[Finding]:
     under = _connected(underlay) + [_route_net(route, parsed, underlay.ref.id)
                                     for parsed, route in _routes(underlay, 8)]
     under = [net for net in under if Endpoint(underlay.ref.id, net.dev) not in members]
@@ -295,6 +303,11 @@ def _overlay_against(topo: Topology, state: NamespaceState, vxlan: str,
                            evidence=(ours.evidence(), theirs.evidence()),
                            repair=_repair(state.ref.id, ours, theirs),
                            related=(underlay.ref.id,))
+
+
+def _first_of_each(nets: list[_Net]) -> list[_Net]:
+    seen: set[str] = set()
+    return [net for net in nets if not (net.cidr in seen or seen.add(net.cidr))]
 
 
 def _connected_on(topo: Topology, endpoint: Endpoint) -> list[_Net]:

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from netdiag.checks import intent, topology
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, network_interval
+from netdiag.checks.topology import Endpoint, Topology, network_interval
 from netdiag.model import Address, NamespaceState, Snapshot
 from netdiag.repair.steps import AddRoute, Repair, Safety
 
@@ -46,11 +46,12 @@ RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNIN
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = topology.index(snapshot)
     internal = _internal_by_intent(snapshot)
+    forwarders: dict[int, list[Endpoint]] = {}  # segment → its members that forward
     for state in snapshot.namespaces:
         if not topology.is_container(state.ref) or topo.default_route(state.ref.id):
             continue
         for address in _routable(state):
-            router = _router(topo, state.ref.id, address, internal)
+            router = _router(topo, state.ref.id, address, internal, forwarders)
             if router is None:
                 continue
             yield _finding(topo, state, address, router)
@@ -74,17 +75,24 @@ def _internal_by_intent(snapshot: Snapshot) -> set[tuple[int, str]]:
             for network in intent.bridge_networks(engine) if network.internal}
 
 
-def _router(topo: Topology, ns_id: int, address: Address, internal: set[tuple[int, str]]
-            ) -> tuple[int, Address] | None:
-    """A namespace on the same segment and subnet that forwards and does not isolate it."""
+def _router(topo: Topology, ns_id: int, address: Address, internal: set[tuple[int, str]],
+            forwarders: dict[int, list[Endpoint]]) -> tuple[int, Address] | None:
+    """A namespace on the same segment and subnet that forwards and does not isolate it.
+    `forwarders` keeps each segment's forwarding members (an overlay of a thousand
+    containers is looked through once, not once per container)."""
     _, first, last, _ = network_interval(address.cidr)
-    for other in topo.segment(ns_id, address.ifname):
-        if other.namespace == ns_id:
+    segment = topo.segment_ids.get(Endpoint(ns_id, address.ifname))
+    members = forwarders.get(segment) if segment is not None else None
+    if members is None:
+        members = [other for other in topo.segment(ns_id, address.ifname)
+                   if topo.namespace(other.namespace) is not None and
+                   topo.namespace(other.namespace).sysctl("net.ipv4.ip_forward") == "1"]
+        if segment is not None:
+            forwarders[segment] = members
+    for other in members:
+        if other.namespace == ns_id or not _way_out(topo, other.namespace, ns_id):
             continue
         state = topo.namespace(other.namespace)
-        if state is None or state.sysctl("net.ipv4.ip_forward") != "1" \
-                or not _way_out(topo, other.namespace, ns_id):
-            continue
         for candidate in state.addresses:
             if (candidate.ifname == other.link and candidate.family == 4
                     and first <= topology.ip_int(candidate.address)[1] <= last

@@ -17,9 +17,10 @@ _KIND_WORD = {NsKind.DOCKER: "container", NsKind.LAB: "lab node", NsKind.NAMED: 
 
 
 def describe(ref: NamespaceRef) -> str:
-    """"container web", "lab node demo/r1", "host"."""
+    """"container web", "lab node demo/r1", "host" — in a fleet snapshot "node m1",
+    "container m1/web"."""
     if ref.kind is NsKind.HOST:
-        return "host"
+        return f"node {ref.machine}" if ref.machine else "host"
     if ref.kind is NsKind.DOCKER and not ref.container:
         return ref.display  # Docker's own namespaces are labelled "overlay NETWORK" and such
     return f"{_KIND_WORD[ref.kind]} {ref.display}"

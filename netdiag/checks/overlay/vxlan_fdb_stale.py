@@ -9,7 +9,9 @@ What it finds
       its devices, not by its VNI alone: two independent Swarms on one machine both use VNI
       4096, and one's VTEPs are not the other's. On a Docker overlay whose peer list the
       snapshot holds, a VTEP in that list is a node of the network, and one that is not is
-      docker-overlay-peers' finding;
+      docker-overlay-peers' finding. In a fleet snapshot the VTEPs are the live nodes': an
+      entry for a node that left (its agent gone with its lease) names the nodes that are
+      left, and one for a live node that is not on the overlay is fleet-overlay-mismatch's;
     * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
       frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
       bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
@@ -43,7 +45,7 @@ from collections.abc import Iterator
 from netdiag.checks import intent
 from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, index, ip_int
+from netdiag.checks.topology import Topology, index, ip_int, is_multicast
 from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
 from netdiag.model.docker import docker_mac
 from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
@@ -65,7 +67,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 continue
             ns_id = state.ref.id
             entries = [e for e in state.fdb if e.ifname == link.name and e.dst]
-            unicast = [e for e in entries if not _multicast(e.dst)]
+            unicast = [e for e in entries if not is_multicast(e.dst)]
             neighbours = [n for n in state.neighbours
                           if n.ifname == link.name and "permanent" in n.state and n.mac]
             underlay = topology.underlay(ns_id, link)
@@ -132,9 +134,20 @@ def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | Non
     others = set(own) - here
     # Only a snapshot that holds other VTEPs of this overlay shows who the peers are; a single
     # host's snapshot never contains its remote peers, so their absence proves nothing.
+    machine = topology.ref(ns_id).machine
+    if not problem and machine and any(topology.ref(holder).machine not in ("", machine)
+                       for holder, _ in topology.owners_of(entry.dst)):
+        return  # a live node's, that is not on the overlay: fleet-overlay-mismatch's finding
     if not problem and not a_peer and others and entry.dst not in others:
-        problem = (f"VTEP {entry.dst} is none of the VTEPs of this VNI {link.vxlan.vni} "
-                   f"overlay in the snapshot ({', '.join(sorted(others, key=ip_int))})")
+        if machine:  # a fleet snapshot: the VTEPs are the live nodes'
+            nodes = ", ".join(f"{address} ({topology.ref(own[address][0]).machine})"
+                              for address in sorted(others, key=ip_int))
+            problem = (f"VTEP {entry.dst} is no live node's: the VNI {link.vxlan.vni} "
+                       f"overlay's other VTEPs are {nodes} (a node that left, and whose "
+                       "entries were never withdrawn?)")
+        else:
+            problem = (f"VTEP {entry.dst} is none of the VTEPs of this VNI {link.vxlan.vni} "
+                       f"overlay in the snapshot ({', '.join(sorted(others, key=ip_int))})")
     if not problem:
         return
     yield RULE.finding(
@@ -206,8 +219,3 @@ def _local_addresses(topology: Topology, ns_id: int, vxlan: Link) -> dict[str, t
             if address.ifname == peer_link.name:
                 found.setdefault(address.address, (peer_ns, peer_link.name))
     return found
-
-
-def _multicast(address: str) -> bool:
-    family, value = ip_int(address)
-    return value >> 28 == 0xE if family == 4 else value >> 120 == 0xFF

@@ -21,13 +21,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from netdiag import render
+from netdiag import render, watch
 from netdiag.checks.finding import Evidence, Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound
 from netdiag.flows import output
 from netdiag.model import NamespaceRef, NamespaceState, Snapshot
 from netdiag.render import SECTIONS, Section
-from netdiag.tui import paths, probes, watch
+from netdiag.tui import paths, probes
 from netdiag.tui.messages import (
     CollectionFailed,
     KernelChanged,

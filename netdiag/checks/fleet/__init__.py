@@ -1,0 +1,1 @@
+"""Rules that only a fleet snapshot (many machines, netdiag/fleet/) can judge."""

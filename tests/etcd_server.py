@@ -1,0 +1,107 @@
+"""A real etcd (Debian's etcd-server) in a namespace of its own, for the fleet's tests.
+
+`EtcdServer(switch)` makes the namespace `ndt-etcd-<random>`, wires it to the bridge `br0` of
+the namespace `switch` with `address` (a test address of the machines' underlay, so the
+agents reach etcd over their own network as they would for real), and runs etcd there with
+its data in a temporary folder. `stop()` ends it by its pid and `start()` starts it again on
+the same data: an etcd restart. `close()` removes the process, the folder and the namespace;
+tests call it in `finally`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+PREFIX = "ndt-etcd-"
+START_TIMEOUT = 20.0
+
+
+def unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to make namespaces"
+    if not shutil.which("etcd"):
+        return "etcd is not installed (apt-get install etcd-server)"
+    return None
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+class EtcdServer:
+    def __init__(self, switch: str, address: str, prefixlen: int = 24):
+        self.tag = secrets.token_hex(3)
+        self.netns = f"{PREFIX}{self.tag}"
+        self.switch, self.address, self.prefixlen = switch, address, prefixlen
+        self.folder = tempfile.mkdtemp(prefix=f"ndt-etcd-{self.tag}-")
+        self.process: subprocess.Popen | None = None
+        self.url = f"http://{address}:2379"
+
+    def create(self) -> EtcdServer:
+        _run("ip", "netns", "add", self.netns)
+        _run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        port = f"e{self.tag}"
+        _run("ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
+             "eth0", "netns", self.netns)
+        _run("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
+        _run("ip", "-n", self.netns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev",
+             "eth0")
+        _run("ip", "-n", self.netns, "link", "set", "eth0", "up")
+        self.start()
+        return self
+
+    def start(self) -> None:
+        log = open(os.path.join(self.folder, "etcd.log"), "ab")
+        peer = "http://127.0.0.1:2380"
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, "etcd", "--name", f"ndt-{self.tag}",
+             "--data-dir", os.path.join(self.folder, "data"),
+             "--listen-client-urls", f"{self.url},http://127.0.0.1:2379",
+             "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"ndt-{self.tag}={peer}",
+             "--log-level", "warn"],
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"etcd exited: {self.log()[-500:]}")
+            if self.healthy():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd did not answer in {START_TIMEOUT:g} s: {self.log()[-500:]}")
+
+    def healthy(self) -> bool:
+        """Asked from inside etcd's namespace (the test process is in the root namespace)."""
+        done = subprocess.run(["ip", "netns", "exec", self.netns, "etcdctl",
+                               "--endpoints", "http://127.0.0.1:2379", "endpoint", "health"],
+                              capture_output=True, text=True, timeout=10,
+                              env={**os.environ, "ETCDCTL_API": "3"})
+        return done.returncode == 0
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.folder, "etcd.log"), errors="replace") as file:
+                return file.read()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Kill etcd (SIGKILL, as a crash would), keeping its data."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+

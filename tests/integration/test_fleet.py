@@ -1,0 +1,308 @@
+"""The fleet end to end: a real etcd, three machines, one real `netdiag agent` process each.
+
+Each machine is a namespace on a shared switch (198.19.0.0/24, with a router at .254 so it
+has a default route as a real host does) with a VXLAN overlay (VNI 100) between them: a
+bridge, a VXLAN device with a full mesh of permanent forwarding entries (what a control plane
+writes) and one "container" namespace on the bridge (10.100.0.N). etcd runs in a namespace of
+its own on the switch (198.19.0.250); the agents run inside their machines and reach it over
+that underlay, and `fleet`/`check --fleet` are run from etcd's namespace, as a person would
+from a machine of the cluster. Faults are injected the way they happen (a firewall rule, an
+MTU set by hand, an address reused, a device gone, an agent killed, etcd restarted) and each
+test puts back what it changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netdiag.flows.packet import NO_LISTENER
+from tests.conftest import sh
+from tests.etcd_server import EtcdServer, unavailable_reason
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+INTERVAL = 2.0
+TTL = 20  # long enough to see the node stale before it goes
+ETCD_ADDRESS = "198.19.0.250"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Fleet:
+    def __init__(self):
+        self.tag = secrets.token_hex(3)
+        self.switch = f"ndt-{self.tag}-sw"
+        self.namespaces: list[str] = []
+        self.agents: dict[int, subprocess.Popen] = {}
+        self.etcd: EtcdServer | None = None
+
+    def machine(self, i: int) -> str:
+        return f"ndt-{self.tag}-m{i}"
+
+    def container(self, i: int) -> str:
+        return f"ndt-{self.tag}-c{i}"
+
+    def build(self) -> None:
+        self._netns(self.switch)
+        sh(f"ip -n {self.switch} link add br0 type bridge && ip -n {self.switch} link set br0 "
+           f"up && ip -n {self.switch} addr add 198.19.0.254/24 dev br0")
+        for i in (1, 2, 3):
+            m, c = self.machine(i), self.container(i)
+            self._netns(m)
+            self._netns(c)
+            sh(f"ip -n {self.switch} link add p{i} type veth peer name eth0 netns {m}")
+            sh(f"ip -n {self.switch} link set p{i} master br0 up")
+            sh(f"ip -n {m} addr add 198.19.0.{i}/24 dev eth0 && ip -n {m} link set eth0 up")
+            sh(f"ip -n {m} route add default via 198.19.0.254")
+            sh(f"ip -n {m} link add br100 type bridge && ip -n {m} link set br100 up")
+            self.add_vxlan(i, peers=False)
+            sh(f"ip -n {m} link add v{i} type veth peer name eth0 netns {c}")
+            sh(f"ip -n {m} link set v{i} master br100 mtu 1450 up")
+            sh(f"ip -n {c} link set eth0 mtu 1450 up && "
+               f"ip -n {c} addr add 10.100.0.{i}/24 dev eth0")
+        for i in (1, 2, 3):
+            self.add_peers(i)
+        self.etcd = EtcdServer(self.switch, ETCD_ADDRESS).create()
+
+    def _netns(self, name: str) -> None:
+        sh(f"ip netns add {name}")
+        self.namespaces.append(name)
+        sh(f"ip -n {name} link set lo up")
+
+    def add_vxlan(self, i: int, peers: bool = True) -> None:
+        m = self.machine(i)
+        sh(f"ip -n {m} link add vx100 type vxlan id 100 dstport 4789 local 198.19.0.{i} "
+           "nolearning")
+        sh(f"ip -n {m} link set vx100 master br100 mtu 1450 up")
+        if peers:
+            self.add_peers(i)
+
+    def add_peers(self, i: int) -> None:
+        for j in (1, 2, 3):
+            if j != i:
+                self.add_entries(i, j)
+
+    def add_entries(self, i: int, j: int) -> None:
+        mac = self.mac(j)
+        sh(f"ip netns exec {self.machine(i)} bridge fdb append 00:00:00:00:00:00 dev vx100 "
+           f"dst 198.19.0.{j} self permanent")
+        sh(f"ip netns exec {self.machine(i)} bridge fdb add {mac} dev vx100 dst 198.19.0.{j} "
+           "self permanent")
+
+    def mac(self, j: int) -> str:
+        return json.loads(sh(f"ip -j -n {self.container(j)} link show eth0"))[0]["address"]
+
+    # --- agents and commands --------------------------------------------------------------
+
+    def start_agent(self, i: int) -> None:
+        self.agents[i] = subprocess.Popen(
+            ["ip", "netns", "exec", self.machine(i), sys.executable, "-m", "netdiag", "agent",
+             "--etcd", self.etcd.url, "--node", f"m{i}", "--host-ns", self.machine(i),
+             "--ns", self.container(i), "--interval", str(INTERVAL), "--ttl", str(TTL)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def kill_agent(self, i: int, signum: int = signal.SIGKILL) -> str:
+        agent = self.agents.pop(i)
+        agent.send_signal(signum)  # `ip netns exec` execs python: this is the agent's pid
+        _, err = agent.communicate(timeout=20)
+        return err
+
+    def netdiag(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.etcd.netns, sys.executable, "-m",
+                               "netdiag", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+
+    def nodes(self) -> dict[str, dict]:
+        done = self.netdiag("fleet", "ls", "--etcd", self.etcd.url, "--json")
+        return {row["node"]: row for row in json.loads(done.stdout or "[]")}
+
+    def check(self, *args: str) -> subprocess.CompletedProcess:
+        return self.netdiag("check", "--fleet", self.etcd.url, *args)
+
+    def close(self) -> None:
+        for i in list(self.agents):
+            self.agents[i].kill()
+            self.agents.pop(i).wait(timeout=10)
+        if self.etcd is not None:
+            self.etcd.close()
+        for name in reversed(self.namespaces):
+            sh(f"ip netns del {name}", check=False)
+
+
+def wait_for(what, timeout: float = 20.0, step: float = 0.5):
+    """Poll `what()` until it returns something true; that value, or fail with the last."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not within {timeout:g} s; last: {value!r}")
+
+
+def findings(fleet: Fleet, code: str) -> list[dict]:
+    """The findings of `code` in `check --fleet --format json`, [] (falsy) while none."""
+    done = fleet.check("--format", "json", "--exit-zero")
+    return [f for f in json.loads(done.stdout)["findings"] if f["code"] == code]
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = Fleet()
+    try:
+        lab.build()
+        for i in (1, 2, 3):
+            lab.start_agent(i)
+        wait_for(lambda: len(lab.nodes()) == 3)
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def quiet(fleet):
+    """Every test starts and ends with the whole fleet present and nothing to find."""
+    def healthy():
+        nodes = fleet.nodes()
+        done = fleet.check()
+        return len(nodes) == 3 and all(n["state"] == "fresh" for n in nodes.values()) and \
+            done.returncode == 0
+    wait_for(healthy, timeout=30)
+    yield fleet
+    wait_for(healthy, timeout=30)
+
+
+def test_a_healthy_fleet_is_quiet(quiet):
+    done = quiet.check()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("0 errors, 0 warnings, 0 info"), done.stdout
+    nodes = quiet.nodes()
+    assert sorted(nodes) == ["m1", "m2", "m3"]
+    assert all(n["namespaces"] == 2 and n["findings"] == {} for n in nodes.values()), nodes
+
+
+def test_a_vxlan_port_filtered_on_one_node_is_named_with_its_rule(quiet):
+    rule = "INPUT -p udp --dport 4789 -j DROP"
+    sh(f"ip netns exec {quiet.machine(2)} iptables -A {rule}")
+    try:
+        found = wait_for(lambda: findings(quiet, "ND921"))
+        texts = [f["message"] for f in found]
+        # m1 and m3 send to m2's VTEP and are stopped by m2's rule; m2's own packets leave.
+        assert sorted(f["namespace"]["label"] for f in found) == ["m1/host", "m3/host"], texts
+        assert all("node m2's VXLAN port 198.19.0.2:4789" in t and "m2/host" in t and
+                   "filter/INPUT/1" in t for t in texts), texts
+    finally:
+        sh(f"ip netns exec {quiet.machine(2)} iptables -D {rule}")
+
+
+def test_an_overlay_mtu_that_differs_on_one_node_is_named(quiet):
+    sh(f"ip -n {quiet.machine(2)} link set vx100 mtu 1400")
+    try:
+        found = wait_for(lambda: findings(quiet, "ND952"))
+        assert len(found) == 1, found
+        assert found[0]["namespace"]["label"] == "m2/host"
+        assert "MTU 1400 on m2 but 1450 on m1, m3" in found[0]["message"]
+    finally:
+        sh(f"ip -n {quiet.machine(2)} link set vx100 mtu 1450")
+
+
+def test_one_overlay_address_on_two_nodes_is_named(quiet):
+    sh(f"ip -n {quiet.container(3)} addr add 10.100.0.2/24 dev eth0")
+    try:
+        found = wait_for(lambda: findings(quiet, "ND102"))
+        message = found[0]["message"]
+        assert "10.100.0.2" in message and f"m2/{quiet.container(2)}" in message and \
+            f"m3/{quiet.container(3)}" in message, message
+    finally:
+        sh(f"ip -n {quiet.container(3)} addr del 10.100.0.2/24 dev eth0")
+
+
+def test_a_node_its_peers_send_to_but_off_the_overlay_is_named(quiet):
+    sh(f"ip -n {quiet.machine(3)} link del vx100")
+    try:
+        found = wait_for(lambda: findings(quiet, "ND952"))
+        wait_for(lambda: len(findings(quiet, "ND952")) == 2)
+        found = findings(quiet, "ND952")
+        assert sorted(f["namespace"]["label"] for f in found) == ["m1/host", "m2/host"]
+        assert all("to VTEP 198.19.0.3, node m3's, but m3 is not on that overlay" in
+                   f["message"] for f in found), found
+        assert not findings(quiet, "ND401"), "one finding per fault: m3 is a live node"
+    finally:
+        quiet.add_vxlan(3)
+
+
+def test_a_killed_agent_makes_its_node_stale_then_gone(quiet):
+    quiet.kill_agent(3)
+    try:
+        started = time.monotonic()
+        wait_for(lambda: quiet.nodes().get("m3", {}).get("state") == "stale", timeout=15)
+        stale = findings(quiet, "ND951")
+        assert [f["namespace"]["label"] for f in stale] == ["m3/host"], stale
+        assert "publishes every 2 s" in stale[0]["message"]
+        wait_for(lambda: "m3" not in quiet.nodes(), timeout=TTL + 5)
+        gone_after = time.monotonic() - started
+        assert gone_after <= TTL + 2, gone_after
+        # m1 and m2 still send to m3's VTEP: entries of a node that left, named with the
+        # nodes that are left.
+        found = findings(quiet, "ND401")
+        assert sorted({f["namespace"]["label"] for f in found}) == ["m1/host", "m2/host"]
+        assert all("VTEP 198.19.0.3 is no live node's" in f["message"] for f in found), found
+    finally:
+        quiet.start_agent(3)
+
+
+def test_a_stopped_agent_withdraws_its_node_at_once(quiet):
+    quiet.kill_agent(2, signal.SIGTERM)
+    try:
+        assert "m2" not in quiet.nodes()
+    finally:
+        quiet.start_agent(2)
+
+
+def test_an_etcd_restart_loses_no_node_for_longer_than_an_interval(quiet):
+    quiet.etcd.stop()
+    time.sleep(2 * INTERVAL)
+    quiet.etcd.start()
+    back = time.monotonic()
+    wait_for(lambda: len(quiet.nodes()) == 3 and
+             all(n["state"] == "fresh" for n in quiet.nodes().values()), timeout=15, step=0.2)
+    recovered = time.monotonic() - back
+    assert recovered <= INTERVAL + 1.5, recovered  # one interval, and the CLI's own start
+
+
+def test_a_path_crosses_nodes_in_a_fleet_snapshot(quiet, tmp_path):
+    out = tmp_path / "fleet.json"
+    done = quiet.netdiag("fleet", "snapshot", "-o", str(out), "--etcd", quiet.etcd.url)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "netdiag", "path",
+                           f"m1/{quiet.container(1)}", "10.100.0.3:80", "--from", str(out),
+                           "--format", "json"], cwd=ROOT, capture_output=True, text=True)
+    result = json.loads(done.stdout)
+    hops = [hop["namespace"]["label"] for hop in result["hops"]]
+    assert hops[0] == f"m1/{quiet.container(1)}" and hops[-1] == f"m3/{quiet.container(3)}"
+    assert "m1/host" in hops and "m3/host" in hops, hops
+    # Nothing listens on port 80 there: the model says so, it does not invent a drop.
+    assert result["disposition"] == NO_LISTENER, result["drop"]
+
+
+def test_bad_fleet_input_gets_one_line_and_its_exit_code(quiet):
+    done = quiet.netdiag("fleet", "ls", "--etcd", "ftp://x")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    done = quiet.netdiag("fleet", "ls", "--etcd", "http://127.0.0.1:1")
+    assert done.returncode == 3 and "cannot be reached" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1
+    done = quiet.netdiag("fleet", "show", "nosuch", "--etcd", quiet.etcd.url)
+    assert done.returncode == 2 and "nodes: m1, m2, m3" in done.stderr, done.stderr
+    done = quiet.check("--from", "x.json")
+    assert done.returncode == 2 and "give one" in done.stderr
