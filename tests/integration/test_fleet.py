@@ -306,3 +306,92 @@ def test_bad_fleet_input_gets_one_line_and_its_exit_code(quiet):
     assert done.returncode == 2 and "nodes: m1, m2, m3" in done.stderr, done.stderr
     done = quiet.check("--from", "x.json")
     assert done.returncode == 2 and "give one" in done.stderr
+
+
+# --- a fleet with a real Swarm ------------------------------------------------------------
+
+SWARM_OVERLAY = "ndt-fleet-ov"
+
+
+@pytest.fixture(scope="module")
+def swarm_fleet():
+    """The two-node Swarm of tests/docker_engine.py (198.18.0.1 and .2 on one switch, a
+    router at .254), an overlay with a container on each node, a third machine without Docker
+    on the same switch, etcd at 198.18.0.250, and an agent per machine."""
+    from tests.docker_engine import IMAGE, EngineUnavailable, Swarm
+    from tests.docker_engine import unavailable_reason as docker_unavailable
+
+    reason = unavailable_reason() or docker_unavailable()
+    if reason:
+        pytest.skip(reason)
+    swarm = Swarm()
+    try:
+        swarm.start()
+    except EngineUnavailable as exc:
+        pytest.skip(f"dockerd cannot run here: {exc}")
+    etcd = None
+    agents: list[subprocess.Popen] = []
+    third = f"ndt-{swarm.tag}-m3"
+    try:
+        sh(f"ip -n {swarm.switch} addr add 198.18.0.254/24 dev br0")
+        manager, worker = swarm.nodes
+        for node in swarm.nodes:
+            sh(f"ip -n {node.netns} route add default via 198.18.0.254")
+        sh(f"ip netns add {third} && ip -n {third} link set lo up")
+        sh(f"ip -n {swarm.switch} link add p3 type veth peer name eth0 netns {third}")
+        sh(f"ip -n {swarm.switch} link set p3 master br0 up")
+        sh(f"ip -n {third} addr add 198.18.0.3/24 dev eth0 && ip -n {third} link set eth0 up")
+        sh(f"ip -n {third} route add default via 198.18.0.254")
+        manager.docker("network", "create", "-d", "overlay", "--attachable", SWARM_OVERLAY)
+        manager.docker("run", "-d", "--name", "ndt-fleet-web", "--network", SWARM_OVERLAY,
+                       IMAGE, "httpd", "-f", "-p", "80", "-h", "/www")
+        worker.docker("run", "-d", "--name", "ndt-fleet-cli", "--network", SWARM_OVERLAY,
+                      IMAGE, "sleep", "3600")
+        worker.wait_until_serving("ndt-fleet-web", client="ndt-fleet-cli")
+        etcd = EtcdServer(swarm.switch, "198.18.0.250").create()
+        machines = [(f"n{i + 1}", node.netns, node.host) for i, node in enumerate(swarm.nodes)]
+        machines.append(("m3", third, "none"))
+        for name, host_ns, engine in machines:
+            agents.append(subprocess.Popen(
+                ["ip", "netns", "exec", host_ns, sys.executable, "-m", "netdiag", "agent",
+                 "--etcd", etcd.url, "--node", name, "--host-ns", host_ns, "--docker", engine,
+                 "--interval", str(INTERVAL)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        lab = Fleet()
+        lab.etcd = etcd
+        wait_for(lambda: len(lab.nodes()) == 3, timeout=30)
+        yield swarm, lab
+    finally:
+        for agent in agents:
+            agent.kill()
+            agent.wait(timeout=10)
+        if etcd is not None:
+            etcd.close()
+        for node in swarm.nodes:
+            for name in ("ndt-fleet-web", "ndt-fleet-cli"):
+                node.docker("rm", "-f", name, check=False)
+        swarm.stop()
+        sh(f"ip netns del {third}", check=False)
+
+
+def test_a_healthy_swarm_fleet_is_quiet_and_its_overlay_spans_the_nodes(swarm_fleet):
+    _, lab = swarm_fleet
+    done = lab.check()
+    assert done.returncode == 0, done.stdout + done.stderr
+    nodes = lab.nodes()
+    assert nodes["n1"]["namespaces"] >= 3 and nodes["n2"]["namespaces"] >= 3, nodes
+
+
+def test_a_swarm_node_whose_vxlan_port_is_filtered_is_named_in_the_fleet(swarm_fleet):
+    swarm, lab = swarm_fleet
+    worker = swarm.nodes[1]
+    rule = "INPUT -p udp --dport 4789 -j DROP"
+    sh(f"ip netns exec {worker.netns} iptables -I {rule}")
+    try:
+        found = wait_for(lambda: findings(lab, "ND921"))
+        texts = [f["message"] for f in found]
+        assert any(f["namespace"]["label"] == "n2/host" and "198.18.0.1" in f["message"]
+                   and "filter/INPUT/1" in f["message"] for f in found), texts
+    finally:
+        sh(f"ip netns exec {worker.netns} iptables -D {rule}")
+    wait_for(lambda: lab.check().returncode == 0, timeout=30)
