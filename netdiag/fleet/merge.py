@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from netdiag import __version__
 from netdiag.errors import CorruptSnapshot
+from netdiag.fleet.store import Meta
 from netdiag.model import (
     READABLE_VERSIONS,
     Gap,
@@ -37,7 +38,7 @@ ID_STRIDE = 1 << 32  # namespace inodes are 32-bit
 class Published:
     """One node's latest record and its snapshot's JSON (None when it could not be read)."""
 
-    meta: object  # store.Meta (kept loose: merge needs no etcd)
+    meta: Meta
     data: bytes | None
     problem: str = ""
 
@@ -124,12 +125,3 @@ def _probes(probes: Probes, renumber) -> Probes:
                                  for p in probes.path_mtu),
                   ports=tuple(replace(p, namespace=renumber(p.namespace)) for p in probes.ports),
                   dns=tuple(replace(p, namespace=renumber(p.namespace)) for p in probes.dns))
-
-
-def machine_of(snapshot: Snapshot, ns_id: int) -> Machine | None:
-    """The node a namespace of a fleet snapshot was read on (None outside a fleet)."""
-    if not snapshot.machines:
-        return None
-    state = snapshot.namespace(ns_id)
-    name = state.ref.machine if state else ""
-    return next((m for m in snapshot.machines if m.name == name), None)

@@ -164,13 +164,6 @@ class Store:
         self._txn([_put(f"{PREFIX}history/{node}/{slot}", record, lease),
                    _put(f"{PREFIX}node/{node}", record, lease)])
 
-    def withdraw(self, node: str) -> None:
-        """Remove a node's keys at once (an agent that stops cleanly)."""
-        for folder in ("node/", "history/", "blob/"):
-            key = f"{PREFIX}{folder}{node}"
-            self._call("delete", self._client.delete_prefix, key + ("" if folder == "node/"
-                                                                     else "/"))
-
     def _put(self, key: str, value: bytes, lease: int) -> None:
         self._txn([_put(key, value, lease)])
 
