@@ -8,8 +8,9 @@ What is recognised:
   own the devices' local addresses; its subnet and MTU.
 * containers: the namespaces on the far side of those veths, with their static addresses;
   published ports from the hosts' DNAT rules.
-* hosts: the namespaces that hold the networks; several hosts get an underlay with the subnet
-  and MTU of the link their VTEP address is on.
+* hosts: the namespaces that hold the networks (a fleet snapshot's machines by their node
+  names); several hosts get an underlay with the subnet and MTU of the link their VTEP address
+  is on.
 * faults: the anomalies the checks find, written as the inverse of their repairs (the current
   MTU where a repair would set another, the route a repair would delete...), plus processes
   listening in a host namespace (they compete with published ports).
@@ -29,7 +30,7 @@ import yaml
 from netdiag.checks import engine
 from netdiag.checks.topology import Topology as Index
 from netdiag.checks.topology import index
-from netdiag.model import NamespaceState, Snapshot
+from netdiag.model import NamespaceState, NsKind, Snapshot
 from netdiag.repair import steps
 
 GATEWAY_BRIDGE = "docker_gwbridge"
@@ -64,10 +65,12 @@ def _unique_name(raw: str, taken: set[str], fallback: str) -> str:
 
 
 def _node_name(found: _Found, nodes: dict[int, str], state: NamespaceState) -> str:
-    """The node name of a host or container namespace, given once per namespace."""
+    """The node name of a host or container namespace, given once per namespace (a fleet
+    snapshot's machine is named after its node)."""
     ref = state.ref
     if ref.id not in nodes:
-        raw = ref.node or ref.container or ref.name or ref.label or f"ns{ref.id}"
+        machine = ref.machine if ref.kind is NsKind.HOST else ""
+        raw = machine or ref.node or ref.container or ref.name or ref.label or f"ns{ref.id}"
         nodes[ref.id] = _unique_name(raw, found.taken, "node")
     return nodes[ref.id]
 

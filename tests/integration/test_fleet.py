@@ -415,3 +415,23 @@ def test_a_swarm_node_whose_vxlan_port_is_filtered_is_named_in_the_fleet(swarm_f
     finally:
         sh(f"ip netns exec {worker.netns} iptables -D {rule}")
     wait_for(lambda: lab.check().returncode == 0, timeout=30)
+
+
+def test_a_swarm_fleet_snapshot_becomes_a_lab_topology_spanning_its_nodes(swarm_fleet,
+                                                                          tmp_path):
+    import yaml
+
+    _, lab = swarm_fleet
+    out = tmp_path / "fleet.json"
+    done = lab.netdiag("fleet", "snapshot", "-o", str(out), "--etcd", lab.etcd.url)
+    assert done.returncode == 0, done.stderr
+    topology = tmp_path / "repro.yaml"
+    done = subprocess.run([sys.executable, "-m", "netdiag", "lab", "from-snapshot", str(out),
+                           "-o", str(topology)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    found = yaml.safe_load(topology.read_text())
+    # The Swarm's ingress network and ours, each on both nodes, by the nodes' names.
+    overlays = [n for n in found["networks"] if n["driver"] == "overlay"]
+    assert len(overlays) == 2 and all(n["hosts"] == ["n1", "n2"] for n in overlays), found
+    placed = {c["name"]: c["host"] for c in found["containers"]}
+    assert placed["ndt-fleet-web"] == "n1" and placed["ndt-fleet-cli"] == "n2", placed
