@@ -60,7 +60,9 @@ def run_ls(args: argparse.Namespace) -> int:
     from netdiag.fleet.store import Store
 
     store = Store(args.etcd)
-    metas = store.nodes()
+    metas, unreadable = store.nodes()
+    for text in unreadable:
+        print(f"netdiag: note: {text}", file=sys.stderr)
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     rows = [_row(meta, now) for meta in metas]
     if args.json:
@@ -103,7 +105,7 @@ def run_show(args: argparse.Namespace) -> int:
     store = Store(args.etcd)
     meta = store.node(args.node)
     if meta is None:
-        known = ", ".join(m.node for m in store.nodes()) or "none"
+        known = ", ".join(m.node for m in store.nodes()[0]) or "none"
         raise NotFound(f"no node {args.node!r} in the fleet at {store.url} (nodes: {known})")
     history = store.history(args.node)
     now = datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -8,11 +8,12 @@ at a time; a snapshot replaced while it was being read is read again once.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from netdiag.errors import CorruptSnapshot
 from netdiag.fleet.merge import Published, merge
 from netdiag.fleet.store import Meta, Store
-from netdiag.model import Snapshot
+from netdiag.model import Gap, Snapshot
 
 READERS = 8
 
@@ -20,10 +21,13 @@ READERS = 8
 def gather(url: str, timeout: float = 5.0, nodes: tuple[str, ...] = ()) -> Snapshot:
     """The fleet at `url` as one snapshot (only `nodes`, when given)."""
     store = Store(url, timeout)
-    metas = [m for m in store.nodes() if not nodes or m.node in nodes]
+    metas, unreadable = store.nodes()
+    metas = [m for m in metas if not nodes or m.node in nodes]
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="netdiag-fleet") as pool:
         published = list(pool.map(lambda meta: _read(store, meta), metas))
-    return merge(published)
+    merged = merge(published)
+    gaps = tuple(Gap(collector="fleet", kind="unreadable", message=text) for text in unreadable)
+    return replace(merged, gaps=merged.gaps + gaps) if gaps else merged
 
 
 def _read(store: Store, meta: Meta) -> Published:

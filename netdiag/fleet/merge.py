@@ -6,7 +6,8 @@ ids are renumbered, because namespace inodes repeat across machines (every host'
 namespace is 4026531840): node number k (in name order, from 1) takes k·2³² + inode, and every
 field that refers to a namespace (veth peers, gaps, probes, Docker's engines and containers)
 is renumbered with it. A node whose snapshot this netdiag cannot read (a newer schema, a
-damaged record) is left out with a gap that says why; the others still merge.
+damaged record) is left out with a gap that says why, and listed in `machines` with that
+problem (so no rule takes its absence for a node that left); the others still merge.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def merge(published: Sequence[Published], now: datetime | None = None) -> Snapsh
         if snapshot is None:
             gaps.append(Gap(collector="fleet", kind="unreadable",
                             message=f"node {meta.node}: {problem}"))
+            machines.append(Machine(name=meta.node, hostname=meta.hostname,
+                                    agent_version=meta.agent_version,
+                                    schema_version=meta.schema_version,
+                                    published_at=meta.published_at, interval=meta.interval,
+                                    sequence=meta.sequence, problem=problem))
             continue
         offset = number * ID_STRIDE
         renumber = lambda ns_id, offset=offset: None if ns_id is None else ns_id + offset

@@ -175,11 +175,17 @@ class Store:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def nodes(self) -> list[Meta]:
-        """Every node's latest Meta, by name."""
+    def nodes(self) -> tuple[list[Meta], list[str]]:
+        """Every node's latest Meta, by name, and what was under the prefix but is no node's
+        record (one line each: a foreign or damaged key must not hide the fleet)."""
         found = self._call("read", self._client.get_prefix, f"{PREFIX}node/")
-        metas = [Meta.decode(value, _key(info)) for value, info in found]
-        return sorted(metas, key=lambda meta: meta.node)
+        metas, unreadable = [], []
+        for value, info in found:
+            try:
+                metas.append(Meta.decode(value, _key(info)))
+            except CorruptSnapshot as exc:
+                unreadable.append(str(exc))
+        return sorted(metas, key=lambda meta: meta.node), unreadable
 
     def node(self, name: str) -> Meta | None:
         found = self._call("read", self._client.get, f"{PREFIX}node/{name}")

@@ -26,6 +26,7 @@ class Machine:
     interval: float = 0.0  # seconds: the agent publishes at least this often
     sequence: int = 0  # how many snapshots this agent has published since it started
     host_namespace: int = 0  # the id of the namespace that is this machine, in the fleet
+    problem: str = ""  # why its snapshot is not in the fleet snapshot ("": it is)
 
     @property
     def allowed_age(self) -> float:

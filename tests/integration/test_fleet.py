@@ -242,6 +242,24 @@ def test_a_node_its_peers_send_to_but_off_the_overlay_is_named(quiet):
         quiet.add_vxlan(3)
 
 
+def test_a_node_that_runs_the_overlay_under_another_vni_is_named_with_its_vni(quiet):
+    m3 = quiet.machine(3)
+    sh(f"ip -n {m3} link del vx100")
+    sh(f"ip -n {m3} link add vx100 type vxlan id 101 dstport 4789 local 198.19.0.3 nolearning")
+    sh(f"ip -n {m3} link set vx100 master br100 mtu 1450 up")
+    quiet.add_peers(3)
+    try:
+        wait_for(lambda: len(findings(quiet, "ND952")) >= 2)
+        found = findings(quiet, "ND952")
+        on_peers = [f for f in found if f["namespace"]["label"] in ("m1/host", "m2/host")]
+        assert len(on_peers) == 2, found
+        assert all("m3 is not on that overlay (its VXLAN devices there are VNI 101)" in
+                   f["message"] for f in on_peers), on_peers
+    finally:
+        sh(f"ip -n {m3} link del vx100")
+        quiet.add_vxlan(3)
+
+
 def test_a_killed_agent_makes_its_node_stale_then_gone(quiet):
     quiet.kill_agent(3)
     try:
@@ -255,10 +273,12 @@ def test_a_killed_agent_makes_its_node_stale_then_gone(quiet):
         print(f"stale, then gone {gone_after:.1f} s after the kill (lease {TTL} s)")
         assert gone_after <= TTL + 2, gone_after
         # m1 and m2 still send to m3's VTEP: entries of a node that left, named with the
-        # nodes that are left.
+        # nodes that are left; deleting them is for a person to decide (a machine without an
+        # agent would look the same).
         found = findings(quiet, "ND401")
         assert sorted({f["namespace"]["label"] for f in found}) == ["m1/host", "m2/host"]
-        assert all("VTEP 198.19.0.3 is no live node's" in f["message"] for f in found), found
+        assert all("VTEP 198.19.0.3 is no node's of the fleet" in f["message"] and
+                   f["repair"]["safety"] == "unsafe" for f in found), found
     finally:
         quiet.start_agent(3)
 
@@ -314,6 +334,25 @@ def test_a_path_crosses_nodes_in_a_fleet_snapshot(quiet, tmp_path):
     assert "m1/host" in hops and "m3/host" in hops, hops
     # Nothing listens on port 80 there: the model says so, it does not invent a drop.
     assert result["disposition"] == NO_LISTENER, result["drop"]
+
+
+def test_a_foreign_key_under_the_prefix_is_a_note_not_an_outage(quiet):
+    key = "/netdiag/fleet/v1/node/garbage"
+    put = ["etcdctl", "--endpoints", "http://127.0.0.1:2379"]
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    subprocess.run(["ip", "netns", "exec", quiet.etcd.netns, *put, "put", key, "{not json"],
+                   check=True, capture_output=True, env=env)
+    try:
+        done = quiet.netdiag("fleet", "ls", "--etcd", quiet.etcd.url)
+        assert done.returncode == 0 and "m1" in done.stdout, done.stdout + done.stderr
+        assert "not a netdiag fleet record" in done.stderr, done.stderr
+        done = quiet.check("--format", "json")
+        assert done.returncode == 0, done.stdout
+        gaps = json.loads(done.stdout)["gaps"]
+        assert any("garbage" in g["message"] for g in gaps), gaps
+    finally:
+        subprocess.run(["ip", "netns", "exec", quiet.etcd.netns, *put, "del", key],
+                       check=True, capture_output=True, env=env)
 
 
 def test_bad_fleet_input_gets_one_line_and_its_exit_code(quiet):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from netdiag import netns
 from netdiag.checks.fleet import fleet_node_stale, fleet_overlay_mismatch
+from netdiag.checks.overlay import vxlan_fdb_stale
 from netdiag.fleet.merge import Published, merge
 from netdiag.fleet.store import Meta
 from netdiag.model import FdbEntry, NsKind
@@ -75,10 +76,15 @@ def test_merge_renumbers_the_inodes_that_repeat_across_machines_and_names_the_no
 
 def test_a_node_with_a_snapshot_this_netdiag_cannot_read_is_left_out_and_says_why():
     merged = fleet(published(1), published(2), published(3, schema=99))
-    assert [m.name for m in merged.machines] == ["m1", "m2"]
+    assert [s.ref.machine for s in merged.namespaces].count("m3") == 0
+    assert [(m.name, bool(m.problem)) for m in merged.machines] == [
+        ("m1", False), ("m2", False), ("m3", True)]
     gap = next(g for g in merged.gaps if g.collector == "fleet")
     assert "node m3" in gap.message and "schema 99" in gap.message and \
         "at least as new as the agents'" in gap.message
+    # m1 and m2 still send to m3, a live node this netdiag could not read: not stale.
+    assert run(vxlan_fdb_stale, merged) == []
+    assert run(fleet_node_stale, merged) == []
 
 
 def test_machine_qualified_references_resolve_in_a_fleet_snapshot():
@@ -118,3 +124,13 @@ def test_an_mtu_that_differs_names_the_odd_node_and_the_others():
     found = [f for f in run(fleet_overlay_mismatch, merged) if "MTU" in f.message]
     assert [f.namespace.label for f in found] == ["m2/host"]
     assert "MTU 1400 on m2 but 1450 on m1, m3" in found[0].message
+
+
+def test_entries_for_a_node_that_left_are_stale_but_deleting_them_is_for_a_person():
+    from netdiag.repair.steps import Safety
+
+    merged = fleet(published(1), published(2))  # m3 is gone from the fleet
+    found = run(vxlan_fdb_stale, merged)
+    assert sorted(f.namespace.label for f in found) == ["m1/host", "m2/host"]
+    assert all("VTEP 198.19.0.3 is no node's of the fleet" in f.message and
+               f.repair.safety is Safety.UNSAFE for f in found), [f.message for f in found]

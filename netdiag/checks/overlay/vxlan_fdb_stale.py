@@ -9,9 +9,12 @@ What it finds
       its devices, not by its VNI alone: two independent Swarms on one machine both use VNI
       4096, and one's VTEPs are not the other's. On a Docker overlay whose peer list the
       snapshot holds, a VTEP in that list is a node of the network, and one that is not is
-      docker-overlay-peers' finding. In a fleet snapshot the VTEPs are the live nodes': an
-      entry for a node that left (its agent gone with its lease) names the nodes that are
-      left, and one for a live node that is not on the overlay is fleet-overlay-mismatch's;
+      docker-overlay-peers' finding. In a fleet snapshot the VTEPs are those of the nodes
+      whose agents publish: an entry for a node that left (its agent gone with its lease)
+      names the nodes that are left, and its repair is unsafe (a machine without an agent
+      is not in the fleet either); one for a live node that is not on the overlay is
+      fleet-overlay-mismatch's; and while a node of the fleet could not be read, none is
+      called stale this way;
     * a permanent neighbour entry (IP → MAC) on the device whose MAC has no FDB entry, so
       frames for that IP are dropped or flooded; with Docker's MAC scheme (`02:42:` + the IPv4
       bytes), an FDB entry for the IP's own MAC shows which MAC the neighbour should have;
@@ -135,27 +138,37 @@ def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | Non
     # Only a snapshot that holds other VTEPs of this overlay shows who the peers are; a single
     # host's snapshot never contains its remote peers, so their absence proves nothing.
     machine = topology.ref(ns_id).machine
-    if not problem and machine and any(topology.ref(holder).machine not in ("", machine)
-                       for holder, _ in topology.owners_of(entry.dst)):
-        return  # a live node's, that is not on the overlay: fleet-overlay-mismatch's finding
+    safety = Safety.SAFE
+    if machine and not problem:
+        if any(topology.ref(holder).machine not in ("", machine)
+               for holder, _ in topology.owners_of(entry.dst)):
+            return  # a live node's, that is not on the overlay: fleet-overlay-mismatch's
+        if any(m.problem for m in topology.snapshot.machines):
+            return  # a node of the fleet was not read: the VTEP may be that node's
     if not problem and not a_peer and others and entry.dst not in others:
-        if machine:  # a fleet snapshot: the VTEPs are the live nodes'
+        if machine:  # a fleet snapshot: the VTEPs are the nodes whose agents publish
             nodes = ", ".join(f"{address} ({topology.ref(own[address][0]).machine})"
                               for address in sorted(others, key=ip_int))
-            problem = (f"VTEP {entry.dst} is no live node's: the VNI {link.vxlan.vni} "
-                       f"overlay's other VTEPs are {nodes} (a node that left, and whose "
-                       "entries were never withdrawn?)")
+            problem = (f"VTEP {entry.dst} is no node's of the fleet: the VNI "
+                       f"{link.vxlan.vni} overlay's other VTEPs are {nodes} (a node that "
+                       "left, and whose entries were never withdrawn? or one without an "
+                       "agent)")
+            # Whether the fleet is every node is not the snapshot's to know: a person says.
+            safety = Safety.UNSAFE
         else:
             problem = (f"VTEP {entry.dst} is none of the VTEPs of this VNI {link.vxlan.vni} "
                        f"overlay in the snapshot ({', '.join(sorted(others, key=ip_int))})")
     if not problem:
         return
+    title = f"delete the stale FDB entry {entry.mac} dst {entry.dst}"
+    if safety is Safety.UNSAFE:
+        title += f" (once you know no node without an agent is {entry.dst})"
     yield RULE.finding(
         topology.ref(ns_id), link.name,
         f"FDB entry {entry.mac} on {link.name} is stale: {problem}",
         evidence=evidence, related=(underlay,) if underlay not in (None, ns_id) else (),
-        repair=Repair(f"delete the stale FDB entry {entry.mac} dst {entry.dst}", Safety.SAFE,
-                      (DeleteFdbEntry(ns_id, link.name, entry.mac, entry.dst),)))
+        repair=Repair(title, safety, (DeleteFdbEntry(ns_id, link.name, entry.mac,
+                                                     entry.dst),)))
 
 
 def _check_neighbours(topology: Topology, ns_id: int, link: Link, entries: list[FdbEntry],
