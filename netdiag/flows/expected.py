@@ -29,7 +29,9 @@ service's VIP included), and every program answers on its port a node that share
 with it (the first other one, by name).
 
 A fleet's (netdiag/fleet/): each node of a VXLAN overlay reaches the VXLAN port of every
-other node it sends the overlay to, across the network between the nodes.
+other node it sends the overlay to, across the network between the nodes; and on each Docker
+overlay network, a container of each node reaches one of the next node (a ring over the
+nodes), through both nodes' overlay namespaces and the underlay between them.
 
 And the user's (`expect:` in the check config file): from a namespace, to an address, a name
 as that namespace resolves it or a namespace, with a port and protocol, that must reach — or
@@ -50,7 +52,7 @@ from netdiag.flows import names, routing
 from netdiag.flows.packet import DELIVERED, NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot
-from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
+from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerEngine, DockerNetwork
 from netdiag.model.lab import LabApp, LabIntent
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
@@ -225,6 +227,7 @@ def fleet_expectations(snapshot: Snapshot) -> Iterator[Expectation]:
     get through its firewall to the port."""
     if len(snapshot.machines) < 2:
         return
+    yield from _across_overlays(snapshot)
     topo = topology.index(snapshot)
     docker_made = intent.overlay_namespaces(snapshot)
     seen = set()
@@ -252,6 +255,39 @@ def fleet_expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                     f"{here}: {link.name} sends VNI {info.vni} to VTEP {remote}, node {there}'s",
                     underlay, Packet(source, remote, "udp", info.dstport, info.dstport),
                     one_way=True)
+
+
+def _across_overlays(snapshot: Snapshot) -> Iterator[Expectation]:
+    """A Docker overlay network's containers reach each other across nodes: on each network,
+    the first running container of each node reaches the first of the next node (a ring:
+    every node is a source once and a destination once)."""
+    placed: dict[str, dict[str, tuple[DockerContainer, DockerEndpoint]]] = {}
+    names: dict[str, str] = {}
+    for engine in snapshot.docker:
+        for network in (n for n in engine.networks if n.driver == "overlay"):
+            names[network.id] = network.name
+        for container in engine.containers:
+            state = snapshot.namespace(container.netns) if container.running and \
+                container.netns else None
+            if state is None or not state.ref.machine:
+                continue
+            for endpoint in container.endpoints:
+                if endpoint.ip and endpoint.network_id in names:
+                    placed.setdefault(endpoint.network_id, {}).setdefault(
+                        state.ref.machine, (container, endpoint))
+    for network_id, by_machine in placed.items():
+        machines = sorted(by_machine)
+        if len(machines) < 2:
+            continue
+        for here, there in zip(machines, machines[1:] + machines[:1]):
+            (one, e1), (two, e2) = by_machine[here], by_machine[there]
+            network = names[network_id]
+            yield Expectation(
+                f"{one.name} on node {here} reaches {two.name} ({e2.ip}) on node {there} "
+                f"over overlay {network}",
+                "containers on one overlay network reach each other across nodes",
+                f"Docker: {one.name} ({e1.ip}) on {here} and {two.name} ({e2.ip}) on {there} "
+                f"are on overlay {network}", one.netns, Packet(e1.ip, e2.ip, "icmp"))
 
 
 def _who(container: DockerContainer) -> str:

@@ -441,6 +441,36 @@ def test_a_healthy_swarm_fleet_is_quiet_and_its_overlay_spans_the_nodes(swarm_fl
     assert nodes["n1"]["namespaces"] >= 3 and nodes["n2"]["namespaces"] >= 3, nodes
 
 
+def test_containers_on_a_swarm_overlay_reach_each_other_across_nodes(swarm_fleet, tmp_path):
+    """The flow the fleet expects between the nodes' containers, walked across both nodes'
+    overlay namespaces and the underlay; then a DROP in the web container stops it there."""
+    swarm, lab = swarm_fleet
+    manager = swarm.nodes[0]
+    out = tmp_path / "fleet.json"
+    assert lab.netdiag("fleet", "snapshot", "-o", str(out), "--etcd",
+                       lab.etcd.url).returncode == 0
+    web_ip = manager.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                            "{{.IPAddress}}{{end}}", "ndt-fleet-web").strip()
+    done = subprocess.run([sys.executable, "-m", "netdiag", "path", "n2/ndt-fleet-cli",
+                           web_ip, "--from", str(out), "--format", "json"], cwd=ROOT,
+                          capture_output=True, text=True)
+    result = json.loads(done.stdout)
+    assert result["disposition"] == "delivered", result["drop"]
+    hops = [hop["namespace"]["label"] for hop in result["hops"]]
+    assert hops[0] == "n2/ndt-fleet-cli" and hops[-1] == "n1/ndt-fleet-web", hops
+    pid = manager.docker("inspect", "-f", "{{.State.Pid}}", "ndt-fleet-web").strip()
+    rule = f"INPUT -p icmp -s {web_ip.rsplit('.', 1)[0]}.0/24 -j DROP"
+    sh(f"nsenter --net=/proc/{pid}/ns/net iptables -I {rule}")
+    try:
+        found = wait_for(lambda: [f for f in findings(lab, "ND921")
+                                  if "over overlay" in f["message"]])
+        assert any("ndt-fleet-cli on node n2 reaches ndt-fleet-web" in f["message"] and
+                   "n1/ndt-fleet-web" in f["message"] for f in found), found
+    finally:
+        sh(f"nsenter --net=/proc/{pid}/ns/net iptables -D {rule}")
+    wait_for(lambda: lab.check().returncode == 0, timeout=30)
+
+
 def test_a_swarm_node_whose_vxlan_port_is_filtered_is_named_in_the_fleet(swarm_fleet):
     swarm, lab = swarm_fleet
     worker = swarm.nodes[1]
