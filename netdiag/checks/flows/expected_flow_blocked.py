@@ -8,9 +8,12 @@ What it finds
     published TCP port, the publishing container to its own published port at the host's
     address, a Swarm node's peers to its VXLAN port and its VXLAN packets to them), those a
     netdiag lab promises (each program to its backend, each program from a neighbour on its
-    network) and those the check configuration's `expect:` lists (`reach: false` for a flow
-    that must be blocked, reported when it is delivered), each simulated by the flow engine
-    through routing, bridges, macvlans, VXLAN, netfilter, NAT and conntrack — with its reply.
+    network), those a fleet snapshot promises (each node of a VXLAN overlay to the others'
+    VXLAN port, and on a Docker overlay a container of each node to one of the next node,
+    across the network between the nodes) and those the check configuration's `expect:`
+    lists (`reach: false` for a flow that must be blocked, reported when it is delivered),
+    each simulated by the flow engine through routing, bridges, macvlans, VXLAN, netfilter,
+    NAT and conntrack — with its reply (VXLAN's datagrams, which nobody answers, without).
     A flow that is denied, null-routed, is reverse-path filtered or loops is reported with
     the namespace, the place (the firewall rule, the route, the device) and the reason that
     stop it; one that the engine cannot judge (an unmodelled firewall match) is an info
@@ -62,9 +65,9 @@ from netdiag.model import Snapshot
 from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
-            summary="a flow that Docker's or a lab's intent promises (gateway, peers, DNS, "
-                    "published ports, VTEPs, backends) is stopped on its way; the hop and "
-                    "the rule are named")
+            summary="a flow that Docker's, a lab's or a fleet's intent promises (gateway, "
+                    "peers, DNS, published ports, VTEPs, backends) is stopped on its way; the "
+                    "hop and the rule are named")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
