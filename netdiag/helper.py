@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Sequence
 
+from netdiag import capabilities
 from netdiag.errors import CollectError, PermissionDenied
 
 _CHUNK = 1 << 16
@@ -56,7 +57,8 @@ def run(argv: Sequence[str], timeout: float = 10.0) -> str:
             text = os.pread(errors, _ERROR_BYTES, 0).decode(errors="replace")
             message = (text.strip().splitlines() or [f"exit code {code}"])[-1]
             if "ermission denied" in message or "you must be root" in message:
-                raise PermissionDenied(f"{argv[0]}: {message}")
+                # The firewall programs and their kin: what they lack is CAP_NET_ADMIN.
+                raise PermissionDenied(f"{argv[0]}: {capabilities.denied('NET_ADMIN')}")
             raise CollectError(f"{argv[0]}: {message}")
         return output.decode(errors="replace")
     finally:

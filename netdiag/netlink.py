@@ -28,6 +28,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from netdiag import capabilities
 from netdiag.errors import CollectError, KernelFeatureMissing, NetdiagError, PermissionDenied
 
 NETLINK_ROUTE = 0
@@ -152,9 +153,10 @@ class Socket:
 
 # --- errors: errno → (netdiag's kind, text in place of the errno's); others: CollectError
 
+NEEDS_NET_ADMIN = "NET_ADMIN"  # in place of a text: said by capabilities.denied at the time
 READ_ERRORS = {  # the collectors' questions below: "cannot read nftables tables: ..."
-    errno.EPERM: (PermissionDenied, "permission denied (netdiag needs root)"),
-    errno.EACCES: (PermissionDenied, "permission denied (netdiag needs root)"),
+    errno.EPERM: (PermissionDenied, NEEDS_NET_ADMIN),
+    errno.EACCES: (PermissionDenied, NEEDS_NET_ADMIN),
     errno.EPROTONOSUPPORT: (KernelFeatureMissing, "the kernel lacks it"),
     errno.EAFNOSUPPORT: (KernelFeatureMissing, "the kernel lacks it"),
 }
@@ -168,6 +170,8 @@ def translated(code: int | None, subject: str, detail: object,
     """The project's error for errno `code` from `subject` ("cannot read xfrm states");
     `detail` (the errno's text) is said when `kinds` has no text of its own for it."""
     kind, text = kinds.get(code, (CollectError, detail))
+    if text == NEEDS_NET_ADMIN:
+        text = capabilities.denied("NET_ADMIN")
     return kind(f"{subject}: {text}")
 
 

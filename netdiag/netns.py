@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
+from netdiag import capabilities
 from netdiag.errors import CollectError, NamespaceGone, NotFound, PermissionDenied
 from netdiag.model import NamespaceRef, NsKind
 from netdiag.model.docker import DockerEngine, DockerNetwork
@@ -39,7 +40,7 @@ def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         if err == errno.EPERM:
-            raise PermissionDenied(f"cannot enter {what}: permission denied (netdiag needs root)")
+            raise PermissionDenied(f"cannot enter {what}: {capabilities.denied('SYS_ADMIN')}")
         raise CollectError(f"cannot enter {what}: {os.strerror(err)}")
 
 
@@ -49,8 +50,8 @@ def _open_ns(path: str) -> int:
     except FileNotFoundError:
         raise NamespaceGone(f"namespace {path} is gone") from None
     except PermissionError:
-        raise PermissionDenied(f"cannot open {path}: permission denied "
-                               "(netdiag needs root)") from None
+        raise PermissionDenied(f"cannot open {path}: "
+                               f"{capabilities.denied('SYS_PTRACE')}") from None
 
 
 @contextmanager
