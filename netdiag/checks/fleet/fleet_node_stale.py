@@ -16,9 +16,11 @@ Why it matters
     fleet instead, and the other nodes' entries pointing at it are judged stale.
 
 Example
-    ND951 fleet-node-stale  m3/host
+    ND951 fleet-node-stale  node m3: agent
       node m3's snapshot is 47 s old, and its agent publishes every 10 s: what the fleet
       shows of m3 is out of date
+        · published 2026-12-02T10:14:03.118+00:00 (snapshot #212), fleet read
+          2026-12-02T10:14:50.402+00:00
 
 Repair
     Manual: look at the agent on that node (`systemctl status netdiag-agent`, its log), and
@@ -45,7 +47,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         if age is None or age <= machine.allowed_age or host is None:
             continue
         yield RULE.finding(
-            host.ref, machine.name,
+            host.ref, "agent",
             f"node {machine.name}'s snapshot is {age:.0f} s old, and its agent publishes "
             f"every {machine.interval:g} s: what the fleet shows of {machine.name} is out "
             "of date",

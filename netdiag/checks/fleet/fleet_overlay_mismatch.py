@@ -13,7 +13,8 @@ What it finds
       others are (nodes that each have a subnet of their own are a design, not a fault).
     An overlay is what netdiag/checks/topology.py joins: devices of one VNI and port that send
     to each other. One address twice on the overlay is duplicate-address's, a forwarding entry
-    to a VTEP no live node owns is vxlan-fdb-stale's: both see across nodes in a fleet snapshot.
+    to a VTEP no node of the fleet owns is vxlan-fdb-stale's: both see across nodes in a fleet
+    snapshot.
 
 Why it matters
     Each node's own view is consistent, so every single-host check passes; the fault is only
@@ -22,9 +23,12 @@ Why it matters
     no ARP for the others' addresses.
 
 Example
-    ND952 fleet-overlay-mismatch  m2/host: vxlan100
+    ND952 fleet-overlay-mismatch  node m2: vx100
       the overlay VNI 100 has MTU 1400 on m2 but 1450 on m1, m3: frames up to 1450 bytes
       from m1, m3 are dropped on m2's side
+        · m1: vx100 mtu 1450
+        · m2: vx100 mtu 1400
+        · m3: vx100 mtu 1450
 
 Repair
     Manual: make the nodes agree, as the control plane that made the overlay would: create
