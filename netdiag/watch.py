@@ -20,7 +20,6 @@ from netdiag import netns
 POLL_SECONDS = 0.25
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
-RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
 
 
 def _groups() -> int:

@@ -98,10 +98,6 @@ def check_node_name(name: str) -> str:
     return name
 
 
-def compress(data: bytes) -> bytes:
-    return zlib.compress(data, 6)
-
-
 class Store:
     """One etcd endpoint. Every call has `timeout` seconds; none retries (the agent does)."""
 
@@ -224,7 +220,7 @@ class Store:
 
 def blob_of(snapshot_json: bytes) -> tuple[bytes, str, int]:
     """(compressed blob, its SHA-256, how many parts it takes)."""
-    blob = compress(snapshot_json)
+    blob = zlib.compress(snapshot_json, 6)
     return blob, hashlib.sha256(blob).hexdigest(), max(1, -(-len(blob) // PART_BYTES))
 
 
