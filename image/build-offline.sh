@@ -2,12 +2,16 @@
 # Build the netdiag image where no container registry is reachable and the Docker engine's own
 # network has no way out, but this host can reach Debian's archive and PyPI.
 #
-#   sudo image/build-offline.sh [-t TAG]        (DOCKER_HOST picks the engine, as for docker)
+#   sudo image/build-offline.sh [-t TAG] [-a "PACKAGE ..."]   (DOCKER_HOST picks the engine)
+#
+# -a adds Debian packages to image/packages.txt's, e.g. -a "tshark termshark swaks" (left out by
+# default for their size; image/README.md).
 #
 # On the host it makes (and caches) what `docker build` would otherwise download:
 #   1. a Debian root file system (debootstrap --variant=minbase), imported as the base image;
 #   2. the .debs of image/packages.txt, downloaded inside that root file system (so they fit it);
-#   3. wheels of netdiag's Python dependencies (for the base's Python 3.11), and netdiag's own.
+#   3. wheels of netdiag's Python dependencies and of image/requirements-tools.txt (for the
+#      base's Python 3.11), and netdiag's own.
 # Then it builds image/Dockerfile with OFFLINE=1 from a copy of the build context that holds
 # them under image/offline/. The cache (default /var/cache/netdiag-image, or
 # $NETDIAG_IMAGE_CACHE) is keyed by the inputs; delete it to pick up Debian security updates.
@@ -22,15 +26,17 @@ PYTHON_VERSION=3.11  # bookworm's python3: the wheels must fit it, not this host
 DOCKER=${DOCKER:-docker}
 PYTHON=${PYTHON:-python3}
 TAG=netdiag:local
+EXTRA_PACKAGES=
 RECIPE=1  # bump when the way the base is made changes, to invalidate cached bases
 
-usage() { echo "usage: $0 [-t TAG]" >&2; exit 2; }
+usage() { echo "usage: $0 [-t TAG] [-a \"PACKAGE ...\"]" >&2; exit 2; }
 fail() { echo "build-offline: $*" >&2; exit 1; }
 step() { echo "build-offline: $*" >&2; }
 
-while getopts "t:h" opt; do
+while getopts "t:a:h" opt; do
   case $opt in
     t) TAG=$OPTARG ;;
+    a) EXTRA_PACKAGES=$OPTARG ;;
     *) usage ;;
   esac
 done
@@ -95,8 +101,8 @@ fi
 
 # --- 2. Debian packages ----------------------------------------------------------------------
 
-packages=$(grep -v '^#' "$REPO/image/packages.txt" | tr '\n' ' ')
-debs_key=$( (echo "$base_key"; cat "$REPO/image/packages.txt") | hash_of)
+packages="$(grep -v '^#' "$REPO/image/packages.txt" | tr '\n' ' ')$EXTRA_PACKAGES"
+debs_key=$( (echo "$base_key"; echo "$packages") | hash_of)
 debs_dir=$CACHE/debs-$debs_key
 if [ ! -d "$debs_dir" ]; then
   step "downloading packages: $packages"
@@ -119,6 +125,7 @@ with open(sys.argv[1], "rb") as f:
     print("\n".join(tomllib.load(f)["project"]["dependencies"]))
 EOF
 )
+requirements+=$'\n'$(grep -v '^#' "$REPO/image/requirements-tools.txt")
 wheels_key=$( (echo "$PYTHON_VERSION $pyarch"; echo "$requirements") | hash_of)
 wheels_dir=$CACHE/wheels-$wheels_key
 if [ ! -d "$wheels_dir" ]; then
@@ -186,3 +193,6 @@ container=$("$DOCKER" create "$built")
 "$DOCKER" rmi "$built" >/dev/null
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$TAG")
 step "built $TAG: $((size / 1000000)) MB"
+base_packages=$(chroot "$base_dir/rootfs" dpkg-query -W -f '${Package} ')
+"$DOCKER" run -i --rm --network none --entrypoint python3 "$TAG" - "$base_packages" \
+  <"$REPO/image/sizes.py" >&2

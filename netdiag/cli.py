@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 import netdiag
-from netdiag import __version__, terminal
+from netdiag import __version__, capabilities, terminal
 from netdiag.errors import EXIT_USAGE, NetdiagError
 
 # Each command's one line, here so that `netdiag --help` lists them without importing them.
@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except NetdiagError as exc:
         print(f"netdiag: error: {exc}", file=sys.stderr)
+        for advice in capabilities.advice([getattr(exc, "capability", "")]):
+            print(f"netdiag: note: {advice}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("netdiag: interrupted", file=sys.stderr)

@@ -41,9 +41,14 @@ class TopologyError(NetdiagError):
 
 
 class PermissionDenied(NetdiagError):
-    """The kernel refused: usually netdiag was not run as root (or lacks CAP_SYS_ADMIN)."""
+    """The kernel refused: netdiag is not root, or is root without `capability` (in a
+    container); capabilities.refused makes these."""
 
     exit_code = EXIT_COLLECT
+
+    def __init__(self, message: str, capability: str = ""):
+        super().__init__(message)
+        self.capability = capability  # "NET_ADMIN"...: what root lacked; "" if not that
 
 
 class NamespaceGone(NetdiagError):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from netdiag import capabilities
-from netdiag.errors import CollectError, PermissionDenied
+from netdiag.errors import CollectError
 
 _CHUNK = 1 << 16
 _ERROR_BYTES = 1 << 14
@@ -28,12 +28,13 @@ _ERROR_BYTES = 1 << 14
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
-def run(argv: Sequence[str], timeout: float = 10.0) -> str:
+def run(argv: Sequence[str], timeout: float = 10.0, needs: str = "NET_ADMIN") -> str:
     """Run `argv` (looked up in PATH) and return its standard output.
 
     A program that is missing, fails or does not finish within `timeout` seconds raises
-    CollectError (PermissionDenied when it says it needs root), with its last line of
-    standard error.
+    CollectError, with its last line of standard error; PermissionDenied when it says it
+    needs root (what it lacks is then the capability `needs`: the firewall programs and
+    their kin need CAP_NET_ADMIN).
     """
     deadline = time.monotonic() + timeout
     read_end, write_end = os.pipe()  # both close-on-exec; the child gets write_end as fd 1
@@ -57,8 +58,7 @@ def run(argv: Sequence[str], timeout: float = 10.0) -> str:
             text = os.pread(errors, _ERROR_BYTES, 0).decode(errors="replace")
             message = (text.strip().splitlines() or [f"exit code {code}"])[-1]
             if "ermission denied" in message or "you must be root" in message:
-                # The firewall programs and their kin: what they lack is CAP_NET_ADMIN.
-                raise PermissionDenied(f"{argv[0]}: {capabilities.denied('NET_ADMIN')}")
+                raise capabilities.refused(argv[0], needs)
             raise CollectError(f"{argv[0]}: {message}")
         return output.decode(errors="replace")
     finally:

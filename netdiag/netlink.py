@@ -171,7 +171,7 @@ def translated(code: int | None, subject: str, detail: object,
     `detail` (the errno's text) is said when `kinds` has no text of its own for it."""
     kind, text = kinds.get(code, (CollectError, detail))
     if text == NEEDS_NET_ADMIN:
-        text = capabilities.denied("NET_ADMIN")
+        return capabilities.refused(subject, "NET_ADMIN")
     return kind(f"{subject}: {text}")
 
 

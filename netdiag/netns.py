@@ -40,7 +40,7 @@ def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         if err == errno.EPERM:
-            raise PermissionDenied(f"cannot enter {what}: {capabilities.denied('SYS_ADMIN')}")
+            raise capabilities.refused(f"cannot enter {what}", "SYS_ADMIN")
         raise CollectError(f"cannot enter {what}: {os.strerror(err)}")
 
 
@@ -50,8 +50,7 @@ def _open_ns(path: str) -> int:
     except FileNotFoundError:
         raise NamespaceGone(f"namespace {path} is gone") from None
     except PermissionError:
-        raise PermissionDenied(f"cannot open {path}: "
-                               f"{capabilities.denied('SYS_PTRACE')}") from None
+        raise capabilities.refused(f"cannot open {path}", "SYS_PTRACE") from None
 
 
 @contextmanager
@@ -220,15 +219,22 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
         else:
             have.ref = _merge(have.ref, ref)
 
-    # Kernel threads (kthreadd is pid 2) always live in the initial namespace; pid 1 may be
-    # hidden from us (seen in sandboxes), so it is only the first choice.
-    for host_path in ("/proc/1/ns/net", "/proc/2/ns/net"):
-        try:
-            add(NamespaceRef(id=inode_of(host_path), kind=NsKind.HOST, path=host_path,
-                             label="host"), 0)
-            break
-        except (NamespaceGone, PermissionDenied):
-            continue
+    if engines is None:
+        from netdiag.collect import docker  # http.client: only when discovering
+
+        engines = docker.read().engines
+    if in_initial_pid_namespace():
+        # Kernel threads (kthreadd is pid 2) always live in the initial namespace; pid 1 may
+        # be hidden from us (seen in sandboxes), so it is only the first choice.
+        for host_path in ("/proc/1/ns/net", "/proc/2/ns/net"):
+            try:
+                add(NamespaceRef(id=inode_of(host_path), kind=NsKind.HOST, path=host_path,
+                                 label="host"), 0)
+                break
+            except (NamespaceGone, PermissionDenied):
+                continue
+    else:  # in a container: pid 1 is its own, and its namespace is the one it joined
+        add(joined(engines), 0)
 
     lab_nodes, lab_networks = _lab_nodes()
     for path in sorted(NAMED_DIR.glob("*")) if _is_dir(NAMED_DIR) else ():
@@ -248,12 +254,10 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
             add(NamespaceRef(id=inode, kind=NsKind.NAMED, path=str(path), name=path.name,
                              label=path.name), 1)
 
-    if engines is None:
-        from netdiag.collect import docker  # http.client: only when discovering
-
-        engines = docker.read().engines
+    # A container on the host's network (netdiag's own, with --net host) has the host's
+    # namespace as its sandbox ("default"): it never names it.
     by_sandbox = {c.sandbox_key: c for engine in engines for c in engine.containers
-                  if c.sandbox_key and c.running}
+                  if c.sandbox_key and c.running and c.network_mode != "host"}
     docker_dirs = list(docker_netns_dirs) + engine_netns_dirs(engines) + sorted(
         {Path(key).parent for key in by_sandbox})
     for folder in dict.fromkeys(docker_dirs):
@@ -282,6 +286,65 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
         add(ref, 3)
 
     return [f.ref for f in sorted(found.values(), key=lambda f: (f.rank, f.ref.label))]
+
+
+PID_INIT_INODE = 0xEFFFFFFC  # the initial pid namespace's inode: fixed by the kernel
+
+
+def in_initial_pid_namespace() -> bool:
+    """Whether this process sees the host's processes (not a container's own pid namespace).
+    Where that cannot be told, yes: netdiag then labels as it always did."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino == PID_INIT_INODE
+    except OSError:
+        return True
+
+
+def joined(engines: Sequence[DockerEngine]) -> NamespaceRef:
+    """The namespace this process is in, seen from inside a container: named after the
+    container whose network it shares — found through the Docker API (a container with one of
+    our MAC addresses, or our hostname) when the socket is mounted, else our hostname. A
+    container on the host's network (--net host) is in the host's namespace: "host"."""
+    path = f"/proc/{os.getpid()}/ns/net"  # as `--ns self` resolves (helpers are other pids)
+    inode = inode_of(path)
+    hostname = _hostname()
+    macs = _own_macs()
+    running = [c for engine in engines for c in engine.containers if c.running]
+    by_name = {c.id: c for c in running} | {c.name: c for c in running}
+    found = next((c for c in running if any(e.mac and e.mac in macs for e in c.endpoints)),
+                 None)
+    if found is None and hostname:
+        found = next((c for c in running if c.hostname == hostname
+                      or c.id.startswith(hostname)), None)
+        while found is not None and found.shares in by_name and by_name[found.shares] != found:
+            found = by_name[found.shares]
+    if found is not None and found.network_mode == "host":
+        return NamespaceRef(id=inode, kind=NsKind.HOST, path=path, label="host")
+    if found is not None:
+        return NamespaceRef(id=inode, kind=NsKind.DOCKER, path=path, label=found.name,
+                            container=found.name,
+                            docker_networks=tuple(e.network for e in found.endpoints))
+    return NamespaceRef(id=inode, kind=NsKind.PID, path=path, label=hostname or "self")
+
+
+def _hostname() -> str:
+    try:
+        return os.uname().nodename
+    except OSError:
+        return ""
+
+
+def _own_macs() -> set[str]:
+    """This namespace's MAC addresses, from sysfs (it shows the namespace we are in)."""
+    macs = set()
+    for address in Path("/sys/class/net").glob("*/address"):
+        try:
+            mac = address.read_text().strip()
+        except OSError:
+            continue
+        if mac and mac != "00:00:00:00:00:00":
+            macs.add(mac)
+    return macs
 
 
 def _namespace_inode(path: Path | str) -> int | None:

@@ -127,12 +127,13 @@ def collect_namespace(ref: NamespaceRef, collectors=COLLECTORS,
                         message = str(exc) if isinstance(exc, NetdiagError) else \
                             f"{type(exc).__name__}: {exc}"
                         gaps.append(Gap(collector=collector.NAME, kind=_gap_kind(exc),
-                                        message=message, namespace=ref.id))
+                                        message=message, namespace=ref.id,
+                                        needs=getattr(exc, "capability", "")))
             finally:
                 ctx.close()
     except NetdiagError as exc:  # gone, not ours to enter, not a namespace at all
         gaps.append(Gap(collector="namespace", kind=_gap_kind(exc), message=str(exc),
-                        namespace=ref.id))
+                        namespace=ref.id, needs=getattr(exc, "capability", "")))
         return None, gaps
     fields = {k: v for k, v in ctx.found.items() if k in NamespaceState.__dataclass_fields__}
     return NamespaceState(ref=ref, **fields), gaps

@@ -45,9 +45,16 @@ def select(references: Sequence[str], everything: bool = True,
     the `--docker` URLs (default: every engine found; "none": none)."""
     require_root(references)
     if references and all(ref == "self" for ref in references):
-        # Discovery needs root to look around; one's own namespace does not.
-        own = netns.resolve("self", [])
-        return Scope(read=(own,), chosen=frozenset((own.id,)))
+        # Only one's own namespace is read, but labelled as discovery labels it (the host, a
+        # named namespace, in a container the one it joined, named after its container) so
+        # that `--ns self` and `--ns NAME` say the same. Looking around needs root; one's own
+        # namespace does not.
+        if os.geteuid() != 0 and netns.in_initial_pid_namespace():
+            own = netns.resolve("self", [])
+            return Scope(read=(own,), chosen=frozenset((own.id,)))
+        intent = docker.read(engines)
+        own = netns.resolve("self", netns.discover(engines=intent.engines))
+        return Scope(read=(own,), chosen=frozenset((own.id,)), docker=intent)
     intent = docker.read(engines)
     found = netns.discover(engines=intent.engines)
     if not references:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netdiag import netns, render, terminal
+from netdiag import capabilities, netns, render, terminal
 from netdiag.checks.topology import TABLE_NAMES
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import (
@@ -140,8 +140,12 @@ def run(args: argparse.Namespace) -> int:
         print_json(as_json(states, args.section))
     else:
         print_tables(states, args.section, render.context(snapshot), look, args.verbose)
-    _report_gaps(snapshot, {state.ref.id for state in states}, args.section)
-    return EXIT_COLLECT if timed_out(snapshot) else 0
+    concerned = {state.ref.id for state in states}
+    if not args.from_file:  # what was read live is what was asked for, also what failed
+        concerned |= {gap.namespace for gap in snapshot.gaps}
+    _report_gaps(snapshot, concerned, args.section)
+    unread = not states and any(gap.collector == "namespace" for gap in snapshot.gaps)
+    return EXIT_COLLECT if unread or timed_out(snapshot) else 0
 
 
 def _show_docker(snapshot: Snapshot, as_json: bool, look: terminal.Look) -> int:
@@ -212,13 +216,18 @@ def _relevant(gap: Gap, section: str | None) -> bool:
     return gap.collector in collectors
 
 
-def _report_gaps(snapshot: Snapshot, shown: set[int], section: str | None) -> None:
+def _report_gaps(snapshot: Snapshot, concerned: set[int], section: str | None) -> None:
     # On stderr, so that the tables on stdout stay clean for grep and pipes.
     labels = {state.ref.id: state.ref.display for state in snapshot.namespaces}
+    said = []
     for gap in snapshot.gaps:
         if not _relevant(gap, section):
             continue
-        if gap.namespace is None or gap.namespace in shown:
-            where = f" in {labels.get(gap.namespace, gap.namespace)}" if gap.namespace else ""
+        if gap.namespace is None or gap.namespace in concerned:
+            label = labels.get(gap.namespace, f"inode:{gap.namespace}")
+            where = f" in {label}" if gap.namespace else ""
             print(f"netdiag: note: {gap.collector}{where} not read ({gap.kind}): {gap.message}",
                   file=sys.stderr)
+            said.append(gap.needs)
+    for advice in capabilities.advice(said):
+        print(f"netdiag: note: {advice}", file=sys.stderr)

@@ -22,8 +22,8 @@ from netdiag.model.lab import LabIntent
 #    Older files still load (without them).
 # 4: fleet snapshots: `machines` (the nodes merged, model/fleet.py) and NamespaceRef.machine.
 #    Older files still load (a single machine's).
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 class NsKind(str, Enum):
@@ -443,6 +443,7 @@ class Gap:
     kind: str  # gone, permission, feature-missing, timeout, error
     message: str
     namespace: int | None = None
+    needs: str = ""  # permission gaps of root in a container: the capability it lacked
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from netdiag import capabilities
 from netdiag.model import PathMtuProbe
 
 IP_MTU_DISCOVER = 10
@@ -108,7 +109,11 @@ class _RawIcmp:
     def __enter__(self) -> _RawIcmp:
         from scapy.supersocket import L3RawSocket
 
-        self.sock = L3RawSocket()
+        try:
+            self.sock = L3RawSocket()
+        except PermissionError:
+            raise capabilities.refused("cannot open a raw socket for the DF ping",
+                                       "NET_RAW") from None
         self.sock.outs.setsockopt(socket.SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
         self.ident = os.getpid() & 0xFFFF
         return self

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from netdiag import netns
-from netdiag.errors import NetdiagError
+from netdiag.errors import NetdiagError, PermissionDenied
 from netdiag.model import DnsProbe, PathMtuProbe, PortProbe, Probes, Snapshot
 from netdiag.probe import dns, pmtu, ports
 from netdiag.probe.plan import Plan, Task, plan
@@ -104,8 +104,9 @@ def summary(planned: Plan, probes: Probes, label=lambda ns_id: f"inode:{ns_id}")
 
 def _failure(label, result) -> str:
     if isinstance(result, PathMtuProbe):
+        why = f" ({result.attempts[-1][1]})" if result.attempts else ""
         return "" if result.answered else \
-            f"{label(result.namespace)} → {result.destination}: no DF ping answered"
+            f"{label(result.namespace)} → {result.destination}: no DF ping answered{why}"
     if isinstance(result, PortProbe):
         return "" if result.open else \
             f"{label(result.namespace)} → {result.address}:{result.port}: {result.error}"
@@ -117,7 +118,10 @@ def _run(task: Task, deadline: float | None, timeout: float):
     if deadline is not None and time.monotonic() + timeout > deadline:
         return _failed(task, SKIPPED)
     if task.kind == "path_mtu":
-        return pmtu.sweep(task.namespace, task.address, timeout)
+        try:
+            return pmtu.sweep(task.namespace, task.address, timeout)
+        except PermissionDenied as exc:  # no CAP_NET_RAW: the connects and queries still run
+            return _failed(task, str(exc))
     if task.kind == "port":
         return ports.connect(task.namespace, task.address, task.port, timeout, task.purpose)
     return dns.query(task.namespace, task.address, task.query or ".", timeout=2 * timeout)

@@ -17,7 +17,14 @@ from pathlib import Path
 from netdiag import netns
 from netdiag.checks.api import CheckConfig
 from netdiag.checks.finding import Finding
-from netdiag.errors import CollectError, NamespaceGone, NotFound, UsageError
+from netdiag.errors import (
+    CollectError,
+    NamespaceGone,
+    NetdiagError,
+    NotFound,
+    PermissionDenied,
+    UsageError,
+)
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
 from netdiag.repair.steps import ManualStep, Repair
@@ -72,7 +79,7 @@ class LiveSource:
         snapshot = collect_snapshot(refs, timeout=self.timeout)
         if snapshot.namespace(ref.id) is None:
             ensure_alive(ref)
-            raise CollectError(_gap_text(snapshot, ref) or f"{ref.display}: could not be read")
+            raise _unread(snapshot, ref)
         return snapshot
 
 
@@ -109,11 +116,15 @@ def ensure_alive(ref: NamespaceRef) -> None:
         raise NamespaceGone(f"namespace {ref.display} is gone ({ref.path} now names another)")
 
 
-def _gap_text(snapshot: Snapshot, ref: NamespaceRef) -> str:
+def _unread(snapshot: Snapshot, ref: NamespaceRef) -> NetdiagError:
+    """Why `ref` could not be read, as its namespace gap says: a PermissionDenied naming the
+    missing capability when that is why."""
     for gap in snapshot.gaps:
         if gap.namespace == ref.id and gap.collector == "namespace":
-            return gap.message
-    return ""
+            if gap.needs:
+                return PermissionDenied(gap.message, gap.needs)
+            return CollectError(gap.message)
+    return CollectError(f"{ref.display}: could not be read")
 
 
 def apply_repair(repair: Repair, snapshot: Snapshot, attached: int,

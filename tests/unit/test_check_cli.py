@@ -219,7 +219,7 @@ def test_rules_of_unknown_outcome_are_reported_among_the_gaps(capsys):
     report = engine.run(docker_host().build(), rules=(fake_rule("broken", broken),))
     (gap,) = report_data(report)["gaps"]
     assert gap == {"source": "rule broken", "kind": "error", "namespace": None,
-                   "message": "the rule failed: RuntimeError: boom"}
+                   "message": "the rule failed: RuntimeError: boom", "needs": None}
     assert "rule broken (error): the rule failed" in FORMATS["text"](report)
     suite = ET.fromstring(FORMATS["junit"](report))
     assert suite.get("errors") == "1"

@@ -1,7 +1,8 @@
 """The report as plain data: the JSON shape that `check --format json` promises.
 
 {"schema_version", "generated_at", "summary": {"error", "warning", "info"}, "findings": [...],
-"gaps": [...]}. Rules whose outcome is unknown (they failed or timed out) are listed among the
+"gaps": [...]}. A gap's "needs" names the capability netdiag ran without ("NET_ADMIN"), or is
+null. Rules whose outcome is unknown (they failed or timed out) are listed among the
 gaps, with source "rule <name>", because their absence of findings proves nothing either.
 Every repair step carries its "action", its fields and the equivalent shell "command".
 """
@@ -86,10 +87,10 @@ def step_command(step: Step, namespaces: dict[int, NamespaceRef]) -> str:
 def gaps_data(report: Report) -> list[dict]:
     gaps = [{"source": gap.collector, "kind": gap.kind, "message": gap.message,
              "namespace": namespace_data(report.namespaces.get(gap.namespace), gap.namespace)
-             if gap.namespace is not None else None}
+             if gap.namespace is not None else None, "needs": gap.needs or None}
             for gap in report.gaps]
     gaps += [{"source": f"rule {u.rule}", "kind": u.reason, "message": u.message,
-              "namespace": None} for u in report.unknown]
+              "namespace": None, "needs": None} for u in report.unknown]
     return gaps
 
 

@@ -6,6 +6,7 @@ each finding shows its evidence and the commands its repair would run.
 
 from __future__ import annotations
 
+from netdiag import capabilities
 from netdiag.checks.engine import Report
 from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.output.data import step_command
@@ -66,6 +67,7 @@ def _not_checked_lines(report: Report, look: Look) -> list[str]:
         lines.append(f"  {gap.collector}{where} ({gap.kind}): {gap.message}")
     for unknown in report.unknown:
         lines.append(f"  rule {unknown.rule} ({unknown.reason}): {unknown.message}")
+    lines.extend(f"  {advice}" for advice in capabilities.advice(gap.needs for gap in gaps))
     lines.append("")
     return lines
 

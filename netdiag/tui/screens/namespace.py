@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
+from functools import cached_property
 
 from rich.text import Text
 from textual import work
@@ -21,9 +22,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from netdiag import render, watch
+from netdiag import capabilities, netns, render, watch
 from netdiag.checks.finding import Evidence, Finding
-from netdiag.errors import NamespaceGone, NetdiagError, NotFound
+from netdiag.errors import NamespaceGone, NetdiagError, NotFound, PermissionDenied
 from netdiag.flows import output
 from netdiag.model import NamespaceRef, NamespaceState, Snapshot
 from netdiag.render import SECTIONS, Section
@@ -73,6 +74,9 @@ def header_text(state: NamespaceState, findings: Sequence[Finding]) -> Text:
 
 
 def _unexpected(exc: Exception) -> str:
+    if isinstance(exc, PermissionDenied) and exc.capability:
+        # the missing capability first: the title line is cut at the terminal's width
+        return f"needs CAP_{exc.capability}: {exc}"
     return str(exc) if isinstance(exc, NetdiagError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -114,11 +118,32 @@ class NamespaceScreen(Screen):
         self._debouncing = False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """A saved snapshot has no kernel behind it: what needs one is not offered."""
+        """A saved snapshot has no kernel behind it: what needs one is not offered. What this
+        process lacks the capability for is shown disabled (None); the title says why."""
         offline = self.app.source.offline
         if action in self.LIVE_ONLY and offline or action in self.OFFLINE_ONLY and not offline:
             return False
-        return True
+        return None if action in self.unavailable else True
+
+    @property
+    def here(self) -> bool:
+        """Whether this is the namespace the TUI itself runs in (no entering needed)."""
+        return self.ref.id == netns.self_inode()
+
+    @cached_property
+    def unavailable(self) -> dict[str, str]:
+        """Live actions this process cannot carry out here → why ("needs CAP_SYS_ADMIN"): in a
+        container without the capability, or not root."""
+        if self.app.source.offline:
+            return {}
+        reasons = {}
+        enter = "" if self.here else capabilities.lacking("SYS_ADMIN")
+        if enter:
+            reasons["shell"] = reasons["probe"] = f"entering another namespace needs {enter}"
+        change = enter or capabilities.lacking("NET_ADMIN")
+        if change:
+            reasons["repair"] = f"changing it needs {change}"
+        return reasons
 
     # --- layout -------------------------------------------------------------------------
 
@@ -154,8 +179,12 @@ class NamespaceScreen(Screen):
         self.query_one("#ns-title", Static).update(
             f"{self.ref.display} · {self.ref.kind.value} · {self.status}{gap_text}")
         state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
-        self.query_one("#ns-header", Static).update(
-            header_text(state, self.findings) if state is not None else "")
+        header = header_text(state, self.findings) if state is not None else Text()
+        if self.unavailable:  # first: why a key in the footer is greyed out
+            off = "; ".join(f"{action} ({why})" for action, why in self.unavailable.items())
+            header = Text.assemble((f"unavailable: {off}", "dim"), "\n" if header else "",
+                                   header)
+        self.query_one("#ns-header", Static).update(header)
 
     # --- collection ---------------------------------------------------------------------
 
@@ -426,10 +455,12 @@ class NamespaceScreen(Screen):
             self.notify("a shell needs a live namespace")
             return
         shell = os.environ.get("SHELL") or "/bin/sh"
+        # In its own namespace the shell needs no nsenter (nor the CAP_SYS_ADMIN setns needs).
+        argv = [shell] if self.here else ["nsenter", f"--net={self.ref.path}", shell]
         try:
             with self.app.suspend():
                 print(f"netdiag: {shell} in {self.ref.display}; exit to return")
-                subprocess.run(["nsenter", f"--net={self.ref.path}", shell], check=False)
+                subprocess.run(argv, check=False)
         except SuspendNotSupported:
             self.notify("this terminal cannot suspend the app", severity="error")
             return
