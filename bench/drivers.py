@@ -17,8 +17,11 @@ IPRoute(netns=...), which forks a helper per socket.
 
 Docker's figure (N containers on one network: `docker run -d --network NET IMAGE sleep` N times
 on a user-defined bridge network of a real engine started in a namespace of its own, as in
-bench/lab.py) comes through the EXTRA_ROWS hook below (`--no-docker` leaves it out); the resolver
-figures are bench/drivers_dns.py's.
+bench/lab.py) comes through the EXTRA_ROWS hook below (`--no-docker` leaves it out), with the
+same N `docker run`s on a network of netdiag's plugin (`netdiag plugin serve`) on that engine.
+The store row: 300 address allocations by three processes at once on the etcd store (a real
+etcd in a namespace of this run) beside the same on the SQLite store. The resolver figures are
+bench/drivers_dns.py's.
 """
 
 from __future__ import annotations
@@ -64,14 +67,79 @@ def docker_rows(count: int) -> list[tuple[str, float, str, float, str]]:
     except RuntimeError as exc:
         print(f"Docker row skipped: {exc}", file=sys.stderr)
         return []
+    from tests.docker_plugin import PluginProcess
+
     try:
         docker.start()
         ups = [docker.bridge_round(f"{os.getpid() % 100000}d{r}", count)[0]
                for r in range(DOCKER_ROUNDS)]
+        # The same engine, the same `docker run`s, on a network of netdiag's plugin.
+        with tempfile.TemporaryDirectory() as folder:
+            plugin = PluginProcess(docker.engine, f"{folder}/plugin.db", prefix="ndb-plug-")
+            plugin.start()
+            try:
+                plugin_ups = [docker.bridge_round(f"{os.getpid() % 100000}p{r}", count,
+                                                  driver=plugin.name)[0]
+                              for r in range(DOCKER_ROUNDS)]
+            finally:
+                plugin.stop()
     finally:
         docker.stop()
     return [(f"{count} endpoints on one bridge (incl. netns)", RESULTS["endpoints"],
-             f"Docker: {count} × docker run -d", statistics.median(ups), "")]
+             f"Docker: {count} × docker run -d", statistics.median(ups), ""),
+            (f"Docker: {count} × docker run, netdiag plugin", statistics.median(plugin_ups),
+             "Docker: the same on its own bridge", statistics.median(ups), "")]
+
+
+STORE_ALLOCATIONS = 300
+TAKE = """
+import sys, time
+from netdiag.drivers.ipam import DefaultIpam
+from netdiag.drivers.store import open_store
+ipam = DefaultIpam(open_store(sys.argv[1]))
+sys.stdin.readline()
+for _ in range(int(sys.argv[3])):
+    ipam.request_address(sys.argv[2])
+"""
+
+
+def store_rows(count: int) -> list[tuple[str, float, str, float, str]]:
+    """300 address allocations by 3 processes at once (100 each), on the etcd store (a real
+    etcd in a namespace of this run) beside the same on the SQLite store."""
+    from netdiag.drivers.ipam import DefaultIpam
+    from netdiag.drivers.store import open_store
+    from tests.etcd_server import EtcdServer, unavailable_reason
+
+    if reason := unavailable_reason():
+        print(f"etcd store row skipped: {reason}", file=sys.stderr)
+        return []
+    etcd = EtcdServer()
+    etcd.netns = f"ndb-etcd-{etcd.tag}"  # our prefix, not the tests' one
+    figures = {}
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            etcd.create()
+            for kind, where in (("etcd", etcd.url.replace("http://", "etcd://")),
+                                ("sqlite", f"{folder}/s.db")):
+                space = "local:/run/netns/ndb-store"
+                with netns.entered(f"/run/netns/{etcd.netns}"):
+                    pool = DefaultIpam(open_store(where)).request_pool(space, "10.78.0.0/22")
+                workers = [subprocess.Popen(
+                    ["ip", "netns", "exec", etcd.netns, sys.executable, "-c", TAKE, where,
+                     pool.id, str(STORE_ALLOCATIONS // 3)], stdin=subprocess.PIPE, text=True)
+                    for _ in range(3)]
+                began = time.perf_counter()
+                for worker in workers:
+                    worker.stdin.write("go\n")
+                    worker.stdin.flush()
+                if any(worker.wait(timeout=300) for worker in workers):
+                    raise SystemExit(f"{kind} store round failed")
+                figures[kind] = time.perf_counter() - began
+        finally:
+            etcd.close()
+    rate = STORE_ALLOCATIONS / figures["etcd"]
+    return [(f"{STORE_ALLOCATIONS} allocations, 3 processes, etcd ({rate:.0f}/s)",
+             figures["etcd"], "the same on the SQLite store", figures["sqlite"], "")]
 
 
 class Made:
@@ -164,10 +232,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-docker", action="store_true", help="leave out Docker's row")
+    parser.add_argument("--no-docker", action="store_true", help="leave out Docker's rows")
     args = parser.parse_args()
     if not args.no_docker and docker_rows not in EXTRA_ROWS:
         EXTRA_ROWS.append(docker_rows)
+    if store_rows not in EXTRA_ROWS:
+        EXTRA_ROWS.append(store_rows)
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds namespaces")
 

@@ -299,12 +299,14 @@ class Docker:
     def stop(self) -> None:
         self.engine.stop()
 
-    def bridge_round(self, tag: str, count: int) -> tuple[float, float]:
+    def bridge_round(self, tag: str, count: int, driver: str = "") -> tuple[float, float]:
         """(seconds for N sequential `docker run -d --network`, seconds for `docker rm -f`
-        of all N in one command); the network is made before and removed after, untimed."""
+        of all N in one command); the network is made before and removed after, untimed.
+        `driver`: a network and IPAM plugin's name (netdiag's), instead of Docker's bridge."""
         net = f"ndbnet{tag}"
         names = [f"ndb{tag}c{i}" for i in range(count)]
-        self.engine.docker("network", "create", "--subnet", BRIDGE_SUBNET, net)
+        plugin = ["-d", driver, "--ipam-driver", driver] if driver else []
+        self.engine.docker("network", "create", *plugin, "--subnet", BRIDGE_SUBNET, net)
         try:
             began = time.perf_counter()
             for name in names:

@@ -170,6 +170,15 @@ class ExternalConnectivity(Protocol):
     def revoke_external_connectivity(self, network: Network, endpoint: Endpoint) -> None: ...
 
 
+@runtime_checkable
+class HandsOver(Protocol):
+    """Drivers a container engine can drive through its remote-driver API (Docker's plugins):
+    `hand_over` makes the endpoint's interface in the host namespace, named `name`, and
+    leaves moving it into the sandbox, naming it and addressing it to the engine."""
+
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None: ...
+
+
 # --- IPAM -----------------------------------------------------------------------------------
 
 

@@ -1,11 +1,12 @@
-"""A real etcd (Debian's etcd-server) in a namespace of its own, for the fleet's tests.
+"""A real etcd (Debian's etcd-server) in a namespace of its own, for the tests that need one.
 
-`EtcdServer(switch)` makes the namespace `ndt-etcd-<random>`, wires it to the bridge `br0` of
-the namespace `switch` with `address` (a test address of the machines' underlay, so the
-agents reach etcd over their own network as they would for real), and runs etcd there with
-its data in a temporary folder. `stop()` ends it by its pid and `start()` starts it again on
-the same data: an etcd restart. `close()` removes the process, the folder and the namespace;
-tests call it in `finally`.
+`EtcdServer(switch, address)` makes the namespace `ndt-etcd-<random>`, wires it to the bridge
+`br0` of the namespace `switch` with `address` (a test address of the machines' underlay, so
+the agents reach etcd over their own network as they would for real), and runs etcd there with
+its data in a temporary folder. `EtcdServer()` makes no wire: etcd answers on its namespace's
+loopback, for clients that run in that namespace (`ip netns exec`, netns.entered).
+`stop()` ends it by its pid and `start()` starts it again on the same data: an etcd restart.
+`close()` removes the process, the folder and the namespace; tests call it in `finally`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 PREFIX = "ndt-etcd-"
 START_TIMEOUT = 20.0
@@ -35,7 +38,7 @@ def _run(*argv: str) -> None:
 
 
 class EtcdServer:
-    def __init__(self, switch: str, address: str, prefixlen: int = 24):
+    def __init__(self, switch: str = "", address: str = "127.0.0.1", prefixlen: int = 24):
         self.tag = secrets.token_hex(3)
         self.netns = f"{PREFIX}{self.tag}"
         self.switch, self.address, self.prefixlen = switch, address, prefixlen
@@ -46,6 +49,12 @@ class EtcdServer:
     def create(self) -> EtcdServer:
         _run("ip", "netns", "add", self.netns)
         _run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        if self.switch:
+            self._wire()
+        self.start()
+        return self
+
+    def _wire(self) -> None:
         port = f"e{self.tag}"
         _run("ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
              "eth0", "netns", self.netns)
@@ -53,8 +62,6 @@ class EtcdServer:
         _run("ip", "-n", self.netns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev",
              "eth0")
         _run("ip", "-n", self.netns, "link", "set", "eth0", "up")
-        self.start()
-        return self
 
     def start(self) -> None:
         log = open(os.path.join(self.folder, "etcd.log"), "ab")
@@ -62,7 +69,8 @@ class EtcdServer:
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "etcd", "--name", f"ndt-{self.tag}",
              "--data-dir", os.path.join(self.folder, "data"),
-             "--listen-client-urls", f"{self.url},http://127.0.0.1:2379",
+             "--listen-client-urls", ",".join(dict.fromkeys([self.url,
+                                                             "http://127.0.0.1:2379"])),
              "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"ndt-{self.tag}={peer}",
@@ -105,3 +113,17 @@ class EtcdServer:
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
+
+@contextmanager
+def running_etcd() -> Iterator[EtcdServer]:
+    """An EtcdServer on its namespace's loopback for the `with` block (the test is skipped
+    where etcd cannot run); removed at the end, also when the test fails."""
+    import pytest
+
+    if reason := unavailable_reason():
+        pytest.skip(reason)
+    server = EtcdServer().create()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -106,12 +106,7 @@ class BridgeDriver:
         prefixlen = int(endpoint.address.split("/")[1])
 
         def plug() -> None:
-            with entered(network.host), Rtnl() as rt:
-                bridge = device.index_of(rt, bridge_name(network))
-                device.create_veth(rt, endpoint.host_ifname, ifname, sandbox, mtu=opts.mtu,
-                                   bridge=bridge, mac=endpoint.mac)
-                if opts.hairpin:
-                    device.set_hairpin(rt, endpoint.host_ifname)
+            self._plug(network, endpoint, ifname, sandbox)
 
         def unplug() -> None:
             with entered(network.host), Rtnl() as rt:
@@ -128,6 +123,21 @@ class BridgeDriver:
         run_steps(f"join {endpoint.name}", [Step("device", plug, unplug),
                                             Step("addresses", configure)])
         return replace(endpoint, sandbox=sandbox, ifname=ifname)
+
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None:
+        """The join a container engine finishes itself (Docker's remote drivers): the veth
+        pair on the bridge, its container side left in the host namespace as `name` for the
+        engine to move into the sandbox, name and address."""
+        self._plug(network, endpoint, name, network.host)
+
+    def _plug(self, network: Network, endpoint: Endpoint, ifname: str, sandbox: str) -> None:
+        opts = options_of(network)
+        with entered(network.host), Rtnl() as rt:
+            bridge = device.index_of(rt, bridge_name(network))
+            device.create_veth(rt, endpoint.host_ifname, ifname, sandbox, mtu=opts.mtu,
+                               bridge=bridge, mac=endpoint.mac)
+            if opts.hairpin:
+                device.set_hairpin(rt, endpoint.host_ifname)
 
     def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
         if endpoint.sandbox and os.path.exists(endpoint.sandbox):

@@ -82,23 +82,34 @@ class MacvlanDriver:
         mtu = self._mtu(network, options)
         ifname = endpoint.ifname or "eth0"
         temporary = f"mv{endpoint.id[:8]}"
-        parent = network.option(PARENT_KEY)
-        target = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with entered(network.host), Rtnl() as rt:
-                rt.add_link(temporary, "macvlan", up=False, lower=device.index_of(rt, parent),
-                            netns_fd=target, data=macvlan_data(options.mode))
-        except RtnlError as exc:
-            raise DriverError(f"cannot create a {options.mode} macvlan on {parent}: "
-                              f"{exc}") from None
-        finally:
-            os.close(target)
+        self._add_child(network, options, temporary, sandbox, mtu)
         prefix = ipaddress.ip_network(network.subnet).prefixlen
         gateway = "" if network.internal else network.gateway
         links.configure(sandbox, temporary, ifname, endpoint.mac, mtu, f"{endpoint.ip}/{prefix}",
                         gateway)
         return replace(endpoint, sandbox=sandbox, ifname=ifname,
                        data=tuple(sorted((dict(endpoint.data) | {"mtu": str(mtu)}).items())))
+
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None:
+        """The child made in the host namespace as `name`, for the engine to move, name and
+        address, with the endpoint's MAC (Docker's remote drivers)."""
+        options = self._options(network)
+        self._add_child(network, options, name, network.host, self._mtu(network, options))
+
+    def _add_child(self, network: Network, options: MacvlanOptions, name: str, where: str,
+                   mtu: int) -> None:
+        parent = network.option(PARENT_KEY)
+        target = os.open(where, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with entered(network.host), Rtnl() as rt:
+                rt.add_link(name, "macvlan", up=False, mtu=mtu,
+                            lower=device.index_of(rt, parent), netns_fd=target,
+                            data=macvlan_data(options.mode))
+        except RtnlError as exc:
+            raise DriverError(f"cannot create a {options.mode} macvlan on {parent}: "
+                              f"{exc}") from None
+        finally:
+            os.close(target)
 
     def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
         if endpoint.sandbox and os.path.exists(endpoint.sandbox):

@@ -8,8 +8,8 @@ the controller reconciles it with the kernel.
 
 Allocation primitives (lowest free address in a range, lowest free number or port) live here,
 inside the transaction that records them; the policy — which pool, which range — is the
-caller's (drivers/ipam). A distributed store for many machines would implement the same
-methods.
+caller's (drivers/ipam). The store many machines share is drivers/store/etcd.py, with the
+same transactions and methods; `open_store` picks one by what it is given.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from enum import Enum
@@ -109,7 +109,32 @@ def _insert(conn: sqlite3.Connection, table: str, record, replace_row: bool = Fa
     conn.execute(f"{verb} INTO {table} ({names}) VALUES ({marks})", row)
 
 
-class Tx:
+class Lookups:
+    """What every store's transaction answers from its own networks() and endpoints():
+    lookups by reference, the way Docker looks them up."""
+
+    def network(self, ref: str, host: str | None = None) -> Network:
+        """A network by full id, name, or unique id prefix (Docker's lookup order)."""
+        candidates = self.networks(host)
+        for match in (lambda n: n.id == ref, lambda n: n.name == ref,
+                      lambda n: n.id.startswith(ref)):
+            found = [n for n in candidates if match(n)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                hosts = ", ".join(sorted({n.host for n in found}))
+                raise Conflict(f"network {ref} is ambiguous (found on {hosts}); "
+                               "name the host namespace")
+        raise NotFound(f"network {ref} not found")
+
+    def endpoint(self, network_id: str, ref: str) -> Endpoint:
+        for endpoint in self.endpoints(network_id):
+            if ref in (endpoint.id, endpoint.name) or endpoint.id.startswith(ref):
+                return endpoint
+        raise NotFound(f"endpoint {ref} not found in network {network_id[:12]}")
+
+
+class Tx(Lookups):
     """One open transaction: reads see a consistent state and writes commit together."""
 
     def __init__(self, conn: sqlite3.Connection):
@@ -137,20 +162,6 @@ class Tx:
             query, args = query + " WHERE host = ? OR scope = 'global'", (host,)
         return [_decode(Network, r) for r in self.conn.execute(query + " ORDER BY created", args)]
 
-    def network(self, ref: str, host: str | None = None) -> Network:
-        """A network by full id, name, or unique id prefix (Docker's lookup order)."""
-        candidates = self.networks(host)
-        for match in (lambda n: n.id == ref, lambda n: n.name == ref,
-                      lambda n: n.id.startswith(ref)):
-            found = [n for n in candidates if match(n)]
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                hosts = ", ".join(sorted({n.host for n in found}))
-                raise Conflict(f"network {ref} is ambiguous (found on {hosts}); "
-                               "name the host namespace")
-        raise NotFound(f"network {ref} not found")
-
     # endpoints --------------------------------------------------------------------------
 
     def add_endpoint(self, endpoint: Endpoint) -> None:
@@ -175,12 +186,6 @@ class Tx:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.conn.execute(f"SELECT * FROM endpoints{where} ORDER BY rowid", args)
         return [_decode(Endpoint, r) for r in rows]
-
-    def endpoint(self, network_id: str, ref: str) -> Endpoint:
-        for endpoint in self.endpoints(network_id):
-            if ref in (endpoint.id, endpoint.name) or endpoint.id.startswith(ref):
-                return endpoint
-        raise NotFound(f"endpoint {ref} not found in network {network_id[:12]}")
 
     # IPAM pools and addresses ----------------------------------------------------------
 
@@ -243,17 +248,7 @@ class Tx:
         rows = self.conn.execute("SELECT host_port, host_ip FROM ports "
                                  "WHERE host = ? AND proto = ?",
                                  (host, binding.proto)).fetchall()
-        clashing = sorted({port for port, ip in rows if _ips_clash(ip, binding.host_ip)})
-        if binding.host_port:
-            if binding.host_port in clashing:
-                raise Conflict(f"Bind for {binding.host_ip}:{binding.host_port} failed: "
-                               "port is already allocated")
-            chosen = binding
-        else:
-            port = _lowest_free(port_range[0], port_range[1], clashing)
-            if port is None:
-                raise Conflict(f"no free host port in {port_range[0]}-{port_range[1]}")
-            chosen = replace(binding, host_port=port)
+        chosen = choose_port(binding, rows, port_range)
         self.conn.execute("INSERT INTO ports VALUES (?, ?, ?, ?, ?)",
                           (host, chosen.proto, chosen.host_port, chosen.host_ip, owner))
         return chosen
@@ -318,12 +313,45 @@ def _lowest_free(first: int, last: int, taken_sorted) -> int | None:
     return candidate if candidate <= last else None
 
 
+def choose_port(binding: PortBinding, held: Iterable[tuple[int, str]],
+                port_range: tuple[int, int]) -> PortBinding:
+    """`binding` with its host port, given the (port, host address) pairs already held for
+    its protocol on its host: the one asked for if free, else the lowest free in the range."""
+    clashing = sorted({port for port, ip in held if _ips_clash(ip, binding.host_ip)})
+    if binding.host_port:
+        if binding.host_port in clashing:
+            raise Conflict(f"Bind for {binding.host_ip}:{binding.host_port} failed: "
+                           "port is already allocated")
+        return binding
+    port = _lowest_free(port_range[0], port_range[1], clashing)
+    if port is None:
+        raise Conflict(f"no free host port in {port_range[0]}-{port_range[1]}")
+    return replace(binding, host_port=port)
+
+
 def _ips_clash(a: str, b: str) -> bool:
     """0.0.0.0 binds every address, so it clashes with any other binding on the port."""
     return a == b or "0.0.0.0" in (a, b)
 
 
-class Store:
+class Reads:
+    """Reads that need no transaction of their own, for every store."""
+
+    def networks(self, host: str | None = None) -> list[Network]:
+        with self.transaction(write=False) as tx:
+            return tx.networks(host)
+
+    def network(self, ref: str, host: str | None = None) -> Network:
+        with self.transaction(write=False) as tx:
+            return tx.network(ref, host)
+
+    def endpoints(self, network_id: str | None = None, host: str | None = None,
+                  sandbox: str | None = None) -> list[Endpoint]:
+        with self.transaction(write=False) as tx:
+            return tx.endpoints(network_id, host, sandbox)
+
+
+class Store(Reads):
     """A SQLite store at `path` (created with its folder on first use)."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_PATH):
@@ -370,18 +398,13 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    # Reads that need no transaction of their own.
 
-    def networks(self, host: str | None = None) -> list[Network]:
-        with self.transaction(write=False) as tx:
-            return tx.networks(host)
+def open_store(where: str | os.PathLike) -> Store:
+    """The store `where` names: an etcd URL (etcd://HOST:PORT, http://HOST:PORT) for a store
+    many machines share, else a SQLite file."""
+    text = os.fspath(where)
+    if text.startswith(("etcd://", "http://", "https://")):
+        from netdiag.drivers.store.etcd import EtcdStore
 
-    def network(self, ref: str, host: str | None = None) -> Network:
-        with self.transaction(write=False) as tx:
-            return tx.network(ref, host)
-
-    def endpoints(self, network_id: str | None = None, host: str | None = None,
-                  sandbox: str | None = None) -> list[Endpoint]:
-        with self.transaction(write=False) as tx:
-            return tx.endpoints(network_id, host, sandbox)
-
+        return EtcdStore(text)
+    return Store(text)

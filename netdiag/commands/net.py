@@ -3,7 +3,8 @@
 Ad-hoc use of the bundled drivers, shaped like `docker network`. Every network lives in a
 namespace that plays the host (`--host-ns NAME`, never the root namespace); containers are
 namespaces too. State is kept in a SQLite store (`--store FILE`, default
-/var/lib/netdiag/drivers.db, or $NETDIAG_STORE), so separate runs see each other's networks.
+/var/lib/netdiag/drivers.db, or $NETDIAG_STORE), so separate runs see each other's networks, or
+in etcd (`--store etcd://HOST:PORT`), so separate machines do.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ PORT_RE = re.compile(r"(?:(?P<ip>\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>\d*):)?(?P<co
 def register(subparsers) -> None:
     parser = subparsers.add_parser("net", help=SUMMARIES["net"],
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--store", metavar="FILE", help="driver state file "
-                        "(default: $NETDIAG_STORE or /var/lib/netdiag/drivers.db); e.g. "
-                        "--store /tmp/drivers.db")
+    parser.add_argument("--store", metavar="FILE|URL", help="driver state: a SQLite file, or "
+                        "an etcd URL shared by machines (default: $NETDIAG_STORE or "
+                        "/var/lib/netdiag/drivers.db); e.g. --store /tmp/drivers.db, --store "
+                        "etcd://10.0.0.5:2379")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     host_ns = "the namespace that plays the host (name or path); e.g. --host-ns lab-host"
     network = "the network's name or id; e.g. front"
@@ -106,9 +108,9 @@ def register(subparsers) -> None:
 def _controller(args: argparse.Namespace):
     # Imported here so that `netdiag --help` does not load pyroute2 and sqlite.
     from netdiag.drivers.controller import Controller
-    from netdiag.drivers.store import DEFAULT_PATH, Store
+    from netdiag.drivers.store import DEFAULT_PATH, open_store
 
-    return Controller(Store(args.store or os.environ.get("NETDIAG_STORE") or DEFAULT_PATH))
+    return Controller(open_store(args.store or os.environ.get("NETDIAG_STORE") or DEFAULT_PATH))
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

@@ -11,9 +11,8 @@ A snapshot is written into a slot (its sequence number modulo the history's leng
 part by part — etcd takes requests of at most 1.5 MiB, and a big host's snapshot is larger —
 and only then is the node's Meta switched to it, so a reader never sees half a snapshot. Each
 Meta carries the blob's SHA-256, which a reader checks: a history slot being rewritten just
-then is reported as such, never decoded. etcd is reached through its HTTP gateway (etcd3gw);
-every failure of it becomes one StoreUnavailable here, and nothing above this module sees
-etcd3gw's exceptions.
+then is reported as such, never decoded. etcd is reached through netdiag/etcd.py, which turns
+every failure of it into one StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -23,20 +22,13 @@ import json
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
-from netdiag.errors import EXIT_COLLECT, CorruptSnapshot, NetdiagError, UsageError
+from netdiag.errors import CorruptSnapshot, UsageError
+from netdiag.etcd import Etcd, StoreUnavailable
 
 PREFIX = "/netdiag/fleet/v1/"
 PART_BYTES = 1 << 20  # under etcd's 1.5 MiB request limit, with room for base64
-DEFAULT_PORT = 2379
 NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-class StoreUnavailable(NetdiagError):
-    """etcd did not answer, or answered with an error."""
-
-    exit_code = EXIT_COLLECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +68,6 @@ class Meta:
                 from None
 
 
-def parse_url(url: str) -> tuple[str, str, int]:
-    """`http://HOST:PORT`, `https://...`, `etcd://HOST:PORT` or `HOST[:PORT]` → (protocol,
-    host, port)."""
-    text = url if "://" in url else f"http://{url}"
-    parts = urlsplit(text)
-    scheme = {"etcd": "http", "http": "http", "https": "https"}.get(parts.scheme)
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError:
-        port = -1
-    if scheme is None or not parts.hostname or port <= 0 or parts.path not in ("", "/"):
-        raise UsageError(f"--etcd {url!r}: expected http://HOST:PORT (or HOST:PORT)")
-    return scheme, parts.hostname, port
-
-
 def check_node_name(name: str) -> str:
     if not NODE_NAME.fullmatch(name):
         raise UsageError(f"node name {name!r}: use letters, digits, '.', '_' and '-' "
@@ -102,32 +79,10 @@ class Store:
     """One etcd endpoint. Every call has `timeout` seconds; none retries (the agent does)."""
 
     def __init__(self, url: str, timeout: float = 5.0):
-        from etcd3gw.client import Etcd3Client
-
-        protocol, host, port = parse_url(url)
-        self.url = f"{protocol}://{host}:{port}"
-        # The API path is given, not discovered: discovery is one more request per client,
-        # and etcd 3.4 and later all serve /v3/.
-        self._client = Etcd3Client(host=host, port=port, protocol=protocol, timeout=timeout,
-                                   api_path="/v3/")
-
-    # --- errors, translated once ---------------------------------------------------------
-
-    def _call(self, what: str, function, *args, **kwargs):
-        from etcd3gw import exceptions
-        from requests import RequestException
-
-        try:
-            return function(*args, **kwargs)
-        except exceptions.ConnectionTimeoutError:
-            raise StoreUnavailable(f"etcd at {self.url} did not answer in time ({what})") \
-                from None
-        except exceptions.ConnectionFailedError:
-            raise StoreUnavailable(f"etcd at {self.url} cannot be reached ({what})") from None
-        except (exceptions.Etcd3Exception, RequestException, ValueError, KeyError) as exc:
-            detail = getattr(exc, "detail_text", "") or str(exc) or type(exc).__name__
-            raise StoreUnavailable(f"etcd at {self.url}: {what} failed: "
-                                   f"{_one_line(detail)}") from None
+        self.etcd = Etcd(url, timeout)
+        self.url = self.etcd.url
+        self._client = self.etcd.client
+        self._call = self.etcd.call
 
     # --- leases -----------------------------------------------------------------------------
 
@@ -236,7 +191,3 @@ def _put(key: str, value: bytes, lease: int) -> dict:
 def _key(info) -> str:
     key = info.get("key", b"")  # etcd3gw decodes it from base64 already
     return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:200]

@@ -1,0 +1,56 @@
+"""`netdiag plugin serve` as a process of the caller's, for an engine of tests/docker_engine.py
+(the tests and bench/drivers.py): a name of its own, so that its socket in the shared
+/run/docker/plugins is no other engine's business, started and ended by its pid."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+
+
+class PluginProcess:
+    def __init__(self, engine, store: str, prefix: str = "ndt-plug-"):
+        self.engine, self.store = engine, store
+        self.name = f"{prefix}{secrets.token_hex(3)}"
+        self.socket = f"/run/docker/plugins/{self.name}.sock"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "netdiag", "plugin", "serve", "--name", self.name,
+             "--host-ns", self.engine.netns_path, "--store", self.store],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.socket):
+            assert self.process.poll() is None, self.process.stderr.read()
+            assert time.monotonic() < deadline, "the plugin did not make its socket"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # ours, by its pid
+            self.process.wait(timeout=20)
+        assert not os.path.exists(self.socket), "the plugin left its socket behind"
+
+    def post(self, path: str, body: bytes) -> dict:
+        connection = _UnixConnection(self.socket)
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        assert answer.status == 200
+        return json.loads(answer.read())
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(self.path)
