@@ -60,6 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     with open_store(store_path) as store:
+        store.networks()  # an unreachable etcd or an unreadable file fails now, not per call
         try:
             serve(Plugin(store, host, args.name), socket_path,
                   ready=lambda: print(f"netdiag plugin {args.name}: serving on {socket_path} "

@@ -144,6 +144,11 @@ def test_published_ports_and_a_quiet_check_on_a_plugin_network(docker_engine, pl
                      and f["namespace"]["label"] == engine.netns)]
     assert not loud, loud
     assert not [g for g in report["gaps"] if g["kind"] == "permission"], report["gaps"]
+    # netdiag knows the network by its Docker name, and its driver by the plugin's.
+    shown = subprocess.run([sys.executable, "-m", "netdiag", "show", "docker", "--docker",
+                            engine.host], capture_output=True, text=True, timeout=120)
+    line = next((x for x in shown.stdout.splitlines() if "ndt-plug-p" in x), "")
+    assert plugin.name in line, shown.stdout
 
 
 def test_the_engine_passes_the_plugins_errors_to_the_cli(docker_engine, plugin):

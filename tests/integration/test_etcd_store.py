@@ -85,3 +85,16 @@ def test_three_processes_taking_300_addresses_at_once_never_share_one(etcd):
     etcd.start()
     recorded = json.loads(finished(python(etcd, LIST, POOL)))
     assert len(recorded) == 300, "the restart lost allocations"
+
+
+def test_a_plugin_on_an_etcd_that_is_down_says_so_in_one_line(etcd, netns_factory, tmp_path):
+    engine_ns = netns_factory("plg")
+    etcd.stop()
+    socket_path = tmp_path / "p.sock"
+    done = subprocess.run(["ip", "netns", "exec", etcd.netns, sys.executable, "-m", "netdiag",
+                           "plugin", "serve", "--host-ns", engine_ns, "--socket",
+                           str(socket_path), "--store", etcd.url], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "cannot be reached" in done.stderr, done.stderr
+    assert not socket_path.exists()
