@@ -19,9 +19,8 @@ Docker's figure (N containers on one network: `docker run -d --network NET IMAGE
 on a user-defined bridge network of a real engine started in a namespace of its own, as in
 bench/lab.py) comes through the EXTRA_ROWS hook below (`--no-docker` leaves it out), with the
 same N `docker run`s on a network of netdiag's plugin (`netdiag plugin serve`) on that engine.
-The store row: 300 address allocations by three processes at once on the etcd store (a real
-etcd in a namespace of this run) beside the same on the SQLite store. The resolver figures are
-bench/drivers_dns.py's.
+The etcd rows (the store's allocations, the control plane's convergence) are
+bench/drivers_etcd.py's; the resolver figures are bench/drivers_dns.py's.
 """
 
 from __future__ import annotations
@@ -89,57 +88,6 @@ def docker_rows(count: int) -> list[tuple[str, float, str, float, str]]:
              f"Docker: {count} × docker run -d", statistics.median(ups), ""),
             (f"Docker: {count} × docker run, netdiag plugin", statistics.median(plugin_ups),
              "Docker: the same on its own bridge", statistics.median(ups), "")]
-
-
-STORE_ALLOCATIONS = 300
-TAKE = """
-import sys, time
-from netdiag.drivers.ipam import DefaultIpam
-from netdiag.drivers.store import open_store
-ipam = DefaultIpam(open_store(sys.argv[1]))
-sys.stdin.readline()
-for _ in range(int(sys.argv[3])):
-    ipam.request_address(sys.argv[2])
-"""
-
-
-def store_rows(count: int) -> list[tuple[str, float, str, float, str]]:
-    """300 address allocations by 3 processes at once (100 each), on the etcd store (a real
-    etcd in a namespace of this run) beside the same on the SQLite store."""
-    from netdiag.drivers.ipam import DefaultIpam
-    from netdiag.drivers.store import open_store
-    from tests.etcd_server import EtcdServer, unavailable_reason
-
-    if reason := unavailable_reason():
-        print(f"etcd store row skipped: {reason}", file=sys.stderr)
-        return []
-    etcd = EtcdServer()
-    etcd.netns = f"ndb-etcd-{etcd.tag}"  # our prefix, not the tests' one
-    figures = {}
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            etcd.create()
-            for kind, where in (("etcd", etcd.url.replace("http://", "etcd://")),
-                                ("sqlite", f"{folder}/s.db")):
-                space = "local:/run/netns/ndb-store"
-                with netns.entered(f"/run/netns/{etcd.netns}"):
-                    pool = DefaultIpam(open_store(where)).request_pool(space, "10.78.0.0/22")
-                workers = [subprocess.Popen(
-                    ["ip", "netns", "exec", etcd.netns, sys.executable, "-c", TAKE, where,
-                     pool.id, str(STORE_ALLOCATIONS // 3)], stdin=subprocess.PIPE, text=True)
-                    for _ in range(3)]
-                began = time.perf_counter()
-                for worker in workers:
-                    worker.stdin.write("go\n")
-                    worker.stdin.flush()
-                if any(worker.wait(timeout=300) for worker in workers):
-                    raise SystemExit(f"{kind} store round failed")
-                figures[kind] = time.perf_counter() - began
-        finally:
-            etcd.close()
-    rate = STORE_ALLOCATIONS / figures["etcd"]
-    return [(f"{STORE_ALLOCATIONS} allocations, 3 processes, etcd ({rate:.0f}/s)",
-             figures["etcd"], "the same on the SQLite store", figures["sqlite"], "")]
 
 
 class Made:
@@ -236,8 +184,12 @@ def main() -> int:
     args = parser.parse_args()
     if not args.no_docker and docker_rows not in EXTRA_ROWS:
         EXTRA_ROWS.append(docker_rows)
-    if store_rows not in EXTRA_ROWS:
-        EXTRA_ROWS.append(store_rows)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import drivers_etcd  # bench/drivers_etcd.py
+
+    for hook in (drivers_etcd.store_rows, drivers_etcd.control_plane_rows):
+        if hook not in EXTRA_ROWS:
+            EXTRA_ROWS.append(hook)
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds namespaces")
 

@@ -41,6 +41,18 @@ from netdiag.model.docker import docker_mac
 VNI_SPACE = "vxlan-id"
 
 
+def _control_plane(store: Store, deliver) -> ControlPlane:
+    """On a store machines share (etcd), the control plane of agents watching etcd; else
+    the embedded one, which programs every host of this machine itself."""
+    from netdiag.drivers.store.etcd import EtcdStore
+
+    if isinstance(store, EtcdStore):
+        from netdiag.drivers.overlay.etcd_plane import EtcdControlPlane
+
+        return EtcdControlPlane(store.etcd)
+    return EmbeddedControlPlane(store, deliver)
+
+
 def _with_data(endpoint: Endpoint, **values: str) -> Endpoint:
     data = dict(endpoint.data) | values
     return replace(endpoint, data=tuple(sorted(data.items())))
@@ -60,7 +72,7 @@ class OverlayDriver:
     def __init__(self, store: Store, control_plane: ControlPlane | None = None):
         self.store = store
         self.ipam = DefaultIpam(store)
-        self.control = control_plane or EmbeddedControlPlane(store, self.deliver)
+        self.control = control_plane or _control_plane(store, self.deliver)
 
     def parse_options(self, options: Mapping[str, str]) -> OverlayOptions:
         return parse(options)

@@ -104,6 +104,14 @@ def register(subparsers) -> None:
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=run_check)
 
+    agent = verbs.add_parser("agent", help="a host's overlay agent on an etcd store: keeps its "
+                             "endpoints announced, and learns the other hosts'")
+    agent.add_argument("--host-ns", required=True, metavar="NS", help=host_ns)
+    agent.add_argument("--ttl", type=int, default=5, metavar="SECONDS",
+                       help="how long a dead agent's endpoints stay known elsewhere "
+                            "(default: 5); e.g. --ttl 10")
+    agent.set_defaults(func=run_agent)
+
 
 def _controller(args: argparse.Namespace):
     # Imported here so that `netdiag --help` does not load pyroute2 and sqlite.
@@ -224,3 +232,37 @@ def _plain(record) -> dict:
         if key in data:
             data[key] = dict(data[key])
     return data
+
+
+def run_agent(args) -> int:
+    """Serve the host until SIGTERM or Ctrl-C; the lease is revoked on the way out."""
+    import signal
+    import sys
+    import threading
+
+    from netdiag.drivers import registry
+    from netdiag.drivers.common.namespaces import namespace_path
+    from netdiag.drivers.overlay.etcd_plane import run_agent as serve
+    from netdiag.drivers.store.etcd import EtcdStore
+
+    store = _controller(args).store
+    if not isinstance(store, EtcdStore):
+        raise UsageError("net agent needs a store machines share: --store etcd://HOST:PORT")
+    host = namespace_path(args.host_ns)
+    overlay = registry.get("overlay", store)
+    stop = threading.Event()
+
+    def log(line: str) -> None:
+        print(f"netdiag net agent: {line}", file=sys.stderr, flush=True)
+
+    def end(signum, _frame):
+        raise SystemExit(EXIT_OK)  # out of a blocked read, through serve's finally
+
+    signal.signal(signal.SIGTERM, end)
+    try:
+        serve(store.etcd, host, lambda network_id: store.network(network_id), overlay.deliver,
+              stop, ttl=args.ttl,
+              ready=lambda: log(f"serving {host} on {store.path}"), log=log)
+    except KeyboardInterrupt:
+        stop.set()
+    return EXIT_OK
