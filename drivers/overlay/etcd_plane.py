@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from urllib.parse import quote
 
 from netdiag.drivers.api import Network
 from netdiag.drivers.overlay.controlplane import Deliver, Event, Peer
+from netdiag.drivers.store.etcd import EtcdStore
 from netdiag.errors import DriverError, NetdiagError, NotFound
 from netdiag.etcd import Etcd, StoreUnavailable, decode, encode, prefix_end
 
@@ -60,12 +62,12 @@ class EtcdControlPlane:
         if not found.get("kvs"):
             raise DriverError(f"no overlay agent runs for host {peer.host}: start `netdiag net "
                               f"agent --host-ns {peer.host} --store {self.etcd.url}` there")
-        lease = int(found["kvs"][0].get("lease", 0))
-        value = json.dumps({"endpoint_id": peer.endpoint_id, "host": peer.host,
-                            "vtep": peer.vtep, "ip": peer.ip, "mac": peer.mac}).encode()
-        self.etcd.post("announce", "/kv/put", {"key": encode(_peer_key(network.id,
-                                                                       peer.endpoint_id)),
-                                               "value": encode(value), "lease": lease})
+        self._put(network, peer, int(found["kvs"][0].get("lease", 0)))
+
+    def _put(self, network: Network, peer: Peer, lease: int) -> None:
+        self.etcd.post("announce", "/kv/put", {
+            "key": encode(_peer_key(network.id, peer.endpoint_id)),
+            "value": encode(json.dumps(asdict(peer))), "lease": lease})
 
     def withdraw(self, network: Network, peer: Peer) -> None:
         self.etcd.post("withdraw", "/kv/deleterange",
@@ -78,13 +80,18 @@ class EtcdControlPlane:
         return tuple(_peer_of(decode(kv["value"])) for kv in found.get("kvs", []))
 
 
-def run_agent(etcd: Etcd, host: str, network_of: Callable[[str], Network], deliver: Deliver,
-              stop: threading.Event, ttl: int = HOST_TTL,
-              ready: Callable[[], None] = lambda: None,
+def run_agent(store: EtcdStore, host: str, deliver: Deliver, stop: threading.Event,
+              ttl: int = HOST_TTL, ready: Callable[[], None] = lambda: None,
               log: Callable[[str], None] = lambda line: None) -> None:
     """Be `host`'s agent until `stop` is set: keep its lease alive, and deliver every other
-    host's joins and leaves to it. On the way out the lease is revoked: this host's endpoints
-    are withdrawn at once."""
+    host's joins and leaves to it. Starting (again, after a crash that withdrew them) it
+    announces its host's joined endpoints and teaches the host everyone else's. On the way
+    out the lease is revoked: this host's endpoints are withdrawn at once."""
+    etcd = store.etcd
+
+    def network_of(network_id: str) -> Network:
+        return store.network(network_id)
+
     lease = int(etcd.post("lease grant", "/lease/grant", {"TTL": ttl})["ID"])
     etcd.post("register", "/kv/put", {"key": encode(_host_key(host)), "value": encode(host),
                                       "lease": lease})
@@ -92,6 +99,7 @@ def run_agent(etcd: Etcd, host: str, network_of: Callable[[str], Network], deliv
     keeper.start()
     try:
         watcher = _Watcher(etcd, host, network_of, deliver, log)
+        watcher.revision = _resync(EtcdControlPlane(etcd), store, host, lease, deliver)
         ready()
         watcher.run(stop)
     finally:
@@ -100,6 +108,25 @@ def run_agent(etcd: Etcd, host: str, network_of: Callable[[str], Network], deliv
             etcd.post("lease revoke", "/lease/revoke", {"ID": lease})
         except StoreUnavailable:
             pass  # it runs out by itself
+
+
+def _resync(plane: EtcdControlPlane, store: EtcdStore, host: str, lease: int,
+            deliver: Deliver) -> int:
+    """Announce `host`'s joined overlay endpoints on `lease` and deliver every other host's
+    to it; the revision the watch goes on from (nothing after it is missed)."""
+    revision = int(store.etcd.post("read", "/kv/range", {"key": encode(PEERS),
+                                                         "count_only": True})
+                   ["header"]["revision"])
+    for network in store.networks():
+        if network.driver != "overlay":
+            continue
+        for endpoint in store.endpoints(network.id, host=host):
+            if endpoint.sandbox and endpoint.datum("vtep"):
+                plane._put(network, Peer.of(endpoint), lease)
+        for peer in plane.peers(network):
+            if peer.host != host:
+                deliver(network, host, Event.JOIN, peer)
+    return revision
 
 
 def _keep_alive(etcd: Etcd, lease: int, ttl: int, stop: threading.Event) -> None:

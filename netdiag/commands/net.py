@@ -260,8 +260,7 @@ def run_agent(args) -> int:
 
     signal.signal(signal.SIGTERM, end)
     try:
-        serve(store.etcd, host, lambda network_id: store.network(network_id), overlay.deliver,
-              stop, ttl=args.ttl,
+        serve(store, host, overlay.deliver, stop, ttl=args.ttl,
               ready=lambda: log(f"serving {host} on {store.path}"), log=log)
     except KeyboardInterrupt:
         stop.set()

@@ -2,8 +2,8 @@
 (`netdiag net agent`), and every command a process of its own (`netdiag net --store etcd://`),
 so that no host learns of another through a shared process. Containers on the three hosts
 reach each other over VXLAN; an agent killed with SIGKILL (a dead host) has its endpoints
-withdrawn on the others within its lease's TTL plus a second; after an etcd restart the agents
-still hear what happens.
+withdrawn on the others within its lease's TTL plus a second, and announced again when it comes
+back; after an etcd restart the agents still hear what happens.
 
 Topology: a switch namespace (br0, 198.18.9.254/24) joins etcd (198.18.9.250) and the hosts
 h1..h3 (198.18.9.1-3); the netdiag processes run in the switch's namespace, where etcd is
@@ -126,6 +126,14 @@ def test_three_hosts_in_separate_processes_and_a_dead_one_withdrawn(fabric):
     withdrawn = time.monotonic() - killed
     print(f"\nwithdrawn on the other hosts {withdrawn:.2f} s after the agent died (TTL {TTL})")
     assert pings(containers[0], ips[1])  # the living hosts still talk
+
+    # Host 3's agent comes back: it announces host 3's endpoints again and relearns the rest.
+    agents.append(start_agent(switch, etcd, hosts[2]))
+    deadline = time.monotonic() + 10
+    while not all(knows_dead_host(ns) for ns in overlay_ns[:2]):
+        assert time.monotonic() < deadline, "host 3's endpoint was not announced again"
+        time.sleep(0.1)
+    assert pings(containers[0], ips[2]) and pings(containers[2], ips[1])
 
     # etcd restarts; the agents reconnect, and what happens next still reaches them.
     etcd.stop()
