@@ -147,9 +147,13 @@ class Plugin:
             with self.store.transaction() as tx:
                 tx.delete_network(network.id)
 
+        def build() -> None:
+            built = driver.create_network(network)  # the driver may add what it chose
+            with self.store.transaction() as tx:
+                tx.update_network(built)
+
         run_steps(f"create network {network_id[:12]}", [
-            Step("record", record, forget),
-            Step(driver_name, lambda: driver.create_network(network))])
+            Step("record", record, forget), Step(driver_name, build)])
         return {}
 
     def NetworkDriver_DeleteNetwork(self, call: Call) -> dict:  # noqa: N802
