@@ -47,11 +47,16 @@ class EtcdServer:
         self.url = f"http://{address}:2379"
 
     def create(self) -> EtcdServer:
-        _run("ip", "netns", "add", self.netns)
-        _run("ip", "-n", self.netns, "link", "set", "lo", "up")
-        if self.switch:
-            self._wire()
-        self.start()
+        """The namespace, its wire and etcd; on any failure, whatever of them was made goes."""
+        try:
+            _run("ip", "netns", "add", self.netns)
+            _run("ip", "-n", self.netns, "link", "set", "lo", "up")
+            if self.switch:
+                self._wire()
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _wire(self) -> None:
