@@ -13,7 +13,6 @@ Namespaces are `ndb-etcd-...`, removed at the end, also on failure; traffic stay
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from netdiag import netns  # noqa: E402
+from tests.overlay_fabric import OverlayFabric  # noqa: E402
 
 STORE_ALLOCATIONS = 300
 PEERS = 100
@@ -76,79 +76,10 @@ def store_rows(count: int) -> list[Row]:
              figures["etcd"], "the same on the SQLite store", figures["sqlite"], "")]
 
 
-def _sh(command: str) -> str:
-    return subprocess.run(command, shell=True, check=True, capture_output=True,
-                          text=True).stdout
-
-
-class _Fabric:
-    """A switch, three hosts and a container on each, etcd on the switch, one overlay."""
-
-    def __init__(self):
-        from tests.etcd_server import EtcdServer
-
-        self.tag = f"ndb-etcd-{os.getpid() % 100000}"
-        self.names: list[str] = []
-        self.agents: list[subprocess.Popen] = []
-        self.switch = self._ns("sw")
-        self.hosts = [self._ns(f"h{i}") for i in (1, 2, 3)]
-        self.containers = [self._ns(f"c{i}") for i in (1, 2, 3)]
-        self.etcd = EtcdServer(self.switch, "198.18.10.250")
-        self.etcd.netns = f"{self.tag}-etcd"
-        self.store = self.etcd.url.replace("http://", "etcd://")
-
-    def _ns(self, role: str) -> str:
-        name = f"{self.tag}-{role}"
-        netns.create_named(name)
-        self.names.append(name)
-        return name
-
-    def netdiag(self, *args: str) -> subprocess.CompletedProcess:
-        # nsenter --net only: the overlay namespaces the drivers bind-mount must outlive it.
-        return subprocess.run(["nsenter", f"--net=/run/netns/{self.switch}", sys.executable,
-                               "-m", "netdiag", "net", "--store", self.store, *args],
-                              check=True, capture_output=True, text=True, timeout=120)
-
-    def build(self) -> None:
-        sw = self.switch
-        _sh(f"ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up && "
-            f"ip -n {sw} addr add 198.18.10.254/24 dev br0")
-        for i, host in enumerate(self.hosts, 1):
-            _sh(f"ip -n {sw} link add p{i} type veth peer name eth0 netns {host} && "
-                f"ip -n {sw} link set p{i} master br0 up && "
-                f"ip -n {host} addr add 198.18.10.{i}/24 dev eth0 && "
-                f"ip -n {host} link set eth0 up")
-        self.etcd.create()
-        self.netdiag("create", "ov", "-d", "overlay", "--host-ns", self.hosts[0],
-                     "--subnet", "10.92.0.0/16")
-        for host in self.hosts:
-            agent = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{sw}", sys.executable, "-m", "netdiag", "net",
-                 "--store", self.store, "agent", "--host-ns", host],
-                stderr=subprocess.PIPE, text=True)
-            self.agents.append(agent)
-            if "serving" not in agent.stderr.readline():
-                raise SystemExit("a control-plane agent did not start")
-        for host, container in zip(self.hosts, self.containers):
-            self.netdiag("connect", "ov", container, "--host-ns", host)
-
-    def close(self) -> None:
-        for agent in self.agents:  # ours, by pid
-            if agent.poll() is None:
-                agent.send_signal(signal.SIGTERM)
-                agent.wait(timeout=20)
-        try:
-            self.netdiag("rm", "-f", "ov")
-        except subprocess.SubprocessError as exc:
-            print(f"could not remove the overlay: {exc}", file=sys.stderr)
-        self.etcd.close()
-        for name in reversed(self.names):
-            netns.delete_named(name)
-
-
 def control_plane_rows(count: int) -> list[Row]:
+    from netdiag.drivers import registry
     from netdiag.drivers.overlay import dataplane
-    from netdiag.drivers.overlay.controlplane import Peer
+    from netdiag.drivers.overlay.controlplane import EmbeddedControlPlane, Peer
     from netdiag.drivers.overlay.etcd_plane import EtcdControlPlane
     from netdiag.drivers.store.etcd import EtcdStore
     from tests.etcd_server import unavailable_reason
@@ -156,9 +87,24 @@ def control_plane_rows(count: int) -> list[Row]:
     if reason := unavailable_reason():
         print(f"control-plane row skipped: {reason}", file=sys.stderr)
         return []
-    fabric = _Fabric()
+    tag = f"ndb-etcd-{os.getpid() % 100000}"
+    made: list[str] = []
+
+    def namespace(role: str) -> str:  # ours, with the benchmarks' prefix
+        netns.create_named(f"{tag}-{role}")
+        made.append(f"{tag}-{role}")
+        return made[-1]
+
+    fabric = None
     try:
-        fabric.build()
+        fabric = OverlayFabric(namespace, "198.18.10")
+        fabric.build(etcd_netns=f"{tag}-etcd")
+        fabric.netdiag("create", "ov", "-d", "overlay", "--host-ns", fabric.hosts[0],
+                       "--subnet", "10.92.0.0/16")
+        for host in fabric.hosts:
+            fabric.start_agent(host)
+        for host, container in zip(fabric.hosts, fabric.containers):
+            fabric.netdiag("connect", "ov", container, "--host-ns", host)
         hosts = [f"/run/netns/{h}" for h in fabric.hosts]
         with netns.entered(f"/run/netns/{fabric.switch}"):
             store = EtcdStore(fabric.etcd.url)
@@ -178,29 +124,33 @@ def control_plane_rows(count: int) -> list[Row]:
             _wait_programmed(fabric, network, announced, dataplane)
             over_etcd = time.perf_counter() - began
 
+            # The embedded control plane, delivering each to the other hosts in-process.
+            embedded_plane = EmbeddedControlPlane(store, registry.get("overlay", store).deliver)
             direct = peers(PEERS)
             began = time.perf_counter()
-            for peer in direct:  # what the embedded control plane does: deliver to the others
-                for host in hosts:
-                    if host != peer.host:
-                        dataplane.add_peer(dataplane.sandbox_path(host, network), peer)
+            for peer in direct:
+                embedded_plane.announce(network, peer)
             embedded = time.perf_counter() - began
             for peer in announced:
                 plane.withdraw(network, peer)
     finally:
-        fabric.close()
+        if fabric is not None:
+            fabric.close()
+        for name in reversed(made):
+            netns.delete_named(name)
     return [(f"{PEERS} endpoints over 3 hosts' agents (etcd)", over_etcd,
              "the embedded control plane, in-process", embedded, "")]
 
 
-def _wait_programmed(fabric: _Fabric, network, peers, dataplane, timeout: float = 60) -> None:
+def _wait_programmed(fabric, network, peers, dataplane, timeout: float = 60) -> None:
     """Until each host's overlay namespace has the VXLAN entry of every other host's peer."""
     deadline = time.monotonic() + timeout
     for host in fabric.hosts:
         ns = dataplane.sandbox_name(f"/run/netns/{host}", network)
         wanted = {p.mac for p in peers if p.host != f"/run/netns/{host}"}
         while True:
-            shown = _sh(f"bridge -n {ns} fdb show")
+            shown = subprocess.run(["bridge", "-n", ns, "fdb", "show"], capture_output=True,
+                                   text=True, check=True).stdout
             if all(mac in shown for mac in wanted):
                 break
             if time.monotonic() > deadline:

@@ -105,7 +105,7 @@ class Controller:
             with self.store.transaction() as tx:
                 tx.update_network(network)
 
-        steps = [Step("record", record, lambda: self._forget_network(network.id))]
+        steps = [Step("record", record, lambda: self.forget_network(network.id))]
         if drv.uses_ipam:
             steps = [Step("pool", take_pool, lambda: self.ipam.release_pool(network.pool_id)),
                      Step("gateway", take_gateway)] + steps
@@ -129,9 +129,9 @@ class Controller:
             self.driver(network.driver).delete_network(network)
         if network.pool_id:
             self.ipam.release_pool(network.pool_id)
-        self._forget_network(network.id)
+        self.forget_network(network.id)
 
-    def _forget_network(self, network_id: str) -> None:
+    def forget_network(self, network_id: str) -> None:
         with self.store.transaction() as tx:
             tx.delete_network(network_id)
 
@@ -191,7 +191,7 @@ class Controller:
         if drv.uses_ipam:
             steps.append(Step("address", take_address,
                               lambda: self.ipam.release_address(network.pool_id, endpoint.ip)))
-        steps += [Step("record", record, lambda: self._forget_endpoint(endpoint.id)),
+        steps += [Step("record", record, lambda: self.forget_endpoint(endpoint.id)),
                   Step("endpoint", create, lambda: drv.delete_endpoint(network, endpoint)),
                   Step("join", join, lambda: drv.leave(network, endpoint))]
         if ports:
@@ -216,9 +216,9 @@ class Controller:
         drv.delete_endpoint(network, endpoint)
         if endpoint.address and network.pool_id:
             self.ipam.release_address(network.pool_id, endpoint.ip)
-        self._forget_endpoint(endpoint.id)
+        self.forget_endpoint(endpoint.id)
 
-    def _forget_endpoint(self, endpoint_id: str) -> None:
+    def forget_endpoint(self, endpoint_id: str) -> None:
         with self.store.transaction() as tx:
             tx.release_ports(endpoint_id)
             tx.delete_endpoint(endpoint_id)
@@ -278,7 +278,7 @@ class Controller:
             if host_gone:
                 if network.pool_id:
                     self.ipam.release_pool(network.pool_id)
-                self._forget_network(network.id)
+                self.forget_network(network.id)
                 done.append(f"forgot network {network.name}: host namespace "
                             f"{network.host} is gone")
         return done
@@ -292,4 +292,4 @@ class Controller:
             drv.revoke_external_connectivity(network, endpoint)
         if endpoint.address and network.pool_id:
             self.ipam.release_address(network.pool_id, endpoint.ip)
-        self._forget_endpoint(endpoint.id)
+        self.forget_endpoint(endpoint.id)

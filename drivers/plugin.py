@@ -40,7 +40,8 @@ from netdiag.drivers.api import (
     run_steps,
 )
 from netdiag.drivers.common import links
-from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam, local_space
+from netdiag.drivers.controller import Controller
+from netdiag.drivers.ipam import GLOBAL_SPACE, local_space
 from netdiag.drivers.ipam.host import networks_to_avoid
 from netdiag.drivers.store import Store
 from netdiag.errors import NetdiagError, NotFound, UsageError
@@ -84,8 +85,11 @@ class Plugin:
 
     def __init__(self, store: Store, host: str, name: str):
         self.store, self.host, self.name = store, host, name
-        self.ipam = DefaultIpam(store)
-        self._drivers: dict[str, object] = {}
+        # The lab's controller, for its drivers, IPAM and bookkeeping; the calls' order is
+        # the engine's, so the plugin runs their steps itself.
+        self.controller = Controller(store)
+        self.ipam = self.controller.ipam
+        self.driver = self.controller.driver
         self._lock = threading.Lock()  # one call at a time: the engine serialises them anyway
 
     def handle(self, path: str, body: object) -> dict:
@@ -117,9 +121,9 @@ class Plugin:
         network_id = call.text("NetworkID")
         options = {str(k): str(v) for k, v in call.mapping("Options").get(GENERIC, {}).items()}
         driver_name = options.pop(DRIVER_OPTION, "bridge")
-        driver = self._driver(driver_name)
+        driver = self.driver(driver_name)
         if not isinstance(driver, HandsOver):
-            served = [n for n in registry.names() if isinstance(self._driver(n), HandsOver)]
+            served = [n for n in registry.names() if isinstance(self.driver(n), HandsOver)]
             raise UsageError(f"the {driver_name} driver cannot be used by Docker yet "
                              f"(this plugin serves: {', '.join(served)})")
         driver.parse_options(options)
@@ -143,17 +147,14 @@ class Plugin:
             with self.store.transaction() as tx:
                 tx.add_network(network)
 
-        def forget() -> None:
-            with self.store.transaction() as tx:
-                tx.delete_network(network.id)
-
         def build() -> None:
             built = driver.create_network(network)  # the driver may add what it chose
             with self.store.transaction() as tx:
                 tx.update_network(built)
 
         run_steps(f"create network {network_id[:12]}", [
-            Step("record", record, forget), Step(driver_name, build)])
+            Step("record", record, lambda: self.controller.forget_network(network.id)),
+            Step(driver_name, build)])
         return {}
 
     def NetworkDriver_DeleteNetwork(self, call: Call) -> dict:  # noqa: N802
@@ -162,14 +163,14 @@ class Plugin:
             return {}  # already gone: `docker network rm` must not be stuck on it
         for endpoint in self.store.endpoints(network.id):
             self._delete_endpoint(network, endpoint)
-        self._driver(network.driver).delete_network(network)
+        self.driver(network.driver).delete_network(network)
         with self.store.transaction() as tx:
             tx.delete_network(network.id)
         return {}
 
     def NetworkDriver_CreateEndpoint(self, call: Call) -> dict:  # noqa: N802
         network = self._network(call)
-        driver = self._driver(network.driver)
+        driver = self.driver(network.driver)
         interface = call.mapping("Interface")
         address, given_mac = interface.get("Address", ""), interface.get("MacAddress", "")
         if not address:
@@ -200,7 +201,7 @@ class Plugin:
         endpoint = self._endpoint(call, network)
         sandbox = call.text("SandboxKey")
         name = _handed_over(endpoint)
-        self._driver(network.driver).hand_over(network, endpoint, name)
+        self.driver(network.driver).hand_over(network, endpoint, name)
         with self.store.transaction() as tx:
             tx.update_endpoint(replace(endpoint, sandbox=sandbox))
         answer = {"InterfaceName": {"SrcName": name, "DstPrefix": "eth"}}
@@ -220,7 +221,7 @@ class Plugin:
     def NetworkDriver_ProgramExternalConnectivity(self, call: Call) -> dict:  # noqa: N802
         network = self._network(call)
         endpoint = self._endpoint(call, network)
-        driver = self._driver(network.driver)
+        driver = self.driver(network.driver)
         ports = _port_bindings(call.mapping("Options").get("com.docker.network.portmap"))
         if not ports:
             return {}
@@ -234,7 +235,7 @@ class Plugin:
     def NetworkDriver_RevokeExternalConnectivity(self, call: Call) -> dict:  # noqa: N802
         network = self._network(call)
         endpoint = self._endpoint(call, network)
-        driver = self._driver(network.driver)
+        driver = self.driver(network.driver)
         if endpoint.ports and isinstance(driver, ExternalConnectivity):
             driver.revoke_external_connectivity(network, endpoint)
             with self.store.transaction() as tx:
@@ -285,11 +286,6 @@ class Plugin:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _driver(self, name: str):
-        if name not in self._drivers:
-            self._drivers[name] = registry.get(name, self.store)
-        return self._drivers[name]
-
     def _network(self, call: Call, missing_ok: bool = False) -> Network | None:
         network_id = call.text("NetworkID")
         try:
@@ -313,15 +309,13 @@ class Plugin:
         return found[0] if found else None
 
     def _delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
-        driver = self._driver(network.driver)
+        driver = self.driver(network.driver)
         if endpoint.ports and isinstance(driver, ExternalConnectivity):
             driver.revoke_external_connectivity(network, endpoint)
         driver.delete_endpoint(network, endpoint)
         # What the engine gave back at Leave (a veth went with its host side already).
         links.delete_link(network.host, _handed_over(endpoint))
-        with self.store.transaction() as tx:
-            tx.release_ports(endpoint.id)
-            tx.delete_endpoint(endpoint.id)
+        self.controller.forget_endpoint(endpoint.id)
 
     def _pool_subnet(self, pool_id: str) -> str:
         with self.store.transaction(write=False) as tx:

@@ -240,25 +240,23 @@ def run_agent(args) -> int:
     import sys
     import threading
 
-    from netdiag.drivers import registry
     from netdiag.drivers.common.namespaces import namespace_path
     from netdiag.drivers.overlay.etcd_plane import run_agent as serve
     from netdiag.drivers.store.etcd import EtcdStore
 
-    store = _controller(args).store
+    controller = _controller(args)
+    store = controller.store
     if not isinstance(store, EtcdStore):
         raise UsageError("net agent needs a store machines share: --store etcd://HOST:PORT")
     host = namespace_path(args.host_ns)
-    overlay = registry.get("overlay", store)
+    overlay = controller.driver("overlay")
     stop = threading.Event()
 
     def log(line: str) -> None:
         print(f"netdiag net agent: {line}", file=sys.stderr, flush=True)
 
-    def end(signum, _frame):
-        raise SystemExit(EXIT_OK)  # out of a blocked read, through serve's finally
-
-    signal.signal(signal.SIGTERM, end)
+    # SIGTERM ends it as Ctrl-C does: out of a blocked read, through serve's finally.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         serve(store, host, overlay.deliver, stop, ttl=args.ttl,
               ready=lambda: log(f"serving {host} on {store.path}"), log=log)

@@ -55,10 +55,8 @@ def run_serve(args: argparse.Namespace) -> int:
     store_path = args.store or os.environ.get("NETDIAG_STORE") \
         or f"/var/lib/netdiag/plugin-{args.name}.db"
 
-    def stop(signum, _frame):
-        raise SystemExit(EXIT_OK)  # unwinds through serve's finally: the socket goes
-
-    signal.signal(signal.SIGTERM, stop)
+    # SIGTERM ends it as Ctrl-C does: through serve's finally, so the socket goes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open_store(store_path) as store:
         store.networks()  # an unreachable etcd or an unreadable file fails now, not per call
         try:

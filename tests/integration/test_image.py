@@ -197,6 +197,7 @@ def test_on_the_host_network_without_its_pids_the_namespace_is_the_hosts(docker_
 
 
 def test_tcpdump_answers(docker_engine, built):
+    """A program named as the command runs as it is (the toolbox test goes through bash)."""
     done = docker_run(docker_engine, built, "tcpdump", "--version")
     assert "tcpdump version" in done.stdout + done.stderr
 
