@@ -25,6 +25,12 @@ def sh(command: str, check: bool = True) -> str:
     return done.stdout
 
 
+def pings(ns: str, address: str, wait: int = 1) -> bool:
+    """Whether one ping from the named namespace `ns` to `address` is answered."""
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c1", f"-W{wait}", address],
+                          capture_output=True).returncode == 0
+
+
 def pytest_collection_modifyitems(config, items):
     root = os.geteuid() == 0 and shutil.which("ip")
     skip = pytest.mark.skip(reason="needs root and iproute2")

@@ -23,7 +23,7 @@ from netdiag.drivers.api import PortBinding
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
-from tests.conftest import sh
+from tests.conftest import pings, sh
 
 pytestmark = pytest.mark.integration
 
@@ -82,11 +82,6 @@ def lab(netns_factory, tmp_path):
         yield lab
     finally:
         lab.close()
-
-
-def pings(ns: str, ip: str) -> bool:
-    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c1", "-W1", ip],
-                          capture_output=True).returncode == 0
 
 
 def http_get(ns: str, url: str) -> str:

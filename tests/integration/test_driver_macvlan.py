@@ -12,7 +12,7 @@ import pytest
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.store import Store
 from netdiag.errors import KernelFeatureMissing
-from tests.conftest import sh
+from tests.conftest import pings, sh
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,6 @@ def host(netns_factory, tmp_path):
         store.close()
 
 
-def ping(source: str, address: str) -> bool:
-    return sh(f"ip netns exec {source} ping -c 1 -W 1 {address}", check=False).count(
-        " 0% packet loss") == 1
-
-
 def test_bridge_mode_children_reach_each_other(host):
     ctl, host_ns, make = host
     network = ctl.create_network("mv", host_ns, "macvlan", subnet="192.168.77.0/24",
@@ -44,7 +39,7 @@ def test_bridge_mode_children_reach_each_other(host):
     e2 = ctl.connect("mv", c2, host=host_ns)
     assert "macvlan mode bridge" in sh(f"ip -d -n {c1} link show eth0")
     assert e1.mac == "02:42:c0:a8:4d:02"
-    assert ping(c1, e2.ip) and ping(c2, e1.ip)
+    assert pings(c1, e2.ip) and pings(c2, e1.ip)
     assert "default via 192.168.77.1" in sh(f"ip -n {c1} route")
     assert list(ctl.check("mv", host_ns)) == []
     ctl.disconnect("mv", e2.id, host=host_ns)
@@ -60,7 +55,7 @@ def test_private_mode_children_are_isolated(host):
     ctl.connect("mvp", c1, host=host_ns)
     e2 = ctl.connect("mvp", c2, host=host_ns)
     assert "macvlan mode private" in sh(f"ip -d -n {c1} link show eth0")
-    assert not ping(c1, e2.ip)
+    assert not pings(c1, e2.ip)
 
 
 def test_internal_network_without_parent(host):
@@ -72,7 +67,7 @@ def test_internal_network_without_parent(host):
     c1, c2 = make("c1"), make("c2")
     ctl.connect("mvi", c1, host=host_ns)
     e2 = ctl.connect("mvi", c2, host=host_ns)
-    assert ping(c1, e2.ip)
+    assert pings(c1, e2.ip)
     assert "default" not in sh(f"ip -n {c1} route")
     ctl.delete_network("mvi", host_ns, force=True)
     assert parent not in sh(f"ip -n {host_ns} link")

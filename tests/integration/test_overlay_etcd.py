@@ -12,12 +12,11 @@ removed afterwards.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 
-from tests.conftest import sh
+from tests.conftest import pings, sh
 from tests.etcd_server import unavailable_reason
 from tests.overlay_fabric import OverlayFabric
 
@@ -37,11 +36,6 @@ def fabric(netns_factory):
         yield made
     finally:
         made.close()
-
-
-def pings(source: str, address: str) -> bool:
-    return subprocess.run(["ip", "netns", "exec", source, "ping", "-c1", "-W2", address],
-                          capture_output=True).returncode == 0
 
 
 def test_three_hosts_in_separate_processes_and_a_dead_one_withdrawn(fabric):
