@@ -95,21 +95,25 @@ class Controller:
             address = self.ipam.request_address(network.pool_id, gateway, owner="gateway")
             network = replace(network, gateway=address)
 
+        def build() -> None:
+            nonlocal network
+            network = drv.create_network(network)
+
         def record() -> None:
             with self.store.transaction() as tx:
                 tx.add_network(network)
 
-        def build() -> None:
-            nonlocal network
-            network = drv.create_network(network)
-            with self.store.transaction() as tx:
-                tx.update_network(network)
-
-        steps = [Step("record", record, lambda: self.forget_network(network.id))]
+        # The network is recorded once its driver has built it: whoever reads the store (a
+        # resolver, another host's `lab up`) never sees a half-made one. The name is checked
+        # first too, so that a clash costs nothing; two creating at once clash at `record`.
+        if any(n.name == name and n.host == host for n in self.store.networks()):
+            raise Conflict(f"network with name {name} already exists")
+        steps = [Step(driver, build, lambda: drv.delete_network(network)),
+                 Step("record", record)]
         if drv.uses_ipam:
             steps = [Step("pool", take_pool, lambda: self.ipam.release_pool(network.pool_id)),
                      Step("gateway", take_gateway)] + steps
-        run_steps(f"create network {name}", steps + [Step(driver, build)])
+        run_steps(f"create network {name}", steps)
         return network
 
     def delete_network(self, ref: str, host: str | None = None, force: bool = False) -> None:
@@ -124,8 +128,10 @@ class Controller:
             if host_alive:
                 self._disconnect(network, endpoint)
             else:
-                self._release(network, endpoint)
-        if host_alive:
+                self.release(network, endpoint)
+        # A global network lives on every host that has its endpoints, not on the one it was
+        # created from: its driver undoes what is left (a VNI) even when that host is gone.
+        if host_alive or network.scope is Scope.GLOBAL:
             self.driver(network.driver).delete_network(network)
         if network.pool_id:
             self.ipam.release_pool(network.pool_id)
@@ -272,7 +278,7 @@ class Controller:
             host_gone = not os.path.exists(network.host)
             for endpoint in self.store.endpoints(network.id):
                 if host_gone or (endpoint.sandbox and not os.path.exists(endpoint.sandbox)):
-                    self._release(network, endpoint)
+                    self.release(network, endpoint)
                     done.append(f"forgot endpoint {endpoint.name} of {network.name}: "
                                 "its namespace is gone")
             if host_gone:
@@ -283,12 +289,13 @@ class Controller:
                             f"{network.host} is gone")
         return done
 
-    def _release(self, network: Network, endpoint: Endpoint) -> None:
-        """Drop an endpoint whose namespace died: the kernel already removed its devices,
-        but its host-side firewall rules may remain, so those are revoked when possible."""
+    def release(self, network: Network, endpoint: Endpoint) -> None:
+        """Drop an endpoint whose namespaces died (or are about to: a lab's host part going
+        down): the kernel removes its devices, but its host-side firewall rules may remain,
+        so those are revoked when possible."""
         drv = self.driver(network.driver)
         if endpoint.ports and isinstance(drv, ExternalConnectivity) and \
-                os.path.exists(network.host):
+                os.path.exists(endpoint.host):
             drv.revoke_external_connectivity(network, endpoint)
         if endpoint.address and network.pool_id:
             self.ipam.release_address(network.pool_id, endpoint.ip)

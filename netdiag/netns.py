@@ -185,10 +185,11 @@ def _lab_nodes() -> tuple[dict[str, tuple[str, str]],
     for journal in LAB_DIR.glob("*.json"):
         try:
             data = json.loads(journal.read_text())
+            lab = data.get("lab") or data["name"]  # LAB@HOST journals are parts of LAB
             for node, netns in data.get("nodes", {}).items():
-                nodes[netns] = (data["name"], node)
+                nodes[netns] = (lab, node)
                 for network, network_id in data.get("networks", {}).items():
-                    networks[(netns, network_id[:10])] = (data["name"], node, network)
+                    networks[(netns, network_id[:10])] = (lab, node, network)
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # a journal being written or damaged: its namespaces still show as named
     return nodes, networks

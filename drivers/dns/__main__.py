@@ -1,5 +1,6 @@
-"""`python -m netdiag.drivers.dns [--store PATH]`: serve the embedded DNS of the store's sandboxes
-until SIGTERM or SIGINT, then remove every NAT rule and resolv.conf it installed."""
+"""`python -m netdiag.drivers.dns [--store PATH|URL] [--host-ns HOST]`: serve the embedded DNS
+of the store's sandboxes (of one host's, with --host-ns) until SIGTERM or SIGINT, then remove
+every NAT rule and resolv.conf it installed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import signal
 import sys
 import threading
 
+from netdiag.drivers.common.namespaces import namespace_path
 from netdiag.drivers.dns.daemon import ResolverDaemon
-from netdiag.drivers.store import DEFAULT_PATH, Store
+from netdiag.drivers.store import DEFAULT_PATH, open_store
 from netdiag.errors import NetdiagError
 
 
@@ -23,7 +25,10 @@ def _announce() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m netdiag.drivers.dns",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=str(DEFAULT_PATH), help="the driver store (SQLite)")
+    parser.add_argument("--store", default=str(DEFAULT_PATH),
+                        help="the driver store: a SQLite file or etcd://HOST:PORT")
+    parser.add_argument("--host-ns", default="",
+                        help="serve only the sandboxes of this host namespace's endpoints")
     parser.add_argument("--no-forward", action="store_true",
                         help="answer local names only (SERVFAIL for the rest): send nothing out")
     parser.add_argument("--ready", action="store_true",
@@ -34,8 +39,9 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with Store(args.store) as store:
-            daemon = ResolverDaemon(store, forward=not args.no_forward)
+        host = namespace_path(args.host_ns) if args.host_ns else ""
+        with open_store(args.store) as store:
+            daemon = ResolverDaemon(store, forward=not args.no_forward, host=host)
             try:
                 daemon.run(stop, ready=_announce if args.ready else None)
             finally:

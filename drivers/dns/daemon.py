@@ -3,7 +3,9 @@
 A lab or the `netdiag net` commands build networks and exit; the resolver has to outlive them.
 The daemon serves every sandbox that has an endpoint on a network with embedded DNS, attaching
 sandboxes as they appear in the store and detaching them as they leave (or their namespace
-vanishes); it looks again whenever SQLite's `data_version` says the store changed. Like Docker,
+vanishes); it looks again whenever the store's version says somebody wrote. Given a `host`,
+it serves only the sandboxes of that host's endpoints (on a store other hosts share, each
+host runs its own resolver), and answers every name of their networks. Like Docker,
 every user-defined network has embedded DNS but the default `bridge` network and the host and
 none drivers do not, and names are forwarded to the host namespace's non-loopback nameservers
 (unless `forward` is off: a lab never sends queries out of the machine).
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,12 +47,13 @@ def upstreams_for(host: str) -> tuple[Upstream, ...]:
 
 
 class ResolverDaemon:
-    def __init__(self, store: Store, forward: bool = True):
+    def __init__(self, store: Store, forward: bool = True, host: str = ""):
         self.store = store
         self.forward = forward
+        self.host = host
         self.names = StoreNames(store)
         self.server = EmbeddedDns(self.names)
-        self._watch = sqlite3.connect(store.path, check_same_thread=False)
+        self._versions = store.versions()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="netdiag-dns-attach")
 
     def wanted(self) -> dict[str, tuple[Upstream, ...]]:
@@ -59,7 +61,7 @@ class ResolverDaemon:
         found: dict[str, tuple[Upstream, ...]] = {}
         with self.store.transaction(write=False) as tx:
             networks = {n.id: n for n in tx.networks() if has_dns(n)}
-            for endpoint in tx.endpoints():
+            for endpoint in tx.endpoints(host=self.host or None):
                 network = networks.get(endpoint.network_id)
                 if network and endpoint.sandbox and os.path.exists(endpoint.sandbox):
                     upstreams = upstreams_for(network.host) if self.forward else ()
@@ -87,7 +89,7 @@ class ResolverDaemon:
         once the sandboxes present at start are served."""
         seen = None
         while not stop.is_set():
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            version = self._versions.current()
             if version != seen:
                 self.sync()
                 seen = version
@@ -101,4 +103,4 @@ class ResolverDaemon:
         self._pool.shutdown()
         self.server.close()
         self.names.close()
-        self._watch.close()
+        self._versions.close()

@@ -2,15 +2,12 @@
 
 A sandbox resolves every endpoint and service of the networks it has an endpoint on. Building
 that table reads and decodes every endpoint of those networks, so it is kept per sandbox and
-rebuilt only when the database changed. A connection of its own asks SQLite's `data_version`,
-which moves whenever any other connection commits — the store's, or another process's — and
-costs microseconds, so every query still sees the current names.
+rebuilt only when the store changed: its version (`Store.versions`: SQLite's `data_version`
+on a connection of its own, microseconds; etcd's revision, one round trip) moves whenever
+anybody commits, so every query still sees the current names.
 """
 
 from __future__ import annotations
-
-import sqlite3
-import threading
 
 from netdiag.drivers.dns.records import NamedEndpoint, NamedService, NameTable, build_table
 from netdiag.drivers.store import Store, Tx
@@ -36,16 +33,11 @@ class StoreNames:
 
     def __init__(self, store: Store):
         self.store = store
-        self._watch = sqlite3.connect(store.path, check_same_thread=False)
-        self._watch_lock = threading.Lock()
+        self._versions = store.versions()
         self._cache: dict[str, tuple[int, NameTable]] = {}
 
-    def _version(self) -> int:
-        with self._watch_lock:
-            return self._watch.execute("PRAGMA data_version").fetchone()[0]
-
     def __call__(self, sandbox: str) -> NameTable:
-        version = self._version()
+        version = self._versions.current()
         cached = self._cache.get(sandbox)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -55,4 +47,4 @@ class StoreNames:
         return table
 
     def close(self) -> None:
-        self._watch.close()
+        self._versions.close()

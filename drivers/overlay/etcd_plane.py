@@ -51,6 +51,13 @@ def _peer_of(value: bytes) -> Peer:
     return Peer(**json.loads(value))
 
 
+def agent_alive(store: EtcdStore, host: str) -> bool:
+    """Whether an agent speaks for `host` (its key is on the agent's live lease)."""
+    found = store.etcd.post("read", "/kv/range", {"key": encode(_host_key(host)),
+                                                  "count_only": True})
+    return int(found.get("count", 0)) > 0
+
+
 class EtcdControlPlane:
     """announce/withdraw/peers on etcd (the ControlPlane protocol)."""
 

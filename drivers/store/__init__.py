@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from netdiag.drivers.api import Endpoint, Network, Pool, PortBinding, Scope, Service
 from netdiag.errors import Conflict, DriverError, NotFound
@@ -334,6 +335,31 @@ def _ips_clash(a: str, b: str) -> bool:
     return a == b or "0.0.0.0" in (a, b)
 
 
+class StoreVersion(Protocol):
+    """A store's change counter, for readers that cache (the embedded DNS): `current()`
+    differs from its last answer whenever somebody wrote since."""
+
+    def current(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _DataVersion:
+    """SQLite's `data_version` on a connection of its own (it counts other connections'
+    commits, so the store's own connection cannot ask it)."""
+
+    def __init__(self, path: Path):
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def current(self) -> int:
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Reads:
     """Reads that need no transaction of their own, for every store."""
 
@@ -376,6 +402,10 @@ class Store(Reads):
 
     def close(self) -> None:
         self._conn.close()
+
+    def versions(self) -> StoreVersion:
+        """How a reader learns that others wrote: a number that changes when they did."""
+        return _DataVersion(self.path)
 
     def __enter__(self) -> Store:
         return self

@@ -284,6 +284,23 @@ class EtcdTx(Lookups):
                 if network_id is None or s.network_id == network_id]
 
 
+class _Revision:
+    """The store's change counter on etcd: the revision of its newest key (every write
+    transaction changes at least the lock key)."""
+
+    def __init__(self, etcd: Etcd):
+        self.etcd = etcd
+
+    def current(self) -> int:
+        answer = self.etcd.post("read", "/kv/range", {"key": encode(PREFIX),
+                                                      "range_end": prefix_end(PREFIX),
+                                                      "count_only": True})
+        return int(answer["header"]["revision"])
+
+    def close(self) -> None:
+        pass
+
+
 class EtcdStore(Reads):
     """The drivers' store in the etcd at `url` (etcd://HOST:PORT or http://HOST:PORT)."""
 
@@ -295,6 +312,9 @@ class EtcdStore(Reads):
 
     def close(self) -> None:
         pass  # one HTTP session; nothing is held between transactions
+
+    def versions(self) -> _Revision:
+        return _Revision(self.etcd)
 
     def __enter__(self) -> EtcdStore:
         return self

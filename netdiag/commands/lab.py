@@ -3,6 +3,9 @@
     lab up FILE|NAME      plan, then build (everything is rolled back on failure)
     lab plan FILE|NAME    print the plan (dry run)
     lab down NAME         remove everything the lab made (idempotent; works after a crash)
+    lab up FILE --etcd URL --host NAME, lab down NAME --host NAME
+                          one host's part of a lab whose hosts share a store (processes,
+                          machines)
     lab ls                the labs that are up
     lab status NAME       nodes, processes, and the drivers' own checks
     lab exec NAME NODE -- CMD
@@ -41,8 +44,22 @@ def register(subparsers) -> None:
         if name == "up":
             p.add_argument("--replace", action="store_true",
                            help="remove a lab of that name first (up or half-built), then build")
+        p.add_argument("--host", metavar="NAME",
+                       help="only this host's part of the lab (with --etcd): its namespaces, "
+                            "containers and agent; each host's part is its own `lab up`; "
+                            "e.g. --host host1")
+        if name == "up":
+            p.add_argument("--etcd", metavar="URL",
+                           help="the drivers' store the lab's hosts share (with --host); "
+                                "e.g. --etcd http://10.0.0.5:2379")
+            p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                           help="with --host: how long to wait for the networks another "
+                                "host's part makes (default 120); e.g. --wait 30")
     p = sub.add_parser("down", help="remove a lab")
     p.add_argument("name", help="the lab's name (see `netdiag lab ls`); e.g. broken-mtu")
+    p.add_argument("--host", metavar="NAME",
+                   help="remove only that host's part (lab up --host), as `lab down "
+                        "NAME@HOST` does; e.g. --host h1")
     p.set_defaults(func=run_down)
     sub.add_parser("ls", help="list labs").set_defaults(func=run_ls)
     p = sub.add_parser("status", help="a lab's nodes, processes and driver checks")
@@ -83,6 +100,13 @@ def _require_root() -> None:
 
 def run_up(args) -> int:
     topology, source = resolve_topology(args.topology)
+    if bool(args.host) != bool(args.etcd):
+        raise UsageError("lab up --host and --etcd go together: one host's part of a lab, on "
+                         "the store its hosts share")
+    if args.etcd:
+        from netdiag.etcd import parse_url
+
+        parse_url(args.etcd)  # a malformed URL is refused before anything is built
     _require_root()
     from netdiag.lab import build
     from netdiag.progress import Progress
@@ -91,7 +115,8 @@ def run_up(args) -> int:
     with Progress() as line:
         try:
             journal = build.up(topology, source, lambda i, total, text: line.update(
-                f"[{i}/{total}] {text}"), replace=args.replace)
+                f"[{i}/{total}] {text}"), replace=args.replace, host=args.host or "",
+                etcd=args.etcd or "", network_wait=args.wait)
         except KeyboardInterrupt:
             raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
                               "was removed") from None
@@ -104,7 +129,7 @@ def run_plan(args) -> int:
     from netdiag.lab import plan
 
     topology, _ = resolve_topology(args.topology)
-    for i, step in enumerate(plan.plan(topology), 1):
+    for i, step in enumerate(plan.plan(topology, args.host or ""), 1):
         print(f"{i:3}. {step.describe()}")
     return 0
 
@@ -113,20 +138,25 @@ def run_down(args) -> int:
     _require_root()
     from netdiag.lab import build
 
-    if args.name not in journals.names():
-        print(f"lab {args.name} is not up: nothing to remove")
+    name = journals.host_part(args.name, args.host) if args.host else args.name
+    if name not in journals.names():
+        parts = [n for n in journals.names() if n.startswith(f"{name}@")]
+        hint = f" (its host parts: {', '.join(parts)})" if parts else ""
+        print(f"lab {name} is not up: nothing to remove{hint}")
         return 0
     from netdiag.progress import Progress
 
-    nodes = len(journals.load(args.name).nodes)
+    nodes = len(journals.load(name).nodes)
     with Progress() as line:
-        removed = build.down(args.name, lambda i, total, text: line.update(
+        removed = build.down(name, lambda i, total, text: line.update(
             f"[{i}/{total}] {text}"))
     namespaces = sum(1 for what in removed if what.startswith("namespace "))
     processes = sum(1 for what in removed if what.startswith("process "))
-    print(f"lab {args.name} removed: {_count(nodes, 'node')} ("
+    networks = sum(1 for what in removed if what.startswith("network "))
+    shared = f", {_count(networks, 'network')} from the shared store" if networks else ""
+    print(f"lab {name} removed: {_count(nodes, 'node')} ("
           f"{_count(namespaces, 'namespace')}, the drivers' own included), "
-          f"{_count(processes, 'process', 'processes')}")
+          f"{_count(processes, 'process', 'processes')}{shared}")
     return 0
 
 
@@ -166,12 +196,12 @@ def run_status(args) -> int:
               f"{', '.join(nested)}")
     running = sum(1 for p in j.processes if journals.start_time(p.pid) == p.start_time)
     print(f"  processes: {running} of {len(j.processes)} running")
-    if os.path.exists(j.store):
+    if j.host or os.path.exists(j.store):
         from netdiag.drivers.controller import Controller
-        from netdiag.drivers.store import Store
+        from netdiag.drivers.store import open_store
 
-        with Store(j.store) as store:
-            findings = Controller(store).check()
+        with open_store(j.store) as store:
+            findings = Controller(store).check(host=j.nodes[j.host] if j.host else None)
         for f in findings:
             print(f"  {f.severity.value}: {f.namespace.display}: {f.message}")
         print(f"  driver checks: {len(findings)} findings")

@@ -5,10 +5,17 @@ writing every namespace, process and file into the lab's journal before making i
 fails, everything built so far is torn down and the error is raised. `down` works from the
 journal alone, so it also cleans up after a crash or `kill -9` in the middle of `up`, and is
 idempotent. Only namespaces the lab created are touched; the root namespace never is.
+
+One host's part of a lab (`up(..., host=NAME, etcd=URL)`) is built the same way from that
+host's plan, on the drivers' store in etcd that the lab's other hosts share; its journal is
+LAB@HOST. The underlay switch is made by the first host under a lock of this machine and
+removed by the last one down; `down` of a host part forgets its endpoints in the store and
+deletes the lab networks no host uses any more.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import re
@@ -18,8 +25,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +36,15 @@ from netdiag.drivers.api import PortBinding
 from netdiag.drivers.common import device
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.overlay import dataplane
-from netdiag.drivers.store import Store
-from netdiag.errors import Conflict, DriverError, KernelFeatureMissing, NetdiagError, TopologyError
+from netdiag.drivers.store import open_store
+from netdiag.errors import (
+    Conflict,
+    DriverError,
+    KernelFeatureMissing,
+    NetdiagError,
+    NotFound,
+    TopologyError,
+)
 from netdiag.lab import journal as journals
 from netdiag.lab import plan as plans
 from netdiag.lab.schema import (
@@ -48,6 +63,8 @@ from netdiag.repair.executor import inject
 from netdiag.rtnl_write import Peer, Rtnl
 
 RESOLVER_READY_TIMEOUT = 10.0
+AGENT_READY_TIMEOUT = 10.0
+NETWORK_WAIT = 120.0  # seconds: another host's `lab up` makes the network meanwhile
 STOP_GRACE = 2.0
 Progress = Callable[[int, int, str], None]
 
@@ -76,6 +93,7 @@ class Builder:
     topology: Topology
     journal: journals.Journal
     controller: Controller
+    network_wait: float = NETWORK_WAIT
     starting: list[tuple[str, int, str]] = field(default_factory=list)  # node, port, protocol
 
     def ns_path(self, node: str) -> str:
@@ -89,7 +107,21 @@ class Builder:
             device.loopback_up(rt)
 
     def create_underlay(self, step: plans.CreateUnderlay) -> None:
-        """The switch is also the hosts' default gateway: a router at the lab's edge."""
+        """The switch is also the hosts' default gateway: a router at the lab's edge. Shared
+        by the hosts' parts of a lab, it is made by the first of them (the lock keeps the
+        others from using a half-made one)."""
+        if not step.shared:
+            self._make_switch(step)
+            return
+        with underlay_lock():
+            if (netns.NAMED_DIR / step.netns).exists():
+                return
+            netns.create_named(step.netns)
+            with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), Rtnl() as rt:
+                device.loopback_up(rt)
+            self._make_switch(step)
+
+    def _make_switch(self, step: plans.CreateUnderlay) -> None:
         address, prefixlen = step.address.split("/")
         network = ipaddress.ip_interface(step.address).network
         with netns.entered(self.ns_path(plans.UNDERLAY_NODE)), Rtnl() as rt:
@@ -127,6 +159,46 @@ class Builder:
         self.journal.networks[net.name] = made.id
         self.journal.save()
 
+    def await_network(self, step: plans.AwaitNetwork) -> None:
+        """Wait for the network another host's part of the lab makes."""
+        deadline = time.monotonic() + self.network_wait
+        while True:
+            try:
+                made = self.controller.network(step.network.name)
+                break
+            except NotFound:
+                if time.monotonic() > deadline:
+                    raise DriverError(
+                        f"network {step.network.name} did not appear in {self.journal.store} "
+                        f"within {self.network_wait:g} s: run `netdiag lab up ... --host "
+                        f"{step.maker}` (it makes the network)") from None
+                time.sleep(0.2)
+        self.journal.networks[step.network.name] = made.id
+        self.journal.save()
+
+    def start_agent(self, step: plans.StartAgent) -> None:
+        """The host's overlay agent, a process of the lab: it speaks for the host on the
+        shared store (its endpoints live on the agent's lease) and programs the host with
+        the other hosts' endpoints."""
+        from netdiag.drivers.overlay.etcd_plane import agent_alive
+
+        host = self.ns_path(step.host)
+        log = open(LAB_DIR / f"{self.journal.name}.agent.log", "ab")
+        self.journal.add_file(log.name)
+        process = subprocess.Popen([sys.executable, "-m", "netdiag", "net", "--store",
+                                    self.journal.store, "agent", "--host-ns", host],
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.journal.add_process(journals.Process(process.pid,
+                                                  journals.start_time(process.pid), ""))
+        deadline = time.monotonic() + AGENT_READY_TIMEOUT
+        while not agent_alive(self.controller.store, host):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise DriverError(f"the overlay agent of {step.host} did not start (see "
+                                  f"{log.name})")
+            time.sleep(0.05)
+
     def connect(self, step: plans.Connect) -> None:
         ports = [PortBinding(container_port=p.container_port, proto=p.protocol,
                              host_port=p.host_port) for p in step.publish]
@@ -137,7 +209,9 @@ class Builder:
     def start_resolver(self, step: plans.StartResolver) -> None:
         argv = [sys.executable, "-m", "netdiag.drivers.dns", "--store", self.journal.store,
                 "--no-forward", "--ready"]  # a lab never sends queries out of the machine
-        log = open(LAB_DIR / f"{self.topology.name}.resolver.log", "ab")
+        if step.host:
+            argv += ["--host-ns", self.ns_path(step.host)]
+        log = open(LAB_DIR / f"{self.journal.name}.resolver.log", "ab")
         self.journal.add_file(log.name)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -185,7 +259,7 @@ class Builder:
         """Start a long-running program in a node, with the node's resolv.conf in place
         (`ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf)."""
         ns = self.journal.nodes[node]
-        log = open(LAB_DIR / f"{self.topology.name}.{node}.log", "ab")
+        log = open(LAB_DIR / f"{self.journal.name}.{node}.log", "ab")
         self.journal.add_file(log.name)
         process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -235,6 +309,7 @@ class Builder:
             plans.CreateNamespace: self.create_namespace,
             plans.CreateUnderlay: self.create_underlay,
             plans.ConnectHost: self.connect_host, plans.CreateNetwork: self.create_network,
+            plans.AwaitNetwork: self.await_network, plans.StartAgent: self.start_agent,
             plans.Connect: self.connect, plans.StartResolver: self.start_resolver,
             plans.CreateService: self.create_service, plans.Run: self.run,
             plans.InjectFault: self.inject_fault,
@@ -260,31 +335,37 @@ def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.
 
 
 def up(topology: Topology, source: str = "", progress: Progress | None = None,
-       replace: bool = False) -> journals.Journal:
-    """Build the lab; on any failure or Ctrl-C tear down what was built and raise.
+       replace: bool = False, host: str = "", etcd: str = "",
+       network_wait: float = NETWORK_WAIT) -> journals.Journal:
+    """Build the lab — or, given `host` and `etcd`, that host's part of it on the store the
+    lab's hosts share; on any failure or Ctrl-C tear down what was built and raise.
 
-    With `replace`, a lab of that name (up or half-built) is removed first."""
-    if topology.name in journals.names():
-        if not replace or _condition(topology.name) == "building":
-            _refuse_existing(topology.name)
-        down(topology.name)
-    _refuse_taken_names(topology)
-    all_steps = plans.plan(topology)
+    With `replace`, a lab (or host part) of that name, up or half-built, is removed first."""
+    name = journals.host_part(topology.name, host) if host else topology.name
+    all_steps = plans.plan(topology, host)  # a bad --host fails before anything is touched
+    if name in journals.names():
+        if not replace or _condition(name) == "building":
+            _refuse_existing(name)
+        down(name)
+    _refuse_taken_names(all_steps, name)
     # Every namespace the plan makes is written down at once, before the first one exists
     # (one write instead of one per namespace); `down` skips the ones never made.
     made = [step for step in all_steps if isinstance(step, plans.CreateNamespace)]
-    journal = journals.Journal(name=topology.name, topology=source,
+    nodes = {step.node: step.netns for step in made}
+    if host:  # the shared switch: named for exec and labels, removed by the last host only
+        nodes[plans.UNDERLAY_NODE] = plans.namespace_name(topology.name, plans.UNDERLAY_NODE)
+    journal = journals.Journal(name=name, topology=source,
                                definition=topology.model_dump_json(),
-                               store=str(LAB_DIR / f"{topology.name}.db"),
-                               nodes={step.node: step.netns for step in made},
-                               namespaces=[step.netns for step in made],
+                               store=etcd if host else str(LAB_DIR / f"{name}.db"),
+                               nodes=nodes, namespaces=[step.netns for step in made],
                                builder=journals.Process(os.getpid(),
-                                                        journals.start_time(os.getpid()), ""))
+                                                        journals.start_time(os.getpid()), ""),
+                               lab=topology.name if host else "", host=host)
     journal.save()
     store = None
     try:
-        store = Store(journal.store)
-        builder = Builder(topology, journal, Controller(store))
+        store = open_store(journal.store)
+        builder = Builder(topology, journal, Controller(store), network_wait)
         # Runs in one worker thread: netns.entered moves the thread it runs in, and the
         # caller's thread (a CLI, a test) stays where it is.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-lab") as worker:
@@ -304,7 +385,7 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None,
             store.close()
             store = None
         with _no_interrupts():  # a second Ctrl-C must not leave the rollback half done
-            down(topology.name)
+            down(name)
         raise
     finally:
         if store is not None:
@@ -345,11 +426,24 @@ class _no_interrupts:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def _refuse_taken_names(topology: Topology) -> None:
-    for step in plans.plan(topology):
+def _refuse_taken_names(steps: tuple[plans.PlanStep, ...], name: str) -> None:
+    for step in steps:
         if isinstance(step, plans.CreateNamespace) and (netns.NAMED_DIR / step.netns).exists():
-            raise Conflict(f"namespace {step.netns} exists already: lab {topology.name} "
-                           "would collide with it")
+            raise Conflict(f"namespace {step.netns} exists already: lab {name} would collide "
+                           "with it")
+
+
+@contextmanager
+def underlay_lock() -> Iterator[None]:
+    """This machine's lock on the labs' shared underlay switches (made by a lab's first host
+    part, removed by its last), held for milliseconds."""
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    folder = os.open(LAB_DIR, os.O_RDONLY | os.O_CLOEXEC)  # the folder: no lock file to leave
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)
 
 
 def down(name: str, progress: Progress | None = None) -> list[str]:
@@ -360,6 +454,12 @@ def down(name: str, progress: Progress | None = None) -> list[str]:
         return []
     removed: list[str] = []
     removed += [f"process {pid}" for pid in _stop_all(journal.processes)]
+    unreachable = None
+    if journal.host:
+        try:
+            removed += _leave_shared_store(journal)
+        except NetdiagError as exc:  # the namespaces still go; the journal stays for a retry
+            unreachable = exc
     nested = nested_namespaces(journal)
     doomed = list(reversed(journal.namespaces + nested))
     for i, ns in enumerate(doomed, 1):
@@ -369,11 +469,49 @@ def down(name: str, progress: Progress | None = None) -> list[str]:
         if (netns.NAMED_DIR / ns).exists():
             netns.delete_named(ns)
             removed.append(f"namespace {ns}")
-    for path in journal.files + [journal.store + suffix for suffix in ("", "-wal", "-shm")]:
+    if journal.host:
+        removed += _remove_shared_underlay(journal)
+    if unreachable is not None:
+        raise DriverError(f"lab {name}: its namespaces and processes are gone, but its records "
+                          f"in {journal.store} could not be removed ({unreachable}); run "
+                          f"`netdiag lab down {name}` again when the store answers")
+    stores = [] if journal.host else [journal.store + s for s in ("", "-wal", "-shm")]
+    for path in journal.files + stores:
         if path and os.path.exists(path):
             os.unlink(path)
     journal.remove()
     return removed
+
+
+def _leave_shared_store(journal: journals.Journal) -> list[str]:
+    """Forget this host's endpoints of the lab's networks in the shared store, and delete the
+    networks no host has an endpoint on any more (this host's part may be the last)."""
+    host = str(netns.NAMED_DIR / journal.nodes[journal.host])
+    removed = []
+    with open_store(journal.store) as store:
+        controller = Controller(store)
+        lab_networks = [n for n in store.networks()
+                        if dict(n.labels).get("netdiag.lab") == journal.lab_name]
+        for network in lab_networks:
+            for endpoint in store.endpoints(network.id, host=host):
+                controller.release(network, endpoint)
+            if not store.endpoints(network.id) and (network.host == host or
+                                                    not os.path.exists(network.host)):
+                controller.delete_network(network.id, force=True)
+                removed.append(f"network {network.name}")
+    return removed
+
+
+def _remove_shared_underlay(journal: journals.Journal) -> list[str]:
+    """The last host part of a lab on this machine removes the switch they shared."""
+    ns = journal.nodes[plans.UNDERLAY_NODE]
+    with underlay_lock():
+        others = [n for n in journals.names()
+                  if n.startswith(f"{journal.lab_name}@") and n != journal.name]
+        if others or not (netns.NAMED_DIR / ns).exists():
+            return []
+        netns.delete_named(ns)
+        return [f"namespace {ns}"]
 
 
 def nested_namespaces(journal: journals.Journal) -> list[str]:

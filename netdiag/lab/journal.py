@@ -39,8 +39,16 @@ class Journal:
     namespaces: list[str] = field(default_factory=list)  # every namespace, in creation order
     processes: list[Process] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-    store: str = ""
+    store: str = ""  # the drivers' store: the lab's own SQLite file, or a shared etcd's URL
     networks: dict[str, str] = field(default_factory=dict)  # network name → its driver id
+    # One host's part of a lab (`lab up FILE --etcd URL --host NAME`): the journal is named
+    # LAB@HOST, the lab's own name is `lab`, and the store is shared with the other hosts.
+    lab: str = ""
+    host: str = ""
+
+    @property
+    def lab_name(self) -> str:
+        return self.lab or self.name
 
     @property
     def path(self) -> Path:
@@ -87,6 +95,11 @@ def load(name: str) -> Journal:
     data["processes"] = [Process(**p) for p in data.get("processes", [])]
     data["builder"] = Process(**data["builder"]) if data.get("builder") else None
     return Journal(**data)
+
+
+def host_part(lab: str, host: str) -> str:
+    """The journal name of one host's part of a lab."""
+    return f"{lab}@{host}"
 
 
 def names() -> list[str]:

@@ -5,6 +5,12 @@ and is what `netdiag lab plan` prints. Every namespace a lab makes is `<lab>-<no
 underlay switch that joins the hosts (and plays "the outside world" for them) is `<lab>-ul`.
 Hosts take underlay addresses from the first one up, in the order the file lists them; the
 switch takes the last address of the underlay subnet and is every host's default gateway.
+
+`plan(topology, host=NAME)` is one host's part, for labs whose hosts are built by processes of
+their own on a store they share (`lab up FILE --etcd URL --host NAME`): that host's namespaces
+and containers; the underlay switch made by whichever host comes first; the host's overlay
+agent before its first join; each network made by its first host and awaited by the others;
+a resolver for that host's containers only.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from netdiag.errors import TopologyError
 from netdiag.lab.schema import Command, Fault, Network, Publish, Service, Topology
 
 UNDERLAY_NODE = "ul"
@@ -36,9 +43,11 @@ class CreateUnderlay:
     netns: str
     address: str  # "10.99.0.254/24"
     mtu: int
+    shared: bool = False  # one host's part: made by the first host, kept until the last
 
     def describe(self) -> str:
-        return f"underlay switch br0 {self.address} mtu {self.mtu} in {self.netns}"
+        shared = ", shared by the lab's hosts (made if missing)" if self.shared else ""
+        return f"underlay switch br0 {self.address} mtu {self.mtu} in {self.netns}{shared}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,24 @@ class CreateNetwork:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitNetwork:
+    network: Network
+    maker: str  # the host whose `lab up` makes it
+
+    def describe(self) -> str:
+        return f"{self.network.driver} network {self.network.name}, made by {self.maker}'s " \
+               "lab up"
+
+
+@dataclass(frozen=True, slots=True)
+class StartAgent:
+    host: str
+
+    def describe(self) -> str:
+        return f"overlay agent for {self.host} on the shared store (a lab process)"
+
+
+@dataclass(frozen=True, slots=True)
 class Connect:
     container: str
     host: str
@@ -82,8 +109,11 @@ class Connect:
 
 @dataclass(frozen=True, slots=True)
 class StartResolver:
+    host: str = ""  # only this host's containers (one host's part of a lab)
+
     def describe(self) -> str:
-        return "embedded DNS on 127.0.0.11 in every container of a user-defined network"
+        where = f" on {self.host}" if self.host else ""
+        return f"embedded DNS on 127.0.0.11 in every container{where} of a user-defined network"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +146,8 @@ class InjectFault:
         return f"fault {self.fault.kind} on {self.fault.node}: {text}"
 
 
-PlanStep = (CreateNamespace | CreateUnderlay | ConnectHost | CreateNetwork | Connect
-            | StartResolver | CreateService | Run | InjectFault)
+PlanStep = (CreateNamespace | CreateUnderlay | ConnectHost | CreateNetwork | AwaitNetwork
+            | StartAgent | Connect | StartResolver | CreateService | Run | InjectFault)
 
 
 def host_addresses(topology: Topology) -> dict[str, str]:
@@ -136,7 +166,51 @@ def task_names(service: Service) -> tuple[str, ...]:
     return tuple(f"{service.name}-{i}" for i in range(1, service.replicas + 1))
 
 
-def plan(topology: Topology) -> tuple[PlanStep, ...]:
+def host_nodes(topology: Topology, host: str) -> tuple[str, ...]:
+    """The nodes one host's part of the lab makes: the host and its containers."""
+    return (host, *(c.name for c in topology.containers if topology.host_of(c) == host))
+
+
+def plan(topology: Topology, host: str = "") -> tuple[PlanStep, ...]:
+    return _host_plan(topology, host) if host else _plan(topology)
+
+
+def _host_plan(topology: Topology, host: str) -> tuple[PlanStep, ...]:
+    """The steps of `_plan` that build `host`'s part, and what sharing the lab takes."""
+    if host not in {h.name for h in topology.hosts}:
+        known = ", ".join(h.name for h in topology.hosts)
+        raise TopologyError(f"lab {topology.name} has no host {host!r} (its hosts: {known})")
+    if topology.services:
+        names = ", ".join(s.name for s in topology.services)
+        raise TopologyError(f"lab {topology.name}: services ({names}) are not built per host "
+                            "yet; build the lab in one process (`netdiag lab up` without --host)")
+    mine = set(host_nodes(topology, host))
+    steps: list[PlanStep] = []
+    for step in _plan(topology):
+        match step:
+            case CreateNamespace(node=node) if node in mine:
+                steps.append(step)
+            case CreateUnderlay():
+                steps.append(CreateUnderlay(step.netns, step.address, step.mtu, shared=True))
+            case ConnectHost(host=name) if name == host:
+                steps.append(step)
+                if any(n.driver == "overlay" and host in topology.hosts_of(n)
+                       for n in topology.networks):
+                    steps.append(StartAgent(host))
+            case CreateNetwork(hosts=hosts) if host in hosts:
+                steps.append(step if hosts[0] == host else AwaitNetwork(step.network, hosts[0]))
+            case Connect(host=name) if name == host:
+                steps.append(step)
+            case StartResolver() if any(c.host == host for c in steps if isinstance(c, Connect)):
+                steps.append(StartResolver(host))
+            case Run(container=node) if node in mine:
+                steps.append(step)
+            case InjectFault(fault=fault) if fault.node in mine:
+                steps.append(step)
+    return tuple(steps)
+
+
+def _plan(topology: Topology) -> tuple[PlanStep, ...]:
     lab = topology.name
     steps: list[PlanStep] = [CreateNamespace(UNDERLAY_NODE, namespace_name(lab, UNDERLAY_NODE))]
     steps += [CreateNamespace(h.name, namespace_name(lab, h.name)) for h in topology.hosts]
