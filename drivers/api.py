@@ -174,9 +174,13 @@ class ExternalConnectivity(Protocol):
 class HandsOver(Protocol):
     """Drivers a container engine can drive through its remote-driver API (Docker's plugins):
     `hand_over` makes the endpoint's interface in the host namespace, named `name`, and
-    leaves moving it into the sandbox, naming it and addressing it to the engine."""
+    leaves moving it into the sandbox, naming it and addressing it to the engine; it returns
+    the endpoint with what it recorded. `take_back` is the driver's part of the engine's
+    leave (the engine has taken the interface out of the sandbox)."""
 
-    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None: ...
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> Endpoint: ...
+
+    def take_back(self, network: Network, endpoint: Endpoint) -> None: ...
 
 
 # --- IPAM -----------------------------------------------------------------------------------

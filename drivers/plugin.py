@@ -11,6 +11,12 @@ namespace (the network's host namespace) and answers its name; the engine moves 
 container, names it ethN and gives it the address and gateway. A network is recorded under
 Docker's own network id, so `netdiag net ls --store ...` and Docker speak of the same ids.
 
+A plugin of scope "global" serves overlay networks that span engines: the engines share a
+cluster store (Docker 20.10's --cluster-store), every engine runs its own plugin, and those
+plugins share one etcd as their store. Each engine asks its plugin to create the network (the
+first one makes it, the others find it made); endpoints live on the engine they were asked
+on, and the host's overlay agent (a thread of the plugin) programs the other engines' ones.
+
 Every failure is answered, never raised: {"Err": "..."} to the network calls, {"Error":
 "..."} to the IPAM calls (the field names libnetwork reads), with HTTP 200, and the `docker`
 CLI prints the text as it is.
@@ -29,6 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 
+from netdiag import netns
 from netdiag.drivers import registry
 from netdiag.drivers.api import (
     Endpoint,
@@ -36,6 +43,7 @@ from netdiag.drivers.api import (
     HandsOver,
     Network,
     PortBinding,
+    Scope,
     Step,
     run_steps,
 )
@@ -81,10 +89,11 @@ class Call:
 
 
 class Plugin:
-    """The handlers, one method per call, over one store; `host` is the engine's namespace."""
+    """The handlers, one method per call, over one store; `host` is the engine's namespace,
+    `scope` the networks it serves (local: bridge, macvlan; global: overlay)."""
 
-    def __init__(self, store: Store, host: str, name: str):
-        self.store, self.host, self.name = store, host, name
+    def __init__(self, store: Store, host: str, name: str, scope: Scope = Scope.LOCAL):
+        self.store, self.host, self.name, self.scope = store, host, name, scope
         # The lab's controller, for its drivers, IPAM and bookkeeping; the calls' order is
         # the engine's, so the plugin runs their steps itself.
         self.controller = Controller(store)
@@ -115,13 +124,21 @@ class Plugin:
     # --- NetworkDriver ------------------------------------------------------------------
 
     def NetworkDriver_GetCapabilities(self, call: Call) -> dict:  # noqa: N802
-        return {"Scope": "local", "ConnectivityScope": "local"}
+        return {"Scope": self.scope.value, "ConnectivityScope": self.scope.value}
 
     def NetworkDriver_CreateNetwork(self, call: Call) -> dict:  # noqa: N802
         network_id = call.text("NetworkID")
         options = {str(k): str(v) for k, v in call.mapping("Options").get(GENERIC, {}).items()}
-        driver_name = options.pop(DRIVER_OPTION, "bridge")
+        default = "overlay" if self.scope is Scope.GLOBAL else "bridge"
+        driver_name = options.pop(DRIVER_OPTION, default)
         driver = self.driver(driver_name)
+        if driver.capability.scope is not self.scope:
+            wanted = driver.capability.scope.value
+            raise UsageError(f"the {driver_name} driver is {wanted}-scoped; this plugin serves "
+                             f"{self.scope.value} networks (netdiag plugin serve --scope "
+                             f"{wanted})")
+        if self.scope is Scope.GLOBAL and self._network(call, missing_ok=True):
+            return {}  # every engine of a global network asks; the first one made it
         if not isinstance(driver, HandsOver):
             served = [n for n in registry.names() if isinstance(self.driver(n), HandsOver)]
             raise UsageError(f"the {driver_name} driver cannot be used by Docker yet "
@@ -136,25 +153,25 @@ class Plugin:
         if not subnet or not gateway:
             raise BadRequest("the IPv4 pool has no Pool or no Gateway")
         network = Network(id=network_id, name=f"docker-{network_id[:12]}", driver=driver_name,
-                          host=self.host, subnet=subnet, gateway=gateway.split("/")[0],
+                          host=self.host, scope=self.scope, subnet=subnet,
+                          gateway=gateway.split("/")[0],
                           internal=bool(call.mapping("Options").get(
                               "com.docker.network.internal")),
                           options=tuple(sorted(options.items())),
                           labels=(("netdiag.plugin", self.name),),
                           created=datetime.now(UTC).isoformat(timespec="microseconds"))
 
-        def record() -> None:
+        def build() -> None:
+            nonlocal network
+            network = driver.create_network(network)  # the driver may add what it chose
+
+        def record() -> None:  # once built, as the controller does: never half-made
             with self.store.transaction() as tx:
                 tx.add_network(network)
 
-        def build() -> None:
-            built = driver.create_network(network)  # the driver may add what it chose
-            with self.store.transaction() as tx:
-                tx.update_network(built)
-
         run_steps(f"create network {network_id[:12]}", [
-            Step("record", record, lambda: self.controller.forget_network(network.id)),
-            Step(driver_name, build)])
+            Step(driver_name, build, lambda: driver.delete_network(network)),
+            Step("record", record)])
         return {}
 
     def NetworkDriver_DeleteNetwork(self, call: Call) -> dict:  # noqa: N802
@@ -177,8 +194,12 @@ class Plugin:
             raise BadRequest("the endpoint has no IPv4 address")
         endpoint_id = call.text("EndpointID")
         endpoint = Endpoint(id=endpoint_id, network_id=network.id, name=endpoint_id[:12],
-                            host=network.host, address=address, mac=given_mac)
-        endpoint = driver.create_endpoint(network, endpoint)
+                            host=self.host, address=address, mac=given_mac)
+        # The engine brings a global network's way out (docker_gwbridge, see Join), so the
+        # driver builds the endpoint as on an internal network: no gateway leg of its own.
+        endpoint = driver.create_endpoint(
+            replace(network, internal=True) if network.scope is Scope.GLOBAL else network,
+            endpoint)
         if given_mac:  # the engine's MAC stands (it refuses a driver that changes it)
             endpoint = replace(endpoint, mac=given_mac)
         with self.store.transaction() as tx:
@@ -201,12 +222,14 @@ class Plugin:
         endpoint = self._endpoint(call, network)
         sandbox = call.text("SandboxKey")
         name = _handed_over(endpoint)
-        self.driver(network.driver).hand_over(network, endpoint, name)
+        endpoint = self.driver(network.driver).hand_over(network, endpoint, name)
         with self.store.transaction() as tx:
             tx.update_endpoint(replace(endpoint, sandbox=sandbox))
         answer = {"InterfaceName": {"SrcName": name, "DstPrefix": "eth"}}
-        if not network.internal:
+        if not network.internal and network.scope is Scope.LOCAL:
             answer["Gateway"] = network.gateway
+        # A network across engines has no gateway of its own: without one in the answer, the
+        # engine gives the container a leg on its docker_gwbridge, as for Docker's overlay.
         return answer
 
     def NetworkDriver_Leave(self, call: Call) -> dict:  # noqa: N802
@@ -214,6 +237,7 @@ class Plugin:
         # removes the pair.
         network = self._network(call)
         endpoint = self._endpoint(call, network)
+        self.driver(network.driver).take_back(network, endpoint)
         with self.store.transaction() as tx:
             tx.update_endpoint(replace(endpoint, sandbox=""))
         return {}
@@ -261,7 +285,8 @@ class Plugin:
     def IpamDriver_RequestPool(self, call: Call) -> dict:  # noqa: N802
         if call.body.get("V6"):
             raise UsageError("IPv6 pools are not supported")
-        space = call.text("AddressSpace", required=False) or local_space(self.host)
+        default = GLOBAL_SPACE if self.scope is Scope.GLOBAL else local_space(self.host)
+        space = call.text("AddressSpace", required=False) or default
         subnet = call.text("Pool", required=False)
         avoid = () if subnet else networks_to_avoid(self.host)
         pool = self.ipam.request_pool(space, subnet, call.text("SubPool", required=False), avoid)
@@ -314,7 +339,7 @@ class Plugin:
             driver.revoke_external_connectivity(network, endpoint)
         driver.delete_endpoint(network, endpoint)
         # What the engine gave back at Leave (a veth went with its host side already).
-        links.delete_link(network.host, _handed_over(endpoint))
+        links.delete_link(endpoint.host, _handed_over(endpoint))
         self.controller.forget_endpoint(endpoint.id)
 
     def _pool_subnet(self, pool_id: str) -> str:
@@ -365,7 +390,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
             body = None  # answered as a bad request by Plugin.handle
-        answer = json.dumps(self.server.plugin.handle(self.path, body)).encode()
+        plugin = self.server.plugin
+        # Answered from inside the engine's namespace: the plugin reaches its store (an etcd
+        # the engines share) from where the engine reaches its own cluster store.
+        with netns.entered(plugin.host):
+            answer = json.dumps(plugin.handle(self.path, body)).encode()
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(answer)))

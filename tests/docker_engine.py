@@ -7,8 +7,11 @@ and the host's root namespace (its links, routes and firewall) is never touched.
 exactly the processes it started, unmounts what the daemon mounted under its folders, removes
 its cgroups, folders and namespace — it is called in `finally` blocks, so a failing test
 cleans up too. No registry is reachable, so `build_busybox_image` makes the one image the
-tests use from Debian's busybox-static. `Swarm` joins two engines through a bridge in a third
-namespace into a two-node Swarm, for tests that need real overlay networks.
+tests use from Debian's busybox-static. With `own_plugins`, the engine runs in a mount
+namespace of its own in which a folder of its own is /run/docker/plugins: two engines on
+this machine then each find their own plugin of one name (legacy plugins are found by that
+folder, which every engine would otherwise share). `Swarm` joins two engines through a
+bridge in a third namespace into a two-node Swarm, for tests that need real overlay networks.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class DockerEngine:
     """One dockerd + containerd pair living in its own network namespace."""
 
     def __init__(self, role: str = "e", storage_driver: str | None = None,
-                 config: dict | None = None):
+                 config: dict | None = None, own_plugins: bool = False):
         self.tag = secrets.token_hex(3)
         self.config = config or {}  # the daemon.json it runs with
         self.storage_driver = storage_driver or default_storage_driver()
@@ -131,6 +134,10 @@ class DockerEngine:
         self.containerd: subprocess.Popen | None = None
         self.start_seconds = 0.0
         self.made_host_dirs: list[Path] = []
+        # Where this engine's plugins put their sockets: its own folder, bind-mounted over
+        # /run/docker/plugins in its mount namespace (kept by `mount_holder`), or the shared one.
+        self.plugin_dir = self.workdir / "plugins" if own_plugins else HOST_DIRS[0]
+        self.mount_holder: subprocess.Popen | None = None
 
     # --- what tests use -------------------------------------------------------------------
 
@@ -194,6 +201,8 @@ class DockerEngine:
         self.made_host_dirs = [d for d in HOST_DIRS if not d.exists()]
         try:
             self.create_netns()
+            if self.plugin_dir != HOST_DIRS[0]:
+                self._own_plugin_dir()
             self._start_containerd()
             self._start_dockerd()
         except EngineUnavailable as exc:
@@ -212,6 +221,25 @@ class DockerEngine:
             self.netns_made = True
             run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
 
+    def _own_plugin_dir(self) -> None:
+        """A mount namespace in which this engine's plugin folder is /run/docker/plugins,
+        kept by a process that waits there; the daemons are started in it."""
+        self.plugin_dir.mkdir()
+        HOST_DIRS[0].mkdir(parents=True, exist_ok=True)  # the mount point (made_host_dirs)
+        self.mount_holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             f'mount --bind "$0" {HOST_DIRS[0]} && echo ready && exec sleep infinity',
+             str(self.plugin_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        line = self.mount_holder.stdout.readline().decode().strip()
+        if line != "ready":
+            raise EngineUnavailable(f"no mount namespace of its own for the engine: {line}")
+
+    def _enter(self) -> list[str]:
+        """nsenter into the engine's namespaces: its network one, and its mount one if any."""
+        mount = [f"--mount=/proc/{self.mount_holder.pid}/ns/mnt"] if self.mount_holder else []
+        return ["nsenter", f"--net={self.netns_path}", *mount]
+
     def _start_containerd(self) -> None:
         # Our own containerd: dockerd would otherwise share /run/containerd/containerd.sock
         # with any containerd already running on the host.
@@ -227,7 +255,7 @@ class DockerEngine:
             f'[ttrpc]\n  address = "{address}.ttrpc"\n')
         with open(self.workdir / "containerd.log", "wb") as log:
             self.containerd = subprocess.Popen(
-                ["nsenter", f"--net={self.netns_path}", "containerd", "--config", str(config)],
+                [*self._enter(), "containerd", "--config", str(config)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _wait_until("containerd", address.is_socket, START_TIMEOUT,
                     lambda: self.containerd.poll() is None)
@@ -238,7 +266,7 @@ class DockerEngine:
         config.write_text(json.dumps(self.config) + "\n")
         with open(self.workdir / "dockerd.log", "wb") as log:
             self.dockerd = subprocess.Popen(
-                ["nsenter", f"--net={self.netns_path}", "dockerd",
+                [*self._enter(), "dockerd",
                  "--config-file", str(config),
                  "--containerd", str(self.containerd_dir / "containerd.sock"),
                  "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
@@ -275,6 +303,11 @@ class DockerEngine:
                 _end_process(proc.pid, STOP_TIMEOUT)
                 proc.wait()
         self._end_leftover_processes()
+        if self.mount_holder is not None:  # its mount namespace, and what is mounted there, go
+            _end_process(self.mount_holder.pid, STOP_TIMEOUT)
+            self.mount_holder.wait()
+            self.mount_holder.stdout.close()
+            self.mount_holder = None
         self._unmount_everything()
         self._remove_cgroups()
         for folder in self.made_host_dirs:  # deepest first; only if empty (shared with others)

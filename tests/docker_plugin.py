@@ -1,6 +1,7 @@
 """`netdiag plugin serve` as a process of the caller's, for an engine of tests/docker_engine.py
 (the tests and bench/drivers.py): a name of its own, so that its socket in the shared
-/run/docker/plugins is no other engine's business, started and ended by its pid."""
+/run/docker/plugins is no other engine's business (or, for an engine with a plugin folder of
+its own, any name), started and ended by its pid; its log in a file beside the socket."""
 
 from __future__ import annotations
 
@@ -15,20 +16,26 @@ import time
 
 
 class PluginProcess:
-    def __init__(self, engine, store: str, prefix: str = "ndt-plug-"):
-        self.engine, self.store = engine, store
-        self.name = f"{prefix}{secrets.token_hex(3)}"
-        self.socket = f"/run/docker/plugins/{self.name}.sock"
+    """One engine's plugin (scope local: bridge, macvlan; global: overlay across engines)."""
+
+    def __init__(self, engine, store: str, prefix: str = "ndt-plug-", name: str = "",
+                 scope: str = "local"):
+        self.engine, self.store, self.scope = engine, store, scope
+        self.name = name or f"{prefix}{secrets.token_hex(3)}"
+        self.socket = f"{engine.plugin_dir}/{self.name}.sock"
+        self.log = engine.workdir / f"plugin-{self.name}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "netdiag", "plugin", "serve", "--name", self.name,
-             "--host-ns", self.engine.netns_path, "--store", self.store],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "netdiag", "plugin", "serve", "--name",
+                 self.name, "--host-ns", self.engine.netns_path, "--store", self.store,
+                 "--socket", self.socket, "--scope", self.scope],
+                stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 20
         while not os.path.exists(self.socket):
-            assert self.process.poll() is None, self.process.stderr.read()
+            assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the plugin did not make its socket"
             time.sleep(0.05)
 

@@ -38,13 +38,15 @@ def _run(*argv: str) -> None:
 
 
 class EtcdServer:
-    def __init__(self, switch: str = "", address: str = "127.0.0.1", prefixlen: int = 24):
+    def __init__(self, switch: str = "", address: str = "127.0.0.1", prefixlen: int = 24,
+                 v2: bool = False):
         self.tag = secrets.token_hex(3)
         self.netns = f"{PREFIX}{self.tag}"
         self.switch, self.address, self.prefixlen = switch, address, prefixlen
         self.folder = tempfile.mkdtemp(prefix=f"ndt-etcd-{self.tag}-")
         self.process: subprocess.Popen | None = None
         self.url = f"http://{address}:2379"
+        self.v2 = v2  # also etcd's v2 API: Docker 20.10's --cluster-store (libkv) speaks it
 
     def create(self) -> EtcdServer:
         """The namespace, its wire and etcd; on any failure, whatever of them was made goes."""
@@ -79,7 +81,7 @@ class EtcdServer:
              "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"ndt-{self.tag}={peer}",
-             "--log-level", "warn"],
+             "--log-level", "warn", *(["--enable-v2=true"] if self.v2 else [])],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

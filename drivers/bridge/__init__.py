@@ -124,11 +124,15 @@ class BridgeDriver:
                                             Step("addresses", configure)])
         return replace(endpoint, sandbox=sandbox, ifname=ifname)
 
-    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None:
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> Endpoint:
         """The join a container engine finishes itself (Docker's remote drivers): the veth
         pair on the bridge, its container side left in the host namespace as `name` for the
         engine to move into the sandbox, name and address."""
         self._plug(network, endpoint, name, network.host)
+        return endpoint
+
+    def take_back(self, network: Network, endpoint: Endpoint) -> None:
+        pass  # the pair stays until the endpoint is deleted
 
     def _plug(self, network: Network, endpoint: Endpoint, ifname: str, sandbox: str) -> None:
         opts = options_of(network)

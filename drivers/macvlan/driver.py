@@ -90,11 +90,15 @@ class MacvlanDriver:
         return replace(endpoint, sandbox=sandbox, ifname=ifname,
                        data=tuple(sorted((dict(endpoint.data) | {"mtu": str(mtu)}).items())))
 
-    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> None:
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> Endpoint:
         """The child made in the host namespace as `name`, for the engine to move, name and
         address, with the endpoint's MAC (Docker's remote drivers)."""
         options = self._options(network)
         self._add_child(network, options, name, network.host, self._mtu(network, options))
+        return endpoint
+
+    def take_back(self, network: Network, endpoint: Endpoint) -> None:
+        pass  # the child stays until the endpoint is deleted
 
     def _add_child(self, network: Network, options: MacvlanOptions, name: str, where: str,
                    mtu: int) -> None:

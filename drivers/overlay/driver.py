@@ -143,18 +143,37 @@ class OverlayDriver:
             links.configure(sandbox, f"gw{endpoint.id[:8]}", gw_ifname, "", 1500,
                             endpoint.datum("gw_address"), endpoint.datum("gw_gateway"))
             endpoint = _with_data(endpoint, gw_ifname=gw_ifname)
-        # The first container of the network on this host teaches the host's overlay namespace
-        # every remote peer; after that, announcements (deliver) keep it current. Re-adding all
-        # peers on every join made an N-container overlay O(N²) netlink requests (2,550 for
-        # 2 × 50 containers instead of 100).
+        self._publish(network, endpoint)
+        return endpoint
+
+    def hand_over(self, network: Network, endpoint: Endpoint, name: str) -> Endpoint:
+        """The join a container engine finishes itself (Docker's remote drivers): the veth
+        from this host's overlay namespace, its container side left in the host namespace as
+        `name` for the engine to move, name and address; the other hosts learn of it. The
+        engine gives an overlay network that is not internal its own gateway leg."""
+        host_side = f"veth{endpoint.id[:7]}"
+        links.plug_veth(dataplane.sandbox_path(endpoint.host, network), dataplane.BRIDGE,
+                        host_side, endpoint.host, name, int(endpoint.datum("mtu")))
+        endpoint = replace(endpoint, host_ifname=host_side)
+        self._publish(network, endpoint)
+        return endpoint
+
+    def take_back(self, network: Network, endpoint: Endpoint) -> None:
+        self.control.withdraw(network, Peer.of(endpoint))
+
+    def _publish(self, network: Network, endpoint: Endpoint) -> None:
+        """Teach this host every remote peer if this is the network's first endpoint here,
+        and announce the endpoint to the other hosts. After the first, announcements
+        (deliver) keep the host current: re-adding all peers on every join made an
+        N-container overlay O(N²) netlink requests (2,550 for 2 × 50 containers, not 100)."""
         others_here = any(e.sandbox for e in self.store.endpoints(network.id, host=endpoint.host)
                           if e.id != endpoint.id)
         if not others_here:
+            overlay_ns = dataplane.sandbox_path(endpoint.host, network)
             for peer in self.control.peers(network):
                 if peer.host != endpoint.host:
                     dataplane.add_peer(overlay_ns, peer)
         self.control.announce(network, Peer.of(endpoint))
-        return endpoint
 
     def leave(self, network: Network, endpoint: Endpoint) -> Endpoint:
         self.control.withdraw(network, Peer.of(endpoint))

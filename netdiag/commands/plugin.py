@@ -7,6 +7,11 @@ network namespace is the networks' host namespace (`--host-ns`, never the root n
 netdiag's drivers only build inside namespaces you name). State is kept in the driver store
 (`--store FILE`, or `--store etcd://HOST:PORT`), so a restarted plugin knows the networks and
 addresses it handed out.
+
+With `--scope global` it serves overlay networks across engines that share a cluster store:
+each engine runs its plugin, all of them on one etcd `--store`, and each plugin is also its
+host's overlay agent (a thread). The plugin talks to its store from inside the engine's
+namespace: an etcd the engine reaches is one its plugin reaches.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ def register(subparsers) -> None:
     serve.add_argument("--host-ns", required=True, metavar="NS",
                        help="the engine's network namespace (name or path); e.g. --host-ns "
                             "/run/netns/engine")
+    serve.add_argument("--scope", choices=("local", "global"), default="local",
+                       help="local: bridge and macvlan networks of this engine (default); "
+                            "global: overlay networks across engines that share a cluster "
+                            "store, every engine's plugin on one etcd --store")
     serve.add_argument("--socket", metavar="PATH",
                        help=f"where to listen (default: {PLUGIN_DIR}/NAME.sock); e.g. --socket "
                             "/run/docker/plugins/ndnet.sock")
@@ -44,9 +53,15 @@ def register(subparsers) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from netdiag import netns
+    from netdiag.drivers.api import Scope
     from netdiag.drivers.common.namespaces import namespace_path
+    from netdiag.drivers.overlay.etcd_plane import run_agent
     from netdiag.drivers.plugin import Plugin, serve
     from netdiag.drivers.store import open_store
+    from netdiag.drivers.store.etcd import EtcdStore
 
     if not args.name.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"plugin name {args.name!r}: letters, digits, '-' and '_' only")
@@ -55,14 +70,41 @@ def run_serve(args: argparse.Namespace) -> int:
     store_path = args.store or os.environ.get("NETDIAG_STORE") \
         or f"/var/lib/netdiag/plugin-{args.name}.db"
 
+    scope = Scope(args.scope)
+
     # SIGTERM ends it as Ctrl-C does: through serve's finally, so the socket goes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open_store(store_path) as store:
-        store.networks()  # an unreachable etcd or an unreadable file fails now, not per call
+        if scope is Scope.GLOBAL and not isinstance(store, EtcdStore):
+            raise UsageError("--scope global needs the store the engines' plugins share: "
+                             "--store etcd://HOST:PORT")
+        with netns.entered(host):  # where every call is answered from (see drivers/plugin.py)
+            store.networks()  # an unreachable etcd or an unreadable file fails now
+        plugin = Plugin(store, host, args.name, scope)
+        ended, agent_ready = threading.Event(), threading.Event()
+        agent = None
+        if scope is Scope.GLOBAL:  # this host's overlay agent, beside the API
+            def log(line: str) -> None:
+                print(f"netdiag plugin {args.name}: {line}", file=sys.stderr, flush=True)
+
+            def serve_agent() -> None:
+                with netns.entered(host):
+                    run_agent(store, host, plugin.driver("overlay").deliver, ended,
+                              ready=agent_ready.set, log=log)
+
+            agent = threading.Thread(target=serve_agent, name="overlay-agent", daemon=True)
+            agent.start()
+            if not agent_ready.wait(10):
+                raise UsageError(f"the overlay agent for {host} did not start")
         try:
-            serve(Plugin(store, host, args.name), socket_path,
+            serve(plugin, socket_path,
                   ready=lambda: print(f"netdiag plugin {args.name}: serving on {socket_path} "
-                                      f"(store {store_path})", file=sys.stderr, flush=True))
+                                      f"(store {store_path}, scope {scope.value})",
+                                      file=sys.stderr, flush=True))
         except KeyboardInterrupt:
             pass
+        finally:
+            ended.set()
+            if agent is not None:
+                agent.join(5)  # it revokes its lease: this host's endpoints leave at once
     return EXIT_OK

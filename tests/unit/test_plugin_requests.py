@@ -22,7 +22,12 @@ def plugin(tmp_path):
      "exactly one IPv4 pool"),
     ("/NetworkDriver.CreateNetwork", {"NetworkID": "a" * 64, "Options": {
         "com.docker.network.generic": {"netdiag.driver": "overlay"}}}, "Err",
-     "the overlay driver cannot be used by Docker yet (this plugin serves: bridge, macvlan)"),
+     "the overlay driver is global-scoped; this plugin serves local networks (netdiag plugin "
+     "serve --scope global)"),
+    ("/NetworkDriver.CreateNetwork", {"NetworkID": "a" * 64, "Options": {
+        "com.docker.network.generic": {"netdiag.driver": "host"}}}, "Err",
+     "the host driver cannot be used by Docker yet (this plugin serves: bridge, macvlan, "
+     "overlay)"),
     ("/NetworkDriver.CreateNetwork", {"NetworkID": "a" * 64, "Options": {
         "com.docker.network.generic": {"netdiag.driver": "nope"}}}, "Err",
      "unknown network driver 'nope'"),
