@@ -19,8 +19,8 @@ Docker's figure (N containers on one network: `docker run -d --network NET IMAGE
 on a user-defined bridge network of a real engine started in a namespace of its own, as in
 bench/lab.py) comes through the EXTRA_ROWS hook below (`--no-docker` leaves it out), with the
 same N `docker run`s on a network of netdiag's plugin (`netdiag plugin serve`) on that engine.
-The etcd rows (the store's allocations, the control plane's convergence) are
-bench/drivers_etcd.py's; the resolver figures are bench/drivers_dns.py's.
+The etcd rows (the store's allocations, the control plane's convergence, a lab built by three
+host processes) are bench/drivers_etcd.py's; the resolver figures are bench/drivers_dns.py's.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import drivers_etcd  # bench/drivers_etcd.py
 
-    for hook in (drivers_etcd.store_rows, drivers_etcd.control_plane_rows):
+    for hook in (drivers_etcd.store_rows, drivers_etcd.control_plane_rows,
+                 drivers_etcd.lab_rows):
         if hook not in EXTRA_ROWS:
             EXTRA_ROWS.append(hook)
     if os.geteuid() != 0:

@@ -5,7 +5,10 @@
 * the control plane: 100 endpoints announced across 3 hosts (each host's agent a process of
   its own, `netdiag net agent`), timed until every host's overlay namespace holds the VXLAN
   entries of every other host's endpoints, beside the embedded control plane programming the
-  same 100 into the same namespaces from this process.
+  same 100 into the same namespaces from this process;
+* a lab of 3 hosts and 300 containers on one overlay network built by three `netdiag lab up
+  --etcd URL --host NAME` processes at once, beside the same lab built by one `netdiag lab up`
+  (its own SQLite store, the embedded control plane).
 
 Namespaces are `ndb-etcd-...`, removed at the end, also on failure; traffic stays in them.
 """
@@ -140,6 +143,56 @@ def control_plane_rows(count: int) -> list[Row]:
             netns.delete_named(name)
     return [(f"{PEERS} endpoints over 3 hosts' agents (etcd)", over_etcd,
              "the embedded control plane, in-process", embedded, "")]
+
+
+LAB = "ndb-lab"
+LAB_HOSTS = ("h1", "h2", "h3")
+LAB_PER_HOST = 100
+LAB_TOPOLOGY = f"""\
+name: {LAB}
+hosts: [{{name: h1}}, {{name: h2}}, {{name: h3}}]
+underlay: {{subnet: 198.18.11.0/24, mtu: 1500}}
+networks: [{{name: ovl, driver: overlay, subnet: 10.79.0.0/22, internal: true}}]
+containers:
+""" + "".join(f"  - {{name: {h}c{i}, host: {h}, networks: [ovl]}}\n"
+              for h in LAB_HOSTS for i in range(LAB_PER_HOST))
+
+
+def lab_rows(count: int) -> list[Row]:
+    from tests.etcd_server import EtcdServer, unavailable_reason
+
+    if reason := unavailable_reason():
+        print(f"lab row skipped: {reason}", file=sys.stderr)
+        return []
+    etcd = EtcdServer()
+    etcd.netns = f"ndb-etcd-{etcd.tag}"
+    netdiag = [sys.executable, "-m", "netdiag", "lab"]
+    in_etcd = ["nsenter", f"--net=/run/netns/{etcd.netns}", *netdiag]
+    with tempfile.TemporaryDirectory() as folder:
+        topology = Path(folder) / "lab.yaml"
+        topology.write_text(LAB_TOPOLOGY)
+        try:
+            etcd.create()
+            began = time.perf_counter()
+            subprocess.run([*netdiag, "up", str(topology)], check=True, capture_output=True)
+            one_process = time.perf_counter() - began
+            subprocess.run([*netdiag, "down", LAB], check=True, capture_output=True)
+            began = time.perf_counter()
+            parts = [subprocess.Popen([*in_etcd, "up", str(topology), "--etcd", etcd.url,
+                                       "--host", host], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True) for host in LAB_HOSTS]
+            failed = [p.communicate()[1] for p in parts if p.wait(timeout=600)]
+            three_processes = time.perf_counter() - began
+            if failed:
+                raise SystemExit(f"lab up --host failed: {failed[0].strip()}")
+        finally:
+            subprocess.run([*netdiag, "down", LAB], capture_output=True)
+            for host in LAB_HOSTS:
+                subprocess.run([*in_etcd, "down", LAB, "--host", host], capture_output=True)
+            etcd.close()
+    containers = len(LAB_HOSTS) * LAB_PER_HOST
+    return [(f"lab, {containers} containers: 3 `lab up --host`", three_processes,
+             "the same lab, one `lab up` (SQLite)", one_process, "")]
 
 
 def _wait_programmed(fabric, network, peers, dataplane, timeout: float = 60) -> None:

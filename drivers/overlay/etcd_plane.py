@@ -165,7 +165,10 @@ class _Watcher:
         self.log = log
         self.revision = 0  # the last one applied (or, before any event, the watch's start)
 
-    def apply(self, event: dict) -> None:
+    def apply(self, event: dict, networks: dict[str, Network | None]) -> None:
+        """Deliver one event; `networks` caches the lookups of one batch of events (a dead
+        agent's lease takes all its host's endpoints in one batch: one store read, not one
+        per endpoint)."""
         key = decode(event["kv"]["key"]).decode()
         network_id = key.removeprefix(PEERS).split("/")[0]
         leaving = event.get("type") == "DELETE"  # PUT, the enum's zero, is left out
@@ -175,10 +178,14 @@ class _Watcher:
         peer = _peer_of(decode(value))
         if peer.host == self.host:
             return  # our own endpoints are programmed where they join
-        try:
-            network = self.network_of(network_id)
-        except NotFound:
-            return  # a network this store no longer has
+        if network_id not in networks:
+            try:
+                networks[network_id] = self.network_of(network_id)
+            except NotFound:
+                networks[network_id] = None  # a network this store no longer has
+        network = networks[network_id]
+        if network is None:
+            return
         event_kind = Event.LEAVE if leaving else Event.JOIN
         try:
             self.deliver(network, self.host, event_kind, peer)
@@ -216,6 +223,7 @@ class _Watcher:
                 result = json.loads(line).get("result", {})
                 if result.get("created"):  # the watch starts after the store's revision now
                     self.revision = max(self.revision, int(result["header"]["revision"]))
+                networks: dict[str, Network | None] = {}
                 for event in result.get("events", []):
-                    self.apply(event)
+                    self.apply(event, networks)
                     self.revision = max(self.revision, int(event["kv"].get("mod_revision", 0)))

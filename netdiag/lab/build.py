@@ -35,6 +35,7 @@ from netdiag import netns
 from netdiag.drivers.api import PortBinding
 from netdiag.drivers.common import device
 from netdiag.drivers.controller import Controller
+from netdiag.drivers.ipam import local_space
 from netdiag.drivers.overlay import dataplane
 from netdiag.drivers.store import open_store
 from netdiag.errors import (
@@ -484,8 +485,9 @@ def down(name: str, progress: Progress | None = None) -> list[str]:
 
 
 def _leave_shared_store(journal: journals.Journal) -> list[str]:
-    """Forget this host's endpoints of the lab's networks in the shared store, and delete the
-    networks no host has an endpoint on any more (this host's part may be the last)."""
+    """Take this host's part out of the shared store: its endpoints of the lab's networks, the
+    networks no host has an endpoint on any more (this host's part may be the last), and the
+    pools of this host's own address space (its gateway bridge's)."""
     host = str(netns.NAMED_DIR / journal.nodes[journal.host])
     removed = []
     with open_store(journal.store) as store:
@@ -494,11 +496,18 @@ def _leave_shared_store(journal: journals.Journal) -> list[str]:
                         if dict(n.labels).get("netdiag.lab") == journal.lab_name]
         for network in lab_networks:
             for endpoint in store.endpoints(network.id, host=host):
-                controller.release(network, endpoint)
+                try:  # undone as built, while the namespaces are still there
+                    controller.disconnect(network.id, endpoint.id)
+                except NetdiagError:  # half-built, or gone after a crash: forget it
+                    controller.release(network, endpoint)
             if not store.endpoints(network.id) and (network.host == host or
                                                     not os.path.exists(network.host)):
                 controller.delete_network(network.id, force=True)
                 removed.append(f"network {network.name}")
+        with store.transaction(write=False) as tx:
+            own_pools = tx.pools(local_space(host))
+        for pool in own_pools:
+            controller.ipam.release_pool(pool.id)
     return removed
 
 

@@ -36,7 +36,7 @@ description: three hosts, each built by its own lab up, on one etcd
 hosts: [{{name: h1}}, {{name: h2}}, {{name: h3}}]
 underlay: {{subnet: 198.18.12.0/24, mtu: 1500}}
 networks:
-  - {{name: ovl, driver: overlay, subnet: 10.93.0.0/22, internal: true}}
+  - {{name: ovl, driver: overlay, subnet: 10.93.0.0/22}}
 containers:
 """ + "".join(f"  - {{name: {host}c{i}, host: {host}, networks: [ovl]}}\n"
               for host in HOSTS for i in range(1, PER_HOST + 1))
@@ -73,6 +73,14 @@ class Hosts:
     def network(self) -> dict:
         return json.loads(self.netdiag("net", "--store", self.etcd.url, "inspect",
                                        "ovl").stdout)
+
+    def etcd_keys(self) -> list[str]:
+        """Every key netdiag keeps in etcd, but the writers' lock (on a lease of seconds)."""
+        done = subprocess.run(["ip", "netns", "exec", self.etcd.netns, "etcdctl", "get",
+                               "--prefix", "/netdiag/", "--keys-only"], capture_output=True,
+                              text=True, check=True, env={"ETCDCTL_API": "3",
+                                                          "PATH": "/usr/bin:/bin"})
+        return [k for k in done.stdout.split() if not k.endswith("/lock")]
 
     def agent_pid(self, host: str) -> int:
         journal = journals.load(journals.host_part(LAB, host))
@@ -152,6 +160,7 @@ def test_three_host_processes_build_one_lab(hosts):
     assert not [ns for ns in sh("ip netns list").split() if ns.startswith(f"{LAB}-")]
     assert json.loads(hosts.netdiag("net", "--store", hosts.etcd.url, "ls",
                                     "--json").stdout) == []
+    assert hosts.etcd_keys() == [], "the lab left records in etcd"
     assert not [n for n in journals.names() if n.startswith(LAB)]
 
 
