@@ -70,7 +70,8 @@ def docker_rows(count: int) -> list[tuple[str, float, str, float, str]]:
 
     try:
         docker.start()
-        ups = [docker.bridge_round(f"{os.getpid() % 100000}d{r}", count)[0]
+        ups = [docker.bridge_round(f"{os.getpid() % 100000}d{r}", count,
+                                   subnet=f"172.{30 + r}.0.0/16")[0]
                for r in range(DOCKER_ROUNDS)]
         # The same engine, the same `docker run`s, on a network of netdiag's plugin.
         with tempfile.TemporaryDirectory() as folder:
@@ -78,7 +79,8 @@ def docker_rows(count: int) -> list[tuple[str, float, str, float, str]]:
             plugin.start()
             try:
                 plugin_ups = [docker.bridge_round(f"{os.getpid() % 100000}p{r}", count,
-                                                  driver=plugin.name)[0]
+                                                  driver=plugin.name,
+                                                  subnet=f"172.{30 + r}.0.0/16")[0]
                               for r in range(DOCKER_ROUNDS)]
             finally:
                 plugin.stop()

@@ -299,14 +299,19 @@ class Docker:
     def stop(self) -> None:
         self.engine.stop()
 
-    def bridge_round(self, tag: str, count: int, driver: str = "") -> tuple[float, float]:
+    def bridge_round(self, tag: str, count: int, driver: str = "",
+                     subnet: str = BRIDGE_SUBNET) -> tuple[float, float]:
         """(seconds for N sequential `docker run -d --network`, seconds for `docker rm -f`
         of all N in one command); the network is made before and removed after, untimed.
-        `driver`: a network and IPAM plugin's name (netdiag's), instead of Docker's bridge."""
+        `driver`: a network and IPAM plugin's name (netdiag's), instead of Docker's bridge.
+        Docker 20.10 sometimes miscounts a network's endpoints when `docker rm -f` removes
+        many containers at once (measured: 1 in 6 rounds of 100, on its own bridge too;
+        moby#42119) and then refuses to remove the network: rounds that follow each other
+        take a `subnet` each, and a network left so is said, not fatal."""
         net = f"ndbnet{tag}"
         names = [f"ndb{tag}c{i}" for i in range(count)]
         plugin = ["-d", driver, "--ipam-driver", driver] if driver else []
-        self.engine.docker("network", "create", *plugin, "--subnet", BRIDGE_SUBNET, net)
+        self.engine.docker("network", "create", *plugin, "--subnet", subnet, net)
         try:
             began = time.perf_counter()
             for name in names:
@@ -324,7 +329,12 @@ class Docker:
             left = self.engine.docker("ps", "-aq", check=False).split()
             if left:
                 self.engine.docker("rm", "-f", *left, check=False, timeout=600)
-            self.engine.docker("network", "rm", net, check=False)
+            from tests.docker_engine import DOCKER_CLI, run
+
+            done = run([DOCKER_CLI, "-H", self.engine.host, "network", "rm", net], check=False)
+            if done.returncode:
+                print(f"docker network rm {net}: {done.stderr.decode().strip()} (Docker's "
+                      "endpoint count; the engine is removed at the end)", file=sys.stderr)
         return up, down
 
 

@@ -137,8 +137,11 @@ class Plugin:
             raise UsageError(f"the {driver_name} driver is {wanted}-scoped; this plugin serves "
                              f"{self.scope.value} networks (netdiag plugin serve --scope "
                              f"{wanted})")
+        # Every engine of a global network asks its plugin; the first one made it. There is
+        # no race: libnetwork calls the creating engine's driver before it writes the network
+        # to the cluster store, so the other engines learn of it (and ask) once it is recorded.
         if self.scope is Scope.GLOBAL and self._network(call, missing_ok=True):
-            return {}  # every engine of a global network asks; the first one made it
+            return {}
         if not isinstance(driver, HandsOver):
             served = [n for n in registry.names() if isinstance(self.driver(n), HandsOver)]
             raise UsageError(f"the {driver_name} driver cannot be used by Docker yet "
@@ -376,6 +379,10 @@ def _port_bindings(portmap: object) -> tuple[PortBinding, ...]:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # `docker rm -f` of 100 containers calls the plugin for all of them at once; with
+    # socketserver's backlog of 5, connecting failed (EAGAIN) and the engine kept endpoints
+    # it could not revoke — a network that `docker network rm` then refused.
+    request_queue_size = socket.SOMAXCONN
     plugin: Plugin
 
 

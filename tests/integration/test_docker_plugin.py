@@ -178,6 +178,29 @@ def test_bad_requests_get_err_answers_and_the_plugin_lives_on(plugin):
     assert plugin.post("/NetworkDriver.GetCapabilities", b"{}")["Scope"] == "local"
 
 
+def test_the_plugin_takes_a_burst_of_connections(plugin):
+    """`docker rm -f` of many containers calls the plugin for all of them at the same time:
+    every connection of such a burst must be taken (socketserver's listen backlog of 5
+    refused them, EAGAIN, and the engine kept endpoints it could not revoke)."""
+    import socket
+
+    opened, refused = [], 0
+    try:
+        for _ in range(200):  # as fast as connect() goes, before the plugin accepts them
+            connection = socket.socket(socket.AF_UNIX)
+            connection.setblocking(False)  # as the engine's (Go's) are: refused, not queued
+            opened.append(connection)
+            try:
+                connection.connect(plugin.socket)
+            except BlockingIOError:
+                refused += 1
+    finally:
+        for connection in opened:
+            connection.close()
+    assert refused == 0, f"{refused} of 200 connections refused"
+    assert plugin.post("/NetworkDriver.GetCapabilities", b"{}")["Scope"] == "local"
+
+
 def test_a_restarted_plugin_keeps_its_networks_and_addresses(docker_engine, plugin):
     engine = docker_engine
     network(engine, plugin, "ndt-plug-r")
