@@ -438,14 +438,7 @@ class Swarm:
         engine = DockerEngine(f"n{index + 1}")
         self.nodes.append(engine)  # before anything can fail, so stop() removes it
         engine.create_netns()
-        name = engine.netns
-        port = f"p{index + 1}"
-        run(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
-             "eth0", "netns", name])
-        run(["ip", "-n", self.switch, "link", "set", port, "master", "br0", "up"])
-        run(["ip", "-n", name, "addr", "add", self.UNDERLAY.format(index + 1), "dev", "eth0"])
-        run(["ip", "-n", name, "link", "set", "eth0", "up"])
-        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        wire(self.switch, f"p{index + 1}", engine.netns, self.UNDERLAY.format(index + 1))
         engine.start()
         build_busybox_image(engine)
 
@@ -459,6 +452,16 @@ class Swarm:
             engine.stop()
         run(["ip", "netns", "del", self.switch], check=False)
         _remove_load_balancer_files(overlays)
+
+
+def wire(switch: str, port: str, netns: str, address: str) -> None:
+    """Join `netns` to the bridge br0 of the namespace `switch`: its eth0, with `address`
+    (and a prefix), the other end `port` on br0."""
+    run(["ip", "-n", switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+         "netns", netns])
+    run(["ip", "-n", switch, "link", "set", port, "master", "br0", "up"])
+    run(["ip", "-n", netns, "addr", "add", address, "dev", "eth0"])
+    run(["ip", "-n", netns, "link", "set", "eth0", "up"])
 
 
 # dockerd 20.10 writes the hosts and resolv.conf of each overlay network's load-balancer sandbox

@@ -16,6 +16,7 @@ create` from a rootfs), and a legacy plugin is what `netdiag plugin serve` is.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import time
 
 import pytest
 
-from tests.docker_engine import IMAGE, PREFIX, DockerEngine, build_busybox_image, run
+from tests.docker_engine import IMAGE, PREFIX, DockerEngine, build_busybox_image, run, wire
 from tests.docker_engine import unavailable_reason as engine_unavailable
 from tests.docker_plugin import PluginProcess
 from tests.etcd_server import EtcdServer
@@ -61,12 +62,7 @@ class Cluster:
                 "cluster-advertise": f"{address}:2376"})
             self.engines.append(engine)  # before anything can fail, so stop() removes it
             engine.create_netns()
-            port = f"g{index}{self.tag}"
-            run(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
-                 "eth0", "netns", engine.netns])
-            run(["ip", "-n", self.switch, "link", "set", port, "master", "br0", "up"])
-            run(["ip", "-n", engine.netns, "addr", "add", f"{address}/24", "dev", "eth0"])
-            run(["ip", "-n", engine.netns, "link", "set", "eth0", "up"])
+            wire(self.switch, f"g{index}{self.tag}", engine.netns, f"{address}/24")
             engine.start()
             build_busybox_image(engine)
             plugin = PluginProcess(engine, STORE, name=self.plugin_name, scope="global")
@@ -82,15 +78,27 @@ class Cluster:
         return done.stdout
 
     def stop(self) -> None:
-        for plugin in self.plugins:
-            if plugin.process is not None and plugin.process.poll() is None:
-                plugin.process.terminate()
-                plugin.process.wait(timeout=20)
-        for engine in reversed(self.engines):
-            engine.stop()
-        if self.etcd is not None:
-            self.etcd.close()
-        run(["ip", "netns", "del", self.switch], check=False)
+        """Also after a failed test: the plugin's networks go while the plugins still answer
+        (their overlay namespaces would outlive the engines), then everything else."""
+        try:
+            for engine in self.engines:
+                if engine.dockerd is not None and engine.dockerd.poll() is None:
+                    engine.docker("rm", "-f", *engine.docker("ps", "-aq").split(), check=False)
+                    networks = engine.docker("network", "ls", "-q", "--filter",
+                                             f"driver={self.plugin_name}").split()
+                    if networks:
+                        engine.docker("network", "rm", *networks, check=False)
+            for plugin in self.plugins:
+                plugin.stop()
+        finally:
+            for engine in reversed(self.engines):
+                engine.stop()
+            if self.etcd is not None:
+                self.etcd.close()
+            run(["ip", "netns", "del", self.switch], check=False)
+            for name in os.listdir("/run/netns"):  # overlay namespaces the drivers made
+                if any(name.startswith(f"{engine.netns}-") for engine in self.engines):
+                    run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture
