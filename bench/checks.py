@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netdiag.checks import engine, topology  # noqa: E402
+from netdiag.checks import engine  # noqa: E402
 from netdiag.model import (  # noqa: E402
     Address,
     Firewall,
@@ -44,6 +44,7 @@ from netdiag.model import (  # noqa: E402
     Socket,
     Sysctl,
 )
+from netdiag.model.index import index  # noqa: E402
 from netdiag.model.serialize import load, save  # noqa: E402
 
 UPLINKS = ("eth0", "eth1", "tun0", "tun1")
@@ -146,7 +147,7 @@ def measure(routes: int, folder: Path) -> dict:
     load_s = time.perf_counter() - start
     per_rule = {}
     start = time.perf_counter()
-    topology.index(loaded)
+    index(loaded)
     index_s = time.perf_counter() - start
     for module in engine.RULES:
         rule_start = time.perf_counter()

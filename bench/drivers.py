@@ -41,7 +41,7 @@ from pyroute2 import IPRoute  # noqa: E402
 
 from netdiag import netns  # noqa: E402
 from netdiag.drivers.controller import Controller  # noqa: E402
-from netdiag.drivers.store import Store  # noqa: E402
+from netdiag.store import SqliteStore  # noqa: E402
 
 PREFIX = f"ndb-drv-{os.getpid()}-"
 TARGET_S = 1.5
@@ -120,7 +120,7 @@ def pings(ns: str, ip: str) -> bool:
 def round_netdiag(made: Made, tag: str, count: int) -> tuple[float, float]:
     """(seconds with namespace creation, seconds for the endpoints alone)."""
     host = made.namespace(f"{PREFIX}{tag}h")
-    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "s.db") as store:
+    with tempfile.TemporaryDirectory() as folder, SqliteStore(Path(folder) / "s.db") as store:
         controller = Controller(store)
         controller.create_network("bench", host, subnet=SUBNET)
         began = time.perf_counter()

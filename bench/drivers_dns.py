@@ -110,24 +110,24 @@ def netdiag_sandbox():
 
 @contextmanager
 def netdiag_fixed_table():
-    from netdiag.drivers.dns import EmbeddedDns, NamedEndpoint, build_table
+    from netdiag.drivers.dns import EmbeddedDnsServer, NamedEndpoint, build_table
 
     table = build_table([NamedEndpoint("net", f"c{i}", f"10.1.{i // 250}.{i % 250 + 2}")
                          for i in range(100)])
-    with netdiag_sandbox() as path, EmbeddedDns(lambda key: table) as server:
+    with netdiag_sandbox() as path, EmbeddedDnsServer(lambda key: table) as server:
         server.attach(path)
         yield "netdiag, fixed table", path, "c42"
 
 
 @contextmanager
 def netdiag_store():
-    from netdiag.drivers.api import Endpoint, Network
-    from netdiag.drivers.dns import EmbeddedDns
+    from netdiag.drivers.dns import EmbeddedDnsServer
     from netdiag.drivers.dns.store_names import StoreNames
-    from netdiag.drivers.store import Store
+    from netdiag.store import SqliteStore
+    from netdiag.store.records import Endpoint, Network
 
     with netdiag_sandbox() as path, tempfile.TemporaryDirectory() as folder, \
-            Store(Path(folder) / "d.db") as store:
+            SqliteStore(Path(folder) / "d.db") as store:
         network = Network(id="a" * 64, name="net", driver="bridge", host=path,
                           subnet="10.1.0.0/16", gateway="10.1.0.1")
         with store.transaction() as tx:
@@ -138,7 +138,7 @@ def netdiag_store():
                                          address=f"10.1.{i // 250}.{i % 250 + 2}/16"))
         names = StoreNames(store)
         try:
-            with EmbeddedDns(names) as server:
+            with EmbeddedDnsServer(names) as server:
                 server.attach(path)
                 yield "netdiag, SQLite store", path, "c42"
         finally:

@@ -32,7 +32,7 @@ PEERS = 100
 TAKE = """
 import sys
 from netdiag.drivers.ipam import DefaultIpam
-from netdiag.drivers.store import open_store
+from netdiag.store import open_store
 ipam = DefaultIpam(open_store(sys.argv[1]))
 sys.stdin.readline()
 for _ in range(int(sys.argv[3])):
@@ -44,7 +44,7 @@ Row = tuple[str, float, str, float, str]
 
 def store_rows(count: int) -> list[Row]:
     from netdiag.drivers.ipam import DefaultIpam
-    from netdiag.drivers.store import open_store
+    from netdiag.store import open_store
     from tests.etcd_server import EtcdServer, unavailable_reason
 
     if reason := unavailable_reason():
@@ -84,7 +84,7 @@ def control_plane_rows(count: int) -> list[Row]:
     from netdiag.drivers.overlay import dataplane
     from netdiag.drivers.overlay.controlplane import EmbeddedControlPlane, Peer
     from netdiag.drivers.overlay.etcd_plane import EtcdControlPlane
-    from netdiag.drivers.store.etcd import EtcdStore
+    from netdiag.store.etcd import EtcdStore
     from tests.etcd_server import unavailable_reason
 
     if reason := unavailable_reason():

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from netdiag import netns  # noqa: E402
 from netdiag.fleet.agent import AgentConfig, Publisher, finding_counts, read_machine  # noqa: E402
-from netdiag.fleet.store import Store  # noqa: E402
+from netdiag.fleet.store import FleetStore  # noqa: E402
 from tests.etcd_server import EtcdServer  # noqa: E402
 
 PREFIX = "ndb-f-"
@@ -97,7 +97,7 @@ def publish_all(etcd: EtcdServer, made) -> tuple[list[float], list[float], list[
     """Per node: seconds to read, judge and publish; seconds of the etcd write; bytes kept."""
     latencies, writes, stored = [], [], []
     with netns.entered(f"/run/netns/{etcd.netns}"):  # etcd is reached from its namespace
-        store = Store(etcd.url)
+        store = FleetStore(etcd.url)
         for host, containers in made:
             node = host.removeprefix(PREFIX)
             config = AgentConfig(etcd=etcd.url, node=f"n{node}", interval=30, host_ns=host,

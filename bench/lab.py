@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netdiag import netns  # noqa: E402
-from netdiag.lab import build, schema  # noqa: E402
+from netdiag.lab import build  # noqa: E402
+from netdiag.topology import schema  # noqa: E402
 
 NETDIAG = ROOT / ".venv" / "bin" / "netdiag"
 TAG = f"{os.getpid() % 100000}"

@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import snapshot as namespaces_bench  # noqa: E402
 
-from netdiag import netns  # noqa: E402
-from netdiag.collect import collect_snapshot, docker  # noqa: E402
+from netdiag.collect import collect_snapshot, discovery, docker, namespace_refs  # noqa: E402
 from netdiag.flows import expected  # noqa: E402
 from netdiag.flows.packet import Packet  # noqa: E402
 from netdiag.flows.walk import Engine  # noqa: E402
@@ -66,7 +65,7 @@ def path_row(n: int) -> None:
         began = time.perf_counter()
         namespaces_bench.build(n, 4)
         names = namespaces_bench.names(n)
-        refs = netns.resolve_all([namespaces_bench.HUB, *names])
+        refs = namespace_refs.resolve_all([namespaces_bench.HUB, *names])
         with tempfile.TemporaryDirectory() as tmp:
             saved = Path(tmp) / "snap.json"
             save(collect_snapshot(refs, intent=docker.Intent()), saved)
@@ -104,13 +103,13 @@ def path_row(n: int) -> None:
         namespaces_bench.remove_ours()
 
 
-def docker_row(containers: int, networks: int = 20) -> None:
+def docker_row(containers: int, version: str, networks: int = 20) -> None:
     from tests.docker_engine import DockerEngine, build_busybox_image, unavailable_reason
 
-    reason = unavailable_reason()
+    reason = unavailable_reason(version)
     if reason:
         raise SystemExit(f"--docker-containers: {reason}")
-    engine = DockerEngine("bpath")
+    engine = DockerEngine("bpath", version=version)
     engine.netns = f"ndb-dk-{engine.tag}"
     began = time.perf_counter()
     try:
@@ -129,7 +128,7 @@ def docker_row(containers: int, networks: int = 20) -> None:
                           f"ndb{i}", *publish, image, "httpd", "-f", "-p", "80", "-h", "/")
         made = time.perf_counter() - began
         intent = docker.read([engine.host])
-        refs = netns.discover(engines=intent.engines)
+        refs = discovery.discover(engines=intent.engines)
         ours = [ref for ref in refs if ref.path == engine.netns_path
                 or any(c.netns == ref.id for e in intent.engines for c in e.containers)]
         snapshot = collect_snapshot(ours, intent=intent)
@@ -144,7 +143,8 @@ def docker_row(containers: int, networks: int = 20) -> None:
             if not expectation.arrive_on:  # from beyond the host: nothing of ours to send from
                 real_probe(paths[expectation.source], expectation.packet)
         probed = time.perf_counter() - start
-        print(f"expected flows, {containers} containers on {networks} networks (set-up "
+        print(f"Docker {engine.server_version}: expected flows, {containers} containers on "
+              f"{networks} networks (set-up "
               f"{made:.0f} s): {len(flows)} flows simulated in {simulated:.2f} s "
               f"({len(failed)} failing); the same with real packets, one probe each: "
               f"{probed:.1f} s ({probed / simulated:.0f}x)", flush=True)
@@ -162,11 +162,13 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="namespaces for the path row")
     parser.add_argument("--docker-containers", type=int, metavar="N", default=0,
                         help="also the expected-flows row: N containers on 20 networks")
+    parser.add_argument("--docker-versions", default="20.10,28",
+                        help="the engines of the Docker rows, one row each (default 20.10,28)")
     args = parser.parse_args()
     if args.n:
         path_row(args.n)
-    if args.docker_containers:
-        docker_row(args.docker_containers)
+    for version in args.docker_versions.split(",") if args.docker_containers else ():
+        docker_row(args.docker_containers, version)
     return 0
 
 

@@ -161,17 +161,17 @@ def time_shell(n: int) -> tuple[float, float]:
     return seconds, cpu
 
 
-def docker_row(containers: int) -> tuple[int, float, float, float]:
+def docker_row(containers: int, version: str) -> tuple[int, float, float, float]:
     """A real engine in a namespace of its own (tests/docker_engine.py, namespace
     `ndb-dk-<random>`) running `containers` busybox containers on one user network:
     (namespaces read, best of 3 `netdiag snapshot --docker none`, best of 3 with the engine's
     intent, engine start-up + container seconds)."""
     from tests.docker_engine import DockerEngine, build_busybox_image, unavailable_reason
 
-    reason = unavailable_reason()
+    reason = unavailable_reason(version)
     if reason:
         raise SystemExit(f"--docker-containers: {reason}")
-    engine = DockerEngine("bench")
+    engine = DockerEngine("bench", version=version)
     engine.netns = f"ndb-dk-{engine.tag}"
     began = time.perf_counter()
     try:
@@ -203,6 +203,8 @@ def main() -> int:
     parser.add_argument("--docker-containers", type=int, metavar="N", default=0,
                         help="also the Docker row: a snapshot of a host with one engine and N "
                              "containers, with and without the engine's intent (e.g. 200)")
+    parser.add_argument("--docker-versions", default="20.10,28",
+                        help="the engines of the Docker rows, one row each (default 20.10,28)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/snapshot.py needs root (it creates namespaces)", file=sys.stderr)
@@ -230,12 +232,15 @@ def main() -> int:
           "before timing (other work on the machine slows both sides)")
     print("targets: N=100 speed-up >= 5x; N=1000 netdiag < 3 s; peak < 300 MB")
     if args.docker_containers:
-        count, without, with_intent, made = docker_row(args.docker_containers)
         print()
-        print(f"{'containers':>10} {'read':>5} {'--docker none s':>15} {'with intent s':>13} "
-              f"{'extra':>6} {'setup s':>8}")
-        print(f"{args.docker_containers:>10} {count:>5} {without:>15.2f} {with_intent:>13.2f} "
-              f"{(with_intent / without - 1) * 100:>5.0f}% {made:>8.1f}")
+        print(f"{'docker':>7} {'containers':>10} {'read':>5} {'--docker none s':>15} "
+              f"{'with intent s':>13} {'extra':>6} {'setup s':>8}")
+    for version in args.docker_versions.split(",") if args.docker_containers else ():
+        count, without, with_intent, made = docker_row(args.docker_containers, version)
+        print(f"{version:>7} {args.docker_containers:>10} {count:>5} {without:>15.2f} "
+              f"{with_intent:>13.2f} {(with_intent / without - 1) * 100:>5.0f}% {made:>8.1f}",
+              flush=True)
+    if args.docker_containers:
         print("the whole host read both times (best of 3); target: the docker section costs at "
               "most 20% more")
     return 0

@@ -148,7 +148,7 @@ fi
 context=$(mktemp -d "$CACHE/context.XXXXXX")
 trap 'rm -rf "$context"' EXIT
 step "assembling the build context in $context"
-for item in pyproject.toml setup.py README.md netdiag drivers image; do
+for item in pyproject.toml README.md netdiag image; do
   cp -a "$REPO/$item" "$context/"
 done
 find "$context" -name __pycache__ -prune -exec rm -rf {} +

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from netdiag.lab import journal as journals
+from netdiag.topology import journal as journals
 
 DEFAULT_LAB = "broken-mtu"
 WEB_REQUEST = ("import urllib.request,sys; sys.stdout.write(urllib.request.urlopen("

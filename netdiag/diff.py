@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any
 
 from netdiag.model import NamespaceState, Snapshot
+from netdiag.model.index import TABLE_NAMES
 
 # Fields that change by themselves: traffic counters, kernel-assigned handles and inodes.
 IGNORED_FIELDS = frozenset({"packets", "bytes", "count", "handle", "inode", "active",
@@ -79,7 +80,7 @@ SINGLE_SECTIONS = ("dns", "conntrack")
 
 
 def _table(table: int) -> str:
-    return {255: "local", 254: "main", 253: "default"}.get(table, f"table {table}")
+    return TABLE_NAMES.get(table, f"table {table}")
 
 
 def diff(before: Snapshot, after: Snapshot, all_fields: bool = False) -> tuple[Change, ...]:

@@ -24,6 +24,10 @@ class UsageError(NetdiagError):
     """Bad command-line usage or bad input file."""
 
 
+class Ambiguous(UsageError):
+    """A name that matches several objects (namespaces): the message lists them."""
+
+
 class NotFound(NetdiagError):
     """A namespace, network, lab or other object that does not exist."""
 
@@ -67,6 +71,16 @@ class DriverError(NetdiagError):
     """A network driver could not carry out an operation."""
 
     exit_code = EXIT_COLLECT
+
+
+class RepairFailed(NetdiagError):
+    """A repair step the kernel refused or that failed: the repair stops there. It keeps the
+    exit code, and the capability netdiag lacked, of the error that failed the step."""
+
+    def __init__(self, message: str, cause: NetdiagError):
+        super().__init__(f"{message}: {cause}")
+        self.exit_code = cause.exit_code
+        self.capability = getattr(cause, "capability", "")
 
 
 class CollectError(NetdiagError):

@@ -1,7 +1,7 @@
 """One etcd endpoint, reached through its HTTP gateway (etcd3gw), with every failure of it
 translated here, once, into StoreUnavailable: nothing above this module sees etcd3gw's or
 requests' exceptions. The fleet's keys (netdiag/fleet/store.py) and the drivers' store on etcd
-(drivers/store/etcd.py) both talk to etcd through it."""
+(netdiag/store/etcd.py) both talk to etcd through it."""
 
 from __future__ import annotations
 

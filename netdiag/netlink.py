@@ -3,7 +3,7 @@
 Everything in netdiag that talks netlink itself goes through here: the collectors' rtnetlink
 dumps (collect/rtnl.py), their cheap questions to other protocols — "any nftables tables?",
 "which sockets listen?", "any xfrm states?", "how full is conntrack?" (`dump` and `request`
-below) — and the bridge driver's write requests (netdiag/rtnl_write.py). A `Socket` is opened
+below) — and the bridge driver's write requests (netdiag/rtnl_write.py). A `NetlinkSocket` is opened
 in the namespace the calling thread is in (netns.entered first); each request gets its own
 sequence number, and answers to any other (an earlier request abandoned halfway) are skipped.
 A dump is read up to NLMSG_DONE and asked for again when the kernel marks it interrupted (the
@@ -77,7 +77,7 @@ class NetlinkError(Exception):
         self.code = code
 
 
-class Socket:
+class NetlinkSocket:
     """A netlink socket of `protocol` in the namespace the calling thread is in when it is made."""
 
     def __init__(self, protocol: int) -> None:
@@ -89,7 +89,7 @@ class Socket:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> Socket:
+    def __enter__(self) -> NetlinkSocket:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -178,9 +178,9 @@ def translated(code: int | None, subject: str, detail: object,
 # --- the collectors' questions to any protocol ------------------------------------------------
 
 
-def socket_of(ctx, protocol: int) -> Socket:
+def socket_of(ctx, protocol: int) -> NetlinkSocket:
     """The namespace's one socket of `protocol`, opened on first use and closed with ctx."""
-    return ctx.socket(f"netlink-{protocol}", lambda: Socket(protocol))
+    return ctx.socket(f"netlink-{protocol}", lambda: NetlinkSocket(protocol))
 
 
 def dump(protocol: int, msg_type: int, payload: bytes, what: str,
@@ -204,7 +204,7 @@ def request(protocol: int, msg_type: int, payload: bytes, what: str,
 def _read(protocol: int, what: str, ctx, ask) -> list[tuple[int, bytes]]:
     try:
         if ctx is None:
-            with Socket(protocol) as sock:
+            with NetlinkSocket(protocol) as sock:
                 return ask(sock)
         return ask(socket_of(ctx, protocol))
     except NetlinkError as exc:

@@ -36,6 +36,8 @@ class Progress:
         if not self.live:
             return
         with self._lock:
+            if self._ended:  # a worker thread still at it after a Ctrl-C: the line is gone
+                return
             now = time.monotonic()
             if now - self._started < DELAY:
                 # Work that says where it is only once (a repair step) still gets its line
@@ -58,9 +60,9 @@ class Progress:
     def _draw(self, text: str, now: float) -> None:
         self._last = now
         width = _columns() - 1
+        self._shown = True  # first: a Ctrl-C raised in the write must still find it erased
         self.stream.write("\r\x1b[K" + text[:width])
         self.stream.flush()
-        self._shown = True
 
     def done(self) -> None:
         with self._lock:

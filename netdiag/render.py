@@ -3,7 +3,7 @@
 `netdiag show SECTION` prints a section as a table and the TUI shows each as a tab, from the
 same functions, so the two never describe one object differently. Every Section has its title,
 its columns, the Evidence kinds it can highlight and a pure function that turns one namespace
-into Rows, given the snapshot's Context: veth peers in other namespaces are named by their
+into Rows, given the snapshot's RenderContext: veth peers in other namespaces are named by their
 namespace's label, and the Docker section shows what the engines say about the namespace. A
 Row carries, besides its cells, the keys a rule's Evidence may use for the same object (a link
 name, a route's dst, an iptables "table/chain/position"), so that selecting a finding can mark
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from netdiag.checks.intent import bridge_name, overlay_namespaces
-from netdiag.checks.topology import TABLE_NAMES
 from netdiag.model import Link, NamespaceState, Route, Snapshot
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork, DockerPort
+from netdiag.model.index import TABLE_NAMES
+from netdiag.model.intent import bridge_name, overlay_namespaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ Names = Mapping[int, str]  # namespace id → human label, for veth peers in oth
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
+class RenderContext:
     """What a section needs beside the namespace itself: the other namespaces' labels, and
     the intent of the Docker engines of the snapshot."""
 
@@ -45,12 +45,12 @@ class Context:
     overlays: Mapping[int, tuple[DockerEngine, DockerNetwork]] = field(default_factory=dict)
 
 
-def context(snapshot: Snapshot) -> Context:
-    return Context({ns.ref.id: ns.ref.display for ns in snapshot.namespaces}, snapshot.docker,
+def context(snapshot: Snapshot) -> RenderContext:
+    return RenderContext({ns.ref.id: ns.ref.display for ns in snapshot.namespaces}, snapshot.docker,
                    overlay_namespaces(snapshot))
 
 
-RowFunction = Callable[[NamespaceState, Context], list[Row]]
+RowFunction = Callable[[NamespaceState, RenderContext], list[Row]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def _row(*cells: object, keys: tuple[str, ...] = ()) -> Row:
     return Row(tuple("" if c is None else str(c) for c in cells), frozenset(k for k in keys if k))
 
 
-def link_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def link_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     rows = []
     for link in ns.links:
         state = ("UP" if link.admin_up else "DOWN") + f"/{link.oper_state}"
@@ -87,7 +87,7 @@ def peer_text(ns: NamespaceState, link: Link, names: Names) -> str:
     return peer
 
 
-def address_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def address_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     return [_row(a.ifname, a.cidr, f"ipv{a.family}", a.scope, a.label,
                  keys=(a.cidr, a.address, f"{a.ifname}/{a.cidr}"))
             for a in ns.addresses]
@@ -99,7 +99,7 @@ def _route_via(route: Route) -> str:
     return route.gateway
 
 
-def route_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def route_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     rows = []
     for r in sorted(ns.routes, key=lambda r: (r.table != 254, r.table, r.family, r.dst)):
         table = TABLE_NAMES.get(r.table, str(r.table))
@@ -120,14 +120,14 @@ def route_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def neighbour_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def neighbour_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     return [_row(n.ifname, n.address, n.mac, ",".join(n.state),
                  " ".join(f for f, on in (("router", n.router), ("proxy", n.proxy)) if on),
                  keys=(n.address, f"{n.ifname}/{n.address}"))
             for n in ns.neighbours]
 
 
-def fdb_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def fdb_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     rows = []
     for link in ns.links:
         if link.vxlan is None:
@@ -147,7 +147,7 @@ def fdb_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def ipvs_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def ipvs_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     rows = []
     for s in ns.ipvs:
         service = f"fwmark {s.fwmark}" if s.fwmark else f"{s.protocol} {s.address}:{s.port}"
@@ -161,7 +161,7 @@ def ipvs_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def firewall_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def firewall_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     fw = ns.firewall
     rows = []
     for c in fw.iptables_chains:
@@ -186,7 +186,7 @@ def firewall_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def dns_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def dns_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     d = ns.dns
     rows = [_row("resolv.conf", d.source or "(none found)", keys=("resolv.conf", d.source))]
     rows += [_row("nameserver", s, keys=(s, "nameserver")) for s in d.nameservers]
@@ -202,7 +202,7 @@ def dns_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def socket_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def socket_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     rows = []
     for s in sorted(ns.sockets, key=lambda s: (s.protocol, s.port, s.address)):
         owner = f"{s.process}[{s.pid}]" if s.pid else s.process
@@ -212,11 +212,11 @@ def socket_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
     return rows
 
 
-def sysctl_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def sysctl_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     return [_row(s.name, s.value, keys=(s.name,)) for s in sorted(ns.sysctls, key=lambda s: s.name)]
 
 
-def docker_rows(ns: NamespaceState, ctx: Context) -> list[Row]:
+def docker_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     """Docker's intent for this namespace: in an engine's own namespace the engine, its
     networks and the containers that have no namespace of their own (stopped, failed, or on
     the host's); in a container's namespace the containers in it and their endpoints; in an

@@ -10,7 +10,7 @@ by name, add an address, add or delete a route, add or delete a bridge/VXLAN for
 replace or delete a neighbour. Every request asks for an acknowledgement and a kernel error
 is raised as RtnlError (the core's NetlinkError) carrying the errno, which callers turn into
 the project's kinds. What the drivers read back goes through the collectors (netdiag/collect,
-via drivers/common/state.py), which decode the same dumps for the snapshot.
+via netdiag/drivers/common/state.py), which decode the same dumps for the snapshot.
 
 A socket belongs to the namespace of the thread that opens it (netns.entered first).
 """
@@ -26,7 +26,7 @@ from netdiag.netlink import (
     NLM_F_CREATE,
     NLM_F_EXCL,
     NetlinkError,
-    Socket,
+    NetlinkSocket,
     attributes,
     pack_attr,
     pack_nested,
@@ -66,7 +66,7 @@ NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 
 
 @dataclass(frozen=True, slots=True)
-class Peer:
+class VethPeer:
     """The other end of a veth, created directly in the namespace open as `netns_fd`."""
 
     name: str
@@ -114,7 +114,7 @@ def _link_attrs(*, name: str = "", mac: str = "", mtu: int = 0, master: int = 0,
     return b"".join(attrs)
 
 
-class Rtnl(Socket):
+class Rtnl(NetlinkSocket):
     """A NETLINK_ROUTE socket of the calling thread's namespace, for one operation."""
 
     def __init__(self) -> None:
@@ -141,7 +141,7 @@ class Rtnl(Socket):
         return IFINFOMSG.unpack_from(answer)[3]
 
     def add_link(self, name: str, kind: str, *, mtu: int = 0, up: bool = True,
-                 master: int = 0, peer: Peer | None = None, lower: int = 0,
+                 master: int = 0, peer: VethPeer | None = None, lower: int = 0,
                  netns_fd: int = -1, data: bytes = b"") -> None:
         """`ip link add NAME [link LOWER] [mtu MTU] [master M] [netns FD] type KIND ...`:
         `data` is the kind's IFLA_INFO_DATA (vxlan_data, macvlan_data, vlan_data); mtu 0

@@ -11,8 +11,11 @@ import os
 import secrets
 import shutil
 import subprocess
+from contextlib import ExitStack
 
 import pytest
+
+from tests.docker_engine import DOCKER_VERSIONS
 
 TEST_PREFIX = "ndt-"
 
@@ -31,10 +34,29 @@ def pings(ns: str, address: str, wait: int = 1) -> bool:
                           capture_output=True).returncode == 0
 
 
+# What a test needs, marked here by where it is and what it uses, so that the fast lane
+# (`./dev fast`: -m "not integration and not docker and not slow") runs exactly the tests that
+# need no root, no namespace, no Docker and no etcd, in seconds.
+MARKS_BY_PATH = {
+    "integration/": "integration",  # real namespaces, engines, etcd: root
+    "tui/test_pilot.py": "slow",  # the whole Textual app, 1 to 5 s a test
+    "tui/test_snapshots.py": "slow",
+}
+DOCKER_FIXTURES = frozenset({"docker_engines", "docker_version", "swarm_fleet"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
 def pytest_collection_modifyitems(config, items):
+    tests = os.path.dirname(__file__)
     root = os.geteuid() == 0 and shutil.which("ip")
     skip = pytest.mark.skip(reason="needs root and iproute2")
     for item in items:
+        where = os.path.relpath(str(item.path), tests)
+        for prefix, mark in MARKS_BY_PATH.items():
+            if where.startswith(prefix):
+                item.add_marker(mark)
+        if DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker("docker")
         if "integration" in item.keywords and not root:
             item.add_marker(skip)
 
@@ -75,19 +97,55 @@ def netns_factory():
 
 
 @pytest.fixture(scope="session")
-def docker_engine():
-    """One real Docker engine in its own namespace for the whole run (tests/docker_engine.py).
+def docker_engines():
+    """The session's real Docker engines, one per version, each started when first asked for
+    (`docker_engines("28")`) in its own namespace (tests/docker_engine.py).
 
-    Tests that use it remove the containers and networks they made; the engine, its namespace,
-    mounts, cgroups and folders are removed at the end of the session.
+    Tests that use one remove the containers and networks they made; the engines, their
+    namespaces, mounts, cgroups and folders are removed at the end of the session. An engine
+    that cannot run here skips the tests that ask for it.
     """
     from tests.docker_engine import EngineUnavailable, running_engine, unavailable_reason
 
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        with running_engine() as engine:
-            yield engine
-    except EngineUnavailable as exc:
-        pytest.skip(f"dockerd cannot run here: {exc}")
+    started: dict[str, object] = {}
+    with ExitStack() as stack:
+        def engine_of(version: str):
+            reason = unavailable_reason(version)
+            if reason:
+                pytest.skip(reason)
+            if version not in started:
+                try:
+                    started[version] = stack.enter_context(running_engine(version=version))
+                except EngineUnavailable as exc:
+                    started[version] = exc  # once: the next test is not kept waiting again
+            if isinstance(started[version], EngineUnavailable):
+                pytest.skip(f"dockerd {version} cannot run here: {started[version]}")
+            return started[version]
+
+        yield engine_of
+
+
+@pytest.fixture(scope="session")
+def docker_engine(docker_engines):
+    """The session's Docker 20.10 engine (see `docker_engines`)."""
+    return docker_engines("20.10")
+
+
+@pytest.fixture(scope="module", params=DOCKER_VERSIONS,
+                ids=lambda version: f"docker{version.split('.')[0]}")
+def docker_version(request) -> str:
+    """Each Docker engine version in turn ("20.10", "28"; ids docker20, docker28): a test or
+    module fixture that takes it runs once per version, a module's tests grouped by version.
+    Tests use real components: when `./dev setup` has not installed Docker 28, its runs fail."""
+    from tests.docker_engine import missing_docker28
+
+    missing = missing_docker28() if request.param == "28" else None
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def each_docker_engine(docker_version, docker_engines):
+    """The session's engine of each version in turn (a module's tests run on both)."""
+    return docker_engines(docker_version)

@@ -12,6 +12,10 @@ namespace of its own in which a folder of its own is /run/docker/plugins: two en
 this machine then each find their own plugin of one name (legacy plugins are found by that
 folder, which every engine would otherwise share). `Swarm` joins two engines through a
 bridge in a third namespace into a two-node Swarm, for tests that need real overlay networks.
+
+Two engine versions: Debian 12's 20.10 (the default; the "classic" firewall layout) and Debian
+unstable's 28 (the "modern" one), which `./dev setup` unpacks into .cache/docker28 with a bin/
+folder of links that goes first on the daemons' PATH (see `install_docker28` in dev).
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ HOST_DIRS = (Path("/run/docker/plugins"), Path("/run/docker"), Path("/run/contai
              Path("/run/containerd"))
 # The Debian client matches the Debian daemon; any other `docker` on PATH negotiates down.
 DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+DOCKER_VERSIONS = ("20.10", "28")
+# Where `./dev setup` links Docker 28's programs (and Debian 12's runc, which they work with).
+DOCKER28_BIN = Path(__file__).resolve().parent.parent / ".cache" / "docker28" / "bin"
+DOCKER28_PROGRAMS = ("dockerd", "containerd", "containerd-shim-runc-v2", "docker-proxy",
+                     "docker", "runc")
 
 
 def default_storage_driver() -> str:
@@ -47,7 +56,16 @@ def default_storage_driver() -> str:
         return "overlay2" if any(line.split()[-1] == "overlay" for line in known) else "vfs"
 
 
-def unavailable_reason() -> str | None:
+def missing_docker28() -> str | None:
+    """What is missing of Docker 28's programs, or None when `./dev setup` has put them all."""
+    missing = [name for name in DOCKER28_PROGRAMS if not os.access(DOCKER28_BIN / name, os.X_OK)]
+    if missing:
+        return (f"Docker 28 is not installed: {', '.join(missing)} missing from {DOCKER28_BIN} "
+                "(run ./dev setup, which unpacks Debian unstable's docker.io there)")
+    return None
+
+
+def unavailable_reason(version: str = "20.10") -> str | None:
     """Why a Docker engine cannot be started here, or None when it can."""
     if os.geteuid() != 0:
         return "needs root to start a Docker engine in a namespace"
@@ -58,7 +76,7 @@ def unavailable_reason() -> str | None:
         return "the docker client is not installed (apt-get install docker.io)"
     if not BUSYBOX.exists():
         return "/bin/busybox is missing (apt-get install busybox-static)"
-    return None
+    return missing_docker28() if version == "28" else None
 
 
 def run(argv: list[str], env: dict | None = None, check: bool = True,
@@ -116,7 +134,16 @@ class DockerEngine:
     """One dockerd + containerd pair living in its own network namespace."""
 
     def __init__(self, role: str = "e", storage_driver: str | None = None,
-                 config: dict | None = None, own_plugins: bool = False):
+                 config: dict | None = None, own_plugins: bool = False,
+                 version: str = "20.10"):
+        if version not in DOCKER_VERSIONS:
+            raise ValueError(f"no Docker {version} for tests; known: {', '.join(DOCKER_VERSIONS)}")
+        self.version = version
+        # 28's folder of links goes first on the daemons' PATH (containerd finds its shim and
+        # the shim runc there, dockerd its docker-proxy); 20.10 is the machine's own.
+        self.bin_dir = DOCKER28_BIN if version == "28" else None
+        self.cli = str(DOCKER28_BIN / "docker") if self.bin_dir else DOCKER_CLI
+        self.server_version = ""  # what the daemon says it is, once it answers
         self.tag = secrets.token_hex(3)
         self.config = config or {}  # the daemon.json it runs with
         self.storage_driver = storage_driver or default_storage_driver()
@@ -160,7 +187,7 @@ class DockerEngine:
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120.0,
                stdin: bytes | None = None) -> str:
-        done = run([DOCKER_CLI, "-H", self.host, *args], check=check, timeout=timeout,
+        done = run([self.cli, "-H", self.host, *args], check=check, timeout=timeout,
                    stdin=stdin)
         return done.stdout.decode()
 
@@ -240,6 +267,13 @@ class DockerEngine:
         mount = [f"--mount=/proc/{self.mount_holder.pid}/ns/mnt"] if self.mount_holder else []
         return ["nsenter", f"--net={self.netns_path}", *mount]
 
+    @property
+    def daemon_env(self) -> dict[str, str]:
+        """The environment containerd and dockerd run with: 28's programs first on PATH."""
+        if not self.bin_dir:
+            return dict(os.environ)
+        return {**os.environ, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}"}
+
     def _start_containerd(self) -> None:
         # Our own containerd: dockerd would otherwise share /run/containerd/containerd.sock
         # with any containerd already running on the host.
@@ -255,7 +289,7 @@ class DockerEngine:
             f'[ttrpc]\n  address = "{address}.ttrpc"\n')
         with open(self.workdir / "containerd.log", "wb") as log:
             self.containerd = subprocess.Popen(
-                [*self._enter(), "containerd", "--config", str(config)],
+                [*self._enter(), "containerd", "--config", str(config)], env=self.daemon_env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _wait_until("containerd", address.is_socket, START_TIMEOUT,
                     lambda: self.containerd.poll() is None)
@@ -272,15 +306,19 @@ class DockerEngine:
                  "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                  "-H", self.host, "--pidfile", str(self.pidfile),
                  f"--storage-driver={self.storage_driver}", f"--cgroup-parent=/{self.cgroup}",
-                 "--shutdown-timeout=2"],
+                 "--shutdown-timeout=2"], env=self.daemon_env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _wait_until("dockerd", self._answers, START_TIMEOUT, lambda: self.dockerd.poll() is None)
+        if self.server_version.split(".")[0] != self.version.split(".")[0]:
+            raise AssertionError(f"asked for Docker {self.version}, the daemon started is "
+                                 f"{self.server_version}")
 
     def _answers(self) -> bool:
         if not self.socket.is_socket():
             return False
-        done = run([DOCKER_CLI, "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+        done = run([self.cli, "-H", self.host, "version", "--format", "{{.Server.Version}}"],
                    check=False, timeout=10)
+        self.server_version = done.stdout.decode().strip()
         return done.returncode == 0
 
     def log_tail(self, lines: int = 30) -> str:
@@ -367,9 +405,9 @@ def _rmdir(path: Path) -> None:
 
 
 @contextmanager
-def running_engine(role: str = "e", config: dict | None = None):
+def running_engine(role: str = "e", config: dict | None = None, version: str = "20.10"):
     """A started engine with the busybox image, stopped and removed afterwards."""
-    engine = DockerEngine(role, config=config)
+    engine = DockerEngine(role, config=config, version=version)
     try:
         engine.start()
         build_busybox_image(engine)
@@ -409,8 +447,9 @@ class Swarm:
 
     UNDERLAY = "198.18.0.{}/24"
 
-    def __init__(self, underlay: str = UNDERLAY):
+    def __init__(self, underlay: str = UNDERLAY, version: str = "20.10"):
         self.UNDERLAY = underlay
+        self.version = version
         self.tag = secrets.token_hex(3)
         self.switch = f"{PREFIX}{self.tag}-sw"
         self.nodes: list[DockerEngine] = []
@@ -435,7 +474,7 @@ class Swarm:
             raise
 
     def _add_node(self, index: int) -> None:
-        engine = DockerEngine(f"n{index + 1}")
+        engine = DockerEngine(f"n{index + 1}", version=self.version)
         self.nodes.append(engine)  # before anything can fail, so stop() removes it
         engine.create_netns()
         wire(self.switch, f"p{index + 1}", engine.netns, self.UNDERLAY.format(index + 1))
@@ -478,8 +517,8 @@ def _remove_load_balancer_files(network_ids: set[str]) -> None:
 
 
 @contextmanager
-def running_swarm():
-    swarm = Swarm()
+def running_swarm(version: str = "20.10"):
+    swarm = Swarm(version=version)
     try:
         swarm.start()
         yield swarm

@@ -27,6 +27,15 @@ class PluginProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        # The product serves a real host's engine in the root namespace; tests never do.
+        roots = set()
+        for path in ("/proc/1/ns/net", "/proc/2/ns/net"):  # pid 1 may be hidden from us
+            try:
+                roots.add(os.stat(path).st_ino)
+            except OSError:
+                continue
+        assert roots and os.stat(self.engine.netns_path).st_ino not in roots, \
+            "a test engine in the root network namespace"
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "netdiag", "plugin", "serve", "--name",

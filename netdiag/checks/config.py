@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from netdiag.checks.api import CheckConfig, FlowExpectation
-from netdiag.checks.finding import Severity
 from netdiag.errors import UsageError
+from netdiag.findings.finding import Severity
+from netdiag.findings.rule import CheckConfig, FlowExpectation
 
 _KEYS = ("enable", "disable", "severity", "exclude", "options", "expect")
 _EXPECT_KEYS = ("from", "to", "port", "proto", "reach")
@@ -172,11 +172,3 @@ def _options(value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         raise UsageError("options: expected a mapping")
     return tuple((str(k), str(v)) for k, v in value.items())
-
-
-def option(config: CheckConfig, name: str, default: str) -> str:
-    """A rule-specific knob from `options`, e.g. "overlapping-subnets.min-prefixlen"."""
-    for key, value in config.options:
-        if key == name:
-            return value
-    return default

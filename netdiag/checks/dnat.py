@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netdiag.checks.finding import Evidence
+from netdiag.findings.finding import Evidence
 from netdiag.model import IptablesRule, Match, NamespaceState
 
 

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from netdiag.checks.api import CheckConfig, RuleModule
-from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.registry import RULES
-from netdiag.checks.topology import index
+from netdiag.findings.finding import Finding, Severity
+from netdiag.findings.rule import CheckConfig, RuleModule
 from netdiag.model import Gap, NamespaceRef, Snapshot
+from netdiag.model.index import index
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,9 @@ class Report:
     # The kernel features a rule would have read here and this kernel lacks (collectors of
     # "feature-missing" gaps): what a person is told; the rest are gaps of no consequence.
     missed_features: frozenset[str] = frozenset()
+    # The namespaces not read at all (unread(): not entered, not read in time...): while
+    # there is one, no finding is no answer, and `check` exits 3.
+    unread: tuple[Gap, ...] = ()
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -97,7 +100,19 @@ def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
                   rules=selected, findings=tuple(kept), unknown=tuple(unknown),
                   gaps=snapshot.gaps,
                   namespaces={state.ref.id: state.ref for state in snapshot.namespaces},
-                  missed_features=_missed_features(snapshot, selected))
+                  missed_features=_missed_features(snapshot, selected),
+                  unread=unread(snapshot.gaps, focus))
+
+
+def unread(gaps: Iterable[Gap], named: Iterable[int] = ()) -> tuple[Gap, ...]:
+    """The gaps of namespaces that were not read at all: not entered (permission denied, as
+    root without CAP_SYS_ADMIN in a container), not read within the timeout, failed. A
+    collector's gap (no IPVS in this kernel, no CAP_NET_ADMIN for the firewall) is not one:
+    the namespace itself was read. A namespace that vanished after it was found (a container
+    removed meanwhile) is no longer there to check, unless it is one the user `named`."""
+    named = frozenset(named)
+    return tuple(gap for gap in gaps if gap.collector == "namespace"
+                 and (gap.kind != "gone" or gap.namespace in named))
 
 
 def _missed_features(snapshot: Snapshot, rules: Sequence[RuleModule]) -> frozenset[str]:

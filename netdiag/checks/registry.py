@@ -1,13 +1,15 @@
-"""The one explicit list of rules. A test fails when a rule module is not in it.
+"""The one explicit list of rules, and the one catalogue of every code netdiag reports.
 
 Add a rule by importing its module and putting it in RULES (one line each, grouped by domain);
-`netdiag explain`, `check --rule/--skip` and the config file all find rules here by name.
+`check --rule/--skip` and the config file find rules here by name. The catalogue is RULES and
+the rules the drivers' own checks report (netdiag/findings/driver_rules.py): `netdiag explain`
+documents every code in it, and a test fails when a module is missing from RULES or when two
+entries of the catalogue share a code or a name.
 """
 
 from __future__ import annotations
 
 from netdiag.checks.addressing import duplicate_address, overlapping_subnets
-from netdiag.checks.api import RuleModule
 from netdiag.checks.dns import dns_unreachable
 from netdiag.checks.docker import (
     docker_bridge_broken,
@@ -31,6 +33,8 @@ from netdiag.checks.mtu import mtu_mismatch
 from netdiag.checks.overlay import vxlan_fdb_stale
 from netdiag.checks.ports import port_contention
 from netdiag.errors import UsageError
+from netdiag.findings.driver_rules import DRIVER_RULES
+from netdiag.findings.rule import Rule, RuleModule
 
 RULES: tuple[RuleModule, ...] = (
     overlapping_subnets,
@@ -70,3 +74,22 @@ def find(name: str) -> RuleModule:
         if wanted in (module.RULE.name.lower(), module.RULE.code.lower()):
             return module
     raise UsageError(f"unknown rule {name!r}; known rules: {', '.join(names())}")
+
+
+def catalogue() -> tuple[tuple[Rule, str], ...]:
+    """Every rule whose code a finding can carry, with its documentation: the rule engine's
+    (the module docstring) and the drivers' checks' (the record's own)."""
+    return tuple((module.RULE, module.__doc__ or "") for module in RULES) + \
+        tuple((rule, rule.doc) for rule in DRIVER_RULES)
+
+
+def describe(name: str) -> tuple[Rule, str]:
+    """The catalogue's entry called `name` or with that code, in any case; one clear line
+    listing the known ones if none."""
+    wanted = name.strip().lower()
+    entries = catalogue()
+    for rule, doc in entries:
+        if wanted in (rule.name.lower(), rule.code.lower()):
+            return rule, doc
+    raise UsageError(f"unknown rule {name!r}; known rules: "
+                     f"{', '.join(rule.name for rule, _ in entries)}")

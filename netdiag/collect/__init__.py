@@ -201,9 +201,11 @@ def _collect_in_threads(refs: Sequence[NamespaceRef], deadline: float | None, wo
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
-        # One wait for everything; with a cancel flag, woken every CANCEL_POLL seconds to
-        # look at it (never once per finished future: that is quadratic in the namespaces).
-        step = left if cancelled is None else min(CANCEL_POLL, left or CANCEL_POLL)
+        # One wait for everything; with a cancel flag or a progress line, woken every
+        # CANCEL_POLL seconds to look at the flag and tell how far the reading is (never once
+        # per finished future: that is quadratic in the namespaces).
+        step = left if cancelled is None and progress is None \
+            else min(CANCEL_POLL, left or CANCEL_POLL)
         done, pending = wait(pending, timeout=step)
         for future in done:
             state, found_gaps = future.result()

@@ -14,6 +14,10 @@ NAME = "addresses"
 
 IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
+IFA_FLAGS = 8  # all 32 flag bits; ifaddrmsg holds only the low 8
+# Only the flags a rule reads, so that snapshots do not change as DAD runs (tentative) or
+# lifetimes pass (deprecated). A failed DAD leaves the address on the interface, unused.
+FLAG_NAMES = {0x08: "dadfailed"}  # IFA_F_DADFAILED
 
 
 def collect(ctx) -> dict:
@@ -25,11 +29,13 @@ def collect(ctx) -> dict:
 
 
 def _address(msg: rtnl.Message, names: dict[int, str]) -> Address | None:
-    family, prefixlen, _, scope, index = IFADDRMSG.unpack(msg.header)
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack(msg.header)
     if family not in (AF_INET, AF_INET6):
         return None
     # On a point-to-point link IFA_ADDRESS is the peer; IFA_LOCAL is always our own address.
     address = rtnl.ip(msg.attrs, IFA_LOCAL) or rtnl.ip(msg.attrs, IFA_ADDRESS)
+    if len(msg.attrs.get(IFA_FLAGS, b"")) == 4:
+        flags = struct.unpack("=I", msg.attrs[IFA_FLAGS])[0]
     return Address(
         ifindex=index,
         ifname=names.get(index, ""),
@@ -39,4 +45,5 @@ def _address(msg: rtnl.Message, names: dict[int, str]) -> Address | None:
         scope=SCOPES.get(scope, str(scope)),
         broadcast=rtnl.ip(msg.attrs, IFA_BROADCAST),
         label=rtnl.string(msg.attrs, IFA_LABEL),
+        flags=tuple(name for bit, name in FLAG_NAMES.items() if flags & bit),
     )

@@ -56,12 +56,27 @@ def run(refs: Sequence[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], R
     # discovery order and so end up in different shares.
     shares = [list(refs[i::count]) for i in range(count)]
     children = [(_fork(share, work), share) for share in shares[1:]]
-    results, gaps = work(shares[0])
-    for (pid, pipe), share in children:
-        child_results, child_gaps = _receive(pid, pipe, share, deadline)
-        results.update(child_results)
-        gaps.extend(child_gaps)
+    try:
+        results, gaps = work(shares[0])
+        for (pid, pipe), share in children:
+            child_results, child_gaps = _receive(pid, pipe, share, deadline)
+            results.update(child_results)
+            gaps.extend(child_gaps)
+    except BaseException:  # Ctrl-C (sent to this process alone): the helpers stop too
+        for (pid, _), _ in children:
+            _stop(pid)
+        raise
     return results, gaps
+
+
+def _stop(pid: int) -> None:
+    """Kill a helper of ours unless it has been reaped (its pid may be another's by now)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):  # not ended (had it, this reaped it)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped already, by _receive
+        pass
 
 
 def _fork(share: list[NamespaceRef], work: Callable[[Sequence[NamespaceRef]], Result]):

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from netdiag.collect import iptables_save, nftables, save_reuse
 from netdiag.errors import CollectError, KernelFeatureMissing, PermissionDenied
 from netdiag.model import Firewall, NftTable
+from netdiag.model.facts import XTABLES_TABLES
 
 NAME = "firewall"
-
-XTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ def read(refs: Iterable[NamespaceRef]) -> tuple[LabIntent, ...]:
 
 
 def _read(name: str) -> LabIntent:
-    from netdiag.lab import journal as journals  # the lab's code only when a lab is in view
-    from netdiag.lab import plan, schema
+    from netdiag.topology import journal as journals  # the lab's code only when a lab is in view
+    from netdiag.topology import plan, schema
 
     try:
         journal = journals.load(name)
@@ -54,7 +54,7 @@ def _from_store(path: str, nodes: dict[str, str]
                 ) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[LabName, ...]]:
     import sqlite3
 
-    from netdiag.drivers.store import Store
+    from netdiag.store import SqliteStore
 
     if not path:
         return (), ()
@@ -64,7 +64,7 @@ def _from_store(path: str, nodes: dict[str, str]
     attached: dict[str, list[str]] = {}
     names: list[LabName] = []
     try:
-        with Store(path) as store, store.transaction(write=False) as tx:
+        with SqliteStore(path) as store, store.transaction(write=False) as tx:
             for network in tx.networks():
                 members = tx.endpoints(network.id)
                 for endpoint in members:

@@ -6,25 +6,39 @@ twice, as JSON (structure and each rule's expressions) and as text with handles 
 readable form), joined by handle. The listing goes through libnftables in-process (0.5 ms, no
 fork), or the `nft` program when the library cannot be loaded (3 ms).
 
+libnftables cannot be told to keep quiet about everything: its own messages go to the
+context's error buffer, but the xtables code it calls to read iptables-nft's `xt` objects
+writes straight to the process's standard error ("XT target MASQUERADE not found", for
+ip6tables-nft's MASQUERADE once the IPv4 one was read) and standard output. Those lines broke
+`check --quiet` and painted over the TUI, so the listing runs in a short-lived thread with a
+file table of its own (unshare CLONE_FILES), whose fds 1 and 2 lead to a memory file: nothing
+it calls can write to the terminal, and no other thread's output is touched. Where unshare is
+refused (a container's seccomp profile), the `nft` program lists it instead.
+
 The tables iptables-nft manages are not listed rule by rule: nft shows their xtables matches
 and targets only as opaque `xt` objects, while the firewall collector (which runs first) has
 read the same rules in full through iptables-nft-save. Such a table still appears as an
-NftTable, but its chains and rules are left to the iptables records, and when every table is
-one of these (a Docker host, a container with published ports) nothing is listed at all. A
-table counts as iptables-nft's only when all of this holds, so that native nftables content is
-never hidden behind iptables-nft-save's reading of it (which silently drops what it does not
-understand, such as set lookups):
+NftTable (origin "iptables-nft"), but its chains and rules are left to the iptables records,
+and when every table is one of these (a Docker host, a container with published ports)
+nothing is listed at all. A table is told by what it holds, never by its name (Debian's
+native `table ip nat` is an nftables table like any other). It counts as iptables-nft's when:
 
-* iptables-nft-save showed it (an `ip`/`ip6` table named like an iptables table, and not
-  "incompatible");
-* nft would mark it "managed by iptables-nft": at least one rule holds an xt match or target;
+* iptables-nft-save showed it: an `ip`/`ip6` table named like an iptables table whose base
+  chains are iptables' own (not "incompatible");
 * every expression in its rules is one iptables-nft writes itself (payload, meta, cmp,
-  bitwise, counter, immediate, match, target) — no set lookups, ct, limit, log, nat...
+  bitwise, counter, immediate, match, target) — no set lookups, ct, limit, log, nat..., so
+  iptables-nft-save's reading of it (which silently drops what it does not understand) is
+  the whole of it.
+
+Every other table is native (origin "nft"); when iptables-nft-save showed one of those too,
+its reading is dropped from the iptables records, so that no rule is counted twice.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
 import struct
 import threading
@@ -48,15 +62,16 @@ _NFGENMSG_ANY_FAMILY = struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: every family, v
 _NFGENMSG_SIZE = 4
 _U64_BE = struct.Struct(">Q")
 
-# What iptables-nft 1.8 writes into a rule (and iptables-nft-save reads back); xt compat
-# matches and targets are the mark nft itself uses to call a table "managed by iptables-nft".
+# What iptables-nft 1.8 writes into a rule (and iptables-nft-save reads back).
 IPTABLES_NFT_EXPRESSIONS = frozenset({"payload", "meta", "cmp", "bitwise", "counter",
                                       "immediate", "match", "target"})
-XT_EXPRESSIONS = frozenset({"match", "target"})
+IPTABLES_NFT, NATIVE = "iptables-nft", "nft"
 _IPTABLES_FAMILIES = {4: "ip", 6: "ip6"}
 
 _NFT_CTX_OUTPUT_HANDLE = 1 << 3
 _NFT_CTX_OUTPUT_JSON = 1 << 4
+CLONE_FILES = 0x00000400
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # libnftables (and the libxtables it calls to print xt matches) keeps some process-wide state,
 # so the collector threads take turns; a listing is short and pure CPU anyway.
@@ -97,12 +112,24 @@ def collect(ctx) -> dict:
     if not found:
         return {"firewall": replace(firewall, nft_tables=())}
     skipped = iptables_nft_tables(ctx, firewall, found)
+    firewall = without_native(firewall, {(t.family, t.name) for t in found} - skipped)
     if len(skipped) == len(found):
-        return {"firewall": replace(firewall, nft_tables=found)}
+        return {"firewall": replace(firewall, nft_tables=tuple(
+            replace(t, origin=IPTABLES_NFT) for t in found))}
     as_json, as_text = _list_ruleset(ctx)
     listed, chains, rules, sets = parse_ruleset(as_json, as_text, skip=skipped)
     return {"firewall": replace(firewall, nft_tables=listed, nft_chains=chains,
                                 nft_rules=rules, nft_sets=sets)}
+
+
+def without_native(firewall: Firewall, native: set[tuple[str, str]]) -> Firewall:
+    """The firewall without iptables-nft-save's reading of native tables (the nftables
+    records hold them in full)."""
+    def kept(record) -> bool:
+        return record.backend != "nft" or \
+            (_IPTABLES_FAMILIES.get(record.family), record.table) not in native
+    return replace(firewall, iptables_chains=tuple(filter(kept, firewall.iptables_chains)),
+                   iptables_rules=tuple(filter(kept, firewall.iptables_rules)))
 
 
 def iptables_nft_tables(ctx, firewall: Firewall,
@@ -123,20 +150,18 @@ def iptables_nft_tables(ctx, firewall: Firewall,
 
 def managed_by_iptables_nft(rule_messages, candidates) -> frozenset[tuple[str, str]]:
     """Of the `candidates` (family, table), those whose rules (NFT_MSG_NEWRULE bodies) hold
-    an xt expression and nothing iptables-nft would not write."""
-    with_xt, foreign = set(), set()
+    nothing iptables-nft would not write."""
+    foreign = set()
     for body in rule_messages:
         attrs = netlink.attributes(body, _NFGENMSG_SIZE)
         key = (NFPROTO_NAMES.get(body[0], str(body[0])),
                netlink.cstring(attrs.get(NFTA_RULE_TABLE, b"")))
         if key not in candidates or key in foreign:
             continue
-        names = expression_names(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
-        if not names <= IPTABLES_NFT_EXPRESSIONS:
+        if not expression_names(attrs.get(NFTA_RULE_EXPRESSIONS, b"")) <= \
+                IPTABLES_NFT_EXPRESSIONS:
             foreign.add(key)
-        elif names & XT_EXPRESSIONS:
-            with_xt.add(key)
-    return frozenset(with_xt - foreign)
+    return frozenset(set(candidates) - foreign)
 
 
 def expression_names(data: bytes) -> set[str]:
@@ -187,18 +212,66 @@ def _list_ruleset(ctx) -> tuple[str, str]:
     if lib is None:
         return (ctx.helper(["nft", "-j", "list", "ruleset"]),
                 ctx.helper(["nft", "-a", "list", "ruleset"]))
-    with _LIBNFTABLES_LOCK:
-        # The context opens its netlink socket now, in this thread's namespace.
-        nft = lib.nft_ctx_new(0)
-        if not nft:
-            raise CollectError("libnftables could not create a context")
+    try:
+        with _LIBNFTABLES_LOCK:
+            return without_terminal(lambda: _list_with(lib))
+    except FileTableRefused:  # seccomp (a container without CAP_SYS_ADMIN): the program's
+        return (ctx.helper(["nft", "-j", "list", "ruleset"]),  # stderr is caught anyway
+                ctx.helper(["nft", "-a", "list", "ruleset"]))
+
+
+def _list_with(lib) -> tuple[str, str]:
+    # The context opens its netlink socket now, in the calling thread's namespace.
+    nft = lib.nft_ctx_new(0)
+    if not nft:
+        raise CollectError("libnftables could not create a context")
+    try:
+        lib.nft_ctx_buffer_output(nft)
+        lib.nft_ctx_buffer_error(nft)  # also swallows "managed by iptables-nft" warnings
+        return (_run(lib, nft, _NFT_CTX_OUTPUT_JSON),
+                _run(lib, nft, _NFT_CTX_OUTPUT_HANDLE))
+    finally:
+        lib.nft_ctx_free(nft)
+
+
+class FileTableRefused(CollectError):
+    """unshare(CLONE_FILES) was refused (Docker's default seccomp profile allows unshare only
+    with CAP_SYS_ADMIN)."""
+
+
+def without_terminal(call):
+    """What `call()` returns (or raises), called in a thread of its own whose standard output
+    and error lead to a memory file that is thrown away.
+
+    The thread unshares its file table first, so its fds 1 and 2 are its own: the other
+    threads keep writing to the terminal meanwhile. A new thread starts in its creator's
+    network namespace, so `call` runs in the namespace the caller entered. FileTableRefused
+    when the thread cannot have a file table of its own (`call` is not called then).
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
         try:
-            lib.nft_ctx_buffer_output(nft)
-            lib.nft_ctx_buffer_error(nft)  # also swallows "managed by iptables-nft" warnings
-            return (_run(lib, nft, _NFT_CTX_OUTPUT_JSON),
-                    _run(lib, nft, _NFT_CTX_OUTPUT_HANDLE))
-        finally:
-            lib.nft_ctx_free(nft)
+            if _libc.unshare(CLONE_FILES) != 0:
+                raise FileTableRefused("cannot give the nftables listing a file table of its "
+                                       "own: " + os.strerror(ctypes.get_errno()))
+            sink = os.memfd_create("netdiag-nft-output", os.MFD_CLOEXEC)
+            os.dup2(sink, 1)
+            os.dup2(sink, 2)
+            try:
+                outcome["value"] = call()
+            finally:
+                _libc.fflush(None)  # C stdio's buffered stdout into the sink, not the terminal
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+        # The thread's file table, and the sink with it, goes when the thread ends.
+
+    thread = threading.Thread(target=run, name="netdiag-nft-listing")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _run(lib, nft, flags: int) -> str:
@@ -226,7 +299,8 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
     """`nft -j list ruleset` and `nft -a list ruleset` output → tables, chains, rules and
     named sets.
 
-    Tables whose (family, name) is in `skip` are kept as tables without chains and rules.
+    Tables whose (family, name) is in `skip` are iptables-nft's: kept as tables without
+    chains and rules.
     """
     try:
         items = json.loads(as_json)["nftables"] if as_json.strip() else []
@@ -238,7 +312,9 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
         if "table" in item:
             t = item["table"]
             tables.append(NftTable(family=t["family"], name=t["name"],
-                                   handle=t.get("handle", 0)))
+                                   handle=t.get("handle", 0),
+                                   origin=IPTABLES_NFT if (t["family"], t["name"]) in skip
+                                   else NATIVE))
         elif "chain" in item:
             c = item["chain"]
             if (c["family"], c["table"]) in skip:
@@ -256,17 +332,24 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
                                  handle=key.handle, text=texts.get(key, ""),
                                  expr=json.dumps(r.get("expr", []), separators=(",", ":")),
                                  comment=r.get("comment", "")))
-        elif "set" in item and (item["set"]["family"], item["set"]["table"]) not in skip:
-            found = item["set"]
-            kind = found.get("type", "")
-            flags = found.get("flags", [])
-            sets.append(NftSet(family=found["family"], table=found["table"],
-                               name=found["name"],
-                               type=" . ".join(kind) if isinstance(kind, list) else str(kind),
-                               elements=json.dumps(found.get("elem", []),
-                                                   separators=(",", ":")),
-                               flags=tuple(flags if isinstance(flags, list) else [flags])))
+        elif "set" in item or "map" in item:
+            found = item.get("set") or item["map"]
+            if (found["family"], found["table"]) not in skip:
+                sets.append(_named_set(found, "map" in item))
     return tuple(tables), tuple(chains), tuple(rules), tuple(sets)
+
+
+def _named_set(found: dict, is_map: bool) -> NftSet:
+    flags = found.get("flags", [])
+    return NftSet(family=found["family"], table=found["table"], name=found["name"],
+                  type=_type_name(found.get("type", "")),
+                  elements=json.dumps(found.get("elem", []), separators=(",", ":")),
+                  flags=tuple(flags if isinstance(flags, list) else [flags]),
+                  map=_type_name(found.get("map", "")) if is_map else "")
+
+
+def _type_name(kind) -> str:
+    return " . ".join(kind) if isinstance(kind, list) else str(kind)
 
 
 def _priority(value) -> int:

@@ -1,4 +1,4 @@
-"""Collector: IPv4 and IPv6 policy routing rules (RTM_GETRULE dump) → Rule records."""
+"""Collector: IPv4 and IPv6 policy routing rules (RTM_GETRULE dump) → PolicyRule records."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 from socket import AF_INET, AF_INET6, AF_UNSPEC
 
 from netdiag.collect import rtnl
-from netdiag.model import Rule
+from netdiag.model import PolicyRule
 
 NAME = "rules"
 
@@ -28,13 +28,13 @@ def collect(ctx) -> dict:
     return {"rules": tuple(r for r in rules if r is not None)}
 
 
-def _rule(msg: rtnl.Message) -> Rule | None:
+def _rule(msg: rtnl.Message) -> PolicyRule | None:
     family, dst_len, src_len, _, table, _, _, action, flags = FIB_RULE_HDR.unpack(msg.header)
     if family not in (AF_INET, AF_INET6):
         return None
     attrs = msg.attrs
     action_name = ACTIONS.get(action, str(action))
-    return Rule(
+    return PolicyRule(
         family=4 if family == AF_INET else 6,
         priority=rtnl.u32(attrs, FRA_PRIORITY),
         action=action_name,

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netdiag import netns
-from netdiag.collect import docker
+from netdiag.collect import discovery, docker, namespace_refs
 from netdiag.collect.docker import Intent
 from netdiag.errors import PermissionDenied
 from netdiag.model import NamespaceRef
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class ReadScope:
     read: tuple[NamespaceRef, ...]  # what to collect
     chosen: frozenset[int]  # the namespaces the user named; empty: all of them
     docker: Intent = Intent()  # the engines' intent, read once: labels came from it
@@ -39,7 +39,7 @@ def require_root(references: Sequence[str]) -> None:
 
 
 def select(references: Sequence[str], everything: bool = True,
-           engines: Sequence[str] = ()) -> Scope:
+           engines: Sequence[str] = ()) -> ReadScope:
     """The namespaces to read for `references` (all of them when it is empty): every
     namespace with `everything` (judging commands), else only the ones named. `engines` are
     the `--docker` URLs (default: every engine found; "none": none)."""
@@ -50,18 +50,19 @@ def select(references: Sequence[str], everything: bool = True,
         # that `--ns self` and `--ns NAME` say the same. Looking around needs root; one's own
         # namespace does not.
         if os.geteuid() != 0 and netns.in_initial_pid_namespace():
-            own = netns.resolve("self", [])
-            return Scope(read=(own,), chosen=frozenset((own.id,)))
+            own = namespace_refs.resolve("self", [])
+            return ReadScope(read=(own,), chosen=frozenset((own.id,)))
         intent = docker.read(engines)
-        own = netns.resolve("self", netns.discover(engines=intent.engines))
-        return Scope(read=(own,), chosen=frozenset((own.id,)), docker=intent)
+        own = namespace_refs.resolve("self", discovery.discover(engines=intent.engines))
+        return ReadScope(read=(own,), chosen=frozenset((own.id,)), docker=intent)
     intent = docker.read(engines)
-    found = netns.discover(engines=intent.engines)
+    found = discovery.discover(engines=intent.engines)
     if not references:
-        return Scope(read=tuple(found), chosen=frozenset(), docker=intent)
-    chosen = {ref.id: ref for ref in netns.resolve_all(references, found)}
+        return ReadScope(read=tuple(found), chosen=frozenset(), docker=intent)
+    chosen = {ref.id: ref for ref in namespace_refs.resolve_all(references, found,
+                                                                 intent.engines)}
     if not everything:
-        return Scope(read=tuple(chosen.values()), chosen=frozenset(chosen), docker=intent)
+        return ReadScope(read=tuple(chosen.values()), chosen=frozenset(chosen), docker=intent)
     known = {ref.id for ref in found}
     extra = tuple(ref for ref in chosen.values() if ref.id not in known)  # pid:N, a path
-    return Scope(read=tuple(found) + extra, chosen=frozenset(chosen), docker=intent)
+    return ReadScope(read=tuple(found) + extra, chosen=frozenset(chosen), docker=intent)

@@ -8,7 +8,8 @@ quadratic. Netlink answers the same values in microseconds:
 * RTM_GETNETCONF: `all` and `default` forwarding and rp_filter (net.ipv4.ip_forward is the
   same value as net.ipv4.conf.all.forwarding), and IPv6 `all` forwarding;
 * RTM_GETLINK: each interface's IPv4 devconf array (forwarding, rp_filter, route_localnet,
-  proxy_arp) inside IFLA_AF_SPEC — the dump the links collector made (links.dump).
+  proxy_arp) and IPv6 one (forwarding, force_forwarding) inside IFLA_AF_SPEC — the dump the
+  links collector made (links.dump).
 
 Both go over the namespace's one NETLINK_ROUTE socket (rtnl.py).
 
@@ -36,6 +37,7 @@ RTM_GETNETCONF = 82
 IFLA_IFNAME = 3
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
+IFLA_INET6_CONF = 2
 NETCONFA_IFINDEX, NETCONFA_FORWARDING, NETCONFA_RP_FILTER = 1, 2, 3
 NETCONFA_IFINDEX_ALL, NETCONFA_IFINDEX_DEFAULT = -1, -2
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -44,6 +46,9 @@ _NETCONFMSG = struct.Struct("=Bxxx")  # family, padded to 4
 # per-interface key → IPV4_DEVCONF_* index (include/uapi/linux/ip.h); the kernel's array
 # starts at index 1
 PER_INTERFACE = {"forwarding": 1, "rp_filter": 8, "route_localnet": 26, "proxy_arp": 3}
+# per-interface IPv6 key → DEVCONF_* index (include/uapi/linux/ipv6.h); this array starts at
+# index 0. force_forwarding came with kernel 6.17: an interface that lacks it is left out.
+PER_INTERFACE_6 = {"forwarding": 0, "force_forwarding": 59}
 FROM_PROC = ("net.ipv4.ip_local_port_range",)
 BRIDGE_NF = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
 # the order in which global sysctls are listed
@@ -56,9 +61,11 @@ _MAX_BYTES = 4096  # every value here is a number or two
 def collect(ctx) -> dict:
     values = {**_netconf(ctx), **_from_proc(PROC_SYS_NET, _proc_names(ctx))}
     found = [Sysctl(name, values[name]) for name in GLOBAL if name in values]
-    for interface, devconf in sorted(_interfaces(ctx).items()):
+    for interface, (devconf, devconf6) in sorted(_interfaces(ctx).items()):
         found.extend(Sysctl(f"net.ipv4.conf.{interface}.{key}", str(devconf[index - 1]))
                      for key, index in PER_INTERFACE.items() if index <= len(devconf))
+        found.extend(Sysctl(f"net.ipv6.conf.{interface}.{key}", str(devconf6[index]))
+                     for key, index in PER_INTERFACE_6.items() if index < len(devconf6))
     return {"sysctls": tuple(found)}
 
 
@@ -87,13 +94,14 @@ def netconf_values(attrs: dict[int, bytes], prefix: str) -> dict[str, str]:
                               ("rp_filter", NETCONFA_RP_FILTER)) if kind in attrs}
 
 
-def _interfaces(ctx) -> dict[str, tuple[int, ...]]:
+def _interfaces(ctx) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Interface name → (its IPv4 devconf values, its IPv6 ones)."""
     found = {}
     for message in links.dump(ctx):
         name = rtnl.string(message.attrs, IFLA_IFNAME)
-        devconf = devconf_of(message.attrs)
-        if name and devconf:
-            found[name] = devconf
+        devconf, devconf6 = devconf_of(message.attrs), devconf_of(message.attrs, 6)
+        if name and (devconf or devconf6):
+            found[name] = (devconf, devconf6)
     return found
 
 
@@ -103,11 +111,14 @@ def link_devconf(body: bytes) -> tuple[str, tuple[int, ...]]:
     return netlink.cstring(attrs.get(IFLA_IFNAME, b"")), devconf_of(attrs)
 
 
-def devconf_of(attrs: dict[int, bytes]) -> tuple[int, ...]:
-    """An RTM_NEWLINK answer's IPv4 devconf values (index 1 first) from its attributes."""
+def devconf_of(attrs: dict[int, bytes], family: int = 4) -> tuple[int, ...]:
+    """An RTM_NEWLINK answer's IPv4 devconf values (index 1 first), or its IPv6 ones
+    (index 0 first; none when IPv6 is off on the interface, as below an MTU of 1280)."""
     spec = netlink.attributes(attrs.get(IFLA_AF_SPEC, b""))
-    inet = netlink.attributes(spec.get(socket.AF_INET, b""))
-    raw = inet.get(IFLA_INET_CONF, b"")
+    if family == 6:
+        raw = netlink.attributes(spec.get(socket.AF_INET6, b"")).get(IFLA_INET6_CONF, b"")
+    else:
+        raw = netlink.attributes(spec.get(socket.AF_INET, b"")).get(IFLA_INET_CONF, b"")
     return struct.unpack(f"={len(raw) // 4}i", raw[:len(raw) // 4 * 4])
 
 

@@ -4,27 +4,29 @@
 the findings that involve the namespaces asked for or one on their paths (veth peers, bridges,
 the overlay and underlay they ride): a superset of what concerns them, never a different
 answer; `--from FILE` checks a saved snapshot. Exit codes: 0 nothing at or above `--fail-on`,
-1 findings at or above it, 2 bad usage or input, 3 nothing could be collected.
+1 findings at or above it, 2 bad usage or input, 3 a namespace could not be read at all (not
+entered, not read in time: the report's "clean" would say nothing about it).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from pathlib import Path
 
-from netdiag import netns, terminal
+from netdiag import terminal
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig
-from netdiag.checks.finding import Severity
 from netdiag.checks.output import FORMATS, text
 from netdiag.cli import SUMMARIES
-from netdiag.collect import scope
-from netdiag.commands.common import add_docker_arg, read_with_progress, seconds, timed_out
+from netdiag.collect import namespace_refs, scope
+from netdiag.commands.common import add_docker_arg, read_with_progress, seconds
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.findings.finding import Severity
+from netdiag.findings.rule import CheckConfig
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
 
@@ -120,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
                          if args.format == "text" else FORMATS[args.format](report))
     for fmt, path in outputs:
         _write(path, FORMATS[fmt](report))
-    if timed_out(snapshot) and not args.exit_zero:
-        return EXIT_COLLECT  # the report is incomplete: no "all clear" from it
+    if report.unread and not args.exit_zero:
+        return EXIT_COLLECT  # namespaces were not read: no "all clear" from the rest
     return _exit_code(report, Severity(args.fail_on), args.exit_zero)
 
 
@@ -138,8 +140,23 @@ def _outputs(values: list[str]) -> list[tuple[str, str]]:
         if not sep or not path or fmt not in FORMATS:
             raise UsageError(f"--output {value!r}: expected FORMAT=FILE with FORMAT one of "
                              f"{', '.join(sorted(FORMATS))}")
+        why = _unwritable(Path(path))
+        if why:  # said now, not after a long collection and the report on stdout
+            raise UsageError(f"--output {value}: {why}")
         outputs.append((fmt, path))
     return outputs
+
+
+def _unwritable(path: Path) -> str:
+    """Why `path` cannot be written ("" when it can, as far as can be told beforehand)."""
+    folder = path.parent
+    if path.is_dir():
+        return "is a folder"
+    if not folder.is_dir():
+        return f"no folder {folder}"
+    if not os.access(path if path.exists() else folder, os.W_OK):  # also a read-only mount
+        return f"{'the file' if path.exists() else folder} is not writable"
+    return ""
 
 
 def _write(path: str, text: str) -> None:
@@ -165,7 +182,8 @@ def _collect(refs: list[str], deadline: float | None, engines: list[str]
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
     known = [state.ref for state in snapshot.namespaces]
-    return frozenset(ref.id for ref in netns.resolve_all(refs, known))
+    return frozenset(ref.id for ref in namespace_refs.resolve_all(refs, known,
+                                                                  snapshot.docker))
 
 
 def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None,

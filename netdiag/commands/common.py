@@ -42,14 +42,18 @@ def add_docker_arg(parser: argparse.ArgumentParser) -> None:
                              "unix:///run/docker.sock")
 
 
+MAX_SECONDS = 86400.0  # a day is plenty; past ~292 years Python's timers overflow (a traceback)
+
+
 def seconds(text: str) -> float:
-    """argparse type of a duration: a positive number of seconds."""
+    """argparse type of a duration: a positive number of seconds, at most a day."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds, at "
+                                         f"most {MAX_SECONDS:g} (a day)")
     return value
 
 

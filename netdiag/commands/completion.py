@@ -44,14 +44,14 @@ def run_completion(args: argparse.Namespace) -> int:
 
 def run_complete(args: argparse.Namespace) -> int:
     if args.candidates == "labs":
-        from netdiag.lab import journal
+        from netdiag.topology import journal
 
         print("\n".join(journal.names()))
         return 0
-    from netdiag import netns
+    from netdiag.collect import discovery
 
     refs = []
-    for ref in netns.discover(engines=()):
+    for ref in discovery.discover(engines=()):
         refs.append("host" if ref.kind.value == "host" else ref.label)
         if ref.container:
             refs.append(f"container:{ref.container}")

@@ -23,11 +23,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if not args.rule:
         print_table(("CODE", "RULE", "SEVERITY", "SUMMARY"),
-                    [(m.RULE.code, m.RULE.name, m.RULE.severity.value, m.RULE.summary)
-                     for m in registry.RULES], terminal.look(args.color))
+                    [(rule.code, rule.name, rule.severity.value, rule.summary)
+                     for rule, _ in registry.catalogue()], terminal.look(args.color))
         return 0
-    module = registry.find(args.rule)
-    rule = module.RULE
+    rule, doc = registry.describe(args.rule)
     print(f"{rule.code} {rule.name} ({rule.severity.value}): {rule.summary}\n")
-    print(inspect.cleandoc(module.__doc__ or ""))
+    print(inspect.cleandoc(doc))
     return 0

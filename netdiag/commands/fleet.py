@@ -57,9 +57,9 @@ def register(subparsers) -> None:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from netdiag.fleet.store import Store
+    from netdiag.fleet.store import FleetStore
 
-    store = Store(args.etcd)
+    store = FleetStore(args.etcd)
     metas, unreadable = store.nodes()
     for text in unreadable:
         print(f"netdiag: note: {text}", file=sys.stderr)
@@ -100,9 +100,9 @@ def _machine(meta):
 def run_show(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from netdiag.fleet.store import Store
+    from netdiag.fleet.store import FleetStore
 
-    store = Store(args.etcd)
+    store = FleetStore(args.etcd)
     meta = store.node(args.node)
     if meta is None:
         known = ", ".join(m.node for m in store.nodes()[0]) or "none"

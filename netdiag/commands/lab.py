@@ -25,8 +25,8 @@ from pathlib import Path
 
 from netdiag.cli import SUMMARIES
 from netdiag.errors import Interrupted, NotFound, UsageError
-from netdiag.lab import journal as journals
-from netdiag.lab import schema
+from netdiag.topology import journal as journals
+from netdiag.topology import schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "examples"
 
@@ -112,21 +112,24 @@ def run_up(args) -> int:
     from netdiag.progress import Progress
 
     started = time.perf_counter()
-    with Progress() as line:
-        try:
+    journal = None
+    try:
+        with Progress() as line:
             journal = build.up(topology, source, lambda i, total, text: line.update(
                 f"[{i}/{total}] {text}"), replace=args.replace, host=args.host or "",
                 etcd=args.etcd or "", network_wait=args.wait)
-        except KeyboardInterrupt:
-            raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
-                              "was removed") from None
-    print(f"lab {journal.name} is up: {len(journal.nodes)} nodes in "
-          f"{time.perf_counter() - started:.2f} s")
+        print(f"lab {journal.name} is up: {len(journal.nodes)} nodes in "
+              f"{time.perf_counter() - started:.2f} s")
+    except KeyboardInterrupt:
+        if journal is not None:  # built a moment before the Ctrl-C: that goes too
+            build.undo(journal.name)
+        raise Interrupted(f"lab up {topology.name} interrupted: everything it had built "
+                          "was removed") from None
     return 0
 
 
 def run_plan(args) -> int:
-    from netdiag.lab import plan
+    from netdiag.topology import plan
 
     topology, _ = resolve_topology(args.topology)
     for i, step in enumerate(plan.plan(topology, args.host or ""), 1):
@@ -198,7 +201,7 @@ def run_status(args) -> int:
     print(f"  processes: {running} of {len(j.processes)} running")
     if j.host or os.path.exists(j.store):
         from netdiag.drivers.controller import Controller
-        from netdiag.drivers.store import open_store
+        from netdiag.store import open_store
 
         with open_store(j.store) as store:
             findings = Controller(store).check(host=j.nodes[j.host] if j.host else None)

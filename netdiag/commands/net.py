@@ -116,7 +116,7 @@ def register(subparsers) -> None:
 def _controller(args: argparse.Namespace):
     # Imported here so that `netdiag --help` does not load pyroute2 and sqlite.
     from netdiag.drivers.controller import Controller
-    from netdiag.drivers.store import DEFAULT_PATH, open_store
+    from netdiag.store import DEFAULT_PATH, open_store
 
     return Controller(open_store(args.store or os.environ.get("NETDIAG_STORE") or DEFAULT_PATH))
 
@@ -133,7 +133,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def parse_publish(spec: str):
     """Docker's -p syntax: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]."""
-    from netdiag.drivers.api import PortBinding
+    from netdiag.store.records import PortBinding
 
     match = PORT_RE.fullmatch(spec)
     if match is None:
@@ -242,7 +242,7 @@ def run_agent(args) -> int:
 
     from netdiag.drivers.common.namespaces import namespace_path
     from netdiag.drivers.overlay.etcd_plane import run_agent as serve
-    from netdiag.drivers.store.etcd import EtcdStore
+    from netdiag.store.etcd import EtcdStore
 
     controller = _controller(args)
     store = controller.store

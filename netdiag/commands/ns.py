@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from netdiag import netns, terminal
+from netdiag import terminal
 from netdiag.cli import SUMMARIES
+from netdiag.collect import discovery
 from netdiag.collect.scope import require_root
 from netdiag.commands.common import print_json, print_table
 from netdiag.model.serialize import to_data
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     require_root([])
-    found = netns.discover()
+    found = discovery.discover()
     if args.json:
         print_json([to_data(ns) for ns in found])
         return 0

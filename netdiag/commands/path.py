@@ -14,18 +14,21 @@ import argparse
 import gc
 import sys
 
-from netdiag import netns, terminal
+from netdiag import terminal
 from netdiag.cli import SUMMARIES
-from netdiag.collect import scope
+from netdiag.collect import namespace_refs, scope
 from netdiag.commands.common import add_docker_arg, print_json, read_with_progress, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.flows import names, output, trace
+from netdiag.flows import names
 from netdiag.flows.packet import Packet
-from netdiag.flows.probe import probe, refusal
 from netdiag.flows.walk import Engine
 from netdiag.model.serialize import load
+from netdiag.probe import report, trace
+from netdiag.probe.path import probe, refusal
 
 DEFAULT_SPORT = 43210
+IPV4_HEADER = 20
+HEADERS = {"tcp": 20, "udp": 8, "icmp": 8}  # the least each adds: `--size` is never below
 
 
 def register(subparsers) -> None:
@@ -35,14 +38,14 @@ def register(subparsers) -> None:
     parser.add_argument("src", metavar="SRC", help="the namespace the flow starts in "
                                                    "(host, container:web, lab/node, inode:N; "
                                                    "e.g. container:web)")
-    parser.add_argument("dst", metavar="DST", help="ADDR, ADDR:PORT, NAME:PORT or a "
-                                                   "namespace (e.g. db:6379, 10.0.0.2:80)")
+    parser.add_argument("dst", metavar="DST", help="ADDR, ADDR:PORT, [IPV6]:PORT, NAME:PORT "
+                                                   "or a namespace (e.g. db:6379, 10.0.0.2:80)")
     parser.add_argument("--proto", choices=("tcp", "udp", "icmp"),
                         help="default: tcp with a port, icmp without")
     parser.add_argument("--port", type=int, metavar="N", help="destination port (e.g. 443)")
     parser.add_argument("--sport", type=int, metavar="N", default=DEFAULT_SPORT,
                         help=f"source port (default {DEFAULT_SPORT}); e.g. --sport 5353")
-    parser.add_argument("--size", type=int, metavar="BYTES", default=0,
+    parser.add_argument("--size", type=int, metavar="BYTES",
                         help="IP packet size, sent with DF (e.g. 1500): the path MTU question")
     parser.add_argument("--from", dest="from_file", metavar="SNAPSHOT",
                         help="simulate on a saved snapshot instead of the live kernel; e.g. "
@@ -69,16 +72,22 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     target, port = names.split_port(args.dst)
+    if port and args.port is not None:
+        raise UsageError(f"two ports given: {args.dst} and --port {args.port}: give one")
+    for flag, value in (("--port", args.port), ("--sport", args.sport)):
+        if value is not None and not 0 < value < 65536:
+            raise UsageError(f"{flag} {value}: ports are between 1 and 65535")
     port = args.port or port
     proto = args.proto or ("tcp" if port else "icmp")
     if proto != "icmp" and not port:
         raise UsageError(f"--proto {proto} needs a port: DST:PORT or --port N")
     if proto == "icmp" and port:
         raise UsageError("icmp has no port: drop :PORT/--port, or give --proto tcp|udp")
-    if not 0 < args.sport < 65536 or (port and not 0 < port < 65536):
-        raise UsageError("ports are between 1 and 65535")
-    if args.size < 0 or args.size > 65535:
-        raise UsageError(f"--size {args.size}: give 1 to 65535 bytes")
+    smallest = IPV4_HEADER + HEADERS[proto]
+    if args.size is not None and not smallest <= args.size <= 65535:
+        raise UsageError(f"--size {args.size}: an IPv4 {proto} packet is {smallest} to 65535 "
+                         f"bytes (the IP header {IPV4_HEADER} and the {proto} header "
+                         f"{HEADERS[proto]} included)")
     args.probe = args.probe or args.trace
     if args.probe and args.from_file:
         raise UsageError("--probe sends packets from live namespaces; it cannot be used with "
@@ -87,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--probe-external goes with --probe")
     if args.from_file:
         snapshot = load(args.from_file)
-        source = netns.resolve(args.src, [s.ref for s in snapshot.namespaces]).id
+        source = namespace_refs.resolve(args.src, [s.ref for s in snapshot.namespaces],
+                                        snapshot.docker).id
     else:
         chosen = scope.select([args.src], engines=args.docker)
         snapshot = read_with_progress(chosen.read, args.timeout, chosen.docker)
@@ -99,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     address, how = names.resolve(snapshot, source, target)
     resolved = f"{target} is {address} ({how})" if how != "address" else ""
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
-                    size=args.size)
+                    size=args.size or 0)
     result = Engine(snapshot).path(source, packet)
     sent, kernel = None, None
     if args.trace and not refusal(snapshot, result, args.probe_external):
@@ -108,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.probe:
         sent = probe(snapshot, result, args.probe_external)
     if args.format == "json":
-        print_json(output.as_json(result, sent, kernel, resolved))
+        print_json(report.as_json(result, sent, kernel, resolved))
     else:
-        sys.stdout.write(output.as_text(result, sent, kernel, resolved,
+        sys.stdout.write(report.as_text(result, sent, kernel, resolved,
                                         terminal.look(args.color)))
     return EXIT_OK if result.delivered else EXIT_FINDINGS

@@ -3,8 +3,9 @@
 Docker finds a legacy plugin by its socket, /run/docker/plugins/NAME.sock; then `docker
 network create -d NAME --ipam-driver NAME ...` makes networks with netdiag's bridge driver and
 netdiag's IPAM, and `docker run --network ...` attaches containers to them. The engine's
-network namespace is the networks' host namespace (`--host-ns`, never the root namespace:
-netdiag's drivers only build inside namespaces you name). State is kept in the driver store
+network namespace is the networks' host namespace: where the running `dockerd` is (on an
+ordinary host, the root namespace), or the one `--host-ns` names when several engines run.
+State is kept in the driver store
 (`--store FILE`, or `--store etcd://HOST:PORT`), so a restarted plugin knows the networks and
 addresses it handed out.
 
@@ -35,8 +36,9 @@ def register(subparsers) -> None:
     serve.add_argument("--name", default="netdiag",
                        help="the driver name Docker knows it by (default: netdiag); e.g. "
                             "--name ndnet")
-    serve.add_argument("--host-ns", required=True, metavar="NS",
-                       help="the engine's network namespace (name or path); e.g. --host-ns "
+    serve.add_argument("--host-ns", metavar="NS",
+                       help="the engine's network namespace (name or path; default: the "
+                            "namespace the running dockerd is in); e.g. --host-ns "
                             "/run/netns/engine")
     serve.add_argument("--scope", choices=("local", "global"), default="local",
                        help="local: bridge and macvlan networks of this engine (default); "
@@ -56,16 +58,17 @@ def run_serve(args: argparse.Namespace) -> int:
     import threading
 
     from netdiag import netns
-    from netdiag.drivers.api import Scope
     from netdiag.drivers.common.namespaces import namespace_path
     from netdiag.drivers.overlay.etcd_plane import run_agent
     from netdiag.drivers.plugin import Plugin, serve
-    from netdiag.drivers.store import open_store
-    from netdiag.drivers.store.etcd import EtcdStore
+    from netdiag.store import open_store
+    from netdiag.store.etcd import EtcdStore
+    from netdiag.store.records import Scope
 
     if not args.name.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"plugin name {args.name!r}: letters, digits, '-' and '_' only")
-    host = namespace_path(args.host_ns)
+    engine = args.host_ns or engine_namespace()
+    host = namespace_path(engine, serving=engine)  # the engine's, even the root namespace
     socket_path = args.socket or f"{PLUGIN_DIR}/{args.name}.sock"
     store_path = args.store or os.environ.get("NETDIAG_STORE") \
         or f"/var/lib/netdiag/plugin-{args.name}.db"
@@ -78,7 +81,8 @@ def run_serve(args: argparse.Namespace) -> int:
         if scope is Scope.GLOBAL and not isinstance(store, EtcdStore):
             raise UsageError("--scope global needs the store the engines' plugins share: "
                              "--store etcd://HOST:PORT")
-        with netns.entered(host):  # where every call is answered from (see drivers/plugin.py)
+        # where every call is answered from (see netdiag/drivers/plugin.py)
+        with netns.entered(host):
             store.networks()  # an unreachable etcd or an unreadable file fails now
         plugin = Plugin(store, host, args.name, scope)
         ended, agent_ready = threading.Event(), threading.Event()
@@ -108,3 +112,25 @@ def run_serve(args: argparse.Namespace) -> int:
             if agent is not None:
                 agent.join(5)  # it revokes its lease: this host's endpoints leave at once
     return EXIT_OK
+
+
+def engine_namespace() -> str:
+    """The network namespace of the one running dockerd, as a path that outlives it where
+    there is one (the root namespace's, or a /run/netns name); several or none: say so."""
+    from netdiag import docker_api, netns
+    from netdiag.drivers.common.namespaces import ROOT_NS_PATHS
+
+    engines = [(pid, f"/proc/{pid}/ns/net") for pid, _ in docker_api.dockerd_processes()]
+    by_inode = {netns.namespace_inode(path): (pid, path) for pid, path in engines}
+    by_inode.pop(None, None)
+    if not by_inode:
+        raise UsageError("no dockerd is running: start the engine first, or name its network "
+                         "namespace with --host-ns")
+    if len(by_inode) > 1:
+        listed = ", ".join(f"pid {pid} in {path}" for pid, path in sorted(by_inode.values()))
+        raise UsageError(f"several Docker engines run ({listed}): name the one to serve with "
+                         "--host-ns")
+    inode, (_, path) = next(iter(by_inode.items()))
+    stable = [*ROOT_NS_PATHS, *(str(p) for p in sorted(netns.NAMED_DIR.glob("*")))]
+    return next((candidate for candidate in stable
+                 if netns.namespace_inode(candidate) == inode), path)

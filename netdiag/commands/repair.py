@@ -6,12 +6,13 @@ Every planned step is printed with its equivalent ip/bridge/iptables/sysctl comm
 applies the safe steps (unsafe ones only with `--unsafe`; manual ones are only printed), then
 collects again and shows the findings before and after. A repair can uncover the next problem
 (lowering one end of a link makes its bridge's ports disagree), so up to five rounds run
-while new repairable findings appear. What may change is the executor's policy
+while new repairable findings appear. A step that fails stops the repair there, with one line
+naming the step and the error. What may change is the executor's policy
 (netdiag/repair/executor.py): with `--ns`, those namespaces and the ones on their paths (a
 shared property such as an overlay's MTU is repaired on every host, not one); with `--lab`, the
 lab's namespaces. Every namespace a round will change is printed before it is applied. Exit
 code: 0 when nothing at or above `--fail-on` is left, 1 otherwise (for a dry run: when
-anything needs repairing).
+anything needs repairing); a failed step's error decides it (3 when the kernel refused).
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import argparse
 from netdiag import terminal
 from netdiag.checks import config as check_config
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig
-from netdiag.checks.finding import Finding, Severity
 from netdiag.cli import SUMMARIES
 from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg
-from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, RepairFailed, UsageError
+from netdiag.findings.finding import Finding, Severity
+from netdiag.findings.repair import Safety
+from netdiag.findings.rule import CheckConfig
 from netdiag.model import Snapshot
 from netdiag.progress import Progress
 from netdiag.repair.executor import Policy, StepResult, changes, describe, execute, refusal
-from netdiag.repair.steps import Safety
 
 MAX_ROUNDS = 5
 
@@ -95,25 +96,36 @@ def run(args: argparse.Namespace) -> int:
                     results = execute(finding.repair, snapshot, policy, applied)
                 applied.update(r.step for r in results if r.applied)
             _print_plan(finding, snapshot, policy, results, look)
+            _stop_on_failure(finding, results or (), snapshot)
         report, snapshot, policy = _check(chosen, config, args.unsafe)
     _print_findings("After", report, snapshot, look)
     return EXIT_FINDINGS if _worst_at_least(report, fail_on) else EXIT_OK
 
 
-def _chosen(args) -> scope.Scope:
+def _stop_on_failure(finding: Finding, results, snapshot: Snapshot) -> None:
+    """A step that failed ends the repair: trying it again (or the steps after it) would
+    fail the same way (issue 31: five rounds of the same refused step)."""
+    failed = next((result for result in results if result.error is not None), None)
+    if failed is not None:
+        raise RepairFailed(f"repair stopped: `{describe(failed.step, snapshot)}` "
+                           f"({finding.rule} {finding.subject}) failed", failed.error)
+
+
+def _chosen(args) -> scope.ReadScope:
     """What to read (everything), and the namespaces the user pointed at."""
     if not args.lab:
         return scope.select(args.ns, engines=args.docker)
-    from netdiag.lab import build, journal
+    from netdiag.lab import build
+    from netdiag.topology import journal
 
     lab = journal.load(args.lab)
     everything = scope.select([], engines=args.docker)
     names = set(lab.namespaces) | set(build.nested_namespaces(lab))
-    return scope.Scope(read=everything.read, chosen=frozenset(
+    return scope.ReadScope(read=everything.read, chosen=frozenset(
         ref.id for ref in everything.read if ref.name in names), docker=everything.docker)
 
 
-def _check(chosen: scope.Scope, config: CheckConfig, unsafe: bool
+def _check(chosen: scope.ReadScope, config: CheckConfig, unsafe: bool
            ) -> tuple[engine.Report, Snapshot, Policy]:
     snapshot = collect_snapshot(chosen.read, intent=chosen.docker)
     if not snapshot.namespaces or \

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netdiag import capabilities, netns, render, terminal
-from netdiag.checks.topology import TABLE_NAMES
+from netdiag import capabilities, render, terminal
 from netdiag.cli import SUMMARIES
+from netdiag.collect import namespace_refs
 from netdiag.commands.common import (
     add_namespace_args,
     get_snapshot,
@@ -28,6 +28,7 @@ from netdiag.commands.common import (
 )
 from netdiag.errors import EXIT_COLLECT, NotFound
 from netdiag.model import Gap, Link, NamespaceState, Snapshot
+from netdiag.model.index import TABLE_NAMES
 from netdiag.model.serialize import to_data
 
 
@@ -75,7 +76,7 @@ def _state(link: Link) -> str:
     return "up" if link.oper_state in ("up", "unknown") else f"up/{link.oper_state}"
 
 
-def _overview(state: NamespaceState, ctx: render.Context) -> list[Table]:
+def _overview(state: NamespaceState, ctx: render.RenderContext) -> list[Table]:
     addresses: dict[str, list[str]] = {}
     for a in state.addresses:
         addresses.setdefault(a.ifname, []).append(a.cidr)
@@ -97,10 +98,10 @@ def _overview(state: NamespaceState, ctx: render.Context) -> list[Table]:
 
 
 def tables(state: NamespaceState, section: str | None,
-           ctx: render.Context | None = None) -> list[Table]:
+           ctx: render.RenderContext | None = None) -> list[Table]:
     """The tables `netdiag show` prints for one namespace (overview when section is None);
     `ctx` labels the other namespaces veth peers lead into."""
-    ctx = ctx or render.Context()
+    ctx = ctx or render.RenderContext()
     if section is None:
         return _overview(state, ctx)
     found = render.section(SECTIONS[section][0])
@@ -177,7 +178,7 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
     if not refs:
         return list(snapshot.namespaces)
     known = [state.ref for state in snapshot.namespaces]
-    wanted = {ref.id for ref in netns.resolve_all(refs, known)}
+    wanted = {ref.id for ref in namespace_refs.resolve_all(refs, known, snapshot.docker)}
     states = [state for state in snapshot.namespaces if state.ref.id in wanted]
     if not states:
         raise NotFound(f"the snapshot holds none of {', '.join(refs)}")
@@ -185,7 +186,7 @@ def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
 
 
 def print_tables(states: Sequence[NamespaceState], section: str | None,
-                 ctx: render.Context, look: terminal.Look = terminal.PLAIN,
+                 ctx: render.RenderContext, look: terminal.Look = terminal.PLAIN,
                  verbose: bool = False) -> None:
     for number, state in enumerate(states):
         if number:

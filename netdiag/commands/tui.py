@@ -2,10 +2,12 @@
 
 `--ns REF` attaches directly; `--from FILE` shows a saved snapshot offline (no probes, no
 repairs, no shell). Bad references and unreadable files fail with one line before the
-screen is taken over.
+screen is taken over, and so does a run without a terminal (`netdiag tui >file`).
 """
 
 from __future__ import annotations
+
+import sys
 
 from netdiag.cli import SUMMARIES
 from netdiag.collect.scope import require_root
@@ -41,6 +43,10 @@ def run(args) -> int:
         require_root([args.ns] if args.ns else [])
         source = LiveSource()
     attach_to = source.resolve(args.ns) if args.ns else None
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would draw into the file or pipe, and wait for keys, until killed.
+        raise UsageError("netdiag tui needs a terminal (its input and output are not one); "
+                         "for text, use `netdiag check` or `netdiag show`")
     NetdiagApp(source, attach_to=attach_to, refresh_seconds=args.refresh,
                probe_external=args.probe_external).run()
     return 0

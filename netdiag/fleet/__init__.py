@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from netdiag.errors import CorruptSnapshot
 from netdiag.fleet.merge import Published, merge
-from netdiag.fleet.store import Meta, Store
+from netdiag.fleet.store import FleetStore, Meta
 from netdiag.model import Gap, Snapshot
 
 READERS = 8
@@ -20,7 +20,7 @@ READERS = 8
 
 def gather(url: str, timeout: float = 5.0, nodes: tuple[str, ...] = ()) -> Snapshot:
     """The fleet at `url` as one snapshot (only `nodes`, when given)."""
-    store = Store(url, timeout)
+    store = FleetStore(url, timeout)
     metas, unreadable = store.nodes()
     metas = [m for m in metas if not nodes or m.node in nodes]
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="netdiag-fleet") as pool:
@@ -30,7 +30,7 @@ def gather(url: str, timeout: float = 5.0, nodes: tuple[str, ...] = ()) -> Snaps
     return replace(merged, gaps=merged.gaps + gaps) if gaps else merged
 
 
-def _read(store: Store, meta: Meta) -> Published:
+def _read(store: FleetStore, meta: Meta) -> Published:
     try:
         return Published(meta, store.snapshot_bytes(meta))
     except CorruptSnapshot:

@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from netdiag import __version__, netns, watch
-from netdiag.collect import collect_snapshot, docker
+from netdiag import __version__, watch
+from netdiag.collect import collect_snapshot, discovery, docker, namespace_refs
 from netdiag.errors import EXIT_COLLECT, NetdiagError
-from netdiag.fleet.store import Meta, Store, StoreUnavailable, blob_of, check_node_name
+from netdiag.fleet.store import FleetStore, Meta, StoreUnavailable, blob_of, check_node_name
 from netdiag.model import SCHEMA_VERSION, NamespaceRef, NsKind, Snapshot
 from netdiag.model.docker import DockerEngine
 from netdiag.model.serialize import encode
@@ -87,15 +87,15 @@ def read_machine(host_ns: str, engines: tuple[str, ...], also: tuple[str, ...] =
     """This machine's snapshot (see the module's docstring for what the machine is; `also`
     adds namespaces to a `host_ns` machine)."""
     intent = docker.read(engines)
-    found = netns.discover(engines=intent.engines)
+    found = discovery.discover(engines=intent.engines)
     if not host_ns:
         return collect_snapshot(found, intent=intent)
-    host = netns.resolve(host_ns, found)
+    host = namespace_refs.resolve(host_ns, found)
     own = tuple(e for e in intent.engines if e.namespace == host.id)
     refs = [replace(host, kind=NsKind.HOST, label="host")] + machine_namespaces(host, found,
                                                                                 own)
     named = {ref.id for ref in refs}
-    refs += [ref for ref in netns.resolve_all(also, found) if ref.id not in named]
+    refs += [ref for ref in namespace_refs.resolve_all(also, found) if ref.id not in named]
     return collect_snapshot(refs, intent=docker.Intent(own, intent.gaps))
 
 
@@ -112,7 +112,7 @@ def machine_namespaces(host: NamespaceRef, found: list[NamespaceRef],
 def finding_counts(snapshot: Snapshot) -> dict[str, int]:
     """What `check` finds on this machine alone, by severity (for `fleet ls`)."""
     from netdiag.checks import engine
-    from netdiag.checks.api import CheckConfig
+    from netdiag.findings.rule import CheckConfig
 
     counts: dict[str, int] = {}
     for finding in engine.run(snapshot, CheckConfig()).findings:
@@ -123,7 +123,7 @@ def finding_counts(snapshot: Snapshot) -> dict[str, int]:
 class Publisher(threading.Thread):
     """Publishes the latest snapshot offered, and keeps the node's lease alive."""
 
-    def __init__(self, store: Store, config: AgentConfig, log: Callable[[str], None]):
+    def __init__(self, store: FleetStore, config: AgentConfig, log: Callable[[str], None]):
         super().__init__(name="netdiag-publisher", daemon=True)
         self.store, self.config, self.log = store, config, log
         self.stop = threading.Event()
@@ -229,11 +229,12 @@ class Agent:
                                               file=sys.stderr, flush=True))
         self.stop = threading.Event()
         self._changed = threading.Event()
-        self.publisher = Publisher(Store(config.etcd, config.store_timeout), config, self.log)
+        self.publisher = Publisher(FleetStore(config.etcd, config.store_timeout), config, self.log)
 
     def run(self) -> int:
         config = self.config
-        host_path = netns.resolve(config.host_ns).path if config.host_ns else "/proc/1/ns/net"
+        host_path = namespace_refs.resolve(config.host_ns).path if config.host_ns \
+            else "/proc/1/ns/net"
         self.log(f"publishing to {self.publisher.store.url} every {config.interval:g} s and on "
                  f"change (lease {config.lease_ttl} s)")
         self.publisher.start()

@@ -75,7 +75,7 @@ def check_node_name(name: str) -> str:
     return name
 
 
-class Store:
+class FleetStore:
     """One etcd endpoint. Every call has `timeout` seconds; none retries (the agent does)."""
 
     def __init__(self, url: str, timeout: float = 5.0):

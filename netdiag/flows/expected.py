@@ -16,9 +16,10 @@ every pair:
   (the peer's VTEP address to the node's, udp 4789 or the overlay's port, arriving by the
   interface the node routes to the peer by), and the node's own VXLAN packets leave for the
   peer by that interface with the answers let back in;
-* on each bridge network that is not internal, its first running container reaches beyond
-  the host: the packet leaves by the interface of the host's default route, and the reply
-  to it comes back in by that interface and reaches the container.
+* on each bridge network that is masqueraded or routed (not internal, not a NAT-mode network
+  with masquerading off), its first running container reaches beyond the host: the packet
+  leaves by the interface of the host's default route, and the reply to it comes back in by
+  that interface and reaches the container.
 
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
@@ -44,15 +45,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from netdiag import netns
-from netdiag.checks import intent, topology
-from netdiag.checks.api import FlowExpectation
+from netdiag.collect import namespace_refs
 from netdiag.errors import NotFound, UsageError
+from netdiag.findings.rule import FlowExpectation
 from netdiag.flows import names, routing
 from netdiag.flows.packet import DELIVERED, NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
-from netdiag.model import Snapshot
+from netdiag.model import Snapshot, intent
 from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerEngine, DockerNetwork
+from netdiag.model.index import index, remote_vteps
 from netdiag.model.lab import LabApp, LabIntent
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
@@ -75,7 +76,7 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ExpectedOutcome:
     expectation: Expectation
     result: PathResult | None  # None when the expectation could not be placed
     problem: str = ""  # why not (a namespace or name the snapshot does not know)
@@ -92,7 +93,7 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                        if e.ip and (e.network_id == network.id or e.network == network.name)]
             yield from _gateway(network, members)
             yield from _peers(network, members)
-            if uplink is not None and members and not network.internal:
+            if uplink is not None and members and _leaves(engine, network):
                 container, endpoint = members[0]
                 yield Expectation(f"{container.name} reaches beyond the host (by {uplink[1]}) "
                                   f"from network {network.name}",
@@ -105,6 +106,14 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
         yield from _published(host.ref.id, uplink, running)
         yield from _hairpin(uplink, running)
         yield from _vteps(snapshot, engine, host.ref.id)
+
+
+def _leaves(engine: DockerEngine, network: DockerNetwork) -> bool:
+    """Whether the network's containers are meant to reach beyond the host on their own:
+    masqueraded, or routed (the outside routes back to them). A NAT-mode network without
+    masquerading depends on routes beyond the host, which Docker 28 blocks besides."""
+    return not network.internal and (intent.masqueraded(engine, network)
+                                      or intent.gateway_mode(network) == "routed")
 
 
 def _gateway(network: DockerNetwork, members) -> Iterator[Expectation]:
@@ -143,7 +152,7 @@ def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
 
 def _uplink(snapshot: Snapshot, host: int) -> tuple[str, str] | None:
     """(address, interface) of the host's default route: its way to beyond."""
-    found = topology.index(snapshot).default_egress(host)
+    found = index(snapshot).default_egress(host)
     if found is None:
         return None
     route, link = found
@@ -193,7 +202,7 @@ def _vteps(snapshot: Snapshot, engine: DockerEngine, host: int) -> Iterator[Expe
     own = engine.swarm.node_addr
     if engine.swarm.state != "active" or not own:
         return
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     ports = {network.id: link.vxlan.dstport
              for ns, (_, network) in intent.overlay_namespaces(snapshot).items()
              for link in snapshot.namespace(ns).links if link.vxlan is not None}
@@ -228,7 +237,7 @@ def fleet_expectations(snapshot: Snapshot) -> Iterator[Expectation]:
     if len(snapshot.machines) < 2:
         return
     yield from _across_overlays(snapshot)
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     docker_made = intent.overlay_namespaces(snapshot)
     seen = set()
     for state in snapshot.namespaces:
@@ -240,7 +249,7 @@ def fleet_expectations(snapshot: Snapshot) -> Iterator[Expectation]:
             underlay = topo.underlay(state.ref.id, link)
             if underlay is None or topo.namespace(underlay) is None:
                 continue
-            for remote in topology.remote_vteps(state, link):
+            for remote in remote_vteps(state, link):
                 holders = {topo.ref(h).machine for h, _ in topo.owners_of(remote)} - {"", here}
                 if len(holders) != 1 or (underlay, remote, info.dstport) in seen:
                     continue
@@ -294,7 +303,7 @@ def _who(container: DockerContainer) -> str:
     return f"Docker: {container.name}"
 
 
-def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | Outcome]:
+def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | ExpectedOutcome]:
     nodes = {(state.ref.lab, state.ref.node): state.ref.id for state in snapshot.namespaces
              if state.ref.lab}
     placed = [(lab, app, nodes[(lab.name, app.node)]) for lab in snapshot.labs
@@ -317,7 +326,7 @@ def _said(lab: LabIntent, app: LabApp) -> str:
 
 
 def _backend(snapshot: Snapshot, lab: LabIntent, app: LabApp, source: int
-             ) -> Expectation | Outcome:
+             ) -> Expectation | ExpectedOutcome:
     name, port = names.split_port(app.backend)
     what = f"{app.node} reaches its backend {app.backend}"
     why = "a lab's program reaches the backend it is configured with"
@@ -325,7 +334,8 @@ def _backend(snapshot: Snapshot, lab: LabIntent, app: LabApp, source: int
     try:
         address, _ = names.resolve(snapshot, source, name)
     except UsageError as exc:
-        return Outcome(Expectation(what, why, said, 0, Packet("", name, "tcp")), None, str(exc))
+        return ExpectedOutcome(Expectation(what, why, said, 0, Packet("", name, "tcp")), None,
+                               str(exc))
     return Expectation(f"{what} ({address})", why, said, source,
                        Packet("", address, "tcp", CLIENT_PORT, port or 80))
 
@@ -357,9 +367,9 @@ def _lab_client(lab: LabIntent, node: str, nodes: dict[tuple[str, str], int]
 
 
 def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
-                      ) -> Iterator[Expectation | Outcome]:
+                      ) -> Iterator[Expectation | ExpectedOutcome]:
     """The config file's flows as Expectations — or, for one that cannot be placed, an
-    Outcome saying why."""
+    ExpectedOutcome saying why."""
     refs = [state.ref for state in snapshot.namespaces]
     for flow in wanted:
         promise = "the check configuration expects it" + ("" if flow.reach else " blocked")
@@ -367,10 +377,10 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
                                   Packet("", flow.to, flow.protocol), reach=flow.reach,
                                   user=True)
         try:
-            source = netns.resolve(flow.source, refs).id
+            source = namespace_refs.resolve(flow.source, refs).id
             address, _ = names.resolve(snapshot, source, flow.to)
         except (NotFound, UsageError) as exc:
-            yield Outcome(placeholder, None, str(exc))
+            yield ExpectedOutcome(placeholder, None, str(exc))
             continue
         sport = CLIENT_PORT if flow.protocol != "icmp" else 0
         yield Expectation(flow.text, promise, f"expect: {flow.text}", source,
@@ -379,13 +389,13 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
 
 
 def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
-          engine: Engine | None = None) -> Iterator[Outcome]:
+          engine: Engine | None = None) -> Iterator[ExpectedOutcome]:
     """Each expectation (Docker's, a lab's, then the user's) whose flow does not do as
     promised."""
     engine = engine or Engine(snapshot)
     for expectation in chain(expectations(snapshot), fleet_expectations(snapshot),
                              lab_expectations(snapshot), user_expectations(snapshot, wanted)):
-        if isinstance(expectation, Outcome):
+        if isinstance(expectation, ExpectedOutcome):
             yield expectation
             continue
         if expectation.arrive_on:
@@ -396,16 +406,16 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
         if expectation.exit_at is not None:
             if not (result.leaves_and_returns and
                     result.forward.exited[:2] == expectation.exit_at):
-                yield Outcome(expectation, result)
+                yield ExpectedOutcome(expectation, result)
             continue
         if expectation.one_way:
             if result.forward.disposition not in (DELIVERED, NO_LISTENER):
-                yield Outcome(expectation, result)
+                yield ExpectedOutcome(expectation, result)
             continue
         if not expectation.reach:
             if result.delivered:
-                yield Outcome(expectation, result)
+                yield ExpectedOutcome(expectation, result)
             continue
         if result.delivered or (not expectation.user and result.disposition == NO_LISTENER):
             continue  # a publish that leads nowhere is port-contention's
-        yield Outcome(expectation, result)
+        yield ExpectedOutcome(expectation, result)

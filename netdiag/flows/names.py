@@ -1,44 +1,76 @@
 """Where `netdiag path SRC DST` sends to: DST as SRC would resolve it.
 
-DST is an IPv4 address (optionally `:PORT`), a name Docker's embedded DNS answers for SRC (a
-container's name or alias, or a service's, on a network SRC's container is on — its address
-on that network), a name a netdiag lab's DNS answers for SRC (a lab node: likewise, from the
-lab's intent), or a namespace reference (a lab node, a container, `inode:N`): that
-namespace's first global IPv4 address.
+DST is an IPv4 address (optionally `:PORT`), an IPv6 address (`fd00::2`, `fe80::1%eth0`,
+with a port `[fd00::2]:80`), a name Docker's embedded DNS answers for SRC (a container's name
+or alias, or a service's, on a network SRC's container is on — its address on that network),
+a name a netdiag lab's DNS answers for SRC (a lab node: likewise, from the lab's intent), or a
+namespace reference (a lab node, a container, `inode:N`): that namespace's first global IPv4
+address. Names and references take `:PORT` too.
 """
 
 from __future__ import annotations
 
-from netdiag import netns
-from netdiag.checks.topology import ip_int
-from netdiag.errors import NotFound, UsageError
+import re
+
+from netdiag.collect import namespace_refs
+from netdiag.errors import Ambiguous, NotFound, UsageError
 from netdiag.model import Snapshot
-from netdiag.probe.plan import primary_address
+from netdiag.model.facts import primary_address
+from netdiag.model.index import ip_int
+
+# Namespace references whose value is a number: "inode:4026531840" has no port.
+_NUMBERED_REFERENCES = ("pid", "inode")
+# What only an IPv6 address (with its zone) is made of: such a DST that does not parse as
+# one is a mistyped address, never a name (Docker's names and netdiag's references hold
+# letters beyond a-f, or no colon).
+_IPV6_LIKE = re.compile(r"[0-9A-Fa-f.]*(:[0-9A-Fa-f.]*){2,}(%\S*)?")
 
 
 def split_port(text: str) -> tuple[str, int]:
-    """"db:6379" → ("db", 6379); "10.0.0.2" → ("10.0.0.2", 0)."""
+    """DST as written → (address, name or reference; its port, 0 when none).
+
+    "10.0.0.2", "10.0.0.2:80"; "db", "db:6379", "container:web:80"; "[fd00::2]:80",
+    "[fd00::2]"; "fd00::2", "fe80::1%eth0". A bare IPv6 address has no port, its colons are
+    its own ("fd00::2:80" is an address): with a port it is written in brackets.
+    """
+    if text.startswith("["):
+        address, closed, rest = text[1:].partition("]")
+        if not closed or not _ipv6(address) or rest[:1] not in ("", ":"):
+            raise UsageError(f"{text}: write an IPv6 address with a port as [ADDRESS]:PORT, "
+                             "e.g. [fd00::2]:80")
+        return address, _port(text, rest[1:]) if rest else 0
+    if _ipv6(text):
+        return text, 0
+    if _IPV6_LIKE.fullmatch(text):
+        raise UsageError(f"{text} is not an IPv6 address (with a port, write [ADDRESS]:PORT, "
+                         "e.g. [fd00::2]:80)")
     name, sep, port = text.rpartition(":")
-    if sep and port.isdigit() and name:
-        if not 0 < int(port) < 65536:
-            raise UsageError(f"{text}: port {port} is not between 1 and 65535")
-        return name, int(port)
+    if sep and port.isdigit() and name and name not in _NUMBERED_REFERENCES:
+        return name, _port(text, port)
     return text, 0
+
+
+def _port(text: str, port: str) -> int:
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{text}: port {port or '(none)'} is not between 1 and 65535")
+    return int(port)
 
 
 def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
     """(address, how it was found) for `name` seen from namespace `source`."""
-    if _ipv4(name):
+    if _ipv4(name) or _ipv6(name):
         return name, "address"
     found = _docker(snapshot, source, name) or _lab(snapshot, source, name)
     if found:
         return found
     refs = [state.ref for state in snapshot.namespaces]
     try:
-        ref = netns.resolve(name, refs)
+        ref = namespace_refs.resolve(name, refs, snapshot.docker)
+    except Ambiguous:
+        raise
     except (NotFound, UsageError):
         raise UsageError(f"cannot resolve {name!r} from {_label(snapshot, source)}: not an "
-                         "IPv4 address, a Docker or lab name on its networks, or a namespace"
+                         "IP address, a Docker or lab name on its networks, or a namespace"
                          ) from None
     address = primary_address(snapshot.namespace(ref.id))
     if not address:
@@ -49,6 +81,16 @@ def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
 def _ipv4(text: str) -> bool:
     try:
         return ip_int(text)[0] == 4
+    except ValueError:
+        return False
+
+
+def _ipv6(text: str) -> bool:
+    address, _, zone = text.partition("%")
+    if "%" in text and not zone:
+        return False
+    try:
+        return ip_int(address)[0] == 6
     except ValueError:
         return False
 

@@ -4,9 +4,10 @@ backends, then the native nftables chains of that hook.
 `Netfilter().run_hook(state, hook, packet, where)` walks the chains a packet meets at one
 hook — raw, mangle, nat (first packet of a connection only), filter — following jumps, gotos
 and RETURN to a verdict, applying MARK and NAT (DNAT, SNAT, MASQUERADE, REDIRECT) on the
-way. The packet must be accepted by every backend. A match or target that is not modelled,
-met where it would decide, ends the walk as `unknown` naming the rule: the engine never
-guesses. Then the native nftables base chains of the hook (netdiag/flows/nftables.py).
+way, with the native nftables base chains of the hook (netdiag/flows/nftables.py) between
+them by priority. The packet must be accepted by every backend and every chain. A match or
+target that is not modelled, met where it would decide, ends the walk as `unknown` naming
+the rule: the engine never guesses.
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from netdiag.checks.topology import network_interval
 from netdiag.flows import nftables
-from netdiag.flows.packet import PROTOCOLS, Packet, Step
+from netdiag.flows.packet import PROTOCOLS, Packet, StepKind, TraceStep
 from netdiag.model import IptablesRule, Match, NamespaceState
+from netdiag.model.index import network_interval
 
 ACCEPT, DROP, UNKNOWN = "accept", "drop", "unknown"
 
 # Tables at each hook, in the order of their priorities (raw -300, mangle -150, nat -100 for
 # destination NAT, filter 0, nat 100 for source NAT).
+# Where each iptables table sits among a hook's priorities (the kernel's NF_IP_PRI_*): native
+# nftables base chains of any priority run between them.
+TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+# conntrack restores a reply's NATed address at the NAT priority: chains before it see the
+# address the packet arrived with (Docker 28's raw-table drops never see a masqueraded reply).
+CONNTRACK_NAT = -100
+EVERY_PRIORITY = (-10_000, 10_000)
+
 HOOK_TABLES = {
     "PREROUTING": ("raw", "mangle", "nat"),
     "INPUT": ("mangle", "filter", "nat"),
@@ -38,8 +48,8 @@ _ICMP_TYPES = {"echo-request": "8", "echo-reply": "0", "destination-unreachable"
 
 
 @dataclass(frozen=True, slots=True)
-class Where:
-    """Where the packet is, for the matches that depend on it."""
+class PacketPlace:
+    """PacketPlace the packet is, for the matches that depend on it."""
 
     in_if: str = ""
     out_if: str = ""
@@ -49,13 +59,15 @@ class Where:
     local: frozenset[str] = frozenset()  # the namespace's own addresses (addrtype LOCAL)
     in_address: str = ""  # the in-interface's address (REDIRECT)
     out_address: str = ""  # the out-interface's address (MASQUERADE)
+    # nftables' fib: the device the namespace routes (dst, src, iif, mark) by, "" for none
+    fib_dev: Callable[[str, str, str, int], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ChainOutcome:
     verdict: str  # accept, drop, unknown
     packet: Packet  # after MARK and NAT
-    steps: tuple[Step, ...] = ()
+    steps: tuple[TraceStep, ...] = ()
     rule: str = ""  # the rule (as iptables-save prints it) that decided a drop or an unknown
     reason: str = ""
     where: str = ""  # "filter/FORWARD/3", "filter/FORWARD policy", "nft inet fw input"
@@ -67,6 +79,13 @@ class Netfilter:
 
     def __init__(self):
         self._chains: dict[tuple[int, str, str], _Chains] = {}
+        self._tables: dict[int, nftables.Tables] = {}
+
+    def tables(self, state: NamespaceState) -> nftables.Tables:
+        found = self._tables.get(state.ref.id)
+        if found is None:
+            found = self._tables[state.ref.id] = nftables.index_tables(state)
+        return found
 
     def chains(self, state: NamespaceState, backend: str, table: str) -> _Chains:
         key = (state.ref.id, backend, table)
@@ -75,30 +94,68 @@ class Netfilter:
             found = self._chains[key] = _index(state, backend, table)
         return found
 
-    def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: Where
-                 ) -> Outcome:
-        steps: list[Step] = []
+    def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: PacketPlace,
+                 priorities: tuple[int, int] = EVERY_PRIORITY) -> ChainOutcome:
+        """The verdict of the hook's chains whose priority is in [low, high): iptables'
+        tables and native base chains in one priority order, each of which must accept.
+        NAT chains (the nat table, `type nat` chains) run on a connection's first packet
+        only, where the first that translates it wins, as in the kernel's nf_nat."""
+        steps: list[TraceStep] = []
         nat = None
-        for table in HOOK_TABLES[hook]:
-            if table == "nat" and packet.ctstate != "NEW":
+        low, high = priorities
+        for priority, table, chain in self._order(state, hook):
+            if not low <= priority < high:
+                continue
+            if (table == "nat" or chain is not None and chain.type == "nat") and (
+                    packet.ctstate != "NEW" or nat is not None
+                    or state.ref.id in packet.untracked):
                 continue  # NAT decides on a connection's first packet; conntrack the rest
-            for backend in _backends(state):
-                chains = self.chains(state, backend, table)
-                if hook not in chains.policies:
-                    continue
-                result = _Walk(chains, where, table, backend).run(hook, packet)
-                steps += result.steps
-                if result.verdict != ACCEPT:
-                    return Outcome(result.verdict, packet, tuple(steps), result.rule,
-                                   result.reason, result.where)
-                if result.nat is not None:
-                    nat = result.nat
-                packet = result.packet
-        native = nftables.run(state, hook, packet, where)  # then the native base chains
-        if native is not None:
-            return Outcome(native.verdict, native.packet, tuple(steps + native.steps),
-                           native.rule, native.reason, native.where, native.nat or nat)
-        return Outcome(ACCEPT, packet, tuple(steps), nat=nat)
+            if chain is not None:
+                result = nftables.run_chain(state, self.tables(state), chain, hook, packet,
+                                            where)
+            else:
+                result = self._iptables(state, table, hook, packet, where)
+            steps += result.steps
+            if result.verdict != ACCEPT:
+                return ChainOutcome(result.verdict, packet, tuple(steps), result.rule,
+                                    result.reason, result.where)
+            packet = result.packet
+            if result.nat is not None:
+                kind, before, after = result.nat
+                packet = replace(packet, ct_nat=packet.ct_nat + ((state.ref.id, kind),))
+                nat = (kind, before, packet)
+        return ChainOutcome(ACCEPT, packet, tuple(steps), nat=nat)
+
+    def _order(self, state: NamespaceState, hook: str) -> list[tuple[int, str, object]]:
+        """(priority, iptables table or "", native chain or None) in the order the kernel
+        runs them; NAT chains run at the NAT hook's priority, among themselves by their own
+        (iptables' first where priorities are equal)."""
+        found = [((NAT_PRIORITY[hook] if table == "nat" else TABLE_PRIORITY[table],
+                   NAT_PRIORITY[hook] if table == "nat" else 0, 0), table, None)
+                 for table in HOOK_TABLES[hook]]
+        found += [((NAT_PRIORITY[hook] if chain.type == "nat" else chain.priority,
+                    chain.priority, 1), "", chain)
+                  for chain in nftables.base_chains(state, hook)]
+        return [(key[0], table, chain) for key, table, chain in
+                sorted(found, key=lambda item: item[0])]
+
+    def _iptables(self, state: NamespaceState, table: str, hook: str, packet: Packet,
+                  where: PacketPlace) -> _Result:
+        """One iptables table at a hook, of every backend that has it."""
+        steps: list[TraceStep] = []
+        nat = None
+        for backend in _backends(state):
+            chains = self.chains(state, backend, table)
+            if hook not in chains.policies:
+                continue
+            result = _Walk(chains, where, table, backend).run(hook, packet)
+            steps += result.steps
+            if result.verdict != ACCEPT:
+                result.steps = steps
+                return result
+            nat = result.nat or nat
+            packet = result.packet
+        return _Result(ACCEPT, packet, steps, nat=nat)
 
 
 def _backends(state: NamespaceState) -> tuple[str, ...]:
@@ -130,7 +187,7 @@ _Result = nftables.Result  # one walk result for both: verdict, packet, steps, r
 
 
 class _Walk:
-    def __init__(self, chains: _Chains, where: Where, table: str, backend: str):
+    def __init__(self, chains: _Chains, where: PacketPlace, table: str, backend: str):
         self.chains, self.where, self.table, self.backend = chains, where, table, backend
 
     def run(self, hook: str, packet: Packet) -> _Result:
@@ -138,7 +195,8 @@ class _Walk:
         if result.verdict == "return":
             policy = self.chains.policies.get(hook, "ACCEPT")
             verdict = ACCEPT if policy == "ACCEPT" else DROP
-            result.steps.append(Step("netfilter", f"{self._table()}/{hook} policy {policy}"))
+            result.steps.append(TraceStep(StepKind.NETFILTER,
+                                          f"{self._table()}/{hook} policy {policy}"))
             result.verdict = verdict
             if verdict == DROP:
                 result.where = result.rule = f"{self._table()}/{hook} policy {policy}"
@@ -149,7 +207,7 @@ class _Walk:
         return self.table if self.backend == "nft" else f"{self.table} (legacy)"
 
     def _chain(self, chain: str, packet: Packet, depth: int) -> _Result:
-        steps: list[Step] = []
+        steps: list[TraceStep] = []
         if depth > _MAX_DEPTH:
             return _Result(UNKNOWN, packet, steps, chain, "chains nest too deep", where=chain)
         for rule in self.chains.rules.get(chain, ()):
@@ -168,17 +226,17 @@ class _Walk:
             if target in _CONTINUE_TARGETS:
                 continue
             if target == "ACCEPT":
-                steps.append(Step("netfilter", f"{name}: accepted", text))
+                steps.append(TraceStep(StepKind.NETFILTER, f"{name}: accepted", text))
                 return _Result(ACCEPT, packet, steps)
             if target in ("DROP", "REJECT"):
                 done = "dropped" if target == "DROP" else "rejected"
-                steps.append(Step("netfilter", f"{name}: {done}", text))
+                steps.append(TraceStep(StepKind.NETFILTER, f"{name}: {done}", text))
                 return _Result(DROP, packet, steps, text, f"{target} by {name}", where=name)
             if target == "RETURN":
                 return _Result("return", packet, steps)
             if target == "MARK":
                 packet = replace(packet, mark=_marked(packet.mark, rule))
-                steps.append(Step("netfilter", f"{name}: mark {packet.mark:#x}", text))
+                steps.append(TraceStep(StepKind.NETFILTER, f"{name}: mark {packet.mark:#x}", text))
                 continue
             if target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT"):
                 after = _nat(target, rule, packet, self.where)
@@ -187,11 +245,13 @@ class _Walk:
                                    f"{target} without an address to use is not modelled",
                                    where=name)
                 kind = "dnat" if target in ("DNAT", "REDIRECT") else "snat"
-                steps.append(Step("nat", f"{name}: {target} {packet.text} ⇒ {after.text}", text))
+                steps.append(TraceStep(StepKind.NAT,
+                                       f"{name}: {target} {packet.text} ⇒ {after.text}", text))
                 return _Result(ACCEPT, after, steps, nat=(kind, packet, after))
             if target in self.chains.rules or target in self.chains.names:
-                steps.append(Step("netfilter", f"{name}: {'goto' if rule.goto else 'jump'} "
-                                               f"{target}", text))
+                steps.append(TraceStep(StepKind.NETFILTER,
+                                       f"{name}: {'goto' if rule.goto else 'jump'} {target}",
+                                       text))
                 inner = self._chain(target, packet, depth + 1)
                 steps += inner.steps
                 inner.steps = steps
@@ -222,7 +282,7 @@ def _marked(mark: int, rule: IptablesRule) -> int:
     return mark
 
 
-def _nat(target: str, rule: IptablesRule, packet: Packet, where: Where) -> Packet | None:
+def _nat(target: str, rule: IptablesRule, packet: Packet, where: PacketPlace) -> Packet | None:
     if target == "DNAT":
         address, port = _address_port(rule.target_option("to-destination"))
         if not address:
@@ -272,11 +332,11 @@ def all_match(matches: Iterable[Match], one: Callable[[Match], bool | None]) -> 
     return result
 
 
-def _rule_matches(rule: IptablesRule, packet: Packet, where: Where) -> bool | None:
+def _rule_matches(rule: IptablesRule, packet: Packet, where: PacketPlace) -> bool | None:
     return all_match(rule.matches, lambda match: _match(match, packet, where))
 
 
-def _unmodelled(rule: IptablesRule, packet: Packet, where: Where) -> str:
+def _unmodelled(rule: IptablesRule, packet: Packet, where: PacketPlace) -> str:
     names = [f"--{m.option}" for m in rule.matches if _match(m, packet, where) is None]
     return "match " + ", ".join(names) if names else "a match"
 
@@ -302,7 +362,7 @@ def _ports(port: int, value: str) -> bool:
     return False
 
 
-def _match(match: Match, packet: Packet, where: Where) -> bool | None:  # noqa: PLR0911
+def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:  # noqa: PLR0911
     option, value = match.option, match.value
     if option in ("source", "destination"):
         address = packet.src if option == "source" else packet.dst

@@ -1,29 +1,47 @@
-"""Native nftables as the kernel runs it: the base chains of one hook, in priority order.
+"""Native nftables as the kernel runs it: one base chain of a hook, for one IPv4 packet.
 
-Each rule is read from its expressions as `nft -j` gives them (NftRule.expr): matches on
-`ip`/`tcp`/`udp`/`th`/`icmp` payload fields, `meta` (l4proto, nfproto, iifname, oifname,
-mark), `ct state`; statements counter, log, `meta mark set`; verdicts accept, drop, reject,
-jump, goto, return; NAT with dnat (to an address and port, or a numgen map — followed to its
-first element, and the step says so), snat and masquerade; anonymous sets, and named sets
-(`@name`) with the elements the snapshot read (a dynamic set as it was at that moment). A
-base chain that accepts lets the packet on to the next one; a drop anywhere ends it. Anything
-else — a named map, a concatenation, an expression not listed — met where it decides is
-`unknown`, naming the rule.
+Each rule is read from its expressions as `nft -j` gives them (NftRule.expr):
+
+* matches on payload fields (`ip`, `tcp`, `udp`, `th`, `icmp`, tcp flags), `meta` (l4proto,
+  nfproto, protocol, iif/oif and their names with `*` wildcards, mark, pkttype, skuid on
+  forwarded packets), `ct` (state, status, mark, direction, zone), `fib` (the address type of
+  saddr/daddr; the out-interface of a lookup, with iif and mark, or `missing`), `&` masks,
+  concatenations, anonymous and named sets and maps with prefixes and intervals;
+* an expression that only concerns IPv6 (`ip6`, `icmpv6`, `nfproto ipv6` and their sets)
+  carries an implicit dependency on the family, as it does in the kernel: it never matches
+  an IPv4 packet, whatever its operator — the same for a port match on a packet of another
+  transport protocol;
+* statements: `meta mark set` and `ct mark set` (values and `|`/`&`/`^` of marks), counter,
+  log, limit, quota, set updates and flow offload as no-ops (a rate or quota is taken as not
+  reached), notrack (the flow is untracked in this namespace);
+* verdicts accept, drop, reject (any kind), jump, goto, return, continue, and verdict maps;
+* NAT: dnat, snat, masquerade, redirect to an address, a port or port range (the kernel takes
+  the range's first port for a new connection), or through a map keyed by the packet (named or
+  anonymous, intervals and concatenated address . port data); a map keyed by numgen or jhash
+  is followed to its first element, and the step says so.
+
+An expression outside this list met where it decides is `unknown` naming the rule and the
+expression — never a guess.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from dataclasses import dataclass, replace
 
-from netdiag.checks.topology import network_interval
-from netdiag.collect.firewall import XTABLES_TABLES
-from netdiag.flows.packet import PROTOCOLS, Packet, Step
-from netdiag.model import NamespaceState, NftChain, NftRule
+from netdiag.flows.packet import PROTOCOLS, Packet, StepKind, TraceStep
+from netdiag.model import NamespaceState, NftChain, NftRule, NftSet
+from netdiag.model.facts import XTABLES_TABLES
 
 ACCEPT, DROP, UNKNOWN, RETURN = "accept", "drop", "unknown", "return"
-_QUIET = {"counter", "log", "limit", "notrack", "quota"}
+# Statements that do not change where the packet goes (a limit or quota is taken as not
+# reached; a set update or a flow offload changes later packets, not this one).
+_QUIET = {"counter", "log", "limit", "quota", "set", "flow", "ct helper", "ct timeout",
+          "ct expectation", "synproxy_none"}
 _MAX_DEPTH = 64
+CONNTRACK_PRIORITY = -200  # chains before it (raw) see no connection yet: ct state invalid
 
 
 class Unmodelled(Exception):
@@ -36,104 +54,110 @@ class Result:
 
     verdict: str  # accept, drop, unknown, return (fell off the chain, or RETURN)
     packet: Packet
-    steps: list[Step]
+    steps: list[TraceStep]
     rule: str = ""
     reason: str = ""
     where: str = ""
     nat: tuple[str, Packet, Packet] | None = None
 
 
-def base_chains(state: NamespaceState, hook: str, nat_too: bool) -> list[NftChain]:
+def base_chains(state: NamespaceState, hook: str) -> list[NftChain]:
+    """The native base chains that see an IPv4 packet at `hook`, by priority: those of `ip`
+    and `inet` tables that iptables-nft did not write (told by the collector; for a snapshot
+    older than that, an `ip` table named like an iptables table counts as iptables-nft's)."""
     hook_name = hook.lower()
-    # Tables named like iptables' in the ip families are iptables-nft's: netfilter.py's.
+    origins = {(t.family, t.name): t.origin for t in state.firewall.nft_tables}
     return sorted((c for c in state.firewall.nft_chains if c.hook == hook_name
                    and c.family in ("ip", "inet")
-                   and not (c.family in ("ip", "ip6") and c.table in XTABLES_TABLES)
-                   and (nat_too or c.type != "nat")), key=lambda c: c.priority)
+                   and not _iptables_nft(c, origins.get((c.family, c.table), ""))),
+                  key=lambda c: c.priority)
 
 
-def run(state: NamespaceState, hook: str, packet: Packet, where) -> Result | None:
-    """The native chains' verdict at `hook`; None when there are none."""
-    chains = base_chains(state, hook, packet.ctstate == "NEW")
-    if not chains:
-        return None
-    steps: list[Step] = []
-    nat = None
-    rules = _rules_by_chain(state)
-    sets = _sets_by_table(state)
-    for chain in chains:
-        name = f"nft {chain.family} {chain.table} {chain.name}"
-        result = _chain(rules, sets.get((chain.family, chain.table), {}), chain.family,
-                        chain.table, chain.name, packet, where, 0)
-        steps += result.steps
-        if result.verdict == RETURN:
-            policy = chain.policy or "accept"
-            if policy == "drop":
-                steps.append(Step("netfilter", f"{name}: policy drop", name))
-                return Result(DROP, packet, steps, name, f"{name} has policy drop",
-                              f"{name} policy")
-            result.verdict = ACCEPT
-        if result.verdict != ACCEPT:
-            result.steps = steps
-            return result
-        if result.nat is not None:
-            nat = result.nat
-        packet = result.packet
-    return Result(ACCEPT, packet, steps, nat=nat)
+def _iptables_nft(chain: NftChain, origin: str) -> bool:
+    if origin:
+        return origin == "iptables-nft"
+    return chain.family == "ip" and chain.table in XTABLES_TABLES
 
 
-def _rules_by_chain(state: NamespaceState) -> dict[tuple[str, str, str], list[NftRule]]:
-    found: dict[tuple[str, str, str], list[NftRule]] = {}
-    for rule in state.firewall.nft_rules:
-        found.setdefault((rule.family, rule.table, rule.chain), []).append(rule)
-    return found
+def run_chain(state: NamespaceState, tables: Tables, chain: NftChain, hook: str,
+              packet: Packet, where) -> Result:
+    """The verdict of one base chain (accept, drop or unknown), its policy applied; `tables`
+    is the namespace's index (`index_tables`, kept by the caller for a run)."""
+    name = f"nft {chain.family} {chain.table} {chain.name}"
+    context = _Context(tables.sets.get((chain.family, chain.table), {}), state.ref.id,
+                       hook, chain.priority, where)
+    result = _chain(tables.rules, context, chain.family, chain.table, chain.name, packet, 0)
+    if result.verdict == RETURN:
+        if (chain.policy or "accept") == "drop":
+            result.steps.append(TraceStep(StepKind.NETFILTER, f"{name}: policy drop", name))
+            return Result(DROP, result.packet, result.steps, name, f"{name} has policy drop",
+                          f"{name} policy")
+        result.verdict = ACCEPT
+    return result
 
 
-def _sets_by_table(state: NamespaceState) -> dict[tuple[str, str], dict[str, list]]:
-    """(family, table) → set name → its elements (as nft -j prints them, unwrapped)."""
-    found: dict[tuple[str, str], dict[str, list]] = {}
-    for named in state.firewall.nft_sets:
-        try:
-            elements = json.loads(named.elements) if named.elements else []
-        except ValueError:
-            continue  # left out: a rule using it is then unknown
-        found.setdefault((named.family, named.table), {})[named.name] = [
-            e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e
-            for e in elements]
-    return found
+@dataclass(frozen=True, slots=True)
+class Tables:
+    rules: dict[tuple[str, str, str], list[NftRule]]
+    sets: dict[tuple[str, str], dict[str, NftSet]]
 
 
-def _chain(rules, sets: dict[str, list], family: str, table: str, chain: str, packet: Packet,
-           where, depth: int) -> Result:
-    steps: list[Step] = []
+def index_tables(state: NamespaceState) -> Tables:
+    """The namespace's rules by chain and sets by table."""
+    firewall = state.firewall
+    rules: dict[tuple[str, str, str], list[NftRule]] = {}
+    for rule in firewall.nft_rules:
+        rules.setdefault((rule.family, rule.table, rule.chain), []).append(rule)
+    sets: dict[tuple[str, str], dict[str, NftSet]] = {}
+    for named in firewall.nft_sets:
+        sets.setdefault((named.family, named.table), {})[named.name] = named
+    return Tables(rules, sets)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    sets: dict[str, NftSet]
+    ns: int  # the namespace's id: its conntrack entries are its own
+    hook: str
+    priority: int
+    where: object  # netfilter.PacketPlace
+
+
+def _chain(rules, context: _Context, family: str, table: str, chain: str, packet: Packet,
+           depth: int) -> Result:
+    steps: list[TraceStep] = []
     if depth > _MAX_DEPTH:
         return Result(UNKNOWN, packet, steps, chain, "chains nest too deep", chain)
     for rule in rules.get((family, table, chain), ()):
         name = f"nft {family} {table} {chain} handle {rule.handle}"
         text = rule.text or name
         try:
-            outcome, packet_after, detail = _rule(rule, packet, where, sets)
+            outcome, packet_after, detail = _rule(rule, packet, context)
         except Unmodelled as exc:
             return Result(UNKNOWN, packet, steps, text, f"{exc} is not modelled", name)
         if outcome is None:
             packet = packet_after  # it matched only in part (statements), or not at all
             continue
         kind, target = outcome
+        if kind == "continue":
+            packet = packet_after
+            continue
         if kind == "accept":
-            steps.append(Step("netfilter", f"{name}: accepted", text))
+            steps.append(TraceStep(StepKind.NETFILTER, f"{name}: accepted", text))
             return Result(ACCEPT, packet_after, steps)
         if kind in ("drop", "reject"):
-            steps.append(Step("netfilter", f"{name}: {kind}ed".replace("droped", "dropped"),
-                              text))
+            steps.append(TraceStep(StepKind.NETFILTER,
+                                   f"{name}: {'dropped' if kind == 'drop' else 'rejected'}",
+                                   text))
             return Result(DROP, packet_after, steps, text, f"{kind} by {name}", name)
         if kind == "return":
             return Result(RETURN, packet_after, steps)
         if kind == "nat":
-            steps.append(Step("nat", f"{name}: {detail} {packet.text} ⇒ {packet_after.text}",
-                              text))
+            steps.append(TraceStep(StepKind.NAT,
+                                   f"{name}: {detail} {packet.text} ⇒ {packet_after.text}", text))
             return Result(ACCEPT, packet_after, steps, nat=(target, packet, packet_after))
-        steps.append(Step("netfilter", f"{name}: {kind} {target}", text))
-        inner = _chain(rules, sets, family, table, target, packet_after, where, depth + 1)
+        steps.append(TraceStep(StepKind.NETFILTER, f"{name}: {kind} {target}", text))
+        inner = _chain(rules, context, family, table, target, packet_after, depth + 1)
         steps += inner.steps
         inner.steps = steps
         if inner.verdict != RETURN:
@@ -144,7 +168,10 @@ def _chain(rules, sets: dict[str, list], family: str, table: str, chain: str, pa
     return Result(RETURN, packet, steps)
 
 
-def _rule(rule: NftRule, packet: Packet, where, sets: dict[str, list]
+_VERDICTS = ("accept", "drop", "reject", "return", "continue")
+
+
+def _rule(rule: NftRule, packet: Packet, context: _Context
           ) -> tuple[tuple[str, str] | None, Packet, str]:
     """(verdict and target, or None to go on; the packet after its statements; a note)."""
     try:
@@ -153,102 +180,394 @@ def _rule(rule: NftRule, packet: Packet, where, sets: dict[str, list]
         raise Unmodelled("an unreadable rule") from None
     if not expressions:
         raise Unmodelled("a rule without its expressions")
-    note = ""
     for expression in expressions:
         (key, value), = expression.items()
         if key == "match":
-            hit = _match(value, packet, where, sets)
-            if not hit:
-                return None, packet, note
+            if not _match(value, packet, context):
+                return None, packet, ""
         elif key in _QUIET:
             continue
-        elif key == "mangle" and value.get("key") == {"meta": {"key": "mark"}} and \
-                isinstance(value.get("value"), int):
-            packet = replace(packet, mark=value["value"])
-        elif key in ("accept", "drop", "reject", "return"):
-            return (key, ""), packet, note
+        elif key == "mangle":
+            packet = _mangle(value, packet, context)
+        elif key == "notrack":
+            packet = replace(packet, untracked=packet.untracked | {context.ns})
+        elif key in _VERDICTS:
+            return (key, ""), packet, ""
         elif key in ("jump", "goto"):
-            return (key, value["target"]), packet, note
+            return (key, value["target"]), packet, ""
+        elif key == "vmap":
+            verdict = _lookup(value["key"], value["data"], packet, context)
+            if verdict is None:
+                return None, packet, ""
+            (kind, target), = verdict.items()
+            return (kind, (target or {}).get("target", "")), packet, ""
         elif key in ("dnat", "snat", "masquerade", "redirect"):
-            after, note = _nat(key, value, packet, where)
+            if (value or {}).get("family") == "ip6":
+                return None, packet, ""  # an IPv6 NAT never applies to an IPv4 packet
+            after, note = _nat(key, value or {}, packet, context)
+            if after is None:
+                return None, packet, ""  # a NAT map without the packet's key: no match
             return ("nat", "dnat" if key in ("dnat", "redirect") else "snat"), after, note
+        elif key == "xt":
+            raise Unmodelled(f"the iptables {value.get('type', '')} {value.get('name', '')} "
+                             "(xt) in a native table")
         else:
-            raise Unmodelled(f"the {key} expression")
-    return None, packet, note
+            raise Unmodelled(f"the {key} statement")
+    return None, packet, ""
 
 
-def _nat(key: str, value, packet: Packet, where) -> tuple[Packet, str]:
-    value = value or {}
+def _mangle(value, packet: Packet, context: _Context) -> Packet:
+    target = value.get("key", {})
+    if target in ({"meta": {"key": "nftrace"}}, {"meta": {"key": "priority"}}) or \
+            target.get("payload", {}).get("field") in ("dscp", "ecn", "ttl", "tos"):
+        return packet  # traced, queued or marked differently: the fate is the same
+    new = _value(value.get("value"), packet, context)
+    if not isinstance(new, int):
+        raise Unmodelled(f"setting {_describe(target)} to this value")
+    if target == {"meta": {"key": "mark"}}:
+        return replace(packet, mark=new)
+    if target == {"ct": {"key": "mark"}}:
+        return replace(packet, ct_marks=tuple(
+            (ns, mark) for ns, mark in packet.ct_marks if ns != context.ns) + ((context.ns, new),))
+    raise Unmodelled(f"setting {_describe(target)}")
+
+
+# --- NAT ----------------------------------------------------------------------------------
+
+
+def _nat(key: str, value: dict, packet: Packet, context: _Context
+         ) -> tuple[Packet | None, str]:
+    where = context.where
+    port, note = _port(value.get("port"), packet, context)
+    if port is None:
+        return None, ""  # a port map without the packet's key: the rule does not match
     if key == "masquerade":
         if not where.out_address:
             raise Unmodelled("masquerade without an address")
-        return replace(packet, src=where.out_address), "masquerade"
+        return replace(packet, src=where.out_address, sport=port or packet.sport), \
+            "masquerade" + note
     if key == "redirect":
-        port = value.get("port")
         address = where.in_address if where.in_if else "127.0.0.1"
-        return replace(packet, dst=address, dport=port or packet.dport), "redirect"
-    address, note = value.get("addr"), key
+        return replace(packet, dst=address, dport=port or packet.dport), "redirect" + note
+    address = value.get("addr")
     if isinstance(address, dict) and "map" in address:
-        elements = address["map"].get("data", {}).get("set") or []
-        if "numgen" not in address["map"].get("key", {}) or not elements:
-            raise Unmodelled(f"{key} through a map")
-        address = elements[0][1]
-        note = f"{key} (one of {len(elements)} backends by numgen: following the first)"
-    port = value.get("port")
+        found, how = _nat_map(address["map"], packet, context, key)
+        if found is None:
+            return None, ""
+        address, note = found, note + how
     if isinstance(address, dict) and "concat" in address and len(address["concat"]) == 2:
-        address, port = address["concat"]  # `dnat ip to ... map { 0 : ADDR . PORT }`
+        address, port = address["concat"]  # `dnat ip to ... map { KEY : ADDR . PORT }`
+    if isinstance(address, dict) and "range" in address:
+        address, note = address["range"][0], note + " (the range's first address)"
+    if isinstance(address, dict) and "prefix" in address:
+        address = address["prefix"]["addr"]
+        note += " (the prefix's first address)"
+    if address is None and port:
+        address = packet.dst if key == "dnat" else packet.src
     if not isinstance(address, str):
         raise Unmodelled(f"{key} to this address")
-    if port is not None and not isinstance(port, int):
+    if not isinstance(port or 0, int):
         raise Unmodelled(f"{key} to this port")
     if key == "dnat":
-        return replace(packet, dst=address, dport=port or packet.dport), note
-    return replace(packet, src=address, sport=port or packet.sport), note
+        return replace(packet, dst=address, dport=port or packet.dport), key + note
+    return replace(packet, src=address, sport=port or packet.sport), key + note
 
 
-def _field(left, packet: Packet, where):
-    """The packet's value of the left-hand side of a match; raises Unmodelled."""
-    if "payload" in left:
-        protocol, name = left["payload"].get("protocol"), left["payload"].get("field")
-        if protocol == "ip":
-            if name in ("saddr", "daddr"):
-                return ("address", packet.src if name == "saddr" else packet.dst)
-            if name == "protocol":
-                return ("protocol", packet.proto)
-        if protocol in ("tcp", "udp", "th") and name in ("sport", "dport"):
-            if packet.proto not in ("tcp", "udp") or protocol not in (packet.proto, "th"):
-                return ("absent", None)
-            return ("int", packet.sport if name == "sport" else packet.dport)
-        if protocol == "icmp" and name == "type":
-            return ("icmp", packet.icmp_type if packet.proto == "icmp" else None)
-        raise Unmodelled(f"the {protocol} {name} match")
-    if "meta" in left:
-        name = left["meta"].get("key")
-        if name == "l4proto":
-            return ("protocol", packet.proto)
-        if name == "nfproto":
-            return ("text", "ipv4")
-        if name in ("iifname", "oifname"):
-            return ("name", where.in_if if name == "iifname" else where.out_if)
-        if name == "mark":
-            return ("int", packet.mark)
-        raise Unmodelled(f"the meta {name} match")
-    if "ct" in left and left["ct"].get("key") == "state":
-        return ("ctstate", packet.ctstate.lower())
-    raise Unmodelled(f"the {next(iter(left), '?')} match")
+def _port(port, packet: Packet, context: _Context) -> tuple[int | None, str]:
+    """The NAT's port (0: the packet's own; None: a map holds no element for the packet)."""
+    if port is None:
+        return 0, ""
+    if isinstance(port, dict) and "range" in port:
+        return port["range"][0], " (the range's first port)"
+    if isinstance(port, dict) and "map" in port:
+        return _nat_map(port["map"], packet, context, "port")
+    if isinstance(port, dict):
+        raise Unmodelled(f"a NAT port from {_describe(port)}")
+    return port, ""
 
 
-def _match(value, packet: Packet, where, sets: dict[str, list]) -> bool:
-    op, kind_value = value.get("op"), _field(value.get("left", {}), packet, where)
-    kind, have = kind_value
-    right = value.get("right")
-    if kind == "absent":
-        return op == "!="  # a port match on a packet without ports never matches
-    if kind == "ctstate":
-        wanted = right if isinstance(right, list) else [right]
-        hit = have in wanted
+def _nat_map(found: dict, packet: Packet, context: _Context, key: str):
+    """The map's value for the packet (None: no element holds it), and a note."""
+    lookup = found.get("key", {})
+    if isinstance(lookup, dict) and ("numgen" in lookup or "jhash" in lookup):
+        elements = _elements(found.get("data"), context)
+        if not elements:
+            raise Unmodelled(f"{key} through an empty map")
+        how = "numgen" if "numgen" in lookup else "jhash"
+        return elements[0][1], (f" (one of {len(elements)} by {how}: following the first)")
+    return _lookup(lookup, found.get("data"), packet, context), ""
+
+
+def _lookup(key, data, packet: Packet, context: _Context):
+    """The data of the first element of a map (named or anonymous) whose key holds the
+    packet's value; None when none does."""
+    have = _value(key, packet, context)
+    if have is _ABSENT:
+        return None
+    for element_key, element_value in _elements(data, context):
+        if _holds(have, element_key, context):
+            return element_value
+    return None
+
+
+def _elements(data, context: _Context) -> list[tuple]:
+    if isinstance(data, str) and data.startswith("@"):
+        named = context.sets.get(data[1:])
+        if named is None:
+            raise Unmodelled(f"the map {data} (not in the snapshot)")
+        raw = json.loads(named.elements) if named.elements else []
+    elif isinstance(data, dict) and "set" in data:
+        raw = data["set"]
     else:
-        hit = _equal(kind, have, right, sets)
+        raise Unmodelled(f"a map of {_describe(data)}")
+    return [(_unwrap(item[0]), item[1]) for item in raw if isinstance(item, list)]
+
+
+def _unwrap(item):
+    """A set element without its per-element attributes (timeout, counter, comment)."""
+    return item["elem"].get("val") if isinstance(item, dict) and "elem" in item else item
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+class _Absent:
+    """A field the packet does not have: another family's header, a port of an ICMP
+    packet. A match on it never holds, whatever its operator (the kernel's dependency on
+    the protocol fails first)."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+_ABSENT = _Absent()
+_PROTOCOL_NUMBERS = {**PROTOCOLS, "icmpv6": 58, "ipv6-icmp": 58, "igmp": 2, "gre": 47,
+                     "esp": 50, "ah": 51, "sctp": 132, "udplite": 136, "dccp": 33,
+                     "ipip": 4, "ipv6": 41}
+_OTHER_FAMILY = {"ip6", "icmpv6", "hbh", "rt", "frag", "dst", "mh", "srh", "rt0", "rt2", "rt4"}
+_TRANSPORT = {"tcp", "udp", "udplite", "sctp", "dccp", "icmp", "igmp", "esp", "ah", "comp",
+              "gre"}
+_ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "source-quench": 4,
+               "redirect": 5, "echo-request": 8, "router-advertisement": 9,
+               "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
+               "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15,
+               "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18}
+_TCP_FLAGS = {"fin": 1, "syn": 2, "rst": 4, "psh": 8, "ack": 16, "urg": 32, "ecn": 64,
+              "cwr": 128}
+_CT_STATES = {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}
+_CT_STATUS = {"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 16,
+              "dnat": 32, "dying": 512}
+
+
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    """A bit mask (ct state, ct status, tcp flags) and the names of its bits."""
+
+    bits: int
+    names: dict[str, int]
+
+
+def _describe(expression) -> str:
+    if isinstance(expression, dict) and expression:
+        (key, value), = list(expression.items())[:1]
+        if isinstance(value, dict):
+            detail = value.get("key") or value.get("field") or value.get("result") or ""
+            protocol = value.get("protocol", "")
+            return " ".join(part for part in (key if key != "payload" else protocol,
+                                              str(detail)) if part)
+        return key
+    return repr(expression)
+
+
+def _value(expression, packet: Packet, context: _Context):  # noqa: PLR0911, PLR0912
+    """The packet's value of an expression: an address, a number, a name, _Flags, a tuple
+    (a concatenation), None (fib: no route), or _ABSENT; raises Unmodelled."""
+    if isinstance(expression, int | str):
+        return expression
+    if not isinstance(expression, dict) or len(expression) != 1:
+        raise Unmodelled(f"the expression {expression!r}")
+    (key, value), = expression.items()
+    if key == "payload":
+        return _payload(value.get("protocol", ""), value.get("field", ""), packet)
+    if key == "meta":
+        return _meta(value.get("key", ""), packet, context)
+    if key == "ct":
+        return _ct(value, packet, context)
+    if key == "fib":
+        return _fib(value, packet, context)
+    if key == "concat":
+        parts = tuple(_value(part, packet, context) for part in value)
+        return _ABSENT if _ABSENT in parts else parts
+    if key in ("&", "|", "^", "<<", ">>"):
+        left = _value(value[0], packet, context)
+        if isinstance(left, _Flags):  # `tcp flags & (syn | ack)`: the mask is flag names
+            mask = _flag_bits(value[1], left.names)
+            return _Flags(left.bits & mask if key == "&" else left.bits | mask, left.names)
+        right = _value(value[1], packet, context)
+        if _ABSENT in (left, right):
+            return _ABSENT
+        if not isinstance(left, int) or not isinstance(right, int):
+            raise Unmodelled(f"the {key} of {_describe(value[0])}")
+        return {"&": left & right, "|": left | right, "^": left ^ right,
+                "<<": left << right, ">>": left >> right}[key]
+    raise Unmodelled(f"the {_describe(expression)} expression")
+
+
+def _payload(protocol: str, field: str, packet: Packet):
+    if protocol in _OTHER_FAMILY:
+        return _ABSENT
+    if protocol == "ip":
+        if field in ("saddr", "daddr"):
+            return ipaddress.IPv4Address(packet.src if field == "saddr" else packet.dst)
+        if field == "protocol":
+            return PROTOCOLS.get(packet.proto, -1)
+        if field == "version":
+            return 4
+        raise Unmodelled(f"the ip {field} match")
+    if protocol == "th" and field in ("sport", "dport"):
+        if packet.proto not in ("tcp", "udp"):
+            raise Unmodelled(f"th {field} of an {packet.proto} packet")
+        return packet.sport if field == "sport" else packet.dport
+    if protocol in _TRANSPORT:
+        if protocol != packet.proto:
+            return _ABSENT
+        if field in ("sport", "dport") and protocol in ("tcp", "udp"):
+            return packet.sport if field == "sport" else packet.dport
+        if protocol == "tcp" and field == "flags":
+            # the first packet of the flow is a SYN, the reply's first a SYN-ACK
+            return _Flags(2 if packet.ctstate == "NEW" else 18, _TCP_FLAGS)
+        if protocol == "icmp" and field == "type":
+            return _ICMP_TYPES.get(packet.icmp_type, packet.icmp_type)
+        if protocol == "icmp" and field == "code":
+            return 0
+    raise Unmodelled(f"the {protocol} {field} match")
+
+
+def _meta(key: str, packet: Packet, context: _Context):
+    where = context.where
+    if key in ("l4proto", "protocol", "nfproto"):
+        return {"l4proto": PROTOCOLS.get(packet.proto, -1), "protocol": "ip",
+                "nfproto": "ipv4"}[key]
+    if key in ("iifname", "iif", "oifname", "oif"):
+        # no device (iif of a locally sent packet) is the empty name, not a failed match
+        return _Name(where.in_if if key.startswith("i") else where.out_if)
+    if key == "mark":
+        return packet.mark
+    if key == "pkttype":
+        return _address_kind(packet.dst, where, {"local": "host", "unicast": "host"})
+    if key in ("skuid", "skgid"):
+        if context.hook in ("OUTPUT", "POSTROUTING") and not where.in_if:
+            raise Unmodelled(f"meta {key} (the sending process's user)")
+        return _ABSENT  # a forwarded or arriving packet has no local socket yet
+    raise Unmodelled(f"the meta {key} match")
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    """An interface name, compared with a pattern that may end in `*`."""
+
+    name: str
+
+
+def _ct(value: dict, packet: Packet, context: _Context):
+    key = value.get("key", "")
+    if value.get("dir") or value.get("family"):
+        raise Unmodelled(f"ct {value.get('dir', '')} {key}")
+    untracked = context.ns in packet.untracked
+    before = context.hook in ("PREROUTING", "OUTPUT") and context.priority < CONNTRACK_PRIORITY
+    if key == "state":
+        if before:
+            return _Flags(_CT_STATES["invalid"], _CT_STATES)  # no connection looked up yet
+        if untracked:
+            if packet.ctstate != "NEW":
+                raise Unmodelled("the conntrack state of the reply to an untracked flow")
+            return _Flags(_CT_STATES["untracked"], _CT_STATES)
+        return _Flags(_CT_STATES.get(packet.ctstate.lower(), 0), _CT_STATES)
+    if before or untracked:
+        return _ABSENT  # no connection: every other ct key fails
+    if key == "status":
+        bits = sum(_CT_STATUS[kind] for ns, kind in packet.ct_nat if ns == context.ns)
+        if packet.ctstate != "NEW":
+            bits |= _CT_STATUS["seen-reply"] | _CT_STATUS["confirmed"]
+        return _Flags(bits, _CT_STATUS)
+    if key == "mark":
+        return next((mark for ns, mark in packet.ct_marks if ns == context.ns), 0)
+    if key == "direction":
+        return "original" if packet.ctstate == "NEW" else "reply"
+    if key == "zone":
+        return 0
+    if key == "l3proto":
+        return "ipv4"
+    if key == "protocol":
+        return PROTOCOLS.get(packet.proto, -1)
+    raise Unmodelled(f"the ct {key} match")
+
+
+def _address_kind(address: str, where, names: dict[str, str] | None = None) -> str:
+    """The kernel's address type (RTN_*) of an IPv4 address in this namespace."""
+    ip = ipaddress.IPv4Address(address)
+    if address in where.local or ip.is_loopback:
+        kind = "local"
+    elif ip.is_multicast:
+        kind = "multicast"
+    elif address == "255.255.255.255":
+        kind = "broadcast"
+    else:
+        kind = "unicast"
+    return (names or {}).get(kind, kind)
+
+
+def _fib(value: dict, packet: Packet, context: _Context):
+    flags = set(value.get("flags", []))
+    result = value.get("result", "")
+    address = packet.src if "saddr" in flags else packet.dst
+    where = context.where
+    if result == "type":
+        if flags - {"saddr", "daddr"}:
+            raise Unmodelled(f"fib {' . '.join(sorted(flags))} type")
+        return _address_kind(address, where)
+    if result in ("oif", "oifname"):
+        if where.fib_dev is None:
+            raise Unmodelled(f"fib {result} (no routes at hand)")
+        if where.in_if == "lo" and "iif" in flags:
+            return _Name("lo")  # loopback traffic passes the reverse-path check
+        other = packet.dst if "saddr" in flags else packet.src
+        dev = where.fib_dev(address, other if "saddr" in flags else "",
+                            where.in_if if "saddr" in flags else "lo",
+                            packet.mark if "mark" in flags else 0)
+        if dev and "iif" in flags and dev != where.in_if:
+            dev = None
+        if dev and "oif" in flags and dev != where.out_if:
+            dev = None
+        return _Name(dev) if dev else None
+    raise Unmodelled(f"the fib {result} match")
+
+
+# --- comparisons --------------------------------------------------------------------------
+
+
+def _match(value: dict, packet: Packet, context: _Context) -> bool:
+    op = value.get("op")
+    have = _value(value.get("left"), packet, context)
+    if have is _ABSENT:
+        return False
+    right = value.get("right")
+    if isinstance(have, _Flags):
+        mask = _flag_bits(right, have.names)
+        if op == "in":
+            return bool(have.bits & mask) if mask else have.bits == 0
+        if op == "==":
+            return have.bits == mask
+        if op == "!=":
+            return have.bits != mask
+        raise Unmodelled(f"the {op} comparison of flags")
+    if op in ("<", ">", "<=", ">="):
+        if not isinstance(have, int):
+            raise Unmodelled(f"the {op} comparison")
+        limit = _constant(have, right)
+        return {"<": have < limit, ">": have > limit, "<=": have <= limit,
+                ">=": have >= limit}[op]
+    hit = _holds(have, right, context)
     if op in ("==", "in"):
         return hit
     if op == "!=":
@@ -256,35 +575,90 @@ def _match(value, packet: Packet, where, sets: dict[str, list]) -> bool:
     raise Unmodelled(f"the {op} comparison")
 
 
-def _equal(kind: str, have, right, sets: dict[str, list]) -> bool:
+def _flag_bits(right, names: dict[str, int]) -> int:
+    items = right if isinstance(right, list) else \
+        right["set"] if isinstance(right, dict) and "set" in right else [right]
+    bits = 0
+    for item in items:
+        if isinstance(item, int):
+            bits |= item
+        elif item in names:
+            bits |= names[item]
+        else:
+            raise Unmodelled(f"the flag {item!r}")
+    return bits
+
+
+def _holds(have, right, context: _Context) -> bool:  # noqa: PLR0911
+    """Does `right` (a constant, a prefix, a range, a set or a named set) hold `have`?"""
     if isinstance(right, str) and right.startswith("@"):
-        if right[1:] not in sets:
+        named = context.sets.get(right[1:])
+        if named is None:
             raise Unmodelled(f"the named set {right} (not in the snapshot)")
-        return any(_equal(kind, have, item, sets) for item in sets[right[1:]])
+        elements = json.loads(named.elements) if named.elements else []
+        return any(_holds(have, _unwrap(item), context) for item in elements)
     if isinstance(right, dict) and "set" in right:
-        return any(_equal(kind, have, item, sets) for item in right["set"])
+        return any(_holds(have, _unwrap(item), context) for item in right["set"])
+    if isinstance(have, tuple):
+        parts = right.get("concat") if isinstance(right, dict) else None
+        if not isinstance(parts, list) or len(parts) != len(have):
+            raise Unmodelled(f"a concatenation against {_describe(right)}")
+        return all(_holds(one, part, context) for one, part in zip(have, parts))
     if isinstance(right, dict) and "range" in right:
         low, high = right["range"]
-        if kind == "int":
-            return low <= have <= high
-        if kind == "address":
-            _, value, _, _ = network_interval(have)
-            return network_interval(low)[1] <= value <= network_interval(high)[1]
-        raise Unmodelled("a range of this kind")
-    if isinstance(right, dict) and "prefix" in right and kind == "address":
+        return _constant(have, low) <= _order(have) <= _constant(have, high)
+    if isinstance(right, dict) and "prefix" in right:
+        if not isinstance(have, ipaddress.IPv4Address):
+            return False if _is_v6(right["prefix"]["addr"]) else _unmodelled_prefix()
         prefix = right["prefix"]
-        _, first, last, _ = network_interval(f"{prefix['addr']}/{prefix['len']}")
-        return first <= network_interval(have)[1] <= last
+        if _is_v6(prefix["addr"]):
+            return False
+        return have in ipaddress.IPv4Network(f"{prefix['addr']}/{prefix['len']}",
+                                             strict=False)
     if isinstance(right, dict):
-        raise Unmodelled(f"the {next(iter(right), '?')} value")
-    if kind == "protocol":
-        return right in (have, PROTOCOLS.get(have))
-    if kind == "name":
+        raise Unmodelled(f"the {_describe(right)} value")
+    if isinstance(have, _Name):
         text = str(right)
-        return have.startswith(text[:-1]) if text.endswith("*") else have == text
-    if kind == "icmp":
-        return have is not None and right in (have, {"echo-request": 8,
-                                                     "echo-reply": 0}.get(have))
-    if kind == "address":
-        return have == right
-    return have == right
+        if text.endswith("\\*"):
+            return have.name == text[:-2] + "*"
+        return have.name.startswith(text[:-1]) if text.endswith("*") else have.name == text
+    if have is None:  # fib found no route: `missing` is false
+        return right is False
+    if right is False:
+        return False
+    if isinstance(have, ipaddress.IPv4Address):
+        return not _is_v6(str(right)) and have == ipaddress.IPv4Address(right)
+    return _order(have) == _constant(have, right)
+
+
+def _unmodelled_prefix() -> bool:
+    raise Unmodelled("a prefix of a value that is no address")
+
+
+def _is_v6(text: str) -> bool:
+    return ":" in text
+
+
+def _order(have):
+    return int(have) if isinstance(have, ipaddress.IPv4Address) else have
+
+
+def _constant(have, right):
+    """`right` in the terms of `have`: an address as a number, a protocol, ICMP type or
+    service name as its number."""
+    if isinstance(have, ipaddress.IPv4Address):
+        if _is_v6(str(right)):
+            raise Unmodelled(f"an IPv6 constant {right} against an IPv4 address")
+        return int(ipaddress.IPv4Address(right))
+    if isinstance(have, int) and isinstance(right, str):
+        if right in _PROTOCOL_NUMBERS:
+            return _PROTOCOL_NUMBERS[right]
+        if right in _ICMP_TYPES:
+            return _ICMP_TYPES[right]
+        if right.isdigit():
+            return int(right)
+        try:
+            return socket.getservbyname(right)
+        except OSError:
+            raise Unmodelled(f"the constant {right!r}") from None
+    return right

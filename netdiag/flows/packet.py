@@ -11,21 +11,36 @@ and its reply's; the flow is delivered only when both are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from netdiag.model import NamespaceRef
 
-# Dispositions (batfish's vocabulary, made to fit a Linux host).
-DELIVERED = "delivered"
-DENIED = "denied"
-NO_ROUTE = "no-route"
-NULL_ROUTED = "null-routed"
-NEIGHBOUR_UNREACHABLE = "neighbour-unreachable"
-NO_LISTENER = "no-listener"
-TOO_BIG = "too-big"
-LOOP = "loop"
-UNKNOWN = "unknown"
-DISPOSITIONS = (DELIVERED, DENIED, NO_ROUTE, NULL_ROUTED, NEIGHBOUR_UNREACHABLE, NO_LISTENER,
-                TOO_BIG, LOOP, UNKNOWN)
+
+class Disposition(StrEnum):
+    """How a trace ended (batfish's vocabulary, made to fit a Linux host). A StrEnum: equal to
+    its value, printed and written to JSON as it."""
+
+    DELIVERED = "delivered"
+    DENIED = "denied"
+    NO_ROUTE = "no-route"
+    NULL_ROUTED = "null-routed"
+    NEIGHBOUR_UNREACHABLE = "neighbour-unreachable"
+    NO_LISTENER = "no-listener"
+    TOO_BIG = "too-big"
+    LOOP = "loop"
+    UNKNOWN = "unknown"
+
+
+DELIVERED = Disposition.DELIVERED
+DENIED = Disposition.DENIED
+NO_ROUTE = Disposition.NO_ROUTE
+NULL_ROUTED = Disposition.NULL_ROUTED
+NEIGHBOUR_UNREACHABLE = Disposition.NEIGHBOUR_UNREACHABLE
+NO_LISTENER = Disposition.NO_LISTENER
+TOO_BIG = Disposition.TOO_BIG
+LOOP = Disposition.LOOP
+UNKNOWN = Disposition.UNKNOWN
+DISPOSITIONS = tuple(Disposition)
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 
@@ -42,6 +57,12 @@ class Packet:
     ctstate: str = "NEW"  # NEW for the flow's first packet, ESTABLISHED for its reply
     mark: int = 0
     icmp_type: str = "echo-request"
+    # The flow's connection in each namespace it passed (conntrack is per namespace, and the
+    # reply meets the same entries): (namespace id, ct mark), (namespace id, "dnat" | "snat"),
+    # and the namespaces where it is not tracked (notrack).
+    ct_marks: tuple[tuple[int, int], ...] = ()
+    ct_nat: tuple[tuple[int, str], ...] = ()
+    untracked: frozenset[int] = frozenset()
 
     def swapped(self) -> Packet:
         """The reply: addresses and ports exchanged, part of the connection."""
@@ -58,9 +79,27 @@ class Packet:
         return f"{self.proto} {self.src}:{self.sport} → {self.dst}:{self.dport}"
 
 
+class StepKind(StrEnum):
+    """What one step of a hop did (batfish's typed steps, for a Linux namespace)."""
+
+    SEND = "send"  # the packet leaves its sender
+    ROUTE = "route"  # a routing decision (policy rules, the table, the route taken)
+    NETFILTER = "netfilter"  # a chain's verdict (iptables, nftables)
+    NAT = "nat"  # an address or port rewritten (DNAT, SNAT, MASQUERADE, a reply's un-NAT)
+    CONNTRACK = "conntrack"  # the connection's state decided
+    BRIDGE = "bridge"  # forwarded by a bridge from one port to another
+    VXLAN = "vxlan"  # encapsulated or decapsulated
+    NEIGHBOUR = "neighbour"  # the next hop resolved (ARP)
+    MTU = "mtu"  # a size question: fragmented, or too big
+    WIRE = "wire"  # crossed a link to its other end
+    DELIVER = "deliver"  # handed to a socket
+    DROP = "drop"  # stopped here
+    EXIT = "exit"  # left what the snapshot holds
+
+
 @dataclass(frozen=True, slots=True)
-class Step:
-    kind: str  # route, netfilter, nat, bridge, neighbour, mtu, deliver, transmit, conntrack...
+class TraceStep:
+    kind: StepKind
     detail: str
     rule: str = ""  # the firewall rule or route that decided, as the user knows it
 
@@ -72,25 +111,41 @@ class Hop:
     namespace: NamespaceRef
     into: str = ""  # the interface it arrived on ("" when sent from here)
     out: str = ""
-    steps: list[Step] = field(default_factory=list)
+    steps: list[TraceStep] = field(default_factory=list)
 
 
-# What stopped a packet, for programs (rules leave a stop to the rule that owns its cause,
-# --trace compares it with the kernel's drop reason); `where` and `reason` are for people.
-FIREWALL = "firewall"  # a netfilter rule or policy (iptables, nftables)
-ROUTE = "route"  # no route, a blackhole/unreachable/prohibit route, a loop
-FORWARDING = "forwarding"  # ip_forward or the interface's forwarding is off
-LINK_DOWN = "link-down"  # a device (or its other end, or a bridge port) is down
-NEIGHBOUR = "neighbour"  # nobody on the segment holds the next hop; VXLAN has no entry
-MTU = "mtu"  # too big for a device on the way
-RP_FILTER = "rp-filter"  # reverse-path filtering
-BRIDGE = "bridge"  # a bridge port's state, isolated ports
-HAIRPIN = "hairpin"  # a bridge would send the frame back out of its port; hairpin is off
-CONNTRACK = "conntrack"  # a reply that is not the flow's
-SOCKET = "socket"  # nothing listens (or echo ignored)
-UNMODELLED = "unmodelled"  # the model cannot say (unknown)
-CAUSES = (FIREWALL, ROUTE, FORWARDING, LINK_DOWN, NEIGHBOUR, MTU, RP_FILTER, BRIDGE,
-          HAIRPIN, CONNTRACK, SOCKET, UNMODELLED)
+class DropCause(StrEnum):
+    """What stopped a packet, for programs (rules leave a stop to the rule that owns its cause,
+    --trace compares it with the kernel's drop reason); a Drop's `where` and `reason` are for
+    people."""
+
+    FIREWALL = "firewall"  # a netfilter rule or policy (iptables, nftables)
+    ROUTE = "route"  # no route, a blackhole/unreachable/prohibit route, a loop
+    FORWARDING = "forwarding"  # ip_forward or the interface's forwarding is off
+    LINK_DOWN = "link-down"  # a device (or its other end, or a bridge port) is down
+    NEIGHBOUR = "neighbour"  # nobody on the segment holds the next hop; VXLAN has no entry
+    MTU = "mtu"  # too big for a device on the way
+    RP_FILTER = "rp-filter"  # reverse-path filtering
+    BRIDGE = "bridge"  # a bridge port's state, isolated ports
+    HAIRPIN = "hairpin"  # a bridge would send the frame back out of its port; hairpin is off
+    CONNTRACK = "conntrack"  # a reply that is not the flow's
+    SOCKET = "socket"  # nothing listens (or echo ignored)
+    UNMODELLED = "unmodelled"  # the model cannot say (unknown)
+
+
+FIREWALL = DropCause.FIREWALL
+ROUTE = DropCause.ROUTE
+FORWARDING = DropCause.FORWARDING
+LINK_DOWN = DropCause.LINK_DOWN
+NEIGHBOUR = DropCause.NEIGHBOUR
+MTU = DropCause.MTU
+RP_FILTER = DropCause.RP_FILTER
+BRIDGE = DropCause.BRIDGE
+HAIRPIN = DropCause.HAIRPIN
+CONNTRACK = DropCause.CONNTRACK
+SOCKET = DropCause.SOCKET
+UNMODELLED = DropCause.UNMODELLED
+CAUSES = tuple(DropCause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +154,12 @@ class Drop:
     where: str  # the hook, device or table: "filter/FORWARD", "route", "eth0"
     reason: str
     rule: str = ""
-    cause: str = UNMODELLED  # one of CAUSES
+    cause: DropCause = DropCause.UNMODELLED
 
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    disposition: str
+    disposition: Disposition
     hops: tuple[Hop, ...]
     drop: Drop | None = None
     delivered_as: Packet | None = None  # the packet as it arrived (after NAT)

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netdiag.checks.topology import TABLE_NAMES, Topology, ip_int, network_interval
-from netdiag.model import Route, Rule
+from netdiag.model import Address, PolicyRule, Route
+from netdiag.model.index import TABLE_NAMES, SnapshotIndex, ip_int, network_interval
 
 # The three rules every namespace starts with, when the snapshot has none recorded.
-DEFAULT_RULES = (Rule(4, 0, table=255), Rule(4, 32766, table=254), Rule(4, 32767, table=253))
+DEFAULT_RULES = (PolicyRule(4, 0, table=255), PolicyRule(4, 32766, table=254),
+                 PolicyRule(4, 32767, table=253))
 _DROPPING = {"blackhole", "unreachable", "prohibit"}
 LOCAL_TABLE = 255
+LIMITED_BROADCAST = "255.255.255.255"
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    kind: str  # unicast, local, blackhole, unreachable, prohibit, none (no route at all)
+    kind: str  # unicast, local, broadcast, blackhole, unreachable, prohibit, none (no route)
     route: Route | None = None
     table: int = 0
     rule: str = ""  # the policy rule that chose the table, as `ip rule` prints it
@@ -48,7 +50,7 @@ class Decision:
         return f"{dst}{via}{dev} (table {table})"
 
 
-def decide(topo: Topology, ns_id: int, dst: str, src: str = "", iif: str = "lo",
+def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = "lo",
            mark: int = 0) -> Decision:
     """The route for a packet to `dst` (from `src`, arriving on `iif`; "lo" for one sent
     from this namespace)."""
@@ -72,14 +74,37 @@ def decide(topo: Topology, ns_id: int, dst: str, src: str = "", iif: str = "lo",
             # fills that table from the addresses (lo's 127.0.0.0/8 included), so an own
             # address is local all the same.
             route = Route(4, f"{dst}/32", table=LOCAL_TABLE, type="local", dev="lo")
+        # The kernel's local table also has a broadcast route for each address's subnet; the
+        # index leaves them out, so they are made from the addresses, read or not.
+        holder = broadcast_holder(state, dst) if route is None and rule.table == LOCAL_TABLE \
+            else None
+        if holder is not None:
+            route = Route(4, f"{dst}/32", table=LOCAL_TABLE, type="broadcast", dev=holder.ifname)
         if route is None or route.type == "throw":
             continue
-        kind = route.type if route.type in _DROPPING | {"local"} else "unicast"
+        kind = route.type if route.type in _DROPPING | {"local", "broadcast"} else "unicast"
+        if dst == LIMITED_BROADCAST and kind == "unicast":
+            kind = "broadcast"  # the kernel's output routing makes it one whatever the route
         return Decision(kind, route, rule.table, text)
     return Decision("none", None, 0, "")
 
 
-def _rule_matches(rule: Rule, dst: str, src: str, iif: str, mark: int) -> bool:
+def broadcast_holder(state, dst: str) -> Address | None:
+    """The namespace's address whose subnet has `dst` as its broadcast address (the kernel
+    adds a broadcast route for it; /31 and /32 have none), or None. Asked at every route
+    decision: the address is parsed only when `dst`'s host bits are all ones."""
+    _, value = ip_int(dst)
+    for address in state.addresses if state is not None else ():
+        if address.family != 4 or address.prefixlen > 30:
+            continue
+        host = (1 << (32 - address.prefixlen)) - 1
+        if address.broadcast == dst or \
+                value & host == host and ip_int(address.address)[1] | host == value:
+            return address
+    return None
+
+
+def _rule_matches(rule: PolicyRule, dst: str, src: str, iif: str, mark: int) -> bool:
     matched = ((not rule.src or bool(src) and within(src, rule.src))
                and (not rule.dst or within(dst, rule.dst))
                and (not rule.iif or rule.iif == iif)
@@ -99,7 +124,7 @@ def within(address: str, network: str) -> bool:
     return first <= value <= last
 
 
-def _rule_text(rule: Rule) -> str:
+def _rule_text(rule: PolicyRule) -> str:
     what = " ".join(part for part in (f"from {rule.src}" if rule.src else "",
                                       f"to {rule.dst}" if rule.dst else "",
                                       f"iif {rule.iif}" if rule.iif else "",

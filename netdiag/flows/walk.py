@@ -1,6 +1,6 @@
 """A packet's way through the namespaces of a snapshot, and its reply's way back.
 
-The walk follows what the kernel does (../shared/REFERENCE.md, "Packet path"):
+The walk follows what the kernel does:
 
 * sent from a namespace: OUTPUT (raw, mangle, nat, filter), routing with policy rules (again
   if OUTPUT's DNAT changed the destination), POSTROUTING, then out of the route's device;
@@ -23,12 +23,19 @@ never up into the lower device; frames arriving on the lower device reach its ma
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import replace
 
-from netdiag.checks.topology import Endpoint, Topology, index
 from netdiag.flows import routing
-from netdiag.flows.netfilter import ACCEPT, DROP, Netfilter, Where
+from netdiag.flows.netfilter import (
+    ACCEPT,
+    CONNTRACK_NAT,
+    DROP,
+    EVERY_PRIORITY,
+    Netfilter,
+    PacketPlace,
+)
 from netdiag.flows.packet import (
     BRIDGE,
     CONNTRACK,
@@ -56,11 +63,13 @@ from netdiag.flows.packet import (
     Hop,
     Packet,
     PathResult,
-    Step,
+    StepKind,
     Trace,
+    TraceStep,
 )
-from netdiag.model import Link, NamespaceState, Snapshot
-from netdiag.probe.plan import primary_address
+from netdiag.model import Link, NamespaceRef, NamespaceState, Snapshot
+from netdiag.model.facts import VXLAN_OVERHEAD, primary_address
+from netdiag.model.index import InterfaceRef, SnapshotIndex, index
 
 MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
 _WILDCARDS = ("0.0.0.0", "::", "*", "")
@@ -79,7 +88,7 @@ class Engine:
 
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
-        self.topo: Topology = index(snapshot)
+        self.topo: SnapshotIndex = index(snapshot)
         self.netfilter = Netfilter()
         self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
         self._local: dict[int, frozenset[str]] = {}
@@ -98,6 +107,8 @@ class Engine:
         whose other end is not in it, or by `exit_at` (namespace, device) — ends there
         (unknown); its reply is then simulated coming back in by that device."""
         state = self.topo.namespace(source)
+        if ":" in packet.dst:
+            return ipv6_not_modelled(state.ref, packet)
         if not packet.src:
             packet = replace(packet, src=self.source_address(source, packet.dst))
         flow = Flow(state.ref, packet)
@@ -119,6 +130,8 @@ class Engine:
         namespace `ns_id` (a client on the host's network), and of its reply, which is
         delivered when it leaves by that interface towards the client."""
         state = self.topo.namespace(ns_id)
+        if ":" in packet.dst:
+            return ipv6_not_modelled(state.ref, packet)
         device = self.topo.link(ns_id, link)
         flow = Flow(state.ref, packet)
         leg = _Leg(self, {})
@@ -128,6 +141,14 @@ class Engine:
         back = _Leg(self, leg.bindings, reply_to=(ns_id, packet), reply_by=link)
         reply = back.send(forward.namespace, forward.delivered_as.swapped())
         return PathResult(flow, forward, reply)
+
+    def fib(self, ns_id: int):
+        """nftables' fib lookup in a namespace: (dst, src, iif, mark) → the device of a
+        unicast route to dst, or "" (no route, or one that is not unicast)."""
+        def lookup(dst: str, src: str, iif: str, mark: int) -> str:
+            decision = routing.decide(self.topo, ns_id, dst, src, iif, mark)
+            return decision.dev if decision.kind == "unicast" else ""
+        return lookup
 
     def source_address(self, ns_id: int, dst: str) -> str:
         """The address the kernel would send from: the route's preferred source, else an
@@ -145,6 +166,16 @@ class Engine:
             primary_address(state)
 
 
+IPV6_NOT_MODELLED = "IPv6 flows are not modelled yet"
+
+
+def ipv6_not_modelled(source: NamespaceRef, packet: Packet) -> PathResult:
+    """An IPv6 flow's answer until the walk models IPv6 (routing, ip6tables, neighbour
+    discovery): unknown, saying so — IPv4's rules applied to it would give a wrong verdict."""
+    return PathResult(Flow(source, packet), Trace(UNKNOWN, (), Drop(
+        source, "the flow model", IPV6_NOT_MODELLED, cause=UNMODELLED)), None)
+
+
 def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
     """An IPv4 address of `dev`: the one whose subnet holds `near`, else its first."""
     found = [a for a in state.addresses if a.ifname == dev and a.family == 4]
@@ -153,6 +184,17 @@ def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
             if routing.within(near, address.cidr):
                 return address.address
     return found[0].address if found else ""
+
+
+def _broadcast_of_what(state: NamespaceState, decision: routing.Decision, dst: str) -> str:
+    """"the broadcast address of 10.0.0.0/24 (on eth0)", or of the whole network."""
+    if dst == routing.LIMITED_BROADCAST:
+        return "the limited broadcast address (every host of the link)"
+    holder = routing.broadcast_holder(state, dst)
+    if holder is None:
+        return f"a broadcast address here ({decision.text})"
+    return f"the broadcast address of {ipaddress.ip_interface(holder.cidr).network} (on " \
+           f"{holder.ifname})"
 
 
 class _Stop(Exception):  # noqa: N818 - control flow inside one leg, never leaves this module
@@ -210,22 +252,22 @@ class _Leg:
     def _stop(self, disposition: str, ns_id: int, where: str, reason: str, rule: str = "",
               cause: str = "") -> _Stop:
         """The walk ends here; `cause` defaults to what the disposition implies."""
-        self.hops[-1].steps.append(Step("drop", reason, rule))
+        self.hops[-1].steps.append(TraceStep(StepKind.DROP, reason, rule))
         return _Stop(disposition, self._drop(ns_id, where, reason, rule,
                                              cause or _CAUSE[disposition]))
 
     # --- the IP layer -----------------------------------------------------------------------
 
     def _where(self, state: NamespaceState, in_if: str = "", out_if: str = "",
-               near: str = "", **bridge) -> Where:
-        return Where(in_if=in_if, out_if=out_if, local=self.engine.local_addresses(state),
+               near: str = "", **bridge) -> PacketPlace:
+        return PacketPlace(in_if=in_if, out_if=out_if, local=self.engine.local_addresses(state),
                      in_address=interface_address(state, in_if) if in_if else "",
                      out_address=interface_address(state, out_if, near) if out_if else "",
-                     **bridge)
+                     fib_dev=self.engine.fib(state.ref.id), **bridge)
 
-    def _hook(self, state: NamespaceState, hop: Hop, hook: str, packet: Packet, where: Where
-              ) -> Packet:
-        outcome = self.engine.netfilter.run_hook(state, hook, packet, where)
+    def _hook(self, state: NamespaceState, hop: Hop, hook: str, packet: Packet,
+              where: PacketPlace, priorities: tuple[int, int] = EVERY_PRIORITY) -> Packet:
+        outcome = self.engine.netfilter.run_hook(state, hook, packet, where, priorities)
         hop.steps += outcome.steps
         ns_id = state.ref.id
         if outcome.verdict == DROP:
@@ -247,13 +289,20 @@ class _Leg:
             raise self._stop(NULL_ROUTED, ns_id, "route",
                              f"{decision.kind} route to {packet.dst}: {decision.text}",
                              decision.text)
-        hop.steps.append(Step("route", f"{packet.dst}: {decision.text}", decision.rule))
+        if decision.kind == "broadcast":
+            # A broadcast reaches every host of the segment, or none (TCP does not connect to
+            # one, UDP needs SO_BROADCAST, ping -b): not a flow with one end to follow.
+            raise self._stop(UNKNOWN, ns_id, "route",
+                             f"{packet.dst} is {_broadcast_of_what(state, decision, packet.dst)}"
+                             ": a broadcast is not a unicast flow, which is what the path "
+                             "model follows", decision.text)
+        hop.steps.append(TraceStep(StepKind.ROUTE, f"{packet.dst}: {decision.text}", decision.rule))
         return decision
 
     def _originate(self, ns_id: int, packet: Packet) -> None:
         state = self.topo.namespace(ns_id)
         hop = self._hop(ns_id)
-        hop.steps.append(Step("send", packet.text))
+        hop.steps.append(TraceStep(StepKind.SEND, packet.text))
         packet = self._unsnat(ns_id, hop, packet)
         decision = self._route(state, hop, packet, "lo")
         where = self._where(state, out_if=decision.dev if decision.kind != "local" else "lo")
@@ -272,15 +321,20 @@ class _Leg:
         hop = self._hop(ns_id, link.name)
         if not link.admin_up:
             raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down", cause=LINK_DOWN)
-        packet = self._unsnat(ns_id, hop, packet)
-        self._rp_filter(state, hop, packet, link)
         # Through a bridge with bridge-nf-call-iptables, PREROUTING sees the port it came by.
         via_port = via_port if self._bridge_nf(state) else ""
+        where = self._where(state, in_if=link.name, physdev_in=via_port)
+        # raw and mangle see the packet as it arrived; conntrack gives a reply its un-NATed
+        # destination at the NAT priority, before the nat table and routing.
+        packet = self._hook(state, hop, "PREROUTING", packet, where,
+                            (EVERY_PRIORITY[0], CONNTRACK_NAT))
+        packet = self._unsnat(ns_id, hop, packet)
+        self._rp_filter(state, hop, packet, link)
         before = packet
-        packet = self._hook(state, hop, "PREROUTING", packet,
-                            self._where(state, in_if=link.name, physdev_in=via_port))
+        packet = self._hook(state, hop, "PREROUTING", packet, where,
+                            (CONNTRACK_NAT, EVERY_PRIORITY[1]))
         if packet.dst != before.dst:
-            hop.steps.append(Step("conntrack", f"connection tracked as {before.text} ⇒ "
+            hop.steps.append(TraceStep(StepKind.CONNTRACK, f"connection tracked as {before.text} ⇒ "
                                                f"{packet.text}"))
         decision = self._route(state, hop, packet, link.name)
         if decision.kind == "local":
@@ -315,12 +369,15 @@ class _Leg:
                              decision: routing.Decision, via_port: str = "") -> None:
         ns_id = state.ref.id
         next_hop = decision.next_hop(packet.dst)
+        # A forwarded packet still has its in-interface at POSTROUTING (nftables' iifname
+        # sees it: Docker 29 picks its masquerade chain by it); a local one has none.
         packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
-            state, out_if=decision.dev, near=next_hop))
+            state, in_if=hop.into, out_if=decision.dev, near=next_hop))
         packet = self._undnat(ns_id, hop, packet)
         hop.out = decision.dev
         if self.reply_by and decision.dev == self.reply_by and self._answers(ns_id, packet):
-            hop.steps.append(Step("deliver", f"the reply leaves by {decision.dev} towards "
+            hop.steps.append(TraceStep(
+                StepKind.DELIVER, f"the reply leaves by {decision.dev} towards "
                                              f"{packet.dst}, where the flow came from"))
             raise _Stop(DELIVERED, None, (ns_id, packet))
         link = self.topo.link(ns_id, decision.dev)
@@ -333,8 +390,9 @@ class _Leg:
                              f"fit the MTU {mtu} of {link.name}: the sender gets ICMP "
                              "fragmentation-needed")
         if packet.size > mtu:
-            hop.steps.append(Step("mtu", f"{packet.size} bytes fragmented to fit the MTU {mtu} "
-                                         f"of {link.name}"))
+            hop.steps.append(TraceStep(
+                StepKind.MTU, f"{packet.size} bytes fragmented to fit the MTU "
+                                              f"{mtu} of {link.name}"))
             packet = replace(packet, size=mtu)
         self._transmit(ns_id, link, packet, next_hop, via_port)
 
@@ -342,7 +400,8 @@ class _Leg:
         ns_id = state.ref.id
         if self.reply_to is not None:
             if self._answers(ns_id, packet):
-                hop.steps.append(Step("deliver", f"the reply reaches the sender's socket "
+                hop.steps.append(TraceStep(
+                    StepKind.DELIVER, f"the reply reaches the sender's socket "
                                                  f"({packet.text})"))
                 raise _Stop(DELIVERED, None, (ns_id, packet))
             raise self._stop(DENIED, ns_id, "conntrack", f"the reply {packet.text} arrives in "
@@ -350,7 +409,8 @@ class _Leg:
                              cause=CONNTRACK)
         if self.tunnel is not None:
             if (ns_id, packet.dport) == self.tunnel and packet.proto == "udp":
-                hop.steps.append(Step("deliver", f"the VXLAN socket on udp {packet.dport} "
+                hop.steps.append(TraceStep(
+                    StepKind.DELIVER, f"the VXLAN socket on udp {packet.dport} "
                                                  "takes the packet"))
                 raise _Stop(DELIVERED, None, (ns_id, packet))
             raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, "vxlan",
@@ -359,7 +419,7 @@ class _Leg:
         if packet.proto == "icmp":
             if state.sysctl("net.ipv4.icmp_echo_ignore_all") == "1":
                 raise self._stop(NO_LISTENER, ns_id, "icmp", "icmp_echo_ignore_all is 1")
-            hop.steps.append(Step("deliver", f"the kernel answers the echo request to "
+            hop.steps.append(TraceStep(StepKind.DELIVER, f"the kernel answers the echo request to "
                                              f"{packet.dst}"))
             raise _Stop(DELIVERED, None, (ns_id, packet))
         if ns_id in self.engine.no_sockets:
@@ -372,7 +432,7 @@ class _Leg:
                              f"nothing listens on {packet.proto} {packet.dst}:{packet.dport} in "
                              f"{state.ref.display}")
         owner = f"{sock.process} (pid {sock.pid})" if sock.pid else (sock.process or "a socket")
-        hop.steps.append(Step("deliver", f"{owner} listens on {sock.protocol} "
+        hop.steps.append(TraceStep(StepKind.DELIVER, f"{owner} listens on {sock.protocol} "
                                          f"{sock.address or '*'}:{sock.port}"))
         raise _Stop(DELIVERED, None, (ns_id, packet))
 
@@ -418,7 +478,8 @@ class _Leg:
                     packet.sport == after.dport and packet.dport == after.sport:
                 restored = replace(packet, dst=before.src, dport=before.sport) \
                     if kind == "snat" else replace(packet, src=before.dst, sport=before.dport)
-                hop.steps.append(Step("conntrack", f"reply: {packet.text} ⇒ {restored.text}"))
+                hop.steps.append(TraceStep(
+                    StepKind.CONNTRACK, f"reply: {packet.text} ⇒ {restored.text}"))
                 return restored
         return packet
 
@@ -443,7 +504,7 @@ class _Leg:
         across = self._across(ns_id, link, next_hop, packet.dst) if path is None else None
         if across is not None:
             there, there_link = across
-            hop.steps.append(Step("wire", f"{link.name} leads off node "
+            hop.steps.append(TraceStep(StepKind.WIRE, f"{link.name} leads off node "
                                           f"{self.topo.ref(ns_id).machine}; {packet.dst} is on "
                                           f"{there_link.name} of {self.topo.ref(there).display}"
                                           " (the network between the nodes is not read: taken "
@@ -454,7 +515,7 @@ class _Leg:
             raise self._exit(ns_id, link, packet, next_hop)
         if path is None:
             raise self._stop(*self._no_holder(ns_id, link, next_hop))
-        hop.steps.append(Step("neighbour", f"{next_hop} is held by {path[-1].link} in "
+        hop.steps.append(TraceStep(StepKind.NEIGHBOUR, f"{next_hop} is held by {path[-1].link} in "
                                            f"{self.topo.ref(path[-1].namespace).display}"))
         self._carry(path, packet, ingress_port, next_hop)
 
@@ -491,7 +552,7 @@ class _Leg:
     def _exit(self, ns_id: int, link: Link, packet: Packet, next_hop: str) -> _Stop:
         reason = (f"leaves by {link.name} towards {next_hop} as {packet.text}: what happens "
                   "beyond is outside what netdiag read")
-        self.hops[-1].steps.append(Step("exit", reason))
+        self.hops[-1].steps.append(TraceStep(StepKind.EXIT, reason))
         return _Stop(UNKNOWN, self._drop(ns_id, link.name, reason), None,
                      (ns_id, link.name, packet))
 
@@ -520,21 +581,22 @@ class _Leg:
         return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
                 f"nothing on {link.name}'s segment holds {next_hop}: ARP goes unanswered")
 
-    def _segment_path(self, ns_id: int, link: Link, address: str) -> list[Endpoint] | None:
+    def _segment_path(self, ns_id: int, link: Link, address: str) -> list[InterfaceRef] | None:
         """The interfaces a frame passes from `link` to the interface holding `address`:
         the usual shapes (a veth to its peer, into a bridge and out of another port, to the
         bridge device) straight from the address's holders, else breadth-first through
         veth pairs and bridges."""
-        start = Endpoint(ns_id, link.name)
+        start = InterfaceRef(ns_id, link.name)
         for holder_ns, holder in self.topo.owners_of(address):
-            target = Endpoint(holder_ns, holder.ifname)
+            target = InterfaceRef(holder_ns, holder.ifname)
             if target != start and self._holds(target, address):
                 path = self._direct(start, link, target)
                 if path is not None:
                     return path
         return self._search(ns_id, link, address)
 
-    def _direct(self, start: Endpoint, link: Link, target: Endpoint) -> list[Endpoint] | None:
+    def _direct(self, start: InterfaceRef, link: Link, target: InterfaceRef
+                ) -> list[InterfaceRef] | None:
         topo = self.topo
         target_link = topo.link(target.namespace, target.link)
         if target_link is None:
@@ -542,12 +604,12 @@ class _Leg:
         far = topo.peer(target.namespace, target_link)  # the target's veth peer, if any
         if link.kind == "bridge":  # out of a bridge device, to a port's far end
             if far is not None and far[0] == start.namespace and far[1].master == link.name:
-                return [start, Endpoint(far[0], far[1].name), target]
+                return [start, InterfaceRef(far[0], far[1].name), target]
             return None
         near = topo.peer(start.namespace, link)
         if near is None:
             return None
-        near_ep = Endpoint(near[0], near[1].name)
+        near_ep = InterfaceRef(near[0], near[1].name)
         if near_ep == target:
             return [start, target]
         bridge = near[1].master
@@ -557,12 +619,12 @@ class _Leg:
             return [start, near_ep, target]
         if far is not None and far[0] == near[0] and far[1].master == bridge and \
                 far[1].name != near[1].name:
-            return [start, near_ep, Endpoint(far[0], far[1].name), target]
+            return [start, near_ep, InterfaceRef(far[0], far[1].name), target]
         return None
 
-    def _search(self, ns_id: int, link: Link, address: str) -> list[Endpoint] | None:
-        start = (Endpoint(ns_id, link.name), "start")
-        parents: dict[tuple[Endpoint, str], tuple[Endpoint, str] | None] = {start: None}
+    def _search(self, ns_id: int, link: Link, address: str) -> list[InterfaceRef] | None:
+        start = (InterfaceRef(ns_id, link.name), "start")
+        parents: dict[tuple[InterfaceRef, str], tuple[InterfaceRef, str] | None] = {start: None}
         queue = deque([start])
         while queue:
             node = queue.popleft()
@@ -577,15 +639,15 @@ class _Leg:
                     queue.append(nxt)
         return None
 
-    def _holds(self, here: Endpoint, address: str) -> bool:
+    def _holds(self, here: InterfaceRef, address: str) -> bool:
         link = self.topo.link(here.namespace, here.link)
         if link is None or link.master:
             return False  # a bridge port answers nothing itself
         state = self.topo.namespace(here.namespace)
         return any(a.address == address and a.ifname == here.link for a in state.addresses)
 
-    def _l2_next(self, here: Endpoint, came: str) -> list[tuple[Endpoint, str]]:
-        """Where a frame at `here` goes next, by how it got there: "start" (sent out of it),
+    def _l2_next(self, here: InterfaceRef, came: str) -> list[tuple[InterfaceRef, str]]:
+        """PacketPlace a frame at `here` goes next, by how it got there: "start" (sent out of it),
         "wire" (arrived over a veth), "bridge" (forwarded to it by its bridge)."""
         link = self.topo.link(here.namespace, here.link)
         if link is None:
@@ -600,20 +662,20 @@ class _Leg:
         if link.kind == "bridge":  # sent out of the bridge device: to its ports
             if came != "start":
                 return []  # arrived from a port: the IP layer takes it
-            return [(Endpoint(ns_id, p.name), "bridge") for p in self.topo.bridge_ports(
+            return [(InterfaceRef(ns_id, p.name), "bridge") for p in self.topo.bridge_ports(
                 ns_id, link.name)]
         if link.master and came == "wire":  # into a bridge: its device, or another port
-            return [(Endpoint(ns_id, link.master), "bridge")] + [
-                (Endpoint(ns_id, p.name), "bridge")
+            return [(InterfaceRef(ns_id, link.master), "bridge")] + [
+                (InterfaceRef(ns_id, p.name), "bridge")
                 for p in self.topo.bridge_ports(ns_id, link.master) if p.name != link.name]
         if came == "wire":  # an interface of the IP layer: the frame ends here, or in one
             return [(child, "lower") for child in self.topo.macvlans_on(here)]  # of its macvlans
         if came == "lower":
             return []
         peer = self.topo.peer(ns_id, link)
-        return [(Endpoint(peer[0], peer[1].name), "wire")] if peer is not None else []
+        return [(InterfaceRef(peer[0], peer[1].name), "wire")] if peer is not None else []
 
-    def _macvlan_out(self, here: Endpoint, link: Link) -> list[tuple[Endpoint, str]]:
+    def _macvlan_out(self, here: InterfaceRef, link: Link) -> list[tuple[InterfaceRef, str]]:
         """A frame sent out of a macvlan: to a sibling on the same lower device when both are
         in bridge mode (straight across, as the kernel's macvlan does), else out of the
         lower device's wire — never up into the lower device itself (the macvlan's host
@@ -633,10 +695,10 @@ class _Leg:
         lower_link = self.topo.link(lower.namespace, lower.link)
         peer = self.topo.peer(lower.namespace, lower_link) if lower_link else None
         if peer is not None:
-            found.append((Endpoint(peer[0], peer[1].name), "wire"))
+            found.append((InterfaceRef(peer[0], peer[1].name), "wire"))
         return found
 
-    def _carry(self, path: list[Endpoint], packet: Packet, ingress_port: str,
+    def _carry(self, path: list[InterfaceRef], packet: Packet, ingress_port: str,
                next_hop: str = "") -> None:
         """Walk the frame along `path`, hop by hop, with the checks each device makes."""
         for i in range(len(path) - 1):
@@ -668,7 +730,7 @@ class _Leg:
 
     # --- VXLAN ---------------------------------------------------------------------------
 
-    def _remote_vteps(self, here: Endpoint, link: Link) -> list[Endpoint]:
+    def _remote_vteps(self, here: InterfaceRef, link: Link) -> list[InterfaceRef]:
         """The other VXLAN devices of the same overlay (VNI and port) in the snapshot."""
         found = []
         for member in self.topo.segment(here.namespace, link.name):
@@ -679,8 +741,8 @@ class _Leg:
                 found.append(member)
         return found
 
-    def _tunnel(self, here: Endpoint, device: Link, there: Endpoint, remote: Link,
-                target: Endpoint, packet: Packet, next_hop: str) -> None:
+    def _tunnel(self, here: InterfaceRef, device: Link, there: InterfaceRef, remote: Link,
+                target: InterfaceRef, packet: Packet, next_hop: str) -> None:
         """The frame for `target` into the VXLAN device `device`, encapsulated to the VTEP
         its forwarding entry names, carried through the underlay as a UDP packet (its own
         routing and netfilter, there and at the far end), out of `remote`."""
@@ -712,10 +774,10 @@ class _Leg:
                              f"{device.name}'s forwarding entry sends {mac} to VTEP {vtep}, "
                              f"but {target.link} is behind another VTEP")
         underlay = self.topo.underlay(ns_id, device)
-        hop.steps.append(Step("vxlan", f"{device.name} (VNI {info.vni}) encapsulates for "
-                                       f"{mac} to VTEP {vtep}:{info.dstport}"))
+        hop.steps.append(TraceStep(StepKind.VXLAN, f"{device.name} (VNI {info.vni}) encapsulates "
+                                                   f"for {mac} to VTEP {vtep}:{info.dstport}"))
         outer = Packet(info.local or "", vtep, "udp", info.dstport, info.dstport,
-                       size=packet.size + 50 if packet.size else 0, df=False)
+                       size=packet.size + VXLAN_OVERHEAD[4] if packet.size else 0, df=False)
         if not outer.src:
             outer = replace(outer, src=self.engine.source_address(underlay, vtep))
         leg = _Leg(self.engine, {}, tunnel=(far_underlay, info.dstport))
@@ -724,8 +786,8 @@ class _Leg:
         if carried.disposition != DELIVERED:
             raise _Stop(carried.disposition, carried.drop)
         hop = self._hop(there.namespace, remote.name)
-        hop.steps.append(Step("vxlan", f"{remote.name} (VNI {remote.vxlan.vni}) decapsulates "
-                                       f"the frame for {mac}"))
+        hop.steps.append(TraceStep(StepKind.VXLAN, f"{remote.name} (VNI {remote.vxlan.vni}) "
+                                                   f"decapsulates the frame for {mac}"))
 
     def _bridge_checks(self, ns_id: int, bridge: Link, into: Link | None, out: Link,
                        hairpin_port: str = "") -> None:
@@ -754,7 +816,7 @@ class _Leg:
         hop = self.hops[-1]
         self._bridge_checks(ns_id, bridge, None, port, ingress_port)
         self._fits(ns_id, port, packet, f"a port of {bridge.name}")
-        hop.steps.append(Step("bridge", f"{bridge.name} forwards to port {port.name}"))
+        hop.steps.append(TraceStep(StepKind.BRIDGE, f"{bridge.name} forwards to port {port.name}"))
 
     def _bridge_between(self, ns_id: int, into: Link, out: Link, packet: Packet) -> Packet:
         """A frame bridged from port `into` to port `out` (not up to the IP layer)."""
@@ -767,7 +829,7 @@ class _Leg:
                 out.port.isolated:
             raise self._stop(DENIED, ns_id, out.name, f"ports {into.name} and {out.name} are "
                                                       "both isolated", cause=BRIDGE)
-        hop.steps.append(Step("bridge", f"{bridge.name}: {into.name} → {out.name}"))
+        hop.steps.append(TraceStep(StepKind.BRIDGE, f"{bridge.name}: {into.name} → {out.name}"))
         self._fits(ns_id, out, packet, f"a port of {bridge.name}")
         if self._bridge_nf(state):
             packet = self._hook(state, hop, "PREROUTING", packet, self._where(

@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.drivers.api import PortBinding
 from netdiag.drivers.common import device
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.ipam import local_space
 from netdiag.drivers.overlay import dataplane
-from netdiag.drivers.store import open_store
 from netdiag.errors import (
     Conflict,
     DriverError,
@@ -46,9 +44,15 @@ from netdiag.errors import (
     NotFound,
     TopologyError,
 )
-from netdiag.lab import journal as journals
-from netdiag.lab import plan as plans
-from netdiag.lab.schema import (
+from netdiag.findings import repair as steps
+from netdiag.netns import LAB_DIR
+from netdiag.repair.executor import inject
+from netdiag.rtnl_write import Rtnl, VethPeer
+from netdiag.store import open_store
+from netdiag.store.records import PortBinding
+from netdiag.topology import journal as journals
+from netdiag.topology import plan as plans
+from netdiag.topology.schema import (
     FdbFault,
     FirewallFault,
     ImpairmentFault,
@@ -58,16 +62,12 @@ from netdiag.lab.schema import (
     SysctlFault,
     Topology,
 )
-from netdiag.netns import LAB_DIR
-from netdiag.repair import steps
-from netdiag.repair.executor import inject
-from netdiag.rtnl_write import Peer, Rtnl
 
 RESOLVER_READY_TIMEOUT = 10.0
 AGENT_READY_TIMEOUT = 10.0
 NETWORK_WAIT = 120.0  # seconds: another host's `lab up` makes the network meanwhile
 STOP_GRACE = 2.0
-Progress = Callable[[int, int, str], None]
+BuildProgress = Callable[[int, int, str], None]
 
 
 def _options(network) -> dict[str, str]:
@@ -139,7 +139,7 @@ class Builder:
         switch_fd = os.open(switch, os.O_RDONLY | os.O_CLOEXEC)
         try:
             with netns.entered(self.ns_path(step.host)), Rtnl() as rt:
-                rt.add_link("eth0", "veth", mtu=step.mtu, peer=Peer(
+                rt.add_link("eth0", "veth", mtu=step.mtu, peer=VethPeer(
                     port, self.topology.underlay.mtu, "", switch_fd))
                 index, _ = rt.link("eth0")
                 rt.add_address(index, address, int(prefixlen), str(network.broadcast_address))
@@ -285,7 +285,7 @@ class Builder:
         if not result.applied:
             raise DriverError(f"fault {fault.kind} on {fault.node}: {result.message}")
 
-    def _fault_step(self, fault) -> tuple[int, str, steps.Step]:
+    def _fault_step(self, fault) -> tuple[int, str, steps.RepairStep]:
         path = self.ns_path(fault.node)
         ns = netns.inode_of(path)
         if isinstance(fault, MtuFault):
@@ -335,7 +335,7 @@ def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.
 # --- up and down ------------------------------------------------------------------------------
 
 
-def up(topology: Topology, source: str = "", progress: Progress | None = None,
+def up(topology: Topology, source: str = "", progress: BuildProgress | None = None,
        replace: bool = False, host: str = "", etcd: str = "",
        network_wait: float = NETWORK_WAIT) -> journals.Journal:
     """Build the lab — or, given `host` and `etcd`, that host's part of it on the store the
@@ -362,35 +362,44 @@ def up(topology: Topology, source: str = "", progress: Progress | None = None,
                                builder=journals.Process(os.getpid(),
                                                         journals.start_time(os.getpid()), ""),
                                lab=topology.name if host else "", host=host)
-    journal.save()
     store = None
     try:
+        journal.save()
         store = open_store(journal.store)
         builder = Builder(topology, journal, Controller(store), network_wait)
         # Runs in one worker thread: netns.entered moves the thread it runs in, and the
         # caller's thread (a CLI, a test) stays where it is.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-lab") as worker:
+            # Its thread first: a Ctrl-C while `submit` starts it would leave a thread the
+            # `with` does not wait for, building the first step during the rollback.
+            worker.submit(int).result()
             for i, step in enumerate(all_steps, 1):
                 if progress:
                     progress(i, len(all_steps), step.describe())
                 worker.submit(builder.apply, step).result()
             worker.submit(builder.wait_until_serving).result()
+        store.close()
         journal.state = "up"
         journal.builder = None
         journal.save()
         return journal
     except BaseException:
-        journal.state = "failed"
-        journal.save()
-        if store is not None:
-            store.close()
-            store = None
+        # Everything a Ctrl-C may interrupt happens above, inside the try: a step (the worker
+        # finishes it before the `with` lets go), the store, the journal's last save.
         with _no_interrupts():  # a second Ctrl-C must not leave the rollback half done
+            journal.state = "failed"
+            journal.save()
+            if store is not None:
+                store.close()
             down(name)
         raise
-    finally:
-        if store is not None:
-            store.close()
+
+
+def undo(name: str) -> None:
+    """Remove a lab this process has just built (Ctrl-C came right after `up` returned),
+    also when another Ctrl-C comes meanwhile."""
+    with _no_interrupts():
+        down(name)
 
 
 def _condition(name: str) -> str:
@@ -447,7 +456,7 @@ def underlay_lock() -> Iterator[None]:
         os.close(folder)
 
 
-def down(name: str, progress: Progress | None = None) -> list[str]:
+def down(name: str, progress: BuildProgress | None = None) -> list[str]:
     """Remove everything the lab's journal records. Returns what was removed (for the log)."""
     try:
         journal = journals.load(name)

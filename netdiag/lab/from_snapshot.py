@@ -28,14 +28,12 @@ from pathlib import Path
 import yaml
 
 from netdiag.checks import engine
-from netdiag.checks.topology import Topology as Index
-from netdiag.checks.topology import index
+from netdiag.findings import repair as steps
 from netdiag.model import NamespaceState, NsKind, Snapshot
-from netdiag.repair import steps
+from netdiag.model.index import SnapshotIndex, index
 
 GATEWAY_BRIDGE = "docker_gwbridge"
 DEFAULT_MTU = 1500
-VXLAN_OVERHEAD = 50
 
 
 @dataclass
@@ -82,7 +80,7 @@ def _ipv4(state: NamespaceState, link: str):
     return None
 
 
-def _scan_bridges(idx: Index, found: _Found) -> None:
+def _scan_bridges(idx: SnapshotIndex, found: _Found) -> None:
     for ns_id, state in idx.namespaces.items():
         for bridge in (link for link in state.links if link.kind == "bridge"):
             gateway = _ipv4(state, bridge.name)
@@ -98,13 +96,13 @@ def _scan_bridges(idx: Index, found: _Found) -> None:
                 _bridge(idx, found, ns_id, state, bridge, gateway, members)
 
 
-def _is_switch(idx: Index, members) -> bool:
+def _is_switch(idx: SnapshotIndex, members) -> bool:
     """An underlay switch: what hangs off it are hosts (they have bridges themselves)."""
     return all(any(link.kind == "bridge" for link in idx.namespaces[ns].links) or
                any(link.kind == "vxlan" for link in idx.namespaces[ns].links) for ns, _ in members)
 
 
-def _bridge(idx: Index, found: _Found, ns_id: int, state, bridge, gateway, members) -> None:
+def _bridge(idx: SnapshotIndex, found: _Found, ns_id: int, state, bridge, gateway, members) -> None:
     host = _node_name(found, found.hosts, state)
     name = _network_name(found, bridge.name)
     subnet = str(ipaddress.ip_interface(gateway.cidr).network)
@@ -117,7 +115,7 @@ def _bridge(idx: Index, found: _Found, ns_id: int, state, bridge, gateway, membe
         _attach(idx, found, peer_ns, link.name, name)
 
 
-def _overlay(idx: Index, found: _Found, ns_id: int, gateway, vxlan) -> None:
+def _overlay(idx: SnapshotIndex, found: _Found, ns_id: int, gateway, vxlan) -> None:
     host_ns = idx.underlay(ns_id, vxlan)
     if host_ns is None or host_ns == ns_id:
         return
@@ -146,7 +144,7 @@ def _network_name(found: _Found, raw: str) -> str:
     return _unique_name(raw, {n["name"] for n in found.networks}, "net")
 
 
-def _attach(idx: Index, found: _Found, ns_id: int, link: str, network: str,
+def _attach(idx: SnapshotIndex, found: _Found, ns_id: int, link: str, network: str,
             host: str = "") -> None:
     state = idx.namespaces[ns_id]
     _node_name(found, found.containers, state)
@@ -157,7 +155,7 @@ def _attach(idx: Index, found: _Found, ns_id: int, link: str, network: str,
     found.attachments[ns_id].append(attachment)
 
 
-def _published(idx: Index, found: _Found) -> dict[int, list[str]]:
+def _published(idx: SnapshotIndex, found: _Found) -> dict[int, list[str]]:
     """container namespace → ["HOST:CONTAINER/proto"] from the hosts' DNAT rules."""
     by_ip = {a["ip"]: ns for ns, atts in found.attachments.items() for a in atts if "ip" in a}
     published: dict[int, list[str]] = defaultdict(list)
@@ -176,7 +174,7 @@ def _published(idx: Index, found: _Found) -> dict[int, list[str]]:
     return published
 
 
-def _faults(snapshot: Snapshot, found: _Found, idx: Index) -> list[dict]:
+def _faults(snapshot: Snapshot, found: _Found, idx: SnapshotIndex) -> list[dict]:
     """The anomalies the checks find, as faults (the inverse of their repairs)."""
     nodes = {**found.hosts, **found.containers}
     faults: list[dict] = []
@@ -196,7 +194,7 @@ def _faults(snapshot: Snapshot, found: _Found, idx: Index) -> list[dict]:
     return faults
 
 
-def _fault_for(step, nodes: dict[int, str], found: _Found, idx: Index) -> dict | None:
+def _fault_for(step, nodes: dict[int, str], found: _Found, idx: SnapshotIndex) -> dict | None:
     if isinstance(step, steps.DeleteFdbEntry) and step.namespace in found.overlay_host:
         host = nodes.get(found.overlay_host[step.namespace])
         network = _overlay_network_of(found, idx, step.namespace)
@@ -227,7 +225,7 @@ def _fault_for(step, nodes: dict[int, str], found: _Found, idx: Index) -> dict |
     return None
 
 
-def _overlay_network_of(found: _Found, idx: Index, overlay_ns: int) -> str | None:
+def _overlay_network_of(found: _Found, idx: SnapshotIndex, overlay_ns: int) -> str | None:
     for link in idx.namespaces[overlay_ns].links:
         if link.vxlan:
             for network in found.networks:
@@ -236,7 +234,7 @@ def _overlay_network_of(found: _Found, idx: Index, overlay_ns: int) -> str | Non
     return None
 
 
-def _underlay(idx: Index, found: _Found) -> dict | None:
+def _underlay(idx: SnapshotIndex, found: _Found) -> dict | None:
     for host_ns, link_name in found.vtep_links.items():
         state = idx.namespaces[host_ns]
         address = _ipv4(state, link_name)
@@ -286,7 +284,7 @@ def topology_from(snapshot: Snapshot, name: str | None = None) -> dict:
     return topology
 
 
-def _host_order(idx: Index, ns_id: int) -> tuple:
+def _host_order(idx: SnapshotIndex, ns_id: int) -> tuple:
     """Hosts in the order of their underlay addresses, so they get the same ones again."""
     for address in idx.namespaces[ns_id].addresses:
         if address.family == 4 and address.scope == "global" and address.ifname == "eth0":

@@ -22,8 +22,11 @@ from netdiag.model.lab import LabIntent
 #    Older files still load (without them).
 # 4: fleet snapshots: `machines` (the nodes merged, model/fleet.py) and NamespaceRef.machine.
 #    Older files still load (a single machine's).
-SCHEMA_VERSION = 5  # 5: Gap.needs
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# 6: NftTable.origin (iptables-nft's tables told from native ones by the collector) and
+#    nftables maps (NftSet.map). Older files still load (origin "": judged by the table's name).
+# 7: Address.flags (dadfailed). Older files still load (no flags).
+SCHEMA_VERSION = 7  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 
 
 class NsKind(str, Enum):
@@ -138,6 +141,7 @@ class Address:
     scope: str = "global"
     broadcast: str = ""
     label: str = ""
+    flags: tuple[str, ...] = ()  # of the IFA_F_* flags, those rules read: dadfailed
 
     @property
     def cidr(self) -> str:
@@ -161,7 +165,7 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class PolicyRule:
     family: int
     priority: int
     action: str = "lookup"  # lookup, blackhole, unreachable, prohibit, goto
@@ -273,6 +277,10 @@ class NftTable:
     family: str  # ip, ip6, inet, arp, bridge, netdev
     name: str
     handle: int = 0
+    # "iptables-nft": written by iptables-nft, its rules are the iptables records (backend
+    # nft); "nft": native, its chains and rules are the Nft* records; "": not told (a file
+    # older than schema 6, where a table named like an iptables table counts as iptables-nft's)
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +308,7 @@ class NftRule:
 
 @dataclass(frozen=True, slots=True)
 class NftSet:
-    """A named set of a native nftables table (`@name` in its rules); maps are not kept."""
+    """A named set or map of a native nftables table (`@name` in its rules)."""
 
     family: str
     table: str
@@ -308,6 +316,7 @@ class NftSet:
     type: str  # "ipv4_addr", "inet_service"; a concatenation as "ipv4_addr . inet_service"
     elements: str = ""  # the elements as nft -j prints them, as a JSON string
     flags: tuple[str, ...] = ()  # interval, timeout, dynamic, constant
+    map: str = ""  # a map's data type ("verdict", "ipv4_addr . inet_service"); "" for a set
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +413,7 @@ class NamespaceState:
     links: tuple[Link, ...] = ()
     addresses: tuple[Address, ...] = ()
     routes: tuple[Route, ...] = ()
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
     fdb: tuple[FdbEntry, ...] = ()
     ipvs: tuple[IpvsService, ...] = ()

@@ -112,7 +112,9 @@ def loads(text: str | bytes) -> Snapshot:
     except UnicodeDecodeError:
         raise CorruptSnapshot("not JSON: the file is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise CorruptSnapshot(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+        # json's messages may end in "at" ("Unterminated string starting at"): said once.
+        raise CorruptSnapshot(f"not JSON: {exc.msg.removesuffix(' at')} at line "
+                              f"{exc.lineno}, column {exc.colno}") from None
     if not isinstance(data, dict) or "namespaces" not in data:
         raise CorruptSnapshot("not a netdiag snapshot (no 'namespaces' key)")
     _check_version(data.get("schema_version"))

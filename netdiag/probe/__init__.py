@@ -14,5 +14,5 @@ worker thread that enters each namespace in turn (scapy's routing table is proce
 sweeps cannot run in parallel), and `runner.with_probes` returns the snapshot with the results
 in `Snapshot.probes`. Rules turn those into evidence with `evidence.py`. Nothing is sent
 unless `with_probes` or `measure` is called. This package file imports nothing, so that rules
-can import `netdiag.probe.evidence` without pulling in the planner (which imports rules).
+can import `netdiag.findings.probes` without pulling in the planner (which imports rules).
 """

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from netdiag.checks.dns.dns_unreachable import MAX_NAMESERVERS, has_own_resolv_conf
-from netdiag.checks.topology import Topology, index
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
+from netdiag.model.facts import MAX_NAMESERVERS, has_own_resolv_conf, primary_address
+from netdiag.model.index import SnapshotIndex, index
 from netdiag.probe.scope import outside_reason
 
 MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
@@ -84,15 +84,9 @@ def _own_name(state: NamespaceState) -> str:
     return f"{ref.container or ref.node}." if ref.container or ref.node else ""
 
 
-def primary_address(state: NamespaceState) -> str:
-    """The namespace's first global IPv4 address on an interface that is up, or ""."""
-    up = {link.name for link in state.links if link.up and link.kind != "loopback"}
-    return next((a.address for a in state.addresses
-                 if a.family == 4 and a.scope == "global" and a.ifname in up
-                 and not a.address.startswith("127.")), "")
 
 
-def _path_tasks(topology: Topology, sources: list[NamespaceState], max_paths: int):
+def _path_tasks(topology: SnapshotIndex, sources: list[NamespaceState], max_paths: int):
     done: set[frozenset[int]] = set()
     addresses = {state.ref.id: primary_address(state) for state in topology.snapshot.namespaces}
     for source in sources:

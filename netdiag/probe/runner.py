@@ -25,12 +25,12 @@ SKIPPED = "skipped: the time limit was reached"
 DEFAULT_BUDGET = 30.0  # seconds for all probes of one run, when the caller gives no deadline
 
 
-Progress = Callable[[int, int, Task], None]  # (probes done, probes planned, the next one)
+ProbeProgress = Callable[[int, int, Task], None]  # (probes done, probes planned, the next one)
 
 
 def with_probes(snapshot: Snapshot, focus: Iterable[int] = (), deadline: float | None = None,
                 timeout: float = 1.0, external: bool = False,
-                progress: Progress | None = None) -> tuple[Snapshot, Plan]:
+                progress: ProbeProgress | None = None) -> tuple[Snapshot, Plan]:
     """`snapshot` with `probes` filled in by probing the live namespaces it describes, and
     the plan that was carried out (for `summary`).
 
@@ -46,22 +46,27 @@ def with_probes(snapshot: Snapshot, focus: Iterable[int] = (), deadline: float |
 
 
 def measure(snapshot: Snapshot, tasks: Iterable[Task], deadline: float | None = None,
-            timeout: float = 1.0, progress: Progress | None = None) -> Probes:
+            timeout: float = 1.0, progress: ProbeProgress | None = None) -> Probes:
     """Run `tasks` in one worker thread (the caller's thread never changes namespace)."""
     by_namespace: dict[int, list[Task]] = defaultdict(list)
     for task in tasks:
         by_namespace[task.namespace].append(task)
     paths = {state.ref.id: state.ref.path for state in snapshot.namespaces}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-probe") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-probe")
+    try:
         results = pool.submit(_run_all, by_namespace, paths, deadline, timeout,
                               progress).result()
+    except BaseException:  # Ctrl-C: now, not after every probe left (up to the budget)
+        pool.shutdown(wait=False)
+        raise
+    pool.shutdown()
     return Probes(path_mtu=tuple(r for r in results if isinstance(r, PathMtuProbe)),
                   ports=tuple(r for r in results if isinstance(r, PortProbe)),
                   dns=tuple(r for r in results if isinstance(r, DnsProbe)))
 
 
 def _run_all(by_namespace: dict[int, list[Task]], paths: dict[int, str],
-             deadline: float | None, timeout: float, progress: Progress | None) -> list:
+             deadline: float | None, timeout: float, progress: ProbeProgress | None) -> list:
     results: list = []
     total = sum(len(tasks) for tasks in by_namespace.values())
     for ns_id, tasks in by_namespace.items():

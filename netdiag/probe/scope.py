@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from netdiag.checks.topology import Endpoint, Topology
+from netdiag.model.index import InterfaceRef, SnapshotIndex
 
 
-def outside_reason(topology: Topology, ns_id: int, address: str) -> str:
+def outside_reason(topology: SnapshotIndex, ns_id: int, address: str) -> str:
     """Why `address` is not a target a probe from `ns_id` may be sent to; "" when it is."""
     try:
         parsed = ipaddress.ip_address(address.partition("%")[0])
@@ -44,7 +44,7 @@ def outside_reason(topology: Topology, ns_id: int, address: str) -> str:
         return ""
     next_hop = route.gateway or address
     for owner, held in topology.owners_of(next_hop):
-        if topology.same_segment(Endpoint(ns_id, link.name), Endpoint(owner, held.ifname)):
+        if topology.same_segment(InterfaceRef(ns_id, link.name), InterfaceRef(owner, held.ifname)):
             return ""
     return (f"the route to {address} leaves through {next_hop}, which no namespace netdiag "
             "read holds")

@@ -16,7 +16,7 @@ repair:
   answers) is refused: "safe" must never cut live traffic.
 
 `changes` names every namespace a repair changes, for printing before it is applied. Steps
-apply themselves (netdiag/repair/steps.py) in a worker thread that enters each namespace; the
+are carried out (netdiag/repair/apply.py) in a worker thread that enters each namespace; the
 caller's thread never changes namespace. The lab builder injects its faults with `inject`,
 through the same steps, in namespaces it made itself.
 """
@@ -28,23 +28,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from netdiag import netns
-from netdiag.errors import NetdiagError
-from netdiag.model import NamespaceRef, Snapshot
-from netdiag.repair.steps import (
+from netdiag.errors import DriverError, NetdiagError
+from netdiag.findings.repair import (
     DeleteFdbEntry,
     DeleteIptablesRule,
     ManualStep,
     Repair,
+    RepairStep,
     Safety,
-    Step,
 )
+from netdiag.model import NamespaceRef, Snapshot
+from netdiag.repair.apply import apply
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    step: Step
+    step: RepairStep
     applied: bool
     message: str = ""  # why it was not applied, or what went wrong
+    error: NetdiagError | None = None  # what went wrong when it was tried and failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class Policy:
     def for_namespaces(snapshot: Snapshot, chosen: Iterable[int], unsafe: bool = False
                        ) -> Policy:
         """The namespaces the user pointed at, and those on their paths."""
-        from netdiag.checks.topology import index
+        from netdiag.model.index import index
 
         return Policy(index(snapshot).on_paths_of(frozenset(chosen)), unsafe)
 
@@ -66,7 +68,7 @@ def namespace_name(ref: NamespaceRef) -> str:
     return ref.name if ref.kind.value in ("named", "lab") else ""
 
 
-def describe(step: Step, snapshot: Snapshot) -> str:
+def describe(step: RepairStep, snapshot: Snapshot) -> str:
     """The equivalent shell command, for dry runs and logs."""
     ns = snapshot.namespace(step.namespace) if step.namespace is not None else None
     if ns is not None and not namespace_name(ns.ref):
@@ -99,7 +101,7 @@ def refusal(repair: Repair, snapshot: Snapshot, policy: Policy) -> str:
 
 
 def execute(repair: Repair, snapshot: Snapshot, policy: Policy,
-            done: Iterable[Step] = ()) -> list[StepResult]:
+            done: Iterable[RepairStep] = ()) -> list[StepResult]:
     """Apply `repair` if the policy allows it; steps in `done` (applied for another finding)
     are not applied twice. Stops at the first failure (later steps may depend on it)."""
     why = refusal(repair, snapshot, policy)
@@ -114,14 +116,15 @@ def execute(repair: Repair, snapshot: Snapshot, policy: Policy,
     return results
 
 
-def inject(steps: Iterable[Step], paths: Mapping[int, str]) -> list[StepResult]:
+def inject(steps: Iterable[RepairStep], paths: Mapping[int, str]) -> list[StepResult]:
     """Apply steps in namespaces the caller made itself (the lab's faults): no policy."""
     return _apply(list(steps), paths)
 
 
-def _apply(steps: list[Step], paths: Mapping[int, str]) -> list[StepResult]:
+def _apply(steps: list[RepairStep], paths: Mapping[int, str]) -> list[StepResult]:
     results: list[StepResult] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-repair") as worker:
+        worker.submit(int).result()  # its thread first: as in lab/build.py's `up`
         for step in steps:
             result = worker.submit(_apply_one, step, paths).result()
             results.append(result)
@@ -130,24 +133,25 @@ def _apply(steps: list[Step], paths: Mapping[int, str]) -> list[StepResult]:
     return results
 
 
-def _apply_one(step: Step, paths: Mapping[int, str]) -> StepResult:
+def _apply_one(step: RepairStep, paths: Mapping[int, str]) -> StepResult:
     path = paths.get(step.namespace)
     if path is None:
         return StepResult(step, False, "its namespace is not in the snapshot")
     try:
         with netns.entered(path):
-            step.apply()
+            apply(step)
     except NetdiagError as exc:
-        return StepResult(step, False, str(exc))
+        return StepResult(step, False, str(exc), exc)
     except OSError as exc:  # the netlink socket itself, or /proc/sys
-        return StepResult(step, False, f"failed: {exc.strerror or exc}")
+        error = DriverError(f"failed: {exc.strerror or exc}")
+        return StepResult(step, False, str(error), error)
     return StepResult(step, True)
 
 
 # --- what the snapshot shows in use -------------------------------------------------------------
 
 
-def in_use(step: Step, snapshot: Snapshot) -> str:
+def in_use(step: RepairStep, snapshot: Snapshot) -> str:
     """What live state `step` would cut, when it removes something in use; else ""."""
     if isinstance(step, DeleteFdbEntry) and step.dst:
         return _fdb_in_use(step, snapshot)
@@ -158,7 +162,7 @@ def in_use(step: Step, snapshot: Snapshot) -> str:
 
 def _fdb_in_use(step: DeleteFdbEntry, snapshot: Snapshot) -> str:
     """An endpoint of the same overlay holds the entry's MAC behind the entry's VTEP."""
-    from netdiag.checks.topology import Endpoint, index
+    from netdiag.model.index import index
 
     topology = index(snapshot)
     vxlan = topology.link(step.namespace, step.dev)
@@ -176,7 +180,7 @@ def _fdb_in_use(step: DeleteFdbEntry, snapshot: Snapshot) -> str:
         for other in topology.segment(member.namespace, member.link):
             device = topology.link(other.namespace, other.link)
             if device is None or device.vxlan is None or \
-                    Endpoint(other.namespace, other.link) == Endpoint(step.namespace, step.dev):
+                    (other.namespace, other.link) == (step.namespace, step.dev):
                 continue
             underlay = topology.underlay(other.namespace, device)
             if any(owner == underlay for owner, _ in topology.owners_of(step.dst)):
@@ -194,7 +198,7 @@ def _dnat_in_use(step: DeleteIptablesRule, snapshot: Snapshot) -> str:
     address, _, port = target.partition(":")
     if not port.isdigit():
         return ""
-    from netdiag.checks.topology import index
+    from netdiag.model.index import index
 
     topology = index(snapshot)
     holder = topology.owner_seen_from(step.namespace, address)

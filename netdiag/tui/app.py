@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from textual.app import App
@@ -14,6 +16,20 @@ from netdiag.tui.screens.picker import PickerScreen
 from netdiag.tui.source import Source
 
 DEFAULT_REFRESH_SECONDS = 10.0
+
+
+def screenshot_folder() -> Path:
+    """The folder netdiag was started in; where that cannot be written, the Downloads folder
+    ($XDG_DOWNLOAD_DIR, ~/Downloads) if there is one, else the temporary folder."""
+    try:
+        here: Path | None = Path.cwd()
+    except OSError:  # removed meanwhile
+        here = None
+    downloads = Path(os.environ.get("XDG_DOWNLOAD_DIR") or "~/Downloads").expanduser()
+    for folder in (here, downloads):
+        if folder is not None and folder.is_dir() and os.access(folder, os.W_OK):
+            return folder
+    return Path(tempfile.gettempdir())
 
 
 class NetdiagApp(App):
@@ -46,6 +62,19 @@ class NetdiagApp(App):
             self.pop_screen()
         else:  # started with --ns: the picker has not been made yet
             self.switch_screen(PickerScreen())
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """ctrl+s: an SVG of the screen, saved where the user will find it, and said where
+        (Textual's own writes into ~/Downloads only, and fails where there is none: root on
+        a server)."""
+        folder = Path(path) if path else screenshot_folder()
+        try:
+            saved = self.save_screenshot(filename, str(folder))
+        except OSError as exc:
+            self.notify(f"Could not save the screenshot in {folder}: {exc.strerror or exc}",
+                        title="Screenshot", severity="error")
+            return
+        self.notify(f"Saved the screenshot as {saved}", title="Screenshot")
 
     def action_help(self) -> None:
         sections = [("Everywhere", self.BINDINGS),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from netdiag.checks.finding import Evidence, Finding
+from netdiag.findings.finding import Evidence, Finding
 from netdiag.model import NamespaceRef, Snapshot
 
 

@@ -8,8 +8,8 @@ namespace, and the evidence that marks what stopped it in the state tabs.
 
 from __future__ import annotations
 
-from netdiag.checks.finding import Evidence
 from netdiag.errors import UsageError
+from netdiag.findings.finding import Evidence
 from netdiag.flows import names
 from netdiag.flows.packet import Packet, PathResult
 from netdiag.flows.walk import Engine

@@ -104,7 +104,7 @@ def _address(snapshot: Snapshot, ref: NamespaceRef, target: str) -> str:
 def placeholder(snapshot: Snapshot | None, ref: NamespaceRef) -> str:
     """Examples to type, made of this namespace's own neighbours: its gateway and a name it
     resolves."""
-    from netdiag.probe.plan import primary_address
+    from netdiag.model.facts import primary_address
 
     state = snapshot.namespace(ref.id) if snapshot else None
     if state is None:
@@ -121,7 +121,7 @@ def placeholder(snapshot: Snapshot | None, ref: NamespaceRef) -> str:
 
 
 def _outside(snapshot: Snapshot, ref: NamespaceRef, address: str) -> str:
-    from netdiag.checks.topology import index
+    from netdiag.model.index import index
     from netdiag.probe.scope import outside_reason
 
     return outside_reason(index(snapshot), ref.id, address)

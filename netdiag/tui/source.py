@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.checks.api import CheckConfig
-from netdiag.checks.finding import Finding
+from netdiag.collect import discovery, namespace_refs
 from netdiag.errors import (
     CollectError,
     NamespaceGone,
@@ -25,9 +24,11 @@ from netdiag.errors import (
     PermissionDenied,
     UsageError,
 )
+from netdiag.findings.finding import Finding
+from netdiag.findings.repair import ManualStep, Repair
+from netdiag.findings.rule import CheckConfig
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.model.serialize import save
-from netdiag.repair.steps import ManualStep, Repair
 
 CHECK_SECONDS = 10.0  # rules still running then are abandoned (the engine reports them)
 
@@ -51,10 +52,10 @@ class LiveSource:
     timeout: float = 10.0
 
     def discover(self) -> list[NamespaceRef]:
-        return netns.discover()
+        return discovery.discover()
 
     def resolve(self, reference: str) -> NamespaceRef:
-        return netns.resolve(reference)
+        return namespace_refs.resolve(reference)
 
     def collect_all(self, refs: Sequence[NamespaceRef],
                     cancelled: Callable[[], bool] = lambda: False) -> Snapshot | None:
@@ -95,7 +96,7 @@ class OfflineSource:
         return [ns.ref for ns in self.snapshot.namespaces]
 
     def resolve(self, reference: str) -> NamespaceRef:
-        return netns.resolve(reference, self.discover())
+        return namespace_refs.resolve(reference, self.discover())
 
     def collect_all(self, refs: Sequence[NamespaceRef],
                     cancelled: Callable[[], bool] = lambda: False) -> Snapshot | None:

@@ -56,6 +56,39 @@ def test_without_sys_admin_entering_other_namespaces_names_it(netns_factory):
                         for g in gaps), gaps
 
 
+def test_without_sys_admin_a_check_of_what_it_could_not_enter_exits_3(netns_factory):
+    """Issue 31: 37 namespaces NOT CHECKED, then "0 errors ... over 1 namespace" and exit 0,
+    which a runbook takes for healthy. The host's namespace cannot be entered from here."""
+    netns = netns_factory("cap")
+    for args in (("--all",), ("--ns", netns), ("--all", "--quiet")):
+        done = without("SYS_ADMIN", netns, "check", *args, "--docker", "none")
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+        summary = done.stdout.rstrip("\n").splitlines()[-1]
+        assert " not checked (not read, see above) — " in summary, summary
+        assert summary.index("not checked") < summary.index(" error"), summary
+
+
+def test_without_net_admin_a_repair_stops_at_its_first_failed_step(netns_factory):
+    """Issue 31: the refused step ran again for five rounds ("the repairs uncovered 1
+    more"). It stops at once, in one line naming the step and why, and exits non-zero."""
+    netns = netns_factory("cap")
+    subprocess.run(["ip", "-n", netns, "link", "add", "v0", "type", "veth", "peer", "name",
+                    "v1"], check=True)
+    subprocess.run(["ip", "-n", netns, "addr", "add", "10.77.31.1/24", "dev", "v0"], check=True)
+    subprocess.run(["ip", "-n", netns, "link", "set", "v0", "up"], check=True)  # v1 stays down
+    done = without("NET_ADMIN", netns, "repair", "--ns", "self", "--apply", "--unsafe",
+                   "--docker", "none")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Round 2" not in done.stdout and "uncovered" not in done.stdout, done.stdout
+    (error,) = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert "repair stopped: `ip netns exec" in error and "ip link set dev v1 up`" in error
+    assert "without CAP_NET_ADMIN" in error, error
+    assert "Traceback" not in done.stderr
+    state = subprocess.run(["ip", "-n", netns, "-j", "link", "show", "v1"], check=True,
+                           capture_output=True, text=True).stdout
+    assert json.loads(state)[0]["operstate"] == "DOWN"
+
+
 def test_an_error_that_ends_the_command_says_how_to_grant_it(netns_factory):
     netns = netns_factory("cap")
     done = without("SYS_ADMIN", netns, "show", "--ns", "host", "links")

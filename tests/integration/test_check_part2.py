@@ -318,12 +318,11 @@ def test_macvlan_children_of_a_used_parent(netns_factory, shim):
 
 
 def findings_in_process(names: tuple[str, ...], rule_module):
-    from netdiag import netns
-    from netdiag.checks.api import CheckConfig
-    from netdiag.collect import collect_snapshot
+    from netdiag.collect import collect_snapshot, discovery, namespace_refs
+    from netdiag.findings.rule import CheckConfig
 
-    found = netns.discover()
-    snapshot = collect_snapshot([netns.resolve(name, found) for name in names])
+    found = discovery.discover()
+    snapshot = collect_snapshot([namespace_refs.resolve(name, found) for name in names])
     return snapshot, list(rule_module.check(snapshot, CheckConfig()))
 
 

@@ -1,6 +1,7 @@
 """Diagnose against a real Docker engine: healthy Docker state is quiet, injected faults are named.
 
-Two set-ups, both built by Docker itself (tests/docker_engine.py), never by netdiag:
+Two set-ups, both built by Docker itself (tests/docker_engine.py), never by netdiag, on each
+engine version (20.10 and 28):
 
 * the session engine with an uplink (a veth to a "gateway" namespace of ours, default route
   through it), a user-defined bridge network, a container publishing a port and a second
@@ -61,24 +62,33 @@ def _describe(findings: list[dict]) -> str:
                      f"{f['subject']}: {f['message']}" for f in findings)
 
 
-def assert_fires(report: dict, rule: str, container: str) -> dict:
-    """The finding of `rule` that names `container` (anywhere: label, subject, message...)."""
+def assert_fires(report: dict, rule: str, namespace: str, subject: str,
+                 involving: str = "") -> dict:
+    """The finding of `rule` about `subject` (a device, a port) in the namespace labelled
+    `namespace` and, given `involving`, naming that container's namespace as related — not
+    merely one that mentions a name somewhere."""
     fired = [f for f in report["findings"] if f["rule"] == rule]
     assert fired, f"{rule} did not fire; findings were:\n{_describe(report['findings'])}"
-    naming = [f for f in fired if container in json.dumps(f)]
-    assert naming, f"{rule} fired but never names {container}:\n{_describe(fired)}"
-    assert naming[0]["severity"] in ("warning", "error")
-    assert naming[0]["evidence"], f"{rule} gave no evidence"
-    return naming[0]
+    found = [f for f in fired if f["namespace"]["label"] == namespace and f["subject"] == subject]
+    assert len(found) == 1, f"{rule} fired, but not once about {subject} in {namespace}:\n" + \
+        _describe(fired)
+    (finding,) = found
+    related = [r["label"] for r in finding["related"]]
+    assert not involving or involving in related, \
+        f"{rule} about {subject} does not relate {involving}, only {related}"
+    assert finding["severity"] in ("warning", "error")
+    assert finding["evidence"], f"{rule} gave no evidence"
+    return finding
 
 
 # --- one engine, a bridge network ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def bridge_host(docker_engine):
-    """The session engine given an uplink, a bridge network and two containers."""
-    engine = docker_engine
+def bridge_host(each_docker_engine):
+    """The session engine of each version given an uplink, a bridge network and two
+    containers."""
+    engine = each_docker_engine
     gateway = f"{engine.netns}-gw"[:40]
     try:
         sh(f"ip netns add {gateway}")
@@ -162,7 +172,11 @@ def test_bridge_network_is_healthy(bridge_host):
 def test_bridge_fault_is_named(bridge_host, rule):
     with FAULTS[rule](bridge_host):
         report = check(bridge_host.env, bridge_refs(bridge_host), expect_clean=False)
-    assert_fires(report, rule, WEB)
+    engine = bridge_host
+    where = {"mtu-mismatch": (WEB, "eth0", ""),  # the container's own end, 1500 over a 1400 path
+             "overlapping-subnets": (engine.netns, _bridge_name(engine), WEB),
+             "port-contention": (engine.netns, f"tcp/{HOST_PORT}", WEB)}
+    assert_fires(report, rule, *where[rule])
 
 
 def test_faults_are_removed_again(bridge_host):
@@ -279,11 +293,11 @@ SWARM_CLIENT = "ndt-swarm-cli"
 
 
 @pytest.fixture(scope="module")
-def swarm():
-    reason = unavailable_reason()
+def swarm(docker_version):
+    reason = unavailable_reason(docker_version)
     if reason:
         pytest.skip(reason)
-    swarm = Swarm()
+    swarm = Swarm(version=docker_version)
     try:
         swarm.start()  # removes what it made if it fails
     except EngineUnavailable as exc:
@@ -333,12 +347,11 @@ def test_swarm_underlay_mtu_too_small(swarm):
     finally:
         sh(f"ip -n {manager.netns} link set eth0 mtu 1500", check=False)
         sh(f"ip -n {swarm.switch} link set p1 mtu 1500", check=False)
-    assert_fires(report, "mtu-mismatch", SWARM_WEB)
+    # The container's way out of the Swarm (docker_gwbridge, its eth1): 1500 over 1400.
+    assert_fires(report, "mtu-mismatch", SWARM_WEB, "eth1")
     # The overlay itself: the VXLAN device's 1450 + 50 no longer fits the 1400 underlay.
-    vxlan = [f for f in report["findings"]
-             if f["rule"] == "mtu-mismatch" and f["subject"] == "vxlan0"]
-    assert vxlan, "no mtu-mismatch on the overlay's vxlan0:\n" + _describe(report["findings"])
-    evidence = json.dumps(vxlan[0]["evidence"])
+    vxlan = assert_fires(report, "mtu-mismatch", f"overlay {OVERLAY}", "vxlan0", SWARM_WEB)
+    evidence = json.dumps(vxlan["evidence"])
     assert "1400" in evidence and "1450" in evidence, f"evidence lacks the MTUs: {evidence}"
 
 
@@ -507,7 +520,7 @@ def test_swarm_overlay_flows_agree_with_real_packets(swarm):
     netfilter) and out of the far vxlan0 — simulated, and sent for real, with the neighbour
     entry a fault (moby/moby#39607) takes away."""
     from netdiag import netns
-    from netdiag.collect import collect_snapshot, docker
+    from netdiag.collect import collect_snapshot, discovery, docker
     from netdiag.flows.packet import Packet
     from netdiag.flows.walk import Engine
 
@@ -519,7 +532,7 @@ def test_swarm_overlay_flows_agree_with_real_packets(swarm):
 
     def model(frm: str, packet: Packet) -> str:
         intent = docker.read([manager.host, worker.host])
-        snapshot = collect_snapshot(netns.discover(engines=intent.engines), intent=intent)
+        snapshot = collect_snapshot(discovery.discover(engines=intent.engines), intent=intent)
         source = netns.inode_of(f"/proc/{pids[frm]}/ns/net")
         return Engine(snapshot).path(source, packet).disposition
 

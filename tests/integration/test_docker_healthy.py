@@ -1,13 +1,15 @@
 """Healthy means quiet, proven on a matrix of real Docker engines.
 
-Each case starts Debian's dockerd in a namespace of its own (tests/docker_engine.py) with a
-daemon configuration people run — the defaults; the userland proxy off; icc off; ip-masq off;
-a custom `bip`, `mtu` and `default-address-pools`; live-restore — gives its host an uplink (a
-veth to a gateway namespace and a default route, as real hosts have), and runs the workload of
-a typical host: two user networks with a container on both, a published port on a user network
-and one on the default bridge, an internal network, and containers with `--network none`,
-`--network host` and `--network container:web`. Then `netdiag check --all` must report no
-warning and no error about any namespace of that engine.
+Each case runs on both engine versions (Debian's 20.10 and 28: the `docker_version` fixture)
+and starts the daemon in a namespace of its own (tests/docker_engine.py) with a daemon
+configuration people run — the defaults; the userland proxy off; icc off; ip-masq off; a custom
+`bip`, `mtu` and `default-address-pools`; live-restore — gives its host an uplink (a veth to a
+gateway namespace and a default route, as real hosts have), and runs the workload of a typical
+host: two user networks with a container on both, a published port on a user network and one on
+the default bridge, an internal network, and containers with `--network none`, `--network host`
+and `--network container:web` (on 28 also a routed-mode network and an IPv6 network, each with
+a published port). Then `netdiag check --all` must report no warning and no error about any
+namespace of that engine.
 
 The Swarm cases: two independent two-node Swarms on one machine — each with its ingress
 network, a published replicated service and two attachable overlays with a container on each
@@ -103,6 +105,13 @@ def add_uplink(stack: ExitStack, engine: DockerEngine) -> None:
     sh(f"ip -n {engine.netns} route add default via {UPLINK_NET.format(1).split('/')[0]}")
 
 
+# Only modern engines (28) have these: a network in routed gateway mode (no NAT; its published
+# port is opened at the container's own address) and an IPv6 network (ip6tables, with NAT66 for
+# a ULA prefix, on by default). Each gets a container publishing a port.
+MODERN_NETWORKS = {"routed": ["-o", "com.docker.network.bridge.gateway_mode_ipv4=routed"],
+                   "six": ["--ipv6", "--subnet", "fd00:28::/64"]}
+
+
 def typical_workload(engine: DockerEngine) -> None:
     engine.docker("network", "create", "front")
     engine.docker("network", "create", "back")
@@ -116,14 +125,20 @@ def typical_workload(engine: DockerEngine) -> None:
     engine.docker("run", "-d", "--name", "offline", "--network", "none", *IDLE)
     engine.docker("run", "-d", "--name", "hostnet", "--network", "host", *IDLE)
     engine.docker("run", "-d", "--name", "sidecar", "--network", "container:web", *IDLE)
+    if engine.version != "20.10":
+        for port, (network, options) in enumerate(MODERN_NETWORKS.items(), start=8082):
+            engine.docker("network", "create", *options, network)
+            engine.docker("run", "-d", "--name", f"web-{network}", "--network", network, "-p",
+                          f"{port}:80", *SERVE)
+            engine.wait_until_serving(f"web-{network}")
     engine.wait_until_serving("web", client="app")
     engine.wait_until_serving("classic")
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_a_healthy_docker_host_is_quiet(name):
+def test_a_healthy_docker_host_is_quiet(name, docker_version):
     with ExitStack() as stack:
-        engine = DockerEngine(f"h{name[:6]}", config=CONFIGS[name])
+        engine = DockerEngine(f"h{name[:6]}", config=CONFIGS[name], version=docker_version)
         stack.callback(engine.stop)
         try:
             engine.create_netns()
@@ -156,11 +171,11 @@ def swarm_workload(swarm: Swarm, tag: str) -> None:
     manager.wait_until_serving("two", client="one")
 
 
-def test_two_independent_swarms_on_one_machine_are_quiet():
+def test_two_independent_swarms_on_one_machine_are_quiet(docker_version):
     with ExitStack() as stack:
         swarms = []
         for tag in ("a", "b"):
-            swarm = Swarm(underlay=SWARM_UNDERLAY)
+            swarm = Swarm(underlay=SWARM_UNDERLAY, version=docker_version)
             stack.callback(swarm.stop)
             try:
                 swarm.start()

@@ -1,14 +1,14 @@
 """Docker's intent against the kernel, end to end on a real engine started in a namespace.
 
-The engine (tests/docker_engine.py) runs with the userland proxy off, as many production hosts
-do, and has an uplink: a veth to a "gateway" namespace of ours (198.19.1.1) and a default route
-through it, like a host's NIC. Docker itself makes a user network, a web container publishing
-a port, and a client. Each test first proves the set-up healthy, then injects one fault the way
-it happens in practice (the real user reports are cited in each test), proves with packets
-that it breaks traffic, and asserts that `netdiag check --all` names it — the rule, the subject,
-and evidence giving Docker's view and the kernel's. Every fault is undone after its test, pass
-or fail; where the rule's repair is safe, `netdiag repair --apply` is the undo, and packets
-prove it worked.
+The engine (tests/docker_engine.py), of each version in turn (20.10 and 28), runs with the
+userland proxy off, as many production hosts do, and has an uplink: a veth to a "gateway"
+namespace of ours (198.19.1.1) and a default route through it, like a host's NIC. Docker itself
+makes a user network, a web container publishing a port, and a client. Each test first proves
+the set-up healthy, then injects one fault the way it happens in practice (the real user
+reports are cited in each test), proves with packets that it breaks traffic, and asserts that
+`netdiag check --all` names it — the rule, the subject, and evidence giving Docker's view and
+the kernel's. Every fault is undone after its test, pass or fail; where the rule's repair is
+safe, `netdiag repair --apply` is the undo, and packets prove it worked.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ HTTPD = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
 
 
 @pytest.fixture(scope="module")
-def engine():
-    reason = unavailable_reason()
+def engine(docker_version):
+    reason = unavailable_reason(docker_version)
     if reason:
         pytest.skip(reason)
-    engine = DockerEngine("in", config={"userland-proxy": False})
+    engine = DockerEngine("in", config={"userland-proxy": False}, version=docker_version)
     outside = f"{engine.netns}-gw"[:40]
     try:
         engine.create_netns()
@@ -186,7 +186,7 @@ def test_intent_is_collected_and_the_host_is_quiet(engine):
         done = netdiag(engine, "show", "docker", "--json")
         assert done.returncode == 0, done.stderr
         (found,) = json.loads(done.stdout)
-        assert found["url"] == engine.host and found["version"].startswith("20.10")
+        assert found["url"] == engine.host and found["version"] == engine.server_version
         assert found["daemon"]["userland_proxy"] is False  # from its daemon.json
         containers = {c["name"]: c for c in found["containers"]}
         assert containers["ndt-intent-exit"]["state"] == "exited"
@@ -398,24 +398,37 @@ def test_isolation_chain_flushed(engine):
     (moby/moby#15254 "firewall-cmd --reload still wipes Docker's iptables rules", moby/moby#12294
     with ferm; firewalld/firewalld#844) leaves DOCKER-ISOLATION-STAGE-1 empty: networks that
     Docker keeps apart reach each other. From the kernel alone nothing is isolated, so nothing
-    looks broken; Docker's intent says every pair of its networks should be."""
+    looks broken; Docker's intent says every pair of its networks should be. Docker 28 isolates
+    in three places (STAGE-1/2, `DOCKER ! -i br -o br -j DROP` and the raw table's
+    direct-routing drops): the reload that breaks it there wipes all three — and while the raw
+    drops stand, the networks stay isolated and the rule stays quiet."""
     network, other = "ndt-intent-other", "ndt-intent-oth"
     engine.docker("network", "create", network)
-    saved = engine.in_netns("iptables-save -t filter")
+    saved, raw = engine.in_netns("iptables-save -t filter"), engine.in_netns("iptables-save -t raw")
     try:
         engine.docker("run", "-d", "--name", other, "--network", network, *HTTPD)
         address = engine.container_ip(other, network)
         assert not http_ok(engine, CLIENT, address)  # isolated, as Docker promises
-        engine.in_netns("iptables -F DOCKER-ISOLATION-STAGE-1")
-        assert http_ok(engine, CLIENT, address)  # no longer
         ours = engine.docker("network", "inspect", "-f", "{{.Id}}", network).strip()[:12]
         pair = "<->".join(sorted((bridge(engine), f"br-{ours}")))
+        engine.in_netns("iptables -F DOCKER-ISOLATION-STAGE-1")
+        if engine.version != "20.10":
+            engine.in_netns("iptables -F DOCKER")
+            assert not http_ok(engine, CLIENT, address)  # the raw table still drops it
+            assert pair not in {f["subject"] for f in check(engine)["findings"]
+                                if f["rule"] == "bridge-isolation-broken"}
+            raw = engine.in_netns("iptables-save -t raw")  # with the new container's drop
+            engine.in_netns("iptables -t raw -F PREROUTING")
+        assert http_ok(engine, CLIENT, address)  # no longer
         finding = fired(check(engine), "bridge-isolation-broken", pair, network)
         assert "although Docker isolates its networks" in finding["message"]
         assert finding["repair"]["safety"] == "unsafe"
     finally:
         subprocess.run(["ip", "netns", "exec", engine.netns, "iptables-restore", "-T", "filter"],
                        input=saved, text=True, check=False)
+        if engine.version != "20.10":
+            subprocess.run(["ip", "netns", "exec", engine.netns, "iptables-restore", "-T", "raw"],
+                           input=raw, text=True, check=False)
         engine.docker("rm", "-f", other, check=False)
         engine.docker("network", "rm", network, check=False)
 

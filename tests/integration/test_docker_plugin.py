@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from netdiag.drivers.store import Store
+from netdiag.store import SqliteStore
 from tests.docker_engine import DOCKER_CLI, IMAGE
 from tests.docker_plugin import PluginProcess
 
@@ -76,7 +76,7 @@ def test_containers_on_a_plugin_network_reach_each_other_and_not_another_network
     assert pings(engine, "ndt-plug-a1", a2), "containers on one plugin network must talk"
     assert not pings(engine, "ndt-plug-a1", b1), "two plugin networks must be isolated"
     # The addresses are netdiag's IPAM's, recorded in its store.
-    with Store(plugin.store) as store:
+    with SqliteStore(plugin.store) as store:
         recorded = {e.ip for e in store.endpoints()}
     assert {a1, a2, b1} <= recorded
     # The container's interface is the engine's ethN, with the engine's name for it.
@@ -86,7 +86,7 @@ def test_containers_on_a_plugin_network_reach_each_other_and_not_another_network
         engine.docker("rm", "-f", name)
     engine.docker("network", "rm", "ndt-plug-a", "ndt-plug-b")
     assert plugin_devices(engine) == before
-    with Store(plugin.store) as store:
+    with SqliteStore(plugin.store) as store:
         assert not store.networks() and not store.endpoints()
         with store.transaction(write=False) as tx:
             assert not tx.pools(f"local:{engine.netns_path}")
@@ -210,3 +210,34 @@ def test_a_restarted_plugin_keeps_its_networks_and_addresses(docker_engine, plug
     second = container(engine, plugin, "ndt-plug-r2", "ndt-plug-r")
     assert second != first, "a restarted plugin handed out an address in use"
     assert pings(engine, "ndt-plug-r2", first)
+
+
+def test_without_host_ns_the_plugin_serves_the_namespace_dockerd_runs_in(docker_engine,
+                                                                         monkeypatch):
+    """On a user's host the engine's namespace is wherever dockerd runs — usually the root
+    namespace, which the plugin serves (the tests' refusal of it is tests/docker_plugin.py's).
+    Here: the running engine is the test's, in its own namespace; with several engines the
+    plugin asks which one, naming them."""
+    from netdiag import docker_api
+    from netdiag.commands.plugin import engine_namespace
+    from netdiag.errors import UsageError
+
+    ours = docker_engine._dockerd_pid()
+    every = docker_api.dockerd_processes()
+    assert ours in {pid for pid, _ in every}
+    monkeypatch.setattr(docker_api, "dockerd_processes",
+                        lambda: [(pid, argv) for pid, argv in every if pid == ours])
+    assert engine_namespace() == docker_engine.netns_path  # its /run/netns name, stable
+    monkeypatch.setattr(docker_api, "dockerd_processes", lambda: [])
+    with pytest.raises(UsageError, match="no dockerd is running"):
+        engine_namespace()
+    other = subprocess.Popen(["sleep", "30"])  # a process in the root namespace, as a stand-in
+    try:
+        monkeypatch.setattr(docker_api, "dockerd_processes",
+                            lambda: [(ours, []), (other.pid, [])])
+        with pytest.raises(UsageError, match=f"pid {ours} .*pid {other.pid}|pid {other.pid} "
+                                             f".*pid {ours}"):
+            engine_namespace()
+    finally:
+        other.kill()  # ours, by its pid
+        other.wait()

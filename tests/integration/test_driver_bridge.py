@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from netdiag.cli import main
-from netdiag.drivers.api import PortBinding
 from netdiag.drivers.controller import Controller
-from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
+from netdiag.store import SqliteStore
+from netdiag.store.records import PortBinding
 from tests.conftest import pings, sh
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ class Lab:
         sh(f"ip -n {self.outside} addr add {OUTSIDE_IP}/24 dev eth0")
         sh(f"ip -n {self.outside} link set eth0 up")
         self.store_path = store_path
-        self.controller = Controller(Store(store_path))
+        self.controller = Controller(SqliteStore(store_path))
         self.servers: list[subprocess.Popen] = []
 
     def container(self, role: str) -> str:
@@ -166,9 +166,9 @@ def test_check_finds_a_deleted_veth_a_changed_mtu_and_a_deleted_nat_rule(lab):
     sh(f"ip netns exec {lab.host} iptables -t nat -D POSTROUTING -s 172.17.0.0/16 "
        f"! -o {bridge} -j MASQUERADE")
     found = {(f.code, f.subject) for f in lab.controller.check()}
-    assert ("ND951", c1.host_ifname) in found
-    assert ("ND952", "eth0") in found
-    assert ("ND954", "nat/POSTROUTING") in found
+    assert ("ND961", c1.host_ifname) in found
+    assert ("ND962", "eth0") in found
+    assert ("ND964", "nat/POSTROUTING") in found
 
 
 def test_a_failed_network_step_rolls_back_store_and_pool(lab):
@@ -198,7 +198,7 @@ def test_state_survives_a_restart_and_is_reconciled_with_the_kernel(lab, netns_f
     lab.connect("web", "c1")
     c2 = lab.connect("web", "c2")
     lab.controller.store.close()
-    controller = Controller(Store(lab.store_path))
+    controller = Controller(SqliteStore(lab.store_path))
     lab.controller = controller
     assert [n.name for n in controller.networks()] == ["web"]
     sh(f"ip netns del {c2.sandbox.rsplit('/', 1)[1]}")
@@ -352,7 +352,7 @@ def test_same_firewall_and_links_as_a_real_docker_engine(docker_engine, lab):
 
 
 def _make_networks(store_path: str, host: str, prefix: str, count: int) -> None:
-    with Store(store_path) as store:
+    with SqliteStore(store_path) as store:
         controller = Controller(store)
         for i in range(count):
             controller.create_network(f"{prefix}{i}", host)
@@ -371,7 +371,7 @@ def test_two_processes_building_on_one_host_leave_a_consistent_host(lab):
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
-    lab.controller = Controller(Store(lab.store_path))
+    lab.controller = Controller(SqliteStore(lab.store_path))
     networks = lab.controller.networks()
     assert len({n.subnet for n in networks}) == len(networks) == 6
     assert lab.controller.check() == []  # no rule lost to a concurrent batch

@@ -6,8 +6,8 @@ import pytest
 
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.ipam import local_space
-from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, UsageError
+from netdiag.store import SqliteStore
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def controller(tmp_path):
-    with Store(tmp_path / "store.db") as store:
+    with SqliteStore(tmp_path / "store.db") as store:
         yield Controller(store)
 
 
@@ -70,7 +70,7 @@ def test_none_check_finds_a_loopback_that_went_down(controller, netns_factory):
     controller.connect("none", c1)
     sh(f"ip -n {c1} link set lo down")
     [finding] = controller.check()
-    assert (finding.code, finding.subject, finding.namespace.name) == ("ND955", "lo", c1)
+    assert (finding.code, finding.subject, finding.namespace.name) == ("ND965", "lo", c1)
     assert finding.repair.steps[0].command(c1) == f"ip netns exec {c1} ip link set dev lo up"
 
 

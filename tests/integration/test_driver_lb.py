@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 
 from netdiag import netns
-from netdiag.drivers.api import Endpoint, Network, PortBinding, Service
 from netdiag.drivers.lb import Backend, ServiceVip, program
 from netdiag.drivers.lb.balancer import backend_for
 from netdiag.drivers.lb.store_services import drain, put_service, sync
-from netdiag.drivers.store import Store
+from netdiag.store import SqliteStore
+from netdiag.store.records import Endpoint, Network, PortBinding, Service
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -154,7 +154,7 @@ def test_published_port_answers_through_every_host(lab):
 def test_services_from_the_store_spread_and_drain(lab, tmp_path):
     h1, _, _ = lab
     path = f"/run/netns/{h1}"
-    with Store(tmp_path / "drivers.db") as store:
+    with SqliteStore(tmp_path / "drivers.db") as store:
         network = Network(id="b" * 64, name="front", driver="bridge", host=path,
                           subnet="10.204.0.0/24", gateway="10.204.0.1")
         with store.transaction() as tx:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from netdiag.drivers.controller import Controller
-from netdiag.drivers.store import Store
 from netdiag.errors import KernelFeatureMissing
+from netdiag.store import SqliteStore
 from tests.conftest import pings, sh
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def host(netns_factory, tmp_path):
     host, switch = netns_factory("host"), netns_factory("sw")
     sh(f"ip -n {host} link add eth1 type veth peer name port netns {switch}")
     sh(f"ip -n {host} link set eth1 up && ip -n {switch} link set port up")
-    store = Store(tmp_path / "drivers.db")
+    store = SqliteStore(tmp_path / "drivers.db")
     try:
         yield Controller(store), host, netns_factory
     finally:

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from netdiag import netns
-from netdiag.drivers.api import Endpoint, Network, PortBinding, Scope
 from netdiag.drivers.controller import Controller
-from netdiag.drivers.dns import EmbeddedDns
+from netdiag.drivers.dns import EmbeddedDnsServer
 from netdiag.drivers.dns.store_names import StoreNames
 from netdiag.drivers.ipam import GLOBAL_SPACE, DefaultIpam
 from netdiag.drivers.overlay import OverlayDriver, gateway
 from netdiag.drivers.overlay.dataplane import VXLAN, sandbox_path
 from netdiag.drivers.overlay.options import VNI_KEY
-from netdiag.drivers.store import Store
 from netdiag.errors import KernelFeatureMissing
+from netdiag.store import SqliteStore, Store
+from netdiag.store.records import Endpoint, Network, PortBinding, Scope
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def cluster(netns_factory, tmp_path):
         sh(f"ip -n {host} link add eth0 type veth peer name u{i} netns {underlay}")
         sh(f"ip -n {underlay} link set u{i} master ubr up")
         sh(f"ip -n {host} addr add 10.210.0.{i}/24 dev eth0 && ip -n {host} link set eth0 up")
-    store = Store(tmp_path / "drivers.db")
+    store = SqliteStore(tmp_path / "drivers.db")
     try:
         yield TwoHostController(store), {"h1": f"/run/netns/{h1}", "h2": f"/run/netns/{h2}",
                                   "c1": f"/run/netns/{c1}", "c2": f"/run/netns/{c2}"}
@@ -115,7 +115,7 @@ def test_two_hosts_ping_and_http_by_name(cluster, tmp_path):
     (tmp_path / "index.html").write_text("hello over vxlan\n")
     server = subprocess.Popen(["ip", "netns", "exec", c2, sys.executable, "-c", HTTP],
                               cwd=tmp_path)
-    with EmbeddedDns(StoreNames(ctl.store)) as dns:
+    with EmbeddedDnsServer(StoreNames(ctl.store)) as dns:
         for name in ("c1", "c2"):
             dns.attach(ns[name])
         try:

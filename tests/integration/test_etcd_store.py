@@ -19,14 +19,14 @@ POOL = "local:/run/netns/ndt-etcd-host/10.77.0.0/22"
 SETUP = """
 import sys
 from netdiag.drivers.ipam import DefaultIpam
-from netdiag.drivers.store import open_store
+from netdiag.store import open_store
 DefaultIpam(open_store(sys.argv[1])).request_pool("local:/run/netns/ndt-etcd-host",
                                                   "10.77.0.0/22")
 """
 TAKE = """
 import json, sys
 from netdiag.drivers.ipam import DefaultIpam
-from netdiag.drivers.store import open_store
+from netdiag.store import open_store
 ipam = DefaultIpam(open_store(sys.argv[1]))
 sys.stdin.readline()  # all three start together
 print(json.dumps([ipam.request_address(sys.argv[2], owner=sys.argv[3])
@@ -34,7 +34,7 @@ print(json.dumps([ipam.request_address(sys.argv[2], owner=sys.argv[3])
 """
 LIST = """
 import json, sys
-from netdiag.drivers.store import open_store
+from netdiag.store import open_store
 from netdiag.errors import NetdiagError
 try:
     with open_store(sys.argv[1]).transaction(write=False) as tx:

@@ -25,8 +25,7 @@ import textwrap
 
 import pytest
 
-from netdiag import netns
-from netdiag.collect import collect_snapshot
+from netdiag.collect import collect_snapshot, discovery, namespace_refs
 from netdiag.collect.docker import Intent
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
@@ -195,12 +194,7 @@ def topology():
         listen = {"r": (80,), "a1": (80, 9000), "a2": (80,), "a3": (80, 9000),
                   "b1": (80, 9000), "b2": (80,), "ext": (80,), "sw": (80,), "m1": (80,),
                   "m2": (80, 9000), "m3": (80,)}
-        for role, ports in listen.items():
-            server = subprocess.Popen(["ip", "netns", "exec", names[role], sys.executable, "-c",
-                                       LISTENER, *map(str, ports)], stdout=subprocess.PIPE,
-                                      text=True)
-            servers.append(server)
-            assert server.stdout.readline().strip() == "ready"
+        start_listeners(names, listen, servers)
         yield names
     finally:
         for server in servers:
@@ -209,8 +203,20 @@ def topology():
         factory.cleanup()
 
 
+
+def start_listeners(names: dict[str, str], listen: dict[str, tuple[int, ...]],
+                    servers: list[subprocess.Popen]) -> None:
+    """A LISTENER in each role's namespace on its ports, added to `servers` (ended by the
+    caller, by pid) as soon as it started, and ready when this returns."""
+    for role, ports in listen.items():
+        server = subprocess.Popen(["ip", "netns", "exec", names[role], sys.executable, "-c",
+                                   LISTENER, *map(str, ports)], stdout=subprocess.PIPE,
+                                  text=True)
+        servers.append(server)
+        assert server.stdout.readline().strip() == "ready"
+
 def _snapshot(names: dict[str, str]):
-    refs = netns.resolve_all(list(names.values()))
+    refs = namespace_refs.resolve_all(list(names.values()))
     return collect_snapshot(refs, intent=Intent())
 
 
@@ -279,7 +285,7 @@ def _compare(engine: Engine, ids: dict[str, int], flows: list[dict], real: dict[
 def test_simulated_flows_agree_with_real_packets(topology):
     names = topology
     snapshot = _snapshot(names)
-    ids = {role: netns.resolve(name, [s.ref for s in snapshot.namespaces]).id
+    ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id
            for role, name in names.items()}
     engine = Engine(snapshot)
     flows = _flows(names)
@@ -396,7 +402,8 @@ def overlay_lab():
     """A netdiag lab: three hosts on a VXLAN overlay (with a VIP service and a published
     port), a bridge network on one of them, host3's underlay link shrunk to 1400 bytes (too
     small for the overlay's full frames) and a firewall DROP in one container."""
-    from netdiag.lab import build, schema
+    from netdiag.lab import build
+    from netdiag.topology import schema
 
     name = f"ndt-ovd{os.getpid() % 1000}"
     topology = schema.parse(OVERLAY_LAB.format(name=name))
@@ -415,10 +422,10 @@ def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_
 
     journal = overlay_lab
     names = dict(journal.nodes)
-    refs = [r for r in netns.discover(engines=()) if r.lab == journal.name
+    refs = [r for r in discovery.discover(engines=()) if r.lab == journal.name
             or r.name.startswith(f"{journal.name}-")]
     snapshot = collect_snapshot(refs, intent=NoDocker())
-    ids = {node: netns.resolve(ns, [s.ref for s in snapshot.namespaces]).id
+    ids = {node: namespace_refs.resolve(ns, [s.ref for s in snapshot.namespaces]).id
            for node, ns in names.items()}
     addresses = sorted({a.address for s in snapshot.namespaces for a in s.addresses
                         if a.family == 4 and a.scope == "global" and s.ref.lab == journal.name})

@@ -1,12 +1,13 @@
 """The flow engine against a real Docker engine: random flows, simulated and sent for real.
 
-The session's engine (userland proxy on, the default) gets an uplink to an "outside"
-namespace (which knows no route to the containers: only masqueraded traffic comes back), and
-Docker builds a typical host: two user networks, an internal network, a network with icc off,
-the default bridge, published ports on a user network and on the default bridge. Flows are
-drawn at random among the containers, the host and the outside — to containers, gateways,
-the host's uplink address (published ports, through Docker's DNAT or docker-proxy) and the
-outside — simulated from one snapshot, and sent once for real. At least 99% must agree.
+The session's engine of each version (20.10 and 28; userland proxy on, the default) gets an
+uplink to an "outside" namespace (which knows no route to the containers: only masqueraded
+traffic comes back), and Docker builds a typical host: two user networks, an internal network,
+a network with icc off, the default bridge, published ports on a user network and on the
+default bridge. Flows are drawn at random among the containers, the host and the outside — to
+containers, gateways, the host's uplink address (published ports, through Docker's DNAT or
+docker-proxy) and the outside — simulated from one snapshot, and sent once for real. At least
+99% must agree.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import pytest
 
 from netdiag import netns
-from netdiag.collect import collect_snapshot, docker
+from netdiag.collect import collect_snapshot, docker, namespace_refs
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
 from tests.conftest import sh
@@ -41,8 +42,8 @@ CONTAINERS = {"ndt-fl-a1": ("ndt-fl-a", ["-p", "8091:80"]), "ndt-fl-a2": ("ndt-f
 
 
 @pytest.fixture(scope="module")
-def docker_host(docker_engine):
-    engine = docker_engine
+def docker_host(each_docker_engine):
+    engine = each_docker_engine
     outside = f"{engine.netns}-fo"[:40]
     try:
         sh(f"ip netns add {outside}")
@@ -99,7 +100,7 @@ def _real(places: dict[str, str], flows: list[dict]) -> dict[int, str]:
 def test_simulated_flows_agree_with_real_packets_on_a_docker_host(docker_host):
     engine, outside = docker_host
     places = _places(engine, outside)
-    refs = netns.resolve_all(list(places.values()))
+    refs = namespace_refs.resolve_all(list(places.values()))
     intent = docker.read([engine.host])
     snapshot = collect_snapshot(refs, intent=intent)
     ids = {role: netns.inode_of(path) for role, path in places.items()}

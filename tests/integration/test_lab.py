@@ -16,9 +16,11 @@ import pytest
 import yaml
 
 from netdiag.collect import collect_snapshot
-from netdiag.lab import build, journal, schema
+from netdiag.collect.discovery import discover
+from netdiag.lab import build
 from netdiag.lab.from_snapshot import topology_from
-from netdiag.netns import LAB_DIR, discover
+from netdiag.netns import LAB_DIR
+from netdiag.topology import journal, schema
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from netdiag.drivers.overlay.etcd_plane import HOST_TTL
-from netdiag.lab import journal as journals
+from netdiag.topology import journal as journals
 from tests.conftest import pings, sh
 from tests.etcd_server import running_etcd, unavailable_reason
 

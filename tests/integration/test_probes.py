@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from netdiag import netns
-from netdiag.collect import collect_snapshot
+from netdiag.collect import collect_snapshot, discovery, namespace_refs
+from netdiag.model.facts import primary_address
 from netdiag.probe import pmtu
-from netdiag.probe.plan import Task, plan, primary_address
+from netdiag.probe.plan import Task, plan
 from netdiag.probe.runner import measure
 from tests.conftest import sh
 from tests.fixtures.builder import SnapshotBuilder
@@ -40,7 +41,7 @@ while True:
 
 
 def ref_of(name):
-    return netns.resolve(name, netns.discover())
+    return namespace_refs.resolve(name, discovery.discover())
 
 
 @pytest.fixture
@@ -154,8 +155,8 @@ def test_plan_pairs_namespaces_once_and_only_routable_ones():
 def test_evidence_cites_only_the_asked_namespace_and_object():
     from dataclasses import replace as replaced
 
+    from netdiag.findings import probes as evidence
     from netdiag.model import PathMtuProbe, PortProbe, Probes
-    from netdiag.probe import evidence
 
     snapshot = SnapshotBuilder().build()
     assert evidence.path_mtu(snapshot, 1) == ()  # not probed: nothing to cite

@@ -6,9 +6,7 @@ import os
 
 import pytest
 
-from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
-from netdiag.repair.executor import Policy, describe, execute
-from netdiag.repair.steps import (
+from netdiag.findings.repair import (
     AddIptablesRule,
     DeleteFdbEntry,
     DeleteRoute,
@@ -19,6 +17,8 @@ from netdiag.repair.steps import (
     SetMtu,
     SetSysctl,
 )
+from netdiag.model import HostInfo, NamespaceRef, NamespaceState, NsKind, Snapshot
+from netdiag.repair.executor import Policy, describe, execute
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def test_steps_change_the_named_namespace(netns_factory):
 
 def test_route_link_fdb_and_neighbour_steps_over_netlink(netns_factory):
     """The steps written over netdiag's own netlink requests, each checked with ip(8)."""
-    from netdiag.repair.steps import (
+    from netdiag.findings.repair import (
         AddFdbEntry,
         AddRoute,
         DeleteNeighbour,

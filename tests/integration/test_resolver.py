@@ -20,10 +20,10 @@ import dns.rrset
 import pytest
 
 from netdiag import netns
-from netdiag.drivers.api import Endpoint, Network
-from netdiag.drivers.dns import EmbeddedDns, NamedEndpoint, NamedService, build_table
+from netdiag.drivers.dns import EmbeddedDnsServer, NamedEndpoint, NamedService, build_table
 from netdiag.drivers.dns.forward import Upstream
-from netdiag.drivers.store import Store
+from netdiag.store import SqliteStore
+from netdiag.store.records import Endpoint, Network
 from tests.conftest import sh
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def addresses(response) -> list[str]:
 def test_local_names_aliases_ptr_and_round_robin(world):
     sandbox, _ = world
     path = f"/run/netns/{sandbox}"
-    with EmbeddedDns(lambda key: TABLE) as server:
+    with EmbeddedDnsServer(lambda key: TABLE) as server:
         server.attach(path, [Upstream(UPSTREAM_IP)])
         assert addresses(query_inside(sandbox, "web")) == ["10.0.1.2"]
         assert addresses(query_inside(sandbox, "www", tcp=True)) == ["10.0.1.2"]
@@ -114,7 +114,7 @@ def test_local_names_aliases_ptr_and_round_robin(world):
 
 def test_forwards_to_upstream_in_another_namespace(world):
     sandbox, _ = world
-    with EmbeddedDns(lambda key: TABLE) as server:
+    with EmbeddedDnsServer(lambda key: TABLE) as server:
         server.attach(f"/run/netns/{sandbox}", [Upstream(UPSTREAM_IP)])
         assert addresses(query_inside(sandbox, "example.test")) == ["192.0.2.7"]
         # The tiny upstream has no TCP side: TCP forwarding fails over to SERVFAIL.
@@ -125,7 +125,7 @@ def test_forwards_to_upstream_in_another_namespace(world):
 def test_servfail_when_upstreams_are_dead(world):
     sandbox, _ = world
     dead = [Upstream(UPSTREAM_IP, 5399), Upstream("10.203.0.99")]
-    with EmbeddedDns(lambda key: TABLE, upstream_timeout=0.3) as server:
+    with EmbeddedDnsServer(lambda key: TABLE, upstream_timeout=0.3) as server:
         server.attach(f"/run/netns/{sandbox}", dead)
         assert query_inside(sandbox, "example.test").rcode() == dns.rcode.SERVFAIL
         assert addresses(query_inside(sandbox, "web")) == ["10.0.1.2"]  # local names still work
@@ -135,7 +135,7 @@ def test_sees_live_changes_and_cleans_up(world):
     sandbox, _ = world
     path = f"/run/netns/{sandbox}"
     names = {"current": build_table([])}
-    with EmbeddedDns(lambda key: names["current"]) as server:
+    with EmbeddedDnsServer(lambda key: names["current"]) as server:
         server.attach(path)
         assert query_inside(sandbox, "late").rcode() == dns.rcode.SERVFAIL  # no upstreams
         names["current"] = build_table([NamedEndpoint("front", "late", "10.0.1.9")])
@@ -152,7 +152,7 @@ def test_daemon_serves_the_store_sandboxes_and_cleans_up_on_sigterm(world, tmp_p
     path = f"/run/netns/{sandbox}"
     resolv = Path(f"/etc/netns/{sandbox}/resolv.conf")
     store_path = tmp_path / "drivers.db"
-    with Store(store_path) as store:
+    with SqliteStore(store_path) as store:
         network = Network(id="c" * 64, name="front", driver="bridge", host=path,
                           subnet="10.0.1.0/24", gateway="10.0.1.1")
         with store.transaction() as tx:

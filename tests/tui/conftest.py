@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import Repair, Safety, SetMtu
 from netdiag.model import Snapshot
 from netdiag.model.serialize import load
-from netdiag.repair.steps import Repair, Safety, SetMtu
 from netdiag.tui.app import NetdiagApp
 from netdiag.tui.source import LiveSource, OfflineSource
 

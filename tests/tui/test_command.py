@@ -25,3 +25,18 @@ def test_unknown_namespace_in_a_snapshot(capsys):
 def test_refresh_must_be_positive(capsys):
     code, err = _run(capsys, "--from", str(FIXTURE), "--refresh", "0")
     assert code == 2 and "--refresh" in err
+
+
+def test_without_a_terminal_it_refuses_in_one_line(tmp_path):
+    """Issue 31: `netdiag tui </dev/null >file` wrote escape codes into the file until
+    killed."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    with open(out, "w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "netdiag", "tui", "--from", str(FIXTURE)],
+                              stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    assert done.returncode == 2 and out.read_text() == ""
+    assert done.stderr.count("\n") == 1 and "needs a terminal" in done.stderr, done.stderr

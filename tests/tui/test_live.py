@@ -15,7 +15,7 @@ from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import StateTable
 from tests.conftest import TEST_PREFIX, sh
-from tests.tui.conftest import ScopedSource, run_async, until
+from tests.tui.conftest import ScopedSource, run_async, settle, until
 
 pytestmark = pytest.mark.integration
 SIZE = (80, 24)
@@ -114,6 +114,8 @@ async def test_an_added_address_appears_within_2_seconds(netns_factory):
 async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
     a = netns_factory("a")
     app = _attached_app(netns_factory, a)
+    said: list[str] = []
+    app.notify = lambda message, **_: said.append(message)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: _attached(app))
         sh(f"ip netns del {a}")
@@ -122,6 +124,7 @@ async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
         assert "GONE" in str(app.screen.query_one("#ns-title").render())
         assert any(row[0] == "lo" for row in _rows(app, "links"))  # the last state stays
         await pilot.press("p")  # and actions on it are refused, not crashed on
+        await until(pilot, lambda: "probes need a live namespace" in said)
         assert isinstance(app.screen, NamespaceScreen)
 
 
@@ -179,7 +182,8 @@ async def test_browsing_changes_nothing(netns_factory):
         await pilot.press("enter")
         await until(pilot, lambda: _attached(app))
         await pilot.press(*"1234567890", "ctrl+r", "f", "escape")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: not isinstance(app.screen, NamespaceScreen))  # the picker
+        await settle(pilot)  # every worker the session started (the refresh too) has finished
     assert state() == before
 
 

@@ -222,3 +222,23 @@ async def test_the_path_view_traces_a_flow_and_marks_the_rule_that_stops_it():
     text, tab, marked = await trace(d.build(), "172.18.0.2:80")
     assert "=> DENIED" in text and tab == "firewall"
     assert [row[3:5] for row in marked] == [["OUTPUT", "1"]]
+
+
+@run_async
+async def test_ctrl_s_saves_the_screenshot_where_it_says_without_a_downloads_folder(
+        offline_app, tmp_path, monkeypatch):
+    """Issue 31: "Failed to save screenshot" for root on a server (no ~/Downloads): it goes
+    to the current folder, and the notification says where."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Downloads there
+    monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    app = offline_app(attach=HOST)
+    said: list[tuple[str, str]] = []
+    app.notify = lambda message, severity="information", **_: said.append((message, severity))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    (svg,) = tmp_path.glob("*.svg")
+    assert said == [(f"Saved the screenshot as {svg}", "information")], said
+    assert svg.read_text().startswith("<svg")

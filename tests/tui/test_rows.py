@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netdiag.errors import UsageError
-from netdiag.render import SECTIONS, Context, Row, context, section_for_evidence_kind
+from netdiag.render import SECTIONS, RenderContext, Row, context, section_for_evidence_kind
 from netdiag.tui.probes import Probe, parse
 from tests.tui.conftest import HOST, WEB
 
@@ -24,16 +24,16 @@ def test_every_tab_has_as_many_cells_as_columns(host_snapshot):
 
 def test_links_show_peer_and_its_namespace(host_snapshot):
     state = host_snapshot.namespace(HOST)
-    rows = _tab("links").rows(state, Context({WEB: "web"}))
+    rows = _tab("links").rows(state, RenderContext({WEB: "web"}))
     assert ("veth1a2b3c4", "veth", "1500", "UP/up", "eth0@web", "br-frontend") in \
         [row.cells for row in rows]
 
 
 def test_evidence_keys_of_firewall_and_route_rows(host_snapshot):
     state = host_snapshot.namespace(HOST)
-    firewall = _tab("firewall").rows(state, Context())
+    firewall = _tab("firewall").rows(state, RenderContext())
     assert any("nat/DOCKER/1" in row.keys for row in firewall)
-    routes = _tab("routes").rows(state, Context())
+    routes = _tab("routes").rows(state, RenderContext())
     table_100 = [row for row in routes if "100/default" in row.keys]
     assert [row.cells[:3] for row in table_100] == [("100", "default", "192.168.50.2")]
     assert section_for_evidence_kind("route").id == "routes"

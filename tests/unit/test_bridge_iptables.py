@@ -2,9 +2,15 @@
 existing user chains are never re-declared (that would flush them), and a second run of the
 same operation is empty."""
 
-from netdiag.drivers.api import PortBinding
 from netdiag.drivers.common import firewall
-from netdiag.drivers.common.iptables import FwRule, Where, batch_add, batch_delete, parse_save
+from netdiag.drivers.common.iptables import (
+    FwRule,
+    RulePlacement,
+    batch_add,
+    batch_delete,
+    parse_save,
+)
+from netdiag.store.records import PortBinding
 
 EMPTY = parse_save("")
 
@@ -78,7 +84,7 @@ def test_existing_chains_are_not_redeclared_and_present_rules_not_repeated():
 
 def test_a_jump_that_must_stay_first_is_moved_to_the_top():
     batch = batch_add(parse_save(DOCKER_HOST), [], [FwRule("filter", "FORWARD",
-                                                           "-j DOCKER-USER", Where.FIRST)])
+                                                           "-j DOCKER-USER", RulePlacement.FIRST)])
     assert batch["filter"] == ["-D FORWARD -j DOCKER-USER", "-I FORWARD 1 -j DOCKER-USER"]
 
 
@@ -112,7 +118,7 @@ def test_icc_off_appends_a_drop_and_internal_networks_get_isolation_drops():
     rules = firewall.network_rules("br-a", "172.18.0.0/16", icc=False, masquerade=True,
                                    internal=True, hairpin=False)
     lines = {(r.line, r.where) for r in rules}
-    assert ("-A FORWARD -i br-a -o br-a -j DROP", Where.APPEND) in lines
+    assert ("-A FORWARD -i br-a -o br-a -j DROP", RulePlacement.APPEND) in lines
     assert ("-A DOCKER-ISOLATION-STAGE-1 ! -d 172.18.0.0/16 -i br-a -j DROP",
-            Where.INSERT) in lines
+            RulePlacement.INSERT) in lines
     assert not any("MASQUERADE" in line for line, _ in lines)

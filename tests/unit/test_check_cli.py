@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from netdiag.checks import engine
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Severity
 from netdiag.cli import main
+from netdiag.findings.finding import Severity
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model.serialize import save
 from tests.fixtures.scenarios import docker_host
 
@@ -116,6 +116,16 @@ def test_several_outputs_in_one_run(capsys, faulty, tmp_path):
 def test_bad_output_argument(capsys, faulty):
     code, _, err = check(capsys, "--from", faulty, "--output", "yaml=x")
     assert code == 2 and "FORMAT=FILE" in err
+
+
+def test_an_output_file_that_cannot_be_written_is_said_before_anything(capsys, faulty,
+                                                                         tmp_path):
+    """Issue 31: `--output sarif=/nonexistent/x` printed the whole report, then failed."""
+    for value, words in ((f"sarif={tmp_path}/nonexistent/x", "no folder"),
+                         (f"junit={tmp_path}", "is a folder")):
+        code, out, err = check(capsys, "--from", faulty, "--output", value)
+        assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
+        assert f"--output {value}: {words}" in err, err
 
 
 def test_ns_focus_on_a_saved_snapshot(capsys, faulty):
@@ -225,3 +235,51 @@ def test_rules_of_unknown_outcome_are_reported_among_the_gaps(capsys):
     assert suite.get("errors") == "1"
     assert json.loads(FORMATS["sarif"](report))["runs"][0]["invocations"][0][
         "executionSuccessful"] is False
+
+
+def _with_gaps(tmp_path, *gaps):
+    from dataclasses import replace
+
+    path = tmp_path / "gaps.json"
+    save(replace(docker_host().build(), gaps=gaps), path)
+    return str(path)
+
+
+def test_a_namespace_not_read_at_all_is_no_all_clear(capsys, tmp_path):
+    """Issue 31: root without CAP_SYS_ADMIN read one namespace of many, and `check` said "0
+    errors" and exited 0. A namespace not read at all makes the exit code 3, also with --ns
+    and --quiet, and the summary says so first; a collector's gap (no IPVS in this kernel,
+    no CAP_NET_ADMIN for the firewall) does not: the namespace itself was read."""
+    from netdiag.model import Gap
+
+    entered = Gap("namespace", "permission", "cannot enter /proc/1/ns/net: permission denied: "
+                  "netdiag runs as root without CAP_SYS_ADMIN", namespace=99, needs="SYS_ADMIN")
+    partial = (Gap("ipvs", "feature-missing", "kernel has no IPVS"),
+               Gap("firewall", "permission", "cannot read iptables: permission denied",
+                   namespace=4026531840, needs="NET_ADMIN"))
+    read = _with_gaps(tmp_path, *partial)
+    assert check(capsys, "--from", read)[0] == 0
+    unread = _with_gaps(tmp_path, *partial, entered)
+    for extra in ((), ("--ns", "web"), ("--quiet",), ("--format", "json")):
+        code, out, _ = check(capsys, "--from", unread, *extra)
+        assert code == 3, (extra, out)
+    code, out, _ = check(capsys, "--from", unread)
+    summary = out.rstrip("\n").splitlines()[-1]
+    assert summary.startswith("1 namespace not checked"), summary
+    assert "0 errors" in summary
+    assert check(capsys, "--from", unread, "--exit-zero")[0] == 0
+
+
+def test_only_namespaces_not_read_at_all_count_as_unread():
+    from netdiag.model import Gap
+
+    timeout = Gap("namespace", "timeout", "web: not read in time", namespace=1)
+    refused = Gap("namespace", "permission", "cannot enter", namespace=2)
+    gone = Gap("namespace", "gone", "namespace /run/netns/x is gone", namespace=3)
+    foreign = Gap("fleet", "unreadable", "/netdiag/fleet/v1/node/x: not a fleet record")
+    feature = Gap("ipvs", "feature-missing", "kernel has no IPVS")
+    collector = Gap("firewall", "permission", "cannot read iptables", namespace=4)
+    gaps = (timeout, refused, gone, foreign, feature, collector)
+    # A namespace removed after it was found is no longer there to check, unless named.
+    assert engine.unread(gaps) == (timeout, refused)
+    assert engine.unread(gaps, named={3}) == (timeout, refused, gone)

@@ -1,6 +1,9 @@
 """Spreading namespace reading over processes (netdiag.collect.fanout), no root needed."""
 
 import os
+import time
+
+import pytest
 
 from netdiag.collect import fanout
 from netdiag.model import Gap, NamespaceRef, NamespaceState, NsKind
@@ -47,6 +50,33 @@ def test_a_failing_child_turns_its_share_into_gaps(monkeypatch):
     assert sorted(results) == [1, 3, 5]
     failed = sorted(gap.namespace for gap in gaps if "failed" in gap.message)
     assert failed == [2, 4, 6]
+
+
+def test_a_ctrl_c_in_this_process_stops_its_helpers(monkeypatch):
+    """SIGINT sent to netdiag alone (not to its process group): the helpers go with it."""
+    monkeypatch.setattr(fanout, "MIN_PER_PROCESS", 2)
+    monkeypatch.setattr(fanout.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    parent = os.getpid()
+    helpers = []
+    real_fork = fanout._fork
+
+    def fork(share, work):
+        pid, pipe = real_fork(share, work)
+        helpers.append(pid)
+        return pid, pipe
+
+    def interrupted(share):
+        if os.getpid() != parent:
+            time.sleep(30)  # a helper still reading when the parent is interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fanout, "_fork", fork)
+    with pytest.raises(KeyboardInterrupt):
+        fanout.run(refs(6), interrupted)
+    assert len(helpers) == 2
+    for pid in helpers:
+        with pytest.raises(ChildProcessError):  # killed and reaped
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_no_fork_while_other_threads_run(monkeypatch):

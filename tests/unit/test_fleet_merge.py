@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from netdiag import netns
 from netdiag.checks.fleet import fleet_node_stale, fleet_overlay_mismatch
 from netdiag.checks.overlay import vxlan_fdb_stale
+from netdiag.collect import namespace_refs
 from netdiag.fleet.merge import Published, merge
 from netdiag.fleet.store import Meta
 from netdiag.model import FdbEntry, NsKind
@@ -90,8 +90,8 @@ def test_a_node_with_a_snapshot_this_netdiag_cannot_read_is_left_out_and_says_wh
 def test_machine_qualified_references_resolve_in_a_fleet_snapshot():
     merged = fleet()
     refs = [s.ref for s in merged.namespaces]
-    assert netns.resolve("m2/host", refs).label == "m2/host"
-    assert netns.resolve("m3/c3", refs).label == "m3/c3"
+    assert namespace_refs.resolve("m2/host", refs).label == "m2/host"
+    assert namespace_refs.resolve("m3/c3", refs).label == "m3/c3"
 
 
 def test_a_healthy_fleet_has_nothing_for_the_fleet_rules():
@@ -127,7 +127,7 @@ def test_an_mtu_that_differs_names_the_odd_node_and_the_others():
 
 
 def test_entries_for_a_node_that_left_are_stale_but_deleting_them_is_for_a_person():
-    from netdiag.repair.steps import Safety
+    from netdiag.findings.repair import Safety
 
     merged = fleet(published(1), published(2))  # m3 is gone from the fleet
     found = run(vxlan_fdb_stale, merged)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from netdiag.cli import main
 from netdiag.collect.iptables_save import parse_rule
 from netdiag.flows.packet import Packet
@@ -132,10 +134,76 @@ def test_the_path_command_exit_codes_and_json(tmp_path, capsys):
     assert main(["path", "web", "172.18.0.1:70000", "--from", str(saved)]) == 2
 
 
+def test_a_subnets_broadcast_address_is_no_unicast_flow():
+    """Issue 31: `path` to a subnet's broadcast address said "ARP goes unanswered". The
+    kernel's local table has a broadcast route for it: a broadcast, not a unicast flow."""
+    d = docker_host()
+    snapshot = d.build()
+    for source, dst in ((d.web, "172.18.255.255"), (d.host, "172.18.255.255"),
+                        (d.host, "192.168.1.255")):
+        result = path(snapshot, source, dst, "icmp", 0)
+        assert result.disposition == "unknown", result.forward.drop
+        assert result.forward.drop.where == "route"
+        assert "ARP" not in result.forward.drop.reason
+    reason = path(snapshot, d.web, "172.18.255.255", "udp", 53).forward.drop.reason
+    assert reason.startswith("172.18.255.255 is the broadcast address of 172.18.0.0/16 (on "
+                             "eth0): a broadcast is not a unicast flow"), reason
+    limited = path(snapshot, d.web, "255.255.255.255", "icmp", 0)
+    assert limited.disposition == "unknown"
+    assert "the limited broadcast address" in limited.forward.drop.reason
+    # Beside it, unicast is unchanged: a container, and the subnet's last host address.
+    assert path(snapshot, d.host, "172.18.0.2", "icmp", 0).delivered
+    assert path(snapshot, d.web, "172.18.255.254", "icmp", 0).disposition != "unknown"
+
+
+def test_the_path_command_says_what_is_wrong_with_odd_input(tmp_path, capsys):
+    """Issue 31: one line naming the flag, exit code 2, never a silent choice or a
+    traceback."""
+    saved = tmp_path / "host.json"
+    save(docker_host().build(), saved)
+
+    def refused(*args: str) -> str:
+        assert main(["path", *args, "--from", str(saved)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "two ports given" in refused("host", "172.18.0.2:8080", "--port", "9090")
+    assert "--size 0" in refused("host", "172.18.0.2", "--size", "0")
+    assert "--size 39" in refused("host", "172.18.0.2:80", "--size", "39")
+    assert "--sport 0" in refused("host", "172.18.0.2:80", "--sport", "0")
+    assert "--port 0" in refused("host", "172.18.0.2", "--port", "0", "--proto", "tcp")
+    assert main(["path", "host", "172.18.0.2", "--size", "28", "--from", str(saved)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as leaving:
+        main(["path", "host", "172.18.0.2", "--timeout", "9999999999", "--from", str(saved)])
+    err = capsys.readouterr().err
+    assert leaving.value.code == 2 and err.count("\n") == 1 and "--timeout" in err, err
+
+
 def test_kernel_drop_reasons_are_read_from_kfree_skb_events():
-    from netdiag.flows.trace import _kfree_drops
+    from netdiag.probe.trace import _kfree_drops
     text = (" ping-12 [001] ..s1. 10.5: kfree_skb: skbaddr=0xff rx_sk=0 protocol=2048 "
             "location=ip_error+0x7e/0x2a0 reason: IP_INNOROUTES\n"
             " <idle>-0 [000] ..s2. 10.6: kfree_skb: skbaddr=0xfe rx_sk=0 protocol=2048 "
             "location=tcp_v4_rcv+0x5/0x9 reason: NOT_SPECIFIED\n")
     assert _kfree_drops(text) == [("IP_INNOROUTES", "ip_error")]
+
+
+def test_a_masqueraded_reply_passes_docker_28s_raw_drop():
+    """raw PREROUTING runs before conntrack restores a masqueraded reply's destination: the
+    reply is addressed to the host there, so Docker 28's `-d CONTAINER ! -i BRIDGE -j DROP`
+    does not see it (the model used to restore it first and call every NATed flow denied)."""
+    from netdiag.flows.packet import Disposition, StepKind
+
+    d = docker_host("modern")
+    snapshot = d.build()
+    engine = Engine(snapshot)
+    out = engine.path(d.web, Packet("", "192.0.2.80", "tcp", 43210, 80),
+                      exit_at=(d.host, "eth0"))
+    assert out.reply is not None and out.reply.disposition is Disposition.DELIVERED, out.reply
+    host = next(hop for hop in out.reply.hops if hop.namespace.id == d.host)
+    kinds = [step.kind for step in host.steps]
+    details = [step.detail for step in host.steps]
+    raw = next(i for i, text in enumerate(details) if text.startswith("raw/PREROUTING"))
+    assert raw < kinds.index(StepKind.CONNTRACK) < kinds.index(StepKind.ROUTE), details

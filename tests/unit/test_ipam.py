@@ -12,15 +12,15 @@ from netdiag.drivers.ipam import (
     predefined,
     usable_range,
 )
-from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, UsageError
+from netdiag.store import SqliteStore
 
 SPACE = local_space("/run/netns/h")
 
 
 @pytest.fixture
 def ipam(tmp_path):
-    with Store(tmp_path / "store.db") as store:
+    with SqliteStore(tmp_path / "store.db") as store:
         yield DefaultIpam(store)
 
 

@@ -8,10 +8,10 @@ import multiprocessing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netdiag.drivers.api import PortBinding
 from netdiag.drivers.ipam import DefaultIpam, local_space, predefined, usable_range
-from netdiag.drivers.store import Store
 from netdiag.errors import Conflict
+from netdiag.store import SqliteStore, Store
+from netdiag.store.records import PortBinding
 
 SPACE = local_space("/run/netns/h")
 SUBNET = "10.7.0.0/27"  # 30 usable addresses: small enough to hit exhaustion
@@ -28,7 +28,7 @@ operations = st.lists(st.one_of(
 @SETTINGS
 @given(ops=operations)
 def test_no_address_is_held_twice(tmp_path_factory, ops):
-    with Store(tmp_path_factory.mktemp("ipam") / "s.db") as store:
+    with SqliteStore(tmp_path_factory.mktemp("ipam") / "s.db") as store:
         ipam = DefaultIpam(store)
         pool = ipam.request_pool(SPACE, subnet=SUBNET)
         first, last = usable_range(pool)
@@ -64,18 +64,18 @@ def store_addresses(store: Store, pool_id: str) -> list[int]:
 
 
 def _take_addresses(path: str, pool_id: str, count: int, queue) -> None:
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         ipam = DefaultIpam(store)
         queue.put([ipam.request_address(pool_id, owner=f"pid{i}") for i in range(count)])
 
 
 def _take_pools(path: str, count: int, queue) -> None:
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         queue.put([DefaultIpam(store).request_pool(SPACE).subnet for _ in range(count)])
 
 
 def _take_ports(path: str, count: int, queue) -> None:
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         taken = []
         for _ in range(count):
             with store.transaction() as tx:
@@ -103,7 +103,7 @@ def _run_all(target, args_list) -> list:
 @given(processes=st.integers(2, 4), each=st.integers(5, 25))
 def test_concurrent_processes_never_share_an_address(tmp_path_factory, processes, each):
     path = str(tmp_path_factory.mktemp("conc") / "s.db")
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         pool = DefaultIpam(store).request_pool(SPACE, subnet="10.8.0.0/24")
     got = _run_all(_take_addresses, [(path, pool.id, each)] * processes)
     assert len(got) == processes * each
@@ -112,7 +112,7 @@ def test_concurrent_processes_never_share_an_address(tmp_path_factory, processes
 
 def test_concurrent_processes_never_share_a_pool(tmp_path):
     path = str(tmp_path / "s.db")
-    Store(path).close()
+    SqliteStore(path).close()
     got = _run_all(_take_pools, [(path, 5)] * 4)
     assert len(set(got)) == 20
     assert set(got) == {str(p) for _, p in zip(range(20), predefined(SPACE))}
@@ -120,7 +120,7 @@ def test_concurrent_processes_never_share_a_pool(tmp_path):
 
 def test_concurrent_processes_never_share_a_port(tmp_path):
     path = str(tmp_path / "s.db")
-    Store(path).close()
+    SqliteStore(path).close()
     got = _run_all(_take_ports, [(path, 15)] * 4)
     assert sorted(got) == list(range(40000, 40060))
 

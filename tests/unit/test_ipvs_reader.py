@@ -158,7 +158,8 @@ def test_a_kernel_without_ipvs_is_a_missing_feature(tmp_path, monkeypatch):
 
 
 def test_this_kernel_really_has_no_ipvs_netlink_family():
-    # REFERENCE.md: IPVS() raises NetlinkError 2 here; the reader must turn that into the gap.
+    # This machine's kernel has no IPVS (pyroute2's IPVS() raises NetlinkError 2, ENOENT: no
+    # such netlink family); the reader must turn that into the gap.
     # Skipped on a kernel that has IPVS, where the recorded tests above still apply.
     try:
         sock = ipvs._open_ipvs()

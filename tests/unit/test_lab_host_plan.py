@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from netdiag.errors import TopologyError
-from netdiag.lab import plan as plans
-from netdiag.lab import schema
+from netdiag.topology import plan as plans
+from netdiag.topology import schema
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "netdiag" / "lab" / "examples"
 

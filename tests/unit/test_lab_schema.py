@@ -1,6 +1,6 @@
 """The topology JSON Schema (`netdiag lab schema`) describes every field, for editors."""
 
-from netdiag.lab.schema import json_schema
+from netdiag.topology.schema import json_schema
 
 
 def test_every_field_of_the_topology_schema_has_a_description():

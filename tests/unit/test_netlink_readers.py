@@ -116,3 +116,39 @@ def test_socket_owners_from_one_scan_of_proc(tmp_path):
 def test_no_sockets_no_scan(tmp_path):
     state = NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.NAMED, path="/x"))
     assert sockets.resolve_owners([state], proc=str(tmp_path / "absent")) == [state]
+
+
+def test_link_ipv6_devconf_array_from_af_spec():
+    devconf6 = [0] * 60
+    devconf6[sysctls.PER_INTERFACE_6["forwarding"]] = 1
+    devconf6[sysctls.PER_INTERFACE_6["force_forwarding"]] = 1
+    devconf6[2] = 1280  # DEVCONF_MTU6
+    inet6 = nla(socket.AF_INET6 | NLA_F_NESTED,
+                nla(1, b"\0" * 4) + nla(sysctls.IFLA_INET6_CONF, struct.pack("=60i", *devconf6)))
+    attrs = netlink.attributes(nla(sysctls.IFLA_AF_SPEC | NLA_F_NESTED, inet6))
+    values = sysctls.devconf_of(attrs, 6)
+    assert {key: values[index] for key, index in sysctls.PER_INTERFACE_6.items()} == {
+        "forwarding": 1, "force_forwarding": 1}
+    assert sysctls.devconf_of(attrs) == ()  # no IPv4 on it
+    # an interface below IPv6's minimum MTU has no IPv6 devconf at all
+    assert sysctls.devconf_of(netlink.attributes(nla(sysctls.IFLA_AF_SPEC | NLA_F_NESTED,
+                                                     b"")), 6) == ()
+
+
+def test_address_flags_keep_only_a_failed_dad():
+    from netdiag.collect import addresses
+
+    def answer(flags8: int, flags32: int | None) -> netlink.Message:
+        attrs = {addresses.IFA_ADDRESS: socket.inet_pton(socket.AF_INET6, "fd00::5")}
+        if flags32 is not None:
+            attrs[addresses.IFA_FLAGS] = struct.pack("=I", flags32)
+        return netlink.Message(20, addresses.IFADDRMSG.pack(socket.AF_INET6, 64, flags8, 0, 3),
+                               attrs)
+
+    dadfailed, tentative, permanent = 0x08, 0x40, 0x80
+    failed = addresses._address(answer(dadfailed | tentative | permanent, None), {3: "eth0"})
+    assert (failed.address, failed.ifname, failed.flags) == ("fd00::5", "eth0", ("dadfailed",))
+    # IFA_FLAGS, when there, is the whole of them (ifaddrmsg holds only the low 8 bits)
+    assert addresses._address(answer(0, dadfailed | 0x100), {}).flags == ("dadfailed",)
+    assert addresses._address(answer(tentative | permanent, tentative | permanent),
+                              {}).flags == ()

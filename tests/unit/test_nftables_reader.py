@@ -6,6 +6,7 @@ them a comment that looks like a handle.
 """
 
 import json
+import sys
 
 import pytest
 
@@ -78,8 +79,8 @@ def parsed():
 
 def test_tables_and_chains():
     tables, chains, _, _ = parsed()
-    assert tables == (NftTable("ip", "nat", 1), NftTable("ip", "filter", 2),
-                      NftTable("inet", "ndtest", 3))
+    assert tables == (NftTable("ip", "nat", 1, "nft"), NftTable("ip", "filter", 2, "nft"),
+                      NftTable("inet", "ndtest", 3, "nft"))
     assert chains[1] == NftChain(family="ip", table="nat", name="PREROUTING", handle=2,
                                  type="nat", hook="prerouting", priority=-100, policy="accept")
     assert chains[0].type == "" and chains[0].hook == ""  # a regular chain
@@ -153,7 +154,7 @@ def test_expression_names_of_a_rule():
                                                    "immediate"}
 
 
-def test_a_table_is_iptables_nfts_with_xt_and_nothing_native():
+def test_a_table_is_iptables_nfts_when_it_holds_nothing_native():
     candidates = {("ip", "filter"), ("ip", "nat"), ("ip6", "filter"), ("ip", "mangle")}
     messages = [
         rule_message(2, "filter", "match", "counter", "immediate"),  # -m conntrack ...
@@ -164,4 +165,93 @@ def test_a_table_is_iptables_nfts_with_xt_and_nothing_native():
         rule_message(1, "fw", "match", "counter"),  # not a candidate (inet)
         rule_message(2, "mangle", "ct", "cmp", "target"),  # ct state: nft's, not iptables'
     ]
-    assert nftables.managed_by_iptables_nft(messages, candidates) == {("ip", "filter")}
+    # ip6 filter holds only what iptables-nft writes (`-p tcp --dport 22 -j ACCEPT` needs no
+    # xt match): iptables-nft-save reads it whole, as it does a candidate without rules
+    assert nftables.managed_by_iptables_nft(messages, candidates) == {("ip", "filter"),
+                                                                       ("ip6", "filter")}
+
+
+def test_tables_are_marked_by_origin_and_maps_are_kept():
+    """A native `table ip nat` (Debian's example) is nft's; a skipped table iptables-nft's;
+    maps (verdict maps too) are kept beside sets with their data type."""
+    as_json = json.dumps({"nftables": [
+        {"table": {"family": "ip", "name": "nat", "handle": 1}},
+        {"table": {"family": "ip", "name": "filter", "handle": 2}},
+        {"map": {"family": "ip", "name": "jumps", "table": "nat", "type": "ifname",
+                 "handle": 3, "map": "verdict",
+                 "elem": [["br0", {"jump": {"target": "c1"}}], ["eth1", {"drop": None}]]}},
+        {"map": {"family": "ip", "name": "ports", "table": "nat", "type": "inet_service",
+                 "handle": 4, "map": ["ipv4_addr", "inet_service"],
+                 "elem": [[8080, {"concat": ["10.0.0.2", 80]}]]}}]})
+    tables, _, _, sets = nftables.parse_ruleset(as_json, "", skip={("ip", "filter")})
+    assert [t.origin for t in tables] == ["nft", "iptables-nft"]
+    assert [(s.name, s.type, s.map) for s in sets] == [
+        ("jumps", "ifname", "verdict"), ("ports", "inet_service", "ipv4_addr . inet_service")]
+    assert json.loads(sets[0].elements)[1] == ["eth1", {"drop": None}]
+
+
+def test_iptables_nft_saves_reading_of_a_native_table_is_dropped():
+    from netdiag.model import Firewall, IptablesChain, IptablesRule
+
+    firewall = Firewall(
+        iptables_chains=(IptablesChain("nft", 4, "filter", "INPUT", "ACCEPT"),
+                         IptablesChain("nft", 4, "nat", "PREROUTING", "ACCEPT"),
+                         IptablesChain("legacy", 4, "nat", "PREROUTING", "ACCEPT")),
+        iptables_rules=(IptablesRule("nft", 4, "filter", "INPUT", 1, (), "DROP"),))
+    kept = nftables.without_native(firewall, {("ip", "filter")})
+    assert [(c.table, c.backend) for c in kept.iptables_chains] == [("nat", "nft"),
+                                                                     ("nat", "legacy")]
+    assert kept.iptables_rules == ()
+
+
+def test_what_the_listing_writes_to_fds_1_and_2_never_reaches_the_terminal(capfd):
+    """libxtables writes "XT target MASQUERADE not found" straight to fd 2 from C, and
+    printf()s to fd 1: the listing's own thread has fds of its own for both."""
+    libc = nftables._libc
+
+    def listing() -> str:
+        libc.write(2, b"XT target MASQUERADE not found\n", 31)
+        libc.printf(b"#")  # buffered by C stdio, flushed before the thread ends
+        return "listed"
+
+    assert nftables.without_terminal(listing) == "listed"
+    libc.fflush(None)
+    print("after", file=sys.stderr)  # the calling thread's fd 2 is still the terminal
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "after\n")
+
+
+def test_an_error_of_the_listing_reaches_the_caller():
+    def listing():
+        raise CollectError("nft list ruleset: failed")
+
+    with pytest.raises(CollectError, match="failed"):
+        nftables.without_terminal(listing)
+
+
+def test_where_the_thread_cannot_have_its_own_file_table_the_program_lists(monkeypatch):
+    """Docker's default seccomp profile refuses unshare without CAP_SYS_ADMIN: then the nft
+    program lists the ruleset (its standard error is caught by the helper runner)."""
+    class Refusing:
+        def unshare(self, flags):
+            return -1
+
+        def __getattr__(self, name):
+            return getattr(nftables.ctypes.CDLL(None), name)
+
+    monkeypatch.setattr(nftables, "_libc", Refusing())
+    with pytest.raises(nftables.FileTableRefused):
+        nftables.without_terminal(lambda: pytest.fail("called without a file table"))
+
+    class Context:
+        def __init__(self):
+            self.ran = []
+
+        def helper(self, argv):
+            self.ran.append(argv)
+            return "{}"
+
+    monkeypatch.setattr(nftables, "_libnftables", lambda: object())
+    ctx = Context()
+    assert nftables._list_ruleset(ctx) == ("{}", "{}")
+    assert ctx.ran == [["nft", "-j", "list", "ruleset"], ["nft", "-a", "list", "ruleset"]]

@@ -7,8 +7,8 @@ Swarm lives on its own switch. Treated as one overlay, every container address i
 """
 
 from netdiag.checks import engine
-from netdiag.checks.topology import index
 from netdiag.model import FdbEntry, Neighbour
+from netdiag.model.index import index
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import amend
 
@@ -86,8 +86,8 @@ def test_a_stale_entry_is_still_found_within_one_swarm():
 def test_a_safe_repair_never_removes_an_entry_a_live_endpoint_uses():
     """Whatever a rule says, the executor refuses to delete a forwarding entry whose MAC a
     live endpoint of the overlay holds behind that entry's VTEP."""
+    from netdiag.findings.repair import DeleteFdbEntry, Repair, Safety
     from netdiag.repair.executor import Policy, refusal
-    from netdiag.repair.steps import DeleteFdbEntry, Repair, Safety
 
     snapshot, ids = two_swarms(same_underlay_addresses=False)
     live = DeleteFdbEntry(ids["a1"], "vxlan0", mac_of("10.0.1.3"), "10.99.0.2")

@@ -5,14 +5,14 @@ writes them."""
 
 import pytest
 
-from netdiag.drivers.api import PortBinding
 from netdiag.drivers.plugin import BadRequest, Plugin, _port_bindings
-from netdiag.drivers.store import Store
+from netdiag.store import SqliteStore
+from netdiag.store.records import PortBinding
 
 
 @pytest.fixture
 def plugin(tmp_path):
-    with Store(tmp_path / "p.db") as store:
+    with SqliteStore(tmp_path / "p.db") as store:
         yield Plugin(store, "/run/netns/ndt-engine", "ndt-plug")
 
 

@@ -10,9 +10,9 @@ import pytest
 
 import netdiag.checks
 from netdiag.checks import registry
-from netdiag.checks.api import Rule
-from netdiag.checks.finding import Severity
 from netdiag.errors import UsageError
+from netdiag.findings.finding import Severity
+from netdiag.findings.rule import Rule
 
 SECTIONS = ("What it finds", "Why it matters", "Example", "Repair")
 CHECKS_DIR = Path(netdiag.checks.__file__).parent
@@ -49,6 +49,41 @@ def test_codes_and_names_are_unique_and_well_formed():
     for module in registry.RULES:
         assert re.fullmatch(r"ND\d{3}", module.RULE.code), module.RULE.code
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", module.RULE.name), module.RULE.name
+
+
+def test_every_code_and_name_has_one_owner_in_the_catalogue():
+    """The rule engine's rules and the drivers' checks share one catalogue: `explain CODE`
+    documents the rule that reported a finding, whichever reported it."""
+    entries = registry.catalogue()
+    codes = [rule.code for rule, _ in entries]
+    names = [rule.name for rule, _ in entries]
+    assert sorted(c for c in codes if codes.count(c) > 1) == []
+    assert sorted(n for n in names if names.count(n) > 1) == []
+    for rule, doc in entries:
+        assert re.fullmatch(r"ND\d{3}", rule.code), rule.code
+        lines = [line.strip() for line in doc.splitlines()]
+        for section in SECTIONS:
+            assert section in lines, f"{rule.name}: its documentation lacks {section!r}"
+        assert registry.describe(rule.code) == (rule, doc)
+        assert registry.describe(rule.name.upper()) == (rule, doc)
+
+
+def test_the_drivers_checks_report_only_catalogued_codes():
+    """Every Rule record in the code base is a catalogue entry (none kept on the side)."""
+    import ast
+    from pathlib import Path
+
+    import netdiag
+
+    known = {rule.code for rule, _ in registry.catalogue()}
+    root = Path(netdiag.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Rule":
+                code = node.args[0] if node.args else next(
+                    (k.value for k in node.keywords if k.arg == "code"), None)
+                if isinstance(code, ast.Constant):
+                    assert code.value in known, f"{path}: {code.value} is not in the catalogue"
 
 
 def test_rule_file_is_named_after_the_rule():

@@ -1,7 +1,7 @@
 """The repair policy (repair/executor.py) from fixture snapshots: no kernel is touched."""
 
+from netdiag.findings.repair import DeleteIptablesRule, ManualStep, Repair, Safety, SetMtu
 from netdiag.repair.executor import Policy, refusal
-from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety, SetMtu
 from tests.fixtures.scenarios import docker_host
 
 

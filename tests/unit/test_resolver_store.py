@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netdiag.drivers.api import Endpoint, Network, Service
 from netdiag.drivers.dns.daemon import has_dns
 from netdiag.drivers.dns.store_names import StoreNames
-from netdiag.drivers.store import Store
+from netdiag.store import SqliteStore
+from netdiag.store.records import Endpoint, Network, Service
 
 SANDBOX = "/run/netns/c1"
 
@@ -25,7 +25,7 @@ def endpoint(net: Network, name: str, ip: str, sandbox: str = "", **kw) -> Endpo
 
 def test_names_are_scoped_to_the_sandbox_networks_and_follow_changes(tmp_path):
     path = tmp_path / "drivers.db"
-    with Store(path) as store, Store(path) as other_process:
+    with SqliteStore(path) as store, SqliteStore(path) as other_process:
         a, b = network("a"), network("b")
         with store.transaction() as tx:
             tx.add_network(a)

@@ -53,6 +53,13 @@ def test_corrupt_input_gives_one_clear_error(text, words):
     assert "\n" not in str(info.value)
 
 
+def test_a_truncated_file_says_where_once():
+    """Issue 31: "Unterminated string starting at at line 1"."""
+    with pytest.raises(CorruptSnapshot) as info:
+        loads('{"schema_version": 1, "namespaces": [{"ref": {"label": "ab')
+    assert str(info.value) == "not JSON: Unterminated string starting at line 1, column 56"
+
+
 def test_written_text_is_what_the_json_module_writes():
     """msgspec encodes; the bytes must be json.dumps's, escapes and indentation included."""
     import json

@@ -21,14 +21,14 @@ from netdiag.model import (
     NamespaceState,
     Neighbour,
     NsKind,
+    PolicyRule,
     Route,
-    Rule,
     Snapshot,
     Sysctl,
     VxlanInfo,
 )
 from netdiag.model.serialize import save
-from netdiag.render import Context
+from netdiag.render import RenderContext
 
 HUB = NamespaceRef(id=11, kind=NsKind.NAMED, path="/run/netns/hub", label="hub", name="hub")
 BOX = NamespaceRef(id=22, kind=NsKind.DOCKER, path="/run/docker/netns/x", label="web",
@@ -56,8 +56,8 @@ def hub() -> NamespaceState:
         routes=(Route(family=4, dst="default", gateway="10.1.0.254", dev="br0"),
                 Route(family=4, dst="10.7.0.0/16", table=100, nexthops=(("10.1.0.2", "br0"),
                                                                         ("10.1.0.3", "br0")))),
-        rules=(Rule(family=4, priority=100, table=100, src="10.1.0.0/24", invert=True),
-               Rule(family=4, priority=200, fwmark=0x10, fwmask=0xff, action="blackhole")),
+        rules=(PolicyRule(family=4, priority=100, table=100, src="10.1.0.0/24", invert=True),
+               PolicyRule(family=4, priority=200, fwmark=0x10, fwmask=0xff, action="blackhole")),
         neighbours=(Neighbour(ifname="br0", family=4, address="10.1.0.2",
                               mac="02:42:0a:01:00:02", state=("permanent",)),),
         fdb=(FdbEntry(ifname="vx0", mac="02:42:0a:00:00:05", dst="192.0.2.7", vni=4096,
@@ -84,7 +84,7 @@ def snapshot() -> Snapshot:
 
 def text(section, names=None):
     lines = []
-    for table in tables(hub(), section, Context(names or {})):
+    for table in tables(hub(), section, RenderContext(names or {})):
         lines.append(" ".join(table.headers))
         lines.extend(" ".join(str(c) for c in row) for row in table.rows)
     return "\n".join(lines)
@@ -120,9 +120,9 @@ def test_show_and_the_tui_render_a_section_alike():
     from netdiag.render import section
 
     for name, (section_id, _) in SECTIONS.items():
-        (table,) = tables(hub(), name, Context({22: "web"}))
+        (table,) = tables(hub(), name, RenderContext({22: "web"}))
         assert table.rows == tuple(row.cells for row in section(section_id).rows(
-            hub(), Context({22: "web"}))), name
+            hub(), RenderContext({22: "web"}))), name
 
 
 def test_ipvs_service_without_servers_and_embedded_dns():

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from netdiag.drivers.api import Endpoint, Network, PortBinding, Scope, Service
-from netdiag.drivers.store import Store
 from netdiag.errors import Conflict, NotFound
+from netdiag.store import SqliteStore
+from netdiag.store.records import Endpoint, Network, PortBinding, Scope, Service
 
 HOST = "/run/netns/h"
 
@@ -46,10 +46,10 @@ def etcd():
 def open_store(request, path):
     """A function that opens (another handle on) one empty store of the kind."""
     if request.param == "sqlite":
-        yield lambda: Store(path)
+        yield lambda: SqliteStore(path)
         return
     from netdiag import netns
-    from netdiag.drivers.store.etcd import PREFIX, EtcdStore
+    from netdiag.store.etcd import PREFIX, EtcdStore
 
     server = request.getfixturevalue("etcd")
     with netns.entered(f"/run/netns/{server.netns}"):
@@ -73,7 +73,7 @@ def test_records_round_trip_and_survive_reopening(open_store):
 
 
 def test_the_database_runs_in_wal_mode(path):
-    Store(path).close()
+    SqliteStore(path).close()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

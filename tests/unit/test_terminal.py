@@ -65,7 +65,7 @@ def test_a_table_on_a_terminal_wraps_to_its_width_and_on_a_pipe_keeps_its_rows()
     assert ANSI + "1m" in lines[0]  # the header, bold
     plain = [line.replace(ANSI + "1m", "").replace(ANSI + "0m", "") for line in lines]
     assert max(len(line) for line in plain) <= 60, plain
-    rules = len(registry.RULES)
+    rules = len(registry.catalogue())
     assert len(lines) > rules + 1  # the rules and a header, some of them on several lines
     on_pipe = run_on_a_pipe(["explain"])
     assert ANSI not in on_pipe

@@ -3,9 +3,8 @@
 
 import pytest
 
-from netdiag.checks import topology
-from netdiag.checks.topology import Endpoint
 from netdiag.model import NsKind
+from netdiag.model.index import InterfaceRef, format_network, index, ip_int, network_interval
 from tests.fixtures.builder import SnapshotBuilder
 
 
@@ -16,22 +15,22 @@ from tests.fixtures.builder import SnapshotBuilder
     ("fe80::1%eth0", (6, (0xFE80 << 112) | 1)),
 ])
 def test_ip_int(address, expected):
-    assert topology.ip_int(address) == expected
+    assert ip_int(address) == expected
 
 
 @pytest.mark.parametrize("bad", ["1.2.3", "10.0.0.256", "", "eth0", "1.2.3.4.5"])
 def test_ip_int_rejects_what_is_not_an_address(bad):
     with pytest.raises(ValueError):
-        topology.ip_int(bad)
+        ip_int(bad)
 
 
 def test_network_interval_and_format():
-    assert topology.network_interval("10.1.2.3/16") == (4, 0x0A010000, 0x0A01FFFF, 16)
-    assert topology.network_interval("default") == (4, 0, 2**32 - 1, 0)
-    assert topology.network_interval("10.0.0.7") == (4, 0x0A000007, 0x0A000007, 32)
-    family, first, last, prefixlen = topology.network_interval("fd00::/64")
+    assert network_interval("10.1.2.3/16") == (4, 0x0A010000, 0x0A01FFFF, 16)
+    assert network_interval("default") == (4, 0, 2**32 - 1, 0)
+    assert network_interval("10.0.0.7") == (4, 0x0A000007, 0x0A000007, 32)
+    family, first, last, prefixlen = network_interval("fd00::/64")
     assert (family, prefixlen, last - first) == (6, 64, 2**64 - 1)
-    assert topology.format_network(family, first, prefixlen) == "fd00::/64"
+    assert format_network(family, first, prefixlen) == "fd00::/64"
 
 
 def routed_host():
@@ -49,7 +48,7 @@ def routed_host():
 
 def test_longest_prefix_match_in_the_main_table():
     snapshot, host = routed_host()
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     assert topo.lookup_route(host, "10.99.0.77").dst == "10.99.0.0/24"
     assert topo.lookup_route(host, "10.5.0.1").dst == "10.0.0.0/8"
     assert topo.lookup_route(host, "10.20.3.4").type == "blackhole"
@@ -63,7 +62,7 @@ def test_longest_prefix_match_in_the_main_table():
 
 def test_index_is_shared_by_the_rules_of_one_run():
     snapshot, _ = routed_host()
-    assert topology.index(snapshot) is topology.index(snapshot)
+    assert index(snapshot) is index(snapshot)
 
 
 def test_peers_ports_segments_and_attached_containers():
@@ -75,15 +74,15 @@ def test_peers_ports_segments_and_attached_containers():
     b.veth(db, "eth0", host, "v2", peer_master="br0")
     lab = b.namespace("lab", kind=NsKind.LAB)
     b.veth(lab, "eth0", host, "v3")  # not on the bridge
-    topo = topology.index(b.build())
+    topo = index(b.build())
     peer_ns, peer = topo.peer(web, topo.link(web, "eth0"))
     assert (peer_ns, peer.name) == (host, "v1")
     assert [p.name for p in topo.bridge_ports(host, "br0")] == ["v1", "v2"]
-    assert set(topo.segment(web, "eth0")) == {Endpoint(web, "eth0"), Endpoint(host, "v1"),
-                                             Endpoint(host, "br0"), Endpoint(host, "v2"),
-                                             Endpoint(db, "eth0")}
-    assert topo.same_segment(Endpoint(web, "eth0"), Endpoint(db, "eth0"))
-    assert not topo.same_segment(Endpoint(web, "eth0"), Endpoint(lab, "eth0"))
+    assert set(topo.segment(web, "eth0")) == {InterfaceRef(web, "eth0"), InterfaceRef(host, "v1"),
+                                             InterfaceRef(host, "br0"), InterfaceRef(host, "v2"),
+                                             InterfaceRef(db, "eth0")}
+    assert topo.same_segment(InterfaceRef(web, "eth0"), InterfaceRef(db, "eth0"))
+    assert not topo.same_segment(InterfaceRef(web, "eth0"), InterfaceRef(lab, "eth0"))
     assert [ref.display for ref in topo.attached(host, "br0")] == ["db", "web"]
 
 
@@ -95,7 +94,7 @@ def test_vxlan_underlay_namespace():
     b.vxlan(here, "vx-local", vni=1, local="10.0.0.1")  # its local address is the host's
     b.vxlan(here, "vx-own", vni=2)  # never moved: routed where it is
     b.vxlan(here, "vx-moved", vni=3, moved=True)  # moved, netnsid unresolved: the host's
-    topo = topology.index(b.build())
+    topo = index(b.build())
     assert topo.underlay(here, topo.link(here, "vx-local")) == host
     assert topo.underlay(here, topo.link(here, "vx-own")) == here
     assert topo.underlay(here, topo.link(here, "vx-moved")) == host

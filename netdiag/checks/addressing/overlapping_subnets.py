@@ -40,13 +40,21 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from netdiag.checks import topology
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.config import option
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Endpoint, Topology, format_network, network_interval
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import NamespaceState, Route, Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
+from netdiag.model.index import (
+    MAIN_TABLE,
+    InterfaceRef,
+    SnapshotIndex,
+    bits,
+    format_network,
+    index,
+    nested_pairs,
+    network_interval,
+    route_family_dst,
+)
 
 RULE = Rule(code="ND101", name="overlapping-subnets", severity=Severity.ERROR,
             summary="two connected networks, or a connected network and a route, overlap")
@@ -83,13 +91,13 @@ class _Net:
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    topo = topology.index(snapshot)
-    min_prefixlen = max(1, int(option(config, "overlapping-subnets.min-prefixlen", "8")))
+    topo = index(snapshot)
+    min_prefixlen = max(1, int(config.option("overlapping-subnets.min-prefixlen", "8")))
     for state in snapshot.namespaces:
         connected = _connected(state)
         if not connected:
             continue
-        pairs = list(topology.nested_pairs(_blocks(connected)))
+        pairs = list(nested_pairs(_blocks(connected)))
         pairs += _route_pairs(connected, _routes(state, min_prefixlen, _slash8s(connected)))
         yield from _findings(topo, state, pairs)
     yield from _overlay_overlaps(topo, snapshot)
@@ -101,7 +109,7 @@ def _connected(state: NamespaceState) -> list[_Net]:
         if address.scope != "global" or address.ifname == "lo":
             continue
         family, first, _, prefixlen = network_interval(address.cidr)
-        if prefixlen == topology.bits(family):
+        if prefixlen == bits(family):
             continue  # a host address (/32 VIP) routes nowhere by itself
         nets.append(_Net(family, first, prefixlen, address.ifname, True,
                          namespace=state.ref.id, metric=0 if family == 4 else 256))
@@ -113,7 +121,7 @@ def _blocks(nets: list[_Net]) -> list[tuple[int, int, _Net]]:
     blocks = []
     for net in nets:
         first = net.first + (0 if net.family == 4 else 1 << 32)
-        blocks.append((first, first + (1 << (topology.bits(net.family) - net.prefixlen)) - 1,
+        blocks.append((first, first + (1 << (bits(net.family) - net.prefixlen)) - 1,
                        net))
     return blocks
 
@@ -138,7 +146,7 @@ def _routes(state: NamespaceState, min_prefixlen: int, slash8s: frozenset[int] |
     """
     quick = slash8s is not None and min_prefixlen >= 8
     for route in state.routes:
-        if (route.table != topology.MAIN_TABLE or route.type != "unicast"
+        if (route.table != MAIN_TABLE or route.type != "unicast"
                 or route.dst == "default"
                 or (route.protocol == "kernel" and route.scope == "link")):
             continue
@@ -146,7 +154,7 @@ def _routes(state: NamespaceState, min_prefixlen: int, slash8s: frozenset[int] |
             head = route.dst.partition(".")[0]
             if head.isdigit() and int(head) not in slash8s:
                 continue
-        parsed = topology.route_family_dst(route)
+        parsed = route_family_dst(route)
         if parsed[3] >= min_prefixlen:
             yield parsed, route
 
@@ -169,7 +177,7 @@ def _route_pairs(connected: list[_Net], routes: Iterator[tuple[tuple, Route]]
         nets = by_start.get(family)
         if nets is None:
             continue
-        width = topology.bits(family)
+        width = bits(family)
         for length in lengths[family]:
             if length >= prefixlen:
                 break
@@ -193,7 +201,7 @@ def _route_net(route: Route, parsed: tuple[int, int, int, int], namespace: int =
                 route.metric)
 
 
-def _findings(topo: Topology, state: NamespaceState, pairs: list[tuple[_Net, _Net]]
+def _findings(topo: SnapshotIndex, state: NamespaceState, pairs: list[tuple[_Net, _Net]]
               ) -> Iterator[Finding]:
     seen: set[tuple[str, str]] = set()
     for outer, inner in pairs:
@@ -207,7 +215,7 @@ def _findings(topo: Topology, state: NamespaceState, pairs: list[tuple[_Net, _Ne
             yield _finding(topo, state, outer, inner)
 
 
-def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) -> Finding:
+def _finding(topo: SnapshotIndex, state: NamespaceState, outer: _Net, inner: _Net) -> Finding:
     ns_id = state.ref.id
     taken = _taken(topo, ns_id, outer, inner)
     lost = outer if taken is inner else inner
@@ -229,7 +237,7 @@ def _finding(topo: Topology, state: NamespaceState, outer: _Net, inner: _Net) ->
                                        else inner))
 
 
-def _taken(topo: Topology, ns_id: int, outer: _Net, inner: _Net) -> _Net:
+def _taken(topo: SnapshotIndex, ns_id: int, outer: _Net, inner: _Net) -> _Net:
     """Which of two overlapping networks the kernel sends traffic for `inner` to: the longer
     prefix; for equal prefixes the lower metric; on a tie the address's own prefix route (it
     is there first), and between two addresses the route the table lists first."""
@@ -238,7 +246,7 @@ def _taken(topo: Topology, ns_id: int, outer: _Net, inner: _Net) -> _Net:
     if outer.metric != inner.metric or outer.connected != inner.connected:
         return min((outer, inner), key=lambda net: (net.metric, not net.connected))
     best = min((r for r in topo.routes_to(ns_id, inner.cidr)
-                if r.table == topology.MAIN_TABLE and r.type == "unicast"),
+                if r.table == MAIN_TABLE and r.type == "unicast"),
                key=lambda r: r.metric, default=None)
     return outer if best is not None and best.dev == outer.dev else inner
 
@@ -253,7 +261,7 @@ def _repair(ns_id: int, ours: _Net, theirs: _Net) -> Repair:
 # --- overlay subnets against their underlay ---------------------------------------------------
 
 
-def _overlay_overlaps(topo: Topology, snapshot: Snapshot) -> Iterator[Finding]:
+def _overlay_overlaps(topo: SnapshotIndex, snapshot: Snapshot) -> Iterator[Finding]:
     done: set[tuple[int, int]] = set()  # (segment, underlay namespace)
     # An overlay's networks, per segment, read once: a fleet's overlay spans every node, and
     # each node's underlay is compared with the same networks (but its own).
@@ -263,7 +271,7 @@ def _overlay_overlaps(topo: Topology, snapshot: Snapshot) -> Iterator[Finding]:
             if link.vxlan is None:
                 continue
             underlay_ns = topo.underlay(state.ref.id, link)
-            segment_id = topo.segment_ids.get(Endpoint(state.ref.id, link.name), -1)
+            segment_id = topo.segment_ids.get(InterfaceRef(state.ref.id, link.name), -1)
             key = (segment_id, underlay_ns)
             underlay = topo.namespace(underlay_ns) if underlay_ns is not None else None
             if underlay is None or key in done:
@@ -281,15 +289,15 @@ def _overlay_overlaps(topo: Topology, snapshot: Snapshot) -> Iterator[Finding]:
             yield from _overlay_against(state, link.name, set(segment), overlay, underlay)
 
 
-def _overlay_against(state: NamespaceState, vxlan: str, members: set[Endpoint],
+def _overlay_against(state: NamespaceState, vxlan: str, members: set[InterfaceRef],
                      overlay: list[_Net], underlay: NamespaceState) -> Iterator[Finding]:
     under = _connected(underlay) + [_route_net(route, parsed, underlay.ref.id)
                                     for parsed, route in _routes(underlay, 8)]
-    under = [net for net in under if Endpoint(underlay.ref.id, net.dev) not in members]
+    under = [net for net in under if InterfaceRef(underlay.ref.id, net.dev) not in members]
     tagged = [(first, last, (True, net)) for first, last, net in _blocks(overlay)]
     tagged += [(first, last, (False, net)) for first, last, net in _blocks(under)]
     seen: set[tuple[str, str]] = set()
-    for (outer_is_overlay, outer), (inner_is_overlay, inner) in topology.nested_pairs(tagged):
+    for (outer_is_overlay, outer), (inner_is_overlay, inner) in nested_pairs(tagged):
         if outer_is_overlay == inner_is_overlay:
             continue
         ours, theirs = (outer, inner) if outer_is_overlay else (inner, outer)
@@ -310,7 +318,7 @@ def _first_of_each(nets: list[_Net]) -> list[_Net]:
     return [net for net in nets if not (net.cidr in seen or seen.add(net.cidr))]
 
 
-def _connected_on(topo: Topology, endpoint: Endpoint) -> list[_Net]:
+def _connected_on(topo: SnapshotIndex, endpoint: InterfaceRef) -> list[_Net]:
     state = topo.namespace(endpoint.namespace)
     if state is None:
         return []

@@ -35,19 +35,18 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, index
-from netdiag.model import NamespaceState, NsKind, Snapshot
-from netdiag.probe import evidence as probe_evidence
-from netdiag.repair.steps import ManualStep, Repair, Safety
+from netdiag.findings import probes as probe_evidence
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import NamespaceState, Snapshot
+from netdiag.model.facts import MAX_NAMESERVERS, has_own_resolv_conf
+from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND601", name="dns-unreachable", severity=Severity.ERROR,
             summary="A configured nameserver has no route, no NAT rules or no listener")
 
 EMBEDDED_DNS = "127.0.0.11"
-HOST_RESOLV_CONF = "/etc/resolv.conf"
-MAX_NAMESERVERS = 3  # glibc and musl use only the first three
 _NO_WAY = ("blackhole", "unreachable", "prohibit")
 
 
@@ -94,16 +93,7 @@ def _loopback_only(state: NamespaceState) -> bool:
     return all(link.kind == "loopback" for link in state.links)
 
 
-def has_own_resolv_conf(state: NamespaceState) -> bool:
-    """False for a namespace with no resolv.conf and no process: it only shows the host's file.
-
-    Nothing in it resolves names (no process), and the file was not written for it, so judging
-    it would report every bare namespace without an uplink (lab routers, test namespaces).
-    """
-    return state.ref.kind is NsKind.HOST or state.dns.source != HOST_RESOLV_CONF
-
-
-def _static_problem(topology: Topology, state: NamespaceState, server: str,
+def _static_problem(topology: SnapshotIndex, state: NamespaceState, server: str,
                     gaps: set[tuple[int | None, str]]) -> _Problem | None:
     try:
         address = ipaddress.ip_address(server.partition("%")[0])

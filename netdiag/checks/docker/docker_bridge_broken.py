@@ -34,12 +34,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import NamespaceState, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import AddAddress, ManualStep, Repair, Safety, SetLinkUp
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerEngine, DockerNetwork
-from netdiag.repair.steps import AddAddress, ManualStep, Repair, Safety, SetLinkUp
 
 RULE = Rule(code="ND911", name="docker-bridge-broken", severity=Severity.ERROR,
             summary="a Docker bridge network's bridge is missing, down or lacks its gateway "

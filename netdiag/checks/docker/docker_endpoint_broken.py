@@ -32,12 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent, topology
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import Link, NamespaceState, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety, SetMaster
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import Link, NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerEngine
-from netdiag.repair.steps import ManualStep, Repair, Safety, SetMaster
+from netdiag.model.index import index
 
 RULE = Rule(code="ND912", name="docker-endpoint-broken", severity=Severity.ERROR,
             summary="a running container lacks the interface, address or bridge port Docker "
@@ -118,7 +118,7 @@ def _endpoint(snapshot: Snapshot, engine: DockerEngine, host: NamespaceState,
     if network is None or network.driver != "bridge":
         return
     bridge = intent.bridge_name(network)
-    peer = topology.index(snapshot).peer(state.ref.id, link)
+    peer = index(snapshot).peer(state.ref.id, link)
     if peer is None or peer[0] != host.ref.id or host.link(bridge) is None:
         return  # the peer was not read, or the bridge itself is gone (docker-bridge-broken)
     _, peer_link = peer

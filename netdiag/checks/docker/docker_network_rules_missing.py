@@ -3,8 +3,10 @@ its configuration implies.
 
 What it finds
     On an engine that programs iptables, for every bridge network:
-    * not internal and with IP masquerading on (the daemon's `ip-masq` and the network's
-      `com.docker.network.bridge.enable_ip_masquerade`, both on by default): no
+    * not internal, with IP masquerading on (the daemon's `ip-masq` and the network's
+      `com.docker.network.bridge.enable_ip_masquerade`, both on by default) and, on Docker 27
+      and later, a NAT gateway mode (`com.docker.network.bridge.gateway_mode_ipv4` unset,
+      `nat` or `nat-unprotected`; a `routed` or `isolated` network is never masqueraded): no
       `-t nat -A POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE`;
     * with inter-container communication off (the network's
       `com.docker.network.bridge.enable_icc=false`, which the daemon's `icc: false` sets on
@@ -35,12 +37,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import IptablesRule, NamespaceState, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import AddIptablesRule, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import IptablesRule, NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerEngine, DockerNetwork
-from netdiag.repair.steps import AddIptablesRule, Repair, Safety
 
 RULE = Rule(code="ND811", name="docker-network-rules-missing", severity=Severity.ERROR,
             summary="a Docker bridge network lacks the masquerade or icc-drop rule its "
@@ -68,9 +69,8 @@ def _said(engine: DockerEngine, network: DockerNetwork, ns_id: int, what: str) -
 
 def _masquerade(engine: DockerEngine, host: NamespaceState, network: DockerNetwork
                 ) -> Iterator[Finding]:
-    if network.internal or not engine.daemon.ip_masq or \
-            not intent.flag(network.option(intent.IP_MASQ)):
-        return
+    if not intent.masqueraded(engine, network):
+        return  # internal, masquerading off, or a routed or isolated network: by design
     bridge = intent.bridge_name(network)
     for subnet in _subnets(network):
         if any(_is_masquerade(rule, subnet, bridge) for rule in host.firewall.iptables_rules):

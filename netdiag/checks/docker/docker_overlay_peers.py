@@ -42,12 +42,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import FdbEntry, Link, NamespaceState, Snapshot
-from netdiag.model.docker import DockerEngine, DockerNetwork, docker_mac
-from netdiag.repair.steps import (
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import (
     AddFdbEntry,
     DeleteFdbEntry,
     ManualStep,
@@ -55,6 +51,9 @@ from netdiag.repair.steps import (
     ReplaceNeighbour,
     Safety,
 )
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import FdbEntry, Link, NamespaceState, Snapshot, intent
+from netdiag.model.docker import DockerEngine, DockerNetwork, docker_mac
 
 RULE = Rule(code="ND402", name="docker-overlay-peers", severity=Severity.ERROR,
             summary="an overlay's forwarding or neighbour entries disagree with the network's "

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.dnat import Publish, publishes
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import NamespaceState, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerPort
-from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND311", name="docker-port-unpublished", severity=Severity.ERROR,
             summary="a port Docker publishes has no DNAT to its container, or the container "

@@ -35,12 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.model import NamespaceState, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import Repair, Safety, SetHairpin, SetSysctl
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerEngine
-from netdiag.repair.steps import Repair, Safety, SetHairpin, SetSysctl
 
 RULE = Rule(code="ND511", name="docker-prerequisite-missing", severity=Severity.WARNING,
             summary="hairpin mode or bridge-nf-call-iptables is off although the daemon's "

@@ -13,7 +13,10 @@ What it finds
     a new connection from one bridge's subnet to the other's, as the kernel would; rules that
     match only some traffic (one port, one protocol, one address) decide nothing either way.
     Docker's classic layout (DOCKER-ISOLATION-STAGE-1/2) and its modern one (`DOCKER ! -i br -o
-    br -j DROP`) are both understood, as is any hand-written FORWARD chain.
+    br -j DROP`) are both understood, as is any hand-written FORWARD chain; so is Docker 28.2's
+    direct-routing protection in the raw table (`-d CONTAINER ! -i br -j DROP` for every
+    container of a NAT-mode network), which isolates a network whose every running container
+    it covers even when the FORWARD rules are gone.
 
 Why it matters
     Docker promises that containers on different networks cannot talk unless a container is
@@ -41,13 +44,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import format_network, network_interval
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import AddIptablesRule, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.flows.netfilter import all_match
-from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot
-from netdiag.repair.steps import AddIptablesRule, Repair, Safety
+from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, intent
+from netdiag.model.index import format_network, network_interval
 
 RULE = Rule(code="ND801", name="bridge-isolation-broken", severity=Severity.WARNING,
             summary="Two bridge networks can forward to each other while others are isolated")
@@ -144,6 +146,7 @@ class _Backend:
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     promised = _docker_isolated(snapshot)
+    guarded = _raw_guarded(snapshot)
     for state in snapshot.namespaces:
         if state.sysctl("net.ipv4.ip_forward") == "0" or _native_nft_forward(state):
             continue  # nothing is forwarded at all / a firewall this rule cannot read
@@ -155,7 +158,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             continue  # no rule that could isolate anything (a DROP policy promises nothing)
         if len(subnets) < 2 or not state.firewall.iptables_rules:
             continue  # no pair, or a firewall that was not read
-        yield from _check_namespace(state, subnets, docker)
+        yield from _check_namespace(state, subnets, docker, guarded.get(state.ref.id, set()))
 
 
 def _docker_isolated(snapshot: Snapshot) -> dict[int, dict[str, Evidence]]:
@@ -174,8 +177,28 @@ def _docker_isolated(snapshot: Snapshot) -> dict[int, dict[str, Evidence]]:
     return found
 
 
-def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, Evidence]
-                     ) -> Iterator[Finding]:
+def _raw_guarded(snapshot: Snapshot) -> dict[int, set[str]]:
+    """Per namespace, the Docker bridges whose every running container has Docker 28's raw
+    PREROUTING `-d ADDRESS ! -i BRIDGE -j DROP`: nothing from another bridge reaches them."""
+    found: dict[int, set[str]] = defaultdict(set)
+    for engine, host in intent.engines(snapshot):
+        drops = {(m.value.removesuffix("/32"), i.value)
+                 for rule in host.firewall.iptables_rules
+                 if rule.table == "raw" and rule.chain == "PREROUTING" and rule.family == 4
+                 and rule.target == "DROP"
+                 and (m := rule.match("destination")) is not None and not m.negated
+                 and (i := rule.match("in-interface")) is not None and i.negated}
+        for network in intent.bridge_networks(engine):
+            addresses = {e.ip for c in engine.containers if c.running for e in c.endpoints
+                         if e.network == network.name and e.ip}
+            bridge = intent.bridge_name(network)
+            if addresses and all((address, bridge) in drops for address in addresses):
+                found[host.ref.id].add(bridge)
+    return found
+
+
+def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, Evidence],
+                     guarded: set[str] = frozenset()) -> Iterator[Finding]:
     backends = [_Backend(state, name)
                 for name in sorted({r.backend for r in state.firewall.iptables_rules})]
     verdicts: dict[tuple[str, str], _Verdict] = {}
@@ -193,7 +216,8 @@ def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, 
         return  # this namespace does not isolate its bridges at all: no broken promise
     managed = {name for pair in isolated for name in pair} | set(docker)
     for a, b in combinations(sorted(managed), 2):
-        open_ways = [(x, y) for x, y in ((a, b), (b, a)) if not verdicts[(x, y)].isolated]
+        open_ways = [(x, y) for x, y in ((a, b), (b, a))
+                     if not verdicts[(x, y)].isolated and y not in guarded]
         if not open_ways:
             continue
         evidence = [Evidence(f"{name} has network {subnets[name][2]}", state.ref.id, "address",

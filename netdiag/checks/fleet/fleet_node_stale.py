@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND951", name="fleet-node-stale", severity=Severity.WARNING,
             summary="a node of the fleet has not published for longer than its interval")

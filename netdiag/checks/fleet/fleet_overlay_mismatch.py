@@ -11,7 +11,7 @@ What it finds
     * the interfaces on the overlay have addresses in a subnet on one node that the others,
       which share theirs, do not use: the containers on that node are not on the network the
       others are (nodes that each have a subnet of their own are a design, not a fault).
-    An overlay is what netdiag/checks/topology.py joins: devices of one VNI and port that send
+    An overlay is what netdiag/model/index.py joins: devices of one VNI and port that send
     to each other. One address twice on the overlay is duplicate-address's, a forwarding entry
     to a VTEP no node of the fleet owns is vxlan-fdb-stale's: both see across nodes in a fleet
     snapshot.
@@ -43,11 +43,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, index, remote_vteps
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import Link, Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
+from netdiag.model.index import SnapshotIndex, index, remote_vteps
 
 RULE = Rule(code="ND952", name="fleet-overlay-mismatch", severity=Severity.ERROR,
             summary="the nodes of one overlay disagree: a node missing from it, or another "
@@ -77,14 +77,14 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             yield from _subnets(topology, members)
 
 
-def _devices(snapshot: Snapshot, topology: Topology) -> list[Device]:
+def _devices(snapshot: Snapshot, topology: SnapshotIndex) -> list[Device]:
     return [Device(state.ref.machine, state.ref.id, link,
                    topology.underlay(state.ref.id, link))
             for state in snapshot.namespaces if state.ref.machine
             for link in state.links if link.vxlan is not None]
 
 
-def _missing_members(topology: Topology, devices: list[Device]) -> Iterator[Finding]:
+def _missing_members(topology: SnapshotIndex, devices: list[Device]) -> Iterator[Finding]:
     by_underlay: dict[int, list[Device]] = defaultdict(list)
     for device in devices:
         if device.underlay is not None:
@@ -129,7 +129,7 @@ def _missing_members(topology: Topology, devices: list[Device]) -> Iterator[Find
                                    f"{device.machine}'s entries for {remote})"))
 
 
-def _mtus(topology: Topology, members: list[Device]) -> Iterator[Finding]:
+def _mtus(topology: SnapshotIndex, members: list[Device]) -> Iterator[Finding]:
     by_mtu: dict[int, list[Device]] = defaultdict(list)
     for device in members:
         by_mtu[device.link.mtu].append(device)
@@ -159,7 +159,7 @@ def _mtus(topology: Topology, members: list[Device]) -> Iterator[Finding]:
                                f"(not above {larger})"))
 
 
-def _subnets(topology: Topology, members: list[Device]) -> Iterator[Finding]:
+def _subnets(topology: SnapshotIndex, members: list[Device]) -> Iterator[Finding]:
     """Per node, the networks of the addresses on the overlay's segment; a node whose
     networks share nothing with the others'."""
     networks: dict[str, set[ipaddress.IPv4Network]] = defaultdict(set)

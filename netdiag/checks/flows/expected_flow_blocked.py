@@ -45,8 +45,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.flows import expected
 from netdiag.flows.packet import (
     FORWARDING,
@@ -62,7 +63,6 @@ from netdiag.flows.packet import (
     Trace,
 )
 from netdiag.model import Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
             summary="a flow that Docker's, a lab's or a fleet's intent promises (gateway, "

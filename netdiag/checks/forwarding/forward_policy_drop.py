@@ -38,12 +38,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from netdiag.checks import topology
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import AddIptablesRule, ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import IptablesRule, Link, Match, NamespaceState, Snapshot
-from netdiag.repair.steps import AddIptablesRule, ManualStep, Repair, Safety
+from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND502", name="forward-policy-drop", severity=Severity.WARNING,
             summary="FORWARD policy DROP with no accept path for a bridge's traffic")
@@ -70,7 +69,7 @@ class _Walk:
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     for state in snapshot.namespaces:
         bridges = [link for link in state.links if link.kind == "bridge"
                    and any(p.up for p in topo.bridge_ports(state.ref.id, link.name))]
@@ -84,7 +83,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 yield from _check_nft(state, chain, bridge)
 
 
-def _directions(topo: Topology, state: NamespaceState, bridge: Link) -> list[_Direction]:
+def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link) -> list[_Direction]:
     name = bridge.name
     found = [_Direction(f"out of {name}", name, OTHER), _Direction(f"into {name}", OTHER, name)]
     ports = topo.bridge_ports(state.ref.id, name)
@@ -103,7 +102,7 @@ def _drop_backends(state: NamespaceState) -> list[str]:
                    and c.policy == "DROP"})
 
 
-def _check_iptables(topo: Topology, state: NamespaceState, backend: str, bridge: Link
+def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, bridge: Link
                     ) -> Iterator[Finding]:
     chains = _chains(state, backend)
     blocked: list[tuple[_Direction, _Walk]] = []

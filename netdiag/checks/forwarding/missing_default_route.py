@@ -32,23 +32,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import intent, topology
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Endpoint, Topology, network_interval
-from netdiag.model import Address, NamespaceState, Snapshot
-from netdiag.repair.steps import AddRoute, Repair, Safety
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import AddRoute, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import Address, NamespaceState, Snapshot, intent
+from netdiag.model.index import (
+    InterfaceRef,
+    SnapshotIndex,
+    index,
+    ip_int,
+    is_container,
+    network_interval,
+)
 
 RULE = Rule(code="ND503", name="missing-default-route", severity=Severity.WARNING,
             summary="a container namespace has a routable interface but no default route")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     internal = _internal_by_intent(snapshot)
-    forwarders: dict[int, list[Endpoint]] = {}  # segment → its members that forward
+    forwarders: dict[int, list[InterfaceRef]] = {}  # segment → its members that forward
     for state in snapshot.namespaces:
-        if not topology.is_container(state.ref) or topo.default_route(state.ref.id):
+        if not is_container(state.ref) or topo.default_route(state.ref.id):
             continue
         for address in _routable(state):
             router = _router(topo, state.ref.id, address, internal, forwarders)
@@ -75,13 +81,13 @@ def _internal_by_intent(snapshot: Snapshot) -> set[tuple[int, str]]:
             for network in intent.bridge_networks(engine) if network.internal}
 
 
-def _router(topo: Topology, ns_id: int, address: Address, internal: set[tuple[int, str]],
-            forwarders: dict[int, list[Endpoint]]) -> tuple[int, Address] | None:
+def _router(topo: SnapshotIndex, ns_id: int, address: Address, internal: set[tuple[int, str]],
+            forwarders: dict[int, list[InterfaceRef]]) -> tuple[int, Address] | None:
     """A namespace on the same segment and subnet that forwards and does not isolate it.
     `forwarders` keeps each segment's forwarding members (an overlay of a thousand
     containers is looked through once, not once per container)."""
     _, first, last, _ = network_interval(address.cidr)
-    segment = topo.segment_ids.get(Endpoint(ns_id, address.ifname))
+    segment = topo.segment_ids.get(InterfaceRef(ns_id, address.ifname))
     members = forwarders.get(segment) if segment is not None else None
     if members is None:
         members = [other for other in topo.segment(ns_id, address.ifname)
@@ -95,14 +101,14 @@ def _router(topo: Topology, ns_id: int, address: Address, internal: set[tuple[in
         state = topo.namespace(other.namespace)
         for candidate in state.addresses:
             if (candidate.ifname == other.link and candidate.family == 4
-                    and first <= topology.ip_int(candidate.address)[1] <= last
+                    and first <= ip_int(candidate.address)[1] <= last
                     and (other.namespace, other.link) not in internal
                     and not _internal(state, other.link)):
                 return other.namespace, candidate
     return None
 
 
-def _way_out(topo: Topology, router_ns: int, ns_id: int) -> bool:
+def _way_out(topo: SnapshotIndex, router_ns: int, ns_id: int) -> bool:
     """Does the router have a default route that does not lead back into `ns_id`?"""
     route = topo.default_route(router_ns)
     if route is None:
@@ -123,7 +129,7 @@ def _internal(state: NamespaceState, ifname: str) -> bool:
     return False
 
 
-def _finding(topo: Topology, state: NamespaceState, address: Address,
+def _finding(topo: SnapshotIndex, state: NamespaceState, address: Address,
              router: tuple[int, Address]) -> Finding:
     ns_id = state.ref.id
     router_ns, gateway = router

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import IpvsService, Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
 
 RULE = Rule(code="ND701", name="ipvs-no-backends", severity=Severity.ERROR,
             summary="An IPVS virtual service has no real server with a non-zero weight")

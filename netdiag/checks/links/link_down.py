@@ -29,12 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from netdiag.checks import topology
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety, SetLinkUp
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import Link, NamespaceState, Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety, SetLinkUp
+from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND901", name="link-down", severity=Severity.WARNING,
             summary="an interface with addresses, or a bridge port, is up but has no carrier")
@@ -43,7 +42,7 @@ _DOWN_STATES = ("down", "lowerlayerdown", "notpresent")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     for state in snapshot.namespaces:
         with_addresses = {a.ifname for a in state.addresses}
         for link in state.links:
@@ -55,7 +54,7 @@ def _is_down(link: Link) -> bool:
     return link.admin_up and link.oper_state in _DOWN_STATES
 
 
-def _expected_up(topo: Topology, state: NamespaceState, link: Link, with_addresses: set[str]
+def _expected_up(topo: SnapshotIndex, state: NamespaceState, link: Link, with_addresses: set[str]
                  ) -> bool:
     if link.kind == "loopback":
         return False
@@ -65,7 +64,7 @@ def _expected_up(topo: Topology, state: NamespaceState, link: Link, with_address
     return link.name in with_addresses or bool(link.master)
 
 
-def _finding(topo: Topology, state: NamespaceState, link: Link) -> Finding:
+def _finding(topo: SnapshotIndex, state: NamespaceState, link: Link) -> Finding:
     ns_id = state.ref.id
     evidence = [Evidence(f"{link.name}: admin up, operational state {link.oper_state}",
                          ns_id, "link", link.name)]

@@ -30,11 +30,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, index
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import Link, NsKind, Snapshot
-from netdiag.repair.steps import ManualStep, Repair, Safety
+from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND902", name="macvlan-host-isolation", severity=Severity.INFO,
             summary="Macvlan children cannot talk to the namespace that owns their parent")
@@ -75,7 +75,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                            parent_ns),)))
 
 
-def _children_by_parent(topology: Topology) -> dict[tuple[int, str], list[tuple[int, Link]]]:
+def _children_by_parent(topology: SnapshotIndex) -> dict[tuple[int, str], list[tuple[int, Link]]]:
     """(namespace, parent name) → the macvlan children that live in other namespaces."""
     children: dict[tuple[int, str], list[tuple[int, Link]]] = defaultdict(list)
     candidates = _parent_candidates(topology)
@@ -90,7 +90,7 @@ def _children_by_parent(topology: Topology) -> dict[tuple[int, str], list[tuple[
     return children
 
 
-def _parent(topology: Topology, child_ns: int, candidates: list[tuple[int, Link]]
+def _parent(topology: SnapshotIndex, child_ns: int, candidates: list[tuple[int, Link]]
             ) -> tuple[int, Link] | None:
     """The one candidate parent; ifindexes repeat across namespaces and a macvlan reports only
     its parent's index and a namespace-local id, so an ambiguous child is left unresolved —
@@ -102,7 +102,7 @@ def _parent(topology: Topology, child_ns: int, candidates: list[tuple[int, Link]
     return found[0] if len(found) == 1 else None
 
 
-def _parent_candidates(topology: Topology) -> dict[int, list[tuple[int, Link]]]:
+def _parent_candidates(topology: SnapshotIndex) -> dict[int, list[tuple[int, Link]]]:
     by_index: dict[int, list[tuple[int, Link]]] = defaultdict(list)
     for (ns_id, _), link in topology.links.items():
         if link.kind not in _NOT_A_PARENT:

@@ -14,9 +14,9 @@ import re
 import shlex
 
 from netdiag.checks.engine import Report
-from netdiag.checks.finding import Evidence, Finding, Severity
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import Repair, RepairStep
 from netdiag.model import NamespaceRef, NsKind
-from netdiag.repair.steps import Repair, Step
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -64,17 +64,17 @@ def repair_data(repair: Repair | None, namespaces: dict[int, NamespaceRef]) -> d
             "steps": [step_data(s, namespaces) for s in repair.steps]}
 
 
-def step_data(step: Step, namespaces: dict[int, NamespaceRef]) -> dict:
+def step_data(step: RepairStep, namespaces: dict[int, NamespaceRef]) -> dict:
     fields = {f.name: _plain(getattr(step, f.name)) for f in dataclasses.fields(step)}
     return {"action": action_name(step), **fields, "command": step_command(step, namespaces)}
 
 
-def action_name(step: Step) -> str:
+def action_name(step: RepairStep) -> str:
     """SetMtu → "set-mtu"."""
     return re.sub(r"(?<!^)(?=[A-Z])", "-", type(step).__name__).lower()
 
 
-def step_command(step: Step, namespaces: dict[int, NamespaceRef]) -> str:
+def step_command(step: RepairStep, namespaces: dict[int, NamespaceRef]) -> str:
     """The shell command equivalent to `step`, entering its namespace the way that works there."""
     ref = namespaces.get(step.namespace) if step.namespace is not None else None
     if ref is None or ref.kind is NsKind.HOST:

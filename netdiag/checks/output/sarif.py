@@ -10,8 +10,8 @@ import json
 
 from netdiag import __version__
 from netdiag.checks.engine import Report
-from netdiag.checks.finding import Severity
 from netdiag.checks.output.data import evidence_data, namespace_data
+from netdiag.findings.finding import Severity
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

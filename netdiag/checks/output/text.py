@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from netdiag import capabilities
 from netdiag.checks.engine import Report
-from netdiag.checks.finding import Finding, Severity
 from netdiag.checks.output.data import step_command
+from netdiag.findings.finding import Finding, Severity
 from netdiag.model import NamespaceRef, NsKind
 from netdiag.terminal import PLAIN, Look
 
@@ -88,10 +88,15 @@ def _summary(report: Report, look: Look) -> str:
                        for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     worst = report.worst()
     counts = look.paint(counts, worst.value if worst else "ok")
-    return (f"{counts} — {_count(len(report.rules), 'rule')} over "
+    # Unread namespaces first: "0 errors" over what was read is no all-clear for them.
+    unread = look.paint(f"{_count(len(report.unread), 'namespace')} not checked (not read, "
+                        "see above) — ", "warning") if report.unread else ""
+    return (f"{unread}{counts} — {_count(len(report.rules), 'rule')} over "
             f"{_count(len(report.namespaces), 'namespace')}"
             + (f", {len(report.unknown)} unknown" if report.unknown else ""))
 
 
+    unread = look.paint(f"{_count(len(report.unread), 'namespace')} not checked (not read, "
+                        "see above) — ", "warning") if report.unread else ""
 def _count(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"

@@ -45,13 +45,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from netdiag.checks import intent
-from netdiag.checks.api import CheckConfig, Rule
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology, index, ip_int, is_multicast
-from netdiag.model import FdbEntry, Link, Neighbour, Snapshot
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import FdbEntry, Link, Neighbour, Snapshot, intent
 from netdiag.model.docker import docker_mac
-from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Repair, Safety
+from netdiag.model.index import SnapshotIndex, index, ip_int, is_multicast
 
 RULE = Rule(code="ND401", name="vxlan-fdb-stale", severity=Severity.ERROR,
             summary="A VXLAN FDB or neighbour entry points at a gone or wrong destination")
@@ -83,7 +82,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             yield from _check_neighbours(topology, ns_id, link, entries, neighbours)
 
 
-def _vteps_by_overlay(topology: Topology) -> dict[int | None, dict[str, tuple[int, str]]]:
+def _vteps_by_overlay(topology: SnapshotIndex) -> dict[int | None, dict[str, tuple[int, str]]]:
     """overlay → {VTEP address → (namespace, device)} for every VXLAN device in the snapshot."""
     vteps: dict[int | None, dict[str, tuple[int, str]]] = defaultdict(dict)
     for (ns_id, name), link in topology.links.items():
@@ -110,7 +109,7 @@ def _docker_peers(placed) -> set[str] | None:
     return intent.peer_addresses(engine, network) | {engine.swarm.node_addr}
 
 
-def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | None,
+def _check_entry(topology: SnapshotIndex, ns_id: int, link: Link, underlay: int | None,
                  entry: FdbEntry, vteps: dict[int | None, dict[str, tuple[int, str]]],
                  a_peer: bool = False) -> Iterator[Finding]:
     """`a_peer`: Docker's intent lists the entry's VTEP as a node of the network, so only a
@@ -171,7 +170,7 @@ def _check_entry(topology: Topology, ns_id: int, link: Link, underlay: int | Non
                                                      entry.dst),)))
 
 
-def _check_neighbours(topology: Topology, ns_id: int, link: Link, entries: list[FdbEntry],
+def _check_neighbours(topology: SnapshotIndex, ns_id: int, link: Link, entries: list[FdbEntry],
                       neighbours: list[Neighbour]) -> Iterator[Finding]:
     by_mac = {e.mac.lower(): e for e in entries}
     local = _local_addresses(topology, ns_id, link)
@@ -216,7 +215,8 @@ def _check_neighbours(topology: Topology, ns_id: int, link: Link, entries: list[
                                          Safety.SAFE, tuple(steps)))
 
 
-def _local_addresses(topology: Topology, ns_id: int, vxlan: Link) -> dict[str, tuple[int, str]]:
+def _local_addresses(topology: SnapshotIndex, ns_id: int, vxlan: Link
+                     ) -> dict[str, tuple[int, str]]:
     """Addresses on this side of the overlay: the namespace itself and what its bridge reaches."""
     found: dict[str, tuple[int, str]] = {}
     state = topology.namespace(ns_id)

@@ -52,14 +52,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from itertools import chain
 
-from netdiag.checks import intent, topology
-from netdiag.checks.api import CheckConfig, Rule
 from netdiag.checks.dnat import Publish, publishes
-from netdiag.checks.finding import Evidence, Finding, Severity
-from netdiag.checks.topology import Topology
-from netdiag.model import Match, NamespaceState, Snapshot, Socket
-from netdiag.probe import evidence as probe_evidence
-from netdiag.repair.steps import DeleteIptablesRule, ManualStep, Repair, Safety
+from netdiag.findings import probes as probe_evidence
+from netdiag.findings.finding import Evidence, Finding, Severity
+from netdiag.findings.repair import DeleteIptablesRule, ManualStep, Repair, Safety
+from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.model import Match, NamespaceState, Snapshot, Socket, intent
+from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
             summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
@@ -75,7 +74,7 @@ Reserved = set[tuple[str, int]] | None  # (protocol, host port) Docker holds; No
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
-    topo = topology.index(snapshot)
+    topo = index(snapshot)
     no_sockets = {gap.namespace for gap in snapshot.gaps if gap.collector == "sockets"}
     reservations = _reservations(snapshot)
     for state in snapshot.namespaces:
@@ -206,7 +205,7 @@ def _captures(publish: Publish, state: NamespaceState, sock: Socket, reserved: R
     return True
 
 
-def _backend(topo: Topology, ns_id: int, publish: Publish) -> tuple[str, tuple[int, ...]]:
+def _backend(topo: SnapshotIndex, ns_id: int, publish: Publish) -> tuple[str, tuple[int, ...]]:
     """The DNAT target as people know it — "172.18.0.2:80 (web)" — and its namespace."""
     owner = topo.owner_seen_from(ns_id, publish.to_address)
     ref = topo.ref(owner[0]) if owner else None
@@ -215,7 +214,7 @@ def _backend(topo: Topology, ns_id: int, publish: Publish) -> tuple[str, tuple[i
     return f"{publish.target} ({ref.display})", (ref.id,)
 
 
-def _captured_listeners(topo: Topology, state: NamespaceState, publishes: list[Publish],
+def _captured_listeners(topo: SnapshotIndex, state: NamespaceState, publishes: list[Publish],
                         reserved: Reserved) -> Iterator[Finding]:
     ns_id = state.ref.id
     for publish in publishes:
@@ -242,7 +241,7 @@ def _compatible(a: Match | None, b: Match | None) -> bool:
     return a.value == b.value
 
 
-def _conflicting_dnats(topo: Topology, state: NamespaceState, publishes: list[Publish]
+def _conflicting_dnats(topo: SnapshotIndex, state: NamespaceState, publishes: list[Publish]
                        ) -> Iterator[Finding]:
     groups: dict[tuple[str, int, int, str], list[Publish]] = defaultdict(list)
     for publish in publishes:
@@ -282,7 +281,7 @@ def _delete(ns_id: int, publish: Publish) -> Repair:
                                       publish.rule.family),))
 
 
-def _dangling(topo: Topology, state: NamespaceState, publishes: list[Publish],
+def _dangling(topo: SnapshotIndex, state: NamespaceState, publishes: list[Publish],
               no_sockets: set[int | None]) -> Iterator[Finding]:
     for publish in publishes:
         owner = topo.owner_seen_from(state.ref.id, publish.to_address)

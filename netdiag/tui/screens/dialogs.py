@@ -8,9 +8,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from netdiag.checks.finding import Finding
+from netdiag.findings.finding import Finding
+from netdiag.findings.repair import Safety
 from netdiag.model import Snapshot
-from netdiag.repair.steps import Safety
 
 
 def plan_lines(finding: Finding, snapshot: Snapshot | None) -> list[str]:

@@ -23,10 +23,10 @@ from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPa
 from textual.worker import get_current_worker
 
 from netdiag import capabilities, netns, render, watch
-from netdiag.checks.finding import Evidence, Finding
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound, PermissionDenied
-from netdiag.flows import output
+from netdiag.findings.finding import Evidence, Finding
 from netdiag.model import NamespaceRef, NamespaceState, Snapshot
+from netdiag.probe import report
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import paths, probes
 from netdiag.tui.messages import (
@@ -406,7 +406,7 @@ class NamespaceScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             self.post_message(PathDone(line, [f"failed: {_unexpected(exc)}"], ()))
             return
-        self.post_message(PathDone(line, output.as_text(result).splitlines(),
+        self.post_message(PathDone(line, report.as_text(result).splitlines(),
                                    paths.evidence(result)))
 
     def on_path_done(self, message: PathDone) -> None:

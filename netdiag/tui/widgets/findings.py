@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netdiag.checks.finding import Finding
+from netdiag.findings.finding import Finding
 
 SEVERITY_TEXT = {"error": "ERROR", "warning": "WARN", "info": "info"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netdiag.checks.api import CheckConfig
+from netdiag.findings.rule import CheckConfig
 from netdiag.model import Snapshot
 
 

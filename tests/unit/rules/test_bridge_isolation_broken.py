@@ -1,7 +1,7 @@
 import pytest
 
 from netdiag.checks.firewall import bridge_isolation_broken as rule
-from netdiag.repair.steps import AddIptablesRule, Safety
+from netdiag.findings.repair import AddIptablesRule, Safety
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import run
 

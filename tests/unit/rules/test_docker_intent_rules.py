@@ -4,9 +4,9 @@ fault, and each silent where the intent cannot be placed or says nothing."""
 
 from dataclasses import replace
 
-from netdiag.checks.finding import Severity
+from netdiag.findings.finding import Severity
+from netdiag.findings.repair import AddAddress, AddIptablesRule, Safety, SetMaster
 from netdiag.model.docker import DaemonConfig, DockerContainer, DockerPort
-from netdiag.repair.steps import AddAddress, AddIptablesRule, Safety, SetMaster
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
 
@@ -193,6 +193,20 @@ def test_internal_networks_and_masquerade_off_need_no_masquerade():
     assert run_rule("docker-network-rules-missing", d.build()) == []
 
 
+def test_a_routed_or_isolated_network_is_not_masqueraded_by_design():
+    """Docker 27+'s gateway_mode_ipv4=routed writes no MASQUERADE: restoring one (a "safe"
+    repair) would undo the mode Docker was configured for. nat-unprotected still has one."""
+    for mode, fires in (("routed", False), ("isolated", False), ("nat-unprotected", True),
+                        ("nat", True)):
+        d = docker_host()
+        without_rule(d, "nat", "-s 172.18.0.0/16 ! -o br-web -j MASQUERADE")
+        engine = d.b.docker[0]
+        d.intent(networks=tuple(replace(n, options=n.options + (
+            ("com.docker.network.bridge.gateway_mode_ipv4", mode),)) for n in engine.networks))
+        found = run_rule("docker-network-rules-missing", d.build())
+        assert [f.subject for f in found] == (["nat/POSTROUTING"] if fires else []), mode
+
+
 def test_icc_off_without_its_drop_rule():
     d = docker_host()
     engine = d.b.docker[0]
@@ -213,8 +227,8 @@ def _proxy_off(d):
 
 
 def test_hairpin_off_on_a_publishing_containers_port_with_the_proxy_off():
+    from netdiag.findings.repair import SetHairpin
     from netdiag.model import BridgePortInfo
-    from netdiag.repair.steps import SetHairpin
 
     d = docker_host()
     _proxy_off(d)
@@ -282,3 +296,20 @@ def test_one_isolation_rule_gone_is_one_pair_with_intent():
     without_rule(d, "filter", "-A DOCKER-ISOLATION-STAGE-2 -o br-web -j DROP")
     found = run_rule("bridge-isolation-broken", d.build())
     assert [f.subject for f in found] == ["br-web<->docker0"]
+
+
+def test_docker_28s_raw_drops_still_isolate_when_the_forward_rules_are_gone():
+    """Docker 28.2 drops packets to a NAT-mode container that do not come from its bridge, in
+    the raw table: with the FORWARD isolation rules gone, a network whose every container is so
+    guarded is still isolated (the kernel says so); one whose raw drops went too is not."""
+    d = docker_host("modern")
+    without_rule(d, "filter", "-A DOCKER ! -i")
+    found = run_rule("bridge-isolation-broken", d.build())
+    # docker0 has no container, so nothing guards it; br-web's container is guarded (and the
+    # internal network keeps its own DOCKER-INTERNAL drops).
+    (finding,) = found
+    assert finding.subject == "br-web<->docker0"
+    assert "br-web → docker0" in finding.message and "docker0 → br-web" not in finding.message
+    without_rule(d, "raw", "-d 172.18.0.2/32")
+    (finding,) = run_rule("bridge-isolation-broken", d.build())
+    assert "docker0 → br-web" in finding.message

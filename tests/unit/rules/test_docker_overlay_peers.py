@@ -5,8 +5,8 @@ from dataclasses import replace
 
 from netdiag.checks.docker import docker_overlay_peers as rule
 from netdiag.checks.overlay import vxlan_fdb_stale
+from netdiag.findings.repair import DeleteFdbEntry, ReplaceNeighbour, Safety
 from netdiag.model.docker import DockerEngine, DockerNetwork, DockerPeer, DockerSwarm, DockerVip
-from netdiag.repair.steps import DeleteFdbEntry, ReplaceNeighbour, Safety
 from tests.unit.rules.part2_fixtures import amend, run
 from tests.unit.rules.test_vxlan_fdb_stale import C2_MAC, fdb, healthy
 

@@ -2,7 +2,7 @@
 simulated; a stop by a firewall rule or a policy route is named, faults of other rules are
 left to them."""
 
-from netdiag.checks.finding import Severity
+from netdiag.findings.finding import Severity
 from netdiag.flows import expected
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
@@ -40,7 +40,7 @@ def test_a_drop_in_docker_user_names_the_flow_the_hop_and_the_rule():
 
 
 def test_a_policy_route_into_a_blackhole_table():
-    from netdiag.model import Route, Rule
+    from netdiag.model import PolicyRule, Route
 
     d = docker_host()
     snapshot = d.build()
@@ -48,9 +48,9 @@ def test_a_policy_route_into_a_blackhole_table():
     from dataclasses import replace
 
     host = snapshot.namespace(d.host)
-    host = replace(host, rules=(Rule(4, 0, table=255), Rule(4, 100, table=100,
+    host = replace(host, rules=(PolicyRule(4, 0, table=255), PolicyRule(4, 100, table=100,
                                                             src="172.18.0.0/16"),
-                                Rule(4, 32766, table=254), Rule(4, 32767, table=253)),
+                                PolicyRule(4, 32766, table=254), PolicyRule(4, 32767, table=253)),
                    routes=host.routes + (Route(4, "default", table=100, type="blackhole"),))
     snapshot = replace(snapshot, namespaces=tuple(host if s.ref.id == d.host else s
                                                   for s in snapshot.namespaces))

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
+from netdiag.findings.repair import AddIptablesRule, AddRoute, SetSysctl
 from netdiag.model import NftChain, NftRule, NftTable
-from netdiag.repair.steps import AddIptablesRule, AddRoute, SetSysctl
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host

@@ -1,6 +1,6 @@
 from netdiag.checks.lb import ipvs_no_backends as rule
+from netdiag.findings.repair import Safety
 from netdiag.model import IpvsDestination, IpvsService, NsKind
-from netdiag.repair.steps import Safety
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import amend, run
 

@@ -1,6 +1,6 @@
 """link-down (ND901) on fixture snapshots."""
 
-from netdiag.repair.steps import SetLinkUp
+from netdiag.findings.repair import SetLinkUp
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host

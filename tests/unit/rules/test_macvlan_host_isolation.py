@@ -1,7 +1,7 @@
 from dataclasses import replace
 
-from netdiag.checks.finding import Severity
 from netdiag.checks.links import macvlan_host_isolation as rule
+from netdiag.findings.finding import Severity
 from netdiag.model import MacvlanInfo, NsKind
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import run

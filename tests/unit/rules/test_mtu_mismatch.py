@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
-from netdiag.checks.finding import Severity
-from netdiag.model import FdbEntry
-from netdiag.repair.steps import SetMtu
+from netdiag.findings.finding import Severity
+from netdiag.findings.repair import SetMtu
+from netdiag.model import Address, FdbEntry
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
@@ -100,3 +100,72 @@ def test_probe_results_from_the_namespace_become_evidence():
     (finding,) = run_rule("mtu-mismatch", snapshot)
     assert finding.evidence[-1].kind == "probe"
     assert "largest DF packet answered by 172.17.0.1: 1500 bytes" in finding.evidence[-1].text
+
+
+# --- IPv6's minimum MTU -----------------------------------------------------------------------
+
+
+def dual_stack_docker_host():
+    """docker_host() with br-web dual-stack: fd00:db8::1/64 on the bridge."""
+    d = docker_host()
+    d.b.address(d.host, "br-web", "fd00:db8::1/64")
+    d.b.address(d.host, "br-web", "fe80::1/64")
+    return d
+
+
+def test_a_healthy_dual_stack_host_passes():
+    assert run_rule("mtu-mismatch", dual_stack_docker_host().build()) == []
+
+
+def test_a_container_link_below_1280_on_an_ipv6_segment():
+    # Both ends of web's veth at 1200 (the kernel deleted web's fd00:db8::2 when it was set):
+    # one finding, raise both to 1280 — never "lower the bridge to 1200", which would take
+    # the gateway's IPv6 address away too.
+    d = dual_stack_docker_host()
+    d.b.update_link(d.web, "eth0", mtu=1200).update_link(d.host, "veth1a2b3c4", mtu=1200)
+    (finding,) = run_rule("mtu-mismatch", d.build())
+    assert finding.namespace.id == d.web and finding.subject == "eth0"
+    assert finding.message.startswith("eth0, veth1a2b3c4 in host have MTU 1200, below IPv6's "
+                                      "minimum of 1280, on a segment that carries IPv6")
+    assert steps(finding) == {(d.web, "eth0", 1280), (d.host, "veth1a2b3c4", 1280)}
+    assert finding.repair.safety.value == "unsafe"
+    assert any(type(s).__name__ == "ManualStep" for s in finding.repair.steps)
+    assert finding.evidence[-1].key == "fd00:db8::1/64" and finding.related == (d.host,)
+
+
+def test_the_same_link_without_ipv6_is_an_ordinary_mismatch():
+    d = docker_host()  # IPv4 only: 1200 is merely smaller than the bridge's other ports
+    d.b.update_link(d.web, "eth0", mtu=1200).update_link(d.host, "veth1a2b3c4", mtu=1200)
+    (finding,) = run_rule("mtu-mismatch", d.build())
+    assert finding.subject == "br-web" and "IPv6" not in finding.message
+    assert finding.repair.safety.value == "safe"
+
+
+def test_a_docker_ipv6_network_whose_whole_segment_is_below_1280():
+    # Nothing on it holds an IPv6 address any more: only the engine's word says it is IPv6.
+    from netdiag.model.docker import DockerIpam
+
+    d = docker_host()
+    d.b.update_link(d.host, "br-web", mtu=1200).update_link(d.web, "eth0", mtu=1200)
+    d.b.update_link(d.host, "veth1a2b3c4", mtu=1200)
+    assert run_rule("mtu-mismatch", d.build()) == []  # no mismatch, no IPv6: fine
+    d.intent(networks=tuple(
+        replace(n, ipv6=True, ipam=n.ipam + (DockerIpam("fd00:db8::/64", "fd00:db8::1"),))
+        if n.name == "web" else n for n in d.b.docker[0].networks))
+    (finding,) = run_rule("mtu-mismatch", d.build())
+    assert finding.namespace.id == d.host and finding.subject == "br-web"
+    assert finding.evidence[-1].kind == "docker" and finding.evidence[-1].key == "web"
+    assert steps(finding) == {(d.host, "br-web", 1280), (d.host, "veth1a2b3c4", 1280),
+                              (d.web, "eth0", 1280)}
+
+
+def test_lowering_an_ipv6_overlay_below_1280_is_not_a_safe_repair():
+    snapshot, h1, _ = two_host_vxlan(1500, 1300)  # room for 1250 only
+    states = tuple(replace(s, addresses=s.addresses + (Address(
+        ifindex=0, ifname="br0", family=6, address="fd00:42::1", prefixlen=64),))
+        if s.ref.id == h1 else s for s in snapshot.namespaces)
+    findings = {f.namespace.id: f for f in run_rule(
+        "mtu-mismatch", replace(snapshot, namespaces=states))}
+    repair = findings[h1].repair
+    assert (h1, "vxlan42", 1250) in steps(findings[h1])
+    assert repair.safety.value == "unsafe" and "IPv6 stops working" in repair.title

@@ -1,7 +1,7 @@
 """overlapping-subnets (ND101) on fixture snapshots."""
 
-from netdiag.checks import topology
-from netdiag.checks.api import CheckConfig
+from netdiag.findings.rule import CheckConfig
+from netdiag.model.index import nested_pairs
 from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
@@ -111,6 +111,6 @@ def test_overlay_subnet_overlapping_its_underlay():
 def test_nested_pairs_finds_every_containing_block_in_sorted_order():
     items = [(0, 255, "a/24"), (0, 15, "a/28"), (16, 31, "b/28"), (256, 511, "c/24"),
              (0, 65535, "x/16")]
-    pairs = set(topology.nested_pairs(items))
+    pairs = set(nested_pairs(items))
     assert pairs == {("x/16", "a/24"), ("x/16", "a/28"), ("a/24", "a/28"), ("x/16", "b/28"),
                      ("a/24", "b/28"), ("x/16", "c/24")}

@@ -1,8 +1,8 @@
 """port-contention (ND301) on fixture snapshots."""
 
-from netdiag.checks.finding import Severity
+from netdiag.findings.finding import Severity
+from netdiag.findings.repair import DeleteIptablesRule
 from netdiag.model.docker import DockerPort
-from netdiag.repair.steps import DeleteIptablesRule
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
 

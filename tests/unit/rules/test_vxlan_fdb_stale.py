@@ -1,6 +1,6 @@
 from netdiag.checks.overlay import vxlan_fdb_stale as rule
+from netdiag.findings.repair import DeleteFdbEntry, DeleteNeighbour, Safety
 from netdiag.model import FdbEntry, Neighbour
-from netdiag.repair.steps import DeleteFdbEntry, DeleteNeighbour, Safety
 from tests.fixtures.builder import SnapshotBuilder
 from tests.unit.rules.part2_fixtures import amend, run
 
