@@ -122,11 +122,28 @@ def _add_color(parser: argparse.ArgumentParser) -> None:
                                  "is set), always, never (default: auto)")
 
 
+def _choose_etcd_access(args: argparse.Namespace) -> None:
+    """For a command that talks to etcd (its parser has --etcd-cacert): the files and password
+    it proves itself with, and a warning when its etcd is plain HTTP off this machine."""
+    if not hasattr(args, "etcd_cacert"):
+        return
+    from netdiag import etcd
+
+    etcd.use_access(etcd.EtcdAccess.from_environment(
+        cacert=args.etcd_cacert, cert=args.etcd_cert, key=args.etcd_key,
+        password_file=args.etcd_password_file))
+    url = next((u for u in (getattr(args, name, None) for name in ("etcd", "fleet", "store"))
+                if u and "://" in u), None)
+    if url and (warning := etcd.plain_http_warning(url)):
+        print(f"netdiag: {warning}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(wanted if wanted in COMMANDS else None).parse_args(argv)
     try:
+        _choose_etcd_access(args)
         return args.func(args)
     except NetdiagError as exc:
         print(f"netdiag: error: {exc}", file=sys.stderr)

@@ -7,6 +7,8 @@ to one line of text and an exit code; nothing below the CLI prints or exits.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -93,3 +95,33 @@ class Interrupted(NetdiagError):
     """The user pressed Ctrl-C; the message says what was undone."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def is_plain_key(key: object) -> bool:
+    """Whether a key of a user's file looks like a key name, so an error may quote it: the
+    keys of a file that is not ours (a password file given by mistake) are its lines."""
+    return _PLAIN_KEY.fullmatch(str(key)) is not None
+
+
+def yaml_position(exc: Exception) -> str:
+    """`:line:column` of a PyYAML error, or nothing when it knows no position."""
+    mark = getattr(exc, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """What PyYAML expected, without what it quotes from the file (its own message prints
+    the offending line; `found undefined alias 'hunter2'` → `found undefined alias`).
+    Token names such as '<block end>' stay."""
+    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
+    problem = _QUOTED.sub(_token_or_nothing, ", ".join(p for p in parts if p))
+    return re.sub(r"\s{2,}", " ", problem).strip() or "cannot parse"
+
+
+def _token_or_nothing(quoted: re.Match) -> str:
+    inner = quoted.group()[1:-1]
+    return quoted.group() if len(inner) <= 1 or inner.startswith("<") else ""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from netdiag.errors import UsageError
+from netdiag.errors import UsageError, is_plain_key, yaml_position, yaml_problem
 from netdiag.findings.finding import Severity
 from netdiag.findings.rule import CheckConfig, FlowExpectation
 
@@ -41,9 +41,8 @@ def load(path: str | Path) -> CheckConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise UsageError(f"{path}: not valid YAML{line}") from None
+        raise UsageError(f"{path}{yaml_position(exc)}: not valid YAML: "
+                         f"{yaml_problem(exc)}") from None
     try:
         return parse(data or {})
     except UsageError as exc:
@@ -114,7 +113,9 @@ def with_command_line(config: CheckConfig, rules: Sequence[str], skip: Sequence[
 def _only(mapping: dict, allowed: Iterable[str], prefix: str) -> None:
     for key in mapping:
         if key not in allowed:
-            raise UsageError(f"unknown key {prefix}{key} (allowed: {', '.join(allowed)})")
+            # A file that is not a config (a password file) has its lines for keys.
+            shown = key if is_plain_key(key) else "<key>"
+            raise UsageError(f"unknown key {prefix}{shown} (allowed: {', '.join(allowed)})")
 
 
 def _list(value: object, where: str) -> list[str]:

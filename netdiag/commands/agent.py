@@ -8,7 +8,6 @@ import argparse
 import signal
 
 from netdiag.cli import SUMMARIES
-from netdiag.collect import scope
 from netdiag.commands.common import add_docker_arg, seconds
 from netdiag.commands.fleet import add_etcd_arg
 
@@ -45,6 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag.collect import scope
     from netdiag.errors import UsageError
     from netdiag.fleet.agent import Agent, AgentConfig, node_name
 

@@ -16,19 +16,22 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from netdiag import terminal
-from netdiag.checks import config as check_config
-from netdiag.checks import engine
-from netdiag.checks.output import FORMATS, text
+from netdiag import private_files, terminal
+from netdiag.checks.output import FORMAT_NAMES
 from netdiag.cli import SUMMARIES
-from netdiag.collect import namespace_refs, scope
-from netdiag.commands.common import add_docker_arg, read_with_progress, seconds
+from netdiag.commands.common import add_docker_arg, seconds
+from netdiag.commands.fleet import add_etcd_access_args
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.findings.finding import Severity
-from netdiag.findings.rule import CheckConfig
-from netdiag.model import Snapshot
-from netdiag.model.serialize import load
+from netdiag.findings.severity import Severity
+
+if TYPE_CHECKING:
+    from netdiag.checks import engine
+    from netdiag.model import Snapshot
+
+# The rules, the collectors and the model are imported in run(), not here: `check --help`
+# needs none of them (tests/unit/test_cli_imports.py).
 
 
 def register(subparsers) -> None:
@@ -47,6 +50,7 @@ def register(subparsers) -> None:
                         help="check the fleet whose agents publish into etcd at URL: every "
                              "node's snapshot merged, and the rules between nodes; e.g. "
                              "--fleet http://10.0.0.5:2379")
+    add_etcd_access_args(parser)
     parser.add_argument("--rule", action="append", default=[], metavar="NAME",
                         help="run only this rule, by name or code (repeatable); e.g. --rule "
                              "mtu-mismatch")
@@ -59,7 +63,7 @@ def register(subparsers) -> None:
                         help="bound the whole run (e.g. 10): namespaces not read in time are "
                              "gaps and make the exit code 3, rules not finished are unknown")
     add_docker_arg(parser)
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text",
+    parser.add_argument("--format", choices=sorted(FORMAT_NAMES), default="text",
                         help="the report's form on stdout (default: text); e.g. --format "
                              "sarif")
     parser.add_argument("--output", action="append", default=[], metavar="FORMAT=FILE",
@@ -81,6 +85,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag.checks import config as check_config
+    from netdiag.checks import engine
+    from netdiag.checks.output import text
+    from netdiag.checks.output.formats import FORMATS
+    from netdiag.findings.rule import CheckConfig
+    from netdiag.model.serialize import load
+
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     outputs = _outputs(args.output)
     config = check_config.load(args.config) if args.config else CheckConfig()
@@ -137,9 +148,9 @@ def _outputs(values: list[str]) -> list[tuple[str, str]]:
     outputs = []
     for value in values:
         fmt, sep, path = value.partition("=")
-        if not sep or not path or fmt not in FORMATS:
+        if not sep or not path or fmt not in FORMAT_NAMES:
             raise UsageError(f"--output {value!r}: expected FORMAT=FILE with FORMAT one of "
-                             f"{', '.join(sorted(FORMATS))}")
+                             f"{', '.join(sorted(FORMAT_NAMES))}")
         why = _unwritable(Path(path))
         if why:  # said now, not after a long collection and the report on stdout
             raise UsageError(f"--output {value}: {why}")
@@ -161,7 +172,7 @@ def _unwritable(path: Path) -> str:
 
 def _write(path: str, text: str) -> None:
     try:
-        Path(path).write_text(text)
+        private_files.write(path, text.encode())  # a report quotes the snapshot: root's only
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -172,6 +183,9 @@ def _remaining(deadline: float | None) -> float | None:
 
 def _collect(refs: list[str], deadline: float | None, engines: list[str]
              ) -> tuple[Snapshot, frozenset[int]]:
+    from netdiag.collect import scope
+    from netdiag.commands.common import read_with_progress
+
     chosen = scope.select(refs, engines=engines)
     snapshot = read_with_progress(chosen.read, _remaining(deadline), chosen.docker)
     if not snapshot.namespaces:
@@ -181,6 +195,8 @@ def _collect(refs: list[str], deadline: float | None, engines: list[str]
 
 
 def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
+    from netdiag.collect import namespace_refs
+
     known = [state.ref for state in snapshot.namespaces]
     return frozenset(ref.id for ref in namespace_refs.resolve_all(refs, known,
                                                                   snapshot.docker))

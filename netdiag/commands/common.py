@@ -12,11 +12,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from netdiag import terminal
-from netdiag.collect import collect_snapshot, scope
-from netdiag.model import Snapshot
-from netdiag.model.serialize import load
+
+if TYPE_CHECKING:  # the collectors and the model load when a command runs, not for its --help
+    from netdiag.model import Snapshot
 
 
 def add_namespace_args(parser: argparse.ArgumentParser, offline: bool = True) -> None:
@@ -64,6 +65,9 @@ def timed_out(snapshot: Snapshot) -> list[str]:
 
 def get_snapshot(args: argparse.Namespace) -> Snapshot:
     """A saved snapshot (`--from`), or the namespaces `--ns` names (all by default) read now."""
+    from netdiag.collect import scope
+    from netdiag.model.serialize import load
+
     if getattr(args, "from_file", None):
         return load(args.from_file)
     chosen = scope.select(args.ns, everything=False, engines=args.docker)
@@ -72,6 +76,7 @@ def get_snapshot(args: argparse.Namespace) -> Snapshot:
 
 def read_with_progress(refs, timeout, intent) -> Snapshot:
     """collect_snapshot with a live line on a terminal while it takes more than a moment."""
+    from netdiag.collect import collect_snapshot
     from netdiag.progress import Progress
 
     with Progress() as progress:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_json
-from netdiag.diff import Change, diff
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK
-from netdiag.model.serialize import load, to_data
+
+if TYPE_CHECKING:
+    from netdiag.diff import Change
 
 SIGNS = {"added": "+", "removed": "-", "changed": "~"}
 
@@ -31,6 +33,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag.diff import diff
+    from netdiag.model.serialize import load, to_data
+
     changes = diff(load(args.before), load(args.after), all_fields=args.all_fields)
     if args.json:
         print_json([to_data(change) for change in changes])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 
 from netdiag import terminal
-from netdiag.checks import registry
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_table
 
@@ -21,6 +20,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from netdiag.checks import registry  # every rule: not for `explain --help`
+
     if not args.rule:
         print_table(("CODE", "RULE", "SEVERITY", "SUMMARY"),
                     [(rule.code, rule.name, rule.severity.value, rule.summary)

@@ -27,6 +27,27 @@ def add_etcd_arg(parser: argparse.ArgumentParser, flag: str = "--etcd") -> None:
                         metavar="URL",
                         help=f"etcd's client URL (default: ${ETCD_ENV}); e.g. {flag} "
                              "http://10.0.0.5:2379")
+    add_etcd_access_args(parser)
+
+
+def add_etcd_access_args(parser: argparse.ArgumentParser) -> None:
+    """TLS files and the password file for an etcd that asks for them (docs/fleet.md); the
+    CLI's main hands them to netdiag.etcd before the command runs."""
+    group = parser.add_argument_group(
+        "etcd with TLS or auth", "the user comes from $NETDIAG_ETCD_USER, its password from "
+        "--etcd-password-file or $NETDIAG_ETCD_PASSWORD (never the command line)")
+    group.add_argument("--etcd-cacert", metavar="FILE", default="",
+                       help="the CA that signed etcd's certificate (default: "
+                            "$NETDIAG_ETCD_CACERT); e.g. --etcd-cacert /etc/etcd/ca.pem")
+    group.add_argument("--etcd-cert", metavar="FILE", default="",
+                       help="netdiag's client certificate (default: $NETDIAG_ETCD_CERT); "
+                            "e.g. --etcd-cert /etc/netdiag/etcd.pem")
+    group.add_argument("--etcd-key", metavar="FILE", default="",
+                       help="its key (default: $NETDIAG_ETCD_KEY); e.g. --etcd-key "
+                            "/etc/netdiag/etcd-key.pem")
+    group.add_argument("--etcd-password-file", metavar="FILE", default="",
+                       help="the etcd user's password, in a file; e.g. --etcd-password-file "
+                            "/etc/netdiag/etcd-password")
 
 
 def register(subparsers) -> None:

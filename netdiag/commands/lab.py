@@ -22,11 +22,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netdiag.cli import SUMMARIES
 from netdiag.errors import Interrupted, NotFound, UsageError
 from netdiag.topology import journal as journals
-from netdiag.topology import schema
+
+if TYPE_CHECKING:  # pydantic: for a lab file read, not for `lab --help`
+    from netdiag.topology import schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "examples"
 
@@ -84,6 +87,8 @@ def register(subparsers) -> None:
 
 def resolve_topology(ref: str) -> tuple[schema.Topology, str]:
     """A file path, or the name of a bundled lab."""
+    from netdiag.topology import schema
+
     path = Path(ref)
     if not path.exists() and (EXAMPLES / f"{ref}.yaml").exists():
         path = EXAMPLES / f"{ref}.yaml"
@@ -224,12 +229,16 @@ def run_exec(args) -> int:
 
 
 def run_examples(args) -> int:
+    from netdiag.topology import schema
+
     for path in sorted(EXAMPLES.glob("*.yaml")):
         print(f"{path.stem:24} {schema.load(path).description}")
     return 0
 
 
 def run_schema(args) -> int:
+    from netdiag.topology import schema
+
     print(json.dumps(schema.json_schema(), indent=2))
     return 0
 

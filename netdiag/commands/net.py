@@ -17,6 +17,7 @@ from dataclasses import asdict
 from netdiag import terminal
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import print_json, print_table
+from netdiag.commands.fleet import add_etcd_access_args
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
 PORT_RE = re.compile(r"(?:(?P<ip>\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>\d*):)?(?P<container>\d+)"
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
                         "an etcd URL shared by machines (default: $NETDIAG_STORE or "
                         "/var/lib/netdiag/drivers.db); e.g. --store /tmp/drivers.db, --store "
                         "etcd://10.0.0.5:2379")
+    add_etcd_access_args(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     host_ns = "the namespace that plays the host (name or path); e.g. --host-ns lab-host"
     network = "the network's name or id; e.g. front"

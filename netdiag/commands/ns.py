@@ -6,10 +6,7 @@ import argparse
 
 from netdiag import terminal
 from netdiag.cli import SUMMARIES
-from netdiag.collect import discovery
-from netdiag.collect.scope import require_root
 from netdiag.commands.common import print_json, print_table
-from netdiag.model.serialize import to_data
 
 
 def register(subparsers) -> None:
@@ -24,6 +21,10 @@ def register(subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from netdiag.collect import discovery
+    from netdiag.collect.scope import require_root
+    from netdiag.model.serialize import to_data
+
     require_root([])
     found = discovery.discover()
     if args.json:

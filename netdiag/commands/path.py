@@ -16,15 +16,8 @@ import sys
 
 from netdiag import terminal
 from netdiag.cli import SUMMARIES
-from netdiag.collect import namespace_refs, scope
 from netdiag.commands.common import add_docker_arg, print_json, read_with_progress, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
-from netdiag.flows import names
-from netdiag.flows.packet import Packet
-from netdiag.flows.walk import Engine
-from netdiag.model.serialize import load
-from netdiag.probe import report, trace
-from netdiag.probe.path import probe, refusal
 
 DEFAULT_SPORT = 43210
 IPV4_HEADER = 20
@@ -71,6 +64,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The path model, the collectors and the probes: for a run, not for `path --help`.
+    from netdiag.collect import namespace_refs, scope
+    from netdiag.flows import names
+    from netdiag.flows.packet import Packet
+    from netdiag.flows.walk import Engine
+    from netdiag.model.serialize import load
+    from netdiag.probe import report, trace
+    from netdiag.probe.path import probe, refusal
+
     target, port = names.split_port(args.dst)
     if port and args.port is not None:
         raise UsageError(f"two ports given: {args.dst} and --port {args.port}: give one")

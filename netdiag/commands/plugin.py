@@ -23,6 +23,7 @@ import signal
 import sys
 
 from netdiag.cli import SUMMARIES
+from netdiag.commands.fleet import add_etcd_access_args
 from netdiag.errors import EXIT_OK, UsageError
 
 PLUGIN_DIR = "/run/docker/plugins"
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
                        help="driver state: a SQLite file or an etcd URL (default: "
                             "$NETDIAG_STORE or /var/lib/netdiag/plugin-NAME.db); e.g. --store "
                             "etcd://10.0.0.5:2379")
+    add_etcd_access_args(serve)
     serve.set_defaults(func=run_serve)
 
 

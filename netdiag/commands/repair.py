@@ -18,20 +18,22 @@ anything needs repairing); a failed step's error decides it (3 when the kernel r
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from netdiag import terminal
-from netdiag.checks import config as check_config
-from netdiag.checks import engine
 from netdiag.cli import SUMMARIES
-from netdiag.collect import collect_snapshot, scope
 from netdiag.commands.common import add_docker_arg
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, RepairFailed, UsageError
-from netdiag.findings.finding import Finding, Severity
 from netdiag.findings.repair import Safety
-from netdiag.findings.rule import CheckConfig
-from netdiag.model import Snapshot
-from netdiag.progress import Progress
-from netdiag.repair.executor import Policy, StepResult, changes, describe, execute, refusal
+from netdiag.findings.severity import Severity
+
+if TYPE_CHECKING:  # the rules, the collectors and the executor load in run(), not for --help
+    from netdiag.checks import engine
+    from netdiag.collect import scope
+    from netdiag.findings.finding import Finding
+    from netdiag.findings.rule import CheckConfig
+    from netdiag.model import Snapshot
+    from netdiag.repair.executor import Policy, StepResult
 
 MAX_ROUNDS = 5
 
@@ -63,6 +65,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag.checks import config as check_config
+    from netdiag.findings.rule import CheckConfig
+    from netdiag.progress import Progress
+    from netdiag.repair.executor import execute, refusal
+
     if args.unsafe and not args.apply:
         raise UsageError("--unsafe only makes sense with --apply")
     config = check_config.with_command_line(CheckConfig(), args.rule, args.skip)
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 def _stop_on_failure(finding: Finding, results, snapshot: Snapshot) -> None:
     """A step that failed ends the repair: trying it again (or the steps after it) would
     fail the same way (issue 31: five rounds of the same refused step)."""
+    from netdiag.repair.executor import describe
+
     failed = next((result for result in results if result.error is not None), None)
     if failed is not None:
         raise RepairFailed(f"repair stopped: `{describe(failed.step, snapshot)}` "
@@ -113,6 +122,8 @@ def _stop_on_failure(finding: Finding, results, snapshot: Snapshot) -> None:
 
 def _chosen(args) -> scope.ReadScope:
     """What to read (everything), and the namespaces the user pointed at."""
+    from netdiag.collect import scope
+
     if not args.lab:
         return scope.select(args.ns, engines=args.docker)
     from netdiag.lab import build
@@ -127,6 +138,10 @@ def _chosen(args) -> scope.ReadScope:
 
 def _check(chosen: scope.ReadScope, config: CheckConfig, unsafe: bool
            ) -> tuple[engine.Report, Snapshot, Policy]:
+    from netdiag.checks import engine
+    from netdiag.collect import collect_snapshot
+    from netdiag.repair.executor import Policy
+
     snapshot = collect_snapshot(chosen.read, intent=chosen.docker)
     if not snapshot.namespaces or \
             (chosen.chosen and not any(snapshot.namespace(ns_id) for ns_id in chosen.chosen)):
@@ -138,6 +153,8 @@ def _check(chosen: scope.ReadScope, config: CheckConfig, unsafe: bool
 
 def _print_scope(findings: list[Finding], snapshot: Snapshot) -> None:
     """Before anything is applied: every namespace the repairs will change."""
+    from netdiag.repair.executor import changes
+
     changed = frozenset().union(*(changes(f.repair) for f in findings))
     if changed:
         names = sorted(_label(snapshot, ns_id) for ns_id in changed)
@@ -167,6 +184,8 @@ def _count(number: int, word: str, plural: bool = True) -> str:
 def _print_plan(finding: Finding, snapshot: Snapshot, policy: Policy,
                 results: list[StepResult] | None, look: terminal.Look) -> None:
     """A finding with its repair steps; `results` is None when nothing was tried."""
+    from netdiag.repair.executor import describe, refusal
+
     title = look.paint(f"{finding.code} {finding.rule}", finding.severity.value)
     print(f"  {title} ({finding.severity.value}) {finding.namespace.display}: "
           f"{finding.subject}")

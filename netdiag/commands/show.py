@@ -15,10 +15,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from netdiag import capabilities, render, terminal
+from netdiag import capabilities, terminal
 from netdiag.cli import SUMMARIES
-from netdiag.collect import namespace_refs
 from netdiag.commands.common import (
     add_namespace_args,
     get_snapshot,
@@ -27,9 +27,10 @@ from netdiag.commands.common import (
     timed_out,
 )
 from netdiag.errors import EXIT_COLLECT, NotFound
-from netdiag.model import Gap, Link, NamespaceState, Snapshot
-from netdiag.model.index import TABLE_NAMES
-from netdiag.model.serialize import to_data
+
+if TYPE_CHECKING:  # the model and its renderer load when show runs, not for `show --help`
+    from netdiag import render
+    from netdiag.model import Gap, Link, NamespaceState, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def _table_name(table: int) -> str:
+    from netdiag.model.index import TABLE_NAMES
+
     return TABLE_NAMES.get(table, str(table))
 
 
@@ -77,6 +80,8 @@ def _state(link: Link) -> str:
 
 
 def _overview(state: NamespaceState, ctx: render.RenderContext) -> list[Table]:
+    from netdiag import render
+
     addresses: dict[str, list[str]] = {}
     for a in state.addresses:
         addresses.setdefault(a.ifname, []).append(a.cidr)
@@ -101,6 +106,8 @@ def tables(state: NamespaceState, section: str | None,
            ctx: render.RenderContext | None = None) -> list[Table]:
     """The tables `netdiag show` prints for one namespace (overview when section is None);
     `ctx` labels the other namespaces veth peers lead into."""
+    from netdiag import render
+
     ctx = ctx or render.RenderContext()
     if section is None:
         return _overview(state, ctx)
@@ -132,6 +139,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag import render
+
     snapshot = get_snapshot(args)
     look = terminal.look(args.color)
     if args.section == "docker":
@@ -150,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_docker(snapshot: Snapshot, as_json: bool, look: terminal.Look) -> int:
+    from netdiag import render
+    from netdiag.model.serialize import to_data
+
     if as_json:
         print_json([to_data(engine) for engine in snapshot.docker])
     else:
@@ -175,6 +187,8 @@ def _show_docker(snapshot: Snapshot, as_json: bool, look: terminal.Look) -> int:
 
 def _chosen(snapshot: Snapshot, refs: Sequence[str]) -> list[NamespaceState]:
     """With --from, --ns picks namespaces from the file (by name, label, path or inode:N)."""
+    from netdiag.collect import namespace_refs
+
     if not refs:
         return list(snapshot.namespaces)
     known = [state.ref for state in snapshot.namespaces]
@@ -202,6 +216,8 @@ def print_tables(states: Sequence[NamespaceState], section: str | None,
 
 
 def as_json(states: Sequence[NamespaceState], section: str | None) -> list[dict]:
+    from netdiag.model.serialize import to_data
+
     if section is None:
         return [to_data(state) for state in states]
     fields = SECTIONS[section][1]

@@ -8,7 +8,6 @@ import sys
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import add_namespace_args, get_snapshot, timed_out
 from netdiag.errors import EXIT_COLLECT
-from netdiag.model.serialize import dumps, save
 
 
 def register(subparsers) -> None:
@@ -20,6 +19,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netdiag.model.serialize import dumps, save
+
     snapshot = get_snapshot(args)
     if args.output:
         save(snapshot, args.output)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import sys
 
 from netdiag.cli import SUMMARIES
-from netdiag.collect.scope import require_root
 from netdiag.errors import UsageError
-from netdiag.model.serialize import load
 
 
 def register(subparsers) -> None:
@@ -32,6 +30,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from netdiag.collect.scope import require_root
+    from netdiag.model.serialize import load
     from netdiag.tui.app import NetdiagApp
     from netdiag.tui.source import LiveSource, OfflineSource
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 
-from netdiag import netns
+from netdiag import netns, private_files
 from netdiag.drivers import registry
 from netdiag.drivers.api import ExternalConnectivity, HandsOver, SetupStep, run_steps
 from netdiag.drivers.common import links
@@ -376,6 +376,11 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     # it could not revoke — a network that `docker network rm` then refused.
     request_queue_size = socket.SOMAXCONN
     plugin: Plugin
+
+    def server_bind(self) -> None:
+        super().server_bind()
+        # Root only, before listen(): nothing can connect in between. The engine is root.
+        os.chmod(self.server_address, private_files.FILE_MODE)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,20 +8,10 @@ its steps are repair.py's, beside this file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from netdiag.findings.repair import Repair
+from netdiag.findings.severity import Severity
 from netdiag.model import NamespaceRef
-
-
-class Severity(str, Enum):
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-    @property
-    def rank(self) -> int:
-        return ("info", "warning", "error").index(self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netdiag import netns
+from netdiag import netns, private_files
 from netdiag.drivers.common import device
 from netdiag.drivers.controller import Controller
 from netdiag.drivers.ipam import local_space
@@ -447,7 +447,7 @@ def _refuse_taken_names(steps: tuple[plans.PlanStep, ...], name: str) -> None:
 def underlay_lock() -> Iterator[None]:
     """This machine's lock on the labs' shared underlay switches (made by a lab's first host
     part, removed by its last), held for milliseconds."""
-    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    private_files.make_dir(LAB_DIR, own=True)
     folder = os.open(LAB_DIR, os.O_RDONLY | os.O_CLOEXEC)  # the folder: no lock file to leave
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from netdiag import private_files
 from netdiag.checks import engine
 from netdiag.findings import repair as steps
 from netdiag.model import NamespaceState, NsKind, Snapshot
@@ -299,5 +300,5 @@ def _lab_name(lab_names: set[str]) -> str:
 
 def write_topology(snapshot: Snapshot, path: str | Path, name: str | None = None) -> dict:
     topology = topology_from(snapshot, name)
-    Path(path).write_text(yaml.safe_dump(topology, sort_keys=False))
+    private_files.write(path, yaml.safe_dump(topology, sort_keys=False).encode())
     return topology

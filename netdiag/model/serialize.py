@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from netdiag import private_files
 from netdiag.errors import CorruptSnapshot, UsageError
 from netdiag.model import READABLE_VERSIONS, SCHEMA_VERSION, Snapshot
 
@@ -91,7 +92,7 @@ def _ascii_only(data: bytes) -> bytes:
 def save(snapshot: Snapshot, path: str | Path) -> None:
     """Compact JSON (`jq .` makes a saved file readable)."""
     try:
-        Path(path).write_bytes(encode(snapshot) + b"\n")
+        private_files.write(path, encode(snapshot) + b"\n")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 

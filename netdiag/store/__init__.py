@@ -26,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from netdiag import private_files
 from netdiag.errors import Conflict, DriverError, NotFound
 from netdiag.store.records import Endpoint, Network, Pool, PortBinding, Scope, Service
 
@@ -406,7 +407,8 @@ class SqliteStore(Reads):
         self.path = Path(path)
         self._lock = threading.Lock()  # one connection, shared by the caller's threads
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_files.make_dir(self.path.parent, own=self.path.parent == DEFAULT_PATH.parent)
+            private_files.create(self.path)
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves.
             self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                          isolation_level=None, check_same_thread=False)
@@ -420,6 +422,9 @@ class SqliteStore(Reads):
             raise DriverError(f"cannot open the driver store {self.path}: {exc}") from None
         except PermissionError:
             raise DriverError(f"cannot open the driver store {self.path}: permission denied") \
+                from None
+        except OSError as exc:  # making its folder or file
+            raise DriverError(f"cannot open the driver store {self.path}: {exc.strerror}") \
                 from None
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from netdiag import private_files
 from netdiag.errors import NotFound
 from netdiag.netns import LAB_DIR
 
@@ -55,9 +56,9 @@ class Journal:
         return LAB_DIR / f"{self.name}.json"
 
     def save(self) -> None:
-        LAB_DIR.mkdir(parents=True, exist_ok=True)
+        private_files.make_dir(LAB_DIR, own=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
+        private_files.write(tmp, json.dumps(asdict(self), indent=1).encode())
         os.replace(tmp, self.path)
 
     def add_process(self, process: Process) -> None:

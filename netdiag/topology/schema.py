@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from netdiag.errors import TopologyError
+from netdiag.errors import TopologyError, is_plain_key, yaml_position, yaml_problem
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 
@@ -445,14 +445,15 @@ def parse(text: str, source: str = "topology") -> Topology:
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise TopologyError(f"{source}{where}: not valid YAML: {problem}") from None
+        raise TopologyError(f"{source}{yaml_position(exc)}: not valid YAML: "
+                            f"{yaml_problem(exc)}") from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
-        raise TopologyError(f"{source}: a topology is a mapping with at least a 'name' key")
+    # A file that is not a topology (a password file given by mistake) is named, never
+    # quoted: its keys would be its lines.
+    if not isinstance(data, dict) or not data.keys() & Topology.model_fields.keys():
+        raise TopologyError(f"{source}: not a topology: expected a mapping with at least a "
+                            "'name' key")
     try:
         return Topology.model_validate(data)
     except ValidationError as exc:
@@ -478,8 +479,13 @@ def _problems(exc: ValidationError, data: dict, lines: dict) -> list[tuple[int, 
         else:
             found.append((_without_union_tag(error["loc"]),
                           error["msg"].removeprefix("Value error, ")))
-    return [(_line_of(data, path, lines) or 0, ".".join(str(p) for p in path) or "(top level)",
-             message) for path, message in found]
+    return [(_line_of(data, path, lines) or 0, _key_path(path), message)
+            for path, message in found]
+
+
+def _key_path(path: tuple) -> str:
+    """The dotted path of a fault; a key that does not look like a name is not echoed."""
+    return ".".join(str(p) if is_plain_key(p) else "<key>" for p in path) or "(top level)"
 
 
 def _without_union_tag(loc: tuple) -> tuple:

@@ -267,7 +267,7 @@ def _compare(engine: Engine, ids: dict[str, int], flows: list[dict], real: dict[
         packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
                         flow["port"], size=flow["size"])
         result = engine.path(ids[flow["src"]], packet)
-        by_disposition[result.disposition] = by_disposition.get(result.disposition, 0) + 1
+        by_disposition[str(result.disposition)] = by_disposition.get(str(result.disposition), 0) + 1
         if result.delivered != (real[flow["id"]] == "ok"):
             where = result.forward.drop or (result.reply.drop if result.reply else None)
             disagreements.append(

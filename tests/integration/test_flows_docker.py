@@ -130,7 +130,7 @@ def test_simulated_flows_agree_with_real_packets_on_a_docker_host(docker_host):
         packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
                         flow["port"])
         result = model.path(ids[flow["src"]], packet)
-        dispositions[result.disposition] = dispositions.get(result.disposition, 0) + 1
+        dispositions[str(result.disposition)] = dispositions.get(str(result.disposition), 0) + 1
         outcome = real[flow["id"]]
         kernel[outcome] = kernel.get(outcome, 0) + 1
         if result.delivered != (outcome == "ok"):

@@ -254,8 +254,8 @@ def test_ctrl_c_during_up_rolls_back_and_says_so(tmp_path):
 
 
 INVALID = {
-    "not YAML": ("name: x\n  bad: [\n", ":2: not valid YAML"),
-    "not a mapping": ("- a\n- b\n", "a topology is a mapping"),
+    "not YAML": ("name: x\n  bad: [\n", ":2:6: not valid YAML: mapping values are not allowed"),
+    "not a mapping": ("- a\n- b\n", "not a topology: expected a mapping"),
     "bad lab name": ("name: Bad_Name\n", ":1: name:"),
     "unknown key": ("name: x\nnetwork: []\n", ":2: network: Extra inputs"),
     "unknown driver": ("name: x\nnetworks:\n  - name: n\n    driver: ipvlan\n",

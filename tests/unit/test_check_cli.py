@@ -219,8 +219,8 @@ def test_disabled_and_enabled_rules_are_selected_in_registry_order():
 
 
 def test_rules_of_unknown_outcome_are_reported_among_the_gaps(capsys):
-    from netdiag.checks.output import FORMATS
     from netdiag.checks.output.data import report_data
+    from netdiag.checks.output.formats import FORMATS
 
     def broken(snapshot, config):
         raise RuntimeError("boom")

@@ -1,25 +1,8 @@
 """Report formats: text for people, JSON for scripts, JUnit for CI dashboards, SARIF for code hosts.
 
-Each format is a function Report → str; FORMATS maps the names `--format`/`--output` accept.
+Each format is a function Report → str; formats.py's FORMATS maps the names `--format` and
+`--output` accept. FORMAT_NAMES are those names without loading the formats (nor the rule
+engine they need), for `check --help`; a test keeps the two the same.
 """
 
-from __future__ import annotations
-
-import json
-from collections.abc import Callable
-
-from netdiag.checks.engine import Report
-from netdiag.checks.output import junit, sarif, text
-from netdiag.checks.output.data import report_data
-
-
-def render_json(report: Report) -> str:
-    return json.dumps(report_data(report), indent=2) + "\n"
-
-
-FORMATS: dict[str, Callable[[Report], str]] = {
-    "text": text.render,
-    "json": render_json,
-    "junit": junit.render,
-    "sarif": sarif.render,
-}
+FORMAT_NAMES = ("text", "json", "junit", "sarif")
