@@ -62,9 +62,12 @@ class OverlayFabric:
         agent = subprocess.Popen(self._argv("agent", "--host-ns", host, "--ttl", str(ttl)),
                                  stderr=subprocess.PIPE, text=True)
         self.agents.append(agent)
-        line = agent.stderr.readline()
-        if "serving" not in line:
-            raise AssertionError(f"the agent for {host} did not start: {line}")
+        said = []  # a warning may come first (plain-HTTP etcd off loopback): up to "serving"
+        while not said or "serving" not in said[-1]:
+            line = agent.stderr.readline()
+            if not line:
+                raise AssertionError(f"the agent for {host} did not start: {''.join(said)}")
+            said.append(line)
         return agent
 
     def kill(self, agent: subprocess.Popen) -> None:
