@@ -55,7 +55,6 @@ RULE = Rule(code="ND801", name="bridge-isolation-broken", severity=Severity.WARN
             summary="Two bridge networks can forward to each other while others are isolated")
 
 _TERMINAL = ("ACCEPT", "DROP", "REJECT")
-GATEWAY_MODE = "com.docker.network.bridge.gateway_mode_ipv4"  # Docker 27+
 _MAX_DEPTH = 32  # iptables refuses loops; this only guards against a damaged snapshot
 # Tables iptables-nft writes into; any other nftables forward hook is native nftables.
 _IPTABLES_NFT_TABLES = (("ip", "filter"), ("ip6", "filter"))
@@ -169,7 +168,7 @@ def _docker_isolated(snapshot: Snapshot) -> dict[int, dict[str, Evidence]]:
         if not engine.daemon.iptables:
             continue
         for network in intent.bridge_networks(engine):
-            if network.option(GATEWAY_MODE, "nat") != "nat":
+            if intent.gateway_mode(network) != "nat":
                 continue  # "routed", "nat-unprotected": reachable from outside by design
             found[host.ref.id][intent.bridge_name(network)] = Evidence(
                 f"{intent.who(engine)}: network {network.name} is a bridge network, isolated "
