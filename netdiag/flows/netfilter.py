@@ -362,7 +362,7 @@ def _ports(port: int, value: str) -> bool:
     return False
 
 
-def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:  # noqa: PLR0911
+def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
     option, value = match.option, match.value
     if option in ("source", "destination"):
         address = packet.src if option == "source" else packet.dst

@@ -379,7 +379,7 @@ def _describe(expression) -> str:
     return repr(expression)
 
 
-def _value(expression, packet: Packet, context: _Context):  # noqa: PLR0911, PLR0912
+def _value(expression, packet: Packet, context: _Context):
     """The packet's value of an expression: an address, a number, a name, _Flags, a tuple
     (a concatenation), None (fib: no route), or _ABSENT; raises Unmodelled."""
     if isinstance(expression, int | str):
@@ -589,7 +589,7 @@ def _flag_bits(right, names: dict[str, int]) -> int:
     return bits
 
 
-def _holds(have, right, context: _Context) -> bool:  # noqa: PLR0911
+def _holds(have, right, context: _Context) -> bool:
     """Does `right` (a constant, a prefix, a range, a set or a named set) hold `have`?"""
     if isinstance(right, str) and right.startswith("@"):
         named = context.sets.get(right[1:])
