@@ -129,13 +129,20 @@ def test_diff_matches_a_rebuilt_labs_namespaces_by_label():
     build.up(topology)
     try:
         before = snapshot()
+        # Held open, the old namespaces outlive `down` and their inode numbers cannot be
+        # handed to the rebuilt ones (the kernel reuses freed numbers).
+        held = [os.open(s.ref.path, os.O_RDONLY) for s in before.namespaces]
     finally:
         build.down(topology.name)
-    build.up(topology)
     try:
-        after = snapshot()
+        build.up(topology)
+        try:
+            after = snapshot()
+        finally:
+            build.down(topology.name)
     finally:
-        build.down(topology.name)
+        for fd in held:
+            os.close(fd)
     assert {s.ref.id for s in before.namespaces}.isdisjoint(s.ref.id for s in after.namespaces)
     assert len(before.namespaces) == len(after.namespaces) == 7
     unmatched = [c for c in diff(before, after) if c.section == "namespace"]

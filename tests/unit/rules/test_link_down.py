@@ -38,3 +38,23 @@ def test_bridge_with_running_ports_but_no_carrier():
     b.link(host, "tap0", kind="tun", master="br0")
     (finding,) = run_rule("link-down", b.build())
     assert finding.subject == "br0"
+
+
+def test_a_container_endpoint_being_made_is_not_reported():
+    """libnetwork and netavark create the pair in the host's namespace and attach one end to
+    the bridge before the other end moves into the container: a snapshot taken in between
+    sees a bridge port whose peer, beside it, is down and bare. Nothing uses it yet."""
+    b = SnapshotBuilder()
+    host = b.host()
+    b.bridge(host, "br0", "10.0.0.1/24")
+    b.veth(host, "vetha1b2c3d", host, "veth1b2c3d4", peer_master="br0", up=False)
+    assert run_rule("link-down", b.build()) == []
+
+
+def test_a_pair_in_one_namespace_whose_down_end_has_an_address_is_reported():
+    b = SnapshotBuilder()
+    host = b.host()
+    b.bridge(host, "br0", "10.0.0.1/24")
+    b.veth(host, "veth2", host, "veth1", address="10.9.0.1/24", peer_master="br0", up=False)
+    (finding,) = run_rule("link-down", b.build())
+    assert finding.subject == "veth1" and "its peer veth2 in host is set down" in finding.message
