@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netdiag import netns  # noqa: E402
-from netdiag.lab import build  # noqa: E402
+from netdiag.lab import build, teardown  # noqa: E402
 from netdiag.topology import schema  # noqa: E402
 
 NETDIAG = ROOT / ".venv" / "bin" / "netdiag"
@@ -144,7 +144,7 @@ def lab_round_api(data: dict, check) -> tuple[float, float]:
         check(name)
     finally:
         began = time.perf_counter()
-        build.down(name)
+        teardown.down(name)
         down = time.perf_counter() - began
     left = [p.name for p in netns.NAMED_DIR.iterdir() if p.name.startswith(f"{name}-")]
     if left:
@@ -168,7 +168,7 @@ def lab_round_cli(data: dict, folder: str, check) -> tuple[float, float]:
         began = time.perf_counter()
         subprocess.run([str(NETDIAG), "lab", "down", name], capture_output=True)
         down = time.perf_counter() - began
-        build.down(name)  # in case the CLI did not (idempotent)
+        teardown.down(name)  # in case the CLI did not (idempotent)
     return up, down
 
 
@@ -478,6 +478,13 @@ def main() -> int:
                     up, down = shell_overlay(f"t{r}", n)
                     add("overlay shell up", up)
                     add("overlay shell down", down)
+                    if not args.no_cli:
+                        name = f"{PREFIX}p{r}"
+                        labs.append(name)
+                        up, down = lab_round_cli(overlay_topology(name, n), folder,
+                                                 check_overlay_lab(n))
+                        add("overlay cli up", up)
+                        add("overlay cli down", down)
                 if args.swarm:
                     if swarm is None:
                         swarm = make_swarm()
@@ -488,7 +495,7 @@ def main() -> int:
                 print(f"round {r + 1}/{args.rounds} done (load {loadavg()})", file=sys.stderr)
     finally:
         for name in labs:
-            build.down(name)
+            teardown.down(name)
         remove_namespaces(sorted(p.name for p in netns.NAMED_DIR.iterdir() if ours(p.name)))
         if docker is not None:
             docker.stop()
@@ -509,13 +516,13 @@ def main() -> int:
         print(row("bridge lab up, CLI wall", m["bridge cli up"], "shell script of `ip`",
                   m["bridge shell up"]))
     print(row("bridge lab down (API)", m["bridge api down"], "ip netns del each",
-              m["bridge shell down"]))
+              m["bridge shell down"], "≤ baseline"))
     if "bridge docker down" in m:
         print(row("", m["bridge api down"], "Docker: docker rm -f (all)",
                   m["bridge docker down"]))
     if "bridge cli down" in m:
         print(row("bridge lab down, CLI wall", m["bridge cli down"], "ip netns del each",
-                  m["bridge shell down"]))
+                  m["bridge shell down"], "≤ baseline"))
     if "overlay api up" in m:
         print(row(f"overlay lab up (2 hosts × {n // 2}, API)", m["overlay api up"],
                   "shell script of `ip`/`bridge`", m["overlay shell up"]))
@@ -523,7 +530,10 @@ def main() -> int:
             print(row("", m["overlay api up"], f"Swarm: {n // 2} docker run -d per node",
                       m["overlay swarm up"]))
         print(row("overlay lab down (API)", m["overlay api down"], "ip netns del each",
-                  m["overlay shell down"]))
+                  m["overlay shell down"], "≤ baseline"))
+        if "overlay cli down" in m:
+            print(row("overlay lab down, CLI wall", m["overlay cli down"], "ip netns del each",
+                      m["overlay shell down"], "≤ baseline"))
         if "overlay swarm down" in m:
             print(row("", m["overlay api down"], "Swarm: docker rm -f per node",
                       m["overlay swarm down"]))

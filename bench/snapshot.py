@@ -10,7 +10,9 @@ rules. Then times, in the same run, the real CLI (`netdiag snapshot -o FILE --ns
 every one of them, in a subprocess) and the baseline: a shell loop that runs `ip -j addr`,
 `ip -j route`, `ip -j neigh`, `bridge -j fdb` and `iptables-save` in each namespace with
 `ip netns exec`. Prints one table row per N with both wall times (and CPU times, which the
-machine's other load disturbs less), the speed-up and netdiag's peak RSS. Everything it made
+machine's other load disturbs less), the speed-up and netdiag's peak RSS; then, per N, where
+netdiag's CPU time goes (breakdown(): discovery, each collector, helper programs started,
+namespace entry, JSON encoding, process start). Everything it made
 is removed afterwards, also on failure or Ctrl-C; leftovers of an earlier crashed run (only
 names `ndb-<digits>-<digits>` and `ndb-hub`) are removed first.
 
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -156,6 +159,72 @@ def time_netdiag(n: int, output: str) -> tuple[float, float, float, int]:
     return seconds, cpu, rss, count
 
 
+def breakdown(n: int) -> dict[str, float]:
+    """Where the CPU time of a snapshot of the N namespaces and the hub goes, measured in this
+    process: the discovery (scope.select), each collector (thread CPU time summed over the
+    namespaces; one process and one worker thread, so that nothing else is counted in), the
+    helper programs started (helper.run: forks and execs) and their share, entering the
+    namespaces, the cross-namespace resolution and the JSON encoding; plus the process start
+    (`netdiag --version`: Python and netdiag's imports) from a subprocess.
+    """
+    from netdiag import helper
+    from netdiag.collect import COLLECTORS, collect_snapshot, scope
+    from netdiag.model import serialize
+
+    spent: dict[str, float] = {}
+
+    def timed(name: str, call):
+        def wrapper(*args, **kwargs):
+            began = time.thread_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - began
+        return wrapper
+
+    patched = [(module, "collect", module.collect) for module in COLLECTORS]
+    patched += [(helper, "run", helper.run), (netns, "entered", netns.entered)]
+    spawned = [0]
+    real_run = helper.run
+
+    def counting_run(*args, **kwargs):
+        spawned[0] += 1
+        return real_run(*args, **kwargs)
+
+    try:
+        for module in COLLECTORS:
+            module.collect = timed(module.NAME, module.collect)
+        helper.run = timed("  starting helper programs (caller's share, in the above)",
+                           counting_run)
+        entered = netns.entered
+
+        @contextmanager
+        def timed_entered(path):  # the way in (setns; the way out costs about the same)
+            with ExitStack() as stack:
+                timed("entering namespaces", stack.enter_context)(entered(path))
+                yield
+        netns.entered = timed_entered
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        start = measure([str(VENV_NETDIAG), "--version"], env)[1]
+        began = time.process_time()
+        chosen = scope.select(names(n) + [HUB], everything=False, engines=["none"])
+        spent["discovery (scope.select)"] = time.process_time() - began
+        began = time.process_time()
+        snapshot = collect_snapshot(chosen.read, workers=1, intent=chosen.docker)
+        total = time.process_time() - began
+        began = time.process_time()
+        serialize.encode(snapshot)
+        spent["JSON encoding"] = time.process_time() - began
+    finally:
+        for module, name, value in patched:
+            setattr(module, name, value)
+    collectors = sum(v for k, v in spent.items() if k in {m.NAME for m in COLLECTORS})
+    spent["rest of collect_snapshot (threads, peers, netnsids)"] = total - collectors
+    spent["process start (netdiag --version, CPU)"] = start
+    spent["helper programs started"] = spawned[0]
+    return spent
+
+
 def time_shell(n: int) -> tuple[float, float]:
     seconds, cpu, _ = measure(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])
     return seconds, cpu
@@ -205,11 +274,14 @@ def main() -> int:
                              "containers, with and without the engine's intent (e.g. 200)")
     parser.add_argument("--docker-versions", default="20.10,28",
                         help="the engines of the Docker rows, one row each (default 20.10,28)")
+    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+                        help="skip the in-process breakdown of where the time goes")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/snapshot.py needs root (it creates namespaces)", file=sys.stderr)
         return 2
     rows = []
+    breakdowns: dict[int, tuple[dict[str, float], float]] = {}
     for n in args.n or [100]:
         remove_ours()
         try:
@@ -221,6 +293,8 @@ def main() -> int:
                 seconds, cpu, rss, count = time_netdiag(n, os.path.join(tmp, "snap.json"))
             shell, shell_cpu = time_shell(n)
             rows.append((n, count, seconds, cpu, shell, shell_cpu, rss, built, load))
+            if args.breakdown:
+                breakdowns[n] = (breakdown(n), os.getloadavg()[0])
         finally:
             remove_ours()
     print(f"{'N':>5} {'read':>5} {'netdiag s':>9} {'(cpu s)':>8} {'shell s':>8} {'(cpu s)':>8} "
@@ -230,7 +304,16 @@ def main() -> int:
               f"{shell / seconds:>7.1f}x {rss:>8.0f} {built:>8.1f} {load:>5.1f}")
     print("read: namespaces in the snapshot (the N and the hub); load: 1-minute load average "
           "before timing (other work on the machine slows both sides)")
-    print("targets: N=100 speed-up >= 5x; N=1000 netdiag < 3 s; peak < 300 MB")
+    print("targets: N=100 speed-up >= 5x in wall and CPU time; N=1000 netdiag < 1.5 s; "
+          "peak < 300 MB")
+    for n, (spent, load) in breakdowns.items():
+        print(f"\nwhere the CPU time goes, N={n} (in this process: one process, one thread; "
+              f"load {load:.1f})")
+        for what, value in spent.items():
+            figure = f"{value:>8.0f}" if what == "helper programs started" else \
+                f"{value:>8.3f} s" if what.startswith("process start") else \
+                f"{value:>8.3f} s  {value / (n + 1) * 1000:6.3f} ms per namespace"
+            print(f"  {what:55} {figure}")
     if args.docker_containers:
         print()
         print(f"{'docker':>7} {'containers':>10} {'read':>5} {'--docker none s':>15} "

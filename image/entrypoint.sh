@@ -14,7 +14,7 @@ case "${1-}" in
     fi
     exec bash -l
     ;;
-  ns|show|snapshot|check|explain|diff|lab|repair|net|plugin|tui|agent|fleet|path|completion|man|--version|--help|-h)
+  ns|show|snapshot|check|explain|diff|lab|repair|net|plugin|tui|agent|fleet|path|capture|exposure|completion|man|--version|--help|-h)
     exec netdiag "$@"
     ;;
 esac

@@ -74,6 +74,15 @@ class EtcdAccess:
             raise UsageError("an etcd password needs a user (NETDIAG_ETCD_USER)")
         return access
 
+    def environment(self) -> dict[str, str]:
+        """The same access for a netdiag process this one starts (a lab's agent), in the
+        variables `from_environment` reads: an environment, unlike a command line, is
+        readable by root and the process's own user only."""
+        values = {"NETDIAG_ETCD_CACERT": self.cacert, "NETDIAG_ETCD_CERT": self.cert,
+                  "NETDIAG_ETCD_KEY": self.key, "NETDIAG_ETCD_USER": self.user,
+                  "NETDIAG_ETCD_PASSWORD": self.password}
+        return {name: value for name, value in values.items() if value}
+
 
 _chosen: EtcdAccess | None = None
 
@@ -83,6 +92,11 @@ def use_access(access: EtcdAccess) -> None:
     (`--etcd-cacert`...); without it, the environment's."""
     global _chosen
     _chosen = access
+
+
+def chosen_access() -> EtcdAccess:
+    """What this process's Etcd clients prove themselves with (see use_access)."""
+    return _chosen or EtcdAccess.from_environment()
 
 
 def plain_http_warning(url: str) -> str:
@@ -122,7 +136,7 @@ class Etcd:
 
         protocol, host, port = parse_url(url)
         self.url = f"{protocol}://{host}:{port}"
-        self.access = access or _chosen or EtcdAccess.from_environment()
+        self.access = access or chosen_access()
         # The API path is given, not discovered: discovery is one more request per client,
         # and etcd 3.4 and later all serve /v3/.
         self.client = Etcd3Client(host=host, port=port, protocol=protocol, timeout=timeout,

@@ -225,7 +225,8 @@ def docker_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
     for engine in ctx.docker:
         if engine.namespace == ns.ref.id:
             rows.append(_row("engine", engine.name, _swarm_text(engine), "", engine.url,
-                             f"Docker {engine.version}", keys=(engine.url,)))
+                             f"{engine.runtime.capitalize()} {engine.version}",
+                             keys=(engine.url,)))
             rows += [_network_row(network) for network in engine.networks]
             rows += [_container_row(c) for c in engine.containers
                      if not c.running or c.network_mode == "host"]

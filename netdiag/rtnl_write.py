@@ -52,6 +52,7 @@ IFLA_VLAN_ID = 1
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 IFLA_BRPORT_MODE = 4  # the bridge port's hairpin flag
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 253, 255
@@ -180,11 +181,17 @@ class Rtnl(NetlinkSocket):
 
     # addresses and routes -------------------------------------------------------------------
 
-    def add_address(self, index: int, address: str, prefixlen: int, broadcast: str) -> None:
+    def add_address(self, index: int, address: str, prefixlen: int, broadcast: str = ""
+                    ) -> None:
+        """`ip addr add ADDRESS/PREFIXLEN [broadcast B] dev INDEX`. An IPv6 address is added
+        `nodad`, as Docker adds its own: usable at once, never left tentative."""
+        family = _family(address)
+        attrs = pack_attr(IFA_LOCAL, _ip(address)) + pack_attr(IFA_ADDRESS, _ip(address))
+        if broadcast:
+            attrs += pack_attr(IFA_BROADCAST, _ip(broadcast))
+        flags = IFA_F_NODAD if family == AF_INET6 else 0
         self._request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
-                      IFADDRMSG.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
-                      + pack_attr(IFA_LOCAL, _ip(address)) + pack_attr(IFA_ADDRESS, _ip(address))
-                      + pack_attr(IFA_BROADCAST, _ip(broadcast)))
+                      IFADDRMSG.pack(family, prefixlen, flags, RT_SCOPE_UNIVERSE, index) + attrs)
 
     def add_default_route(self, index: int, gateway: str, replace: bool = False) -> None:
         """`ip route add|replace default via GATEWAY dev INDEX`."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from netdiag.findings.finding import Evidence
 from netdiag.model import IptablesRule, Match, NamespaceState
+from netdiag.model.facts import WILDCARD_ADDRESSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,13 @@ class Publish:
     def target(self) -> str:
         host = f"[{self.to_address}]" if ":" in self.to_address else self.to_address
         return f"{host}:{self.to_port}"
+
+    def covers(self, host_ip: str) -> bool:
+        """Whether the rule's destination match covers a binding's host address (a binding
+        on every address, "" or 0.0.0.0 or ::, is covered by any)."""
+        if self.destination is None or host_ip in WILDCARD_ADDRESSES:
+            return True
+        return self.destination.value.split("/")[0] == host_ip
 
     def evidence(self, ns_id: int) -> Evidence:
         text = self.rule.text or \

@@ -19,6 +19,7 @@ from netdiag.checks.docker import (
     docker_port_unpublished,
     docker_prerequisite_missing,
 )
+from netdiag.checks.exposure import exposure_firewall_bypass, exposure_unpublished_port
 from netdiag.checks.firewall import bridge_isolation_broken
 from netdiag.checks.fleet import fleet_node_stale, fleet_overlay_mismatch
 from netdiag.checks.flows import expected_flow_blocked
@@ -31,6 +32,12 @@ from netdiag.checks.lb import ipvs_no_backends
 from netdiag.checks.links import link_down, macvlan_host_isolation
 from netdiag.checks.mtu import mtu_mismatch
 from netdiag.checks.overlay import vxlan_fdb_stale
+from netdiag.checks.podman import (
+    podman_dns_unanswered,
+    podman_forward_dropped,
+    podman_network_rules_missing,
+    podman_port_unpublished,
+)
 from netdiag.checks.ports import port_contention
 from netdiag.errors import UsageError
 from netdiag.findings.driver_rules import DRIVER_RULES
@@ -56,7 +63,13 @@ RULES: tuple[RuleModule, ...] = (
     docker_network_rules_missing,
     docker_overlay_peers,
     docker_prerequisite_missing,
+    podman_port_unpublished,
+    podman_network_rules_missing,
+    podman_forward_dropped,
+    podman_dns_unanswered,
     expected_flow_blocked,
+    exposure_firewall_bypass,
+    exposure_unpublished_port,
     fleet_node_stale,
     fleet_overlay_mismatch,
 )

@@ -2,7 +2,9 @@
 
 Discovery looks in every place a namespace can hide — pid 1 (the host), /run/netns (named),
 Docker's exec-root netns folders and each container's SandboxKey, netdiag's lab journals, and
-every process's /proc/PID/ns/net — and deduplicates by inode. Entering a namespace is
+every process's /proc/PID/ns/net — and deduplicates by inode. Podman's containers (their
+/run/netns/netns-<uuid> files, or their processes) are then named from its engines' intent:
+after the pod, or the container, whose namespace it is. Entering a namespace is
 netdiag/netns.py's; resolving what a user typed, namespace_refs.py's beside this file.
 """
 
@@ -184,7 +186,8 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
 
     # A container on the host's network (netdiag's own, with --net host) has the host's
     # namespace as its sandbox ("default"): it never names it.
-    by_sandbox = {c.sandbox_key: c for engine in engines for c in engine.containers
+    by_sandbox = {c.sandbox_key: c for engine in engines if engine.runtime == "docker"
+                  for c in engine.containers
                   if c.sandbox_key and c.running and c.network_mode != "host"}
     docker_dirs = list(docker_netns_dirs) + engine_netns_dirs(engines) + sorted(
         {Path(key).parent for key in by_sandbox})
@@ -213,7 +216,41 @@ def discover(docker_netns_dirs: Sequence[Path] = DOCKER_NETNS_DIRS,
                            pids=tuple(pids[:PIDS_KEPT]), process=comm)
         add(ref, 3)
 
+    for inode, podman_ref in _podman_namespaces(engines).items():
+        if inode in found:  # its path stays: /run/netns/netns-<uuid>, or a process's
+            found[inode].ref = replace(
+                found[inode].ref, kind=NsKind.PODMAN, label=podman_ref.label,
+                container=podman_ref.container, docker_networks=podman_ref.docker_networks,
+                pids=found[inode].ref.pids or podman_ref.pids)
+
     return [f.ref for f in sorted(found.values(), key=lambda f: (f.rank, f.ref.label))]
+
+
+def _podman_namespaces(engines: Sequence[DockerEngine]) -> dict[int, NamespaceRef]:
+    """inode → how a Podman container's namespace is known: after its pod, or after the
+    container that owns it (not one that joined it, `--network container:X`). A container on
+    the host's network, or on none, has no namespace of its own to name."""
+    found: dict[int, NamespaceRef] = {}
+    for engine in engines:
+        if engine.runtime != "podman":
+            continue
+        running = [c for c in engine.containers if c.running and c.netns
+                   and c.network_mode not in ("host", "none")]
+        # Owners first: a pod's infra container, a container not joined to another's.
+        for container in sorted(running, key=lambda c: bool(c.shares)):
+            have = found.get(container.netns)
+            if have is not None:
+                found[container.netns] = replace(have, pids=have.pids or (container.pid,))
+                continue
+            label = container.pod or container.name
+            if container.network_mode in ("slirp4netns", "pasta"):
+                label = f"{label} ({container.network_mode})"  # rootless, user-mode networking
+            found[container.netns] = NamespaceRef(
+                id=container.netns, kind=NsKind.PODMAN, path=f"/proc/{container.pid}/ns/net",
+                label=label, container=container.name,
+                docker_networks=tuple(e.network for e in container.endpoints),
+                pids=(container.pid,))
+    return found
 
 
 def joined(engines: Sequence[DockerEngine]) -> NamespaceRef:

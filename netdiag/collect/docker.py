@@ -59,7 +59,8 @@ _VALUES = {"bip": "bip", "fixed-cidr": "fixed_cidr", "bridge": "bridge"}
 
 
 def read(urls: Sequence[str] = (), timeout: float = docker_api.TIMEOUT) -> Intent:
-    """Every engine's intent (the engines `urls` names, else every one found on the host)."""
+    """Every engine's intent (the engines `urls` names, else every one found on the host,
+    Podman's included: collect/podman.py)."""
     engines, gaps = [], []
     for address in docker_api.find(urls):
         try:
@@ -72,7 +73,11 @@ def read(urls: Sequence[str] = (), timeout: float = docker_api.TIMEOUT) -> Inten
             gaps.append(Gap(collector=NAME, kind="error", message=(
                 f"Docker engine at {address.url}: unexpected answer "
                 f"({type(exc).__name__}: {exc})")))
-    return Intent(tuple(engines), tuple(gaps))
+    if list(urls) == ["none"]:
+        return Intent(tuple(engines), tuple(gaps))
+    from netdiag.collect import podman  # Podman's API is Docker's: its engines are read here
+
+    return podman.with_podman(Intent(tuple(engines), tuple(gaps)), urls, timeout)
 
 
 def read_engine(address: EngineAddress, timeout: float = docker_api.TIMEOUT) -> DockerEngine:
@@ -95,10 +100,10 @@ def read_engine(address: EngineAddress, timeout: float = docker_api.TIMEOUT) -> 
             shares) for pair in found)
         verbose = dict(_inspect(address.socket, timeout, "/networks/{}?verbose=true",
                                 overlays))
-    containers = tuple(sorted((_container(inspected[i]) for i in ids if i in inspected),
+    containers = tuple(sorted((container_from(inspected[i]) for i in ids if i in inspected),
                               key=lambda c: c.name))
     return DockerEngine(
-        url=address.url, namespace=_netns_of(address.pid), pid=address.pid,
+        url=address.url, namespace=netns_of(address.pid), pid=address.pid,
         id=info.get("ID", ""), name=info.get("Name", ""),
         version=version.get("Version", ""), api_version=version.get("ApiVersion", ""),
         exec_root=address.exec_root, daemon=daemon_config(address), swarm=swarm,
@@ -125,7 +130,7 @@ def _inspect(socket_path: str, timeout: float, url: str, ids: Sequence[str]
     return found
 
 
-def _netns_of(pid: int) -> int:
+def netns_of(pid: int) -> int:
     """The network namespace a process is in (0: no process, or it is gone)."""
     if not pid:
         return 0
@@ -267,7 +272,8 @@ def _ports(bindings: dict | None) -> tuple[DockerPort, ...]:
     return tuple(found)
 
 
-def _container(data: dict) -> DockerContainer:
+def container_from(data: dict) -> DockerContainer:
+    """A container from the engine's inspect JSON (Docker's, or Podman's compatible one)."""
     state = data.get("State") or {}
     host = data.get("HostConfig") or {}
     settings = data.get("NetworkSettings") or {}
@@ -279,7 +285,7 @@ def _container(data: dict) -> DockerContainer:
         id=data["Id"], name=data.get("Name", "").lstrip("/"),
         state=state.get("Status", ""), image=config.get("Image", ""),
         exit_code=state.get("ExitCode") or 0, error=state.get("Error") or "",
-        pid=state.get("Pid") or 0, netns=_netns_of(state.get("Pid") or 0),
+        pid=state.get("Pid") or 0, netns=netns_of(state.get("Pid") or 0),
         network_mode=host.get("NetworkMode") or "",
         sandbox_key=settings.get("SandboxKey") or "", hostname=config.get("Hostname", ""),
         ports=_ports(host.get("PortBindings")), bound=_ports(settings.get("Ports")),

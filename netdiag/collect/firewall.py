@@ -16,6 +16,7 @@ ruleset to it, so each half survives if the other fails.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from netdiag.collect import iptables_save, nftables, save_reuse
@@ -95,9 +96,14 @@ def _has_rules(tool: SaveTool, nft_tables: tuple[NftTable, ...] | None) -> bool:
     return any(t.family == family and t.name in XTABLES_TABLES for t in nft_tables)
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
+    """The file's start (enough to tell empty from not; a plain open() and read() cost several
+    times as much, twice per namespace)."""
     try:
-        with open(path) as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # ip_tables (or ip6_tables) is not in this kernel
-        return ""
+        return b""
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)

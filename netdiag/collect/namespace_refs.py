@@ -1,7 +1,9 @@
 """Resolve the namespace references users give (`--ns REF`, `path SRC`) to namespaces.
 
-A reference is `self`, `host`, `pid:N`, `container:NAME`, `inode:N`, a path, or a name (a named
-namespace, a Docker container or sandbox, a lab node as LAB/NODE, or a label); in a fleet
+A reference is `self`, `host`, `pid:N`, `container:NAME`, `pod:NAME` (a Podman pod), `inode:N`,
+a path, or a name (a named namespace, a Docker or Podman container or sandbox, a lab node as
+LAB/NODE, or a label); `container:NAME` names any container an engine knows, one that joined
+another's namespace (a pod's member, `--network container:X`) included; in a fleet
 snapshot, MACHINE/REF is REF among that machine's namespaces. A name that several namespaces
 share (two engines' "docker ingress sandbox", two overlays named alike) is never picked
 silently: the error lists them, by `inode:N`, which names exactly one.
@@ -24,8 +26,9 @@ def resolve(reference: str, namespaces: Sequence[NamespaceRef] | None = None,
             engines: Sequence[DockerEngine] = ()) -> NamespaceRef:
     """A command-line namespace reference → the namespace it names.
 
-    Accepts `self`, `host`, `pid:N`, `container:NAME`, `inode:N`, a path, or a name (a named
-    namespace, a Docker container or sandbox, a lab node as LAB/NODE, or a label). A name
+    Accepts `self`, `host`, `pid:N`, `container:NAME`, `pod:NAME`, `inode:N`, a path, or a name
+    (a named namespace, a Docker or Podman container or sandbox, a lab node as LAB/NODE, or a
+    label). A name
     several namespaces share raises Ambiguous, naming each (with its engine, from `engines`).
     """
     return resolve_all([reference], namespaces, engines)[0]
@@ -51,9 +54,19 @@ class _RefIndex:
             self.by_field.append(table)
         self.containers: dict[str, dict[int, NamespaceRef]] = {}
         for ns in namespaces:
-            if ns.kind is NsKind.DOCKER:
+            if ns.kind in (NsKind.DOCKER, NsKind.PODMAN):
                 self.containers.setdefault(ns.container, {})[ns.id] = ns
                 self.containers.setdefault(ns.name, {})[ns.id] = ns
+        # Every running container the engines know, by the namespace its process is in (a
+        # container that joined another's is named by neither's label), and Podman's pods.
+        self.pods: dict[str, dict[int, NamespaceRef]] = {}
+        for engine in engines:
+            for container in engine.containers:
+                ns = self.by_id.get(container.netns) if container.running else None
+                if ns is not None:
+                    self.containers.setdefault(container.name, {})[ns.id] = ns
+                    if container.pod:
+                        self.pods.setdefault(container.pod, {})[ns.id] = ns
         # A fleet snapshot's namespaces: MACHINE/REF is REF among that machine's.
         self.machines: dict[str, list[NamespaceRef]] = {}
         for ns in namespaces:
@@ -83,6 +96,8 @@ class _RefIndex:
             found = self.by_id.get(int(value))
         elif kind == "container":
             found = self._one(reference, self.containers.get(value)) if value else None
+        elif kind == "pod":
+            found = self._one(reference, self.pods.get(value)) if value else None
         elif reference.startswith(("/", "./")):
             if not os.path.exists(reference):
                 raise NotFound(f"{reference}: no such file")
@@ -121,9 +136,9 @@ class _RefIndex:
 
 def _engine_of(ns: NamespaceRef, engines: Sequence[DockerEngine]) -> DockerEngine | None:
     """The Docker engine that made namespace `ns`: its sandbox folder, or a container's."""
-    for engine in engines if ns.kind is NsKind.DOCKER else ():
+    for engine in engines if ns.kind in (NsKind.DOCKER, NsKind.PODMAN) else ():
         folder = f"{engine.exec_root.rstrip('/')}/netns/"
         if engine.exec_root and ns.path.startswith(folder) or \
-                any(c.sandbox_key == ns.path for c in engine.containers):
+                any(c.sandbox_key == ns.path or c.netns == ns.id for c in engine.containers):
             return engine
     return None

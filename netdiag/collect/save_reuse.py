@@ -47,6 +47,10 @@ _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 MAX_KEPT = 256  # distinct rulesets kept per snapshot
+MAX_BODIES = 20_000  # distinct chain and rule answers kept parsed per snapshot
+# NFTA_EXPR_NAME payloads as the kernel sends them (with their NUL)
+_IPTABLES_NFT_NAMES = frozenset(name.encode() + b"\0" for name in IPTABLES_NFT_EXPRESSIONS)
+_COUNTER = b"counter\0"
 
 Parsed = tuple[tuple[IptablesChain, ...], tuple[IptablesRule, ...]]
 
@@ -111,47 +115,93 @@ def read(ctx, ip_version: int) -> Ruleset | None:
         return None
     key: list = [ip_version]
     key.extend(body[:1] + body[4:] for body in table_bodies)
+    chains = ctx.shared.setdefault("save_reuse.chains", ParsedAnswers(_chain))
+    rules = ctx.shared.setdefault("save_reuse.rules", ParsedAnswers(_rule))
     chain_counters: dict[tuple[str, str], tuple[int, int]] = {}
     for body in chain_bodies:
-        attrs = netlink.attributes(body, 4)
-        counters = attrs.pop(NFTA_CHAIN_COUNTERS, None)
-        name = (netlink.cstring(attrs.get(NFTA_CHAIN_TABLE, b"")),
-                netlink.cstring(attrs.get(NFTA_CHAIN_NAME, b"")))
+        name, entry, counters = chains.get(body)
         if counters is not None:
-            chain_counters[name] = _counters(netlink.attributes(counters))
-        key.append(("chain", tuple(sorted(attrs.items()))))
+            chain_counters[name] = counters
+        key.append(entry)
     rule_counters: dict[tuple[str, str, int], tuple[int, int]] = {}
     positions: dict[tuple[str, str], int] = {}
     for body in rule_bodies:
-        attrs = netlink.attributes(body, 4)
-        where = (netlink.cstring(attrs.get(NFTA_RULE_TABLE, b"")),
-                 netlink.cstring(attrs.get(NFTA_RULE_CHAIN, b"")))
+        rule = rules.get(body)
+        if rule is None:
+            return None
+        where, entry, counted = rule
         positions[where] = position = positions.get(where, 0) + 1
-        expressions = []
-        counted = None
-        for name, data in _expressions(attrs.pop(NFTA_RULE_EXPRESSIONS, b"")):
-            if name not in IPTABLES_NFT_EXPRESSIONS:
-                return None
-            if name == "counter":  # iptables-nft-save shows the last one a rule has
-                counted = _counters(netlink.attributes(data))
-                data = b""
-            expressions.append((name, data))
-        rule_counters[(*where, position)] = counted or (0, 0)
-        key.append(("rule", tuple(sorted(attrs.items())), tuple(expressions)))
+        rule_counters[(*where, position)] = counted
+        key.append(entry)
     (generation16,) = generations
     return Ruleset(tuple(key), _U16.unpack(generation16)[0], chain_counters, rule_counters)
 
 
-def _expressions(data: bytes):
-    offset = 0
-    while offset + 4 <= len(data):
-        length, _kind = struct.unpack_from("=HH", data, offset)
+class ParsedAnswers:
+    """What `parse` (_chain or _rule) made of each dump answer seen in this snapshot, by the
+    answer's bytes without the generation: namespaces built alike send byte-identical answers
+    (idle ones even with the same zero counters), and each is taken apart once, not once per
+    namespace. Unlocked: two threads parsing the same answer at once only do it twice."""
+
+    def __init__(self, parse) -> None:
+        self._parse = parse
+        self._found: dict[bytes, object] = {}
+
+    def get(self, body: bytes):
+        known = body[:2] + body[4:]  # family and version; res_id is the generation
+        found = self._found.get(known, _NOT_SEEN)
+        if found is _NOT_SEEN:
+            found = self._parse(body)
+            if len(self._found) < MAX_BODIES:
+                self._found[known] = found
+        return found
+
+
+_NOT_SEEN = object()
+
+
+def _chain(body: bytes) -> tuple[tuple[str, str], tuple, tuple[int, int] | None]:
+    """An NFT_MSG_NEWCHAIN answer → ((table, chain), its key entry, its counters if any)."""
+    attrs = netlink.attributes(body, 4)
+    counters = attrs.pop(NFTA_CHAIN_COUNTERS, None)
+    name = (netlink.cstring(attrs.get(NFTA_CHAIN_TABLE, b"")),
+            netlink.cstring(attrs.get(NFTA_CHAIN_NAME, b"")))
+    return (name, ("chain", tuple(sorted(attrs.items()))),
+            None if counters is None else _counters(netlink.attributes(counters)))
+
+
+def _rule(body: bytes) -> tuple[tuple[str, str], tuple, tuple[int, int]] | None:
+    """An NFT_MSG_NEWRULE answer → ((table, chain), its key entry, its counters), or None when
+    it holds an expression iptables-nft does not write."""
+    attrs = netlink.attributes(body, 4)
+    where = (netlink.cstring(attrs.get(NFTA_RULE_TABLE, b"")),
+             netlink.cstring(attrs.get(NFTA_RULE_CHAIN, b"")))
+    expressions = []
+    counted = None
+    for name, data in _expressions(attrs.pop(NFTA_RULE_EXPRESSIONS, b"")):
+        if name not in _IPTABLES_NFT_NAMES:
+            return None
+        if name == _COUNTER:  # iptables-nft-save shows the last one a rule has
+            counted = _counters(netlink.attributes(data))
+            data = b""
+        expressions.append((name, data))
+    return where, ("rule", tuple(sorted(attrs.items())), tuple(expressions)), counted or (0, 0)
+
+
+def _expressions(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(raw name, raw data) of each expression of a rule; names stay as the kernel sent them
+    (b"counter\\0"): decoding ~30 names per namespace cost more than the rest of the loop."""
+    found = []
+    offset, end = 0, len(data)
+    unpack = netlink.ATTR_HEADER.unpack_from
+    while offset + 4 <= end:
+        length, _kind = unpack(data, offset)
         if length < 4:
-            return
-        element = netlink.attributes(data[offset + 4:offset + length])
-        yield (netlink.cstring(element.get(NFTA_EXPR_NAME, b"")),
-               element.get(NFTA_EXPR_DATA, b""))
+            break
+        element = netlink.attributes(data, offset + 4, min(offset + length, end))
+        found.append((element.get(NFTA_EXPR_NAME, b""), element.get(NFTA_EXPR_DATA, b"")))
         offset += (length + 3) & ~3
+    return found
 
 
 def _counters(attrs: dict[int, bytes]) -> tuple[int, int]:

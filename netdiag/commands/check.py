@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 def _nothing_found(report: engine.Report) -> bool:
     """No finding, no rule left unknown, no namespace left unread: nothing to say (cron)."""
     return not report.findings and not report.unknown and \
-        all(gap.kind == "feature-missing" for gap in report.gaps)
+        all(gap.kind in ("feature-missing", "gone") for gap in report.gaps) and \
+        not report.unread
 
 
 def _outputs(values: list[str]) -> list[tuple[str, str]]:

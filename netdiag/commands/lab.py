@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netdiag.cli import SUMMARIES
+from netdiag.commands.fleet import add_etcd_access_args
 from netdiag.errors import Interrupted, NotFound, UsageError
 from netdiag.topology import journal as journals
 
@@ -58,11 +59,13 @@ def register(subparsers) -> None:
             p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                            help="with --host: how long to wait for the networks another "
                                 "host's part makes (default 120); e.g. --wait 30")
+            add_etcd_access_args(p)
     p = sub.add_parser("down", help="remove a lab")
     p.add_argument("name", help="the lab's name (see `netdiag lab ls`); e.g. broken-mtu")
     p.add_argument("--host", metavar="NAME",
                    help="remove only that host's part (lab up --host), as `lab down "
                         "NAME@HOST` does; e.g. --host h1")
+    add_etcd_access_args(p)
     p.set_defaults(func=run_down)
     sub.add_parser("ls", help="list labs").set_defaults(func=run_ls)
     p = sub.add_parser("status", help="a lab's nodes, processes and driver checks")
@@ -144,7 +147,7 @@ def run_plan(args) -> int:
 
 def run_down(args) -> int:
     _require_root()
-    from netdiag.lab import build
+    from netdiag.lab import teardown
 
     name = journals.host_part(args.name, args.host) if args.host else args.name
     if name not in journals.names():
@@ -156,7 +159,7 @@ def run_down(args) -> int:
 
     nodes = len(journals.load(name).nodes)
     with Progress() as line:
-        removed = build.down(name, lambda i, total, text: line.update(
+        removed = teardown.down(name, lambda i, total, text: line.update(
             f"[{i}/{total}] {text}"))
     namespaces = sum(1 for what in removed if what.startswith("namespace "))
     processes = sum(1 for what in removed if what.startswith("process "))
@@ -192,13 +195,13 @@ def run_ls(args) -> int:
 def run_status(args) -> int:
     j = journals.load(args.name)
     print(f"lab {j.name}: {j.condition} (from {j.topology})")
-    from netdiag.lab import build
+    from netdiag.lab import teardown
 
     print(f"  {_count(len(j.nodes), 'node')}:")
     for node, ns in j.nodes.items():
         alive = os.path.exists(f"/run/netns/{ns}")
         print(f"  {node:16} {ns:28} {'present' if alive else 'GONE'}")
-    nested = build.nested_namespaces(j)
+    nested = teardown.nested_namespaces(j)
     if nested:
         print(f"  and {_count(len(nested), 'namespace')} the drivers made: "
               f"{', '.join(nested)}")
@@ -210,8 +213,10 @@ def run_status(args) -> int:
 
         with open_store(j.store) as store:
             findings = Controller(store).check(host=j.nodes[j.host] if j.host else None)
+        named = {ns: f"{j.name}/{node}" for node, ns in j.nodes.items()}  # as `check` says
         for f in findings:
-            print(f"  {f.severity.value}: {f.namespace.display}: {f.message}")
+            where = named.get(f.namespace.name) or named.get(os.path.basename(f.namespace.path))
+            print(f"  {f.severity.value}: {where or f.namespace.display}: {f.message}")
         print(f"  driver checks: {len(findings)} findings")
     return 0
 

@@ -1,7 +1,8 @@
 """`netdiag path SRC DST`: why can (or can't) SRC reach DST — the packet's way, hop by hop.
 
-SRC is a namespace reference; DST an address, ADDR:PORT, NAME:PORT with a name as SRC would
-resolve it (Docker's names on its networks, a namespace), or a namespace reference. The flow
+SRC is a namespace reference; DST an address (IPv4 or IPv6, `fe80::1%eth0` with its
+interface), ADDR:PORT, [IPV6]:PORT, NAME:PORT with a name as SRC would resolve it (Docker's
+names on its networks, a namespace; with -6 to its IPv6 address), or a namespace reference. The flow
 engine (netdiag/flows/) simulates the packet from a snapshot — read now from every namespace,
 or `--from FILE` — through routing, veth pairs, bridges, netfilter of both iptables backends,
 NAT and conntrack, then its reply back. Exit codes: 0 the flow and its reply are delivered,
@@ -20,7 +21,7 @@ from netdiag.commands.common import add_docker_arg, print_json, read_with_progre
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 
 DEFAULT_SPORT = 43210
-IPV4_HEADER = 20
+IP_HEADER = {4: 20, 6: 40}
 HEADERS = {"tcp": 20, "udp": 8, "icmp": 8}  # the least each adds: `--size` is never below
 
 
@@ -33,6 +34,9 @@ def register(subparsers) -> None:
                                                    "e.g. container:web)")
     parser.add_argument("dst", metavar="DST", help="ADDR, ADDR:PORT, [IPV6]:PORT, NAME:PORT "
                                                    "or a namespace (e.g. db:6379, 10.0.0.2:80)")
+    parser.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
+                        default=4, help="a name is its IPv6 address (AAAA), as ping -6 takes "
+                                        "it; e.g. path web db:80 -6")
     parser.add_argument("--proto", choices=("tcp", "udp", "icmp"),
                         help="default: tcp with a port, icmp without")
     parser.add_argument("--port", type=int, metavar="N", help="destination port (e.g. 443)")
@@ -85,11 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--proto {proto} needs a port: DST:PORT or --port N")
     if proto == "icmp" and port:
         raise UsageError("icmp has no port: drop :PORT/--port, or give --proto tcp|udp")
-    smallest = IPV4_HEADER + HEADERS[proto]
-    if args.size is not None and not smallest <= args.size <= 65535:
-        raise UsageError(f"--size {args.size}: an IPv4 {proto} packet is {smallest} to 65535 "
-                         f"bytes (the IP header {IPV4_HEADER} and the {proto} header "
-                         f"{HEADERS[proto]} included)")
+    _check_size(args.size, proto, 6 if ":" in target else args.family)
     args.probe = args.probe or args.trace
     if args.probe and args.from_file:
         raise UsageError("--probe sends packets from live namespaces; it cannot be used with "
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise CollectError(f"{args.src} could not be read")
     # The snapshot lives until exit: keep the cyclic GC from walking its records again.
     gc.freeze()
-    address, how = names.resolve(snapshot, source, target)
+    address, how = names.resolve(snapshot, source, target, args.family)
+    _check_size(args.size, proto, 6 if ":" in address else 4)
     resolved = f"{target} is {address} ({how})" if how != "address" else ""
     packet = Packet("", address, proto, args.sport if proto != "icmp" else 0, port,
                     size=args.size or 0)
@@ -125,3 +126,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(report.as_text(result, sent, kernel, resolved,
                                         terminal.look(args.color)))
     return EXIT_OK if result.delivered else EXIT_FINDINGS
+
+
+def _check_size(size: int | None, proto: str, family: int) -> None:
+    smallest = IP_HEADER[family] + HEADERS[proto]
+    if size is not None and not smallest <= size <= 65535:
+        raise UsageError(f"--size {size}: an IPv{family} {proto} packet is {smallest} to 65535 "
+                         f"bytes (the IP header {IP_HEADER[family]} and the {proto} header "
+                         f"{HEADERS[proto]} included)")

@@ -126,12 +126,12 @@ def _chosen(args) -> scope.ReadScope:
 
     if not args.lab:
         return scope.select(args.ns, engines=args.docker)
-    from netdiag.lab import build
+    from netdiag.lab import teardown
     from netdiag.topology import journal
 
     lab = journal.load(args.lab)
     everything = scope.select([], engines=args.docker)
-    names = set(lab.namespaces) | set(build.nested_namespaces(lab))
+    names = set(lab.namespaces) | set(teardown.nested_namespaces(lab))
     return scope.ReadScope(read=everything.read, chosen=frozenset(
         ref.id for ref in everything.read if ref.name in names), docker=everything.docker)
 
@@ -148,7 +148,20 @@ def _check(chosen: scope.ReadScope, config: CheckConfig, unsafe: bool
         raise CollectError("could not read any of the namespaces to repair")
     policy = Policy.for_namespaces(snapshot, chosen.chosen, unsafe) if chosen.chosen \
         else Policy(frozenset(state.ref.id for state in snapshot.namespaces), unsafe)
-    return engine.run(snapshot, config, focus=chosen.chosen), snapshot, policy
+    report = engine.run(snapshot, config, focus=chosen.chosen)
+    return _with_intent(report, snapshot), snapshot, policy
+
+
+def _with_intent(report: engine.Report, snapshot: Snapshot) -> engine.Report:
+    """Each plan with the intent it repairs (the executor's with_intent), so the plan
+    printed is the one applied."""
+    from dataclasses import replace
+
+    from netdiag.repair.executor import with_intent
+
+    return replace(report, findings=tuple(
+        replace(f, repair=with_intent(f.repair, snapshot)) if f.repair else f
+        for f in report.findings))
 
 
 def _print_scope(findings: list[Finding], snapshot: Snapshot) -> None:

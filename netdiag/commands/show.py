@@ -26,7 +26,7 @@ from netdiag.commands.common import (
     print_table,
     timed_out,
 )
-from netdiag.errors import EXIT_COLLECT, NotFound
+from netdiag.errors import EXIT_COLLECT, NotFound, UsageError
 
 if TYPE_CHECKING:  # the model and its renderer load when show runs, not for `show --help`
     from netdiag import render
@@ -127,12 +127,20 @@ def heading(state: NamespaceState, verbose: bool = False) -> str:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("show", help=SUMMARIES["show"])
-    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "docker"), metavar="SECTION",
+    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "docker", "conntrack"),
+                        metavar="SECTION",
                         help=f"one of: {', '.join(SECTIONS)}, docker (each Docker engine's "
-                             "intent: daemon, networks, containers, services) (default: an "
+                             "intent: daemon, networks, containers, services), conntrack "
+                             "(tracked connections and their NAT, read now) (default: an "
                              "overview)")
     add_namespace_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--addr", metavar="ADDRESS",
+                        help="conntrack: only connections with this address at an end; e.g. "
+                             "--addr 10.0.0.2")
+    parser.add_argument("--port", type=int, metavar="N",
+                        help="conntrack: only connections with this port at an end; e.g. "
+                             "--port 8080")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also each namespace's inode (the id `inode:N` refers to)")
     parser.set_defaults(func=run)
@@ -141,6 +149,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from netdiag import render
 
+    if args.section == "conntrack":
+        from netdiag.commands import conntrack_view
+
+        return conntrack_view.run(args)
+    if args.addr or args.port is not None:
+        raise UsageError("--addr and --port filter `show conntrack` only")
     snapshot = get_snapshot(args)
     look = terminal.look(args.color)
     if args.section == "docker":

@@ -231,6 +231,24 @@ class SetChainPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordNetworkMtu:
+    """Record in netdiag's drivers' store the MTU a repair gave a network's endpoints, so the
+    drivers' own checks agree with the repair and the network's next endpoint gets it too.
+    It changes a store (a SQLite file or an etcd), no namespace."""
+
+    store: str  # where the drivers' store is: a SQLite path or an etcd URL
+    network: str  # the network's id in that store
+    name: str  # its name, for people
+    mtu: int  # the endpoints' MTU
+    namespace: None = None
+
+    def command(self, ns: str = "") -> str:
+        return (f"# record MTU {self.mtu} for network {self.name} in the drivers' store "
+                f"{self.store}")
+
+
+
+@dataclass(frozen=True, slots=True)
 class ManualStep:
     """Something a person has to do (or decide); never applied automatically."""
 
@@ -244,7 +262,7 @@ class ManualStep:
 
 RepairStep = (SetMtu | SetLinkUp | SetMaster | SetHairpin | AddAddress | SetSysctl | AddRoute
         | DeleteRoute | DeleteFdbEntry | AddFdbEntry | DeleteNeighbour | ReplaceNeighbour
-        | AddIptablesRule | DeleteIptablesRule | SetChainPolicy | ManualStep)
+        | AddIptablesRule | DeleteIptablesRule | SetChainPolicy | RecordNetworkMtu | ManualStep)
 
 
 @dataclass(frozen=True, slots=True)

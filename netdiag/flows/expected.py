@@ -24,6 +24,14 @@ every pair:
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
 
+Docker versions: the expectations follow 20.10 and 28 alike, with 27+'s gateway modes (a
+routed network reaches beyond the host unmasqueraded; an isolated one, like an internal one,
+does not, and Docker gives its containers no gateway to reach). Whether a flow passes is the
+flow engine's walk (netdiag/flows/), which runs both iptables layouts in the kernel's hook
+order — Docker 28's raw-table direct-routing drops before conntrack undoes a reply's NAT —
+and native nftables: Docker 29's tables as moby documents them are walked too, but no
+Docker 29 engine has run under these expectations.
+
 A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend reaches it
 (`web` with `backend: db:6379` connects to db's address as the lab's DNS gives it, a
 service's VIP included), and every program answers on its port a node that shares a network

@@ -5,7 +5,11 @@ with a port `[fd00::2]:80`), a name Docker's embedded DNS answers for SRC (a con
 or alias, or a service's, on a network SRC's container is on — its address on that network),
 a name a netdiag lab's DNS answers for SRC (a lab node: likewise, from the lab's intent), or a
 namespace reference (a lab node, a container, `inode:N`): that namespace's first global IPv4
-address. Names and references take `:PORT` too.
+address. Names and references take `:PORT` too. Asked for IPv6 (`path -6`, as `ping -6` and
+`curl -6` take it), a name is its AAAA answer instead: a container's IPv6 address on the
+network (what Docker's embedded DNS answers), a namespace's first global IPv6 address; a name
+with only an IPv6 address is that address either way, as a client given only an AAAA answer
+uses it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from netdiag.collect import namespace_refs
 from netdiag.errors import Ambiguous, NotFound, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.facts import primary_address
-from netdiag.model.index import ip_int
+from netdiag.model.index import ip_int, is_link_local_ipv6
 
 # Namespace references whose value is a number: "inode:4026531840" has no port.
 _NUMBERED_REFERENCES = ("pid", "inode")
@@ -56,11 +60,13 @@ def _port(text: str, port: str) -> int:
     return int(port)
 
 
-def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
-    """(address, how it was found) for `name` seen from namespace `source`."""
+def resolve(snapshot: Snapshot, source: int, name: str, family: int = 4) -> tuple[str, str]:
+    """(address, how it was found) for `name` seen from namespace `source`: its A answer, or
+    its AAAA answer with `family` 6."""
     if _ipv4(name) or _ipv6(name):
         return name, "address"
-    found = _docker(snapshot, source, name) or _lab(snapshot, source, name)
+    found = _docker(snapshot, source, name, family) or \
+        (_lab(snapshot, source, name) if family == 4 else None)
     if found:
         return found
     refs = [state.ref for state in snapshot.namespaces]
@@ -72,10 +78,19 @@ def resolve(snapshot: Snapshot, source: int, name: str) -> tuple[str, str]:
         raise UsageError(f"cannot resolve {name!r} from {_label(snapshot, source)}: not an "
                          "IP address, a Docker or lab name on its networks, or a namespace"
                          ) from None
-    address = primary_address(snapshot.namespace(ref.id))
+    state = snapshot.namespace(ref.id)
+    address = (primary_address(state) or _primary_ipv6(state)) if family == 4 else \
+        _primary_ipv6(state)
     if not address:
-        raise UsageError(f"{ref.display} has no IPv4 address to send to")
+        raise UsageError(f"{ref.display} has no IPv{family} address to send to")
     return address, f"namespace {ref.display}"
+
+
+def _primary_ipv6(state) -> str:
+    """The namespace's first global IPv6 address on an interface that is up, or ""."""
+    up = {link.name for link in state.links if link.up and link.kind != "loopback"}
+    return next((a.address for a in state.addresses if a.family == 6 and a.ifname in up
+                 and not is_link_local_ipv6(a.address) and "dadfailed" not in a.flags), "")
 
 
 def _ipv4(text: str) -> bool:
@@ -100,7 +115,8 @@ def _label(snapshot: Snapshot, ns_id: int) -> str:
     return state.ref.display if state else f"inode:{ns_id}"
 
 
-def _docker(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | None:
+def _docker(snapshot: Snapshot, source: int, name: str, family: int = 4
+            ) -> tuple[str, str] | None:
     for engine in snapshot.docker:
         mine = next((c for c in engine.containers if c.running and c.netns == source), None)
         networks = {e.network_id for e in mine.endpoints} if mine else None
@@ -111,9 +127,12 @@ def _docker(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | Non
                 if networks is not None and endpoint.network_id not in networks:
                     continue
                 names = {container.name, *endpoint.aliases, container.id[:12]}
-                if name in names and endpoint.ip:
-                    return endpoint.ip, f"Docker: {container.name} on {endpoint.network}"
-        for service in engine.services:
+                ipv6 = endpoint.ipv6.split("/")[0]
+                # an IPv6-only endpoint has only an AAAA answer, which the client then uses
+                address = (endpoint.ip or ipv6) if family == 4 else ipv6
+                if name in names and address:
+                    return address, f"Docker: {container.name} on {endpoint.network}"
+        for service in engine.services if family == 4 else ():  # VIPs are IPv4
             if service.name != name:
                 continue
             for network_id, vip in service.vips:

@@ -8,6 +8,9 @@ way, with the native nftables base chains of the hook (netdiag/flows/nftables.py
 them by priority. The packet must be accepted by every backend and every chain. A match or
 target that is not modelled, met where it would decide, ends the walk as `unknown` naming
 the rule: the engine never guesses.
+
+An IPv6 packet meets ip6tables (the family-6 rules of both backends) and the `ip6` and
+`inet` base chains, which the nftables walk reads for both families.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from netdiag.flows import nftables
-from netdiag.flows.packet import PROTOCOLS, Packet, StepKind, TraceStep
+from netdiag.flows.packet import ICMPV6, PROTOCOLS, Packet, StepKind, TraceStep
 from netdiag.model import IptablesRule, Match, NamespaceState
 from netdiag.model.index import network_interval
 
@@ -45,6 +48,9 @@ _CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CHECKSUM", "TCPM
 _MAX_DEPTH = 64
 _ICMP_TYPES = {"echo-request": "8", "echo-reply": "0", "destination-unreachable": "3",
                "time-exceeded": "11", "any": ""}
+_ICMPV6_TYPES = {"echo-request": "128", "echo-reply": "129", "destination-unreachable": "1",
+                 "packet-too-big": "2", "time-exceeded": "3", "any": ""}
+_ICMPV6_NAMES = ("ipv6-icmp", "icmpv6", "icmp6", str(ICMPV6))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +84,22 @@ class Netfilter:
     """The firewalls of one snapshot, each namespace's chains indexed on first use."""
 
     def __init__(self):
-        self._chains: dict[tuple[int, str, str], _Chains] = {}
+        self._chains: dict[tuple[int, str, str, int], _Chains] = {}
         self._tables: dict[int, nftables.Tables] = {}
 
     def tables(self, state: NamespaceState) -> nftables.Tables:
+        """The namespace's nftables rules by chain and sets by table."""
         found = self._tables.get(state.ref.id)
         if found is None:
             found = self._tables[state.ref.id] = nftables.index_tables(state)
         return found
 
-    def chains(self, state: NamespaceState, backend: str, table: str) -> _Chains:
-        key = (state.ref.id, backend, table)
+    def chains(self, state: NamespaceState, backend: str, table: str, family: int = 4
+               ) -> _Chains:
+        key = (state.ref.id, backend, table, family)
         found = self._chains.get(key)
         if found is None:
-            found = self._chains[key] = _index(state, backend, table)
+            found = self._chains[key] = _index(state, backend, table, family)
         return found
 
     def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: PacketPlace,
@@ -103,7 +111,8 @@ class Netfilter:
         steps: list[TraceStep] = []
         nat = None
         low, high = priorities
-        for priority, table, chain in self._order(state, hook):
+        family = packet.family
+        for priority, table, chain in self._order(state, hook, family):
             if not low <= priority < high:
                 continue
             if (table == "nat" or chain is not None and chain.type == "nat") and (
@@ -114,7 +123,7 @@ class Netfilter:
                 result = nftables.run_chain(state, self.tables(state), chain, hook, packet,
                                             where)
             else:
-                result = self._iptables(state, table, hook, packet, where)
+                result = self._iptables(state, table, hook, packet, where, family)
             steps += result.steps
             if result.verdict != ACCEPT:
                 return ChainOutcome(result.verdict, packet, tuple(steps), result.rule,
@@ -126,7 +135,8 @@ class Netfilter:
                 nat = (kind, before, packet)
         return ChainOutcome(ACCEPT, packet, tuple(steps), nat=nat)
 
-    def _order(self, state: NamespaceState, hook: str) -> list[tuple[int, str, object]]:
+    def _order(self, state: NamespaceState, hook: str, family: int = 4
+               ) -> list[tuple[int, str, object]]:
         """(priority, iptables table or "", native chain or None) in the order the kernel
         runs them; NAT chains run at the NAT hook's priority, among themselves by their own
         (iptables' first where priorities are equal)."""
@@ -135,17 +145,17 @@ class Netfilter:
                  for table in HOOK_TABLES[hook]]
         found += [((NAT_PRIORITY[hook] if chain.type == "nat" else chain.priority,
                     chain.priority, 1), "", chain)
-                  for chain in nftables.base_chains(state, hook)]
+                  for chain in nftables.base_chains(state, hook, family)]
         return [(key[0], table, chain) for key, table, chain in
                 sorted(found, key=lambda item: item[0])]
 
     def _iptables(self, state: NamespaceState, table: str, hook: str, packet: Packet,
-                  where: PacketPlace) -> _Result:
-        """One iptables table at a hook, of every backend that has it."""
+                  where: PacketPlace, family: int = 4) -> _Result:
+        """One iptables (or ip6tables) table at a hook, of every backend that has it."""
         steps: list[TraceStep] = []
         nat = None
-        for backend in _backends(state):
-            chains = self.chains(state, backend, table)
+        for backend in _backends(state, family):
+            chains = self.chains(state, backend, table, family)
             if hook not in chains.policies:
                 continue
             result = _Walk(chains, where, table, backend).run(hook, packet)
@@ -158,8 +168,9 @@ class Netfilter:
         return _Result(ACCEPT, packet, steps, nat=nat)
 
 
-def _backends(state: NamespaceState) -> tuple[str, ...]:
-    return tuple(sorted({c.backend for c in state.firewall.iptables_chains if c.family == 4}))
+def _backends(state: NamespaceState, family: int) -> tuple[str, ...]:
+    return tuple(sorted({c.backend for c in state.firewall.iptables_chains
+                         if c.family == family}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,20 +178,36 @@ class _Chains:
     rules: dict[str, tuple[IptablesRule, ...]]
     policies: dict[str, str]  # built-in chain → policy
     names: frozenset[str]
+    # Per rule (the same order as `rules`), the destination ports it is limited to, or None:
+    # a chain of 2000 published ports is passed by comparing an int, not by judging each
+    # rule's matches (the kernel's walk is linear too, but in C).
+    dports: dict[str, tuple[frozenset[int] | None, ...]]
 
 
-def _index(state: NamespaceState, backend: str, table: str) -> _Chains:
+def _only_dports(rule: IptablesRule) -> frozenset[int] | None:
+    """The ports of a rule's plain `--dport`/`--dports` (no range, not negated), or None."""
+    for match in rule.matches:
+        if match.option in ("dport", "dports") and not match.negated:
+            parts = match.value.split(",")
+            if all(part.isdigit() for part in parts):
+                return frozenset(int(part) for part in parts)
+    return None
+
+
+def _index(state: NamespaceState, backend: str, table: str, family: int) -> _Chains:
     firewall = state.firewall
     rules: dict[str, list[IptablesRule]] = {}
     for rule in firewall.iptables_rules:
-        if rule.backend == backend and rule.table == table and rule.family == 4:
+        if rule.backend == backend and rule.table == table and rule.family == family:
             rules.setdefault(rule.chain, []).append(rule)
     chains = [c for c in firewall.iptables_chains
-              if c.backend == backend and c.table == table and c.family == 4]
-    return _Chains({name: tuple(sorted(found, key=lambda r: r.position))
-                    for name, found in rules.items()},
-                   {c.name: c.policy or "ACCEPT" for c in chains if c.policy},
-                   frozenset(c.name for c in chains))
+              if c.backend == backend and c.table == table and c.family == family]
+    ordered = {name: tuple(sorted(found, key=lambda r: r.position))
+               for name, found in rules.items()}
+    return _Chains(ordered, {c.name: c.policy or "ACCEPT" for c in chains if c.policy},
+                   frozenset(c.name for c in chains),
+                   {name: tuple(_only_dports(rule) for rule in found)
+                    for name, found in ordered.items()})
 
 
 _Result = nftables.Result  # one walk result for both: verdict, packet, steps, rule, reason
@@ -210,12 +237,15 @@ class _Walk:
         steps: list[TraceStep] = []
         if depth > _MAX_DEPTH:
             return _Result(UNKNOWN, packet, steps, chain, "chains nest too deep", where=chain)
-        for rule in self.chains.rules.get(chain, ()):
-            name = f"{self._table()}/{rule.chain}/{rule.position}"
-            text = rule.text or name
+        for rule, dports in zip(self.chains.rules.get(chain, ()),
+                                self.chains.dports.get(chain, ()), strict=True):
+            if dports is not None and packet.dport not in dports:
+                continue  # what _rule_matches would say, sooner
             hit = _rule_matches(rule, packet, self.where)
             if hit is False:
                 continue
+            name = f"{self._table()}/{rule.chain}/{rule.position}"
+            text = rule.text or name
             target = rule.target
             if hit is None:
                 if target in _CONTINUE_TARGETS:
@@ -299,8 +329,8 @@ def _nat(target: str, rule: IptablesRule, packet: Packet, where: PacketPlace) ->
         ports = rule.target_option("to-ports")
         return replace(packet, src=where.out_address,
                        sport=int(ports.split("-")[0]) if ports else packet.sport)
-    # REDIRECT: to the in-interface's address (127.0.0.1 for locally sent packets)
-    address = where.in_address if where.in_if else "127.0.0.1"
+    # REDIRECT: to the in-interface's address (the loopback for locally sent packets)
+    address = where.in_address if where.in_if else "::1" if packet.family == 6 else "127.0.0.1"
     if not address:
         return None
     ports = rule.target_option("to-ports")
@@ -308,8 +338,15 @@ def _nat(target: str, rule: IptablesRule, packet: Packet, where: PacketPlace) ->
 
 
 def _address_port(value: str) -> tuple[str, int]:
-    """"172.18.0.2:80" → ("172.18.0.2", 80); ranges use their first address and port."""
-    address, _, port = value.partition(":")
+    """"172.18.0.2:80" → ("172.18.0.2", 80), "[fd00::2]:80" → ("fd00::2", 80), "fd00::2"
+    → ("fd00::2", 0); ranges use their first address and port."""
+    if value.startswith("["):
+        address, _, port = value[1:].partition("]")
+        port = port.removeprefix(":")
+    elif value.count(":") > 1:
+        address, port = value, ""
+    else:
+        address, _, port = value.partition(":")
     address = address.split("-")[0]
     return address, int(port.split("-")[0]) if port else 0
 
@@ -372,6 +409,8 @@ def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
         return _interface(name, value)
     if option == "protocol":
         wanted = value.lower()
+        if packet.family == 6 and packet.proto == "icmp":  # ICMPv6 is its own protocol
+            return wanted in ("all", "0", *_ICMPV6_NAMES)
         return wanted in ("all", "0") or wanted == packet.proto or \
             wanted == str(PROTOCOLS.get(packet.proto, -1))
     if option in ("dport", "sport", "dports", "sports", "ports"):
@@ -388,7 +427,7 @@ def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
     if option in ("src-type", "dst-type"):
         address = packet.src if option == "src-type" else packet.dst
         types = {t.upper() for t in value.split(",")}
-        local = address in where.local or address.startswith("127.")
+        local = address in where.local or address.startswith("127.") or address == "::1"
         kind = "LOCAL" if local else "UNICAST"
         if types - {"LOCAL", "UNICAST"}:
             return None if kind not in types else True
@@ -412,8 +451,13 @@ def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
             return packet.mark & mask_int == int(bits, 0)
         except ValueError:
             return None
+    if option == "icmpv6-type":
+        if packet.proto != "icmp" or packet.family != 6:
+            return False
+        wanted = value.split("/")[0]
+        return wanted in (packet.icmp_type, _ICMPV6_TYPES.get(packet.icmp_type), "any")
     if option == "icmp-type":
-        if packet.proto != "icmp":
+        if packet.proto != "icmp" or packet.family != 4:
             return False
         wanted = value.split("/")[0]
         return wanted in (packet.icmp_type, _ICMP_TYPES.get(packet.icmp_type), "any")

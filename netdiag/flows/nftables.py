@@ -1,24 +1,36 @@
-"""Native nftables as the kernel runs it: one base chain of a hook, for one IPv4 packet.
+"""Native nftables as the kernel runs it: one base chain of a hook, for one IPv4 or IPv6 packet.
 
 Each rule is read from its expressions as `nft -j` gives them (NftRule.expr):
 
-* matches on payload fields (`ip`, `tcp`, `udp`, `th`, `icmp`, tcp flags), `meta` (l4proto,
-  nfproto, protocol, iif/oif and their names with `*` wildcards, mark, pkttype, skuid on
-  forwarded packets), `ct` (state, status, mark, direction, zone), `fib` (the address type of
-  saddr/daddr; the out-interface of a lookup, with iif and mark, or `missing`), `&` masks,
-  concatenations, anonymous and named sets and maps with prefixes and intervals;
-* an expression that only concerns IPv6 (`ip6`, `icmpv6`, `nfproto ipv6` and their sets)
-  carries an implicit dependency on the family, as it does in the kernel: it never matches
-  an IPv4 packet, whatever its operator — the same for a port match on a packet of another
-  transport protocol;
+* matches on payload fields of both families (`ip` and `ip6` addresses, protocol/nexthdr,
+  version; `tcp`, `udp`, `th`, `icmp` and `icmpv6` type and code, tcp flags), `meta`
+  (l4proto, nfproto, protocol, iif/oif and their names with `*` wildcards, mark, pkttype,
+  skuid on forwarded packets), `ct` (state, status, mark, direction, zone, l3proto, the
+  original and reply addresses of a connection not translated in this namespace), `fib`
+  (the address type of saddr/daddr; the out-interface of a lookup, with iif and mark, or
+  `missing`), `&` masks, concatenations, anonymous and named sets and maps with IPv4 and IPv6
+  constants, prefixes and intervals;
+* an expression that only concerns the other family (`ip6`, `icmpv6`, `nfproto ipv6`,
+  `ct original ip6 saddr`, `dnat ip6 to`, `reject with icmpv6` for an IPv4 packet, and the
+  IPv4 ones for an IPv6 packet) carries an implicit dependency on the family, as it does in
+  the kernel: it never matches, whatever its operator — the same for a port match on a
+  packet of another transport protocol, and for an IPv6 extension header (the model's
+  packets carry none); `th` has no such dependency: it reads the raw transport header (of an
+  ICMP packet, its type and code for `sport`, its checksum — which the model does not know —
+  for `dport`, so that only a concatenation another part of which fails decides there);
 * statements: `meta mark set` and `ct mark set` (values and `|`/`&`/`^` of marks), counter,
-  log, limit, quota, set updates and flow offload as no-ops (a rate or quota is taken as not
-  reached), notrack (the flow is untracked in this namespace);
-* verdicts accept, drop, reject (any kind), jump, goto, return, continue, and verdict maps;
+  log, limit, quota, set updates, flow offload and setting DSCP, ECN, TTL or a UDP checksum
+  as no-ops (a rate or quota is taken as not reached), notrack (the flow is untracked in
+  this namespace);
+* verdicts accept, drop, reject (`with icmp`/`icmpv6` only in its family, `tcp reset` only
+  for TCP, `icmpx` and the default for any packet), jump, goto, return, continue, and verdict maps
+  (one keyed by numgen or jhash — kube-proxy's choice of an endpoint — is certain with one
+  element and followed to its first of several, and the step says so);
 * NAT: dnat, snat, masquerade, redirect to an address, a port or port range (the kernel takes
   the range's first port for a new connection), or through a map keyed by the packet (named or
   anonymous, intervals and concatenated address . port data); a map keyed by numgen or jhash
-  is followed to its first element, and the step says so.
+  is followed to its first element, and the step says so; a NAT of one family (`dnat ip6
+  to [fd00::2]:80`) leaves a packet of the other as it is, the kernel's inet NAT does too.
 
 An expression outside this list met where it decides is `unknown` naming the rule and the
 expression — never a guess.
@@ -31,7 +43,7 @@ import json
 import socket
 from dataclasses import dataclass, replace
 
-from netdiag.flows.packet import PROTOCOLS, Packet, StepKind, TraceStep
+from netdiag.flows.packet import ICMPV6, PROTOCOLS, Packet, StepKind, TraceStep
 from netdiag.model import NamespaceState, NftChain, NftRule, NftSet
 from netdiag.model.facts import XTABLES_TABLES
 
@@ -61,14 +73,15 @@ class Result:
     nat: tuple[str, Packet, Packet] | None = None
 
 
-def base_chains(state: NamespaceState, hook: str) -> list[NftChain]:
-    """The native base chains that see an IPv4 packet at `hook`, by priority: those of `ip`
-    and `inet` tables that iptables-nft did not write (told by the collector; for a snapshot
-    older than that, an `ip` table named like an iptables table counts as iptables-nft's)."""
+def base_chains(state: NamespaceState, hook: str, family: int = 4) -> list[NftChain]:
+    """The native base chains that see a packet of `family` at `hook`, by priority: those of
+    `ip` (IPv6: `ip6`) and `inet` tables that iptables-nft did not write (told by the
+    collector; for a snapshot older than that, an `ip`/`ip6` table named like an iptables
+    table counts as iptables-nft's)."""
     hook_name = hook.lower()
     origins = {(t.family, t.name): t.origin for t in state.firewall.nft_tables}
     return sorted((c for c in state.firewall.nft_chains if c.hook == hook_name
-                   and c.family in ("ip", "inet")
+                   and c.family in (("ip" if family == 4 else "ip6"), "inet")
                    and not _iptables_nft(c, origins.get((c.family, c.table), ""))),
                   key=lambda c: c.priority)
 
@@ -76,7 +89,7 @@ def base_chains(state: NamespaceState, hook: str) -> list[NftChain]:
 def _iptables_nft(chain: NftChain, origin: str) -> bool:
     if origin:
         return origin == "iptables-nft"
-    return chain.family == "ip" and chain.table in XTABLES_TABLES
+    return chain.family in ("ip", "ip6") and chain.table in XTABLES_TABLES
 
 
 def run_chain(state: NamespaceState, tables: Tables, chain: NftChain, hook: str,
@@ -156,7 +169,7 @@ def _chain(rules, context: _Context, family: str, table: str, chain: str, packet
             steps.append(TraceStep(StepKind.NAT,
                                    f"{name}: {detail} {packet.text} ⇒ {packet_after.text}", text))
             return Result(ACCEPT, packet_after, steps, nat=(target, packet, packet_after))
-        steps.append(TraceStep(StepKind.NETFILTER, f"{name}: {kind} {target}", text))
+        steps.append(TraceStep(StepKind.NETFILTER, f"{name}: {kind} {target}{detail}", text))
         inner = _chain(rules, context, family, table, target, packet_after, depth + 1)
         steps += inner.steps
         inner.steps = steps
@@ -191,19 +204,21 @@ def _rule(rule: NftRule, packet: Packet, context: _Context
             packet = _mangle(value, packet, context)
         elif key == "notrack":
             packet = replace(packet, untracked=packet.untracked | {context.ns})
+        elif key == "reject" and not _rejects(value or {}, packet):
+            return None, packet, ""  # `with icmp` of the other family, `tcp reset` of UDP
         elif key in _VERDICTS:
             return (key, ""), packet, ""
         elif key in ("jump", "goto"):
             return (key, value["target"]), packet, ""
         elif key == "vmap":
-            verdict = _lookup(value["key"], value["data"], packet, context)
+            verdict, note = _vmap(value, packet, context)
             if verdict is None:
                 return None, packet, ""
             (kind, target), = verdict.items()
-            return (kind, (target or {}).get("target", "")), packet, ""
+            return (kind, (target or {}).get("target", "")), packet, note
         elif key in ("dnat", "snat", "masquerade", "redirect"):
-            if (value or {}).get("family") == "ip6":
-                return None, packet, ""  # an IPv6 NAT never applies to an IPv4 packet
+            if (value or {}).get("family") == ("ip" if packet.family == 6 else "ip6"):
+                return None, packet, ""  # a NAT of the other family leaves the packet be
             after, note = _nat(key, value or {}, packet, context)
             if after is None:
                 return None, packet, ""  # a NAT map without the packet's key: no match
@@ -216,11 +231,27 @@ def _rule(rule: NftRule, packet: Packet, context: _Context
     return None, packet, ""
 
 
+def _rejects(value: dict, packet: Packet) -> bool:
+    """Does a reject apply to the packet? `with icmp`/`icmpv6` carry a dependency on their
+    family, `with tcp reset` one on TCP (nft adds them; the listing hides them)."""
+    kind = value.get("type", "")
+    if kind == "icmp":
+        return packet.family == 4
+    if kind == "icmpv6":
+        return packet.family == 6
+    if kind == "tcp reset":
+        return packet.proto == "tcp"
+    return True
+
+
 def _mangle(value, packet: Packet, context: _Context) -> Packet:
     target = value.get("key", {})
     if target in ({"meta": {"key": "nftrace"}}, {"meta": {"key": "priority"}}) or \
-            target.get("payload", {}).get("field") in ("dscp", "ecn", "ttl", "tos"):
-        return packet  # traced, queued or marked differently: the fate is the same
+            target.get("payload", {}).get("field") in ("dscp", "ecn", "ttl", "tos",
+                                                       "checksum", "hoplimit"):
+        # traced, queued or marked differently, or a UDP checksum zeroed (Incus, for DHCP
+        # clients that cannot check it: "none" is valid in IPv4): the fate is the same
+        return packet
     new = _value(value.get("value"), packet, context)
     if not isinstance(new, int):
         raise Unmodelled(f"setting {_describe(target)} to this value")
@@ -247,7 +278,8 @@ def _nat(key: str, value: dict, packet: Packet, context: _Context
         return replace(packet, src=where.out_address, sport=port or packet.sport), \
             "masquerade" + note
     if key == "redirect":
-        address = where.in_address if where.in_if else "127.0.0.1"
+        address = where.in_address if where.in_if else \
+            "::1" if packet.family == 6 else "127.0.0.1"
         return replace(packet, dst=address, dport=port or packet.dport), "redirect" + note
     address = value.get("addr")
     if isinstance(address, dict) and "map" in address:
@@ -298,12 +330,30 @@ def _nat_map(found: dict, packet: Packet, context: _Context, key: str):
     return _lookup(lookup, found.get("data"), packet, context), ""
 
 
+def _vmap(value: dict, packet: Packet, context: _Context):
+    """The verdict of a verdict map for the packet (None: no element holds it) and a note.
+    A map keyed by `numgen`/`jhash` (kube-proxy's endpoint choice) picks one element per
+    connection: a single element is certain, of several the first is followed."""
+    lookup = value["key"]
+    if isinstance(lookup, dict) and ("numgen" in lookup or "jhash" in lookup):
+        elements = _elements(value["data"], context)
+        if not elements:
+            return None, ""
+        if len(elements) == 1:
+            return elements[0][1], ""
+        how = "numgen" if "numgen" in lookup else "jhash"
+        return elements[0][1], f" (one of {len(elements)} by {how}: following the first)"
+    return _lookup(lookup, value["data"], packet, context), ""
+
+
 def _lookup(key, data, packet: Packet, context: _Context):
     """The data of the first element of a map (named or anonymous) whose key holds the
     packet's value; None when none does."""
     have = _value(key, packet, context)
     if have is _ABSENT:
         return None
+    if isinstance(have, _Opaque):
+        raise Unmodelled(have.what)
     for element_key, element_value in _elements(data, context):
         if _holds(have, element_key, context):
             return element_value
@@ -341,17 +391,39 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+
+
+@dataclass(frozen=True, slots=True)
+class _Opaque:
+    """A value the packet has but the model does not know (the checksum `th dport` reads
+    from an ICMP header): a comparison that depends on it is `unknown`, one decided by
+    another part of a concatenation is not."""
+
+    what: str
+
+
 _PROTOCOL_NUMBERS = {**PROTOCOLS, "icmpv6": 58, "ipv6-icmp": 58, "igmp": 2, "gre": 47,
                      "esp": 50, "ah": 51, "sctp": 132, "udplite": 136, "dccp": 33,
                      "ipip": 4, "ipv6": 41}
-_OTHER_FAMILY = {"ip6", "icmpv6", "hbh", "rt", "frag", "dst", "mh", "srh", "rt0", "rt2", "rt4"}
-_TRANSPORT = {"tcp", "udp", "udplite", "sctp", "dccp", "icmp", "igmp", "esp", "ah", "comp",
-              "gre"}
+# The headers only a packet of one family has (a match on them never holds for the other),
+# and IPv6's extension headers, which the model's packets do not carry.
+_FAMILY_ONLY = {4: {"ip", "icmp", "igmp"}, 6: {"ip6", "icmpv6"}}
+_EXTENSION_HEADERS = {"hbh", "rt", "frag", "dst", "mh", "srh", "rt0", "rt2", "rt4"}
+_TRANSPORT = {"tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "igmp", "esp", "ah",
+              "comp", "gre"}
 _ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "source-quench": 4,
                "redirect": 5, "echo-request": 8, "router-advertisement": 9,
                "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
                "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15,
                "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18}
+_ICMPV6_TYPES = {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+                 "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
+                 "mld-listener-query": 130, "mld-listener-report": 131,
+                 "mld-listener-done": 132, "mld-listener-reduction": 132,
+                 "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
+                 "nd-neighbor-advert": 136, "nd-redirect": 137, "router-renumbering": 138,
+                 "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142,
+                 "mld2-listener-report": 143}
 _TCP_FLAGS = {"fin": 1, "syn": 2, "rst": 4, "psh": 8, "ack": 16, "urg": 32, "ecn": 64,
               "cwr": 128}
 _CT_STATES = {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}
@@ -414,40 +486,65 @@ def _value(expression, packet: Packet, context: _Context):
 
 
 def _payload(protocol: str, field: str, packet: Packet):
-    if protocol in _OTHER_FAMILY:
+    family = packet.family
+    if protocol in _FAMILY_ONLY[10 - family] or protocol in _EXTENSION_HEADERS:
         return _ABSENT
-    if protocol == "ip":
+    if protocol in ("ip", "ip6"):
         if field in ("saddr", "daddr"):
-            return ipaddress.IPv4Address(packet.src if field == "saddr" else packet.dst)
-        if field == "protocol":
-            return PROTOCOLS.get(packet.proto, -1)
+            return ipaddress.ip_address(packet.src if field == "saddr" else packet.dst)
+        if field in ("protocol", "nexthdr"):
+            return _protocol_number(packet)
         if field == "version":
-            return 4
-        raise Unmodelled(f"the ip {field} match")
+            return family
+        raise Unmodelled(f"the {protocol} {field} match")
     if protocol == "th" and field in ("sport", "dport"):
+        if packet.proto == "icmp":  # the raw header: type and code, then the checksum
+            return _icmp_type(packet) << 8 if field == "sport" else \
+                _Opaque("th dport of an icmp packet (its checksum)")
         if packet.proto not in ("tcp", "udp"):
             raise Unmodelled(f"th {field} of an {packet.proto} packet")
         return packet.sport if field == "sport" else packet.dport
     if protocol in _TRANSPORT:
-        if protocol != packet.proto:
-            return _ABSENT
+        if protocol != ("icmpv6" if family == 6 and packet.proto == "icmp" else packet.proto):
+            return _ABSENT  # an IPv6 packet's "icmp" is ICMPv6
         if field in ("sport", "dport") and protocol in ("tcp", "udp"):
             return packet.sport if field == "sport" else packet.dport
         if protocol == "tcp" and field == "flags":
             # the first packet of the flow is a SYN, the reply's first a SYN-ACK
             return _Flags(2 if packet.ctstate == "NEW" else 18, _TCP_FLAGS)
-        if protocol == "icmp" and field == "type":
-            return _ICMP_TYPES.get(packet.icmp_type, packet.icmp_type)
-        if protocol == "icmp" and field == "code":
+        if protocol in ("icmp", "icmpv6") and field == "type":
+            return _icmp_type(packet)
+        if protocol in ("icmp", "icmpv6") and field == "code":
             return 0
     raise Unmodelled(f"the {protocol} {field} match")
 
 
+def _icmp_type(packet: Packet):
+    if packet.family == 6:
+        if packet.icmp_type not in _ICMPV6_TYPES:
+            raise Unmodelled(f"the ICMPv6 type of a {packet.icmp_type} packet")
+        return _Icmpv6Type(_ICMPV6_TYPES[packet.icmp_type])
+    return _ICMP_TYPES.get(packet.icmp_type, packet.icmp_type)
+
+
+class _Icmpv6Type(int):
+    """An ICMPv6 type: its names (echo-request is 128) are not ICMP's (8)."""
+
+
+def _protocol_number(packet: Packet) -> int:
+    """The IPv4 protocol or IPv6 next header: ICMPv6 is 58."""
+    if packet.proto == "icmp" and packet.family == 6:
+        return ICMPV6
+    return PROTOCOLS.get(packet.proto, -1)
+
+
 def _meta(key: str, packet: Packet, context: _Context):
     where = context.where
-    if key in ("l4proto", "protocol", "nfproto"):
-        return {"l4proto": PROTOCOLS.get(packet.proto, -1), "protocol": "ip",
-                "nfproto": "ipv4"}[key]
+    if key == "l4proto":
+        return _protocol_number(packet)
+    if key in ("protocol", "nfproto"):
+        six = packet.family == 6
+        return ("ip6" if six else "ip") if key == "protocol" else ("ipv6" if six else "ipv4")
     if key in ("iifname", "iif", "oifname", "oif"):
         # no device (iif of a locally sent packet) is the empty name, not a failed match
         return _Name(where.in_if if key.startswith("i") else where.out_if)
@@ -471,8 +568,9 @@ class _Name:
 
 def _ct(value: dict, packet: Packet, context: _Context):
     key = value.get("key", "")
-    if value.get("dir") or value.get("family"):
-        raise Unmodelled(f"ct {value.get('dir', '')} {key}")
+    family = value.get("family") or (key.split()[0] if " " in key else "")
+    if family and family != ("ip6" if packet.family == 6 else "ip"):
+        return _ABSENT  # `ct original ip6 saddr` of an IPv4 packet (nft adds the dependency)
     untracked = context.ns in packet.untracked
     before = context.hook in ("PREROUTING", "OUTPUT") and context.priority < CONNTRACK_PRIORITY
     if key == "state":
@@ -496,16 +594,34 @@ def _ct(value: dict, packet: Packet, context: _Context):
         return "original" if packet.ctstate == "NEW" else "reply"
     if key == "zone":
         return 0
+    if key in ("saddr", "daddr", "ip saddr", "ip daddr", "ip6 saddr", "ip6 daddr"):
+        return _ct_address(value, key.split()[-1], packet, context)
+    if value.get("dir"):
+        raise Unmodelled(f"ct {value['dir']} {key}")
     if key == "l3proto":
-        return "ipv4"
+        return "ipv6" if packet.family == 6 else "ipv4"
     if key == "protocol":
-        return PROTOCOLS.get(packet.proto, -1)
+        return _protocol_number(packet)
     raise Unmodelled(f"the ct {key} match")
 
 
+def _ct_address(value: dict, field: str, packet: Packet, context: _Context):
+    """An address of the connection's original or reply tuple. Untranslated in this
+    namespace, the original tuple is the first packet's addresses and the reply tuple their
+    swap; a translated one's tuples the packet no longer shows."""
+    direction = value.get("dir", "")
+    if not direction:
+        raise Unmodelled(f"ct {field} without a direction")
+    if any(ns == context.ns for ns, _ in packet.ct_nat):
+        raise Unmodelled(f"ct {direction} {field} of a translated connection")
+    first = (packet.src, packet.dst) if packet.ctstate == "NEW" else (packet.dst, packet.src)
+    source, destination = first if direction == "original" else first[::-1]
+    return ipaddress.ip_address(source if field == "saddr" else destination)
+
+
 def _address_kind(address: str, where, names: dict[str, str] | None = None) -> str:
-    """The kernel's address type (RTN_*) of an IPv4 address in this namespace."""
-    ip = ipaddress.IPv4Address(address)
+    """The kernel's address type (RTN_*) of an IPv4 or IPv6 address in this namespace."""
+    ip = ipaddress.ip_address(address)
     if address in where.local or ip.is_loopback:
         kind = "local"
     elif ip.is_multicast:
@@ -551,7 +667,17 @@ def _match(value: dict, packet: Packet, context: _Context) -> bool:
     have = _value(value.get("left"), packet, context)
     if have is _ABSENT:
         return False
+    if isinstance(have, _Opaque):
+        raise Unmodelled(have.what)
     right = value.get("right")
+    if isinstance(have, _Flags) and (isinstance(right, dict) and "set" in right
+                                     or isinstance(right, str) and right.startswith("@")):
+        hit = _holds(have, right, context)  # `ct state { established, related }`: one of
+        if op in ("==", "in"):
+            return hit
+        if op == "!=":
+            return not hit
+        raise Unmodelled(f"the {op} comparison of flags with a set")
     if isinstance(have, _Flags):
         mask = _flag_bits(right, have.names)
         if op == "in":
@@ -603,20 +729,27 @@ def _holds(have, right, context: _Context) -> bool:
         parts = right.get("concat") if isinstance(right, dict) else None
         if not isinstance(parts, list) or len(parts) != len(have):
             raise Unmodelled(f"a concatenation against {_describe(right)}")
-        return all(_holds(one, part, context) for one, part in zip(have, parts))
+        pairs = list(zip(have, parts))
+        if not all(_holds(one, part, context) for one, part in pairs
+                   if not isinstance(one, _Opaque)):
+            return False
+        opaque = next((one for one in have if isinstance(one, _Opaque)), None)
+        if opaque is not None:
+            raise Unmodelled(opaque.what)
+        return True
     if isinstance(right, dict) and "range" in right:
         low, high = right["range"]
         return _constant(have, low) <= _order(have) <= _constant(have, high)
     if isinstance(right, dict) and "prefix" in right:
-        if not isinstance(have, ipaddress.IPv4Address):
-            return False if _is_v6(right["prefix"]["addr"]) else _unmodelled_prefix()
         prefix = right["prefix"]
-        if _is_v6(prefix["addr"]):
-            return False
-        return have in ipaddress.IPv4Network(f"{prefix['addr']}/{prefix['len']}",
-                                             strict=False)
+        if not isinstance(have, _ADDRESSES):
+            return _unmodelled_prefix()
+        network = ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}", strict=False)
+        return network.version == have.version and have in network
     if isinstance(right, dict):
         raise Unmodelled(f"the {_describe(right)} value")
+    if isinstance(have, _Flags):  # an element of a set or map: the exact value
+        return have.bits == _flag_bits(right, have.names)
     if isinstance(have, _Name):
         text = str(right)
         if text.endswith("\\*"):
@@ -626,35 +759,46 @@ def _holds(have, right, context: _Context) -> bool:
         return right is False
     if right is False:
         return False
-    if isinstance(have, ipaddress.IPv4Address):
-        return not _is_v6(str(right)) and have == ipaddress.IPv4Address(right)
+    if isinstance(have, _ADDRESSES):
+        return have == _address(have, right)
     return _order(have) == _constant(have, right)
+
+
+_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
 def _unmodelled_prefix() -> bool:
     raise Unmodelled("a prefix of a value that is no address")
 
 
-def _is_v6(text: str) -> bool:
-    return ":" in text
+def _address(have, right):
+    """A constant compared with an address: an address of the same family (a set's
+    element of the other family, as an inet set of both may hold, is none)."""
+    try:
+        found = ipaddress.ip_address(right)
+    except ValueError:
+        raise Unmodelled(f"the constant {right!r} against an address") from None
+    return found if found.version == have.version else None
 
 
 def _order(have):
-    return int(have) if isinstance(have, ipaddress.IPv4Address) else have
+    return int(have) if isinstance(have, _ADDRESSES) else have
 
 
 def _constant(have, right):
     """`right` in the terms of `have`: an address as a number, a protocol, ICMP type or
     service name as its number."""
-    if isinstance(have, ipaddress.IPv4Address):
-        if _is_v6(str(right)):
-            raise Unmodelled(f"an IPv6 constant {right} against an IPv4 address")
-        return int(ipaddress.IPv4Address(right))
+    if isinstance(have, _ADDRESSES):
+        found = _address(have, right)
+        if found is None:
+            raise Unmodelled(f"a range of the other family ({right}) against {have}")
+        return int(found)
     if isinstance(have, int) and isinstance(right, str):
         if right in _PROTOCOL_NUMBERS:
             return _PROTOCOL_NUMBERS[right]
-        if right in _ICMP_TYPES:
-            return _ICMP_TYPES[right]
+        names = _ICMPV6_TYPES if isinstance(have, _Icmpv6Type) else _ICMP_TYPES
+        if right in names:
+            return names[right]
         if right.isdigit():
             return int(right)
         try:

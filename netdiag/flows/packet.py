@@ -1,6 +1,6 @@
 """What the flow engine moves and what it answers: a packet, and the trace of its path.
 
-A Packet is one IPv4 packet at one point of its way (addresses and ports change under NAT,
+A Packet is one IPv4 or IPv6 packet at one point of its way (addresses and ports change under NAT,
 the mark under MARK, the conntrack state is the flow's: NEW going out, ESTABLISHED coming
 back). A Trace is the path of one direction of a flow: hops (one per namespace it passes, each
 a list of typed steps), and how it ended — its disposition, and for a packet that did not
@@ -43,6 +43,7 @@ UNKNOWN = Disposition.UNKNOWN
 DISPOSITIONS = tuple(Disposition)
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
+ICMPV6 = 58  # an IPv6 packet's "icmp" is ICMPv6: its own protocol number and type numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,12 @@ class Packet:
     ct_marks: tuple[tuple[int, int], ...] = ()
     ct_nat: tuple[tuple[int, str], ...] = ()
     untracked: frozenset[int] = frozenset()
+    # The interface a link-local IPv6 destination is on (fe80::1%eth0: "eth0"), "" otherwise.
+    scope: str = ""
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.dst else 4
 
     def swapped(self) -> Packet:
         """The reply: addresses and ports exchanged, part of the connection."""
@@ -70,13 +77,17 @@ class Packet:
         # out (its ICMP socket discovers the path MTU without forbidding fragments).
         return replace(self, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport,
                        ctstate="ESTABLISHED", mark=0, df=self.df and self.proto != "icmp",
+                       scope="",
                        icmp_type="echo-reply" if self.proto == "icmp" else self.icmp_type)
 
     @property
     def text(self) -> str:
+        dst = f"{self.dst}%{self.scope}" if self.scope else self.dst
         if self.proto == "icmp":
-            return f"icmp {self.src} → {self.dst}"
-        return f"{self.proto} {self.src}:{self.sport} → {self.dst}:{self.dport}"
+            return f"icmp{'v6' if self.family == 6 else ''} {self.src} → {dst}"
+        if self.family == 6:
+            return f"{self.proto} [{self.src}]:{self.sport} → [{dst}]:{self.dport}"
+        return f"{self.proto} {self.src}:{self.sport} → {dst}:{self.dport}"
 
 
 class StepKind(StrEnum):
@@ -89,7 +100,7 @@ class StepKind(StrEnum):
     CONNTRACK = "conntrack"  # the connection's state decided
     BRIDGE = "bridge"  # forwarded by a bridge from one port to another
     VXLAN = "vxlan"  # encapsulated or decapsulated
-    NEIGHBOUR = "neighbour"  # the next hop resolved (ARP)
+    NEIGHBOUR = "neighbour"  # the next hop resolved (ARP, IPv6 neighbour discovery)
     MTU = "mtu"  # a size question: fragmented, or too big
     WIRE = "wire"  # crossed a link to its other end
     DELIVER = "deliver"  # handed to a socket

@@ -1,25 +1,41 @@
 """The kernel's route decision for one packet: policy rules in priority order, then the table
 each rule points at (longest prefix, lowest metric), `local` table first by the default rules.
+IPv4 and IPv6 alike, each with its own rules and tables; a link-local IPv6 destination is
+looked up on the interface it is scoped to (`fe80::1%eth0`), as the kernel's strict output
+lookup for a socket's scope id does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netdiag.model import Address, PolicyRule, Route
-from netdiag.model.index import TABLE_NAMES, SnapshotIndex, ip_int, network_interval
+from netdiag.model import PolicyRule, Route
+from netdiag.model.index import (
+    TABLE_NAMES,
+    SnapshotIndex,
+    ip_int,
+    is_link_local_ipv6,
+    network_interval,
+)
 
-# The three rules every namespace starts with, when the snapshot has none recorded.
-DEFAULT_RULES = (PolicyRule(4, 0, table=255), PolicyRule(4, 32766, table=254),
-                 PolicyRule(4, 32767, table=253))
+# The rules every namespace starts with, when the snapshot has none recorded (IPv6 has no
+# `default` table rule).
+DEFAULT_RULES = {4: (PolicyRule(4, 0, table=255), PolicyRule(4, 32766, table=254),
+                     PolicyRule(4, 32767, table=253)),
+                 6: (PolicyRule(6, 0, table=255), PolicyRule(6, 32766, table=254))}
 _DROPPING = {"blackhole", "unreachable", "prohibit"}
+# Route types that are not one flow to one host: the walk says what they are, not a verdict.
+_NOT_UNICAST = {"local", "broadcast", "multicast", "anycast"}
 LOCAL_TABLE = 255
 LIMITED_BROADCAST = "255.255.255.255"
+LOOPBACK = {4: "127.0.0.1", 6: "::1"}
+_LOOKED_UP = ("unicast", "blackhole", "unreachable", "prohibit", "local")  # as the index's
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    kind: str  # unicast, local, broadcast, blackhole, unreachable, prohibit, none (no route)
+    kind: str  # unicast, local, broadcast, multicast, anycast, blackhole, unreachable,
+    #            prohibit, none (no route)
     route: Route | None = None
     table: int = 0
     rule: str = ""  # the policy rule that chose the table, as `ip rule` prints it
@@ -51,13 +67,16 @@ class Decision:
 
 
 def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = "lo",
-           mark: int = 0) -> Decision:
+           mark: int = 0, scope: str = "") -> Decision:
     """The route for a packet to `dst` (from `src`, arriving on `iif`; "lo" for one sent
-    from this namespace)."""
+    from this namespace; `scope`: the interface a link-local IPv6 `dst` is on)."""
     state = topo.namespace(ns_id)
-    rules = sorted((r for r in state.rules if r.family == 4), key=lambda r: r.priority) \
-        if state is not None and any(r.family == 4 for r in state.rules) else DEFAULT_RULES
-    _, value = ip_int(dst)
+    family, value = ip_int(dst)
+    rules = sorted((r for r in state.rules if r.family == family), key=lambda r: r.priority) \
+        if state is not None and any(r.family == family for r in state.rules) \
+        else DEFAULT_RULES[family]
+    if family == 6 and not scope and iif != "lo" and is_link_local_ipv6(dst):
+        scope = iif  # arriving for a link-local address: looked up on the arrival device
     for rule in rules:
         if not _rule_matches(rule, dst, src, iif, mark):
             continue
@@ -66,42 +85,52 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
             return Decision(rule.action, None, 0, text)
         if rule.action not in ("lookup", "") or not rule.table:
             continue
-        route = topo.table(ns_id, 4, rule.table).lookup(value)
+        route = topo.table(ns_id, family, rule.table).lookup(value)
+        if scope and route is not None and route.dev != scope:
+            # strict: only routes by the scope's device (another interface's own fe80::1
+            # is not this link's fe80::1)
+            route = _on_device(state, family, rule.table, value, scope)
         if route is None and rule.table == LOCAL_TABLE and \
-                (_holds(state, dst) or dst.startswith("127.")) and \
-                not any(r.table == LOCAL_TABLE for r in state.routes):
+                (_holds(state, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]) and \
+                not any(r.table == LOCAL_TABLE and r.family == family for r in state.routes):
             # A snapshot without the local table (hand-made, or read without it): the kernel
-            # fills that table from the addresses (lo's 127.0.0.0/8 included), so an own
-            # address is local all the same.
-            route = Route(4, f"{dst}/32", table=LOCAL_TABLE, type="local", dev="lo")
+            # fills that table from the addresses (lo's 127.0.0.0/8 and ::1 included), so an
+            # own address is local all the same.
+            route = Route(family, f"{dst}/{32 if family == 4 else 128}", table=LOCAL_TABLE,
+                          type="local", dev="lo")
         # The kernel's local table also has a broadcast route for each address's subnet; the
         # index leaves them out, so they are made from the addresses, read or not.
-        holder = broadcast_holder(state, dst) if route is None and rule.table == LOCAL_TABLE \
-            else None
+        holder = topo.broadcast_holder(ns_id, dst) if route is None and \
+            rule.table == LOCAL_TABLE and family == 4 else None
         if holder is not None:
             route = Route(4, f"{dst}/32", table=LOCAL_TABLE, type="broadcast", dev=holder.ifname)
         if route is None or route.type == "throw":
             continue
-        kind = route.type if route.type in _DROPPING | {"local", "broadcast"} else "unicast"
+        kind = route.type if route.type in _DROPPING | _NOT_UNICAST else "unicast"
         if dst == LIMITED_BROADCAST and kind == "unicast":
             kind = "broadcast"  # the kernel's output routing makes it one whatever the route
+        if kind == "unicast" and (value >> 28 == 0xE if family == 4 else value >> 120 == 0xFF):
+            kind = "multicast"  # a group by a unicast route (the default): sent to a group
         return Decision(kind, route, rule.table, text)
     return Decision("none", None, 0, "")
 
 
-def broadcast_holder(state, dst: str) -> Address | None:
-    """The namespace's address whose subnet has `dst` as its broadcast address (the kernel
-    adds a broadcast route for it; /31 and /32 have none), or None. Asked at every route
-    decision: the address is parsed only when `dst`'s host bits are all ones."""
-    _, value = ip_int(dst)
-    for address in state.addresses if state is not None else ():
-        if address.family != 4 or address.prefixlen > 30:
+def _on_device(state, family: int, table: int, value: int, dev: str) -> Route | None:
+    """The route of `table` to `value` by device `dev` (a scoped lookup): the longest
+    prefix, then the lowest metric."""
+    best: tuple[int, int, Route] | None = None
+    for route in state.routes:
+        if route.family != family or route.table != table or route.dev != dev or \
+                route.type not in _LOOKED_UP:
             continue
-        host = (1 << (32 - address.prefixlen)) - 1
-        if address.broadcast == dst or \
-                value & host == host and ip_int(address.address)[1] | host == value:
-            return address
-    return None
+        if route.dst == "default":
+            first, last, length = 0, (1 << 128) - 1, 0
+        else:
+            _, first, last, length = network_interval(route.dst)
+        if first <= value <= last and (best is None or (length, -route.metric) >
+                                       (best[0], best[1])):
+            best = (length, -route.metric, route)
+    return best[2] if best else None
 
 
 def _rule_matches(rule: PolicyRule, dst: str, src: str, iif: str, mark: int) -> bool:
@@ -113,8 +142,9 @@ def _rule_matches(rule: PolicyRule, dst: str, src: str, iif: str, mark: int) -> 
     return matched != rule.invert
 
 
-def _holds(state, address: str) -> bool:
-    return state is not None and any(a.address == address for a in state.addresses)
+def _holds(state, address: str, dev: str = "") -> bool:
+    return state is not None and any(a.address == address and (not dev or a.ifname == dev)
+                                     for a in state.addresses)
 
 
 def within(address: str, network: str) -> bool:

@@ -19,6 +19,19 @@ forward packet was translated. A packet that leaves what the snapshot holds (a N
 end is not in it) ends there as `unknown`, and its reply is simulated coming back in. A macvlan
 sends straight to its siblings in bridge mode and otherwise out of its lower device's wire,
 never up into the lower device; frames arriving on the lower device reach its macvlans.
+
+IPv6 takes the same way with the kernel's IPv6 differences: its own policy rules and tables,
+source address selection (RFC 6724's rules as the kernel applies them), neighbour discovery
+for ARP, `net.ipv6.conf.all.forwarding` (or an in-interface's `force_forwarding`) to forward,
+no forwarding of a link-local source, no fragmenting by routers (a packet bigger than the next
+link's MTU is dropped with Packet Too Big; only its sender fragments), ip6tables and the
+`ip6`/`inet` nftables chains, and no rp_filter (IPv6 has none; netfilter's rpfilter is a rule).
+Special destinations: the unspecified address (0.0.0.0, ::) is the sender itself, as the
+kernel's connect makes it (127.0.0.1, ::1); a broadcast or a multicast group is not a flow
+with one end, so its answer is `unknown`, saying what the address is — except an IPv4 group
+no route covers, which the kernel refuses (ENETUNREACH): no-route. An IPv4-mapped IPv6
+destination (::ffff:10.0.0.1) is the IPv4 flow it stands for. A link-local IPv6 destination
+needs its interface (fe80::1%eth0), as a socket does.
 """
 
 from __future__ import annotations
@@ -67,13 +80,20 @@ from netdiag.flows.packet import (
     Trace,
     TraceStep,
 )
-from netdiag.model import Link, NamespaceRef, NamespaceState, Snapshot
-from netdiag.model.facts import VXLAN_OVERHEAD, primary_address
-from netdiag.model.index import InterfaceRef, SnapshotIndex, index
+from netdiag.model import Link, NamespaceState, Snapshot
+from netdiag.model.facts import VXLAN_OVERHEAD, WILDCARD_ADDRESSES, primary_address
+from netdiag.model.index import (
+    InterfaceRef,
+    SnapshotIndex,
+    index,
+    ip_int,
+    is_link_local_ipv6,
+    is_multicast,
+)
 
 MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
-_WILDCARDS = ("0.0.0.0", "::", "*", "")
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+BRIDGE_NF6 = "net.bridge.bridge-nf-call-ip6tables"  # the same switch for IPv6 frames
 
 Binding = tuple[str, Packet, Packet]  # ("dnat" | "snat", before, after)
 
@@ -92,12 +112,23 @@ class Engine:
         self.netfilter = Netfilter()
         self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
         self._local: dict[int, frozenset[str]] = {}
+        self._interface_addresses: dict[tuple[int, str, str, int], str] = {}
 
     def local_addresses(self, state: NamespaceState) -> frozenset[str]:
         """The namespace's own addresses (addrtype LOCAL, rp_filter), indexed on first use."""
         found = self._local.get(state.ref.id)
         if found is None:
             found = self._local[state.ref.id] = frozenset(a.address for a in state.addresses)
+        return found
+
+    def interface_address(self, state: NamespaceState, dev: str, near: str = "",
+                          family: int = 4) -> str:
+        """interface_address, remembered: a host's thousand veths give it a thousand
+        link-local addresses to look through, at every hop of every flow."""
+        key = (state.ref.id, dev, near, family)
+        found = self._interface_addresses.get(key)
+        if found is None:
+            found = self._interface_addresses[key] = interface_address(state, dev, near, family)
         return found
 
     def path(self, source: int, packet: Packet, exit_at: tuple[int, str] | None = None
@@ -107,10 +138,12 @@ class Engine:
         whose other end is not in it, or by `exit_at` (namespace, device) — ends there
         (unknown); its reply is then simulated coming back in by that device."""
         state = self.topo.namespace(source)
-        if ":" in packet.dst:
-            return ipv6_not_modelled(state.ref, packet)
+        packet = _canonical(packet)
+        if ip_int(packet.dst)[1] == 0:  # 0.0.0.0 or ::: connect() makes it the loopback
+            packet = replace(packet, dst=packet.src if packet.family == 4 and packet.src
+                             else routing.LOOPBACK[packet.family])
         if not packet.src:
-            packet = replace(packet, src=self.source_address(source, packet.dst))
+            packet = replace(packet, src=self.source_address(source, packet.dst, packet.scope))
         flow = Flow(state.ref, packet)
         leg = _Leg(self, {}, exit_at=exit_at)
         forward = leg.send(source, packet)
@@ -122,7 +155,7 @@ class Engine:
         if forward.disposition != DELIVERED:
             return PathResult(flow, forward, None)
         back = _Leg(self, leg.bindings, reply_to=(source, packet))
-        reply = back.send(forward.namespace, forward.delivered_as.swapped())
+        reply = back.send(forward.namespace, _reply(forward, packet))
         return PathResult(flow, forward, reply)
 
     def arriving(self, ns_id: int, link: str, packet: Packet) -> PathResult:
@@ -130,8 +163,7 @@ class Engine:
         namespace `ns_id` (a client on the host's network), and of its reply, which is
         delivered when it leaves by that interface towards the client."""
         state = self.topo.namespace(ns_id)
-        if ":" in packet.dst:
-            return ipv6_not_modelled(state.ref, packet)
+        packet = _canonical(packet)
         device = self.topo.link(ns_id, link)
         flow = Flow(state.ref, packet)
         leg = _Leg(self, {})
@@ -139,7 +171,7 @@ class Engine:
         if forward.disposition != DELIVERED:
             return PathResult(flow, forward, None)
         back = _Leg(self, leg.bindings, reply_to=(ns_id, packet), reply_by=link)
-        reply = back.send(forward.namespace, forward.delivered_as.swapped())
+        reply = back.send(forward.namespace, _reply(forward, packet))
         return PathResult(flow, forward, reply)
 
     def fib(self, ns_id: int):
@@ -150,11 +182,12 @@ class Engine:
             return decision.dev if decision.kind == "unicast" else ""
         return lookup
 
-    def source_address(self, ns_id: int, dst: str) -> str:
+    def source_address(self, ns_id: int, dst: str, scope: str = "") -> str:
         """The address the kernel would send from: the route's preferred source, else an
-        address of its device (in the next hop's subnet first), else any of the namespace."""
+        address of its device (in the next hop's subnet first), else any of the namespace
+        (IPv6: the kernel's source address selection)."""
         try:
-            decision = routing.decide(self.topo, ns_id, dst)
+            decision = routing.decide(self.topo, ns_id, dst, scope=scope)
         except ValueError:
             return ""
         state = self.topo.namespace(ns_id)
@@ -162,22 +195,47 @@ class Engine:
             return decision.route.prefsrc
         if decision.kind == "local":
             return dst
+        if ":" in dst:
+            return select_source(state, dst, decision.dev)
         return interface_address(state, decision.dev, decision.next_hop(dst)) or \
             primary_address(state)
 
 
-IPV6_NOT_MODELLED = "IPv6 flows are not modelled yet"
+def _canonical(packet: Packet) -> Packet:
+    """The addresses as the snapshot writes them (fd00:0::2 is fd00::2), a link-local
+    destination's scope (fe80::1%eth0) moved to the packet's `scope`; an IPv4-mapped
+    destination (::ffff:10.0.0.1) is the IPv4 flow the kernel sends for it."""
+    dst, _, scope = packet.dst.partition("%")
+    src = packet.src.partition("%")[0]
+    if ":" not in dst:
+        return packet
+    address = ipaddress.IPv6Address(dst)
+    if address.ipv4_mapped is not None:
+        mapped = ipaddress.IPv6Address(src).ipv4_mapped if ":" in src else None
+        return replace(packet, dst=str(address.ipv4_mapped),
+                       src=str(mapped) if mapped else "" if ":" in src else src)
+    return replace(packet, dst=str(address), src=str(ipaddress.IPv6Address(src)) if src else "",
+                   scope=scope or packet.scope)
 
 
-def ipv6_not_modelled(source: NamespaceRef, packet: Packet) -> PathResult:
-    """An IPv6 flow's answer until the walk models IPv6 (routing, ip6tables, neighbour
-    discovery): unknown, saying so — IPv4's rules applied to it would give a wrong verdict."""
-    return PathResult(Flow(source, packet), Trace(UNKNOWN, (), Drop(
-        source, "the flow model", IPV6_NOT_MODELLED, cause=UNMODELLED)), None)
+def _reply(forward: Trace, sent: Packet) -> Packet:
+    """The reply to a delivered packet; to a link-local source, by the interface the packet
+    came in on (the socket's scope). An IPv6 echo reply is as big as the request as it was
+    sent: its fragments were put together again (an IPv4 one may be fragmented on its way)."""
+    reply = forward.delivered_as.swapped()
+    if reply.family == 6:
+        reply = replace(reply, size=sent.size)
+    if is_link_local_ipv6(reply.dst) and forward.hops:
+        reply = replace(reply, scope=forward.hops[-1].into)
+    return reply
 
 
-def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
-    """An IPv4 address of `dev`: the one whose subnet holds `near`, else its first."""
+def interface_address(state: NamespaceState, dev: str, near: str = "", family: int = 4) -> str:
+    """An address of `dev`: IPv4, the one whose subnet holds `near`, else its first; IPv6,
+    the one the kernel's source address selection picks for `near` out of `dev` (which may
+    be another interface's, as for MASQUERADE), or `dev`'s link-local one without `near`."""
+    if family == 6:
+        return select_source(state, near or "fe80::", dev, only_dev=not near)
     found = [a for a in state.addresses if a.ifname == dev and a.family == 4]
     if near:
         for address in found:
@@ -186,15 +244,59 @@ def interface_address(state: NamespaceState, dev: str, near: str = "") -> str:
     return found[0].address if found else ""
 
 
-def _broadcast_of_what(state: NamespaceState, decision: routing.Decision, dst: str) -> str:
+def select_source(state: NamespaceState, dst: str, dev: str, only_dev: bool = False) -> str:
+    """The IPv6 source address the kernel picks for `dst` out of `dev` (ipv6_dev_get_saddr,
+    RFC 6724 section 5): the destination itself, then an address of a scope no smaller than
+    the destination's (the smallest such; else the largest), not deprecated, on `dev`, with
+    the longest prefix in common. A link-local destination takes only `dev`'s addresses, as
+    `only_dev` asks; an address whose duplicate address detection failed is never used."""
+    dst_scope = _scope6(dst)
+    _, dst_value = ip_int(dst)
+    local_only = only_dev or dst_scope <= _SCOPE6["link"]
+    candidates = [a for a in state.addresses if a.family == 6 and "dadfailed" not in a.flags
+                  and "tentative" not in a.flags and (a.ifname == dev or not local_only)]
+
+    def rank(address) -> tuple:
+        scope = _scope6(address.address)
+        _, value = ip_int(address.address)
+        common = 128 - (value ^ dst_value).bit_length()
+        return (address.address == dst,
+                scope >= dst_scope, -scope if scope >= dst_scope else scope,
+                "deprecated" not in address.flags, address.ifname == dev,
+                min(common, address.prefixlen))
+
+    best = max(candidates, key=rank, default=None)
+    return best.address if best is not None else ""
+
+
+# The scope of an IPv6 unicast address, as the kernel ranks them (larger is wider).
+_SCOPE6 = {"host": 1, "link": 2, "global": 14}
+
+
+def _scope6(address: str) -> int:
+    _, value = ip_int(address.partition("%")[0])
+    if value == 1:
+        return _SCOPE6["host"]
+    if is_link_local_ipv6(address) or value >> 120 == 0xFF and value >> 112 & 0xF == 2:
+        return _SCOPE6["link"]
+    return _SCOPE6["global"]
+
+
+def _broadcast_of_what(topo: SnapshotIndex, ns_id: int, decision: routing.Decision, dst: str
+                       ) -> str:
     """"the broadcast address of 10.0.0.0/24 (on eth0)", or of the whole network."""
     if dst == routing.LIMITED_BROADCAST:
         return "the limited broadcast address (every host of the link)"
-    holder = routing.broadcast_holder(state, dst)
+    holder = topo.broadcast_holder(ns_id, dst)
     if holder is None:
         return f"a broadcast address here ({decision.text})"
     return f"the broadcast address of {ipaddress.ip_interface(holder.cidr).network} (on " \
            f"{holder.ifname})"
+
+
+def _route_mtu(link: Link, decision: routing.Decision) -> int:
+    """The MTU a packet routed out of `link` meets: the device's, or the route's if smaller."""
+    return min(link.mtu, decision.route.mtu or link.mtu) if decision.route else link.mtu
 
 
 class _Stop(Exception):  # noqa: N818 - control flow inside one leg, never leaves this module
@@ -222,13 +324,16 @@ class _Leg:
         self.hops: list[Hop] = []
         self.translations: list[Binding] = []  # the NAT this leg met (bindings: all legs')
         self.routed = 0
+        self.family = 4  # of the leg's packets (a tunnel's outer packets are a leg of their own)
 
     # --- the leg as a whole -------------------------------------------------------------
 
     def send(self, ns_id: int, packet: Packet) -> Trace:
+        self.family = packet.family
         return self._run(lambda: self._originate(ns_id, packet), ns_id)
 
     def arrive(self, ns_id: int, link: Link, packet: Packet) -> Trace:
+        self.family = packet.family
         return self._run(lambda: self._receive(ns_id, link, packet), ns_id)
 
     def _run(self, walk, ns_id: int) -> Trace:
@@ -260,10 +365,12 @@ class _Leg:
 
     def _where(self, state: NamespaceState, in_if: str = "", out_if: str = "",
                near: str = "", **bridge) -> PacketPlace:
+        family = self.family
         return PacketPlace(in_if=in_if, out_if=out_if, local=self.engine.local_addresses(state),
-                     in_address=interface_address(state, in_if) if in_if else "",
-                     out_address=interface_address(state, out_if, near) if out_if else "",
-                     fib_dev=self.engine.fib(state.ref.id), **bridge)
+                     in_address=self.engine.interface_address(state, in_if, "", family)
+                     if in_if else "",
+                     out_address=self.engine.interface_address(state, out_if, near, family)
+                     if out_if else "", fib_dev=self.engine.fib(state.ref.id), **bridge)
 
     def _hook(self, state: NamespaceState, hop: Hop, hook: str, packet: Packet,
               where: PacketPlace, priorities: tuple[int, int] = EVERY_PRIORITY) -> Packet:
@@ -282,18 +389,36 @@ class _Leg:
     def _route(self, state: NamespaceState, hop: Hop, packet: Packet, iif: str
                ) -> routing.Decision:
         ns_id = state.ref.id
-        decision = routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark)
+        if packet.family == 6 and is_multicast(packet.dst):
+            # ff00::/8 is in every IPv6 interface's local table: it is sent, to a group
+            raise self._stop(UNKNOWN, ns_id, "route", f"{packet.dst} is an IPv6 multicast "
+                             "group: a packet to it reaches every member on the way, or none; "
+                             "not a unicast flow, which is what the path model follows")
+        if packet.family == 6 and is_link_local_ipv6(packet.dst) and iif == "lo" and \
+                not packet.scope and packet.dst not in self.engine.local_addresses(state):
+            raise self._stop(UNKNOWN, ns_id, "route", f"{packet.dst} is link-local: the "
+                             "kernel needs its interface to send to it (fe80::1%eth0); "
+                             "without one a socket's connect fails (EINVAL)")
+        decision = routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark,
+                                  packet.scope)
         if decision.kind == "none":
             raise self._stop(NO_ROUTE, ns_id, "route", f"no route to {packet.dst}")
         if decision.kind in ("blackhole", "unreachable", "prohibit"):
             raise self._stop(NULL_ROUTED, ns_id, "route",
                              f"{decision.kind} route to {packet.dst}: {decision.text}",
                              decision.text)
+        if decision.kind in ("multicast", "anycast"):
+            what = "a multicast group: a packet to it reaches every member on the way, or " \
+                "none" if decision.kind == "multicast" else \
+                "a subnet-router anycast address (any router of the subnet answers)"
+            raise self._stop(UNKNOWN, ns_id, "route", f"{packet.dst} is {what}; not a unicast "
+                             "flow, which is what the path model follows", decision.text)
         if decision.kind == "broadcast":
             # A broadcast reaches every host of the segment, or none (TCP does not connect to
             # one, UDP needs SO_BROADCAST, ping -b): not a flow with one end to follow.
+            what = _broadcast_of_what(self.topo, ns_id, decision, packet.dst)
             raise self._stop(UNKNOWN, ns_id, "route",
-                             f"{packet.dst} is {_broadcast_of_what(state, decision, packet.dst)}"
+                             f"{packet.dst} is {what}"
                              ": a broadcast is not a unicast flow, which is what the path "
                              "model follows", decision.text)
         hop.steps.append(TraceStep(StepKind.ROUTE, f"{packet.dst}: {decision.text}", decision.rule))
@@ -318,6 +443,8 @@ class _Leg:
 
     def _receive(self, ns_id: int, link: Link, packet: Packet, via_port: str = "") -> None:
         state = self.topo.namespace(ns_id)
+        if packet.scope:  # a link-local scope is the sender's; here the arrival decides
+            packet = replace(packet, scope="")
         hop = self._hop(ns_id, link.name)
         if not link.admin_up:
             raise self._stop(DENIED, ns_id, link.name, f"{link.name} is down", cause=LINK_DOWN)
@@ -349,12 +476,14 @@ class _Leg:
     def _forward(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link,
                  decision: routing.Decision, via_port: str) -> None:
         ns_id = state.ref.id
-        if state.sysctl("net.ipv4.ip_forward") == "0":
+        if packet.family == 6:
+            self._forward6(state, hop, packet, link, decision)
+        elif state.sysctl("net.ipv4.ip_forward") == "0":
             raise self._stop(DENIED, ns_id, "forwarding",
                              f"net.ipv4.ip_forward is 0: {state.ref.display} does not forward",
                              cause=FORWARDING)
         per_link = state.sysctl(f"net.ipv4.conf.{link.name}.forwarding")
-        if per_link == "0":
+        if per_link == "0" and packet.family == 4:
             raise self._stop(DENIED, ns_id, "forwarding",
                              f"net.ipv4.conf.{link.name}.forwarding is 0", cause=FORWARDING)
         self.routed += 1
@@ -365,14 +494,40 @@ class _Leg:
             state, in_if=link.name, out_if=decision.dev))
         self._postrouting_and_out(state, hop, packet, decision, via_port)
 
+    def _forward6(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link,
+                  decision: routing.Decision) -> None:
+        """ip6_forward's checks before the FORWARD hook: forwarding on (`all`, or the
+        in-interface's force_forwarding), no link-local source leaving its link, and the
+        next link's MTU (routers never fragment IPv6)."""
+        ns_id = state.ref.id
+        if state.sysctl("net.ipv6.conf.all.forwarding") == "0" and \
+                state.sysctl(f"net.ipv6.conf.{link.name}.force_forwarding") != "1":
+            raise self._stop(DENIED, ns_id, "forwarding",
+                             f"net.ipv6.conf.all.forwarding is 0: {state.ref.display} does "
+                             "not forward IPv6", cause=FORWARDING)
+        if is_link_local_ipv6(packet.src) and decision.dev != link.name:
+            raise self._stop(DENIED, ns_id, "forwarding",
+                             f"the source {packet.src} is link-local: it is not forwarded "
+                             f"off {link.name} (ICMPv6 beyond scope)", cause=ROUTE)
+        out = self.topo.link(ns_id, decision.dev)
+        if out is not None and packet.size:
+            mtu = _route_mtu(out, decision)
+            if packet.size > mtu:
+                raise self._stop(TOO_BIG, ns_id, out.name, f"{packet.size} bytes do not fit "
+                                 f"the MTU {mtu} of {out.name}: IPv6 routers never fragment, "
+                                 "the sender gets ICMPv6 Packet Too Big")
+
     def _postrouting_and_out(self, state: NamespaceState, hop: Hop, packet: Packet,
                              decision: routing.Decision, via_port: str = "") -> None:
         ns_id = state.ref.id
         next_hop = decision.next_hop(packet.dst)
         # A forwarded packet still has its in-interface at POSTROUTING (nftables' iifname
         # sees it: Docker 29 picks its masquerade chain by it); a local one has none.
+        # MASQUERADE takes the out-interface's address for the next hop (IPv4), or the one
+        # source address selection picks for the destination (IPv6)
+        near = packet.dst if packet.family == 6 else next_hop
         packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
-            state, in_if=hop.into, out_if=decision.dev, near=next_hop))
+            state, in_if=hop.into, out_if=decision.dev, near=near))
         packet = self._undnat(ns_id, hop, packet)
         hop.out = decision.dev
         if self.reply_by and decision.dev == self.reply_by and self._answers(ns_id, packet):
@@ -384,7 +539,7 @@ class _Leg:
         if link is None:
             raise self._stop(UNKNOWN, ns_id, decision.dev, f"device {decision.dev} is not in "
                                                             "the snapshot")
-        mtu = min(link.mtu, decision.route.mtu or link.mtu) if decision.route else link.mtu
+        mtu = _route_mtu(link, decision)
         if packet.size and packet.df and packet.size > mtu:
             raise self._stop(TOO_BIG, ns_id, link.name, f"{packet.size} bytes with DF do not "
                              f"fit the MTU {mtu} of {link.name}: the sender gets ICMP "
@@ -395,6 +550,19 @@ class _Leg:
                                               f"{mtu} of {link.name}"))
             packet = replace(packet, size=mtu)
         self._transmit(ns_id, link, packet, next_hop, via_port)
+
+    def _listener(self, state: NamespaceState, packet: Packet):
+        """The socket a packet to `packet.dst:dport` is delivered to: bound to that address
+        or to a wildcard; an IPv6 packet only to an IPv6 socket, an IPv4 one to either (an
+        IPv6 wildcard socket takes IPv4 too unless IPV6_V6ONLY, which is not read)."""
+        for sock in state.sockets:
+            if sock.protocol != packet.proto or sock.port != packet.dport:
+                continue
+            if packet.family == 6 and sock.family == 4:
+                continue
+            if sock.address in WILDCARD_ADDRESSES or sock.address.partition("%")[0] == packet.dst:
+                return sock
+        return None
 
     def _deliver(self, state: NamespaceState, hop: Hop, packet: Packet) -> None:
         ns_id = state.ref.id
@@ -417,23 +585,25 @@ class _Leg:
                              f"the encapsulated packet arrives in {state.ref.display}, which "
                              "has no VXLAN device of that overlay")
         if packet.proto == "icmp":
-            if state.sysctl("net.ipv4.icmp_echo_ignore_all") == "1":
-                raise self._stop(NO_LISTENER, ns_id, "icmp", "icmp_echo_ignore_all is 1")
+            ignore = "net.ipv4.icmp_echo_ignore_all" if packet.family == 4 else \
+                "net.ipv6.icmp.echo_ignore_all"
+            if state.sysctl(ignore) == "1":
+                raise self._stop(NO_LISTENER, ns_id, "icmp",
+                                 f"{ignore.rsplit('.', 1)[1]} is 1")
             hop.steps.append(TraceStep(StepKind.DELIVER, f"the kernel answers the echo request to "
                                              f"{packet.dst}"))
             raise _Stop(DELIVERED, None, (ns_id, packet))
         if ns_id in self.engine.no_sockets:
             raise self._stop(UNKNOWN, ns_id, "sockets", "the namespace's sockets were not read")
-        sock = next((s for s in state.sockets if s.protocol == packet.proto
-                     and s.port == packet.dport and (s.address in _WILDCARDS
-                                                     or s.address == packet.dst)), None)
+        sock = self._listener(state, packet)
         if sock is None:
             raise self._stop(NO_LISTENER, ns_id, "socket",
                              f"nothing listens on {packet.proto} {packet.dst}:{packet.dport} in "
                              f"{state.ref.display}")
         owner = f"{sock.process} (pid {sock.pid})" if sock.pid else (sock.process or "a socket")
+        bound = f"[{sock.address}]" if ":" in sock.address else sock.address or "*"
         hop.steps.append(TraceStep(StepKind.DELIVER, f"{owner} listens on {sock.protocol} "
-                                         f"{sock.address or '*'}:{sock.port}"))
+                                         f"{bound}:{sock.port}"))
         raise _Stop(DELIVERED, None, (ns_id, packet))
 
     def _answers(self, ns_id: int, packet: Packet) -> bool:
@@ -448,7 +618,7 @@ class _Leg:
         values = [state.sysctl("net.ipv4.conf.all.rp_filter"),
                   state.sysctl(f"net.ipv4.conf.{link.name}.rp_filter")]
         mode = max((int(v) for v in values if v and v.isdigit()), default=0)
-        if mode == 0 or packet.src in self.engine.local_addresses(state):
+        if mode == 0 or packet.family == 6 or packet.src in self.engine.local_addresses(state):
             return
         back = routing.decide(self.topo, state.ref.id, packet.src, packet.dst, "lo")
         if back.kind != "unicast" or (mode == 1 and back.dev != link.name):
@@ -458,7 +628,7 @@ class _Leg:
                              cause=RP_FILTER)
 
     def _bridge_nf(self, state: NamespaceState) -> bool:
-        return state.sysctl(BRIDGE_NF) == "1"
+        return state.sysctl(BRIDGE_NF if self.family == 4 else BRIDGE_NF6) == "1"
 
     # --- conntrack's NAT, undone for the reply ------------------------------------------------
 
@@ -578,8 +748,9 @@ class _Leg:
                         f"{self.topo.ref(sibling.namespace).display}, a macvlan on the same "
                         f"lower device, but only two in bridge mode reach each other (modes: "
                         f"{', '.join(sorted(modes))})")
+        asked = "ARP goes" if ":" not in next_hop else "neighbour solicitation goes"
         return (NEIGHBOUR_UNREACHABLE, ns_id, link.name,
-                f"nothing on {link.name}'s segment holds {next_hop}: ARP goes unanswered")
+                f"nothing on {link.name}'s segment holds {next_hop}: {asked} unanswered")
 
     def _segment_path(self, ns_id: int, link: Link, address: str) -> list[InterfaceRef] | None:
         """The interfaces a frame passes from `link` to the interface holding `address`:
@@ -587,7 +758,10 @@ class _Leg:
         bridge device) straight from the address's holders, else breadth-first through
         veth pairs and bridges."""
         start = InterfaceRef(ns_id, link.name)
-        for holder_ns, holder in self.topo.owners_of(address):
+        owners = self.topo.owners_of(address)
+        if not owners:
+            return None  # nobody holds it: no search can find it (a big bridge costs one)
+        for holder_ns, holder in owners:
             target = InterfaceRef(holder_ns, holder.ifname)
             if target != start and self._holds(target, address):
                 path = self._direct(start, link, target)
@@ -777,7 +951,8 @@ class _Leg:
         hop.steps.append(TraceStep(StepKind.VXLAN, f"{device.name} (VNI {info.vni}) encapsulates "
                                                    f"for {mac} to VTEP {vtep}:{info.dstport}"))
         outer = Packet(info.local or "", vtep, "udp", info.dstport, info.dstport,
-                       size=packet.size + VXLAN_OVERHEAD[4] if packet.size else 0, df=False)
+                       size=packet.size + VXLAN_OVERHEAD[6 if ":" in vtep else 4]
+                       if packet.size else 0, df=False)
         if not outer.src:
             outer = replace(outer, src=self.engine.source_address(underlay, vtep))
         leg = _Leg(self.engine, {}, tunnel=(far_underlay, info.dstport))

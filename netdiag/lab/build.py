@@ -15,26 +15,23 @@ deletes the lab networks no host uses any more.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
-import re
 import select
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netdiag import netns, private_files
+from netdiag import netns
+from netdiag.drivers.bridge import addresses
 from netdiag.drivers.common import device
 from netdiag.drivers.controller import Controller
-from netdiag.drivers.ipam import local_space
 from netdiag.drivers.overlay import dataplane
 from netdiag.errors import (
     Conflict,
@@ -45,6 +42,7 @@ from netdiag.errors import (
     TopologyError,
 )
 from netdiag.findings import repair as steps
+from netdiag.lab.teardown import down, underlay_lock
 from netdiag.netns import LAB_DIR
 from netdiag.repair.executor import inject
 from netdiag.rtnl_write import Rtnl, VethPeer
@@ -66,7 +64,6 @@ from netdiag.topology.schema import (
 RESOLVER_READY_TIMEOUT = 10.0
 AGENT_READY_TIMEOUT = 10.0
 NETWORK_WAIT = 120.0  # seconds: another host's `lab up` makes the network meanwhile
-STOP_GRACE = 2.0
 BuildProgress = Callable[[int, int, str], None]
 
 
@@ -78,6 +75,8 @@ def _options(network) -> dict[str, str]:
     if network.driver == "bridge":
         options["com.docker.network.bridge.enable_icc"] = str(network.icc).lower()
         options["com.docker.network.bridge.enable_ip_masquerade"] = str(network.masquerade).lower()
+        if network.subnet6:
+            options["netdiag.bridge.ipv6_subnet"] = network.subnet6
     if network.driver == "macvlan":
         options["macvlan_mode"] = network.mode
         if network.parent:
@@ -129,6 +128,9 @@ class Builder:
             rt.add_link("br0", "bridge", mtu=step.mtu)
             index, _ = rt.link("br0")
             rt.add_address(index, address, int(prefixlen), str(network.broadcast_address))
+            if step.address6:
+                address6, prefixlen6 = step.address6.split("/")
+                addresses.add_address(rt, index, address6, int(prefixlen6))
             Path("/proc/sys/net/ipv4/ip_forward").write_text("1")  # this thread's namespace
 
     def connect_host(self, step: plans.ConnectHost) -> None:
@@ -144,6 +146,10 @@ class Builder:
                 index, _ = rt.link("eth0")
                 rt.add_address(index, address, int(prefixlen), str(network.broadcast_address))
                 rt.add_default_route(index, step.gateway)
+                if step.address6:
+                    address6, prefixlen6 = step.address6.split("/")
+                    addresses.add_address(rt, index, address6, int(prefixlen6))
+                    addresses.add_default_route(rt, index, step.gateway6)
         finally:
             os.close(switch_fd)
         with netns.entered(switch), Rtnl() as rt:
@@ -188,6 +194,7 @@ class Builder:
         self.journal.add_file(log.name)
         process = subprocess.Popen([sys.executable, "-m", "netdiag", "net", "--store",
                                     self.journal.store, "agent", "--host-ns", host],
+                                   env=_store_environment(),
                                    stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
@@ -215,7 +222,8 @@ class Builder:
         log = open(LAB_DIR / f"{self.journal.name}.resolver.log", "ab")
         self.journal.add_file(log.name)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   env=_store_environment())
         log.close()
         self.journal.add_process(journals.Process(process.pid,
                                                   journals.start_time(process.pid), ""))
@@ -335,6 +343,15 @@ def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.
 # --- up and down ------------------------------------------------------------------------------
 
 
+def _store_environment() -> dict[str, str]:
+    """The environment of the lab's own netdiag processes (its agent, its resolver): this
+    one's, with the etcd access the command line chose (`--etcd-cacert`...) in the variables
+    they read it from."""
+    from netdiag.etcd import chosen_access
+
+    return {**os.environ, **chosen_access().environment()}
+
+
 def up(topology: Topology, source: str = "", progress: BuildProgress | None = None,
        replace: bool = False, host: str = "", etcd: str = "",
        network_wait: float = NETWORK_WAIT) -> journals.Journal:
@@ -441,145 +458,3 @@ def _refuse_taken_names(steps: tuple[plans.PlanStep, ...], name: str) -> None:
         if isinstance(step, plans.CreateNamespace) and (netns.NAMED_DIR / step.netns).exists():
             raise Conflict(f"namespace {step.netns} exists already: lab {name} would collide "
                            "with it")
-
-
-@contextmanager
-def underlay_lock() -> Iterator[None]:
-    """This machine's lock on the labs' shared underlay switches (made by a lab's first host
-    part, removed by its last), held for milliseconds."""
-    private_files.make_dir(LAB_DIR, own=True)
-    folder = os.open(LAB_DIR, os.O_RDONLY | os.O_CLOEXEC)  # the folder: no lock file to leave
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(folder)
-
-
-def down(name: str, progress: BuildProgress | None = None) -> list[str]:
-    """Remove everything the lab's journal records. Returns what was removed (for the log)."""
-    try:
-        journal = journals.load(name)
-    except NetdiagError:
-        return []
-    removed: list[str] = []
-    removed += [f"process {pid}" for pid in _stop_all(journal.processes)]
-    unreachable = None
-    if journal.host:
-        try:
-            removed += _leave_shared_store(journal)
-        except NetdiagError as exc:  # the namespaces still go; the journal stays for a retry
-            unreachable = exc
-    nested = nested_namespaces(journal)
-    doomed = list(reversed(journal.namespaces + nested))
-    for i, ns in enumerate(doomed, 1):
-        if progress:
-            progress(i, len(doomed), f"removing namespace {ns}")
-        _remove_resolv_conf(ns)
-        if (netns.NAMED_DIR / ns).exists():
-            netns.delete_named(ns)
-            removed.append(f"namespace {ns}")
-    if journal.host:
-        removed += _remove_shared_underlay(journal)
-    if unreachable is not None:
-        raise DriverError(f"lab {name}: its namespaces and processes are gone, but its records "
-                          f"in {journal.store} could not be removed ({unreachable}); run "
-                          f"`netdiag lab down {name}` again when the store answers")
-    stores = [] if journal.host else [journal.store + s for s in ("", "-wal", "-shm")]
-    for path in journal.files + stores:
-        if path and os.path.exists(path):
-            os.unlink(path)
-    journal.remove()
-    return removed
-
-
-def _leave_shared_store(journal: journals.Journal) -> list[str]:
-    """Take this host's part out of the shared store: its endpoints of the lab's networks, the
-    networks no host has an endpoint on any more (this host's part may be the last), and the
-    pools of this host's own address space (its gateway bridge's)."""
-    host = str(netns.NAMED_DIR / journal.nodes[journal.host])
-    removed = []
-    with open_store(journal.store) as store:
-        controller = Controller(store)
-        lab_networks = [n for n in store.networks()
-                        if dict(n.labels).get("netdiag.lab") == journal.lab_name]
-        for network in lab_networks:
-            for endpoint in store.endpoints(network.id, host=host):
-                try:  # undone as built, while the namespaces are still there
-                    controller.disconnect(network.id, endpoint.id)
-                except NetdiagError:  # half-built, or gone after a crash: forget it
-                    controller.release(network, endpoint)
-            if not store.endpoints(network.id) and (network.host == host or
-                                                    not os.path.exists(network.host)):
-                controller.delete_network(network.id, force=True)
-                removed.append(f"network {network.name}")
-        with store.transaction(write=False) as tx:
-            own_pools = tx.pools(local_space(host))
-        for pool in own_pools:
-            controller.ipam.release_pool(pool.id)
-    return removed
-
-
-def _remove_shared_underlay(journal: journals.Journal) -> list[str]:
-    """The last host part of a lab on this machine removes the switch they shared."""
-    ns = journal.nodes[plans.UNDERLAY_NODE]
-    with underlay_lock():
-        others = [n for n in journals.names()
-                  if n.startswith(f"{journal.lab_name}@") and n != journal.name]
-        if others or not (netns.NAMED_DIR / ns).exists():
-            return []
-        netns.delete_named(ns)
-        return [f"namespace {ns}"]
-
-
-def nested_namespaces(journal: journals.Journal) -> list[str]:
-    """Namespaces drivers made inside the lab: overlay sandboxes are `<host ns>-<n>-<id>`."""
-    if not netns.NAMED_DIR.is_dir():
-        return []
-    if not journal.namespaces:
-        return []
-    owners = "|".join(re.escape(ns) for ns in journal.namespaces)
-    pattern = re.compile(rf"(?:{owners})-\d+-[0-9a-f]{{10}}")
-    return sorted(p.name for p in netns.NAMED_DIR.iterdir() if pattern.fullmatch(p.name))
-
-
-def _remove_resolv_conf(ns: str) -> None:
-    folder = Path("/etc/netns") / ns
-    (folder / "resolv.conf").unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
-
-
-def _stop_all(processes: list[journals.Process]) -> list[int]:
-    """Stop the processes the lab started — each only if it is still that process (same
-    start time): SIGTERM to all, a grace period, then SIGKILL to what is left."""
-    ours = [p for p in processes if journals.start_time(p.pid) == p.start_time]
-    for process in ours:
-        _signal(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    running = ours
-    while running and time.monotonic() < deadline:
-        time.sleep(0.02)
-        for process in running:
-            _reap(process.pid)
-        running = [p for p in running if journals.start_time(p.pid) == p.start_time]
-    for process in running:
-        _signal(process.pid, signal.SIGKILL)
-        _reap(process.pid)
-    return [p.pid for p in ours]
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child (started by an earlier `lab up`): init reaps it

@@ -2,8 +2,9 @@
 
 What is recognised:
 * bridge networks: a bridge with an IPv4 address whose ports are veths into other namespaces
-  (the containers); its subnet, gateway and MTU. Docker's `docker_gwbridge` is left out: the
-  overlay driver makes its own.
+  (the containers); its subnet, gateway and MTU, and its IPv6 subnet when the bridge also has
+  a unique local IPv6 address (dual stack; a global IPv6 prefix is not kept: labs use ULA
+  only). Docker's `docker_gwbridge` is left out: the overlay driver makes its own.
 * overlay networks: a bridge holding a VXLAN device (one network per VNI), on the hosts that
   own the devices' local addresses; its subnet and MTU.
 * containers: the namespaces on the far side of those veths, with their static addresses;
@@ -74,11 +75,25 @@ def _node_name(found: _Found, nodes: dict[int, str], state: NamespaceState) -> s
     return nodes[ref.id]
 
 
-def _ipv4(state: NamespaceState, link: str):
+def _ipv4(state: NamespaceState, link: str, family: int = 4):
     for address in state.addresses:
-        if address.ifname == link and address.family == 4 and address.scope == "global":
+        if address.ifname == link and address.family == family and address.scope == "global":
             return address
     return None
+
+
+def _subnet6(state: NamespaceState, link: str, subnet: str) -> str:
+    """The IPv6 subnet of a dual-stack bridge, when a lab can rebuild it: a unique local
+    prefix from /64 to /120 with room for the IPv4 subnet's host numbers (the topology's
+    subnet6); "" otherwise."""
+    address = _ipv4(state, link, family=6)
+    if address is None:
+        return ""
+    net6, net4 = ipaddress.ip_interface(address.cidr).network, ipaddress.ip_network(subnet)
+    if not net6.subnet_of(ipaddress.ip_network("fd00::/8")) or not 64 <= net6.prefixlen <= 120 \
+            or 128 - net6.prefixlen < 32 - net4.prefixlen:
+        return ""
+    return str(net6)
 
 
 def _scan_bridges(idx: SnapshotIndex, found: _Found) -> None:
@@ -109,6 +124,8 @@ def _bridge(idx: SnapshotIndex, found: _Found, ns_id: int, state, bridge, gatewa
     subnet = str(ipaddress.ip_interface(gateway.cidr).network)
     network = {"name": name, "driver": "bridge", "subnet": subnet, "gateway": gateway.address,
                "hosts": [host]}
+    if subnet6 := _subnet6(state, bridge.name, subnet):
+        network["subnet6"] = subnet6
     if bridge.mtu != DEFAULT_MTU:
         network["mtu"] = bridge.mtu
     found.networks.append(network)

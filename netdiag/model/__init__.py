@@ -25,8 +25,11 @@ from netdiag.model.lab import LabIntent
 # 6: NftTable.origin (iptables-nft's tables told from native ones by the collector) and
 #    nftables maps (NftSet.map). Older files still load (origin "": judged by the table's name).
 # 7: Address.flags (dadfailed). Older files still load (no flags).
-SCHEMA_VERSION = 7  # 5: Gap.needs
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# 8: the runtime of each engine in the `docker` section (DockerEngine.runtime, "docker" or
+#    "podman"), a network's embedded DNS (DockerNetwork.dns) and a container's pod
+#    (DockerContainer.pod), and NsKind "podman". Older files still load (every engine Docker).
+SCHEMA_VERSION = 8  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 class NsKind(str, Enum):
@@ -35,6 +38,7 @@ class NsKind(str, Enum):
     HOST = "host"  # the namespace of pid 1
     NAMED = "named"  # /run/netns/NAME (ip netns)
     DOCKER = "docker"  # a Docker sandbox (container or Docker's own network namespace)
+    PODMAN = "podman"  # a Podman container's or pod's namespace
     LAB = "lab"  # a netdiag lab node
     PID = "pid"  # only known through a process
 
@@ -516,7 +520,7 @@ class Snapshot:
     gaps: tuple[Gap, ...] = ()
     schema_version: int = SCHEMA_VERSION
     probes: Probes | None = None  # None: nothing was probed (the default: probing is opt-in)
-    docker: tuple[DockerEngine, ...] = ()  # each Docker engine's intent (model/docker.py)
+    docker: tuple[DockerEngine, ...] = ()  # each Docker or Podman engine's intent (model/docker.py)
     labs: tuple[LabIntent, ...] = ()  # each netdiag lab's intent (model/lab.py)
     machines: tuple[Machine, ...] = ()  # a fleet snapshot's nodes (model/fleet.py); else ()
 

@@ -7,6 +7,11 @@ VIPs), every container — running or not — with its requested ports and per-n
 and the services and tasks when the engine is a manager. Environment variables, secrets and
 labels are never read. Rules compare this with the namespaces' kernel state
 (netdiag/checks/docker/).
+
+Podman engines are recorded here too, with `runtime` "podman": Podman's REST API is Docker's
+(read by the same reader), completed from its own API or command line by
+netdiag/collect/podman.py — network names and bridges, embedded DNS, pods. Podman rules are in
+netdiag/checks/podman/.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class DockerNetwork:
     options: tuple[tuple[str, str], ...] = ()  # com.docker.network.bridge.name, driver.mtu...
     peers: tuple[DockerPeer, ...] = ()
     vips: tuple[DockerVip, ...] = ()
+    dns: bool = False  # Podman: the network has aardvark-dns (`dns_enabled`) on its gateway
 
     def option(self, name: str, default: str = "") -> str:
         return next((value for key, value in self.options if key == name), default)
@@ -137,6 +143,7 @@ class DockerContainer:
     ports: tuple[DockerPort, ...] = ()  # requested
     bound: tuple[DockerPort, ...] = ()  # what Docker says it bound
     endpoints: tuple[DockerEndpoint, ...] = ()
+    pod: str = ""  # Podman: the name of the pod it belongs to ("" for none)
 
     @property
     def running(self) -> bool:
@@ -175,7 +182,8 @@ class DockerService:
 class DockerEngine:
     """One engine and everything it says it made."""
 
-    url: str  # unix:///var/run/docker.sock
+    url: str  # unix:///var/run/docker.sock; "podman (command line)" when read without an API
+    runtime: str = "docker"  # docker, podman
     namespace: int = 0  # inode of the network namespace dockerd runs in; 0: not known
     pid: int = 0  # dockerd's pid, when found by its process
     id: str = ""

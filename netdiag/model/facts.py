@@ -21,6 +21,9 @@ IPV6_MIN_MTU = 1280
 # The tables iptables-nft writes into nftables (and iptables-legacy keeps in the kernel).
 XTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
 
+# How a socket or a port binding says "every address": ss's `*`, Docker's "" and both
+# families' unspecified addresses.
+WILDCARD_ADDRESSES = frozenset({"", "*", "0.0.0.0", "::"})
 MAX_NAMESERVERS = 3  # glibc and musl use only the first three
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 

@@ -23,12 +23,19 @@ ICC = "com.docker.network.bridge.enable_icc"
 GATEWAY_MODE = {4: "com.docker.network.bridge.gateway_mode_ipv4",
                 6: "com.docker.network.bridge.gateway_mode_ipv6"}
 NAT_MODES = ("nat", "nat-unprotected")
+# Docker 29's nftables backend (`firewall-backend: nftables`) writes its rules into tables of
+# its own by these names, in the ip and ip6 families, and none into iptables.
+NFTABLES_BACKEND_TABLE = "docker-bridges"
 
 
-def engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
-    """Each engine with the state of the namespace it runs in (engines that cannot be
-    placed, or whose namespace was not read, are left out)."""
+def engines(snapshot: Snapshot, runtime: str | None = "docker"
+            ) -> Iterator[tuple[DockerEngine, NamespaceState]]:
+    """Each engine of `runtime` ("docker", "podman"; None: every one) with the state of the
+    namespace it runs in (engines that cannot be placed, or whose namespace was not read, are
+    left out). Docker's rules judge Docker's engines only: Podman's have rules of their own."""
     for engine in snapshot.docker:
+        if runtime is not None and engine.runtime != runtime:
+            continue
         state = snapshot.namespace(engine.namespace) if engine.namespace else None
         if state is not None:
             yield engine, state
@@ -57,7 +64,8 @@ def flag(value: str, default: bool = True) -> bool:
 
 def who(engine: DockerEngine) -> str:
     """How findings name an engine: by its host name when there are several."""
-    return f"Docker ({engine.name})" if engine.name else "Docker"
+    runtime = "Podman" if engine.runtime == "podman" else "Docker"
+    return f"{runtime} ({engine.name})" if engine.name else runtime
 
 
 def overlay_namespaces(snapshot: Snapshot) -> dict[int, tuple[DockerEngine, DockerNetwork]]:
@@ -87,6 +95,13 @@ def peer_addresses(engine: DockerEngine, network: DockerNetwork) -> set[str]:
 def gateway_mode(network: DockerNetwork, family: int = 4) -> str:
     """The network's gateway mode for `family` ("nat" when unset, as every engine before 27)."""
     return network.option(GATEWAY_MODE[family]) or "nat"
+
+
+def nftables_backend(host: NamespaceState) -> bool:
+    """Whether the engine's namespace holds Docker 29's nftables tables: its rules are there,
+    not in iptables (the snapshot's intent does not carry the daemon's `firewall-backend`)."""
+    return any(table.name == NFTABLES_BACKEND_TABLE and table.family in ("ip", "ip6")
+               for table in host.firewall.nft_tables)
 
 
 def masqueraded(engine: DockerEngine, network: DockerNetwork, family: int = 4) -> bool:

@@ -30,15 +30,16 @@ from netdiag.probe.scope import outside_reason
 TIMEOUT = 1.0
 READY_SECONDS = 5.0
 
-# Binds the port on every address, says "ready", then reports the first connection or
-# datagram ("got ADDRESS") — or nothing, when none came within its time.
+# Binds the port on every address of the family, says "ready", then reports the first
+# connection or datagram ("got ADDRESS") — or nothing, when none came within its time.
 _LISTENER = r"""
 import select, socket, sys
-proto, port, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+proto, port, wait, family = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET6 if family == "6" else socket.AF_INET,
+                  socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind(("0.0.0.0", port))
+    s.bind(("::" if family == "6" else "0.0.0.0", port))
 except OSError as exc:
     print("error", exc.strerror, flush=True)
     sys.exit(1)
@@ -67,8 +68,6 @@ class ProbeResult:
 def refusal(snapshot: Snapshot, result: PathResult, external: bool = False) -> str:
     """Why the flow is not to be sent for real; "" when it may be."""
     packet = result.flow.packet
-    if ":" in packet.dst:
-        return "IPv6 flows are not modelled yet: there is no verdict to hold against the kernel"
     if packet.proto == "udp" and listening_place(snapshot, result) is None:
         return "udp answers nothing by itself, and something already listens at its end " \
                "(or its end is not known)"
@@ -109,7 +108,7 @@ def probe(snapshot: Snapshot, result: PathResult, external: bool = False) -> Pro
     if why:
         return ProbeResult(False, reason=why)
     place = listening_place(snapshot, result)
-    listener = _listen(place[0], packet.proto, place[1]) if place else None
+    listener = _listen(place[0], packet.proto, place[1], packet.family) if place else None
     if packet.proto == "udp" and listener is None:
         return ProbeResult(False, reason=f"no listener could be put up on udp {place[1]} in "
                                          f"{place[0].display} to tell whether it arrives")
@@ -130,31 +129,43 @@ def probe(snapshot: Snapshot, result: PathResult, external: bool = False) -> Pro
 
 def _send(source: NamespaceRef, result: PathResult) -> str:
     packet = result.flow.packet
-    if packet.proto == "tcp":
+    # a link-local destination with its interface, as the sockets API and ping take it
+    dst = f"{packet.dst}%{packet.scope}" if packet.scope else packet.dst
+    if packet.proto == "tcp" and not packet.scope:
         with netns.entered(source.path):
-            found = ports.connect(source.id, packet.dst, packet.dport, TIMEOUT)
+            found = ports.connect(source.id, dst, packet.dport, TIMEOUT)
         return "ok" if found.open else found.error
-    if packet.proto == "udp":
-        with netns.entered(source.path), \
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto(b"netdiag probe", (packet.dst, packet.dport))
+    if packet.proto in ("tcp", "udp"):
+        family = socket.AF_INET6 if packet.family == 6 else socket.AF_INET
+        kind = socket.SOCK_STREAM if packet.proto == "tcp" else socket.SOCK_DGRAM
+        with netns.entered(source.path), socket.socket(family, kind) as sock:
+            sock.settimeout(TIMEOUT)
+            try:  # getaddrinfo, in the namespace, gives fe80::1%eth0 its scope id
+                where = socket.getaddrinfo(dst, packet.dport, family, kind)[0][4]
+                if packet.proto == "tcp":
+                    sock.connect(where)
+                    return "ok"
+                sock.sendto(b"netdiag probe", where)
             except OSError as exc:
                 return ports.error_text(exc)
         return "sent"
-    size = ["-M", "do", "-s", str(packet.size - 28)] if packet.size else []
+    headers = 48 if packet.family == 6 else 28  # the IP header and ICMP's 8 bytes
+    size = ["-M", "do", "-s", str(packet.size - headers)] if packet.size else []
     done = subprocess.run(["nsenter", f"--net={source.path}", "ping", "-n", "-c", "1",
-                           "-W", str(int(TIMEOUT)), *size, packet.dst],
+                           "-W", str(int(TIMEOUT)), *size, dst],
                           capture_output=True, check=False)
     return "ok" if done.returncode == 0 else "fail"
 
 
-def _listen(ref: NamespaceRef, proto: str, port: int) -> subprocess.Popen | None:
-    """A listener of our own in `ref`, ready; None when it could not bind."""
+def _listen(ref: NamespaceRef, proto: str, port: int, family: int = 4
+            ) -> subprocess.Popen | None:
+    """A listener of our own in `ref` for a flow of `family`, ready; None when it could not
+    bind."""
     try:
         process = subprocess.Popen(
             ["nsenter", f"--net={ref.path}", sys.executable, "-c", _LISTENER, proto, str(port),
-             str(TIMEOUT + 1)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             str(TIMEOUT + 1), str(family)], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
     except OSError:
         return None
     ready = select.select([process.stdout], [], [], READY_SECONDS)[0]

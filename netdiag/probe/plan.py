@@ -1,7 +1,8 @@
 """Which probes to send: targets picked from a Snapshot, from the namespaces in focus.
 
 Pure: reads the snapshot only. Path MTU sweeps go between pairs of namespaces (once per pair,
-only where a route exists, at most MAX_PATHS); port probes to each published TCP port (a DNAT
+only to a namespace the routes of the namespaces on the way lead to — scope.reach — nearest
+first, at most MAX_PATHS); port probes to each published TCP port (a DNAT
 rule with one --dport) and to its target; DNS queries to the first three nameservers of each
 namespace that has its own resolv.conf, asking the namespace's own container or lab name
 (Docker's embedded resolver answers that itself, where any other name would be forwarded to
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from netdiag.model import IptablesRule, NamespaceState, Snapshot
 from netdiag.model.facts import MAX_NAMESERVERS, has_own_resolv_conf, primary_address
 from netdiag.model.index import SnapshotIndex, index
-from netdiag.probe.scope import outside_reason
+from netdiag.probe.scope import outside_reason, reach
 
 MAX_PATHS = 16  # path MTU sweeps per run: pairs grow with the square of the namespaces
 MAX_PORTS = 32  # published ports per run (each costs two connects)
@@ -87,22 +88,21 @@ def _own_name(state: NamespaceState) -> str:
 
 
 def _path_tasks(topology: SnapshotIndex, sources: list[NamespaceState], max_paths: int):
-    done: set[frozenset[int]] = set()
+    """A sweep from each source to each namespace it plausibly reaches (that namespace's
+    primary address), once per pair, those fewest routers away first."""
     addresses = {state.ref.id: primary_address(state) for state in topology.snapshot.namespaces}
-    for source in sources:
+    found: dict[frozenset[int], tuple[int, int, Task]] = {}
+    for order, source in enumerate(sources):
         for target, address in addresses.items():
             pair = frozenset((source.ref.id, target))
-            if len(pair) < 2 or pair in done or not address:
+            if len(pair) < 2 or pair in found or not address:
                 continue
-            route = topology.lookup_route(source.ref.id, address)
-            if route is None or route.type not in ("unicast", "local"):
-                continue
-            if any(ns == source.ref.id for ns, _ in topology.owners_of(address)):
-                continue
-            done.add(pair)
-            yield Task("path_mtu", source.ref.id, address)
-            if len(done) >= max_paths:
-                return
+            reached = reach(topology, source.ref.id, address)
+            if reached is None or reached[0] != target:
+                continue  # no route onward, or the address repeats in another namespace
+            found[pair] = (reached[1], order, Task("path_mtu", source.ref.id, address))
+    nearest = sorted(found.values(), key=lambda item: item[:2])
+    return [task for _, _, task in nearest[:max_paths]]
 
 
 def _port_tasks(state: NamespaceState) -> list[Task]:

@@ -88,7 +88,7 @@ def summary(planned: Plan, probes: Probes, label=lambda ns_id: f"inode:{ns_id}")
              ("DNS query", probes.dns))
     counts = ", ".join(f"{len(found)} {name}{'s' if len(found) != 1 else ''}"
                        for name, found in kinds if found)
-    targets = sorted({task.target for task in planned.tasks})
+    targets = list(dict.fromkeys(task.target for task in planned.tasks))  # nearest first
     failed = [line for _, found in kinds for line in (_failure(label, r) for r in found) if line]
     lines = [f"probed: {counts or 'nothing'}"
              + (f" to {len(targets)} target{'s' if len(targets) != 1 else ''}"

@@ -15,6 +15,11 @@ Private addresses repeat across hosts (every Docker host has 172.17.0.1), so "so
 holds it" alone would let a probe follow the default route to a real machine that shares a
 container's address; the first-hop test closes that. Anything else is probed only with
 `--probe-external`, which no test, benchmark or demo passes.
+
+Inside is not yet reachable: `reach` follows the routes hop by hop through the namespaces of
+the snapshot — a router with no route onward, or a repeated address that the path reaches in
+another namespace than the one meant, is no target a sweep could say anything about. The
+plan uses it to probe what a namespace can plausibly reach, nearest first.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import ipaddress
 
 from netdiag.model.index import InterfaceRef, SnapshotIndex
+
+MAX_HOPS = 8  # routers between two namespaces of one machine: a few at most
 
 
 def outside_reason(topology: SnapshotIndex, ns_id: int, address: str) -> str:
@@ -48,3 +55,27 @@ def outside_reason(topology: SnapshotIndex, ns_id: int, address: str) -> str:
             return ""
     return (f"the route to {address} leaves through {next_hop}, which no namespace netdiag "
             "read holds")
+
+
+def reach(topology: SnapshotIndex, ns_id: int, address: str) -> tuple[int, int] | None:
+    """(namespace holding `address` that a packet from `ns_id` gets to, routers it crosses),
+    following each namespace's route to the address; None when a namespace on the way has no
+    route onward (or an unreachable, blackhole or prohibit one), or its next hop is held by no
+    namespace on the segment the route leaves by."""
+    here, hops, seen = ns_id, 0, set()
+    while here not in seen and hops <= MAX_HOPS:
+        seen.add(here)
+        if any(owner == here for owner, _ in topology.owners_of(address)):
+            return here, hops
+        found = topology.egress(here, address)
+        if found is None or found[0].type != "unicast":
+            return None
+        route, link = found
+        next_hop = route.gateway or address
+        holder = next((owner for owner, held in topology.owners_of(next_hop)
+                       if topology.same_segment(InterfaceRef(here, link.name),
+                                                InterfaceRef(owner, held.ifname))), None)
+        if holder is None:
+            return None
+        here, hops = holder, hops + (1 if route.gateway else 0)
+    return None

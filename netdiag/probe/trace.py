@@ -9,13 +9,14 @@ also on failure or Ctrl-C:
   takes under NAT, its protocol), and `nft monitor trace` listens in that namespace. It
   traces iptables-nft rules too (they are nftables rules), so each rule that decided is seen
   with its verdict.
-* the `skb:kfree_skb` tracepoint: the kernel's reason for every IPv4 packet it frees as
-  dropped (NETFILTER_DROP, IP_INNOROUTES, NO_SOCKET, NEIGH_FAILED, PKT_TOO_BIG, IP_RPFILTER…),
-  which covers what the nftables trace cannot see: iptables-legacy rules and the drops
-  outside netfilter (routing, the neighbour, the socket). It is read in a tracefs instance of
-  our own (`instances/netdiag-<pid>`), mounted in a private mount namespace; the event names
-  no namespace, so a drop is held against the model only by its reason (another
-  namespace's drop in the same second can appear too — the output says so).
+* the `skb:kfree_skb` tracepoint: the kernel's reason for every packet of the flow's
+  family (IPv4 or IPv6) it frees as dropped (NETFILTER_DROP, IP_INNOROUTES, NO_SOCKET,
+  NEIGH_FAILED, PKT_TOO_BIG, IP_RPFILTER…), which covers what the nftables trace cannot
+  see: iptables-legacy rules and the drops outside netfilter (routing, the neighbour, the
+  socket). It is read in a tracefs instance of our own (`instances/netdiag-<pid>`),
+  mounted in a private mount namespace; the event names no namespace, so a drop is held
+  against the model only by its reason (another namespace's drop in the same second can
+  appear too — the output says so).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ REASONS = {
 # connection's ordinary life and end).
 _ORDINARY = {"NOT_SPECIFIED", "TCP_CLOSE", "TCP_OLD_DATA", "TCP_RESET", "SOCKET_CLOSE"}
 ETH_P_IP = 2048
+ETH_P_IPV6 = 0x86DD
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,8 @@ fi
 class DropWatch:
     """skb:kfree_skb in a tracefs instance of our own, while the `with` block runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, ethertype: int = ETH_P_IP) -> None:
+        self.ethertype = ethertype  # of the packets whose drops are read
         self.instance = f"netdiag-{os.getpid()}"
         self.process: subprocess.Popen | None = None
         self.drops: tuple[tuple[str, str], ...] = ()
@@ -118,7 +121,7 @@ class DropWatch:
         try:
             self.process = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", _WATCH, "sh",
-                 self.instance, str(ETH_P_IP)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 self.instance, str(self.ethertype)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True)
         except OSError as exc:
             self.problem = f"the kernel's drop reasons could not be read: {exc.strerror}"
@@ -193,7 +196,13 @@ def _addresses(result: PathResult) -> list[str]:
 
 
 def _table(name: str, addresses: list[str], proto: str) -> str:
-    match = (f"ip saddr {{ {', '.join(addresses)} }} ip daddr {{ {', '.join(addresses)} }} "
+    """Our trace table: the flow's packets by their addresses (`ip`, or `ip6` for IPv6
+    addresses) and protocol (ICMPv6 for an IPv6 "icmp")."""
+    family = "ip6" if any(":" in address for address in addresses) else "ip"
+    if family == "ip6" and proto == "icmp":
+        proto = "ipv6-icmp"
+    match = (f"{family} saddr {{ {', '.join(addresses)} }} "
+             f"{family} daddr {{ {', '.join(addresses)} }} "
              f"meta l4proto {proto} meta nftrace set 1")
     chains = "".join(f" chain {chain} {{\n  type filter hook {hook} priority -350;\n"
                      f"  {match}\n }}\n" for chain, hook in (("pre", "prerouting"),
@@ -216,7 +225,7 @@ def trace(result: PathResult, send: Callable[[], ProbeResult]) -> tuple[ProbeRes
     table = _table(name, addresses, result.flow.packet.proto)
     armed: list[NamespaceRef] = []
     monitors: list[tuple[NamespaceRef, subprocess.Popen]] = []
-    watch = DropWatch()
+    watch = DropWatch(ETH_P_IPV6 if result.flow.packet.family == 6 else ETH_P_IP)
     try:
         for ref in _namespaces(result):
             if _nft(ref, table):

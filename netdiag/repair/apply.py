@@ -4,8 +4,9 @@
 (netdiag/repair/executor.py enters it, after its policy allowed the step). Links, routes,
 neighbours and FDB entries are changed over netlink (netdiag/rtnl_write.py, on the one netlink
 core), iptables rules by the iptables program (the interface iptables has), sysctls through
-/proc/sys as the namespace sees it. The step records and the commands a dry run prints are
-netdiag/findings/repair.py's.
+/proc/sys as the namespace sees it, and what a repair records in netdiag's drivers' store
+through the store's own transaction (no namespace is entered for it). The step records and
+the commands a dry run prints are netdiag/findings/repair.py's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from netdiag.findings.repair import (
     DeleteNeighbour,
     DeleteRoute,
     ManualStep,
+    RecordNetworkMtu,
     RepairStep,
     ReplaceNeighbour,
     SetChainPolicy,
@@ -144,6 +146,13 @@ def _iptables(step: AddIptablesRule | DeleteIptablesRule | SetChainPolicy) -> No
     helper.run(argv)
 
 
+def _record_network_mtu(step: RecordNetworkMtu) -> None:
+    from netdiag.store import open_store
+
+    with open_store(step.store) as store, store.transaction() as tx:
+        tx.record_mtu(step.network, step.mtu)
+
+
 def _rtnl(action):
     return lambda step: _with_rtnl(action, step)
 
@@ -164,5 +173,6 @@ APPLIERS = {
     AddIptablesRule: _iptables,
     DeleteIptablesRule: _iptables,
     SetChainPolicy: _iptables,
+    RecordNetworkMtu: _record_network_mtu,
     ManualStep: _manual,
 }

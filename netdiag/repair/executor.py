@@ -15,6 +15,12 @@ repair:
   MAC that a live endpoint of the overlay holds behind that VTEP, a DNAT rule whose target
   answers) is refused: "safe" must never cut live traffic.
 
+A repair updates the intent it repairs: `with_intent` adds to a plan that changes the MTU of
+an interface netdiag's drivers made (an endpoint in their store) the step that records the new
+MTU there (RecordNetworkMtu), so the drivers' own checks (`lab status`, `net check`) agree
+with `check` and the network's next endpoint gets the repaired MTU. It runs last, once every
+kernel step is applied.
+
 `changes` names every namespace a repair changes, for printing before it is applied. Steps
 are carried out (netdiag/repair/apply.py) in a worker thread that enters each namespace; the
 caller's thread never changes namespace. The lab builder injects its faults with `inject`,
@@ -23,9 +29,10 @@ through the same steps, in namespaces it made itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netdiag import netns
 from netdiag.errors import DriverError, NetdiagError
@@ -33,9 +40,11 @@ from netdiag.findings.repair import (
     DeleteFdbEntry,
     DeleteIptablesRule,
     ManualStep,
+    RecordNetworkMtu,
     Repair,
     RepairStep,
     Safety,
+    SetMtu,
 )
 from netdiag.model import NamespaceRef, Snapshot
 from netdiag.repair.apply import apply
@@ -107,6 +116,7 @@ def execute(repair: Repair, snapshot: Snapshot, policy: Policy,
     why = refusal(repair, snapshot, policy)
     if why:
         return [StepResult(step, False, why) for step in repair.steps]
+    repair = with_intent(repair, snapshot)
     done = set(done)
     paths = {state.ref.id: state.ref.path for state in snapshot.namespaces}
     todo = [step for step in repair.steps if not isinstance(step, ManualStep)]
@@ -135,17 +145,66 @@ def _apply(steps: list[RepairStep], paths: Mapping[int, str]) -> list[StepResult
 
 def _apply_one(step: RepairStep, paths: Mapping[int, str]) -> StepResult:
     path = paths.get(step.namespace)
-    if path is None:
+    if path is None and not isinstance(step, RecordNetworkMtu):
         return StepResult(step, False, "its namespace is not in the snapshot")
     try:
-        with netns.entered(path):
+        if path is None:  # a store: a file, or an etcd reached from where netdiag runs
             apply(step)
+        else:
+            with netns.entered(path):
+                apply(step)
     except NetdiagError as exc:
         return StepResult(step, False, str(exc), exc)
     except OSError as exc:  # the netlink socket itself, or /proc/sys
         error = DriverError(f"failed: {exc.strerror or exc}")
         return StepResult(step, False, str(error), error)
     return StepResult(step, True)
+
+
+# --- the intent a repair updates ----------------------------------------------------------------
+
+
+def with_intent(repair: Repair, snapshot: Snapshot) -> Repair:
+    """`repair` with a RecordNetworkMtu step for each network of netdiag's drivers whose
+    endpoint interface one of its SetMtu steps changes (as it is, when there is none or it
+    has them already)."""
+    if any(isinstance(step, RecordNetworkMtu) for step in repair.steps):
+        return repair
+    records: dict[tuple[str, str], RecordNetworkMtu] = {}
+    for step in repair.steps:
+        if not isinstance(step, SetMtu):
+            continue
+        state = snapshot.namespace(step.namespace)
+        if state is None or not state.ref.lab:
+            continue
+        for store, network, name in _networks_of(state.ref.lab, state.ref.path, step.link):
+            records.setdefault((store, network), RecordNetworkMtu(store, network, name,
+                                                                  step.mtu))
+    if not records:
+        return repair
+    return replace(repair, steps=repair.steps + tuple(records.values()))
+
+
+def _networks_of(lab: str, sandbox: str, ifname: str) -> list[tuple[str, str, str]]:
+    """(store, network id, network name) of the lab's endpoints that are `ifname` in the
+    namespace at `sandbox`; none when the lab or its store cannot be read (the kernel's
+    repair still stands, and the drivers' check then says what disagrees)."""
+    from netdiag.store import open_store
+    from netdiag.topology import journal
+
+    try:
+        # The lab's journal, or the one of its parts (LAB@HOST) that made this namespace.
+        where = next((part.store for part in (journal.load(name) for name in journal.names()
+                                              if name == lab or name.startswith(f"{lab}@"))
+                      if os.path.basename(sandbox) in part.nodes.values()), "")
+        if not where or "://" not in where and not os.path.exists(where):
+            return []  # opening a SQLite path that is gone would make an empty store
+        with open_store(where) as store:
+            return [(where, endpoint.network_id, store.network(endpoint.network_id).name)
+                    for endpoint in store.endpoints(sandbox=sandbox)
+                    if endpoint.ifname == ifname]
+    except NetdiagError:
+        return []
 
 
 # --- what the snapshot shows in use -------------------------------------------------------------

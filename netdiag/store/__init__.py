@@ -28,10 +28,12 @@ from typing import Protocol
 
 from netdiag import private_files
 from netdiag.errors import Conflict, DriverError, NotFound
+from netdiag.model.facts import VXLAN_OVERHEAD
 from netdiag.store.records import Endpoint, Network, Pool, PortBinding, Scope, Service
 
 DEFAULT_PATH = Path("/var/lib/netdiag/drivers.db")
 BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another process's transaction
+MTU_OPTION = "com.docker.network.driver.mtu"  # every driver's network MTU, as Docker names it
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
@@ -134,6 +136,24 @@ class Lookups:
             if ref in (endpoint.id, endpoint.name) or endpoint.id.startswith(ref):
                 return endpoint
         raise NotFound(f"endpoint {ref} not found in network {network_id[:12]}")
+
+    def record_mtu(self, network_id: str, mtu: int) -> Network:
+        """Record that the network's endpoints have MTU `mtu` (a repair set it): in each
+        endpoint that keeps its MTU, and in the network's MTU option, which the drivers read
+        for its next endpoints. An overlay's option is the MTU of what carries it, the
+        endpoints' plus the VXLAN overhead (the overlay driver subtracts it again)."""
+        network = next((n for n in self.networks() if n.id == network_id), None)
+        if network is None:
+            raise NotFound(f"network {network_id[:12]} not found")
+        option = mtu + VXLAN_OVERHEAD[4] if network.driver == "overlay" else mtu
+        options = dict(network.options) | {MTU_OPTION: str(option)}
+        network = replace(network, options=tuple(options.items()))
+        self.update_network(network)
+        for endpoint in self.endpoints(network_id):
+            if endpoint.datum("mtu"):
+                data = dict(endpoint.data) | {"mtu": str(mtu)}
+                self.update_endpoint(replace(endpoint, data=tuple(sorted(data.items()))))
+        return network
 
 
 class Tx(Lookups):

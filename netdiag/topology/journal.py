@@ -19,6 +19,8 @@ from netdiag import private_files
 from netdiag.errors import NotFound
 from netdiag.netns import LAB_DIR
 
+UNDERLAY_NODE = "ul"  # the node of a lab's underlay switch
+
 
 @dataclass(frozen=True, slots=True)
 class Process:

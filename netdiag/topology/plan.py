@@ -16,12 +16,12 @@ a resolver for that host's containers only.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netdiag.errors import TopologyError
+from netdiag.topology.journal import UNDERLAY_NODE
 from netdiag.topology.schema import Command, Fault, NetworkSpec, PublishSpec, ServiceSpec, Topology
 
-UNDERLAY_NODE = "ul"
 DNS_DRIVERS = ("bridge", "overlay", "macvlan")  # user-defined networks have embedded DNS
 
 
@@ -44,10 +44,13 @@ class CreateUnderlay:
     address: str  # "10.99.0.254/24"
     mtu: int
     shared: bool = False  # one host's part: made by the first host, kept until the last
+    address6: str = ""  # "fd00:99::fe/64" when the underlay is dual stack
 
     def describe(self) -> str:
         shared = ", shared by the lab's hosts (made if missing)" if self.shared else ""
-        return f"underlay switch br0 {self.address} mtu {self.mtu} in {self.netns}{shared}"
+        also = f" {self.address6}" if self.address6 else ""
+        return (f"underlay switch br0 {self.address}{also} mtu {self.mtu} in {self.netns}"
+                f"{shared}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +60,14 @@ class ConnectHost:
     address: str
     gateway: str
     mtu: int
+    address6: str = ""  # dual-stack underlay: the host's IPv6 address and default gateway
+    gateway6: str = ""
 
     def describe(self) -> str:
-        return f"host {self.host}: eth0 {self.address} mtu {self.mtu}, default via {self.gateway}"
+        also = f" {self.address6}" if self.address6 else ""
+        via6 = f" and via {self.gateway6}" if self.gateway6 else ""
+        return (f"host {self.host}: eth0 {self.address}{also} mtu {self.mtu}, default via "
+                f"{self.gateway}{via6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,19 @@ def underlay_gateway(topology: Topology) -> str:
     return f"{subnet.broadcast_address - 1}/{subnet.prefixlen}"
 
 
+def underlay_ipv6(topology: Topology, address: str) -> str:
+    """The IPv6 address (CIDR) on a dual-stack underlay of the node with IPv4 `address`: the
+    same host number in the IPv6 subnet (10.99.0.254 → fd00:99::fe), as the bridge driver
+    numbers dual-stack networks (netdiag/drivers/ipam: ipv6_companion); "" when the underlay
+    is IPv4 only."""
+    if not topology.underlay.subnet6:
+        return ""
+    net4 = ipaddress.ip_network(topology.underlay.subnet)
+    net6 = ipaddress.ip_network(topology.underlay.subnet6)
+    host = int(ipaddress.ip_interface(address).ip) - int(net4.network_address)
+    return f"{net6.network_address + host}/{net6.prefixlen}"
+
+
 def task_names(service: ServiceSpec) -> tuple[str, ...]:
     return tuple(f"{service.name}-{i}" for i in range(1, service.replicas + 1))
 
@@ -191,7 +212,7 @@ def _host_plan(topology: Topology, host: str) -> tuple[PlanStep, ...]:
             case CreateNamespace(node=node) if node in mine:
                 steps.append(step)
             case CreateUnderlay():
-                steps.append(CreateUnderlay(step.netns, step.address, step.mtu, shared=True))
+                steps.append(replace(step, shared=True))
             case ConnectHost(host=name) if name == host:
                 steps.append(step)
                 if any(n.driver == "overlay" and host in topology.hosts_of(n)
@@ -219,10 +240,13 @@ def _plan(topology: Topology) -> tuple[PlanStep, ...]:
     steps += [CreateNamespace(c, namespace_name(lab, c)) for c in containers]
 
     gateway = underlay_gateway(topology)
-    steps.append(CreateUnderlay(namespace_name(lab, UNDERLAY_NODE), gateway, topology.underlay.mtu))
+    gateway6 = underlay_ipv6(topology, gateway)
+    steps.append(CreateUnderlay(namespace_name(lab, UNDERLAY_NODE), gateway, topology.underlay.mtu,
+                                address6=gateway6))
     addresses = host_addresses(topology)
     steps += [ConnectHost(h.name, namespace_name(lab, h.name), addresses[h.name],
-                          gateway.split("/")[0], h.mtu or topology.underlay.mtu)
+                          gateway.split("/")[0], h.mtu or topology.underlay.mtu,
+                          underlay_ipv6(topology, addresses[h.name]), gateway6.split("/")[0])
               for h in topology.hosts]
 
     steps += [CreateNetwork(n, topology.hosts_of(n)) for n in topology.networks]

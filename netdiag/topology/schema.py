@@ -52,6 +52,28 @@ def _cidr(value: str) -> str:
         raise ValueError(f"not a subnet: {exc}") from None
 
 
+def _cidr6(value: str) -> str:
+    # A ULA prefix only: a lab never claims addresses of the global IPv6 space. At most /120
+    # leaves room for the gateway and containers; the IPv4 subnet's host numbers are reused
+    # (netdiag/drivers/ipam: ipv6_companion), so it needs as many host bits as the IPv4 one.
+    subnet = _cidr(value)
+    net = ipaddress.ip_network(subnet)
+    if net.version != 6:
+        raise ValueError(f"subnet6 {value} is not an IPv6 subnet")
+    if not net.subnet_of(ipaddress.ip_network("fd00::/8")):
+        raise ValueError(f"subnet6 {value} is not a unique local (fd00::/8) prefix")
+    if not 64 <= net.prefixlen <= 120:
+        raise ValueError(f"subnet6 {value}: use a prefix length from /64 to /120")
+    return subnet
+
+
+def _room(subnet: str | None, subnet6: str | None) -> None:
+    """An IPv6 subnet reuses the IPv4 subnet's host numbers: it needs as many host bits."""
+    if subnet and subnet6 and 128 - ipaddress.ip_network(subnet6).prefixlen < \
+            32 - ipaddress.ip_network(subnet).prefixlen:
+        raise ValueError(f"subnet6 {subnet6} has fewer addresses than subnet {subnet}")
+
+
 def _ip(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value))
@@ -64,8 +86,18 @@ class Underlay(_Model):
     """The network joining the hosts (their eth0), e.g. 10.99.0.0/24."""
     mtu: int = Field(1500, ge=576, le=9000)
     """The MTU of the hosts' underlay links, e.g. 1500 (576 to 9000)."""
+    subnet6: str | None = None
+    """Its IPv6 subnet, which makes the underlay dual stack, e.g. fd00:99::/64 (a ULA prefix,
+    /64 to /120): each host and the switch get the host number of their IPv4 address in it
+    (10.99.0.254 → fd00:99::fe)."""
 
     _subnet = field_validator("subnet")(_cidr)
+    _subnet6 = field_validator("subnet6")(lambda v: v if v is None else _cidr6(v))
+
+    @model_validator(mode="after")
+    def _room_for_hosts(self) -> Underlay:
+        _room(self.subnet, self.subnet6)
+        return self
 
 
 class Host(_Model):
@@ -84,6 +116,10 @@ class NetworkSpec(_Model):
     """Its IPv4 subnet, e.g. 172.30.0.0/24 (default: the next free pool)."""
     gateway: str | None = None
     """The gateway address inside the subnet (default: its first address)."""
+    subnet6: str | None = None  # Docker's second IPAM config: the network is then dual stack
+    """bridge only: its IPv6 subnet, which makes it dual stack, e.g. fd00:30::/64 (a ULA
+    prefix, /64 to /120). The gateway and each container get the host number of their IPv4
+    address in it (172.30.0.2 → fd00:30::2)."""
     hosts: tuple[str, ...] = ()  # bridge/macvlan: one host (default: the first); overlay: several
     """The hosts it lives on: one for bridge/macvlan (default: the first host), several for an
     overlay (default: all)."""
@@ -104,6 +140,7 @@ class NetworkSpec(_Model):
 
     _subnet = field_validator("subnet")(lambda v: v if v is None else _cidr(v))
     _gateway = field_validator("gateway")(lambda v: v if v is None else _ip(v))
+    _subnet6 = field_validator("subnet6")(lambda v: v if v is None else _cidr6(v))
 
     @model_validator(mode="after")
     def _gateway_in_subnet(self) -> NetworkSpec:
@@ -112,6 +149,11 @@ class NetworkSpec(_Model):
         if self.gateway and \
                 ipaddress.ip_address(self.gateway) not in ipaddress.ip_network(self.subnet):
             raise ValueError(f"gateway {self.gateway} is outside subnet {self.subnet}")
+        if self.subnet and ipaddress.ip_network(self.subnet).version != 4:
+            raise ValueError(f"subnet {self.subnet} is not IPv4: put an IPv6 subnet in subnet6")
+        if self.subnet6 and self.driver != "bridge":
+            raise ValueError(f"subnet6: only bridge networks are dual stack, not {self.driver}")
+        _room(self.subnet, self.subnet6)
         return self
 
 

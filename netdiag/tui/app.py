@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
+from netdiag.findings.finding import Evidence
 from netdiag.model import NamespaceRef
 from netdiag.tui.screens.help import HelpScreen
 from netdiag.tui.screens.namespace import NamespaceScreen
@@ -54,14 +58,57 @@ class NetdiagApp(App):
         else:
             self.push_screen(PickerScreen())
 
-    def attach(self, ref: NamespaceRef) -> None:
-        self.push_screen(NamespaceScreen(ref))
+    def attach(self, ref: NamespaceRef, stop: tuple[Evidence, ...] = ()) -> None:
+        self.push_screen(NamespaceScreen(ref, stop))
 
     def back_to_picker(self) -> None:
-        if any(isinstance(s, PickerScreen) for s in self.screen_stack):
+        """Back where the user came from: the picker, or the namespace a path was traced
+        from (go to where the path stopped)."""
+        if len(self.screen_stack) > 2:  # Textual's default screen is the first
             self.pop_screen()
         else:  # started with --ns: the picker has not been made yet
             self.switch_screen(PickerScreen())
+
+    def known_namespaces(self) -> list[NamespaceRef]:
+        """The namespaces the picker listed (discovered here when it has not run yet)."""
+        picker = next((s for s in self.screen_stack if isinstance(s, PickerScreen)), None)
+        if picker is not None and picker.refs:
+            return picker.refs
+        try:
+            return self.source.discover()
+        except Exception:  # noqa: BLE001 - the palette then offers no namespaces
+            return [self.attach_to] if self.attach_to else []
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """ctrl+p: netdiag's own commands before Textual's (keys, theme, quit)."""
+        attached = screen.ref.id if isinstance(screen, NamespaceScreen) else None
+        for ref in self.known_namespaces():
+            if ref.id != attached:
+                yield SystemCommand(f"Attach to {ref.display}",
+                                    f"{ref.kind.value} namespace {ref.id}: its state and "
+                                    "findings", partial(self.jump_to, ref))
+        if isinstance(screen, NamespaceScreen):
+            yield SystemCommand("Trace a path from here", "where a flow from "
+                                f"{screen.ref.display} goes, simulated", screen.action_path)
+            if screen.stop:
+                yield SystemCommand("Go to where the path stopped",
+                                    "the rule or link that stopped the last path traced",
+                                    screen.action_go_to_stop)
+            yield SystemCommand("Run the checks", f"check --ns {screen.ref.display} again",
+                                screen.action_check)
+        elif isinstance(screen, PickerScreen):
+            yield SystemCommand("Run the checks", "check --all again: the counts",
+                                screen.action_rediscover)
+        yield from super().get_system_commands(screen)
+
+    def jump_to(self, ref: NamespaceRef) -> None:
+        """Attach to `ref` from wherever the user is: one namespace screen at a time."""
+        while isinstance(self.screen, NamespaceScreen) and len(self.screen_stack) > 2:
+            self.pop_screen()
+        if isinstance(self.screen, NamespaceScreen):  # started with --ns: no picker below
+            self.switch_screen(NamespaceScreen(ref))
+        else:
+            self.attach(ref)
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
         """ctrl+s: an SVG of the screen, saved where the user will find it, and said where

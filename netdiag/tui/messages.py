@@ -31,10 +31,12 @@ class PickerShown(Message):
 @dataclass
 class FindingCounts(Message):
     """The background check of every namespace finished: id → number of findings, and id →
-    what else the search finds it by (its addresses, its lab networks)."""
+    what else the search finds it by (its addresses, its lab networks), and id → the worst
+    severity of its findings (the colour of its count)."""
 
     counts: dict[int, int]
     searchable: dict[int, str] = field(default_factory=dict)
+    worst: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class SnapshotReady(Message):
 @dataclass
 class CollectionFailed(Message):
     error: str
+    read: bool = True  # the namespace was not read (False: only its live events are missing)
 
 
 @dataclass

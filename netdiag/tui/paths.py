@@ -1,9 +1,11 @@
 """The TUI's path view: a line typed by the user → the flow engine's trace from the attached
 namespace, and the evidence that marks what stopped it in the state tabs.
 
-    db:6379            tcp to a Docker name (as this namespace resolves it) and port
-    10.0.0.2           icmp
-    10.0.0.2:53 udp    a protocol after the destination
+The line is what follows `netdiag path SRC` on the command line — one flow syntax everywhere:
+
+    db:6379                  tcp to a Docker name (as this namespace resolves it) and port
+    10.0.0.2                 icmp
+    10.0.0.2:53 --proto udp  another protocol, as `--proto`
 """
 
 from __future__ import annotations
@@ -15,18 +17,36 @@ from netdiag.flows.packet import Packet, PathResult
 from netdiag.flows.walk import Engine
 from netdiag.model import Snapshot
 
-USAGE = "DST[:PORT] [tcp|udp|icmp], e.g. db:6379"
+USAGE = "DST[:PORT] [--proto tcp|udp|icmp], e.g. db:6379"
+PROTOCOLS = ("tcp", "udp", "icmp")
+
+
+def parse(line: str) -> tuple[str, int, str]:
+    """(destination, port, protocol) of a flow written as `netdiag path` takes it after SRC;
+    the protocol defaults as there: tcp with a port, icmp without."""
+    words = line.split()
+    proto = ""
+    if len(words) == 3 and words[1] == "--proto":
+        proto = words.pop(2)
+        words.pop(1)
+    elif len(words) == 2 and words[1].startswith("--proto="):
+        proto = words.pop(1).removeprefix("--proto=")
+    if len(words) == 2 and words[1] in PROTOCOLS:
+        raise UsageError(f"write the protocol as `netdiag path` takes it: {words[0]} "
+                         f"--proto {words[1]}")
+    if len(words) != 1 or (proto and proto not in PROTOCOLS):
+        raise UsageError(f"expected {USAGE}")
+    target, port = names.split_port(words[0])
+    proto = proto or ("tcp" if port else "icmp")
+    if proto != "icmp" and not port:
+        raise UsageError(f"--proto {proto} needs a port: DST:PORT")
+    if proto == "icmp" and port:
+        raise UsageError("icmp has no port: drop :PORT, or give --proto tcp|udp")
+    return target, port, proto
 
 
 def trace(snapshot: Snapshot, source: int, line: str) -> PathResult:
-    words = line.split()
-    if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("tcp", "udp",
-                                                                            "icmp")):
-        raise UsageError(f"expected {USAGE}")
-    target, port = names.split_port(words[0])
-    proto = words[1] if len(words) == 2 else ("tcp" if port else "icmp")
-    if (proto == "icmp") == bool(port):
-        raise UsageError("tcp and udp need :PORT, icmp has none")
+    target, port, proto = parse(line)
     address, _ = names.resolve(snapshot, source, target)
     return Engine(snapshot).path(source, Packet("", address, proto, 43210 if port else 0,
                                                 port))

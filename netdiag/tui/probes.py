@@ -1,8 +1,9 @@
 """Probes the TUI runs from the attached namespace: ping, DF ping sweep, TCP port, DNS query.
 
-The user types one line (`ping 10.0.0.2`, `mtu 10.0.0.2`, `tcp 10.0.0.2 80`, `dns NAME
-[SERVER]`); `parse` turns it into a Probe and `run` carries it out from inside the namespace
-(called from a worker thread) and returns lines of text for the probes panel. The DF sweep,
+The user types one line (`ping 10.0.0.2`, `mtu 10.0.0.2`, `tcp 10.0.0.2:80`, `dns NAME
+[SERVER]`; a destination is written as `netdiag path` takes it, DST[:PORT]); `parse` turns
+it into a Probe and `run` carries it out from inside the namespace (called from a worker
+thread) and returns lines of text for the probes panel. The DF sweep,
 the TCP connect and the DNS query are netdiag/probe's, the same that `check --probe` runs;
 a plain ping is the system `ping`, for its familiar loss and round-trip summary.
 
@@ -21,7 +22,7 @@ from netdiag import netns
 from netdiag.errors import UsageError
 from netdiag.model import DnsProbe, NamespaceRef, PathMtuProbe, PortProbe, Snapshot
 
-USAGE = "ping HOST | mtu HOST | tcp HOST PORT | dns NAME [SERVER]"
+USAGE = "ping DST | mtu DST | tcp DST:PORT | dns NAME [SERVER]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,19 @@ class Probe:
 
     @property
     def title(self) -> str:
-        return " ".join(str(p) for p in (self.kind, self.target, self.port or "", self.server) if p)
+        target = f"{_bracketed(self.target)}:{self.port}" if self.port else self.target
+        return " ".join(p for p in (self.kind, target, self.server) if p)
+
+
+def _bracketed(target: str) -> str:
+    """An IPv6 address in brackets, so that a port can follow it (as `netdiag path` takes it)."""
+    import ipaddress
+
+    try:
+        ipv6 = ipaddress.ip_address(target.partition("%")[0]).version == 6
+    except ValueError:
+        ipv6 = False  # a name, or a reference such as container:web
+    return f"[{target}]" if ipv6 else target
 
 
 def parse(line: str) -> Probe:
@@ -43,8 +56,15 @@ def parse(line: str) -> Probe:
     kind, args = words[0].lower(), words[1:]
     if kind in ("ping", "mtu") and len(args) == 1:
         return Probe(kind, args[0])
-    if kind == "tcp" and len(args) == 2 and args[1].isdigit() and 0 < int(args[1]) < 65536:
-        return Probe(kind, args[0], port=int(args[1]))
+    if kind == "tcp" and len(args) == 2 and args[1].isdigit():
+        raise UsageError(f"write the port as `netdiag path` takes it: tcp "
+                         f"{_bracketed(args[0])}:{args[1]}")
+    if kind == "tcp" and len(args) == 1:
+        from netdiag.flows.names import split_port
+
+        target, port = split_port(args[0])
+        if port:
+            return Probe(kind, target, port=port)
     if kind == "dns" and len(args) in (1, 2):
         return Probe(kind, args[0], server=args[1] if len(args) == 2 else "")
     raise UsageError(f"cannot read {line!r}: {USAGE}")
@@ -115,7 +135,7 @@ def placeholder(snapshot: Snapshot | None, ref: NamespaceRef) -> str:
                  if other.ref.id != ref.id and other.ref.kind.value != "host"
                  and " " not in other.ref.display and primary_address(other)), "")
     examples = [e for e in (f"ping {gateway}" if gateway else "",
-                            f"tcp {peer} 80" if peer else "",
+                            f"tcp {peer}:80" if peer else "",
                             f"mtu {gateway or peer}" if gateway or peer else "") if e]
     return "e.g. " + " · ".join(examples) if examples else USAGE
 

@@ -7,8 +7,10 @@ configuration people run — the defaults; the userland proxy off; icc off; ip-m
 gateway namespace and a default route, as real hosts have), and runs the workload of a typical
 host: two user networks with a container on both, a published port on a user network and one on
 the default bridge, an internal network, and containers with `--network none`, `--network host`
-and `--network container:web` (on 28 also a routed-mode network and an IPv6 network, each with
-a published port). Then `netdiag check --all` must report no warning and no error about any
+and `--network container:web` (on 28 also a network in each of the routed, nat-unprotected and
+isolated gateway modes and an IPv6 network; on 20.10 an IPv6 network in the case whose daemon
+has IPv6 and its experimental ip6tables on; each with a published port, but for the isolated
+network). Then `netdiag check --all` must report no warning and no error about any
 namespace of that engine.
 
 The Swarm cases: two independent two-node Swarms on one machine — each with its ingress
@@ -105,11 +107,22 @@ def add_uplink(stack: ExitStack, engine: DockerEngine) -> None:
     sh(f"ip -n {engine.netns} route add default via {UPLINK_NET.format(1).split('/')[0]}")
 
 
-# Only modern engines (28) have these: a network in routed gateway mode (no NAT; its published
-# port is opened at the container's own address) and an IPv6 network (ip6tables, with NAT66 for
-# a ULA prefix, on by default). Each gets a container publishing a port.
-MODERN_NETWORKS = {"routed": ["-o", "com.docker.network.bridge.gateway_mode_ipv4=routed"],
-                   "six": ["--ipv6", "--subnet", "fd00:28::/64"]}
+# Only modern engines (28) have these: a network in each gateway mode other than nat — routed
+# (no NAT; its published port is opened at the container's own address), nat-unprotected (NAT,
+# without the direct-routing protection) and isolated (an internal network whose bridge has no
+# address on the host) — and an IPv6 network (ip6tables, with NAT66 for a ULA prefix, on by
+# default). Each gets a container, publishing a port where the network reaches beyond the host.
+GATEWAY_MODE = "com.docker.network.bridge.gateway_mode_ipv4="
+MODERN_NETWORKS = {"routed": (["-o", f"{GATEWAY_MODE}routed"], True),
+                   "unprot": (["-o", f"{GATEWAY_MODE}nat-unprotected"], True),
+                   "isolated": (["--internal", "-o", f"{GATEWAY_MODE}isolated"], False),
+                   "six": (["--ipv6", "--subnet", "fd00:28::/64"], True)}
+# Docker 20.10's IPv6: the default bridge's prefix and ip6tables, which 20.10 has only as an
+# experimental feature. Given to one case of the matrix (its addressing one), whose engine also
+# gets an IPv6 user network with a published port.
+IPV6_2010 = {"ipv6": True, "fixed-cidr-v6": "fd00:20::/64", "experimental": True,
+             "ip6tables": True}
+IPV6_CASE = "custom-addressing"
 
 
 def typical_workload(engine: DockerEngine) -> None:
@@ -126,11 +139,16 @@ def typical_workload(engine: DockerEngine) -> None:
     engine.docker("run", "-d", "--name", "hostnet", "--network", "host", *IDLE)
     engine.docker("run", "-d", "--name", "sidecar", "--network", "container:web", *IDLE)
     if engine.version != "20.10":
-        for port, (network, options) in enumerate(MODERN_NETWORKS.items(), start=8082):
+        for port, (network, (options, publish)) in enumerate(MODERN_NETWORKS.items(), 8082):
             engine.docker("network", "create", *options, network)
-            engine.docker("run", "-d", "--name", f"web-{network}", "--network", network, "-p",
-                          f"{port}:80", *SERVE)
+            engine.docker("run", "-d", "--name", f"web-{network}", "--network", network,
+                          *(["-p", f"{port}:80"] if publish else []), *SERVE)
             engine.wait_until_serving(f"web-{network}")
+    elif engine.config.get("ip6tables"):
+        engine.docker("network", "create", "--ipv6", "--subnet", "fd00:2010::/64", "six")
+        engine.docker("run", "-d", "--name", "web-six", "--network", "six", "-p", "8082:80",
+                      *SERVE)
+        engine.wait_until_serving("web-six")
     engine.wait_until_serving("web", client="app")
     engine.wait_until_serving("classic")
 
@@ -138,7 +156,10 @@ def typical_workload(engine: DockerEngine) -> None:
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_a_healthy_docker_host_is_quiet(name, docker_version):
     with ExitStack() as stack:
-        engine = DockerEngine(f"h{name[:6]}", config=CONFIGS[name], version=docker_version)
+        config = CONFIGS[name]
+        if docker_version == "20.10" and name == IPV6_CASE:
+            config = {**config, **IPV6_2010}
+        engine = DockerEngine(f"h{name[:6]}", config=config, version=docker_version)
         stack.callback(engine.stop)
         try:
             engine.create_netns()

@@ -9,6 +9,7 @@ or a certificate etcd does not trust fails with one line and exit 3.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,43 @@ def test_plain_http_off_loopback_is_warned_about():
     for quiet in ("http://127.0.0.1:2379", "http://localhost:2379", "https://10.0.0.5:2379",
                   "http://[::1]:2379"):
         assert plain_http_warning(quiet) == "", quiet
+
+
+LAB_ON_TLS = """\
+name: {name}
+hosts: [{{name: h1}}]
+underlay: {{subnet: 198.18.13.0/24, mtu: 1500}}
+networks:
+  - {{name: ovl, driver: overlay, subnet: 10.94.0.0/24}}
+containers:
+  - {{name: c1, host: h1, networks: [ovl]}}
+  - {{name: c2, host: h1, networks: [ovl]}}
+"""
+
+
+def test_a_labs_host_part_and_its_agent_get_in_with_the_files_from_the_command_line(
+        etcd, tmp_path):
+    """`lab up --host` hands its access to the agent it starts (whose endpoints live on the
+    agent's lease: `lab up` waits for it to be alive in etcd), and `lab down --host` uses
+    it to withdraw the host's part."""
+    name = "ndt-tls"
+    topology = tmp_path / "lab.yaml"
+    topology.write_text(LAB_ON_TLS.format(name=name))
+    password = tmp_path / "etcd-password"
+    password.write_text(PASSWORD + "\n")
+    env = access_env(etcd, NETDIAG_ETCD_CACERT="", NETDIAG_ETCD_CERT="", NETDIAG_ETCD_KEY="",
+                     NETDIAG_ETCD_PASSWORD="")
+    files = ["--etcd-cacert", etcd.tls_files["cacert"], "--etcd-cert", etcd.tls_files["cert"],
+             "--etcd-key", etcd.tls_files["key"], "--etcd-password-file", str(password)]
+    try:
+        done = netdiag(etcd, env, "lab", "up", str(topology), "--etcd", URL, "--host", "h1",
+                       *files)
+        assert done.returncode == 0, done.stderr
+        done = netdiag(etcd, env, "net", "--store", URL, *files, "inspect", "ovl")
+        assert done.returncode == 0, done.stderr
+        assert len(json.loads(done.stdout)["endpoints"]) == 2, done.stdout
+    finally:
+        done = netdiag(etcd, env, "lab", "down", name, "--host", "h1", *files)
+    assert done.returncode == 0, done.stderr
+    done = netdiag(etcd, env, "net", "--store", URL, *files, "ls", "--json")
+    assert done.returncode == 0 and "ovl" not in done.stdout, done.stdout

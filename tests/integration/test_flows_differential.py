@@ -21,14 +21,13 @@ import os
 import random
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from netdiag.collect import collect_snapshot, discovery, namespace_refs
 from netdiag.collect.docker import Intent
-from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
+from tests import real_flows
 from tests.conftest import NetnsFactory, sh
 
 OVERLAY_LAB = """
@@ -56,45 +55,6 @@ pytestmark = pytest.mark.integration
 FLOWS = 220
 SEED = 20261202
 PORTS = (80, 9000, 22, 5555)
-
-LISTENER = textwrap.dedent("""
-    import socket, sys, threading
-    def serve(port):
-        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port)); s.listen(64)
-        while True:
-            c, _ = s.accept(); c.close()
-    for p in sys.argv[1:]:
-        threading.Thread(target=serve, args=(int(p),), daemon=True).start()
-    print("ready", flush=True)
-    threading.Event().wait()
-""")
-
-PROBER = textwrap.dedent("""
-    import json, socket, subprocess, sys, threading
-    flows = json.loads(sys.argv[1]); results = {}
-    def run(f):
-        if f["proto"] == "icmp":
-            size = ["-M", "do", "-s", str(f["size"] - 28)] if f["size"] else []
-            done = subprocess.run(["ping", "-n", "-c", "1", "-W", "1", *size, f["dst"]],
-                                  capture_output=True)
-            results[f["id"]] = "ok" if done.returncode == 0 else "fail"
-            return
-        s = socket.socket(); s.settimeout(1.0)
-        try:
-            s.connect((f["dst"], f["port"])); results[f["id"]] = "ok"
-        except ConnectionRefusedError:
-            results[f["id"]] = "refused"
-        except OSError as exc:
-            results[f["id"]] = "timeout" if isinstance(exc, TimeoutError) else f"error {exc.errno}"
-        finally:
-            s.close()
-    threads = [threading.Thread(target=run, args=(f,)) for f in flows]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    print(json.dumps(results))
-""")
-
 
 @pytest.fixture(scope="module")
 def topology():
@@ -206,14 +166,11 @@ def topology():
 
 def start_listeners(names: dict[str, str], listen: dict[str, tuple[int, ...]],
                     servers: list[subprocess.Popen]) -> None:
-    """A LISTENER in each role's namespace on its ports, added to `servers` (ended by the
+    """A LISTENER in each role's namespace on its TCP ports, added to `servers` (ended by the
     caller, by pid) as soon as it started, and ready when this returns."""
     for role, ports in listen.items():
-        server = subprocess.Popen(["ip", "netns", "exec", names[role], sys.executable, "-c",
-                                   LISTENER, *map(str, ports)], stdout=subprocess.PIPE,
-                                  text=True)
-        servers.append(server)
-        assert server.stdout.readline().strip() == "ready"
+        servers.append(real_flows.listen(names[role], tcp=ports))
+
 
 def _snapshot(names: dict[str, str]):
     refs = namespace_refs.resolve_all(list(names.values()))
@@ -242,46 +199,6 @@ def _flows(names: dict[str, str]) -> list[dict]:
     return flows
 
 
-def _real(names: dict[str, str], flows: list[dict]) -> dict[int, str]:
-    results: dict[int, str] = {}
-    by_source: dict[str, list[dict]] = {}
-    for flow in flows:
-        by_source.setdefault(flow["src"], []).append(flow)
-    probes = {source: subprocess.Popen(["ip", "netns", "exec", names[source], sys.executable,
-                                        "-c", PROBER, json.dumps(group)],
-                                       stdout=subprocess.PIPE, text=True)
-              for source, group in by_source.items()}
-    for probe in probes.values():
-        out, _ = probe.communicate(timeout=60)
-        results.update({int(k): v for k, v in json.loads(out).items()})
-    return results
-
-
-def _compare(engine: Engine, ids: dict[str, int], flows: list[dict], real: dict[int, str]
-             ) -> tuple[list[str], dict[str, int], dict[str, int]]:
-    """Each flow simulated and held against its real fate: (the disagreements, the model's
-    dispositions counted, the kernel's outcomes counted), printed for the log."""
-    disagreements: list[str] = []
-    by_disposition: dict[str, int] = {}
-    for flow in flows:
-        packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
-                        flow["port"], size=flow["size"])
-        result = engine.path(ids[flow["src"]], packet)
-        by_disposition[str(result.disposition)] = by_disposition.get(str(result.disposition), 0) + 1
-        if result.delivered != (real[flow["id"]] == "ok"):
-            where = result.forward.drop or (result.reply.drop if result.reply else None)
-            disagreements.append(
-                f"  {flow['src']} → {flow['proto']} {flow['dst']}:{flow['port']} size "
-                f"{flow['size']}: model {result.disposition}"
-                f"{f' ({where.reason})' if where else ''}, kernel {real[flow['id']]}")
-    kernel: dict[str, int] = {}
-    for outcome in real.values():
-        kernel[outcome] = kernel.get(outcome, 0) + 1
-    print(f"\n{len(flows)} flows; model dispositions: {by_disposition}; kernel: {kernel}")
-    print(f"{len(disagreements)} disagreements" + ("".join(f"\n{d}" for d in disagreements)))
-    return disagreements, by_disposition, kernel
-
-
 def test_simulated_flows_agree_with_real_packets(topology):
     names = topology
     snapshot = _snapshot(names)
@@ -289,12 +206,33 @@ def test_simulated_flows_agree_with_real_packets(topology):
            for role, name in names.items()}
     engine = Engine(snapshot)
     flows = _flows(names)
-    real = _real(names, flows)
-    disagreements, by_disposition, kernel = _compare(engine, ids, flows, real)
+    real = real_flows.send(names, flows)
+    disagreements, by_disposition, kernel = real_flows.compare(engine, ids, flows, real)
     agreement = 1 - len(disagreements) / len(flows)
     assert len(by_disposition) >= 5, f"too few kinds of fate to mean much: {by_disposition}"
     assert kernel.get("ok", 0) >= 0.15 * len(flows), f"too few flows get through: {kernel}"
     assert agreement >= 0.99, f"{agreement:.1%} agree:\n" + "\n".join(disagreements)
+
+
+def test_special_destinations_agree_with_the_kernel(topology):
+    """The unspecified address is the sender itself (connect() and ping make 0.0.0.0
+    127.0.0.1), the loopback is local; a multicast group and the limited broadcast are no
+    flow the model follows (unknown), and the kernel delivers no answer to either (echo to
+    them is ignored, ping refuses a broadcast without -b)."""
+    names = topology
+    snapshot = _snapshot(names)
+    ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id
+           for role, name in names.items()}
+    specials = (("0.0.0.0", "tcp", 80), ("0.0.0.0", "icmp", 0), ("127.0.0.1", "tcp", 80),
+                ("0.0.0.0", "tcp", 5555), ("224.0.0.1", "icmp", 0),
+                ("255.255.255.255", "icmp", 0))
+    flows = [{"id": number, "src": role, "dst": dst, "proto": proto, "port": port, "size": 0}
+             for number, (role, (dst, proto, port)) in enumerate(
+                 (role, special) for role in sorted(names) for special in specials)]
+    disagreements, by_disposition, kernel = real_flows.compare(Engine(snapshot), ids, flows,
+                                                     real_flows.send(names, flows))
+    assert not disagreements, "\n".join(disagreements)
+    assert {"delivered", "unknown", "no-listener"} <= set(by_disposition), by_disposition
 
 
 def _path(*args: str) -> tuple[int, dict]:
@@ -402,7 +340,7 @@ def overlay_lab():
     """A netdiag lab: three hosts on a VXLAN overlay (with a VIP service and a published
     port), a bridge network on one of them, host3's underlay link shrunk to 1400 bytes (too
     small for the overlay's full frames) and a firewall DROP in one container."""
-    from netdiag.lab import build
+    from netdiag.lab import build, teardown
     from netdiag.topology import schema
 
     name = f"ndt-ovd{os.getpid() % 1000}"
@@ -411,7 +349,7 @@ def overlay_lab():
     try:
         yield journal
     finally:
-        build.down(name)
+        teardown.down(name)
 
 
 def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_lab):
@@ -444,8 +382,8 @@ def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_
         size = rng.choice((0, 0, 1400)) if proto == "icmp" else 0
         flows.append({"id": number, "src": rng.choice(sources), "dst": dst, "proto": proto,
                       "port": port, "size": size})
-    real = _real(names, flows)
-    disagreements, by_disposition, kernel = _compare(Engine(snapshot), ids, flows, real)
+    real = real_flows.send(names, flows)
+    disagreements, by_disposition, kernel = real_flows.compare(Engine(snapshot), ids, flows, real)
     assert len(by_disposition) >= 3, f"too few kinds of fate to mean much: {by_disposition}"
     assert kernel.get("ok", 0) >= 0.2 * len(flows), f"too few flows get through: {kernel}"
     assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)

@@ -12,7 +12,6 @@ docker-proxy) and the outside — simulated from one snapshot, and sent once for
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
@@ -21,11 +20,10 @@ import pytest
 
 from netdiag import netns
 from netdiag.collect import collect_snapshot, docker, namespace_refs
-from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
+from tests import real_flows
 from tests.conftest import sh
 from tests.docker_engine import IMAGE
-from tests.integration.test_flows_differential import PROBER
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -83,20 +81,6 @@ def _places(engine, outside: str) -> dict[str, str]:
     return places
 
 
-def _real(places: dict[str, str], flows: list[dict]) -> dict[int, str]:
-    results: dict[int, str] = {}
-    groups: dict[str, list[dict]] = {}
-    for flow in flows:
-        groups.setdefault(flow["src"], []).append(flow)
-    probes = [subprocess.Popen(["nsenter", f"--net={places[src]}", sys.executable, "-c",
-                                PROBER, json.dumps(group)], stdout=subprocess.PIPE, text=True)
-              for src, group in groups.items()]
-    for probe in probes:
-        out, _ = probe.communicate(timeout=90)
-        results.update({int(k): v for k, v in json.loads(out).items()})
-    return results
-
-
 def test_simulated_flows_agree_with_real_packets_on_a_docker_host(docker_host):
     engine, outside = docker_host
     places = _places(engine, outside)
@@ -123,22 +107,7 @@ def test_simulated_flows_agree_with_real_packets_on_a_docker_host(docker_host):
             port = rng.choice((80, 80, 22, 5555)) if proto == "tcp" else 0
         flows.append({"id": number, "src": source, "dst": dst, "proto": proto, "port": port,
                       "size": 0})
-    real = _real(places, flows)
-    model = Engine(snapshot)
-    disagreements, dispositions, kernel = [], {}, {}
-    for flow in flows:
-        packet = Packet("", flow["dst"], flow["proto"], 43210 if flow["port"] else 0,
-                        flow["port"])
-        result = model.path(ids[flow["src"]], packet)
-        dispositions[str(result.disposition)] = dispositions.get(str(result.disposition), 0) + 1
-        outcome = real[flow["id"]]
-        kernel[outcome] = kernel.get(outcome, 0) + 1
-        if result.delivered != (outcome == "ok"):
-            drop = result.forward.drop or (result.reply.drop if result.reply else None)
-            disagreements.append(f"  {flow['src']} → {flow['proto']} {flow['dst']}:"
-                                 f"{flow['port']}: model {result.disposition}"
-                                 f"{f' ({drop.reason})' if drop else ''}, kernel {outcome}")
-    print(f"\n{len(flows)} flows; model: {dispositions}; kernel: {kernel}")
-    print(f"{len(disagreements)} disagreements" + "".join(f"\n{d}" for d in disagreements))
+    real = real_flows.send(places, flows, timeout=90)
+    disagreements, _, kernel = real_flows.compare(Engine(snapshot), ids, flows, real)
     assert kernel.get("ok", 0) >= 0.2 * len(flows), kernel
     assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)

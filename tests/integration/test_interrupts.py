@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from netdiag.errors import EXIT_INTERRUPTED
-from netdiag.lab import build
+from netdiag.lab import build, teardown
 from netdiag.topology import journal, plan, schema
 from tests.interrupts import interrupt_at, progress_step
 
@@ -56,7 +56,7 @@ def test_ctrl_c_at_any_step_of_lab_up_rolls_it_back(tmp_path):
             assert namespaces_of(name) == [], run.describe()
             assert name not in journal.names(), run.describe()
     finally:
-        build.down(name)
+        teardown.down(name)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def many_namespaces():
     try:
         yield name
     finally:
-        build.down(name)
+        teardown.down(name)
 
 
 def test_ctrl_c_at_any_point_of_check_all_is_one_line_and_exit_130(many_namespaces):

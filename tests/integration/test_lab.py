@@ -17,7 +17,7 @@ import yaml
 
 from netdiag.collect import collect_snapshot
 from netdiag.collect.discovery import discover
-from netdiag.lab import build
+from netdiag.lab import build, teardown
 from netdiag.lab.from_snapshot import topology_from
 from netdiag.netns import LAB_DIR
 from netdiag.topology import journal, schema
@@ -54,7 +54,7 @@ def lab():
 
     yield up
     for name in names:
-        build.down(name)
+        teardown.down(name)
 
 
 def http_get(netns: str, url: str) -> str:
@@ -83,7 +83,7 @@ def test_bundled_lab_serves_pets_and_leaves_nothing_behind(lab, example, publish
     loud = [f for f in _check_json("--all") if f["severity"] != "info"
             and ({f["namespace"]["id"], *(r["id"] for r in f["related"])} & ours)]
     assert loud == [], loud
-    build.down(j.name)
+    teardown.down(j.name)
     assert leftovers(j.name) == []
     assert all(journal.start_time(pid) == -1 for pid in pids)
 
@@ -99,7 +99,7 @@ def test_a_lab_overlays_namespaces_are_named_after_its_network(lab):
     """The overlay driver's own namespaces (`<host ns>-<n>-<network id>`) carry the lab, the
     host node and the network they serve, and `lab status`/`lab down` count them the same."""
     j = lab(schema.load(EXAMPLES / "pets-overlay.yaml"))
-    nested = build.nested_namespaces(j)
+    nested = teardown.nested_namespaces(j)
     assert len(nested) == 2
     labels = {ref.name: ref.label for ref in discover()}
     assert sorted(labels[name] for name in nested) == [f"{j.name}/host1 network petnet",
@@ -133,13 +133,13 @@ def test_diff_matches_a_rebuilt_labs_namespaces_by_label():
         # handed to the rebuilt ones (the kernel reuses freed numbers).
         held = [os.open(s.ref.path, os.O_RDONLY) for s in before.namespaces]
     finally:
-        build.down(topology.name)
+        teardown.down(topology.name)
     try:
         build.up(topology)
         try:
             after = snapshot()
         finally:
-            build.down(topology.name)
+            teardown.down(topology.name)
     finally:
         for fd in held:
             os.close(fd)
@@ -201,10 +201,10 @@ def test_fifty_up_down_cycles_leave_nothing_behind():
     try:
         for _ in range(50):
             build.up(topology)
-            build.down(name)
+            teardown.down(name)
         assert leftovers(name) == []
     finally:
-        build.down(name)
+        teardown.down(name)
 
 
 def _start_big_lab(tmp_path) -> tuple[str, Path, subprocess.Popen]:
@@ -257,7 +257,7 @@ def test_ctrl_c_during_up_rolls_back_and_says_so(tmp_path):
         assert "Traceback" not in err
         assert leftovers(name) == []
     finally:
-        build.down(name)
+        teardown.down(name)
 
 
 INVALID = {
@@ -382,7 +382,7 @@ def rule_code(name: str) -> str:
 
 
 def _check_lab(j: journal.Journal) -> list[dict]:
-    names = j.namespaces + build.nested_namespaces(j)
+    names = j.namespaces + teardown.nested_namespaces(j)
     args = [a for ns in names for a in ("--ns", ns)]
     done = subprocess.run([*NETDIAG, "check", *args, "--format", "json"], capture_output=True,
                           text=True)

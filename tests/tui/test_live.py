@@ -123,6 +123,10 @@ async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
         await until(pilot, lambda: app.screen.gone)
         assert "GONE" in str(app.screen.query_one("#ns-title").render())
         assert any(row[0] == "lo" for row in _rows(app, "links"))  # the last state stays
+        notice = " ".join(str(app.screen.query_one("#notice").render()).split())
+        assert notice.startswith(f"{a} is gone: its network namespace no longer exists "
+                                 f"(namespace {a} was deleted (ip netns del)). Below is its "
+                                 "last state"), notice
         await pilot.press("p")  # and actions on it are refused, not crashed on
         await until(pilot, lambda: "probes need a live namespace" in said)
         assert isinstance(app.screen, NamespaceScreen)
@@ -141,10 +145,10 @@ async def test_probes_from_the_attached_namespace(netns_factory):
             return "\n".join(line.text for line in panel.lines)
 
         for line, expected in (("ping 10.99.0.2", " 0% packet loss"),
-                               ("tcp 10.99.0.2 81", "tcp 10.99.0.2:81: closed (refused)"),
+                               ("tcp 10.99.0.2:81", "tcp 10.99.0.2:81: closed (refused)"),
                                ("mtu 10.99.0.2", "path MTU to 10.99.0.2: 1400 bytes"),
                                # a name, as the attached namespace resolves it: b's address
-                               (f"tcp {b} 82", "tcp 10.99.0.2:82: closed (refused)")):
+                               (f"tcp {b}:82", "tcp 10.99.0.2:82: closed (refused)")):
             await pilot.press("p")
             await until(pilot, lambda: bool(app.screen.query("#prompt")))
             hint = app.screen.query_one("#prompt").placeholder

@@ -12,7 +12,7 @@ from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.screens.picker import PickerScreen
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import MARK, StateTable
-from tests.tui.conftest import HOST, WEB, run_async, settle
+from tests.tui.conftest import HOST, WEB, run_async, settle, until
 
 SIZE = (80, 24)
 
@@ -23,6 +23,27 @@ def cells(table: DataTable) -> list[list[str]]:
 
 def state_table(app, tab_id: str) -> StateTable:
     return app.screen.query_one(f"#table-{tab_id}", StateTable)
+
+
+async def choose_in_palette(pilot, words: str) -> None:
+    """ctrl+p, type `words`, wait for the palette to offer them first (it searches in the
+    background), enter."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+    await pilot.press(*words)
+    options = app.screen.query_one(OptionList)
+
+    def offered() -> bool:
+        return bool(options.option_count) and words.lower() in \
+            str(options.get_option_at_index(0).prompt).lower()
+    await until(pilot, offered)
+    await pilot.press("enter")
+    await until(pilot, lambda: not isinstance(app.screen, CommandPalette))
+    await settle(pilot)
 
 
 @run_async
@@ -222,6 +243,11 @@ async def test_the_path_view_traces_a_flow_and_marks_the_rule_that_stops_it():
     text, tab, marked = await trace(d.build(), "172.18.0.2:80")
     assert "=> DENIED" in text and tab == "firewall"
     assert [row[3:5] for row in marked] == [["OUTPUT", "1"]]
+    text, _, _ = await trace(d.build(), "172.18.0.2:80 --proto tcp")  # as `netdiag path`
+    assert "=> DENIED" in text
+    text, _, _ = await trace(d.build(), "172.18.0.2:80 udp")  # the one syntax, not another
+    assert "write the protocol as `netdiag path` takes it: 172.18.0.2:80 --proto udp" in \
+        " ".join(text.split())  # the panel wraps it
 
 
 @run_async
@@ -242,3 +268,277 @@ async def test_ctrl_s_saves_the_screenshot_where_it_says_without_a_downloads_fol
     (svg,) = tmp_path.glob("*.svg")
     assert said == [(f"Saved the screenshot as {svg}", "information")], said
     assert svg.read_text().startswith("<svg")
+
+
+@run_async
+async def test_the_picker_counts_what_check_all_reports_and_the_view_shows_them(host_snapshot):
+    """One answer in every view: per namespace, the picker's count is the number of findings
+    `check --all` attributes to it (its own, or naming it as related), and attaching shows
+    that many first, under that count; the findings about namespaces on its paths that
+    `check --ns` adds come after, counted apart. Real rules on the fixture host, whose
+    findings relate several namespaces."""
+    import json
+    import subprocess
+    import sys
+
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.tui.conftest import FIXTURE
+
+    done = subprocess.run([sys.executable, "-m", "netdiag", "check", "--all", "--from",
+                           str(FIXTURE), "--format", "json"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    reported = json.loads(done.stdout)["findings"]
+    assert any(f["related"] for f in reported)  # the case that went wrong
+    expected = {state.ref.id: sum(state.ref.id in {f["namespace"]["id"],
+                                                   *(r["id"] for r in f["related"])}
+                                  for f in reported)
+                for state in host_snapshot.namespaces}
+    app = NetdiagApp(OfflineSource(host_snapshot, check=run_checks))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        picker = app.screen
+        assert picker.counts == expected
+        shown = {row[0]: row[1] for row in cells(picker.query_one("#namespaces", DataTable))}
+        for state in host_snapshot.namespaces:
+            assert shown[state.ref.display] == str(expected[state.ref.id])
+            app.attach(state.ref)
+            await settle(pilot)
+            pane = app.screen.query_one(FindingsPane)
+            assert pane.own == expected[state.ref.id], state.ref.display
+            assert all(state.ref.id in f.involved for f in pane.findings[:pane.own])
+            assert not any(state.ref.id in f.involved for f in pane.findings[pane.own:])
+            title = str(app.screen.query_one("#findings-title").render())
+            assert title.startswith(f"Findings: {pane.own} (" if pane.own else
+                                    "Findings: none"), title
+            await pilot.press("escape")
+            await settle(pilot)
+
+
+@run_async
+async def test_path_verdicts_are_coloured():
+    """DENIED (and the hop's NO-ROUTE…) red, DELIVERED green, in the path panel."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    async def verdict_colours(snapshot, destination: str) -> dict[str, set[str]]:
+        """The colours of the verdict words in the path panel, by line."""
+        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                         attach_to=snapshot.namespace(d.host).ref)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("t", *destination, "enter")
+            await settle(pilot)
+            found = {}
+            for strip in app.screen.query_one("#probes").lines:
+                line = strip.text.strip()
+                if line.startswith(("=>", "forward:")):
+                    found[line.split(" in ")[0]] = {
+                        seg.style.color.name for seg in strip
+                        if seg.style and seg.style.color and seg.text.strip(" :=>")
+                        and seg.text.strip(" :=>") in line.split()[1]}
+            return found
+
+    d = docker_host()
+    assert await verdict_colours(d.build(), "192.168.1.10:8080") == {
+        "=> DELIVERED": {"green"}, "forward: delivered": {"green"}}
+    d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
+    assert await verdict_colours(d.build(), "172.18.0.2:80") == {
+        "=> DENIED": {"red"}, "forward: DENIED": {"red"}}
+
+
+@run_async
+async def test_picker_counts_are_coloured_and_subjects_name_other_namespaces(offline_app):
+    """A count takes its namespace's worst severity's colour; attached to db, the MTU
+    mismatch found in the host says so in its Subject."""
+    app = offline_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#namespaces", DataTable)
+        colours = {str(table.get_row_at(i)[0]): table.get_row_at(i)[1].style
+                   for i in range(table.row_count)}
+        assert colours == {"host": "bold red", "web": "", "db": "yellow", "demo/h1": ""}
+        await pilot.press("slash", *"postgres", "enter", "enter")
+        await settle(pilot)
+        pane = app.screen.query_one(FindingsPane)
+        subjects = {f.code: str(pane.table.get_row_at(i)[2])
+                    for i, f in enumerate(pane.findings)}
+        assert subjects == {"ND201": "host: veth6f5e4d3", "ND401": "db"}
+
+
+@run_async
+async def test_the_detail_gets_the_room_when_a_finding_or_a_path_is_read():
+    """Reading a finding (f) or a path's result (t) shrinks the state tabs to a few rows and
+    gives the rest to the detail; a tab key gives the room back to the tabs."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.update_link(d.host, "br-web", admin_up=False, oper_state="down")
+    d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
+    snapshot = d.build()
+    for size in (SIZE, (160, 45)):
+        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                         attach_to=snapshot.namespace(d.host).ref)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+
+            def height(selector: str, app=app) -> int:
+                widget = app.screen.query_one(selector)
+                return widget.region.height if widget.display else 0
+
+            tabs, evidence = height("#tabs"), height("#evidence")
+            await pilot.press("f")
+            await settle(pilot)
+            assert height("#tabs") <= max(8, size[1] // 3) < tabs
+            assert height("#evidence") >= evidence + tabs - height("#tabs") >= 6
+            await pilot.press("1")
+            await settle(pilot)
+            assert (height("#tabs"), height("#evidence")) == (tabs, evidence)
+            await pilot.press("t", *"172.18.0.2:80", "enter")
+            await settle(pilot)
+            assert height("#tabs") <= max(8, size[1] // 3)
+            assert height("#probes") >= 11 and height("#probes") > height("#tabs")
+            assert app.screen.query_one("#tabs").active == "firewall"
+
+
+@run_async
+async def test_the_command_palette_has_netdiags_commands():
+    """ctrl+p: attach to a namespace by name, trace a path, go to where it stopped, run
+    the checks."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
+    snapshot = d.build()
+    checked: list[frozenset[int]] = []
+
+    def check(snapshot, focus):
+        checked.append(focus)
+        return run_checks(snapshot, focus)
+
+    app = NetdiagApp(OfflineSource(snapshot, check=check))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+
+        async def palette(words: str) -> None:
+            await choose_in_palette(pilot, words)
+
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Run the checks" in titles
+        await palette("attach to web")
+        assert isinstance(app.screen, NamespaceScreen) and app.screen.ref.container == "web"
+        await palette("attach to host")
+        assert app.screen.ref.id == d.host and len(app.screen_stack) == 3  # picker below
+        assert "Go to where the path stopped" not in \
+            [c.title for c in app.get_system_commands(app.screen)]
+        await palette("trace a path")
+        await pilot.press(*"172.18.0.2:80", "enter")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.screen.query_one("#tabs").active == "links"
+        await palette("go to where the path stopped")
+        assert app.screen.query_one("#tabs").active == "firewall"
+        marked = [row[3:5] for row in cells(state_table(app, "firewall").table)
+                  if row[0] == MARK]
+        assert marked == [["OUTPUT", "1"]]
+        before = len(checked)
+        await palette("run the checks")
+        assert checked[before:] == [frozenset({d.host})]
+
+
+class VanishedSource:
+    """A snapshot whose namespaces are gone by the time one is attached (a container removed
+    between the picker's list and the attach)."""
+
+    offline = True
+
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+
+    def discover(self):
+        return [state.ref for state in self.snapshot.namespaces]
+
+    def collect_all(self, refs, cancelled=lambda: False):
+        return self.snapshot
+
+    def collect(self, ref):
+        from netdiag.errors import NamespaceGone
+
+        raise NamespaceGone(f"namespace {ref.display} is gone")
+
+    def check(self, snapshot, focus):
+        return ()
+
+
+@run_async
+async def test_empty_tabs_say_why(offline_app):
+    """web has no firewall: the tab says so; db's IPVS was not read (no IPVS in the kernel):
+    the tab says that; a filter that matches nothing says so too."""
+    app = offline_app(attach=WEB)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        firewall = state_table(app, "firewall")
+        assert not firewall.table.display
+        text = str(firewall.query_one(".placeholder").render())
+        assert text.startswith("No firewall rules here: this namespace has no iptables or")
+        await pilot.press("1", "slash", *"nosuchlink", "enter")
+        await settle(pilot)
+        links = state_table(app, "links")
+        assert str(links.query_one(".placeholder").render()).startswith(
+            "Nothing matches “nosuchlink”")
+        assert not links.table.display
+    app = offline_app(attach=4026532302)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert str(state_table(app, "ipvs").query_one(".placeholder").render()) == \
+            "IPVS not read: kernel has no IPVS"
+
+
+@run_async
+async def test_a_namespace_gone_before_it_was_read_says_so(host_snapshot):
+    """No blank page: the message says what happened and what to do."""
+    web = host_snapshot.namespace(WEB).ref
+    app = NetdiagApp(VanishedSource(host_snapshot), attach_to=web)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.gone
+        notice = app.screen.query_one("#notice")
+        assert notice.display and notice.region.height >= 10
+        assert " ".join(str(notice.render()).split()) == (
+            "web is gone: its network namespace no longer exists (container web stopped or "
+            "was removed). Nothing of it was read before it went. Esc returns to the picker.")
+        assert not app.screen.query_one("#tabs").display
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, PickerScreen)
+
+
+@run_async
+async def test_going_to_where_a_path_stopped_in_another_namespace_attaches_there():
+    """From web, a flow leaves the host by eth0 (beyond what netdiag read): "go to where the
+    path stopped" attaches to the host with eth0 marked; Esc comes back to web."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    snapshot = d.build()
+    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                     attach_to=snapshot.namespace(d.web).ref)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("t", *"192.168.1.50:9999", "enter")
+        await settle(pilot)
+        assert app.screen.ref.id == d.web and app.screen.stop[0].namespace == d.host
+        await choose_in_palette(pilot, "go to where the path stopped")
+        assert app.screen.ref.id == d.host
+        assert app.screen.query_one("#tabs").active == "links"
+        marked = [row[1] for row in cells(state_table(app, "links").table) if row[0] == MARK]
+        assert marked == ["eth0"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen.ref.id == d.web

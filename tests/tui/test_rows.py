@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from netdiag.errors import UsageError
 from netdiag.render import SECTIONS, RenderContext, Row, context, section_for_evidence_kind
+from netdiag.tui import paths
 from netdiag.tui.probes import Probe, parse
 from tests.tui.conftest import HOST, WEB
 
@@ -49,17 +52,52 @@ def test_filter_words_must_all_match():
 @pytest.mark.parametrize("line, probe", [
     ("ping 10.0.0.2", Probe("ping", "10.0.0.2")),
     ("MTU 10.0.0.2", Probe("mtu", "10.0.0.2")),
-    ("tcp db 5432", Probe("tcp", "db", port=5432)),
+    ("tcp db:5432", Probe("tcp", "db", port=5432)),
+    ("tcp [fd00::2]:80", Probe("tcp", "fd00::2", port=80)),
+    ("tcp container:web:80", Probe("tcp", "container:web", port=80)),
     ("dns web.example 127.0.0.11", Probe("dns", "web.example", server="127.0.0.11")),
 ])
 def test_probe_lines(line, probe):
     assert parse(line) == probe
+    assert parse(probe.title) == probe  # shown as it is typed
 
 
-@pytest.mark.parametrize("line", ["", "ping", "tcp db", "tcp db 70000", "trace 1.2.3.4"])
+@pytest.mark.parametrize("line", ["", "ping", "tcp db", "tcp db 5432 6379", "trace 1.2.3.4"])
 def test_bad_probe_lines_say_what_is_expected(line):
-    with pytest.raises(UsageError, match="ping HOST"):
+    with pytest.raises(UsageError, match="ping DST"):
         parse(line)
+
+
+@pytest.mark.parametrize("line, error", [
+    ("tcp db 5432", "write the port as `netdiag path` takes it: tcp db:5432"),
+    ("tcp db:70000", "port 70000 is not between 1 and 65535"),
+])
+def test_a_probe_port_is_written_as_path_takes_it(line, error):
+    with pytest.raises(UsageError, match=re.escape(error)):
+        parse(line)
+
+
+@pytest.mark.parametrize("line, flow", [
+    ("db:6379", ("db", 6379, "tcp")),
+    ("10.0.0.2", ("10.0.0.2", 0, "icmp")),
+    ("10.0.0.2:53 --proto udp", ("10.0.0.2", 53, "udp")),
+    ("10.0.0.2:53 --proto=udp", ("10.0.0.2", 53, "udp")),
+    ("[fd00::2]:80", ("fd00::2", 80, "tcp")),
+])
+def test_path_lines_are_the_clis_destination_and_proto(line, flow):
+    assert paths.parse(line) == flow
+
+
+@pytest.mark.parametrize("line, error", [
+    ("10.0.0.2:53 udp", "write the protocol as `netdiag path` takes it: 10.0.0.2:53 --proto udp"),
+    ("db --proto tcp", "--proto tcp needs a port"),
+    ("db:6379 --proto icmp", "icmp has no port"),
+    ("db:6379 --proto sctp", "expected DST[:PORT] [--proto tcp|udp|icmp]"),
+    ("", "expected DST[:PORT]"),
+])
+def test_bad_path_lines_say_what_is_expected(line, error):
+    with pytest.raises(UsageError, match=re.escape(error)):
+        paths.parse(line)
 
 
 def test_the_docker_tab_shows_what_the_engine_says_about_each_namespace():

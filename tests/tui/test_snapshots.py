@@ -76,3 +76,36 @@ def test_namespace_wide(snap_compare, offline_app):
     with their severities in colour, on a big terminal."""
     assert snap_compare(offline_app(attach=HOST), terminal_size=WIDE,
                         run_before=pressing("f", "down"))
+
+
+def _traced_app():
+    """Attached to a Docker host whose OUTPUT chain drops tcp/80."""
+    from netdiag.tui.app import NetdiagApp
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
+    snapshot = d.build()
+    return NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                      attach_to=snapshot.namespace(d.host).ref)
+
+
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "160x45"])
+def test_path_result(snap_compare, size):
+    """A path's result gets two thirds of the screen, its verdict in red; the rule that
+    stopped it is marked in the Firewall tab above."""
+    assert snap_compare(_traced_app(), terminal_size=size,
+                        run_before=pressing("t", *"172.18.0.2:80", "enter"))
+
+
+def test_empty_firewall_tab(snap_compare, offline_app):
+    assert snap_compare(offline_app(attach=WEB), terminal_size=SIZE, run_before=pressing("7"))
+
+
+def test_gone_before_it_was_read(snap_compare, host_snapshot):
+    from netdiag.tui.app import NetdiagApp
+    from tests.tui.test_pilot import VanishedSource
+
+    app = NetdiagApp(VanishedSource(host_snapshot), attach_to=host_snapshot.namespace(WEB).ref)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_steady)

@@ -57,8 +57,10 @@ def test_without_sys_admin_entering_another_namespace_is_shown_unavailable(netns
     here, there = netns_factory("tmuxa"), netns_factory("tmuxb")
     with tmux_session(_without_sys_admin(here, f"--ns {there}"), (120, 30),
                       "ndt-tui") as terminal:
-        screen = terminal.wait_for("unavailable:")
+        screen = terminal.wait_for("unavailable:", "could not be read")
         assert "shell (entering another namespace needs CAP_SYS_ADMIN)" in screen, screen
-        terminal.keys("s", "2")  # `2` shows the addresses, unless `s` left the app
-        screen = terminal.wait_for("Family", "Scope")  # past the `s`: the app still has keys
+        assert "could not be read: needs CAP_SYS_ADMIN: cannot enter" in \
+            " ".join(screen.split()), screen
+        terminal.keys("s", "?")  # `?` shows the help, unless `s` left the app
+        screen = terminal.wait_for("Attached namespace")  # past the `s`: the app has keys
         assert "exit to return" not in screen  # disabled: it did nothing

@@ -283,3 +283,16 @@ def test_only_namespaces_not_read_at_all_count_as_unread():
     # A namespace removed after it was found is no longer there to check, unless named.
     assert engine.unread(gaps) == (timeout, refused)
     assert engine.unread(gaps, named={3}) == (timeout, refused, gone)
+
+
+def test_a_namespace_that_went_away_while_read_is_a_note_not_a_gap(capsys, tmp_path):
+    """On a busy host containers come and go while `check` reads them: one removed meanwhile
+    is no longer there to check. It is not NOT CHECKED, and `--quiet` stays quiet (cron)."""
+    from netdiag.model import Gap
+
+    gone = Gap("namespace", "gone", "namespace /run/netns/x is gone", namespace=99)
+    path = _with_gaps(tmp_path, gone)
+    code, out, _ = check(capsys, "--from", path)
+    assert code == 0 and "NOT CHECKED" not in out, out
+    assert "note: 1 namespace went away while being read" in out
+    assert check(capsys, "--from", path, "--quiet")[:2] == (0, "")

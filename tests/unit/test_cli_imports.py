@@ -57,3 +57,15 @@ def test_check_help_knows_every_format_without_loading_them():
     from netdiag.checks.output.formats import FORMATS
 
     assert FORMAT_NAMES == tuple(FORMATS)
+
+
+def test_taking_a_lab_down_imports_neither_the_schema_nor_the_drivers():
+    """`lab down` is as fast as `ip netns del` only if it does not first import what a build
+    needs (pydantic's schema, the drivers: ~0.5 s): the teardown reads the journal only."""
+    probe = "import sys, netdiag.lab.teardown; print(sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    modules = done.stdout
+    for heavy in ("'pydantic'", "'netdiag.drivers'", "'netdiag.topology.schema'",
+                  "'netdiag.lab.build'"):
+        assert heavy not in modules, heavy

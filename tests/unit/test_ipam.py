@@ -8,6 +8,7 @@ from netdiag.drivers.ipam import (
     EXHAUSTED,
     GLOBAL_SPACE,
     DefaultIpam,
+    ipv6_companion,
     local_space,
     predefined,
     usable_range,
@@ -115,3 +116,15 @@ def test_static_addresses(ipam):
 def test_bad_requests_are_usage_errors(ipam, subnet, ip_range):
     with pytest.raises(UsageError):
         ipam.request_pool(SPACE, subnet=subnet, ip_range=ip_range)
+
+
+def test_dual_stack_ipv6_address_has_the_host_number_of_the_ipv4_one():
+    assert ipv6_companion("172.28.0.0/24", "172.28.0.1", "fd00:28::/64") == "fd00:28::1/64"
+    assert ipv6_companion("172.28.0.0/24", "172.28.0.254", "fd00:28::/120") == "fd00:28::fe/120"
+    assert ipv6_companion("10.1.0.0/16", "10.1.2.3", "fd00:1::/64") == "fd00:1::203/64"
+
+
+@pytest.mark.parametrize("subnet6", ["fd00:28::/121", "172.29.0.0/24", "fd00:28::1/64"])
+def test_dual_stack_ipv6_subnet_must_be_ipv6_and_hold_the_ipv4_host_numbers(subnet6):
+    with pytest.raises(UsageError):
+        ipv6_companion("172.28.0.0/24", "172.28.0.2", subnet6)

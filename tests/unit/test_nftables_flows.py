@@ -116,6 +116,28 @@ def test_other_statements():
         verdict("input", 33)
 
 
+def test_th_reads_the_raw_transport_header_of_any_protocol():
+    ping = Packet("10.0.0.5", "10.0.0.1", "icmp")
+    assert kind("more", 0) == "accept"  # kube-proxy's `l4proto . th dport` vmaps
+    assert kind("more", 0, ping) is None  # no element is icmp: the checksum decides nothing
+    assert kind("more", 0, replace(TCP, proto="udp")) is None
+    with pytest.raises(nftables.Unmodelled, match="th dport of an icmp packet"):
+        verdict("more", 1, ping)  # where only the checksum decides
+    assert kind("more", 2, ping) == "accept"  # th sport: type 8, code 0
+
+
+def test_verdict_maps_keyed_by_numgen():
+    assert verdict("more", 3) == ("jump", TCP, "")  # one element: certain
+    outcome, _, note = verdict("more", 4)
+    assert outcome == "jump" and "one of 2 by numgen: following the first" in note
+
+
+def test_ct_state_in_a_set_or_a_map_is_one_of_its_elements():
+    assert kind("more", 5) is None and kind("more", 5, REPLY) == "accept"  # Arch's default
+    assert kind("more", 6) is None and kind("more", 6, REPLY) == "accept"  # the nft wiki's
+    assert kind("more", 6, hook="PREROUTING", priority=-300) == "drop"  # invalid
+
+
 def test_nat_with_maps_ranges_and_numgen():
     out = replace(PLACE, in_if="", out_if="eth0", out_address="192.0.2.200")
     assert verdict("pre", 0, replace(TCP, dport=8080))[1].dst == "10.0.0.2"

@@ -1,5 +1,5 @@
-"""`netdiag path SRC DST`: how DST is read (netdiag/flows/names.py), and the answer for an
-IPv6 destination until the flow engine models IPv6 (issue 29: "cannot resolve 'fd00:'")."""
+"""`netdiag path SRC DST`: how DST is read (netdiag/flows/names.py), and an IPv6 destination
+walked (issue 29: "cannot resolve 'fd00:'")."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ from netdiag.cli import main
 from netdiag.errors import UsageError
 from netdiag.flows import names
 from netdiag.flows.packet import Packet
-from netdiag.flows.walk import IPV6_NOT_MODELLED, Engine
+from netdiag.flows.walk import Engine
 from netdiag.model.serialize import save
 from netdiag.probe.path import refusal
+from tests.fixtures.dual_stack import dual_stack_host
 from tests.fixtures.scenarios import docker_host
+
+
+@pytest.fixture
+def dual_stack():
+    d = dual_stack_host()
+    return d, d.build()
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -69,35 +76,59 @@ def test_an_ipv6_address_resolves_to_itself():
         names.resolve(snapshot, d.web, "nowhere")
 
 
-def test_an_ipv6_flow_is_unknown_saying_why():
-    d = docker_host()
-    engine = Engine(d.build())
-    for dst in ("fd00::2", "fe80::1%eth0"):
-        result = engine.path(d.web, Packet("", dst, "tcp", 43210, 80))
-        assert result.disposition == "unknown" and not result.delivered
-        assert result.forward.drop.reason == IPV6_NOT_MODELLED
-        assert result.forward.drop.cause == "unmodelled" and result.reply is None
-        assert refusal(d.build(), result).startswith(IPV6_NOT_MODELLED)  # nothing to probe
-    arriving = engine.arriving(d.host, "eth0", Packet("2001:db8::9", "fd00::2", "tcp", 1, 80))
-    assert arriving.disposition == "unknown"
-    assert arriving.forward.drop.reason == IPV6_NOT_MODELLED
+def test_an_ipv6_flow_is_walked(dual_stack):
+    d, snapshot = dual_stack
+    engine = Engine(snapshot)
+    result = engine.path(d.web, Packet("", "fd00:18::1", "tcp", 43210, 22))
+    assert result.delivered, result.forward.drop
+    assert result.flow.packet.src == "fd00:18::2"  # the global address, not the link-local one
+    out = engine.path(d.web, Packet("", "2001:db8:99::9", "tcp", 43210, 443))
+    assert out.leaves_and_returns, out.forward.drop  # NAT66 out of eth0, and back
+    (kind, _, after), = out.forward.translations
+    assert (kind, after.src) == ("snat", "2001:db8::10")
+    assert refusal(snapshot, result) == ""  # a model verdict to hold against the kernel
 
 
-@pytest.mark.parametrize("dst", ["fd00::2", "[fd00::2]:80", "fe80::1%eth0"])
-def test_the_path_command_answers_ipv6_in_one_line(tmp_path, capsys, dst):
+@pytest.mark.parametrize("dst", ["fd00:18::1", "[fd00:18::1]:22"])
+def test_the_path_command_walks_ipv6(tmp_path, capsys, dual_stack, dst):
     saved = tmp_path / "host.json"
-    save(docker_host().build(), saved)
-    assert main(["path", "web", dst, "--from", str(saved)]) == 1  # as for any unknown
+    save(dual_stack[1], saved)
+    args = ["path", "web", dst, "--from", str(saved)]
+    assert main(args + ([] if "]:" in dst else ["--port", "22"])) == 0
     captured = capsys.readouterr()
-    assert "cannot resolve" not in captured.err and captured.err == ""
-    verdicts = [line for line in captured.out.splitlines() if line.startswith("forward:")]
-    assert verdicts == [f"forward: UNKNOWN in web at the flow model: {IPV6_NOT_MODELLED}"]
-    assert captured.out.rstrip().endswith("=> UNKNOWN")
-    assert main(["path", "web", dst, "--from", str(saved), "--format", "json"]) == 1
+    assert captured.err == "" and captured.out.rstrip().endswith("=> DELIVERED"), captured.out
+    assert main(args + ["--format", "json"] + ([] if "]:" in dst else ["--port", "22"])) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["disposition"] == "unknown" and report["hops"] == []
-    assert report["drop"]["reason"] == IPV6_NOT_MODELLED
-    assert report["flow"]["dst"] == names.split_port(dst)[0]
+    assert report["disposition"] == "delivered"
+    assert report["flow"]["dst"] == "fd00:18::1"
+
+
+def test_a_name_is_its_ipv6_address_with_minus_6(tmp_path, capsys, dual_stack):
+    d, snapshot = dual_stack
+    assert names.resolve(snapshot, d.web, "host", 6) == ("2001:db8::10", "namespace host")
+    assert names.resolve(snapshot, d.web, "host") == ("192.168.1.10", "namespace host")
+    saved = tmp_path / "host.json"
+    save(snapshot, saved)
+    assert main(["path", "web", "host:22", "-6", "--from", str(saved), "--format",
+                 "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["flow"]["dst"] == "2001:db8::10" and report["disposition"] == "delivered"
+    assert main(["path", "web", "host", "-6", "--size", "40", "--from", str(saved)]) == 2
+    assert "an IPv6 icmp packet is 48 to 65535 bytes" in capsys.readouterr().err
+
+
+def test_a_name_with_only_an_ipv6_address_is_that_address():
+    d = dual_stack_host()
+    only6 = d.builder.container("only6")
+    d.builder.veth(only6, "eth0", d.host, "veth9", address="fd00:18::3/64",
+                   peer_master="br-web")
+    only4 = d.builder.container("only4")
+    d.builder.veth(only4, "eth0", d.host, "veth8", address="172.18.0.4/16",
+                   peer_master="br-web")
+    snapshot = d.build()
+    assert names.resolve(snapshot, d.web, "only6") == ("fd00:18::3", "namespace only6")
+    with pytest.raises(UsageError, match="only4 has no IPv6 address to send to"):
+        names.resolve(snapshot, d.web, "only4", 6)
 
 
 def test_the_path_command_refuses_a_mistyped_ipv6_address_in_one_line(tmp_path, capsys):

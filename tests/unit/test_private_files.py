@@ -9,7 +9,7 @@ import pytest
 from netdiag import private_files
 from netdiag.cli import main
 from netdiag.drivers.plugin import _Handler, _Server
-from netdiag.lab import build
+from netdiag.lab import teardown
 from netdiag.lab.from_snapshot import write_topology
 from netdiag.model.serialize import save
 from netdiag.store import SqliteStore
@@ -70,8 +70,8 @@ def test_an_existing_wider_store_file_is_narrowed(tmp_path):
 def test_a_lab_journal_and_the_lab_folder_are_root_only(tmp_path, monkeypatch):
     labs = tmp_path / "run" / "netdiag" / "labs"
     monkeypatch.setattr(journal, "LAB_DIR", labs)
-    monkeypatch.setattr(build, "LAB_DIR", labs)
-    with build.underlay_lock():
+    monkeypatch.setattr(teardown, "LAB_DIR", labs)
+    with teardown.underlay_lock():
         pass
     journal.Journal(name="demo").save()
     assert mode(labs / "demo.json") == 0o600

@@ -71,3 +71,49 @@ def test_summary_says_what_was_left_out():
     assert lines[0].startswith("probed: nothing")
     assert any(line.startswith("not probed: 2 targets outside") for line in lines)
     assert any(OUTSIDE_RESOLVER in line for line in lines)
+
+
+def _routed() -> tuple[SnapshotBuilder, dict[str, int]]:
+    """a ─ r ─ c, where r routes between 10.1.0.0/24 and 10.3.0.0/24 only; `far` (10.2.0.5)
+    lies beyond r, which has no route onward; `twin` repeats c's address on a segment of its
+    own (another engine's container). Made in this order, so the snapshot lists the far ones
+    first."""
+    b = SnapshotBuilder()
+    ns = {name: b.namespace(name) for name in ("far", "twin", "c", "r", "a")}
+    b.link(ns["far"], "eth0").address(ns["far"], "eth0", "10.2.0.5/24")
+    b.link(ns["twin"], "eth0").address(ns["twin"], "eth0", "10.3.0.2/24")
+    b.veth(ns["a"], "eth0", ns["r"], "eth0", address="10.1.0.2/24")
+    b.address(ns["r"], "eth0", "10.1.0.1/24")
+    b.veth(ns["c"], "eth0", ns["r"], "eth1", address="10.3.0.2/24")
+    b.address(ns["r"], "eth1", "10.3.0.1/24")
+    b.route(ns["a"], "default", gateway="10.1.0.1", dev="eth0")
+    b.route(ns["c"], "default", gateway="10.3.0.1", dev="eth0")
+    return b, ns
+
+
+def test_sweeps_go_only_where_the_routes_on_the_way_lead():
+    """Issue 31: `check --ns X --probe` swept toward addresses behind a router with no route
+    onward and toward other engines' containers that repeat a neighbour's address."""
+    b, ns = _routed()
+    sweeps = [(t.namespace, t.address) for t in plan(b.build(), focus={ns["a"]}).tasks
+              if t.kind == "path_mtu"]
+    assert sweeps == [(ns["a"], "10.1.0.1"), (ns["a"], "10.3.0.2")]  # r, then c beyond it
+
+
+def test_sweeps_start_with_the_nearest_namespaces():
+    b, ns = _routed()
+    sweeps = [(t.namespace, t.address) for t in plan(b.build(), focus={ns["a"]},
+                                                     max_paths=1).tasks]
+    assert sweeps == [(ns["a"], "10.1.0.1")]  # the router next door, not c behind it
+
+
+def test_the_summary_names_the_nearest_targets_first():
+    b, ns = _routed()
+    for index in range(9):  # more namespaces beyond r than the summary names
+        far = b.namespace(f"n{index}")
+        b.veth(far, "eth0", ns["r"], f"to{index}", address=f"10.0.{index}.2/24")
+        b.address(ns["r"], f"to{index}", f"10.0.{index}.1/24")
+    planned = plan(b.build(), focus={ns["a"]})
+    line = summary(planned, Probes())[0]
+    assert "to 11 targets (10.1.0.1, 10.3.0.2, 10.0.0.2, " in line, line  # not sorted by text
+    assert line.endswith(", …); 0 failed"), line

@@ -10,7 +10,9 @@ What it finds
     port 53. With `check --probe`, also a server that did not answer a real query. A
     namespace that has neither its own resolv.conf nor a process (it only shows the host's
     file, and nothing in it resolves names) is not judged, nor are outside nameservers of a
-    namespace that has only loopback (Docker's `--network none` copies the host's file).
+    namespace that has only loopback (Docker's `--network none` copies the host's file) or
+    whose container is on internal networks only (Podman lists the host's nameservers after
+    its aardvark-dns even there).
 
 Why it matters
     Name resolution is the first thing every client does, and its failure looks like "the
@@ -61,10 +63,11 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topology = index(snapshot)
     gaps = {(gap.namespace, gap.collector) for gap in snapshot.gaps}
     probes = {(p.namespace, p.server): p for p in (snapshot.probes.dns if snapshot.probes else ())}
+    internal = _on_internal_networks_only(snapshot)
     for state in snapshot.namespaces:
         if not has_own_resolv_conf(state):
             continue
-        cut_off = _loopback_only(state)
+        cut_off = _loopback_only(state) or state.ref.id in internal
         for server in state.dns.nameservers[:MAX_NAMESERVERS]:
             if cut_off and not server.startswith("127."):
                 continue
@@ -91,6 +94,19 @@ def _loopback_only(state: NamespaceState) -> bool:
     """A namespace cut off on purpose (Docker's `--network none`): Docker still copies the
     host's nameservers into its resolv.conf, but nothing outside is meant to be reachable."""
     return all(link.kind == "loopback" for link in state.links)
+
+
+def _on_internal_networks_only(snapshot: Snapshot) -> set[int]:
+    """The namespaces of running containers whose every network is internal (`--internal`):
+    cut off from outside on purpose, by the engine's intent."""
+    found = set()
+    for engine in snapshot.docker:
+        internal = {n.name for n in engine.networks if n.internal}
+        for container in engine.containers:
+            if container.running and container.netns and container.endpoints and all(
+                    e.network in internal for e in container.endpoints):
+                found.add(container.netns)
+    return found
 
 
 def _static_problem(topology: SnapshotIndex, state: NamespaceState, server: str,

@@ -9,6 +9,10 @@ What it finds
     mtu-mismatch: Docker 20.10 sets the network's MTU on the veths, not on the bridge, whose
     own MTU then follows its ports.
 
+    Docker versions: every layout alike (20.10, 28, 29's nftables backend): it reads links
+    and addresses, never the firewall. A network in Docker 28's `isolated` gateway mode has
+    no gateway address on its bridge by design and is not asked for one.
+
 Why it matters
     The bridge is the containers' default gateway and their switch. Without its address
     nothing leaves the network (no ARP answer for the gateway); down, containers on it cannot
@@ -74,6 +78,8 @@ def _bridge(engine: DockerEngine, host: NamespaceState, network: DockerNetwork
                             "reach each other or leave the network",
             evidence=[said, Evidence(f"{name} is DOWN", ns_id, "link", name)],
             repair=Repair(f"Set {name} up", Safety.SAFE, (SetLinkUp(ns_id, name),)))
+    if intent.gateway_mode(network) == "isolated":
+        return  # Docker gives the bridge no address in this mode: there is no gateway to hold
     held = {a.address for a in host.addresses if a.ifname == name}
     for ipam in network.ipam:
         if not ipam.gateway or ipaddress.ip_address(ipam.gateway).version != 4 or \

@@ -8,6 +8,9 @@ What it finds
     because X was restarted (or re-created) and got a new one while the container stayed in
     the old, empty namespace.
 
+    Docker versions: every layout alike (20.10, 28, 29's nftables backend): it reads links,
+    addresses and bridge ports, never the firewall.
+
 Why it matters
     `docker inspect` shows an address and a network the container cannot use: its packets go
     nowhere (a veth taken off the bridge by a network manager, an address flushed by a

@@ -12,6 +12,11 @@ What it finds
       `com.docker.network.bridge.enable_icc=false`, which the daemon's `icc: false` sets on
       the default bridge only): no `-A FORWARD -i BRIDGE -o BRIDGE -j DROP`.
 
+    Docker versions: 20.10's layout and 28's (the masquerade in nat POSTROUTING and the icc
+    DROP naming the bridge on both sides, wherever in the filter table Docker puts it), with
+    27+'s gateway modes. Docker 29's nftables backend (a `docker-bridges` table in the
+    namespace) is not judged: the rule stands aside there.
+
 Why it matters
     Without the masquerade rule, containers' packets leave the host with their private
     source address and the answers never find their way back: "no internet in containers"
@@ -50,8 +55,9 @@ RULE = Rule(code="ND811", name="docker-network-rules-missing", severity=Severity
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     for engine, host in intent.engines(snapshot):
-        if not engine.daemon.iptables or not host.firewall.iptables_rules:
-            continue  # Docker writes none, or the firewall was not read
+        if not engine.daemon.iptables or not host.firewall.iptables_rules or \
+                intent.nftables_backend(host):
+            continue  # Docker writes none (or writes nftables), or the firewall was not read
         for network in intent.bridge_networks(engine):
             yield from _masquerade(engine, host, network)
             yield from _icc(engine, host, network)

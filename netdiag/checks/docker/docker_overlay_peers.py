@@ -16,6 +16,9 @@ What it finds
     * an endpoint whose forwarding entry points at another node than the one it runs on:
       its traffic goes to a VTEP that drops it (the endpoint moved, the entry stayed).
 
+    Docker versions: every layout alike (Swarms of 20.10 and of 28): it reads the VXLAN
+    device's forwarding and neighbour entries, never the firewall.
+
 Why it matters
     Docker programs one permanent FDB and neighbour entry per remote endpoint and never ages
     them. An entry for a VTEP that is gone sends that container's traffic into the void; a

@@ -9,6 +9,10 @@ What it finds
       namespace (the nat table was flushed: a firewall reload, `iptables -t nat -F`), or whose
       DNAT leads to another address than the container's.
 
+    Docker versions: 20.10's and 28's DNAT rules in the nat table's DOCKER chain (IPv4).
+    With Docker 29's nftables backend (a `docker-bridges` table in the namespace) only the
+    container that could not start is judged: its nftables maps are not read for the DNAT.
+
 Why it matters
     Clients get "connection refused" or time out on the published port, while `docker ps`
     shows the mapping as if it worked. With the userland proxy on, connections from outside
@@ -44,7 +48,6 @@ RULE = Rule(code="ND311", name="docker-port-unpublished", severity=Severity.ERRO
                     "could not start because the port was taken")
 
 PORT_TAKEN = ("port is already allocated", "address already in use")
-WILDCARDS = ("", "0.0.0.0", "::")
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
@@ -57,7 +60,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 continue
             if not container.running:
                 yield from _not_started(engine, host, container, published)
-            else:
+            elif not intent.nftables_backend(host):  # 29's nftables maps are not read here
                 yield from _not_forwarded(engine, host, container, published)
 
 
@@ -122,7 +125,7 @@ def _not_forwarded(engine: DockerEngine, host: NamespaceState, container: Docker
         if ":" in bound.host_ip or not bound.host_port:
             continue  # IPv6 bindings: ip6tables, with or without the proxy; not judged here
         rules = [p for p in published if p.protocol == bound.protocol
-                 and p.port == bound.host_port and _covers(p, bound.host_ip)]
+                 and p.port == bound.host_port and p.covers(bound.host_ip)]
         if any(p.to_address in targets and p.to_port == bound.container_port for p in rules):
             continue
         subject = f"{bound.protocol}/{bound.host_port}"
@@ -164,13 +167,6 @@ def _addresses(engine: DockerEngine, container: DockerContainer) -> set[str]:
         if endpoint.ip and network is not None and network.driver == "bridge":
             found.add(endpoint.ip)
     return found
-
-
-def _covers(publish: Publish, host_ip: str) -> bool:
-    """Whether a DNAT rule's destination match covers a binding's host address."""
-    if publish.destination is None or host_ip in WILDCARDS:
-        return True
-    return publish.destination.value.split("/")[0] == host_ip
 
 
 def _binding(port: DockerPort) -> str:

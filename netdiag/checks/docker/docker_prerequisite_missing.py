@@ -11,6 +11,9 @@ What it finds
       Docker's DROP rule never sees them.
     (IPv4 forwarding, which every Docker host needs, is ip-forward-disabled's.)
 
+    Docker versions: every layout alike (20.10, 28, 29's nftables backend): hairpin mode and
+    `bridge-nf-call-iptables` are kernel settings, whatever writes the rules.
+
 Why it matters
     Without hairpin mode, a container that calls its own service by the host's address and
     published port (a common pattern behind a proxy or with a public DNS name) times out,

@@ -8,7 +8,9 @@ What it finds
     `nat-unprotected`), or, where no engine says so, the same namespace's
     firewall isolates other pairs of its bridge networks with rules written for them (a DROP
     policy alone promises nothing: it also stops traffic into a KVM bridge that Docker never
-    meant to isolate, while containers reach it). The verdict comes from
+    meant to isolate, while containers reach it; nor does Docker 28's `! -i docker0 -o docker0
+    -j DROP`, which names docker0 only — a bridge counts as isolated by such rules when they
+    name it, or Docker's own chains do). The verdict comes from
     walking the filter FORWARD chain (and the chains it jumps to) of both iptables backends for
     a new connection from one bridge's subnet to the other's, as the kernel would; rules that
     match only some traffic (one port, one protocol, one address) decide nothing either way.
@@ -17,6 +19,13 @@ What it finds
     direct-routing protection in the raw table (`-d CONTAINER ! -i br -j DROP` for every
     container of a NAT-mode network), which isolates a network whose every running container
     it covers even when the FORWARD rules are gone.
+
+    Docker versions: 20.10's layout and 28's (the chains above, 27+'s gateway modes, 28's
+    raw-table drops), and native nftables forward hooks — Docker 29's among them — asked
+    through the flow model with probes (TCP and UDP to an unpublished port, an ICMP echo) of
+    a new connection between the bridges; a native drop counts as isolation only where
+    Docker's intent promises it (Docker 29's "unpublished port" drop also stops traffic into
+    its bridges from a KVM bridge, which Docker never meant to isolate).
 
 Why it matters
     Docker promises that containers on different networks cannot talk unless a container is
@@ -39,6 +48,7 @@ Repair
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +57,9 @@ from itertools import combinations
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import AddIptablesRule, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
-from netdiag.flows.netfilter import all_match
+from netdiag.flows import nftables
+from netdiag.flows.netfilter import PacketPlace, all_match
+from netdiag.flows.packet import Packet
 from netdiag.model import IptablesRule, Match, NamespaceState, Snapshot, intent
 from netdiag.model.index import format_network, network_interval
 
@@ -56,14 +68,14 @@ RULE = Rule(code="ND801", name="bridge-isolation-broken", severity=Severity.WARN
 
 _TERMINAL = ("ACCEPT", "DROP", "REJECT")
 _MAX_DEPTH = 32  # iptables refuses loops; this only guards against a damaged snapshot
-# Tables iptables-nft writes into; any other nftables forward hook is native nftables.
-_IPTABLES_NFT_TABLES = (("ip", "filter"), ("ip6", "filter"))
 
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     action: str  # ACCEPT, DROP or REJECT
     because: tuple[IptablesRule, ...]  # the jumps and the rule that decided; () for the policy
+    native: str = ""  # native nftables' verdict: the rule (or policy) that decided it
+    native_policy: bool = False  # ... which is a chain's policy, or no verdict at all
 
     @property
     def isolated(self) -> bool:
@@ -71,10 +83,12 @@ class _Verdict:
 
     @property
     def by_policy(self) -> bool:
-        return not self.because
+        return not self.because and (not self.native or self.native_policy)
 
     def evidence(self, ns_id: int, prefix: str) -> list[Evidence]:
         # Built only for the pairs that are reported: a big host decides N² pairs.
+        if self.native:
+            return [Evidence(f"{prefix} {self.native}", ns_id, "firewall", "nftables forward")]
         if self.by_policy:
             return [Evidence(f"{prefix} filter FORWARD policy {self.action}", ns_id, "firewall",
                              "filter/FORWARD")]
@@ -147,15 +161,17 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     promised = _docker_isolated(snapshot)
     guarded = _raw_guarded(snapshot)
     for state in snapshot.namespaces:
-        if state.sysctl("net.ipv4.ip_forward") == "0" or _native_nft_forward(state):
-            continue  # nothing is forwarded at all / a firewall this rule cannot read
+        if state.sysctl("net.ipv4.ip_forward") == "0":
+            continue  # nothing is forwarded at all
+        native = bool(nftables.base_chains(state, "FORWARD"))
         subnets = _bridge_subnets(state)
         docker = promised.get(state.ref.id, {})
         docker = {name: said for name, said in docker.items() if name in subnets}
-        if len(docker) < 2 and not any(r.table == "filter" and r.target in ("DROP", "REJECT")
-                                       for r in state.firewall.iptables_rules):
+        if len(docker) < 2 and not native and not any(
+                r.table == "filter" and r.target in ("DROP", "REJECT")
+                for r in state.firewall.iptables_rules):
             continue  # no rule that could isolate anything (a DROP policy promises nothing)
-        if len(subnets) < 2 or not state.firewall.iptables_rules:
+        if len(subnets) < 2 or not (state.firewall.iptables_rules or native):
             continue  # no pair, or a firewall that was not read
         yield from _check_namespace(state, subnets, docker, guarded.get(state.ref.id, set()))
 
@@ -198,8 +214,10 @@ def _raw_guarded(snapshot: Snapshot) -> dict[int, set[str]]:
 
 def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, Evidence],
                      guarded: set[str] = frozenset()) -> Iterator[Finding]:
-    backends = [_Backend(state, name)
-                for name in sorted({r.backend for r in state.firewall.iptables_rules})]
+    backends: list = [_Backend(state, name)
+                      for name in sorted({r.backend for r in state.firewall.iptables_rules})]
+    if nftables.base_chains(state, "FORWARD"):
+        backends.append(_Native(state))
     verdicts: dict[tuple[str, str], _Verdict] = {}
     for a in subnets:
         per_backend = [backend.verdicts_from(a, subnets) for backend in backends]
@@ -209,11 +227,15 @@ def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, 
             verdicts[(a, b)] = next((v for v in results if v.isolated), results[0])
     # Only a rule written for a pair of bridges is an isolation policy; a DROP policy also
     # stops traffic into bridges nobody meant to isolate (a KVM bridge next to Docker's).
+    # Native nftables drops are not read as such a policy: Docker 29's "unpublished port"
+    # drop stops everything into its bridge, a KVM bridge's traffic included, while its
+    # containers reach that bridge — only Docker's intent promises isolation there.
     isolated = [pair for pair, verdict in verdicts.items()
-                if verdict.isolated and not verdict.by_policy]
+                if verdict.isolated and not verdict.by_policy and not verdict.native]
     if not isolated and len(docker) < 2:
         return  # this namespace does not isolate its bridges at all: no broken promise
-    managed = {name for pair in isolated for name in pair} | set(docker)
+    managed = (set(docker) | _docker_chain_bridges(state, subnets)
+               | {name for pair in isolated for name in _named(verdicts[pair], subnets)})
     for a, b in combinations(sorted(managed), 2):
         open_ways = [(x, y) for x, y in ((a, b), (b, a))
                      if not verdicts[(x, y)].isolated and y not in guarded]
@@ -243,6 +265,26 @@ def _check_namespace(state: NamespaceState, subnets: Subnets, docker: dict[str, 
                 for x, y in open_ways)))
 
 
+def _named(verdict: _Verdict, subnets: Subnets) -> set[str]:
+    """The bridges the rules that isolated a pair name as such (`-i br-a`, `-o br-b`): the
+    bridges that isolation was written for. A rule like Docker 28's `! -i docker0 -o docker0
+    -j DROP` names docker0 only, so a KVM bridge beside it is not taken for one of them."""
+    return {m.value for rule in verdict.because for m in rule.matches
+            if m.option in ("in-interface", "out-interface") and not m.negated
+            and m.value in subnets}
+
+
+def _docker_chain_bridges(state: NamespaceState, subnets: Subnets) -> set[str]:
+    """The bridges Docker's own chains name (DOCKER-USER is the admin's): Docker's networks,
+    also one whose isolation rule is gone."""
+    return {m.value for rule in state.firewall.iptables_rules
+            if rule.table == "filter" and rule.family == 4 and rule.chain.startswith("DOCKER")
+            and rule.chain != "DOCKER-USER"
+            for m in rule.matches
+            if m.option in ("in-interface", "out-interface") and not m.negated
+            and m.value in subnets}
+
+
 def _bridge_subnets(state: NamespaceState) -> Subnets:
     """bridge name → (first, last, cidr) of its first IPv4 network."""
     bridges = {link.name for link in state.links if link.kind == "bridge"}
@@ -254,9 +296,47 @@ def _bridge_subnets(state: NamespaceState) -> Subnets:
     return subnets
 
 
-def _native_nft_forward(state: NamespaceState) -> bool:
-    return any(chain.hook == "forward" and (chain.family, chain.table) not in _IPTABLES_NFT_TABLES
-               for chain in state.firewall.nft_chains)
+class _Native:
+    """The namespace's native nftables forward chains, asked by the flow model (which runs
+    them as the kernel does) about probes of a new connection from one bridge's network to
+    another's: TCP and UDP to a port nobody publishes (9, discard) and an ICMP echo. All
+    accepted is open; all dropped by one rule is isolation written for it; a mix (a rule for
+    some traffic only) or an expression the model does not follow decides nothing."""
+
+    def __init__(self, state: NamespaceState):
+        self.state = state
+        self.chains = nftables.base_chains(state, "FORWARD")
+        self.tables = nftables.index_tables(state)
+        self.local = frozenset(a.cidr.split("/")[0] for a in state.addresses)
+
+    def verdicts_from(self, source: str, subnets: Subnets) -> dict[str, _Verdict]:
+        return {name: self._verdict(source, name, subnets) for name in subnets
+                if name != source}
+
+    def _verdict(self, source: str, target: str, subnets: Subnets) -> _Verdict:
+        src, dst = (str(ipaddress.IPv4Address(subnets[name][0] + 2)) for name in (source, target))
+        where = PacketPlace(in_if=source, out_if=target, local=self.local)
+        ends = []
+        for proto in ("tcp", "udp", "icmp"):
+            port = 0 if proto == "icmp" else 9
+            packet = Packet(src, dst, proto, 40000 if port else 0, port)
+            end = ("ACCEPT", "")
+            for chain in self.chains:
+                result = nftables.run_chain(self.state, self.tables, chain, "FORWARD", packet,
+                                            where)
+                if result.verdict != nftables.ACCEPT:
+                    end = (result.verdict.upper(), result.where or result.rule)
+                    break
+                packet = result.packet
+            ends.append(end)
+        names = ", ".join(f"{c.family} {c.table} {c.name}" for c in self.chains)
+        if all(action == "ACCEPT" for action, _ in ends):
+            return _Verdict("ACCEPT", (), f"nft forward chains ({names}) accept it")
+        action, where_ = ends[0]
+        if all(end == (action, where_) for end in ends) and action == "DROP":
+            return _Verdict("DROP", (), f"{where_}", native_policy=where_.endswith("policy"))
+        return _Verdict("DROP", (), f"nft forward chains ({names}) pass only some of it",
+                        native_policy=True)
 
 
 # --- matching a rule: True, False, or None (it matches only some such connections) --------

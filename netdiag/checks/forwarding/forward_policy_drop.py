@@ -10,6 +10,18 @@ What it finds
     connections or to published ports), and so does a DROP that names the bridge — that is
     somebody's deliberate policy (Docker's isolation and `--internal` networks). So both
     Docker layouts — classic DOCKER-ISOLATION chains and modern DOCKER-FORWARD — are healthy.
+    The bridges of Podman 4's netavark networks are left to podman-forward-dropped, which
+    knows what Podman meant for them and how netavark restores its rules.
+
+    Docker versions: 20.10's chains (DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, DOCKER) and
+    28's (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, the isolation stages;
+    an `-m set --match-set docker-ext-bridges-v4` counts as a match that may apply).
+    Docker 29's nftables tables have policy accept on their own forward hook: they settle
+    nothing here, and a DROP policy elsewhere (iptables FORWARD, a native forward chain)
+    is judged as above. A native forward chain with policy drop is also run in the flow
+    model on TCP, UDP and ICMP probes, new and established, so that an accept reached
+    through wildcards (`iifname "br-*"`), sets or verdict maps counts, not just a rule
+    whose text names the bridge.
 
 Why it matters
     Docker sets the FORWARD policy to DROP when it has to turn forwarding on. Every bridge
@@ -36,42 +48,27 @@ Repair
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from netdiag.checks import netavark
+from netdiag.checks.forward_walk import OTHER, Direction, WalkEnd, filter_chains, walk
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import AddIptablesRule, ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
-from netdiag.model import IptablesRule, Link, Match, NamespaceState, Snapshot
+from netdiag.flows import nftables
+from netdiag.flows.netfilter import PacketPlace
+from netdiag.flows.packet import Packet
+from netdiag.model import Link, NamespaceState, Snapshot, intent
 from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND502", name="forward-policy-drop", severity=Severity.WARNING,
             summary="FORWARD policy DROP with no accept path for a bridge's traffic")
 
-OTHER = "\0other"  # an interface that is not the bridge: matches no name, only negations
-MAX_DEPTH = 16
-_ENDS = ("ACCEPT", "DROP", "REJECT")
-
-
-@dataclass(frozen=True, slots=True)
-class _Direction:
-    name: str  # "out of br0", "into br0", "between br0's ports"
-    iif: str
-    oif: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Walk:
-    """Where a packet's walk through the chains ended."""
-
-    # accept, handled (a DROP naming the bridge), drop (a blanket DROP), policy, return
-    outcome: str
-    rule: IptablesRule | None = None
-
-
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     topo = index(snapshot)
+    podman = _podman_bridges(snapshot)
     for state in snapshot.namespaces:
         bridges = [link for link in state.links if link.kind == "bridge"
+                   and (state.ref.id, link.name) not in podman
                    and any(p.up for p in topo.bridge_ports(state.ref.id, link.name))]
         if not bridges:
             continue
@@ -83,13 +80,20 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 yield from _check_nft(state, chain, bridge)
 
 
-def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link) -> list[_Direction]:
+def _podman_bridges(snapshot: Snapshot) -> set[tuple[int, str]]:
+    """(namespace, bridge) of netavark's networks on iptables (Podman 4): podman-forward-dropped
+    speaks for them, with netavark's own remedy, and one cause is reported once."""
+    return {(host.ref.id, intent.bridge_name(network))
+            for engine, host in netavark.engines(snapshot) for network in engine.networks}
+
+
+def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link) -> list[Direction]:
     name = bridge.name
-    found = [_Direction(f"out of {name}", name, OTHER), _Direction(f"into {name}", OTHER, name)]
+    found = [Direction(f"out of {name}", name, OTHER), Direction(f"into {name}", OTHER, name)]
     ports = topo.bridge_ports(state.ref.id, name)
     # br_netfilter is built in and on in every new namespace here unless turned off.
     if len(ports) > 1 and state.sysctl("net.bridge.bridge-nf-call-iptables") != "0":
-        found.append(_Direction(f"between {name}'s ports", name, name))
+        found.append(Direction(f"between {name}'s ports", name, name))
     return found
 
 
@@ -104,21 +108,21 @@ def _drop_backends(state: NamespaceState) -> list[str]:
 
 def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, bridge: Link
                     ) -> Iterator[Finding]:
-    chains = _chains(state, backend)
-    blocked: list[tuple[_Direction, _Walk]] = []
+    chains = filter_chains(state, backend)
+    blocked: list[tuple[Direction, WalkEnd]] = []
     for direction in _directions(topo, state, bridge):
-        walk = _walk(chains, "FORWARD", direction, bridge.name, 0)
-        if walk.outcome in ("policy", "drop"):
-            blocked.append((direction, walk))
+        end = walk(chains, "FORWARD", direction, bridge.name)
+        if end.outcome in ("policy", "drop"):
+            blocked.append((direction, end))
     if not blocked:
         return
     ns_id = state.ref.id
     evidence = [Evidence(f"filter FORWARD policy DROP ({backend} backend)", ns_id, "firewall",
                          "filter/FORWARD")]
-    for direction, walk in blocked:
-        where = (f"dropped by {walk.rule.text or walk.rule.chain}" if walk.rule
+    for direction, end in blocked:
+        where = (f"dropped by {end.rule.text or end.rule.chain}" if end.rule
                  else "reaches the policy")
-        key = f"filter/{walk.rule.chain}/{walk.rule.position}" if walk.rule else "filter/FORWARD"
+        key = f"filter/{end.rule.chain}/{end.rule.position}" if end.rule else "filter/FORWARD"
         evidence.append(Evidence(f"traffic {direction.name}: no ACCEPT on its way, {where}",
                                  ns_id, "firewall", key))
     chain = "DOCKER-USER" if "DOCKER-USER" in chains else "FORWARD"
@@ -137,66 +141,6 @@ def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, br
                                      steps))
 
 
-def _chains(state: NamespaceState, backend: str) -> dict[str, list[IptablesRule]]:
-    chains: dict[str, list[IptablesRule]] = {c.name: [] for c in state.firewall.iptables_chains
-                                             if c.backend == backend and c.family == 4
-                                             and c.table == "filter"}
-    for rule in state.firewall.iptables_rules:
-        if rule.backend == backend and rule.family == 4 and rule.table == "filter":
-            chains.setdefault(rule.chain, []).append(rule)
-    for rules in chains.values():
-        rules.sort(key=lambda r: r.position)
-    return chains
-
-
-def _walk(chains: dict[str, list[IptablesRule]], chain: str, packet: _Direction, bridge: str,
-          depth: int) -> _Walk:
-    """Follow `packet` through `chain`; conditional rules may or may not apply."""
-    if depth > MAX_DEPTH:
-        return _Walk("accept")  # a loop: give the benefit of the doubt rather than cry wolf
-    for rule in chains.get(chain, ()):
-        if not _may_match(rule, packet):
-            continue
-        certain = _unconditional(rule)
-        if rule.target == "ACCEPT":
-            return _Walk("accept", rule)
-        if rule.target in ("DROP", "REJECT"):
-            if _names(rule, bridge):
-                return _Walk("handled", rule)
-            if certain:
-                return _Walk("drop", rule)
-        elif rule.target == "RETURN":
-            if certain:
-                return _Walk("return", rule)
-        elif rule.target in chains and rule.target != chain:
-            inner = _walk(chains, rule.target, packet, bridge, depth + 1)
-            if inner.outcome in ("accept", "handled") or (inner.outcome == "drop" and certain):
-                return inner
-    return _Walk("policy" if chain == "FORWARD" else "return")
-
-
-def _interface_matches(match: Match | None, name: str) -> bool:
-    if match is None:
-        return True
-    value = match.value
-    hit = name.startswith(value[:-1]) if value.endswith("+") else name == value
-    return hit != match.negated
-
-
-def _may_match(rule: IptablesRule, packet: _Direction) -> bool:
-    return (_interface_matches(rule.match("in-interface"), packet.iif)
-            and _interface_matches(rule.match("out-interface"), packet.oif))
-
-
-def _unconditional(rule: IptablesRule) -> bool:
-    return all(m.option in ("in-interface", "out-interface") for m in rule.matches)
-
-
-def _names(rule: IptablesRule, bridge: str) -> bool:
-    return any(m.option in ("in-interface", "out-interface") and not m.negated
-               and _interface_matches(m, bridge) for m in rule.matches)
-
-
 # --- native nftables --------------------------------------------------------------------------
 
 
@@ -207,12 +151,33 @@ def _nft_drop_chains(state: NamespaceState):
             and (c.table, c.name) not in xtables]
 
 
+def _nft_may_accept(state: NamespaceState, chain, bridge: Link) -> bool:
+    """Whether the chain, run by the flow model, accepts a probe out of or into the bridge:
+    TCP, UDP or ICMP, new or established — rules that name the bridge through a wildcard, a
+    set or a verdict map count as a path like those that spell it out."""
+    near = next((a.cidr.split("/")[0] for a in state.addresses
+                 if a.ifname == bridge.name and a.family == 4), "192.0.2.1")
+    local = frozenset(a.cidr.split("/")[0] for a in state.addresses)
+    tables = nftables.index_tables(state)
+    for in_if, out_if, src, dst in ((bridge.name, OTHER, near, "198.51.100.1"),
+                                    (OTHER, bridge.name, "198.51.100.1", near)):
+        where = PacketPlace(in_if=in_if, out_if=out_if, local=local)
+        for proto in ("tcp", "udp", "icmp"):
+            port = 0 if proto == "icmp" else 9
+            for ctstate in ("NEW", "ESTABLISHED"):
+                packet = Packet(src, dst, proto, 40000 if port else 0, port, ctstate=ctstate)
+                result = nftables.run_chain(state, tables, chain, "FORWARD", packet, where)
+                if result.verdict == nftables.ACCEPT:
+                    return True
+    return False
+
+
 def _check_nft(state: NamespaceState, chain, bridge: Link) -> Iterator[Finding]:
     quoted = f'"{bridge.name}"'
     mentions = [r for r in state.firewall.nft_rules
                 if r.family == chain.family and r.table == chain.table
                 and (quoted in r.text or f" {bridge.name} " in f" {r.text} ")]
-    if mentions:
+    if mentions or _nft_may_accept(state, chain, bridge):
         return
     ns_id = state.ref.id
     key = f"{chain.family} {chain.table}/{chain.name}"

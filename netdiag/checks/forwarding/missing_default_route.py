@@ -75,9 +75,9 @@ def _routable(state: NamespaceState) -> list[Address]:
 
 
 def _internal_by_intent(snapshot: Snapshot) -> set[tuple[int, str]]:
-    """(namespace, bridge) of the networks Docker's intent says are internal."""
+    """(namespace, bridge) of the networks Docker's or Podman's intent says are internal."""
     return {(host.ref.id, intent.bridge_name(network))
-            for engine, host in intent.engines(snapshot)
+            for engine, host in intent.engines(snapshot, runtime=None)
             for network in intent.bridge_networks(engine) if network.internal}
 
 

@@ -5,10 +5,11 @@ What it finds
     but is operationally down — and, for veths, why: the peer is set down, or the peer is not
     visible at all. A bridge is reported only when some port is up: a bridge without running
     ports (docker0 on a host with no containers) is down by design. Interfaces set down on
-    purpose are not reported, nor is a veth pair still wholly in one namespace whose other end
-    is down with no address and no master: that is an endpoint being made or unmade (Docker
-    and Podman create the pair in the host's namespace, attach one end to the bridge, and only
-    then move the other end into the container), and nothing routes through it yet.
+    purpose are not reported, nor is a bridge port whose veth peer, still in the same
+    namespace, is down with no address and no master: that is an endpoint being made or
+    unmade (Docker and Podman create the pair in the host's namespace, attach one end to the
+    bridge, and only then move the other end into the container), and nothing routes
+    through it yet.
 
 Why it matters
     Routes through a link without carrier are still in the table, so traffic is silently
@@ -69,11 +70,13 @@ def _expected_up(topo: SnapshotIndex, state: NamespaceState, link: Link, with_ad
     return link.name in with_addresses or bool(link.master)
 
 
-def _endpoint_in_the_making(state: NamespaceState, peer_ns: int, peer: Link) -> bool:
+def _endpoint_in_the_making(state: NamespaceState, link: Link, peer_ns: int, peer: Link
+                            ) -> bool:
     """The inner end of a container's veth before it is moved into the container (or after
-    the container is gone): in the same namespace, set down, bare."""
-    return (peer_ns == state.ref.id and not peer.admin_up and not peer.master
-            and not any(a.ifname == peer.name for a in state.addresses))
+    the container is gone): the outer end a bridge port, the inner one beside it, set down,
+    bare."""
+    return (bool(link.master) and peer_ns == state.ref.id and not peer.admin_up
+            and not peer.master and not any(a.ifname == peer.name for a in state.addresses))
 
 
 def _finding(topo: SnapshotIndex, state: NamespaceState, link: Link) -> Finding | None:
@@ -90,7 +93,7 @@ def _finding(topo: SnapshotIndex, state: NamespaceState, link: Link) -> Finding 
                             (ManualStep(f"delete {link.name} and reconnect its container", ns_id),))
             return RULE.finding(state.ref, link.name, message, evidence=evidence, repair=repair)
         peer_ns, peer_link = peer
-        if _endpoint_in_the_making(state, peer_ns, peer_link):
+        if _endpoint_in_the_making(state, link, peer_ns, peer_link):
             return None
         related = (peer_ns,) if peer_ns != ns_id else ()
         peer_ref = topo.ref(peer_ns)

@@ -13,8 +13,8 @@ from netdiag.findings.finding import Finding, Severity
 from netdiag.model import NamespaceRef, NsKind
 from netdiag.terminal import PLAIN, Look
 
-_KIND_WORD = {NsKind.DOCKER: "container", NsKind.LAB: "lab node", NsKind.NAMED: "netns",
-              NsKind.PID: "process"}
+_KIND_WORD = {NsKind.DOCKER: "container", NsKind.PODMAN: "container", NsKind.LAB: "lab node",
+              NsKind.NAMED: "netns", NsKind.PID: "process"}
 
 
 def describe(ref: NamespaceRef) -> str:
@@ -57,7 +57,8 @@ def _finding_lines(finding: Finding, report: Report, look: Look) -> list[str]:
 
 
 def _not_checked_lines(report: Report, look: Look) -> list[str]:
-    gaps = [gap for gap in report.gaps if gap.kind != "feature-missing"]
+    gaps = [gap for gap in report.gaps
+            if gap.kind != "feature-missing" and not _vanished(report, gap)]
     if not gaps and not report.unknown:
         return []
     lines = [look.paint("NOT CHECKED", "warning")]
@@ -72,14 +73,26 @@ def _not_checked_lines(report: Report, look: Look) -> list[str]:
     return lines
 
 
+def _vanished(report: Report, gap) -> bool:
+    """A namespace removed while it was being read (a container that stopped), which the
+    user did not name: there is nothing left to check, and nothing was missed."""
+    return gap.kind == "gone" and gap not in report.unread
+
+
 def _footnotes(report: Report, look: Look) -> list[str]:
-    """What this kernel lacks that a rule would have read here: once each, dimmed, last."""
+    """What this kernel lacks that a rule would have read here: once each, dimmed, last; and
+    how many namespaces went away while they were read."""
     said: dict[str, str] = {}
     for gap in report.gaps:
         if gap.kind == "feature-missing" and gap.collector in report.missed_features:
             said.setdefault(gap.collector, gap.message)
-    return [look.paint(f"note: {message} ({collector} not read)", "dim")
-            for collector, message in said.items()]
+    notes = [look.paint(f"note: {message} ({collector} not read)", "dim")
+             for collector, message in said.items()]
+    vanished = {gap.namespace for gap in report.gaps if _vanished(report, gap)}
+    if vanished:
+        notes.append(look.paint(f"note: {_count(len(vanished), 'namespace')} went away while "
+                                "being read (removed meanwhile)", "dim"))
+    return notes
 
 
 def _summary(report: Report, look: Look) -> str:

@@ -8,7 +8,9 @@ What it finds
       listens on: outside traffic goes to the container, the process only sees local traffic
       (Docker holds its published ports on purpose and does not count: docker-proxy with the
       userland proxy on, dockerd itself — the port reservation — with it off; with Docker's
-      intent, only for the ports its running containers bind);
+      intent, only for the ports its running containers bind; Podman's conmon likewise
+      holds each port its containers publish and is excused the same way — by Podman's
+      intent when its engine is read, by name otherwise);
     * with Docker's intent, a docker-proxy that holds a port no running container of its
       engine binds (warning): a proxy that outlived its container, so the next `docker run -p`
       on that port fails with "port is already allocated";
@@ -21,6 +23,10 @@ What it finds
       first (warning). Docker's `-P` picks host ports from that range.
     Docker's embedded-DNS rules (127.0.0.11) belong to dns-unreachable and are skipped here.
     With `check --probe`, the TCP connects to the port from the namespace are cited.
+
+    Docker versions: DNAT rules of 20.10 and 28 alike (`-A DOCKER ... -j DNAT` in iptables,
+    either backend), docker-proxy and dockerd's port reservation on both. Docker 29's
+    nftables maps are not read: their publications are neither judged nor counted.
 
 Why it matters
     "Bind for 0.0.0.0:8080 failed: port is already allocated" is the loud version. The quiet
@@ -58,15 +64,16 @@ from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import DeleteIptablesRule, ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
 from netdiag.model import Match, NamespaceState, Snapshot, Socket, intent
+from netdiag.model.facts import WILDCARD_ADDRESSES
 from netdiag.model.index import SnapshotIndex, index
 
 RULE = Rule(code="ND301", name="port-contention", severity=Severity.ERROR,
             summary="two sockets or DNAT rules claim one port, or a published port leads nowhere")
 
-WILDCARDS = ("0.0.0.0", "::", "")
-# The engine's own holders of the ports it publishes: the userland proxy, or with the proxy off
-# the daemon itself, which binds each published port to reserve it.
-PORT_KEEPERS = ("docker-proxy", "dockerd")
+# The engine's own holders of the ports it publishes: Docker's userland proxy, or with the proxy
+# off the daemon itself, which binds each published port to reserve it; Podman's conmon, which
+# binds each port its container publishes (to reserve it) and keeps it while the container runs.
+PORT_KEEPERS = ("docker-proxy", "dockerd", "conmon")
 EPHEMERAL_SYSCTL = "net.ipv4.ip_local_port_range"
 
 
@@ -89,9 +96,10 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
 
 
 def _reservations(snapshot: Snapshot) -> dict[int, set[tuple[str, int]]]:
-    """Per engine namespace, the host ports its running containers and services bind."""
+    """Per engine namespace (Docker's and Podman's), the host ports its running containers and
+    services bind."""
     found: dict[int, set[tuple[str, int]]] = defaultdict(set)
-    for engine, host in intent.engines(snapshot):
+    for engine, host in intent.engines(snapshot, runtime=None):
         ports = found[host.ref.id]
         for container in engine.containers:
             if container.running:
@@ -178,8 +186,9 @@ def _clash(a: Socket, b: Socket) -> bool:
     if a.pid is not None and a.pid == b.pid:
         return False
     if a.protocol == "udp":
-        return a.address == b.address and a.address not in WILDCARDS
-    return a.address == b.address or a.address in WILDCARDS or b.address in WILDCARDS
+        return a.address == b.address and a.address not in WILDCARD_ADDRESSES
+    return (a.address == b.address or a.address in WILDCARD_ADDRESSES
+            or b.address in WILDCARD_ADDRESSES)
 
 
 # --- DNAT rules -------------------------------------------------------------------------------
@@ -195,12 +204,12 @@ def _captures(publish: Publish, state: NamespaceState, sock: Socket, reserved: R
         return False
     if _is_reservation(sock, reserved):
         return False
-    if publish.to_port == sock.port and (sock.address in WILDCARDS
+    if publish.to_port == sock.port and (sock.address in WILDCARD_ADDRESSES
                                          or sock.address == publish.to_address) \
             and _local(state, publish.to_address):
         return False  # the DNAT leads to this very socket
     if publish.destination is not None and not publish.destination.negated \
-            and sock.address not in WILDCARDS:
+            and sock.address not in WILDCARD_ADDRESSES:
         return publish.destination.value.split("/")[0] == sock.address
     return True
 
@@ -290,7 +299,7 @@ def _dangling(topo: SnapshotIndex, state: NamespaceState, publishes: list[Publis
             if target is None or target_ns in no_sockets:
                 continue
             if any(s.protocol == publish.protocol and s.port == publish.to_port
-                   and (s.address in WILDCARDS or s.address == publish.to_address)
+                   and (s.address in WILDCARD_ADDRESSES or s.address == publish.to_address)
                    for s in target.sockets):
                 continue
             where = target.ref.display

@@ -5,6 +5,10 @@ the gateway address; each endpoint is a veth pair whose host side (`veth` + 7 he
 the bridge and whose other side becomes eth0, eth1... in the sandbox, with the network MTU on
 both ends, the address, and a default route via the gateway unless the network is internal.
 The firewall is Docker's classic layout (firewall.py); published ports are DNAT rules.
+A dual-stack network (option `subnet6`) gets the same in IPv6, as Docker 28 builds an `--ipv6`
+network: the IPv6 gateway on the bridge, each endpoint an IPv6 address (recorded in its data as
+`ipv6_address`) and default route, IPv6 forwarding on in the host namespace, and the firewall
+rules mirrored in ip6tables (MASQUERADE included: NAT66 for the ULA subnet).
 
 Each operation is a list of named steps, one module per concern (device, addresses,
 forwarding, firewall, verify), run with rollback. Netlink sockets are opened inside the
@@ -31,6 +35,7 @@ from netdiag.drivers.bridge import addresses, forwarding, verify
 from netdiag.drivers.bridge.options import BridgeOptions, parse
 from netdiag.drivers.common import device, firewall, iptables
 from netdiag.drivers.common import ports as published
+from netdiag.drivers.ipam import ipv6_companion
 from netdiag.errors import Conflict
 from netdiag.findings.finding import Finding
 from netdiag.model.docker import docker_mac
@@ -38,6 +43,8 @@ from netdiag.netns import entered
 from netdiag.rtnl_write import Rtnl
 from netdiag.store import Store
 from netdiag.store.records import Endpoint, Network, Scope
+
+IPV6_ADDRESS = "ipv6_address"  # an endpoint's datum: its IPv6 address (CIDR), when dual stack
 
 
 class BridgeDriver:
@@ -56,31 +63,41 @@ class BridgeDriver:
     def create_network(self, network: Network) -> Network:
         opts = options_of(network)
         bridge = bridge_name(network)
-        prefixlen = ipaddress.ip_network(network.subnet).prefixlen
+        families = _families(opts)
+        gateways = _gateways(network, opts)  # a subnet6 too small is refused before building
         with entered(network.host), Rtnl() as rt:
-            drop_policy = not forwarding.ip_forward_enabled()
+            drop_policy = {family: not forwarding.ip_forward_enabled(family)
+                           for family in families}
 
             def firewall_up() -> None:
-                policies = [("filter", "FORWARD", "DROP")] if drop_policy else []
-                rules = firewall.host_rules(opts.hairpin) + _network_rules(network, opts) \
-                    + firewall.jump_rules()
-                iptables.apply_add(firewall.CHAINS, rules, policies)
+                for family in families:
+                    policies = [("filter", "FORWARD", "DROP")] if drop_policy[family] else []
+                    rules = firewall.host_rules(opts.hairpin, family) + [
+                        rule for rule in _network_rules(network, opts) if rule.family == family
+                    ] + firewall.jump_rules(family)
+                    iptables.apply_add(firewall.CHAINS, rules, policies, family)
 
             def forwarding_up() -> None:
-                forwarding.enable_ip_forward()
+                for family in families:
+                    forwarding.enable_ip_forward(family)
                 if opts.hairpin:
                     forwarding.enable_route_localnet(bridge)
+
+            def addresses_up() -> None:
+                index = device.index_of(rt, bridge)
+                for address in gateways:
+                    ip, prefixlen = address.split("/")
+                    addresses.add_address(rt, index, ip, int(prefixlen))
 
             run_steps(f"bridge network {network.name}", [
                 SetupStep("device", lambda: device.create_bridge(rt, bridge, opts.mtu),
                      lambda: device.delete_link(rt, bridge)),
-                SetupStep("addresses", lambda: addresses.add_address(
-                    rt, device.index_of(rt, bridge), network.gateway, prefixlen)),
+                SetupStep("addresses", addresses_up),
                 SetupStep("forwarding", forwarding_up),
                 SetupStep("firewall", firewall_up,
                      lambda: iptables.apply_delete(_network_rules(network, opts))),
                 SetupStep("verify",
-                          lambda: verify.bridge_ready(network.host, bridge, network.gateway)),
+                          lambda: verify.bridge_ready(network.host, bridge, gateways)),
             ])
         return network
 
@@ -95,8 +112,13 @@ class BridgeDriver:
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
         # Names and MAC only: the veth pair is made at join, when the sandbox is known, so
         # that its container side is born there (one netlink request instead of four).
-        return replace(endpoint, host_ifname="veth" + endpoint.id[:7],
-                       mac=docker_mac(endpoint.ip))
+        endpoint = replace(endpoint, host_ifname="veth" + endpoint.id[:7],
+                           mac=docker_mac(endpoint.ip))
+        subnet6 = options_of(network).subnet6
+        if subnet6:
+            address6 = ipv6_companion(network.subnet, endpoint.ip, subnet6)
+            endpoint = replace(endpoint, data=(*endpoint.data, (IPV6_ADDRESS, address6)))
+        return endpoint
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         with entered(network.host), Rtnl() as rt:
@@ -119,8 +141,14 @@ class BridgeDriver:
                 device.loopback_up(rt)  # Docker's sandbox does this for every container
                 index = device.up(rt, ifname)
                 addresses.add_address(rt, index, endpoint.ip, prefixlen)
+                address6 = endpoint.datum(IPV6_ADDRESS)
+                if address6:
+                    ip6, prefixlen6 = address6.split("/")
+                    addresses.add_address(rt, index, ip6, int(prefixlen6))
                 if not opts.internal:
                     _add_gateway_route(rt, index, network.gateway)
+                    if address6:
+                        _add_gateway_route(rt, index, _gateway6(network, opts))
 
         run_steps(f"join {endpoint.name}", [SetupStep("device", plug, unplug),
                                             SetupStep("addresses", configure)])
@@ -174,11 +202,13 @@ class BridgeDriver:
 
     def check(self, network: Network, endpoints: Sequence[Endpoint]) -> Iterator[Finding]:
         opts = options_of(network)
-        rules = _network_rules(network, opts) + firewall.jump_rules() + [
+        rules = _network_rules(network, opts) + [
+            rule for family in _families(opts) for rule in firewall.jump_rules(family)] + [
             rule for ep in endpoints
             for rule in firewall.port_rules(bridge_name(network), ep.ip, ep.ports,
                                             hairpin=opts.hairpin)]
-        return verify.check(network, endpoints, bridge_name(network), opts.mtu, rules)
+        return verify.check(network, endpoints, bridge_name(network), opts.mtu, rules,
+                            _gateways(network, opts))
 
 
 def options_of(network: Network) -> BridgeOptions:
@@ -191,10 +221,27 @@ def bridge_name(network: Network) -> str:
     return parse(dict(network.options)).bridge_name or f"br-{network.id[:12]}"
 
 
+def _families(opts: BridgeOptions) -> tuple[int, ...]:
+    return (4, 6) if opts.subnet6 else (4,)
+
+
+def _gateway6(network: Network, opts: BridgeOptions) -> str:
+    return ipv6_companion(network.subnet, network.gateway, opts.subnet6).split("/")[0]
+
+
+def _gateways(network: Network, opts: BridgeOptions) -> list[str]:
+    """The bridge's addresses (CIDR): the IPv4 gateway, and the IPv6 one when dual stack."""
+    found = [f"{network.gateway}/{ipaddress.ip_network(network.subnet).prefixlen}"]
+    if opts.subnet6:
+        found.append(ipv6_companion(network.subnet, network.gateway, opts.subnet6))
+    return found
+
+
 def _network_rules(network: Network, opts: BridgeOptions) -> list[iptables.FwRule]:
-    return firewall.network_rules(bridge_name(network), network.subnet, icc=opts.icc,
-                                  masquerade=opts.masquerade, internal=opts.internal,
-                                  hairpin=opts.hairpin)
+    return [rule for subnet in (network.subnet, opts.subnet6) if subnet
+            for rule in firewall.network_rules(bridge_name(network), subnet, icc=opts.icc,
+                                               masquerade=opts.masquerade,
+                                               internal=opts.internal, hairpin=opts.hairpin)]
 
 
 def _add_gateway_route(rt: Rtnl, index: int, gateway: str) -> None:

@@ -24,11 +24,12 @@ from netdiag.netns import entered
 from netdiag.store.records import Endpoint, Network
 
 
-def bridge_ready(host: str, bridge: str, gateway: str) -> None:
-    """The bridge is up and holds the gateway."""
+def bridge_ready(host: str, bridge: str, gateways: Sequence[str]) -> None:
+    """The bridge is up and holds the gateways (CIDR: IPv4's, and IPv6's when dual stack)."""
     links = _links(host)
-    if gateway not in (a.split("/")[0] for a in links.get(bridge, {}).get("addresses", ())):
-        raise DriverError(f"{bridge} has no address {gateway}")
+    for gateway in gateways:
+        if gateway not in links.get(bridge, {}).get("addresses", ()):
+            raise DriverError(f"{bridge} has no address {gateway}")
     if not links[bridge]["up"]:
         raise DriverError(f"{bridge} is not up")
 
@@ -37,26 +38,28 @@ def _links(path: str) -> dict[str, dict]:
     """name → {mtu, up, addresses} of the namespace at `path`."""
     found = state.read(path, state.LINKS_AND_ADDRESSES)
     return {link.name: {"mtu": link.mtu, "up": link.admin_up,
-                        "addresses": [a.cidr for a in state.addresses_of(found, link.name)]}
+                        "addresses": [a.cidr for family in (4, 6)
+                                      for a in state.addresses_of(found, link.name, family)]}
             for link in found.links}
 
 
 def check(network: Network, endpoints: Sequence[Endpoint], bridge: str, mtu: int,
-          rules: Sequence[FwRule]) -> Iterator[Finding]:
+          rules: Sequence[FwRule], gateways: Sequence[str]) -> Iterator[Finding]:
     host = namespace_ref(network.host)
     links = _links(network.host)
     with entered(network.host):
-        saved = iptables.read()
-    prefixlen = network.subnet.split("/")[1]
-    yield from _device(host, links, bridge, mtu, f"{network.gateway}/{prefixlen}",
-                       f"bridge of network {network.name}")
+        saved = {family: iptables.read(family) for family in {r.family for r in rules}}
+    for gateway in gateways:
+        yield from _device(host, links, bridge, mtu, gateway,
+                           f"bridge of network {network.name}")
     for ep in endpoints:
         yield from _device(host, links, ep.host_ifname, mtu, "",
                            f"host side of endpoint {ep.name}")
         if ep.sandbox:
             yield from _sandbox(ep, mtu)
-    for rule in iptables.missing(saved, rules):
-        yield missing_rule(host, network, rule)
+    for family, have in saved.items():
+        for rule in iptables.missing(have, [r for r in rules if r.family == family]):
+            yield missing_rule(host, network, rule)
 
 
 def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
@@ -64,7 +67,9 @@ def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
         return  # reconcile's business: the container is gone, not broken
     ref = namespace_ref(ep.sandbox)
     links = _links(ep.sandbox)
-    yield from _device(ref, links, ep.ifname, mtu, ep.address, f"endpoint {ep.name}")
+    for address in (ep.address, ep.datum("ipv6_address")):
+        if address:
+            yield from _device(ref, links, ep.ifname, mtu, address, f"endpoint {ep.name}")
 
 
 def _device(ref: NamespaceRef, links: dict[str, dict], name: str, mtu: int, address: str,

@@ -7,6 +7,9 @@ RELATED,ESTABLISHED accept, the jump to DOCKER, the outgoing accept and the icc 
 PREROUTING/OUTPUT addrtype jumps to DOCKER, a MASQUERADE per subnet, and per published port a
 DNAT in nat DOCKER, an ACCEPT in filter DOCKER and a hairpin MASQUERADE in POSTROUTING.
 
+A dual-stack network has the same rules again in ip6tables, with its IPv6 subnet (`family=6`):
+Docker since 27 mirrors its IPv4 layout there, MASQUERADE (NAT66) included.
+
 These functions are pure: the same lists drive building (firewall step), tearing down, and
 the driver's check, which reports the rules that are missing.
 """
@@ -14,6 +17,7 @@ the driver's check, which reports the rules that are missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from netdiag.drivers.common.iptables import FwRule, RulePlacement
 from netdiag.store.records import PortBinding
@@ -27,30 +31,38 @@ CHAINS = (("filter", DOCKER), ("filter", STAGE1), ("filter", STAGE2), ("filter",
           ("nat", DOCKER))
 
 
-def host_rules(hairpin: bool) -> list[FwRule]:
+LOOPBACK = {4: "127.0.0.0/8", 6: "::1/128"}
+
+
+def of_family(rules: list[FwRule], family: int) -> list[FwRule]:
+    return rules if family == 4 else [replace(rule, family=family) for rule in rules]
+
+
+def host_rules(hairpin: bool, family: int = 4) -> list[FwRule]:
     """What every Docker host has once, whatever its networks (the daemon's start-up rules)."""
     output = ("-m addrtype --dst-type LOCAL -j DOCKER" if hairpin
-              else "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER")
-    return [
+              else f"! -d {LOOPBACK[family]} -m addrtype --dst-type LOCAL -j DOCKER")
+    return of_family([
         FwRule("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER"),
         FwRule("nat", "OUTPUT", output),
-    ]
+    ], family)
 
 
-def jump_rules() -> list[FwRule]:
+def jump_rules(family: int = 4) -> list[FwRule]:
     """Re-asserted after every network change so that they stay first in FORWARD."""
-    return [
+    return of_family([
         FwRule("filter", "FORWARD", f"-j {STAGE1}", RulePlacement.FIRST),
         FwRule("filter", STAGE1, "-j RETURN"),
         FwRule("filter", STAGE2, "-j RETURN"),
         FwRule("filter", "FORWARD", f"-j {USER}", RulePlacement.FIRST),
         FwRule("filter", USER, "-j RETURN"),
-    ]
+    ], family)
 
 
 def network_rules(bridge: str, subnet: str, *, icc: bool, masquerade: bool, internal: bool,
                   hairpin: bool) -> list[FwRule]:
-    """The rules one bridge network owns (removed with it), in Docker's order."""
+    """The rules one bridge network owns (removed with it), in Docker's order; ip6tables
+    rules when `subnet` is IPv6."""
     if internal:
         rules = [
             FwRule("filter", STAGE1, f"! -d {subnet} -i {bridge} -j DROP", RulePlacement.INSERT),
@@ -81,7 +93,7 @@ def network_rules(bridge: str, subnet: str, *, icc: bool, masquerade: bool, inte
         FwRule("filter", STAGE1, f"-i {bridge} ! -o {bridge} -j {STAGE2}", RulePlacement.INSERT),
         FwRule("filter", STAGE2, f"-o {bridge} -j DROP", RulePlacement.INSERT),
     ]
-    return rules
+    return of_family(rules, 6 if ":" in subnet else 4)
 
 
 def icc_rule(bridge: str, icc: bool) -> FwRule:

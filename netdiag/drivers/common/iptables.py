@@ -10,6 +10,9 @@ as Docker's EnsureJumpRule does. Reading and writing happen under a lock of the 
 (flock on its nsfs file), so two processes changing one namespace's rules do not build batches
 from the same reading (iptables-nft takes no lock of its own).
 
+IPv6 rules are the same mechanism run with ip6tables-save/ip6tables-restore: a rule carries
+its family, and each family is read and written in its own batch.
+
 Every function expects the calling thread to be inside the namespace (netns.entered).
 """
 
@@ -25,6 +28,8 @@ from enum import Enum
 from netdiag import helper
 
 BUILTIN = frozenset({"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"})
+SAVE = {4: "iptables-save", 6: "ip6tables-save"}
+RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
 
 
 class RulePlacement(str, Enum):
@@ -39,6 +44,7 @@ class FwRule:
     chain: str
     spec: str  # the rule after "-A CHAIN ", exactly as iptables-save prints it
     where: RulePlacement = RulePlacement.APPEND
+    family: int = 4  # 6: an ip6tables rule
 
     @property
     def line(self) -> str:
@@ -80,8 +86,8 @@ def parse_save(text: str) -> Saved:
     return Saved(chains, lines, policies)
 
 
-def read() -> Saved:
-    return parse_save(helper.run(["iptables-save"]))
+def read(family: int = 4) -> Saved:
+    return parse_save(helper.run([SAVE[family]]))
 
 
 def batch_add(saved: Saved, chains: Iterable[tuple[str, str]], rules: Sequence[FwRule],
@@ -118,7 +124,7 @@ def batch_delete(saved: Saved, rules: Sequence[FwRule]) -> dict[str, list[str]]:
     return out
 
 
-def restore(batch: dict[str, list[str]]) -> None:
+def restore(batch: dict[str, list[str]], family: int = 4) -> None:
     """Apply a batch in one iptables-restore --noflush run (nothing to do: no run)."""
     sections = [f"*{table}\n" + "\n".join(ops) + "\nCOMMIT\n"
                 for table, ops in batch.items() if ops]
@@ -128,7 +134,7 @@ def restore(batch: dict[str, list[str]]) -> None:
     with tempfile.NamedTemporaryFile("w", prefix="netdiag-bridge-", suffix=".rules") as file:
         file.write("".join(sections))
         file.flush()
-        helper.run(["iptables-restore", "--noflush", file.name])
+        helper.run([RESTORE[family], "--noflush", file.name])
 
 
 @contextmanager
@@ -140,16 +146,20 @@ def _namespace_lock() -> Iterator[None]:
 
 
 def apply_add(chains: Iterable[tuple[str, str]], rules: Sequence[FwRule],
-              policies: Iterable[tuple[str, str, str]] = ()) -> None:
-    """Create what is missing of `chains` and `rules` (and set `policies`), in one batch."""
+              policies: Iterable[tuple[str, str, str]] = (), family: int = 4) -> None:
+    """Create what is missing of `chains` and `rules` (and set `policies`) of one family (all
+    `rules` are of it), in one batch."""
+    assert all(rule.family == family for rule in rules)
     with _namespace_lock():
-        restore(batch_add(read(), chains, rules, policies))
+        restore(batch_add(read(family), chains, rules, policies), family)
 
 
 def apply_delete(rules: Sequence[FwRule]) -> None:
-    """Delete those of `rules` that are present, in one batch."""
+    """Delete those of `rules` that are present, in one batch per family."""
     with _namespace_lock():
-        restore(batch_delete(read(), rules))
+        for family in sorted({rule.family for rule in rules}):
+            mine = [rule for rule in rules if rule.family == family]
+            restore(batch_delete(read(family), mine), family)
 
 
 def missing(saved: Saved, rules: Sequence[FwRule]) -> list[FwRule]:

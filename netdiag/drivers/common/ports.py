@@ -86,11 +86,13 @@ def missing(host: str, network: Network, rules: Sequence[FwRule]) -> Iterator[Fi
 def missing_rule(ref: NamespaceRef, network: Network, rule: FwRule) -> Finding:
     """A driver check's finding: a firewall rule the network needs is not there."""
     position = 1 if rule.where in (RulePlacement.INSERT, RulePlacement.FIRST) else 0
+    tool = "iptables-save" if rule.family == 4 else "ip6tables-save"
     return RULE_MISSING.finding(
         ref, f"{rule.table}/{rule.chain}",
         f"rule missing for network {network.name}: -t {rule.table} {rule.line}",
-        evidence=[Evidence(f"iptables-save -t {rule.table} has no `{rule.line}`", ref.id,
+        evidence=[Evidence(f"{tool} -t {rule.table} has no `{rule.line}`", ref.id,
                            "firewall", f"{rule.table}/{rule.chain}")],
         repair=Repair("re-add the rule", Safety.SAFE,
                       (AddIptablesRule(ref.id, rule.table, rule.chain,
-                                       tuple(shlex.split(rule.spec)), position),)))
+                                       tuple(shlex.split(rule.spec)), position,
+                                       rule.family),)))

@@ -1,9 +1,10 @@
 """Local answers: a DNS query and a sandbox's NameTable → a response, or None to forward.
 
 Behaves like Docker's embedded resolver: A records for known names with TTL 600, shuffled when
-there are several; PTR for known addresses; an empty NOERROR answer for other record types of a
-known name; anything unknown goes upstream. Responses too big for the client's UDP size are
-sent truncated (TC) so the client retries over TCP.
+there are several, and AAAA records the same way for names with IPv6 addresses (endpoints of
+dual-stack networks); PTR for known addresses of both families; an empty NOERROR answer for
+other record types of a known name; anything unknown goes upstream. Responses too big for the
+client's UDP size are sent truncated (TC) so the client retries over TCP.
 """
 
 from __future__ import annotations
@@ -61,13 +62,16 @@ def local_answer(query: dns.message.Message, table: NameTable,
         if not name:
             return None
         return _with_answer(query, question.name, dns.rdatatype.PTR, [name + "."])
-    addresses = list(table.addresses(qname))
-    if not addresses:
+    if not table.knows(qname):
         return None
-    if question.rdtype != dns.rdatatype.A:
-        return _with_answer(query, question.name, question.rdtype, [])  # known name, no data
+    if question.rdtype == dns.rdatatype.A:
+        addresses = list(table.addresses(qname))
+    elif question.rdtype == dns.rdatatype.AAAA:
+        addresses = list(table.addresses6(qname))
+    else:
+        addresses = []  # known name, no data of that type
     (rng or random).shuffle(addresses)
-    return _with_answer(query, question.name, dns.rdatatype.A, addresses)
+    return _with_answer(query, question.name, question.rdtype, addresses)
 
 
 def _with_answer(query: dns.message.Message, qname: dns.name.Name, rdtype: int,

@@ -18,7 +18,8 @@ def _table(tx: Tx, sandbox: str) -> NameTable:
     network_ids = dict.fromkeys(e.network_id for e in tx.endpoints(sandbox=sandbox))
     for network in (n for n in tx.networks() if n.id in network_ids):
         members = tx.endpoints(network.id)
-        endpoints += [NamedEndpoint(network.name, e.name, e.ip, e.aliases)
+        endpoints += [NamedEndpoint(network.name, e.name, e.ip, e.aliases,
+                                    e.datum("ipv6_address").split("/")[0])  # the bridge driver's
                       for e in members if e.address]
         by_id = {e.id: e.ip for e in members}
         services += [NamedService(network.name, s.name,

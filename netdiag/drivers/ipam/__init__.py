@@ -7,6 +7,13 @@ namespace's on-link routes and nameservers, see host.py). Global networks take /
 10.0.0.0/8. Inside a pool the network and broadcast addresses are reserved and allocation is
 lowest free, so the gateway (requested first) gets the first address.
 
+A dual-stack network's IPv6 addresses are not pooled: an endpoint's IPv6 address has the host
+number of its IPv4 one in the network's IPv6 subnet (ipv6_companion), and so has the gateway.
+Both families are handed out lowest free from the same start, so this gives the addresses
+Docker 28's sequential IPv6 allocation gives a network whose IPv4 and IPv6 members are the same
+(gateway ::1, first container ::2); it differs only for fixed IPv6 addresses and gateways,
+which netdiag does not take.
+
 Every request is one store transaction: choosing and recording happen under the write lock,
 so concurrent processes never get the same pool or address. Error wording follows Docker's.
 """
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from netdiag.errors import Conflict, UsageError
 from netdiag.store import Store
@@ -50,6 +57,27 @@ def parse_network(text: str, what: str = "subnet") -> IPv4Network:
     if str(net) != text and "/" in text:
         raise UsageError(f"invalid {what} {text!r}: did you mean {net}?")
     return net
+
+
+def parse_network6(text: str, what: str = "IPv6 subnet") -> IPv6Network:
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise UsageError(f"invalid {what} {text!r}") from None
+    if net.version != 6:
+        raise UsageError(f"{what} {text} is not IPv6")
+    return net
+
+
+def ipv6_companion(subnet4: str, address4: str, subnet6: str) -> str:
+    """The IPv6 address (CIDR) of the endpoint that has `address4` in `subnet4`: the same host
+    number in `subnet6`, which must have at least as many host bits."""
+    net4, net6 = ipaddress.ip_network(subnet4), parse_network6(subnet6)
+    if net6.max_prefixlen - net6.prefixlen < net4.max_prefixlen - net4.prefixlen:
+        raise UsageError(f"IPv6 subnet {subnet6} is smaller than the IPv4 subnet {subnet4}: "
+                         "it needs at least as many host addresses")
+    host = int(ipaddress.ip_address(address4)) - int(net4.network_address)
+    return f"{net6.network_address + host}/{net6.prefixlen}"
 
 
 def usable_range(pool: Pool) -> tuple[int, int]:

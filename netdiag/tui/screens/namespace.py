@@ -25,7 +25,8 @@ from textual.worker import get_current_worker
 from netdiag import capabilities, netns, render, watch
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound, PermissionDenied
 from netdiag.findings.finding import Evidence, Finding
-from netdiag.model import NamespaceRef, NamespaceState, Snapshot
+from netdiag.flows.packet import Disposition
+from netdiag.model import Gap, NamespaceRef, NamespaceState, Snapshot
 from netdiag.probe import report
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import paths, probes
@@ -39,8 +40,9 @@ from netdiag.tui.messages import (
     SnapshotReady,
 )
 from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
+from netdiag.tui.shell import shell_command
 from netdiag.tui.source import apply_repair, export
-from netdiag.tui.widgets.findings import FindingsPane
+from netdiag.tui.widgets.findings import FindingsPane, about
 from netdiag.tui.widgets.state_table import StateTable
 
 TAB_KEYS = "1234567890d"  # the tenth tab is 0, the Docker tab d
@@ -71,6 +73,62 @@ def header_text(state: NamespaceState, findings: Sequence[Finding]) -> Text:
         text.append("no findings", style="green")
     text.append(" · " + " · ".join(parts))
     return text
+
+
+# The colour of a path's verdict: green delivered; yellow where the flow was not refused but
+# found nothing (no listener, no neighbour, not known); red where something refused or lost it.
+VERDICT_STYLE = {Disposition.DELIVERED: "bold green", Disposition.NO_LISTENER: "yellow",
+                 Disposition.NEIGHBOUR_UNREACHABLE: "yellow", Disposition.UNKNOWN: "yellow"}
+
+
+def path_line(line: str) -> Text:
+    """A line of a path's report, its verdict coloured: `=> DENIED` the whole line,
+    `forward: NO-ROUTE in …` / `reply: delivered` the verdict word."""
+    text = Text(line)
+    for disposition in Disposition:
+        for word in (f"=> {disposition.upper()}", f"forward: {disposition.upper()}",
+                     f"reply: {disposition.upper()}", f"forward: {disposition}",
+                     f"reply: {disposition}"):
+            start = line.find(word)
+            if start >= 0 and (len(line) == start + len(word)
+                               or not line[start + len(word)].isalnum()
+                               and line[start + len(word)] != "-"):
+                style = VERDICT_STYLE.get(disposition, "bold red")
+                if word.startswith("=>"):
+                    text.stylize(style)
+                else:
+                    text.stylize(style, start + word.index(":") + 2, start + len(word))
+                return text
+    return text
+
+
+def empty_text(tab: Section, ref: NamespaceRef, gaps: Sequence[Gap]) -> str:
+    """What an empty tab says: why it is empty when netdiag could not read it, else that
+    the namespace has none."""
+    for gap in gaps:
+        if gap.namespace == ref.id and (gap.collector == tab.id
+                                        or gap.collector in tab.evidence_kinds):
+            return f"{tab.title} not read: {gap.message}"
+    if tab.id == "firewall":
+        return ("No firewall rules here: this namespace has no iptables or nftables table, "
+                "so no rule of its own filters, drops or rewrites its packets.")
+    return f"No {tab.title.lower()} in this namespace."
+
+
+def gone_text(ref: NamespaceRef, shown: bool) -> str:
+    """Why a namespace disappeared while attached, in the words of what made it."""
+    if ref.container:
+        why = f"container {ref.container} stopped or was removed"
+    elif ref.lab:
+        why = f"lab {ref.lab} was taken down"
+    elif ref.name:
+        why = f"namespace {ref.name} was deleted (ip netns del)"
+    else:
+        why = "every process in it exited"
+    return (f"{ref.display} is gone: its network namespace no longer exists ({why}).\n"
+            + ("Below is its last state; nothing can be done in it any more. "
+               if shown else "Nothing of it was read before it went. ")
+            + "Esc returns to the picker.")
 
 
 def _unexpected(exc: Exception) -> str:
@@ -106,9 +164,13 @@ class NamespaceScreen(Screen):
     LIVE_ONLY = frozenset({"probe", "shell", "refresh", "repair"})
     OFFLINE_ONLY = frozenset({"plan"})
 
-    def __init__(self, ref: NamespaceRef):
+    def __init__(self, ref: NamespaceRef, stop: tuple[Evidence, ...] = ()):
         super().__init__()
         self.ref = ref
+        # What stopped the last path traced (given: the path that brought us here stopped in
+        # this namespace, shown once it is read).
+        self.stop = stop
+        self._show_stop = bool(stop)
         self.snapshot: Snapshot | None = None
         self.findings: tuple[Finding, ...] = ()
         self.status = "reading…"
@@ -150,6 +212,7 @@ class NamespaceScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="ns-title", classes="title")
         yield Static(id="ns-header")
+        yield Static(id="notice")
         with TabbedContent(id="tabs"):
             for tab in SECTIONS:
                 with TabPane(tab.title, id=tab.id):
@@ -179,7 +242,8 @@ class NamespaceScreen(Screen):
         self.query_one("#ns-title", Static).update(
             f"{self.ref.display} · {self.ref.kind.value} · {self.status}{gap_text}")
         state = self.snapshot.namespace(self.ref.id) if self.snapshot else None
-        header = header_text(state, self.findings) if state is not None else Text()
+        own = about(self.findings, self.ref.id)  # what the picker counted for it
+        header = header_text(state, own) if state is not None else Text()
         if self.unavailable:  # first: why a key in the footer is greyed out
             off = "; ".join(f"{action} ({why})" for action, why in self.unavailable.items())
             header = Text.assemble((f"unavailable: {off}", "dim"), "\n" if header else "",
@@ -218,7 +282,8 @@ class NamespaceScreen(Screen):
             watch.watch(self.ref.path, lambda: self.post_message(KernelChanged()),
                         lambda: worker.is_cancelled or self.gone)
         except Exception as exc:  # noqa: BLE001 - without events the timer still refreshes
-            self.post_message(CollectionFailed(f"no live events: {_unexpected(exc)}"))
+            self.post_message(CollectionFailed(f"no live events: {_unexpected(exc)}",
+                                               read=False))
 
     def on_kernel_changed(self, message: KernelChanged) -> None:
         # A busy namespace (the host's) sends events all the time: read at most every
@@ -241,25 +306,40 @@ class NamespaceScreen(Screen):
         self.status = "offline snapshot" if self.app.source.offline else "live"
         self._show(message.snapshot, message.findings)
         self._title()
+        self._notice("")
         self._collection_done()
 
     def on_collection_failed(self, message: CollectionFailed) -> None:
         self.status = f"read failed: {message.error}"
         self._title()
+        if self.snapshot is None and message.read:  # else the last state stays
+            self._notice(f"{self.ref.display} could not be read: {message.error}\n"
+                         "Ctrl+R tries again; Esc returns to the picker.")
         self._collection_done()
 
     def on_namespace_vanished(self, message: NamespaceVanished) -> None:
         self.gone = True
-        self.status = "GONE (showing its last state)"
+        self.status = "GONE" + (" (showing its last state)" if self.snapshot else "")
         self._title()
+        self._notice(gone_text(self.ref, self.snapshot is not None))
         self._collecting = False
         self.workers.cancel_group(self, "watch")
+
+    def _notice(self, text: str) -> None:
+        """A message above the tabs (`text` empty: none); the whole page while nothing of
+        this namespace was ever read."""
+        self.query_one("#notice", Static).update(text)
+        self.set_class(bool(text), "-notice")
+        self.set_class(bool(text) and self.snapshot is None, "-blank")
 
     def _show(self, snapshot: Snapshot, findings: tuple[Finding, ...]) -> None:
         self.snapshot = snapshot
         self.findings = tuple(findings)  # what `check --ns` reports for it
-        self.query_one(FindingsPane).show(self.findings)
+        self.query_one(FindingsPane).show(self.findings, attached=self.ref.id)
         self._render_tabs(self.query_one(FindingsPane).current)
+        if self._show_stop:  # after the findings pane has marked its highlighted finding
+            self._show_stop = False
+            self.call_after_refresh(self.action_go_to_stop)
 
     def _render_tabs(self, finding: Finding | None) -> None:
         self._mark(finding.evidence if finding is not None else ())
@@ -270,7 +350,8 @@ class NamespaceScreen(Screen):
             return
         ctx = render.context(self.snapshot)
         for tab in SECTIONS:
-            self._table(tab.id).show(tab.rows(state, ctx), self._evidence_keys(tab, evidence))
+            self._table(tab.id).show(tab.rows(state, ctx), self._evidence_keys(tab, evidence),
+                                     empty_text(tab, state.ref, self.snapshot.gaps))
 
     def _evidence_keys(self, tab: Section, evidence: tuple[Evidence, ...]) -> frozenset[str]:
         return frozenset(e.key for e in evidence if e.key and e.kind in tab.evidence_kinds
@@ -287,10 +368,25 @@ class NamespaceScreen(Screen):
 
     # --- navigation ---------------------------------------------------------------------
 
+    LAYOUTS = ("finding", "path")
+
+    def lay_out_for(self, question: str = "") -> None:
+        """Give the room to what is being read: "finding" (its detail), "path" (the path's
+        result), or "" the state tabs (app.tcss has the sizes)."""
+        for layout in self.LAYOUTS:
+            self.set_class(layout == question, f"-{layout}")
+
+    def on_descendant_focus(self, event) -> None:
+        if event.widget is self.query_one(FindingsPane).table:
+            self.lay_out_for("finding")
+        elif event.widget is self.query_one("#probes"):
+            self.lay_out_for("path")
+
     def _active_table(self) -> StateTable:
         return self._table(self.query_one(TabbedContent).active or SECTIONS[0].id)
 
     def action_show_tab(self, index: int) -> None:
+        self.lay_out_for("")
         self.query_one(TabbedContent).active = SECTIONS[index].id
         self._active_table().table.focus()
 
@@ -300,6 +396,7 @@ class NamespaceScreen(Screen):
         self.action_show_tab((current + step) % len(ids))
 
     def action_filter(self) -> None:
+        self.lay_out_for("")
         self._active_table().filter_input.focus()
 
     def action_focus_findings(self) -> None:
@@ -396,8 +493,7 @@ class NamespaceScreen(Screen):
                 self.run_path(snapshot, line)
 
         self.app.push_screen(PromptDialog("Path from this namespace (simulated, nothing is "
-                                          "sent)", "DST[:PORT] [tcp|udp|icmp], e.g. db:6379",
-                                          ""), chosen)
+                                          "sent)", paths.USAGE, ""), chosen)
 
     @work(thread=True, group="path")
     def run_path(self, snapshot: Snapshot, line: str) -> None:
@@ -410,25 +506,65 @@ class NamespaceScreen(Screen):
                                    paths.evidence(result)))
 
     def on_path_done(self, message: PathDone) -> None:
-        self._log(f"path to {message.line}:", message.lines)
-        if message.evidence:
-            self._mark(message.evidence)
-            for tab in SECTIONS:  # the tab that holds what stopped it
-                if self._evidence_keys(tab, message.evidence):
-                    self.query_one(TabbedContent).active = tab.id
-                    self._table(tab.id).table.focus()
-                    break
+        self._log(f"path to {message.line}:", message.lines, path_line)
+        self.lay_out_for("path")
+        self.stop = message.evidence
+        if message.evidence and message.evidence[0].namespace in (None, self.ref.id):
+            self.action_go_to_stop()
 
-    def _log(self, title: str, lines: list[str]) -> None:
+    def action_go_to_stop(self) -> None:
+        """Where the last path traced stopped: its row marked, in the tab that holds it, in
+        the namespace it stopped in (attached to, when that is another one)."""
+        if not self.stop:
+            self.notify("no path traced from here has stopped")
+            return
+        where = self.stop[0].namespace
+        if where not in (None, self.ref.id):
+            state = self.snapshot.namespace(where) if self.snapshot else None
+            if state is None:
+                self.notify(f"the path stopped in namespace {where}, which was not read")
+                return
+            self.app.attach(state.ref, stop=self.stop)
+            return
+        self._mark(self.stop)
+        for tab in SECTIONS:  # the tab that holds what stopped it
+            if self._evidence_keys(tab, self.stop):
+                self.query_one(TabbedContent).active = tab.id
+                # once the tab is shown: until then Textual moves the focus off the hidden
+                # table to the pane's first widget (its filter line)
+                self.call_after_refresh(self._table(tab.id).table.focus)
+                break
+
+    def action_check(self) -> None:
+        """Run the checks again, as `check --ns` would: live on a fresh read of the kernel,
+        offline on the snapshot."""
+        if self.app.source.offline or self.gone:
+            if self.snapshot is not None:
+                self.recheck(self.snapshot)
+        else:
+            self.action_refresh()
+
+    @work(thread=True, group="collect")
+    def recheck(self, snapshot: Snapshot) -> None:
+        try:
+            findings = self.app.source.check(snapshot, frozenset((self.ref.id,)))
+        except Exception as exc:  # noqa: BLE001 - a failed check is shown, never fatal
+            self.post_message(CollectionFailed(_unexpected(exc)))
+            return
+        self.post_message(SnapshotReady(snapshot, findings))
+
+    def _log(self, title: str, lines: list[str], style=Text) -> None:
         panel = self.query_one("#probes", RichLog)
         panel.display = True
         panel.write(title)
         for line in lines:
-            panel.write(f"  {line}")
+            panel.write(style(f"  {line}"))
 
     def action_toggle_probes(self) -> None:
         panel = self.query_one("#probes")
         panel.display = not panel.display
+        if not panel.display and self.has_class("-path"):
+            self.lay_out_for("")
 
     def action_export(self) -> None:
         if self.snapshot is None:
@@ -455,12 +591,13 @@ class NamespaceScreen(Screen):
             self.notify("a shell needs a live namespace")
             return
         shell = os.environ.get("SHELL") or "/bin/sh"
-        # In its own namespace the shell needs no nsenter (nor the CAP_SYS_ADMIN setns needs).
-        argv = [shell] if self.here else ["nsenter", f"--net={self.ref.path}", shell]
         try:
-            with self.app.suspend():
+            # In its own namespace the shell needs no nsenter (nor the CAP_SYS_ADMIN setns
+            # needs); its prompt says which namespace it is in.
+            with shell_command(shell, self.ref, enter=not self.here) as (argv, env), \
+                    self.app.suspend():
                 print(f"netdiag: {shell} in {self.ref.display}; exit to return")
-                subprocess.run(argv, check=False)
+                subprocess.run(argv, check=False, env=env)
         except SuspendNotSupported:
             self.notify("this terminal cannot suspend the app", severity="error")
             return

@@ -6,6 +6,7 @@ findings column from a background worker that reads every namespace and runs the
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +18,7 @@ from netdiag.checks.engine import counts_by_namespace
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef
 from netdiag.tui.messages import CollectionFailed, FindingCounts, NamespacesFound, PickerShown
+from netdiag.tui.widgets.findings import SEVERITY_STYLE
 
 PENDING = "…"
 
@@ -40,6 +42,16 @@ def searchable_text(snapshot) -> dict[int, str]:
     return found
 
 
+def worst_by_namespace(findings) -> dict[int, str]:
+    """namespace id → the worst severity of the findings that involve it (its count's colour)."""
+    worst: dict[int, object] = {}
+    for finding in findings:
+        for ns_id in finding.involved:
+            if ns_id not in worst or finding.severity.rank > worst[ns_id].rank:
+                worst[ns_id] = finding.severity
+    return {ns_id: severity.value for ns_id, severity in worst.items()}
+
+
 def ref_cells(ref: NamespaceRef, count: str) -> tuple[str, ...]:
     return (ref.display, count, ref.kind.value, ref.container, _where(ref), ref.process)
 
@@ -58,6 +70,7 @@ class PickerScreen(Screen):
         super().__init__()
         self.refs: list[NamespaceRef] = []
         self.counts: dict[int, int] | None = None
+        self.worst: dict[int, str] = {}  # id → worst severity among its findings
         self.searchable: dict[int, str] = {}  # id → addresses and lab networks, once read
 
     def compose(self) -> ComposeResult:
@@ -94,13 +107,14 @@ class PickerScreen(Screen):
             snapshot = source.collect_all(refs, lambda: worker.is_cancelled)
             if snapshot is None:
                 return
-            counts = counts_by_namespace(source.check(snapshot, frozenset()))
+            findings = source.check(snapshot, frozenset())
+            counts = counts_by_namespace(findings)
         except Exception as exc:  # noqa: BLE001 - the list stays usable without counts
             self.post_message(CollectionFailed(f"could not count findings: {exc}"))
             return
         self.post_message(FindingCounts({ref.id: counts.get(ref.id, 0) for ref in refs
                                          if snapshot.namespace(ref.id)},
-                                        searchable_text(snapshot)))
+                                        searchable_text(snapshot), worst_by_namespace(findings)))
 
     def on_namespaces_found(self, message: NamespacesFound) -> None:
         self.refs = message.refs
@@ -112,6 +126,7 @@ class PickerScreen(Screen):
 
     def on_finding_counts(self, message: FindingCounts) -> None:
         self.counts = message.counts
+        self.worst = message.worst
         self.searchable = message.searchable
         self._redraw()
         total = sum(1 for c in self.counts.values() if c)
@@ -147,7 +162,9 @@ class PickerScreen(Screen):
         cursor = table.cursor_row
         table.clear()
         for ref in self.visible():
-            table.add_row(*ref_cells(ref, self._count(ref)), key=str(ref.id))
+            name, count, *rest = ref_cells(ref, self._count(ref))
+            style = SEVERITY_STYLE.get(self.worst.get(ref.id, ""), "")
+            table.add_row(name, Text(count, style=style), *rest, key=str(ref.id))
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 

@@ -1,6 +1,8 @@
-"""The findings pane: the findings that involve the attached namespace, and the evidence of
-the highlighted one. Highlighting a finding posts FindingsPane.Highlighted, which the screen
-uses to mark that evidence in its tabs."""
+"""The findings pane: the findings that involve the attached namespace (what the picker counts
+and `check --all` attributes to it: its own, or naming it as related), then those about the
+namespaces on its paths that `check --ns` adds (dimmed, their namespace in the Subject), and
+the evidence of the highlighted one. Highlighting a finding posts FindingsPane.Highlighted,
+which the screen uses to mark that evidence in its tabs."""
 
 from __future__ import annotations
 
@@ -23,6 +25,19 @@ def _sorted(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.code, f.subject))
 
 
+def about(findings: Sequence[Finding], ns_id: int | None) -> list[Finding]:
+    """The findings `check --all` attributes to `ns_id` (all of them for None)."""
+    return [f for f in findings if ns_id is None or ns_id in f.involved]
+
+
+def subject_text(finding: Finding, attached: int | None) -> str:
+    """The subject, after the namespace it is in when that is not the attached one."""
+    if attached is None or finding.namespace.id == attached:
+        return finding.subject
+    where = finding.namespace.display
+    return where if finding.subject == where else f"{where}: {finding.subject}"
+
+
 class FindingsPane(Vertical):
     @dataclass
     class Highlighted(Message):
@@ -31,6 +46,7 @@ class FindingsPane(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.findings: list[Finding] = []
+        self.own = 0  # how many of them involve the attached namespace (listed first)
 
     def compose(self) -> ComposeResult:
         yield Static("Findings", id="findings-title")
@@ -50,18 +66,24 @@ class FindingsPane(Vertical):
         row = self.table.cursor_row
         return self.findings[row] if 0 <= row < len(self.findings) else None
 
-    def show(self, findings: Sequence[Finding], note: str = "") -> None:
+    def show(self, findings: Sequence[Finding], note: str = "",
+             attached: int | None = None) -> None:
         keep = self.current
-        self.findings = _sorted(findings)
+        own = about(findings, attached)
+        nearby = [f for f in findings if f not in own]
+        self.findings, self.own = _sorted(own) + _sorted(nearby), len(own)
         table = self.table
         table.clear()
-        for f in self.findings:
+        for i, f in enumerate(self.findings):
+            dim = "dim" if i >= self.own else ""
             table.add_row(Text(SEVERITY_TEXT[f.severity.value],
-                               style=SEVERITY_STYLE[f.severity.value]), f.code, f.subject,
-                          f.message)
-        errors = sum(f.severity.value == "error" for f in self.findings)
-        title = f"Findings: {len(self.findings)} ({errors} error)" if self.findings else \
-            "Findings: none"
+                               style=SEVERITY_STYLE[f.severity.value]),
+                          Text(f.code, style=dim), Text(subject_text(f, attached), style=dim),
+                          Text(f.message, style=dim))
+        errors = sum(f.severity.value == "error" for f in own)
+        title = f"Findings: {len(own)} ({errors} error)" if own else "Findings: none"
+        if nearby:
+            title += f" · {len(nearby)} more on its paths"
         self.query_one("#findings-title", Static).update(f"{title}{note}")
         # Without findings the pane is its title line: the tabs get the room.
         self.set_class(not self.findings, "empty")

@@ -1,8 +1,9 @@
 """A table of rows with a filter line above it: one per tab of the namespace screen.
 
 Typing in the filter keeps the rows that contain every word typed (case-insensitive, any
-column). Rows whose keys are in the current evidence set are marked with "»" in the first
-column — a marker that stays readable without colour — and the cursor jumps to the first.
+column); with no row to show, a line says why instead of an empty grid. Rows whose keys
+are in the current evidence set are marked with "»" in the first column — a marker that
+stays readable without colour — and the cursor jumps to the first.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from netdiag.render import Row
 
@@ -26,6 +27,7 @@ class StateTable(Vertical):
         self.noun = noun
         self.rows: list[Row] = []
         self.marked: frozenset[str] = frozenset()
+        self.empty = f"No {noun} in this namespace."  # said when there is no row at all
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder=f"filter {self.noun} (/)", classes="filter")
@@ -33,6 +35,7 @@ class StateTable(Vertical):
         table.add_column(" ", width=1)  # the marker's, one cell wide whatever is marked
         table.add_columns(*self.columns)
         yield table
+        yield Static("", classes="placeholder")
 
     @property
     def table(self) -> DataTable:
@@ -42,7 +45,11 @@ class StateTable(Vertical):
     def filter_input(self) -> Input:
         return self.query_one(Input)
 
-    def show(self, rows: Sequence[Row], marked: frozenset[str] = frozenset()) -> None:
+    def show(self, rows: Sequence[Row], marked: frozenset[str] = frozenset(),
+             empty: str = "") -> None:
+        if empty and empty != self.empty:
+            self.empty = empty
+            self._redraw(jump_to_mark=False)
         if list(rows) == self.rows and marked == self.marked:
             return  # unchanged: keep the cursor and scroll position, and skip the redraw
         jump = marked != self.marked and bool(marked)
@@ -76,3 +83,7 @@ class StateTable(Vertical):
             cursor = first_marked
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+        typed = self.filter_input.value.strip()
+        self.query_one(".placeholder", Static).update(
+            f"Nothing matches “{typed}” (Esc clears the filter)." if self.rows else self.empty)
+        self.set_class(not table.row_count, "-empty")

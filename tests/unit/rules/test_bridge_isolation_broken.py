@@ -115,3 +115,20 @@ def test_bridge_outside_the_isolation_scheme_passes():
     for line in lines:
         b.iptables(host, "filter", line)
     assert run(rule, b.build()) == []
+
+
+def test_a_kvm_bridge_beside_docker_28s_layout_passes():
+    """Docker 28 drops what enters its bridges from elsewhere (`DOCKER ! -i br -o br -j
+    DROP`), a KVM bridge's traffic included, while its containers reach the KVM bridge like
+    any outside network: that rule isolates Docker's bridges, not virbr0."""
+    b = SnapshotBuilder()
+    host = b.host()
+    for name, address in {**BRIDGES, "virbr0": "192.168.122.1/24"}.items():
+        b.bridge(host, name, address)
+    b.sysctl(host, "net.ipv4.ip_forward", 1)
+    b.chain(host, "filter", "FORWARD", "DROP")
+    for chain in ("DOCKER", "DOCKER-USER", "DOCKER-INTERNAL"):
+        b.chain(host, "filter", chain)
+    for line in modern() + ["-A FORWARD -o virbr0 -j ACCEPT", "-A FORWARD -i virbr0 -j ACCEPT"]:
+        b.iptables(host, "filter", line)
+    assert run(rule, b.build()) == []

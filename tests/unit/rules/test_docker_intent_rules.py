@@ -3,16 +3,31 @@ the healthy Docker host (whose intent says what its kernel state holds), each fi
 fault, and each silent where the intent cannot be placed or says nothing."""
 
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from netdiag.findings.finding import Severity
 from netdiag.findings.repair import AddAddress, AddIptablesRule, Safety, SetMaster
+from netdiag.model import NftChain, NftTable, Snapshot
 from netdiag.model.docker import DaemonConfig, DockerContainer, DockerPort
+from netdiag.model.serialize import load
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
 
 RULES = ("docker-port-unpublished", "docker-bridge-broken", "docker-endpoint-broken",
          "docker-network-rules-missing")
 WEB_DNAT = "-A DOCKER ! -i br-web -p tcp -m tcp --dport 8080 -j DNAT --to-destination {to}"
+# The healthy host in 20.10's firewall layout and in 28's (DOCKER-FORWARD, DOCKER-BRIDGE,
+# DOCKER-CT, DOCKER-INTERNAL, the raw-table drops), whose intent then says 28.5.2.
+LAYOUTS = ("classic", "modern")
+
+
+def host_of(layout: str):
+    d = docker_host(layout)
+    if layout == "modern":
+        d.intent(version="28.5.2")
+    return d
 
 
 def without_rule(d, table: str, text: str) -> None:
@@ -21,10 +36,34 @@ def without_rule(d, table: str, text: str) -> None:
                                               not (r.table == table and text in r.text)]
 
 
-def test_the_healthy_host_is_quiet_for_every_docker_rule():
-    snapshot = docker_host().build()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_healthy_host_is_quiet_for_every_docker_rule(layout):
+    snapshot = host_of(layout).build()
     for rule in RULES:
         assert run_rule(rule, snapshot) == [], rule
+
+
+def test_docker_29s_nftables_backend_is_not_judged_by_the_iptables_rules():
+    """Docker 29 with `firewall-backend: nftables` writes its NAT and DNAT into `table ip
+    docker-bridges`, none into iptables: the rules that read iptables stand aside there
+    rather than call every network and port broken (an unrelated iptables rule remains)."""
+    d = docker_host()
+    for table in ("nat", "filter"):
+        without_rule(d, table, "")
+    d.b.iptables(d.host, "filter", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT")
+    d.intent(version="29.0.0")
+    iptables_only = d.build()
+    assert {f.rule for r in ("docker-port-unpublished", "docker-network-rules-missing")
+            for f in run_rule(r, iptables_only)} == {"docker-port-unpublished",
+                                                     "docker-network-rules-missing"}
+    host = iptables_only.namespace(d.host)
+    nft = replace(host.firewall, nft_tables=(NftTable("ip", "docker-bridges", origin="nft"),),
+                  nft_chains=(NftChain("ip", "docker-bridges", "filter-FORWARD",
+                                       type="filter", hook="forward", policy="accept"),))
+    docker29 = replace(iptables_only, namespaces=tuple(
+        replace(s, firewall=nft) if s.ref.id == d.host else s for s in iptables_only.namespaces))
+    for rule in RULES:
+        assert run_rule(rule, docker29) == [], rule
 
 
 def test_without_intent_or_an_engine_that_cannot_be_placed_nothing_is_said():
@@ -41,8 +80,9 @@ def test_without_intent_or_an_engine_that_cannot_be_placed_nothing_is_said():
 # --- docker-port-unpublished -------------------------------------------------------------------
 
 
-def test_published_port_without_its_dnat():
-    d = docker_host()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_published_port_without_its_dnat(layout):
+    d = host_of(layout)
     without_rule(d, "nat", "--dport 8080")
     d.intent(daemon=DaemonConfig(userland_proxy=False))
     (finding,) = run_rule("docker-port-unpublished", d.build())
@@ -101,8 +141,9 @@ def test_container_that_exited_for_another_reason_is_not_a_port_problem():
 # --- docker-bridge-broken ----------------------------------------------------------------------
 
 
-def test_bridge_without_its_gateway_address():
-    d = docker_host()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_bridge_without_its_gateway_address(layout):
+    d = host_of(layout)
     fields = d.b._fields[d.host]
     fields["addresses"] = [a for a in fields["addresses"] if a.ifname != "br-web"]
     (finding,) = run_rule("docker-bridge-broken", d.build())
@@ -110,6 +151,21 @@ def test_bridge_without_its_gateway_address():
     (step,) = finding.repair.steps
     assert step == AddAddress(d.host, "br-web", "172.18.0.1/16")
     assert finding.repair.safety is Safety.UNSAFE
+
+
+def test_an_isolated_gateway_mode_bridge_holds_no_address_by_design():
+    """Docker 28's gateway_mode_ipv4=isolated leaves the bridge without an address (the
+    network's IPAM still names a gateway): nothing is missing."""
+    d = host_of("modern")
+    fields = d.b._fields[d.host]
+    fields["addresses"] = [a for a in fields["addresses"] if a.ifname != "br-int"]
+    (finding,) = run_rule("docker-bridge-broken", d.build())
+    assert finding.subject == "br-int"
+    engine = d.b.docker[0]
+    d.intent(networks=tuple(replace(n, options=n.options + (
+        ("com.docker.network.bridge.gateway_mode_ipv4", "isolated"),)) if n.name == "int"
+        else n for n in engine.networks))
+    assert run_rule("docker-bridge-broken", d.build()) == []
 
 
 def test_bridge_down_and_bridge_missing():
@@ -131,8 +187,9 @@ def test_docker0_without_containers_has_no_carrier_and_that_is_fine():
 # --- docker-endpoint-broken --------------------------------------------------------------------
 
 
-def test_veth_off_its_bridge():
-    d = docker_host()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_veth_off_its_bridge(layout):
+    d = host_of(layout)
     d.b.update_link(d.host, "veth1a2b3c4", master="")
     (finding,) = run_rule("docker-endpoint-broken", d.build())
     assert finding.namespace.id == d.web and finding.subject == "eth0"
@@ -174,8 +231,9 @@ def test_sidecar_in_the_namespace_it_joined_is_fine():
 # --- docker-network-rules-missing --------------------------------------------------------------
 
 
-def test_masquerade_rule_gone():
-    d = docker_host()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_masquerade_rule_gone(layout):
+    d = host_of(layout)
     without_rule(d, "nat", "-s 172.18.0.0/16 ! -o br-web -j MASQUERADE")
     (finding,) = run_rule("docker-network-rules-missing", d.build())
     assert finding.subject == "nat/POSTROUTING" and "172.18.0.0/16" in finding.message
@@ -193,12 +251,13 @@ def test_internal_networks_and_masquerade_off_need_no_masquerade():
     assert run_rule("docker-network-rules-missing", d.build()) == []
 
 
-def test_a_routed_or_isolated_network_is_not_masqueraded_by_design():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_routed_or_isolated_network_is_not_masqueraded_by_design(layout):
     """Docker 27+'s gateway_mode_ipv4=routed writes no MASQUERADE: restoring one (a "safe"
     repair) would undo the mode Docker was configured for. nat-unprotected still has one."""
     for mode, fires in (("routed", False), ("isolated", False), ("nat-unprotected", True),
                         ("nat", True)):
-        d = docker_host()
+        d = host_of(layout)
         without_rule(d, "nat", "-s 172.18.0.0/16 ! -o br-web -j MASQUERADE")
         engine = d.b.docker[0]
         d.intent(networks=tuple(replace(n, options=n.options + (
@@ -207,15 +266,17 @@ def test_a_routed_or_isolated_network_is_not_masqueraded_by_design():
         assert [f.subject for f in found] == (["nat/POSTROUTING"] if fires else []), mode
 
 
-def test_icc_off_without_its_drop_rule():
-    d = docker_host()
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_icc_off_without_its_drop_rule(layout):
+    d = host_of(layout)
     engine = d.b.docker[0]
     d.intent(networks=tuple(replace(n, options=n.options + (
         ("com.docker.network.bridge.enable_icc", "false"),)) if n.name == "web" else n
         for n in engine.networks))
     (finding,) = run_rule("docker-network-rules-missing", d.build())
     assert finding.subject == "filter/FORWARD" and finding.severity is Severity.WARNING
-    d.b.iptables(d.host, "filter", "-A FORWARD -i br-web -o br-web -j DROP")
+    chain = "DOCKER-FORWARD" if layout == "modern" else "FORWARD"  # where each writes it
+    d.b.iptables(d.host, "filter", f"-A {chain} -i br-web -o br-web -j DROP")
     assert run_rule("docker-network-rules-missing", d.build()) == []
 
 
@@ -313,3 +374,78 @@ def test_docker_28s_raw_drops_still_isolate_when_the_forward_rules_are_gone():
     without_rule(d, "raw", "-d 172.18.0.2/32")
     (finding,) = run_rule("bridge-isolation-broken", d.build())
     assert "docker0 → br-web" in finding.message
+
+
+# --- a real Docker 28 host's snapshot ----------------------------------------------------------
+
+DOCKER28 = Path(__file__).parents[2] / "fixtures" / "docker28" / "healthy.json"
+
+
+def without_firewall_rules(snapshot: Snapshot, ns_id: int, drop) -> Snapshot:
+    """The snapshot with the iptables rules `drop` picks gone from one namespace."""
+    state = snapshot.namespace(ns_id)
+    firewall = replace(state.firewall, iptables_rules=tuple(
+        r for r in state.firewall.iptables_rules if not drop(r)))
+    return replace(snapshot, namespaces=tuple(replace(s, firewall=firewall) if s.ref.id == ns_id
+                                              else s for s in snapshot.namespaces))
+
+
+def test_faults_in_a_real_docker_28_hosts_snapshot():
+    """tests/fixtures/docker28/README.md: quiet as recorded; each fault, cut out of the
+    rules Docker 28.5.2 wrote, found."""
+    healthy = load(DOCKER28)
+    (docker,) = healthy.docker
+    host = docker.namespace
+    for rule in RULES:
+        assert run_rule(rule, healthy) == [], rule
+    web = next(n for n in docker.networks if n.name == "web")
+    subnet = web.ipam[0].subnet
+
+    def masquerade(rule):
+        source = rule.match("source")
+        return rule.target == "MASQUERADE" and source is not None and source.value == subnet
+
+    assert any(masquerade(r) for r in healthy.namespace(host).firewall.iptables_rules)
+    (finding,) = run_rule("docker-network-rules-missing",
+                          without_firewall_rules(healthy, host, masquerade))
+    assert finding.subject == "nat/POSTROUTING" and subnet in finding.message
+
+    def web_dnat(rule):
+        dport = rule.match("dport")
+        return rule.target == "DNAT" and dport is not None and dport.value == "8080"
+
+    (finding,) = run_rule("docker-port-unpublished", without_firewall_rules(healthy, host,
+                                                                           web_dnat))
+    assert finding.subject == "tcp/8080" and "no DNAT" in finding.message
+
+
+def test_forwarding_faults_in_a_real_docker_28_hosts_snapshot():
+    """The same snapshot for the rules that walk Docker 28's FORWARD chains: without the
+    `DOCKER-FORWARD -i BRIDGE -j ACCEPT` of network web its traffic out falls to the DROP
+    policy; without both of 28's drops into docker0 (DOCKER-ISOLATION-STAGE-2 and DOCKER),
+    web reaches docker0."""
+    healthy = load(DOCKER28)
+    (docker,) = healthy.docker
+    host = docker.namespace
+    bridge = next(f"br-{n.id[:12]}" for n in docker.networks if n.name == "web")
+    for rule in ("forward-policy-drop", "bridge-isolation-broken"):
+        assert run_rule(rule, healthy) == [], rule
+
+    def web_accept(rule):
+        return rule.chain == "DOCKER-FORWARD" and rule.target == "ACCEPT" and \
+            rule.text == f"-A DOCKER-FORWARD -i {bridge} -j ACCEPT"
+
+    (finding,) = run_rule("forward-policy-drop", without_firewall_rules(healthy, host,
+                                                                       web_accept))
+    assert finding.subject == bridge and f"out of {bridge}" in finding.message
+
+    def into_docker0(rule):
+        return rule.target == "DROP" and rule.text in (
+            "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP",
+            "-A DOCKER ! -i docker0 -o docker0 -j DROP")
+
+    open_host = without_firewall_rules(healthy, host, into_docker0)
+    assert len(open_host.namespace(host).firewall.iptables_rules) == \
+        len(healthy.namespace(host).firewall.iptables_rules) - 2
+    found = run_rule("bridge-isolation-broken", open_host)
+    assert f"{bridge}<->docker0" in [f.subject for f in found]

@@ -58,3 +58,13 @@ def test_a_pair_in_one_namespace_whose_down_end_has_an_address_is_reported():
     b.veth(host, "veth2", host, "veth1", address="10.9.0.1/24", peer_master="br0", up=False)
     (finding,) = run_rule("link-down", b.build())
     assert finding.subject == "veth1" and "its peer veth2 in host is set down" in finding.message
+
+
+def test_a_veth_with_an_address_whose_bare_peer_beside_it_is_down_is_reported():
+    """Not a bridge port: a link somebody uses (it has an address), its peer set down."""
+    b = SnapshotBuilder()
+    host = b.host()
+    b.veth(host, "v1", host, "v0", peer_up=True, up=False)
+    b.address(host, "v0", "10.77.31.1/24")
+    (finding,) = run_rule("link-down", b.build())
+    assert finding.subject == "v0" and "its peer v1 in host is set down" in finding.message

@@ -1,0 +1,1 @@
+"""Rules on exposure: what beyond the host reaches, against what the host's firewall says."""

@@ -1,0 +1,539 @@
+"""Exposure: who can reach each listening socket of a snapshot, and how — from the flow engine.
+
+For every TCP listener and bound UDP socket in every namespace, the flow engine
+(netdiag/flows/walk.py) is asked whether a connection gets to it:
+
+* **from beyond the host, on each uplink.** The hosts are the namespace of pid 1 and each
+  Docker engine's namespace. An uplink is an interface of a host that carries its default
+  route, or that holds a global IPv4 address outside the container networks' subnets
+  (macvlan and ipvlan networks aside, which share the uplink's: so docker0 and br-* are not
+  uplinks, a NIC or a KVM bridge with the host's address is). The
+  client is the default route's gateway on that uplink, else the first other address of its
+  subnet. It tries the uplink's own addresses (each published port, each host socket), the
+  host's other addresses and the containers' (a client whose network routes them to this
+  host: for containers, "direct"),
+  and the addresses of macvlans whose lower device is the uplink ("on the wire");
+* **from the host itself** (its own addresses, 127.0.0.1, the containers' addresses — the
+  containers of a host being its engine's and any namespace whose default route's gateway is
+  one of the host's addresses);
+* **from other networks on the host**: one running container of each Docker network, to the
+  other containers' own addresses.
+
+Each way in names how it got there: a published port (the DNAT rule), direct routing to the
+container's address, a macvlan address on the wire, the userland proxy (docker-proxy's own
+socket), or the host's own socket. Intent decides the risk: a port published on every address
+that an uplink reaches while the host's INPUT hook would drop the same connection is a
+*bypass* (the ufw/firewalld surprise: DNAT sends it through FORWARD, never INPUT) — a warning;
+a container port reached from an uplink that no `-p` publishes (a routed network's other ports
+as routing allows, a macvlan's listener, a NAT network's container routed to directly) is
+*unpublished*; the rest reached from an uplink is *public*; reached only from the host or its
+networks, *internal*; from nowhere, *closed*. IPv6 is not modelled yet (the flow engine's
+limit): IPv6-only sockets are listed without ways in.
+
+Each entry names the benchmark controls it corresponds to (CONTROLS), numbered as the
+sources number them: the CIS Docker Benchmark v1.6.0 as docker/docker-bench-security checks it
+(tests/2_docker_daemon_configuration.sh, tests/5_container_runtime.sh: 2.2 icc, 2.4 iptables,
+2.16 userland proxy, 5.8 privileged ports, 5.9 only needed ports, 5.10 host network namespace,
+5.14 incoming traffic bound to a host interface — CIS 1.2 to 1.5 numbered these 5.7, 5.8, 5.9
+and 5.13), and OWASP's Container Security Verification Standard 1.0
+(OWASP/Container-Security-Verification-Standard, en/0x16-V07-Network.md: 7.3 userland proxy,
+7.6 inter-container traffic, 7.8 published ports assigned to one interface).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from netdiag.checks.dnat import publishes
+from netdiag.findings.finding import Evidence
+from netdiag.findings.severity import Severity
+from netdiag.flows.netfilter import ACCEPT, DROP, PacketPlace
+from netdiag.flows.packet import Packet, PathResult, StepKind
+from netdiag.flows.walk import Engine, interface_address
+from netdiag.model import NamespaceRef, NamespaceState, NsKind, Snapshot, Socket, intent
+from netdiag.model.docker import DockerContainer, DockerEngine
+
+CLIENT_PORT = 43210
+WILDCARDS = ("0.0.0.0", "::", "*", "")
+
+# How a connection got to the socket.
+PUBLISHED, DIRECT, MACVLAN, PROXY, HOST = "published", "direct", "macvlan", "proxy", "host"
+# Where it came from.
+UPLINK, FROM_HOST, NETWORK = "uplink", "host", "network"
+# The risks, most serious first.
+BYPASS, UNPUBLISHED, PUBLIC, INTERNAL, CLOSED = (
+    "bypass", "unpublished", "public", "internal", "closed")
+RISKS = (BYPASS, UNPUBLISHED, PUBLIC, INTERNAL, CLOSED)
+SEVERITY = {BYPASS: Severity.WARNING, UNPUBLISHED: Severity.INFO, PUBLIC: Severity.INFO}
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A benchmark control an exposure corresponds to."""
+
+    benchmark: str  # "CIS Docker Benchmark v1.6.0", "OWASP CSVS 1.0"
+    id: str  # "5.14"
+    title: str
+
+    @property
+    def name(self) -> str:
+        return f"{'CIS' if self.benchmark.startswith('CIS') else 'CSVS'} {self.id}"
+
+    def evidence(self) -> Evidence:
+        """How a finding carries it (the SARIF report turns it into a taxon)."""
+        return Evidence(f"{self.benchmark} {self.id}: {self.title}", None, "control",
+                        f"{self.benchmark}#{self.id}")
+
+
+CIS = "CIS Docker Benchmark v1.6.0"
+CSVS = "OWASP CSVS 1.0"
+CONTROLS = {
+    "icc": Control(CIS, "2.2", "Ensure network traffic is restricted between containers on "
+                               "the default bridge"),
+    "iptables": Control(CIS, "2.4", "Ensure Docker is allowed to make changes to iptables"),
+    "userland-proxy": Control(CIS, "2.16", "Ensure Userland Proxy is Disabled"),
+    "privileged-port": Control(CIS, "5.8", "Ensure privileged ports are not mapped within "
+                                           "containers"),
+    "needed-ports": Control(CIS, "5.9", "Ensure that only needed ports are open on the "
+                                        "container"),
+    "host-network": Control(CIS, "5.10", "Ensure that the host's network namespace is not "
+                                         "shared"),
+    "bound-interface": Control(CIS, "5.14", "Ensure that incoming container traffic is bound "
+                                            "to a specific host interface"),
+    "csvs-proxy": Control(CSVS, "7.3", "Verify that the Docker userland proxy is disabled"),
+    "csvs-icc": Control(CSVS, "7.6", "Verify that dockerd is configured in a way that network "
+                                     "communication between different containers is not "
+                                     "possible by default"),
+    "csvs-bound": Control(CSVS, "7.8", "Verify that published ports are assigned to a specific "
+                                       "network interface of a node"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    host: int  # the host namespace
+    link: str
+    addresses: tuple[str, ...]  # its IPv4 addresses
+    client: str  # the address the simulated client beyond it has
+
+
+@dataclass(frozen=True, slots=True)
+class Door:
+    """One way to the socket: from where, to which address and port, and how."""
+
+    source: str  # UPLINK, FROM_HOST, NETWORK
+    where: str  # the uplink ("up0"), the host's label, the network's name
+    address: str  # what the client connects to
+    port: int
+    protocol: str
+    via: str  # PUBLISHED, DIRECT, MACVLAN, PROXY, HOST
+    rule: str = ""  # the DNAT rule, as iptables-save prints it (PUBLISHED)
+    rule_name: str = ""  # "nat/DOCKER/3"
+    input_drop: str = ""  # what the host's INPUT hook does to the same connection, if it drops
+    host: int = 0  # the host namespace it comes through (uplinks, the host)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    namespace: NamespaceRef  # where the socket is
+    socket: Socket
+    owner: str  # "container web", "process sshd (pid 1)"
+    doors: tuple[Door, ...]
+    risk: str
+    controls: tuple[Control, ...]
+
+    @property
+    def severity(self) -> Severity | None:
+        return SEVERITY.get(self.risk)
+
+    @property
+    def subject(self) -> str:
+        return f"{self.socket.protocol} {self.socket.address or '*'}:{self.socket.port}"
+
+
+def exposures(snapshot: Snapshot, engine: Engine | None = None, inside: bool = True,
+              hosts: Iterable[int] = (), unpublished_only: bool = False) -> list[Exposure]:
+    """Every listening socket of the snapshot with the ways to it, most at risk first.
+    `inside` False: only the ways from beyond the host; `unpublished_only`: only the ways
+    from beyond to container ports no `-p` publishes (what `check` asks: each is quicker);
+    `hosts`: host namespaces that are neither pid 1's nor an engine's (a lab's, a bench's)."""
+    engine = engine or Engine(snapshot)
+    model = _Model(snapshot, engine, hosts)
+    model.unpublished_only = unpublished_only
+    inside = inside and not unpublished_only
+    return sorted(model.entries(inside), key=lambda e: (RISKS.index(e.risk), e.namespace.display,
+                                                  e.socket.protocol, e.socket.port))
+
+
+def bypasses(snapshot: Snapshot, engine: Engine | None = None, hosts: Iterable[int] = ()
+             ) -> Iterator[tuple[Uplink, Door, int]]:
+    """Only the ufw-style bypasses (what `check` warns about), without walking the rest:
+    (uplink, door, namespace the connection is delivered in) for each port published on every
+    address that an uplink reaches while the host's INPUT hook would drop it."""
+    engine = engine or Engine(snapshot)
+    model = _Model(snapshot, engine, hosts)
+    for host in model.hosts:
+        state = engine.topo.namespace(host)
+        wide = [p for p in publishes(state) if p.rule.family == 4 and p.destination is None]
+        for uplink in model.uplinks(host):
+            for publish in wide:
+                for address in uplink.addresses:
+                    packet = Packet(uplink.client, address, publish.protocol, CLIENT_PORT,
+                                    publish.port)
+                    if not model.input_drops(uplink, packet):
+                        continue
+                    found = model.through_uplink(uplink, packet)
+                    if found is not None and found[1].via == PUBLISHED:
+                        yield uplink, found[1], found[0]
+
+
+# Where a connection was delivered (namespace), by which door, and as which packet (after NAT).
+Reached = tuple[int, Door, Packet]
+
+
+class _Model:
+    def __init__(self, snapshot: Snapshot, engine: Engine, hosts: Iterable[int] = ()):
+        self.snapshot, self.engine, self.topo = snapshot, engine, engine.topo
+        self.engines = {state.ref.id: docker for docker, state in intent.engines(snapshot)}
+        self.hosts = list(dict.fromkeys(
+            [s.ref.id for s in snapshot.namespaces if s.ref.kind is NsKind.HOST] +
+            list(self.engines) + list(hosts)))
+        # The container networks' subnets, but a macvlan or ipvlan network's: it shares the
+        # uplink's subnet, and the uplink stays one.
+        self.docker_subnets = [ipam.subnet for docker in snapshot.docker
+                               for network in docker.networks
+                               if network.driver not in ("macvlan", "ipvlan")
+                               for ipam in network.ipam if ":" not in ipam.subnet]
+        self.containers = {c.netns: (docker, c) for docker in snapshot.docker
+                           for c in docker.containers if c.running and c.netns}
+        self._input: dict[tuple, str] = {}
+        self.unpublished_only = False
+
+    # --- the way in --------------------------------------------------------------------------
+
+    def uplinks(self, host: int) -> list[Uplink]:
+        state = self.topo.namespace(host)
+        default = self.topo.default_egress(host)
+        found = []
+        for link in state.links:
+            if link.kind == "loopback" or link.master:
+                continue
+            addresses = tuple(a.address for a in state.addresses if a.ifname == link.name
+                              and a.family == 4 and a.scope == "global")
+            carries_default = default is not None and default[1].name == link.name
+            if not carries_default and not any(not self._docker_address(a) for a in addresses):
+                continue
+            if not carries_default and self._containers_bridge(host, link):
+                continue
+            addresses = tuple(a for a in addresses if not self._docker_address(a))
+            if addresses:
+                gateway = default[0].gateway if carries_default else ""
+                found.append(Uplink(host, link.name, addresses,
+                                    gateway or _neighbour_address(state, link.name)))
+        return found
+
+    def _containers_bridge(self, host: int, link) -> bool:
+        """A bridge whose every port is a veth to another namespace of the snapshot: a
+        network of containers (Docker's read without its intent, a lab's), not a way in from
+        outside — which a bridge enslaving the host's NIC would be."""
+        if link.kind != "bridge":
+            return False
+        ports = self.topo.bridge_ports(host, link.name)
+        return bool(ports) and all(
+            port.kind == "veth" and (peer := self.topo.peer(host, port)) is not None
+            and peer[0] != host for port in ports)
+
+    def _docker_address(self, address: str) -> bool:
+        return any(ipaddress.ip_address(address) in ipaddress.ip_network(s, strict=False)
+                   for s in self.docker_subnets)
+
+    def input_drops(self, uplink: Uplink, packet: Packet) -> str:
+        """What drops `packet` in the host's INPUT hook had it stayed for the host ("" when
+        INPUT accepts it, or cannot say): the admin's intent for the port."""
+        key = (uplink.host, uplink.link, packet.dst, packet.proto, packet.dport)
+        if key not in self._input:
+            state = self.topo.namespace(uplink.host)
+            place = PacketPlace(in_if=uplink.link, local=self.engine.local_addresses(state),
+                                in_address=interface_address(state, uplink.link),
+                                fib_dev=self.engine.fib(uplink.host))
+            outcome = self.engine.netfilter.run_hook(state, "INPUT", packet, place)
+            self._input[key] = (outcome.where or outcome.rule or "INPUT") \
+                if outcome.verdict == DROP else ""
+            if outcome.verdict not in (ACCEPT, DROP):
+                self._input[key] = ""  # unknown: no claim about the admin's intent
+        return self._input[key]
+
+    def through_uplink(self, uplink: Uplink, packet: Packet) -> Reached | None:
+        result = self.engine.arriving(uplink.host, uplink.link, packet)
+        return self._door(result, UPLINK, uplink.link, uplink.host, packet)
+
+    def _door(self, result: PathResult, source: str, where: str, host: int, packet: Packet,
+              via: str = "") -> Reached | None:
+        if not result.delivered:
+            return None
+        forward = result.forward
+        nat = next(((hop, step) for hop in forward.hops for step in hop.steps
+                    if step.kind == StepKind.NAT and "DNAT" in step.detail), None)
+        ns_id = forward.namespace
+        rule = rule_name = ""
+        if nat is not None:
+            via, rule, rule_name = PUBLISHED, nat[1].rule, nat[1].detail.split(":")[0]
+        elif ns_id == host:
+            sock = socket_for(self.topo.namespace(ns_id), forward.delivered_as)
+            via = PROXY if sock is not None and sock.process == "docker-proxy" else HOST
+        else:
+            via = via or DIRECT
+        drop = ""
+        if source == UPLINK and via == PUBLISHED:
+            drop = self.input_drops(Uplink(host, where, (), packet.src), packet)
+        return ns_id, Door(source, where, packet.dst, packet.dport, packet.proto, via, rule,
+                           rule_name, drop, host), forward.delivered_as
+
+    # --- the doors, per socket ---------------------------------------------------------------
+
+    def entries(self, inside: bool = True) -> Iterator[Exposure]:
+        doors: dict[tuple[int, int], list[Door]] = {}
+
+        def record(found: Reached | None) -> None:
+            if found is None:
+                return
+            ns_id, door, delivered = found
+            state = self.topo.namespace(ns_id)
+            sock = socket_for(state, delivered)
+            if sock is not None:
+                doors.setdefault((ns_id, state.sockets.index(sock)), []).append(door)
+
+        for host in self.hosts:
+            for uplink in self.uplinks(host):
+                for packet, entry in self._uplink_probes(uplink):
+                    if entry is None:
+                        record(self.through_uplink(uplink, packet))
+                    else:  # a macvlan's address, straight off the wire
+                        ns_id, link = entry
+                        result = self.engine.arriving(ns_id, link, packet)
+                        record(self._door(result, UPLINK, uplink.link, host, packet, MACVLAN))
+            if not inside:
+                continue
+            for packet in self._host_probes(host):
+                result = self.engine.path(host, packet)
+                record(self._door(result, FROM_HOST, self.topo.ref(host).display, host,
+                                  packet))
+            for name, source, packet in self._network_probes(host):
+                result = self.engine.path(source, packet)
+                record(self._door(result, NETWORK, name, host, packet, DIRECT))
+        for state in self.snapshot.namespaces:
+            for position, sock in enumerate(state.sockets):
+                if not _listening(sock):
+                    continue
+                found = tuple(dict.fromkeys(doors.get((state.ref.id, position), ())))
+                yield self._entry(state, sock, found)
+
+    def _uplink_probes(self, uplink: Uplink) -> Iterator[tuple[Packet, tuple[int, str] | None]]:
+        host = self.topo.namespace(uplink.host)
+        # The uplink's own addresses first, then the host's others (docker0's...), which a
+        # client reaches when its network routes them to this host, as the containers'.
+        addresses = list(dict.fromkeys(uplink.addresses + tuple(_own_addresses(host))))
+        ports = {(p.protocol, p.port) for p in publishes(host) if p.rule.family == 4
+                 and (p.destination is None or p.destination.value.split("/")[0] in
+                      addresses)}
+        for address in () if self.unpublished_only else addresses:
+            wanted = ports | {(s.protocol, s.port) for s in host.sockets
+                              if _listening(s) and _binds(s, address)}
+            for protocol, port in sorted(wanted):
+                yield Packet(uplink.client, address, protocol, CLIENT_PORT, port), None
+        for state, _, container in self._containers_of(uplink.host):
+            for address in _own_addresses(state):
+                for protocol, port in self._wanted(state, container, address):
+                    yield Packet(uplink.client, address, protocol, CLIENT_PORT, port), None
+        for state in self.snapshot.namespaces:
+            for link in state.links:
+                lower = self.topo.lower(state.ref.id, link) if link.kind == "macvlan" else None
+                if lower is None or (lower.namespace, lower.link) != (uplink.host, uplink.link):
+                    continue
+                for address in (a.address for a in state.addresses if a.ifname == link.name
+                                and a.family == 4):
+                    client = uplink.client if uplink.client != address else \
+                        _neighbour_address(state, link.name)
+                    container = self.containers.get(state.ref.id, (None, None))[1]
+                    for protocol, port in self._wanted(state, container, address):
+                        yield (Packet(client, address, protocol, CLIENT_PORT, port),
+                               (state.ref.id, link.name))
+
+    def _wanted(self, state: NamespaceState, container: DockerContainer | None, address: str
+                ) -> list[tuple[str, int]]:
+        """The ports to try at a container's address (with `unpublished_only`, those its
+        container does not publish)."""
+        return [(protocol, port) for protocol, port in _ports(state, address)
+                if not self.unpublished_only or not _published(container, port, protocol)]
+
+    def _host_probes(self, host: int) -> Iterator[Packet]:
+        state = self.topo.namespace(host)
+        ports = {(p.protocol, p.port) for p in publishes(state) if p.rule.family == 4}
+        for address in [a.address for a in state.addresses if a.family == 4]:
+            wanted = ports | {(s.protocol, s.port) for s in state.sockets
+                              if _listening(s) and _binds(s, address)}
+            for protocol, port in sorted(wanted):
+                yield Packet("", address, protocol, CLIENT_PORT, port)
+        for container, _, _ in self._containers_of(host):
+            for address in _own_addresses(container):
+                for protocol, port in _ports(container, address):
+                    yield Packet("", address, protocol, CLIENT_PORT, port)
+
+    def _network_probes(self, host: int) -> Iterator[tuple[str, int, Packet]]:
+        docker = self.engines.get(host)
+        if docker is None:
+            return
+        sources: dict[str, int] = {}  # network name → a running container on it
+        for container in docker.containers:
+            if container.running and container.netns and not container.shares:
+                for endpoint in container.endpoints:
+                    sources.setdefault(endpoint.network, container.netns)
+        for state, _, container in self._containers_of(host):
+            if container is None:
+                continue
+            for name, source in sources.items():
+                if source == state.ref.id or any(e.network == name for e in
+                                                 container.endpoints):
+                    continue  # its own networks: same-network traffic is the network's point
+                for address in _own_addresses(state):
+                    for protocol, port in _ports(state, address):
+                        yield name, source, Packet("", address, protocol, CLIENT_PORT, port)
+
+    def _containers_of(self, host: int) -> Iterator[tuple[NamespaceState, DockerEngine | None,
+                                                          DockerContainer | None]]:
+        """The namespaces behind `host`: its engine's running containers, and any other
+        namespace whose default route's gateway is one of the host's addresses."""
+        docker = self.engines.get(host)
+        own = self.engine.local_addresses(self.topo.namespace(host))
+        for state in self.snapshot.namespaces:
+            ns_id = state.ref.id
+            if ns_id in self.hosts:
+                continue
+            owner, container = self.containers.get(ns_id, (None, None))
+            default = self.topo.default_route(ns_id)
+            if (docker is not None and owner is docker) or (
+                    default is not None and default.gateway in own):
+                yield state, owner, container
+
+    # --- risk and controls ----------------------------------------------------------------------
+
+    def _entry(self, state: NamespaceState, sock: Socket, doors: tuple[Door, ...]) -> Exposure:
+        docker, container = self.containers.get(state.ref.id, (None, None))
+        outside = [d for d in doors if d.source == UPLINK]
+        if any(d.via == PUBLISHED and d.input_drop and not _bound(d) for d in outside):
+            risk = BYPASS
+        elif any(_unintended(docker, container, d) for d in outside):
+            risk = UNPUBLISHED
+        elif outside:
+            risk = PUBLIC
+        else:
+            risk = INTERNAL if doors else CLOSED
+        host_network = state.ref.id in self.engines and _host_network_container(
+            self.engines[state.ref.id], sock)
+        if container is not None:
+            owner = f"container {container.name}"
+        elif host_network:
+            owner = f"{sock.process or 'a process'} (a --network host container)"
+        else:
+            owner = f"{sock.process or 'a socket'}" + (f" (pid {sock.pid})" if sock.pid else "")
+        controls = _controls(doors, risk, host_network, docker)
+        return Exposure(state.ref, sock, owner, doors, risk, controls)
+
+
+def _controls(doors: tuple[Door, ...], risk: str, host_network: bool,
+              docker: DockerEngine | None) -> tuple[Control, ...]:
+    keys: list[str] = []
+    outside = [d for d in doors if d.source == UPLINK]
+    if any(d.via == PUBLISHED and not _bound(d) for d in outside):
+        keys += ["bound-interface", "csvs-bound"]
+    if any(d.via == PUBLISHED and d.port < 1024 for d in doors):
+        keys.append("privileged-port")
+    if any(d.via == PROXY for d in doors):
+        keys += ["userland-proxy", "csvs-proxy"]
+    if risk == UNPUBLISHED or (docker is not None and outside):
+        keys.append("needed-ports")
+    if docker is not None and not docker.daemon.iptables and outside:
+        keys.append("iptables")  # Docker writes no filter for what it exposes
+    if any(d.source == NETWORK for d in doors):
+        keys += ["icc", "csvs-icc"]
+    if host_network and outside:
+        keys.append("host-network")
+    return tuple(CONTROLS[k] for k in dict.fromkeys(keys))
+
+
+def _bound(door: Door) -> bool:
+    """A published port bound to one address (its DNAT rule matches a destination)."""
+    return " -d " in f" {door.rule}"
+
+
+def _unintended(docker: DockerEngine | None, container: DockerContainer | None,
+                door: Door) -> bool:
+    """A door to a container that no `-p` opens: its macvlan address (Docker publishes
+    nothing there), or its own address on a NAT network (publishing means the host's port),
+    or on a routed network a port it does not publish. A namespace Docker does not run has
+    no intent to contradict."""
+    if container is None or door.via not in (DIRECT, MACVLAN):
+        return False
+    if door.via == MACVLAN:
+        return True
+    endpoint = next((e for e in container.endpoints if e.ip == door.address), None)
+    network = docker.network(endpoint.network_id) if docker and endpoint else None
+    routed = network is not None and intent.gateway_mode(network) == "routed"
+    return not (routed and _published(container, door.port, door.protocol))
+
+
+def _published(container: DockerContainer | None, port: int, protocol: str) -> bool:
+    return container is not None and any(
+        b.container_port == port and b.protocol == protocol for b in container.bound)
+
+
+def _host_network_container(docker: DockerEngine, sock: Socket) -> bool:
+    return any(c.running and c.network_mode == "host" and c.pid and c.pid == sock.pid
+               for c in docker.containers)
+
+
+def socket_for(state: NamespaceState, packet: Packet | None) -> Socket | None:
+    """The socket a packet delivered in `state` goes to, as the flow engine picks it."""
+    if packet is None:
+        return None
+    return next((s for s in state.sockets if s.protocol == packet.proto and s.port ==
+                 packet.dport and (s.address in WILDCARDS or s.address == packet.dst)), None)
+
+
+def _listening(sock: Socket) -> bool:
+    return (sock.protocol == "tcp" and sock.state == "listen") or \
+        (sock.protocol == "udp" and sock.state in ("unconn", ""))
+
+
+def _binds(sock: Socket, address: str) -> bool:
+    return sock.address in WILDCARDS or sock.address == address
+
+
+def _own_addresses(state: NamespaceState) -> list[str]:
+    return [a.address for a in state.addresses if a.family == 4
+            and not a.address.startswith("127.")]
+
+
+def _ports(state: NamespaceState, address: str) -> list[tuple[str, int]]:
+    return sorted({(s.protocol, s.port) for s in state.sockets
+                   if _listening(s) and _binds(s, address)})
+
+
+def _neighbour_address(state: NamespaceState, link: str) -> str:
+    """A client on `link`'s subnet: its first address that the namespace does not hold."""
+    own = {a.address for a in state.addresses}
+    for address in (a for a in state.addresses if a.ifname == link and a.family == 4):
+        network = ipaddress.ip_interface(address.cidr).network
+        for host in network.hosts() if network.num_addresses > 2 else ():
+            if str(host) not in own:
+                return str(host)
+    return ""
+
+
+def focus_filter(found: Iterable[Exposure], focus: frozenset[int]) -> list[Exposure]:
+    """The entries of the namespaces asked for (all when `focus` is empty)."""
+    return [e for e in found if not focus or e.namespace.id in focus
+            or any(d.host in focus for d in e.doors)]
+

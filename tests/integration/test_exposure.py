@@ -1,0 +1,246 @@
+"""`netdiag exposure` against a real scan, on real Docker engines in namespaces.
+
+One engine per version (Debian's 20.10 and 28), started once, in a namespace with an uplink
+(`up0`, 198.19.7.2 and 198.19.7.3) to a LAN namespace (198.19.7.1, the default gateway) that
+also routes the Docker bridge networks to the host. The workload: ports published on 0.0.0.0,
+on 127.0.0.1 and on 198.19.7.3; a macvlan container on up0 (198.19.7.50); on 28 a `routed`
+network whose container publishes 80 and also listens, unpublished, on 81; on the host a
+listener on 22 (allowed) and one on 5433 (the firewall closes it). Then, one after the other,
+three host firewalls — each the INPUT intent only, Docker's own rules untouched:
+
+* ufw-like with iptables-legacy: INPUT policy DROP, lo and replies accepted, tcp 22 allowed
+  (the shape of ufw's before/user chains, folded into INPUT);
+* the same with iptables-nft;
+* firewalld-like native nftables (`inet ndt_firewalld`): input rejects all but lo, replies and
+  22; forward accepts replies and `ct status dnat` and rejects the rest — firewalld's
+  filter_FORWARD accepts DNATed connections ahead of its zones (firewalld's
+  src/firewall/core/nftables.py; firewalld/firewalld#1536).
+
+For each, the LAN namespace connects to every address (the uplink's, the containers', the
+macvlan's) × every port (those the model names and those the test opened), in parallel with a
+1.5 s timeout, inside the test's namespaces only; what answered must be exactly what the
+exposure table says an `up0` client reaches, port for port. And `check` warns about the
+ufw-style bypass of 8080, naming the DNAT rule, the INPUT policy and up0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+
+import pytest
+
+from tests.conftest import sh
+from tests.docker_engine import IMAGE, DockerEngine, EngineUnavailable, build_busybox_image
+from tests.integration.test_docker_healthy import UPLINK_NET, add_uplink
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
+
+HOST, SECOND, LAN, MACVLAN_IP = "198.19.7.2", "198.19.7.3", "198.19.7.1", "198.19.7.50"
+SERVE = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
+TEST_PORTS = (22, 80, 81, 5433, 8080, 8081, 8082, 8083)
+
+UFW_LIKE = ("-P INPUT DROP", "-A INPUT -i lo -j ACCEPT",
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT")
+FIREWALLD_LIKE = """table inet ndt_firewalld {
+  chain filter_INPUT {
+    type filter hook input priority filter + 10; policy accept;
+    ct state established,related accept
+    iifname "lo" accept
+    tcp dport 22 accept
+    reject with icmpx admin-prohibited
+  }
+  chain filter_FORWARD {
+    type filter hook forward priority filter + 10; policy accept;
+    ct state established,related accept
+    ct status dnat accept
+    iifname "lo" accept
+    reject with icmpx admin-prohibited
+  }
+}
+"""
+
+SCAN = """
+import json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
+targets = json.loads(sys.argv[1])
+def knock(target):
+    s = socket.socket()
+    s.settimeout(1.5)
+    try:
+        s.connect((target[0], target[1]))
+        return target
+    except OSError:
+        return None
+    finally:
+        s.close()
+with ThreadPoolExecutor(64) as pool:
+    print(json.dumps([t for t in pool.map(knock, targets) if t]))
+"""
+
+
+@pytest.fixture(scope="module", params=("20.10", "28"), ids=("docker20", "docker28"))
+def host(request):
+    from tests.docker_engine import unavailable_reason
+
+    reason = unavailable_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    with ExitStack() as stack:
+        engine = DockerEngine("xp", version=request.param)
+        stack.callback(engine.stop)
+        try:
+            engine.create_netns()
+            add_uplink(stack, engine)
+            engine.start()
+        except EngineUnavailable as exc:
+            pytest.skip(f"dockerd cannot run here: {exc}")
+        build_busybox_image(engine)
+        lan = f"{engine.netns}-gw"[:40]
+        stack.callback(_end_listeners, engine)
+        workload(engine, lan)
+        yield engine, lan
+
+
+def workload(engine: DockerEngine, lan: str) -> None:
+    sh(f"ip -n {engine.netns} addr add {SECOND}/24 dev up0")
+    engine.docker("run", "-d", "--name", "pub-all", "-p", "8080:80", *SERVE)
+    engine.docker("run", "-d", "--name", "pub-lo", "-p", "127.0.0.1:8081:80", *SERVE)
+    engine.docker("run", "-d", "--name", "pub-one", "-p", f"{SECOND}:8082:80", *SERVE)
+    engine.docker("network", "create", "-d", "macvlan", "--subnet", UPLINK_NET.format(0),
+                  "--gateway", LAN, "-o", "parent=up0", "mv")
+    engine.docker("run", "-d", "--name", "mv-app", "--network", "mv", "--ip", MACVLAN_IP,
+                  *SERVE)
+    if engine.version != "20.10":
+        engine.docker("network", "create", "--subnet", "10.77.0.0/24", "-o",
+                      "com.docker.network.bridge.gateway_mode_ipv4=routed", "rt")
+        engine.docker("run", "-d", "--name", "routed", "--network", "rt", "-p", "8083:80",
+                      IMAGE, "sh", "-c", "httpd -p 81 -h /www && exec httpd -f -p 80 -h /www")
+    for name in ("pub-all", "pub-lo", "pub-one", "mv-app") + (
+            ("routed",) if engine.version != "20.10" else ()):
+        engine.wait_until_serving(name)
+    # The LAN routes the bridge networks to the host (a router with static routes would).
+    for subnet in engine.docker("network", "inspect", "--format",
+                                "{{.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                                "bridge", *(["rt"] if engine.version != "20.10" else [])
+                                ).split("\n"):
+        if subnet.startswith("bridge "):
+            sh(f"ip -n {lan} route add {subnet.split()[1]} via {HOST}")
+    for port in (22, 5433):  # the host's own services: ssh (allowed) and one INPUT closes
+        engine.in_netns(f"nohup python3 -c 'import socket,time; s=socket.socket(); "
+                        f"s.bind((\"0.0.0.0\", {port})); s.listen(); time.sleep(3600)' "
+                        ">/dev/null 2>&1 &")
+    deadline = time.monotonic() + 10
+    while engine.in_netns("ss -Hltn '( sport = :22 or sport = :5433 )'").count("LISTEN") < 2:
+        assert time.monotonic() < deadline, "the host's listeners did not start"
+        time.sleep(0.1)
+
+
+def _end_listeners(engine: DockerEngine) -> None:
+    for pid in sh(f"ip netns pids {engine.netns}", check=False).split():
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read() if pid.isdigit() else b""
+        if b"socket.socket()" in cmdline:  # only the listeners this test started
+            sh(f"kill {pid}", check=False)
+
+
+def firewall(engine: DockerEngine, kind: str, on: bool) -> None:
+    if kind in ("iptables-legacy", "iptables-nft"):
+        if on:
+            for rule in UFW_LIKE:
+                engine.in_netns(f"{kind} {rule}")
+        else:
+            engine.in_netns(f"{kind} -P INPUT ACCEPT")
+            for rule in reversed(UFW_LIKE[1:]):
+                engine.in_netns(f"{kind} {rule.replace('-A', '-D', 1)}")
+    elif on:
+        subprocess.run(["nsenter", f"--net={engine.netns_path}", "nft", "-f", "-"],
+                       input=FIREWALLD_LIKE.encode(), check=True, capture_output=True)
+    else:
+        engine.in_netns("nft delete table inet ndt_firewalld")
+
+
+def netdiag(engine: DockerEngine, *args: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "netdiag", *args, "--docker", engine.host],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, done.stdout
+
+
+def exposure_from_up0(engine: DockerEngine) -> tuple[set, set, dict]:
+    """(what the table says an up0 client reaches, every (address, port) it names, each
+    container's risk by name and port)."""
+    import os
+
+    host_id = os.stat(engine.netns_path).st_ino
+    _, out = netdiag(engine, "exposure", "--ns", engine.netns_path, "--format", "json")
+    reached, named, risks = set(), set(), {}
+    for entry in json.loads(out)["exposures"]:
+        risks[(entry["owner"].removeprefix("container "), entry["socket"]["port"])] = \
+            entry["risk"]
+        for door in entry["reached"]:
+            named.add((door["address"], door["port"]))
+            if door["from"] == "uplink" and door["where"] == "up0" and \
+                    door["host"] == host_id and door["protocol"] == "tcp":
+                reached.add((door["address"], door["port"]))
+    return reached, named, risks
+
+
+def scan(lan: str, targets: set) -> set:
+    done = subprocess.run(["ip", "netns", "exec", lan, sys.executable, "-c", SCAN,
+                           json.dumps(sorted(targets))], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return {tuple(t) for t in json.loads(done.stdout)}
+
+
+def container_addresses(engine: DockerEngine) -> set[str]:
+    found = set()
+    for name in engine.docker("ps", "--format", "{{.Names}}").split():
+        networks = engine.inspect(name)["NetworkSettings"]["Networks"]
+        found |= {n["IPAddress"] for n in networks.values() if n["IPAddress"]}
+    return found
+
+
+@pytest.mark.parametrize("kind", ("iptables-legacy", "iptables-nft", "nftables-firewalld"))
+def test_the_exposure_table_matches_a_real_scan_port_for_port(host, kind):
+    engine, lan = host
+    firewall(engine, kind, on=True)
+    try:
+        reached, named, risks = exposure_from_up0(engine)
+        addresses = {HOST, SECOND, MACVLAN_IP} | container_addresses(engine) | \
+            {address for address, _ in named if not address.startswith("127.")}
+        ports = set(TEST_PORTS) | {port for _, port in named}
+        answered = scan(lan, {(a, p) for a in addresses for p in ports})
+        assert answered == reached, (
+            f"answered, not in the table: {sorted(answered - reached)}; "
+            f"in the table, not answered: {sorted(reached - answered)}")
+        # What the workload means, so a model and a scan that agree on nothing cannot pass.
+        assert {(HOST, 8080), (SECOND, 8082), (HOST, 22), (MACVLAN_IP, 80)} <= answered
+        assert not {(HOST, 8081), (HOST, 8082), (HOST, 5433)} & answered
+        assert risks[("pub-all", 80)] == "bypass" and risks[("mv-app", 80)] == "unpublished"
+        if engine.version == "20.10":  # FORWARD accepts the container port at its address
+            assert risks[("pub-lo", 80)] == ("internal" if kind == "nftables-firewalld"
+                                             else "unpublished")
+        else:  # routed: the published port at the container's address (firewalld's
+            # forward chain rejects it: not DNATed), the other port closed
+            assert risks[("routed", 80)] == ("internal" if kind == "nftables-firewalld"
+                                             else "public")
+            assert risks[("routed", 81)] in ("internal", "closed")
+        code, out = netdiag(engine, "check", "--ns", engine.netns_path, "--format", "json",
+                            "--rule", "exposure-firewall-bypass")
+        bypass = [f for f in json.loads(out)["findings"] if f["subject"] == "tcp/8080"]
+        assert code == 1 and bypass, out
+        message = bypass[0]["message"]
+        assert "DNAT" in bypass[0]["evidence"][0]["text"] and "nat/DOCKER" in message
+        assert "up0" in message
+        assert ("ndt_firewalld" if kind == "nftables-firewalld" else "INPUT policy DROP") \
+            in message
+        _, out = netdiag(engine, "check", "--ns", engine.netns_path, "--format", "json",
+                         "--rule", "exposure-unpublished-port")
+        unpublished = {f["namespace"]["label"] for f in json.loads(out)["findings"]}
+        assert any("mv-app" in label for label in unpublished), out
+    finally:
+        firewall(engine, kind, on=False)
