@@ -309,6 +309,19 @@ class _Reader(threading.Thread):
         self.full.set()
 
 
+def _discard(sock: socket.socket) -> None:
+    """Drop what a socket queued while the later points' sockets were being opened: a
+    packet it saw then could not be seen further on, and would count against the bound
+    (traffic already flowing, as with --wait, filled it at the first point alone)."""
+    while True:
+        try:
+            sock.recv(SNAPLEN)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # gone: the reader finds out
+
+
 def _stamp(ancillary) -> int:
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
@@ -338,6 +351,8 @@ def capture(result: PathResult, send: Callable[[], object] | None, wait: float,
         if not sockets:
             return CaptureResult(found, (), (LINKTYPE_ETHERNET,) * len(found), tuple(unopened),
                                  None, None)
+        for sock in sockets:
+            _discard(sock)
         reader.start()
         if on_ready:
             on_ready(len(sockets))

@@ -133,7 +133,7 @@ def test_capture_waits_for_the_users_own_traffic(lab, tmp_path):  # noqa: F811
     # of every ping sent while the capture was getting ready
     forward = sum(p["forward"] for p in found["points"])
     assert 1 <= len(found["conntrack"]) <= forward < pings, (found["conntrack"], pings)
-    assert found["agrees"] and found["last_seen"] == f"{j.name}/host1:eth0"
+    assert found["agrees"] and found["last_seen"] == f"{j.name}/host1:eth0", json.dumps(found)
     assert [p["name"] for p in found["points"]] == [f"{j.name}/ul:br0", f"{j.name}/host1:eth0"]
 
 
