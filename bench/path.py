@@ -67,6 +67,26 @@ def real_probe(netns_path: str, packet: Packet) -> float:
     return time.perf_counter() - began
 
 
+def time_queries(title: str, engine: Engine, queries: list[tuple[int, str, Packet]]) -> None:
+    """Ask the engine each (namespace id, its path, packet), the first apart (it builds the
+    indexes); send the first SAMPLE for real beside them; print the row."""
+    first = time.perf_counter()
+    engine.path(queries[0][0], queries[0][2])
+    first = time.perf_counter() - first
+    times, outcomes = [], {}
+    for ns_id, _, packet in queries:
+        start = time.perf_counter()
+        result = engine.path(ns_id, packet)
+        times.append(time.perf_counter() - start)
+        outcomes[str(result.disposition)] = outcomes.get(str(result.disposition), 0) + 1
+    probes = [real_probe(path, packet) for _, path, packet in queries[:SAMPLE]]
+    print(f"{title}: first {first * 1e3:.1f} ms (indexes built), then median "
+          f"{statistics.median(times) * 1e3:.2f} ms, p95 "
+          f"{sorted(times)[int(0.95 * len(times))] * 1e3:.2f} ms, max "
+          f"{max(times) * 1e3:.2f} ms over {len(times)} ({outcomes}); real probe: median "
+          f"{statistics.median(probes) * 1e3:.1f} ms over {len(probes)}", flush=True)
+
+
 def path_row(n: int) -> None:
     namespaces_bench.remove_ours()
     try:
@@ -91,22 +111,9 @@ def path_row(n: int) -> None:
             queries.append((a, Packet("", f"10.77.{hi}.{lo + 2}", proto,
                                       43210 if proto == "tcp" else 0,
                                       22 if proto == "tcp" else 0)))
-        first = time.perf_counter()
-        engine.path(ids[f"/run/netns/{names[queries[0][0]]}"], queries[0][1])
-        first = time.perf_counter() - first
-        times, outcomes = [], {}
-        for a, packet in queries:
-            start = time.perf_counter()
-            result = engine.path(ids[f"/run/netns/{names[a]}"], packet)
-            times.append(time.perf_counter() - start)
-            outcomes[result.disposition] = outcomes.get(result.disposition, 0) + 1
-        probes = [real_probe(f"/run/netns/{names[a]}", packet) for a, packet in
-                  queries[:SAMPLE]]
-        print(f"path queries, {n} namespaces (set-up {made:.0f} s): first {first * 1e3:.1f} ms"
-              f" (indexes built), then median {statistics.median(times) * 1e3:.2f} ms, p95 "
-              f"{sorted(times)[int(0.95 * len(times))] * 1e3:.2f} ms, max "
-              f"{max(times) * 1e3:.2f} ms over {len(times)} ({outcomes}); real probe: median "
-              f"{statistics.median(probes) * 1e3:.1f} ms over {len(probes)}")
+        time_queries(f"path queries, {n} namespaces (set-up {made:.0f} s)", engine,
+                     [(ids[f"/run/netns/{names[a]}"], f"/run/netns/{names[a]}", packet)
+                      for a, packet in queries])
     finally:
         namespaces_bench.remove_ours()
 
@@ -170,23 +177,9 @@ def ipv6_row(n: int) -> None:
             queries.append((a, Packet("", f"fd77::{hi}:{lo + 2}", proto,
                                       43210 if proto == "tcp" else 0,
                                       rng.choice((22, 9000)) if proto == "tcp" else 0)))
-        first = time.perf_counter()
-        engine.path(ids[f"/run/netns/{names[queries[0][0]]}"], queries[0][1])
-        first = time.perf_counter() - first
-        times, outcomes = [], {}
-        for a, packet in queries:
-            start = time.perf_counter()
-            result = engine.path(ids[f"/run/netns/{names[a]}"], packet)
-            times.append(time.perf_counter() - start)
-            outcomes[result.disposition] = outcomes.get(result.disposition, 0) + 1
-        probes = [real_probe(f"/run/netns/{names[a]}", packet) for a, packet in
-                  queries[:SAMPLE]]
-        print(f"IPv6 path queries, {n} namespaces (set-up {made:.0f} s): first "
-              f"{first * 1e3:.1f} ms (indexes built), then median "
-              f"{statistics.median(times) * 1e3:.2f} ms, p95 "
-              f"{sorted(times)[int(0.95 * len(times))] * 1e3:.2f} ms, max "
-              f"{max(times) * 1e3:.2f} ms over {len(times)} ({outcomes}); real probe: median "
-              f"{statistics.median(probes) * 1e3:.1f} ms over {len(probes)}", flush=True)
+        time_queries(f"IPv6 path queries, {n} namespaces (set-up {made:.0f} s)", engine,
+                     [(ids[f"/run/netns/{names[a]}"], f"/run/netns/{names[a]}", packet)
+                      for a, packet in queries])
     finally:
         namespaces_bench.remove_ours()
 
@@ -338,22 +331,9 @@ def nftables_row() -> None:
                                    rng.choice((22, 80, 222, 2222, 3333)) if proto == "tcp"
                                    else 0)))
         paths = {role: f"/run/netns/{name}" for role, name in names.items()}
-        first = time.perf_counter()
-        engine.path(ids[paths[queries[0][0]]], queries[0][1])
-        first = time.perf_counter() - first
-        times, outcomes = [], {}
-        for role, packet in queries:
-            start = time.perf_counter()
-            result = engine.path(ids[paths[role]], packet)
-            times.append(time.perf_counter() - start)
-            outcomes[result.disposition] = outcomes.get(result.disposition, 0) + 1
-        probes = [real_probe(paths[role], packet) for role, packet in queries[:SAMPLE]]
-        print(f"nftables path queries, {largest.name} ({rules} rules; set-up {made:.0f} s): "
-              f"first {first * 1e3:.1f} ms (indexes built), then median "
-              f"{statistics.median(times) * 1e3:.2f} ms, p95 "
-              f"{sorted(times)[int(0.95 * len(times))] * 1e3:.2f} ms, max "
-              f"{max(times) * 1e3:.2f} ms over {len(times)} ({outcomes}); real probe: median "
-              f"{statistics.median(probes) * 1e3:.1f} ms over {len(probes)}", flush=True)
+        time_queries(f"nftables path queries, {largest.name} ({rules} rules; set-up "
+                     f"{made:.0f} s)", engine,
+                     [(ids[paths[role]], paths[role], packet) for role, packet in queries])
     finally:
         remove()
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from netdiag import private_files, terminal
 from netdiag.checks.output import FORMAT_NAMES
 from netdiag.cli import SUMMARIES
-from netdiag.commands.common import add_docker_arg, seconds
+from netdiag.commands.common import add_docker_arg, collect_scoped, focus_offline, seconds
 from netdiag.commands.fleet import add_etcd_access_args
 from netdiag.errors import EXIT_COLLECT, EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
 from netdiag.findings.severity import Severity
@@ -115,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
         if not snapshot.machines and not snapshot.gaps:
             raise CollectError(f"no node publishes into {args.fleet} (start `netdiag agent "
                                f"--etcd {args.fleet}` on each machine)")
-        focus = _focus_offline(snapshot, args.ns)
+        focus = focus_offline(snapshot, args.ns)
     elif args.from_file:
         snapshot = load(args.from_file)
-        focus = _focus_offline(snapshot, args.ns)
+        focus = focus_offline(snapshot, args.ns)
     else:
-        snapshot, focus = _collect(args.ns, deadline, args.docker)
+        snapshot, focus = collect_scoped(args.ns, deadline, args.docker)
     # The snapshot lives until exit: keep the cyclic GC from walking its (maybe millions of)
     # records again at every collection the rules trigger.
     gc.freeze()
@@ -176,31 +176,6 @@ def _write(path: str, text: str) -> None:
         private_files.write(path, text.encode())  # a report quotes the snapshot: root's only
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _collect(refs: list[str], deadline: float | None, engines: list[str]
-             ) -> tuple[Snapshot, frozenset[int]]:
-    from netdiag.collect import scope
-    from netdiag.commands.common import read_with_progress
-
-    chosen = scope.select(refs, engines=engines)
-    snapshot = read_with_progress(chosen.read, _remaining(deadline), chosen.docker)
-    if not snapshot.namespaces:
-        reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
-        raise CollectError(f"could not read any namespace: {reasons}")
-    return snapshot, chosen.chosen
-
-
-def _focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
-    from netdiag.collect import namespace_refs
-
-    known = [state.ref for state in snapshot.namespaces]
-    return frozenset(ref.id for ref in namespace_refs.resolve_all(refs, known,
-                                                                  snapshot.docker))
 
 
 def _probe(snapshot: Snapshot, focus: frozenset[int], deadline: float | None,

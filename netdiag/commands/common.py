@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -95,3 +96,31 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
     """An aligned text table: plain on a pipe, fitted to the terminal on one
     (netdiag/terminal.py)."""
     sys.stdout.write(terminal.table(headers, rows, look))
+
+
+def remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def collect_scoped(refs: list[str], deadline: float | None, engines: list[str]
+             ) -> tuple[Snapshot, frozenset[int]]:
+    """Read the namespaces `refs` name (all without any) within the deadline: the snapshot
+    and the chosen namespaces' ids (the focus of `check --ns`, `exposure --ns`)."""
+    from netdiag.collect import scope
+    from netdiag.errors import CollectError
+
+    chosen = scope.select(refs, engines=engines)
+    snapshot = read_with_progress(chosen.read, remaining(deadline), chosen.docker)
+    if not snapshot.namespaces:
+        reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
+        raise CollectError(f"could not read any namespace: {reasons}")
+    return snapshot, chosen.chosen
+
+
+def focus_offline(snapshot: Snapshot, refs: list[str]) -> frozenset[int]:
+    """The ids of the namespaces `refs` name in a saved snapshot."""
+    from netdiag.collect import namespace_refs
+
+    known = [state.ref for state in snapshot.namespaces]
+    return frozenset(ref.id for ref in namespace_refs.resolve_all(refs, known,
+                                                                  snapshot.docker))

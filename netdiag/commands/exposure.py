@@ -47,15 +47,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from netdiag.checks.exposure_model import BYPASS, CLOSED, exposures, focus_filter
-    from netdiag.commands.check import _collect, _focus_offline
+    from netdiag.commands.common import collect_scoped, focus_offline
     from netdiag.model.serialize import load
 
     if args.from_file:
         snapshot = load(args.from_file)
-        focus = _focus_offline(snapshot, args.ns)
+        focus = focus_offline(snapshot, args.ns)
     else:
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
-        snapshot, focus = _collect(args.ns, deadline, args.docker)
+        snapshot, focus = collect_scoped(args.ns, deadline, args.docker)
         focus = focus if args.ns else frozenset()
     gc.freeze()
     found = focus_filter(exposures(snapshot), focus)

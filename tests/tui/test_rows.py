@@ -62,7 +62,7 @@ def test_probe_lines(line, probe):
     assert parse(probe.title) == probe  # shown as it is typed
 
 
-@pytest.mark.parametrize("line", ["", "ping", "tcp db", "tcp db 5432 6379", "trace 1.2.3.4"])
+@pytest.mark.parametrize("line", ["", "ping", "tcp db", "tcp db 5432 6379", "trace 192.0.2.4"])
 def test_bad_probe_lines_say_what_is_expected(line):
     with pytest.raises(UsageError, match="ping DST"):
         parse(line)

@@ -6,11 +6,11 @@ checking the new pictures by eye."""
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from netdiag.render import SECTIONS
 from netdiag.tui.screens.namespace import TAB_KEYS
-from tests.tui.conftest import HOST, WEB, settle
+from tests.tui.conftest import HOST, WEB, settle, until
 
 SIZE = (80, 24)
 WIDE = (160, 45)
@@ -95,8 +95,16 @@ def _traced_app():
 def test_path_result(snap_compare, size):
     """A path's result gets two thirds of the screen, its verdict in red; the rule that
     stopped it is marked in the Firewall tab above."""
-    assert snap_compare(_traced_app(), terminal_size=size,
-                        run_before=pressing("t", *"172.18.0.2:80", "enter"))
+    traced = pressing("t", *"172.18.0.2:80", "enter")
+
+    async def run_before(pilot) -> None:
+        await traced(pilot)
+        # The stop's table takes the focus after a refresh of its own (a clean-clone run
+        # pictured the moment before it once): wait for it, not for a number of frames.
+        await until(pilot, lambda: isinstance(pilot.app.focused, DataTable))
+        await _steady(pilot)
+
+    assert snap_compare(_traced_app(), terminal_size=size, run_before=run_before)
 
 
 def test_empty_firewall_tab(snap_compare, offline_app):
