@@ -403,6 +403,32 @@ async def test_the_detail_gets_the_room_when_a_finding_or_a_path_is_read():
 
 
 @run_async
+async def test_a_tab_chosen_before_the_stop_is_shown_stays_chosen():
+    """`1` pressed between the trace's stop being marked and the screen's refresh: the
+    Links tab stays (the stop's deferred focus used to bring the Firewall tab back, as a
+    clean-clone CI run showed)."""
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
+    snapshot = d.build()
+    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                     attach_to=snapshot.namespace(d.host).ref)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("t", *"172.18.0.2:80", "enter")
+        await settle(pilot)
+        screen = app.screen
+        assert screen.query_one("#tabs").active == "firewall"
+        screen.action_go_to_stop()  # schedules the stop's focus for after the refresh
+        screen.action_show_tab(0)   # ... and the key comes first
+        await settle(pilot)
+        assert screen.query_one("#tabs").active == "links"
+        assert screen.focused is state_table(app, "links").table
+
+
+@run_async
 async def test_the_command_palette_has_netdiags_commands():
     """ctrl+p: attach to a namespace by name, trace a path, go to where it stopped, run
     the checks."""

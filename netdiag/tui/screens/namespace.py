@@ -532,8 +532,15 @@ class NamespaceScreen(Screen):
                 self.query_one(TabbedContent).active = tab.id
                 # once the tab is shown: until then Textual moves the focus off the hidden
                 # table to the pane's first widget (its filter line)
-                self.call_after_refresh(self._table(tab.id).table.focus)
+                self.call_after_refresh(self._focus_if_shown, tab.id)
                 break
+
+    def _focus_if_shown(self, tab_id: str) -> None:
+        """Focus `tab_id`'s table if it is still the tab shown: a key pressed before the
+        refresh (`1`: links) chose another, and focusing a hidden pane's table would make
+        Textual bring that pane back."""
+        if self.query_one(TabbedContent).active == tab_id:
+            self._table(tab_id).table.focus()
 
     def action_check(self) -> None:
         """Run the checks again, as `check --ns` would: live on a fresh read of the kernel,
