@@ -46,7 +46,8 @@ COMMANDS = tuple(SUMMARIES)
 EXAMPLES = {
     "ns": ["netdiag ns list", "netdiag ns list --json"],
     "show": ["netdiag show --ns container:web", "netdiag show routes --ns host",
-             "netdiag show docker", "netdiag show links --from snap.json --ns web"],
+             "netdiag show docker", "netdiag show links --from snap.json --ns web",
+             "netdiag show connections --ns container:web"],
     "snapshot": ["netdiag snapshot -o before.json",
                  "netdiag snapshot --ns container:web --ns host -o web.json"],
     "diff": ["netdiag diff before.json after.json",

@@ -43,11 +43,12 @@ class RenderContext:
     names: Names = field(default_factory=dict)
     docker: tuple[DockerEngine, ...] = ()
     overlays: Mapping[int, tuple[DockerEngine, DockerNetwork]] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # the whole: a connection's other end may be anywhere
 
 
 def context(snapshot: Snapshot) -> RenderContext:
     return RenderContext({ns.ref.id: ns.ref.display for ns in snapshot.namespaces}, snapshot.docker,
-                   overlay_namespaces(snapshot))
+                   overlay_namespaces(snapshot), snapshot)
 
 
 RowFunction = Callable[[NamespaceState, RenderContext], list[Row]]
@@ -209,6 +210,26 @@ def socket_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
         rows.append(_row(s.protocol, s.address, s.port, s.state, owner,
                          keys=(f"{s.protocol}/{s.address}:{s.port}", f"{s.address}:{s.port}",
                                f"{s.protocol}/{s.port}")))
+    return rows
+
+
+CONNECTION_COLUMNS = ("Proto", "Local", "Peer", "State", "Process", "Other end")
+
+
+def connection_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
+    """`show connections`: each connection with its process and the other end named
+    (netdiag/model/connections.py); without the snapshot, the other end is left blank."""
+    from netdiag.collect.conntrack import endpoint  # conntrack -L's ADDRESS:PORT, [V6]:PORT
+    from netdiag.model.connections import peer_finder
+
+    finder = peer_finder(ctx.snapshot) if ctx.snapshot is not None else None
+    rows = []
+    for c in ns.connections:
+        owner = f"{c.process}[{c.pid}]" if c.pid else c.process
+        other = finder.peer_end(ns, c).text if finder else ""
+        rows.append(_row(c.protocol, endpoint(c.address, c.port), endpoint(c.peer, c.peer_port),
+                         c.state, owner, other,
+                         keys=(f"{c.protocol}/{c.address}:{c.port}", f"{c.peer}:{c.peer_port}")))
     return rows
 
 

@@ -12,12 +12,17 @@ datagram echoed, a ping answered), "refused", "timeout", "fail" (a ping unanswer
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import textwrap
 
+from netdiag.collect import collect_snapshot, namespace_refs
+from netdiag.collect.docker import Intent
 from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
+from netdiag.model import Snapshot
+from tests.conftest import sh
 
 # argv: TCP ports, then UDP ports, each comma-separated ("" for none).
 LISTENER = textwrap.dedent("""
@@ -148,3 +153,76 @@ def compare(engine: Engine, ids: dict[str, int], flows: list[dict], real: dict[i
     print(f"\n{len(flows)} flows; model dispositions: {by_disposition}; kernel: {kernel}")
     print(f"{len(disagreements)} disagreements" + ("".join(f"\n{d}" for d in disagreements)))
     return disagreements, by_disposition, kernel
+
+
+def random_flows(seed: int, count: int, sources: list[str], addresses: list[str],
+                 published: tuple[str, tuple[int, ...]], ports: tuple[int, ...] = (80, 80, 22, 5555)
+                 ) -> list[dict]:
+    """`count` flows drawn with `seed`: a quarter to the published (address, ports), the rest
+    TCP to `ports` or ICMP, from any source to any address."""
+    rng = random.Random(seed)
+    flows = []
+    for number in range(count):
+        source = rng.choice(sorted(sources))
+        if rng.random() < 0.25:
+            dst, proto, port = published[0], "tcp", rng.choice(published[1])
+        else:
+            dst = rng.choice(addresses)
+            proto = "icmp" if rng.random() < 0.3 else "tcp"
+            port = rng.choice(ports) if proto == "tcp" else 0
+        flows.append({"id": number, "src": source, "dst": dst, "proto": proto, "port": port,
+                      "size": 0})
+    return flows
+
+
+def assert_agreement(flows: list[dict], compared: tuple[list[str], dict[str, int], dict[str, int]],
+                     least_through: float, kinds: int = 0) -> None:
+    """At least 99% of the flows agree with the kernel (`compared` is what `compare` gives);
+    enough of them get through, and the model gives enough kinds of fate, for the agreement
+    to mean something."""
+    disagreements, by_disposition, kernel = compared
+    assert len(by_disposition) >= kinds, f"too few kinds of fate to mean much: {by_disposition}"
+    assert kernel.get("ok", 0) >= least_through * len(flows), \
+        f"too few flows get through: {kernel}"
+    agreement = 1 - len(disagreements) / len(flows)
+    assert agreement >= 0.99, f"{agreement:.1%} agree:\n" + "\n".join(disagreements)
+
+
+def snapshot_of(names: dict[str, str]) -> tuple[Snapshot, dict[str, int]]:
+    """The snapshot of the named namespaces (no runtime's intent) and each role's namespace
+    id in it."""
+    snapshot = collect_snapshot(namespace_refs.resolve_all(list(names.values())),
+                                intent=Intent())
+    refs = [state.ref for state in snapshot.namespaces]
+    return snapshot, {role: namespace_refs.resolve(name, refs).id for role, name in names.items()}
+
+
+def path_json(*args: str) -> tuple[int, dict]:
+    """`netdiag path ARGS --format json` (no runtime): its exit code (0 or 1) and report."""
+    done = subprocess.run([sys.executable, "-m", "netdiag", "path", *args, "--format", "json",
+                           "--docker", "none"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def wire_lan(router: str, names: dict[str, str], bridges: dict[str, tuple[str, ...]],
+             hosts: dict[str, tuple[str, str, str]], prefix: int, nodad: str = "") -> None:
+    """The router's bridges with their addresses, and each host role's eth0 on a veth from the
+    router (on a bridge, or routed on its own when the bridge is ""), with its address/prefix
+    and, when given, its default route ("via fe80::1 dev eth0")."""
+    for bridge, addresses in bridges.items():
+        sh(f"ip -n {router} link add {bridge} type bridge")
+        for address in addresses:
+            sh(f"ip -n {router} addr add {address} dev {bridge} {nodad}")
+        sh(f"ip -n {router} link set {bridge} up")
+    for role, (address, bridge, default) in hosts.items():
+        ns = names[role]
+        sh(f"ip -n {router} link add v{role} type veth peer name eth0 netns {ns}")
+        if bridge:
+            sh(f"ip -n {router} link set v{role} master {bridge}")
+        sh(f"ip -n {router} link set v{role} up")
+        sh(f"ip -n {ns} addr add {address}/{prefix} dev eth0 {nodad}")
+        sh(f"ip -n {ns} link set eth0 up")
+        if default:
+            sh(f"ip -n {ns} route add default {default}")

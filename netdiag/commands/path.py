@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from netdiag.flows.packet import Packet
     from netdiag.flows.walk import Engine
     from netdiag.model.serialize import load
-    from netdiag.probe import report, trace
+    from netdiag.probe import report, trace, tracked
     from netdiag.probe.path import probe, refusal
 
     target, port = names.split_port(args.dst)
@@ -123,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(report.as_json(result, sent, kernel, resolved))
     else:
+        # read after the probe, so that its own connection is among the entries
+        notes = {} if args.from_file else tracked.hop_notes(result, tracked.flow_entries(result))
         sys.stdout.write(report.as_text(result, sent, kernel, resolved,
-                                        terminal.look(args.color)))
+                                        terminal.look(args.color), notes))
     return EXIT_OK if result.delivered else EXIT_FINDINGS
 
 

@@ -4,9 +4,10 @@ One block per namespace, headed by its label, with one aligned table per section
 addrs, routes with the policy rules, neigh, fdb with the VXLAN devices, ipvs, firewall, dns,
 sockets, sysctls), rendered by netdiag/render.py exactly as the TUI's tabs; without a section,
 a compact overview: each interface with its state, addresses and where it leads, the default
-routes and how many records each other section holds. Rendering is pure
-(`tables(state, section, ctx)`) so it is tested from hand-built snapshots; reading live or
-from a file is common.py's job.
+routes and how many records each other section holds. `show docker`, `show connections`
+(connections_view.py) and `show conntrack` (conntrack_view.py) are views of their own.
+Rendering is pure (`tables(state, section, ctx)`) so it is tested from hand-built snapshots;
+reading live or from a file is common.py's job.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def _overview(state: NamespaceState, ctx: render.RenderContext) -> list[Table]:
     counts = ((("routes", len(state.routes)), ("rules", len(state.rules)),
                ("neighbours", len(state.neighbours)), ("fdb", len(state.fdb)),
                ("iptables rules", len(fw.iptables_rules)), ("nft rules", len(fw.nft_rules)),
-               ("ipvs services", len(state.ipvs)), ("listening sockets", len(state.sockets))))
+               ("ipvs services", len(state.ipvs)), ("listening sockets", len(state.sockets)),
+               ("connections", len(state.connections) + sum(
+                   count for _, count in state.connections_omitted))))
     return [Table("interfaces", ("NAME", "KIND", "STATE", "MTU", "ADDRESSES", "LINK"),
                   interfaces),
             Table("default routes", ("FAMILY", "TABLE", "VIA", "DEV"), defaults),
@@ -127,12 +130,14 @@ def heading(state: NamespaceState, verbose: bool = False) -> str:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("show", help=SUMMARIES["show"])
-    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "docker", "conntrack"),
+    parser.add_argument("section", nargs="?",
+                        choices=(*SECTIONS, "docker", "connections", "conntrack"),
                         metavar="SECTION",
                         help=f"one of: {', '.join(SECTIONS)}, docker (each Docker engine's "
-                             "intent: daemon, networks, containers, services), conntrack "
-                             "(tracked connections and their NAT, read now) (default: an "
-                             "overview)")
+                             "intent: daemon, networks, containers, services), connections "
+                             "(established TCP and connected UDP, with processes and who is "
+                             "at the other end), conntrack (tracked connections and their "
+                             "NAT, read now) (default: an overview)")
     add_namespace_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--addr", metavar="ADDRESS",
@@ -153,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
         from netdiag.commands import conntrack_view
 
         return conntrack_view.run(args)
+    if args.section == "connections" and not (args.addr or args.port is not None):
+        from netdiag.commands import connections_view
+
+        return connections_view.run(args)
     if args.addr or args.port is not None:
         raise UsageError("--addr and --port filter `show conntrack` only")
     snapshot = get_snapshot(args)
@@ -167,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     concerned = {state.ref.id for state in states}
     if not args.from_file:  # what was read live is what was asked for, also what failed
         concerned |= {gap.namespace for gap in snapshot.gaps}
-    _report_gaps(snapshot, concerned, args.section)
+    report_gaps(snapshot, concerned, args.section)
     unread = not states and any(gap.collector == "namespace" for gap in snapshot.gaps)
     return EXIT_COLLECT if unread or timed_out(snapshot) else 0
 
@@ -247,7 +256,7 @@ def _relevant(gap: Gap, section: str | None) -> bool:
     return gap.collector in collectors
 
 
-def _report_gaps(snapshot: Snapshot, concerned: set[int], section: str | None) -> None:
+def report_gaps(snapshot: Snapshot, concerned: set[int], section: str | None) -> None:
     # On stderr, so that the tables on stdout stay clean for grep and pipes.
     labels = {state.ref.id: state.ref.display for state in snapshot.namespaces}
     said = []

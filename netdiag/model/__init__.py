@@ -28,8 +28,11 @@ from netdiag.model.lab import LabIntent
 # 8: the runtime of each engine in the `docker` section (DockerEngine.runtime, "docker" or
 #    "podman"), a network's embedded DNS (DockerNetwork.dns) and a container's pod
 #    (DockerContainer.pod), and NsKind "podman". Older files still load (every engine Docker).
-SCHEMA_VERSION = 8  # 5: Gap.needs
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+# 9: each namespace's connections (NamespaceState.connections: TCP in any state but listen,
+#    connected UDP) and what was counted but not kept (connections_omitted). Older files
+#    still load (no connections read).
+SCHEMA_VERSION = 9  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 class NsKind(str, Enum):
@@ -375,6 +378,24 @@ class Socket:
 
 
 @dataclass(frozen=True, slots=True)
+class Connection:
+    """A socket with a peer, as `ss -tuna` lists it: TCP in any state but listen (time-wait
+    ones only counted, in NamespaceState.connections_omitted), or a connected UDP socket."""
+
+    protocol: str  # tcp or udp
+    family: int
+    address: str  # the local end, as the kernel holds it (an IPv6 socket's ::ffff:a.b.c.d)
+    port: int
+    peer: str
+    peer_port: int
+    state: str = "established"  # ss's names in lower case (syn-sent...); "connected" for udp
+    inode: int = 0  # 0: no process holds it (a request not yet accepted, an orphan closing)
+    uid: int = 0
+    pid: int | None = None
+    process: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Sysctl:
     name: str  # dotted: net.ipv4.ip_forward, net.ipv4.conf.eth0.rp_filter
     value: str
@@ -423,7 +444,11 @@ class NamespaceState:
     ipvs: tuple[IpvsService, ...] = ()
     firewall: Firewall = field(default_factory=Firewall)
     dns: DnsConfig = field(default_factory=DnsConfig)
-    sockets: tuple[Socket, ...] = ()
+    sockets: tuple[Socket, ...] = ()  # listening (tcp) and unconnected (udp) only
+    # Bounded (collect/sockets.py's CONNECTIONS_KEPT): what was left out, and every
+    # time-wait socket, is counted per state in connections_omitted ("time-wait", 5000).
+    connections: tuple[Connection, ...] = ()
+    connections_omitted: tuple[tuple[str, int], ...] = ()
     sysctls: tuple[Sysctl, ...] = ()
     conntrack: Conntrack | None = None
     xfrm_states: tuple[XfrmState, ...] = ()

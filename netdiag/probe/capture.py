@@ -422,6 +422,14 @@ def write_pcapng(path: str, result: CaptureResult) -> None:
 # --- conntrack ------------------------------------------------------------------------------
 
 
+def first_packet(entry: Tracked) -> Seen:
+    """A tracked connection's first packet (its original direction), to match as a frame."""
+    first = entry.original
+    proto = "icmp" if entry.proto == "icmpv6" else entry.proto
+    return Seen(_norm(first.src), _norm(first.dst), proto, first.sport, first.dport,
+                8 if proto == "icmp" else -1, entry.icmp_id)
+
+
 def flow_entries(result: PathResult, captured: CaptureResult
                  ) -> list[tuple[NamespaceRef, Tracked]]:
     """The connections each namespace on the flow's way tracks for the packets captured (by
@@ -445,10 +453,7 @@ def flow_entries(result: PathResult, captured: CaptureResult
         except NetdiagError:
             continue
         for entry in entries:
-            first = entry.original
-            proto = "icmp" if entry.proto == "icmpv6" else entry.proto
-            as_seen = Seen(_norm(first.src), _norm(first.dst), proto, first.sport, first.dport,
-                           8 if proto == "icmp" else -1, entry.icmp_id)
+            as_seen = first_packet(entry)
             if (as_seen.src, as_seen.sport, as_seen.ident) in sources and \
                     matcher.direction(as_seen) == "forward":
                 found.append((hop.namespace, entry))

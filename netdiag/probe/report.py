@@ -14,8 +14,11 @@ probe was out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from netdiag.flows.packet import DELIVERED, Drop, Hop, PathResult, Trace
 from netdiag.model import NamespaceRef
+from netdiag.probe import tracked
 from netdiag.probe.path import ProbeResult
 from netdiag.probe.trace import KernelTrace
 from netdiag.terminal import PLAIN, Look
@@ -77,14 +80,20 @@ def as_json(result: PathResult, sent: ProbeResult | None = None,
     }
 
 
-def _trace_lines(trace: Trace) -> list[str]:
+def _trace_lines(trace: Trace, notes: Mapping[int, str] | None = None) -> list[str]:
+    """The hops and their steps; `notes`: a hop's position → the kernel's conntrack entry of
+    the flow there (probe/tracked.py), printed under the step where conntrack decides."""
     lines = []
-    for hop in trace.hops:
+    for number, hop in enumerate(trace.hops):
         ways = " ".join(part for part in (f"in {hop.into}" if hop.into else "",
                                           f"out {hop.out}" if hop.out else "") if part)
         lines.append(f"  [{hop.namespace.display}] {ways}".rstrip())
-        for step in hop.steps:
+        note = (notes or {}).get(number)
+        after = tracked.deciding_step(hop) if note else -1
+        for position, step in enumerate(hop.steps):
             lines.append(f"      {step.kind:<10} {step.detail}")
+            if position == after:
+                lines.append(f"      {'kernel':<10} conntrack holds {note}")
     return lines
 
 
@@ -100,16 +109,22 @@ def _verdict(trace: Trace, what: str) -> str:
 
 
 def as_text(result: PathResult, sent: ProbeResult | None = None,
-            kernel: KernelTrace | None = None, resolved: str = "", look: Look = PLAIN) -> str:
+            kernel: KernelTrace | None = None, resolved: str = "", look: Look = PLAIN,
+            tracked: Mapping[tuple[str, int], str] | None = None) -> str:
+    """`tracked`: (direction, hop position) → the flow's conntrack entry read there
+    (probe/tracked.py's hop_notes), for a live run."""
+    tracked = tracked or {}
+    notes = {direction: {number: text for (way, number), text in tracked.items()
+                         if way == direction} for direction in ("forward", "reply")}
     packet = result.flow.packet
     lines = [f"path from {result.flow.source.display}: {packet.text}"
              + (f", {packet.size} bytes DF" if packet.size else "")
              + (f" — {resolved}" if resolved else "")]
-    lines += _trace_lines(result.forward)
+    lines += _trace_lines(result.forward, notes["forward"])
     lines.append(_verdict(result.forward, "forward"))
     if result.reply is not None:
         lines.append("reply:")
-        lines += _trace_lines(result.reply)
+        lines += _trace_lines(result.reply, notes["reply"])
         lines.append(_verdict(result.reply, "reply"))
     lines.append(look.paint(f"=> {result.disposition.upper()}",
                             "ok" if result.delivered else "error"))

@@ -16,19 +16,17 @@ at least 99% must agree.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
-import sys
 
 import pytest
 
 from netdiag.collect import collect_snapshot, discovery, namespace_refs
-from netdiag.collect.docker import Intent
 from netdiag.flows.walk import Engine
 from tests import real_flows
 from tests.conftest import NetnsFactory, sh
+from tests.real_flows import path_json
 
 OVERLAY_LAB = """
 name: {name}
@@ -65,23 +63,12 @@ def topology():
                                                   "sw", "m1", "m2", "m3")}
         r = names["r"]
         sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
-        for bridge, address in (("br0", "10.71.1.1/24"), ("br1", "10.71.2.1/24")):
-            sh(f"ip -n {r} link add {bridge} type bridge")
-            sh(f"ip -n {r} addr add {address} dev {bridge}")
-            sh(f"ip -n {r} link set {bridge} up")
-        hosts = {"a1": ("10.71.1.10", "br0", True), "a2": ("10.71.1.11", "", True),
-                 "a3": ("10.71.1.12", "br0", False), "b1": ("10.71.2.10", "br1", True),
-                 "b2": ("10.71.2.11", "br1", True)}
-        for role, (address, bridge, default) in hosts.items():
-            ns = names[role]
-            sh(f"ip -n {r} link add v{role} type veth peer name eth0 netns {ns}")
-            if bridge:
-                sh(f"ip -n {r} link set v{role} master {bridge}")
-            sh(f"ip -n {r} link set v{role} up")
-            sh(f"ip -n {ns} addr add {address}/24 dev eth0")
-            sh(f"ip -n {ns} link set eth0 up")
-            if default:
-                sh(f"ip -n {ns} route add default via {address.rsplit('.', 1)[0]}.1")
+        hosts = {"a1": ("10.71.1.10", "br0", "via 10.71.1.1"),
+                 "a2": ("10.71.1.11", "", "via 10.71.1.1"), "a3": ("10.71.1.12", "br0", ""),
+                 "b1": ("10.71.2.10", "br1", "via 10.71.2.1"),
+                 "b2": ("10.71.2.11", "br1", "via 10.71.2.1")}
+        real_flows.wire_lan(r, names, {"br0": ("10.71.1.1/24",), "br1": ("10.71.2.1/24",)},
+                            hosts, 24)
         for dev, ns in (("vb2", r), ("eth0", names["b2"])):  # a smaller MTU on b2's link
             sh(f"ip -n {ns} link set {dev} mtu 1400")
         ext = names["ext"]
@@ -172,11 +159,6 @@ def start_listeners(names: dict[str, str], listen: dict[str, tuple[int, ...]],
         servers.append(real_flows.listen(names[role], tcp=ports))
 
 
-def _snapshot(names: dict[str, str]):
-    refs = namespace_refs.resolve_all(list(names.values()))
-    return collect_snapshot(refs, intent=Intent())
-
-
 def _flows(names: dict[str, str]) -> list[dict]:
     rng = random.Random(SEED)
     addresses = ["10.71.1.1", "10.71.2.1", "10.71.9.1", "10.71.1.10", "10.71.1.11",
@@ -201,17 +183,11 @@ def _flows(names: dict[str, str]) -> list[dict]:
 
 def test_simulated_flows_agree_with_real_packets(topology):
     names = topology
-    snapshot = _snapshot(names)
-    ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id
-           for role, name in names.items()}
-    engine = Engine(snapshot)
+    snapshot, ids = real_flows.snapshot_of(names)
     flows = _flows(names)
     real = real_flows.send(names, flows)
-    disagreements, by_disposition, kernel = real_flows.compare(engine, ids, flows, real)
-    agreement = 1 - len(disagreements) / len(flows)
-    assert len(by_disposition) >= 5, f"too few kinds of fate to mean much: {by_disposition}"
-    assert kernel.get("ok", 0) >= 0.15 * len(flows), f"too few flows get through: {kernel}"
-    assert agreement >= 0.99, f"{agreement:.1%} agree:\n" + "\n".join(disagreements)
+    real_flows.assert_agreement(flows, real_flows.compare(Engine(snapshot), ids, flows, real),
+                                least_through=0.15, kinds=5)
 
 
 def test_special_destinations_agree_with_the_kernel(topology):
@@ -220,9 +196,7 @@ def test_special_destinations_agree_with_the_kernel(topology):
     flow the model follows (unknown), and the kernel delivers no answer to either (echo to
     them is ignored, ping refuses a broadcast without -b)."""
     names = topology
-    snapshot = _snapshot(names)
-    ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id
-           for role, name in names.items()}
+    snapshot, ids = real_flows.snapshot_of(names)
     specials = (("0.0.0.0", "tcp", 80), ("0.0.0.0", "icmp", 0), ("127.0.0.1", "tcp", 80),
                 ("0.0.0.0", "tcp", 5555), ("224.0.0.1", "icmp", 0),
                 ("255.255.255.255", "icmp", 0))
@@ -235,51 +209,43 @@ def test_special_destinations_agree_with_the_kernel(topology):
     assert {"delivered", "unknown", "no-listener"} <= set(by_disposition), by_disposition
 
 
-def _path(*args: str) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "netdiag", "path", *args, "--format", "json",
-                           "--docker", "none"], capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
-
-
 def test_path_probe_holds_the_model_against_the_kernel(topology):
     names = topology
-    code, report = _path(names["b1"], "10.71.1.10:80", "--probe")
+    code, report = path_json(names["b1"], "10.71.1.10:80", "--probe")
     assert code == 0 and report["disposition"] == "delivered"
     assert report["probe"] == {"sent": True, "outcome": "ok", "reason": None,
                                "delivered": True, "agrees": True, "listener": None}
-    code, report = _path(names["b1"], "10.71.1.10:9000", "--probe")
+    code, report = path_json(names["b1"], "10.71.1.10:9000", "--probe")
     assert code == 1 and report["disposition"] == "denied"
     assert report["drop"]["where"] == "filter/BLOCKED/1"
     assert report["probe"]["outcome"] == "timeout" and report["probe"]["agrees"] is True
     # Nothing listens on b2's port 22: a listener of our own waits there for the probe, and
     # the way up to it is open (bridged inside br1) — for UDP too, which answers nothing.
     for proto in ("tcp", "udp"):
-        code, report = _path(names["b1"], "10.71.2.11:22", "--probe", "--proto", proto)
+        code, report = path_json(names["b1"], "10.71.2.11:22", "--probe", "--proto", proto)
         assert code == 1 and report["disposition"] == "no-listener", report
         assert report["probe"]["listener"] == f"{proto} :22 in {names['b2']}", report["probe"]
         assert report["probe"]["outcome"] == "ok" and report["probe"]["agrees"] is True
     # ... and a closed way: a2's veth is off br0, so the datagram never reaches the listener
     # put up in a2.
-    code, report = _path(names["b1"], "10.71.1.11:5555", "--probe", "--proto", "udp")
+    code, report = path_json(names["b1"], "10.71.1.11:5555", "--probe", "--proto", "udp")
     assert report["disposition"] != "delivered" and report["probe"]["listener"], report
     assert report["probe"]["outcome"] == "timeout", report["probe"]
     assert report["probe"]["agrees"] is True, report
     # A macvlan never reaches its lower device's own address, nor a private sibling.
-    code, report = _path(names["m1"], "10.71.3.2", "--probe")
+    code, report = path_json(names["m1"], "10.71.3.2", "--probe")
     assert report["disposition"] == "neighbour-unreachable", report
     assert "lower device of mvm1" in report["drop"]["reason"] and report["probe"]["agrees"]
-    code, report = _path(names["m1"], "10.71.3.13", "--probe")
+    code, report = path_json(names["m1"], "10.71.3.13", "--probe")
     assert "modes: bridge, private" in report["drop"]["reason"] and report["probe"]["agrees"]
     # r's named set @blocked holds m3's address, not m1's.
-    code, report = _path(names["m3"], "10.71.1.10:80", "--probe")
+    code, report = path_json(names["m3"], "10.71.1.10:80", "--probe")
     assert code == 1 and "nft inet rsets passing2" in report["drop"]["where"], report["drop"]
     assert report["probe"]["agrees"] is True
-    code, report = _path(names["m1"], "10.71.1.10:80", "--probe")
+    code, report = path_json(names["m1"], "10.71.1.10:80", "--probe")
     assert code == 0 and report["probe"]["agrees"] is True, report
     # An address no namespace of ours holds is not probed (nothing leaves what we built).
-    code, report = _path(names["ext"], "192.0.2.1:80", "--probe")
+    code, report = path_json(names["ext"], "192.0.2.1:80", "--probe")
     assert report["probe"]["sent"] is False and "no namespace" in report["probe"]["reason"]
 
 
@@ -287,14 +253,14 @@ def test_path_trace_shows_the_kernels_own_verdict(topology):
     """--trace: the kernel's nftables trace of the probe, in each namespace on the path,
     names the same rule as the model; nothing of the trace is left behind."""
     names = topology
-    code, report = _path(names["b1"], "10.71.1.10:9000", "--trace")
+    code, report = path_json(names["b1"], "10.71.1.10:9000", "--trace")
     assert code == 1 and report["drop"]["where"] == "filter/BLOCKED/1"
     traced = report["probe"]["trace"]
     assert traced["drop"]["namespace"] == names["r"], traced
     assert "filter BLOCKED" in traced["drop"]["event"] and "verdict drop" in \
         traced["drop"]["event"]
     assert traced["agrees"] is True
-    code, report = _path(names["b1"], "10.71.1.10:80", "--trace")
+    code, report = path_json(names["b1"], "10.71.1.10:80", "--trace")
     assert code == 0 and report["probe"]["trace"]["drop"] is None
     assert report["probe"]["trace"]["agrees"] is True and report["probe"]["trace"]["events"]
     for name in names.values():
@@ -313,7 +279,7 @@ def test_path_trace_reads_the_kernels_drop_reasons(topology):
     DF, and a rule of iptables-legacy — agrees with the model's cause; the instance is gone
     afterwards."""
     names = topology
-    code, report = _path(names["a1"], "10.71.2.11", "--size", "1450", "--trace")
+    code, report = path_json(names["a1"], "10.71.2.11", "--size", "1450", "--trace")
     assert code == 1 and report["disposition"] == "too-big", report
     assert report["drop"]["cause"] == "mtu" and report["drop"]["namespace"]["label"] == \
         names["r"]
@@ -323,7 +289,7 @@ def test_path_trace_reads_the_kernels_drop_reasons(topology):
     rule = "INPUT -s 10.71.1.10 -p tcp --dport 80 -j DROP"
     sh(f"ip netns exec {names['a3']} iptables-legacy -A {rule}")
     try:
-        code, report = _path(names["a1"], "10.71.1.12:80", "--trace")
+        code, report = path_json(names["a1"], "10.71.1.12:80", "--trace")
         assert code == 1 and report["drop"]["where"] == "filter (legacy)/INPUT/1", report
         assert report["drop"]["cause"] == "firewall"
         traced = report["probe"]["trace"]
@@ -383,7 +349,5 @@ def test_simulated_flows_agree_with_real_packets_across_a_vxlan_overlay(overlay_
         flows.append({"id": number, "src": rng.choice(sources), "dst": dst, "proto": proto,
                       "port": port, "size": size})
     real = real_flows.send(names, flows)
-    disagreements, by_disposition, kernel = real_flows.compare(Engine(snapshot), ids, flows, real)
-    assert len(by_disposition) >= 3, f"too few kinds of fate to mean much: {by_disposition}"
-    assert kernel.get("ok", 0) >= 0.2 * len(flows), f"too few flows get through: {kernel}"
-    assert 1 - len(disagreements) / len(flows) >= 0.99, "\n".join(disagreements)
+    real_flows.assert_agreement(flows, real_flows.compare(Engine(snapshot), ids, flows, real),
+                                least_through=0.2, kinds=3)

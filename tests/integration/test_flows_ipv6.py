@@ -28,19 +28,16 @@ at least 99% must agree.
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
-import sys
 import time
 
 import pytest
 
-from netdiag.collect import collect_snapshot, namespace_refs
-from netdiag.collect.docker import Intent
 from netdiag.flows.walk import Engine
 from tests import real_flows
 from tests.conftest import NetnsFactory, sh
+from tests.real_flows import path_json
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +48,11 @@ SIZES = (0, 0, 0, 1290, 1400)  # IPv6 packet bytes of a ping (0: the default 104
 
 ROLES = ("r", "a1", "a2", "a3", "b1", "b2", "ext", "far", "c1")
 SOURCE_WEIGHTS = (3, 3, 1, 1, 3, 3, 2, 2, 1)
-# role → (address on its eth0, the bridge of r its veth is on, a default route via fe80::1)
-HOSTS = {"a1": ("fd71:1::10", "br0", True), "a2": ("fd71:1::11", "", True),
-         "a3": ("fd71:1::12", "br0", False), "b1": ("fd71:2::10", "br1", True),
-         "b2": ("fd71:2::11", "br1", True)}
+# role → (address on its eth0, the bridge of r its veth is on, its default route)
+GATEWAY = "via fe80::1 dev eth0"
+HOSTS = {"a1": ("fd71:1::10", "br0", GATEWAY), "a2": ("fd71:1::11", "", GATEWAY),
+         "a3": ("fd71:1::12", "br0", ""), "b1": ("fd71:2::10", "br1", GATEWAY),
+         "b2": ("fd71:2::11", "br1", GATEWAY)}
 ADDRESSES = ("fd71:1::1", "fd71:2::1", "fd71:9::1", "fd71:1::10", "fd71:1::11", "fd71:1::12",
              "fd71:2::10", "fd71:2::11", "fd71:9::2", "fd71:10::1", "fd71:10::2",
              "fd71:5::1", "fd71:5::2", "fd71:1::99", "fd71:77::1",
@@ -76,21 +74,9 @@ def topology():
                     "net.ipv6.conf.default.accept_dad=0")
         r, ext, far, a3, c1 = (names[role] for role in ("r", "ext", "far", "a3", "c1"))
         _in(r, "sysctl -qw net.ipv6.conf.all.forwarding=1")
-        for bridge, address in (("br0", "fd71:1::1/64"), ("br1", "fd71:2::1/64")):
-            sh(f"ip -n {r} link add {bridge} type bridge")
-            sh(f"ip -n {r} addr add {address} dev {bridge} nodad")
-            sh(f"ip -n {r} addr add fe80::1/64 dev {bridge} nodad")
-            sh(f"ip -n {r} link set {bridge} up")
-        for role, (address, bridge, default) in HOSTS.items():
-            ns = names[role]
-            sh(f"ip -n {r} link add v{role} type veth peer name eth0 netns {ns}")
-            if bridge:
-                sh(f"ip -n {r} link set v{role} master {bridge}")
-            sh(f"ip -n {r} link set v{role} up")
-            sh(f"ip -n {ns} addr add {address}/64 dev eth0 nodad")
-            sh(f"ip -n {ns} link set eth0 up")
-            if default:
-                sh(f"ip -n {ns} -6 route add default via fe80::1 dev eth0")
+        real_flows.wire_lan(r, names, {"br0": ("fd71:1::1/64", "fe80::1/64"),
+                                       "br1": ("fd71:2::1/64", "fe80::1/64")},
+                            HOSTS, 64, nodad="nodad")
         for dev, ns in (("vb2", r), ("eth0", names["b2"])):  # a smaller MTU on b2's link
             sh(f"ip -n {ns} link set {dev} mtu 1300")
         # The uplink at IPv6's minimum MTU, to a second router with `far` behind it.
@@ -230,46 +216,31 @@ def _real(names: dict[str, str], flows: list[dict]) -> dict[int, str]:
 
 def test_simulated_ipv6_flows_agree_with_real_packets(topology):
     names = topology
-    refs = namespace_refs.resolve_all(list(names.values()))
-    snapshot = collect_snapshot(refs, intent=Intent())
-    ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id
-           for role, name in names.items()}
-    engine = Engine(snapshot)
+    snapshot, ids = real_flows.snapshot_of(names)
     flows = _flows()
-    real = _real(names, flows)
-    disagreements, by_disposition, kernel = real_flows.compare(engine, ids, flows, real)
-    agreement = 1 - len(disagreements) / len(flows)
-    assert len(by_disposition) >= 5, f"too few kinds of fate to mean much: {by_disposition}"
-    assert kernel.get("ok", 0) >= 0.15 * len(flows), f"too few flows get through: {kernel}"
-    assert agreement >= 0.99, f"{agreement:.1%} agree:\n" + "\n".join(disagreements)
-
-
-def _path(*args: str) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "netdiag", "path", *args, "--format", "json",
-                           "--docker", "none"], capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
+    real_flows.assert_agreement(
+        flows, real_flows.compare(Engine(snapshot), ids, flows, _real(names, flows)),
+        least_through=0.15, kinds=5)
 
 
 def test_path_probe_holds_the_ipv6_model_against_the_kernel(topology):
     names = topology
-    code, report = _path(names["a1"], "[fd71:2::10]:80", "--probe")
+    code, report = path_json(names["a1"], "[fd71:2::10]:80", "--probe")
     assert code == 0 and report["disposition"] == "delivered", report
     assert report["probe"]["outcome"] == "ok" and report["probe"]["agrees"] is True
-    code, report = _path(names["b1"], "[fd71:1::10]:80", "--probe")  # the nft inet reject
+    code, report = path_json(names["b1"], "[fd71:1::10]:80", "--probe")  # the nft inet reject
     assert code == 1 and "nft inet rfw passing" in report["drop"]["where"], report
     assert report["probe"]["agrees"] is True
-    code, report = _path(names["b1"], "[fd71:1::10]:9000", "--probe")
+    code, report = path_json(names["b1"], "[fd71:1::10]:9000", "--probe")
     assert code == 1 and report["drop"]["where"] == "filter/BLOCKED/1", report
     assert report["probe"]["outcome"] == "timeout" and report["probe"]["agrees"] is True
     # NAT66 out of the 1280 uplink and back; a ping too big for it (Packet Too Big)
-    code, report = _path(names["a1"], "[fd71:10::2]:22", "--probe")
+    code, report = path_json(names["a1"], "[fd71:10::2]:22", "--probe")
     assert code == 0 and report["probe"]["agrees"] is True, report
-    code, report = _path(names["a1"], "fd71:10::2", "--size", "1400", "--probe")
+    code, report = path_json(names["a1"], "fd71:10::2", "--size", "1400", "--probe")
     assert report["disposition"] == "too-big" and report["probe"]["agrees"] is True, report
     # a link-local next hop, named with its interface
-    code, report = _path(names["a1"], "fe80::1%eth0", "--probe")
+    code, report = path_json(names["a1"], "fe80::1%eth0", "--probe")
     assert code == 0 and report["probe"]["agrees"] is True, report
 
 
@@ -278,12 +249,12 @@ def test_path_trace_follows_an_ipv6_flow(topology):
     rule the model stops the flow at, and its drop reasons (ETH_P_IPV6) hold a router's
     Packet Too Big; nothing of the trace is left behind."""
     names = topology
-    code, report = _path(names["b1"], "[fd71:1::10]:9000", "--trace")
+    code, report = path_json(names["b1"], "[fd71:1::10]:9000", "--trace")
     assert code == 1 and report["drop"]["where"] == "filter/BLOCKED/1", report
     traced = report["probe"]["trace"]
     assert traced["drop"]["namespace"] == names["r"], traced
     assert "filter BLOCKED" in traced["drop"]["event"] and traced["agrees"] is True
-    code, report = _path(names["a1"], "fd71:2::11", "--size", "1400", "--trace")
+    code, report = path_json(names["a1"], "fd71:2::11", "--size", "1400", "--trace")
     assert code == 1 and report["disposition"] == "too-big", report
     traced = report["probe"]["trace"]
     assert "PKT_TOO_BIG" in [d["reason"] for d in traced["drops"]], traced

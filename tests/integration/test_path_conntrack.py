@@ -1,0 +1,69 @@
+"""`netdiag path` names the kernel's conntrack entry of the flow in the hop where conntrack
+decides: a client, a router that DNATs its port 8080 to a server's 80, and the server, all
+namespaces of this test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import sh
+from tests.real_flows import listen
+
+pytestmark = pytest.mark.integration
+
+
+def path(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netdiag", "path", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _wait_for_carriers(namespace: str, devices: tuple[str, ...]) -> None:
+    """A new veth reports its carrier a moment after both ends are up (the kernel's link
+    watch runs deferred): the snapshot must not be read before."""
+    for _ in range(50):
+        if all("NO-CARRIER" not in sh(f"ip -n {namespace} link show {device}")
+               for device in devices):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the veths got no carrier")
+
+
+def test_the_dnat_hop_names_the_flows_conntrack_entry(netns_factory):
+    client, router, server = netns_factory("pc"), netns_factory("pr"), netns_factory("ps")
+    tag = client[-9:-3]
+    sh(f"ip link add c{tag} netns {client} type veth peer name r{tag} netns {router}")
+    sh(f"ip link add s{tag} netns {server} type veth peer name t{tag} netns {router}")
+    for ns, dev, address in ((client, f"c{tag}", "10.96.0.1/24"),
+                             (router, f"r{tag}", "10.96.0.254/24"),
+                             (router, f"t{tag}", "10.97.0.254/24"),
+                             (server, f"s{tag}", "10.97.0.2/24")):
+        sh(f"ip -n {ns} addr add {address} dev {dev} && ip -n {ns} link set {dev} up")
+    sh(f"ip -n {client} route add default via 10.96.0.254")
+    sh(f"ip -n {server} route add default via 10.97.0.254")
+    sh(f"ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1")
+    sh(f"ip netns exec {router} iptables -t nat -A PREROUTING -d 10.96.0.254 -p tcp "
+       "--dport 8080 -j DNAT --to-destination 10.97.0.2:80")
+    _wait_for_carriers(router, (f"r{tag}", f"t{tag}"))
+    listener = listen(server, tcp=(80,))
+    try:
+        before = path(client, "10.96.0.254:8080")  # nothing sent yet: nothing tracked
+        assert before.returncode == 0, before.stdout + before.stderr
+        assert "connection tracked as" in before.stdout  # where conntrack decides
+        assert "conntrack holds" not in before.stdout
+
+        probed = path(client, "10.96.0.254:8080", "--probe")
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        lines = probed.stdout.splitlines()
+        (note,) = [n for n, line in enumerate(lines) if "conntrack holds" in line]
+        hop = next(line for line in reversed(lines[:note]) if line.startswith("  ["))
+        assert hop.startswith(f"  [{router}]"), probed.stdout
+        assert lines[note - 1].split()[0] in ("conntrack", "nat"), probed.stdout  # its step
+        assert "holds tcp 10.96.0.1:" in lines[note] and "→ 10.96.0.254:8080" in lines[note]
+        assert "DNAT to 10.97.0.2:80" in lines[note] and ", replied" in lines[note], lines[note]
+    finally:
+        listener.kill()
+        listener.wait()
