@@ -175,7 +175,8 @@ def firewall_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
                 rows.append(_row(source, r.table, r.chain, r.position, r.text or r.target,
                                  keys=(f"{r.table}/{r.chain}/{r.position}",)))
     for c in fw.nft_chains:
-        hook = f"type {c.type} hook {c.hook} priority {c.priority}" if c.hook else ""
+        bound = f" devices {{ {', '.join(c.devices)} }}" if c.devices else ""
+        hook = f"type {c.type} hook {c.hook}{bound} priority {c.priority}" if c.hook else ""
         policy = f"policy {c.policy}" if c.policy else ""
         rows.append(_row(f"nft/{c.family}", c.table, c.name, "", f"{hook} {policy}".strip(),
                          keys=(f"{c.family}/{c.table}/{c.name}", f"{c.table}/{c.name}")))

@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 
 from netdiag.collect import collect_snapshot, namespace_refs
 from netdiag.collect.docker import Intent
@@ -71,10 +72,10 @@ PROBER = textwrap.dedent("""
         udp = f["proto"] == "udp"
         s = socket.socket(socket.AF_INET6 if six else socket.AF_INET,
                           socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-        # 3 s: a SYN lost to a full accept queue (many flows at once to one busybox httpd,
-        # on a loaded machine) is sent again after 1 s; a refused or dropped flow is no
-        # different for waiting longer.
-        s.settimeout(3.0)
+        # 3 s unless the flow says ("wait"): a SYN lost to a full accept queue (many flows
+        # at once to one busybox httpd, on a loaded machine) is sent again after 1 s; a
+        # refused or dropped flow is no different for waiting longer.
+        s.settimeout(f.get("wait", 3.0))
         try:  # getaddrinfo gives a link-local address its interface's scope id
             family = socket.AF_INET6 if six else socket.AF_INET
             s.connect(socket.getaddrinfo(f["dst"], f["port"], family)[0][4])
@@ -226,3 +227,15 @@ def wire_lan(router: str, names: dict[str, str], bridges: dict[str, tuple[str, .
         sh(f"ip -n {ns} link set eth0 up")
         if default:
             sh(f"ip -n {ns} route add default {default}")
+
+
+def wait_for_carriers(devices: list[tuple[str, str]]) -> None:
+    """Until each (namespace, device) has its carrier: the kernel reports a new veth's a
+    moment after both ends are up (its link watch runs deferred), and a snapshot must not
+    catch it before. Bounded: 5 s."""
+    for _ in range(50):
+        if all("NO-CARRIER" not in sh(f"ip -n {ns} link show {device}")
+               for ns, device in devices):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no carrier within 5 s on {devices}")

@@ -307,6 +307,7 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
     except (ValueError, KeyError, TypeError) as exc:
         raise CollectError(f"cannot read nft's JSON ruleset: {exc}") from None
     texts = rule_texts(as_text)
+    devices = chain_devices(as_text)
     tables, chains, rules, sets = [], [], [], []
     for item in items:
         if "table" in item:
@@ -322,7 +323,7 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
             chains.append(NftChain(family=c["family"], table=c["table"], name=c["name"],
                                    handle=c.get("handle", 0), type=c.get("type", ""),
                                    hook=c.get("hook", ""), priority=_priority(c.get("prio")),
-                                   policy=c.get("policy", "")))
+                                   policy=c.get("policy", ""), devices=_devices(c, devices)))
         elif "rule" in item:
             r = item["rule"]
             if (r["family"], r["table"]) in skip:
@@ -337,6 +338,36 @@ def parse_ruleset(as_json: str, as_text: str, skip=frozenset()
             if (found["family"], found["table"]) not in skip:
                 sets.append(_named_set(found, "map" in item))
     return tuple(tables), tuple(chains), tuple(rules), tuple(sets)
+
+
+def _devices(chain: dict, devices: dict[tuple[str, str, str], tuple[str, ...]]
+             ) -> tuple[str, ...]:
+    """The devices a chain's hook is bound to (`netdev` ingress and egress, `inet` ingress):
+    nft 1.0.6's JSON leaves them out, its text shows them."""
+    bound = chain.get("dev") or devices.get((chain["family"], chain["table"], chain["name"]))
+    if not chain.get("hook") or not bound:
+        return ()
+    return (bound,) if isinstance(bound, str) else tuple(bound)
+
+
+_CHAIN_DEVICES = re.compile(r'\bhook \S+ (?:device "?([^"\s;]+)"?|devices = \{ ([^}]*) \})')
+
+
+def chain_devices(as_text: str) -> dict[tuple[str, str, str], tuple[str, ...]]:
+    """(family, table, chain) → the devices its hook is bound to, from `nft list ruleset`."""
+    found = {}
+    family = table = chain = ""
+    for raw in as_text.splitlines():
+        line = _HANDLE.sub("", raw.strip())
+        if opened := _TABLE.match(line):
+            family, table = opened.group(1), _unquote(opened.group(2))
+        elif opened := _CHAIN.match(line):
+            chain = _unquote(opened.group(1))
+        elif bound := _CHAIN_DEVICES.search(line):
+            names = bound.group(1) or bound.group(2)
+            found[(family, table, chain)] = tuple(_unquote(name.strip())
+                                                  for name in names.split(","))
+    return found
 
 
 def _named_set(found: dict, is_map: bool) -> NftSet:

@@ -25,12 +25,27 @@ Each rule is read from its expressions as `nft -j` gives them (NftRule.expr):
 * verdicts accept, drop, reject (`with icmp`/`icmpv6` only in its family, `tcp reset` only
   for TCP, `icmpx` and the default for any packet), jump, goto, return, continue, and verdict maps
   (one keyed by numgen or jhash — kube-proxy's choice of an endpoint — is certain with one
-  element and followed to its first of several, and the step says so);
+  element; of several, each is followed, and the outcome is certain only if every one leads
+  to the same verdict and packet, else `unknown`: the kernel picks one per connection);
 * NAT: dnat, snat, masquerade, redirect to an address, a port or port range (the kernel takes
   the range's first port for a new connection), or through a map keyed by the packet (named or
   anonymous, intervals and concatenated address . port data); a map keyed by numgen or jhash
-  is followed to its first element, and the step says so; a NAT of one family (`dnat ip6
+  is certain only if all its elements are the same; a NAT of one family (`dnat ip6
   to [fd00::2]:80`) leaves a packet of the other as it is, the kernel's inet NAT does too.
+
+A rule that only counts, logs or updates a set (`meta skuid 1000 counter`) changes nothing,
+whatever it matches. A match the model cannot tell — what a flow does not name (the sending
+process's user or group: `meta skuid` at output; the remaining TTL or hop limit: `ip ttl`,
+`ip6 hoplimit`), a MAC address — is tried both ways: the chain's fate is certain if the rule
+matching and not matching lead to the same, else `unknown` naming the match.
+
+Frames (`run_layer2`): the base chains of a `bridge` table (prerouting, input, forward,
+output, postrouting; the bridge family sees frames whether br_netfilter is loaded or not) and
+those bound to a device at `netdev` ingress or egress (and `inet` ingress), with `meta
+iifname`/`oifname` the bridge port or the device. Before the packet they judge the ARP request
+(or ICMPv6 neighbour solicitation) that must pass the same way first. What only a frame has
+— MAC addresses, VLAN tags, `meta ibrname`, ARP fields — and conntrack, fib and NAT in these
+chains are `unknown` where they decide; `ether type` is the packet's.
 
 An expression outside this list met where it decides is `unknown` naming the rule and the
 expression — never a guess.
@@ -54,10 +69,16 @@ _QUIET = {"counter", "log", "limit", "quota", "set", "flow", "ct helper", "ct ti
           "ct expectation", "synproxy_none"}
 _MAX_DEPTH = 64
 CONNTRACK_PRIORITY = -200  # chains before it (raw) see no connection yet: ct state invalid
+LAYER2_FAMILIES = ("bridge", "netdev")
 
 
 class Unmodelled(Exception):
     """An expression the engine does not follow (only raised inside this module)."""
+
+
+class UnknownMatch(Unmodelled):
+    """A match whose truth the engine cannot tell (the socket's owner, a MAC address): the
+    rule either matches or not, and the chain's walk tries both."""
 
 
 @dataclass(slots=True)
@@ -92,13 +113,80 @@ def _iptables_nft(chain: NftChain, origin: str) -> bool:
     return chain.family in ("ip", "ip6") and chain.table in XTABLES_TABLES
 
 
+def layer2_chains(state: NamespaceState, family: str, hook: str, device: str = ""
+                  ) -> list[NftChain]:
+    """The base chains of a `bridge` hook (family "bridge": prerouting, input, forward,
+    output, postrouting), or those bound to `device` at a `netdev` hook (family "netdev":
+    ingress, egress; `inet` tables have ingress chains too), by priority. One recorded
+    without its devices (an older snapshot) is among those of every device (run_layer2
+    says its fate is unknown)."""
+    found = []
+    for chain in state.firewall.nft_chains:
+        if chain.hook != hook:
+            continue
+        if family == "bridge" and chain.family == "bridge" or \
+                family == "netdev" and chain.family in ("netdev", "inet") and \
+                (not chain.devices or device in chain.devices):
+            found.append(chain)
+    return sorted(found, key=lambda c: c.priority)
+
+
+def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, packet: Packet,
+               where, device: str = "") -> Result:
+    """The verdict of a `bridge` or `netdev` hook for a frame carrying `packet`: each of its
+    base chains must accept. These chains see every frame, so before the packet they judge
+    the neighbour resolution that must pass the same way for it to be sent at all (an ARP
+    request, or for IPv6 a neighbour solicitation): a chain with policy drop that lets only
+    `ip protocol tcp` through stops TCP too, as in the kernel."""
+    chains = layer2_chains(state, family, hook, device)
+    if not chains:
+        return Result(ACCEPT, packet, [])
+    unbound = next((c for c in chains if family == "netdev" and not c.devices), None)
+    if unbound is not None:
+        name = f"nft {unbound.family} {unbound.table} {unbound.name}"
+        return Result(UNKNOWN, packet, [], name, f"the devices {name} is bound to are not in "
+                      "the snapshot (taken before netdiag recorded them)", name)
+    steps: list[TraceStep] = []
+    resolution = _resolution_frame(packet)
+    for chain in chains:
+        probe = run_chain(state, tables, chain, hook.upper(), resolution, where)
+        if probe.verdict != ACCEPT:
+            what = "ARP" if packet.family == 4 else "neighbour discovery (ICMPv6)"
+            fate = "dropped" if probe.verdict == DROP else "of unknown fate"
+            probe.steps.append(TraceStep(StepKind.NETFILTER, f"{what} is {fate} here: "
+                                         f"no {packet.proto} packet is sent without it",
+                                         probe.rule))
+            return Result(probe.verdict, packet, probe.steps, probe.rule,
+                          f"{what} {fate}: {probe.reason}", probe.where)
+    for chain in chains:
+        result = run_chain(state, tables, chain, hook.upper(), packet, where)
+        steps += result.steps
+        if result.verdict != ACCEPT:
+            result.steps = steps
+            return result
+        packet = result.packet
+    return Result(ACCEPT, packet, steps)
+
+
+def _resolution_frame(packet: Packet) -> Packet:
+    """The frame neighbour resolution sends before `packet` can go: an ARP request (no IP
+    header: every IP and transport match fails on it), or an ICMPv6 neighbour solicitation
+    to a solicited-node group, whose addresses (the sender's, the next hop's group) this
+    walk does not know, so that a rule that decides by them is `unknown`."""
+    if packet.family == 4:
+        return Packet("0.0.0.0", "0.0.0.0", "arp", mark=packet.mark)
+    return Packet("::", "ff02::1:ff00:0", "icmp", icmp_type="nd-neighbor-solicit",
+                  mark=packet.mark)
+
+
 def run_chain(state: NamespaceState, tables: Tables, chain: NftChain, hook: str,
               packet: Packet, where) -> Result:
     """The verdict of one base chain (accept, drop or unknown), its policy applied; `tables`
     is the namespace's index (`index_tables`, kept by the caller for a run)."""
     name = f"nft {chain.family} {chain.table} {chain.name}"
     context = _Context(tables.sets.get((chain.family, chain.table), {}), state.ref.id,
-                       hook, chain.priority, where)
+                       hook, chain.priority, where, chain.family, chain.name,
+                       chain.policy or "accept")
     result = _chain(tables.rules, context, chain.family, chain.table, chain.name, packet, 0)
     if result.verdict == RETURN:
         if (chain.policy or "accept") == "drop":
@@ -134,24 +222,54 @@ class _Context:
     hook: str
     priority: int
     where: object  # netfilter.PacketPlace
+    family: str = ""  # the table's; "bridge" and "netdev" chains see frames (no conntrack)
+    chain: str = ""  # the base chain's name (no rule can jump to it) and its policy
+    policy: str = ""
+
+    @property
+    def layer2(self) -> bool:
+        """A chain of frames: a bridge table's, or one at a device's ingress or egress."""
+        return self.family in LAYER2_FAMILIES or self.hook in ("INGRESS", "EGRESS")
 
 
 def _chain(rules, context: _Context, family: str, table: str, chain: str, packet: Packet,
-           depth: int) -> Result:
+           depth: int, start: int = 0, assume: tuple[int, bool] | None = None) -> Result:
+    """The chain's walk from its rule `start`; `assume` is (a rule's index, whether its
+    unknowable match holds), set when the walk tries both."""
     steps: list[TraceStep] = []
     if depth > _MAX_DEPTH:
         return Result(UNKNOWN, packet, steps, chain, "chains nest too deep", chain)
-    for rule in rules.get((family, table, chain), ()):
+    for index, rule in enumerate(rules.get((family, table, chain), ())):
+        if index < start:
+            continue
         name = f"nft {family} {table} {chain} handle {rule.handle}"
         text = rule.text or name
         try:
-            outcome, packet_after, detail = _rule(rule, packet, context)
+            outcome, packet_after, detail = _rule(
+                rule, packet, context, assume[1] if assume and assume[0] == index else None)
+        except UnknownMatch as exc:
+            either = _either(rules, context, (family, table, chain), packet, depth, index)
+            if either is None:
+                return Result(UNKNOWN, packet, steps, text, f"{exc} is not modelled", name)
+            steps.append(TraceStep(StepKind.NETFILTER, f"{name}: {exc} is not known; the "
+                                   "rule matching or not leads to the same", text))
+            either.steps = steps + either.steps
+            return either
         except Unmodelled as exc:
             return Result(UNKNOWN, packet, steps, text, f"{exc} is not modelled", name)
         if outcome is None:
             packet = packet_after  # it matched only in part (statements), or not at all
             continue
         kind, target = outcome
+        if kind == "choice":  # a numgen/jhash verdict map: certain if every element agrees
+            chosen = _choose(rules, context, family, table, target, packet_after, depth)
+            if chosen is None:
+                return Result(UNKNOWN, packet, steps, text, f"the {len(target)} elements of "
+                              f"a verdict map keyed{detail} lead to different fates (the "
+                              "kernel picks one per connection: by a counter, a random "
+                              "number or a hash)", name)
+            (kind, target), detail = chosen, f" (each of the {len(target)} elements keyed" \
+                f"{detail} leads to the same)"
         if kind == "continue":
             packet = packet_after
             continue
@@ -181,22 +299,70 @@ def _chain(rules, context: _Context, family: str, table: str, chain: str, packet
     return Result(RETURN, packet, steps)
 
 
+_FORK_DEPTH = 8  # a tried match costs this much of _MAX_DEPTH: at most 8 nested, 256 walks
+
+
+def _either(rules, context: _Context, where: tuple[str, str, str], packet: Packet,
+            depth: int, index: int) -> Result | None:
+    """The chain's walk from rule `index` whose match cannot be told, if the rule matching
+    and not matching lead to the same verdict and packet; else None."""
+    fates = [_chain(rules, context, *where, packet, depth + _FORK_DEPTH, index, (index, held))
+             for held in (True, False)]
+
+    def verdict(fate: Result) -> str:  # falling off the base chain is its policy
+        if fate.verdict == RETURN and where[2] == context.chain:
+            return DROP if context.policy == "drop" else ACCEPT
+        return fate.verdict
+
+    if any(fate.verdict == UNKNOWN for fate in fates) or \
+            len({repr((verdict(fate), fate.packet, fate.nat)) for fate in fates}) > 1:
+        return None
+    return fates[0]
+
+
+def _choose(rules, context: _Context, family: str, table: str, options, packet: Packet,
+            depth: int):
+    """The first of a verdict map's `options` ((kind, target) pairs) if each leads to the
+    same verdict and packet (and translation), else None."""
+    fates = set()
+    for kind, target in options:
+        if kind in ("jump", "goto"):
+            inner = _chain(rules, context, family, table, target, packet, depth + 1)
+            after = "return" if inner.verdict == RETURN and kind == "goto" else \
+                "continue" if inner.verdict == RETURN else inner.verdict
+            fate = (after, inner.packet, inner.nat, inner.reason if after == DROP else "")
+        else:
+            fate = ("drop" if kind == "reject" else kind, packet, None, "")
+        fates.add(repr(fate))
+    return options[0] if len(fates) == 1 else None
+
+
 _VERDICTS = ("accept", "drop", "reject", "return", "continue")
 
 
-def _rule(rule: NftRule, packet: Packet, context: _Context
+def _rule(rule: NftRule, packet: Packet, context: _Context, assumed: bool | None = None
           ) -> tuple[tuple[str, str] | None, Packet, str]:
-    """(verdict and target, or None to go on; the packet after its statements; a note)."""
+    """(verdict and target, or None to go on; the packet after its statements; a note).
+    A match whose truth cannot be told raises UnknownMatch, or is taken as `assumed`."""
     try:
         expressions = json.loads(rule.expr) if rule.expr else []
     except ValueError:
         raise Unmodelled("an unreadable rule") from None
     if not expressions:
         raise Unmodelled("a rule without its expressions")
+    if all(key == "match" or key in _QUIET for expression in expressions
+           for key in expression):
+        return None, packet, ""  # only counts or logs: whatever it matches, nothing changes
     for expression in expressions:
         (key, value), = expression.items()
         if key == "match":
-            if not _match(value, packet, context):
+            try:
+                held = _match(value, packet, context)
+            except Unmodelled as exc:
+                if assumed is None:
+                    raise UnknownMatch(str(exc)) from None
+                held = assumed
+            if not held:
                 return None, packet, ""
         elif key in _QUIET:
             continue
@@ -214,9 +380,13 @@ def _rule(rule: NftRule, packet: Packet, context: _Context
             verdict, note = _vmap(value, packet, context)
             if verdict is None:
                 return None, packet, ""
+            if isinstance(verdict, tuple):  # numgen/jhash over several different verdicts
+                return ("choice", verdict), packet, note
             (kind, target), = verdict.items()
             return (kind, (target or {}).get("target", "")), packet, note
         elif key in ("dnat", "snat", "masquerade", "redirect"):
+            if context.layer2:
+                raise Unmodelled(f"{key} in a {context.family} chain (NAT of frames)")
             if (value or {}).get("family") == ("ip" if packet.family == 6 else "ip6"):
                 return None, packet, ""  # a NAT of the other family leaves the packet be
             after, note = _nat(key, value or {}, packet, context)
@@ -326,14 +496,18 @@ def _nat_map(found: dict, packet: Packet, context: _Context, key: str):
         if not elements:
             raise Unmodelled(f"{key} through an empty map")
         how = "numgen" if "numgen" in lookup else "jhash"
-        return elements[0][1], (f" (one of {len(elements)} by {how}: following the first)")
+        if any(value != elements[0][1] for _, value in elements):
+            raise Unmodelled(f"{key} through a map keyed by {how} whose {len(elements)} "
+                             "elements differ (the kernel picks one per connection)")
+        return elements[0][1], (f" (each of {len(elements)} by {how} is the same)")
     return _lookup(lookup, found.get("data"), packet, context), ""
 
 
 def _vmap(value: dict, packet: Packet, context: _Context):
     """The verdict of a verdict map for the packet (None: no element holds it) and a note.
     A map keyed by `numgen`/`jhash` (kube-proxy's endpoint choice) picks one element per
-    connection: a single element is certain, of several the first is followed."""
+    connection: a single element is certain; of several, their verdicts as (kind, target)
+    pairs, which the chain's walk follows each (certain only if all lead to one fate)."""
     lookup = value["key"]
     if isinstance(lookup, dict) and ("numgen" in lookup or "jhash" in lookup):
         elements = _elements(value["data"], context)
@@ -342,7 +516,11 @@ def _vmap(value: dict, packet: Packet, context: _Context):
         if len(elements) == 1:
             return elements[0][1], ""
         how = "numgen" if "numgen" in lookup else "jhash"
-        return elements[0][1], f" (one of {len(elements)} by {how}: following the first)"
+        options = []
+        for _, verdict in elements:
+            (kind, target), = verdict.items()
+            options.append((kind, (target or {}).get("target", "")))
+        return tuple(options), f" by {how}"
     return _lookup(lookup, value["data"], packet, context), ""
 
 
@@ -487,6 +665,24 @@ def _value(expression, packet: Packet, context: _Context):
 
 def _payload(protocol: str, field: str, packet: Packet):
     family = packet.family
+    if protocol == "ether":
+        if field == "type":
+            return _EtherType(_ETHER_TYPES["arp" if packet.proto == "arp" else
+                                           "ip6" if family == 6 else "ip"])
+        raise Unmodelled(f"the ether {field} match (the model knows no MAC addresses)")
+    if packet.proto == "arp":
+        if protocol in ("arp", "vlan"):
+            raise Unmodelled(f"the {protocol} {field} match of an ARP frame")
+        return _ABSENT  # no IP header: every IP and transport match fails on ARP
+    if protocol == "ip6" and field in ("saddr", "daddr") and \
+            packet.icmp_type.startswith("nd-"):
+        return _Opaque(f"ip6 {field} of a neighbour solicitation (the walk does not know "
+                       "who resolves which next hop on this segment)")
+    if protocol in ("ip", "ip6") and field in ("ttl", "hoplimit") and \
+            protocol == ("ip6" if family == 6 else "ip"):
+        raise Unmodelled(f"the {protocol} {field} match (a packet's remaining "
+                         f"{'TTL' if field == 'ttl' else 'hop limit'} is not modelled: it "
+                         "depends on the sender's default and the routers passed)")
     if protocol in _FAMILY_ONLY[10 - family] or protocol in _EXTENSION_HEADERS:
         return _ABSENT
     if protocol in ("ip", "ip6"):
@@ -527,6 +723,14 @@ def _icmp_type(packet: Packet):
     return _ICMP_TYPES.get(packet.icmp_type, packet.icmp_type)
 
 
+class _EtherType(int):
+    """An ethertype: its names (ip, arp, ip6, vlan) are its own."""
+
+
+_ETHER_TYPES = {"ip": 0x0800, "arp": 0x0806, "ip6": 0x86DD, "vlan": 0x8100, "8021q": 0x8100,
+                "8021ad": 0x88A8}
+
+
 class _Icmpv6Type(int):
     """An ICMPv6 type: its names (echo-request is 128) are not ICMP's (8)."""
 
@@ -541,7 +745,9 @@ def _protocol_number(packet: Packet) -> int:
 def _meta(key: str, packet: Packet, context: _Context):
     where = context.where
     if key == "l4proto":
-        return _protocol_number(packet)
+        return _ABSENT if packet.proto == "arp" else _protocol_number(packet)
+    if key == "protocol" and packet.proto == "arp":
+        return "arp"
     if key in ("protocol", "nfproto"):
         six = packet.family == 6
         return ("ip6" if six else "ip") if key == "protocol" else ("ipv6" if six else "ipv4")
@@ -554,7 +760,9 @@ def _meta(key: str, packet: Packet, context: _Context):
         return _address_kind(packet.dst, where, {"local": "host", "unicast": "host"})
     if key in ("skuid", "skgid"):
         if context.hook in ("OUTPUT", "POSTROUTING") and not where.in_if:
-            raise Unmodelled(f"meta {key} (the sending process's user)")
+            raise Unmodelled(f"meta {key} (the sending process's "
+                             f"{'user' if key == 'skuid' else 'group'}, which a flow does "
+                             "not name)")
         return _ABSENT  # a forwarded or arriving packet has no local socket yet
     raise Unmodelled(f"the meta {key} match")
 
@@ -568,6 +776,9 @@ class _Name:
 
 def _ct(value: dict, packet: Packet, context: _Context):
     key = value.get("key", "")
+    if context.layer2:
+        raise Unmodelled(f"ct {key} in a {context.family} chain (conntrack of frames, "
+                         "nf_conntrack_bridge or before the IP layer, is not modelled)")
     family = value.get("family") or (key.split()[0] if " " in key else "")
     if family and family != ("ip6" if packet.family == 6 else "ip"):
         return _ABSENT  # `ct original ip6 saddr` of an IPv4 packet (nft adds the dependency)
@@ -634,6 +845,8 @@ def _address_kind(address: str, where, names: dict[str, str] | None = None) -> s
 
 
 def _fib(value: dict, packet: Packet, context: _Context):
+    if context.layer2:
+        raise Unmodelled(f"fib in a {context.family} chain")
     flags = set(value.get("flags", []))
     result = value.get("result", "")
     address = packet.src if "saddr" in flags else packet.dst
@@ -793,6 +1006,10 @@ def _constant(have, right):
         if found is None:
             raise Unmodelled(f"a range of the other family ({right}) against {have}")
         return int(found)
+    if isinstance(have, _EtherType) and isinstance(right, str):
+        if right not in _ETHER_TYPES:
+            raise Unmodelled(f"the ethertype {right!r}")
+        return _ETHER_TYPES[right]
     if isinstance(have, int) and isinstance(right, str):
         if right in _PROTOCOL_NUMBERS:
             return _PROTOCOL_NUMBERS[right]

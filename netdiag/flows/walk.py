@@ -7,7 +7,8 @@ The walk follows what the kernel does:
 * on the wire: the next hop's holder is found on the device's layer-2 segment — through veth
   pairs and bridges, where the bridge checks its ports (state, hairpin, the FDB) and, with
   `bridge-nf-call-iptables`, runs the namespace's PREROUTING, FORWARD and POSTROUTING with
-  `physdev` for frames it bridges;
+  `physdev` for frames it bridges; nftables' `bridge` tables judge the frames a bridge
+  forwards, passes up or sends, and `netdev` tables those a device receives or sends;
 * arriving: rp_filter, PREROUTING (DNAT), routing, then INPUT and a listening socket — or
   forwarding (`ip_forward` and the interface's `forwarding`), FORWARD, POSTROUTING (SNAT,
   MASQUERADE), the MTU with DF, and the next segment.
@@ -40,7 +41,7 @@ import ipaddress
 from collections import deque
 from dataclasses import replace
 
-from netdiag.flows import routing
+from netdiag.flows import nftables, routing
 from netdiag.flows.netfilter import (
     ACCEPT,
     CONNTRACK_NAT,
@@ -875,6 +876,7 @@ class _Leg:
     def _carry(self, path: list[InterfaceRef], packet: Packet, ingress_port: str,
                next_hop: str = "") -> None:
         """Walk the frame along `path`, hop by hop, with the checks each device makes."""
+        packet = self._layer2(path[0].namespace, "netdev", "egress", packet, out_if=path[0].link)
         for i in range(len(path) - 1):
             here, nxt = path[i], path[i + 1]
             here_link = self.topo.link(here.namespace, here.link)
@@ -888,9 +890,13 @@ class _Leg:
                                      f"{nxt.link}, the other end of {here.link}, is down",
                                      cause=LINK_DOWN)
                 self._fits(nxt.namespace, nxt_link, packet, f"the other end of {here.link}")
+                packet = self._layer2(nxt.namespace, "netdev", "ingress", packet, nxt.link)
                 continue
             if here_link.master and nxt_link.kind == "bridge":
-                continue  # up from a port into the bridge device: the IP layer takes it
+                for hook in ("prerouting", "input"):  # up from a port: the IP layer takes it
+                    packet = self._layer2(nxt.namespace, "bridge", hook, packet, here.link)
+                packet = self._layer2(nxt.namespace, "netdev", "ingress", packet, nxt.link)
+                continue
             if here_link.kind == "bridge" and nxt_link.master == here_link.name:
                 self._bridge_out(nxt.namespace, here_link, nxt_link, packet, ingress_port)
                 ingress_port = ""
@@ -992,6 +998,23 @@ class _Leg:
         self._bridge_checks(ns_id, bridge, None, port, ingress_port)
         self._fits(ns_id, port, packet, f"a port of {bridge.name}")
         hop.steps.append(TraceStep(StepKind.BRIDGE, f"{bridge.name} forwards to port {port.name}"))
+        for family, hook in (("bridge", "output"), ("bridge", "postrouting"), ("netdev", "egress")):
+            packet = self._layer2(ns_id, family, hook, packet, out_if=port.name)
+
+    def _layer2(self, ns_id: int, family: str, hook: str, packet: Packet, in_if: str = "",
+                out_if: str = "") -> Packet:
+        """nftables' `bridge` or `netdev` hook for a frame (a netdev one of the device the
+        frame comes in or goes out by)."""
+        state = self.topo.namespace(ns_id)
+        outcome = nftables.run_layer2(state, self.engine.netfilter.tables(state), family, hook,
+                                      packet, PacketPlace(in_if=in_if, out_if=out_if, local=self
+                                                          .engine.local_addresses(state)),
+                                      in_if or out_if)
+        self.hops[-1].steps.extend(outcome.steps)
+        if outcome.verdict != ACCEPT:
+            raise self._stop(DENIED if outcome.verdict == DROP else UNKNOWN, ns_id,
+                             outcome.where, outcome.reason, outcome.rule)
+        return outcome.packet
 
     def _bridge_between(self, ns_id: int, into: Link, out: Link, packet: Packet) -> Packet:
         """A frame bridged from port `into` to port `out` (not up to the IP layer)."""
@@ -1006,6 +1029,10 @@ class _Leg:
                                                       "both isolated", cause=BRIDGE)
         hop.steps.append(TraceStep(StepKind.BRIDGE, f"{bridge.name}: {into.name} → {out.name}"))
         self._fits(ns_id, out, packet, f"a port of {bridge.name}")
+        packet = self._layer2(ns_id, "bridge", "prerouting", packet, into.name)
+        packet = self._layer2(ns_id, "bridge", "forward", packet, into.name, out.name)
+        for family, hook in (("bridge", "postrouting"), ("netdev", "egress")):
+            packet = self._layer2(ns_id, family, hook, packet, out_if=out.name)
         if self._bridge_nf(state):
             packet = self._hook(state, hop, "PREROUTING", packet, self._where(
                 state, in_if=bridge.name, physdev_in=into.name))

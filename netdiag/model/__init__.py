@@ -29,8 +29,9 @@ from netdiag.model.lab import LabIntent
 #    "podman"), a network's embedded DNS (DockerNetwork.dns) and a container's pod
 #    (DockerContainer.pod), and NsKind "podman". Older files still load (every engine Docker).
 # 9: each namespace's connections (NamespaceState.connections: TCP in any state but listen,
-#    connected UDP) and what was counted but not kept (connections_omitted). Older files
-#    still load (no connections read).
+#    connected UDP) and what was counted but not kept (connections_omitted); the devices a
+#    netdev chain is bound to (NftChain.devices). Older files still load (no connections
+#    read; a netdev chain's devices unknown).
 SCHEMA_VERSION = 9  # 5: Gap.needs
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
@@ -300,6 +301,7 @@ class NftChain:
     hook: str = ""
     priority: int = 0
     policy: str = ""
+    devices: tuple[str, ...] = ()  # those a `netdev` (or `inet` ingress) chain is bound to
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -105,7 +104,8 @@ def topology():
             sh(f"ip -n {ns} link set eth0 up")
             sh(f"ip -n {ns} route add default via {gateway}")
             sh(f"ip -n {ns} -6 route add default via {net6}1")
-        _wait_for_carriers(names)
+        real_flows.wait_for_carriers([(name, "eth0") for role, name in names.items()
+                                      if role != "h"])
         for role, (tcp, udp) in LISTEN.items():
             servers.append(real_flows.listen(names[role], tcp=tcp, udp=udp))
         yield names
@@ -114,17 +114,6 @@ def topology():
             server.kill()
             server.wait()
         factory.cleanup()
-
-
-def _wait_for_carriers(names: dict[str, str]) -> None:
-    """The kernel reports a new veth's carrier a moment after both ends are up (its link
-    watch runs deferred): the snapshot must not catch it before."""
-    for _ in range(50):
-        if all("NO-CARRIER" not in sh(f"ip -n {name} link show eth0")
-               for role, name in names.items() if role != "h"):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the veths got no carrier")
 
 
 def _flows(names: dict[str, str], rng: random.Random, published: tuple, count: int = 0,
@@ -139,8 +128,10 @@ def _flows(names: dict[str, str], rng: random.Random, published: tuple, count: i
             dst = rng.choice(addresses)
             proto = "icmp" if draw > 0.8 else "udp" if draw > 0.65 else "tcp"
             port = 0 if proto == "icmp" else rng.choice(UDP_PORTS if proto == "udp" else PORTS)
+        # 1 s: a few dozen flows a ruleset to small listeners of our own (no accept queue
+        # fills, as with 200 flows at one busybox httpd)
         flows.append({"id": number, "src": source, "dst": dst, "proto": proto, "port": port,
-                      "size": 0})
+                      "size": 0, "wait": 1.0})
     return flows
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
+from tests import real_flows
 from tests.conftest import sh
 from tests.real_flows import listen
 
@@ -19,17 +19,6 @@ pytestmark = pytest.mark.integration
 def path(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "netdiag", "path", *args],
                           capture_output=True, text=True, timeout=120)
-
-
-def _wait_for_carriers(namespace: str, devices: tuple[str, ...]) -> None:
-    """A new veth reports its carrier a moment after both ends are up (the kernel's link
-    watch runs deferred): the snapshot must not be read before."""
-    for _ in range(50):
-        if all("NO-CARRIER" not in sh(f"ip -n {namespace} link show {device}")
-               for device in devices):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the veths got no carrier")
 
 
 def test_the_dnat_hop_names_the_flows_conntrack_entry(netns_factory):
@@ -47,7 +36,7 @@ def test_the_dnat_hop_names_the_flows_conntrack_entry(netns_factory):
     sh(f"ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1")
     sh(f"ip netns exec {router} iptables -t nat -A PREROUTING -d 10.96.0.254 -p tcp "
        "--dport 8080 -j DNAT --to-destination 10.97.0.2:80")
-    _wait_for_carriers(router, (f"r{tag}", f"t{tag}"))
+    real_flows.wait_for_carriers([(router, f"r{tag}"), (router, f"t{tag}")])
     listener = listen(server, tcp=(80,))
     try:
         before = path(client, "10.96.0.254:8080")  # nothing sent yet: nothing tracked
