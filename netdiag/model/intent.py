@@ -9,6 +9,7 @@ guess, and a snapshot without a docker section gives them nothing to do.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from netdiag.model import NamespaceState, Snapshot
@@ -23,6 +24,8 @@ ICC = "com.docker.network.bridge.enable_icc"
 GATEWAY_MODE = {4: "com.docker.network.bridge.gateway_mode_ipv4",
                 6: "com.docker.network.bridge.gateway_mode_ipv6"}
 NAT_MODES = ("nat", "nat-unprotected")
+# The host address a network's traffic leaves from: Docker SNATs to it instead of masquerading.
+HOST_IP = {4: "com.docker.network.host_ipv4", 6: "com.docker.network.host_ipv6"}
 # Docker 29's nftables backend (`firewall-backend: nftables`) writes its rules into tables of
 # its own by these names, in the ip and ip6 families, and none into iptables.
 NFTABLES_BACKEND_TABLE = "docker-bridges"
@@ -102,6 +105,30 @@ def nftables_backend(host: NamespaceState) -> bool:
     not in iptables (the snapshot's intent does not carry the daemon's `firewall-backend`)."""
     return any(table.name == NFTABLES_BACKEND_TABLE and table.family in ("ip", "ip6")
                for table in host.firewall.nft_tables)
+
+
+def ipv6_firewall(host: NamespaceState) -> bool:
+    """Whether the daemon writes IPv6 rules in its namespace (ip6tables on: 27+'s default,
+    20.10's experimental option): Docker 29's `table ip6 docker-bridges`, or the DOCKER chain
+    it makes in ip6tables' nat table when it starts. The snapshot's intent does not carry the
+    daemon's `ip6tables`; without that evidence IPv6 is not judged (a missed finding, never a
+    false one on a daemon that leaves IPv6 alone)."""
+    return any(table.name == NFTABLES_BACKEND_TABLE and table.family == "ip6"
+               for table in host.firewall.nft_tables) or \
+        host.firewall.chain("nat", "DOCKER", 6) is not None
+
+
+def subnets(network: DockerNetwork, family: int) -> list[str]:
+    """The network's subnets of `family` (IPv6 ones only where the network has IPv6 on)."""
+    found = []
+    for ipam in network.ipam:
+        try:
+            subnet = ipaddress.ip_network(ipam.subnet, strict=False)
+        except ValueError:
+            continue
+        if subnet.version == family and (family == 4 or network.ipv6):
+            found.append(str(subnet))
+    return found
 
 
 def masqueraded(engine: DockerEngine, network: DockerNetwork, family: int = 4) -> bool:

@@ -41,6 +41,12 @@ UPLINK = "up0"
 OUTSIDE = "198.19.1.1"  # the gateway namespace, standing in for the world beyond the host
 HOST_ADDRESS = "198.19.1.2"  # the engine namespace's uplink address
 HTTPD = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
+# The IPv6 case's network and client, and the uplink's IPv6 ends (ULA), added for it alone.
+NETWORK6 = "ndt-intent-six"
+SUBNET6 = "fd00:91::/64"
+CLIENT6 = "ndt-intent-six-cli"
+OUTSIDE6 = "fd00:19:1::1"
+HOST_ADDRESS6 = "fd00:19:1::2"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +158,12 @@ def http_ok_from_outside(engine, port: int = PORT) -> bool:
 
 def pings(engine, container: str, address: str) -> bool:
     done = engine.docker("exec", container, "ping", "-c", "1", "-W", "2", address, check=False)
+    return " 0% packet loss" in done
+
+
+def pings6(engine, container: str, address: str) -> bool:
+    done = engine.docker("exec", container, "ping", "-6", "-c", "1", "-W", "2", address,
+                         check=False)
     return " 0% packet loss" in done
 
 
@@ -325,6 +337,42 @@ def test_masquerade_rule_removed(engine):
         if "MASQUERADE" not in engine.in_netns(f"iptables -t nat -S POSTROUTING | grep {SUBNET}"
                                                " || true"):
             engine.in_netns(f"iptables -t nat -A {rule}")
+
+
+def test_ipv6_masquerade_rule_removed(engine):
+    """An IPv6 network's NAT66 rule is gone (Docker 28 masquerades a NAT-mode IPv6 network in
+    ip6tables, which is on by default; 20.10 only with its experimental ip6tables, off here):
+    a container's IPv6 packets leave with their ULA source and nothing answers. The safe
+    repair restores Docker's ip6tables rule."""
+    if engine.version == "20.10":
+        pytest.skip("20.10 writes no ip6tables rules without its experimental ip6tables")
+    engine.docker("network", "create", "--ipv6", "--subnet", SUBNET6, NETWORK6)
+    engine.docker("run", "-d", "--name", CLIENT6, "--network", NETWORK6, IMAGE, "sleep", "3600")
+    engine.in_netns(f"ip addr add {HOST_ADDRESS6}/64 dev {UPLINK} nodad && "
+                    f"ip -6 route add default via {OUTSIDE6}")
+    sh(f"ip -n {engine.outside} addr add {OUTSIDE6}/64 dev eth0 nodad")
+    network_id = engine.docker("network", "inspect", NETWORK6, "--format", "{{.Id}}").strip()
+    rule = f"POSTROUTING -s {SUBNET6} ! -o br-{network_id[:12]} -j MASQUERADE"
+    try:
+        engine.in_netns(f"ip6tables -t nat -C {rule}")  # Docker wrote it
+        # The container's address may still be on duplicate address detection: wait for it.
+        engine.docker("exec", CLIENT6, "sh", "-c", f"for i in $(seq 50); do ping -6 -c 1 -W 1 "
+                      f"{OUTSIDE6} >/dev/null && exit 0; sleep 0.2; done; exit 1")
+        engine.in_netns(f"ip6tables -t nat -D {rule}")
+        assert not pings6(engine, CLIENT6, OUTSIDE6)
+        finding = fired(check(engine), "docker-network-rules-missing", "nat/POSTROUTING",
+                        SUBNET6)
+        assert "ip6tables" in finding["message"]
+        assert finding["repair"]["safety"] == "safe"
+        done = repair(engine, engine.netns_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert pings6(engine, CLIENT6, OUTSIDE6)
+    finally:
+        engine.docker("rm", "-f", CLIENT6, check=False)
+        engine.docker("network", "rm", NETWORK6, check=False)
+        engine.in_netns(f"ip -6 route del default via {OUTSIDE6}; "
+                        f"ip addr del {HOST_ADDRESS6}/64 dev {UPLINK}", check=False)
+        sh(f"ip -n {engine.outside} addr del {OUTSIDE6}/64 dev eth0", check=False)
 
 
 def test_sidecar_left_in_an_old_namespace(engine):

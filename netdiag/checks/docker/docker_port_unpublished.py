@@ -1,17 +1,23 @@
 """docker-port-unpublished: a port Docker was asked to publish does not reach its container.
 
 What it finds
-    For every container with `-p` bindings, on an engine that programs iptables:
+    For every container with `-p` bindings, on an engine that writes firewall rules:
     * a container that could not start because its port was taken ("port is already
       allocated", "address already in use"), with who holds the port now: another
       container's publication, or a program listening on the host;
     * a running container whose published port has no DNAT rule to it in the engine's
       namespace (the nat table was flushed: a firewall reload, `iptables -t nat -F`), or whose
-      DNAT leads to another address than the container's.
+      DNAT leads to another address than the container's. A binding on an IPv6 host address
+      (`[::]:8080`) is judged against the container's IPv6 address and Docker's IPv6 rules.
 
-    Docker versions: 20.10's and 28's DNAT rules in the nat table's DOCKER chain (IPv4).
-    With Docker 29's nftables backend (a `docker-bridges` table in the namespace) only the
-    container that could not start is judged: its nftables maps are not read for the DNAT.
+    Docker versions: 20.10's and 28's DNAT rules in the nat table's DOCKER chain, in
+    iptables and, for IPv6 bindings, in ip6tables where the daemon writes IPv6 rules
+    (ip6tables on: 27+'s default, 20.10's experimental option; known by Docker's DOCKER chain
+    in ip6tables' nat table — with it off, IPv6 bindings are not judged). Docker 29's
+    nftables backend: the `dnat to ADDRESS:PORT` rules of `nat-prerouting-and-output` in
+    `table ip docker-bridges` (`ip6` for IPv6), as the table's prerouting or output chain
+    reaches them. A network in the `routed` gateway mode is published without DNAT (at the
+    container's own address): its containers' ports are not judged.
 
 Why it matters
     Clients get "connection refused" or time out on the published port, while `docker ps`
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from netdiag.checks import docker_bridges
 from netdiag.checks.dnat import Publish, publishes
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import ManualStep, Repair, Safety
@@ -48,6 +55,8 @@ RULE = Rule(code="ND311", name="docker-port-unpublished", severity=Severity.ERRO
                     "could not start because the port was taken")
 
 PORT_TAKEN = ("port is already allocated", "address already in use")
+# Where a family's DNAT rules are (as the message and the evidence name it) and the rules.
+Dnats = tuple[str, str, list[Publish | docker_bridges.NftDnat]]
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
@@ -55,13 +64,26 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         if not engine.daemon.iptables:
             continue  # the user writes the rules: Docker's intent says nothing about them
         published = [p for p in publishes(host) if p.rule.family == 4]
+        dnats = {family: _dnats(host, family) for family in (
+            (4, 6) if intent.ipv6_firewall(host) else (4,))}
         for container in engine.containers:
             if not container.ports:
                 continue
             if not container.running:
                 yield from _not_started(engine, host, container, published)
-            elif not intent.nftables_backend(host):  # 29's nftables maps are not read here
-                yield from _not_forwarded(engine, host, container, published)
+            else:
+                yield from _not_forwarded(engine, host, container, dnats)
+
+
+def _dnats(host: NamespaceState, family: int) -> Dnats:
+    """Where Docker's DNAT rules of `family` are in the namespace, and the rules."""
+    if intent.nftables_backend(host):
+        table = f"{docker_bridges.table_family(family)} {intent.NFTABLES_BACKEND_TABLE}"
+        return f"Docker's nftables table {table}", f"nft {table}", \
+            docker_bridges.dnats(host, family)
+    tool = "" if family == 4 else "ip6tables "
+    return f"the {tool}nat table", f"{tool}nat/DOCKER", \
+        [p for p in publishes(host) if p.rule.family == family]
 
 
 def _not_started(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
@@ -117,33 +139,35 @@ def _holders(engine: DockerEngine, host: NamespaceState, container: DockerContai
 
 
 def _not_forwarded(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
-                   published: list[Publish]) -> Iterator[Finding]:
-    targets = _addresses(engine, container)
-    if not targets:
-        return  # host or none network mode, or the address is not known: nothing to DNAT
+                   dnats: dict[int, Dnats]) -> Iterator[Finding]:
     for bound in container.bound:
-        if ":" in bound.host_ip or not bound.host_port:
-            continue  # IPv6 bindings: ip6tables, with or without the proxy; not judged here
+        family = 6 if ":" in bound.host_ip else 4
+        targets = _addresses(engine, container, family)
+        if not bound.host_port or family not in dnats or not targets:
+            continue  # host or none network mode, a routed network, an address not known, or
+            # IPv6 where the daemon writes no IPv6 rules: nothing to DNAT
+        table, key, published = dnats[family]
         rules = [p for p in published if p.protocol == bound.protocol
                  and p.port == bound.host_port and p.covers(bound.host_ip)]
         if any(p.to_address in targets and p.to_port == bound.container_port for p in rules):
             continue
         subject = f"{bound.protocol}/{bound.host_port}"
-        want = f"{sorted(targets)[0]}:{bound.container_port}"
+        want = f"{sorted(targets)[0]}:{bound.container_port}" if family == 4 else \
+            f"[{sorted(targets)[0]}]:{bound.container_port}"
         evidence = [Evidence(f"{intent.who(engine)} publishes {_binding(bound)} → "
                              f"{container.name}:{bound.container_port}", host.ref.id, "docker",
                              container.name)]
         evidence += [p.evidence(host.ref.id) for p in rules] or [Evidence(
-            f"nat: no DNAT for {subject} ({len(published)} DNAT rules read)", host.ref.id,
-            "firewall", "nat/DOCKER")]
+            f"{key}: no DNAT for {subject} ({len(published)} DNAT rules read)", host.ref.id,
+            "firewall", key)]
         if rules:
             message = (f"Docker publishes {_binding(bound)} → {container.name}:"
-                       f"{bound.container_port}, but the nat table takes {subject} to "
+                       f"{bound.container_port}, but {table} takes {subject} to "
                        f"{', '.join(p.target for p in rules)}, not to {want}: the port leads "
                        "elsewhere")
         else:
             message = (f"Docker publishes {_binding(bound)} → {container.name}:"
-                       f"{bound.container_port}, but the nat table has no DNAT for {subject} to "
+                       f"{bound.container_port}, but {table} has no DNAT for {subject} to "
                        f"{want}: the port does not reach the container")
         proxy = engine.daemon.userland_proxy and not rules
         if proxy:
@@ -158,17 +182,21 @@ def _not_forwarded(engine: DockerEngine, host: NamespaceState, container: Docker
                 "every rule), after fixing what removed them", host.ref.id),)))
 
 
-def _addresses(engine: DockerEngine, container: DockerContainer) -> set[str]:
-    """The container's addresses on networks whose ports Docker DNATs (bridge networks)."""
+def _addresses(engine: DockerEngine, container: DockerContainer, family: int) -> set[str]:
+    """The container's addresses of `family` on networks whose ports Docker DNATs (bridge
+    networks in a NAT gateway mode: a routed network publishes at the container's own
+    address)."""
     found = set()
     owner = engine.container(container.shares) if container.shares else container
     for endpoint in owner.endpoints if owner else ():
         network = engine.network(endpoint.network_id) or engine.network(endpoint.network)
-        if endpoint.ip and network is not None and network.driver == "bridge":
-            found.add(endpoint.ip)
+        address = endpoint.ip if family == 4 else endpoint.ipv6.split("/")[0]
+        if address and network is not None and network.driver == "bridge" and \
+                intent.gateway_mode(network, family) in intent.NAT_MODES:
+            found.add(address)
     return found
 
 
 def _binding(port: DockerPort) -> str:
-    host = port.host_ip if port.host_ip not in ("", "::") else "0.0.0.0"
+    host = f"[{port.host_ip}]" if ":" in port.host_ip else port.host_ip or "0.0.0.0"
     return f"{host}:{port.host_port or '*'}->{port.container_port}/{port.protocol}"

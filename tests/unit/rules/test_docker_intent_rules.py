@@ -10,7 +10,7 @@ import pytest
 from netdiag.findings.finding import Severity
 from netdiag.findings.repair import AddAddress, AddIptablesRule, Safety, SetMaster
 from netdiag.model import NftChain, NftTable, Snapshot
-from netdiag.model.docker import DaemonConfig, DockerContainer, DockerPort
+from netdiag.model.docker import DaemonConfig, DockerContainer, DockerIpam, DockerPort
 from netdiag.model.serialize import load
 from tests.fixtures.rules import run_rule
 from tests.fixtures.scenarios import docker_host
@@ -43,10 +43,12 @@ def test_the_healthy_host_is_quiet_for_every_docker_rule(layout):
         assert run_rule(rule, snapshot) == [], rule
 
 
-def test_docker_29s_nftables_backend_is_not_judged_by_the_iptables_rules():
+def test_docker_29s_nftables_backend_is_judged_by_its_own_tables():
     """Docker 29 with `firewall-backend: nftables` writes its NAT and DNAT into `table ip
-    docker-bridges`, none into iptables: the rules that read iptables stand aside there
-    rather than call every network and port broken (an unrelated iptables rule remains)."""
+    docker-bridges`, none into iptables: there the rules read that table, never iptables
+    (an unrelated iptables rule remains), and repair by the daemon, never by an iptables
+    rule. A table without Docker's chains lacks the masquerade and the DNAT (the healthy and
+    broken tables of moby's documents: tests/unit/rules/test_docker29_intent_rules.py)."""
     d = docker_host()
     for table in ("nat", "filter"):
         without_rule(d, table, "")
@@ -62,8 +64,14 @@ def test_docker_29s_nftables_backend_is_not_judged_by_the_iptables_rules():
                                        type="filter", hook="forward", policy="accept"),))
     docker29 = replace(iptables_only, namespaces=tuple(
         replace(s, firewall=nft) if s.ref.id == d.host else s for s in iptables_only.namespaces))
-    for rule in RULES:
-        assert run_rule(rule, docker29) == [], rule
+    findings = [f for rule in RULES for f in run_rule(rule, docker29)]
+    assert {(f.rule, f.subject) for f in findings} == {
+        ("docker-network-rules-missing", "nft ip docker-bridges"),
+        ("docker-port-unpublished", "tcp/8080")}
+    for finding in findings:
+        assert "docker-bridges" in finding.message, finding.message
+        assert finding.repair.safety is Safety.MANUAL
+        assert not any(isinstance(s, AddIptablesRule) for s in finding.repair.steps)
 
 
 def test_without_intent_or_an_engine_that_cannot_be_placed_nothing_is_said():
@@ -240,6 +248,91 @@ def test_masquerade_rule_gone(layout):
     assert finding.repair.steps == (AddIptablesRule(
         d.host, "nat", "POSTROUTING", ("-s", "172.18.0.0/16", "!", "-o", "br-web", "-j",
                                        "MASQUERADE")),)
+
+
+WEB6 = ("-A POSTROUTING -s fd00:18::/64 ! -o br-web -j MASQUERADE",
+        "-A DOCKER ! -i br-web -p tcp -m tcp --dport 8080 -j DNAT --to-destination "
+        "[fd00:18::2]:80")
+
+
+def dual_stack(layout: str = "classic", ip6tables: bool = True):
+    """The Docker host whose network web is also IPv6 (fd00:18::/64, web at fd00:18::2,
+    published on [::]:8080 too), with Docker's ip6tables rules when `ip6tables` is on (28's
+    default; 20.10's experimental option), and none at all when it is off."""
+    d = host_of(layout)
+    engine = d.b.docker[0]
+    d.intent(networks=tuple(replace(n, ipv6=True, ipam=n.ipam + (DockerIpam("fd00:18::/64"),))
+                            if n.name == "web" else n for n in engine.networks))
+    web = next(c for c in d.b.docker[0].containers if c.name == "web")
+    d.container_intent("web", bound=web.bound + (replace(web.bound[0], host_ip="::"),),
+                       endpoints=(replace(web.endpoints[0], ipv6="fd00:18::2"),))
+    if ip6tables:
+        d.b.chain(d.host, "nat", "DOCKER", family=6)
+        for line in WEB6:
+            d.b.iptables(d.host, "nat", line, family=6)
+    return d
+
+
+def without_rule6(d, text: str) -> None:
+    rules = d.b._fields[d.host]["iptables_rules"]
+    d.b._fields[d.host]["iptables_rules"] = [r for r in rules
+                                              if not (r.family == 6 and text in r.text)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_ipv6_masquerade_and_dnat_gone_with_ip6tables_on(layout):
+    """Docker's IPv6 network in NAT mode: ip6tables' MASQUERADE and DNAT, judged like the
+    IPv4 ones; the repair of the masquerade is the ip6tables rule."""
+    quiet = dual_stack(layout).build()
+    for rule in RULES:
+        assert run_rule(rule, quiet) == [], rule
+    d = dual_stack(layout)
+    without_rule6(d, "MASQUERADE")
+    (finding,) = run_rule("docker-network-rules-missing", d.build())
+    assert "fd00:18::/64" in finding.message and "ip6tables" in finding.message
+    (step,) = finding.repair.steps
+    assert step.command() == \
+        "ip6tables -t nat -A POSTROUTING -s fd00:18::/64 '!' -o br-web -j MASQUERADE"
+    d = dual_stack(layout)
+    without_rule6(d, "DNAT")
+    (finding,) = run_rule("docker-port-unpublished", d.build())
+    assert finding.subject == "tcp/8080"
+    assert "[::]:8080" in finding.message and "[fd00:18::2]:80" in finding.message
+    assert "ip6tables nat table" in finding.message
+
+
+def test_ipv6_is_not_judged_where_the_daemon_writes_no_ip6tables_rules():
+    """20.10's default (and `"ip6tables": false`): an IPv6 network without any ip6tables rule
+    from Docker is what the daemon meant."""
+    assert [f for rule in RULES for f in run_rule(rule, dual_stack(ip6tables=False).build())] \
+        == []
+
+
+def test_a_routed_ipv6_network_needs_no_nat66():
+    d = dual_stack()
+    without_rule6(d, "")
+    d.b.chain(d.host, "nat", "DOCKER", family=6)
+    d.intent(networks=tuple(replace(n, options=n.options + (
+        ("com.docker.network.bridge.gateway_mode_ipv6", "routed"),)) if n.name == "web" else n
+        for n in d.b.docker[0].networks))
+    assert [f for rule in RULES for f in run_rule(rule, d.build())] == []
+
+
+def test_a_network_with_a_host_address_is_snatted_instead():
+    """`-o com.docker.network.host_ipv4=ADDR`: Docker writes `-j SNAT --to-source ADDR` in
+    place of the MASQUERADE; that is the network's source NAT, and its repair."""
+    d = docker_host()
+    without_rule(d, "nat", "-s 172.18.0.0/16 ! -o br-web -j MASQUERADE")
+    d.intent(networks=tuple(replace(n, options=n.options + (
+        ("com.docker.network.host_ipv4", "192.168.1.10"),)) if n.name == "web" else n
+        for n in d.b.docker[0].networks))
+    (finding,) = run_rule("docker-network-rules-missing", d.build())
+    assert finding.repair.steps == (AddIptablesRule(
+        d.host, "nat", "POSTROUTING", ("-s", "172.18.0.0/16", "!", "-o", "br-web", "-j",
+                                       "SNAT", "--to-source", "192.168.1.10")),)
+    d.b.iptables(d.host, "nat", "-A POSTROUTING -s 172.18.0.0/16 ! -o br-web -j SNAT "
+                 "--to-source 192.168.1.10")
+    assert run_rule("docker-network-rules-missing", d.build()) == []
 
 
 def test_internal_networks_and_masquerade_off_need_no_masquerade():

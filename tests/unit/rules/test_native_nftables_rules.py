@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from netdiag.checks import engine
+from netdiag.checks.docker import docker_network_rules_missing, docker_port_unpublished
 from netdiag.checks.firewall import bridge_isolation_broken
 from netdiag.checks.flows import expected_flow_blocked
 from netdiag.checks.forwarding import forward_policy_drop
@@ -170,3 +171,22 @@ def test_bridge_isolation_pair():
         "other")]
     assert "nft forward chains (ip docker-bridges filter-FORWARD) accept it" in \
         found[0].evidence[2].text
+
+
+def test_docker_intent_pairs():
+    """Docker's intent rules read Docker 29's table (tests/integration/test_docker29_intent.py
+    loads each of moby's documents): the healthy host is quiet for them, and without the
+    bridge1 masquerade rule, or the DNAT of c1's port, they say so."""
+    healthy, host = docker29_host(HEALTHY)
+    assert run(docker_network_rules_missing, healthy) == []
+    assert run(docker_port_unpublished, healthy) == []
+
+    def without(text: str):
+        firewall = healthy.namespace(host).firewall
+        return amend(healthy, host, firewall=replace(firewall, nft_rules=tuple(
+            r for r in firewall.nft_rules if text not in r.text)))
+
+    (found,) = run(docker_network_rules_missing, without("192.0.2.0/24 counter"))
+    assert found.subject == "nft ip docker-bridges" and "192.0.2.0/24" in found.message
+    (found,) = run(docker_port_unpublished, without("dnat to 192.0.2.2:80"))
+    assert found.subject == "tcp/8080" and "192.0.2.2:80" in found.message
