@@ -364,6 +364,8 @@ def docker_tables(engine: DockerEngine, labels: Mapping[str, str]) -> list[Docke
                 ("iptables", daemon.iptables), ("ip-forward", daemon.ip_forward),
                 ("ip-masq", daemon.ip_masq), ("icc", daemon.icc),
                 ("userland-proxy", daemon.userland_proxy), ("live-restore", daemon.live_restore),
+                ("ip6tables", "-" if daemon.ip6tables is None else daemon.ip6tables),
+                ("firewall-backend", daemon.firewall_backend or "-"),
                 ("bip", daemon.bip or "-"), ("mtu", daemon.mtu or "-"),
                 ("default-address-pools", " ".join(daemon.default_address_pools) or "-"),
                 ("read from", ", ".join(daemon.sources) or "-")]

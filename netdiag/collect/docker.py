@@ -54,8 +54,11 @@ class Intent:
 _FLAGS = {  # daemon.json key / command-line flag → DaemonConfig field (booleans)
     "iptables": "iptables", "ip-forward": "ip_forward", "ip-masq": "ip_masq", "icc": "icc",
     "userland-proxy": "userland_proxy", "live-restore": "live_restore", "ipv6": "ipv6",
+    "ip6tables": "ip6tables", "allow-direct-routing": "allow_direct_routing",
+    "ip-forward-no-drop": "ip_forward_no_drop",
 }
-_VALUES = {"bip": "bip", "fixed-cidr": "fixed_cidr", "bridge": "bridge"}
+_VALUES = {"bip": "bip", "fixed-cidr": "fixed_cidr", "bridge": "bridge",
+           "firewall-backend": "firewall_backend"}
 
 
 def read(urls: Sequence[str] = (), timeout: float = docker_api.TIMEOUT) -> Intent:

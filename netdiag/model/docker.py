@@ -40,6 +40,10 @@ class DaemonConfig:
     userland_proxy: bool = True
     live_restore: bool = False
     ipv6: bool = False
+    ip6tables: bool | None = None  # None: not set (on by default since 27, off before)
+    firewall_backend: str = ""  # "iptables" or "nftables" (29+); "": not set (iptables)
+    allow_direct_routing: bool = False  # 28+: no raw-table drop of packets to containers
+    ip_forward_no_drop: bool = False  # 28+: forwarding on without FORWARD policy DROP
     bip: str = ""  # docker0's address/prefix when set
     fixed_cidr: str = ""
     bridge: str = ""  # -b: a bridge of one's own instead of docker0 ("none": no default bridge)

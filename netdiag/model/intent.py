@@ -100,19 +100,24 @@ def gateway_mode(network: DockerNetwork, family: int = 4) -> str:
     return network.option(GATEWAY_MODE[family]) or "nat"
 
 
-def nftables_backend(host: NamespaceState) -> bool:
-    """Whether the engine's namespace holds Docker 29's nftables tables: its rules are there,
-    not in iptables (the snapshot's intent does not carry the daemon's `firewall-backend`)."""
+def nftables_backend(engine: DockerEngine, host: NamespaceState) -> bool:
+    """Whether the engine writes its rules into nftables tables of its own (Docker 29's
+    `firewall-backend: nftables`), not iptables: as its configuration says, else as its
+    namespace shows (a `docker-bridges` table)."""
+    if engine.daemon.firewall_backend:
+        return engine.daemon.firewall_backend == "nftables"
     return any(table.name == NFTABLES_BACKEND_TABLE and table.family in ("ip", "ip6")
                for table in host.firewall.nft_tables)
 
 
-def ipv6_firewall(host: NamespaceState) -> bool:
+def ipv6_firewall(engine: DockerEngine, host: NamespaceState) -> bool:
     """Whether the daemon writes IPv6 rules in its namespace (ip6tables on: 27+'s default,
-    20.10's experimental option): Docker 29's `table ip6 docker-bridges`, or the DOCKER chain
-    it makes in ip6tables' nat table when it starts. The snapshot's intent does not carry the
-    daemon's `ip6tables`; without that evidence IPv6 is not judged (a missed finding, never a
-    false one on a daemon that leaves IPv6 alone)."""
+    20.10's experimental option): as its configuration says (`ip6tables`), else as its
+    namespace shows — Docker 29's `table ip6 docker-bridges`, or the DOCKER chain it makes in
+    ip6tables' nat table when it starts. Without either, IPv6 is not judged (a missed
+    finding, never a false one on a daemon that leaves IPv6 alone)."""
+    if engine.daemon.ip6tables is not None:
+        return engine.daemon.ip6tables and engine.daemon.iptables
     return any(table.name == NFTABLES_BACKEND_TABLE and table.family == "ip6"
                for table in host.firewall.nft_tables) or \
         host.firewall.chain("nat", "DOCKER", 6) is not None

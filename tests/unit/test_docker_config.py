@@ -48,3 +48,15 @@ def test_an_engine_that_does_not_answer_is_a_gap_not_an_error():
     assert intent.engines == ()
     (gap,) = intent.gaps
     assert gap.collector == "docker" and "unix:///nonexistent/docker.sock" in gap.message
+
+
+def test_the_firewall_settings_of_docker_27_and_later():
+    """ip6tables, firewall-backend, allow-direct-routing and ip-forward-no-drop, from either
+    source; ip6tables unset stays unknown (its default depends on the version)."""
+    assert docker._from_json({"ip6tables": False, "firewall-backend": "nftables",
+                              "allow-direct-routing": True}) == {
+        "ip6tables": False, "firewall_backend": "nftables", "allow_direct_routing": True}
+    argv = ["dockerd", "--ip6tables", "--firewall-backend=iptables", "--ip-forward-no-drop"]
+    assert docker._from_argv(argv) == {"ip6tables": True, "firewall_backend": "iptables",
+                                       "ip_forward_no_drop": True}
+    assert DaemonConfig().ip6tables is None

@@ -20,10 +20,11 @@ What it finds
     Docker versions: 20.10's layout and 28's (the masquerade in nat POSTROUTING and the icc
     DROP naming the bridge on both sides, wherever in the filter table Docker puts it), with
     27+'s gateway modes; IPv6 networks (`EnableIPv6`) where the daemon writes IPv6 rules
-    (ip6tables on: 27+'s default, 20.10's experimental option), known by Docker's DOCKER
-    chain in ip6tables' nat table; with ip6tables off nothing IPv6 is judged. Docker 29's
-    nftables backend (`table ip docker-bridges`, and `table ip6 docker-bridges` with
-    ip6tables on) as moby writes it: per-bridge chains reached through verdict maps keyed
+    (ip6tables on: 27+'s default, 20.10's experimental option), known by the daemon's
+    `ip6tables` setting or, unset, by Docker's DOCKER chain in ip6tables' nat table; with
+    ip6tables off nothing IPv6 is judged. Docker 29's nftables backend (the daemon's
+    `firewall-backend: nftables`, or a `docker-bridges` table; `table ip6 docker-bridges`
+    with ip6tables on) as moby writes it: per-bridge chains reached through verdict maps keyed
     by the bridge's name; a rule whose chain no packet reaches (its map element gone)
     counts as missing. The icc drop is judged for IPv4.
 
@@ -69,10 +70,10 @@ RULE = Rule(code="ND811", name="docker-network-rules-missing", severity=Severity
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
     for engine, host in intent.engines(snapshot):
-        nftables = intent.nftables_backend(host)
+        nftables = intent.nftables_backend(engine, host)
         if not engine.daemon.iptables or not (nftables or host.firewall.iptables_rules):
             continue  # Docker writes none, or the firewall was not read
-        families = (4, 6) if intent.ipv6_firewall(host) else (4,)
+        families = (4, 6) if intent.ipv6_firewall(engine, host) else (4,)
         for network in intent.bridge_networks(engine):
             for family in families:
                 if nftables:

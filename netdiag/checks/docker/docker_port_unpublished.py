@@ -64,8 +64,8 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         if not engine.daemon.iptables:
             continue  # the user writes the rules: Docker's intent says nothing about them
         published = [p for p in publishes(host) if p.rule.family == 4]
-        dnats = {family: _dnats(host, family) for family in (
-            (4, 6) if intent.ipv6_firewall(host) else (4,))}
+        dnats = {family: _dnats(engine, host, family) for family in (
+            (4, 6) if intent.ipv6_firewall(engine, host) else (4,))}
         for container in engine.containers:
             if not container.ports:
                 continue
@@ -75,9 +75,9 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                 yield from _not_forwarded(engine, host, container, dnats)
 
 
-def _dnats(host: NamespaceState, family: int) -> Dnats:
+def _dnats(engine: DockerEngine, host: NamespaceState, family: int) -> Dnats:
     """Where Docker's DNAT rules of `family` are in the namespace, and the rules."""
-    if intent.nftables_backend(host):
+    if intent.nftables_backend(engine, host):
         table = f"{docker_bridges.table_family(family)} {intent.NFTABLES_BACKEND_TABLE}"
         return f"Docker's nftables table {table}", f"nft {table}", \
             docker_bridges.dnats(host, family)

@@ -74,6 +74,23 @@ def test_docker_29s_nftables_backend_is_judged_by_its_own_tables():
         assert not any(isinstance(s, AddIptablesRule) for s in finding.repair.steps)
 
 
+def test_a_daemon_configured_for_nftables_whose_tables_are_gone_is_repaired_by_the_daemon():
+    """`firewall-backend: nftables` in the daemon's configuration, and no docker-bridges
+    table left (`nft flush ruleset` by a firewall reload): the rules judge the nftables the
+    daemon writes (everything missing) and never offer an iptables rule as the repair."""
+    d = docker_host()
+    for table in ("nat", "filter"):
+        without_rule(d, table, "")
+    d.intent(version="29.0.0", daemon=DaemonConfig(firewall_backend="nftables"))
+    findings = [f for rule in ("docker-port-unpublished", "docker-network-rules-missing")
+                for f in run_rule(rule, d.build())]
+    assert {f.rule for f in findings} == {"docker-port-unpublished",
+                                          "docker-network-rules-missing"}
+    for finding in findings:
+        assert "docker-bridges" in finding.message, finding.message
+        assert finding.repair.safety is Safety.MANUAL
+
+
 def test_without_intent_or_an_engine_that_cannot_be_placed_nothing_is_said():
     d = docker_host()
     without_rule(d, "nat", "MASQUERADE")
