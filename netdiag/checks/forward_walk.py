@@ -34,13 +34,15 @@ class WalkEnd:
     rule: IptablesRule | None = None
 
 
-def filter_chains(state: NamespaceState, backend: str) -> dict[str, list[IptablesRule]]:
-    """The IPv4 filter table of one backend: chain → its rules in order."""
+def filter_chains(state: NamespaceState, backend: str, family: int = 4
+                  ) -> dict[str, list[IptablesRule]]:
+    """The filter table of one backend and family (iptables, or ip6tables with 6): chain →
+    its rules in order."""
     chains: dict[str, list[IptablesRule]] = {c.name: [] for c in state.firewall.iptables_chains
-                                             if c.backend == backend and c.family == 4
+                                             if c.backend == backend and c.family == family
                                              and c.table == "filter"}
     for rule in state.firewall.iptables_rules:
-        if rule.backend == backend and rule.family == 4 and rule.table == "filter":
+        if rule.backend == backend and rule.family == family and rule.table == "filter":
             chains.setdefault(rule.chain, []).append(rule)
     for rules in chains.values():
         rules.sort(key=lambda r: r.position)

@@ -21,6 +21,19 @@ every pair:
   leaves by the interface of the host's default route, and the reply to it comes back in by
   that interface and reaches the container.
 
+IPv6, where Docker says IPv6 is meant to work (a network with IPv6 enabled and an IPv6
+subnet, a container with an IPv6 address on it): the same promises again over IPv6 — the
+gateway (the IPv6 subnet's gateway, its first address unless one was configured; none on an
+internal or `gateway_mode_ipv6=isolated` network), the two containers to each other, and,
+when the host has an IPv6 default route, a container of the network beyond the host and a
+client beyond the host to each published TCP port (bound on `::`) of a container with an IPv6
+address, at the uplink's global IPv6 address. Beyond the host only where IPv6 is meant to
+leave: Docker masquerades IPv6 (NAT66) only with its ip6tables on — Docker's chains are in the
+host's ip6tables, or Docker 29's `ip6 docker-bridges` table is there; without, a container's
+IPv6 packets would leave with an address nobody routes back — or when the network's IPv6
+gateway mode is `routed` (the prefix is routed to the host). The embedded DNS and the hairpin
+have no IPv6 twin (Docker's DNS listens on 127.0.0.11 only).
+
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
 
@@ -35,7 +48,9 @@ Docker 29 engine has run under these expectations.
 A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend reaches it
 (`web` with `backend: db:6379` connects to db's address as the lab's DNS gives it, a
 service's VIP included), and every program answers on its port a node that shares a network
-with it (the first other one, by name).
+with it (the first other one, by name); on a dual-stack network (`subnet6`, which gives the
+node a global IPv6 address beside its IPv4 one) that node also reaches it over IPv6 (ICMPv6:
+the lab's programs listen on IPv4 only).
 
 A fleet's (netdiag/fleet/): each node of a VXLAN overlay reaches the VXLAN port of every
 other node it sends the overlay to, across the network between the nodes; and on each Docker
@@ -49,6 +64,7 @@ must be blocked (`reach: false`), which fails when the flow is delivered.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -60,11 +76,18 @@ from netdiag.flows import names, routing
 from netdiag.flows.packet import DELIVERED, NO_LISTENER, Packet, PathResult
 from netdiag.flows.walk import Engine, interface_address
 from netdiag.model import Snapshot, intent
-from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerEngine, DockerNetwork
-from netdiag.model.index import index, remote_vteps
+from netdiag.model.docker import (
+    DockerContainer,
+    DockerEndpoint,
+    DockerEngine,
+    DockerIpam,
+    DockerNetwork,
+)
+from netdiag.model.index import index, is_link_local_ipv6, remote_vteps
 from netdiag.model.lab import LabApp, LabIntent
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
+CLIENTS = {4: CLIENT, 6: "3fff::7"}  # and its IPv6 twin (3fff::/20: RFC 9637 documentation)
 CLIENT_PORT = 43210
 VXLAN_PORT = 4789  # Docker's default data path port
 
@@ -96,10 +119,12 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                    and not c.shares and c.network_mode != "host"
                    and snapshot.namespace(c.netns) is not None]
         uplink = _uplink(snapshot, host.ref.id)  # (address, interface) or None
+        uplink6 = _uplink(snapshot, host.ref.id, 6)
+        ip6tables = intent.ipv6_firewall(engine, host)
         for network in intent.bridge_networks(engine):
             members = [(c, e) for c in running for e in c.endpoints
                        if e.ip and (e.network_id == network.id or e.network == network.name)]
-            yield from _gateway(network, members)
+            yield from _gateway(network, [(c, e, e.gateway) for c, e in members])
             yield from _peers(network, members)
             if uplink is not None and members and _leaves(engine, network):
                 container, endpoint = members[0]
@@ -110,41 +135,105 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
                                   f"{network.name}, which is not internal", container.netns,
                                   Packet(endpoint.ip, CLIENT, "tcp", CLIENT_PORT, 443),
                                   exit_at=(host.ref.id, uplink[1]))
+            yield from _ipv6(engine, network, running, host.ref.id, uplink6, ip6tables)
         yield from _dns(running)
         yield from _published(host.ref.id, uplink, running)
         yield from _hairpin(uplink, running)
         yield from _vteps(snapshot, engine, host.ref.id)
 
 
-def _leaves(engine: DockerEngine, network: DockerNetwork) -> bool:
+def _ipv6(engine: DockerEngine, network: DockerNetwork, running: list[DockerContainer],
+          host: int, uplink: tuple[str, str] | None, ip6tables: bool
+          ) -> Iterator[Expectation]:
+    """The IPv6 twins of a network's flows, when Docker says the network has IPv6."""
+    subnet = _ipv6_subnet(network)
+    if not network.ipv6 or subnet is None:
+        return
+    members = [(c, e) for c in running for e in c.endpoints
+               if _address(e, 6) and (e.network_id == network.id or e.network == network.name)]
+    gateway = "" if network.internal or intent.gateway_mode(network, 6) == "isolated" else \
+        subnet.gateway or _first_address(subnet.subnet)
+    yield from _gateway(network, [(c, e, gateway) for c, e in members], 6)
+    yield from _peers(network, members, 6)
+    if uplink is None or not members or not _leaves(engine, network, 6, ip6tables):
+        return
+    container, endpoint = members[0]
+    yield Expectation(f"{container.name} reaches beyond the host over IPv6 (by {uplink[1]}) "
+                      f"from network {network.name}",
+                      "containers on an IPv6 network that is not internal reach the outside "
+                      "over IPv6", f"{_who(container)} is on IPv6 network {network.name} "
+                      f"({subnet.subnet}), which is not internal", container.netns,
+                      Packet(_address(endpoint, 6), CLIENTS[6], "tcp", CLIENT_PORT, 443),
+                      exit_at=(host, uplink[1]))
+    if not ip6tables:
+        return  # no DNAT for a published port without Docker's ip6tables
+    address, device = uplink
+    for container, _ in members:
+        for port in _published_ports(container, 6):
+            yield Expectation(
+                f"a client beyond the host reaches {container.name}'s published port "
+                f"[{address}]:{port.host_port} over IPv6",
+                "published ports answer from outside the host, over IPv6 too",
+                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
+                f"on every IPv6 address, and has an IPv6 address on network {network.name}",
+                host, Packet(CLIENTS[6], address, "tcp", CLIENT_PORT, port.host_port),
+                arrive_on=device)
+
+
+def _ipv6_subnet(network: DockerNetwork) -> DockerIpam | None:
+    return next((ipam for ipam in network.ipam if ":" in ipam.subnet), None)
+
+
+def _first_address(subnet: str) -> str:
+    """Docker's default IPAM's gateway: the subnet's first address."""
+    try:
+        return str(ipaddress.ip_network(subnet, strict=False).network_address + 1)
+    except ValueError:
+        return ""
+
+
+def _address(endpoint: DockerEndpoint, family: int) -> str:
+    return endpoint.ip if family == 4 else endpoint.ipv6.split("/")[0]
+
+
+def _leaves(engine: DockerEngine, network: DockerNetwork, family: int = 4,
+            ip6tables: bool = True) -> bool:
     """Whether the network's containers are meant to reach beyond the host on their own:
     masqueraded, or routed (the outside routes back to them). A NAT-mode network without
-    masquerading depends on routes beyond the host, which Docker 28 blocks besides."""
-    return not network.internal and (intent.masqueraded(engine, network)
-                                      or intent.gateway_mode(network) == "routed")
+    masquerading depends on routes beyond the host, which Docker 28 blocks besides; so does
+    an IPv6 one without Docker's ip6tables, which masquerade IPv6."""
+    masqueraded = intent.masqueraded(engine, network, family) and (family == 4 or ip6tables)
+    return not network.internal and (masqueraded
+                                      or intent.gateway_mode(network, family) == "routed")
 
 
-def _gateway(network: DockerNetwork, members) -> Iterator[Expectation]:
-    for container, endpoint in members:
-        if endpoint.gateway:
-            yield Expectation(f"{container.name} reaches its gateway {endpoint.gateway} on "
+def _gateway(network: DockerNetwork, members, family: int = 4) -> Iterator[Expectation]:
+    """(container, endpoint, gateway) → each container to its gateway, if it has one."""
+    over = " over IPv6" if family == 6 else ""
+    for container, endpoint, gateway in members:
+        if gateway:
+            address = _address(endpoint, family)
+            yield Expectation(f"{container.name} reaches its gateway {gateway} on "
                               f"network {network.name}",
-                              "a container reaches its network's gateway",
+                              f"a container reaches its network's gateway{over}",
                               f"{_who(container)} is on network {network.name} as "
-                              f"{endpoint.ip}, gateway {endpoint.gateway}", container.netns,
-                              Packet(endpoint.ip, endpoint.gateway, "icmp"))
+                              f"{address}, gateway {gateway}", container.netns,
+                              Packet(address, gateway, "icmp"))
 
 
-def _peers(network: DockerNetwork, members) -> Iterator[Expectation]:
+def _peers(network: DockerNetwork, members, family: int = 4) -> Iterator[Expectation]:
     if not intent.flag(network.option(intent.ICC)) or len(members) < 2:
         return
+    over = " over IPv6" if family == 6 else ""
     (a, ea), (b, eb) = members[0], members[1]
     for (one, e1), (two, e2) in (((a, ea), (b, eb)), ((b, eb), (a, ea))):
-        yield Expectation(f"{one.name} reaches {two.name} ({e2.ip}) on network {network.name}",
-                          "containers on one network reach each other (icc is on)",
-                          f"Docker: {one.name} ({e1.ip}) and {two.name} ({e2.ip}) are on "
+        one_at, two_at = _address(e1, family), _address(e2, family)
+        yield Expectation(f"{one.name} reaches {two.name} ({two_at}) on network "
+                          f"{network.name}",
+                          f"containers on one network reach each other{over} (icc is on)",
+                          f"Docker: {one.name} ({one_at}) and {two.name} ({two_at}) are on "
                           f"network {network.name}, icc on", one.netns,
-                          Packet(e1.ip, e2.ip, "icmp"))
+                          Packet(one_at, two_at, "icmp"))
 
 
 def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
@@ -158,13 +247,19 @@ def _dns(running: list[DockerContainer]) -> Iterator[Expectation]:
                           Packet("127.0.0.1", "127.0.0.11", "udp", CLIENT_PORT, 53))
 
 
-def _uplink(snapshot: Snapshot, host: int) -> tuple[str, str] | None:
-    """(address, interface) of the host's default route: its way to beyond."""
-    found = index(snapshot).default_egress(host)
+def _uplink(snapshot: Snapshot, host: int, family: int = 4) -> tuple[str, str] | None:
+    """(address, interface) of the host's `family` default route: its way to beyond (for
+    IPv6, the global address the kernel would pick for a client beyond, as a route learnt
+    from router advertisements goes via the router's link-local address)."""
+    found = index(snapshot).default_egress(host, family)
     if found is None:
         return None
     route, link = found
-    address = interface_address(snapshot.namespace(host), link.name, route.gateway)
+    state = snapshot.namespace(host)
+    address = interface_address(state, link.name, route.gateway) if family == 4 else \
+        interface_address(state, link.name, CLIENTS[6], 6)
+    if family == 6 and (not address or is_link_local_ipv6(address)):
+        return None  # no global address to be reached at
     return (address, link.name) if address else None
 
 
@@ -174,7 +269,7 @@ def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerCo
         return  # no way in from beyond the host to speak of
     address, device = uplink
     for container in running:
-        for port in _published_ports(container):
+        for port in _published_ports(container, 4):
             yield Expectation(
                 f"a client beyond the host reaches {container.name}'s published port "
                 f"{address}:{port.host_port}", "published ports answer from outside the host",
@@ -184,10 +279,13 @@ def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerCo
                 arrive_on=device)
 
 
-def _published_ports(container: DockerContainer):
-    """Its published TCP ports bound on every address of the host."""
+_EVERY_ADDRESS = {4: ("", "0.0.0.0"), 6: ("", "::")}
+
+
+def _published_ports(container: DockerContainer, family: int):
+    """Its published TCP ports bound on every address of the host of `family`."""
     return [p for p in container.bound if p.protocol == "tcp" and p.host_port
-            and p.host_ip in ("", "0.0.0.0")]
+            and p.host_ip in _EVERY_ADDRESS[family]]
 
 
 def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer]
@@ -197,7 +295,7 @@ def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer]
     address, _ = uplink
     for container in running:
         endpoint = next((e for e in container.endpoints if e.ip), None)
-        for port in _published_ports(container) if endpoint else ():
+        for port in _published_ports(container, 4) if endpoint else ():
             yield Expectation(
                 f"{container.name} reaches its own published port {address}:{port.host_port}",
                 "a published port answers the containers too, at the host's address",
@@ -327,6 +425,10 @@ def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | ExpectedOutco
         found = _neighbour(lab, app, nodes)
         if found is not None and (found.source, found.packet) not in seen:
             yield found
+        twin = _neighbour6(snapshot, lab, app, nodes)
+        if twin is not None and (twin.source, twin.packet) not in seen:
+            seen.add((twin.source, twin.packet))  # two programs of one node: one ping
+            yield twin
 
 
 def _said(lab: LabIntent, app: LabApp) -> str:
@@ -362,6 +464,32 @@ def _neighbour(lab: LabIntent, app: LabApp, nodes: dict[tuple[str, str], int]
                        "on its networks", f"{_said(lab, app)}, on network {network}",
                        nodes[(lab.name, peer)],
                        Packet("", record.address, app.protocol, CLIENT_PORT, app.port))
+
+
+def _neighbour6(snapshot: Snapshot, lab: LabIntent, app: LabApp,
+                nodes: dict[tuple[str, str], int]) -> Expectation | None:
+    """The IPv6 twin of a neighbour's flow, on a dual-stack network: ICMPv6 to the global
+    IPv6 address beside the IPv4 one the lab's DNS gives (the lab's programs listen on IPv4
+    only; a network's `subnet6` is what gives the interface that address)."""
+    client = _lab_client(lab, app.node, nodes)
+    if client is None:
+        return None
+    peer, network = client
+    record = next((n for n in lab.names if n.name == app.node and n.network == network), None)
+    state = snapshot.namespace(nodes[(lab.name, app.node)])
+    if record is None or state is None:
+        return None
+    ipv4 = next((a for a in state.addresses if a.address == record.address), None)
+    ipv6 = next((a.address for a in state.addresses if ipv4 is not None and a.family == 6
+                 and a.ifname == ipv4.ifname and a.scope == "global"
+                 and "dadfailed" not in a.flags), "")
+    if not ipv6:
+        return None
+    return Expectation(f"{peer} reaches {app.node} at {ipv6} over IPv6 (ICMPv6) on network "
+                       f"{network}", "the nodes on a dual-stack network reach each other "
+                       "over IPv6", f"lab {lab.name}: {app.node} is on network {network} "
+                       f"with {record.address} and {ipv6}", nodes[(lab.name, peer)],
+                       Packet("", ipv6, "icmp"))
 
 
 def _lab_client(lab: LabIntent, node: str, nodes: dict[tuple[str, str], int]

@@ -113,14 +113,16 @@ def nftables_backend(engine: DockerEngine, host: NamespaceState) -> bool:
 def ipv6_firewall(engine: DockerEngine, host: NamespaceState) -> bool:
     """Whether the daemon writes IPv6 rules in its namespace (ip6tables on: 27+'s default,
     20.10's experimental option): as its configuration says (`ip6tables`), else as its
-    namespace shows — Docker 29's `table ip6 docker-bridges`, or the DOCKER chain it makes in
-    ip6tables' nat table when it starts. Without either, IPv6 is not judged (a missed
-    finding, never a false one on a daemon that leaves IPv6 alone)."""
+    namespace shows — Docker 29's `table ip6 docker-bridges`, or the DOCKER chains it makes in
+    ip6tables when it starts. Without either, IPv6 is not judged (a missed finding, never a
+    false one on a daemon that leaves IPv6 alone). Without it Docker neither masquerades
+    IPv6 nor publishes ports over it by DNAT."""
     if engine.daemon.ip6tables is not None:
         return engine.daemon.ip6tables and engine.daemon.iptables
     return any(table.name == NFTABLES_BACKEND_TABLE and table.family == "ip6"
                for table in host.firewall.nft_tables) or \
-        host.firewall.chain("nat", "DOCKER", 6) is not None
+        any(chain.family == 6 and chain.name.startswith("DOCKER")
+            for chain in host.firewall.iptables_chains)
 
 
 def subnets(network: DockerNetwork, family: int) -> list[str]:

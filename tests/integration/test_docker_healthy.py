@@ -94,7 +94,8 @@ def assert_quiet(findings: list[dict], ours: set[int]) -> None:
 
 
 def add_uplink(stack: ExitStack, engine: DockerEngine) -> None:
-    """A gateway namespace on a veth, and the host's default route through it."""
+    """A gateway namespace on a veth, and the host's default routes (IPv4 and IPv6) through
+    it: the IPv6 networks' flows beyond the host are then expected too."""
     gateway = f"{engine.netns}-gw"[:40]
     sh(f"ip netns add {gateway}")
     stack.callback(sh, f"ip netns del {gateway}", check=False)
@@ -105,6 +106,9 @@ def add_uplink(stack: ExitStack, engine: DockerEngine) -> None:
     sh(f"ip -n {engine.netns} addr add {UPLINK_NET.format(2)} dev up0")
     sh(f"ip -n {engine.netns} link set up0 up")
     sh(f"ip -n {engine.netns} route add default via {UPLINK_NET.format(1).split('/')[0]}")
+    sh(f"ip -n {gateway} addr add fd00:19:7::1/64 dev eth0 nodad")
+    sh(f"ip -n {engine.netns} addr add fd00:19:7::2/64 dev up0 nodad")
+    sh(f"ip -n {engine.netns} -6 route add default via fd00:19:7::1")
 
 
 # Only modern engines (28) have these: a network in each gateway mode other than nat — routed

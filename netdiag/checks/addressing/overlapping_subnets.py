@@ -8,7 +8,9 @@ What it finds
     shadowed and which interface traffic to it really takes (the longest prefix wins; for
     equal prefixes, the route the kernel prefers). Default routes and catch-all routes
     shorter than /8 (VPN "0.0.0.0/1" tricks) are not overlaps; the bound is the option
-    `overlapping-subnets.min-prefixlen`.
+    `overlapping-subnets.min-prefixlen`. IPv6 is judged alike (global prefixes, ULA
+    included); link-local addresses — fe80::/64 on every interface — are no networks to
+    overlap.
 
 Why it matters
     A destination can only be reached through one route. When Docker picks 10.8.0.0/16 for
@@ -147,8 +149,7 @@ def _routes(state: NamespaceState, min_prefixlen: int, slash8s: frozenset[int] |
     quick = slash8s is not None and min_prefixlen >= 8
     for route in state.routes:
         if (route.table != MAIN_TABLE or route.type != "unicast"
-                or route.dst == "default"
-                or (route.protocol == "kernel" and route.scope == "link")):
+                or route.dst == "default" or _connected_route(route)):
             continue
         if quick and route.family == 4:
             head = route.dst.partition(".")[0]
@@ -157,6 +158,13 @@ def _routes(state: NamespaceState, min_prefixlen: int, slash8s: frozenset[int] |
         parsed = route_family_dst(route)
         if parsed[3] >= min_prefixlen:
             yield parsed, route
+
+
+def _connected_route(route: Route) -> bool:
+    """An address's own prefix route (and IPv6's fe80::/64 on every interface): the kernel's,
+    without a gateway. IPv4 gives them scope link; IPv6 routes all have scope global."""
+    return route.protocol == "kernel" and (route.scope == "link" or (
+        route.family == 6 and not route.gateway and not route.nexthops))
 
 
 def _route_pairs(connected: list[_Net], routes: Iterator[tuple[tuple, Route]]

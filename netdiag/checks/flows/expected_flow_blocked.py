@@ -6,9 +6,12 @@ What it finds
     network to the embedded DNS at 127.0.0.11:53, a container of each network that is not
     internal out beyond the host and its reply back in, a client beyond the host to each
     published TCP port, the publishing container to its own published port at the host's
-    address, a Swarm node's peers to its VXLAN port and its VXLAN packets to them), those a
-    netdiag lab promises (each program to its backend, each program from a neighbour on its
-    network), those a fleet snapshot promises (each node of a VXLAN overlay to the others'
+    address, a Swarm node's peers to its VXLAN port and its VXLAN packets to them — and on a
+    network with IPv6, the gateway, peer, outside and published-port flows again over IPv6,
+    the outside ones where IPv6 is meant to leave: NAT66 by Docker's ip6tables, or a routed
+    prefix), those a netdiag lab promises (each program to its backend, each program from a
+    neighbour on its network, and that neighbour's ICMPv6 on a dual-stack network), those a
+    fleet snapshot promises (each node of a VXLAN overlay to the others'
     VXLAN port, and on a Docker overlay a container of each node to one of the next node,
     across the network between the nodes) and those the check configuration's `expect:`
     lists (`reach: false` for a flow that must be blocked, reported when it is delivered),

@@ -13,6 +13,13 @@ What it finds
     The bridges of Podman 4's netavark networks are left to podman-forward-dropped, which
     knows what Podman meant for them and how netavark restores its rules.
 
+    IPv6 alike, in ip6tables: a bridge that routes IPv6 (it has a global IPv6 address) whose
+    IPv6 traffic falls through to ip6tables' FORWARD policy DROP — Docker sets that policy
+    too when it turns IPv6 forwarding on for an IPv6 network, and a KVM bridge beside it
+    loses its IPv6 while its IPv4 works. (Between the bridge's ports when
+    bridge-nf-call-ip6tables is on.) A bridge without a global IPv6 address routes no IPv6
+    and is not judged for it; native nftables chains are judged with IPv4 probes only.
+
     Docker versions: 20.10's chains (DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, DOCKER) and
     28's (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, the isolation stages;
     an `-m set --match-set docker-ext-bridges-v4` counts as a match that may apply).
@@ -72,9 +79,12 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                    and any(p.up for p in topo.bridge_ports(state.ref.id, link.name))]
         if not bridges:
             continue
-        for backend in _drop_backends(state):
+        for backend in _drop_backends(state, 4):
             for bridge in bridges:
                 yield from _check_iptables(topo, state, backend, bridge)
+        for backend in _drop_backends(state, 6):
+            for bridge in (b for b in bridges if _routes_ipv6(state, b)):
+                yield from _check_iptables(topo, state, backend, bridge, 6)
         for chain in _nft_drop_chains(state):
             for bridge in bridges:
                 yield from _check_nft(state, chain, bridge)
@@ -87,12 +97,23 @@ def _podman_bridges(snapshot: Snapshot) -> set[tuple[int, str]]:
             for engine, host in netavark.engines(snapshot) for network in engine.networks}
 
 
-def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link) -> list[Direction]:
+_BRIDGE_NF = {4: "net.bridge.bridge-nf-call-iptables", 6: "net.bridge.bridge-nf-call-ip6tables"}
+_TOOL = {4: "iptables", 6: "ip6tables"}
+
+
+def _routes_ipv6(state: NamespaceState, bridge: Link) -> bool:
+    """Whether the bridge has a global IPv6 address: the host routes IPv6 for its ports."""
+    return any(a.ifname == bridge.name and a.family == 6 and a.scope == "global"
+               for a in state.addresses)
+
+
+def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link, family: int = 4
+                ) -> list[Direction]:
     name = bridge.name
     found = [Direction(f"out of {name}", name, OTHER), Direction(f"into {name}", OTHER, name)]
     ports = topo.bridge_ports(state.ref.id, name)
     # br_netfilter is built in and on in every new namespace here unless turned off.
-    if len(ports) > 1 and state.sysctl("net.bridge.bridge-nf-call-iptables") != "0":
+    if len(ports) > 1 and state.sysctl(_BRIDGE_NF[family]) != "0":
         found.append(Direction(f"between {name}'s ports", name, name))
     return found
 
@@ -100,25 +121,27 @@ def _directions(topo: SnapshotIndex, state: NamespaceState, bridge: Link) -> lis
 # --- iptables ---------------------------------------------------------------------------------
 
 
-def _drop_backends(state: NamespaceState) -> list[str]:
+def _drop_backends(state: NamespaceState, family: int) -> list[str]:
     return sorted({c.backend for c in state.firewall.iptables_chains
-                   if c.family == 4 and c.table == "filter" and c.name == "FORWARD"
+                   if c.family == family and c.table == "filter" and c.name == "FORWARD"
                    and c.policy == "DROP"})
 
 
-def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, bridge: Link
-                    ) -> Iterator[Finding]:
-    chains = filter_chains(state, backend)
+def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, bridge: Link,
+                    family: int = 4) -> Iterator[Finding]:
+    chains = filter_chains(state, backend, family)
     blocked: list[tuple[Direction, WalkEnd]] = []
-    for direction in _directions(topo, state, bridge):
+    for direction in _directions(topo, state, bridge, family):
         end = walk(chains, "FORWARD", direction, bridge.name)
         if end.outcome in ("policy", "drop"):
             blocked.append((direction, end))
     if not blocked:
         return
     ns_id = state.ref.id
-    evidence = [Evidence(f"filter FORWARD policy DROP ({backend} backend)", ns_id, "firewall",
-                         "filter/FORWARD")]
+    tool = _TOOL[family]
+    evidence = [Evidence(f"filter FORWARD policy DROP ({tool} {backend} backend)"
+                         if family == 6 else f"filter FORWARD policy DROP ({backend} backend)",
+                         ns_id, "firewall", "filter/FORWARD")]
     for direction, end in blocked:
         where = (f"dropped by {end.rule.text or end.rule.chain}" if end.rule
                  else "reaches the policy")
@@ -131,14 +154,17 @@ def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, br
         args.append(("-i", bridge.name, "-j", "ACCEPT"))
     if any(d.oif == bridge.name and d.iif != bridge.name for d, _ in blocked):
         args.append(("-o", bridge.name, "-j", "ACCEPT"))
-    steps = tuple(AddIptablesRule(ns_id, "filter", chain, a, position=1) for a in args)
+    steps = tuple(AddIptablesRule(ns_id, "filter", chain, a, position=1, family=family)
+                  for a in args)
     names = " and ".join(d.name for d, _ in blocked)
-    yield RULE.finding(state.ref, bridge.name,
-                       f"traffic {names} falls through to the FORWARD policy DROP "
-                       f"(iptables {backend} backend): nothing accepts it",
+    ipv6 = " IPv6" if family == 6 else ""
+    what = "IPv6 traffic" if family == 6 else "traffic"
+    yield RULE.finding(state.ref, bridge.name if family == 4 else f"{bridge.name} (IPv6)",
+                       f"{what} {names} falls through to the FORWARD policy DROP ({tool} "
+                       f"{backend} backend): nothing accepts it",
                        evidence=evidence,
-                       repair=Repair(f"Accept {bridge.name}'s traffic in {chain}", Safety.UNSAFE,
-                                     steps))
+                       repair=Repair(f"Accept {bridge.name}'s{ipv6} traffic in {chain}",
+                                     Safety.UNSAFE, steps))
 
 
 # --- native nftables --------------------------------------------------------------------------
