@@ -5,10 +5,11 @@ For every TCP listener and bound UDP socket in every namespace, the flow engine
 
 * **from beyond the host, on each uplink.** The hosts are the namespace of pid 1 and each
   Docker engine's namespace. An uplink is an interface of a host that carries its default
-  route, or that holds a global IPv4 address outside the container networks' subnets
+  route (IPv4 or IPv6), or that holds a global address outside the container networks' subnets
   (macvlan and ipvlan networks aside, which share the uplink's: so docker0 and br-* are not
   uplinks, a NIC or a KVM bridge with the host's address is). The
-  client is the default route's gateway on that uplink, else the first other address of its
+  client (one per family) is the default route's gateway on that uplink (not a link-local
+  one: a client beyond connects from a global address), else the first other address of its
   subnet. It tries the uplink's own addresses (each published port, each host socket), the
   host's other addresses and the containers' (a client whose network routes them to this
   host: for containers, "direct"),
@@ -27,8 +28,9 @@ that an uplink reaches while the host's INPUT hook would drop the same connectio
 a container port reached from an uplink that no `-p` publishes (a routed network's other ports
 as routing allows, a macvlan's listener, a NAT network's container routed to directly) is
 *unpublished*; the rest reached from an uplink is *public*; reached only from the host or its
-networks, *internal*; from nowhere, *closed*. IPv6 is not modelled yet (the flow engine's
-limit): IPv6-only sockets are listed without ways in.
+networks, *internal*; from nowhere, *closed*. IPv6 is modelled as IPv4 (ip6tables, `ip6` and
+`inet` nftables chains, the INPUT of the packet's family); link-local addresses are not
+tried.
 
 Each entry names the benchmark controls it corresponds to (CONTROLS), numbered as the
 sources number them: the CIS Docker Benchmark v1.6.0 as docker/docker-bench-security checks it
@@ -43,6 +45,8 @@ and 5.13), and OWASP's Container Security Verification Standard 1.0
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -52,10 +56,19 @@ from netdiag.findings.severity import Severity
 from netdiag.flows.netfilter import ACCEPT, DROP, PacketPlace
 from netdiag.flows.packet import Packet, PathResult, StepKind
 from netdiag.flows.walk import Engine, interface_address
-from netdiag.model import NamespaceRef, NamespaceState, NsKind, Snapshot, Socket, intent
+from netdiag.model import (
+    Address,
+    NamespaceRef,
+    NamespaceState,
+    NsKind,
+    Snapshot,
+    Socket,
+    intent,
+)
 from netdiag.model.docker import DockerContainer, DockerEngine
 
 CLIENT_PORT = 43210
+LOCAL_TABLE = 255  # the kernel's table local: the addresses it delivers to itself
 WILDCARDS = ("0.0.0.0", "::", "*", "")
 
 # How a connection got to the socket.
@@ -115,8 +128,13 @@ CONTROLS = {
 class Uplink:
     host: int  # the host namespace
     link: str
-    addresses: tuple[str, ...]  # its IPv4 addresses
-    client: str  # the address the simulated client beyond it has
+    addresses: tuple[str, ...]  # its global addresses, IPv4 and IPv6
+    client: str  # the IPv4 address the simulated client beyond it has ("": none)
+    client6: str = ""  # and its IPv6 address
+
+    def client_for(self, address: str) -> str:
+        """The client that connects to `address`: of its family."""
+        return self.client6 if ":" in address else self.client
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +151,18 @@ class Door:
     rule_name: str = ""  # "nat/DOCKER/3"
     input_drop: str = ""  # what the host's INPUT hook does to the same connection, if it drops
     host: int = 0  # the host namespace it comes through (uplinks, the host)
+
+    def evidence(self) -> tuple[Evidence, ...]:
+        """The DNAT rule it came through and the INPUT rule or policy it bypasses, as
+        Evidence the firewall's rows are marked by (`check`'s finding, the TUI's view)."""
+        found = []
+        if self.rule_name:
+            found.append(Evidence(f"DNAT: {self.rule}", self.host, "firewall",
+                                  firewall_key(self.rule_name)))
+        if self.input_drop:
+            found.append(Evidence(f"INPUT: {self.input_drop}", self.host, "firewall",
+                                  firewall_key(self.input_drop)))
+        return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +206,14 @@ def bypasses(snapshot: Snapshot, engine: Engine | None = None, hosts: Iterable[i
     model = _Model(snapshot, engine, hosts)
     for host in model.hosts:
         state = engine.topo.namespace(host)
-        wide = [p for p in publishes(state) if p.rule.family == 4 and p.destination is None]
+        wide = [p for p in published_ports(state) if not p.destination]
         for uplink in model.uplinks(host):
             for publish in wide:
                 for address in uplink.addresses:
-                    packet = Packet(uplink.client, address, publish.protocol, CLIENT_PORT,
+                    client = uplink.client_for(address)
+                    if _family(address) != publish.family or not client:
+                        continue
+                    packet = Packet(client, address, publish.protocol, CLIENT_PORT,
                                     publish.port)
                     if not model.input_drops(uplink, packet):
                         continue
@@ -205,7 +238,7 @@ class _Model:
         self.docker_subnets = [ipam.subnet for docker in snapshot.docker
                                for network in docker.networks
                                if network.driver not in ("macvlan", "ipvlan")
-                               for ipam in network.ipam if ":" not in ipam.subnet]
+                               for ipam in network.ipam]
         self.containers = {c.netns: (docker, c) for docker in snapshot.docker
                            for c in docker.containers if c.running and c.netns}
         self._input: dict[tuple, str] = {}
@@ -216,22 +249,29 @@ class _Model:
     def uplinks(self, host: int) -> list[Uplink]:
         state = self.topo.namespace(host)
         default = self.topo.default_egress(host)
+        default6 = self.topo.default_egress(host, 6)
         found = []
         for link in state.links:
             if link.kind == "loopback" or link.master:
                 continue
             addresses = tuple(a.address for a in state.addresses if a.ifname == link.name
-                              and a.family == 4 and a.scope == "global")
-            carries_default = default is not None and default[1].name == link.name
+                              and a.scope == "global" and _routable(state, a))
+            carries = {family: route is not None and route[1].name == link.name
+                       for family, route in ((4, default), (6, default6))}
+            carries_default = carries[4] or carries[6]
             if not carries_default and not any(not self._docker_address(a) for a in addresses):
                 continue
             if not carries_default and self._containers_bridge(host, link):
                 continue
             addresses = tuple(a for a in addresses if not self._docker_address(a))
             if addresses:
-                gateway = default[0].gateway if carries_default else ""
+                gateway = default[0].gateway if carries[4] else ""
+                # a client beyond connects from a global address: not the router's fe80::
+                gateway6 = default6[0].gateway if carries[6] and not ipaddress.ip_address(
+                    default6[0].gateway or "::").is_link_local else ""
                 found.append(Uplink(host, link.name, addresses,
-                                    gateway or _neighbour_address(state, link.name)))
+                                    gateway or _neighbour_address(state, link.name),
+                                    gateway6 or _neighbour_address(state, link.name, 6)))
         return found
 
     def _containers_bridge(self, host: int, link) -> bool:
@@ -256,7 +296,8 @@ class _Model:
         if key not in self._input:
             state = self.topo.namespace(uplink.host)
             place = PacketPlace(in_if=uplink.link, local=self.engine.local_addresses(state),
-                                in_address=interface_address(state, uplink.link),
+                                in_address=interface_address(state, uplink.link,
+                                                             family=packet.family),
                                 fib_dev=self.engine.fib(uplink.host))
             outcome = self.engine.netfilter.run_hook(state, "INPUT", packet, place)
             self._input[key] = (outcome.where or outcome.rule or "INPUT") \
@@ -275,7 +316,7 @@ class _Model:
             return None
         forward = result.forward
         nat = next(((hop, step) for hop in forward.hops for step in hop.steps
-                    if step.kind == StepKind.NAT and "DNAT" in step.detail), None)
+                    if step.kind == StepKind.NAT and _is_dnat(step.detail)), None)
         ns_id = forward.namespace
         rule = rule_name = ""
         if nat is not None:
@@ -335,27 +376,31 @@ class _Model:
         # The uplink's own addresses first, then the host's others (docker0's...), which a
         # client reaches when its network routes them to this host, as the containers'.
         addresses = list(dict.fromkeys(uplink.addresses + tuple(_own_addresses(host))))
-        ports = {(p.protocol, p.port) for p in publishes(host) if p.rule.family == 4
-                 and (p.destination is None or p.destination.value.split("/")[0] in
-                      addresses)}
+        published = [p for p in published_ports(host)
+                     if not p.destination or p.destination in addresses]
         for address in () if self.unpublished_only else addresses:
-            wanted = ports | {(s.protocol, s.port) for s in host.sockets
-                              if _listening(s) and _binds(s, address)}
-            for protocol, port in sorted(wanted):
-                yield Packet(uplink.client, address, protocol, CLIENT_PORT, port), None
+            client = uplink.client_for(address)
+            wanted = {(p.protocol, p.port) for p in published
+                      if p.family == _family(address)} | \
+                {(s.protocol, s.port) for s in host.sockets
+                 if _listening(s) and _binds(s, address)}
+            for protocol, port in sorted(wanted) if client else ():
+                yield Packet(client, address, protocol, CLIENT_PORT, port), None
         for state, _, container in self._containers_of(uplink.host):
             for address in _own_addresses(state):
-                for protocol, port in self._wanted(state, container, address):
-                    yield Packet(uplink.client, address, protocol, CLIENT_PORT, port), None
+                client = uplink.client_for(address)
+                for protocol, port in self._wanted(state, container, address) if client else ():
+                    yield Packet(client, address, protocol, CLIENT_PORT, port), None
         for state in self.snapshot.namespaces:
             for link in state.links:
                 lower = self.topo.lower(state.ref.id, link) if link.kind == "macvlan" else None
                 if lower is None or (lower.namespace, lower.link) != (uplink.host, uplink.link):
                     continue
                 for address in (a.address for a in state.addresses if a.ifname == link.name
-                                and a.family == 4):
-                    client = uplink.client if uplink.client != address else \
-                        _neighbour_address(state, link.name)
+                                and _routable(state, a)):
+                    client = uplink.client_for(address)
+                    if client in ("", address):
+                        client = _neighbour_address(state, link.name, _family(address))
                     container = self.containers.get(state.ref.id, (None, None))[1]
                     for protocol, port in self._wanted(state, container, address):
                         yield (Packet(client, address, protocol, CLIENT_PORT, port),
@@ -370,10 +415,15 @@ class _Model:
 
     def _host_probes(self, host: int) -> Iterator[Packet]:
         state = self.topo.namespace(host)
-        ports = {(p.protocol, p.port) for p in publishes(state) if p.rule.family == 4}
-        for address in [a.address for a in state.addresses if a.family == 4]:
-            wanted = ports | {(s.protocol, s.port) for s in state.sockets
-                              if _listening(s) and _binds(s, address)}
+        published = published_ports(state)
+        # IPv4: every address, 127.0.0.1 too; IPv6: ::1 and the global ones (a link-local
+        # address needs its interface, which "from the host itself" has none of)
+        for address in [a.address for a in state.addresses if a.address == "::1"
+                        or _routable(state, a)]:
+            wanted = {(p.protocol, p.port) for p in published
+                      if p.family == _family(address)} | \
+                {(s.protocol, s.port) for s in state.sockets
+                 if _listening(s) and _binds(s, address)}
             for protocol, port in sorted(wanted):
                 yield Packet("", address, protocol, CLIENT_PORT, port)
         for container, _, _ in self._containers_of(host):
@@ -464,8 +514,66 @@ def _controls(doors: tuple[Door, ...], risk: str, host_network: bool,
 
 
 def _bound(door: Door) -> bool:
-    """A published port bound to one address (its DNAT rule matches a destination)."""
-    return " -d " in f" {door.rule}"
+    """A published port bound to one address (its DNAT rule matches a destination:
+    iptables' `-d`, nftables' `ip daddr` other than `!=`)."""
+    return " -d " in f" {door.rule}" or re.search(r"\bdaddr (?!!=)", door.rule) is not None
+
+
+def _is_dnat(detail: str) -> bool:
+    """A NAT step of the flow engine that is a DNAT: "nat/DOCKER/3: DNAT tcp …" (iptables),
+    "nft ip docker-bridges … handle 25: dnat tcp …" (nftables)."""
+    return detail.partition(": ")[2].split(" ")[0] in ("DNAT", "dnat")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """A host port a DNAT rule takes elsewhere, of iptables (checks/dnat.py) or native
+    nftables (Docker 29's `table ip docker-bridges`, a hand-written `dnat to`)."""
+
+    protocol: str
+    port: int
+    destination: str  # the one address it is published on, "" on every address
+    family: int
+
+
+def published_ports(state: NamespaceState) -> list[PublishedPort]:
+    found = [PublishedPort(p.protocol, p.port, p.destination.value.split("/")[0]
+                           if p.destination else "", p.rule.family) for p in publishes(state)]
+    for rule in state.firewall.nft_rules:
+        if '"dnat"' in rule.expr:
+            found += _nft_published(rule.family, rule.expr)
+    return found
+
+
+def _nft_published(family: str, expr: str) -> list[PublishedPort]:
+    """The port of an nftables rule with a `dnat` statement, from `nft -j`'s expressions:
+    a `tcp dport 8080` (or udp) match equal to one port, and an `ip daddr X` match for one
+    address. A rule that matches ports otherwise (a set, a range, `th dport`) is not read:
+    the flow engine still walks it, only its port is not tried."""
+    try:
+        statements = json.loads(expr)
+    except ValueError:
+        return []
+    protocol, port, destination, to = "", 0, "", {}
+    for statement in statements:
+        if not isinstance(statement, dict) or len(statement) != 1:
+            continue
+        (key, value), = statement.items()
+        if key == "dnat" and isinstance(value, dict):
+            to = value
+        elif key == "match" and isinstance(value, dict) and value.get("op", "==") == "==":
+            left, right = value.get("left"), value.get("right")
+            payload = left.get("payload", {}) if isinstance(left, dict) else {}
+            if payload.get("field") == "dport" and payload.get("protocol") in ("tcp", "udp") \
+                    and isinstance(right, int):
+                protocol, port = payload["protocol"], right
+            elif payload.get("field") == "daddr" and isinstance(right, str):
+                destination = right
+    address = to.get("addr") if isinstance(to.get("addr"), str) else ""
+    if not port or not to or address.startswith("127."):
+        return []  # 127.x: Docker's embedded DNS, not a published port
+    ip6 = family == "ip6" or (family == "inet" and to.get("family") == "ip6")
+    return [PublishedPort(protocol, port, destination, 6 if ip6 else 4)]
 
 
 def _unintended(docker: DockerEngine | None, container: DockerContainer | None,
@@ -478,9 +586,10 @@ def _unintended(docker: DockerEngine | None, container: DockerContainer | None,
         return False
     if door.via == MACVLAN:
         return True
-    endpoint = next((e for e in container.endpoints if e.ip == door.address), None)
+    endpoint = next((e for e in container.endpoints if door.address in (e.ip, e.ipv6)), None)
     network = docker.network(endpoint.network_id) if docker and endpoint else None
-    routed = network is not None and intent.gateway_mode(network) == "routed"
+    routed = network is not None and intent.gateway_mode(
+        network, _family(door.address)) == "routed"
     return not (routed and _published(container, door.port, door.protocol))
 
 
@@ -499,7 +608,7 @@ def socket_for(state: NamespaceState, packet: Packet | None) -> Socket | None:
     if packet is None:
         return None
     return next((s for s in state.sockets if s.protocol == packet.proto and s.port ==
-                 packet.dport and (s.address in WILDCARDS or s.address == packet.dst)), None)
+                 packet.dport and _binds(s, packet.dst)), None)
 
 
 def _listening(sock: Socket) -> bool:
@@ -508,12 +617,37 @@ def _listening(sock: Socket) -> bool:
 
 
 def _binds(sock: Socket, address: str) -> bool:
-    return sock.address in WILDCARDS or sock.address == address
+    """Whether a connection to `address` reaches `sock`, as the flow engine's listener
+    (netdiag/flows/walk.py) picks it: bound to it or to a wildcard; an IPv6 address only an
+    IPv6 socket, an IPv4 one either (`::` takes IPv4 too: IPV6_V6ONLY is not read)."""
+    if ":" in address and sock.family == 4:
+        return False
+    return sock.address in WILDCARDS or sock.address.partition("%")[0] == address
+
+
+def _family(address: str) -> int:
+    return 6 if ":" in address else 4
 
 
 def _own_addresses(state: NamespaceState) -> list[str]:
-    return [a.address for a in state.addresses if a.family == 4
-            and not a.address.startswith("127.")]
+    """Its addresses a client elsewhere connects to: IPv4 but loopback's, IPv6 global."""
+    return [a.address for a in state.addresses if not a.address.startswith("127.")
+            and _routable(state, a)]
+
+
+def _routable(state: NamespaceState, address: Address) -> bool:
+    """An address a client connects to without naming an interface: any IPv4 one; an IPv6
+    one of global scope (not fe80::/10, not ::1) that the kernel has taken up — its local
+    route is in table local (an address on a link without carrier has none, and nothing
+    reaches it) — when the snapshot holds table local's IPv6 routes at all."""
+    if address.family == 4:
+        return True
+    if address.scope != "global" or address.address == "::1" or \
+            ipaddress.ip_address(address.address).is_link_local:
+        return False
+    ready = {r.dst.split("/")[0] for r in state.routes
+             if r.family == 6 and r.table == LOCAL_TABLE and r.type == "local"}
+    return not ready or address.address in ready
 
 
 def _ports(state: NamespaceState, address: str) -> list[tuple[str, int]]:
@@ -521,15 +655,28 @@ def _ports(state: NamespaceState, address: str) -> list[tuple[str, int]]:
                    if _listening(s) and _binds(s, address)})
 
 
-def _neighbour_address(state: NamespaceState, link: str) -> str:
+def _neighbour_address(state: NamespaceState, link: str, family: int = 4) -> str:
     """A client on `link`'s subnet: its first address that the namespace does not hold."""
     own = {a.address for a in state.addresses}
-    for address in (a for a in state.addresses if a.ifname == link and a.family == 4):
+    for address in (a for a in state.addresses if a.ifname == link and a.family == family
+                    and _routable(state, a)):
         network = ipaddress.ip_interface(address.cidr).network
         for host in network.hosts() if network.num_addresses > 2 else ():
             if str(host) not in own:
                 return str(host)
     return ""
+
+
+def firewall_key(where: str) -> str:
+    """The firewall row a rule or policy the flow engine names is shown in (netdiag/render.py's
+    keys): "filter (legacy)/INPUT/3" → "filter/INPUT/3", "filter/INPUT policy DROP" →
+    "filter/INPUT", "nft inet filter input handle 7" → "inet/filter/input/7", "nft inet
+    filter input policy" → "inet/filter/input"."""
+    where = where.replace(" (legacy)", "")
+    if where.startswith("nft "):
+        words = where.split()[1:]
+        return "/".join(words[:3] + (words[4:5] if words[3:4] == ["handle"] else []))
+    return where.split(" policy ")[0]
 
 
 def focus_filter(found: Iterable[Exposure], focus: frozenset[int]) -> list[Exposure]:

@@ -14,6 +14,7 @@ from textual.screen import Screen
 
 from netdiag.findings.finding import Evidence
 from netdiag.model import NamespaceRef
+from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.screens.help import HelpScreen
 from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.screens.picker import PickerScreen
@@ -96,6 +97,9 @@ class NetdiagApp(App):
                                     screen.action_go_to_stop)
             yield SystemCommand("Run the checks", f"check --ns {screen.ref.display} again",
                                 screen.action_check)
+            yield SystemCommand("Show the exposure", "who reaches the sockets of "
+                                f"{screen.ref.display}, and how: exposure --ns, simulated",
+                                screen.action_exposure)
         elif isinstance(screen, PickerScreen):
             yield SystemCommand("Run the checks", "check --all again: the counts",
                                 screen.action_rediscover)
@@ -126,5 +130,6 @@ class NetdiagApp(App):
     def action_help(self) -> None:
         sections = [("Everywhere", self.BINDINGS),
                     ("Namespace picker", PickerScreen.BINDINGS),
-                    ("Attached namespace", NamespaceScreen.BINDINGS)]
+                    ("Attached namespace", NamespaceScreen.BINDINGS),
+                    ("Exposure (x)", ExposureScreen.BINDINGS)]
         self.push_screen(HelpScreen(sections))

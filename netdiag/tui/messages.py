@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
+from netdiag.checks.exposure_model import Exposure
 from netdiag.findings.finding import Evidence, Finding
 from netdiag.model import NamespaceRef, Snapshot
 
@@ -80,3 +81,11 @@ class PathDone(Message):
     line: str
     lines: list[str]
     evidence: tuple[Evidence, ...]
+
+
+@dataclass
+class ExposuresReady(Message):
+    """The exposure of the attached namespace, computed on its snapshot (error: why not)."""
+
+    found: list[Exposure]
+    error: str = ""

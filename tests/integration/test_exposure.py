@@ -69,7 +69,7 @@ import json, socket, sys
 from concurrent.futures import ThreadPoolExecutor
 targets = json.loads(sys.argv[1])
 def knock(target):
-    s = socket.socket()
+    s = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET)
     s.settimeout(1.5)
     try:
         s.connect((target[0], target[1]))

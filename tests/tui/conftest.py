@@ -104,3 +104,14 @@ class ScopedSource(LiveSource):
     def discover(self):
         return [ref for ref in super().discover() if ref.name.startswith(self.prefix)]
 
+
+
+async def answer_prompt(pilot, key: str, text: str) -> None:
+    """Press `key` (t: trace a path, p: probe...), wait until its prompt is the screen, then
+    type `text` and enter: keys typed before the prompt is mounted go to the screen below
+    it (a digit there chooses a tab)."""
+    from netdiag.tui.screens.dialogs import PromptDialog
+
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PromptDialog))
+    await pilot.press(*text, "enter")

@@ -7,12 +7,14 @@ from textual.widgets import DataTable
 
 from netdiag.model.serialize import load
 from netdiag.tui.app import NetdiagApp
+from netdiag.tui.screens.dialogs import PromptDialog
+from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.screens.help import HelpScreen, key_name
 from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.screens.picker import PickerScreen
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import MARK, StateTable
-from tests.tui.conftest import HOST, WEB, run_async, settle, until
+from tests.tui.conftest import HOST, WEB, answer_prompt, run_async, settle, until
 
 SIZE = (80, 24)
 
@@ -143,7 +145,7 @@ async def test_help_lists_every_binding(offline_app):
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         text = "\n".join(str(s.render()) for s in app.screen.query("Static"))
-        for screen in (NetdiagApp, PickerScreen, NamespaceScreen):
+        for screen in (NetdiagApp, PickerScreen, NamespaceScreen, ExposureScreen):
             for binding in screen.BINDINGS:
                 assert f"{key_name(binding.key):8} {binding.description}" in text
         await pilot.press("escape")
@@ -229,7 +231,7 @@ async def test_the_path_view_traces_a_flow_and_marks_the_rule_that_stops_it():
                          attach_to=snapshot.namespace(d.host).ref)
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot)
-            await pilot.press("t", *destination, "enter")
+            await answer_prompt(pilot, "t", destination)
             await settle(pilot)
             text = "\n".join(str(line.text) for line in app.screen.query_one("#probes").lines)
             marked = [row for row in cells(state_table(app, "firewall").table)
@@ -327,7 +329,7 @@ async def test_path_verdicts_are_coloured():
                          attach_to=snapshot.namespace(d.host).ref)
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot)
-            await pilot.press("t", *destination, "enter")
+            await answer_prompt(pilot, "t", destination)
             await settle(pilot)
             found = {}
             for strip in app.screen.query_one("#probes").lines:
@@ -395,7 +397,7 @@ async def test_the_detail_gets_the_room_when_a_finding_or_a_path_is_read():
             await pilot.press("1")
             await settle(pilot)
             assert (height("#tabs"), height("#evidence")) == (tabs, evidence)
-            await pilot.press("t", *"172.18.0.2:80", "enter")
+            await answer_prompt(pilot, "t", "172.18.0.2:80")
             await settle(pilot)
             assert height("#tabs") <= max(8, size[1] // 3)
             assert height("#probes") >= 11 and height("#probes") > height("#tabs")
@@ -417,7 +419,7 @@ async def test_a_tab_chosen_before_the_stop_is_shown_stays_chosen():
                      attach_to=snapshot.namespace(d.host).ref)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("t", *"172.18.0.2:80", "enter")
+        await answer_prompt(pilot, "t", "172.18.0.2:80")
         await settle(pilot)
         screen = app.screen
         assert screen.query_one("#tabs").active == "firewall"
@@ -460,6 +462,7 @@ async def test_the_command_palette_has_netdiags_commands():
         assert "Go to where the path stopped" not in \
             [c.title for c in app.get_system_commands(app.screen)]
         await palette("trace a path")
+        await until(pilot, lambda: isinstance(app.screen, PromptDialog))
         await pilot.press(*"172.18.0.2:80", "enter")
         await settle(pilot)
         await pilot.press("1")
@@ -557,7 +560,7 @@ async def test_going_to_where_a_path_stopped_in_another_namespace_attaches_there
                      attach_to=snapshot.namespace(d.web).ref)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("t", *"192.168.1.50:9999", "enter")
+        await answer_prompt(pilot, "t", "192.168.1.50:9999")
         await settle(pilot)
         assert app.screen.ref.id == d.web and app.screen.stop[0].namespace == d.host
         await choose_in_palette(pilot, "go to where the path stopped")

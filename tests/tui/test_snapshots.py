@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input
 
 from netdiag.render import SECTIONS
 from netdiag.tui.screens.namespace import TAB_KEYS
-from tests.tui.conftest import HOST, WEB, settle, until
+from tests.tui.conftest import HOST, WEB, answer_prompt, settle, until
 
 SIZE = (80, 24)
 WIDE = (160, 45)
@@ -95,12 +95,16 @@ def _traced_app():
 def test_path_result(snap_compare, size):
     """A path's result gets two thirds of the screen, its verdict in red; the rule that
     stopped it is marked in the Firewall tab above."""
-    traced = pressing("t", *"172.18.0.2:80", "enter")
-
     async def run_before(pilot) -> None:
-        await traced(pilot)
-        # The stop's table takes the focus after a refresh of its own (a clean-clone run
-        # pictured the moment before it once): wait for it, not for a number of frames.
+        await _steady(pilot)
+        await answer_prompt(pilot, "t", "172.18.0.2:80")
+        await _steady(pilot)
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.query_one("#tabs").active == "firewall")
+        # The stop's table is given the focus, but when the path's layout shrinks the tabs
+        # Textual may hide and show it again, and a hidden table hands the focus to its
+        # filter line (seen in 1 run of 5 at 80x24): the picture is of the table focused.
+        screen.query_one("#table-firewall DataTable").focus()
         await until(pilot, lambda: isinstance(pilot.app.focused, DataTable))
         await _steady(pilot)
 
@@ -117,3 +121,25 @@ def test_gone_before_it_was_read(snap_compare, host_snapshot):
 
     app = NetdiagApp(VanishedSource(host_snapshot), attach_to=host_snapshot.namespace(WEB).ref)
     assert snap_compare(app, terminal_size=SIZE, run_before=_steady)
+
+
+def test_exposure_view(snap_compare):
+    """`x` on a Docker host with the ufw shape: the published port that bypasses INPUT's
+    policy DROP first, then what is meant to be reached."""
+    from netdiag.tui.app import NetdiagApp
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+    from tests.unit.test_exposure_model import ufw_like
+
+    d = docker_host("modern")
+    ufw_like(d)
+    snapshot = d.build()
+    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                     attach_to=snapshot.namespace(d.host).ref)
+
+    async def run_before(pilot) -> None:
+        await pressing("x")(pilot)
+        await until(pilot, lambda: bool(getattr(pilot.app.screen, "evidence", None)))
+        await _steady(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

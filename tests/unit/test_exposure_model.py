@@ -193,3 +193,238 @@ def test_a_bridge_of_containers_is_no_uplink_even_without_dockers_intent():
     snapshot = b.build()
     model = _Model(snapshot, Engine(snapshot))
     assert sorted(u.link for u in model.uplinks(host)) == ["eth0", "lan0"]
+
+
+# --- Docker 29's nftables backend: moby's usernet-portmap ruleset, as the collector reads it
+# from a namespace it was loaded into (tests/corpus/nftables/listed/, the host of
+# tests/unit/rules/test_native_nftables_rules.py: c1 192.0.2.2 publishing 8080 → 80, eth0) ---
+
+
+def docker29(listed: str, without_chain: tuple[str, str, str] | None = None):
+    """The Docker 29 host of `listed`; `without_chain` (family, table, chain): that base
+    chain and its rules left out of the listing."""
+    from dataclasses import replace
+
+    from tests.unit.rules.part2_fixtures import amend
+    from tests.unit.rules.test_native_nftables_rules import docker29_host, nft_firewall
+
+    snapshot, host = docker29_host(listed)
+    if without_chain is not None:
+        firewall = nft_firewall(listed)
+        firewall = replace(
+            firewall,
+            nft_chains=tuple(c for c in firewall.nft_chains
+                             if (c.family, c.table, c.name) != without_chain),
+            nft_rules=tuple(r for r in firewall.nft_rules
+                            if (r.family, r.table, r.chain) != without_chain))
+        snapshot = amend(snapshot, host, firewall=firewall)
+    return snapshot
+
+
+def test_docker29_native_dnat_is_a_published_door_and_a_healthy_host_is_quiet():
+    """No INPUT policy: the port Docker 29 publishes in `table ip docker-bridges` is public,
+    reached through its dnat rule (named as the firewall tab names it), no bypass."""
+    from netdiag.checks.exposure_model import firewall_key
+
+    snapshot = docker29("docker29-usernet-portmap")
+    c1 = entry(exposures(snapshot), "c1", 80)
+    door = next(d for d in c1.doors if d.source == UPLINK)
+    assert (c1.risk, door.via, door.address, door.port) == (PUBLIC, PUBLISHED, "10.99.0.1",
+                                                            8080)
+    assert door.rule_name.startswith("nft ip docker-bridges nat-prerouting-and-output handle")
+    assert "dnat to 192.0.2.2:80" in door.rule and not door.input_drop
+    assert firewall_key(door.rule_name).startswith("ip/docker-bridges/nat-prerouting-and-output/")
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
+def test_docker29_under_an_inet_filter_input_policy_drop_is_a_bypass():
+    """Arch Linux's default nftables.conf without its forward chain: the `inet filter` input
+    chain drops all but ssh (what nftables users write), and nothing filters forwarding —
+    the ufw surprise on Docker 29's nftables backend."""
+    from netdiag.render import context, firewall_rows
+
+    snapshot = docker29("docker29-usernet-portmap+archlinux-default",
+                        without_chain=("inet", "filter", "forward"))
+    assert entry(exposures(snapshot), "c1", 80).risk == BYPASS
+    assert entry(exposures(snapshot), "host", 22).risk == PUBLIC
+    (finding,) = run_rule("exposure-firewall-bypass", snapshot)
+    assert finding.subject == "tcp/8080"
+    assert "nft ip docker-bridges nat-prerouting-and-output handle" in finding.message
+    # Arch's input chain ends in `meta pkttype host limit rate 5/second ... reject`
+    assert "INPUT would drop it (nft inet filter input handle " in finding.message
+    assert "eth0" in finding.message and "c1 (192.0.2.2:80)" in finding.message
+    keys = [e.key for e in finding.evidence if e.kind == "firewall"]
+    host = snapshot.namespace(finding.namespace.id)
+    rows = [row for row in firewall_rows(host, context(snapshot)) if set(keys) & row.keys]
+    assert [row.cells[2] for row in rows] == ["nat-prerouting-and-output", "input"]
+    assert "reject" in rows[1].cells[4] and "dnat to 192.0.2.2:80" in rows[0].cells[4]
+    assert "ct original proto-dst 8080 drop" in finding.repair.steps[0].text \
+        and "DOCKER-USER" not in finding.repair.title
+
+
+def test_docker29_under_arch_linux_default_forward_drop_is_no_bypass():
+    """With Arch's whole default the forward chain drops the DNATed connection too: the port
+    is closed from outside, and nothing is bypassed."""
+    snapshot = docker29("docker29-usernet-portmap+archlinux-default")
+    c1 = entry(exposures(snapshot), "c1", 80)
+    assert c1.risk != BYPASS and not [d for d in c1.doors if d.source == UPLINK]
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
+def test_the_nft_dnat_of_one_address_or_a_set_of_ports():
+    """A `dnat` bound to one address is published there only; a port set is not read (the
+    walk still follows the rule) — no guess."""
+    from netdiag.checks.exposure_model import _nft_published
+
+    one = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},'
+           ' "right": "10.99.0.1"}}, {"match": {"op": "==", "left": {"payload": {"protocol":'
+           ' "udp", "field": "dport"}}, "right": 53}}, {"dnat": {"addr": "192.0.2.2"}}]')
+    (published,) = _nft_published("ip", one)
+    assert (published.protocol, published.port, published.destination, published.family) == \
+        ("udp", 53, "10.99.0.1", 4)
+    a_set = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
+             ' "dport"}}, "right": {"set": [80, 443]}}}, {"dnat": {"addr": "192.0.2.2"}}]')
+    assert _nft_published("ip", a_set) == []
+    inet6 = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
+             ' "dport"}}, "right": 8080}}, {"dnat": {"family": "ip6", "addr": "fd00::2",'
+             ' "port": 80}}]')
+    assert _nft_published("inet", inet6)[0].family == 6
+
+
+# --- IPv6: Docker 28 with ip6tables (a network with IPv6, a port published on [::]) ---------
+
+V6 = {"172.18.0.2/32": "fd00:18::2/128", "172.19.0.2/32": "fd00:19::2/128",
+      "172.19.0.0/16": "fd00:19::/64", "172.18.0.0/16": "fd00:18::/64",
+      "172.17.0.0/16": "fd00:17::/64", "127.0.0.0/8": "::1/128",
+      "--to-destination 172.18.0.2:80": "--to-destination [fd00:18::2]:80"}
+
+
+def ipv6_host(ufw: bool, with_v6_socket: bool = True):
+    """docker_host("modern") with IPv6 as Docker 28 makes it (`--ipv6`, ip6tables on): the
+    host's eth0 2001:db8:1::10/64 (default via fe80::1), br-web fd00:18::1/64 with web at
+    fd00:18::2 listening on [::]:80, its 8080 published on [::] by ip6tables' DNAT and the
+    modern layout's filter and raw rules in ip6tables; `ufw`: ip6tables' INPUT as ufw leaves
+    it (policy DROP, ssh allowed), the IPv4 INPUT left open."""
+    from dataclasses import replace
+
+    from tests.fixtures.scenarios import MODERN_FILTER, MODERN_RAW, NAT
+
+    def six(rule: str) -> str:
+        for old, new in V6.items():
+            rule = rule.replace(old, new)
+        return rule
+
+    d = docker_host("modern")
+    b = d.b
+    b.sysctl(d.host, "net.ipv6.conf.all.forwarding", 1)
+    b.address(d.host, "eth0", "2001:db8:1::10/64")
+    b.route(d.host, "default", gateway="fe80::1", dev="eth0", family=6)
+    b.address(d.host, "br-web", "fd00:18::1/64")
+    b.address(d.web, "eth0", "fd00:18::2/64")
+    b.route(d.web, "default", gateway="fd00:18::1", dev="eth0", family=6)
+    if with_v6_socket:
+        b.socket(d.web, "tcp", "::", 80, process="httpd", pid=200)
+    b.chain(d.host, "filter", "FORWARD", "DROP", family=6)
+    b.chain(d.host, "filter", "DOCKER-USER", family=6)
+    for table, rules in (("filter", MODERN_FILTER), ("nat", NAT), ("raw", MODERN_RAW)):
+        for rule in rules.splitlines():
+            if "MASQUERADE" not in rule or "172.18" in rule:  # NAT66 of web's subnet only
+                b.iptables(d.host, table, six(rule), family=6)
+    if ufw:
+        b.chain(d.host, "filter", "INPUT", "DROP", family=6)
+        for rule in ("-A INPUT -i lo -j ACCEPT",
+                     "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                     "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"):
+            b.iptables(d.host, "filter", rule, family=6)
+    engine = b.docker[0]
+    networks = tuple(replace(n, ipv6=True, ipam=n.ipam + (DockerIpam("fd00:18::/64",
+                                                                     "fd00:18::1"),))
+                     if n.name == "web" else n for n in engine.networks)
+    d.intent(networks=networks)
+    return d
+
+
+def test_ipv6_published_port_under_ip6tables_input_drop_is_a_bypass():
+    d = ipv6_host(ufw=True)
+    snapshot = d.build()
+    web6 = next(e for e in exposures(snapshot) if e.namespace.display == "web"
+                and e.socket.address == "::" and e.socket.port == 80)
+    door = next(d for d in web6.doors if d.source == UPLINK and d.address == "2001:db8:1::10")
+    assert (web6.risk, door.via, door.port) == (BYPASS, PUBLISHED, 8080)
+    assert "--to-destination [fd00:18::2]:80" in door.rule
+    assert door.input_drop == "filter/INPUT policy DROP"
+    # the IPv4 INPUT is open: IPv4's 8080 is public, not a bypass
+    web4 = next(e for e in exposures(snapshot) if e.namespace.display == "web"
+                and e.socket.address == "0.0.0.0" and e.socket.port == 80)
+    assert web4.risk == PUBLIC and not any(":" in d.address for d in web4.doors)
+    (finding,) = run_rule("exposure-firewall-bypass", snapshot)
+    assert finding.subject == "tcp/8080" and "tcp 2001:db8:1::10:8080" in finding.message
+    assert "web ([fd00:18::2]:80)" in finding.message
+    assert "filter/INPUT policy DROP" in finding.message and "eth0" in finding.message
+
+
+def test_ipv6_without_an_input_policy_is_public_and_quiet():
+    snapshot = ipv6_host(ufw=False).build()
+    web6 = next(e for e in exposures(snapshot) if e.namespace.display == "web"
+                and e.socket.address == "::" and e.socket.port == 80)
+    assert web6.risk == PUBLIC
+    assert any(d.address == "2001:db8:1::10" and d.via == PUBLISHED for d in web6.doors)
+    # 28's raw PREROUTING drops the container's own address from outside, as for IPv4
+    assert not any(d.source == UPLINK and d.address == "fd00:18::2" for d in web6.doors)
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
+def test_an_ipv4_only_socket_is_not_reached_over_ipv6():
+    """Without web's [::] socket, ip6tables' DNAT to [fd00:18::2]:80 finds no listener: the
+    IPv4 socket on 0.0.0.0 takes no IPv6 connection — no IPv6 door, no bypass."""
+    snapshot = ipv6_host(ufw=True, with_v6_socket=False).build()
+    web4 = entry(exposures(snapshot), "web", 80)
+    assert not any(":" in d.address for d in web4.doors)
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
+def test_an_ipv6_address_the_kernel_has_not_taken_up_is_not_a_door():
+    """A real Docker 20.10 host with IPv6 (tests/fixtures/docker28_ipv6/): docker0's
+    fd00:20::1 and the idle internal network's fd00:30::1 sit on bridges without carrier,
+    so table local has no route for them and nothing reaches them; up0's and the busy
+    bridge's addresses are doors, and the published port is reached over IPv6 too."""
+    from pathlib import Path
+
+    from netdiag.model.serialize import load
+
+    snapshot = load(Path(__file__).parents[1] / "fixtures" / "docker28_ipv6" /
+                    "healthy-20.10.json")
+    addresses = {d.address for e in exposures(snapshot) for d in e.doors}
+    assert {"fd00:19:29::2", "fd00:29::1", "::1"} <= addresses
+    assert not {"fd00:20::1", "fd00:30::1"} & addresses
+    web = next(e for e in exposures(snapshot) if e.namespace.display == "web")
+    assert any(d.address == "fd00:19:29::2" and d.port == 8080 and d.via == PUBLISHED
+               and d.source == UPLINK for d in web.doors)
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
+def test_a_routed_ipv6_networks_published_port_at_the_containers_address_is_meant():
+    """gateway_mode_ipv6=routed (Docker 28): the port web publishes is open at its own IPv6
+    address on purpose — public, not unpublished; the same network in nat mode: unpublished
+    (the ip6tables raw drop taken out, as before 28.2)."""
+    from dataclasses import replace
+
+    def web_risk(mode: str) -> str:
+        d = ipv6_host(ufw=False)
+        rules = d.b._fields[d.host]["iptables_rules"]
+        rules[:] = [r for r in rules if not (r.family == 6 and r.table == "raw")]
+        engine = d.b.docker[0]
+        d.intent(networks=tuple(replace(n, options=n.options + (
+            ("com.docker.network.bridge.gateway_mode_ipv6", mode),)) if n.name == "web" else n
+            for n in engine.networks))
+        d.container_intent("web", endpoints=tuple(replace(e, ipv6="fd00:18::2")
+                                                  for e in engine.containers[1].endpoints))
+        snapshot = d.build()
+        web6 = next(e for e in exposures(snapshot) if e.namespace.display == "web"
+                    and e.socket.address == "::" and e.socket.port == 80)
+        assert any(x.source == UPLINK and x.address == "fd00:18::2" and x.via == DIRECT
+                   for x in web6.doors), web6.doors
+        return web6.risk
+
+    assert web_risk("routed") == PUBLIC
+    assert web_risk("nat") == UNPUBLISHED

@@ -2,7 +2,8 @@
 
 What it finds
     A port published on every address of the host (Docker's `-p 5432:5432`, or any DNAT rule
-    without a destination address) that a client beyond the host reaches on an uplink — the
+    without a destination address, of iptables or native nftables: Docker 29's nftables
+    backend, a hand-written `dnat to`) that a client beyond the host reaches on an uplink — the
     flow engine follows the connection through PREROUTING's DNAT, FORWARD and the container's
     socket, and the reply back — while the host's INPUT hook (iptables of either backend, or
     nftables: ufw, firewalld, a hand-written policy DROP) would drop the same connection had
@@ -35,16 +36,20 @@ Repair
     Publish the port on the address it is meant for (`-p 127.0.0.1:5432:5432`, or the
     internal interface's address), or, when it must stay on every address, filter it where
     forwarded traffic passes: a rule in DOCKER-USER matching the original port
-    (`-m conntrack --ctorigdstport 5432`) with the uplink as in-interface; firewalld users put
-    the port's policy in a firewalld policy for forwarded traffic. Printed only: netdiag does
+    (`-m conntrack --ctorigdstport 5432`) with the uplink as in-interface; with Docker 29's
+    nftables backend, which has no DOCKER-USER, a forward chain in a table of one's own
+    (`iifname "up0" ct original proto-dst 5432 drop`: a drop in any base chain of the hook
+    is final, Docker's accept does not undo it); firewalld users put the port's policy in a
+    firewalld policy for forwarded traffic. Printed only: netdiag does
     not change firewalls.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from netdiag.checks.exposure_model import CONTROLS, bypasses
+from netdiag.checks.exposure_model import CONTROLS, Door, bypasses
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
@@ -64,23 +69,34 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         seen.add(key)
         host = snapshot.namespace(uplink.host).ref
         target = snapshot.namespace(ns_id).ref.display
-        to = door.rule.partition("--to-destination ")[2].split(" ")[0]
+        to = re.search(r"(?:--to-destination |dnat (?:ip6? )?to )(\S+)", door.rule)
+        where = f"{target} ({to[1]})" if to else target
         subject = f"{door.protocol}/{door.port}"
         yield RULE.finding(
             host, subject,
             f"{door.protocol} {door.address}:{door.port} is open to {uplink.link}'s network: "
-            f"{door.rule_name} sends it to {target} ({to}) through FORWARD, while the host's "
-            f"INPUT would drop it ({door.input_drop})",
-            evidence=[Evidence(f"DNAT: {door.rule}", host.id, "firewall", door.rule_name),
-                      Evidence(f"INPUT: {door.input_drop}", host.id, "firewall",
-                               door.input_drop),
+            f"{door.rule_name} sends it to {where} through FORWARD, while the host's INPUT would "
+            f"drop it ({door.input_drop})",
+            evidence=[*door.evidence(),
                       Evidence(f"uplink {uplink.link} ({', '.join(uplink.addresses)}), client "
                                f"{uplink.client}", host.id, "link", uplink.link),
                       CONTROLS["bound-interface"].evidence(), CONTROLS["csvs-bound"].evidence()],
             related=(ns_id,) if ns_id != host.id else (),
-            repair=Repair("Publish on one address, or filter the port in DOCKER-USER",
-                          Safety.MANUAL, (ManualStep(
-                              f"publish it as -p 127.0.0.1:{door.port}:... (or another single "
-                              f"address); or: iptables -I DOCKER-USER -i {uplink.link} -p "
+            repair=_repair(door, uplink.link, host.id))
+
+
+def _repair(door: Door, uplink: str, host: int) -> Repair:
+    """Where forwarded traffic is filtered: DOCKER-USER with iptables; with Docker 29's
+    nftables backend (no DOCKER-USER) a forward chain of the admin's own table that runs
+    before Docker's (docs.docker.com/engine/network/firewall-nftables/)."""
+    publish = f"publish it as -p 127.0.0.1:{door.port}:... (or another single address)"
+    if door.rule_name.startswith("nft "):
+        return Repair("Publish on one address, or filter the port in a forward chain of "
+                      "your own", Safety.MANUAL, (ManualStep(
+                          f"{publish}; or, in a table of your own, a chain `type filter hook "
+                          f"forward priority filter` with: iifname \"{uplink}\" ct "
+                          f"original proto-dst {door.port} drop", host),))
+    return Repair("Publish on one address, or filter the port in DOCKER-USER", Safety.MANUAL,
+                  (ManualStep(f"{publish}; or: iptables -I DOCKER-USER -i {uplink} -p "
                               f"{door.protocol} -m conntrack --ctorigdstport {door.port} -j "
-                              "DROP", host.id),)))
+                              "DROP", host),))

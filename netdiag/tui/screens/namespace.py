@@ -40,6 +40,7 @@ from netdiag.tui.messages import (
     SnapshotReady,
 )
 from netdiag.tui.screens.dialogs import PromptDialog, RepairDialog
+from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.shell import shell_command
 from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane, about
@@ -150,6 +151,7 @@ class NamespaceScreen(Screen):
         Binding("r", "plan", "Plan"),  # offline: the repair's plan, nothing to apply it to
         Binding("p", "probe", "Probe"),
         Binding("t", "path", "Path"),
+        Binding("x", "exposure", "Exposure: who reaches its sockets", show=False),
         Binding("o", "toggle_probes", "Probe panel", show=False),
         Binding("e", "export", "Export"),
         Binding("s", "shell", "Shell"),
@@ -397,7 +399,7 @@ class NamespaceScreen(Screen):
 
     def action_filter(self) -> None:
         self.lay_out_for("")
-        self._active_table().filter_input.focus()
+        self._active_table().start_filter()
 
     def action_focus_findings(self) -> None:
         self.query_one(FindingsPane).table.focus()
@@ -518,29 +520,43 @@ class NamespaceScreen(Screen):
         if not self.stop:
             self.notify("no path traced from here has stopped")
             return
-        where = self.stop[0].namespace
+        self._go_to(self.stop)
+
+    def _go_to(self, evidence: tuple[Evidence, ...]) -> None:
+        """`evidence` marked, in the tab that holds it first, in the namespace it is in
+        (attached to, when that is another one)."""
+        where = evidence[0].namespace
         if where not in (None, self.ref.id):
             state = self.snapshot.namespace(where) if self.snapshot else None
             if state is None:
-                self.notify(f"the path stopped in namespace {where}, which was not read")
+                self.notify(f"that is in namespace {where}, which was not read")
                 return
-            self.app.attach(state.ref, stop=self.stop)
+            self.app.attach(state.ref, stop=evidence)
             return
-        self._mark(self.stop)
-        for tab in SECTIONS:  # the tab that holds what stopped it
-            if self._evidence_keys(tab, self.stop):
+        self._mark(evidence)
+        for tab in SECTIONS:  # the first tab that holds it
+            if self._evidence_keys(tab, evidence):
+                # The table takes the focus in the same turn as its tab is chosen: were the
+                # focus left in the pane being hidden, Textual's next refresh would move it
+                # to the first widget shown (the new pane's filter line), and a focus given
+                # after that refresh could come after a key that chose another tab.
                 self.query_one(TabbedContent).active = tab.id
-                # once the tab is shown: until then Textual moves the focus off the hidden
-                # table to the pane's first widget (its filter line)
-                self.call_after_refresh(self._focus_if_shown, tab.id)
+                self._table(tab.id).table.focus()
                 break
 
-    def _focus_if_shown(self, tab_id: str) -> None:
-        """Focus `tab_id`'s table if it is still the tab shown: a key pressed before the
-        refresh (`1`: links) chose another, and focusing a hidden pane's table would make
-        Textual bring that pane back."""
-        if self.query_one(TabbedContent).active == tab_id:
-            self._table(tab_id).table.focus()
+    def action_exposure(self) -> None:
+        """Who reaches this namespace's sockets, and how (`netdiag exposure --ns`); a row
+        chosen there comes back marked here, as a finding's evidence."""
+        if self.snapshot is None:
+            self.notify("nothing read yet")
+            return
+
+        def chosen(evidence: tuple[Evidence, ...] | None) -> None:
+            if evidence:
+                self.lay_out_for("")
+                self._go_to(evidence)
+
+        self.app.push_screen(ExposureScreen(self.snapshot, self.ref), chosen)
 
     def action_check(self) -> None:
         """Run the checks again, as `check --ns` would: live on a fresh read of the kernel,

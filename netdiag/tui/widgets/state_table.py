@@ -1,7 +1,10 @@
 """A table of rows with a filter line above it: one per tab of the namespace screen.
 
 Typing in the filter keeps the rows that contain every word typed (case-insensitive, any
-column); with no row to show, a line says why instead of an empty grid. Rows whose keys
+column); with no row to show, a line says why instead of an empty grid. The filter line
+takes the focus only when asked (`/`, a click): never by Textual moving the focus off a table
+hidden for a moment, where the next digit typed would filter instead of choosing a tab. Rows
+whose keys
 are in the current evidence set are marked with "»" in the first column — a marker that
 stays readable without colour — and the cursor jumps to the first.
 """
@@ -30,7 +33,9 @@ class StateTable(Vertical):
         self.empty = f"No {noun} in this namespace."  # said when there is no row at all
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=f"filter {self.noun} (/)", classes="filter")
+        line = Input(placeholder=f"filter {self.noun} (/)", classes="filter")
+        line.can_focus = False  # until asked: start_filter()
+        yield line
         table = DataTable(cursor_type="row", zebra_stripes=False)
         table.add_column(" ", width=1)  # the marker's, one cell wide whatever is marked
         table.add_columns(*self.columns)
@@ -59,6 +64,19 @@ class StateTable(Vertical):
     def visible_rows(self) -> list[Row]:
         words = tuple(self.filter_input.value.lower().split())
         return [row for row in self.rows if row.matches(words)]
+
+    def start_filter(self) -> None:
+        """Give the filter line the focus (it holds it until it loses it)."""
+        self.filter_input.can_focus = True
+        self.filter_input.focus()
+
+    def on_mouse_down(self, event) -> None:
+        if event.widget is self.filter_input:
+            self.start_filter()
+
+    def on_descendant_blur(self, event) -> None:
+        if event.widget is self.filter_input:
+            self.filter_input.can_focus = False
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
