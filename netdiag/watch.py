@@ -6,8 +6,11 @@ groups, and calls `on_change` whenever something arrives, until `cancelled()` sa
 are drained in bursts, so one `ip link add` that sends a dozen messages causes one callback.
 With `settled_only`, neighbour and forwarding-table events count only for permanent entries
 (what a person or a control plane writes): the ARP cache refreshing itself every few seconds
-is not a change worth a new snapshot. Why pyroute2 here: it keeps a subscribed socket and
-decodes the event stream; netdiag/netlink.py answers requests, it does not listen.
+is not a change worth a new snapshot, nor are the NOARP entries the kernel makes and ages out
+for multicast groups (ff02::2 on every port of a bridge after its router solicitations), which
+the neighbours collector leaves out as `ip neigh` does; a static bridge FDB entry is NOARP.
+Why pyroute2 here: it keeps a subscribed socket and decodes the event stream;
+netdiag/netlink.py answers requests, it does not listen.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from netdiag import netns
 POLL_SECONDS = 0.25
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
+AF_BRIDGE = 7
 
 
 def _groups() -> int:
@@ -39,7 +43,8 @@ def _groups() -> int:
 def _counts(message, settled_only: bool) -> bool:
     if not settled_only or message.get("event") not in ("RTM_NEWNEIGH", "RTM_DELNEIGH"):
         return True
-    return bool(message.get("state", 0) & (NUD_PERMANENT | NUD_NOARP))
+    settled = NUD_PERMANENT | NUD_NOARP if message.get("family") == AF_BRIDGE else NUD_PERMANENT
+    return bool(message.get("state", 0) & settled)
 
 
 def watch(path: str, on_change: Callable[[], None], cancelled: Callable[[], bool],

@@ -129,8 +129,93 @@ _MASKS = {family: [((1 << bits(family)) - 1) ^ ((1 << (bits(family) - n)) - 1)
                    for n in range(bits(family) + 1)] for family in (4, 6)}
 
 
+# Where RouteTable splits a destination's text ("10.1.0.0/16": the first octet; "2001:db8::/32":
+# the first group), how far to shift an address for that part, and how it is written.
+_HEADS = {4: (".", 24, str), 6: (":", 112, "{:x}".format)}
+# Prefix lengths (as the text after "/") that keep the first octet / group fixed, and shorter.
+_NARROW = {family: frozenset(map(str, range(width, bits(family) + 1)))
+           for family, width in ((4, 8), (6, 16))}
+_WIDE = {family: frozenset(map(str, range(width))) for family, width in ((4, 8), (6, 16))}
+
+
 class RouteTable:
-    """Longest-prefix lookup over one namespace's routes of one family and table."""
+    """Longest-prefix lookup over one namespace's routes of one family and table.
+
+    A BGP-fed table holds a million routes and a check looks up a few hundred addresses in
+    it, so the routes are only filed by the text their destination starts with (the first
+    octet or group, written as the kernel writes it) and parsed one bucket at a time, the
+    first time an address in it is looked up. Routes shorter than that part (a default
+    route) are parsed at once. A destination in any other form (no length, a length or first
+    part written another way: hand-written snapshots) makes the whole table parsed at once,
+    which gives the same answers.
+    """
+
+    __slots__ = ("family", "defaults", "_buckets", "_built", "_wide")
+
+    def __init__(self, family: int, routes: Iterable[Route]):
+        self.family = family
+        self._built: dict[int, _Prefixes] = {}
+        routes = list(routes)
+        split = _split(family, routes)
+        if split is None:
+            self._buckets, wide = {}, routes
+        else:
+            self._buckets, wide = split
+        self._wide = _Prefixes(family, wide)
+        # the routes to the whole address space ("default", "0.0.0.0/0"), in table order
+        self.defaults = tuple(route for route in wide if is_default(route))
+
+    def lookup(self, value: int) -> Route | None:
+        _, shift, written = _HEADS[self.family]
+        head = value >> shift
+        table = self._built.get(head)
+        if table is None:
+            # (get, not pop: two threads building the same bucket at once build the same)
+            table = self._built[head] = _Prefixes(self.family,
+                                                  self._buckets.get(written(head), ()))
+        found = table.lookup(value)  # every route of a bucket is longer than the wide ones
+        return found if found is not None else self._wide.lookup(value)
+
+
+def _split(family: int, routes: list[Route]) -> tuple[dict[str, list[Route]], list[Route]] | None:
+    """(usable routes by the first part of their destination, those shorter than it), or
+    None when a destination is written in a form the split cannot place."""
+    separator, shift, written = _HEADS[family]
+    narrow, wide_lengths, types = _NARROW[family], _WIDE[family], _ROUTE_TYPES
+    buckets: dict[str, list[Route]] = {}
+    wide: list[Route] = []
+    for route in routes:
+        if route.type not in types:
+            continue
+        dst = route.dst
+        head, separated, rest = dst.partition(separator)
+        _, slash, length = rest.rpartition("/")
+        if separated and slash and length in narrow:
+            same_head = buckets.get(head)
+            if same_head is None:
+                buckets[head] = [route]
+            else:
+                same_head.append(route)
+        elif (slash and length in wide_lengths) or dst == "default":
+            wide.append(route)
+        else:
+            return None
+    if family == 6 and "" in buckets:  # "::1/128": the first group is 0
+        if "0" in buckets:  # written both ways: their order decides a tie, so parse all
+            return None
+        buckets["0"] = buckets.pop("")
+    for head in buckets:  # written as lookup writes it: "10", "2001", not "010" or "300"
+        try:
+            number = int(head, 10 if family == 4 else 16)
+        except ValueError:
+            return None
+        if written(number) != head or number >> (bits(family) - shift):
+            return None
+    return buckets, wide
+
+
+class _Prefixes:
+    """Longest-prefix lookup over a list of routes, parsed as it is built."""
 
     __slots__ = ("family", "_by_length", "_lengths")
 
@@ -300,12 +385,11 @@ class SnapshotIndex:
         return by_dst.get(dst, [])
 
     def default_route(self, ns_id: int, family: int = 4) -> Route | None:
-        """The main table's default route (lowest metric), without indexing the whole table."""
+        """The main table's default route (lowest metric): from the table's own list of
+        them (lookups build that table anyway; it is split, not parsed, when big)."""
         key = (ns_id, family)
         if key not in self._defaults:
-            state = self.namespaces.get(ns_id)
-            defaults = [r for r in (state.routes if state else ()) if r.family == family
-                        and r.table == MAIN_TABLE and r.type == "unicast" and is_default(r)]
+            defaults = [r for r in self.table(ns_id, family).defaults if r.type == "unicast"]
             self._defaults[key] = min(defaults, key=lambda r: r.metric, default=None)
         return self._defaults[key]
 

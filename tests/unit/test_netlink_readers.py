@@ -152,3 +152,27 @@ def test_address_flags_keep_only_a_failed_dad():
     assert addresses._address(answer(0, dadfailed | 0x100), {}).flags == ("dadfailed",)
     assert addresses._address(answer(tentative | permanent, tentative | permanent),
                               {}).flags == ()
+
+
+def test_proc_sys_is_read_only_where_a_rule_needs_it():
+    """The ephemeral port range where a port is published (a DNAT rule), the br_netfilter
+    switches where there is a bridge; both when the collectors before could not say."""
+    from netdiag.collect import Context
+    from netdiag.model import Firewall, IptablesRule, Link, NftRule
+
+    def names(found):
+        ctx = Context(NamespaceRef(id=1, kind=NsKind.NAMED, name="x", path="/x"))
+        ctx.found.update(found)
+        return set(sysctls._proc_names(ctx))
+
+    bridge = Link(index=2, name="br0", kind="bridge", mtu=1500, admin_up=True, oper_state="up")
+    dnat = IptablesRule(backend="legacy", family=4, table="nat", chain="DOCKER", position=1,
+                        matches=(), target="DNAT")
+    nft_dnat = NftRule(family="ip", table="nat", chain="pre", handle=3,
+                       text="tcp dport 8080 dnat to 10.0.0.2:80")
+    range_ = set(sysctls.FROM_PROC)
+    assert names({}) == set(sysctls.BRIDGE_NF) | range_
+    assert names({"links": (), "firewall": Firewall()}) == set()
+    assert names({"links": (bridge,), "firewall": Firewall()}) == set(sysctls.BRIDGE_NF)
+    assert names({"links": (), "firewall": Firewall(iptables_rules=(dnat,))}) == range_
+    assert names({"links": (), "firewall": Firewall(nft_rules=(nft_dnat,))}) == range_
