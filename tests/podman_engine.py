@@ -1,4 +1,5 @@
-"""A real Podman (Debian 12's 4.3, netavark and aardvark-dns) inside a network namespace.
+"""A real Podman inside a network namespace: Debian 12's 4.3 (netavark on iptables), or 5.8
+(netavark on nftables) from the Debian unstable chroot `./dev test` makes in .cache/podman5.
 
 `PodmanEngine` keeps every podman call inside a namespace `ndt-pm-<random>` created for it and
 inside a long-lived private mount namespace of its own (a `sleep` started by `unshare`, the
@@ -20,6 +21,15 @@ namespaces — a process the test started, stopped by its pid by `stop_service` 
 namespace (conmon, aardvark-dns, the service: all started through it) and the holder itself,
 removes the containers' cgroups, the namespace and the folder; it is called in `finally`
 blocks, so a failing test cleans up too.
+
+Podman 5 (`generation=5`) needs a newer glibc than Debian 12's: every call runs as
+`nsenter -t HOLDER -m --net=NS chroot .cache/podman5 podman ...`. In the holder's mount namespace
+the chroot is a mount point of its own (runc makes its root's mounts slaves: a plain folder is
+refused with EINVAL) with /proc, /sys and /dev, tmpfs on its /run, /tmp and /var/lib/containers,
+and the engine's folder bound at the same path inside, so the API socket, the configuration
+and the storage have one path inside and out. The chroot's runc runs the containers (no crun
+there), and netavark writes `table inet netavark` (firewall_driver nftables). Everything
+mounted dies with the holder.
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ from tests.docker_engine import (
 PREFIX = "ndt-pm-"
 IMAGE = "localhost/ndt-busybox:1"  # what build_busybox_image's "ndt-busybox:1" is called
 PODMAN = "/usr/bin/podman"
+# Podman 5's Debian unstable chroot, made by `./dev test` (install_podman5).
+PODMAN5_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "podman5"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 # Fixed paths Podman 4.3 (rootful) writes under whatever --root/--runroot say; each is covered
@@ -65,11 +77,16 @@ log_driver = "k8s-file"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-
+{engine_extra}
 [network]
 network_backend = "netavark"
 network_config_dir = "{networks}"
-"""
+{network_extra}"""
+# Podman 5's additions: the chroot has runc (Podman 5 prefers crun), and netavark's firewall
+# said outright.
+PODMAN5_ENGINE = 'runtime = "runc"\n'
+PODMAN5_NETWORK = 'firewall_driver = "nftables"\n'
+
 STORAGE_CONF = """\
 [storage]
 driver = "{driver}"
@@ -78,10 +95,14 @@ runroot = "{runroot}"
 """
 
 
-def unavailable_reason() -> str | None:
-    """Why a Podman engine cannot be started here, or None when it can."""
+def unavailable_reason(generation: int = 4) -> str | None:
+    """Why a Podman engine of this generation cannot be started here, or None when it can."""
     if os.geteuid() != 0:
         return "needs root to run Podman in a namespace"
+    if generation == 5:
+        if not (PODMAN5_ROOT / ".installed").exists():
+            return f"no Podman 5 chroot in {PODMAN5_ROOT} (./dev setup makes it)"
+        return _tools_missing()
     if not os.access(PODMAN, os.X_OK):
         return "podman is not installed (apt-get install podman netavark aardvark-dns)"
     for program in ("/usr/lib/podman/netavark", "/usr/lib/podman/aardvark-dns"):
@@ -89,6 +110,10 @@ def unavailable_reason() -> str | None:
             return f"{program} is missing (apt-get install netavark aardvark-dns)"
     if not shutil.which("catatonit"):  # a pod's infra container runs it
         return "catatonit is not installed (apt-get install catatonit)"
+    return _tools_missing()
+
+
+def _tools_missing() -> str | None:
     for program in ("nsenter", "unshare", "ip"):
         if not shutil.which(program):
             return f"{program} is not installed (apt-get install util-linux iproute2)"
@@ -105,7 +130,8 @@ def _storage_driver() -> str:
 class PodmanEngine:
     """Podman (and, when started, its API service) living in its own network namespace."""
 
-    def __init__(self, role: str = "e"):
+    def __init__(self, role: str = "e", generation: int = 4):
+        self.generation = generation
         self.tag = secrets.token_hex(3)
         self.netns = f"{PREFIX}{self.tag}-{role}"[:40]
         self.netns_made = False
@@ -138,14 +164,16 @@ class PodmanEngine:
     def env(self) -> dict[str, str]:
         """The environment podman runs with (and netdiag, to read it by its command line)."""
         return {**os.environ, "CONTAINERS_CONF": str(self.containers_conf),
-                "CONTAINERS_STORAGE_CONF": str(self.storage_conf)}
+                "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
+                "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}  # Podman 5 on this VM's cgroup v1
 
     def enter(self) -> list[str]:
         """nsenter into the engine's mount and network namespaces."""
         return ["nsenter", "-t", str(self.holder.pid), "-m", f"--net={self.netns_path}"]
 
     def podman_argv(self, *args: str) -> list[str]:
-        return [*self.enter(), PODMAN, "--root", str(self.root), "--runroot", str(self.runroot),
+        program = ["chroot", str(PODMAN5_ROOT), PODMAN] if self.generation == 5 else [PODMAN]
+        return [*self.enter(), *program, "--root", str(self.root), "--runroot", str(self.runroot),
                 "--tmpdir", str(self.tmpdir), "--network-config-dir", str(self.networks),
                 "--cgroup-manager", "cgroupfs", "--events-backend", "file",
                 "--network-backend", "netavark", *args]
@@ -176,9 +204,19 @@ class PodmanEngine:
         return self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"]
 
     def exec(self, container: str, command: str, check: bool = False) -> str:
-        """A shell command in a container (output, errors included)."""
-        done = run(self.podman_argv("exec", container, "sh", "-c", command), env=self.env,
-                   check=check, timeout=60)
+        """A shell command in a container's namespace (output, errors included). Podman 5 in
+        the chroot: `podman exec` runs the command in the chroot's own files (dash's sh, no
+        busybox), so a probe container joins the container's namespace (or its pod) instead."""
+        if self.generation == 5:
+            pod = self.inspect(container).get("Pod")
+            joins = ["--pod", pod] if pod else ["--network", f"container:{container}"]
+            # NET_RAW for ping: Podman 5 grants it no more, and the namespace it joins keeps
+            # the kernel's ping_group_range (no ICMP sockets).
+            argv = self.podman_argv("run", "--rm", "--cap-add", "NET_RAW", *joins, IMAGE,
+                                    "sh", "-c", command)
+        else:
+            argv = self.podman_argv("exec", container, "sh", "-c", command)
+        done = run(argv, env=self.env, check=check, timeout=60)
         return done.stdout.decode() + done.stderr.decode()
 
     def in_netns(self, command: str, check: bool = True) -> str:
@@ -204,7 +242,10 @@ class PodmanEngine:
             run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
             for folder in (self.root, self.runroot, self.tmpdir, self.networks):
                 folder.mkdir()
-            self.containers_conf.write_text(CONTAINERS_CONF.format(networks=self.networks))
+            five = self.generation == 5
+            self.containers_conf.write_text(CONTAINERS_CONF.format(
+                networks=self.networks, engine_extra=PODMAN5_ENGINE if five else "",
+                network_extra=PODMAN5_NETWORK if five else ""))
             self.storage_conf.write_text(STORAGE_CONF.format(
                 driver=_storage_driver(), root=self.root, runroot=self.runroot))
             self._start_holder()
@@ -215,10 +256,14 @@ class PodmanEngine:
 
     def _start_holder(self) -> None:
         """The private mount namespace every podman call enters, kept by a waiting process."""
-        self.made_host_dirs = [d for d in PRIVATE_DIRS if not d.exists()]
-        for folder in self.made_host_dirs:
-            folder.mkdir(parents=True)  # a mount point; removed afterwards when empty
-        mounts = " && ".join(f"mount -t tmpfs -o mode=0755 ndt-podman {d}" for d in PRIVATE_DIRS)
+        if self.generation == 5:
+            mounts = _chroot_mounts(PODMAN5_ROOT, self.workdir)
+        else:
+            self.made_host_dirs = [d for d in PRIVATE_DIRS if not d.exists()]
+            for folder in self.made_host_dirs:
+                folder.mkdir(parents=True)  # a mount point; removed afterwards when empty
+            mounts = " && ".join(f"mount -t tmpfs -o mode=0755 ndt-podman {d}"
+                                 for d in PRIVATE_DIRS)
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f"{mounts} && echo ready && exec sleep infinity"],
@@ -313,10 +358,24 @@ class PodmanEngine:
             _rmdir(parent)
 
 
+def _chroot_mounts(chroot: Path, workdir: Path) -> str:
+    """The shell commands that ready the chroot in the holder's mount namespace."""
+    inside = f"{chroot}{workdir}"
+    return " && ".join((
+        f"mount --bind {chroot} {chroot}",
+        f"mount -t proc proc {chroot}/proc",
+        f"mount --rbind /sys {chroot}/sys",
+        f"mount --rbind /dev {chroot}/dev",
+        *(f"mount -t tmpfs -o mode=0755 ndt-podman {chroot}{d}"
+          for d in ("/run", "/tmp", "/var/lib/containers")),
+        f"mkdir -p {inside}",
+        f"mount --bind {workdir} {inside}"))
+
+
 @contextmanager
-def running_podman(role: str = "e", service: bool = True):
+def running_podman(role: str = "e", service: bool = True, generation: int = 4):
     """A started Podman with the busybox image (and its API service), removed afterwards."""
-    engine = PodmanEngine(role)
+    engine = PodmanEngine(role, generation)
     try:
         engine.start()
         build_busybox_image(engine)

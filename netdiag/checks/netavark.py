@@ -4,10 +4,14 @@ Podman 4's netavark (iptables, either backend) writes, in the namespace the engi
 filter FORWARD → NETAVARK_FORWARD (`-s SUBNET -j ACCEPT`, and the answers back in); nat
 POSTROUTING `-s SUBNET -j NETAVARK-<hash>` (a MASQUERADE for what leaves the subnet); nat
 PREROUTING and OUTPUT → NETAVARK-HOSTPORT-DNAT → NETAVARK-DN-<hash> (a DNAT per published
-port). It writes nothing for an `--internal` network. Podman 5's netavark writes a `table inet
-netavark` instead: these rules stand aside there (`nftables_netavark`). Source: netavark 1.4's
-src/firewall/iptables.rs and varktables/ (github.com/containers/netavark), and the rules it
-wrote on Debian 12's Podman 4.3 (tests/integration/test_podman.py).
+port). It writes nothing for an `--internal` network. Podman 5's netavark (1.17, nftables
+driver) writes one `table inet netavark` instead, with the same parts as base chains and
+`nv_<hash>` chains: the iptables judgements stand aside there (`engines` leaves such engines
+out); the rules judge that the table is there at all (`nftables_engines`), and follow its
+published ports with the flow engine. Source: netavark 1.4's src/firewall/iptables.rs and
+varktables/, src/firewall/nft.rs and mod.rs (github.com/containers/netavark), and the rules
+they wrote on Debian 12's Podman 4.3 and Debian unstable's 5.8 (tests/integration/
+test_podman.py, tests/fixtures/podman5).
 """
 
 from __future__ import annotations
@@ -19,16 +23,43 @@ from netdiag.model import IptablesRule, NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerNetwork
 
 NFTABLES_TABLE = "netavark"  # Podman 5: `table inet netavark`
+# From Podman 5 on, netavark writes nftables unless told otherwise (its default_fw, chosen at
+# build time: Debian's 1.17 writes `table inet netavark` with no firewall_driver set;
+# containers.conf's firewall_driver overrides it): with neither its table nor its iptables
+# chains there, the table is what is missing.
+NFTABLES_FROM = 5
 
 
 def engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
     """Each Podman engine whose netavark rules are in iptables, with its namespace's state
     (a namespace whose firewall was not read gives nothing to judge; one whose chains were
     flushed, all the more)."""
+    for engine, host in _read(snapshot):
+        if not _on_nftables(engine, host):
+            yield engine, host
+
+
+def nftables_engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
+    """Each Podman engine whose netavark writes `table inet netavark` (the table is there, or
+    Podman 5 and none of netavark's iptables chains are), with its namespace's state."""
+    for engine, host in _read(snapshot):
+        if _on_nftables(engine, host):
+            yield engine, host
+
+
+def _read(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
     unread = {gap.namespace for gap in snapshot.gaps if gap.collector == "firewall"}
     for engine, host in intent.engines(snapshot, runtime="podman"):
-        if host.ref.id not in unread and not nftables_netavark(host):
+        if host.ref.id not in unread:
             yield engine, host
+
+
+def _on_nftables(engine: DockerEngine, host: NamespaceState) -> bool:
+    if nftables_netavark(host):
+        return True
+    major = engine.version.partition(".")[0]
+    iptables = any(c.name.startswith("NETAVARK") for c in host.firewall.iptables_chains)
+    return major.isdigit() and int(major) >= NFTABLES_FROM and not iptables
 
 
 def nftables_netavark(host: NamespaceState) -> bool:

@@ -1,9 +1,11 @@
-"""The flow engine against a real Podman 4.3 (netavark): random flows, simulated and sent for real.
+"""The flow engine against a real Podman: random flows, simulated and sent for real.
 
-The Podman twin of test_flows_docker.py. The engine (tests/podman_engine.py) gets an uplink to
-an "outside" namespace (which knows no route to the containers: only masqueraded traffic comes
-back), and Podman builds a typical host: two user networks, an internal network, the default
-network, a pod, published ports on a user network, on the default network and on the pod.
+The Podman twin of test_flows_docker.py, on each generation: Debian 12's 4.3 (netavark on
+iptables) and 5.8 (netavark on nftables: `table inet netavark`, from .cache/podman5). The
+engine (tests/podman_engine.py) gets an uplink to an "outside" namespace (which knows no route
+to the containers: only masqueraded traffic comes back), and Podman builds a typical host: two
+user networks, an internal network, the default network, a pod, published ports on a user
+network, on the default network and on the pod.
 Flows are drawn at random among the containers, the host and the outside — to containers,
 gateways, the host's uplink address (published ports, through netavark's DNAT chains; conmon
 holds each of them on the host) and the outside — simulated from one snapshot, and sent once
@@ -39,13 +41,13 @@ CONTAINERS = {"fl-a1": ("fl-a", ["-p", "8091:80"]), "fl-a2": ("fl-a", []),
               "fl-d1": ("podman", ["-p", "8092:80"]), "fl-p1": ("fl-b", ["--pod", "flpod"])}
 
 
-@pytest.fixture(scope="module")
-def podman_host():
-    reason = unavailable_reason()
+@pytest.fixture(scope="module", params=[4, 5], ids=["podman4", "podman5"])
+def podman_host(request):
+    reason = unavailable_reason(request.param)
     if reason:
         pytest.skip(reason)
     with ExitStack() as stack:
-        engine = PodmanEngine("fl")
+        engine = PodmanEngine(f"fl{request.param}", request.param)
         stack.callback(engine.stop)
         try:
             engine.start()
@@ -87,7 +89,8 @@ def test_simulated_flows_agree_with_real_packets_on_a_podman_host(podman_host):
         places[name] = f"/proc/{engine.pid_of(name)}/ns/net"
     refs = namespace_refs.resolve_all(list(places.values()))
     intent = docker.read([engine.url])
-    assert [e.runtime for e in intent.engines] == ["podman"], intent
+    assert [(e.runtime, e.version[0]) for e in intent.engines] == [
+        ("podman", str(engine.generation))], intent
     snapshot = collect_snapshot(refs, intent=intent)
     ids = {role: netns.inode_of(path) for role, path in places.items()}
     addresses = [HOST, OUTSIDE]

@@ -1,4 +1,5 @@
-"""Podman 4.3 (Debian 12's, with netavark and aardvark-dns) as netdiag finds and judges it.
+"""Podman as netdiag finds and judges it: Debian 12's 4.3 (netavark on iptables) and 5.8 (netavark
+on nftables, from the Debian unstable chroot in .cache/podman5), each with aardvark-dns.
 
 Each case starts a real Podman in a namespace of its own (tests/podman_engine.py), gives that
 namespace an uplink (a veth to a gateway namespace, and a default route through it, as real
@@ -14,7 +15,8 @@ published port on a user network and one on the default network, a pod with a pu
   request through the published port, a ping beyond the host, a DNS lookup of a container's
   name), then named by `check --all`: a published port whose DNAT is gone, netavark's chains
   flushed by a firewall reload, a FORWARD policy that drops a Podman network, aardvark-dns
-  not answering.
+  not answering. On Podman 5 (the same workload; one engine, the faults in turn): a DNAT
+  chain of `table inet netavark` flushed, then the table deleted (firewalld's reload does it).
 """
 
 from __future__ import annotations
@@ -52,9 +54,13 @@ def _podman_available():
         pytest.skip(reason)
 
 
-def start_engine(stack: ExitStack, role: str, service: bool = True) -> PodmanEngine:
+def start_engine(stack: ExitStack, role: str, service: bool = True, generation: int = 4
+                 ) -> PodmanEngine:
     """A Podman with an uplink, the busybox image and the typical workload."""
-    engine = PodmanEngine(role)
+    reason = unavailable_reason(generation)
+    if reason:
+        pytest.skip(reason)
+    engine = PodmanEngine(role, generation)
     stack.callback(engine.stop)
     try:
         engine.start()
@@ -185,9 +191,10 @@ def assert_named_and_resolved(engine: PodmanEngine, env: dict | None = None) -> 
     assert done.returncode != 0 and "Traceback" not in done.stderr
 
 
-def test_without_the_service_podman_is_read_through_its_command_line():
+@pytest.mark.parametrize("generation", [4, 5], ids=["podman4", "podman5"])
+def test_without_the_service_podman_is_read_through_its_command_line(generation):
     with ExitStack() as stack:
-        engine = start_engine(stack, "c", service=False)
+        engine = start_engine(stack, f"c{generation}", service=False, generation=generation)
         # netdiag runs `podman`: here it must reach this engine's storage and namespaces,
         # as the host's own podman reaches the host's.
         wrapper = engine.workdir / "bin" / "podman"
@@ -200,15 +207,15 @@ def test_without_the_service_podman_is_read_through_its_command_line():
         assert not loud(findings), "\n".join(loud(findings))
 
 
-@pytest.fixture(scope="class")
-def healthy() -> Iterator[PodmanEngine]:
+@pytest.fixture(scope="class", params=[4, 5], ids=["podman4", "podman5"])
+def healthy(request) -> Iterator[PodmanEngine]:
     with ExitStack() as stack:
-        yield start_engine(stack, "h")
+        yield start_engine(stack, f"h{request.param}", generation=request.param)
 
 
 class TestAHealthyHost:
-    """One engine for the healthy cases, stopped once they are done (before the faults'
-    engines start)."""
+    """One engine of each generation for the healthy cases, stopped once they are done
+    (before the faults' engines start)."""
 
     def test_a_healthy_podman_host_is_quiet(self, healthy):
         # The workload works, as the quiet report claims: published ports from outside, the
@@ -243,7 +250,8 @@ class TestAHealthyHost:
         engines = [e for e in json.loads(done.stdout) if e["url"] == healthy.url]
         assert len(engines) == 1, done.stdout
         engine = engines[0]
-        assert engine["runtime"] == "podman" and engine["version"] == healthy.version == "4.3.1"
+        assert engine["runtime"] == "podman" and engine["version"] == healthy.version
+        assert healthy.version.startswith({4: "4.3.", 5: "5.8."}[healthy.generation])
         networks = {n["name"]: n for n in engine["networks"]}
         assert networks["secret"]["internal"] and networks["front"]["dns"]
         assert not networks["podman"]["dns"]
@@ -326,8 +334,40 @@ def test_aardvark_dns_not_answering_is_named():
         assert {f["subject"] for f in found} == {"front", "back", "secret"}, found
 
 
+def test_a_flushed_dnat_chain_then_a_deleted_netavark_table_are_named_on_podman5():
+    with ExitStack() as stack:
+        engine = start_engine(stack, "n", generation=5)
+        assert reaches_beyond(engine, "web") and served_from_outside(engine, 8080)
+        # web's network's DNAT chain flushed (nv_<hash>_dnat, the one with web's DNAT).
+        table = engine.in_netns("nft list table inet netavark")
+        web = engine.container_ip("web", "front")
+        chain = next(block.split()[0] for block in table.split("chain ")[1:]
+                     if f"dnat ip to {web}:80" in block)
+        engine.in_netns(f"nft flush chain inet netavark {chain}")
+        # conmon still holds the port: the connection is accepted, and nothing answers.
+        assert not served_from_outside(engine, 8080)
+        assert served_from_outside(engine, 8082)  # pod1's, on network back, still works
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        found = named(findings, "podman-port-unpublished")
+        assert [f["subject"] for f in found] == ["tcp/8080"], "\n".join(loud(findings))
+        assert "web:80" in found[0]["message"] and "inet netavark" in found[0]["message"]
+        # firewalld's reload (or an `nft flush ruleset` in a script) takes netavark's table.
+        engine.in_netns("nft delete table inet netavark")
+        assert not reaches_beyond(engine, "web")  # its source is no longer masqueraded
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        # One cause, named once: not a missing rule per network and a DNAT per port.
+        loud_ones = [f for f in findings if f["severity"] in ("warning", "error")]
+        assert [(f["rule"], f["subject"]) for f in loud_ones] == [
+            ("podman-network-rules-missing", "inet netavark")], "\n".join(loud(findings))
+        message = loud_ones[0]["message"]
+        # Every network that reaches beyond the host; never the internal one.
+        assert all(f"{n} (" in message for n in ("front", "back", "podman")), message
+        assert "secret" not in message
+
+
 def wait_until(condition, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < end, "condition not met in time"
         time.sleep(0.1)
+

@@ -9,8 +9,10 @@ What it finds
     * no ACCEPT that filter FORWARD reaches for the subnet's traffic (netavark's
       `-j NETAVARK_FORWARD` and, in it, `-s SUBNET -j ACCEPT`).
     Both are what a firewall reload (`iptables -F`, firewalld, an iptables-restore of a
-    saved file) leaves of netavark's chains. Internal networks get neither, by design. Podman 5's
-    `table inet netavark` is not judged: the rule stands aside there.
+    saved file) leaves of netavark's chains. Internal networks get neither, by design.
+    On Podman 5's netavark (nftables): no `table inet netavark` at all while a network that is
+    not internal has a running container on it — what firewalld's reload or an `nft flush
+    ruleset` leaves. The table's contents are the flow engine's to judge (`path`).
 
 Why it matters
     Without the masquerade, containers' packets leave the host with their private source
@@ -25,6 +27,14 @@ Example
       containers' packets leave with their private source address and answers do not return
         · Podman (vm): network n1 (podman1), not internal
         · nat POSTROUTING reaches no MASQUERADE for -s 10.89.0.0/24
+      repair (manual): Let netavark write its rules again
+        $ # podman network reload --all (after fixing what flushed the rules)
+
+    ND532 podman-network-rules-missing  host: inet netavark
+      table inet netavark is gone: networks front (10.89.0.0/24), podman (10.88.0.0/16) have
+      no masquerade and no forward accept, and their published ports no DNAT
+        · Podman (vm) 5.8.6: networks front, podman in use, not internal
+        · nftables: no table inet netavark (2 tables read)
       repair (manual): Let netavark write its rules again
         $ # podman network reload --all (after fixing what flushed the rules)
 
@@ -49,6 +59,7 @@ RULE = Rule(code="ND532", name="podman-network-rules-missing", severity=Severity
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    yield from _tables_missing(snapshot)
     for engine, host in netavark.engines(snapshot):
         nat = netavark.chains(host, "nat")
         filter_ = netavark.chains(host, "filter")
@@ -71,6 +82,30 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                         + ("and is dropped" if policy == "DROP" else
                            "and is lost as soon as that becomes DROP"),
                         f"filter FORWARD reaches no ACCEPT for -s {subnet}")
+
+
+def _tables_missing(snapshot: Snapshot) -> Iterator[Finding]:
+    """Podman 5: `table inet netavark` gone while a network that needs it is in use."""
+    for engine, host in netavark.nftables_engines(snapshot):
+        if netavark.nftables_netavark(host):
+            continue
+        needing = [n for n in netavark.networks_in_use(engine) if not n.internal]
+        if not needing:
+            continue
+        names = ", ".join(n.name for n in needing)
+        subnets = ", ".join(f"{n.name} ({', '.join(netavark.subnets4(n))})" for n in needing)
+        yield RULE.finding(
+            host.ref, f"inet {netavark.NFTABLES_TABLE}",
+            f"table inet {netavark.NFTABLES_TABLE} is gone: networks {subnets} have no "
+            "masquerade and no forward accept, and their published ports no DNAT",
+            evidence=[Evidence(f"{intent.who(engine)} {engine.version}: networks {names} in "
+                               "use, not internal", host.ref.id, "docker", needing[0].name),
+                      Evidence(f"nftables: no table inet {netavark.NFTABLES_TABLE} "
+                               f"({len(host.firewall.nft_tables)} tables read)", host.ref.id,
+                               "firewall", f"inet {netavark.NFTABLES_TABLE}")],
+            repair=Repair("Let netavark write its rules again", Safety.MANUAL, (ManualStep(
+                "podman network reload --all (after fixing what flushed the rules)",
+                host.ref.id),)))
 
 
 def _reaches(table: dict, start: str, subnet: str, target: str, exact: bool = False) -> bool:

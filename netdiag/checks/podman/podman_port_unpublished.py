@@ -4,8 +4,15 @@ What it finds
     For every running Podman container (or pod) with published ports, on Podman 4's netavark
     (iptables, either backend): a published IPv4 port with no DNAT to the container's address
     and port in a nat chain that PREROUTING or OUTPUT reaches (netavark's
-    NETAVARK-HOSTPORT-DNAT → NETAVARK-DN-<hash>), or one whose DNAT leads elsewhere. Podman 5's
-    `table inet netavark` is not judged: the rule stands aside there.
+    NETAVARK-HOSTPORT-DNAT → NETAVARK-DN-<hash>), or one whose DNAT leads elsewhere.
+    On Podman 5's netavark (nftables), whose `table inet netavark` jumps from its PREROUTING
+    and OUTPUT chains to the same DNAT chains (NETAVARK-HOSTPORT-DNAT → nv_<hash>_dnat), the
+    flow engine follows a connection from the host itself to the port (on the address it is
+    bound to, or the host's first global IPv4 address outside Podman's networks: from inside
+    them netavark marks the connection for a masquerade): a port whose connection is
+    delivered on the host (conmon's socket takes it when the DNAT is gone). A port the flow
+    engine cannot follow is not judged; a table gone altogether is
+    podman-network-rules-missing's.
 
 Why it matters
     Podman's conmon keeps holding the published port while the container runs, so nothing
@@ -30,6 +37,7 @@ Repair
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from netdiag.checks import netavark
@@ -37,15 +45,22 @@ from netdiag.checks.dnat import publishes
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
-from netdiag.model import Snapshot, intent
-from netdiag.model.docker import DockerPort
+from netdiag.flows.packet import DELIVERED, Packet
+from netdiag.flows.walk import Engine
+from netdiag.model import NamespaceState, Snapshot, intent
+from netdiag.model.docker import DockerContainer, DockerEngine, DockerPort
+from netdiag.model.facts import WILDCARD_ADDRESSES
 
 RULE = Rule(code="ND531", name="podman-port-unpublished", severity=Severity.ERROR,
             summary="a port Podman publishes has no DNAT to its container")
 
 
 
+CLIENT_PORT = 43210  # the simulated connection's source port
+
+
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    yield from _nftables_ports(snapshot)
     for engine, host in netavark.engines(snapshot):
         nat = netavark.chains(host, "nat")
         live = netavark.reachable(nat, ("PREROUTING", "OUTPUT"))
@@ -92,6 +107,68 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                     repair=Repair("Let netavark write its rules again", Safety.MANUAL, (
                         ManualStep(f"podman network reload {container.name} (after fixing what "
                                    "removed the rules)", host.ref.id),)))
+
+
+def _nftables_ports(snapshot: Snapshot) -> Iterator[Finding]:
+    """Podman 5: each published IPv4 port followed from the host by the flow engine."""
+    flows: Engine | None = None
+    for engine, host in netavark.nftables_engines(snapshot):
+        if not netavark.nftables_netavark(host):
+            continue  # no table at all: podman-network-rules-missing names it
+        for container in netavark.owners(engine):
+            targets = netavark.addresses(engine, container)
+            if not targets or not container.netns:
+                continue
+            for bound in container.bound:
+                address = _address(engine, host, bound)
+                if not address or bound.protocol not in ("tcp", "udp"):
+                    continue
+                flows = flows or Engine(snapshot)
+                packet = Packet("", address, bound.protocol, CLIENT_PORT, bound.host_port)
+                fate = flows.path(host.ref.id, packet).forward
+                # Delivered on the host: no DNAT took it (lost on the way, or unknown, is
+                # other rules' to say).
+                if fate.disposition == DELIVERED and fate.namespace == host.ref.id:
+                    yield _undelivered(engine, host, container, bound, address)
+
+
+def _address(engine: DockerEngine, host: NamespaceState, bound: DockerPort) -> str:
+    """Where the host connects to a published IPv4 port: the address it is bound to, or, bound
+    to every address, the host's first global IPv4 address outside Podman's networks."""
+    if ":" in bound.host_ip or not bound.host_port:
+        return ""
+    if bound.host_ip not in WILDCARD_ADDRESSES:
+        return bound.host_ip
+    podman = [ipaddress.ip_network(s) for n in intent.bridge_networks(engine)
+              for s in netavark.subnets4(n)]
+    for address in host.addresses:
+        if address.family == 4 and address.scope == "global" and not any(
+                ipaddress.ip_address(address.address) in subnet for subnet in podman):
+            return address.address
+    return ""
+
+
+def _undelivered(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
+                 bound: DockerPort, address: str) -> Finding:
+    name = container.pod or container.name
+    subject = f"{bound.protocol}/{bound.host_port}"
+    want = f"{sorted(netavark.addresses(engine, container))[0]}:{bound.container_port}"
+    return RULE.finding(
+        host.ref, subject,
+        f"Podman publishes {_binding(bound)} → {name}:{bound.container_port}, but table inet "
+        f"{netavark.NFTABLES_TABLE} takes no connection to {subject} to {want}: the port does "
+        "not reach the container (conmon's socket holds it)",
+        evidence=[Evidence(f"{intent.who(engine)} publishes {_binding(bound)} → "
+                           f"{name}:{bound.container_port}", host.ref.id, "docker",
+                           container.name),
+                  Evidence(f"flow engine: a connection from the host to {address}:"
+                           f"{bound.host_port} is delivered on the host, not in {name}'s "
+                           "namespace", host.ref.id, "firewall",
+                           f"inet {netavark.NFTABLES_TABLE}")],
+        related=(container.netns,),
+        repair=Repair("Let netavark write its rules again", Safety.MANUAL, (
+            ManualStep(f"podman network reload {container.name} (after fixing what removed "
+                       "the rules)", host.ref.id),)))
 
 
 def _binding(port: DockerPort) -> str:
