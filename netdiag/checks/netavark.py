@@ -82,18 +82,6 @@ def networks_in_use(engine: DockerEngine) -> Iterator[DockerNetwork]:
             yield network
 
 
-def subnets4(network: DockerNetwork) -> list[str]:
-    found = []
-    for ipam in network.ipam:
-        try:
-            subnet = ipaddress.ip_network(ipam.subnet, strict=False)
-        except ValueError:
-            continue
-        if subnet.version == 4:
-            found.append(str(subnet))
-    return found
-
-
 def addresses(engine: DockerEngine, container: DockerContainer) -> set[str]:
     """The container's IPv4 addresses on the engine's bridge networks (where ports are DNATed)."""
     bridges = {n.name for n in intent.bridge_networks(engine)}

@@ -127,14 +127,7 @@ def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
             yield from _gateway(network, [(c, e, e.gateway) for c, e in members])
             yield from _peers(network, members)
             if uplink is not None and members and _leaves(engine, network):
-                container, endpoint = members[0]
-                yield Expectation(f"{container.name} reaches beyond the host (by {uplink[1]}) "
-                                  f"from network {network.name}",
-                                  "containers on a network that is not internal reach the "
-                                  "outside", f"{_who(container)} is on network "
-                                  f"{network.name}, which is not internal", container.netns,
-                                  Packet(endpoint.ip, CLIENT, "tcp", CLIENT_PORT, 443),
-                                  exit_at=(host.ref.id, uplink[1]))
+                yield _way_out(network, members[0], host.ref.id, uplink, 4)
             yield from _ipv6(engine, network, running, host.ref.id, uplink6, ip6tables)
         yield from _dns(running)
         yield from _published(host.ref.id, uplink, running)
@@ -157,14 +150,7 @@ def _ipv6(engine: DockerEngine, network: DockerNetwork, running: list[DockerCont
     yield from _peers(network, members, 6)
     if uplink is None or not members or not _leaves(engine, network, 6, ip6tables):
         return
-    container, endpoint = members[0]
-    yield Expectation(f"{container.name} reaches beyond the host over IPv6 (by {uplink[1]}) "
-                      f"from network {network.name}",
-                      "containers on an IPv6 network that is not internal reach the outside "
-                      "over IPv6", f"{_who(container)} is on IPv6 network {network.name} "
-                      f"({subnet.subnet}), which is not internal", container.netns,
-                      Packet(_address(endpoint, 6), CLIENTS[6], "tcp", CLIENT_PORT, 443),
-                      exit_at=(host, uplink[1]))
+    yield _way_out(network, members[0], host, uplink, 6, subnet.subnet)
     if not ip6tables:
         return  # no DNAT for a published port without Docker's ip6tables
     address, device = uplink
@@ -178,6 +164,26 @@ def _ipv6(engine: DockerEngine, network: DockerNetwork, running: list[DockerCont
                 f"on every IPv6 address, and has an IPv6 address on network {network.name}",
                 host, Packet(CLIENTS[6], address, "tcp", CLIENT_PORT, port.host_port),
                 arrive_on=device)
+
+
+def _way_out(network: DockerNetwork, member: tuple[DockerContainer, DockerEndpoint],
+             host: int, uplink: tuple[str, str], family: int, subnet: str = ""
+             ) -> Expectation:
+    """The first member of a network that is not internal reaches beyond the host by the
+    uplink, over IPv4 or (`family` 6, the network's `subnet`) IPv6."""
+    container, endpoint = member
+    six = " over IPv6" if family == 6 else ""
+    network_text = f"IPv6 network {network.name} ({subnet})" if family == 6 else \
+        f"network {network.name}"
+    return Expectation(f"{container.name} reaches beyond the host{six} (by {uplink[1]}) "
+                       f"from network {network.name}",
+                       f"containers on a{'n IPv6' if six else ''} network that is not internal "
+                       f"reach the outside{six}",
+                       f"{_who(container)} is on {network_text}, which is not internal",
+                       container.netns,
+                       Packet(_address(endpoint, family), CLIENTS[family], "tcp", CLIENT_PORT,
+                              443),
+                       exit_at=(host, uplink[1]))
 
 
 def _ipv6_subnet(network: DockerNetwork) -> DockerIpam | None:

@@ -64,7 +64,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                     key = f"filter/{end.rule.chain}/{end.rule.position}"
                 else:
                     continue
-                subnets = ", ".join(netavark.subnets4(network))
+                subnets = ", ".join(intent.subnets(network, 4))
                 yield RULE.finding(
                     host.ref, bridge,
                     f"network {network.name} ({bridge}): traffic out of {bridge} is dropped in "

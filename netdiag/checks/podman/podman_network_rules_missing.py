@@ -66,7 +66,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
         for network in netavark.networks_in_use(engine):
             if network.internal:
                 continue
-            for subnet in netavark.subnets4(network):
+            for subnet in intent.subnets(network, 4):
                 if not _reaches(nat, "POSTROUTING", subnet, "MASQUERADE"):
                     yield _finding(
                         engine, host, network, subnet, "nat/POSTROUTING", Severity.ERROR,
@@ -93,7 +93,7 @@ def _tables_missing(snapshot: Snapshot) -> Iterator[Finding]:
         if not needing:
             continue
         names = ", ".join(n.name for n in needing)
-        subnets = ", ".join(f"{n.name} ({', '.join(netavark.subnets4(n))})" for n in needing)
+        subnets = ", ".join(f"{n.name} ({', '.join(intent.subnets(n, 4))})" for n in needing)
         yield RULE.finding(
             host.ref, f"inet {netavark.NFTABLES_TABLE}",
             f"table inet {netavark.NFTABLES_TABLE} is gone: networks {subnets} have no "

@@ -140,7 +140,7 @@ def _address(engine: DockerEngine, host: NamespaceState, bound: DockerPort) -> s
     if bound.host_ip not in WILDCARD_ADDRESSES:
         return bound.host_ip
     podman = [ipaddress.ip_network(s) for n in intent.bridge_networks(engine)
-              for s in netavark.subnets4(n)]
+              for s in intent.subnets(n, 4)]
     for address in host.addresses:
         if address.family == 4 and address.scope == "global" and not any(
                 ipaddress.ip_address(address.address) in subnet for subnet in podman):
