@@ -65,8 +65,12 @@ def resolve(snapshot: Snapshot, source: int, name: str, family: int = 4) -> tupl
     its AAAA answer with `family` 6."""
     if _ipv4(name) or _ipv6(name):
         return name, "address"
-    found = _docker(snapshot, source, name, family) or \
-        (_lab(snapshot, source, name) if family == 4 else None)
+    # A lab node's names are its lab's: a container of the same name in some engine on the
+    # machine, on no network of the node's, is not what it would reach by that name.
+    state = snapshot.namespace(source)
+    in_lab = state is not None and bool(state.ref.lab)
+    found = (_lab(snapshot, source, name) if family == 4 and in_lab else None) or \
+        _docker(snapshot, source, name, family, own_networks_only=in_lab)
     if found:
         return found
     refs = [state.ref for state in snapshot.namespaces]
@@ -115,10 +119,15 @@ def _label(snapshot: Snapshot, ns_id: int) -> str:
     return state.ref.display if state else f"inode:{ns_id}"
 
 
-def _docker(snapshot: Snapshot, source: int, name: str, family: int = 4
-            ) -> tuple[str, str] | None:
+def _docker(snapshot: Snapshot, source: int, name: str, family: int = 4,
+            own_networks_only: bool = False) -> tuple[str, str] | None:
+    """A Docker name seen from `source`: a container's or service's on the networks of the
+    source's own container; from a namespace that is no container, on any network (the
+    host's view), unless `own_networks_only`."""
     for engine in snapshot.docker:
         mine = next((c for c in engine.containers if c.running and c.netns == source), None)
+        if mine is None and own_networks_only:
+            continue
         networks = {e.network_id for e in mine.endpoints} if mine else None
         for container in engine.containers:
             if not container.running:

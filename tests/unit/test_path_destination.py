@@ -137,3 +137,25 @@ def test_the_path_command_refuses_a_mistyped_ipv6_address_in_one_line(tmp_path, 
     assert main(["path", "web", "fd00::2::80", "--from", str(saved)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "write [ADDRESS]:PORT" in err, err
+
+
+def test_a_lab_nodes_name_is_its_labs_not_a_container_of_that_name_elsewhere():
+    """A lab node resolves `web` by its lab's DNS, even when a Docker container named web
+    runs in an engine on the same machine (a lab test beside Docker's once reached it)."""
+    from dataclasses import replace
+
+    from netdiag.model import LabIntent
+    from netdiag.model.lab import LabName
+
+    d = docker_host()
+    node = d.b.container("lab1-app")
+    d.b.veth(node, "eth0", d.host, "vlab1", address="10.77.0.2/24")
+    snapshot = d.build()
+    snapshot = replace(snapshot, labs=(LabIntent(
+        name="lab1", attached=(("app", ("front",)),),
+        names=(LabName("front", "web", "10.77.0.9"),)),),
+        namespaces=tuple(replace(s, ref=replace(s.ref, lab="lab1", node="app"))
+                         if s.ref.id == node else s for s in snapshot.namespaces))
+    assert names.resolve(snapshot, node, "web") == ("10.77.0.9", "lab lab1: web on front")
+    # from the host (no lab's node), web is still Docker's container
+    assert names.resolve(snapshot, d.host, "web")[1].startswith("Docker: web")
