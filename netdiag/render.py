@@ -325,6 +325,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("sockets", "Sockets", ("Proto", "Address", "Port", "State", "Process"),
             ("socket",), socket_rows),
     Section("sysctls", "Sysctl", ("Name", "Value"), ("sysctl",), sysctl_rows),
+    Section("connections", "Conns", CONNECTION_COLUMNS, ("connection",), connection_rows),
     Section("docker", "Docker", ("Object", "Name", "State", "Network", "Address", "Detail"),
             ("docker",), docker_rows),
 )

@@ -571,3 +571,31 @@ async def test_going_to_where_a_path_stopped_in_another_namespace_attaches_there
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen.ref.id == d.web
+
+
+@run_async
+async def test_the_connections_tab_names_the_other_end():
+    """`c`: the attached namespace's connections, as `show connections` lists them, with
+    the namespace at the other end named."""
+    from dataclasses import replace
+
+    from netdiag.model import Connection
+    from netdiag.tui.source import OfflineSource, run_checks
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    snapshot = d.build()
+    talking = Connection("tcp", 4, "172.18.0.2", 80, "172.18.0.1", 51000, inode=0)
+    snapshot = replace(snapshot, namespaces=tuple(
+        replace(s, connections=(talking,)) if s.ref.id == d.web else s
+        for s in snapshot.namespaces))
+    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                     attach_to=snapshot.namespace(d.web).ref)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert app.screen.query_one("#tabs").active == "connections"
+        rows = cells(state_table(app, "connections").table)
+        assert len(rows) == 1 and rows[0][1:4] == ["tcp", "172.18.0.2:80", "172.18.0.1:51000"]
+        assert "host" in rows[0][-1], rows

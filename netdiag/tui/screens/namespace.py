@@ -46,7 +46,7 @@ from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane, about
 from netdiag.tui.widgets.state_table import StateTable
 
-TAB_KEYS = "1234567890d"  # the tenth tab is 0, the Docker tab d
+TAB_KEYS = "1234567890cd"  # the tenth tab is 0, then Connections c and Docker d
 DEBOUNCE_SECONDS = 0.3
 
 
@@ -113,7 +113,11 @@ def empty_text(tab: Section, ref: NamespaceRef, gaps: Sequence[Gap]) -> str:
     if tab.id == "firewall":
         return ("No firewall rules here: this namespace has no iptables or nftables table, "
                 "so no rule of its own filters, drops or rewrites its packets.")
-    return f"No {tab.title.lower()} in this namespace."
+    return f"No {EMPTY_NOUNS.get(tab.id, tab.id)} in this namespace."
+
+
+EMPTY_NOUNS = {"fdb": "forwarding entries", "ipvs": "IPVS services", "dns": "DNS settings",
+               "docker": "Docker objects"}  # the others' ids say it
 
 
 def gone_text(ref: NamespaceRef, shown: bool) -> str:

@@ -42,6 +42,11 @@ class StateTable(Vertical):
         yield table
         yield Static("", classes="placeholder")
 
+    def on_mount(self) -> None:
+        # drawn once as it is: a tab whose first rows are none (show() sees nothing changed)
+        # still says why it is empty
+        self._redraw(jump_to_mark=False)
+
     @property
     def table(self) -> DataTable:
         return self.query_one(DataTable)
