@@ -599,3 +599,24 @@ async def test_the_connections_tab_names_the_other_end():
         rows = cells(state_table(app, "connections").table)
         assert len(rows) == 1 and rows[0][1:4] == ["tcp", "172.18.0.2:80", "172.18.0.1:51000"]
         assert "host" in rows[0][-1], rows
+
+
+@run_async
+async def test_the_picker_sorts_worst_first_and_back(offline_app):
+    """`s`: the namespace with an error first, then the one with a warning, then the rest;
+    `s` again, the order discovery found them in."""
+    app = offline_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#namespaces", DataTable)
+
+        def names() -> list[str]:
+            return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+        found = names()
+        await pilot.press("s")
+        await settle(pilot)
+        assert names()[:2] == ["host", "db"] and sorted(names()) == sorted(found) != names()
+        await pilot.press("s")
+        await settle(pilot)
+        assert names() == found

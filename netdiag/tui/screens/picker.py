@@ -2,6 +2,8 @@
 
 It paints as soon as discovery (fast: a scan of /proc and /run/netns) is done, then fills the
 findings column from a background worker that reads every namespace and runs the checks.
+`s` (or a click on the Findings header) sorts the list worst first — by the worst severity,
+then by how many findings — and back to the order discovery found them in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual.worker import get_current_worker
 
 from netdiag.checks.engine import counts_by_namespace
 from netdiag.errors import NetdiagError
+from netdiag.findings.finding import Severity
 from netdiag.model import NamespaceRef
 from netdiag.tui.messages import CollectionFailed, FindingCounts, NamespacesFound, PickerShown
 from netdiag.tui.widgets.findings import SEVERITY_STYLE
@@ -60,6 +63,7 @@ class PickerScreen(Screen):
     BINDINGS = [
         Binding("enter", "attach", "Attach", show=True),
         Binding("slash", "search", "Search"),
+        Binding("s", "sort", "Sort"),  # worst first, or as found
         Binding("escape", "clear_search", "Clear", show=False),
         Binding("ctrl+r", "rediscover", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
@@ -72,6 +76,7 @@ class PickerScreen(Screen):
         self.counts: dict[int, int] | None = None
         self.worst: dict[int, str] = {}  # id → worst severity among its findings
         self.searchable: dict[int, str] = {}  # id → addresses and lab networks, once read
+        self.worst_first = False  # sorted by findings, or in the order discovery found them
 
     def compose(self) -> ComposeResult:
         yield Static("netdiag · network namespaces", classes="title")
@@ -150,7 +155,23 @@ class PickerScreen(Screen):
                 self.searchable.get(ref.id, "")
             if all(word in text for word in words):
                 shown.append(ref)
+        if self.worst_first:
+            shown.sort(key=self._badness)
         return shown
+
+    def _badness(self, ref: NamespaceRef) -> tuple[int, int, str]:
+        worst = self.worst.get(ref.id)
+        return (-(Severity(worst).rank + 1 if worst else 0), -(self.counts or {}).get(ref.id, 0),
+                ref.display)
+
+    def action_sort(self) -> None:
+        self.worst_first = not self.worst_first
+        self._redraw()
+        self.notify("worst first" if self.worst_first else "in the order found")
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.column_index == 1:  # Findings
+            self.action_sort()
 
     def _count(self, ref: NamespaceRef) -> str:
         if self.counts is None:
