@@ -362,6 +362,7 @@ def _chroot_mounts(chroot: Path, workdir: Path) -> str:
     """The shell commands that ready the chroot in the holder's mount namespace."""
     inside = f"{chroot}{workdir}"
     return " && ".join((
+        f"mkdir -p {chroot}/var/lib/containers",  # debootstrap's chroot has none
         f"mount --bind {chroot} {chroot}",
         f"mount -t proc proc {chroot}/proc",
         f"mount --rbind /sys {chroot}/sys",
