@@ -2,8 +2,11 @@
 
 What it finds
     An interface that has addresses, or is a bridge port, and is set up (`ip link set up`)
-    but is operationally down — and, for veths, why: the peer is set down, or the peer is not
-    visible at all. A bridge is reported only when some port is up: a bridge without running
+    but is operationally down — and, for veths, why: the peer is set down. A veth whose peer
+    is in no namespace netdiag read is not reported: a veth dies with its peer, so the peer
+    is alive somewhere not read (a namespace made after the read began — Docker plumbing a
+    Swarm's ingress, say — or out of `--ns`'s scope), and its state is unknown. A bridge is
+    reported only when some port is up: a bridge without running
     ports (docker0 on a host with no containers) is down by design. Interfaces set down on
     purpose are not reported, nor is a bridge port whose veth peer, still in the same
     namespace, is down with no address and no master: that is an endpoint being made or
@@ -25,8 +28,7 @@ Example
         $ nsenter --net=/run/netns/web ip link set dev eth0 up
 
 Repair
-    Set the peer (or the interface itself, for a lower device) up. When the peer is gone,
-    the veth is stale: delete it and reconnect the container (manual).
+    Set the peer (or the interface itself, for a lower device) up.
 """
 
 from __future__ import annotations
@@ -87,11 +89,7 @@ def _finding(topo: SnapshotIndex, state: NamespaceState, link: Link) -> Finding 
     if link.kind == "veth":
         peer = topo.peer(ns_id, link)
         if peer is None:
-            message = (f"{link.name} is up but has no carrier, and its peer "
-                       f"{link.peer_name or '(unknown)'} is not in any namespace netdiag can see")
-            repair = Repair("Delete the stale veth and reconnect what used it", Safety.MANUAL,
-                            (ManualStep(f"delete {link.name} and reconnect its container", ns_id),))
-            return RULE.finding(state.ref, link.name, message, evidence=evidence, repair=repair)
+            return None  # its peer lives in a namespace not read: nothing known of it
         peer_ns, peer_link = peer
         if _endpoint_in_the_making(state, link, peer_ns, peer_link):
             return None
