@@ -184,21 +184,28 @@ def icc_drops(host: NamespaceState, bridge: str, internal: bool) -> bool:
 
 def dnats(host: NamespaceState, family: int) -> list[NftDnat]:
     """The DNAT rules of Docker's table of `family` that prerouting or output reach."""
-    found = []
-    for rule, expressions in reachable(host, family, ("prerouting", "output")):
-        target = next((e["dnat"] for e in expressions if "dnat" in e), None)
-        if not isinstance(target, dict) or not isinstance(target.get("addr"), str):
-            continue
-        matches = _matches(expressions)
-        ports = [(what.split()[0], v) for what, op, v in matches
-                 if what in ("tcp dport", "udp dport", "sctp dport") and op == "=="
-                 and isinstance(v, int)]
-        daddr = [v for what, op, v in matches
-                 if what == f"{table_family(family)} daddr" and op == "==" and isinstance(v, str)]
-        if len(ports) != 1:
-            continue
-        (protocol, port), = ports
-        to_port = target.get("port", port)
-        found.append(NftDnat(rule, protocol, port, daddr[0] if daddr else "", target["addr"],
-                             to_port if isinstance(to_port, int) else port))
-    return found
+    return [found for rule, expressions in reachable(host, family, ("prerouting", "output"))
+            if (found := dnat_of(rule, expressions)) is not None]
+
+
+def dnat_of(rule: NftRule, expressions: list[dict] | None = None) -> NftDnat | None:
+    """The host port a rule's `dnat to` publishes: one `tcp`/`udp`/`sctp dport` equal to a
+    port, at most one `ip`/`ip6 daddr` address. A rule that matches its ports otherwise (a
+    set, a range, `th dport`) is not read: the flow engine still walks it."""
+    if expressions is None:
+        expressions = _expressions(rule)
+    target = next((e["dnat"] for e in expressions if "dnat" in e), None)
+    if not isinstance(target, dict) or not isinstance(target.get("addr"), str):
+        return None
+    matches = _matches(expressions)
+    ports = [(what.split()[0], v) for what, op, v in matches
+             if what in ("tcp dport", "udp dport", "sctp dport") and op == "=="
+             and isinstance(v, int)]
+    daddr = [v for what, op, v in matches
+             if what in ("ip daddr", "ip6 daddr") and op == "==" and isinstance(v, str)]
+    if len(ports) != 1:
+        return None
+    (protocol, port), = ports
+    to_port = target.get("port", port)
+    return NftDnat(rule, protocol, port, daddr[0] if daddr else "", target["addr"],
+                   to_port if isinstance(to_port, int) else port)

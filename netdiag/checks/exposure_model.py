@@ -45,12 +45,12 @@ and 5.13), and OWASP's Container Security Verification Standard 1.0
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from netdiag.checks.dnat import publishes
+from netdiag.checks.docker_bridges import dnat_of
 from netdiag.findings.finding import Evidence
 from netdiag.findings.severity import Severity
 from netdiag.flows.netfilter import ACCEPT, DROP, PacketPlace
@@ -540,40 +540,11 @@ def published_ports(state: NamespaceState) -> list[PublishedPort]:
     found = [PublishedPort(p.protocol, p.port, p.destination.value.split("/")[0]
                            if p.destination else "", p.rule.family) for p in publishes(state)]
     for rule in state.firewall.nft_rules:
-        if '"dnat"' in rule.expr:
-            found += _nft_published(rule.family, rule.expr)
+        dnat = dnat_of(rule) if '"dnat"' in rule.expr else None
+        if dnat is not None and not dnat.to_address.startswith("127."):  # 127.x: Docker's DNS
+            family = 6 if rule.family == "ip6" or ":" in dnat.to_address else 4
+            found.append(PublishedPort(dnat.protocol, dnat.port, dnat.host_ip, family))
     return found
-
-
-def _nft_published(family: str, expr: str) -> list[PublishedPort]:
-    """The port of an nftables rule with a `dnat` statement, from `nft -j`'s expressions:
-    a `tcp dport 8080` (or udp) match equal to one port, and an `ip daddr X` match for one
-    address. A rule that matches ports otherwise (a set, a range, `th dport`) is not read:
-    the flow engine still walks it, only its port is not tried."""
-    try:
-        statements = json.loads(expr)
-    except ValueError:
-        return []
-    protocol, port, destination, to = "", 0, "", {}
-    for statement in statements:
-        if not isinstance(statement, dict) or len(statement) != 1:
-            continue
-        (key, value), = statement.items()
-        if key == "dnat" and isinstance(value, dict):
-            to = value
-        elif key == "match" and isinstance(value, dict) and value.get("op", "==") == "==":
-            left, right = value.get("left"), value.get("right")
-            payload = left.get("payload", {}) if isinstance(left, dict) else {}
-            if payload.get("field") == "dport" and payload.get("protocol") in ("tcp", "udp") \
-                    and isinstance(right, int):
-                protocol, port = payload["protocol"], right
-            elif payload.get("field") == "daddr" and isinstance(right, str):
-                destination = right
-    address = to.get("addr") if isinstance(to.get("addr"), str) else ""
-    if not port or not to or address.startswith("127."):
-        return []  # 127.x: Docker's embedded DNS, not a published port
-    ip6 = family == "ip6" or (family == "inet" and to.get("family") == "ip6")
-    return [PublishedPort(protocol, port, destination, 6 if ip6 else 4)]
 
 
 def _unintended(docker: DockerEngine | None, container: DockerContainer | None,

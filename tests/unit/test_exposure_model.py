@@ -273,22 +273,31 @@ def test_docker29_under_arch_linux_default_forward_drop_is_no_bypass():
 
 def test_the_nft_dnat_of_one_address_or_a_set_of_ports():
     """A `dnat` bound to one address is published there only; a port set is not read (the
-    walk still follows the rule) — no guess."""
-    from netdiag.checks.exposure_model import _nft_published
+    walk still follows the rule) — no guess; a `dnat` to 127.x (Docker's DNS) is none."""
+    from dataclasses import replace
+
+    from netdiag.checks.exposure_model import published_ports
+    from netdiag.model import Firewall, NamespaceRef, NamespaceState, NftRule, NsKind
+
+    def published(family: str, expr: str):
+        state = NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x"))
+        rule = NftRule(family=family, table="t", chain="c", handle=1, text="", expr=expr)
+        return published_ports(replace(state, firewall=Firewall(nft_rules=(rule,))))
 
     one = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},'
            ' "right": "10.99.0.1"}}, {"match": {"op": "==", "left": {"payload": {"protocol":'
            ' "udp", "field": "dport"}}, "right": 53}}, {"dnat": {"addr": "192.0.2.2"}}]')
-    (published,) = _nft_published("ip", one)
-    assert (published.protocol, published.port, published.destination, published.family) == \
+    (found,) = published("ip", one)
+    assert (found.protocol, found.port, found.destination, found.family) == \
         ("udp", 53, "10.99.0.1", 4)
     a_set = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
              ' "dport"}}, "right": {"set": [80, 443]}}}, {"dnat": {"addr": "192.0.2.2"}}]')
-    assert _nft_published("ip", a_set) == []
+    assert published("ip", a_set) == []
     inet6 = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
              ' "dport"}}, "right": 8080}}, {"dnat": {"family": "ip6", "addr": "fd00::2",'
              ' "port": 80}}]')
-    assert _nft_published("inet", inet6)[0].family == 6
+    assert published("inet", inet6)[0].family == 6
+    assert published("ip", one.replace("192.0.2.2", "127.0.0.11")) == []
 
 
 # --- IPv6: Docker 28 with ip6tables (a network with IPv6, a port published on [::]) ---------
