@@ -115,3 +115,12 @@ async def answer_prompt(pilot, key: str, text: str) -> None:
     await pilot.press(key)
     await until(pilot, lambda: isinstance(pilot.app.screen, PromptDialog))
     await pilot.press(*text, "enter")
+
+
+def attached(snapshot, ns_id: int):
+    """The TUI offline on `snapshot`, attached to namespace `ns_id`, its checks as `check`'s."""
+    from netdiag.tui.app import NetdiagApp
+    from netdiag.tui.source import OfflineSource, run_checks
+
+    return NetdiagApp(OfflineSource(snapshot, check=run_checks),
+                      attach_to=snapshot.namespace(ns_id).ref)

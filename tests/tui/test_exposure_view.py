@@ -5,13 +5,11 @@ Enter on it marks the DNAT rule and the INPUT policy in the Firewall tab."""
 
 from __future__ import annotations
 
-from netdiag.tui.app import NetdiagApp
 from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.screens.namespace import NamespaceScreen
-from netdiag.tui.source import OfflineSource, run_checks
 from netdiag.tui.widgets.state_table import MARK, StateTable
 from tests.fixtures.scenarios import docker_host
-from tests.tui.conftest import run_async, settle, until
+from tests.tui.conftest import attached, run_async, settle, until
 from tests.tui.test_pilot import cells, choose_in_palette, state_table
 from tests.unit.test_exposure_model import ufw_like
 
@@ -36,8 +34,7 @@ async def test_the_bypass_comes_first_and_enter_marks_its_rules():
     d = docker_host("modern")
     ufw_like(d)
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
+    app = attached(snapshot, d.host)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         rows = await open_view(pilot)
@@ -68,8 +65,7 @@ async def test_without_an_input_policy_nothing_is_a_bypass_and_esc_returns():
     with nothing marked."""
     d = docker_host("modern")
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
+    app = attached(snapshot, d.host)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         rows = await open_view(pilot)
@@ -92,8 +88,7 @@ async def test_the_palette_opens_the_view_and_a_containers_row_marks_its_socket(
     with no rule of its own marks the socket in the Sockets tab."""
     d = docker_host("modern")
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.web).ref)
+    app = attached(snapshot, d.web)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await choose_in_palette(pilot, "show the exposure")

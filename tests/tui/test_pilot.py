@@ -14,7 +14,7 @@ from netdiag.tui.screens.namespace import NamespaceScreen
 from netdiag.tui.screens.picker import PickerScreen
 from netdiag.tui.widgets.findings import FindingsPane
 from netdiag.tui.widgets.state_table import MARK, StateTable
-from tests.tui.conftest import HOST, WEB, answer_prompt, run_async, settle, until
+from tests.tui.conftest import HOST, WEB, answer_prompt, attached, run_async, settle, until
 
 SIZE = (80, 24)
 
@@ -196,14 +196,12 @@ async def test_offline_refuses_repair_probe_and_shell(offline_app):
 @run_async
 async def test_the_docker_tab_and_a_finding_that_names_dockers_view():
     """`d` opens the Docker tab; a finding whose evidence quotes Docker marks that row."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
     d.b.update_link(d.host, "br-web", admin_up=False, oper_state="down")
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
+    app = attached(snapshot, d.host)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await pilot.press("d")
@@ -222,13 +220,11 @@ async def test_the_docker_tab_and_a_finding_that_names_dockers_view():
 async def test_the_path_view_traces_a_flow_and_marks_the_rule_that_stops_it():
     """`t` asks for a destination; the trace goes to the panel and the firewall rule that
     drops the flow is marked in the Firewall tab (offline too: nothing is sent)."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     async def trace(snapshot, destination: str) -> tuple[str, str, list[list[str]]]:
         """The path panel's text, the active tab and the marked firewall rows after `t`."""
-        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                         attach_to=snapshot.namespace(d.host).ref)
+        app = attached(snapshot, d.host)
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot)
             await answer_prompt(pilot, "t", destination)
@@ -320,13 +316,11 @@ async def test_the_picker_counts_what_check_all_reports_and_the_view_shows_them(
 @run_async
 async def test_path_verdicts_are_coloured():
     """DENIED (and the hop's NO-ROUTE…) red, DELIVERED green, in the path panel."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     async def verdict_colours(snapshot, destination: str) -> dict[str, set[str]]:
         """The colours of the verdict words in the path panel, by line."""
-        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                         attach_to=snapshot.namespace(d.host).ref)
+        app = attached(snapshot, d.host)
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot)
             await answer_prompt(pilot, "t", destination)
@@ -372,7 +366,6 @@ async def test_picker_counts_are_coloured_and_subjects_name_other_namespaces(off
 async def test_the_detail_gets_the_room_when_a_finding_or_a_path_is_read():
     """Reading a finding (f) or a path's result (t) shrinks the state tabs to a few rows and
     gives the rest to the detail; a tab key gives the room back to the tabs."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
@@ -380,8 +373,7 @@ async def test_the_detail_gets_the_room_when_a_finding_or_a_path_is_read():
     d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
     snapshot = d.build()
     for size in (SIZE, (160, 45)):
-        app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                         attach_to=snapshot.namespace(d.host).ref)
+        app = attached(snapshot, d.host)
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
 
@@ -409,14 +401,12 @@ async def test_a_tab_chosen_before_the_stop_is_shown_stays_chosen():
     """`1` pressed between the trace's stop being marked and the screen's refresh: the
     Links tab stays (the stop's deferred focus used to bring the Firewall tab back, as a
     clean-clone CI run showed)."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
     d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
+    app = attached(snapshot, d.host)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await answer_prompt(pilot, "t", "172.18.0.2:80")
@@ -551,13 +541,11 @@ async def test_a_namespace_gone_before_it_was_read_says_so(host_snapshot):
 async def test_going_to_where_a_path_stopped_in_another_namespace_attaches_there():
     """From web, a flow leaves the host by eth0 (beyond what netdiag read): "go to where the
     path stopped" attaches to the host with eth0 marked; Esc comes back to web."""
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.web).ref)
+    app = attached(snapshot, d.web)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await answer_prompt(pilot, "t", "192.168.1.50:9999")
@@ -580,7 +568,6 @@ async def test_the_connections_tab_names_the_other_end():
     from dataclasses import replace
 
     from netdiag.model import Connection
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
@@ -589,8 +576,7 @@ async def test_the_connections_tab_names_the_other_end():
     snapshot = replace(snapshot, namespaces=tuple(
         replace(s, connections=(talking,)) if s.ref.id == d.web else s
         for s in snapshot.namespaces))
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.web).ref)
+    app = attached(snapshot, d.web)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await pilot.press("c")

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input
 
 from netdiag.render import SECTIONS
 from netdiag.tui.screens.namespace import TAB_KEYS
-from tests.tui.conftest import HOST, WEB, answer_prompt, settle, until
+from tests.tui.conftest import HOST, WEB, answer_prompt, attached, settle, until
 
 SIZE = (80, 24)
 WIDE = (160, 45)
@@ -80,15 +80,12 @@ def test_namespace_wide(snap_compare, offline_app):
 
 def _traced_app():
     """Attached to a Docker host whose OUTPUT chain drops tcp/80."""
-    from netdiag.tui.app import NetdiagApp
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
 
     d = docker_host()
     d.b.iptables(d.host, "filter", "-A OUTPUT -p tcp --dport 80 -j DROP")
     snapshot = d.build()
-    return NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                      attach_to=snapshot.namespace(d.host).ref)
+    return attached(snapshot, d.host)
 
 
 @pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "160x45"])
@@ -126,16 +123,13 @@ def test_gone_before_it_was_read(snap_compare, host_snapshot):
 def test_exposure_view(snap_compare):
     """`x` on a Docker host with the ufw shape: the published port that bypasses INPUT's
     policy DROP first, then what is meant to be reached."""
-    from netdiag.tui.app import NetdiagApp
-    from netdiag.tui.source import OfflineSource, run_checks
     from tests.fixtures.scenarios import docker_host
     from tests.unit.test_exposure_model import ufw_like
 
     d = docker_host("modern")
     ufw_like(d)
     snapshot = d.build()
-    app = NetdiagApp(OfflineSource(snapshot, check=run_checks),
-                     attach_to=snapshot.namespace(d.host).ref)
+    app = attached(snapshot, d.host)
 
     async def run_before(pilot) -> None:
         await pressing("x")(pilot)
