@@ -5,8 +5,9 @@ Run by hand as root: `.venv/bin/python bench/agent_idle.py [--n 100] [--window 1
 Builds the namespaces of bench/snapshot.py (`ndb-<N>-<i>` on one bridge in `ndb-hub`) and a
 real etcd in a namespace of its own (tests/etcd_server.py, answering on its loopback), then
 starts, in etcd's namespace, `netdiag agent --host-ns ndb-hub --ns ...` (the machine: the hub
-and the N namespaces; default interval, so a read, the checks and a publish every 30 s, and
-a lease refresh) and, as the baseline, `etcdctl watch --prefix /` (a client that holds a
+and the N namespaces; default interval, so a read, the checks and a publish every 30 s — or
+less often where a read costs more than 0.3 s of CPU, netdiag/fleet/agent.py's IDLE_SHARE —
+and a lease refresh) and, as the baseline, `etcdctl watch --prefix /` (a client that holds a
 connection to etcd and does nothing else). The agent starts SETTLE seconds after the build
 (the bridge ports reach forwarding, a link change, after the bridge's forward delay). Once
 it has published its first snapshot (the start is not idle), both processes' CPU time (user

@@ -28,7 +28,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 PREFIX = "ndt-dk-"
@@ -91,6 +94,18 @@ def run(argv: list[str], env: dict | None = None, check: bool = True,
 
 class EngineUnavailable(RuntimeError):
     """The daemons would not start here (the fixture turns this into a skip, with the log)."""
+
+
+def all_at_once(*calls: Callable[[], object]) -> list:
+    """Run the calls in threads of their own and wait for every one; their results, in order.
+
+    What tests ask engines to do is mostly waiting (on daemons, runc, iptables), so two cores
+    do several at once. A failure is raised only once every call has ended: what the others
+    made is then in place for the caller's clean-up, never half-made behind its back.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
 
 
 def _wait_until(what: str, ready, timeout: float, alive=lambda: True) -> None:
@@ -418,21 +433,27 @@ def running_engine(role: str = "e", config: dict | None = None, version: str = "
 
 def build_busybox_image(engine: DockerEngine, tag: str = IMAGE) -> str:
     """Import a tiny image from Debian's static busybox (sh, ip, nc, httpd, nslookup...)."""
-    root = engine.workdir / "busybox-root"
-    (root / "bin").mkdir(parents=True)
-    for folder in ("tmp", "www", "etc", "proc", "sys", "dev"):
-        (root / folder).mkdir()
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    applets = run([str(BUSYBOX), "--list"]).stdout.decode().split()
-    for applet in applets:
-        if applet != "busybox":
-            os.symlink("busybox", root / "bin" / applet)
-    (root / "www" / "index.html").write_text("netdiag test page\n")
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-    tar = run(["tar", "-C", str(root), "-c", "."]).stdout
-    engine.docker("import", "-c", 'CMD ["/bin/sh"]', "-", tag, stdin=tar)
-    shutil.rmtree(root)
+    engine.docker("import", "-c", 'CMD ["/bin/sh"]', "-", tag, stdin=busybox_tar())
     return tag
+
+
+@cache
+def busybox_tar() -> bytes:
+    """The busybox image's root file system as a tar, made once a session (every engine of
+    the session imports the same bytes)."""
+    with tempfile.TemporaryDirectory(prefix=PREFIX) as folder:
+        root = Path(folder) / "root"  # not the 0700 temporary folder: it becomes the image's /
+        (root / "bin").mkdir(parents=True)
+        for name in ("tmp", "www", "etc", "proc", "sys", "dev"):
+            (root / name).mkdir()
+        shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+        applets = run([str(BUSYBOX), "--list"]).stdout.decode().split()
+        for applet in applets:
+            if applet != "busybox":
+                os.symlink("busybox", root / "bin" / applet)
+        (root / "www" / "index.html").write_text("netdiag test page\n")
+        (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+        return run(["tar", "-C", str(root), "-c", "."]).stdout
 
 
 # --- a two-node Swarm --------------------------------------------------------------------------

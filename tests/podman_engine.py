@@ -219,9 +219,10 @@ class PodmanEngine:
         done = run(argv, env=self.env, check=check, timeout=60)
         return done.stdout.decode() + done.stderr.decode()
 
-    def in_netns(self, command: str, check: bool = True) -> str:
+    def in_netns(self, command: str, check: bool = True, stdin: bytes | None = None) -> str:
         """Run a shell command inside the engine's host namespace (not its mount namespace)."""
-        done = run(["nsenter", f"--net={self.netns_path}", "sh", "-c", command], check=check)
+        done = run(["nsenter", f"--net={self.netns_path}", "sh", "-c", command], check=check,
+                   stdin=stdin)
         return done.stdout.decode()
 
     def wait_until_serving(self, server: str, deadline: float = 30.0) -> None:

@@ -97,8 +97,9 @@ PROBER = textwrap.dedent("""
 
 def listen(namespace: str, tcp: tuple[int, ...] = (), udp: tuple[int, ...] = ()
            ) -> subprocess.Popen:
-    """A LISTENER in the namespace, ready when this returns; the caller ends it (its pid)."""
-    server = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", LISTENER,
+    """A LISTENER in the namespace (a name in /run/netns, or a path such as a container's
+    /proc/PID/ns/net), ready when this returns; the caller ends it (its pid)."""
+    server = subprocess.Popen([*_inside(namespace), sys.executable, "-c", LISTENER,
                                ",".join(map(str, tcp)), ",".join(map(str, udp))],
                               stdout=subprocess.PIPE, text=True)
     if server.stdout.readline().strip() != "ready":

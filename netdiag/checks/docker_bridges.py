@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from itertools import product
 
 from netdiag.findings.finding import Evidence
 from netdiag.model import NamespaceState, NftRule, intent
@@ -29,13 +30,13 @@ from netdiag.model.facts import WILDCARD_ADDRESSES
 
 @dataclass(frozen=True, slots=True)
 class NftDnat:
-    """A DNAT rule of Docker's table that publishes a host port."""
+    """A DNAT rule that publishes a host port (Docker's table's, or any nftables table's)."""
 
     rule: NftRule
     protocol: str
     port: int
     host_ip: str  # the `ip daddr` it is limited to ("" for every address)
-    to_address: str
+    to_address: str  # "" for the host itself (`redirect`)
     to_port: int
 
     def covers(self, host_ip: str) -> bool:
@@ -62,15 +63,109 @@ def reachable(host: NamespaceState, family: int, hooks: tuple[str, ...]
               ) -> list[tuple[NftRule, list[dict]]]:
     """The rules of Docker's table of `family`, with their expressions, in the chains a packet
     can reach from the table's base chains at `hooks` (jumps, gotos and verdict maps)."""
-    firewall, table = host.firewall, intent.NFTABLES_BACKEND_TABLE
-    name = table_family(family)
-    rules: dict[str, list[tuple[NftRule, list[dict]]]] = {}
-    for rule in firewall.nft_rules:
-        if rule.family == name and rule.table == table:
-            rules.setdefault(rule.chain, []).append((rule, _expressions(rule)))
-    maps = {s.name: s for s in firewall.nft_sets if s.family == name and s.table == table}
+    seen, rules = _reached(host, table_family(family), intent.NFTABLES_BACKEND_TABLE, hooks)
+    return [pair for chain in sorted(seen) for pair in rules.get(chain, ())]
+
+
+def table_dnats(host: NamespaceState, family: str, table: str
+                ) -> list[tuple[NftDnat, bool]]:
+    """The host ports the DNATs of a table (`family` "ip", "ip6", "inet") publish, reached
+    from its prerouting and output base chains, each read with what the rules on its way
+    matched: a jump's or goto's own matches, a verdict map's key (kube-proxy's `ip daddr
+    @nodeport-ips meta l4proto . th dport vmap @service-nodeports` to an endpoint chain whose
+    `dnat` names no port). With each, whether prerouting takes it for any address: no rule
+    on the way is bound to some destinations (Docker's, netavark's and Incus's `fib daddr
+    type local`), so it takes what is forwarded through the host too — a client's connection
+    to a container's address (Debian's nat example, firewalld's forward-port)."""
+    firewall = host.firewall
+    rules, maps = _table(host, family, table)
+    todo = [(c.name, ((), (), ()), c.hook == "prerouting") for c in firewall.nft_chains
+            if c.family == family and c.table == table and c.hook in ("prerouting", "output")]
+    visited: set = set()
+    found: dict[NftDnat, bool] = {}
+    while todo:
+        state = todo.pop()
+        if state in visited:
+            continue
+        visited.add(state)
+        chain, given, anywhere = state
+        for rule, expressions in rules.get(chain, ()):
+            here = _narrow(given, _keys_matched(_matches(expressions), maps))
+            if here is None:
+                continue  # no packet the way here matches this rule
+            open_here = anywhere and not destination_bound(expressions)
+            for dnat in dnat_of(rule, expressions, firewall.nft_sets, here):
+                found[dnat] = found.get(dnat, False) or (open_here and not dnat.host_ip)
+            for expression in expressions:
+                (key, value), = expression.items()
+                if key in ("jump", "goto") and isinstance(value, dict):
+                    todo.append((value.get("target", ""), here, open_here))
+                elif key == "vmap" and isinstance(value, dict):
+                    todo += _vmap_ways(value, maps, here, open_here)
+    return list(found.items())
+
+
+def _vmap_ways(vmap: dict, maps: dict, given: _Given, anywhere: bool) -> list[tuple]:
+    """(chain, what the way there matched, anywhere) for each jump or goto of a verdict
+    map: narrowed by its element's key when the map is keyed by a destination port."""
+    keyed = _map_keys(vmap, maps)
+    ways = [(((protocol,), (port,), (host,) if host else ()), verdict)
+            for (protocol, port, host), verdict in keyed] if keyed else \
+        [(((), (), ()), verdict) for _, verdict in _elements(vmap.get("data"), maps)]
+    found = []
+    for key, verdict in ways:
+        here = _narrow(given, key)
+        for kind in ("jump", "goto"):
+            if here is not None and isinstance(verdict, dict) and \
+                    isinstance(verdict.get(kind), dict):
+                found.append((verdict[kind].get("target", ""), here,
+                              anywhere and not key[2]))
+    return found
+
+
+def _narrow(given: _Given, more: _Given) -> _Given | None:
+    """Both limits at once (each () for any); None when they exclude each other."""
+    both = []
+    for had, new in zip(given, more):
+        if had and new:
+            wanted = set(new)
+            kept = tuple(v for v in had if v in wanted)
+            if not kept:
+                return None
+            both.append(kept)
+        else:
+            both.append(had or new)
+    protocols, ports, hosts = both
+    return protocols, ports, hosts
+
+
+def destination_bound(expressions: list[dict]) -> bool:
+    """Whether a rule holds only for some destinations: `fib daddr type local`, or an `ip`/
+    `ip6 daddr` equal to an address or a set of them."""
+    for expression in expressions:
+        match = expression.get("match")
+        if not isinstance(match, dict) or match.get("op", "==") != "==":
+            continue
+        left = match.get("left")
+        fib = left.get("fib") if isinstance(left, dict) else None
+        if isinstance(fib, dict) and fib.get("result") == "type" and \
+                fib.get("flags") == ["daddr"] and match.get("right") == "local":
+            return True
+        payload = left.get("payload") if isinstance(left, dict) else None
+        if isinstance(payload, dict) and payload.get("field") == "daddr" and \
+                payload.get("protocol") in ("ip", "ip6"):
+            return True
+    return False
+
+
+def _reached(host: NamespaceState, family: str, table: str, hooks: tuple[str, ...]
+             ) -> tuple[set[str], dict[str, list[tuple[NftRule, list[dict]]]]]:
+    """The chains of a table a packet can reach from its base chains at `hooks` (jumps, gotos
+    and verdict maps), and the table's rules by chain."""
+    firewall = host.firewall
+    rules, maps = _table(host, family, table)
     todo = [c.name for c in firewall.nft_chains
-            if c.family == name and c.table == table and c.hook in hooks]
+            if c.family == family and c.table == table and c.hook in hooks]
     seen: set[str] = set()
     while todo:
         chain = todo.pop()
@@ -79,10 +174,23 @@ def reachable(host: NamespaceState, family: int, hooks: tuple[str, ...]
         seen.add(chain)
         for _, expressions in rules.get(chain, ()):
             todo += _targets(expressions, maps)
-    return [pair for chain in sorted(seen) for pair in rules.get(chain, ())]
+    return seen, rules
 
 
-def _expressions(rule: NftRule) -> list[dict]:
+def _table(host: NamespaceState, family: str, table: str
+           ) -> tuple[dict[str, list[tuple[NftRule, list[dict]]]], dict]:
+    """A table's rules by chain, with their expressions, and its named sets and maps."""
+    firewall = host.firewall
+    rules: dict[str, list[tuple[NftRule, list[dict]]]] = {}
+    for rule in firewall.nft_rules:
+        if rule.family == family and rule.table == table:
+            rules.setdefault(rule.chain, []).append((rule, expressions_of(rule)))
+    maps = {s.name: s for s in firewall.nft_sets if s.family == family and s.table == table}
+    return rules, maps
+
+
+def expressions_of(rule: NftRule) -> list[dict]:
+    """A rule's expressions as `nft -j` gives them (of one key each); [] when unreadable."""
     try:
         found = json.loads(rule.expr) if rule.expr else []
     except ValueError:
@@ -98,19 +206,7 @@ def _targets(expressions: list[dict], maps: dict) -> list[str]:
         if key in ("jump", "goto") and isinstance(value, dict):
             found.append(value.get("target", ""))
         elif key == "vmap" and isinstance(value, dict):
-            data = value.get("data")
-            if isinstance(data, str) and data.startswith("@") and data[1:] in maps:
-                try:
-                    elements = json.loads(maps[data[1:]].elements or "[]")
-                except ValueError:
-                    elements = []
-            elif isinstance(data, dict):
-                elements = data.get("set", [])
-            else:
-                elements = []
-            for element in elements:
-                verdict = element[1] if isinstance(element, list) and len(element) == 2 \
-                    else None
+            for _, verdict in _elements(value.get("data"), maps):
                 for kind in ("jump", "goto"):
                     if isinstance(verdict, dict) and isinstance(verdict.get(kind), dict):
                         found.append(verdict[kind].get("target", ""))
@@ -166,12 +262,12 @@ def masquerades(host: NamespaceState, family: int, subnet: str, bridge: str) -> 
     return False
 
 
-def icc_drops(host: NamespaceState, bridge: str, internal: bool) -> bool:
+def icc_drops(host: NamespaceState, bridge: str, internal: bool, family: int = 4) -> bool:
     """Whether a reachable forward rule drops what goes from `bridge` to itself: Docker's
     `iifname BRIDGE drop` in the bridge's forward-in chain, or, on an internal network (whose
     chain first drops every other interface), an unconditional drop there."""
     chain = f"filter-forward-in__{bridge}"
-    for rule, expressions in reachable(host, 4, ("forward",)):
+    for rule, expressions in reachable(host, family, ("forward",)):
         if _verdict(expressions) != "drop":
             continue
         matches = _matches(expressions)
@@ -184,28 +280,189 @@ def icc_drops(host: NamespaceState, bridge: str, internal: bool) -> bool:
 
 def dnats(host: NamespaceState, family: int) -> list[NftDnat]:
     """The DNAT rules of Docker's table of `family` that prerouting or output reach."""
+    sets = host.firewall.nft_sets
     return [found for rule, expressions in reachable(host, family, ("prerouting", "output"))
-            if (found := dnat_of(rule, expressions)) is not None]
+            for found in dnat_of(rule, expressions, sets)]
 
 
-def dnat_of(rule: NftRule, expressions: list[dict] | None = None) -> NftDnat | None:
-    """The host port a rule's `dnat to` publishes: one `tcp`/`udp`/`sctp dport` equal to a
-    port, at most one `ip`/`ip6 daddr` address. A rule that matches its ports otherwise (a
-    set, a range, `th dport`) is not read: the flow engine still walks it."""
+# The transports a `th dport` without a `meta l4proto` publishes: those netdiag reads sockets of.
+TRANSPORTS = ("tcp", "udp")
+# A key of a published port: (protocol, port, the address it is limited to or "").
+_Key = tuple[str, int, str]
+# What the rules on the way to a DNAT matched: (protocols, ports, addresses), each () for any.
+_Given = tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]
+
+
+def dnat_of(rule: NftRule, expressions: list[dict] | None = None, sets: tuple = (),
+            given: _Given = ((), (), ())) -> tuple[NftDnat, ...]:
+    """The host ports a rule's `dnat to` (or `redirect to`) publishes, one NftDnat each. The
+    ports come from the rule's `tcp`/`udp`/`sctp dport` or `th dport` (with `meta l4proto`,
+    else TCP and UDP) equal to a port, a set of ports or a range (a range wider than
+    RANGE_READ as its first RANGE_READ ports and its last), and from a map keyed by the
+    destination port
+    (anonymous or named in `sets`; `dnat to tcp dport map { 8080 : 10.0.0.2 . 80 }`, Debian's
+    `dnat tcp dport map {…} : tcp dport map {…}`), alone or concatenated with `ip`/`ip6
+    daddr`; the address from `ip`/`ip6 daddr` equal to an address or a set of them. A rule
+    that names its ports otherwise (a `!=`, only a `meta l4proto` — kube-proxy's endpoint
+    chains, whose ports an earlier chain matched) publishes none that this reads (the flow
+    engine still walks it), unless `given` names what the rules on the way matched
+    (table_dnats). A target port range keeps a port it holds and takes its first for the
+    others, as the kernel does for a new connection."""
     if expressions is None:
-        expressions = _expressions(rule)
+        expressions = expressions_of(rule)
     target = next((e["dnat"] for e in expressions if "dnat" in e), None)
-    if not isinstance(target, dict) or not isinstance(target.get("addr"), str):
-        return None
-    matches = _matches(expressions)
-    ports = [(what.split()[0], v) for what, op, v in matches
-             if what in ("tcp dport", "udp dport", "sctp dport") and op == "=="
-             and isinstance(v, int)]
-    daddr = [v for what, op, v in matches
-             if what in ("ip daddr", "ip6 daddr") and op == "==" and isinstance(v, str)]
-    if len(ports) != 1:
-        return None
-    (protocol, port), = ports
-    to_port = target.get("port", port)
-    return NftDnat(rule, protocol, port, daddr[0] if daddr else "", target["addr"],
-                   to_port if isinstance(to_port, int) else port)
+    if target is None:  # `redirect to :22`: a DNAT to the host's own address
+        target = next(({"addr": "", **(e["redirect"] or {})} for e in expressions
+                       if "redirect" in e and isinstance(e["redirect"] or {}, dict)), None)
+    if not isinstance(target, dict):
+        return ()
+    maps = {s.name: s for s in sets if (s.family, s.table) == (rule.family, rule.table)}
+    narrowed = _narrow(given, _keys_matched(_matches(expressions), maps))
+    if narrowed is None:
+        return ()
+    protocols, ports, hosts = narrowed
+    port_set = frozenset(ports)
+    address, port = target.get("addr"), target.get("port")
+    found: dict[_Key, tuple] = {}
+    if _is_map(address):  # the keys are the map's
+        for (protocol, host_port, keyed), value in _map_keys(address["map"], maps):
+            for host_ip in (keyed,) if keyed else hosts or ("",):
+                found[(protocol, host_port, host_ip)] = _split(value)
+    elif isinstance(address, str) and ports:
+        for key in product(protocols or TRANSPORTS, ports, hosts or ("",)):
+            found[key] = (address, None)
+    if _is_map(port):  # the port by its own map, keyed as the address's
+        by_key = dict(_map_keys(port["map"], maps))
+        found = {key: (to_address, by_key.get(key, by_key.get((*key[:2], ""))))
+                 for key, (to_address, _) in found.items()}
+    elif port is not None:
+        found = {key: (to_address, to_port if to_port is not None else port)
+                 for key, (to_address, to_port) in found.items()}
+    published = []
+    for (protocol, host_port, host_ip), (to_address, to_port) in found.items():
+        if isinstance(to_port, dict) and isinstance(to_port.get("range"), list):
+            # the kernel keeps a port the range holds, else takes its first (nf_nat_core.c)
+            low, high = to_port["range"]
+            to_port = host_port if low <= host_port <= high else low
+        if (protocols and protocol not in protocols) or (ports and host_port not in port_set) \
+                or (hosts and host_ip not in hosts):
+            continue  # the rule's own matches narrow its map
+        if isinstance(to_address, str) and isinstance(to_port or 0, int):
+            published.append(NftDnat(rule, protocol, host_port, host_ip, to_address,
+                                     to_port or host_port))
+    return tuple(published)
+
+
+def _keys_matched(matches: list[tuple[str, str, object]], maps: dict | None = None) -> _Given:
+    """(protocols, ports, addresses) the rule's `==` matches limit a DNAT to (empty: any),
+    a named set's (`ip daddr @nodeport-ips`) read from `maps`."""
+    protocols: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    hosts: tuple[str, ...] = ()
+    for what, op, value in matches:
+        if op != "==":
+            continue
+        if what in ("tcp dport", "udp dport", "sctp dport", "th dport"):
+            ports = _ports(value)
+            if not what.startswith("th"):
+                protocols = (what.split()[0],)
+        elif what == "l4proto" and not protocols:
+            protocols = tuple(v for v in _values(value) if isinstance(v, str))
+        elif what in ("ip daddr", "ip6 daddr"):
+            hosts = tuple(v for v in _values(value, maps) if isinstance(v, str))
+    return protocols, ports, hosts
+
+
+def _values(value, maps: dict | None = None) -> list:
+    """A match's right side as a list: one value, or a set's elements (anonymous, or named
+    and in `maps`)."""
+    if isinstance(value, str) and value.startswith("@") and maps and value[1:] in maps:
+        try:
+            found = json.loads(maps[value[1:]].elements or "[]")
+        except ValueError:
+            return []
+        return [e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e
+                for e in found] if isinstance(found, list) else []
+    return value["set"] if isinstance(value, dict) and isinstance(value.get("set"), list) \
+        else [value]
+
+
+RANGE_READ = 1024  # ports of one range read one by one
+
+
+def _ports(value) -> tuple[int, ...]:
+    """The ports of a port match or a map's key: a port, a range, a set of either."""
+    found: list[int] = []
+    for item in _values(value):
+        if isinstance(item, int):
+            found.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("range"), list) and \
+                all(isinstance(p, int) for p in item["range"]):
+            low, high = item["range"]
+            # A wide range (an RTP range, 1024-65535) is read as its first ports and its
+            # last: the table names it without walking tens of thousands of flows.
+            found += range(low, min(high, low + RANGE_READ - 1) + 1)
+            if high >= low + RANGE_READ:
+                found.append(high)
+    return tuple(found)
+
+
+def _is_map(value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("map"), dict)
+
+
+def _elements(data, maps: dict) -> list:
+    """A map's elements, of an anonymous map or a named one (`@name`)."""
+    if isinstance(data, str) and data.startswith("@") and data[1:] in maps:
+        try:
+            found = json.loads(maps[data[1:]].elements or "[]")
+        except ValueError:
+            return []
+    elif isinstance(data, dict):
+        found = data.get("set", [])
+    else:
+        return []
+    return [e for e in found if isinstance(e, list) and len(e) == 2] \
+        if isinstance(found, list) else []
+
+
+def _map_keys(found: dict, maps: dict) -> list[tuple[_Key, object]]:
+    """The (protocol, port, address) keys of a map keyed by a destination port (alone or
+    concatenated with the destination address), each with its data."""
+    lookup = found.get("key")
+    fields = lookup["concat"] if isinstance(lookup, dict) and "concat" in lookup else [lookup]
+    names = [f"{f['payload'].get('protocol')} {f['payload'].get('field')}"
+             if isinstance(f, dict) and isinstance(f.get("payload"), dict) else
+             "l4proto" if f == {"meta": {"key": "l4proto"}} else "" for f in fields]
+    if not any(n.endswith(" dport") for n in names) or not all(
+            n.endswith(" dport") or n in ("ip daddr", "ip6 daddr", "l4proto") for n in names):
+        return []  # keyed by something else (a source, a mark): not a published port
+    keys = []
+    for key, data in _elements(found.get("data"), maps):
+        if isinstance(key, dict) and "elem" in key:
+            key = key["elem"].get("val")  # an element with a timeout or a counter
+        parts = key["concat"] if isinstance(key, dict) and "concat" in key else [key]
+        if len(parts) != len(names):
+            continue
+        ports, protocols, host, l4proto = (), TRANSPORTS, "", ()
+        for name, part in zip(names, parts):
+            if name.endswith(" dport"):
+                ports = _ports(part)
+                protocols = TRANSPORTS if name.startswith("th ") else (name.split()[0],)
+            elif name == "l4proto":
+                l4proto = (part,)  # kube-proxy's `meta l4proto . th dport`
+            elif isinstance(part, str):
+                host = part
+            else:
+                ports = ()  # an address prefix or range: not read
+        protocols = tuple(p for p in protocols if not l4proto or p in l4proto)
+        keys += [((protocol, port, host), data) for protocol in protocols for port in ports]
+    return keys
+
+
+def _split(value) -> tuple:
+    """A DNAT map's data: (address, port or None)."""
+    if isinstance(value, dict) and isinstance(value.get("concat"), list) and \
+            len(value["concat"]) == 2:
+        return tuple(value["concat"])
+    return value, None

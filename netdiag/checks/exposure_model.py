@@ -12,8 +12,9 @@ For every TCP listener and bound UDP socket in every namespace, the flow engine
   one: a client beyond connects from a global address), else the first other address of its
   subnet. It tries the uplink's own addresses (each published port, each host socket), the
   host's other addresses and the containers' (a client whose network routes them to this
-  host: for containers, "direct"),
-  and the addresses of macvlans whose lower device is the uplink ("on the wire");
+  host: for containers, "direct"; their own ports, and the ports of a DNAT that prerouting
+  takes for any address — Debian's nat example, firewalld's forward-port), and the
+  addresses of macvlans whose lower device is the uplink ("on the wire");
 * **from the host itself** (its own addresses, 127.0.0.1, the containers' addresses — the
   containers of a host being its engine's and any namespace whose default route's gateway is
   one of the host's addresses);
@@ -50,7 +51,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from netdiag.checks.dnat import publishes
-from netdiag.checks.docker_bridges import dnat_of
+from netdiag.checks.docker_bridges import expressions_of, table_dnats
 from netdiag.findings.finding import Evidence
 from netdiag.findings.severity import Severity
 from netdiag.flows.netfilter import ACCEPT, DROP, PacketPlace
@@ -68,7 +69,6 @@ from netdiag.model import (
 from netdiag.model.docker import DockerContainer, DockerEngine
 
 CLIENT_PORT = 43210
-LOCAL_TABLE = 255  # the kernel's table local: the addresses it delivers to itself
 WILDCARDS = ("0.0.0.0", "::", "*", "")
 
 # How a connection got to the socket.
@@ -218,7 +218,7 @@ def bypasses(snapshot: Snapshot, engine: Engine | None = None, hosts: Iterable[i
                     if not model.input_drops(uplink, packet):
                         continue
                     found = model.through_uplink(uplink, packet)
-                    if found is not None and found[1].via == PUBLISHED:
+                    if found is not None and found[1].via == PUBLISHED and found[1].input_drop:
                         yield uplink, found[1], found[0]
 
 
@@ -255,7 +255,7 @@ class _Model:
             if link.kind == "loopback" or link.master:
                 continue
             addresses = tuple(a.address for a in state.addresses if a.ifname == link.name
-                              and a.scope == "global" and _routable(state, a))
+                              and a.scope == "global" and _routable(a))
             carries = {family: route is not None and route[1].name == link.name
                        for family, route in ((4, default), (6, default6))}
             carries_default = carries[4] or carries[6]
@@ -327,8 +327,13 @@ class _Model:
         else:
             via = via or DIRECT
         drop = ""
-        if source == UPLINK and via == PUBLISHED:
+        # INPUT is the admin's intent for the host's own addresses, not for a container's
+        # that a DNAT for any address also takes
+        if source == UPLINK and via == PUBLISHED and \
+                packet.dst in self.engine.local_addresses(self.topo.namespace(host)):
             drop = self.input_drops(Uplink(host, where, (), packet.src), packet)
+            if _one_table(rule_name, drop):
+                drop = ""  # one firewall forwards the port and closes INPUT: on purpose
         return ns_id, Door(source, where, packet.dst, packet.dport, packet.proto, via, rule,
                            rule_name, drop, host), forward.delivered_as
 
@@ -386,10 +391,15 @@ class _Model:
                  if _listening(s) and _binds(s, address)}
             for protocol, port in sorted(wanted) if client else ():
                 yield Packet(client, address, protocol, CLIENT_PORT, port), None
+        # A DNAT that prerouting takes for any address also takes a connection to a
+        # container's (Debian's nat example, firewalld's forward-port): tried there too.
+        anywhere = [] if self.unpublished_only else [p for p in published if p.anywhere]
         for state, _, container in self._containers_of(uplink.host):
             for address in _own_addresses(state):
                 client = uplink.client_for(address)
-                for protocol, port in self._wanted(state, container, address) if client else ():
+                wanted = set(self._wanted(state, container, address)) | {
+                    (p.protocol, p.port) for p in anywhere if p.family == _family(address)}
+                for protocol, port in sorted(wanted) if client else ():
                     yield Packet(client, address, protocol, CLIENT_PORT, port), None
         for state in self.snapshot.namespaces:
             for link in state.links:
@@ -397,7 +407,7 @@ class _Model:
                 if lower is None or (lower.namespace, lower.link) != (uplink.host, uplink.link):
                     continue
                 for address in (a.address for a in state.addresses if a.ifname == link.name
-                                and _routable(state, a)):
+                                and _routable(a)):
                     client = uplink.client_for(address)
                     if client in ("", address):
                         client = _neighbour_address(state, link.name, _family(address))
@@ -419,7 +429,7 @@ class _Model:
         # IPv4: every address, 127.0.0.1 too; IPv6: ::1 and the global ones (a link-local
         # address needs its interface, which "from the host itself" has none of)
         for address in [a.address for a in state.addresses if a.address == "::1"
-                        or _routable(state, a)]:
+                        or _routable(a)]:
             wanted = {(p.protocol, p.port) for p in published
                       if p.family == _family(address)} | \
                 {(s.protocol, s.port) for s in state.sockets
@@ -519,6 +529,15 @@ def _bound(door: Door) -> bool:
     return " -d " in f" {door.rule}" or re.search(r"\bdaddr (?!!=)", door.rule) is not None
 
 
+def _one_table(dnat: str, drop: str) -> bool:
+    """Whether a DNAT and the INPUT rule or policy that would drop the same connection are
+    in one nftables table ("nft inet firewalld nat_PRE_public_allow handle 12", "nft inet
+    firewalld filter_INPUT handle 7"): one firewall's port forward — firewalld's
+    forward-port — which its author meant, not Docker's or another runtime's beside it."""
+    return dnat.startswith("nft ") and drop.startswith("nft ") and \
+        dnat.split()[1:3] == drop.split()[1:3]
+
+
 def _is_dnat(detail: str) -> bool:
     """A NAT step of the flow engine that is a DNAT: "nat/DOCKER/3: DNAT tcp …" (iptables),
     "nft ip docker-bridges … handle 25: dnat tcp …" (nftables)."""
@@ -534,17 +553,36 @@ class PublishedPort:
     port: int
     destination: str  # the one address it is published on, "" on every address
     family: int
+    # its DNAT takes what prerouting forwards too, to any address (docker_bridges.table_dnats)
+    anywhere: bool = False
 
 
 def published_ports(state: NamespaceState) -> list[PublishedPort]:
     found = [PublishedPort(p.protocol, p.port, p.destination.value.split("/")[0]
                            if p.destination else "", p.rule.family) for p in publishes(state)]
-    for rule in state.firewall.nft_rules:
-        dnat = dnat_of(rule) if '"dnat"' in rule.expr else None
-        if dnat is not None and not dnat.to_address.startswith("127."):  # 127.x: Docker's DNS
-            family = 6 if rule.family == "ip6" or ":" in dnat.to_address else 4
-            found.append(PublishedPort(dnat.protocol, dnat.port, dnat.host_ip, family))
-    return found
+    tables = dict.fromkeys((r.family, r.table) for r in state.firewall.nft_rules
+                           if '"dnat"' in r.expr or '"redirect"' in r.expr)
+    for family, table in tables:
+        for dnat, anywhere in table_dnats(state, family, table):
+            if dnat.to_address.startswith("127."):  # 127.x: Docker's DNS
+                continue
+            found += [PublishedPort(dnat.protocol, dnat.port, dnat.host_ip, each, anywhere)
+                      for each in _nat_families(family, dnat.to_address,
+                                                expressions_of(dnat.rule))]
+    return list(dict.fromkeys(found))
+
+
+def _nat_families(table_family: str, to_address: str, expressions: list[dict]
+                  ) -> tuple[int, ...]:
+    """The families a native nftables DNAT publishes in: its table's (`ip`, `ip6`), its
+    target address's, else — a `redirect` in an `inet` table — its `meta nfproto`'s, else
+    both."""
+    if table_family in ("ip", "ip6") or to_address:
+        return (6,) if table_family == "ip6" or ":" in to_address else (4,)
+    nfproto = {e["match"].get("right") for e in expressions if isinstance(e.get("match"), dict)
+               and e["match"].get("left") == {"meta": {"key": "nfproto"}}
+               and e["match"].get("op", "==") == "=="}
+    return tuple(f for f, name in ((4, "ipv4"), (6, "ipv6")) if not nfproto or name in nfproto)
 
 
 def _unintended(docker: DockerEngine | None, container: DockerContainer | None,
@@ -603,22 +641,18 @@ def _family(address: str) -> int:
 def _own_addresses(state: NamespaceState) -> list[str]:
     """Its addresses a client elsewhere connects to: IPv4 but loopback's, IPv6 global."""
     return [a.address for a in state.addresses if not a.address.startswith("127.")
-            and _routable(state, a)]
+            and _routable(a)]
 
 
-def _routable(state: NamespaceState, address: Address) -> bool:
+def _routable(address: Address) -> bool:
     """An address a client connects to without naming an interface: any IPv4 one; an IPv6
-    one of global scope (not fe80::/10, not ::1) that the kernel has taken up — its local
-    route is in table local (an address on a link without carrier has none, and nothing
-    reaches it) — when the snapshot holds table local's IPv6 routes at all."""
+    one of global scope (not fe80::/10, not ::1). Whether the kernel has taken it up (an
+    address on a link without carrier has no local route, and nothing reaches it) is the
+    flow engine's to say."""
     if address.family == 4:
         return True
-    if address.scope != "global" or address.address == "::1" or \
-            ipaddress.ip_address(address.address).is_link_local:
-        return False
-    ready = {r.dst.split("/")[0] for r in state.routes
-             if r.family == 6 and r.table == LOCAL_TABLE and r.type == "local"}
-    return not ready or address.address in ready
+    return address.scope == "global" and address.address != "::1" and \
+        not ipaddress.ip_address(address.address).is_link_local
 
 
 def _ports(state: NamespaceState, address: str) -> list[tuple[str, int]]:
@@ -630,7 +664,7 @@ def _neighbour_address(state: NamespaceState, link: str, family: int = 4) -> str
     """A client on `link`'s subnet: its first address that the namespace does not hold."""
     own = {a.address for a in state.addresses}
     for address in (a for a in state.addresses if a.ifname == link and a.family == family
-                    and _routable(state, a)):
+                    and _routable(a)):
         network = ipaddress.ip_interface(address.cidr).network
         for host in network.hosts() if network.num_addresses > 2 else ():
             if str(host) not in own:

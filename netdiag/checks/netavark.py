@@ -34,7 +34,7 @@ def engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]
     """Each Podman engine whose netavark rules are in iptables, with its namespace's state
     (a namespace whose firewall was not read gives nothing to judge; one whose chains were
     flushed, all the more)."""
-    for engine, host in _read(snapshot):
+    for engine, host in all_engines(snapshot):
         if not _on_nftables(engine, host):
             yield engine, host
 
@@ -42,12 +42,13 @@ def engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]
 def nftables_engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
     """Each Podman engine whose netavark writes `table inet netavark` (the table is there, or
     Podman 5 and none of netavark's iptables chains are), with its namespace's state."""
-    for engine, host in _read(snapshot):
+    for engine, host in all_engines(snapshot):
         if _on_nftables(engine, host):
             yield engine, host
 
 
-def _read(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
+def all_engines(snapshot: Snapshot) -> Iterator[tuple[DockerEngine, NamespaceState]]:
+    """Each Podman engine whose namespace's firewall was read, on either firewall."""
     unread = {gap.namespace for gap in snapshot.gaps if gap.collector == "firewall"}
     for engine, host in intent.engines(snapshot, runtime="podman"):
         if host.ref.id not in unread:

@@ -53,10 +53,18 @@ def _process_namespaces() -> dict[int, tuple[str, list[int], str]]:
 
 
 def _comm(pid: int) -> str:
+    """A process's name (os.open and os.read: once per namespace, 1000 times on a big host,
+    where pathlib's read_text cost ten times as much)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        fd = os.open(f"/proc/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        return os.read(fd, 64).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _docker_kind_label(name: str, engines: Sequence[DockerEngine]) -> str:

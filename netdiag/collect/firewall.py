@@ -65,7 +65,7 @@ def collect(ctx) -> dict:
 
 def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
     """The save program's records, or those of a namespace with the same nftables ruleset
-    read before in this snapshot (save_reuse.py)."""
+    read before in this snapshot, or with one that differs only in ports (save_reuse.py)."""
     if tool.backend != "nft":
         return _run(ctx, tool)
     kept = ctx.shared.setdefault("iptables-nft-save", save_reuse.Kept())
@@ -73,13 +73,17 @@ def _save(ctx, tool: SaveTool) -> save_reuse.Parsed:
         ruleset = save_reuse.read(ctx, tool.family)
     except (CollectError, KernelFeatureMissing, PermissionDenied):
         ruleset = None
+    variant = None
     if ruleset is not None:
         found = kept.get(ruleset.key)
         if found is not None:
             return save_reuse.with_counters(found, ruleset)
+        variant, trusted = kept.variant(ruleset)
+        if variant is not None and trusted:
+            return save_reuse.with_counters(variant, ruleset)
     parsed = _run(ctx, tool)
     if ruleset is not None and save_reuse.generation(ctx) & 0xFFFF == ruleset.generation:
-        kept.put(ruleset.key, parsed)
+        kept.put(ruleset, parsed, variant)
     return parsed
 
 

@@ -2,8 +2,9 @@
 
 Read from what the lab itself keeps: its journal (/run/netdiag/labs/NAME.json: the topology
 it was built from, its store), the topology (each container's program: `command`, and each
-service's on its tasks) and the driver store (the networks each node is on, and the
-names the lab's DNS answers there: endpoints and their aliases, services and their VIPs). A
+service's on its tasks) and the driver store (the networks each node is on, the
+names the lab's DNS answers there: endpoints and their aliases, services and their VIPs; and
+the ports each node publishes, as allocated). A
 lab that cannot be read in full is still listed, with what went wrong: the flows that need
 the missing part are then not checked, and the check says so.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from netdiag.errors import NetdiagError
 from netdiag.model import NamespaceRef
-from netdiag.model.lab import LabApp, LabIntent, LabName
+from netdiag.model.lab import LabApp, LabIntent, LabName, LabPort
 
 
 def read(refs: Iterable[NamespaceRef]) -> tuple[LabIntent, ...]:
@@ -43,26 +44,28 @@ def _read(name: str) -> LabIntent:
                                    "udp" if command.app == "udp-echo" else "tcp",
                                    command.backend or ""))
     try:
-        attached, names = _from_store(journal.store, journal.nodes)
+        attached, names, published = _from_store(journal.store, journal.nodes)
     except (NetdiagError, OSError) as exc:
         return LabIntent(name, journal.topology, apps=tuple(apps),
                          problem=f"its store {journal.store}: {exc}")
-    return LabIntent(name, journal.topology, attached, names, tuple(apps))
+    return LabIntent(name, journal.topology, attached, names, tuple(apps), published)
 
 
 def _from_store(path: str, nodes: dict[str, str]
-                ) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[LabName, ...]]:
+                ) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[LabName, ...],
+                           tuple[LabPort, ...]]:
     import sqlite3
 
     from netdiag.store import SqliteStore
 
     if not path:
-        return (), ()
+        return (), (), ()
     if not Path(path).exists():  # opening it would make an empty one
         raise OSError("it is gone")
     by_path = {f"/run/netns/{namespace}": node for node, namespace in nodes.items()}
     attached: dict[str, list[str]] = {}
     names: list[LabName] = []
+    published: list[LabPort] = []
     try:
         with SqliteStore(path) as store, store.transaction(write=False) as tx:
             for network in tx.networks():
@@ -73,6 +76,9 @@ def _from_store(path: str, nodes: dict[str, str]
                     if endpoint.ip:
                         names += [LabName(network.name, alias, endpoint.ip)
                                   for alias in (endpoint.name, *endpoint.aliases)]
+                    published += [LabPort(node, network.name, by_path.get(endpoint.host, ""),
+                                          p.host_port, p.container_port, p.proto)
+                                  for p in endpoint.ports if p.host_port]
                 by_id = {e.id: e.ip for e in members}
                 for service in tx.services(network.id):
                     vip = service.vip.split("/")[0]
@@ -84,4 +90,4 @@ def _from_store(path: str, nodes: dict[str, str]
     except sqlite3.Error as exc:
         raise OSError(str(exc)) from None
     return (tuple((node, tuple(networks)) for node, networks in sorted(attached.items())),
-            tuple(names))
+            tuple(names), tuple(published))

@@ -55,6 +55,8 @@ _REQUEST = struct.Struct("=BBBxI48x")
 _ANSWER_PORT = struct.Struct(">H")
 _ANSWER_OWNER = struct.Struct("=II")  # uid, inode
 _STATE_OFFSET, _SRC_OFFSET, _DST_OFFSET, _UID_OFFSET = 1, 8, 24, 64
+# /proc/net/sockstat{,6} lines whose "inuse" counts a protocol and family's hashed sockets
+_SOCKSTAT_KINDS = {"TCP6": "tcp6", "UDP": "udp4", "UDP6": "udp6"}
 
 
 def collect(ctx) -> dict:
@@ -68,7 +70,9 @@ def collect(ctx) -> dict:
                     netlink.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY,
                     _REQUEST.pack(af, ipproto, 0, request), f"{what} sockets", ctx)]
 
-            if protocol == "udp" or counts is None:
+            if counts is not None and not counts[f"{protocol}{family}"]:
+                answers = []  # none in use: no dump (each walks a table of the whole host)
+            elif protocol == "udp" or counts is None:
                 answers = dump(states)
             else:  # the listeners, then the rest only if some socket in use is not one
                 answers = dump(1 << TCP_LISTEN)
@@ -85,14 +89,16 @@ def collect(ctx) -> dict:
 
 
 def _sockstat() -> dict[str, int] | None:
-    """The namespace's TCP sockets in use per family and in time-wait, from the calling
-    thread's /proc/net/sockstat{,6} (None when unreadable).
+    """The namespace's TCP and UDP sockets in use per family ("tcp4", "udp6"...) and TCP's in
+    time-wait ("tw"), from the calling thread's /proc/net/sockstat{,6} (None when unreadable).
 
     Why: asking sock_diag for TCP sockets in any state but listen walks the kernel's one
     established hash table of the whole host (2-3 ms a dump here, against 35 µs for the
     listeners), namespace after namespace. Where every socket in use is a listener there is
     nothing to find, so that walk is skipped. A connection not yet accepted (syn-recv) is a
-    request, not a socket in use: behind a listener alone it goes unlisted.
+    request, not a socket in use: behind a listener alone it goes unlisted. Where a protocol
+    and family has no socket in use at all (most namespaces have none, containers no IPv6
+    ones), its dumps are skipped too: each walks a whole-host hash table (60-80 µs).
     """
     counts: dict[str, int] = {}
     try:
@@ -104,11 +110,11 @@ def _sockstat() -> dict[str, int] | None:
                     pairs = dict(zip(values[::2], values[1::2], strict=False))
                     if kind == "TCP":
                         counts["tcp4"], counts["tw"] = int(pairs["inuse"]), int(pairs["tw"])
-                    elif kind == "TCP6":
-                        counts["tcp6"] = int(pairs["inuse"])
+                    elif kind in _SOCKSTAT_KINDS:
+                        counts[_SOCKSTAT_KINDS[kind]] = int(pairs["inuse"])
     except (OSError, KeyError, ValueError):
         return None
-    return counts if len(counts) == 3 else None
+    return counts if len(counts) == 5 else None
 
 
 def bounded(talking: Sequence[tuple[str, int, bytes]], limit: int = CONNECTIONS_KEPT,
@@ -190,9 +196,12 @@ def _socket_owners(wanted: set[int], proc: str) -> dict[int, tuple[int, str]]:
     """inode → (lowest pid holding it, its name), for the inodes in `wanted`."""
     owners: dict[int, tuple[int, str]] = {}
     for pid in sorted(_pids(proc)):
+        name = None  # read once per process: dockerd holds 2 sockets in each container
         for inode in _socket_inodes(f"{proc}/{pid}/fd"):
             if inode in wanted and inode not in owners:
-                owners[inode] = (pid, _comm(proc, pid))
+                if name is None:
+                    name = _comm(proc, pid)
+                owners[inode] = (pid, name)
         if len(owners) == len(wanted):
             break
     return owners

@@ -128,11 +128,15 @@ def _proc_names(ctx) -> tuple[str, ...]:
     traffic passes iptables), the ephemeral port range only where a port is published (a
     DNAT rule: port-contention weighs the one against the other): read each only there, or
     when the links or the firewall are unknown. On a host of 1000 namespaces the one read of
-    /proc/sys/net/ipv4 cost 0.14-0.53 ms a namespace, most of a snapshot's time."""
+    /proc/sys/net/ipv4 cost 0.14-0.53 ms a namespace, most of a snapshot's time. A DNAT to
+    a loopback address publishes nothing (port-contention skips it: checks/dnat.py): it is
+    Docker's embedded DNS, in every container on a user network."""
     links = ctx.found.get("links")
     names = BRIDGE_NF if links is None or any(link.kind == "bridge" for link in links) else ()
     firewall = ctx.found.get("firewall")
-    if firewall is None or any(rule.target == "DNAT" for rule in firewall.iptables_rules) or \
+    if firewall is None or any(
+            rule.target == "DNAT" and not rule.target_option("to-destination").startswith("127.")
+            for rule in firewall.iptables_rules) or \
             any("dnat" in rule.text for rule in firewall.nft_rules):
         names = (*names, *FROM_PROC)
     return names

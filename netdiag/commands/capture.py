@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(as_json(result, found, args.write, tracked))
     else:
         sys.stdout.write(as_text(result, found, args.write, terminal.look(args.color), tracked))
-    return EXIT_OK if _judged(found) and found.agrees else EXIT_FINDINGS
+    return EXIT_OK if capture.judged(found) and found.agrees else EXIT_FINDINGS
 
 
 def _check_writable(path: str) -> None:
@@ -127,12 +127,9 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"-w {path}: not a file that can be written")
 
 
-def _point_name(found, index: int | None) -> str | None:
-    return None if index is None else found.points[index].name
-
-
 def as_json(result, found, written: str | None, tracked=()) -> dict:
     from netdiag.commands.conntrack_view import as_json_entry
+    from netdiag.probe.capture import judged, point_name
 
     packet = result.flow.packet
     sent = found.sent
@@ -145,9 +142,9 @@ def as_json(result, found, written: str | None, tracked=()) -> dict:
                    for p, (f, r) in zip(found.points, found.counts or
                                         [(0, 0)] * len(found.points), strict=True)],
         "unwatched": [{"name": n, "reason": why} for n, why in found.unopened],
-        "expected": _point_name(found, found.expected),
-        "last_seen": _point_name(found, found.last_seen),
-        "agrees": found.agrees if _judged(found) else None,
+        "expected": point_name(found, found.expected),
+        "last_seen": point_name(found, found.last_seen),
+        "agrees": found.agrees if judged(found) else None,
         "probe": None if sent is None else {"sent": sent.sent, "outcome": sent.outcome or None,
                                             "reason": sent.reason or None},
         "packets": len(found.frames),
@@ -158,46 +155,11 @@ def as_json(result, found, written: str | None, tracked=()) -> dict:
     }
 
 
-def _judged(found) -> bool:
-    """Whether the capture can be held against the model: the flow went out (or was awaited)
-    and every interface was watched."""
-    return bool(found.points) and (found.sent is None or found.sent.sent) and \
-        not found.unopened
-
-
 def as_text(result, found, written: str | None, look: terminal.Look, tracked=()) -> str:
     from netdiag.commands.conntrack_view import HEADERS, rows
+    from netdiag.probe.capture import summary
 
-    packet = result.flow.packet
-    lines = [f"capture from {result.flow.source.display}: {packet.text}"
-             + (f", {packet.size} bytes DF" if packet.size else "")]
-    seen = [(p.hop or "", p.name, p.direction, f, r)
-            for p, (f, r) in zip(found.points, found.counts or [(0, 0)] * len(found.points),
-                                 strict=True)]
-    lines.append(terminal.table(("HOP", "INTERFACE", "DIR", "FORWARD", "REPLY"), seen,
-                                look).rstrip("\n"))
-    for name, why in found.unopened:
-        lines.append(f"not watched: {name}: {why}")
-    if not found.points:
-        lines.append("nothing to watch: the flow crosses no interface")
-    sent = found.sent
-    if sent is not None and not sent.sent:
-        lines.append(f"probe: not sent: {sent.reason}")
-    elif sent is not None:
-        lines.append(f"probe: {sent.outcome}" + (f" (a temporary listener: {sent.listener})"
-                                                 if sent.listener else ""))
-    else:
-        lines.append(f"waited {found.waited:.1f} s for the flow's own traffic")
-    last = _point_name(found, found.last_seen)
-    lines.append(f"last seen: {last or 'nowhere'}")
-    drop = result.forward.drop
-    model = "delivered" if drop is None else \
-        f"{result.forward.disposition.upper()} in {drop.namespace.display} at {drop.where}"
-    expected = _point_name(found, found.expected)
-    lines.append(f"model: {model} — expects it last at {expected or 'no interface'}")
-    if _judged(found):
-        lines.append(look.paint("=> the capture agrees with the model", "ok") if found.agrees
-                     else look.paint("=> the capture DISAGREES with the model", "error"))
+    lines = summary(result, found, look)
     if tracked:
         lines.append("conntrack entries of the captured packets, now:")
         table = [(ref.display, *row) for (ref, _), row in

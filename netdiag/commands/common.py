@@ -75,13 +75,15 @@ def get_snapshot(args: argparse.Namespace) -> Snapshot:
     return read_with_progress(chosen.read, args.timeout, chosen.docker)
 
 
-def read_with_progress(refs, timeout, intent) -> Snapshot:
-    """collect_snapshot with a live line on a terminal while it takes more than a moment."""
-    from netdiag.collect import collect_snapshot
+def read_with_progress(refs, timeout, intent, collectors=None) -> Snapshot:
+    """collect_snapshot (of `collectors`, default all) with a live line on a terminal while
+    it takes more than a moment."""
+    from netdiag.collect import COLLECTORS, collect_snapshot
     from netdiag.progress import Progress
 
     with Progress() as progress:
         return collect_snapshot(refs, timeout=timeout, intent=intent,
+                                collectors=collectors or COLLECTORS,
                                 progress=lambda done, total: progress.update(
                                     f"reading namespaces: {done}/{total}"))
 
@@ -102,15 +104,16 @@ def remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def collect_scoped(refs: list[str], deadline: float | None, engines: list[str]
-             ) -> tuple[Snapshot, frozenset[int]]:
+def collect_scoped(refs: list[str], deadline: float | None, engines: list[str],
+                   collectors=None) -> tuple[Snapshot, frozenset[int]]:
     """Read the namespaces `refs` name (all without any) within the deadline: the snapshot
-    and the chosen namespaces' ids (the focus of `check --ns`, `exposure --ns`)."""
+    and the chosen namespaces' ids (the focus of `check --ns`, `exposure --ns`); only
+    `collectors` of each, when given."""
     from netdiag.collect import scope
     from netdiag.errors import CollectError
 
     chosen = scope.select(refs, engines=engines)
-    snapshot = read_with_progress(chosen.read, remaining(deadline), chosen.docker)
+    snapshot = read_with_progress(chosen.read, remaining(deadline), chosen.docker, collectors)
     if not snapshot.namespaces:
         reasons = "; ".join(gap.message for gap in snapshot.gaps[:3]) or "no namespace found"
         raise CollectError(f"could not read any namespace: {reasons}")

@@ -7,9 +7,10 @@ it, and the other end named from the snapshot (netdiag/model/connections.py): th
 or container holding the peer's address and, when its socket was read too, its process; the
 published port it came through; "outside". A namespace keeps at most CONNECTIONS_KEPT of
 them (collect/sockets.py); a line says how many more were counted, and how many are in
-time-wait. Every namespace is read, so that the other ends can be named; `--ns` chooses which
-are shown. Without `--ns`, only the namespaces holding a connection are (not only
-time-wait ones).
+time-wait. Every namespace is read, so that the other ends can be named, but only for what
+naming them needs (`naming_collectors`: a full read's firewall, DNS, sysctls and conntrack are
+most of its cost); `--ns` chooses which are shown. Without `--ns`, only the namespaces holding
+a connection are (not only time-wait ones).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         snapshot = load(args.from_file)
         focus = focus_offline(snapshot, args.ns) if args.ns else frozenset()
     else:
-        snapshot, focus = collect_scoped(args.ns, args.timeout, args.docker)
+        snapshot, focus = collect_scoped(args.ns, args.timeout, args.docker,
+                                         naming_collectors())
     states = [state for state in snapshot.namespaces
               if state.ref.id in focus or (not focus and _talking(state))]
     if args.json:
@@ -46,6 +48,17 @@ def run(args: argparse.Namespace) -> int:
             print("no connections")
     report_gaps(snapshot, {state.ref.id for state in states} | set(focus), "sockets")
     return EXIT_COLLECT if timed_out(snapshot) else 0
+
+
+def naming_collectors() -> tuple:
+    """What a namespace's connections and the naming of their other ends need of each
+    namespace (netdiag/model/connections.py): its sockets (the connections, and the other
+    end's own socket or listener), its addresses (who holds the peer's address), its links,
+    routes and policy rules (which of several holders of a private address it reaches: the
+    one on the segment its route leaves by) — netlink dumps all."""
+    from netdiag.collect import addresses, links, routes, rules, sockets
+
+    return (links, addresses, routes, rules, sockets)
 
 
 def _talking(state: NamespaceState) -> bool:

@@ -120,13 +120,18 @@ def run(args: argparse.Namespace) -> int:
                                                          args.probe_external))
     elif args.probe:
         sent = probe(snapshot, result, args.probe_external)
+    # read after the probe, so that its own connection is among the entries
+    entries = {} if args.from_file else tracked.flow_entries(result)
     if args.format == "json":
-        print_json(report.as_json(result, sent, kernel, resolved))
+        from netdiag.commands.conntrack_view import as_json_entry
+
+        conntrack = {where: [as_json_entry(entry) for entry in found]
+                     for where, found in tracked.hop_entries(result, entries).items()}
+        print_json(report.as_json(result, sent, kernel, resolved, conntrack))
     else:
-        # read after the probe, so that its own connection is among the entries
-        notes = {} if args.from_file else tracked.hop_notes(result, tracked.flow_entries(result))
         sys.stdout.write(report.as_text(result, sent, kernel, resolved,
-                                        terminal.look(args.color), notes))
+                                        terminal.look(args.color),
+                                        tracked.hop_notes(result, entries)))
     return EXIT_OK if result.delivered else EXIT_FINDINGS
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from netdiag.cli import SUMMARIES
+from netdiag.commands.common import add_docker_arg
 from netdiag.errors import UsageError
 
 
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
                              "events (default 10); e.g. --refresh 2")
     parser.add_argument("--probe-external", action="store_true",
                         help="let the probe key reach targets no namespace netdiag read holds")
+    add_docker_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def run(args) -> int:
         source = OfflineSource(load(args.from_file))
     else:
         require_root([args.ns] if args.ns else [])
-        source = LiveSource()
+        source = LiveSource(engines=tuple(args.docker))
     attach_to = source.resolve(args.ns) if args.ns else None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         # Textual would draw into the file or pipe, and wait for keys, until killed.

@@ -31,8 +31,12 @@ address, at the uplink's global IPv6 address. Beyond the host only where IPv6 is
 leave: Docker masquerades IPv6 (NAT66) only with its ip6tables on — Docker's chains are in the
 host's ip6tables, or Docker 29's `ip6 docker-bridges` table is there; without, a container's
 IPv6 packets would leave with an address nobody routes back — or when the network's IPv6
-gateway mode is `routed` (the prefix is routed to the host). The embedded DNS and the hairpin
-have no IPv6 twin (Docker's DNS listens on 127.0.0.11 only).
+gateway mode is `routed` (the prefix is routed to the host). With Docker's ip6tables, each
+container with an IPv6 address also reaches its own published ports at the uplink's IPv6
+address (the hairpin: docker-proxy on `::` takes it, or without the proxy the hairpin DNAT —
+the kernel delivers both). The embedded DNS has no IPv6 twin: it listens on 127.0.0.11 alone
+(a proposal to add ::1 was declined upstream) and answers AAAA queries there, so a dual-stack
+container's names travel by the IPv4 loopback flow above.
 
 A flow that fails only because nothing listens at its end is left to port-contention (the
 publish leads nowhere) rather than reported twice.
@@ -49,8 +53,10 @@ A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend
 (`web` with `backend: db:6379` connects to db's address as the lab's DNS gives it, a
 service's VIP included), and every program answers on its port a node that shares a network
 with it (the first other one, by name); on a dual-stack network (`subnet6`, which gives the
-node a global IPv6 address beside its IPv4 one) that node also reaches it over IPv6 (ICMPv6:
-the lab's programs listen on IPv4 only).
+node a global IPv6 address beside its IPv4 one) that node also reaches it over IPv6
+(ICMPv6, one per node); and every TCP port a node publishes answers the lab's underlay switch
+at the host's underlay address, and over IPv6 at the host's IPv6 one where the node's network
+is dual stack (the bridge driver DNATs it in ip6tables too, as Docker 28 does).
 
 A fleet's (netdiag/fleet/): each node of a VXLAN overlay reaches the VXLAN port of every
 other node it sends the overlay to, across the network between the nodes; and on each Docker
@@ -85,6 +91,7 @@ from netdiag.model.docker import (
 )
 from netdiag.model.index import index, is_link_local_ipv6, remote_vteps
 from netdiag.model.lab import LabApp, LabIntent
+from netdiag.topology.journal import UNDERLAY_NODE
 
 CLIENT = "198.51.100.7"  # TEST-NET-2: the client beyond the host (simulated, never sent)
 CLIENTS = {4: CLIENT, 6: "3fff::7"}  # and its IPv6 twin (3fff::/20: RFC 9637 documentation)
@@ -104,6 +111,7 @@ class Expectation:
     exit_at: tuple[int, str] | None = None  # to beyond: (namespace, interface) it leaves by
     reach: bool = True  # False: the flow must not be delivered
     one_way: bool = False  # datagrams nobody answers (VXLAN): only the way there counts
+    listener: int = 0  # the namespace meant to answer: nothing listening elsewhere fails it
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +172,7 @@ def _ipv6(engine: DockerEngine, network: DockerNetwork, running: list[DockerCont
                 f"on every IPv6 address, and has an IPv6 address on network {network.name}",
                 host, Packet(CLIENTS[6], address, "tcp", CLIENT_PORT, port.host_port),
                 arrive_on=device)
+    yield from _hairpin(uplink, [c for c, _ in members], 6)
 
 
 def _way_out(network: DockerNetwork, member: tuple[DockerContainer, DockerEndpoint],
@@ -294,20 +303,28 @@ def _published_ports(container: DockerContainer, family: int):
             and p.host_ip in _EVERY_ADDRESS[family]]
 
 
-def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer]
-             ) -> Iterator[Expectation]:
+def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer],
+             family: int = 4) -> Iterator[Expectation]:
+    """Each container to its own published ports at the host's uplink address — over IPv6
+    (`family` 6) from its IPv6 address to the host's IPv6 one, where the caller found
+    Docker's ip6tables (its DNAT, or docker-proxy on `::`, takes it back to the container:
+    tests/integration/test_ipv6_hairpin.py proves the kernel delivers it)."""
     if uplink is None:
         return
     address, _ = uplink
+    at = f"[{address}]" if family == 6 else address
+    over = " over IPv6" if family == 6 else ""
     for container in running:
-        endpoint = next((e for e in container.endpoints if e.ip), None)
-        for port in _published_ports(container, 4) if endpoint else ():
+        endpoint = next((e for e in container.endpoints if _address(e, family)), None)
+        for port in _published_ports(container, family) if endpoint else ():
             yield Expectation(
-                f"{container.name} reaches its own published port {address}:{port.host_port}",
-                "a published port answers the containers too, at the host's address",
+                f"{container.name} reaches its own published port {at}:{port.host_port}"
+                f"{over}",
+                f"a published port answers the containers too, at the host's address{over}",
                 f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
-                "on every address", container.netns,
-                Packet(endpoint.ip, address, "tcp", CLIENT_PORT, port.host_port))
+                f"on every{' IPv6' if family == 6 else ''} address", container.netns,
+                Packet(_address(endpoint, family), address, "tcp", CLIENT_PORT,
+                       port.host_port))
 
 
 def _vteps(snapshot: Snapshot, engine: DockerEngine, host: int) -> Iterator[Expectation]:
@@ -435,6 +452,36 @@ def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | ExpectedOutco
         if twin is not None and (twin.source, twin.packet) not in seen:
             seen.add((twin.source, twin.packet))  # two programs of one node: one ping
             yield twin
+    for lab in snapshot.labs:
+        yield from _lab_published(snapshot, lab, nodes)
+
+
+def _lab_published(snapshot: Snapshot, lab: LabIntent, nodes: dict[tuple[str, str], int]
+                   ) -> Iterator[Expectation]:
+    """Each TCP port a lab's node publishes answers a client on the lab's underlay (its
+    switch, a real namespace of the lab) at the host's underlay address — over IPv6 too
+    where the node's network is dual stack (the bridge driver DNATs the IPv6 host port to
+    the node's IPv6 address, as Docker 28 does) and the host has an IPv6 way out."""
+    switch = nodes.get((lab.name, UNDERLAY_NODE))
+    for port in lab.published:
+        host = nodes.get((lab.name, port.host))
+        if switch is None or host is None or port.protocol != "tcp":
+            continue
+        dual = bool(_lab_ipv6(snapshot, lab, port.node, port.network, nodes))
+        for family in (4, 6) if dual else (4,):
+            uplink = _uplink(snapshot, host, family)
+            if uplink is None:
+                continue
+            address = f"[{uplink[0]}]" if family == 6 else uplink[0]
+            six = " over IPv6" if family == 6 else ""
+            yield Expectation(
+                f"the lab's underlay reaches {port.node}'s published port {address}:"
+                f"{port.host_port} on {port.host}{six}",
+                f"published ports answer from beyond the host{six}",
+                f"lab {lab.name}: {port.node} publishes tcp {port.host_port} → "
+                f"{port.container_port} on {port.host}, from network {port.network}",
+                switch, Packet("", uplink[0], "tcp", CLIENT_PORT, port.host_port),
+                listener=nodes.get((lab.name, port.node), 0))
 
 
 def _said(lab: LabIntent, app: LabApp) -> str:
@@ -475,27 +522,36 @@ def _neighbour(lab: LabIntent, app: LabApp, nodes: dict[tuple[str, str], int]
 def _neighbour6(snapshot: Snapshot, lab: LabIntent, app: LabApp,
                 nodes: dict[tuple[str, str], int]) -> Expectation | None:
     """The IPv6 twin of a neighbour's flow, on a dual-stack network: ICMPv6 to the global
-    IPv6 address beside the IPv4 one the lab's DNS gives (the lab's programs listen on IPv4
-    only; a network's `subnet6` is what gives the interface that address)."""
+    IPv6 address beside the IPv4 one the lab's DNS gives."""
     client = _lab_client(lab, app.node, nodes)
     if client is None:
         return None
     peer, network = client
-    record = next((n for n in lab.names if n.name == app.node and n.network == network), None)
-    state = snapshot.namespace(nodes[(lab.name, app.node)])
+    found = _lab_ipv6(snapshot, lab, app.node, network, nodes)
+    if not found:
+        return None
+    ipv4, ipv6 = found
+    return Expectation(f"{peer} reaches {app.node} at {ipv6} over IPv6 (ICMPv6) on network "
+                       f"{network}", "the nodes on a dual-stack network reach each other "
+                       "over IPv6", f"lab {lab.name}: {app.node} is on network {network} "
+                       f"with {ipv4} and {ipv6}", nodes[(lab.name, peer)],
+                       Packet("", ipv6, "icmp"))
+
+
+def _lab_ipv6(snapshot: Snapshot, lab: LabIntent, node: str, network: str,
+              nodes: dict[tuple[str, str], int]) -> tuple[str, str] | None:
+    """(IPv4, IPv6) of `node` on `network` when the network is dual stack: the global IPv6
+    address beside the IPv4 one the lab's DNS gives (a network's `subnet6` is what gives the
+    interface that address)."""
+    record = next((n for n in lab.names if n.name == node and n.network == network), None)
+    state = snapshot.namespace(nodes.get((lab.name, node), 0))
     if record is None or state is None:
         return None
     ipv4 = next((a for a in state.addresses if a.address == record.address), None)
     ipv6 = next((a.address for a in state.addresses if ipv4 is not None and a.family == 6
                  and a.ifname == ipv4.ifname and a.scope == "global"
                  and "dadfailed" not in a.flags), "")
-    if not ipv6:
-        return None
-    return Expectation(f"{peer} reaches {app.node} at {ipv6} over IPv6 (ICMPv6) on network "
-                       f"{network}", "the nodes on a dual-stack network reach each other "
-                       "over IPv6", f"lab {lab.name}: {app.node} is on network {network} "
-                       f"with {record.address} and {ipv6}", nodes[(lab.name, peer)],
-                       Packet("", ipv6, "icmp"))
+    return (record.address, ipv6) if ipv6 else None
 
 
 def _lab_client(lab: LabIntent, node: str, nodes: dict[tuple[str, str], int]
@@ -558,6 +614,15 @@ def judge(snapshot: Snapshot, wanted: Sequence[FlowExpectation] = (),
             if result.delivered:
                 yield ExpectedOutcome(expectation, result)
             continue
-        if result.delivered or (not expectation.user and result.disposition == NO_LISTENER):
+        if result.delivered or (not expectation.user and result.disposition == NO_LISTENER
+                                and _at_listener(expectation, result)):
             continue  # a publish that leads nowhere is port-contention's
         yield ExpectedOutcome(expectation, result)
+
+
+def _at_listener(expectation: Expectation, result: PathResult) -> bool:
+    """Did the flow find nobody listening where it was meant to be answered? A published
+    port whose DNAT is gone ends at the host instead, with nothing listening there."""
+    drop = result.forward.drop
+    return not expectation.listener or (drop is not None
+                                        and drop.namespace.id == expectation.listener)

@@ -3,7 +3,9 @@
 Each rule is read from its expressions as `nft -j` gives them (NftRule.expr):
 
 * matches on payload fields of both families (`ip` and `ip6` addresses, protocol/nexthdr,
-  version; `tcp`, `udp`, `th`, `icmp` and `icmpv6` type and code, tcp flags), `meta`
+  version; `tcp`, `udp`, `th`, `icmp` and `icmpv6` type and code, tcp flags; `ip frag-off`
+  masked without the DF bit, 0 for the model's whole packets; `tcp option maxseg size`, the
+  MSS Linux puts in a SYN or SYN-ACK: the link's MTU less the headers), `meta`
   (l4proto, nfproto, protocol, iif/oif and their names with `*` wildcards, mark, pkttype,
   skuid on forwarded packets), `ct` (state, status, mark, direction, zone, l3proto, the
   original and reply addresses of a connection not translated in this namespace), `fib`
@@ -43,9 +45,19 @@ Frames (`run_layer2`): the base chains of a `bridge` table (prerouting, input, f
 output, postrouting; the bridge family sees frames whether br_netfilter is loaded or not) and
 those bound to a device at `netdev` ingress or egress (and `inet` ingress), with `meta
 iifname`/`oifname` the bridge port or the device. Before the packet they judge the ARP request
-(or ICMPv6 neighbour solicitation) that must pass the same way first. What only a frame has
-— MAC addresses, VLAN tags, `meta ibrname`, ARP fields — and conntrack, fib and NAT in these
-chains are `unknown` where they decide; `ether type` is the packet's.
+(or ICMPv6 neighbour solicitation) that must pass the same way first — not on a device that
+resolves no neighbours (NOARP: a tun, WireGuard, ipip; loopback), and not the ARP request in
+an `inet` ingress chain, which the kernel runs for IPv4 and IPv6 only. With br_netfilter
+(`bridge-nf-call-iptables`), the walk runs the IP hooks for a bridged frame from within the
+bridge's, as the kernel does (net/bridge/br_netfilter_hooks.c): prerouting's and forward's at
+NF_BR_PRI_BRNF (0; a bridge chain at 0 runs before, as one loaded after the namespace's first
+bridge does), postrouting's last (`BRNF_BEFORE`, `BRNF_AFTER`). Conntrack: a frame at a
+device's ingress has no entry yet (`ct state invalid`, other ct keys match nothing; at a
+bridge's with br_netfilter, the IP prerouting has attached it); a `bridge` chain with a ct
+expression exists only where nf_conntrack_bridge is (the kernel refuses the rule otherwise,
+and loads it), whose conntrack runs at prerouting priority -200: chains before see no entry.
+What only a frame has — MAC addresses, VLAN tags, `meta ibrname`, ARP fields — and fib and
+NAT in these chains are `unknown` where they decide; `ether type` is the packet's.
 
 An expression outside this list met where it decides is `unknown` naming the rule and the
 expression — never a guess.
@@ -70,6 +82,10 @@ _QUIET = {"counter", "log", "limit", "quota", "set", "flow", "ct helper", "ct ti
 _MAX_DEPTH = 64
 CONNTRACK_PRIORITY = -200  # chains before it (raw) see no connection yet: ct state invalid
 LAYER2_FAMILIES = ("bridge", "netdev")
+# The bridge chains br_netfilter's IP hooks run after (NF_BR_PRI_BRNF is 0): (low, high]
+BRNF_BEFORE = (float("-inf"), 0)
+BRNF_AFTER = (0, float("inf"))
+EVERY_CHAIN = (float("-inf"), float("inf"))
 
 
 class Unmodelled(Exception):
@@ -132,12 +148,13 @@ def layer2_chains(state: NamespaceState, family: str, hook: str, device: str = "
 
 
 def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, packet: Packet,
-               where, device: str = "") -> Result:
+               where, device: str = "", window: tuple[float, float] = EVERY_CHAIN) -> Result:
     """The verdict of a `bridge` or `netdev` hook for a frame carrying `packet`: each of its
-    base chains must accept. These chains see every frame, so before the packet they judge
-    the neighbour resolution that must pass the same way for it to be sent at all (an ARP
-    request, or for IPv6 a neighbour solicitation): a chain with policy drop that lets only
-    `ip protocol tcp` through stops TCP too, as in the kernel."""
+    base chains whose priority is in `window` (low, high] must accept. These chains see every
+    frame, so before the packet they judge the neighbour resolution that must pass the same
+    way for it to be sent at all (an ARP request, or for IPv6 a neighbour solicitation): a
+    chain with policy drop that lets only `ip protocol tcp` through stops TCP too, as in the
+    kernel — on a device that resolves neighbours."""
     chains = layer2_chains(state, family, hook, device)
     if not chains:
         return Result(ACCEPT, packet, [])
@@ -148,8 +165,15 @@ def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, pa
                       "the snapshot (taken before netdiag recorded them)", name)
     steps: list[TraceStep] = []
     resolution = _resolution_frame(packet)
+    link = next((k for k in state.links if k.name == device), None) if device else None
+    resolves = link is None or not {"NOARP", "LOOPBACK"} & set(link.flags)
     for chain in chains:
-        probe = run_chain(state, tables, chain, hook.upper(), resolution, where)
+        if not resolves:
+            break  # no neighbour resolution on this device
+        if chain.family == "inet" and resolution.proto == "arp":
+            continue  # an inet ingress chain sees IPv4 and IPv6 only
+        # conntrack gives neither ARP nor a neighbour solicitation an entry: ct state invalid
+        probe = run_chain(state, tables, chain, hook.upper(), resolution, where, False)
         if probe.verdict != ACCEPT:
             what = "ARP" if packet.family == 4 else "neighbour discovery (ICMPv6)"
             fate = "dropped" if probe.verdict == DROP else "of unknown fate"
@@ -159,13 +183,33 @@ def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, pa
             return Result(probe.verdict, packet, probe.steps, probe.rule,
                           f"{what} {fate}: {probe.reason}", probe.where)
     for chain in chains:
-        result = run_chain(state, tables, chain, hook.upper(), packet, where)
+        if not window[0] < chain.priority <= window[1]:
+            continue
+        result = run_chain(state, tables, chain, hook.upper(), packet, where,
+                           _conntrack(state, chain, link, packet.family))
         steps += result.steps
         if result.verdict != ACCEPT:
             result.steps = steps
             return result
         packet = result.packet
     return Result(ACCEPT, packet, steps)
+
+
+def _conntrack(state: NamespaceState, chain: NftChain, link, family: int) -> bool | None:
+    """Does a frame have its conntrack entry in this layer-2 chain (None: not known)? In a
+    bridge chain, after nf_conntrack_bridge's prerouting hook (a ct expression there loads
+    it); at a device's ingress, only if it came from the same namespace (a veth pair within
+    it, loopback: None), or up from a bridge's port with br_netfilter's IP prerouting run."""
+    if chain.family == "bridge":
+        return chain.hook != "prerouting" or chain.priority >= CONNTRACK_PRIORITY
+    if chain.hook != "ingress" or link is None:
+        return None
+    if link.kind == "bridge":
+        return state.sysctl("net.bridge.bridge-nf-call-" +
+                            ("iptables" if family == 4 else "ip6tables")) == "1"
+    if link.kind == "loopback" or link.peer_namespace == state.ref.id:
+        return None
+    return False  # from the wire, or a veth whose peer is in another namespace
 
 
 def _resolution_frame(packet: Packet) -> Packet:
@@ -180,13 +224,14 @@ def _resolution_frame(packet: Packet) -> Packet:
 
 
 def run_chain(state: NamespaceState, tables: Tables, chain: NftChain, hook: str,
-              packet: Packet, where) -> Result:
+              packet: Packet, where, conntrack: bool | None = True) -> Result:
     """The verdict of one base chain (accept, drop or unknown), its policy applied; `tables`
-    is the namespace's index (`index_tables`, kept by the caller for a run)."""
+    is the namespace's index (`index_tables`, kept by the caller for a run); `conntrack`,
+    for a layer-2 chain, whether the frame has its conntrack entry there (None: unknown)."""
     name = f"nft {chain.family} {chain.table} {chain.name}"
     context = _Context(tables.sets.get((chain.family, chain.table), {}), state.ref.id,
                        hook, chain.priority, where, chain.family, chain.name,
-                       chain.policy or "accept")
+                       chain.policy or "accept", conntrack, state.links)
     result = _chain(tables.rules, context, chain.family, chain.table, chain.name, packet, 0)
     if result.verdict == RETURN:
         if (chain.policy or "accept") == "drop":
@@ -222,9 +267,11 @@ class _Context:
     hook: str
     priority: int
     where: object  # netfilter.PacketPlace
-    family: str = ""  # the table's; "bridge" and "netdev" chains see frames (no conntrack)
+    family: str = ""  # the table's; "bridge" and "netdev" chains see frames
     chain: str = ""  # the base chain's name (no rule can jump to it) and its policy
     policy: str = ""
+    conntrack: bool | None = True  # a layer-2 chain's frame has its entry (None: unknown)
+    links: tuple = ()  # the namespace's (their MTUs: the MSS of a SYN)
 
     @property
     def layer2(self) -> bool:
@@ -428,6 +475,11 @@ def _mangle(value, packet: Packet, context: _Context) -> Packet:
     if target == {"meta": {"key": "mark"}}:
         return replace(packet, mark=new)
     if target == {"ct": {"key": "mark"}}:
+        if context.layer2 and not context.conntrack:
+            if context.conntrack is None:
+                raise Unmodelled("ct mark set in a frame's chain (whether it has its "
+                                 "conntrack entry there is not known)")
+            return packet  # no entry to mark
         return replace(packet, ct_marks=tuple(
             (ns, mark) for ns, mark in packet.ct_marks if ns != context.ns) + ((context.ns, new),))
     raise Unmodelled(f"setting {_describe(target)}")
@@ -439,7 +491,11 @@ def _mangle(value, packet: Packet, context: _Context) -> Packet:
 def _nat(key: str, value: dict, packet: Packet, context: _Context
          ) -> tuple[Packet | None, str]:
     where = context.where
-    port, note = _port(value.get("port"), packet, context)
+    flags = value.get("flags", ())
+    random = any(flag in ("random", "fully-random")
+                 for flag in ([flags] if isinstance(flags, str) else flags))
+    own = -1 if random else packet.dport if key in ("dnat", "redirect") else packet.sport
+    port, note = _port(value.get("port"), own, packet, context)
     if port is None:
         return None, ""  # a port map without the packet's key: the rule does not match
     if key == "masquerade":
@@ -475,12 +531,20 @@ def _nat(key: str, value: dict, packet: Packet, context: _Context
     return replace(packet, src=address, sport=port or packet.sport), key + note
 
 
-def _port(port, packet: Packet, context: _Context) -> tuple[int | None, str]:
-    """The NAT's port (0: the packet's own; None: a map holds no element for the packet)."""
+def _port(port, own: int, packet: Packet, context: _Context) -> tuple[int | None, str]:
+    """The NAT's port (0: the packet's own, `own`, the port being translated, -1 where the
+    rule asks for a random one; None: a map holds no element for the packet)."""
     if port is None:
         return 0, ""
     if isinstance(port, dict) and "range" in port:
-        return port["range"][0], " (the range's first port)"
+        low, high = port["range"]
+        # As nf_nat_core.c's get_unique_tuple: a port already in the range is kept; else a
+        # destination takes the range's first port (a source one a free one, unknowable).
+        if isinstance(low, int) and isinstance(high, int) and low <= own <= high:
+            return 0, " (its port is in the range: kept)"
+        if own == -1:
+            return low, " (a random port of the range: its first taken)"
+        return low, " (the range's first port)"
     if isinstance(port, dict) and "map" in port:
         return _nat_map(port["map"], packet, context, "port")
     if isinstance(port, dict):
@@ -648,8 +712,15 @@ def _value(expression, packet: Packet, context: _Context):
     if key == "concat":
         parts = tuple(_value(part, packet, context) for part in value)
         return _ABSENT if _ABSENT in parts else parts
+    if key == "tcp option":
+        return _mss(value, packet, context)
+    if key == "&" and value[0] == {"payload": {"protocol": "ip", "field": "frag-off"}} and \
+            isinstance(value[1], int) and packet.family == 4 and not value[1] & 0x4000:
+        return 0  # `ip frag-off & 0x1fff`: no offset, no more-fragments bit (whole packets)
     if key in ("&", "|", "^", "<<", ">>"):
         left = _value(value[0], packet, context)
+        if left is _ABSENT:  # `tcp flags & (syn | ack)` of a UDP packet
+            return _ABSENT
         if isinstance(left, _Flags):  # `tcp flags & (syn | ack)`: the mask is flag names
             mask = _flag_bits(value[1], left.names)
             return _Flags(left.bits & mask if key == "&" else left.bits | mask, left.names)
@@ -715,6 +786,21 @@ def _payload(protocol: str, field: str, packet: Packet):
     raise Unmodelled(f"the {protocol} {field} match")
 
 
+def _mss(value: dict, packet: Packet, context: _Context):
+    """The MSS option (`tcp option maxseg size`) of the flow's first packet each way, a SYN
+    and a SYN-ACK (later segments carry none): Linux's, the MTU of the link the packet is on
+    less the IP and TCP headers (a flow's sender is taken to have the same link MTU)."""
+    if value.get("name") != "maxseg" or value.get("field") != "size":
+        raise Unmodelled(f"the tcp option {value.get('name', '')} {value.get('field', '')}")
+    if packet.proto != "tcp":
+        return _ABSENT
+    device = context.where.in_if or context.where.out_if
+    link = next((k for k in context.links if k.name == device), None)
+    if link is None:
+        raise Unmodelled(f"tcp option maxseg size (the MTU of {device or 'no device'})")
+    return link.mtu - (60 if packet.family == 6 else 40)
+
+
 def _icmp_type(packet: Packet):
     if packet.family == 6:
         if packet.icmp_type not in _ICMPV6_TYPES:
@@ -776,14 +862,16 @@ class _Name:
 
 def _ct(value: dict, packet: Packet, context: _Context):
     key = value.get("key", "")
-    if context.layer2:
-        raise Unmodelled(f"ct {key} in a {context.family} chain (conntrack of frames, "
-                         "nf_conntrack_bridge or before the IP layer, is not modelled)")
+    if context.layer2 and context.conntrack is None:
+        raise Unmodelled(f"ct {key} in a {context.family} {context.hook.lower()} chain "
+                         "(whether the frame has its conntrack entry there is not known)")
     family = value.get("family") or (key.split()[0] if " " in key else "")
     if family and family != ("ip6" if packet.family == 6 else "ip"):
         return _ABSENT  # `ct original ip6 saddr` of an IPv4 packet (nft adds the dependency)
     untracked = context.ns in packet.untracked
-    before = context.hook in ("PREROUTING", "OUTPUT") and context.priority < CONNTRACK_PRIORITY
+    # no connection looked up yet: before conntrack's hook, or a frame not given its entry
+    before = not context.conntrack if context.layer2 else \
+        context.hook in ("PREROUTING", "OUTPUT") and context.priority < CONNTRACK_PRIORITY
     if key == "state":
         if before:
             return _Flags(_CT_STATES["invalid"], _CT_STATES)  # no connection looked up yet
@@ -899,6 +987,8 @@ def _match(value: dict, packet: Packet, context: _Context) -> bool:
             return have.bits == mask
         if op == "!=":
             return have.bits != mask
+        if op == "!":  # `tcp flags ! fin,syn,rst,psh,ack,urg`: none of them set
+            return not have.bits & mask
         raise Unmodelled(f"the {op} comparison of flags")
     if op in ("<", ">", "<=", ">="):
         if not isinstance(have, int):

@@ -90,12 +90,13 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
             # strict: only routes by the scope's device (another interface's own fe80::1
             # is not this link's fe80::1)
             route = _on_device(state, family, rule.table, value, scope)
-        if route is None and rule.table == LOCAL_TABLE and \
-                (_holds(state, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]) and \
-                not any(r.table == LOCAL_TABLE and r.family == family for r in state.routes):
+        if route is None and rule.table == LOCAL_TABLE and state is not None and \
+                not any(r.table == LOCAL_TABLE and r.family == family for r in state.routes) and \
+                (_holds(state, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]):
             # A snapshot without the local table (hand-made, or read without it): the kernel
             # fills that table from the addresses (lo's 127.0.0.0/8 and ::1 included), so an
-            # own address is local all the same.
+            # own address is local all the same. (The table is looked for first: a host's
+            # addresses are many more than its local routes.)
             route = Route(family, f"{dst}/{32 if family == 4 else 128}", table=LOCAL_TABLE,
                           type="local", dev="lo")
         # The kernel's local table also has a broadcast route for each address's subnet; the

@@ -104,6 +104,13 @@ _CAUSE = {DENIED: FIREWALL, NO_ROUTE: ROUTE, NULL_ROUTED: ROUTE, LOOP: ROUTE,
           UNKNOWN: UNMODELLED}
 
 
+def _local_route(table, address: str) -> bool:
+    """Whether table local holds the kernel's `local ADDRESS` route."""
+    route = table.lookup(ip_int(address)[1])
+    return route is not None and route.type == "local" and \
+        route.dst.split("/")[0] == address
+
+
 class Engine:
     """The flow engine over one snapshot: `path(source, packet)` for any number of flows."""
 
@@ -116,10 +123,21 @@ class Engine:
         self._interface_addresses: dict[tuple[int, str, str, int], str] = {}
 
     def local_addresses(self, state: NamespaceState) -> frozenset[str]:
-        """The namespace's own addresses (addrtype LOCAL, rp_filter), indexed on first use."""
+        """The namespace's own addresses (addrtype LOCAL, fib type local, rp_filter), indexed
+        on first use. An IPv6 one only once the kernel has taken it up: the kernel asks table
+        local, which has no route for an address on a link without carrier (or tentative),
+        where the snapshot holds table local's IPv6 routes at all."""
         found = self._local.get(state.ref.id)
         if found is None:
-            found = self._local[state.ref.id] = frozenset(a.address for a in state.addresses)
+            local6 = self.topo.table(state.ref.id, 6, routing.LOCAL_TABLE) \
+                if any(a.family == 6 for a in state.addresses) else None
+            read = local6 is not None and _local_route(local6, "::1")  # lo's: table read
+
+            def taken_up(address: str) -> bool:
+                return not read or _local_route(local6, address)
+
+            found = self._local[state.ref.id] = frozenset(
+                a.address for a in state.addresses if a.family == 4 or taken_up(a.address))
         return found
 
     def interface_address(self, state: NamespaceState, dev: str, near: str = "",
@@ -464,6 +482,8 @@ class _Leg:
         if packet.dst != before.dst:
             hop.steps.append(TraceStep(StepKind.CONNTRACK, f"connection tracked as {before.text} ⇒ "
                                                f"{packet.text}"))
+        if via_port:  # br_netfilter ran PREROUTING from the bridge's prerouting hook
+            packet = self._up_from_port(ns_id, via_port, link.name, packet, nftables.BRNF_AFTER)
         decision = self._route(state, hop, packet, link.name)
         if decision.kind == "local":
             self._input(state, hop, packet, link.name)
@@ -892,10 +912,12 @@ class _Leg:
                 self._fits(nxt.namespace, nxt_link, packet, f"the other end of {here.link}")
                 packet = self._layer2(nxt.namespace, "netdev", "ingress", packet, nxt.link)
                 continue
-            if here_link.master and nxt_link.kind == "bridge":
-                for hook in ("prerouting", "input"):  # up from a port: the IP layer takes it
-                    packet = self._layer2(nxt.namespace, "bridge", hook, packet, here.link)
-                packet = self._layer2(nxt.namespace, "netdev", "ingress", packet, nxt.link)
+            if here_link.master and nxt_link.kind == "bridge":  # up from a port to the IP layer
+                if self._bridge_nf(self.topo.namespace(nxt.namespace)):  # _receive goes on
+                    packet = self._layer2(nxt.namespace, "bridge", "prerouting", packet,
+                                          here.link, window=nftables.BRNF_BEFORE)
+                else:
+                    packet = self._up_from_port(nxt.namespace, here.link, nxt.link, packet)
                 continue
             if here_link.kind == "bridge" and nxt_link.master == here_link.name:
                 self._bridge_out(nxt.namespace, here_link, nxt_link, packet, ingress_port)
@@ -1002,19 +1024,27 @@ class _Leg:
             packet = self._layer2(ns_id, family, hook, packet, out_if=port.name)
 
     def _layer2(self, ns_id: int, family: str, hook: str, packet: Packet, in_if: str = "",
-                out_if: str = "") -> Packet:
+                out_if: str = "", window: tuple[float, float] = nftables.EVERY_CHAIN) -> Packet:
         """nftables' `bridge` or `netdev` hook for a frame (a netdev one of the device the
-        frame comes in or goes out by)."""
+        frame comes in or goes out by), its chains of priorities in `window`."""
         state = self.topo.namespace(ns_id)
         outcome = nftables.run_layer2(state, self.engine.netfilter.tables(state), family, hook,
                                       packet, PacketPlace(in_if=in_if, out_if=out_if, local=self
                                                           .engine.local_addresses(state)),
-                                      in_if or out_if)
+                                      in_if or out_if, window)
         self.hops[-1].steps.extend(outcome.steps)
         if outcome.verdict != ACCEPT:
             raise self._stop(DENIED if outcome.verdict == DROP else UNKNOWN, ns_id,
                              outcome.where, outcome.reason, outcome.rule)
         return outcome.packet
+
+    def _up_from_port(self, ns_id: int, port: str, bridge: str, packet: Packet,
+                      window: tuple[float, float] = nftables.EVERY_CHAIN) -> Packet:
+        """A frame up from a bridge's port to its IP layer: the bridge's prerouting chains
+        (of priorities in `window`) and input chains, then the bridge device's ingress."""
+        packet = self._layer2(ns_id, "bridge", "prerouting", packet, port, window=window)
+        packet = self._layer2(ns_id, "bridge", "input", packet, port)
+        return self._layer2(ns_id, "netdev", "ingress", packet, bridge)
 
     def _bridge_between(self, ns_id: int, into: Link, out: Link, packet: Packet) -> Packet:
         """A frame bridged from port `into` to port `out` (not up to the IP layer)."""
@@ -1029,16 +1059,25 @@ class _Leg:
                                                       "both isolated", cause=BRIDGE)
         hop.steps.append(TraceStep(StepKind.BRIDGE, f"{bridge.name}: {into.name} → {out.name}"))
         self._fits(ns_id, out, packet, f"a port of {bridge.name}")
-        packet = self._layer2(ns_id, "bridge", "prerouting", packet, into.name)
-        packet = self._layer2(ns_id, "bridge", "forward", packet, into.name, out.name)
-        for family, hook in (("bridge", "postrouting"), ("netdev", "egress")):
-            packet = self._layer2(ns_id, family, hook, packet, out_if=out.name)
-        if self._bridge_nf(state):
-            packet = self._hook(state, hop, "PREROUTING", packet, self._where(
-                state, in_if=bridge.name, physdev_in=into.name))
-            packet = self._hook(state, hop, "FORWARD", packet, self._where(
-                state, in_if=bridge.name, out_if=bridge.name, physdev_in=into.name,
-                physdev_out=out.name, bridged=True))
-            packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
-                state, out_if=bridge.name, physdev_out=out.name, bridged=True))
-        return packet
+        if not self._bridge_nf(state):
+            packet = self._layer2(ns_id, "bridge", "prerouting", packet, into.name)
+            packet = self._layer2(ns_id, "bridge", "forward", packet, into.name, out.name)
+            packet = self._layer2(ns_id, "bridge", "postrouting", packet, out_if=out.name)
+            return self._layer2(ns_id, "netdev", "egress", packet, out_if=out.name)
+        # br_netfilter runs the IP hooks from the bridge's, between its chains by priority
+        before, after = nftables.BRNF_BEFORE, nftables.BRNF_AFTER
+        packet = self._layer2(ns_id, "bridge", "prerouting", packet, into.name, window=before)
+        packet = self._hook(state, hop, "PREROUTING", packet, self._where(
+            state, in_if=bridge.name, physdev_in=into.name))
+        packet = self._layer2(ns_id, "bridge", "prerouting", packet, into.name, window=after)
+        packet = self._layer2(ns_id, "bridge", "forward", packet, into.name, out.name,
+                              window=before)
+        packet = self._hook(state, hop, "FORWARD", packet, self._where(
+            state, in_if=bridge.name, out_if=bridge.name, physdev_in=into.name,
+            physdev_out=out.name, bridged=True))
+        packet = self._layer2(ns_id, "bridge", "forward", packet, into.name, out.name,
+                              window=after)
+        packet = self._layer2(ns_id, "bridge", "postrouting", packet, out_if=out.name)
+        packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
+            state, out_if=bridge.name, physdev_out=out.name, bridged=True))
+        return self._layer2(ns_id, "netdev", "egress", packet, out_if=out.name)

@@ -11,6 +11,9 @@
 
 They use only the standard library and resolve names through the namespace's resolv.conf
 (the lab starts them with `ip netns exec`, which puts /etc/netns/NAME/resolv.conf in place).
+They listen on both families, as a server in a container usually does (one socket on `::`
+that takes IPv4 too), so that a dual-stack network's IPv6 flows reach them; on IPv4 alone
+where the namespace has no IPv6.
 """
 
 from __future__ import annotations
@@ -49,10 +52,34 @@ class _EchoHandler(socketserver.StreamRequestHandler):
             self.wfile.write(raw)
 
 
-class _TcpServer(socketserver.ThreadingTCPServer):
+def _any_family() -> tuple[socket.AddressFamily, str]:
+    """(family, address) of the wildcard to listen on: `::` where IPv6 is there, else IPv4."""
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return socket.AF_INET, "0.0.0.0"
+    return socket.AF_INET6, "::"
+
+
+class _DualStack:
+    """A socketserver mix-in: the listening socket takes both families (an IPv6 wildcard
+    socket with IPV6_V6ONLY off, whatever net.ipv6.bindv6only says)."""
+
+    address_family, wildcard = _any_family()
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class _TcpServer(_DualStack, socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
-    address_family = socket.AF_INET
+
+
+class _HttpServer(_DualStack, ThreadingHTTPServer):
+    allow_reuse_address = True
 
 
 def _ask_backend(backend: str, line: str) -> str:
@@ -87,8 +114,10 @@ def _http_handler(name: str, backend: str | None):
 
 
 def _udp_echo(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("0.0.0.0", port))
+    with socket.socket(_DualStack.address_family, socket.SOCK_DGRAM) as sock:
+        if _DualStack.address_family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((_DualStack.wildcard, port))
         while True:
             data, peer = sock.recvfrom(65535)
             sock.sendto(data, peer)
@@ -107,12 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.app == "udp-echo":
         _udp_echo(args.port)
     elif args.app in ("web", "http"):
-        ThreadingHTTPServer.allow_reuse_address = True
-        ThreadingHTTPServer(("0.0.0.0", args.port),
-                            _http_handler(args.name, args.backend)).serve_forever()
+        _HttpServer((_DualStack.wildcard, args.port),
+                    _http_handler(args.name, args.backend)).serve_forever()
     else:
         handler = _KvHandler if args.app == "kv" else _EchoHandler
-        _TcpServer(("0.0.0.0", args.port), handler).serve_forever()
+        _TcpServer((_DualStack.wildcard, args.port), handler).serve_forever()
     return 0
 
 

@@ -327,13 +327,15 @@ class Builder:
 
 
 def _wait_for_listener(path: str, port: int, protocol: str, timeout: float = 15.0) -> None:
-    """Wait until something listens on `port` in the namespace (a started program is ready)."""
-    table = Path(f"/proc/thread-self/net/{protocol}")
+    """Wait until something listens on `port` in the namespace (a started program is ready):
+    an IPv4 socket, or an IPv6 one (the lab's programs listen on `::` for both families)."""
+    tables = [Path(f"/proc/thread-self/net/{protocol}{six}") for six in ("", "6")]
     bound_states = ("0A", "07")  # tcp LISTEN, udp unconnected
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with netns.entered(path):
-            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+            rows = [line.split() for table in tables if table.exists()
+                    for line in table.read_text().splitlines()[1:]]
         if any(row[1].endswith(f":{port:04X}") and row[3] in bound_states for row in rows):
             return
         time.sleep(0.05)

@@ -32,8 +32,10 @@ from netdiag.model.lab import LabIntent
 #    connected UDP) and what was counted but not kept (connections_omitted); the devices a
 #    netdev chain is bound to (NftChain.devices). Older files still load (no connections
 #    read; a netdev chain's devices unknown).
-SCHEMA_VERSION = 9  # 5: Gap.needs
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+# 10: a lab's published ports (LabIntent.published, from the drivers' store), which the
+#    expected flows promise. Older files still load (no published ports: no such flows).
+SCHEMA_VERSION = 10  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 
 class NsKind(str, Enum):

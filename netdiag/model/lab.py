@@ -30,12 +30,26 @@ class LabApp:
 
 
 @dataclass(frozen=True, slots=True)
+class LabPort:
+    """A container's (lab node's) port published on its host, on every address of both
+    families where the container's network is dual stack."""
+
+    node: str
+    network: str  # the network of the endpoint it is published from
+    host: str  # the lab host (node) that publishes it
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
 class LabIntent:
     name: str
     topology: str = ""  # the file it was built from
     attached: tuple[tuple[str, tuple[str, ...]], ...] = ()  # node → the networks it is on
     names: tuple[LabName, ...] = ()
     apps: tuple[LabApp, ...] = ()
+    published: tuple[LabPort, ...] = ()  # from the driver store: host ports as allocated
     problem: str = ""  # what could not be read, when something could not
 
     def networks_of(self, node: str) -> tuple[str, ...]:

@@ -36,12 +36,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from netdiag import netns
+from netdiag import netns, terminal
 from netdiag.collect import conntrack
 from netdiag.collect.conntrack import Tracked
 from netdiag.errors import NetdiagError
 from netdiag.flows.packet import PathResult
 from netdiag.model import NamespaceRef
+from netdiag.terminal import PLAIN, Look
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -58,6 +59,7 @@ LINKTYPE_RAW = 101
 VXLAN_PORTS = frozenset({4789, 8472})  # IANA's and the Linux default
 RECEIVE_BUFFER = 4 << 20  # so that a busy interface does not crowd out the flow's frames
 LINGER_SECONDS = 0.5  # after the probe, for its last frames (the reply) to be read
+CANCEL_POLL_SECONDS = 0.1
 SNAPLEN = 65535
 
 
@@ -330,10 +332,22 @@ def _stamp(ancillary) -> int:
     return time.time_ns()
 
 
+def _wait(reader: _Reader, seconds: float, cancelled: Callable[[], bool]) -> None:
+    """Until the packet bound is reached, `seconds` have passed, or the caller gives up (the
+    TUI's user left the view): checked every CANCEL_POLL_SECONDS."""
+    deadline = time.monotonic() + seconds
+    while not cancelled():
+        left = deadline - time.monotonic()
+        if left <= 0 or reader.full.wait(min(left, CANCEL_POLL_SECONDS)):
+            return
+
+
 def capture(result: PathResult, send: Callable[[], object] | None, wait: float,
-            limit: int, on_ready: Callable[[int], None] | None = None) -> CaptureResult:
+            limit: int, on_ready: Callable[[int], None] | None = None,
+            cancelled: Callable[[], bool] = lambda: False) -> CaptureResult:
     """Watch every point of the flow while `send()` sends it (then LINGER_SECONDS more), or
-    for `wait` seconds when `send` is None; at most `limit` frames of the flow are kept."""
+    for `wait` seconds when `send` is None; at most `limit` frames of the flow are kept.
+    `cancelled()` true ends the watch early (the sockets close as at the end)."""
     found = points(result)
     sockets: dict[socket.socket, int] = {}
     unopened: list[tuple[str, str]] = []
@@ -358,9 +372,9 @@ def capture(result: PathResult, send: Callable[[], object] | None, wait: float,
             on_ready(len(sockets))
         if send is not None:
             sent = send()
-            reader.full.wait(LINGER_SECONDS)
+            _wait(reader, LINGER_SECONDS, cancelled)
         else:
-            reader.full.wait(wait)
+            _wait(reader, wait, cancelled)
     finally:
         reader.stop.set()
         if reader.is_alive():
@@ -379,6 +393,63 @@ def capture(result: PathResult, send: Callable[[], object] | None, wait: float,
         tuple(unopened), None if not_sent else expected_last(result, found),
         forward_seen[-1] if forward_seen else None, sent, time.monotonic() - started,
         reader.full.is_set(), counts)
+
+
+# --- for a person ---------------------------------------------------------------------------
+
+# A point's mark (with `marks`): (last seen there, the model expects it last there) → text.
+MARKS = {(True, True): "◀ last seen, as the model expects", (True, False): "◀ last seen",
+         (False, True): "◀ the model expects it last"}
+
+
+def point_name(found: CaptureResult, index: int | None) -> str | None:
+    return None if index is None else found.points[index].name
+
+
+def judged(found: CaptureResult) -> bool:
+    """Whether the capture can be held against the model: the flow went out (or was awaited)
+    and every interface was watched."""
+    return bool(found.points) and (found.sent is None or found.sent.sent) and \
+        not found.unopened
+
+
+def summary(result: PathResult, found: CaptureResult, look: Look = PLAIN,
+            marks: bool = False) -> list[str]:
+    """What `netdiag capture` and the TUI show: each point with the flow's frames seen there
+    (with `marks`, beside it whether the packet was last seen there and whether the model
+    expects it last there), how the flow was sent, where it was last seen and the model's
+    verdict, and whether the two agree."""
+    packet = result.flow.packet
+    lines = [f"capture from {result.flow.source.display}: {packet.text}"
+             + (f", {packet.size} bytes DF" if packet.size else "")]
+    counts = found.counts or [(0, 0)] * len(found.points)
+    seen = [(p.hop or "", p.name, p.direction, f, r,
+             *([MARKS.get((i == found.last_seen, i == found.expected), "")] if marks else []))
+            for i, (p, (f, r)) in enumerate(zip(found.points, counts, strict=True))]
+    lines.append(terminal.table(("HOP", "INTERFACE", "DIR", "FORWARD", "REPLY",
+                                 *([""] if marks else [])), seen, look).rstrip("\n"))
+    for name, why in found.unopened:
+        lines.append(f"not watched: {name}: {why}")
+    if not found.points:
+        lines.append("nothing to watch: the flow crosses no interface")
+    sent = found.sent
+    if sent is not None and not sent.sent:
+        lines.append(f"probe: not sent: {sent.reason}")
+    elif sent is not None:
+        lines.append(f"probe: {sent.outcome}" + (f" (a temporary listener: {sent.listener})"
+                                                 if sent.listener else ""))
+    else:
+        lines.append(f"waited {found.waited:.1f} s for the flow's own traffic")
+    lines.append(f"last seen: {point_name(found, found.last_seen) or 'nowhere'}")
+    drop = result.forward.drop
+    model = "delivered" if drop is None else \
+        f"{result.forward.disposition.upper()} in {drop.namespace.display} at {drop.where}"
+    expected = point_name(found, found.expected)
+    lines.append(f"model: {model} — expects it last at {expected or 'no interface'}")
+    if judged(found):
+        lines.append(look.paint("=> the capture agrees with the model", "ok") if found.agrees
+                     else look.paint("=> the capture DISAGREES with the model", "error"))
+    return lines
 
 
 # --- pcapng ---------------------------------------------------------------------------------

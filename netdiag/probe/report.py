@@ -3,13 +3,15 @@
 JSON: {"schema_version", "flow": {"src": {namespace}, "dst", "proto", "sport", "dport",
 "size", "resolved" (how a name in DST became its address, or null)}, "disposition",
 "hops": [{"namespace": {"id", "kind", "label"}, "in", "out", "steps": [{"kind", "detail",
-"rule"?}]}], "drop": {"namespace", "where", "rule", "reason", "cause"} | null, "reply":
-{"disposition", "hops", "drop"} | null, "probe": {"sent", "outcome", "reason", "delivered",
-"agrees", "listener" (the temporary listener put up where nothing listened, or null),
-"trace"?: {"events", "drop", "agrees", "note", "drops": [{"reason", "location"}],
-"drops_note"}} | null (null without --probe; trace with --trace). `cause` is one of
-netdiag.flows.packet.CAUSES; `drops` are the kernel's kfree_skb drop reasons seen while the
-probe was out.
+"rule"?}], "conntrack"?: [entry]}], "drop": {"namespace", "where", "rule", "reason",
+"cause"} | null, "reply": {"disposition", "hops", "drop"} | null, "probe": {"sent",
+"outcome", "reason", "delivered", "agrees", "listener" (the temporary listener put up where
+nothing listened, or null), "trace"?: {"events", "drop", "agrees", "note", "drops":
+[{"reason", "location"}], "drops_note"}} | null (null without --probe; trace with --trace).
+`cause` is one of netdiag.flows.packet.CAUSES; `drops` are the kernel's kfree_skb drop
+reasons seen while the probe was out. A hop's `conntrack`, read live only, holds the flow's
+entries in the first hop of each namespace where conntrack decides, each as `show conntrack
+--format json` gives it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ def _ref(ref: NamespaceRef) -> dict:
     return {"id": ref.id, "kind": ref.kind.value, "label": ref.display}
 
 
-def _hops(hops: tuple[Hop, ...]) -> list[dict]:
+def _hops(hops: tuple[Hop, ...], conntrack: Mapping[int, list[dict]] | None = None
+          ) -> list[dict]:
+    """`conntrack`: a hop's position → the flow's conntrack entries read there."""
+    conntrack = conntrack or {}
     return [{"namespace": _ref(h.namespace), "in": h.into, "out": h.out,
              "steps": [{"kind": s.kind, "detail": s.detail, **({"rule": s.rule} if s.rule
-                                                              else {})} for s in h.steps]}
-            for h in hops]
+                                                              else {})} for s in h.steps],
+             **({"conntrack": conntrack[number]} if number in conntrack else {})}
+            for number, h in enumerate(hops)]
 
 
 def _drop(drop: Drop | None) -> dict | None:
@@ -61,9 +67,14 @@ def _probe(sent: ProbeResult | None, kernel: KernelTrace | None) -> dict | None:
 
 
 def as_json(result: PathResult, sent: ProbeResult | None = None,
-            kernel: KernelTrace | None = None, resolved: str = "") -> dict:
+            kernel: KernelTrace | None = None, resolved: str = "",
+            conntrack: Mapping[tuple[str, int], list[dict]] | None = None) -> dict:
+    """`conntrack`: (direction, hop position) → the flow's conntrack entries read there, as
+    JSON (probe/tracked.py's hop_entries), for a live run."""
     packet = result.flow.packet
     reply = result.reply
+    entries = {direction: {number: found for (way, number), found in (conntrack or {}).items()
+                           if way == direction} for direction in ("forward", "reply")}
     return {
         "schema_version": SCHEMA_VERSION,
         "flow": {"src": {**_ref(result.flow.source), "address": packet.src}, "dst": packet.dst,
@@ -71,10 +82,10 @@ def as_json(result: PathResult, sent: ProbeResult | None = None,
                  "dport": packet.dport or None, "size": packet.size or None,
                  "resolved": resolved or None},
         "disposition": result.disposition,
-        "hops": _hops(result.forward.hops),
+        "hops": _hops(result.forward.hops, entries["forward"]),
         "drop": _drop(result.forward.drop),
         "reply": None if reply is None else {"disposition": reply.disposition,
-                                             "hops": _hops(reply.hops),
+                                             "hops": _hops(reply.hops, entries["reply"]),
                                              "drop": _drop(reply.drop)},
         "probe": _probe(sent, kernel),
     }

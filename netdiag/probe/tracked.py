@@ -83,15 +83,23 @@ def entry_line(entries: list[Tracked]) -> str:
     return ", ".join(parts) + more
 
 
-def hop_notes(result: PathResult, entries: Mapping[int, list[Tracked]]
-              ) -> dict[tuple[str, int], str]:
-    """(direction, position) of a hop → the conntrack line to print under it: once per
-    namespace, in the first hop where conntrack decides there."""
-    notes: dict[tuple[str, int], str] = {}
+def hop_entries(result: PathResult, entries: Mapping[int, list[Tracked]]
+                ) -> dict[tuple[str, int], list[Tracked]]:
+    """(direction, position) of a hop → the flow's entries read in its namespace (perhaps
+    none): once per namespace read, in the first hop where conntrack decides there."""
+    found: dict[tuple[str, int], list[Tracked]] = {}
     said: set[int] = set()
     for direction, number, hop in deciding_hops(result):
         ns_id = hop.namespace.id
-        if entries.get(ns_id) and ns_id not in said:
+        if ns_id in entries and ns_id not in said:
             said.add(ns_id)
-            notes[direction, number] = entry_line(entries[ns_id])
-    return notes
+            found[direction, number] = entries[ns_id]
+    return found
+
+
+def hop_notes(result: PathResult, entries: Mapping[int, list[Tracked]]
+              ) -> dict[tuple[str, int], str]:
+    """(direction, position) of a hop → the conntrack line to print under it (hop_entries'
+    hops that hold an entry of the flow)."""
+    return {where: entry_line(found)
+            for where, found in hop_entries(result, entries).items() if found}

@@ -14,6 +14,7 @@ from textual.screen import Screen
 
 from netdiag.findings.finding import Evidence
 from netdiag.model import NamespaceRef
+from netdiag.tui import paths
 from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.screens.help import HelpScreen
 from netdiag.tui.screens.namespace import NamespaceScreen
@@ -91,6 +92,14 @@ class NetdiagApp(App):
         if isinstance(screen, NamespaceScreen):
             yield SystemCommand("Trace a path from here", "where a flow from "
                                 f"{screen.ref.display} goes, simulated", screen.action_path)
+            if screen.traced:
+                yield SystemCommand("Capture along the path", "netdiag capture: the last "
+                                    "path traced sent once, watched on every hop",
+                                    screen.action_capture)
+                yield SystemCommand("Capture along the path, waiting for its own traffic",
+                                    "netdiag capture --wait: nothing sent, watched "
+                                    f"{paths.CAPTURE_WAIT_SECONDS:g} s",
+                                    partial(screen.action_capture, True))
             if screen.stop:
                 yield SystemCommand("Go to where the path stopped",
                                     "the rule or link that stopped the last path traced",

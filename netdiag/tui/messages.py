@@ -12,6 +12,7 @@ from textual.message import Message
 
 from netdiag.checks.exposure_model import Exposure
 from netdiag.findings.finding import Evidence, Finding
+from netdiag.flows.packet import PathResult
 from netdiag.model import NamespaceRef, Snapshot
 
 
@@ -76,11 +77,23 @@ class RepairDone(Message):
 
 @dataclass
 class PathDone(Message):
-    """A simulated path from the attached namespace: its trace, and what stopped it."""
+    """A simulated path from the attached namespace: its trace, and what stopped it (result:
+    the trace itself, None when it failed; `capture` takes it along the path)."""
 
     line: str
     lines: list[str]
     evidence: tuple[Evidence, ...]
+    result: PathResult | None = None
+    snapshot: Snapshot | None = None
+
+
+@dataclass
+class CaptureDone(Message):
+    """A capture along the last path traced: per hop, where the packet was last seen, beside
+    the model's verdict."""
+
+    line: str
+    lines: list[str]
 
 
 @dataclass

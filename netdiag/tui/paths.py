@@ -1,5 +1,6 @@
 """The TUI's path view: a line typed by the user → the flow engine's trace from the attached
-namespace, and the evidence that marks what stopped it in the state tabs.
+namespace, the evidence that marks what stopped it in the state tabs, and the capture of the
+flow along its hops (`netdiag capture`'s).
 
 The line is what follows `netdiag path SRC` on the command line — one flow syntax everywhere:
 
@@ -10,15 +11,22 @@ The line is what follows `netdiag path SRC` on the command line — one flow syn
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from netdiag.checks.exposure_model import firewall_key
 from netdiag.errors import UsageError
 from netdiag.findings.finding import Evidence
 from netdiag.flows import names
-from netdiag.flows.packet import Packet, PathResult
+from netdiag.flows.packet import FIREWALL, Packet, PathResult
 from netdiag.flows.walk import Engine
 from netdiag.model import Snapshot
 
 USAGE = "DST[:PORT] [--proto tcp|udp|icmp], e.g. db:6379"
 PROTOCOLS = ("tcp", "udp", "icmp")
+# A capture's bounds, `netdiag capture`'s defaults: frames of the flow kept (--count), and
+# how long its own traffic is awaited (--wait --timeout).
+CAPTURE_COUNT = 200
+CAPTURE_WAIT_SECONDS = 10.0
 
 
 def parse(line: str) -> tuple[str, int, str]:
@@ -52,11 +60,27 @@ def trace(snapshot: Snapshot, source: int, line: str) -> PathResult:
                                                 port))
 
 
+def capture(snapshot: Snapshot, result: PathResult, wait: bool, external: bool,
+            cancelled: Callable[[], bool]) -> list[str]:
+    """`netdiag capture` of a flow traced here: the same watch on every interface of its hops
+    (netdiag/probe/capture.py), the flow sent once as `path --probe` sends it — or, `wait`,
+    its own traffic awaited CAPTURE_WAIT_SECONDS —, at most CAPTURE_COUNT frames; its report
+    with each interface marked where the packet was last seen and where the model expects it
+    last. `cancelled()` true (the user left) ends it early."""
+    from netdiag.probe import capture as watch
+    from netdiag.probe.path import probe
+
+    send = None if wait else (lambda: probe(snapshot, result, external))
+    found = watch.capture(result, send, CAPTURE_WAIT_SECONDS, CAPTURE_COUNT,
+                          cancelled=cancelled)
+    return "\n".join(watch.summary(result, found, marks=True)).splitlines()
+
+
 def evidence(result: PathResult) -> tuple[Evidence, ...]:
     """What stopped the flow (or its reply), as Evidence the state tabs can mark."""
     drop = result.forward.drop or (result.reply.drop if result.reply else None)
     if drop is None:
         return ()
-    where = drop.where.replace(" (legacy)", "")
-    kind = "firewall" if drop.rule or where.count("/") == 2 else "link"
-    return (Evidence(drop.reason, drop.namespace.id, kind, where),)
+    if drop.cause == FIREWALL:  # a rule or a policy, iptables or nftables: its row's key
+        return (Evidence(drop.reason, drop.namespace.id, "firewall", firewall_key(drop.where)),)
+    return (Evidence(drop.reason, drop.namespace.id, "link", drop.where),)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netdiag import netns
-from netdiag.collect import discovery, namespace_refs
+from netdiag.collect import discovery, docker, namespace_refs
 from netdiag.errors import (
     CollectError,
     NamespaceGone,
@@ -50,9 +50,14 @@ class LiveSource:
     check: Checker = run_checks
     offline: bool = False
     timeout: float = 10.0
+    engines: tuple[str, ...] = ()  # the Docker engines read, as --docker names them: every one
 
     def discover(self) -> list[NamespaceRef]:
-        return discovery.discover()
+        return self.namespaces(docker.read(self.engines))
+
+    def namespaces(self, intent: docker.Intent) -> list[NamespaceRef]:
+        """The namespaces there are, Docker's labelled from the engines' `intent`."""
+        return discovery.discover(engines=intent.engines)
 
     def resolve(self, reference: str) -> NamespaceRef:
         return namespace_refs.resolve(reference)
@@ -64,7 +69,8 @@ class LiveSource:
         from netdiag.collect import Cancelled, collect_snapshot
 
         try:
-            return collect_snapshot(refs, timeout=self.timeout, cancelled=cancelled)
+            return collect_snapshot(refs, timeout=self.timeout, cancelled=cancelled,
+                                    intent=docker.read(self.engines))
         except Cancelled:
             return None
 
@@ -74,10 +80,11 @@ class LiveSource:
         from netdiag.collect import collect_snapshot
 
         ensure_alive(ref)
-        refs = self.discover()
+        intent = docker.read(self.engines)  # once: for the labels and for the snapshot
+        refs = self.namespaces(intent)
         if all(r.id != ref.id for r in refs):
             refs.append(ref)
-        snapshot = collect_snapshot(refs, timeout=self.timeout)
+        snapshot = collect_snapshot(refs, timeout=self.timeout, intent=intent)
         if snapshot.namespace(ref.id) is None:
             ensure_alive(ref)
             raise _unread(snapshot, ref)

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 from contextlib import ExitStack
+from functools import partial
 
 import pytest
 
@@ -37,6 +38,7 @@ from tests.docker_engine import (
     DockerEngine,
     EngineUnavailable,
     Swarm,
+    all_at_once,
     build_busybox_image,
     unavailable_reason,
 )
@@ -130,31 +132,35 @@ IPV6_CASE = "custom-addressing"
 
 
 def typical_workload(engine: DockerEngine) -> None:
-    engine.docker("network", "create", "front")
-    engine.docker("network", "create", "back")
-    engine.docker("network", "create", "--internal", "private")
-    engine.docker("run", "-d", "--name", "web", "--network", "front", "-p", "8080:80", *SERVE)
-    engine.docker("run", "-d", "--name", "app", "--network", "front", *SERVE)
-    engine.docker("network", "connect", "back", "app")
-    engine.docker("run", "-d", "--name", "db", "--network", "back", *IDLE)
-    engine.docker("run", "-d", "--name", "vault", "--network", "private", *IDLE)
-    engine.docker("run", "-d", "--name", "classic", "-p", "8081:80", *SERVE)
-    engine.docker("run", "-d", "--name", "offline", "--network", "none", *IDLE)
-    engine.docker("run", "-d", "--name", "hostnet", "--network", "host", *IDLE)
-    engine.docker("run", "-d", "--name", "sidecar", "--network", "container:web", *IDLE)
+    """The workload, made in four steps of commands sent at once (a daemon takes them in
+    parallel, as it does from a host's many clients): the networks, the containers, what
+    needs a container made before it, then the wait for each server to answer."""
+    networks = [["front"], ["back"], ["--internal", "private"]]
+    containers = [["--name", "web", "--network", "front", "-p", "8080:80", *SERVE],
+                  ["--name", "app", "--network", "front", *SERVE],
+                  ["--name", "db", "--network", "back", *IDLE],
+                  ["--name", "vault", "--network", "private", *IDLE],
+                  ["--name", "classic", "-p", "8081:80", *SERVE],
+                  ["--name", "offline", "--network", "none", *IDLE],
+                  ["--name", "hostnet", "--network", "host", *IDLE]]
+    servers = [("web", "app"), ("classic", None)]  # (server, the client that asks it)
     if engine.version != "20.10":
         for port, (network, (options, publish)) in enumerate(MODERN_NETWORKS.items(), 8082):
-            engine.docker("network", "create", *options, network)
-            engine.docker("run", "-d", "--name", f"web-{network}", "--network", network,
-                          *(["-p", f"{port}:80"] if publish else []), *SERVE)
-            engine.wait_until_serving(f"web-{network}")
+            networks.append([*options, network])
+            containers.append(["--name", f"web-{network}", "--network", network,
+                               *(["-p", f"{port}:80"] if publish else []), *SERVE])
+            servers.append((f"web-{network}", None))
     elif engine.config.get("ip6tables"):
-        engine.docker("network", "create", "--ipv6", "--subnet", "fd00:2010::/64", "six")
-        engine.docker("run", "-d", "--name", "web-six", "--network", "six", "-p", "8082:80",
-                      *SERVE)
-        engine.wait_until_serving("web-six")
-    engine.wait_until_serving("web", client="app")
-    engine.wait_until_serving("classic")
+        networks.append(["--ipv6", "--subnet", "fd00:2010::/64", "six"])
+        containers.append(["--name", "web-six", "--network", "six", "-p", "8082:80", *SERVE])
+        servers.append(("web-six", None))
+    all_at_once(*(partial(engine.docker, "network", "create", *args) for args in networks))
+    all_at_once(*(partial(engine.docker, "run", "-d", *args) for args in containers))
+    all_at_once(partial(engine.docker, "network", "connect", "back", "app"),
+                partial(engine.docker, "run", "-d", "--name", "sidecar", "--network",
+                        "container:web", *IDLE))
+    all_at_once(*(partial(engine.wait_until_serving, server, client=client)
+                  for server, client in servers))
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -198,16 +204,14 @@ def swarm_workload(swarm: Swarm, tag: str) -> None:
 
 def test_two_independent_swarms_on_one_machine_are_quiet(docker_version):
     with ExitStack() as stack:
-        swarms = []
-        for tag in ("a", "b"):
-            swarm = Swarm(underlay=SWARM_UNDERLAY, version=docker_version)
-            stack.callback(swarm.stop)
-            try:
-                swarm.start()
-            except EngineUnavailable as exc:
-                pytest.skip(f"dockerd cannot run here: {exc}")
-            swarm_workload(swarm, tag)
-            swarms.append(swarm)
+        # Independent: each Swarm is started, given its workload and stopped beside the other.
+        swarms = [Swarm(underlay=SWARM_UNDERLAY, version=docker_version) for _ in "ab"]
+        stack.callback(all_at_once, *(swarm.stop for swarm in swarms))
+        try:
+            all_at_once(*(swarm.start for swarm in swarms))
+        except EngineUnavailable as exc:
+            pytest.skip(f"dockerd cannot run here: {exc}")
+        all_at_once(*(partial(swarm_workload, swarm, tag) for swarm, tag in zip(swarms, "ab")))
         engines = [node for swarm in swarms for node in swarm.nodes]
         vni = '{{index .Options "com.docker.network.driver.overlay.vxlanid_list"}}'
         vnis = {swarm.nodes[0].docker("network", "inspect", "ov-a", "--format", vni).strip()

@@ -28,6 +28,7 @@ from tests.docker_engine import (
     build_busybox_image,
     unavailable_reason,
 )
+from tests.integration.test_ipv6_docker_hairpin import hairpin_works
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -373,6 +374,15 @@ def test_ipv6_masquerade_rule_removed(engine):
         engine.in_netns(f"ip -6 route del default via {OUTSIDE6}; "
                         f"ip addr del {HOST_ADDRESS6}/64 dev {UPLINK}", check=False)
         sh(f"ip -n {engine.outside} addr del {OUTSIDE6}/64 dev eth0", check=False)
+
+
+def test_ipv6_hairpin_through_the_dnat(engine):
+    """With the userland proxy off, a container on an IPv6 network reaches its own published
+    port at the host's IPv6 address through Docker's ip6tables hairpin DNAT, and `path`
+    agrees with a real probe (the proxy-on twin: test_ipv6_docker_hairpin.py)."""
+    if engine.version == "20.10":
+        pytest.skip("20.10 writes no ip6tables rules without its experimental ip6tables")
+    hairpin_works(engine)
 
 
 def test_sidecar_left_in_an_old_namespace(engine):

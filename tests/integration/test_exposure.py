@@ -2,8 +2,9 @@
 
 One engine per version (Debian's 20.10 and 28), started once, in a namespace with an uplink
 (`up0`, 198.19.7.2 and 198.19.7.3) to a LAN namespace (198.19.7.1, the default gateway) that
-also routes the Docker bridge networks to the host. The workload: ports published on 0.0.0.0,
-on 127.0.0.1 and on 198.19.7.3; a macvlan container on up0 (198.19.7.50); on 28 a `routed`
+also routes the Docker bridge networks to the host. The workload: ports published on 0.0.0.0
+(tcp 8080, and udp 5353 to a UDP echo on 53), on 127.0.0.1 and on 198.19.7.3; a macvlan
+container on up0 (198.19.7.50, also with a UDP echo on 53); on 28 a `routed`
 network whose container publishes 80 and also listens, unpublished, on 81; on the host a
 listener on 22 (allowed) and one on 5433 (the firewall closes it). Then, one after the other,
 three host firewalls — each the INPUT intent only, Docker's own rules untouched:
@@ -16,11 +17,12 @@ three host firewalls — each the INPUT intent only, Docker's own rules untouche
   filter_FORWARD accepts DNATed connections ahead of its zones (firewalld's
   src/firewall/core/nftables.py; firewalld/firewalld#1536).
 
-For each, the LAN namespace connects to every address (the uplink's, the containers', the
-macvlan's) × every port (those the model names and those the test opened), in parallel with a
-1.5 s timeout, inside the test's namespaces only; what answered must be exactly what the
-exposure table says an `up0` client reaches, port for port. And `check` warns about the
-ufw-style bypass of 8080, naming the DNAT rule, the INPUT policy and up0.
+For each, the LAN namespace connects to (TCP) and sends a datagram to (UDP) every address
+(the uplink's, the containers', the macvlan's) × every port (those the model names and those
+the test opened), in parallel with a 1.5 s timeout, inside the test's namespaces only; what
+answered must be exactly what the exposure table says an `up0` client reaches, port for port.
+And `check` warns about the ufw-style bypass of 8080, naming the DNAT rule, the INPUT policy
+and up0.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import pytest
 from tests.conftest import sh
 from tests.docker_engine import IMAGE, DockerEngine, EngineUnavailable, build_busybox_image
 from tests.integration.test_docker_healthy import UPLINK_NET, add_uplink
+from tests.real_flows import listen
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 
@@ -64,22 +67,35 @@ FIREWALLD_LIKE = """table inet ndt_firewalld {
 }
 """
 
+# A target is [address, port] (TCP) or [address, port, "udp"]. TCP answers with a connection
+# or a reset; UDP with the listener's echo or ICMP port unreachable (or a firewall's reject):
+# "silent" lists those that gave neither within 1.5 s (a drop), so that a test can say how
+# many of its negatives were waited for.
 SCAN = """
 import json, socket, sys
 from concurrent.futures import ThreadPoolExecutor
 targets = json.loads(sys.argv[1])
 def knock(target):
-    s = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET)
+    udp = target[2:] == ["udp"]
+    s = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET,
+                      socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
     s.settimeout(1.5)
     try:
         s.connect((target[0], target[1]))
-        return target
+        if udp:
+            s.send(b"netdiag")
+            s.recv(512)
+        return "answered"
+    except TimeoutError:
+        return "silent"
     except OSError:
-        return None
+        return "refused"
     finally:
         s.close()
-with ThreadPoolExecutor(64) as pool:
-    print(json.dumps([t for t in pool.map(knock, targets) if t]))
+with ThreadPoolExecutor(max(1, min(len(targets), 512))) as pool:  # one wait for every drop
+    found = list(pool.map(knock, targets))
+print(json.dumps({kind: [t for t, k in zip(targets, found) if k == kind]
+                  for kind in ("answered", "silent")}))
 """
 
 
@@ -102,13 +118,18 @@ def host(request):
         build_busybox_image(engine)
         lan = f"{engine.netns}-gw"[:40]
         stack.callback(_end_listeners, engine)
-        workload(engine, lan)
+        for server in workload(engine, lan):
+            stack.callback(server.wait)
+            stack.callback(server.kill)
         yield engine, lan
 
 
-def workload(engine: DockerEngine, lan: str) -> None:
+def workload(engine: DockerEngine, lan: str) -> list[subprocess.Popen]:
+    """The containers and the host's listeners; returns the UDP echo listeners it started
+    in the containers' namespaces, for the caller to end."""
     sh(f"ip -n {engine.netns} addr add {SECOND}/24 dev up0")
-    engine.docker("run", "-d", "--name", "pub-all", "-p", "8080:80", *SERVE)
+    engine.docker("run", "-d", "--name", "pub-all", "-p", "8080:80", "-p", "5353:53/udp",
+                  *SERVE)
     engine.docker("run", "-d", "--name", "pub-lo", "-p", "127.0.0.1:8081:80", *SERVE)
     engine.docker("run", "-d", "--name", "pub-one", "-p", f"{SECOND}:8082:80", *SERVE)
     engine.docker("network", "create", "-d", "macvlan", "--subnet", UPLINK_NET.format(0),
@@ -123,6 +144,10 @@ def workload(engine: DockerEngine, lan: str) -> None:
     for name in ("pub-all", "pub-lo", "pub-one", "mv-app") + (
             ("routed",) if engine.version != "20.10" else ()):
         engine.wait_until_serving(name)
+    # UDP: an echo on 53 in pub-all (published as 5353/udp) and in mv-app (on the wire), run
+    # from here in their network namespaces (busybox has no UDP echo server).
+    servers = [listen(f"/proc/{engine.inspect(name)['State']['Pid']}/ns/net", udp=(53,))
+               for name in ("pub-all", "mv-app")]
     # The LAN routes the bridge networks to the host (a router with static routes would).
     for subnet in engine.docker("network", "inspect", "--format",
                                 "{{.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
@@ -138,11 +163,15 @@ def workload(engine: DockerEngine, lan: str) -> None:
     while engine.in_netns("ss -Hltn '( sport = :22 or sport = :5433 )'").count("LISTEN") < 2:
         assert time.monotonic() < deadline, "the host's listeners did not start"
         time.sleep(0.1)
+    return servers
 
 
 def _end_listeners(engine: DockerEngine) -> None:
     for pid in sh(f"ip netns pids {engine.netns}", check=False).split():
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read() if pid.isdigit() else b""
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read() if pid.isdigit() else b""
+        except FileNotFoundError:  # it ended since it was listed (seen: at teardown)
+            continue
         if b"socket.socket()" in cmdline:  # only the listeners this test started
             sh(f"kill {pid}", check=False)
 
@@ -171,8 +200,8 @@ def netdiag(engine: DockerEngine, *args: str) -> tuple[int, str]:
 
 
 def exposure_from_up0(engine: DockerEngine) -> tuple[set, set, dict]:
-    """(what the table says an up0 client reaches, every (address, port) it names, each
-    container's risk by name and port)."""
+    """(what the table says an up0 client reaches as (address, port, protocol), every
+    (address, port) it names, each container's risk by name and port)."""
     import os
 
     host_id = os.stat(engine.netns_path).st_ino
@@ -184,16 +213,39 @@ def exposure_from_up0(engine: DockerEngine) -> tuple[set, set, dict]:
         for door in entry["reached"]:
             named.add((door["address"], door["port"]))
             if door["from"] == "uplink" and door["where"] == "up0" and \
-                    door["host"] == host_id and door["protocol"] == "tcp":
-                reached.add((door["address"], door["port"]))
+                    door["host"] == host_id:
+                reached.add((door["address"], door["port"], door["protocol"]))
     return reached, named, risks
 
 
-def scan(lan: str, targets: set) -> set:
+def scan(lan: str, targets: set, silent: list | None = None) -> set:
+    """The targets that answered, scanned from the namespace `lan` (a name in /run/netns);
+    those that gave no answer at all are added to `silent`."""
     done = subprocess.run(["ip", "netns", "exec", lan, sys.executable, "-c", SCAN,
                            json.dumps(sorted(targets))], capture_output=True, text=True,
                           timeout=120, check=True)
-    return {tuple(t) for t in json.loads(done.stdout)}
+    found = json.loads(done.stdout)
+    if silent is not None:
+        silent += [tuple(t) for t in found["silent"]]
+    return {tuple(t) for t in found["answered"]}
+
+
+def scan_tcp_udp(lan: str, addresses: set, ports: set, silent: list | None = None
+                 ) -> set[tuple[str, int, str]]:
+    """(address, port, protocol) of every address × port that answered over TCP or UDP."""
+    targets = {(a, p) for a in addresses for p in ports} | \
+        {(a, p, "udp") for a in addresses for p in ports}
+    return {(t[0], t[1], "udp" if t[2:] else "tcp") for t in scan(lan, targets, silent)}
+
+
+def agree(label: str, answered: set, reached: set, compared: int, silent: list) -> None:
+    """The scan's agreement with the table, printed for the log; a mismatch fails, named."""
+    print(f"\n{label}: {compared} address × port × protocol compared, {len(answered)} "
+          f"answered ({len(silent)} unanswered, waited for), "
+          f"{len(answered ^ reached)} mismatches")
+    assert answered == reached, (
+        f"answered, not in the table: {sorted(answered - reached)}; "
+        f"in the table, not answered: {sorted(reached - answered)}")
 
 
 def container_addresses(engine: DockerEngine) -> set[str]:
@@ -213,13 +265,15 @@ def test_the_exposure_table_matches_a_real_scan_port_for_port(host, kind):
         addresses = {HOST, SECOND, MACVLAN_IP} | container_addresses(engine) | \
             {address for address, _ in named if not address.startswith("127.")}
         ports = set(TEST_PORTS) | {port for _, port in named}
-        answered = scan(lan, {(a, p) for a in addresses for p in ports})
-        assert answered == reached, (
-            f"answered, not in the table: {sorted(answered - reached)}; "
-            f"in the table, not answered: {sorted(reached - answered)}")
+        silent: list = []
+        answered = scan_tcp_udp(lan, addresses, ports, silent)
+        agree(f"docker {engine.version} {kind}", answered, reached,
+              len(addresses) * len(ports) * 2, silent)
         # What the workload means, so a model and a scan that agree on nothing cannot pass.
-        assert {(HOST, 8080), (SECOND, 8082), (HOST, 22), (MACVLAN_IP, 80)} <= answered
-        assert not {(HOST, 8081), (HOST, 8082), (HOST, 5433)} & answered
+        assert {(HOST, 8080, "tcp"), (SECOND, 8082, "tcp"), (HOST, 22, "tcp"),
+                (MACVLAN_IP, 80, "tcp"), (HOST, 5353, "udp"), (MACVLAN_IP, 53, "udp")} \
+            <= answered
+        assert not {(HOST, 8081, "tcp"), (HOST, 8082, "tcp"), (HOST, 5433, "tcp")} & answered
         assert risks[("pub-all", 80)] == "bypass" and risks[("mv-app", 80)] == "unpublished"
         if engine.version == "20.10":  # FORWARD accepts the container port at its address
             assert risks[("pub-lo", 80)] == ("internal" if kind == "nftables-firewalld"

@@ -6,23 +6,22 @@ nftablesdoc/generated/usernet-portmap.md — `table ip docker-bridges`, c1 at 19
 bridge1 publishing 8080 → 80) is loaded with `nft -f` into a host namespace of ours wired
 as that document's host: eth0 10.99.0.1/24 to a LAN namespace (10.99.0.2, which routes
 192.0.2.0/24 to the host), bridge1 192.0.2.1/24 with c1's namespace behind a veth. Listeners:
-c1 on 80, the host on 22 and 5433. The snapshot is read by the collector, with the intent
-Docker would report for that host (tests/unit/rules/test_native_nftables_rules.py).
+c1 on 80 (and udp 53 and 80, echoing), the host on 22 and 5433 (and udp 53). The snapshot
+is read by the collector, with the intent Docker would report for that host
+(tests/unit/rules/test_native_nftables_rules.py).
 
 Then the host's INPUT intent as nftables users write it, in a table of its own
 (`inet filter`, input policy drop, ssh and replies accepted, no forward chain) — or none, the
 healthy host. The LAN connects to every address × port the table names (and the test's
-ports), inside the test's namespaces only; what answered must be what the table says an eth0
-client reaches. With the input policy, ND931 warns about 8080, naming Docker's dnat rule, the
-input policy and eth0; without it, nothing.
+ports) over TCP and UDP, inside the test's namespaces only; what answered must be what the
+table says an eth0 client reaches. With the input policy, ND931 warns about 8080, naming
+Docker's dnat rule, the input policy and eth0; without it, nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import pytest
 from netdiag.checks.exposure_model import BYPASS, PUBLIC, UPLINK, exposures
 from tests.conftest import pings, sh
 from tests.fixtures.rules import run_rule
-from tests.integration.test_exposure import SCAN
+from tests.integration.test_exposure import agree, scan_tcp_udp
 from tests.real_flows import listen, snapshot_of
 from tests.unit.rules.test_native_nftables_rules import docker29_intent
 
@@ -70,7 +69,9 @@ def docker29_host(netns_factory):
     sh(f"ip -n {c1} route add default via 192.0.2.1")
     sh(f"ip netns exec {host} sysctl -qw net.ipv4.ip_forward=1")
     sh(f"ip netns exec {host} nft -f {DOCKER29}")
-    servers = [listen(c1, tcp=(80,)), listen(host, tcp=(22, 5433))]
+    for ns in (host, c1):  # a closed UDP port's ICMP error at once, however many
+        sh(f"ip netns exec {ns} sysctl -qw net.ipv4.icmp_ratemask=0")
+    servers = [listen(c1, tcp=(80,), udp=(53, 80)), listen(host, tcp=(22, 5433), udp=(53,))]
     # Neighbours resolved before the scan (see test_exposure_ipv6.py), before any INPUT
     # policy: the healthy host answers pings on both sides.
     assert pings(lan, HOST, wait=5) and pings(host, C1, wait=5)
@@ -90,22 +91,15 @@ def read(host: str, c1: str, lan: str):
 
 
 def from_eth0(snapshot, host_id: int) -> tuple[set, set]:
-    """(what the table says an eth0 client reaches over tcp, every address it names)."""
+    """(what the table says an eth0 client reaches, as (address, port, protocol), every
+    address it names)."""
     reached, named = set(), set()
     for entry in exposures(snapshot):
         for door in entry.doors:
             named.add(door.address)
-            if (door.source, door.where, door.host, door.protocol) == (UPLINK, "eth0",
-                                                                       host_id, "tcp"):
-                reached.add((door.address, door.port))
+            if (door.source, door.where, door.host) == (UPLINK, "eth0", host_id):
+                reached.add((door.address, door.port, door.protocol))
     return reached, named
-
-
-def scan(lan: str, targets: set) -> set:
-    done = subprocess.run(["ip", "netns", "exec", lan, sys.executable, "-c", SCAN,
-                           json.dumps(sorted(targets))], capture_output=True, text=True,
-                          timeout=60, check=True)
-    return {tuple(t) for t in json.loads(done.stdout)}
 
 
 @pytest.mark.parametrize("input_policy", (True, False), ids=("inet-input-drop", "healthy"))
@@ -119,14 +113,16 @@ def test_docker29_exposure_matches_a_real_scan_and_nd931_names_the_bypass(docker
     reached, named = from_eth0(snapshot, ids["host"])
     # Only what the LAN routes to the host: its eth0 address and bridge1's network.
     addresses = {HOST, "192.0.2.1", C1} | {a for a in named if a.startswith("192.0.2.")}
-    answered = scan(lan, {(a, p) for a in addresses for p in PORTS})
-    reached = {(a, p) for a, p in reached if a in addresses}
-    assert answered == reached, (
-        f"answered, not in the table: {sorted(answered - reached)}; "
-        f"in the table, not answered: {sorted(reached - answered)}")
+    ports, silent = set(PORTS) | {53}, []
+    answered = scan_tcp_udp(lan, addresses, ports, silent)
+    reached = {t for t in reached if t[0] in addresses}
+    agree(f"docker29 input_policy={input_policy}", answered, reached,
+          len(addresses) * len(ports) * 2, silent)
     # What the datapath means, so a model and a scan that agree on nothing cannot pass.
-    assert {(HOST, 8080), (HOST, 22)} <= answered and (C1, 80) not in answered  # raw drop
-    assert ((HOST, 5433) in answered) is not input_policy
+    assert {(HOST, 8080, "tcp"), (HOST, 22, "tcp")} <= answered
+    assert not {(C1, 80, "tcp"), (C1, 53, "udp")} & answered  # raw drop
+    assert ((HOST, 5433, "tcp") in answered) is not input_policy
+    assert ((HOST, 53, "udp") in answered) is not input_policy
     risk = next(e.risk for e in exposures(snapshot)
                 if e.namespace.id == ids["c1"] and e.socket.port == 80)
     found = run_rule("exposure-firewall-bypass", snapshot)

@@ -8,7 +8,8 @@ address, the DNAT of 8080 to [fd71:18::2]:80) loaded with ip6tables-restore, and
 of INPUT for IPv6 (policy DROP; lo, replies, ICMPv6 — neighbour discovery — and tcp 22
 accepted). The host's eth0 (fd71:99::1/64) faces a LAN namespace (fd71:99::2, which routes
 web's fd71:18::/64 to the host); web (fd71:18::2) sits on br-web behind a veth. Listeners:
-web on [::]:80, the host on 22 and 5433. Only ULA addresses, inside the test's namespaces.
+web on [::]:80 (and udp 53 and 80, echoing), the host on 22 and 5433 (and udp 53). Only ULA
+addresses, inside the test's namespaces.
 
 The snapshot is read by the collector, with the intent Docker would report. The LAN connects
 to every address × port the table names (and the test's ports); what answered must be what
@@ -34,7 +35,7 @@ from netdiag.model.docker import (
 )
 from tests.conftest import pings, sh
 from tests.fixtures.rules import run_rule
-from tests.integration.test_exposure_docker29 import scan
+from tests.integration.test_exposure import agree, scan_tcp_udp
 from tests.real_flows import listen, snapshot_of
 
 pytestmark = [pytest.mark.integration]
@@ -116,7 +117,9 @@ def ipv6_host(netns_factory):
     sh(f"ip -n {web} -6 route add default via {GATEWAY}")
     subprocess.run(["ip", "netns", "exec", host, "ip6tables-restore"], input=RULES, text=True,
                    check=True)
-    servers = [listen(web, tcp=(80,)), listen(host, tcp=(22, 5433))]
+    for ns in (host, web):  # a closed UDP port's ICMPv6 error at once, however many
+        sh(f"ip netns exec {ns} sysctl -qw net.ipv6.icmp.ratelimit=0")
+    servers = [listen(web, tcp=(80,), udp=(53, 80)), listen(host, tcp=(22, 5433), udp=(53,))]
     # Neighbours resolved before the scan: a SYN waiting for neighbour discovery on two links
     # under load outlasts the scan's timeout (seen), which is the scan's error, not the host's.
     assert pings(lan, HOST, wait=5) and pings(host, WEB, wait=5)
@@ -133,17 +136,18 @@ def test_ipv6_exposure_matches_a_real_scan_and_nd931_names_the_bypass(ipv6_host)
     snapshot, ids = snapshot_of({"host": host, "web": web, "lan": lan})
     snapshot = replace(snapshot, docker=(intent(ids["host"], ids["web"]),))
     table = exposures(snapshot)
-    reached = {(d.address, d.port) for e in table for d in e.doors
-               if (d.source, d.where, d.host, d.protocol) == (UPLINK, "eth0", ids["host"], "tcp")}
     addresses = {HOST, GATEWAY, WEB}  # what the LAN routes to the host
-    answered = scan(lan, {(a, p) for a in addresses for p in PORTS})
-    reached = {(a, p) for a, p in reached if a in addresses}
-    assert answered == reached, (
-        f"answered, not in the table: {sorted(answered - reached)}; "
-        f"in the table, not answered: {sorted(reached - answered)}")
+    reached = {(d.address, d.port, d.protocol) for e in table for d in e.doors
+               if (d.source, d.where, d.host) == (UPLINK, "eth0", ids["host"])
+               and d.address in addresses}
+    ports, silent = set(PORTS) | {53}, []
+    answered = scan_tcp_udp(lan, addresses, ports, silent)
+    agree("ipv6", answered, reached, len(addresses) * len(ports) * 2, silent)
     # What the datapath means, so a model and a scan that agree on nothing cannot pass.
-    assert {(HOST, 8080), (HOST, 22), (GATEWAY, 22)} <= answered
-    assert not {(HOST, 5433), (WEB, 80)} & answered  # INPUT's drop, the raw drop
+    assert {(HOST, 8080, "tcp"), (HOST, 22, "tcp"), (GATEWAY, 22, "tcp")} <= answered
+    # INPUT's drop (tcp 5433, udp 53), the raw drop (web's own address)
+    assert not {(HOST, 5433, "tcp"), (HOST, 53, "udp"), (WEB, 80, "tcp"), (WEB, 53, "udp")} \
+        & answered
     web80 = next(e for e in table if e.namespace.id == ids["web"] and e.socket.port == 80)
     assert web80.risk == BYPASS
     (finding,) = run_rule("exposure-firewall-bypass", snapshot)

@@ -136,3 +136,26 @@ def test_ip6tables_forward_drop_on_a_dual_stack_bridge_and_its_repair(netns_fact
     assert pings(app, "fd00:60::1")  # the kernel agrees with the repair
     _, report = run_check(router, app)
     assert loud(report) == []
+
+
+def test_a_native_inet_forward_chain_that_lets_only_ipv4_through(netns_factory):
+    """A native nftables forward chain (inet, policy drop) whose accepts match IPv4 addresses
+    only: the bridge's IPv4 is forwarded and its IPv6 dropped, by the kernel and in the rule,
+    which runs the chain on IPv6 probes too (no rule names the bridge: the probes decide)."""
+    router, app, wan = _dual_stack(netns_factory)
+    sh(f"ip -n {wan} -6 route add fd00:61::/64 via fd00:60::2")  # the prefixes routed back
+    sh(f"ip -n {wan} route add 10.60.1.0/24 via 198.18.60.2")
+    assert any(pings(app, "fd00:60::1") for _ in range(10))  # DAD and neighbours, first
+    accepts = "ip saddr 10.60.1.0/24 accept; ip daddr 10.60.1.0/24 accept"
+    sh(f"ip netns exec {router} nft 'add table inet fw; add chain inet fw forward {{ type "
+       f"filter hook forward priority 0; policy drop; }}; add rule inet fw forward "
+       f"{accepts.replace('; ', '; add rule inet fw forward ')}'")
+    assert pings(app, "198.18.60.1") and not pings(app, "fd00:60::1")
+    _, report = run_check(router, app)
+    [finding] = findings(report, "forward-policy-drop", router)
+    assert finding["subject"] == "br0 (IPv6)"
+    sh(f"ip netns exec {router} nft 'add rule inet fw forward ip6 saddr fd00:61::/64 accept; "
+       "add rule inet fw forward ip6 daddr fd00:61::/64 accept'")
+    assert pings(app, "fd00:60::1")
+    _, report = run_check(router, app)
+    assert loud(report) == []

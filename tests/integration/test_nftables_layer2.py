@@ -9,7 +9,9 @@ two ports va and vb lead to the namespaces a (.2) and b (.3), and an uplink eth0
 detection off. Listeners everywhere on tcp 22 and 80 and udp 53. So a flow between a and b
 is bridged (the bridge's forward hook), one from a or b to h goes up from a port (input),
 one from h to a or b goes out of one (output), and one from or to the outside arrives on
-eth0 (its ingress).
+eth0 (its ingress). bridge-nf-call-iptables and -ip6tables are 1 in a new namespace, so a
+frame bridged or going up from a port also meets the IP hooks, which br_netfilter runs from
+the bridge's between its chains by priority (bridge-brnf-order.nft).
 
 The flows are every source to every other namespace, both families, TCP 80 and 22, UDP 53
 and ICMP. For every ruleset: no flow is `unknown` and every one agrees with the kernel.
@@ -131,4 +133,43 @@ def test_bridge_and_netdev_tables_are_modelled_and_agree_with_the_kernel(topolog
     assert all(0 < count < len(flows) for name, count in denied.items()
                if name != "netdev-ingress-count.nft"), denied
     assert not unknown, "\n".join(unknown)
+    assert not disagreeing, "\n".join(disagreeing)
+
+
+def test_a_neighbour_rule_cannot_stop_flows_over_a_noarp_device(netns_factory):
+    """A veth pair with `arp off` (NOARP, as a tun, WireGuard or ipip device is): the kernel
+    resolves no neighbours over it (each end sends to its own MAC, so both ends share one),
+    so a netdev chain that drops ARP and neighbour solicitations on the receiving end stops
+    nothing, where on a resolving device such a chain stops every flow (the first test's
+    netdev-ingress-drop.nft)."""
+    ruleset = RULESETS[0].parent / "noarp" / "netdev-ingress-no-neighbours.nft"
+    names = {role: netns_factory(role) for role in ("p", "q")}
+    for ns in names.values():
+        sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.all.accept_dad=0 "
+           "net.ipv6.conf.default.accept_dad=0")
+    sh(f"ip -n {names['p']} link add eth0 type veth peer name eth0 netns {names['q']}")
+    for index, ns in enumerate(names.values(), start=1):
+        sh(f"ip -n {ns} link set eth0 address 02:00:00:00:76:01 arp off")
+        sh(f"ip -n {ns} addr add 10.76.0.{index}/24 dev eth0")
+        sh(f"ip -n {ns} addr add fd00:76::{index}/64 dev eth0")
+        sh(f"ip -n {ns} link set eth0 up")
+    real_flows.wait_for_carriers([(ns, "eth0") for ns in names.values()])
+    subprocess.run(["ip", "netns", "exec", names["q"], "nft", "-f", str(ruleset)], check=True)
+    server = real_flows.listen(names["q"], tcp=(80,), udp=(53,))
+    try:
+        flows = [{"id": index, "src": "p", "dst": dst, "proto": proto, "port": port,
+                  "size": 0, "wait": 1.0}
+                 for index, (dst, (proto, port)) in enumerate(
+                     (dst, service) for dst in ("10.76.0.2", "fd00:76::2")
+                     for service in (("tcp", 80), ("udp", 53), ("icmp", 0)))]
+        snapshot, ids = real_flows.snapshot_of(names)
+        link = next(k for s in snapshot.namespaces if s.ref.id == ids["q"] for k in s.links
+                    if k.name == "eth0")
+        assert "NOARP" in link.flags
+        real = real_flows.send(names, flows)
+        disagreeing, _, _ = real_flows.compare(Engine(snapshot), ids, flows, real)
+    finally:
+        server.kill()
+        server.wait()
+    assert set(real.values()) == {"ok"}, real  # the kernel: nothing is stopped
     assert not disagreeing, "\n".join(disagreeing)

@@ -4,6 +4,7 @@ namespaces of this test."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -39,10 +40,14 @@ def test_the_dnat_hop_names_the_flows_conntrack_entry(netns_factory):
     real_flows.wait_for_carriers([(router, f"r{tag}"), (router, f"t{tag}")])
     listener = listen(server, tcp=(80,))
     try:
-        before = path(client, "10.96.0.254:8080")  # nothing sent yet: nothing tracked
+        # Nothing sent yet: the router's table was read (the hop where conntrack decides has
+        # the field) and holds nothing of the flow; the text says nothing more there.
+        before = path(client, "10.96.0.254:8080", "--format", "json")
         assert before.returncode == 0, before.stdout + before.stderr
-        assert "connection tracked as" in before.stdout  # where conntrack decides
-        assert "conntrack holds" not in before.stdout
+        hops = json.loads(before.stdout)["hops"]
+        assert [(h["namespace"]["label"], h["conntrack"]) for h in hops if "conntrack" in h] \
+            == [(router, [])], hops
+        assert any("connection tracked as" in step["detail"] for step in hops[1]["steps"])
 
         probed = path(client, "10.96.0.254:8080", "--probe")
         assert probed.returncode == 0, probed.stdout + probed.stderr
@@ -53,6 +58,22 @@ def test_the_dnat_hop_names_the_flows_conntrack_entry(netns_factory):
         assert lines[note - 1].split()[0] in ("conntrack", "nat"), probed.stdout  # its step
         assert "holds tcp 10.96.0.1:" in lines[note] and "→ 10.96.0.254:8080" in lines[note]
         assert "DNAT to 10.97.0.2:80" in lines[note] and ", replied" in lines[note], lines[note]
+
+        # The same entry in the JSON, on the router's hop alone (the probe's connection is
+        # still tracked: its entry lives for minutes).
+        as_json = path(client, "10.96.0.254:8080", "--format", "json")
+        assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+        found = json.loads(as_json.stdout)
+        tracked = [(hop["namespace"]["label"], hop["conntrack"]) for hop in found["hops"]
+                   if "conntrack" in hop]
+        assert [label for label, _ in tracked] == [router], found["hops"]
+        entries = tracked[0][1]
+        assert entries and all(e["original"]["dst"] == "10.96.0.254" and
+                               e["original"]["dport"] == 8080 for e in entries), entries
+        assert entries[0]["dnat"] == {"from": "10.96.0.254:8080", "to": "10.97.0.2:80"}
+        assert entries[0]["proto"] == "tcp" and entries[0]["replied"] is True
+        assert all("conntrack" not in hop for hop in found["reply"]["hops"]
+                   if hop["namespace"]["label"] == router)  # once per namespace
     finally:
         listener.kill()
         listener.wait()

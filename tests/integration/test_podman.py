@@ -1,11 +1,13 @@
 """Podman as netdiag finds and judges it: Debian 12's 4.3 (netavark on iptables) and 5.8 (netavark
 on nftables, from the Debian unstable chroot in .cache/podman5), each with aardvark-dns.
 
-Each case starts a real Podman in a namespace of its own (tests/podman_engine.py), gives that
-namespace an uplink (a veth to a gateway namespace, and a default route through it, as real
-hosts have) and runs a typical workload: two user networks with a container on both, a
-published port on a user network and one on the default network, a pod with a published port
-(an httpd and a sidecar in it) and an internal network.
+One real Podman of each generation, in a namespace of its own (tests/podman_engine.py), serves
+every case of the module: its namespace gets an uplink (a veth to a gateway namespace, and a
+default route through it, as real hosts have) and it runs a typical workload: two user networks
+with a container on both, a published port on a user network and one on the default network, a
+pod with a published port (an httpd and a sidecar in it) and an internal network. A case that
+breaks something puts it back before the next begins (`put_back`): the firewall restored from
+what it was, compared with it, and the packets that proved the breakage sent again.
 
 * Healthy: `check --all` reports no warning and no error about any namespace of the engine,
   `ns list` names every container (after its pod for a pod's), and `container:NAME` and
@@ -15,8 +17,9 @@ published port on a user network and one on the default network, a pod with a pu
   request through the published port, a ping beyond the host, a DNS lookup of a container's
   name), then named by `check --all`: a published port whose DNAT is gone, netavark's chains
   flushed by a firewall reload, a FORWARD policy that drops a Podman network, aardvark-dns
-  not answering. On Podman 5 (the same workload; one engine, the faults in turn): a DNAT
-  chain of `table inet netavark` flushed, then the table deleted (firewalld's reload does it).
+  not answering — on each generation: on Podman 5 a published port's DNAT chain of `table
+  inet netavark` flushed, the table deleted (firewalld's reload does it), Docker's FORWARD
+  policy DROP (which netavark's own forward chain does not override).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
@@ -124,8 +127,8 @@ def check_all(engine: PodmanEngine, env: dict | None = None) -> list[dict]:
 def engine_namespaces(engine: PodmanEngine) -> set[int]:
     """The inodes of the engine's namespace and of every running container's."""
     found = {os.stat(engine.netns_path).st_ino}
-    for line in engine.podman("ps", "--format", "{{.ID}}").split():
-        found.add(os.stat(f"/proc/{engine.pid_of(line)}/ns/net").st_ino)
+    for pid in engine.podman("ps", "--format", "{{.Pid}}").split():  # one call, not one each
+        found.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
     return found
 
 
@@ -191,31 +194,34 @@ def assert_named_and_resolved(engine: PodmanEngine, env: dict | None = None) -> 
     assert done.returncode != 0 and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("generation", [4, 5], ids=["podman4", "podman5"])
-def test_without_the_service_podman_is_read_through_its_command_line(generation):
+@pytest.fixture(scope="module", params=[4, 5], ids=["podman4", "podman5"])
+def healthy(request) -> Iterator[PodmanEngine]:
+    """The module's engine of each generation, healthy (each case that breaks it puts it
+    back); pytest runs the cases generation by generation, so one engine at a time: two with
+    the same names would make `container:web` ambiguous."""
     with ExitStack() as stack:
-        engine = start_engine(stack, f"c{generation}", service=False, generation=generation)
+        yield start_engine(stack, f"m{request.param}", generation=request.param)
+
+
+def test_without_the_service_podman_is_read_through_its_command_line(healthy):
+    healthy.stop_service()
+    try:
         # netdiag runs `podman`: here it must reach this engine's storage and namespaces,
         # as the host's own podman reaches the host's.
-        wrapper = engine.workdir / "bin" / "podman"
-        wrapper.parent.mkdir()
-        wrapper.write_text("#!/bin/sh\nexec " + " ".join(engine.podman_argv()) + ' "$@"\n')
+        wrapper = healthy.workdir / "bin" / "podman"
+        wrapper.parent.mkdir(exist_ok=True)
+        wrapper.write_text("#!/bin/sh\nexec " + " ".join(healthy.podman_argv()) + ' "$@"\n')
         wrapper.chmod(0o755)
-        env = {**engine.env, "PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
-        assert_named_and_resolved(engine, env)
-        findings = ours(check_all(engine, env), engine_namespaces(engine))
+        env = {**healthy.env, "PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
+        assert_named_and_resolved(healthy, env)
+        findings = ours(check_all(healthy, env), engine_namespaces(healthy))
         assert not loud(findings), "\n".join(loud(findings))
-
-
-@pytest.fixture(scope="class", params=[4, 5], ids=["podman4", "podman5"])
-def healthy(request) -> Iterator[PodmanEngine]:
-    with ExitStack() as stack:
-        yield start_engine(stack, f"h{request.param}", generation=request.param)
+    finally:
+        healthy.start_service()
 
 
 class TestAHealthyHost:
-    """One engine of each generation for the healthy cases, stopped once they are done
-    (before the faults' engines start)."""
+    """The healthy cases, on the module's engine of each generation."""
 
     def test_a_healthy_podman_host_is_quiet(self, healthy):
         # The workload works, as the quiet report claims: published ports from outside, the
@@ -234,7 +240,10 @@ class TestAHealthyHost:
         and a pod by its name, and agrees with a real connection."""
         for source, destination, peer in (("container:web", "api:80", "api"),
                                           ("pod:pod1", "db:80", None)):
-            done = netdiag(healthy, "path", source, destination, "--format", "json")
+            # This engine only: names are the user's per host, and another test's engine (a
+            # Docker with its own `web`) may be running beside it.
+            done = netdiag(healthy, "path", source, destination, "--format", "json",
+                           "--docker", healthy.url)
             assert done.returncode in (0, 1), done.stderr
             disposition = json.loads(done.stdout)["disposition"]
             if peer:  # api serves on 80: delivered, as web's own request shows
@@ -266,31 +275,85 @@ def netavark_rules(engine: PodmanEngine, table: str) -> list[str]:
     return engine.in_netns(f"iptables -t {table} -S").splitlines()
 
 
-def test_a_published_port_whose_dnat_is_gone_is_named():
-    with ExitStack() as stack:
-        engine = start_engine(stack, "p")
-        assert served_from_outside(engine, 8080)
-        dnat = next(rule for rule in netavark_rules(engine, "nat")
-                    if "--dport 8080" in rule and "-j DNAT" in rule)
-        engine.in_netns(f"iptables -t nat {dnat.replace('-A ', '-D ', 1)}")
+def firewall(engine: PodmanEngine) -> str:
+    """The engine namespace's rule set as netavark writes it: iptables-save's on Podman 4,
+    `nft list ruleset` on 5 (every table, iptables-nft's too)."""
+    return engine.in_netns("iptables-save" if engine.generation == 4 else "nft list ruleset")
+
+
+def comparable(rules: str) -> str:
+    """A rule set without what changes by itself (iptables-save's dates and counters)."""
+    return re.sub(r"\[\d+:\d+\]", "", "\n".join(
+        line for line in rules.splitlines() if not line.startswith("#")))
+
+
+@contextmanager
+def put_back(engine: PodmanEngine, **works) -> Iterator[None]:
+    """The engine's firewall as it was before the case broke it, restored and proven equal,
+    then each of `works` (what the case proved broken, by name) proven working again: the next
+    case starts on a healthy host."""
+    before = firewall(engine)
+    try:
+        yield
+    finally:
+        restore = "iptables-restore" if engine.generation == 4 else \
+            "nft flush ruleset && nft -f -"
+        engine.in_netns(restore, stdin=before.encode())
+    assert comparable(firewall(engine)) == comparable(before)
+    for what, working in works.items():
+        assert working(), f"firewall put back, and still broken: {what}"
+
+
+def test_a_published_port_whose_dnat_is_gone_is_named(healthy):
+    engine = healthy
+    assert served_from_outside(engine, 8080)
+    with put_back(engine, port_8080=lambda: served_from_outside(engine, 8080)):
+        if engine.generation == 4:
+            dnat = next(rule for rule in netavark_rules(engine, "nat")
+                        if "--dport 8080" in rule and "-j DNAT" in rule)
+            engine.in_netns(f"iptables -t nat {dnat.replace('-A ', '-D ', 1)}")
+        else:
+            # web's network's DNAT chain flushed (nv_<hash>_dnat, the one with web's DNAT).
+            table = engine.in_netns("nft list table inet netavark")
+            web = engine.container_ip("web", "front")
+            chain = next(block.split()[0] for block in table.split("chain ")[1:]
+                         if f"dnat ip to {web}:80" in block)
+            engine.in_netns(f"nft flush chain inet netavark {chain}")
         # conmon still holds the port: the connection is accepted, and nothing answers.
         assert ":8080 " in engine.in_netns("ss -ltn")
         assert not served_from_outside(engine, 8080)
         assert served_from_outside(engine, 8082)  # the others still work
-        found = named(ours(check_all(engine), engine_namespaces(engine)),
-                      "podman-port-unpublished")
-        assert [f["subject"] for f in found] == ["tcp/8080"], found
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        found = named(findings, "podman-port-unpublished")
+        assert [f["subject"] for f in found] == ["tcp/8080"], "\n".join(loud(findings))
         assert "web:80" in found[0]["message"]
+        if engine.generation == 5:
+            assert "inet netavark" in found[0]["message"]
 
 
-def test_netavark_chains_flushed_by_a_firewall_reload_are_named():
-    with ExitStack() as stack:
-        engine = start_engine(stack, "f")
-        assert reaches_beyond(engine, "web") and served_from_outside(engine, 8080)
-        engine.in_netns("iptables -F && iptables -t nat -F")
+def test_netavark_chains_flushed_by_a_firewall_reload_are_named(healthy):
+    engine = healthy
+    assert reaches_beyond(engine, "web") and served_from_outside(engine, 8080)
+    with put_back(engine, web_beyond=lambda: reaches_beyond(engine, "web"),
+                  port_8080=lambda: served_from_outside(engine, 8080)):
+        if engine.generation == 4:
+            engine.in_netns("iptables -F && iptables -t nat -F")
+        else:
+            # firewalld's reload (or an `nft flush ruleset` in a script) takes netavark's table.
+            engine.in_netns("nft delete table inet netavark")
         assert not reaches_beyond(engine, "web")  # its source is no longer masqueraded
         assert not served_from_outside(engine, 8080)
         findings = ours(check_all(engine), engine_namespaces(engine))
+        if engine.generation == 5:
+            # One cause, named once: not a missing rule per network and a DNAT per port.
+            loud_ones = [f for f in findings if f["severity"] in ("warning", "error")]
+            assert [(f["rule"], f["subject"]) for f in loud_ones] == [
+                ("podman-network-rules-missing", "inet netavark")], "\n".join(loud(findings))
+            message = loud_ones[0]["message"]
+            # Every network that reaches beyond the host; never the internal one.
+            assert all(f"{n} (" in message for n in ("front", "back", "podman")), message
+            assert "secret" not in message
+            return
         missing = named(findings, "podman-network-rules-missing")
         masquerade = {f["message"].split(" (")[0] for f in missing
                       if f["subject"] == "nat/POSTROUTING"}
@@ -300,69 +363,59 @@ def test_netavark_chains_flushed_by_a_firewall_reload_are_named():
         assert unpublished == {"tcp/8080", "tcp/8081", "tcp/8082"}
 
 
-def test_a_forward_policy_that_drops_a_podman_network_is_named():
-    with ExitStack() as stack:
-        engine = start_engine(stack, "d")
-        assert reaches_beyond(engine, "web")
-        # Another firewall set the policy to DROP and reloaded without netavark's jump.
-        jump = next(rule for rule in netavark_rules(engine, "filter")
-                    if rule.startswith("-A FORWARD") and "NETAVARK_FORWARD" in rule)
-        engine.in_netns(f"iptables -P FORWARD DROP && iptables {jump.replace('-A ', '-D ', 1)}")
+def test_a_forward_policy_that_drops_a_podman_network_is_named(healthy):
+    engine = healthy
+    assert reaches_beyond(engine, "web")
+    with put_back(engine, web_beyond=lambda: reaches_beyond(engine, "web")):
+        if engine.generation == 4:
+            # Another firewall set the policy to DROP and reloaded without netavark's jump.
+            jump = next(rule for rule in netavark_rules(engine, "filter")
+                        if rule.startswith("-A FORWARD") and "NETAVARK_FORWARD" in rule)
+            engine.in_netns(f"iptables -P FORWARD DROP && "
+                            f"iptables {jump.replace('-A ', '-D ', 1)}")
+        else:
+            # Docker on the same host: its FORWARD policy DROP (iptables-nft's `table ip
+            # filter`) drops what `table inet netavark`'s forward chain accepts — each base
+            # chain of the hook must accept.
+            engine.in_netns("iptables -P FORWARD DROP")
         assert not reaches_beyond(engine, "web")
-        found = named(ours(check_all(engine), engine_namespaces(engine)),
-                      "podman-forward-dropped")
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        found = named(findings, "podman-forward-dropped")
         networks = {f["message"].split(" (")[0] for f in found}
         assert networks == {"network front", "network back", "network podman"}, found
-        assert all("FORWARD policy DROP" in f["message"] for f in found)
+        policy = {4: "FORWARD policy DROP", 5: "the filter FORWARD chain's policy is DROP"}
+        assert all(policy[engine.generation] in f["message"] for f in found), found
+        # Named once: by this rule alone, one finding per network.
+        assert len(loud(findings)) == len(found) == 3, "\n".join(loud(findings))
 
 
-def test_aardvark_dns_not_answering_is_named():
-    with ExitStack() as stack:
-        engine = start_engine(stack, "a")
-        assert resolves(engine, "web", "api") and resolves(engine, "db", "api")
-        sockets = engine.in_netns("ss -lunp")
-        pids = set(re.findall(r'"aardvark-dns",pid=(\d+)', sockets))
-        assert pids, sockets
+def aardvark_pids(engine: PodmanEngine) -> set[str]:
+    return set(re.findall(r'"aardvark-dns",pid=(\d+)', engine.in_netns("ss -lunp")))
+
+
+def test_aardvark_dns_not_answering_is_named(healthy):
+    engine = healthy
+    assert resolves(engine, "web", "api") and resolves(engine, "db", "api")
+    pids = aardvark_pids(engine)
+    assert pids
+    try:
         for pid in pids:  # aardvark-dns was started by this engine (netavark, in its namespaces)
             os.kill(int(pid), 9)
-        wait_until(lambda: "aardvark-dns" not in engine.in_netns("ss -lunp"))
+        wait_until(lambda: not aardvark_pids(engine))
         assert not resolves(engine, "web", "api") and not resolves(engine, "db", "api")
-        found = named(ours(check_all(engine), engine_namespaces(engine)),
-                      "podman-dns-unanswered")
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        found = named(findings, "podman-dns-unanswered")
         # The networks with DNS and a container, the internal one too: the default network
         # has no DNS.
         assert {f["subject"] for f in found} == {"front", "back", "secret"}, found
-
-
-def test_a_flushed_dnat_chain_then_a_deleted_netavark_table_are_named_on_podman5():
-    with ExitStack() as stack:
-        engine = start_engine(stack, "n", generation=5)
-        assert reaches_beyond(engine, "web") and served_from_outside(engine, 8080)
-        # web's network's DNAT chain flushed (nv_<hash>_dnat, the one with web's DNAT).
-        table = engine.in_netns("nft list table inet netavark")
-        web = engine.container_ip("web", "front")
-        chain = next(block.split()[0] for block in table.split("chain ")[1:]
-                     if f"dnat ip to {web}:80" in block)
-        engine.in_netns(f"nft flush chain inet netavark {chain}")
-        # conmon still holds the port: the connection is accepted, and nothing answers.
-        assert not served_from_outside(engine, 8080)
-        assert served_from_outside(engine, 8082)  # pod1's, on network back, still works
-        findings = ours(check_all(engine), engine_namespaces(engine))
-        found = named(findings, "podman-port-unpublished")
-        assert [f["subject"] for f in found] == ["tcp/8080"], "\n".join(loud(findings))
-        assert "web:80" in found[0]["message"] and "inet netavark" in found[0]["message"]
-        # firewalld's reload (or an `nft flush ruleset` in a script) takes netavark's table.
-        engine.in_netns("nft delete table inet netavark")
-        assert not reaches_beyond(engine, "web")  # its source is no longer masqueraded
-        findings = ours(check_all(engine), engine_namespaces(engine))
-        # One cause, named once: not a missing rule per network and a DNAT per port.
-        loud_ones = [f for f in findings if f["severity"] in ("warning", "error")]
-        assert [(f["rule"], f["subject"]) for f in loud_ones] == [
-            ("podman-network-rules-missing", "inet netavark")], "\n".join(loud(findings))
-        message = loud_ones[0]["message"]
-        # Every network that reaches beyond the host; never the internal one.
-        assert all(f"{n} (" in message for n in ("front", "back", "podman")), message
-        assert "secret" not in message
+        # Named once: by this rule alone, one finding per network.
+        assert len(loud(findings)) == len(found), "\n".join(loud(findings))
+    finally:
+        # netavark starts aardvark-dns again for a container it sets up on a network with
+        # DNS (its pid file names a process that is gone).
+        engine.podman("run", "--rm", "--network", "front", IMAGE, "true")
+    wait_until(lambda: aardvark_pids(engine))
+    assert resolves(engine, "web", "api") and resolves(engine, "db", "api"), "not put back"
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
@@ -370,4 +423,3 @@ def wait_until(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < end, "condition not met in time"
         time.sleep(0.1)
-

@@ -95,14 +95,16 @@ async def until(pilot, condition, timeout: float = 10.0) -> float:
 
 
 class ScopedSource(LiveSource):
-    """The live kernel, but only the namespaces this test made (the machine is shared)."""
+    """The live kernel, but only the namespaces this test made (the machine is shared), and
+    none of the Docker engines (`--docker none`): the session's, which other tests keep busy,
+    would be read at every refresh, for namespaces no test here looks at."""
 
     def __init__(self, prefix: str, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"engines": ("none",), **kwargs})
         self.prefix = prefix
 
-    def discover(self):
-        return [ref for ref in super().discover() if ref.name.startswith(self.prefix)]
+    def namespaces(self, intent):
+        return [ref for ref in super().namespaces(intent) if ref.name.startswith(self.prefix)]
 
 
 

@@ -262,6 +262,30 @@ def test_docker29_under_an_inet_filter_input_policy_drop_is_a_bypass():
         and "DOCKER-USER" not in finding.repair.title
 
 
+def test_a_port_forward_and_an_input_drop_of_one_table_are_meant():
+    """One nftables table that forwards a port and drops it in its input chain (firewalld's
+    forward-port: its nat and filter chains share `table inet firewalld`) says what its
+    author meant: public, no bypass — here the Arch input chain moved into the DNAT's table."""
+    from dataclasses import replace
+
+    from tests.unit.rules.part2_fixtures import amend
+
+    snapshot = docker29("docker29-usernet-portmap+archlinux-default",
+                        without_chain=("inet", "filter", "forward"))
+    host = next(s for s in snapshot.namespaces if s.firewall.nft_chains)
+    firewall = host.firewall
+
+    def moved(item):
+        return replace(item, family="ip", table="docker-bridges") \
+            if (item.family, item.table) == ("inet", "filter") else item
+
+    snapshot = amend(snapshot, host.ref.id, firewall=replace(
+        firewall, nft_chains=tuple(map(moved, firewall.nft_chains)),
+        nft_rules=tuple(map(moved, firewall.nft_rules))))
+    assert entry(exposures(snapshot), "c1", 80).risk == PUBLIC
+    assert run_rule("exposure-firewall-bypass", snapshot) == []
+
+
 def test_docker29_under_arch_linux_default_forward_drop_is_no_bypass():
     """With Arch's whole default the forward chain drops the DNATed connection too: the port
     is closed from outside, and nothing is bypassed."""
@@ -271,33 +295,173 @@ def test_docker29_under_arch_linux_default_forward_drop_is_no_bypass():
     assert run_rule("exposure-firewall-bypass", snapshot) == []
 
 
-def test_the_nft_dnat_of_one_address_or_a_set_of_ports():
-    """A `dnat` bound to one address is published there only; a port set is not read (the
-    walk still follows the rule) — no guess; a `dnat` to 127.x (Docker's DNS) is none."""
+def test_the_nft_dnat_of_one_address_a_set_a_range_th_and_maps():
+    """The forms nft prints for a published port (as `nft -j` gives them, nftables 1.0.6): a
+    `dnat` bound to one address is published there only; port sets, ranges, `th dport` (with
+    `meta l4proto`, else TCP and UDP), maps keyed by the port, named or anonymous, alone or
+    with the destination address, and Debian's address and port maps; a `dnat` to 127.x
+    (Docker's DNS) is none, and a rule whose ports an earlier chain matched (kube-proxy's
+    endpoint chain: only `meta l4proto tcp`) publishes none this can read; a `redirect` is
+    a DNAT to the host."""
     from dataclasses import replace
 
     from netdiag.checks.exposure_model import published_ports
-    from netdiag.model import Firewall, NamespaceRef, NamespaceState, NftRule, NsKind
+    from netdiag.model import (
+        Firewall,
+        NamespaceRef,
+        NamespaceState,
+        NftChain,
+        NftRule,
+        NftSet,
+        NsKind,
+    )
 
-    def published(family: str, expr: str):
+    def published(family: str, *expr: dict, sets: tuple = ()) -> list[tuple]:
         state = NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x"))
-        rule = NftRule(family=family, table="t", chain="c", handle=1, text="", expr=expr)
-        return published_ports(replace(state, firewall=Firewall(nft_rules=(rule,))))
+        rule = NftRule(family=family, table="t", chain="c", handle=1, text="",
+                       expr=json.dumps(list(expr)))
+        chain = NftChain(family, "t", "c", type="nat", hook="prerouting")
+        found = published_ports(replace(state, firewall=Firewall(
+            nft_chains=(chain,), nft_rules=(rule,), nft_sets=sets)))
+        return [(p.protocol, p.port, p.destination, p.family) for p in found]
 
-    one = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},'
-           ' "right": "10.99.0.1"}}, {"match": {"op": "==", "left": {"payload": {"protocol":'
-           ' "udp", "field": "dport"}}, "right": 53}}, {"dnat": {"addr": "192.0.2.2"}}]')
-    (found,) = published("ip", one)
-    assert (found.protocol, found.port, found.destination, found.family) == \
-        ("udp", 53, "10.99.0.1", 4)
-    a_set = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
-             ' "dport"}}, "right": {"set": [80, 443]}}}, {"dnat": {"addr": "192.0.2.2"}}]')
-    assert published("ip", a_set) == []
-    inet6 = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
-             ' "dport"}}, "right": 8080}}, {"dnat": {"family": "ip6", "addr": "fd00::2",'
-             ' "port": 80}}]')
-    assert published("inet", inet6)[0].family == 6
-    assert published("ip", one.replace("192.0.2.2", "127.0.0.11")) == []
+    def match(left: dict, right, op: str = "==") -> dict:
+        return {"match": {"op": op, "left": left, "right": right}}
+
+    def field(protocol: str, name: str = "dport") -> dict:
+        return {"payload": {"protocol": protocol, "field": name}}
+
+    def dnat_map(key: dict, data, **more) -> dict:
+        return {"dnat": {"family": "ip", "addr": {"map": {"key": key, "data": data}}, **more}}
+
+    daddr, tcp, udp, th = field("ip", "daddr"), field("tcp"), field("udp"), field("th")
+    l4proto = {"meta": {"key": "l4proto"}}
+    to = {"dnat": {"addr": "192.0.2.2"}}
+    one = (match(daddr, "10.99.0.1"), match(udp, 53), to)
+    assert published("ip", *one) == [("udp", 53, "10.99.0.1", 4)]
+    assert published("ip", match(tcp, {"set": [80, 443]}), to) == [
+        ("tcp", 80, "", 4), ("tcp", 443, "", 4)]
+    assert published("ip", match(tcp, {"set": [80, 443]}, "!="), to) == []
+    assert published("ip", match(udp, {"range": [7000, 7002]}), to) == [
+        ("udp", port, "", 4) for port in (7000, 7001, 7002)]
+    assert published("ip", match(l4proto, "udp"), match(th, 53), to) == [("udp", 53, "", 4)]
+    assert published("ip", match(th, 54), to) == [("tcp", 54, "", 4), ("udp", 54, "", 4)]
+    anonymous = dnat_map(tcp, {"set": [[8080, {"concat": ["192.0.2.2", 80]}],
+                                       [8081, {"concat": ["192.0.2.2", 81]}]]})
+    assert published("ip", anonymous) == [("tcp", 8080, "", 4), ("tcp", 8081, "", 4)]
+    pm = NftSet("ip", "t", "pm", "inet_service", '[[9090, {"concat": ["192.0.2.3", 90]}]]',
+                map="ipv4_addr . inet_service")
+    assert published("ip", dnat_map(udp, "@pm"), sets=(pm,)) == [("udp", 9090, "", 4)]
+    assert published("ip", dnat_map(udp, "@pm")) == []  # the map is not in the snapshot
+    concat = dnat_map({"concat": [daddr, tcp]}, {"set": [[{"concat": ["10.99.0.1", 8082]},
+                                                          {"concat": ["192.0.2.2", 80]}]]})
+    assert published("ip", concat) == [("tcp", 8082, "10.99.0.1", 4)]
+    debian = dnat_map(tcp, {"set": [[1000, "192.0.2.2"], [2000, "172.17.0.2"]]},
+                      port={"map": {"key": tcp, "data": {"set": [[1000, 80], [2000, 80]]}}})
+    assert published("ip", match(daddr, "10.99.0.1"), debian) == [
+        ("tcp", 1000, "10.99.0.1", 4), ("tcp", 2000, "10.99.0.1", 4)]
+    inet6 = {"dnat": {"family": "ip6", "addr": "fd00::2", "port": 80}}
+    assert published("inet", match(tcp, 8080), inet6) == [("tcp", 8080, "", 6)]
+    assert published("ip", *one[:2], {"dnat": {"addr": "127.0.0.11"}}) == []
+    kube = {"dnat": {"addr": "172.17.0.2", "port": 80}}
+    assert published("ip", match(l4proto, "tcp"), kube) == []
+    # firewalld's `tcp dport 222 redirect to :22`: to the host itself
+    redirect = {"redirect": {"port": 22}}
+    assert published("inet", match(tcp, 222), redirect) == [("tcp", 222, "", 4),
+                                                            ("tcp", 222, "", 6)]
+    ipv6 = match({"meta": {"key": "nfproto"}}, "ipv6")
+    assert published("inet", ipv6, match(tcp, 9090), redirect) == [("tcp", 9090, "", 6)]
+
+
+def test_a_dnat_behind_fib_daddr_type_local_is_the_hosts_only():
+    """A `dnat` prerouting reaches for any address (Debian's nat example, firewalld's
+    forward-port) takes a connection to a container's address too: published `anywhere`; one
+    behind `fib daddr type local` (Docker's, netavark's guard) or bound to an address is the
+    host's only."""
+    from dataclasses import replace
+
+    from netdiag.checks.exposure_model import published_ports
+    from netdiag.model import Firewall, NamespaceRef, NamespaceState, NftChain, NftRule, NsKind
+
+    def rule(chain: str, handle: int, *expr: dict) -> NftRule:
+        return NftRule("ip", "nat", chain, handle, "", json.dumps(list(expr)))
+
+    def port(number: int) -> dict:
+        return {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                          "right": number}}
+
+    local = {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}},
+                       "right": "local"}}
+    daddr = {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                       "right": "10.99.0.1"}}
+    to = {"dnat": {"addr": "192.0.2.2", "port": 80}}
+    firewall = Firewall(
+        nft_chains=(NftChain("ip", "nat", "pre", type="nat", hook="prerouting"),
+                    NftChain("ip", "nat", "guarded")),
+        nft_rules=(rule("pre", 1, local, {"jump": {"target": "guarded"}}),
+                   rule("pre", 2, port(1000), to), rule("pre", 3, daddr, port(1001), to),
+                   rule("pre", 4, local, port(1002), to), rule("guarded", 5, port(1003), to)))
+    state = replace(NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x")),
+                    firewall=firewall)
+    anywhere = {p.port: p.anywhere for p in published_ports(state)}
+    assert anywhere == {1000: True, 1001: False, 1002: False, 1003: False}
+
+
+def test_a_node_port_is_read_from_the_verdict_map_that_leads_to_its_dnat():
+    """kube-proxy's nftables mode: `ip daddr @nodeport-ips meta l4proto . th dport vmap
+    @service-nodeports` goes to an endpoint chain whose `meta l4proto tcp dnat to
+    192.0.2.2:80` names no port — the node port is the map's key, on the set's address."""
+    from dataclasses import replace
+
+    from netdiag.checks.exposure_model import published_ports
+    from netdiag.model import (
+        Firewall,
+        NamespaceRef,
+        NamespaceState,
+        NftChain,
+        NftRule,
+        NftSet,
+        NsKind,
+    )
+
+    def rule(chain: str, handle: int, *expr: dict) -> NftRule:
+        return NftRule("ip", "kube-proxy", chain, handle, "", json.dumps(list(expr)))
+
+    l4proto, th = {"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}
+    daddr = {"payload": {"protocol": "ip", "field": "daddr"}}
+    firewall = Firewall(
+        nft_chains=(NftChain("ip", "kube-proxy", "nat-prerouting", type="nat",
+                             hook="prerouting"), NftChain("ip", "kube-proxy", "services"),
+                    NftChain("ip", "kube-proxy", "endpoint")),
+        nft_sets=(NftSet("ip", "kube-proxy", "nodeport-ips", "ipv4_addr", '["10.99.0.1"]'),
+                  NftSet("ip", "kube-proxy", "service-nodeports", "inet_proto . inet_service",
+                         '[[{"concat": ["tcp", 3003]}, {"goto": {"target": "endpoint"}}]]',
+                         map="verdict")),
+        nft_rules=(rule("nat-prerouting", 1, {"jump": {"target": "services"}}),
+                   rule("services", 2, {"match": {"op": "==", "left": daddr,
+                                                  "right": "@nodeport-ips"}},
+                        {"vmap": {"key": {"concat": [l4proto, th]},
+                                  "data": "@service-nodeports"}}),
+                   rule("endpoint", 3, {"match": {"op": "==", "left": l4proto,
+                                                  "right": "tcp"}},
+                        {"dnat": {"addr": "192.0.2.2", "port": 80}})))
+    state = replace(NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x")),
+                    firewall=firewall)
+    assert [(p.protocol, p.port, p.destination, p.anywhere) for p in published_ports(state)] \
+        == [("tcp", 3003, "10.99.0.1", False)]
+
+
+def test_a_dnat_to_a_port_range_keeps_a_port_it_holds():
+    """`udp dport 7000-7010 dnat to 192.0.2.2:7000-7002`: the kernel keeps 7001, and takes
+    the range's first port for 7005 (nf_nat_core.c's get_unique_tuple)."""
+    from netdiag.checks.docker_bridges import dnat_of
+    from netdiag.model import NftRule
+
+    expr = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": '
+            '"dport"}}, "right": {"range": [7000, 7010]}}}, {"dnat": {"addr": "192.0.2.2", '
+            '"port": {"range": [7000, 7002]}}}]')
+    found = {d.port: d.target for d in dnat_of(NftRule("ip", "t", "c", 1, "", expr))}
+    assert found[7001] == "192.0.2.2:7001" and found[7005] == "192.0.2.2:7000"
 
 
 # --- IPv6: Docker 28 with ip6tables (a network with IPv6, a port published on [::]) ---------

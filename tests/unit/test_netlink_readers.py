@@ -176,3 +176,7 @@ def test_proc_sys_is_read_only_where_a_rule_needs_it():
     assert names({"links": (bridge,), "firewall": Firewall()}) == set(sysctls.BRIDGE_NF)
     assert names({"links": (), "firewall": Firewall(iptables_rules=(dnat,))}) == range_
     assert names({"links": (), "firewall": Firewall(nft_rules=(nft_dnat,))}) == range_
+    embedded_dns = IptablesRule(backend="nft", family=4, table="nat", chain="DOCKER_OUTPUT",
+                                position=1, matches=(), target="DNAT",
+                                target_options=(("to-destination", "127.0.0.11:41123"),))
+    assert names({"links": (), "firewall": Firewall(iptables_rules=(embedded_dns,))}) == set()

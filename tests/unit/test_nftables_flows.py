@@ -152,6 +152,17 @@ def test_nat_with_maps_ranges_and_numgen():
     assert verdict("pre", 5, replace(TCP, dport=82))[1].dport == 8080
     assert verdict("post", 0, replace(TCP, src="10.0.0.1"), place=out)[1].src == "192.0.2.9"
     assert verdict("post", 1, place=out)[1].sport == 1024
+    # A port already in the range is kept (nf_nat_core.c), unless the rule asks for random.
+    assert verdict("post", 1, replace(TCP, sport=1500), place=out)[1].sport == 1024  # random
+    post = {"masquerade": {"port": {"range": [1024, 2048]}}}
+    context = nftables._Context({}, NS, "POSTROUTING", 100, out)
+    kept, note = nftables._nat("masquerade", post["masquerade"], replace(TCP, sport=1500),
+                               context)
+    assert kept.sport == 1500 and "kept" in note
+    moved, note = nftables._nat("masquerade", post["masquerade"], TCP, context)
+    assert moved.sport == 1024 and "first port" in note
+    dnat = {"addr": "10.0.0.6", "port": {"range": [8000, 8010]}}
+    assert nftables._nat("dnat", dnat, replace(TCP, dport=8005), context)[0].dport == 8005
     assert verdict("post", 2, place=out)[1].src == "192.0.2.1"
     assert kind("post", 3, replace(TCP, src="10.0.0.1"), place=out) == "nat"
 

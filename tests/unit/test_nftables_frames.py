@@ -4,6 +4,7 @@ what a flow does not name (the socket's owner, the remaining TTL), on real `nft 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from netdiag.collect.nftables import chain_devices, parse_ruleset
 from netdiag.flows import nftables
 from netdiag.flows.netfilter import PacketPlace
 from netdiag.flows.packet import Packet
-from netdiag.model import Firewall, NamespaceRef, NamespaceState, NsKind
+from netdiag.model import Firewall, Link, NamespaceRef, NamespaceState, NftChain, NftRule, NsKind
 
 DATA = Path(__file__).parent / "data"
 _, CHAINS, RULES, SETS = parse_ruleset((DATA / "nft_layer2.json").read_text(),
@@ -109,3 +110,75 @@ def test_the_socket_owner_and_the_ttl_are_unknown_where_they_decide():
     assert ttl.verdict == "unknown" and "ip ttl" in ttl.reason and "TTL" in ttl.reason
     hoplimit = output(4, TCP6)  # the ip ttl rule never holds for IPv6; the hoplimit decides
     assert hoplimit.verdict == "unknown" and "ip6 hoplimit" in hoplimit.reason
+
+
+def _bridge_ct(hook: str, priority: int) -> NamespaceState:
+    """A bridge table whose chain drops a new connection's frames and accepts the rest. The
+    kernel here refuses a ct expression in a bridge table (no nf_conntrack_bridge: nft says
+    "Protocol error"), so it is written as `nft -j` gives the same rule in an inet table
+    (tests/unit/data/nft_expressions.json)."""
+    chain = NftChain("bridge", "ct", hook, 1, "filter", hook, priority, "accept")
+    expr = [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+            {"drop": None}]
+    rules = (NftRule("bridge", "ct", hook, 2, "ct state new drop", json.dumps(expr)),)
+    return replace(STATE, firewall=Firewall(nft_chains=(chain,), nft_rules=rules))
+
+
+def test_a_bridge_chain_sees_the_conntrack_entry_only_after_nf_conntrack_bridge_has_run():
+    for hook, priority, first in (("prerouting", -300, "accept"),  # before -200: invalid
+                                  ("prerouting", -200, "drop"), ("forward", -300, "drop")):
+        state = _bridge_ct(hook, priority)
+        tables = nftables.index_tables(state)
+        place = PacketPlace(in_if="va", out_if="vb" if hook == "forward" else "")
+        new = nftables.run_layer2(state, tables, "bridge", hook, TCP, place, "va")
+        reply = replace(TCP.swapped(), ctstate="ESTABLISHED")
+        assert (hook, priority, new.verdict) == (hook, priority, first)
+        assert nftables.run_layer2(state, tables, "bridge", hook, reply, place,
+                                   "va").verdict == "accept"
+
+
+def test_a_device_ingress_chain_has_no_entry_from_another_namespace_and_unknown_from_its_own():
+    chain = NftChain("inet", "ct", "in", 1, "filter", "ingress", 0, "accept", ("eth0",))
+    expr = [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}},
+            {"drop": None}]
+    rules = (NftRule("inet", "ct", "in", 2, "ct state invalid drop", json.dumps(expr)),)
+    for peer, verdict in ((9, "drop"), (3, "unknown")):  # 3: the namespace's own (STATE)
+        eth0 = Link(2, "eth0", "veth", 1500, True, "up", peer_namespace=peer)
+        state = replace(STATE, links=(eth0,),
+                        firewall=Firewall(nft_chains=(chain,), nft_rules=rules))
+        result = nftables.run_layer2(state, nftables.index_tables(state), "netdev", "ingress",
+                                     TCP, PacketPlace(in_if="eth0"), "eth0")
+        assert result.verdict == verdict, result.reason
+
+
+# The hardening guide's ingress rules (tests/corpus/nftables-layer2/hardened-guide-ingress.nft)
+# as `nft -j list ruleset` printed them (nft 1.0.6), each followed by a drop; the MSS range
+# is 1-1460 here (the guide's is 1-535), so that a SYN's MSS reaches its edge.
+_GUIDE = (
+    {"op": "!=", "left": {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, 8191]},
+     "right": 0},
+    {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}},
+                                ["fin", "syn", "rst", "psh", "ack", "urg"]]},
+     "right": ["fin", "syn", "rst", "psh", "ack", "urg"]},
+    {"op": "!", "left": {"payload": {"protocol": "tcp", "field": "flags"}},
+     "right": ["fin", "syn", "rst", "psh", "ack", "urg"]},
+    {"op": "==", "left": {"tcp option": {"name": "maxseg", "field": "size"}},
+     "right": {"range": [1, 1460]}},
+)
+
+
+def test_fragments_scans_and_the_mss_of_a_syn_are_judged_on_whole_linux_packets():
+    chain = NftChain("netdev", "g", "in", 1, "filter", "ingress", -500, "accept", ("eth0",))
+    rules = tuple(NftRule("netdev", "g", "in", 2 + index, "", json.dumps(
+        [{"match": match}, {"drop": None}])) for index, match in enumerate(_GUIDE))
+    for mtu, verdict in ((1500, "drop"), (1501, "accept")):  # MSS 1460 in 1-1460, or 1461
+        eth0 = Link(2, "eth0", "veth", mtu, True, "up", flags=("NOARP",), peer_namespace=9)
+        state = replace(STATE, links=(eth0,), firewall=Firewall(nft_chains=(chain,),
+                                                                nft_rules=rules))
+        tables, place = nftables.index_tables(state), PacketPlace(in_if="eth0")
+        for packet in (TCP, TCP.swapped(), TCP6):  # a SYN, a SYN-ACK, an IPv6 SYN (MSS 1440)
+            result = nftables.run_layer2(state, tables, "netdev", "ingress", packet, place, "eth0")
+            assert result.verdict == (verdict if packet.family == 4 else "drop"), packet
+        udp = replace(TCP, proto="udp", dport=53)  # no tcp header: no flags, no options
+        assert nftables.run_layer2(state, tables, "netdev", "ingress", udp, place,
+                                   "eth0").verdict == "accept"

@@ -26,7 +26,8 @@ What it finds
     `firewall-backend: nftables`, or a `docker-bridges` table; `table ip6 docker-bridges`
     with ip6tables on) as moby writes it: per-bridge chains reached through verdict maps keyed
     by the bridge's name; a rule whose chain no packet reaches (its map element gone)
-    counts as missing. The icc drop is judged for IPv4.
+    counts as missing. The icc drop is judged in each family the network has subnets of
+    (28 writes it in ip6tables too for an IPv6 network, 29 in its ip6 table).
 
 Why it matters
     Without the masquerade rule, containers' packets leave the host with their private
@@ -78,12 +79,10 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             for family in families:
                 if nftables:
                     yield from _nft_masquerade(engine, host, network, family)
+                    yield from _nft_icc(engine, host, network, family)
                 else:
                     yield from _masquerade(engine, host, network, family)
-            if nftables:
-                yield from _nft_icc(engine, host, network)
-            else:
-                yield from _icc(engine, host, network)
+                    yield from _icc(engine, host, network, family)
 
 
 def _said(engine: DockerEngine, network: DockerNetwork, ns_id: int, what: str) -> Evidence:
@@ -168,36 +167,46 @@ def _same_net(value: str, subnet: str) -> bool:
         return False
 
 
-def _icc(engine: DockerEngine, host: NamespaceState, network: DockerNetwork
-         ) -> Iterator[Finding]:
+def _icc_off(network: DockerNetwork, family: int) -> bool:
     # The daemon's `icc` is written into the default bridge's options; user networks have
     # their own option, on unless set (the healthy matrix's icc-off engine shows both).
-    if intent.flag(network.option(intent.ICC)):
+    # Docker writes the drop in each family the network has addresses of (28 and 29 write
+    # the same rule in ip6tables, or the ip6 table, for an IPv6 network).
+    return not intent.flag(network.option(intent.ICC)) and \
+        (family == 4 or bool(intent.subnets(network, family)))
+
+
+def _icc(engine: DockerEngine, host: NamespaceState, network: DockerNetwork, family: int
+         ) -> Iterator[Finding]:
+    if not _icc_off(network, family):
         return
     bridge = intent.bridge_name(network)
-    if any(_is_icc_drop(rule, bridge) for rule in host.firewall.iptables_rules):
+    if any(_is_icc_drop(rule, bridge, family) for rule in host.firewall.iptables_rules):
         return
+    command = "iptables" if family == 4 else "ip6tables"
     args = ("-i", bridge, "-o", bridge, "-j", "DROP")
     yield RULE.finding(
         host.ref, "filter/FORWARD",
-        f"network {network.name}: inter-container communication is off, but FORWARD has no "
-        f"-i {bridge} -o {bridge} -j DROP: its containers can reach each other",
+        f"network {network.name}: inter-container communication is off, but "
+        f"{'' if family == 4 else 'ip6tables '}FORWARD has no -i {bridge} -o {bridge} -j DROP:"
+        f" its containers can reach each other{'' if family == 4 else ' over IPv6'}",
         severity=Severity.WARNING,
         evidence=[_said(engine, network, host.ref.id, "icc is off"),
-                  Evidence(f"filter FORWARD has no DROP from {bridge} to {bridge}", host.ref.id,
-                           "firewall", "filter/FORWARD")],
+                  Evidence(f"{command} filter FORWARD has no DROP from {bridge} to {bridge}",
+                           host.ref.id, "firewall", "filter/FORWARD")],
         repair=Repair("Restore Docker's isolation rule", Safety.SAFE,
-                      (AddIptablesRule(host.ref.id, "filter", "FORWARD", args, position=1),)))
+                      (AddIptablesRule(host.ref.id, "filter", "FORWARD", args, position=1,
+                                       family=family),)))
 
 
-def _nft_icc(engine: DockerEngine, host: NamespaceState, network: DockerNetwork
+def _nft_icc(engine: DockerEngine, host: NamespaceState, network: DockerNetwork, family: int
              ) -> Iterator[Finding]:
-    if intent.flag(network.option(intent.ICC)):
+    if not _icc_off(network, family):
         return
     bridge = intent.bridge_name(network)
-    if docker_bridges.icc_drops(host, bridge, network.internal):
+    if docker_bridges.icc_drops(host, bridge, network.internal, family):
         return
-    table = f"ip {intent.NFTABLES_BACKEND_TABLE}"
+    table = f"{docker_bridges.table_family(family)} {intent.NFTABLES_BACKEND_TABLE}"
     yield RULE.finding(
         host.ref, f"nft {table}",
         f"network {network.name}: inter-container communication is off, but Docker's "
@@ -210,8 +219,8 @@ def _nft_icc(engine: DockerEngine, host: NamespaceState, network: DockerNetwork
         repair=_restart("isolation rule", host))
 
 
-def _is_icc_drop(rule: IptablesRule, bridge: str) -> bool:
-    if rule.table != "filter" or rule.target != "DROP" or rule.family != 4:
+def _is_icc_drop(rule: IptablesRule, bridge: str, family: int) -> bool:
+    if rule.table != "filter" or rule.target != "DROP" or rule.family != family:
         return False
     source, out = rule.match("in-interface"), rule.match("out-interface")
     return source is not None and out is not None and not source.negated and \

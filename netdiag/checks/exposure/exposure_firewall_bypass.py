@@ -8,9 +8,11 @@ What it finds
     socket, and the reply back — while the host's INPUT hook (iptables of either backend, or
     nftables: ufw, firewalld, a hand-written policy DROP) would drop the same connection had
     it been for the host. DNAT sends it through FORWARD, never INPUT: the admin's rule for the
-    port does not apply to it. Uplinks are the host's interfaces with its default route or an
-    address outside the Docker networks (see docs/exposure.md); `netdiag exposure` lists
-    every way in to every socket, this rule only the bypasses.
+    port does not apply to it. A port forward in the same nftables table as the input chain
+    that would drop it (firewalld's forward-port) is that firewall's author's intent, not a
+    bypass. Uplinks are the host's interfaces with its default route or an address outside
+    the Docker networks (see docs/exposure.md); `netdiag exposure` lists every way in to
+    every socket, this rule only the bypasses.
 
 Why it matters
     The admin believes the port is closed — `ufw status` shows it denied, firewalld's zone does

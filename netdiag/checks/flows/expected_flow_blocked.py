@@ -121,13 +121,22 @@ def _ours(expectation: expected.Expectation, result: PathResult) -> bool:
     device down (link-down), no route (missing-default-route), no neighbour
     (docker-endpoint-broken, docker-bridge-broken, docker-overlay-peers), too big
     (mtu-mismatch), hairpin off (docker-prerequisite-missing), nothing listening
-    (docker-port-unpublished, dns-unreachable)."""
+    (docker-port-unpublished, dns-unreachable) — except a lab's published port that ends
+    unanswered on its host, short of the node meant to answer (its DNAT is gone: no rule of
+    `check` reads a lab's drivers' firewall)."""
     _, trace = _failed(result)
     if expectation.user:
         return True  # the user asked about this very flow: every stop is the answer
     if trace.disposition == NO_ROUTE or trace.drop is None:
         return trace.disposition in (LOOP, UNKNOWN)
+    if _unpublished(expectation, trace):
+        return True
     return trace.drop.cause not in _OWNED_ELSEWHERE
+
+
+def _unpublished(expectation: expected.Expectation, trace: Trace) -> bool:
+    return bool(expectation.listener) and trace.drop is not None and \
+        trace.drop.cause == SOCKET and trace.drop.namespace.id != expectation.listener
 
 
 _OWNED_ELSEWHERE = frozenset({FORWARDING, LINK_DOWN, NEIGHBOUR, MTU, HAIRPIN, SOCKET})
@@ -158,6 +167,9 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     related = tuple(dict.fromkeys(h.namespace.id for h in result.forward.hops
                                   if h.namespace.id != source.id))
     unknown = trace.disposition == UNKNOWN
+    if _unpublished(expectation, trace):
+        reason = (f"no DNAT takes it on to the node that serves it: the published port's rule "
+                  f"is gone (`netdiag lab status` names it, with its repair); {reason}")
     return RULE.finding(
         source, result.flow.packet.text,
         message if not unknown else f"{expectation.what}: cannot be judged{where}: {reason}",

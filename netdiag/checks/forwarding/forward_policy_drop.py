@@ -10,7 +10,7 @@ What it finds
     connections or to published ports), and so does a DROP that names the bridge — that is
     somebody's deliberate policy (Docker's isolation and `--internal` networks). So both
     Docker layouts — classic DOCKER-ISOLATION chains and modern DOCKER-FORWARD — are healthy.
-    The bridges of Podman 4's netavark networks are left to podman-forward-dropped, which
+    The bridges of netavark's networks (Podman 4 and 5) are left to podman-forward-dropped, which
     knows what Podman meant for them and how netavark restores its rules.
 
     IPv6 alike, in ip6tables: a bridge that routes IPv6 (it has a global IPv6 address) whose
@@ -18,7 +18,10 @@ What it finds
     too when it turns IPv6 forwarding on for an IPv6 network, and a KVM bridge beside it
     loses its IPv6 while its IPv4 works. (Between the bridge's ports when
     bridge-nf-call-ip6tables is on.) A bridge without a global IPv6 address routes no IPv6
-    and is not judged for it; native nftables chains are judged with IPv4 probes only.
+    and is not judged for it. A native forward chain with policy drop of an `inet` or `ip6`
+    table is run on IPv6 probes too for a bridge that routes IPv6: a chain that lets the
+    bridge's IPv4 through but not its IPv6 (`meta nfproto ipv4`, `ip saddr` matches) is named
+    for IPv6 alone.
 
     Docker versions: 20.10's chains (DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, DOCKER) and
     28's (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, the isolation stages;
@@ -86,15 +89,16 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             for bridge in (b for b in bridges if _routes_ipv6(state, b)):
                 yield from _check_iptables(topo, state, backend, bridge, 6)
         for chain in _nft_drop_chains(state):
-            for bridge in bridges:
-                yield from _check_nft(state, chain, bridge)
+            for family in _NFT_FAMILIES[chain.family]:
+                for bridge in (b for b in bridges if family == 4 or _routes_ipv6(state, b)):
+                    yield from _check_nft(state, chain, bridge, family)
 
 
 def _podman_bridges(snapshot: Snapshot) -> set[tuple[int, str]]:
-    """(namespace, bridge) of netavark's networks on iptables (Podman 4): podman-forward-dropped
+    """(namespace, bridge) of netavark's networks (either firewall): podman-forward-dropped
     speaks for them, with netavark's own remedy, and one cause is reported once."""
     return {(host.ref.id, intent.bridge_name(network))
-            for engine, host in netavark.engines(snapshot) for network in engine.networks}
+            for engine, host in netavark.all_engines(snapshot) for network in engine.networks}
 
 
 _BRIDGE_NF = {4: "net.bridge.bridge-nf-call-iptables", 6: "net.bridge.bridge-nf-call-ip6tables"}
@@ -173,20 +177,26 @@ def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, br
 def _nft_drop_chains(state: NamespaceState):
     xtables = {(c.table, c.name) for c in state.firewall.iptables_chains if c.backend == "nft"}
     return [c for c in state.firewall.nft_chains
-            if c.hook == "forward" and c.policy == "drop" and c.family in ("ip", "inet")
+            if c.hook == "forward" and c.policy == "drop" and c.family in _NFT_FAMILIES
             and (c.table, c.name) not in xtables]
 
 
-def _nft_may_accept(state: NamespaceState, chain, bridge: Link) -> bool:
-    """Whether the chain, run by the flow model, accepts a probe out of or into the bridge:
-    TCP, UDP or ICMP, new or established — rules that name the bridge through a wildcard, a
-    set or a verdict map count as a path like those that spell it out."""
+_NFT_FAMILIES = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}  # the packets a chain sees
+_FAR = {4: ("192.0.2.1", "198.51.100.1"), 6: ("2001:db8::1", "3fff::1")}  # documentation
+
+
+def _nft_may_accept(state: NamespaceState, chain, bridge: Link, family: int = 4) -> bool:
+    """Whether the chain, run by the flow model, accepts a probe of `family` out of or into
+    the bridge: TCP, UDP or ICMP, new or established — rules that name the bridge through a
+    wildcard, a set or a verdict map count as a path like those that spell it out."""
+    fallback, far = _FAR[family]
     near = next((a.cidr.split("/")[0] for a in state.addresses
-                 if a.ifname == bridge.name and a.family == 4), "192.0.2.1")
+                 if a.ifname == bridge.name and a.family == family
+                 and (family == 4 or a.scope == "global")), fallback)
     local = frozenset(a.cidr.split("/")[0] for a in state.addresses)
     tables = nftables.index_tables(state)
-    for in_if, out_if, src, dst in ((bridge.name, OTHER, near, "198.51.100.1"),
-                                    (OTHER, bridge.name, "198.51.100.1", near)):
+    for in_if, out_if, src, dst in ((bridge.name, OTHER, near, far),
+                                    (OTHER, bridge.name, far, near)):
         where = PacketPlace(in_if=in_if, out_if=out_if, local=local)
         for proto in ("tcp", "udp", "icmp"):
             port = 0 if proto == "icmp" else 9
@@ -198,24 +208,41 @@ def _nft_may_accept(state: NamespaceState, chain, bridge: Link) -> bool:
     return False
 
 
-def _check_nft(state: NamespaceState, chain, bridge: Link) -> Iterator[Finding]:
+def _check_nft(state: NamespaceState, chain, bridge: Link, family: int = 4
+               ) -> Iterator[Finding]:
     quoted = f'"{bridge.name}"'
     mentions = [r for r in state.firewall.nft_rules
                 if r.family == chain.family and r.table == chain.table
-                and (quoted in r.text or f" {bridge.name} " in f" {r.text} ")]
-    if mentions or _nft_may_accept(state, chain, bridge):
+                and (quoted in r.text or f" {bridge.name} " in f" {r.text} ")
+                and not _other_family_only(r.text, family)]
+    if mentions or _nft_may_accept(state, chain, bridge, family):
         return
     ns_id = state.ref.id
     key = f"{chain.family} {chain.table}/{chain.name}"
-    yield RULE.finding(state.ref, bridge.name,
+    six = " IPv6" if family == 6 else ""
+    whose = f"{bridge.name}'s IPv6 traffic: it is" if family == 6 else \
+        f"{bridge.name}: its traffic is"
+    yield RULE.finding(state.ref, bridge.name if family == 4 else f"{bridge.name} (IPv6)",
                        f"nftables chain {key} (hook forward, policy drop) has no rule for "
-                       f"{bridge.name}: its traffic is dropped",
+                       f"{whose} dropped",
                        evidence=(Evidence(f"nft chain {key}: hook forward policy drop", ns_id,
                                           "firewall", key),
                                  Evidence(f"no rule in table {chain.family} {chain.table} "
-                                          f"mentions {bridge.name}", ns_id, "firewall", key)),
-                       repair=Repair(f"Accept {bridge.name}'s traffic in {key}", Safety.MANUAL,
+                                          f"mentions {bridge.name}"
+                                          + (" for IPv6" if family == 6 else ""),
+                                          ns_id, "firewall", key)),
+                       repair=Repair(f"Accept {bridge.name}'s{six} traffic in {key}",
+                                     Safety.MANUAL,
                                      (ManualStep(f"nft add rule {chain.family} {chain.table} "
                                                  f"{chain.name} iifname {quoted} accept; nft add "
                                                  f"rule {chain.family} {chain.table} {chain.name} "
                                                  f"oifname {quoted} accept", ns_id),)))
+
+
+_FAMILY_WORDS = {4: (" ip6 ", "nfproto ipv6", " icmpv6 "), 6: (" ip ", "nfproto ipv4", " icmp ")}
+
+
+def _other_family_only(text: str, family: int) -> bool:
+    """Whether a rule that names the bridge matches only the other family's packets (then it
+    settles nothing for this one): `meta nfproto ipv4 iifname "br0" accept` for IPv6."""
+    return any(word in f" {text} " for word in _FAMILY_WORDS[family])

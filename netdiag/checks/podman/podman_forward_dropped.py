@@ -7,13 +7,25 @@ What it finds
     them) meets a DROP or REJECT before any ACCEPT — the FORWARD policy DROP, a blanket DROP, or
     a DROP that names the network's bridge. Podman's intent says the network reaches beyond
     the host (it is not `--internal`), so even a DROP naming its bridge is a fault here.
-    Internal networks are left alone; Podman 5's `table inet netavark` is not judged.
+    Internal networks are left alone.
+    On Podman 5's netavark (nftables), whose `table inet netavark` accepts its networks'
+    traffic in a forward base chain of its own, that accept does not override another table's:
+    each base chain on the forward hook must accept, so the FORWARD policy DROP Docker sets
+    (iptables-nft's `table ip filter`), or a `table inet filter` forward chain with policy drop
+    (a router's or a hardened host's), drops the containers' traffic all the same. There the
+    flow engine follows a TCP connection, a DNS query and a ping from a container's address,
+    arriving on the network's bridge, to the host's default gateway: the network is named when
+    the host's firewall denies all three. A host with no default gateway is not judged; a
+    table gone altogether is podman-network-rules-missing's. Sources: containers/podman#24486
+    (Docker and Podman 5 on one host), containers/netavark#977 (a forward policy drop of the
+    host's own), netavark's src/firewall/nft.rs (its chains: filter priority 0, policy accept).
 
 Why it matters
     The containers can reach each other and the host, but nothing beyond it: "no internet in
     the containers". The usual causes: Docker on the same host set the FORWARD policy to DROP
     and a firewall reload flushed netavark's NETAVARK_FORWARD jump, or a firewall inserted its
-    own DROP ahead of it.
+    own DROP ahead of it; on Podman 5, Docker's FORWARD policy DROP alone, or the host's own
+    nftables forward policy drop.
 
 Example
     ND533 podman-forward-dropped  host: podman1
@@ -28,7 +40,9 @@ Example
 
 Repair
     `podman network reload --all` writes netavark's jump and accept rules again; remove or
-    narrow a DROP that names the bridge, or accept the bridge's traffic ahead of it.
+    narrow a DROP that names the bridge, or accept the bridge's traffic ahead of it. On Podman
+    5, accept the bridge's traffic in the chain that drops it (Docker's DOCKER-USER chain, or
+    the host's own forward chain): netavark cannot.
 """
 
 from __future__ import annotations
@@ -40,13 +54,22 @@ from netdiag.checks.forward_walk import OTHER, Direction, filter_chains, walk
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
+from netdiag.flows.packet import DENIED, FIREWALL, Drop, Packet
+from netdiag.flows.walk import Engine
 from netdiag.model import NamespaceState, Snapshot, intent
+from netdiag.model.docker import DockerEngine, DockerNetwork
 
 RULE = Rule(code="ND533", name="podman-forward-dropped", severity=Severity.ERROR,
             summary="filter FORWARD drops what a Podman network sends beyond the host")
 
 
+# What a container sends beyond the host, followed on Podman 5: (protocol, destination port).
+PROBES = (("tcp", 443), ("udp", 53), ("icmp", 0))
+CLIENT_PORT = 43210  # the simulated connections' source port
+
+
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
+    yield from _nftables_networks(snapshot)
     for engine, host in netavark.engines(snapshot):
         for backend, policy in _forward_policies(host).items():
             chains = filter_chains(host, backend)
@@ -78,6 +101,64 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                     repair=Repair("Let netavark's accept come first", Safety.MANUAL, (
                         ManualStep("podman network reload --all (and remove or narrow the "
                                    f"DROP that catches {bridge}'s traffic)", host.ref.id),)))
+
+
+def _nftables_networks(snapshot: Snapshot) -> Iterator[Finding]:
+    """Podman 5: each network's traffic beyond the host followed by the flow engine."""
+    flows: Engine | None = None
+    for engine, host in netavark.nftables_engines(snapshot):
+        if not netavark.nftables_netavark(host):
+            continue  # no table at all: podman-network-rules-missing names it
+        flows = flows or Engine(snapshot)
+        default = flows.topo.default_route(host.ref.id, 4)
+        if default is None or not default.gateway:
+            continue
+        for network in netavark.networks_in_use(engine):
+            source = _member_address(engine, network)
+            if network.internal or not source:
+                continue
+            bridge = intent.bridge_name(network)
+            drops = []
+            for protocol, port in PROBES:
+                packet = Packet(source, default.gateway, protocol,
+                                CLIENT_PORT if port else 0, port)
+                fate = flows.arriving(host.ref.id, bridge, packet).forward
+                if fate.disposition != DENIED or fate.drop is None \
+                        or fate.drop.namespace.id != host.ref.id or fate.drop.cause != FIREWALL:
+                    break
+                drops.append(fate.drop)
+            else:
+                yield _dropped_nftables(engine, host, network, default.gateway, drops[0])
+
+
+def _member_address(engine: DockerEngine, network: DockerNetwork) -> str:
+    """A running container's IPv4 address on the network (where its traffic comes from)."""
+    return min((e.ip for c in netavark.owners(engine) for e in c.endpoints
+                if e.network == network.name and e.ip and ":" not in e.ip), default="")
+
+
+def _dropped_nftables(engine: DockerEngine, host: NamespaceState, network: DockerNetwork,
+                      gateway: str, drop: Drop) -> Finding:
+    bridge = intent.bridge_name(network)
+    where = drop.rule or drop.where
+    subnets = ", ".join(intent.subnets(network, 4))
+    return RULE.finding(
+        host.ref, bridge,
+        f"network {network.name} ({bridge}): traffic out of {bridge} is dropped in the forward "
+        f"hook ({drop.reason}), which table inet {netavark.NFTABLES_TABLE}'s accept does not "
+        "override: its containers cannot reach beyond the host",
+        evidence=[Evidence(f"{intent.who(engine)}: network {network.name} ({subnets}), not "
+                           "internal", host.ref.id, "docker", network.name),
+                  Evidence(f"flow engine: TCP, DNS and ping from {network.name} to the default "
+                           f"gateway {gateway} are dropped by {where}", host.ref.id,
+                           "firewall", drop.where)],
+        repair=Repair("Accept the network's traffic where it is dropped", Safety.MANUAL, (
+            ManualStep(f"accept what leaves {bridge} and its replies ahead of {where} (Docker's "
+                       f"policy: iptables -I DOCKER-USER -i {bridge} -j ACCEPT and iptables -I "
+                       f"DOCKER-USER -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j "
+                       "ACCEPT; a forward chain of your own: iifname "
+                       f"{bridge} accept, oifname {bridge} ct state established,related accept)",
+                       host.ref.id),)))
 
 
 def _forward_policies(host: NamespaceState) -> dict[str, str]:

@@ -7,7 +7,9 @@ What it finds
     * no MASQUERADE that nat POSTROUTING reaches for the subnet's traffic (netavark's
       `-s SUBNET -j NETAVARK-<hash>` and, in that chain, `! -d 224.0.0.0/4 -j MASQUERADE`);
     * no ACCEPT that filter FORWARD reaches for the subnet's traffic (netavark's
-      `-j NETAVARK_FORWARD` and, in it, `-s SUBNET -j ACCEPT`).
+      `-j NETAVARK_FORWARD` and, in it, `-s SUBNET -j ACCEPT`), while the FORWARD policy is
+      ACCEPT (a warning: nothing is lost yet). With the policy DROP the traffic is lost, and
+      podman-forward-dropped names it, with what drops it: one cause, one finding.
     Both are what a firewall reload (`iptables -F`, firewalld, an iptables-restore of a
     saved file) leaves of netavark's chains. Internal networks get neither, by design.
     On Podman 5's netavark (nftables): no `table inet netavark` at all while a network that is
@@ -73,15 +75,14 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
                         "nat POSTROUTING reaches no MASQUERADE for its traffic: containers' "
                         "packets leave with their private source address and answers do not "
                         "return", f"nat POSTROUTING reaches no MASQUERADE for -s {subnet}")
-                if not _reaches(filter_, "FORWARD", subnet, "ACCEPT", exact=True):
-                    policy = _forward_policy(host)
+                policy = _forward_policy(host)
+                if policy != "DROP" and not _reaches(filter_, "FORWARD", subnet, "ACCEPT",
+                                                     exact=True):
                     yield _finding(
                         engine, host, network, subnet, "filter/FORWARD", Severity.WARNING,
                         f"filter FORWARD reaches no ACCEPT for its traffic: it meets the "
-                        f"FORWARD policy ({policy or 'unknown'}), "
-                        + ("and is dropped" if policy == "DROP" else
-                           "and is lost as soon as that becomes DROP"),
-                        f"filter FORWARD reaches no ACCEPT for -s {subnet}")
+                        f"FORWARD policy ({policy or 'unknown'}), and is lost as soon as that "
+                        "becomes DROP", f"filter FORWARD reaches no ACCEPT for -s {subnet}")
 
 
 def _tables_missing(snapshot: Snapshot) -> Iterator[Finding]:

@@ -8,7 +8,8 @@ The firewall is Docker's classic layout (firewall.py); published ports are DNAT 
 A dual-stack network (option `subnet6`) gets the same in IPv6, as Docker 28 builds an `--ipv6`
 network: the IPv6 gateway on the bridge, each endpoint an IPv6 address (recorded in its data as
 `ipv6_address`) and default route, IPv6 forwarding on in the host namespace, and the firewall
-rules mirrored in ip6tables (MASQUERADE included: NAT66 for the ULA subnet).
+rules mirrored in ip6tables (MASQUERADE included: NAT66 for the ULA subnet; a port published
+on every address DNATed to the endpoint's IPv6 address too).
 
 Each operation is a list of named steps, one module per concern (device, addresses,
 forwarding, firewall, verify), run with rollback. Netlink sockets are opened inside the
@@ -189,14 +190,16 @@ class BridgeDriver:
             raise Conflict(f"network {network.name} is internal: it cannot publish ports")
         ports = published.publish(self.store, network.host, endpoint.id, bridge_name(network),
                                   endpoint.ip, endpoint.ports,
-                                  default_host_ip=opts.host_binding_ipv4, hairpin=opts.hairpin)
+                                  default_host_ip=opts.host_binding_ipv4, hairpin=opts.hairpin,
+                                  ip6=_ip6(endpoint))
         return replace(endpoint, ports=ports)
 
     def revoke_external_connectivity(self, network: Network, endpoint: Endpoint) -> None:
         if not endpoint.ports:
             return
         published.unpublish(self.store, network.host, endpoint.id, bridge_name(network),
-                            endpoint.ip, endpoint.ports, hairpin=options_of(network).hairpin)
+                            endpoint.ip, endpoint.ports, hairpin=options_of(network).hairpin,
+                            ip6=_ip6(endpoint))
 
     # check --------------------------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class BridgeDriver:
             rule for family in _families(opts) for rule in firewall.jump_rules(family)] + [
             rule for ep in endpoints
             for rule in firewall.port_rules(bridge_name(network), ep.ip, ep.ports,
-                                            hairpin=opts.hairpin)]
+                                            hairpin=opts.hairpin, ip6=_ip6(ep))]
         return verify.check(network, endpoints, bridge_name(network), opts.mtu, rules,
                             _gateways(network, opts))
 
@@ -223,6 +226,11 @@ def bridge_name(network: Network) -> str:
 
 def _families(opts: BridgeOptions) -> tuple[int, ...]:
     return (4, 6) if opts.subnet6 else (4,)
+
+
+def _ip6(endpoint: Endpoint) -> str:
+    """The endpoint's IPv6 address without its prefix length ("" when not dual stack)."""
+    return endpoint.datum(IPV6_ADDRESS).split("/")[0]
 
 
 def _gateway6(network: Network, opts: BridgeOptions) -> str:

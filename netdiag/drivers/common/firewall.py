@@ -8,7 +8,8 @@ PREROUTING/OUTPUT addrtype jumps to DOCKER, a MASQUERADE per subnet, and per pub
 DNAT in nat DOCKER, an ACCEPT in filter DOCKER and a hairpin MASQUERADE in POSTROUTING.
 
 A dual-stack network has the same rules again in ip6tables, with its IPv6 subnet (`family=6`):
-Docker since 27 mirrors its IPv4 layout there, MASQUERADE (NAT66) included.
+Docker since 27 mirrors its IPv4 layout there, MASQUERADE (NAT66) included, and so do a
+dual-stack endpoint's published ports (DNAT to `[address]:port`).
 
 These functions are pure: the same lists drive building (firewall step), tearing down, and
 the driver's check, which reports the rules that are missing.
@@ -105,19 +106,32 @@ def icc_rule(bridge: str, icc: bool) -> FwRule:
 
 
 def port_rules(bridge: str, ip: str, ports: Sequence[PortBinding], *,
-               hairpin: bool) -> list[FwRule]:
-    """DNAT, accept and hairpin-masquerade rules for an endpoint's published ports."""
+               hairpin: bool, ip6: str = "") -> list[FwRule]:
+    """DNAT, accept and hairpin-masquerade rules for an endpoint's published ports; with the
+    endpoint's IPv6 address `ip6`, the same in ip6tables for each port bound on every address
+    (Docker binds `-p 8080:80` on 0.0.0.0 and ::, and DNATs the IPv6 one to the container's
+    IPv6 address: `--to-destination [fd00:28::3]:80`)."""
     rules = []
     for port in ports:
-        proto = f"-p {port.proto} -m {port.proto}"
-        dst = "" if port.host_ip == "0.0.0.0" else f"-d {port.host_ip}/32 "
-        not_in = "" if hairpin else f"! -i {bridge} "
-        rules += [
-            FwRule("nat", DOCKER, f"{dst}{not_in}{proto} --dport {port.host_port} -j DNAT "
-                                  f"--to-destination {ip}:{port.container_port}"),
-            FwRule("filter", DOCKER, f"-d {ip}/32 ! -i {bridge} -o {bridge} {proto} "
-                                     f"--dport {port.container_port} -j ACCEPT"),
-            FwRule("nat", "POSTROUTING", f"-s {ip}/32 -d {ip}/32 {proto} "
-                                         f"--dport {port.container_port} -j MASQUERADE"),
-        ]
+        targets = [(4, ip, f"{ip}:{port.container_port}", 32)]
+        if ip6 and port.host_ip == "0.0.0.0":
+            targets.append((6, ip6, f"[{ip6}]:{port.container_port}", 128))
+        for family, address, destination, bits in targets:
+            rules += of_family(_port_rules(bridge, port, address, destination, bits,
+                                           hairpin=hairpin), family)
     return rules
+
+
+def _port_rules(bridge: str, port: PortBinding, address: str, destination: str, bits: int, *,
+                hairpin: bool) -> list[FwRule]:
+    proto = f"-p {port.proto} -m {port.proto}"
+    dst = "" if port.host_ip == "0.0.0.0" else f"-d {port.host_ip}/32 "
+    not_in = "" if hairpin else f"! -i {bridge} "
+    return [
+        FwRule("nat", DOCKER, f"{dst}{not_in}{proto} --dport {port.host_port} -j DNAT "
+                              f"--to-destination {destination}"),
+        FwRule("filter", DOCKER, f"-d {address}/{bits} ! -i {bridge} -o {bridge} {proto} "
+                                 f"--dport {port.container_port} -j ACCEPT"),
+        FwRule("nat", "POSTROUTING", f"-s {address}/{bits} -d {address}/{bits} {proto} "
+                                     f"--dport {port.container_port} -j MASQUERADE"),
+    ]

@@ -41,8 +41,9 @@ def port_range() -> tuple[int, int]:
 def publish(store: Store, host: str, owner: str, bridge: str, ip: str,
             ports: Sequence[PortBinding], *, default_host_ip: str, hairpin: bool,
             chains: Iterable[tuple[str, str]] = firewall.CHAINS,
-            prerequisites: Sequence[FwRule] = ()) -> tuple[PortBinding, ...]:
-    """Allocate `ports` on `host` for `owner` and DNAT them to `ip` behind `bridge`.
+            prerequisites: Sequence[FwRule] = (), ip6: str = "") -> tuple[PortBinding, ...]:
+    """Allocate `ports` on `host` for `owner` and DNAT them to `ip` behind `bridge` (and
+    those bound on every address to `ip6` too, when the endpoint has an IPv6 address).
 
     `prerequisites` are rules written (when missing) before the port rules and never removed
     by `unpublish` — the host-wide jumps a driver that has no network rules of its own needs.
@@ -52,10 +53,14 @@ def publish(store: Store, host: str, owner: str, bridge: str, ip: str,
         with store.transaction() as tx:
             taken = tuple(tx.take_port(host, replace(p, host_ip=p.host_ip or default_host_ip),
                                        owner, low_high) for p in ports)
-        rules = list(prerequisites) + firewall.port_rules(bridge, ip, taken, hairpin=hairpin)
+        mine = firewall.port_rules(bridge, ip, taken, hairpin=hairpin, ip6=ip6)
+        rules = list(prerequisites) + mine
         try:
-            iptables.apply_add(chains, rules)
+            for family in sorted({rule.family for rule in rules}):
+                iptables.apply_add(chains, [r for r in rules if r.family == family],
+                                   family=family)
         except Exception:
+            iptables.apply_delete(mine)  # a family written before the one that failed
             with store.transaction() as tx:
                 tx.release_ports(owner)
             raise
@@ -63,9 +68,9 @@ def publish(store: Store, host: str, owner: str, bridge: str, ip: str,
 
 
 def unpublish(store: Store, host: str, owner: str, bridge: str, ip: str,
-              ports: Sequence[PortBinding], *, hairpin: bool) -> None:
+              ports: Sequence[PortBinding], *, hairpin: bool, ip6: str = "") -> None:
     """Delete the port rules (those still present) and give `owner`'s host ports back."""
-    rules = firewall.port_rules(bridge, ip, ports, hairpin=hairpin)
+    rules = firewall.port_rules(bridge, ip, ports, hairpin=hairpin, ip6=ip6)
     with entered(host):
         iptables.apply_delete(rules)
     with store.transaction() as tx:

@@ -25,12 +25,13 @@ from textual.worker import get_current_worker
 from netdiag import capabilities, netns, render, watch
 from netdiag.errors import NamespaceGone, NetdiagError, NotFound, PermissionDenied
 from netdiag.findings.finding import Evidence, Finding
-from netdiag.flows.packet import Disposition
+from netdiag.flows.packet import Disposition, PathResult
 from netdiag.model import Gap, NamespaceRef, NamespaceState, Snapshot
 from netdiag.probe import report
 from netdiag.render import SECTIONS, Section
 from netdiag.tui import paths, probes
 from netdiag.tui.messages import (
+    CaptureDone,
     CollectionFailed,
     KernelChanged,
     NamespaceVanished,
@@ -103,6 +104,18 @@ def path_line(line: str) -> Text:
     return text
 
 
+def capture_line(line: str) -> Text:
+    """A line of a capture's report: its verdict green or red, an interface's mark bold."""
+    text = Text(line)
+    if "=> the capture agrees" in line:
+        text.stylize("bold green")
+    elif "=> the capture DISAGREES" in line:
+        text.stylize("bold red")
+    elif "◀" in line:
+        text.stylize("bold", line.index("◀"))
+    return text
+
+
 def empty_text(tab: Section, ref: NamespaceRef, gaps: Sequence[Gap]) -> str:
     """What an empty tab says: why it is empty when netdiag could not read it, else that
     the namespace has none."""
@@ -155,6 +168,7 @@ class NamespaceScreen(Screen):
         Binding("r", "plan", "Plan"),  # offline: the repair's plan, nothing to apply it to
         Binding("p", "probe", "Probe"),
         Binding("t", "path", "Path"),
+        Binding("w", "capture", "Capture the path traced", show=False),
         Binding("x", "exposure", "Exposure: who reaches its sockets", show=False),
         Binding("o", "toggle_probes", "Probe panel", show=False),
         Binding("e", "export", "Export"),
@@ -167,7 +181,7 @@ class NamespaceScreen(Screen):
 
     # Offline (a saved snapshot) there is no kernel to probe, enter, re-read or repair; `r`
     # shows a repair's plan instead, without the means to apply it.
-    LIVE_ONLY = frozenset({"probe", "shell", "refresh", "repair"})
+    LIVE_ONLY = frozenset({"probe", "shell", "refresh", "repair", "capture"})
     OFFLINE_ONLY = frozenset({"plan"})
 
     def __init__(self, ref: NamespaceRef, stop: tuple[Evidence, ...] = ()):
@@ -177,6 +191,11 @@ class NamespaceScreen(Screen):
         # this namespace, shown once it is read).
         self.stop = stop
         self._show_stop = bool(stop)
+        # Evidence gone to (where a path stopped, an exposure's row): kept marked, also over
+        # a live re-read, until the user chooses a finding.
+        self._pinned: tuple[Evidence, ...] = ()
+        # The last path traced, for a capture along it: (its snapshot, its trace, its line).
+        self.traced: tuple[Snapshot, PathResult, str] | None = None
         self.snapshot: Snapshot | None = None
         self.findings: tuple[Finding, ...] = ()
         self.status = "reading…"
@@ -207,7 +226,8 @@ class NamespaceScreen(Screen):
         reasons = {}
         enter = "" if self.here else capabilities.lacking("SYS_ADMIN")
         if enter:
-            reasons["shell"] = reasons["probe"] = f"entering another namespace needs {enter}"
+            reasons["shell"] = reasons["probe"] = reasons["capture"] = \
+                f"entering another namespace needs {enter}"
         change = enter or capabilities.lacking("NET_ADMIN")
         if change:
             reasons["repair"] = f"changing it needs {change}"
@@ -348,6 +368,12 @@ class NamespaceScreen(Screen):
             self.call_after_refresh(self.action_go_to_stop)
 
     def _render_tabs(self, finding: Finding | None) -> None:
+        """The highlighted finding's evidence marked — unless evidence gone to is pinned and
+        no finding was chosen since (a re-read highlights the findings pane's row again)."""
+        if self._pinned and not self.query_one(FindingsPane).table.has_focus:
+            self._mark(self._pinned)
+            return
+        self._pinned = ()
         self._mark(finding.evidence if finding is not None else ())
 
     def _mark(self, evidence: tuple[Evidence, ...]) -> None:
@@ -509,14 +535,52 @@ class NamespaceScreen(Screen):
             self.post_message(PathDone(line, [f"failed: {_unexpected(exc)}"], ()))
             return
         self.post_message(PathDone(line, report.as_text(result).splitlines(),
-                                   paths.evidence(result)))
+                                   paths.evidence(result), result, snapshot))
 
     def on_path_done(self, message: PathDone) -> None:
-        self._log(f"path to {message.line}:", message.lines, path_line)
+        live = not (self.app.source.offline or self.gone)
+        self.traced = (message.snapshot, message.result, message.line) \
+            if message.result is not None and live else None
+        hint = ["w: capture it along the path (sent once, watched on every hop)"] \
+            if self.traced and "capture" not in self.unavailable else []
+        self._log(f"path to {message.line}:", message.lines + hint, path_line)
         self.lay_out_for("path")
         self.stop = message.evidence
         if message.evidence and message.evidence[0].namespace in (None, self.ref.id):
             self.action_go_to_stop()
+
+    def action_capture(self, wait: bool = False) -> None:
+        """`netdiag capture` of the last path traced: every interface of its hops watched while
+        the flow is sent once (`wait`: while its own traffic is awaited), then per interface
+        whether the packet was last seen there, beside the model's verdict. A new capture, or
+        leaving the namespace, ends the one running."""
+        if self.app.source.offline or self.gone:
+            self.notify("a capture needs a live namespace")
+            return
+        if self.traced is None:
+            self.notify("trace a path first (t): the capture follows it")
+            return
+        snapshot, result, line = self.traced
+        how = f"waiting {paths.CAPTURE_WAIT_SECONDS:g} s for its own traffic" if wait \
+            else "sending it once"
+        self._log(f"capture along the path to {line}: {how}…", [])
+        self.lay_out_for("path")
+        self.run_capture(snapshot, result, line, wait)
+
+    @work(thread=True, group="capture", exclusive=True)
+    def run_capture(self, snapshot: Snapshot, result: PathResult, line: str,
+                    wait: bool) -> None:
+        worker = get_current_worker()
+        try:
+            lines = paths.capture(snapshot, result, wait, self.app.probe_external,
+                                  lambda: worker.is_cancelled)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            lines = [f"failed: {_unexpected(exc)}"]
+        if not worker.is_cancelled:
+            self.post_message(CaptureDone(line, lines))
+
+    def on_capture_done(self, message: CaptureDone) -> None:
+        self._log(f"capture along the path to {message.line}:", message.lines, capture_line)
 
     def action_go_to_stop(self) -> None:
         """Where the last path traced stopped: its row marked, in the tab that holds it, in
@@ -537,6 +601,7 @@ class NamespaceScreen(Screen):
                 return
             self.app.attach(state.ref, stop=evidence)
             return
+        self._pinned = evidence
         self._mark(evidence)
         for tab in SECTIONS:  # the first tab that holds it
             if self._evidence_keys(tab, evidence):

@@ -559,3 +559,25 @@ def test_forwarding_faults_in_a_real_docker_28_hosts_snapshot():
         len(healthy.namespace(host).firewall.iptables_rules) - 2
     found = run_rule("bridge-isolation-broken", open_host)
     assert f"{bridge}<->docker0" in [f.subject for f in found]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_icc_off_on_an_ipv6_network_wants_its_ip6tables_drop_too(layout):
+    """Docker 28 writes the icc drop in ip6tables as well for an IPv6 network with
+    inter-container communication off (seen on a real 28.5.2 engine: `-A DOCKER-FORWARD -i
+    br-X -o br-X -j DROP` in both iptables-save and ip6tables-save); without it the
+    containers reach each other over IPv6 while IPv4 keeps them apart."""
+    d = dual_stack(layout)
+    d.intent(networks=tuple(replace(n, options=n.options + (
+        ("com.docker.network.bridge.enable_icc", "false"),)) if n.name == "web" else n
+        for n in d.b.docker[0].networks))
+    chain = "DOCKER-FORWARD" if layout == "modern" else "FORWARD"
+    d.b.iptables(d.host, "filter", f"-A {chain} -i br-web -o br-web -j DROP")
+    (finding,) = run_rule("docker-network-rules-missing", d.build())
+    assert "ip6tables FORWARD" in finding.message and "over IPv6" in finding.message
+    (step,) = finding.repair.steps
+    assert step.command() == "ip6tables -t filter -I FORWARD 1 -i br-web -o br-web -j DROP"
+    d.b.iptables(d.host, "filter", f"-A {chain} -i br-web -o br-web -j DROP", family=6)
+    assert run_rule("docker-network-rules-missing", d.build()) == []
+    assert run_rule("docker-network-rules-missing", dual_stack(layout, ip6tables=False)
+                    .build()) == []

@@ -179,3 +179,18 @@ def test_a_container_without_its_ipv6_default_route_is_missing_default_routes(he
     assert finding.repair.steps[0].command() == \
         "ip route add ::/0 via fd00:29::1 dev eth0"
     assert _loud(snapshot) == [("missing-default-route", "eth0 (IPv6)")]
+
+
+HAIRPIN6 = "web reaches its own published port [fd00:19:29::2]:8080 over IPv6"
+
+
+def test_a_container_reaches_its_own_published_port_over_ipv6(healthy):
+    """Docker's userland proxy listens on [::]:8080 (with the proxy off, the hairpin DNAT:
+    tests/integration/test_ipv6_hairpin.py); an ip6tables INPUT drop on the port stops the
+    container's IPv6 hairpin and nothing else (the client beyond is DNATed: FORWARD)."""
+    promised = {e.what: e for e in expected.expectations(healthy)}
+    assert promised[HAIRPIN6].packet.src == "fd00:29::2"
+    snapshot = _with_ip6tables(healthy, "filter", "-A INPUT -p tcp --dport 8080 -j DROP")
+    [found] = run_rule("expected-flow-blocked", snapshot)
+    assert found.message.startswith(f"{HAIRPIN6}: it is denied in "
+                                    f"{_host(snapshot).ref.display} at filter/INPUT/1")
