@@ -9,7 +9,8 @@ hub namespace `ndb-hub` (never the root namespace), 2 addresses, 3 routes and 5 
 rules. Then times, in the same run, the real CLI (`netdiag snapshot -o FILE --ns ...` naming
 every one of them, in a subprocess) and the baseline: a shell loop that runs `ip -j addr`,
 `ip -j route`, `ip -j neigh`, `bridge -j fdb` and `iptables-save` in each namespace with
-`ip netns exec`. Prints one table row per N with both wall times (and CPU times, which the
+`ip netns exec`, each side the best of three runs (`--rounds`). Prints one table row per N
+with both wall times (and CPU times, which the
 machine's other load disturbs less), the speed-up and netdiag's peak RSS; then, per N, where
 netdiag's CPU time goes (breakdown(): discovery, each collector, helper programs started,
 namespace entry, JSON encoding, process start). Everything it made
@@ -143,8 +144,9 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def time_netdiag(n: int, output: str) -> tuple[float, float, float, int]:
-    """`netdiag snapshot` of the N namespaces and the hub: measure() plus how many it read.
+def time_netdiag(n: int, output: str, rounds: int) -> tuple[float, float, float, int]:
+    """`netdiag snapshot` of the N namespaces and the hub, best of `rounds`: measure() plus
+    how many it read.
 
     They are named with --ns rather than read as "all namespaces", so that other work on a
     shared machine (other people's namespaces, containers) does not change what is timed.
@@ -153,8 +155,8 @@ def time_netdiag(n: int, output: str) -> tuple[float, float, float, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([str(VENV_NETDIAG), "snapshot", "--help"], env=env, capture_output=True,
                    check=True)
-    seconds, cpu, rss = measure([str(VENV_NETDIAG), "snapshot", "-o", output, "--docker", "none"]
-                                + selection, env)
+    seconds, cpu, rss = min(measure([str(VENV_NETDIAG), "snapshot", "-o", output, "--docker",
+                                     "none"] + selection, env) for _ in range(rounds))
     count = len(json.loads(Path(output).read_text())["namespaces"])
     return seconds, cpu, rss, count
 
@@ -225,9 +227,10 @@ def breakdown(n: int) -> dict[str, float]:
     return spent
 
 
-def time_shell(n: int) -> tuple[float, float]:
-    seconds, cpu, _ = measure(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])
-    return seconds, cpu
+def time_shell(n: int, rounds: int) -> tuple[float, float]:
+    """The shell loop's best of `rounds` (wall, with its CPU)."""
+    return min(measure(["sh", "-c", SHELL_LOOP, "loop"] + names(n) + [HUB])[:2]
+               for _ in range(rounds))
 
 
 def docker_row(containers: int, version: str) -> tuple[int, float, float, float]:
@@ -269,6 +272,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, action="append",
                         help="number of namespaces (repeatable; default 100)")
     parser.add_argument("--workers", type=int, default=4, help="threads used to build")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each side, the best kept (default 3): the first run "
+                             "after building a thousand namespaces meets the kernel still "
+                             "busy with them, ~1.7x slower on this 2-core machine")
     parser.add_argument("--docker-containers", type=int, metavar="N", default=0,
                         help="also the Docker row: a snapshot of a host with one engine and N "
                              "containers, with and without the engine's intent (e.g. 200)")
@@ -290,8 +297,9 @@ def main() -> int:
             built = time.perf_counter() - start
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as tmp:
-                seconds, cpu, rss, count = time_netdiag(n, os.path.join(tmp, "snap.json"))
-            shell, shell_cpu = time_shell(n)
+                seconds, cpu, rss, count = time_netdiag(n, os.path.join(tmp, "snap.json"),
+                                                        args.rounds)
+            shell, shell_cpu = time_shell(n, args.rounds)
             rows.append((n, count, seconds, cpu, shell, shell_cpu, rss, built, load))
             if args.breakdown:
                 breakdowns[n] = (breakdown(n), os.getloadavg()[0])
