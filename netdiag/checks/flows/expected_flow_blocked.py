@@ -25,6 +25,14 @@ What it finds
     listening) are left to that rule, by the stop's cause: one finding per fault (the user's
     own expectations are always answered in full).
 
+    Docker versions: the flows are judged by the flow engine over whatever the kernel holds,
+    so any layout of Docker's rules is walked as written; the promises follow 20.10's and
+    27+'s intent (28's gateway modes: a `routed` network's published ports answer at the
+    container's own address and nothing is masqueraded, a NAT network's direct routing is
+    meant to fail — Docker's raw-table protection — and is not promised; `nat-unprotected`;
+    ip6tables on by default), and 29's nftables backend through its `docker-bridges` tables.
+    Quiet on the healthy matrix of 20.10 and 28.5 and on moby's Docker 29 documents.
+
 Why it matters
     This is the question asked first in an incident — "why can't web reach its gateway", "why
     does the published port time out" — and the rules that each know one shape of breakage
