@@ -49,7 +49,8 @@ _MAX_DEPTH = 64
 _ICMP_TYPES = {"echo-request": "8", "echo-reply": "0", "destination-unreachable": "3",
                "time-exceeded": "11", "any": ""}
 _ICMPV6_TYPES = {"echo-request": "128", "echo-reply": "129", "destination-unreachable": "1",
-                 "packet-too-big": "2", "time-exceeded": "3", "any": ""}
+                 "packet-too-big": "2", "time-exceeded": "3", "nd-neighbor-solicit": "135",
+                 "nd-neighbor-advert": "136", "any": ""}
 _ICMPV6_NAMES = ("ipv6-icmp", "icmpv6", "icmp6", str(ICMPV6))
 
 

@@ -47,7 +47,8 @@ those bound to a device at `netdev` ingress or egress (and `inet` ingress), with
 iifname`/`oifname` the bridge port or the device. Before the packet they judge the ARP request
 (or ICMPv6 neighbour solicitation) that must pass the same way first — not on a device that
 resolves no neighbours (NOARP: a tun, WireGuard, ipip; loopback), and not the ARP request in
-an `inet` ingress chain, which the kernel runs for IPv4 and IPv6 only. With br_netfilter
+an `inet` ingress chain, which the kernel runs for IPv4 and IPv6 only (the IP hooks of both
+ends judge IPv6's neighbour discovery too: walk.py's `_solicit`). With br_netfilter
 (`bridge-nf-call-iptables`), the walk runs the IP hooks for a bridged frame from within the
 bridge's, as the kernel does (net/bridge/br_netfilter_hooks.c): prerouting's and forward's at
 NF_BR_PRI_BRNF (0; a bridge chain at 0 runs before, as one loaded after the namespace's first
@@ -746,7 +747,7 @@ def _payload(protocol: str, field: str, packet: Packet):
             raise Unmodelled(f"the {protocol} {field} match of an ARP frame")
         return _ABSENT  # no IP header: every IP and transport match fails on ARP
     if protocol == "ip6" and field in ("saddr", "daddr") and \
-            packet.icmp_type.startswith("nd-"):
+            packet.icmp_type.startswith("nd-") and packet.src == "::":  # _resolution_frame's
         return _Opaque(f"ip6 {field} of a neighbour solicitation (the walk does not know "
                        "who resolves which next hop on this segment)")
     if protocol in ("ip", "ip6") and field in ("ttl", "hoplimit") and \
@@ -876,7 +877,7 @@ def _ct(value: dict, packet: Packet, context: _Context):
         if before:
             return _Flags(_CT_STATES["invalid"], _CT_STATES)  # no connection looked up yet
         if untracked:
-            if packet.ctstate != "NEW":
+            if packet.ctstate not in ("NEW", "UNTRACKED"):  # UNTRACKED: neighbour discovery
                 raise Unmodelled("the conntrack state of the reply to an untracked flow")
             return _Flags(_CT_STATES["untracked"], _CT_STATES)
         return _Flags(_CT_STATES.get(packet.ctstate.lower(), 0), _CT_STATES)

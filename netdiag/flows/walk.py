@@ -708,7 +708,58 @@ class _Leg:
             raise self._stop(*self._no_holder(ns_id, link, next_hop))
         hop.steps.append(TraceStep(StepKind.NEIGHBOUR, f"{next_hop} is held by {path[-1].link} in "
                                            f"{self.topo.ref(path[-1].namespace).display}"))
+        if packet.family == 6 and not {"NOARP", "LOOPBACK"} & set(link.flags):
+            self._solicit(ns_id, link, path[-1], packet, next_hop)
         self._carry(path, packet, ingress_port, next_hop)
+
+    def _solicit(self, ns_id: int, link: Link, holder: InterfaceRef, packet: Packet,
+                 next_hop: str) -> None:
+        """IPv6 neighbour discovery passes the IP layer's hooks of both ends (ARP does not):
+        the neighbour solicitation the kernel makes goes out through OUTPUT and POSTROUTING
+        and comes in through the holder's PREROUTING and INPUT, its advertisement back the
+        same way. Conntrack leaves both untracked (nf_conntrack_proto_icmpv6.c: noct_valid_new),
+        so `ct state established,related` does not let them in, and NAT does not see them."""
+        state, there = self.topo.namespace(ns_id), self.topo.namespace(holder.namespace)
+        cached = next((n for n in state.neighbours if n.ifname == link.name and
+                       n.address == next_hop and not {"failed", "incomplete"} & set(n.state)),
+                      None)
+        # ndisc_solicit: the packet's source if it is on the device, else its link-local one
+        own = any(a.address == packet.src and a.ifname == link.name for a in state.addresses)
+        source = packet.src if own else interface_address(state, link.name, "", 6) or "::"
+        group = ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) |
+                                      int(ipaddress.IPv6Address(next_hop)) & 0xFFFFFF)
+        untracked = frozenset((ns_id, holder.namespace))
+        solicit = Packet(source, str(group), "icmp", ctstate="UNTRACKED", untracked=untracked,
+                         icmp_type="nd-neighbor-solicit")
+        advert = Packet(next_hop, source, "icmp", ctstate="UNTRACKED", untracked=untracked,
+                        icmp_type="nd-neighbor-advert")
+        for what, probe, sender, sent_by, receiver, came_by in (
+                ("solicitation", solicit, state, link.name, there, holder.link),
+                ("advertisement", advert, there, holder.link, state, link.name)):
+            for hook, where in (("OUTPUT", PacketPlace(out_if=sent_by)),
+                                ("POSTROUTING", PacketPlace(out_if=sent_by)),
+                                ("PREROUTING", PacketPlace(in_if=came_by)),
+                                ("INPUT", PacketPlace(in_if=came_by))):
+                at = sender if hook in ("OUTPUT", "POSTROUTING") else receiver
+                where = replace(where, local=self.engine.local_addresses(at),
+                                fib_dev=self.engine.fib(at.ref.id))
+                outcome = self.engine.netfilter.run_hook(at, hook, probe, where)
+                if outcome.verdict == ACCEPT:
+                    continue
+                fate = "dropped" if outcome.verdict == DROP else "of unknown fate"
+                if cached is not None:  # the packet goes now; a new resolution would not
+                    self.hops[-1].steps.append(TraceStep(
+                        StepKind.NEIGHBOUR, f"{next_hop}'s entry is cached "
+                        f"({', '.join(cached.state) or 'valid'}): the packet goes; the "
+                        f"neighbour {what} that resolves it anew is {fate} by "
+                        f"{outcome.rule or outcome.where} in {at.ref.display}", outcome.rule))
+                    return
+                self.hops[-1].steps.extend(outcome.steps)
+                raise self._stop(NEIGHBOUR_UNREACHABLE if outcome.verdict == DROP else UNKNOWN,
+                                 at.ref.id, outcome.where,
+                                 f"the neighbour {what} for {next_hop} is {fate} by "
+                                 f"{outcome.rule or outcome.where} in {at.ref.display}: "
+                                 f"{outcome.reason}", outcome.rule)
 
     def _beyond(self, ns_id: int, link: Link) -> bool:
         """Does `link` lead out of what the snapshot holds (a NIC, a tunnel to elsewhere, a

@@ -1,7 +1,9 @@
 """Real rulesets (tests/corpus/nftables/: Docker 29's, netavark's, firewalld's, kube-proxy's,
-libvirt's, Incus's, Debian's and Arch Linux's, the nftables wiki's server ruleset), each loaded with
-`nft -f` into the host namespace of one small topology, collected, and held against the
-kernel: random TCP, UDP and ICMP flows are simulated with the path model and sent for real.
+libvirt's, Incus's, Debian's and Arch Linux's, the nftables wiki's server ruleset, a hardening
+guide's), each loaded with `nft -f` into the host namespace of one small topology (every
+namespace's neighbour cache flushed, so that each ruleset resolves its neighbours itself),
+collected, and held against the kernel: random TCP, UDP and ICMP flows are simulated with the
+path model and sent for real.
 
 The topology: a host namespace `h` with an uplink `eth0` to an outside namespace, the
 bridges `docker0` (172.17.0.1/16, container c0 at .2) and `bridge1` (192.0.2.1/24, container
@@ -159,6 +161,8 @@ def test_corpus_rulesets_are_modelled_and_agree_with_the_kernel(topology):
         host = names["h"]
         sh(f"ip netns exec {host} nft flush ruleset")
         subprocess.run(["ip", "netns", "exec", host, "nft", "-f", str(ruleset)], check=True)
+        for name in names.values():  # each ruleset resolves its neighbours itself
+            sh(f"ip -n {name} neigh flush all")
         refs = namespace_refs.resolve_all(list(names.values()))
         snapshot = collect_snapshot(refs, intent=Intent())
         ids = {role: namespace_refs.resolve(name, [s.ref for s in snapshot.namespaces]).id

@@ -505,8 +505,12 @@ def ipv6_host(ufw: bool, with_v6_socket: bool = True):
                 b.iptables(d.host, table, six(rule), family=6)
     if ufw:
         b.chain(d.host, "filter", "INPUT", "DROP", family=6)
+        # ufw's before6.rules let neighbour discovery in (untracked: no ctstate lets it in);
+        # its `-m hl --hl-eq 255` left out
         for rule in ("-A INPUT -i lo -j ACCEPT",
                      "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                     "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT",
+                     "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ACCEPT",
                      "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"):
             b.iptables(d.host, "filter", rule, family=6)
     engine = b.docker[0]
