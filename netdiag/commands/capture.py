@@ -27,9 +27,8 @@ from netdiag import terminal
 from netdiag.cli import SUMMARIES
 from netdiag.commands.common import add_docker_arg, print_json, read_with_progress, seconds
 from netdiag.errors import EXIT_FINDINGS, EXIT_OK, CollectError, UsageError
+from netdiag.probe import CAPTURE_COUNT, CAPTURE_WAIT_SECONDS
 
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_COUNT = 200
 MAX_COUNT = 100_000
 
 
@@ -52,13 +51,13 @@ def register(subparsers) -> None:
     parser.add_argument("-w", dest="write", metavar="FILE",
                         help="write the flow's frames as pcapng, interfaces named "
                              "namespace:ifname (e.g. -w flow.pcapng)")
-    parser.add_argument("--count", type=int, metavar="N", default=DEFAULT_COUNT,
-                        help=f"stop after N frames of the flow (default {DEFAULT_COUNT}); e.g. "
+    parser.add_argument("--count", type=int, metavar="N", default=CAPTURE_COUNT,
+                        help=f"stop after N frames of the flow (default {CAPTURE_COUNT}); e.g. "
                              "--count 20")
     parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
-                        default=DEFAULT_TIMEOUT,
-                        help=f"with --wait, how long to wait (default {DEFAULT_TIMEOUT:g}); e.g. "
-                             "--timeout 30")
+                        default=CAPTURE_WAIT_SECONDS,
+                        help=f"with --wait, how long to wait (default "
+                             f"{CAPTURE_WAIT_SECONDS:g}); e.g. --timeout 30")
     parser.add_argument("--probe-external", action="store_true",
                         help="also send to targets no namespace netdiag read holds")
     parser.add_argument("--format", choices=("text", "json"), default="text",

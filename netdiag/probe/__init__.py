@@ -16,3 +16,9 @@ in `Snapshot.probes`. Rules turn those into evidence with `evidence.py`. Nothing
 unless `with_probes` or `measure` is called. This package file imports nothing, so that rules
 can import `netdiag.findings.probes` without pulling in the planner (which imports rules).
 """
+
+# A capture's bounds (`netdiag capture` and the TUI's path view alike): frames of the flow kept
+# (--count), and how long its own traffic is awaited (--timeout). Here, in the package file
+# that imports nothing, so that the CLI reads them without importing the capture.
+CAPTURE_COUNT = 200
+CAPTURE_WAIT_SECONDS = 10.0

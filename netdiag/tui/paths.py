@@ -20,13 +20,10 @@ from netdiag.flows import names
 from netdiag.flows.packet import FIREWALL, Packet, PathResult
 from netdiag.flows.walk import Engine
 from netdiag.model import Snapshot
+from netdiag.probe import CAPTURE_COUNT, CAPTURE_WAIT_SECONDS
 
 USAGE = "DST[:PORT] [--proto tcp|udp|icmp], e.g. db:6379"
 PROTOCOLS = ("tcp", "udp", "icmp")
-# A capture's bounds, `netdiag capture`'s defaults: frames of the flow kept (--count), and
-# how long its own traffic is awaited (--wait --timeout).
-CAPTURE_COUNT = 200
-CAPTURE_WAIT_SECONDS = 10.0
 
 
 def parse(line: str) -> tuple[str, int, str]:
