@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -21,8 +22,20 @@ from netdiag.checks.exposure_model import (
     UNPUBLISHED,
     UPLINK,
     exposures,
+    published_ports,
 )
-from netdiag.model import IptablesRule, MacvlanInfo, Match
+from netdiag.model import (
+    Firewall,
+    IptablesRule,
+    MacvlanInfo,
+    Match,
+    NamespaceRef,
+    NamespaceState,
+    NftChain,
+    NftRule,
+    NftSet,
+    NsKind,
+)
 from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerIpam, DockerNetwork
 from netdiag.model.serialize import save
 from tests.fixtures.rules import run_rule
@@ -203,7 +216,6 @@ def test_a_bridge_of_containers_is_no_uplink_even_without_dockers_intent():
 def docker29(listed: str, without_chain: tuple[str, str, str] | None = None):
     """The Docker 29 host of `listed`; `without_chain` (family, table, chain): that base
     chain and its rules left out of the listing."""
-    from dataclasses import replace
 
     from tests.unit.rules.part2_fixtures import amend
     from tests.unit.rules.test_native_nftables_rules import docker29_host, nft_firewall
@@ -266,7 +278,6 @@ def test_a_port_forward_and_an_input_drop_of_one_table_are_meant():
     """One nftables table that forwards a port and drops it in its input chain (firewalld's
     forward-port: its nat and filter chains share `table inet firewalld`) says what its
     author meant: public, no bypass — here the Arch input chain moved into the DNAT's table."""
-    from dataclasses import replace
 
     from tests.unit.rules.part2_fixtures import amend
 
@@ -303,19 +314,6 @@ def test_the_nft_dnat_of_one_address_a_set_a_range_th_and_maps():
     (Docker's DNS) is none, and a rule whose ports an earlier chain matched (kube-proxy's
     endpoint chain: only `meta l4proto tcp`) publishes none this can read; a `redirect` is
     a DNAT to the host."""
-    from dataclasses import replace
-
-    from netdiag.checks.exposure_model import published_ports
-    from netdiag.model import (
-        Firewall,
-        NamespaceRef,
-        NamespaceState,
-        NftChain,
-        NftRule,
-        NftSet,
-        NsKind,
-    )
-
     def published(family: str, *expr: dict, sets: tuple = ()) -> list[tuple]:
         state = NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x"))
         rule = NftRule(family=family, table="t", chain="c", handle=1, text="",
@@ -378,7 +376,6 @@ def test_a_dnat_behind_fib_daddr_type_local_is_the_hosts_only():
     forward-port) takes a connection to a container's address too: published `anywhere`; one
     behind `fib daddr type local` (Docker's, netavark's guard) or bound to an address is the
     host's only."""
-    from dataclasses import replace
 
     from netdiag.checks.exposure_model import published_ports
     from netdiag.model import Firewall, NamespaceRef, NamespaceState, NftChain, NftRule, NsKind
@@ -411,19 +408,6 @@ def test_a_node_port_is_read_from_the_verdict_map_that_leads_to_its_dnat():
     """kube-proxy's nftables mode: `ip daddr @nodeport-ips meta l4proto . th dport vmap
     @service-nodeports` goes to an endpoint chain whose `meta l4proto tcp dnat to
     192.0.2.2:80` names no port — the node port is the map's key, on the set's address."""
-    from dataclasses import replace
-
-    from netdiag.checks.exposure_model import published_ports
-    from netdiag.model import (
-        Firewall,
-        NamespaceRef,
-        NamespaceState,
-        NftChain,
-        NftRule,
-        NftSet,
-        NsKind,
-    )
-
     def rule(chain: str, handle: int, *expr: dict) -> NftRule:
         return NftRule("ip", "kube-proxy", chain, handle, "", json.dumps(list(expr)))
 
@@ -478,7 +462,6 @@ def ipv6_host(ufw: bool, with_v6_socket: bool = True):
     fd00:18::2 listening on [::]:80, its 8080 published on [::] by ip6tables' DNAT and the
     modern layout's filter and raw rules in ip6tables; `ufw`: ip6tables' INPUT as ufw leaves
     it (policy DROP, ssh allowed), the IPv4 INPUT left open."""
-    from dataclasses import replace
 
     from tests.fixtures.scenarios import MODERN_FILTER, MODERN_RAW, NAT
 
@@ -584,7 +567,6 @@ def test_a_routed_ipv6_networks_published_port_at_the_containers_address_is_mean
     """gateway_mode_ipv6=routed (Docker 28): the port web publishes is open at its own IPv6
     address on purpose — public, not unpublished; the same network in nat mode: unpublished
     (the ip6tables raw drop taken out, as before 28.2)."""
-    from dataclasses import replace
 
     def web_risk(mode: str) -> str:
         d = ipv6_host(ufw=False)
