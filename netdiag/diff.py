@@ -69,6 +69,7 @@ SECTION_KEYS: dict[str, Key] = {
     "firewall.nft_tables": lambda r: (r.family, r.name),
     "firewall.nft_chains": lambda r: (r.family, r.table, r.name),
     "firewall.nft_rules": lambda r: (r.family, r.table, r.chain, without_counters(r.text)),
+    "firewall.ipsets": lambda r: (f"ipv{r.family}", r.type, r.name),
     "sockets": lambda r: (r.protocol, f"ipv{r.family}", r.address, r.port),
     "sysctls": lambda r: (r.name,),
     "xfrm_states": lambda r: (r.src, r.dst, r.proto, r.spi),

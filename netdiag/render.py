@@ -185,7 +185,16 @@ def firewall_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:
                 rows.append(_row(f"nft/{r.family}", r.table, r.chain, r.handle, r.text,
                                  keys=(f"{r.family}/{r.table}/{r.chain}/{r.handle}",
                                        f"{r.table}/{r.chain}/{r.handle}")))
+    for s in fw.ipsets:  # one row a set: a blocklist may hold a hundred thousand members
+        shown = [m.value + (" nomatch" if m.nomatch else "") for m in s.members[:_SET_SHOWN]]
+        more = len(s.members) - len(shown)
+        rows.append(_row(f"ipset/ipv{s.family}" if s.family else "ipset", s.type, s.name,
+                         len(s.members), ", ".join(shown) + (f", … ({more} more)" if more else ""),
+                         keys=(f"ipset/{s.name}", s.name)))
     return rows
+
+
+_SET_SHOWN = 8  # members of an ipset `show` lists
 
 
 def dns_rows(ns: NamespaceState, ctx: RenderContext) -> list[Row]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -386,3 +387,169 @@ def running_podman(role: str = "e", service: bool = True, generation: int = 4):
         yield engine
     finally:
         engine.stop()
+
+
+# --- rootless --------------------------------------------------------------------------------
+
+ROOTLESS_UID = 23456  # a user that exists only in the rootless engine's mount namespace
+ROOTLESS_USER = "ndt-rootless"
+ROOTLESS_SUBIDS = "200000:65536"  # its subordinate uids and gids (/etc/subuid, /etc/subgid)
+
+
+def rootless_unavailable_reason() -> str | None:
+    """Why a rootless Podman 4 cannot be started here, or None when it can."""
+    reason = unavailable_reason(4)
+    if reason:
+        return reason
+    for program in ("/usr/bin/newuidmap", "/usr/bin/newgidmap", "/usr/bin/slirp4netns"):
+        if not os.access(program, os.X_OK):
+            return f"{program} is missing (apt-get install uidmap slirp4netns)"
+    for name in ("passwd", "group", "subuid", "subgid"):
+        if not Path(f"/etc/{name}").is_file():  # bound over in the engine's mount namespace
+            return f"/etc/{name} is missing"
+    if not shutil.which("setpriv"):
+        return "setpriv is not installed (apt-get install util-linux)"
+    try:
+        pwd.getpwuid(ROOTLESS_UID)
+    except KeyError:
+        return None
+    return f"uid {ROOTLESS_UID} is a user of this host: the rootless engine's is not free"
+
+
+class RootlessPodman:
+    """Podman 4.3 run by an unprivileged user, as on a desktop: its containers' namespaces are
+    the user's, joined to the network by slirp4netns (user-mode networking), not by a bridge.
+
+    The user exists only in a private mount namespace (the holder's), where copies of
+    /etc/passwd, /etc/group, /etc/subuid and /etc/subgid that name it are bound over the
+    host's, and where a tmpfs on /dev/net holds a /dev/net/tun node the user may open (this
+    VM's own is root's alone, mode 0600; slirp4netns needs it). Every podman call, and the API
+    service, runs as that user (setpriv) inside the holder's mount namespace and the engine's
+    network namespace, so slirp4netns's traffic starts there, never in the root namespace;
+    the user's storage, runtime folder and configuration are under the engine's folder.
+    `stop()` removes the containers, ends every process of the user (conmon, slirp4netns,
+    rootlessport, the service and Podman's pause process: all started through this engine,
+    the uid being no user of the host), the holder, the namespace and the folder."""
+
+    def __init__(self, role: str = "rl"):
+        self.tag = secrets.token_hex(3)
+        self.netns = f"{PREFIX}{self.tag}-{role}"[:40]
+        self.netns_made = False
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self.tag}-", dir="/tmp"))
+        self.home = self.workdir / "home"
+        self.runtime = self.workdir / "run"  # the user's XDG_RUNTIME_DIR
+        self.socket = self.runtime / "podman" / "podman.sock"
+        self.holder: subprocess.Popen | None = None
+        self.service: subprocess.Popen | None = None
+        self.container_ids: set[str] = set()
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def podman_argv(self, *args: str) -> list[str]:
+        user = str(ROOTLESS_UID)
+        return ["nsenter", "-t", str(self.holder.pid), "-m", f"--net={self.netns_path}",
+                "setpriv", "--reuid", user, "--regid", user, "--clear-groups", "env", "-i",
+                f"HOME={self.home}", f"XDG_RUNTIME_DIR={self.runtime}", f"USER={ROOTLESS_USER}",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "PODMAN_IGNORE_CGROUPSV1_WARNING=1",
+                PODMAN, "--storage-driver", "vfs", *args]
+
+    def podman(self, *args: str, check: bool = True, timeout: float = 120.0,
+               stdin: bytes | None = None) -> str:
+        return run(self.podman_argv(*args), check=check, timeout=timeout,
+                   stdin=stdin).stdout.decode()
+
+    docker = podman  # build_busybox_image calls it by Docker's name
+
+    def run_container(self, name: str, *args: str) -> str:
+        cid = self.podman("run", "-d", "--name", name, *args).strip()
+        self.container_ids.add(cid)
+        return cid
+
+    def start(self) -> None:
+        try:
+            run(["ip", "netns", "add", self.netns])
+            self.netns_made = True
+            run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+            self.workdir.chmod(0o755)  # the user walks through it to its home
+            etc = self.workdir / "etc"
+            etc.mkdir()
+            entry = f"{ROOTLESS_USER}:{ROOTLESS_SUBIDS}\n"
+            for name, own in (("passwd", f"{ROOTLESS_USER}:x:{ROOTLESS_UID}:{ROOTLESS_UID}::"
+                                         f"{self.home}:/bin/sh\n"),
+                              ("group", f"{ROOTLESS_USER}:x:{ROOTLESS_UID}:\n"),
+                              ("subuid", entry), ("subgid", entry)):
+                (etc / name).write_text(Path(f"/etc/{name}").read_text() + own)
+            conf = self.home / ".config" / "containers" / "containers.conf"
+            conf.parent.mkdir(parents=True)
+            conf.write_text(CONTAINERS_CONF.format(networks=self.home / "networks",
+                                                   engine_extra="", network_extra=""))
+            self.runtime.mkdir(mode=0o700)
+            self.socket.parent.mkdir()
+            for path in (self.home, *self.home.rglob("*"), self.runtime, self.socket.parent):
+                os.chown(path, ROOTLESS_UID, ROOTLESS_UID)
+            mounts = " && ".join((
+                *(f"mount --bind {etc / name} /etc/{name}"
+                  for name in ("passwd", "group", "subuid", "subgid")),
+                "mount -t tmpfs -o mode=0755 ndt-podman /dev/net",
+                "mknod -m 0666 /dev/net/tun c 10 200"))
+            self.holder = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"{mounts} && echo ready && exec sleep infinity"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            line = self.holder.stdout.readline().decode().strip()
+            if line != "ready":
+                raise EngineUnavailable(f"no private mount namespace for rootless Podman: {line}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_service(self) -> None:
+        with open(self.workdir / "service.log", "wb") as log:
+            self.service = subprocess.Popen(
+                self.podman_argv("system", "service", "--time=0", self.url), stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            _wait_until("rootless podman system service", self.socket.is_socket,
+                        START_TIMEOUT, lambda: self.service.poll() is None)
+        except EngineUnavailable as exc:
+            log = (self.workdir / "service.log").read_text(errors="replace")
+            raise EngineUnavailable(f"{exc}: {log.strip()[-500:]}") from None
+
+    def stop(self) -> None:
+        """Safe to call twice."""
+        if self.holder is not None and self.holder.poll() is None:
+            self.podman("rm", "-af", "-t", "0", check=False, timeout=60)
+        if self.service is not None:
+            _end_process(self.service.pid, STOP_TIMEOUT)
+            self.service.wait()
+            self.service = None
+        for pid in self._users_processes():
+            _end_process(pid, 1)  # Podman's pause process (catatonit) ignores SIGTERM
+        if self.holder is not None:
+            _end_process(self.holder.pid, STOP_TIMEOUT)
+            self.holder.wait()
+            self.holder.stdout.close()
+            self.holder = None
+        if self.netns_made:
+            run(["ip", "netns", "del", self.netns], check=False)
+            self.netns_made = False
+        run(["rm", "-rf", "--one-file-system", str(self.workdir)], check=False)
+
+    @staticmethod
+    def _users_processes() -> list[int]:
+        """The processes of the engine's user (it is no user of the host: each is this
+        engine's)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid == ROOTLESS_UID:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
@@ -63,63 +64,100 @@ def reachable(host: NamespaceState, family: int, hooks: tuple[str, ...]
               ) -> list[tuple[NftRule, list[dict]]]:
     """The rules of Docker's table of `family`, with their expressions, in the chains a packet
     can reach from the table's base chains at `hooks` (jumps, gotos and verdict maps)."""
-    seen, rules = _reached(host, table_family(family), intent.NFTABLES_BACKEND_TABLE, hooks)
-    return [pair for chain in sorted(seen) for pair in rules.get(chain, ())]
+    family_name, table = table_family(family), intent.NFTABLES_BACKEND_TABLE
+    chains = {way.chain for way, *_ in _walk(host, family_name, table, hooks)}
+    rules, _ = _table(host, family_name, table)
+    return [pair for chain in sorted(chains) for pair in rules[chain]]
 
 
 def table_dnats(host: NamespaceState, family: str, table: str
-                ) -> list[tuple[NftDnat, bool]]:
+                ) -> list[tuple[NftDnat, frozenset[str]]]:
     """The host ports the DNATs of a table (`family` "ip", "ip6", "inet") publish, reached
     from its prerouting and output base chains, each read with what the rules on its way
     matched: a jump's or goto's own matches, a verdict map's key (kube-proxy's `ip daddr
     @nodeport-ips meta l4proto . th dport vmap @service-nodeports` to an endpoint chain whose
-    `dnat` names no port). With each, whether prerouting takes it for any address: no rule
-    on the way is bound to some destinations (Docker's, netavark's and Incus's `fib daddr
-    type local`), so it takes what is forwarded through the host too — a client's connection
-    to a container's address (Debian's nat example, firewalld's forward-port)."""
-    firewall = host.firewall
+    `dnat` names no port). With each, the hooks ("prerouting", "output") that take it for
+    any address: no rule on the way from there is bound to some destinations (Docker's,
+    netavark's and Incus's `fib daddr type local`), so prerouting takes what is forwarded
+    through the host too — a client's connection to a container's address (Debian's nat
+    example, firewalld's forward-port) — and output what the host itself sends anywhere."""
+    sets = host.firewall.nft_sets
+    found: dict[NftDnat, set[str]] = {}
+    for way, rule, expressions, given, open_here in _walk(
+            host, family, table, ("prerouting", "output"), narrow=True):
+        for dnat in dnat_of(rule, expressions, sets, given):
+            hooks = found.setdefault(dnat, set())
+            if open_here and not dnat.host_ip:
+                hooks.add(way.hook)
+    return [(dnat, frozenset(hooks)) for dnat, hooks in found.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Way:
+    """Where a packet's way through a table has got to: the chain, the hook it entered by,
+    what the rules on the way matched (walked with `narrow`; each () for any), and whether
+    none of them bound it to some destinations."""
+
+    chain: str
+    hook: str
+    given: _Given = ((), (), ())
+    open: bool = True
+
+
+def _walk(host: NamespaceState, family: str, table: str, hooks: tuple[str, ...],
+          narrow: bool = False) -> Iterator[tuple[_Way, NftRule, list[dict], _Given, bool]]:
+    """Each rule of a table that a packet can reach from the table's base chains at `hooks`
+    (jumps, gotos and verdict maps), as (way, rule, expressions, what the way and the rule
+    matched, whether it is still open to any destination) — the one walker of a table's
+    chains. With `narrow`, what each rule and verdict map key matches narrows the way: a
+    rule no packet of the way matches is passed over, with the chains it leads to."""
     rules, maps = _table(host, family, table)
-    todo = [(c.name, ((), (), ()), c.hook == "prerouting") for c in firewall.nft_chains
-            if c.family == family and c.table == table and c.hook in ("prerouting", "output")]
-    visited: set = set()
-    found: dict[NftDnat, bool] = {}
+    todo = [_Way(c.name, c.hook) for c in host.firewall.nft_chains
+            if c.family == family and c.table == table and c.hook in hooks]
+    seen: set[_Way] = set()
     while todo:
-        state = todo.pop()
-        if state in visited:
+        way = todo.pop()
+        if way in seen:
             continue
-        visited.add(state)
-        chain, given, anywhere = state
-        for rule, expressions in rules.get(chain, ()):
-            here = _narrow(given, _keys_matched(_matches(expressions), maps))
-            if here is None:
+        seen.add(way)
+        for rule, expressions in rules.get(way.chain, ()):
+            given = _narrow(way.given, _keys_matched(_matches(expressions), maps)) \
+                if narrow else way.given
+            if given is None:
                 continue  # no packet the way here matches this rule
-            open_here = anywhere and not destination_bound(expressions)
-            for dnat in dnat_of(rule, expressions, firewall.nft_sets, here):
-                found[dnat] = found.get(dnat, False) or (open_here and not dnat.host_ip)
-            for expression in expressions:
-                (key, value), = expression.items()
-                if key in ("jump", "goto") and isinstance(value, dict):
-                    todo.append((value.get("target", ""), here, open_here))
-                elif key == "vmap" and isinstance(value, dict):
-                    todo += _vmap_ways(value, maps, here, open_here)
-    return list(found.items())
+            open_here = way.open and not destination_bound(expressions)
+            yield way, rule, expressions, given, open_here
+            todo += [_Way(chain, way.hook, *rest) if narrow else _Way(chain, way.hook)
+                     for chain, *rest in _ways(expressions, maps, given, open_here, narrow)]
 
 
-def _vmap_ways(vmap: dict, maps: dict, given: _Given, anywhere: bool) -> list[tuple]:
-    """(chain, what the way there matched, anywhere) for each jump or goto of a verdict
-    map: narrowed by its element's key when the map is keyed by a destination port."""
-    keyed = _map_keys(vmap, maps)
-    ways = [(((protocol,), (port,), (host,) if host else ()), verdict)
-            for (protocol, port, host), verdict in keyed] if keyed else \
-        [(((), (), ()), verdict) for _, verdict in _elements(vmap.get("data"), maps)]
+def _ways(expressions: list[dict], maps: dict, given: _Given, open_here: bool, narrow: bool
+          ) -> list[tuple[str, _Given, bool]]:
+    """(chain, what the way there matched, still open) for each jump or goto of a rule, its
+    own or a verdict map's. With `narrow`, a map keyed by a destination port narrows each of
+    its elements' ways by the element's key; an element whose key is not read (an address
+    prefix) keeps the way as it came, bound to a destination if the map's key names one."""
     found = []
-    for key, verdict in ways:
-        here = _narrow(given, key)
-        for kind in ("jump", "goto"):
-            if here is not None and isinstance(verdict, dict) and \
-                    isinstance(verdict.get(kind), dict):
-                found.append((verdict[kind].get("target", ""), here,
-                              anywhere and not key[2]))
+    for expression in expressions:
+        (key, value), = expression.items()
+        if key in ("jump", "goto") and isinstance(value, dict):
+            found.append((value.get("target", ""), given, open_here))
+        elif key == "vmap" and isinstance(value, dict):
+            names = _key_names(value) if narrow else None
+            for element, verdict in _elements(value.get("data"), maps):
+                targets = [verdict[kind].get("target", "") for kind in ("jump", "goto")
+                           if isinstance(verdict, dict) and isinstance(verdict.get(kind), dict)]
+                keys = _element_keys(names, element) if names else None
+                for target in targets:
+                    if keys is None:
+                        found.append((target, given, open_here and not (
+                            names and any(n.endswith(" daddr") for n in names))))
+                        continue
+                    for protocol, port, host_ip in keys:
+                        here = _narrow(given, ((protocol,), (port,),
+                                               (host_ip,) if host_ip else ()))
+                        if here is not None:
+                            found.append((target, here, open_here and not host_ip))
     return found
 
 
@@ -158,25 +196,6 @@ def destination_bound(expressions: list[dict]) -> bool:
     return False
 
 
-def _reached(host: NamespaceState, family: str, table: str, hooks: tuple[str, ...]
-             ) -> tuple[set[str], dict[str, list[tuple[NftRule, list[dict]]]]]:
-    """The chains of a table a packet can reach from its base chains at `hooks` (jumps, gotos
-    and verdict maps), and the table's rules by chain."""
-    firewall = host.firewall
-    rules, maps = _table(host, family, table)
-    todo = [c.name for c in firewall.nft_chains
-            if c.family == family and c.table == table and c.hook in hooks]
-    seen: set[str] = set()
-    while todo:
-        chain = todo.pop()
-        if chain in seen:
-            continue
-        seen.add(chain)
-        for _, expressions in rules.get(chain, ()):
-            todo += _targets(expressions, maps)
-    return seen, rules
-
-
 def _table(host: NamespaceState, family: str, table: str
            ) -> tuple[dict[str, list[tuple[NftRule, list[dict]]]], dict]:
     """A table's rules by chain, with their expressions, and its named sets and maps."""
@@ -197,20 +216,6 @@ def expressions_of(rule: NftRule) -> list[dict]:
         return []
     return [e for e in found if isinstance(e, dict) and len(e) == 1] \
         if isinstance(found, list) else []
-
-
-def _targets(expressions: list[dict], maps: dict) -> list[str]:
-    found = []
-    for expression in expressions:
-        (key, value), = expression.items()
-        if key in ("jump", "goto") and isinstance(value, dict):
-            found.append(value.get("target", ""))
-        elif key == "vmap" and isinstance(value, dict):
-            for _, verdict in _elements(value.get("data"), maps):
-                for kind in ("jump", "goto"):
-                    if isinstance(verdict, dict) and isinstance(verdict.get(kind), dict):
-                        found.append(verdict[kind].get("target", ""))
-    return found
 
 
 def _matches(expressions: list[dict]) -> list[tuple[str, str, object]]:
@@ -429,6 +434,15 @@ def _elements(data, maps: dict) -> list:
 def _map_keys(found: dict, maps: dict) -> list[tuple[_Key, object]]:
     """The (protocol, port, address) keys of a map keyed by a destination port (alone or
     concatenated with the destination address), each with its data."""
+    names = _key_names(found)
+    return [(key, data) for element, data in (_elements(found.get("data"), maps) if names
+                                              else ())
+            for key in _element_keys(names, element) or ()]
+
+
+def _key_names(found: dict) -> list[str] | None:
+    """What a map's key is made of ("tcp dport", "ip daddr", "l4proto"), when it is keyed
+    by a destination port (None: by something else, a source, a mark, an interface)."""
     lookup = found.get("key")
     fields = lookup["concat"] if isinstance(lookup, dict) and "concat" in lookup else [lookup]
     names = [f"{f['payload'].get('protocol')} {f['payload'].get('field')}"
@@ -436,28 +450,33 @@ def _map_keys(found: dict, maps: dict) -> list[tuple[_Key, object]]:
              "l4proto" if f == {"meta": {"key": "l4proto"}} else "" for f in fields]
     if not any(n.endswith(" dport") for n in names) or not all(
             n.endswith(" dport") or n in ("ip daddr", "ip6 daddr", "l4proto") for n in names):
-        return []  # keyed by something else (a source, a mark): not a published port
-    keys = []
-    for key, data in _elements(found.get("data"), maps):
-        if isinstance(key, dict) and "elem" in key:
-            key = key["elem"].get("val")  # an element with a timeout or a counter
-        parts = key["concat"] if isinstance(key, dict) and "concat" in key else [key]
-        if len(parts) != len(names):
-            continue
-        ports, protocols, host, l4proto = (), TRANSPORTS, "", ()
-        for name, part in zip(names, parts):
-            if name.endswith(" dport"):
-                ports = _ports(part)
-                protocols = TRANSPORTS if name.startswith("th ") else (name.split()[0],)
-            elif name == "l4proto":
-                l4proto = (part,)  # kube-proxy's `meta l4proto . th dport`
-            elif isinstance(part, str):
-                host = part
-            else:
-                ports = ()  # an address prefix or range: not read
-        protocols = tuple(p for p in protocols if not l4proto or p in l4proto)
-        keys += [((protocol, port, host), data) for protocol in protocols for port in ports]
-    return keys
+        return None
+    return names
+
+
+def _element_keys(names: list[str], key) -> list[_Key] | None:
+    """The (protocol, port, address) keys one element's key stands for (None: a key not
+    read, an address prefix or range)."""
+    if isinstance(key, dict) and "elem" in key:
+        key = key["elem"].get("val")  # an element with a timeout or a counter
+    parts = key["concat"] if isinstance(key, dict) and "concat" in key else [key]
+    if len(parts) != len(names):
+        return None
+    ports, protocols, host, l4proto = (), TRANSPORTS, "", ()
+    for name, part in zip(names, parts):
+        if name.endswith(" dport"):
+            ports = _ports(part)
+            protocols = TRANSPORTS if name.startswith("th ") else (name.split()[0],)
+        elif name == "l4proto":
+            l4proto = (part,)  # kube-proxy's `meta l4proto . th dport`
+        elif isinstance(part, str):
+            host = part
+        else:
+            return None  # an address prefix or range: not read
+    if not ports:
+        return None
+    protocols = tuple(p for p in protocols if not l4proto or p in l4proto)
+    return [(protocol, port, host) for protocol in protocols for port in ports]
 
 
 def _split(value) -> tuple:

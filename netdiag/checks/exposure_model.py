@@ -3,23 +3,29 @@
 For every TCP listener and bound UDP socket in every namespace, the flow engine
 (netdiag/flows/walk.py) is asked whether a connection gets to it:
 
-* **from beyond the host, on each uplink.** The hosts are the namespace of pid 1 and each
-  Docker engine's namespace. An uplink is an interface of a host that carries its default
-  route (IPv4 or IPv6), or that holds a global address outside the container networks' subnets
-  (macvlan and ipvlan networks aside, which share the uplink's: so docker0 and br-* are not
-  uplinks, a NIC or a KVM bridge with the host's address is). The
-  client (one per family) is the default route's gateway on that uplink (not a link-local
-  one: a client beyond connects from a global address), else the first other address of its
-  subnet. It tries the uplink's own addresses (each published port, each host socket), the
-  host's other addresses and the containers' (a client whose network routes them to this
-  host: for containers, "direct"; their own ports, and the ports of a DNAT that prerouting
-  takes for any address — Debian's nat example, firewalld's forward-port), and the
-  addresses of macvlans whose lower device is the uplink ("on the wire");
+* **from beyond the host, on each uplink.** The hosts are the namespace of pid 1, each
+  Docker engine's namespace and each netdiag lab's host nodes (those with a veth to the
+  lab's underlay switch, which is the world beyond them). An uplink is an interface of a
+  host that carries its default route (IPv4 or IPv6), or that holds a global address outside
+  the container networks' subnets (macvlan and ipvlan networks aside, which share the
+  uplink's: so docker0 and br-* are not uplinks, a NIC or a KVM bridge with the host's
+  address is). The client (one per family) is the default route's gateway on that uplink
+  (not a link-local one: a client beyond connects from a global address), else the first
+  other address of its subnet. It tries the uplink's own addresses (each published port,
+  each host socket), the host's other addresses and the containers' (a client whose network
+  routes them to this host: for containers, "direct"; their own ports, and the ports of a
+  DNAT that prerouting takes for any address — Debian's nat example, firewalld's
+  forward-port), and the addresses of macvlans whose lower device is the uplink ("on the
+  wire");
 * **from the host itself** (its own addresses, 127.0.0.1, the containers' addresses — the
   containers of a host being its engine's and any namespace whose default route's gateway is
-  one of the host's addresses);
-* **from other networks on the host**: one running container of each Docker network, to the
-  other containers' own addresses.
+  one of the host's addresses — their own ports and those of a DNAT that output takes for
+  any address);
+* **from other networks on the host**: one running container of each Docker network (on a
+  host without an engine, one namespace behind each of the host's links that the namespaces
+  route by: a lab's or a runtime's bridges), to the host's own addresses (its sockets, the
+  ports published there) and to the other networks' containers' own addresses (their own
+  ports and those of a DNAT that prerouting takes for any address).
 
 Each way in names how it got there: a published port (the DNAT rule), direct routing to the
 container's address, a macvlan address on the wire, the userland proxy (docker-proxy's own
@@ -50,7 +56,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from netdiag.checks.dnat import publishes
+from netdiag.checks.dnat import Publish, publishes
 from netdiag.checks.docker_bridges import expressions_of, table_dnats
 from netdiag.findings.finding import Evidence
 from netdiag.findings.severity import Severity
@@ -67,6 +73,7 @@ from netdiag.model import (
     intent,
 )
 from netdiag.model.docker import DockerContainer, DockerEngine
+from netdiag.topology.journal import UNDERLAY_NODE
 
 CLIENT_PORT = 43210
 WILDCARDS = ("0.0.0.0", "::", "*", "")
@@ -188,7 +195,7 @@ def exposures(snapshot: Snapshot, engine: Engine | None = None, inside: bool = T
     """Every listening socket of the snapshot with the ways to it, most at risk first.
     `inside` False: only the ways from beyond the host; `unpublished_only`: only the ways
     from beyond to container ports no `-p` publishes (what `check` asks: each is quicker);
-    `hosts`: host namespaces that are neither pid 1's nor an engine's (a lab's, a bench's)."""
+    `hosts`: host namespaces that are neither pid 1's, an engine's nor a lab's (a bench's)."""
     engine = engine or Engine(snapshot)
     model = _Model(snapshot, engine, hosts)
     model.unpublished_only = unpublished_only
@@ -232,7 +239,7 @@ class _Model:
         self.engines = {state.ref.id: docker for docker, state in intent.engines(snapshot)}
         self.hosts = list(dict.fromkeys(
             [s.ref.id for s in snapshot.namespaces if s.ref.kind is NsKind.HOST] +
-            list(self.engines) + list(hosts)))
+            list(self.engines) + list(hosts) + self._lab_hosts()))
         # The container networks' subnets, but a macvlan or ipvlan network's: it shares the
         # uplink's subnet, and the uplink stays one.
         self.docker_subnets = [ipam.subnet for docker in snapshot.docker
@@ -243,6 +250,16 @@ class _Model:
                            for c in docker.containers if c.running and c.netns}
         self._input: dict[tuple, str] = {}
         self.unpublished_only = False
+
+    def _lab_hosts(self) -> list[int]:
+        """A netdiag lab's host nodes: its namespaces with a veth to the lab's underlay switch
+        (the containers hang off a host's bridges; the switch is the world beyond)."""
+        switches = {s.ref.lab: s.ref.id for s in self.snapshot.namespaces
+                    if s.ref.lab and s.ref.node == UNDERLAY_NODE}
+        return [state.ref.id for state in self.snapshot.namespaces
+                if state.ref.lab in switches and state.ref.node != UNDERLAY_NODE
+                and any((peer := self.topo.peer(state.ref.id, link)) is not None
+                        and peer[0] == switches[state.ref.lab] for link in state.links)]
 
     # --- the way in --------------------------------------------------------------------------
 
@@ -436,30 +453,70 @@ class _Model:
                  if _listening(s) and _binds(s, address)}
             for protocol, port in sorted(wanted):
                 yield Packet("", address, protocol, CLIENT_PORT, port)
+        # A DNAT that output takes for any address also takes the host's own connection to
+        # a container's address: tried there too.
+        anywhere = [p for p in published if p.anywhere_out]
         for container, _, _ in self._containers_of(host):
             for address in _own_addresses(container):
-                for protocol, port in _ports(container, address):
+                wanted = set(_ports(container, address)) | {
+                    (p.protocol, p.port) for p in anywhere if p.family == _family(address)}
+                for protocol, port in sorted(wanted):
                     yield Packet("", address, protocol, CLIENT_PORT, port)
 
     def _network_probes(self, host: int) -> Iterator[tuple[str, int, Packet]]:
-        docker = self.engines.get(host)
-        if docker is None:
-            return
-        sources: dict[str, int] = {}  # network name → a running container on it
-        for container in docker.containers:
-            if container.running and container.netns and not container.shares:
-                for endpoint in container.endpoints:
-                    sources.setdefault(endpoint.network, container.netns)
-        for state, _, container in self._containers_of(host):
-            if container is None:
+        sources, members = self._networks(host)
+        host_state = self.topo.namespace(host)
+        published = published_ports(host_state)
+        # The host's own addresses: its sockets and the ports published there (the way a
+        # container reaches another network's published port).
+        for address in _own_addresses(host_state):
+            wanted = {(p.protocol, p.port) for p in published if p.family == _family(address)
+                      and p.destination in ("", address)} | set(_ports(host_state, address))
+            for name, source in sources.items():
+                for protocol, port in sorted(wanted):
+                    yield name, source, Packet("", address, protocol, CLIENT_PORT, port)
+        # A DNAT that prerouting takes for any address also takes a connection from another
+        # network to a container's address: tried there too.
+        anywhere = [p for p in published if p.anywhere]
+        for state, _, _ in self._containers_of(host):
+            if state.ref.id not in members:
                 continue
             for name, source in sources.items():
-                if source == state.ref.id or any(e.network == name for e in
-                                                 container.endpoints):
+                if source == state.ref.id or name in members[state.ref.id]:
                     continue  # its own networks: same-network traffic is the network's point
                 for address in _own_addresses(state):
-                    for protocol, port in _ports(state, address):
+                    wanted = set(_ports(state, address)) | {
+                        (p.protocol, p.port) for p in anywhere if p.family == _family(address)}
+                    for protocol, port in sorted(wanted):
                         yield name, source, Packet("", address, protocol, CLIENT_PORT, port)
+
+    def _networks(self, host: int) -> tuple[dict[str, int], dict[int, set[str]]]:
+        """The networks behind `host`, each with a namespace to connect from, and the
+        networks each namespace is on: an engine's Docker networks (one running container of
+        each); else the host's links that the namespaces behind it route by (their default
+        gateway's: a lab's bridges, a runtime's Docker does not know)."""
+        sources: dict[str, int] = {}  # network name → a namespace on it
+        members: dict[int, set[str]] = {}
+        docker = self.engines.get(host)
+        if docker is not None:
+            for container in docker.containers:
+                if container.running and container.netns and not container.shares:
+                    for endpoint in container.endpoints:
+                        sources.setdefault(endpoint.network, container.netns)
+            for container in docker.containers:  # one sharing its namespace adds none
+                if container.running and container.netns:
+                    members.setdefault(container.netns, set()).update(
+                        e.network for e in container.endpoints)
+            return sources, members
+        links = {a.address: a.ifname for a in self.topo.namespace(host).addresses}
+        for state, _, _ in self._containers_of(host):
+            for family in (4, 6):
+                route = self.topo.default_route(state.ref.id, family)
+                link = links.get(route.gateway) if route is not None else None
+                if link:
+                    sources.setdefault(link, state.ref.id)
+                    members.setdefault(state.ref.id, set()).add(link)
+        return sources, members
 
     def _containers_of(self, host: int) -> Iterator[tuple[NamespaceState, DockerEngine | None,
                                                           DockerContainer | None]]:
@@ -516,7 +573,7 @@ def _controls(doors: tuple[Door, ...], risk: str, host_network: bool,
         keys.append("needed-ports")
     if docker is not None and not docker.daemon.iptables and outside:
         keys.append("iptables")  # Docker writes no filter for what it exposes
-    if any(d.source == NETWORK for d in doors):
+    if docker is not None and any(d.source == NETWORK for d in doors):
         keys += ["icc", "csvs-icc"]
     if host_network and outside:
         keys.append("host-network")
@@ -555,21 +612,35 @@ class PublishedPort:
     family: int
     # its DNAT takes what prerouting forwards too, to any address (docker_bridges.table_dnats)
     anywhere: bool = False
+    # and what the host itself sends, to any address (a DNAT that output reaches unbound)
+    anywhere_out: bool = False
 
 
 def published_ports(state: NamespaceState) -> list[PublishedPort]:
     found = [PublishedPort(p.protocol, p.port, p.destination.value.split("/")[0]
-                           if p.destination else "", p.rule.family) for p in publishes(state)]
+                           if p.destination else "", p.rule.family, *_iptables_anywhere(p))
+             for p in publishes(state)]
     tables = dict.fromkeys((r.family, r.table) for r in state.firewall.nft_rules
                            if '"dnat"' in r.expr or '"redirect"' in r.expr)
     for family, table in tables:
-        for dnat, anywhere in table_dnats(state, family, table):
+        for dnat, hooks in table_dnats(state, family, table):
             if dnat.to_address.startswith("127."):  # 127.x: Docker's DNS
                 continue
-            found += [PublishedPort(dnat.protocol, dnat.port, dnat.host_ip, each, anywhere)
+            found += [PublishedPort(dnat.protocol, dnat.port, dnat.host_ip, each,
+                                    "prerouting" in hooks, "output" in hooks)
                       for each in _nat_families(family, dnat.to_address,
                                                 expressions_of(dnat.rule))]
     return list(dict.fromkeys(found))
+
+
+def _iptables_anywhere(publish: Publish) -> tuple[bool, bool]:
+    """Whether an iptables DNAT takes any address, in prerouting and in output: written in
+    the base chain itself (a hand-written port forward, ufw's before.rules'; Docker's sit in
+    DOCKER, behind `-m addrtype --dst-type LOCAL`) with no destination match of its own (`-d`,
+    `--dst-type`). One in a user chain counts as the host's only: the way to it is not read."""
+    rule = publish.rule
+    unbound = publish.destination is None and rule.match("dst-type") is None
+    return unbound and rule.chain == "PREROUTING", unbound and rule.chain == "OUTPUT"
 
 
 def _nat_families(table_family: str, to_address: str, expressions: list[dict]
@@ -628,8 +699,8 @@ def _listening(sock: Socket) -> bool:
 def _binds(sock: Socket, address: str) -> bool:
     """Whether a connection to `address` reaches `sock`, as the flow engine's listener
     (netdiag/flows/walk.py) picks it: bound to it or to a wildcard; an IPv6 address only an
-    IPv6 socket, an IPv4 one either (`::` takes IPv4 too: IPV6_V6ONLY is not read)."""
-    if ":" in address and sock.family == 4:
+    IPv6 socket, an IPv4 one either (`::` takes IPv4 too, unless IPV6_V6ONLY)."""
+    if _family(address) != sock.family and (sock.family == 4 or sock.v6only):
         return False
     return sock.address in WILDCARDS or sock.address.partition("%")[0] == address
 

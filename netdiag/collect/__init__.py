@@ -29,6 +29,7 @@ from netdiag.collect import (
     fanout,
     fdb,
     firewall,
+    ipsets,
     ipvs,
     lab_intent,
     links,
@@ -48,11 +49,15 @@ from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
 # Order matters only where a collector reads what an earlier one put in ctx.found
 # (nftables adds the nftables ruleset to the Firewall that firewall started with the iptables
 # rules, and lists rule by rule only the tables iptables-nft-save did not show in full; dns
-# reads the nat rules of both).
-COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, dns,
-              sockets, sysctls, conntrack, xfrm)
+# reads the nat rules of both; ipsets adds the sets the iptables rules name).
+COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, ipsets,
+              dns, sockets, sysctls, conntrack, xfrm)
 
-DEFAULT_WORKERS = 4
+# Threads of one process take turns on the GIL: they only overlap waits (helper programs, a
+# stuck namespace), and every extra one costs CPU in turn-taking (bench/snapshot.py, 100
+# namespaces in one process: 4 threads 0.19-0.28 s CPU, 1 thread 0.15 s). Cores are used by
+# fanout's processes; two threads each still overlap an iptables-save.
+DEFAULT_WORKERS = 2
 CANCEL_POLL = 0.1  # seconds between two looks at the cancel flag
 
 

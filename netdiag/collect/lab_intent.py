@@ -19,6 +19,13 @@ from netdiag.model import NamespaceRef
 from netdiag.model.lab import LabApp, LabIntent, LabName, LabPort
 
 
+def _published6(driver: str, endpoint, host_ip: str) -> bool:
+    """Does the driver publish this port over IPv6 too? The bridge driver does for a port
+    bound on every address of a dual-stack endpoint (netdiag/drivers/common/firewall.py), whose
+    IPv6 address is its `ipv6_address` datum (drivers/ipam.IPV6_ADDRESS, a layer above this)."""
+    return driver == "bridge" and host_ip == "0.0.0.0" and bool(endpoint.datum("ipv6_address"))
+
+
 def read(refs: Iterable[NamespaceRef]) -> tuple[LabIntent, ...]:
     labs = sorted({ref.lab for ref in refs if ref.lab})
     return tuple(_read(name) for name in labs)
@@ -77,7 +84,8 @@ def _from_store(path: str, nodes: dict[str, str]
                         names += [LabName(network.name, alias, endpoint.ip)
                                   for alias in (endpoint.name, *endpoint.aliases)]
                     published += [LabPort(node, network.name, by_path.get(endpoint.host, ""),
-                                          p.host_port, p.container_port, p.proto)
+                                          p.host_port, p.container_port, p.proto,
+                                          _published6(network.driver, endpoint, p.host_ip))
                                   for p in endpoint.ports if p.host_port]
                 by_id = {e.id: e.ip for e in members}
                 for service in tx.services(network.id):

@@ -9,8 +9,10 @@ from), internal flag and embedded DNS (aardvark-dns, `dns_enabled`), and each co
 The sockets looked at: `/run/podman/podman.sock` (root's), each user's
 `$XDG_RUNTIME_DIR/podman/podman.sock` (/run/user/UID/podman/podman.sock) and the socket of every
 running `podman system service` process. A socket that does not answer, or answers as another
-engine, is not Podman's. When no service answers for the storage the `podman` command reads
-(its graph root, from CONTAINERS_STORAGE_CONF or /etc/containers/storage.conf) and Podman has
+engine, is not Podman's; one systemd holds for a service that is not running (podman.socket)
+is not connected to, since that would start the service. When no service answers for the
+storage the `podman` command reads (its graph root, from CONTAINERS_STORAGE_CONF or
+/etc/containers/storage.conf) and Podman has
 state there (its database), its command line is read instead: `podman ps`, `podman inspect`,
 `podman network ls`, `podman version` and `podman info`, all with `--format json` — read
 only; no service is ever started.
@@ -54,6 +56,7 @@ DEFAULT_GRAPH_ROOT = "/var/lib/containers/storage"
 STATE_FILES = ("libpod/bolt_state.db", "db.sql")
 CLI_TIMEOUT = 20.0
 CLI_URL = "podman (command line)"
+INIT_PID = 1  # systemd, which holds a socket unit's socket (podman.socket) until a connection
 
 
 def service_processes() -> list[tuple[int, list[str]]]:
@@ -99,8 +102,30 @@ def find() -> list[EngineAddress]:
         if key in found or not os.path.exists(path):
             continue
         pid, argv = by_socket.get(key, (0, []))
+        if not pid and _activation_only(path):
+            continue  # podman.socket with no service: a connection would start podman.service
         found[key] = EngineAddress(path, pid, tuple(argv))
     return list(found.values())
+
+
+def _activation_only(path: str, init: int | None = None) -> bool:
+    """Whether the socket at `path` is held by the init process, as systemd holds a socket
+    unit's (podman.socket) while its service is not running: the first connection would start
+    the service, and netdiag starts nothing on the user's host (the command line is read
+    instead). Unknown (no /proc/net/unix, init's descriptors not readable, as in a container
+    that sees only the socket): False."""
+    inodes = set()
+    try:
+        with open("/proc/net/unix") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) >= 8 and fields[7] in (path, _real(path)):
+                    inodes.add(f"socket:[{fields[6]}]")
+        folder = f"/proc/{INIT_PID if init is None else init}/fd"
+        return bool(inodes) and any(os.readlink(f"{folder}/{fd}") in inodes
+                                    for fd in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _real(path: str) -> str:

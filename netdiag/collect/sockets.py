@@ -2,7 +2,9 @@
 (`sockets`), and those with a peer (`connections`: TCP in any other state, connected UDP).
 
 Sockets are read with netlink sock_diag on a socket opened inside the namespace — the same
-source `ss -tuna` uses; one dump per protocol and family answers both lists. Connections are
+source `ss -tuna` uses; one dump per protocol and family answers both lists. An IPv6 socket
+carries its IPV6_V6ONLY (`ss -l` shows it as `v6only:1` with -e): bound to :: with it set, it
+takes no IPv4. Connections are
 bounded, since a busy host holds 100k of them: at most CONNECTIONS_KEPT a namespace, the
 telling states first (a connection still opening before the established ones); the rest, and
 every time-wait socket (no process holds one), are counted per state, not kept.
@@ -55,6 +57,10 @@ _REQUEST = struct.Struct("=BBBxI48x")
 _ANSWER_PORT = struct.Struct(">H")
 _ANSWER_OWNER = struct.Struct("=II")  # uid, inode
 _STATE_OFFSET, _SRC_OFFSET, _DST_OFFSET, _UID_OFFSET = 1, 8, 24, 64
+_ATTRS_OFFSET = 72  # the message's attributes follow it
+# The attribute the kernel adds to an IPv6 socket that listens or is unconnected, unasked
+# (inet_diag_msg_attrs_fill): one byte, its IPV6_V6ONLY.
+INET_DIAG_SKV6ONLY = 11
 # /proc/net/sockstat{,6} lines whose "inuse" counts a protocol and family's hashed sockets
 _SOCKSTAT_KINDS = {"TCP6": "tcp6", "UDP": "udp4", "UDP6": "udp6"}
 
@@ -163,8 +169,10 @@ def parse_answer(body: bytes, protocol: str, family: int, state: str) -> Socket:
     (port,) = _ANSWER_PORT.unpack_from(body, 4)
     raw = body[_SRC_OFFSET:_SRC_OFFSET + (4 if family == 4 else 16)]
     uid, inode = _ANSWER_OWNER.unpack_from(body, _UID_OFFSET)
+    v6only = family == 6 and \
+        netlink.attributes(body, _ATTRS_OFFSET).get(INET_DIAG_SKV6ONLY) == b"\1"
     return Socket(protocol=protocol, family=family, address=str(ipaddress.ip_address(raw)),
-                  port=port, state=state, inode=inode, uid=uid)
+                  port=port, state=state, inode=inode, uid=uid, v6only=v6only)
 
 
 def resolve_owners(states: Sequence[NamespaceState],

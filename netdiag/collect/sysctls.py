@@ -14,10 +14,10 @@ quadratic. Netlink answers the same values in microseconds:
 Both go over the namespace's one NETLINK_ROUTE socket (rtnl.py).
 
 Only what netlink does not carry is read from /proc/sys (relative to one open /proc/sys/net):
-ip_local_port_range in namespaces that publish ports, and the br_netfilter switches in
-namespaces that have a bridge. A sysctl
-this namespace does not have (bridge-nf-call-* without br_netfilter or without a bridge, IPv6
-ones with IPv6 off) is left out, not guessed.
+ip_local_port_range in namespaces that publish ports, route_localnet's `all` where a DNAT is
+(_proc_names says which), and the br_netfilter switches in namespaces that have a bridge. A
+sysctl this namespace does not have (bridge-nf-call-* without br_netfilter or without a
+bridge, IPv6 ones with IPv6 off) is left out, not guessed.
 """
 
 from __future__ import annotations
@@ -51,11 +51,14 @@ PER_INTERFACE = {"forwarding": 1, "rp_filter": 8, "route_localnet": 26, "proxy_a
 # index 0. force_forwarding came with kernel 6.17: an interface that lacks it is left out.
 PER_INTERFACE_6 = {"forwarding": 0, "force_forwarding": 59}
 FROM_PROC = ("net.ipv4.ip_local_port_range",)
+# `all` of route_localnet, which RTM_GETNETCONF does not carry (each device's is in the link
+# dump): read where a DNAT can send 127.0.0.0/8 out of a device or take it in by one
+ROUTE_LOCALNET = ("net.ipv4.conf.all.route_localnet",)
 BRIDGE_NF = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
 # the order in which global sysctls are listed
 GLOBAL = ("net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
           "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.forwarding",
-          "net.ipv6.conf.all.forwarding", *BRIDGE_NF, *FROM_PROC)
+          "net.ipv6.conf.all.forwarding", *BRIDGE_NF, *FROM_PROC, *ROUTE_LOCALNET)
 _MAX_BYTES = 4096  # every value here is a number or two
 
 
@@ -130,7 +133,12 @@ def _proc_names(ctx) -> tuple[str, ...]:
     when the links or the firewall are unknown. On a host of 1000 namespaces the one read of
     /proc/sys/net/ipv4 cost 0.14-0.53 ms a namespace, most of a snapshot's time. A DNAT to
     a loopback address publishes nothing (port-contention skips it: checks/dnat.py): it is
-    Docker's embedded DNS, in every container on a user network."""
+    Docker's embedded DNS, in every container on a user network.
+
+    route_localnet's `all` matters only where a DNAT is: one to another address can send a
+    packet from 127.0.0.1 out of a device (kube-proxy's node ports on localhost), one into
+    127.0.0.0/8 takes in a packet the kernel drops as a martian unless the switch is on.
+    Docker's embedded DNS only moves 127.0.0.11 to another port of it: it is left out."""
     links = ctx.found.get("links")
     names = BRIDGE_NF if links is None or any(link.kind == "bridge" for link in links) else ()
     firewall = ctx.found.get("firewall")
@@ -138,8 +146,18 @@ def _proc_names(ctx) -> tuple[str, ...]:
             rule.target == "DNAT" and not rule.target_option("to-destination").startswith("127.")
             for rule in firewall.iptables_rules) or \
             any("dnat" in rule.text for rule in firewall.nft_rules):
-        names = (*names, *FROM_PROC)
+        names = (*names, *FROM_PROC, *ROUTE_LOCALNET)
+    elif any(rule.target == "DNAT" and not _loopback_to_loopback(rule)
+             for rule in firewall.iptables_rules):
+        names = (*names, *ROUTE_LOCALNET)
     return names
+
+
+def _loopback_to_loopback(rule) -> bool:
+    """A DNAT of a 127.0.0.0/8 destination to another loopback address or port."""
+    destination = rule.match("destination")
+    return destination is not None and not destination.negated and \
+        destination.value.startswith("127.")
 
 
 def _from_proc(proc_sys_net: str, names: tuple[str, ...]) -> dict[str, str]:

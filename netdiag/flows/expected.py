@@ -7,8 +7,9 @@ every pair:
 * on each bridge network with inter-container communication on, its first two running
   containers reach each other (ICMP, both ways);
 * every container on a user-defined network reaches Docker's embedded DNS (udp 127.0.0.11:53);
-* every published TCP port bound on all addresses answers a client beyond the host: a SYN
-  arriving on the interface of the host's default route, to that interface's address;
+* every published TCP or UDP port bound on all addresses answers a client beyond the host:
+  a SYN (or a datagram, `-p 5353:5353/udp`) arriving on the interface of the host's default
+  route, to that interface's address;
 * and it answers the publishing container itself at that address, as the daemon is
   configured: with the userland proxy, docker-proxy's socket on the host takes it; without,
   the hairpin DNAT sends it back into the container through its own bridge port;
@@ -26,8 +27,8 @@ subnet, a container with an IPv6 address on it): the same promises again over IP
 gateway (the IPv6 subnet's gateway, its first address unless one was configured; none on an
 internal or `gateway_mode_ipv6=isolated` network), the two containers to each other, and,
 when the host has an IPv6 default route, a container of the network beyond the host and a
-client beyond the host to each published TCP port (bound on `::`) of a container with an IPv6
-address, at the uplink's global IPv6 address. Beyond the host only where IPv6 is meant to
+client beyond the host to each published TCP or UDP port (bound on `::`) of a container with
+an IPv6 address, at the uplink's global IPv6 address. Beyond the host only where IPv6 is meant to
 leave: Docker masquerades IPv6 (NAT66) only with its ip6tables on — Docker's chains are in the
 host's ip6tables, or Docker 29's `ip6 docker-bridges` table is there; without, a container's
 IPv6 packets would leave with an address nobody routes back — or when the network's IPv6
@@ -54,9 +55,10 @@ A netdiag lab's (its intent, netdiag/model/lab.py): every program with a backend
 service's VIP included), and every program answers on its port a node that shares a network
 with it (the first other one, by name); on a dual-stack network (`subnet6`, which gives the
 node a global IPv6 address beside its IPv4 one) that node also reaches it over IPv6
-(ICMPv6, one per node); and every TCP port a node publishes answers the lab's underlay switch
-at the host's underlay address, and over IPv6 at the host's IPv6 one where the node's network
-is dual stack (the bridge driver DNATs it in ip6tables too, as Docker 28 does).
+(ICMPv6, one per node); and every port a node publishes (TCP or UDP) answers the lab's
+underlay switch at the host's underlay address, and over IPv6 at the host's IPv6 one where the
+driver publishes it there (a dual-stack bridge network: the bridge driver DNATs it in ip6tables
+too, as Docker 28 does; an overlay publishes through docker_gwbridge, IPv4 only).
 
 A fleet's (netdiag/fleet/): each node of a VXLAN overlay reaches the VXLAN port of every
 other node it sends the overlay to, across the network between the nodes; and on each Docker
@@ -112,6 +114,7 @@ class Expectation:
     reach: bool = True  # False: the flow must not be delivered
     one_way: bool = False  # datagrams nobody answers (VXLAN): only the way there counts
     listener: int = 0  # the namespace meant to answer: nothing listening elsewhere fails it
+    lab: str = ""  # the lab whose intent promises it (no other rule of `check` reads a lab's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +169,12 @@ def _ipv6(engine: DockerEngine, network: DockerNetwork, running: list[DockerCont
         for port in _published_ports(container, 6):
             yield Expectation(
                 f"a client beyond the host reaches {container.name}'s published port "
-                f"[{address}]:{port.host_port} over IPv6",
+                f"[{address}]:{port.host_port}{_udp(port.protocol)} over IPv6",
                 "published ports answer from outside the host, over IPv6 too",
-                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
-                f"on every IPv6 address, and has an IPv6 address on network {network.name}",
-                host, Packet(CLIENTS[6], address, "tcp", CLIENT_PORT, port.host_port),
+                f"{_who(container)} publishes {port.protocol} {port.host_port} → "
+                f"{port.container_port} on every IPv6 address, and has an IPv6 address on "
+                f"network {network.name}",
+                host, Packet(CLIENTS[6], address, port.protocol, CLIENT_PORT, port.host_port),
                 arrive_on=device)
     yield from _hairpin(uplink, [c for c, _ in members], 6)
 
@@ -287,10 +291,11 @@ def _published(host: int, uplink: tuple[str, str] | None, running: list[DockerCo
         for port in _published_ports(container, 4):
             yield Expectation(
                 f"a client beyond the host reaches {container.name}'s published port "
-                f"{address}:{port.host_port}", "published ports answer from outside the host",
-                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
-                "on every address", host,
-                Packet(CLIENT, address, "tcp", CLIENT_PORT, port.host_port),
+                f"{address}:{port.host_port}{_udp(port.protocol)}",
+                "published ports answer from outside the host",
+                f"{_who(container)} publishes {port.protocol} {port.host_port} → "
+                f"{port.container_port} on every address", host,
+                Packet(CLIENT, address, port.protocol, CLIENT_PORT, port.host_port),
                 arrive_on=device)
 
 
@@ -298,9 +303,15 @@ _EVERY_ADDRESS = {4: ("", "0.0.0.0"), 6: ("", "::")}
 
 
 def _published_ports(container: DockerContainer, family: int):
-    """Its published TCP ports bound on every address of the host of `family`."""
-    return [p for p in container.bound if p.protocol == "tcp" and p.host_port
+    """Its published TCP and UDP ports bound on every address of the host of `family`
+    (Docker DNATs both, and its userland proxy listens on both; SCTP is not followed)."""
+    return [p for p in container.bound if p.protocol in ("tcp", "udp") and p.host_port
             and p.host_ip in _EVERY_ADDRESS[family]]
+
+
+def _udp(protocol: str) -> str:
+    """How a published port's protocol is written after it: "/udp", or nothing for TCP."""
+    return "/udp" if protocol == "udp" else ""
 
 
 def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer],
@@ -319,12 +330,12 @@ def _hairpin(uplink: tuple[str, str] | None, running: list[DockerContainer],
         for port in _published_ports(container, family) if endpoint else ():
             yield Expectation(
                 f"{container.name} reaches its own published port {at}:{port.host_port}"
-                f"{over}",
+                f"{_udp(port.protocol)}{over}",
                 f"a published port answers the containers too, at the host's address{over}",
-                f"{_who(container)} publishes tcp {port.host_port} → {port.container_port} "
-                f"on every{' IPv6' if family == 6 else ''} address", container.netns,
-                Packet(_address(endpoint, family), address, "tcp", CLIENT_PORT,
-                       port.host_port))
+                f"{_who(container)} publishes {port.protocol} {port.host_port} → "
+                f"{port.container_port} on every{' IPv6' if family == 6 else ''} address",
+                container.netns, Packet(_address(endpoint, family), address, port.protocol,
+                                        CLIENT_PORT, port.host_port))
 
 
 def _vteps(snapshot: Snapshot, engine: DockerEngine, host: int) -> Iterator[Expectation]:
@@ -458,16 +469,16 @@ def lab_expectations(snapshot: Snapshot) -> Iterator[Expectation | ExpectedOutco
 
 def _lab_published(snapshot: Snapshot, lab: LabIntent, nodes: dict[tuple[str, str], int]
                    ) -> Iterator[Expectation]:
-    """Each TCP port a lab's node publishes answers a client on the lab's underlay (its
-    switch, a real namespace of the lab) at the host's underlay address — over IPv6 too
-    where the node's network is dual stack (the bridge driver DNATs the IPv6 host port to
-    the node's IPv6 address, as Docker 28 does) and the host has an IPv6 way out."""
+    """Each port a lab's node publishes, TCP or UDP, answers a client on the lab's underlay
+    (its switch, a real namespace of the lab) at the host's underlay address — over IPv6 too
+    where the driver publishes it there (LabPort.ipv6: the bridge driver DNATs the IPv6 host
+    port to the node's IPv6 address, as Docker 28 does) and the host has an IPv6 way out."""
     switch = nodes.get((lab.name, UNDERLAY_NODE))
     for port in lab.published:
         host = nodes.get((lab.name, port.host))
-        if switch is None or host is None or port.protocol != "tcp":
+        if switch is None or host is None:
             continue
-        dual = bool(_lab_ipv6(snapshot, lab, port.node, port.network, nodes))
+        dual = port.ipv6 and bool(_lab_ipv6(snapshot, lab, port.node, port.network, nodes))
         for family in (4, 6) if dual else (4,):
             uplink = _uplink(snapshot, host, family)
             if uplink is None:
@@ -476,12 +487,12 @@ def _lab_published(snapshot: Snapshot, lab: LabIntent, nodes: dict[tuple[str, st
             six = " over IPv6" if family == 6 else ""
             yield Expectation(
                 f"the lab's underlay reaches {port.node}'s published port {address}:"
-                f"{port.host_port} on {port.host}{six}",
+                f"{port.host_port}{_udp(port.protocol)} on {port.host}{six}",
                 f"published ports answer from beyond the host{six}",
-                f"lab {lab.name}: {port.node} publishes tcp {port.host_port} → "
+                f"lab {lab.name}: {port.node} publishes {port.protocol} {port.host_port} → "
                 f"{port.container_port} on {port.host}, from network {port.network}",
-                switch, Packet("", uplink[0], "tcp", CLIENT_PORT, port.host_port),
-                listener=nodes.get((lab.name, port.node), 0))
+                switch, Packet("", uplink[0], port.protocol, CLIENT_PORT, port.host_port),
+                listener=nodes.get((lab.name, port.node), 0), lab=lab.name)
 
 
 def _said(lab: LabIntent, app: LabApp) -> str:
@@ -497,10 +508,10 @@ def _backend(snapshot: Snapshot, lab: LabIntent, app: LabApp, source: int
     try:
         address, _ = names.resolve(snapshot, source, name)
     except UsageError as exc:
-        return ExpectedOutcome(Expectation(what, why, said, 0, Packet("", name, "tcp")), None,
-                               str(exc))
+        return ExpectedOutcome(Expectation(what, why, said, 0, Packet("", name, "tcp"),
+                                           lab=lab.name), None, str(exc))
     return Expectation(f"{what} ({address})", why, said, source,
-                       Packet("", address, "tcp", CLIENT_PORT, port or 80))
+                       Packet("", address, "tcp", CLIENT_PORT, port or 80), lab=lab.name)
 
 
 def _neighbour(lab: LabIntent, app: LabApp, nodes: dict[tuple[str, str], int]
@@ -516,7 +527,8 @@ def _neighbour(lab: LabIntent, app: LabApp, nodes: dict[tuple[str, str], int]
                        f"({app.protocol})", "a lab's program answers on its port the nodes "
                        "on its networks", f"{_said(lab, app)}, on network {network}",
                        nodes[(lab.name, peer)],
-                       Packet("", record.address, app.protocol, CLIENT_PORT, app.port))
+                       Packet("", record.address, app.protocol, CLIENT_PORT, app.port),
+                       lab=lab.name)
 
 
 def _neighbour6(snapshot: Snapshot, lab: LabIntent, app: LabApp,
@@ -535,7 +547,7 @@ def _neighbour6(snapshot: Snapshot, lab: LabIntent, app: LabApp,
                        f"{network}", "the nodes on a dual-stack network reach each other "
                        "over IPv6", f"lab {lab.name}: {app.node} is on network {network} "
                        f"with {ipv4} and {ipv6}", nodes[(lab.name, peer)],
-                       Packet("", ipv6, "icmp"))
+                       Packet("", ipv6, "icmp"), lab=lab.name)
 
 
 def _lab_ipv6(snapshot: Snapshot, lab: LabIntent, node: str, network: str,
@@ -547,10 +559,7 @@ def _lab_ipv6(snapshot: Snapshot, lab: LabIntent, node: str, network: str,
     state = snapshot.namespace(nodes.get((lab.name, node), 0))
     if record is None or state is None:
         return None
-    ipv4 = next((a for a in state.addresses if a.address == record.address), None)
-    ipv6 = next((a.address for a in state.addresses if ipv4 is not None and a.family == 6
-                 and a.ifname == ipv4.ifname and a.scope == "global"
-                 and "dadfailed" not in a.flags), "")
+    ipv6 = names.ipv6_beside(state, record.address)
     return (record.address, ipv6) if ipv6 else None
 
 

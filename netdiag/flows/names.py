@@ -7,9 +7,9 @@ a name a netdiag lab's DNS answers for SRC (a lab node: likewise, from the lab's
 namespace reference (a lab node, a container, `inode:N`): that namespace's first global IPv4
 address. Names and references take `:PORT` too. Asked for IPv6 (`path -6`, as `ping -6` and
 `curl -6` take it), a name is its AAAA answer instead: a container's IPv6 address on the
-network (what Docker's embedded DNS answers), a namespace's first global IPv6 address; a name
-with only an IPv6 address is that address either way, as a client given only an AAAA answer
-uses it.
+network (what Docker's embedded DNS answers, and a lab's DNS for a lab node), a namespace's
+first global IPv6 address; a name with only an IPv6 address is that address either way, as a
+client given only an AAAA answer uses it.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def resolve(snapshot: Snapshot, source: int, name: str, family: int = 4) -> tupl
     # machine, on no network of the node's, is not what it would reach by that name.
     state = snapshot.namespace(source)
     in_lab = state is not None and bool(state.ref.lab)
-    found = (_lab(snapshot, source, name) if family == 4 and in_lab else None) or \
+    found = (_lab(snapshot, source, name, family) if in_lab else None) or \
         _docker(snapshot, source, name, family, own_networks_only=in_lab)
     if found:
         return found
@@ -150,7 +150,11 @@ def _docker(snapshot: Snapshot, source: int, name: str, family: int = 4,
     return None
 
 
-def _lab(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | None:
+def _lab(snapshot: Snapshot, source: int, name: str, family: int = 4
+         ) -> tuple[str, str] | None:
+    """A lab name seen from `source`: its A answer on a network of the source's node, or its
+    AAAA answer (the IPv6 address beside that IPv4 one, which the lab's DNS answers on a
+    dual-stack network) with `family` 6."""
     state = snapshot.namespace(source)
     lab = next((lab for lab in snapshot.labs if state and lab.name == state.ref.lab), None)
     if lab is None:
@@ -158,5 +162,18 @@ def _lab(snapshot: Snapshot, source: int, name: str) -> tuple[str, str] | None:
     networks = lab.networks_of(state.ref.node)
     for record in lab.names:
         if record.name == name and record.network in networks:
-            return record.address, f"lab {lab.name}: {name} on {record.network}"
+            address = record.address if family == 4 else next(
+                (found for node in snapshot.namespaces if node.ref.lab == lab.name
+                 and (found := ipv6_beside(node, record.address))), "")
+            if address:
+                return address, f"lab {lab.name}: {name} on {record.network}"
     return None
+
+
+def ipv6_beside(state, ipv4: str) -> str:
+    """The global IPv6 address on the namespace's interface that holds `ipv4` (what a
+    dual-stack network gives an endpoint beside its IPv4 address), or ""."""
+    held = next((a for a in state.addresses if a.address == ipv4), None)
+    return next((a.address for a in state.addresses if held is not None and a.family == 6
+                 and a.ifname == held.ifname and a.scope == "global"
+                 and "dadfailed" not in a.flags), "")

@@ -7,7 +7,8 @@ and RETURN to a verdict, applying MARK and NAT (DNAT, SNAT, MASQUERADE, REDIRECT
 way, with the native nftables base chains of the hook (netdiag/flows/nftables.py) between
 them by priority. The packet must be accepted by every backend and every chain. A match or
 target that is not modelled, met where it would decide, ends the walk as `unknown` naming
-the rule: the engine never guesses.
+the rule: the engine never guesses. `-m set --match-set` asks the namespace's ipsets
+(netdiag/flows/ipsets.py); a set the snapshot does not hold is such an unknown, named.
 
 An IPv6 packet meets ip6tables (the family-6 rules of both backends) and the `ip6` and
 `inet` base chains, which the nftables walk reads for both families.
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from netdiag.flows import nftables
+from netdiag.flows.ipsets import Ipsets, Lookup
 from netdiag.flows.packet import ICMPV6, PROTOCOLS, Packet, StepKind, TraceStep
 from netdiag.model import IptablesRule, Match, NamespaceState
 from netdiag.model.index import network_interval
@@ -87,6 +89,7 @@ class Netfilter:
     def __init__(self):
         self._chains: dict[tuple[int, str, str, int], _Chains] = {}
         self._tables: dict[int, nftables.Tables] = {}
+        self._ipsets: dict[int, Ipsets] = {}
 
     def tables(self, state: NamespaceState) -> nftables.Tables:
         """The namespace's nftables rules by chain and sets by table."""
@@ -100,7 +103,10 @@ class Netfilter:
         key = (state.ref.id, backend, table, family)
         found = self._chains.get(key)
         if found is None:
-            found = self._chains[key] = _index(state, backend, table, family)
+            sets = self._ipsets.get(state.ref.id)
+            if sets is None:
+                sets = self._ipsets[state.ref.id] = Ipsets(state.firewall.ipsets)
+            found = self._chains[key] = _index(state, backend, table, family, sets)
         return found
 
     def run_hook(self, state: NamespaceState, hook: str, packet: Packet, where: PacketPlace,
@@ -183,6 +189,7 @@ class _Chains:
     # a chain of 2000 published ports is passed by comparing an int, not by judging each
     # rule's matches (the kernel's walk is linear too, but in C).
     dports: dict[str, tuple[frozenset[int] | None, ...]]
+    sets: Ipsets  # the namespace's ipsets, for `-m set` (shared by its tables)
 
 
 def _only_dports(rule: IptablesRule) -> frozenset[int] | None:
@@ -195,7 +202,8 @@ def _only_dports(rule: IptablesRule) -> frozenset[int] | None:
     return None
 
 
-def _index(state: NamespaceState, backend: str, table: str, family: int) -> _Chains:
+def _index(state: NamespaceState, backend: str, table: str, family: int,
+           sets: Ipsets) -> _Chains:
     firewall = state.firewall
     rules: dict[str, list[IptablesRule]] = {}
     for rule in firewall.iptables_rules:
@@ -208,7 +216,7 @@ def _index(state: NamespaceState, backend: str, table: str, family: int) -> _Cha
     return _Chains(ordered, {c.name: c.policy or "ACCEPT" for c in chains if c.policy},
                    frozenset(c.name for c in chains),
                    {name: tuple(_only_dports(rule) for rule in found)
-                    for name, found in ordered.items()})
+                    for name, found in ordered.items()}, sets)
 
 
 _Result = nftables.Result  # one walk result for both: verdict, packet, steps, rule, reason
@@ -242,19 +250,19 @@ class _Walk:
                                 self.chains.dports.get(chain, ()), strict=True):
             if dports is not None and packet.dport not in dports:
                 continue  # what _rule_matches would say, sooner
-            hit = _rule_matches(rule, packet, self.where)
+            hit = _rule_matches(rule, packet, self.where, self.chains.sets)
             if hit is False:
                 continue
             name = f"{self._table()}/{rule.chain}/{rule.position}"
             text = rule.text or name
             target = rule.target
             if hit is None:
-                if target in _CONTINUE_TARGETS:
+                if _continues(rule):
                     continue  # it could not change the packet's fate either way
                 return _Result(UNKNOWN, packet, steps, text,
-                               f"{_unmodelled(rule, packet, self.where)} is not modelled",
+                               _unmodelled(rule, packet, self.where, self.chains.sets),
                                where=name)
-            if target in _CONTINUE_TARGETS:
+            if _continues(rule):
                 continue
             if target == "ACCEPT":
                 steps.append(TraceStep(StepKind.NETFILTER, f"{name}: accepted", text))
@@ -370,13 +378,63 @@ def all_match(matches: Iterable[Match], one: Callable[[Match], bool | None]) -> 
     return result
 
 
-def _rule_matches(rule: IptablesRule, packet: Packet, where: PacketPlace) -> bool | None:
-    return all_match(rule.matches, lambda match: _match(match, packet, where))
+_NO_SETS = Ipsets(())
 
 
-def _unmodelled(rule: IptablesRule, packet: Packet, where: PacketPlace) -> str:
-    names = [f"--{m.option}" for m in rule.matches if _match(m, packet, where) is None]
-    return "match " + ", ".join(names) if names else "a match"
+def _rule_matches(rule: IptablesRule, packet: Packet, where: PacketPlace,
+                  sets: Ipsets = _NO_SETS) -> bool | None:
+    return all_match(rule.matches, lambda match: _match(match, packet, where, sets, rule))
+
+
+def _unmodelled(rule: IptablesRule, packet: Packet, where: PacketPlace,
+                sets: Ipsets = _NO_SETS) -> str:
+    """Why the rule's matches cannot be judged: an ipset that was not read, or the matches
+    the model does not know."""
+    unread = [name for name in _set_names(rule) if not sets.known(name)]
+    if unread:
+        return (f"ipset {', '.join(unread)} is not in the snapshot (not read, or a snapshot "
+                f"older than schema 11)")
+    names = [f"--{m.option}" for m in rule.matches
+             if _match(m, packet, where, sets, rule) is None]
+    return ("match " + ", ".join(names) if names else "a match") + " is not modelled"
+
+
+def _continues(rule: IptablesRule) -> bool:
+    """Does the walk go on past the rule's target whatever it matches? SET only adds to or
+    deletes from a set (what later packets meet, not this one), unless it maps marks."""
+    if rule.target == "SET":
+        return not rule.target_option("map-set")
+    return rule.target in _CONTINUE_TARGETS
+
+
+def _set_names(rule: IptablesRule) -> list[str]:
+    return [m.value.split()[0] for m in rule.matches if m.option == "match-set" and m.value]
+
+
+# Options of xt_set that qualify its --match-set rather than test anything themselves.
+_SET_FLAGS = ("return-nomatch", "update-counters", "update-subcounters")
+
+
+def _match_set(match: Match, packet: Packet, where: PacketPlace, sets: Ipsets,
+               rule: IptablesRule | None) -> bool | None:
+    """`--match-set NAME src,dst`: is the packet in the set, each dimension read from the
+    end the flags name (flows/ipsets.py)?"""
+    name, _, flags = match.value.partition(" ")
+    sources = tuple(flag == "src" for flag in flags.split(","))
+    return_nomatch = rule is not None and rule.match("return-nomatch") is not None
+    return sets.test(name, sources, _lookup(packet, where), return_nomatch)
+
+
+def _lookup(packet: Packet, where: PacketPlace) -> Lookup:
+    """The packet as ipset reads it; an ICMP packet's "port" is type << 8 | code."""
+    family = packet.family
+    protocol, sport, dport = PROTOCOLS.get(packet.proto, 0), packet.sport, packet.dport
+    if packet.proto == "icmp":
+        number = (_ICMP_TYPES if family == 4 else _ICMPV6_TYPES).get(packet.icmp_type, "")
+        protocol = 1 if family == 4 else ICMPV6
+        sport = dport = int(number) << 8 if number else None
+    return Lookup(family, packet.src, packet.dst, protocol, sport, dport, where.in_if,
+                  where.out_if, where.physdev_in, where.physdev_out)
 
 
 def _in_network(address: str, value: str) -> bool | None:
@@ -400,7 +458,8 @@ def _ports(port: int, value: str) -> bool:
     return False
 
 
-def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
+def _match(match: Match, packet: Packet, where: PacketPlace, sets: Ipsets = _NO_SETS,
+           rule: IptablesRule | None = None) -> bool | None:
     option, value = match.option, match.value
     if option in ("source", "destination"):
         address = packet.src if option == "source" else packet.dst
@@ -471,4 +530,8 @@ def _match(match: Match, packet: Packet, where: PacketPlace) -> bool | None:
         return masked == set(wanted.split(",")) - {"NONE"}
     if option == "syn":
         return packet.proto == "tcp" and packet.ctstate == "NEW"
+    if option == "match-set":
+        return _match_set(match, packet, where, sets, rule)
+    if option in _SET_FLAGS and match.module == "set":
+        return not match.negated  # a flag, not a test: true however it is written (`!` too)
     return None

@@ -149,13 +149,15 @@ def layer2_chains(state: NamespaceState, family: str, hook: str, device: str = "
 
 
 def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, packet: Packet,
-               where, device: str = "", window: tuple[float, float] = EVERY_CHAIN) -> Result:
+               where, device: str = "", window: tuple[float, float] = EVERY_CHAIN,
+               bridge_nf: bool = False) -> Result:
     """The verdict of a `bridge` or `netdev` hook for a frame carrying `packet`: each of its
     base chains whose priority is in `window` (low, high] must accept. These chains see every
     frame, so before the packet they judge the neighbour resolution that must pass the same
     way for it to be sent at all (an ARP request, or for IPv6 a neighbour solicitation): a
     chain with policy drop that lets only `ip protocol tcp` through stops TCP too, as in the
-    kernel — on a device that resolves neighbours."""
+    kernel — on a device that resolves neighbours. `bridge_nf`: bridge-nf-call-iptables (or
+    -ip6tables, for the packet's family) is 1 in the namespace."""
     chains = layer2_chains(state, family, hook, device)
     if not chains:
         return Result(ACCEPT, packet, [])
@@ -187,7 +189,7 @@ def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, pa
         if not window[0] < chain.priority <= window[1]:
             continue
         result = run_chain(state, tables, chain, hook.upper(), packet, where,
-                           _conntrack(state, chain, link, packet.family))
+                           _conntrack(state, chain, link, bridge_nf))
         steps += result.steps
         if result.verdict != ACCEPT:
             result.steps = steps
@@ -196,7 +198,7 @@ def run_layer2(state: NamespaceState, tables: Tables, family: str, hook: str, pa
     return Result(ACCEPT, packet, steps)
 
 
-def _conntrack(state: NamespaceState, chain: NftChain, link, family: int) -> bool | None:
+def _conntrack(state: NamespaceState, chain: NftChain, link, bridge_nf: bool) -> bool | None:
     """Does a frame have its conntrack entry in this layer-2 chain (None: not known)? In a
     bridge chain, after nf_conntrack_bridge's prerouting hook (a ct expression there loads
     it); at a device's ingress, only if it came from the same namespace (a veth pair within
@@ -206,8 +208,7 @@ def _conntrack(state: NamespaceState, chain: NftChain, link, family: int) -> boo
     if chain.hook != "ingress" or link is None:
         return None
     if link.kind == "bridge":
-        return state.sysctl("net.bridge.bridge-nf-call-" +
-                            ("iptables" if family == 4 else "ip6tables")) == "1"
+        return bridge_nf
     if link.kind == "loopback" or link.peer_namespace == state.ref.id:
         return None
     return False  # from the wire, or a veth whose peer is in another namespace

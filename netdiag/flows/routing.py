@@ -91,8 +91,8 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
             # is not this link's fe80::1)
             route = _on_device(state, family, rule.table, value, scope)
         if route is None and rule.table == LOCAL_TABLE and state is not None and \
-                not any(r.table == LOCAL_TABLE and r.family == family for r in state.routes) and \
-                (_holds(state, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]):
+                not topo.has_routes(ns_id, family, LOCAL_TABLE) and \
+                (_holds(topo, ns_id, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]):
             # A snapshot without the local table (hand-made, or read without it): the kernel
             # fills that table from the addresses (lo's 127.0.0.0/8 and ::1 included), so an
             # own address is local all the same. (The table is looked for first: a host's
@@ -114,6 +114,50 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
             kind = "multicast"  # a group by a unicast route (the default): sent to a group
         return Decision(kind, route, rule.table, text)
     return Decision("none", None, 0, "")
+
+
+def martian_loopback(topo: SnapshotIndex, ns_id: int, src: str, dst: str, iif: str) -> str:
+    """Why the kernel drops an IPv4 packet arriving on `iif` (a device other than lo) to or
+    from 127.0.0.0/8, or "" when it does not: ip_route_input_slow takes it for a martian
+    destination (or source) unless route_localnet is on for `iif`."""
+    if iif == "lo" or not (_is_loopback4(dst) or _is_loopback4(src)) or \
+            route_localnet(topo, ns_id, iif):
+        return ""
+    what = f"martian destination {dst}" if _is_loopback4(dst) else f"martian source {src}"
+    return f"{what} arriving on {iif}: the kernel drops 127.0.0.0/8 coming in by a device " \
+           f"other than lo{_ENABLE.format(dev=iif)}"
+
+
+def loopback_source_refused(topo: SnapshotIndex, ns_id: int, src: str, dev: str) -> str:
+    """Why the kernel refuses to route a packet from a 127.0.0.0/8 source out of `dev`, or ""
+    when it does not: __mkroute_output fails (EINVAL; a connect fails, a packet rerouted
+    after an OUTPUT DNAT is dropped) unless `dev` is a loopback or VRF device or
+    route_localnet is on for it."""
+    if not _is_loopback4(src) or route_localnet(topo, ns_id, dev):
+        return ""
+    link = topo.link(ns_id, dev)
+    if dev == "lo" or link is not None and link.kind in ("loopback", "vrf"):
+        return ""
+    return f"the source {src} is a loopback address and the route leaves by {dev}: the " \
+           f"kernel refuses the route and drops the packet (a connect fails with EINVAL)" \
+           f"{_ENABLE.format(dev=dev)}"
+
+
+# how a martian loopback address is let through, said where one is dropped
+_ENABLE = (" unless net.ipv4.conf.all.route_localnet or net.ipv4.conf.{dev}.route_localnet is"
+           " 1 (sysctl -w net.ipv4.conf.{dev}.route_localnet=1; kube-proxy sets `all`)")
+
+
+def route_localnet(topo: SnapshotIndex, ns_id: int, dev: str) -> bool:
+    """Is route_localnet on for `dev` (IN_DEV_ROUTE_LOCALNET: `all` or the device's own is
+    1)? `all` is read only where a DNAT is (collect/sysctls.py); unread, it counts as the
+    kernel's default, 0."""
+    return "1" in (topo.sysctl(ns_id, "net.ipv4.conf.all.route_localnet"),
+                   topo.sysctl(ns_id, f"net.ipv4.conf.{dev}.route_localnet"))
+
+
+def _is_loopback4(address: str) -> bool:
+    return address.startswith("127.")  # the snapshot writes addresses as the kernel does
 
 
 def _on_device(state, family: int, table: int, value: int, dev: str) -> Route | None:
@@ -143,9 +187,11 @@ def _rule_matches(rule: PolicyRule, dst: str, src: str, iif: str, mark: int) -> 
     return matched != rule.invert
 
 
-def _holds(state, address: str, dev: str = "") -> bool:
-    return state is not None and any(a.address == address and (not dev or a.ifname == dev)
-                                     for a in state.addresses)
+def _holds(topo: SnapshotIndex, ns_id: int, address: str, dev: str = "") -> bool:
+    """Does the namespace hold `address` (on `dev`, when given)? From the index's owners of
+    it: a host may hold thousands of addresses, and this is asked at route decisions."""
+    return any(owner == ns_id and (not dev or a.ifname == dev)
+               for owner, a in topo.owners_of(address))
 
 
 def within(address: str, network: str) -> bool:

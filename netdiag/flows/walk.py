@@ -11,7 +11,11 @@ The walk follows what the kernel does:
   forwards, passes up or sends, and `netdev` tables those a device receives or sends;
 * arriving: rp_filter, PREROUTING (DNAT), routing, then INPUT and a listening socket — or
   forwarding (`ip_forward` and the interface's `forwarding`), FORWARD, POSTROUTING (SNAT,
-  MASQUERADE), the MTU with DF, and the next segment.
+  MASQUERADE, to the address the kernel's masquerade picks: a packet leaving by lo takes
+  another device's global address), the MTU with DF, and the next segment;
+* 127.0.0.0/8 stays on lo unless route_localnet is on for the device: a loopback source
+  routed out of another device (after an OUTPUT DNAT of 127.0.0.1:PORT), or a loopback source
+  or destination arriving by one, is dropped as the kernel's routing drops it.
 
 A frame into a VXLAN device is encapsulated to the VTEP its forwarding entry names, and the
 outer UDP packet walks the underlays like any other packet. NAT is remembered per namespace
@@ -90,6 +94,7 @@ from netdiag.model.index import (
     ip_int,
     is_link_local_ipv6,
     is_multicast,
+    network_interval,
 )
 
 MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
@@ -121,6 +126,7 @@ class Engine:
         self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
         self._local: dict[int, frozenset[str]] = {}
         self._interface_addresses: dict[tuple[int, str, str, int], str] = {}
+        self._primary4: dict[int, list] = {}  # per namespace: a host has 1000s of addresses
 
     def local_addresses(self, state: NamespaceState) -> frozenset[str]:
         """The namespace's own addresses (addrtype LOCAL, fib type local, rp_filter), indexed
@@ -148,6 +154,19 @@ class Engine:
         found = self._interface_addresses.get(key)
         if found is None:
             found = self._interface_addresses[key] = interface_address(state, dev, near, family)
+        return found
+
+    def masquerade_source(self, state: NamespaceState, dev: str, near: str, family: int
+                          ) -> str:
+        """masquerade_source, remembered beside interface_address."""
+        key = (state.ref.id, dev, "masquerade " + near, family)
+        found = self._interface_addresses.get(key)
+        if found is None:
+            primary = self._primary4.get(state.ref.id)
+            if primary is None and family == 4:
+                primary = self._primary4[state.ref.id] = _primary4(state)
+            found = self._interface_addresses[key] = masquerade_source(state, dev, near, family,
+                                                                       primary)
         return found
 
     def path(self, source: int, packet: Packet, exit_at: tuple[int, str] | None = None
@@ -261,6 +280,52 @@ def interface_address(state: NamespaceState, dev: str, near: str = "", family: i
             if routing.within(near, address.cidr):
                 return address.address
     return found[0].address if found else ""
+
+
+def masquerade_source(state: NamespaceState, dev: str, near: str, family: int,
+                      primary4: list | None = None) -> str:
+    """The source MASQUERADE gives a packet leaving by `dev` towards `near` (IPv4: the next
+    hop; IPv6: the destination). IPv4 as nf_nat_masquerade_ipv4 asks inet_select_addr(dev,
+    next hop, RT_SCOPE_UNIVERSE): a primary global-scope address of `dev`, the first whose
+    subnet holds the next hop, else its first; when `dev` has none (lo: 127.0.0.1 is scope
+    host), the first primary global-scope address of any device, lo first and then in the
+    order of the kernel's device list (ifindex order: a device joins the list's end). So the
+    host's own packet to its bridge address leaves lo masqueraded to its uplink's address.
+    IPv6 as nf_nat_masquerade_ipv6 asks ipv6_dev_get_saddr: source address selection for
+    the destination, over every device's addresses. `primary4`: _primary4(state), when
+    the caller keeps it."""
+    if family == 6:
+        return interface_address(state, dev, near, 6)
+    usable = [a for a in (_primary4(state) if primary4 is None else primary4)
+              if a.scope == "global"]
+    own = [a for a in usable if a.ifname == dev]
+    if own:
+        return next((a.address for a in own if near and routing.within(near, a.cidr)),
+                    own[0].address)
+    return min(usable, key=lambda a: a.ifindex).address if usable else ""
+
+
+def _primary4(state: NamespaceState) -> list:
+    """The IPv4 addresses that are not secondary: the kernel marks an address secondary
+    when an earlier one on its device has the same subnet (inet_insert_ifa), and lists a
+    device's addresses in that order."""
+    primary, subnets = [], set()
+    for address in (a for a in state.addresses if a.family == 4):
+        # integers, not ipaddress (40x slower): asked at every masquerade, of every address
+        subnet = (address.ifname, network_interval(address.cidr))
+        if subnet not in subnets:
+            subnets.add(subnet)
+            primary.append(address)
+    return primary
+
+
+def proxy_answers(state: NamespaceState, device: str, address: str) -> bool:
+    """Does the VXLAN device `device`, in proxy mode, answer ARP or a neighbour solicitation
+    for `address`? Only from a neighbour entry of its own in a connected state (vxlan_core.c's
+    arp_reduce and neigh_reduce ask NUD_CONNECTED: permanent, noarp or reachable; a request
+    they cannot answer is dropped)."""
+    return any(n.ifname == device and n.address == address and n.mac
+               and {"permanent", "noarp", "reachable"} & set(n.state) for n in state.neighbours)
 
 
 def select_source(state: NamespaceState, dst: str, dev: str, only_dev: bool = False) -> str:
@@ -388,7 +453,7 @@ class _Leg:
         return PacketPlace(in_if=in_if, out_if=out_if, local=self.engine.local_addresses(state),
                      in_address=self.engine.interface_address(state, in_if, "", family)
                      if in_if else "",
-                     out_address=self.engine.interface_address(state, out_if, near, family)
+                     out_address=self.engine.masquerade_source(state, out_if, near, family)
                      if out_if else "", fib_dev=self.engine.fib(state.ref.id), **bridge)
 
     def _hook(self, state: NamespaceState, hop: Hop, hook: str, packet: Packet,
@@ -418,6 +483,10 @@ class _Leg:
             raise self._stop(UNKNOWN, ns_id, "route", f"{packet.dst} is link-local: the "
                              "kernel needs its interface to send to it (fe80::1%eth0); "
                              "without one a socket's connect fails (EINVAL)")
+        martian = routing.martian_loopback(self.topo, ns_id, packet.src, packet.dst, iif) \
+            if packet.family == 4 else ""
+        if martian:
+            raise self._stop(DENIED, ns_id, "route", martian, cause=ROUTE)
         decision = routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark,
                                   packet.scope)
         if decision.kind == "none":
@@ -441,6 +510,10 @@ class _Leg:
                              ": a broadcast is not a unicast flow, which is what the path "
                              "model follows", decision.text)
         hop.steps.append(TraceStep(StepKind.ROUTE, f"{packet.dst}: {decision.text}", decision.rule))
+        refused = routing.loopback_source_refused(self.topo, ns_id, packet.src, decision.dev) \
+            if iif == "lo" and decision.kind == "unicast" else ""
+        if refused:
+            raise self._stop(DENIED, ns_id, "route", refused, cause=ROUTE)
         return decision
 
     def _originate(self, ns_id: int, packet: Packet) -> None:
@@ -499,11 +572,11 @@ class _Leg:
         ns_id = state.ref.id
         if packet.family == 6:
             self._forward6(state, hop, packet, link, decision)
-        elif state.sysctl("net.ipv4.ip_forward") == "0":
+        elif self.topo.sysctl(ns_id, "net.ipv4.ip_forward") == "0":
             raise self._stop(DENIED, ns_id, "forwarding",
                              f"net.ipv4.ip_forward is 0: {state.ref.display} does not forward",
                              cause=FORWARDING)
-        per_link = state.sysctl(f"net.ipv4.conf.{link.name}.forwarding")
+        per_link = self.topo.sysctl(ns_id, f"net.ipv4.conf.{link.name}.forwarding")
         if per_link == "0" and packet.family == 4:
             raise self._stop(DENIED, ns_id, "forwarding",
                              f"net.ipv4.conf.{link.name}.forwarding is 0", cause=FORWARDING)
@@ -521,8 +594,8 @@ class _Leg:
         in-interface's force_forwarding), no link-local source leaving its link, and the
         next link's MTU (routers never fragment IPv6)."""
         ns_id = state.ref.id
-        if state.sysctl("net.ipv6.conf.all.forwarding") == "0" and \
-                state.sysctl(f"net.ipv6.conf.{link.name}.force_forwarding") != "1":
+        if self.topo.sysctl(ns_id, "net.ipv6.conf.all.forwarding") == "0" and \
+                self.topo.sysctl(ns_id, f"net.ipv6.conf.{link.name}.force_forwarding") != "1":
             raise self._stop(DENIED, ns_id, "forwarding",
                              f"net.ipv6.conf.all.forwarding is 0: {state.ref.display} does "
                              "not forward IPv6", cause=FORWARDING)
@@ -544,8 +617,9 @@ class _Leg:
         next_hop = decision.next_hop(packet.dst)
         # A forwarded packet still has its in-interface at POSTROUTING (nftables' iifname
         # sees it: Docker 29 picks its masquerade chain by it); a local one has none.
-        # MASQUERADE takes the out-interface's address for the next hop (IPv4), or the one
-        # source address selection picks for the destination (IPv6)
+        # MASQUERADE takes the address masquerade_source picks: the out-interface's for the
+        # next hop (IPv4; lo's packets another device's), or source address selection's for
+        # the destination (IPv6)
         near = packet.dst if packet.family == 6 else next_hop
         packet = self._hook(state, hop, "POSTROUTING", packet, self._where(
             state, in_if=hop.into, out_if=decision.dev, near=near))
@@ -575,11 +649,11 @@ class _Leg:
     def _listener(self, state: NamespaceState, packet: Packet):
         """The socket a packet to `packet.dst:dport` is delivered to: bound to that address
         or to a wildcard; an IPv6 packet only to an IPv6 socket, an IPv4 one to either (an
-        IPv6 wildcard socket takes IPv4 too unless IPV6_V6ONLY, which is not read)."""
+        IPv6 wildcard socket takes IPv4 too unless IPV6_V6ONLY)."""
         for sock in state.sockets:
             if sock.protocol != packet.proto or sock.port != packet.dport:
                 continue
-            if packet.family == 6 and sock.family == 4:
+            if packet.family != sock.family and (sock.family == 4 or sock.v6only):
                 continue
             if sock.address in WILDCARD_ADDRESSES or sock.address.partition("%")[0] == packet.dst:
                 return sock
@@ -608,7 +682,7 @@ class _Leg:
         if packet.proto == "icmp":
             ignore = "net.ipv4.icmp_echo_ignore_all" if packet.family == 4 else \
                 "net.ipv6.icmp.echo_ignore_all"
-            if state.sysctl(ignore) == "1":
+            if self.topo.sysctl(ns_id, ignore) == "1":
                 raise self._stop(NO_LISTENER, ns_id, "icmp",
                                  f"{ignore.rsplit('.', 1)[1]} is 1")
             hop.steps.append(TraceStep(StepKind.DELIVER, f"the kernel answers the echo request to "
@@ -636,8 +710,8 @@ class _Leg:
             packet.dport == original.sport and packet.src == original.dst
 
     def _rp_filter(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link) -> None:
-        values = [state.sysctl("net.ipv4.conf.all.rp_filter"),
-                  state.sysctl(f"net.ipv4.conf.{link.name}.rp_filter")]
+        values = [self.topo.sysctl(state.ref.id, "net.ipv4.conf.all.rp_filter"),
+                  self.topo.sysctl(state.ref.id, f"net.ipv4.conf.{link.name}.rp_filter")]
         mode = max((int(v) for v in values if v and v.isdigit()), default=0)
         if mode == 0 or packet.family == 6 or packet.src in self.engine.local_addresses(state):
             return
@@ -649,7 +723,7 @@ class _Leg:
                              cause=RP_FILTER)
 
     def _bridge_nf(self, state: NamespaceState) -> bool:
-        return state.sysctl(BRIDGE_NF if self.family == 4 else BRIDGE_NF6) == "1"
+        return self.topo.sysctl(state.ref.id, BRIDGE_NF if self.family == 4 else BRIDGE_NF6) == "1"
 
     # --- conntrack's NAT, undone for the reply ------------------------------------------------
 
@@ -1004,13 +1078,11 @@ class _Leg:
         hop = self.hops[-1] if self.hops[-1].namespace.id == ns_id else self._hop(ns_id)
         hop.out = device.name
         info = device.vxlan
-        if info.proxy and next_hop and not any(
-                n.ifname == device.name and n.address == next_hop and n.mac
-                and "failed" not in n.state and "incomplete" not in n.state
-                for n in state.neighbours):
+        if info.proxy and next_hop and not proxy_answers(state, device.name, next_hop):
+            asked = "ARP" if ":" not in next_hop else "neighbour solicitations"
             raise self._stop(NEIGHBOUR_UNREACHABLE, ns_id, device.name,
-                             f"{device.name} answers ARP for its overlay from its neighbour "
-                             f"entries (proxy), and has none for {next_hop}")
+                             f"{device.name} answers {asked} for its overlay from its "
+                             f"neighbour entries (proxy), and has none for {next_hop}")
         target_link = self.topo.link(target.namespace, target.link)
         mac = target_link.mac if target_link is not None else ""
         entry = next((e for e in state.fdb if e.ifname == device.name and e.dst
@@ -1082,7 +1154,7 @@ class _Leg:
         outcome = nftables.run_layer2(state, self.engine.netfilter.tables(state), family, hook,
                                       packet, PacketPlace(in_if=in_if, out_if=out_if, local=self
                                                           .engine.local_addresses(state)),
-                                      in_if or out_if, window)
+                                      in_if or out_if, window, self._bridge_nf(state))
         self.hops[-1].steps.extend(outcome.steps)
         if outcome.verdict != ACCEPT:
             raise self._stop(DENIED if outcome.verdict == DROP else UNKNOWN, ns_id,

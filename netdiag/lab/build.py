@@ -65,6 +65,9 @@ RESOLVER_READY_TIMEOUT = 10.0
 AGENT_READY_TIMEOUT = 10.0
 NETWORK_WAIT = 120.0  # seconds: another host's `lab up` makes the network meanwhile
 BuildProgress = Callable[[int, int, str], None]
+# Each driver's key for Docker's second (IPv6) IPAM config of a dual-stack network.
+SUBNET6_OPTIONS = {"bridge": "netdiag.bridge.ipv6_subnet", "macvlan": "netdiag.macvlan.ipv6_subnet",
+                   "overlay": "netdiag.overlay.ipv6_subnet"}
 
 
 def _options(network) -> dict[str, str]:
@@ -75,8 +78,8 @@ def _options(network) -> dict[str, str]:
     if network.driver == "bridge":
         options["com.docker.network.bridge.enable_icc"] = str(network.icc).lower()
         options["com.docker.network.bridge.enable_ip_masquerade"] = str(network.masquerade).lower()
-        if network.subnet6:
-            options["netdiag.bridge.ipv6_subnet"] = network.subnet6
+    if network.subnet6:
+        options[SUBNET6_OPTIONS[network.driver]] = network.subnet6
     if network.driver == "macvlan":
         options["macvlan_mode"] = network.mode
         if network.parent:

@@ -6,7 +6,7 @@ What is recognised:
   a unique local IPv6 address (dual stack; a global IPv6 prefix is not kept: labs use ULA
   only). Docker's `docker_gwbridge` is left out: the overlay driver makes its own.
 * overlay networks: a bridge holding a VXLAN device (one network per VNI), on the hosts that
-  own the devices' local addresses; its subnet and MTU.
+  own the devices' local addresses; its subnet and MTU, and its IPv6 subnet as a bridge's.
 * containers: the namespaces on the far side of those veths, with their static addresses;
   published ports from the hosts' DNAT rules.
 * hosts: the namespaces that hold the networks (a fleet snapshot's machines by their node
@@ -83,7 +83,8 @@ def _ipv4(state: NamespaceState, link: str, family: int = 4):
 
 
 def _subnet6(state: NamespaceState, link: str, subnet: str) -> str:
-    """The IPv6 subnet of a dual-stack bridge, when a lab can rebuild it: a unique local
+    """The IPv6 subnet of a dual-stack bridge (a bridge network's, or an overlay's br0), when
+    a lab can rebuild it: a unique local
     prefix from /64 to /120 with room for the IPv4 subnet's host numbers (the topology's
     subnet6); "" otherwise."""
     address = _ipv4(state, link, family=6)
@@ -148,6 +149,8 @@ def _overlay(idx: SnapshotIndex, found: _Found, ns_id: int, gateway, vxlan) -> N
         existing = {"name": _network_name(found, f"overlay{len(found.networks) + 1}"),
                     "driver": "overlay", "subnet": subnet, "hosts": [], "vni": vxlan.vxlan.vni,
                     "mtu": vxlan.mtu}
+        if subnet6 := _subnet6(idx.namespaces[ns_id], vxlan.master, subnet):
+            existing["subnet6"] = subnet6  # br0 holds the IPv6 gateway of a dual-stack overlay
         found.networks.append(existing)
     if host not in existing["hosts"]:
         existing["hosts"].append(host)

@@ -34,8 +34,10 @@ from netdiag.model.lab import LabIntent
 #    read; a netdev chain's devices unknown).
 # 10: a lab's published ports (LabIntent.published, from the drivers' store), which the
 #    expected flows promise. Older files still load (no published ports: no such flows).
-SCHEMA_VERSION = 10  # 5: Gap.needs
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+# 11: each namespace's ipsets (Firewall.ipsets), which iptables' `-m set` rules match. Older
+#    files still load (no sets: a rule that matches one ends a path in `unknown`).
+SCHEMA_VERSION = 11  # 5: Gap.needs
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 
 
 class NsKind(str, Enum):
@@ -331,6 +333,27 @@ class NftSet:
 
 
 @dataclass(frozen=True, slots=True)
+class IpsetMember:
+    """One element of an ipset, written as `ipset list` writes it: its parts in the order of
+    the set type's name, joined by commas ("192.0.2.0/24", "192.0.2.2,tcp:80",
+    "10.0.0.0/8,eth0", "22"; a member set's name in a list:set)."""
+
+    value: str
+    nomatch: bool = False  # an exception carved out of a wider element (hash:net types)
+
+
+@dataclass(frozen=True, slots=True)
+class Ipset:
+    """A set of the kernel's ipset (`-m set --match-set NAME` in iptables rules of both
+    backends and families). Elements' timeouts, counters and comments are not kept."""
+
+    name: str
+    type: str  # hash:net, hash:ip,port, hash:net,iface, bitmap:port, list:set...
+    family: int = 0  # 4, 6, or 0: both (bitmap:port; a list:set made without a family)
+    members: tuple[IpsetMember, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Firewall:
     iptables_chains: tuple[IptablesChain, ...] = ()
     iptables_rules: tuple[IptablesRule, ...] = ()
@@ -338,6 +361,7 @@ class Firewall:
     nft_chains: tuple[NftChain, ...] = ()
     nft_rules: tuple[NftRule, ...] = ()
     nft_sets: tuple[NftSet, ...] = ()
+    ipsets: tuple[Ipset, ...] = ()  # read only where an iptables rule names a set
 
     def chain(self, table: str, name: str, family: int = 4) -> IptablesChain | None:
         for c in self.iptables_chains:
@@ -379,6 +403,9 @@ class Socket:
     uid: int = 0
     pid: int | None = None
     process: str = ""
+    # IPV6_V6ONLY of an IPv6 socket: bound to :: it takes IPv6 only, not IPv4 too (Docker
+    # 28's docker-proxy on [::]). Snapshots before schema 11 did not read it (False).
+    v6only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

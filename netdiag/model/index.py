@@ -272,11 +272,24 @@ class SnapshotIndex:
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
     _defaults: dict[tuple[int, int], Route | None] = field(default_factory=dict)
     _by_dst: dict[int, dict[str, list[Route]]] = field(default_factory=dict)
+    _route_tables: dict[int, frozenset[tuple[int, int]]] = field(default_factory=dict)
     _macvlans: dict[InterfaceRef | None, list[InterfaceRef]] = field(default_factory=dict)
     _broadcasts: dict[int, dict[int, Address]] = field(default_factory=dict)
+    _sysctls: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def namespace(self, ns_id: int) -> NamespaceState | None:
         return self.namespaces.get(ns_id)
+
+    def sysctl(self, ns_id: int, name: str) -> str | None:
+        """A namespace's sysctl ("net.ipv4.ip_forward" → "1"), None when not read. Indexed
+        on first use: the flow engine asks at every hop, and a host with 1000 veths has
+        6000 per-interface sysctls to look through."""
+        found = self._sysctls.get(ns_id)
+        if found is None:
+            state = self.namespaces.get(ns_id)
+            found = self._sysctls[ns_id] = {s.name: s.value for s in state.sysctls} \
+                if state is not None else {}
+        return found.get(name)
 
     def ref(self, ns_id: int) -> NamespaceRef | None:
         state = self.namespaces.get(ns_id)
@@ -368,6 +381,16 @@ class SnapshotIndex:
                                         if r.family == family and r.table == table))
             self._tables[key] = found
         return found
+
+    def has_routes(self, ns_id: int, family: int, table: int) -> bool:
+        """Whether the namespace has any route of `family` in `table`, of any type. Indexed
+        on first use: a route decision asks it, and a BGP-fed host holds a million routes."""
+        found = self._route_tables.get(ns_id)
+        if found is None:
+            state = self.namespaces.get(ns_id)
+            found = self._route_tables[ns_id] = frozenset(
+                (r.family, r.table) for r in (state.routes if state is not None else ()))
+        return (family, table) in found
 
     def lookup_route(self, ns_id: int, address: str, table: int = MAIN_TABLE) -> Route | None:
         family, value = ip_int(address)

@@ -32,7 +32,7 @@ class LabApp:
 @dataclass(frozen=True, slots=True)
 class LabPort:
     """A container's (lab node's) port published on its host, on every address of both
-    families where the container's network is dual stack."""
+    families where `ipv6` says so."""
 
     node: str
     network: str  # the network of the endpoint it is published from
@@ -40,6 +40,10 @@ class LabPort:
     host_port: int
     container_port: int
     protocol: str = "tcp"
+    # Published over IPv6 too: the driver DNATs the host's IPv6 port to the node's IPv6
+    # address (the bridge driver on a dual-stack network, for a port bound on every address;
+    # an overlay publishes through docker_gwbridge, IPv4 only).
+    ipv6: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,9 +117,9 @@ class NetworkSpec(_Model):
     gateway: str | None = None
     """The gateway address inside the subnet (default: its first address)."""
     subnet6: str | None = None  # Docker's second IPAM config: the network is then dual stack
-    """bridge only: its IPv6 subnet, which makes it dual stack, e.g. fd00:30::/64 (a ULA
-    prefix, /64 to /120). The gateway and each container get the host number of their IPv4
-    address in it (172.30.0.2 → fd00:30::2)."""
+    """bridge, macvlan or overlay: its IPv6 subnet, which makes it dual stack, e.g.
+    fd00:30::/64 (a ULA prefix, /64 to /120). The gateway and each container get the host
+    number of their IPv4 address in it (172.30.0.2 → fd00:30::2)."""
     hosts: tuple[str, ...] = ()  # bridge/macvlan: one host (default: the first); overlay: several
     """The hosts it lives on: one for bridge/macvlan (default: the first host), several for an
     overlay (default: all)."""
@@ -151,8 +151,8 @@ class NetworkSpec(_Model):
             raise ValueError(f"gateway {self.gateway} is outside subnet {self.subnet}")
         if self.subnet and ipaddress.ip_network(self.subnet).version != 4:
             raise ValueError(f"subnet {self.subnet} is not IPv4: put an IPv6 subnet in subnet6")
-        if self.subnet6 and self.driver != "bridge":
-            raise ValueError(f"subnet6: only bridge networks are dual stack, not {self.driver}")
+        if self.subnet6 and self.driver not in ("bridge", "macvlan", "overlay"):
+            raise ValueError(f"subnet6: a {self.driver} network has no subnet of its own")
         _room(self.subnet, self.subnet6)
         return self
 

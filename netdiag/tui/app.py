@@ -10,7 +10,9 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hits
 from textual.screen import Screen
+from textual.system_commands import SystemCommandsProvider
 
 from netdiag.findings.finding import Evidence
 from netdiag.model import NamespaceRef
@@ -38,6 +40,17 @@ def screenshot_folder() -> Path:
     return Path(tempfile.gettempdir())
 
 
+class CommandsInOrder(SystemCommandsProvider):
+    """The palette's list before anything is typed, in the order the app gives it (Textual's
+    sorts it by title: "Attach to …" for every namespace came before the actions, which
+    were mixed with Textual's own)."""
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback, discover in self.app.get_system_commands(self.screen):
+            if discover:
+                yield DiscoveryHit(title, callback, help=help_text)
+
+
 class NetdiagApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "netdiag"
@@ -45,6 +58,7 @@ class NetdiagApp(App):
                 Binding("ctrl+s", "screenshot", "Screenshot (SVG)", show=False)]
     # Every action of the current screen, by name (ctrl+p).
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = {CommandsInOrder}
 
     def __init__(self, source: Source, attach_to: NamespaceRef | None = None,
                  refresh_seconds: float = DEFAULT_REFRESH_SECONDS, probe_external: bool = False):
@@ -82,13 +96,8 @@ class NetdiagApp(App):
             return [self.attach_to] if self.attach_to else []
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """ctrl+p: netdiag's own commands before Textual's (keys, theme, quit)."""
-        attached = screen.ref.id if isinstance(screen, NamespaceScreen) else None
-        for ref in self.known_namespaces():
-            if ref.id != attached:
-                yield SystemCommand(f"Attach to {ref.display}",
-                                    f"{ref.kind.value} namespace {ref.id}: its state and "
-                                    "findings", partial(self.jump_to, ref))
+        """ctrl+p: netdiag's own commands before Textual's (keys, theme, quit): what can be
+        done here first, then the namespaces to attach to (a busy host has hundreds)."""
         if isinstance(screen, NamespaceScreen):
             yield SystemCommand("Trace a path from here", "where a flow from "
                                 f"{screen.ref.display} goes, simulated", screen.action_path)
@@ -112,6 +121,12 @@ class NetdiagApp(App):
         elif isinstance(screen, PickerScreen):
             yield SystemCommand("Run the checks", "check --all again: the counts",
                                 screen.action_rediscover)
+        attached = screen.ref.id if isinstance(screen, NamespaceScreen) else None
+        for ref in self.known_namespaces():
+            if ref.id != attached:
+                yield SystemCommand(f"Attach to {ref.display}",
+                                    f"{ref.kind.value} namespace {ref.id}: its state and "
+                                    "findings", partial(self.jump_to, ref))
         yield from super().get_system_commands(screen)
 
     def jump_to(self, ref: NamespaceRef) -> None:

@@ -19,7 +19,15 @@ what it was, compared with it, and the packets that proved the breakage sent aga
   flushed by a firewall reload, a FORWARD policy that drops a Podman network, aardvark-dns
   not answering — on each generation: on Podman 5 a published port's DNAT chain of `table
   inet netavark` flushed, the table deleted (firewalld's reload does it), Docker's FORWARD
-  policy DROP (which netavark's own forward chain does not override).
+  policy DROP (which netavark's own forward chain does not override; IPv4's alone), and the
+  host's own `table inet filter` forward policy drop (containers/netavark#977) on a host
+  without an IPv4 default route.
+* IPv6 on Podman 5: its engine's uplink is dual-stack and network front too, so web's
+  published port is DNATed in both families: reached in IPv6 from outside and by `path`, and
+  its IPv6 DNAT deleted alone is named for IPv6.
+* Rootless: a user's Podman 4.3 (slirp4netns) in a namespace and a user of its own
+  (tests/podman_engine.py's RootlessPodman, a few seconds): its container's namespace is
+  labelled for what it is.
 """
 
 from __future__ import annotations
@@ -37,11 +45,19 @@ import pytest
 
 from tests.conftest import sh
 from tests.docker_engine import EngineUnavailable
-from tests.podman_engine import IMAGE, PodmanEngine, build_busybox_image, unavailable_reason
+from tests.podman_engine import (
+    IMAGE,
+    PodmanEngine,
+    RootlessPodman,
+    build_busybox_image,
+    rootless_unavailable_reason,
+    unavailable_reason,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 UPLINK_NET = "198.19.9.{}/24"  # benchmarking range: never a real network
+UPLINK_NET6 = "2001:db8:9::{}/64"  # documentation range (Podman 5's engine: front is dual-stack)
 SERVE = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]
 IDLE = [IMAGE, "sleep", "3600"]
 CONTAINERS = ("web", "api", "db", "classic", "vault")  # pod1's own: pweb, side
@@ -90,6 +106,16 @@ def add_uplink(stack: ExitStack, engine: PodmanEngine) -> None:
     sh(f"ip -n {engine.netns} link set up0 up")
     sh(f"ip -n {engine.netns} route add default via {UPLINK_NET.format(1).split('/')[0]}")
     sh(f"ip netns exec {engine.netns} sysctl -qw net.ipv4.ip_forward=1")
+    if engine.generation == 5:  # IPv6 beside IPv4, as on a dual-stack host
+        sh(f"ip -n {gateway} addr add {UPLINK_NET6.format(1)} dev eth0 nodad")
+        sh(f"ip -n {engine.netns} addr add {UPLINK_NET6.format(2)} dev up0 nodad")
+        sh(f"ip -n {engine.netns} -6 route add default via {uplink(1, 6)}")
+        sh(f"ip netns exec {engine.netns} sysctl -qw net.ipv6.conf.all.forwarding=1")
+
+
+def uplink(end: int, family: int = 4) -> str:
+    """The uplink's address at `end`: 1 the gateway, 2 the engine's host."""
+    return (UPLINK_NET if family == 4 else UPLINK_NET6).format(end).split("/")[0]
 
 
 def gateway_of(engine: PodmanEngine) -> str:
@@ -97,7 +123,9 @@ def gateway_of(engine: PodmanEngine) -> str:
 
 
 def typical_workload(engine: PodmanEngine) -> None:
-    engine.podman("network", "create", "front")
+    # On Podman 5, front is dual-stack (netavark picks its IPv6 subnet): its published port
+    # is DNATed in both families.
+    engine.podman("network", "create", *(["--ipv6"] if engine.generation == 5 else []), "front")
     engine.podman("network", "create", "back")
     engine.podman("network", "create", "--internal", "secret")
     engine.run_container("web", "--network", "front", "-p", "8080:80", *SERVE)
@@ -146,17 +174,17 @@ def named(findings: list[dict], rule: str) -> list[dict]:
     return [f for f in findings if f["rule"] == rule]
 
 
-def served_from_outside(engine: PodmanEngine, port: int) -> bool:
+def served_from_outside(engine: PodmanEngine, port: int, family: int = 4) -> bool:
     """Whether the gateway namespace gets the page through the engine's published port."""
     done = subprocess.run(["ip", "netns", "exec", gateway_of(engine), "sh", "-c",
-                           HTTP_GET.format(UPLINK_NET.format(2).split("/")[0], port)],
+                           HTTP_GET.format(uplink(2, family), port)],
                           capture_output=True, text=True, timeout=30, check=False)
     return "200 OK" in done.stdout
 
 
-def reaches_beyond(engine: PodmanEngine, container: str) -> bool:
+def reaches_beyond(engine: PodmanEngine, container: str, family: int = 4) -> bool:
     """Whether a container's ping reaches the gateway beyond the host, and comes back."""
-    out = engine.exec(container, f"ping -c1 -W2 {UPLINK_NET.format(1).split('/')[0]} "
+    out = engine.exec(container, f"ping -{family} -c1 -W2 {uplink(1, family)} "
                                  ">/dev/null && echo reached")
     return "reached" in out
 
@@ -266,6 +294,51 @@ class TestAHealthyHost:
         assert not networks["podman"]["dns"]
         pods = {c["name"]: c["pod"] for c in engine["containers"]}
         assert pods["pweb"] == pods["side"] == "pod1" and pods["web"] == ""
+
+
+def test_a_rootless_containers_namespace_is_labelled_for_what_it_is():
+    """A user's rootless Podman 4.3 (tests/podman_engine.py's RootlessPodman): its container's
+    namespace, joined to the network by slirp4netns and not by a bridge, is found through the
+    user's API service and named after the container and its user-mode networking;
+    `container:NAME` resolves to it. Its published port answers (rootlessport, no DNAT)."""
+    reason = rootless_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    engine = RootlessPodman()
+    try:
+        try:
+            engine.start()
+        except EngineUnavailable as exc:
+            pytest.skip(f"rootless podman cannot run here: {exc}")
+        build_busybox_image(engine)
+        engine.run_container("solo", "-p", "8090:80", *SERVE)
+        engine.start_service()
+        pid = json.loads(engine.podman("inspect", "solo"))[0]["State"]["Pid"]
+        inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+        served = "timeout 5 /bin/busybox wget -qO- http://127.0.0.1:8090/ || true"
+        end = time.monotonic() + 10
+        while "netdiag test page" not in sh_in(engine.netns_path, served):
+            assert time.monotonic() < end, "solo's published port never answered"
+            time.sleep(0.2)
+        # netdiag as root, finding the user's service by its process, as on a desktop.
+        done = subprocess.run([sys.executable, "-m", "netdiag", "ns", "list", "--json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        found = {ns["id"]: (ns["label"], ns["kind"]) for ns in json.loads(done.stdout)}
+        assert found.get(inode) == ("solo (slirp4netns)", "podman"), found.get(inode)
+        done = subprocess.run([sys.executable, "-m", "netdiag", "show", "addrs", "--ns",
+                               "container:solo", "--docker", engine.url],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "== solo (slirp4netns) (podman) ==" in done.stdout and "tap0" in done.stdout, \
+            done.stdout
+    finally:
+        engine.stop()
+
+
+def sh_in(netns_path: str, command: str) -> str:
+    return subprocess.run(["nsenter", f"--net={netns_path}", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=30, check=False).stdout
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -379,14 +452,96 @@ def test_a_forward_policy_that_drops_a_podman_network_is_named(healthy):
             # chain of the hook must accept.
             engine.in_netns("iptables -P FORWARD DROP")
         assert not reaches_beyond(engine, "web")
+        if engine.generation == 5:  # the policy is IPv4's: dual-stack front's IPv6 gets out
+            assert reaches_beyond(engine, "web", 6)
         findings = ours(check_all(engine), engine_namespaces(engine))
         found = named(findings, "podman-forward-dropped")
         networks = {f["message"].split(" (")[0] for f in found}
         assert networks == {"network front", "network back", "network podman"}, found
         policy = {4: "FORWARD policy DROP", 5: "the filter FORWARD chain's policy is DROP"}
         assert all(policy[engine.generation] in f["message"] for f in found), found
+        if engine.generation == 5:
+            front = next(f["message"] for f in found if f["message"].startswith("network front"))
+            assert ": IPv4 traffic out of" in front, front
         # Named once: by this rule alone, one finding per network.
         assert len(loud(findings)) == len(found) == 3, "\n".join(loud(findings))
+
+
+# The host's own forward chain, policy drop, accepting only a router's LAN-to-WAN traffic:
+# containers/netavark#977's ruleset.
+HOST_FILTER = """table inet filter {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        iifname "lan0" oifname "wan0" accept
+    }
+}
+"""
+
+
+def test_the_hosts_own_forward_drop_on_a_host_without_a_default_route_is_named(healthy):
+    """Podman 5: a `table inet filter` forward chain with policy drop (containers/netavark#977)
+    drops what netavark's table accepts, in both families; on a host with no IPv4 default
+    route (its LAN, and a route to its resolver), judged towards that route's gateway."""
+    engine = healthy
+    if engine.generation != 5:
+        pytest.skip("Podman 4's iptables FORWARD is the previous case's")
+    default = engine.in_netns("ip -4 route show default").strip()
+    resolver = engine.in_netns("sed -n 's/^nameserver //p' /etc/resolv.conf").split()[0]
+    engine.in_netns(f"ip -4 route del default && ip route add {resolver} via {uplink(1)}")
+    try:
+        # Without a default route, the LAN is still reached, in both families.
+        assert reaches_beyond(engine, "web") and reaches_beyond(engine, "web", 6)
+        with put_back(engine, web_beyond=lambda: reaches_beyond(engine, "web")):
+            engine.in_netns("nft -f -", stdin=HOST_FILTER.encode())
+            assert not reaches_beyond(engine, "web") and not reaches_beyond(engine, "web", 6)
+            findings = ours(check_all(engine), engine_namespaces(engine))
+            found = named(findings, "podman-forward-dropped")
+            assert {f["message"].split(" (")[0] for f in found} == {
+                "network front", "network back", "network podman"}, found
+            assert all("nft inet filter forward has policy drop" in f["message"]
+                       for f in found), found
+            front = next(f for f in found if f["message"].startswith("network front"))
+            assert ": traffic out of" in front["message"], front  # both families
+            beyond = [e["text"] for e in front["evidence"] if e["text"].startswith("flow")]
+            assert f"to {uplink(1)} (IPv4" in beyond[0] and f"to {uplink(1, 6)} (IPv6" in \
+                beyond[1], beyond
+            assert len(loud(findings)) == len(found) == 3, "\n".join(loud(findings))
+    finally:
+        engine.in_netns(f"ip route del {resolver} via {uplink(1)}; "
+                        f"ip -4 route replace {default}")
+    assert reaches_beyond(engine, "web", 6), "not put back"
+
+
+def test_an_ipv6_published_port_is_followed_and_its_dnat_gone_is_named(healthy):
+    """Podman 5: web's published port on dual-stack front, reached in IPv6 from outside and
+    by `path`; its IPv6 DNAT deleted (the IPv4 one kept), named for IPv6 alone."""
+    engine = healthy
+    if engine.generation != 5:
+        pytest.skip("dual-stack front is Podman 5's engine's")
+    web6 = engine.inspect("web")["NetworkSettings"]["Networks"]["front"]["GlobalIPv6Address"]
+    assert web6 and served_from_outside(engine, 8080, 6)
+    gateway = os.stat(f"/run/netns/{gateway_of(engine)}").st_ino
+    done = netdiag(engine, "path", f"inode:{gateway}", f"[{uplink(2, 6)}]:8080", "--format",
+                   "json", "--docker", engine.url)
+    assert done.returncode in (0, 1), done.stderr
+    flow = json.loads(done.stdout)
+    assert flow["disposition"] == "delivered", done.stdout
+    web_ns = os.stat(f"/proc/{engine.pid_of('web')}/ns/net").st_ino
+    assert flow["hops"][-1]["namespace"]["id"] == web_ns, done.stdout
+    with put_back(engine, port_8080_ipv6=lambda: served_from_outside(engine, 8080, 6)):
+        table = engine.in_netns("nft -a list table inet netavark")
+        chain, handle = next(
+            (block.split()[0], line.rsplit("# handle ", 1)[1])
+            for block in table.split("chain ")[1:] for line in block.splitlines()
+            if f"dnat ip6 to [{web6}]:80" in line)
+        engine.in_netns(f"nft delete rule inet netavark {chain} handle {handle}")
+        assert not served_from_outside(engine, 8080, 6)
+        assert served_from_outside(engine, 8080)  # IPv4 still
+        findings = ours(check_all(engine), engine_namespaces(engine))
+        found = named(findings, "podman-port-unpublished")
+        assert [f["subject"] for f in found] == ["tcp/8080"], "\n".join(loud(findings))
+        assert f"takes no IPv6 connection to tcp/8080 to [{web6}]:80" in found[0]["message"]
+        assert len(loud(findings)) == 1, "\n".join(loud(findings))
 
 
 def aardvark_pids(engine: PodmanEngine) -> set[str]:

@@ -67,11 +67,37 @@ def offline_app(host_snapshot):
     return make
 
 
-async def settle(pilot) -> None:
-    """Wait until every worker has finished and the screen has caught up."""
+# Workers that end only with their screen: a live namespace screen's netlink watch.
+ENDLESS_WORKERS = frozenset({"watch"})
+
+
+async def settle(pilot, timeout: float = 60.0) -> None:
+    """Wait until every worker that ends on its own has finished (the reads, checks, paths
+    and probes; not a live screen's netlink watch) and the screen has caught up. Fails
+    naming the workers still running after `timeout` seconds (a read on a loaded machine
+    takes seconds)."""
+    from textual.worker import WorkerCancelled
+
     for _ in range(3):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        running = [w for w in pilot.app.workers
+                   if w.group not in ENDLESS_WORKERS and not w.is_finished]
+        if not running:
+            continue
+        # Not workers.wait_for_complete: given no workers it waits for all, the watch too,
+        # and it swallows the cancellation a timeout would end it with.
+        waits = [asyncio.ensure_future(w.wait()) for w in running]
+        done, late = await asyncio.wait(waits, timeout=timeout)
+        for wait in late:  # not cancelled: that would cancel the worker's task, not its thread
+            wait.add_done_callback(lambda wait: wait.cancelled() or wait.exception())
+        if late:
+            raise AssertionError(f"still running after {timeout:g} s: " + ", ".join(
+                w.name or w.group for w, wait in zip(running, waits) if wait in late))
+        for wait in done:
+            try:
+                wait.result()  # a worker's failure fails the test
+            except WorkerCancelled:  # superseded (exclusive) or ended with its screen
+                pass
     await pilot.pause()
 
 

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Input, RichLog
 from netdiag.tui.app import NetdiagApp
 from netdiag.tui.screens.namespace import NamespaceScreen
 from tests.conftest import TEST_PREFIX, NetnsFactory, sh
-from tests.tui.conftest import ScopedSource, answer_prompt, run_async, until
+from tests.tui.conftest import ScopedSource, answer_prompt, run_async, settle, until
 from tests.tui.test_live import _veth_pair
 from tests.tui.test_snapshots import SIZE, WIDE
 
@@ -75,12 +75,10 @@ def _capturing() -> bool:
 
 
 async def _quiet(pilot) -> None:
-    """As test_snapshots' _steady, but with the live watch running: not every worker ends."""
+    """As test_snapshots' _steady, with a read's time on a loaded machine."""
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False
-    await until(pilot, lambda: not pilot.app.screen._collecting, timeout=READ_SECONDS)
-    for _ in range(3):
-        await pilot.pause()
+    await settle(pilot, timeout=READ_SECONDS)
 
 
 async def _trace(pilot) -> None:

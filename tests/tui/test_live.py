@@ -111,6 +111,18 @@ async def test_an_added_address_appears_within_2_seconds(netns_factory):
 
 
 @run_async
+async def test_settle_waits_for_the_read_not_for_the_watch(netns_factory):
+    """The tests' settle returns once the attached namespace is read, its netlink watch still
+    running (it waited for every worker, the watch too, and never returned)."""
+    a = netns_factory("a")
+    app = _attached_app(netns_factory, a)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert _attached(app) and not app.screen._collecting
+        assert [w.is_running for w in app.workers if w.group == "watch"] == [True]
+
+
+@run_async
 async def test_a_namespace_that_disappears_is_shown_as_gone(netns_factory):
     a = netns_factory("a")
     app = _attached_app(netns_factory, a)

@@ -307,8 +307,11 @@ async def test_the_picker_counts_what_check_all_reports_and_the_view_shows_them(
             assert all(state.ref.id in f.involved for f in pane.findings[:pane.own])
             assert not any(state.ref.id in f.involved for f in pane.findings[pane.own:])
             title = str(app.screen.query_one("#findings-title").render())
-            assert title.startswith(f"Findings: {pane.own} (" if pane.own else
+            errors = sum(f.severity.value == "error" for f in pane.findings[:pane.own])
+            assert title.startswith(f"Findings: {pane.own} ({errors} error" if errors else
+                                    f"Findings: {pane.own}" if pane.own else
                                     "Findings: none"), title
+            assert "(0 error" not in title, title
             await pilot.press("escape")
             await settle(pilot)
 
@@ -360,6 +363,8 @@ async def test_picker_counts_are_coloured_and_subjects_name_other_namespaces(off
         subjects = {f.code: str(pane.table.get_row_at(i)[2])
                     for i, f in enumerate(pane.findings)}
         assert subjects == {"ND201": "host: veth6f5e4d3", "ND401": "db"}
+        (column,) = [c for c in pane.table.columns.values() if str(c.label) == "Subject"]
+        assert column.width == len("host: veth6f5e4d3")  # whole: 16 cells cut it
 
 
 @run_async
@@ -561,10 +566,9 @@ async def test_going_to_where_a_path_stopped_in_another_namespace_attaches_there
         assert app.screen.ref.id == d.web
 
 
-@run_async
-async def test_the_connections_tab_names_the_other_end():
-    """`c`: the attached namespace's connections, as `show connections` lists them, with
-    the namespace at the other end named."""
+def talking_web():
+    """A Docker host whose web container has a TCP connection from the host: (snapshot,
+    web's namespace id)."""
     from dataclasses import replace
 
     from netdiag.model import Connection
@@ -573,10 +577,16 @@ async def test_the_connections_tab_names_the_other_end():
     d = docker_host()
     snapshot = d.build()
     talking = Connection("tcp", 4, "172.18.0.2", 80, "172.18.0.1", 51000, inode=0)
-    snapshot = replace(snapshot, namespaces=tuple(
+    return replace(snapshot, namespaces=tuple(
         replace(s, connections=(talking,)) if s.ref.id == d.web else s
-        for s in snapshot.namespaces))
-    app = attached(snapshot, d.web)
+        for s in snapshot.namespaces)), d.web
+
+
+@run_async
+async def test_the_connections_tab_names_the_other_end():
+    """`c`: the attached namespace's connections, as `show connections` lists them, with
+    the namespace at the other end named."""
+    app = attached(*talking_web())
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await pilot.press("c")
@@ -606,3 +616,41 @@ async def test_the_picker_sorts_worst_first_and_back(offline_app):
         await pilot.press("s")
         await settle(pilot)
         assert names() == found
+
+
+@run_async
+async def test_the_path_panel_wraps_at_its_own_width():
+    """A report line longer than 78 columns (the rule that stopped the flow) is one line of
+    the panel at 160 columns, and wrapped within the panel at 80, under its own indentation:
+    the panel wrapped at 78 whatever its width, where no terminal tells Rich one (headless),
+    and at its left edge."""
+    from netdiag.probe import report
+    from netdiag.tui import paths
+    from tests.fixtures.scenarios import docker_host
+
+    d = docker_host()
+    d.b.iptables(d.host, "filter", LONG_RULE)
+    snapshot = d.build()
+    expected = report.as_text(paths.trace(snapshot, d.host, "172.18.0.2:80")).splitlines()
+    assert max(len(line) for line in expected) > 100
+    for size in (SIZE, (160, 45)):
+        app = attached(snapshot, d.host)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await answer_prompt(pilot, "t", "172.18.0.2:80")
+            await settle(pilot)
+            panel = app.screen.query_one("#probes")
+            shown = [strip.text.rstrip() for strip in panel.lines]
+            assert max(len(line) for line in shown) <= panel.scrollable_content_region.width
+            if size == SIZE:
+                rule = next(i for i, line in enumerate(shown) if line.startswith("      rule:"))
+                wrapped = shown[rule + 1]
+                assert len(wrapped) - len(wrapped.lstrip()) == 6 and "-j REJECT" in wrapped, \
+                    shown
+            else:
+                assert shown == ["path to 172.18.0.2:80:", *(f"  {line}" for line in expected)]
+
+
+# A rule whose line in the path's report is wider than 80 columns, narrower than 160.
+LONG_RULE = ("-A OUTPUT -s 172.18.0.1 -d 172.18.0.2 -o br-web -p tcp -m tcp --dport 80 "
+             "-m conntrack --ctstate NEW,INVALID -j REJECT")

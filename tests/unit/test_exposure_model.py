@@ -9,21 +9,29 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from netdiag.checks.docker_bridges import dnat_of
 from netdiag.checks.exposure_model import (
     BYPASS,
     CLOSED,
     DIRECT,
+    FROM_HOST,
     MACVLAN,
+    NETWORK,
     PUBLIC,
     PUBLISHED,
     UNPUBLISHED,
     UPLINK,
+    _Model,
     exposures,
+    firewall_key,
     published_ports,
 )
+from netdiag.flows.packet import Packet
+from netdiag.flows.walk import Engine
 from netdiag.model import (
     Firewall,
     IptablesRule,
@@ -37,9 +45,13 @@ from netdiag.model import (
     NsKind,
 )
 from netdiag.model.docker import DockerContainer, DockerEndpoint, DockerIpam, DockerNetwork
-from netdiag.model.serialize import save
+from netdiag.model.serialize import load, save
+from netdiag.render import context, firewall_rows
+from tests.fixtures.builder import SnapshotBuilder
 from tests.fixtures.rules import run_rule
-from tests.fixtures.scenarios import docker_host
+from tests.fixtures.scenarios import MODERN_FILTER, MODERN_RAW, NAT, docker_host
+from tests.unit.rules.part2_fixtures import amend
+from tests.unit.rules.test_native_nftables_rules import docker29_host, nft_firewall
 
 LAYOUTS = ("classic", "modern")
 PUBLISH_8080 = "--dport 8080 -j DNAT"
@@ -189,10 +201,6 @@ def test_a_bridge_of_containers_is_no_uplink_even_without_dockers_intent():
     networks of containers: only the interface with the default route (and a bridge that
     enslaves a NIC) is a way in from outside. Taking every bridge for an uplink made the
     table cost the square of the networks (1000 of them: minutes)."""
-    from netdiag.checks.exposure_model import _Model
-    from netdiag.flows.walk import Engine
-    from tests.fixtures.builder import SnapshotBuilder
-
     b = SnapshotBuilder()
     host = b.host()
     b.link(host, "eth0", address="192.168.1.10/24")
@@ -216,10 +224,6 @@ def test_a_bridge_of_containers_is_no_uplink_even_without_dockers_intent():
 def docker29(listed: str, without_chain: tuple[str, str, str] | None = None):
     """The Docker 29 host of `listed`; `without_chain` (family, table, chain): that base
     chain and its rules left out of the listing."""
-
-    from tests.unit.rules.part2_fixtures import amend
-    from tests.unit.rules.test_native_nftables_rules import docker29_host, nft_firewall
-
     snapshot, host = docker29_host(listed)
     if without_chain is not None:
         firewall = nft_firewall(listed)
@@ -236,8 +240,6 @@ def docker29(listed: str, without_chain: tuple[str, str, str] | None = None):
 def test_docker29_native_dnat_is_a_published_door_and_a_healthy_host_is_quiet():
     """No INPUT policy: the port Docker 29 publishes in `table ip docker-bridges` is public,
     reached through its dnat rule (named as the firewall tab names it), no bypass."""
-    from netdiag.checks.exposure_model import firewall_key
-
     snapshot = docker29("docker29-usernet-portmap")
     c1 = entry(exposures(snapshot), "c1", 80)
     door = next(d for d in c1.doors if d.source == UPLINK)
@@ -253,8 +255,6 @@ def test_docker29_under_an_inet_filter_input_policy_drop_is_a_bypass():
     """Arch Linux's default nftables.conf without its forward chain: the `inet filter` input
     chain drops all but ssh (what nftables users write), and nothing filters forwarding —
     the ufw surprise on Docker 29's nftables backend."""
-    from netdiag.render import context, firewall_rows
-
     snapshot = docker29("docker29-usernet-portmap+archlinux-default",
                         without_chain=("inet", "filter", "forward"))
     assert entry(exposures(snapshot), "c1", 80).risk == BYPASS
@@ -278,9 +278,6 @@ def test_a_port_forward_and_an_input_drop_of_one_table_are_meant():
     """One nftables table that forwards a port and drops it in its input chain (firewalld's
     forward-port: its nat and filter chains share `table inet firewalld`) says what its
     author meant: public, no bypass — here the Arch input chain moved into the DNAT's table."""
-
-    from tests.unit.rules.part2_fixtures import amend
-
     snapshot = docker29("docker29-usernet-portmap+archlinux-default",
                         without_chain=("inet", "filter", "forward"))
     host = next(s for s in snapshot.namespaces if s.firewall.nft_chains)
@@ -371,27 +368,29 @@ def test_the_nft_dnat_of_one_address_a_set_a_range_th_and_maps():
     assert published("inet", ipv6, match(tcp, 9090), redirect) == [("tcp", 9090, "", 6)]
 
 
+# An `ip nat` table's rules as `nft -j` writes them, for the tests of what a DNAT reaches.
+_FIB_DADDR_LOCAL = {"match": {"op": "==", "right": "local",
+                              "left": {"fib": {"result": "type", "flags": ["daddr"]}}}}
+_DNAT_TO = {"dnat": {"addr": "192.0.2.2", "port": 80}}
+
+
+def _nat_rule(chain: str, handle: int, *expr: dict) -> NftRule:
+    return NftRule("ip", "nat", chain, handle, "", json.dumps(list(expr)))
+
+
+def _tcp_dport(number: int) -> dict:
+    return {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                      "right": number}}
+
+
 def test_a_dnat_behind_fib_daddr_type_local_is_the_hosts_only():
     """A `dnat` prerouting reaches for any address (Debian's nat example, firewalld's
     forward-port) takes a connection to a container's address too: published `anywhere`; one
     behind `fib daddr type local` (Docker's, netavark's guard) or bound to an address is the
     host's only."""
-
-    from netdiag.checks.exposure_model import published_ports
-    from netdiag.model import Firewall, NamespaceRef, NamespaceState, NftChain, NftRule, NsKind
-
-    def rule(chain: str, handle: int, *expr: dict) -> NftRule:
-        return NftRule("ip", "nat", chain, handle, "", json.dumps(list(expr)))
-
-    def port(number: int) -> dict:
-        return {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
-                          "right": number}}
-
-    local = {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}},
-                       "right": "local"}}
+    rule, port, local, to = _nat_rule, _tcp_dport, _FIB_DADDR_LOCAL, _DNAT_TO
     daddr = {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
                        "right": "10.99.0.1"}}
-    to = {"dnat": {"addr": "192.0.2.2", "port": 80}}
     firewall = Firewall(
         nft_chains=(NftChain("ip", "nat", "pre", type="nat", hook="prerouting"),
                     NftChain("ip", "nat", "guarded")),
@@ -402,6 +401,83 @@ def test_a_dnat_behind_fib_daddr_type_local_is_the_hosts_only():
                     firewall=firewall)
     anywhere = {p.port: p.anywhere for p in published_ports(state)}
     assert anywhere == {1000: True, 1001: False, 1002: False, 1003: False}
+
+
+def test_a_dnat_output_reaches_for_any_address_takes_the_hosts_own_connections():
+    """A `dnat` that output reaches unbound takes what the host itself sends to any address
+    (`anywhere_out`), not what prerouting forwards (`anywhere`); one behind `fib daddr type
+    local` neither."""
+    rule, port, local, to = _nat_rule, _tcp_dport, _FIB_DADDR_LOCAL, _DNAT_TO
+    firewall = Firewall(
+        nft_chains=(NftChain("ip", "nat", "pre", type="nat", hook="prerouting"),
+                    NftChain("ip", "nat", "out", type="nat", hook="output"),
+                    NftChain("ip", "nat", "both")),
+        nft_rules=(rule("pre", 1, port(1000), to), rule("out", 2, port(1001), to),
+                   rule("out", 3, local, port(1002), to),
+                   rule("pre", 4, {"jump": {"target": "both"}}),
+                   rule("out", 5, {"jump": {"target": "both"}}),
+                   rule("both", 6, port(1003), to)))
+    state = replace(NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x")),
+                    firewall=firewall)
+    assert {p.port: (p.anywhere, p.anywhere_out) for p in published_ports(state)} == {
+        1000: (True, False), 1001: (False, True), 1002: (False, False), 1003: (True, True)}
+
+
+def test_a_forward_for_any_address_is_tried_from_the_other_bridge_and_the_host_itself():
+    """A host without Docker, two bridges with a namespace behind each, and hand-written
+    iptables forwards for any address: PREROUTING's (2000) takes n1's connection to n0's own
+    address from the other bridge too; OUTPUT's (2004), the host's own to any address. A
+    host without an engine has its bridges for networks, and no Docker control to name."""
+    b = SnapshotBuilder()
+    host = b.host()
+    b.link(host, "eth0", address="10.99.0.1/24")
+    b.route(host, "default", dev="eth0", gateway="10.99.0.2")
+    b.sysctl(host, "net.ipv4.ip_forward", 1)
+    for name, bridge, gateway, address in (("n0", "br0", "192.0.2.1", "192.0.2.2"),
+                                           ("n1", "br1", "198.51.100.1", "198.51.100.2")):
+        ns = b.namespace(name)
+        b.bridge(host, bridge, address=f"{gateway}/24")
+        b.veth(ns, "eth0", host, f"v{name}", address=f"{address}/24", peer_master=bridge)
+        b.route(ns, "default", dev="eth0", gateway=gateway)
+        if name == "n0":
+            b.socket(ns, "tcp", "0.0.0.0", 80)
+    for rule in ("-A PREROUTING -p tcp -m tcp --dport 2000 -j DNAT --to-destination "
+                 "192.0.2.2:80", "-A PREROUTING -d 10.99.0.1/32 -p tcp -m tcp --dport 2001 "
+                 "-j DNAT --to-destination 192.0.2.2:80",
+                 "-A OUTPUT -p tcp -m tcp --dport 2004 -j DNAT --to-destination 192.0.2.2:80"):
+        b.iptables(host, "nat", rule)
+    (web,) = exposures(b.build())
+    doors = {(d.source, d.where, d.address, d.port, d.via) for d in web.doors}
+    assert {(NETWORK, "br1", "192.0.2.2", 80, DIRECT),
+            (NETWORK, "br1", "192.0.2.2", 2000, PUBLISHED),
+            (FROM_HOST, "host", "198.51.100.2", 2004, PUBLISHED)} <= doors
+    assert not any(d.port == 2001 and d.address != "10.99.0.1" for d in web.doors)
+    assert not any(c.id == "2.2" for c in web.controls)
+
+
+def test_a_verdict_map_element_whose_key_is_not_read_still_leads_to_its_chain():
+    """A verdict map keyed by `ip daddr . tcp dport` whose element names an address prefix
+    (not read as a published port's key) still leads to its chain: the DNAT there that names
+    its own port is found, bound to a destination (not for any address)."""
+    def rule(chain: str, handle: int, *expr: dict) -> NftRule:
+        return NftRule("ip", "nat", chain, handle, "", json.dumps(list(expr)))
+
+    daddr = {"payload": {"protocol": "ip", "field": "daddr"}}
+    dport = {"payload": {"protocol": "tcp", "field": "dport"}}
+    prefix = {"prefix": {"addr": "10.99.0.0", "len": 24}}
+    firewall = Firewall(
+        nft_chains=(NftChain("ip", "nat", "pre", type="nat", hook="prerouting"),
+                    NftChain("ip", "nat", "web"), NftChain("ip", "nat", "ssh")),
+        nft_rules=(rule("pre", 1, {"vmap": {"key": {"concat": [daddr, dport]}, "data": {"set": [
+                       [{"concat": [prefix, 8080]}, {"jump": {"target": "web"}}],
+                       [{"concat": ["10.99.0.1", 2222]}, {"jump": {"target": "ssh"}}]]}}}),
+                   rule("web", 2, {"match": {"op": "==", "left": dport, "right": 8080}},
+                        {"dnat": {"addr": "192.0.2.2", "port": 80}}),
+                   rule("ssh", 3, {"dnat": {"addr": "192.0.2.2", "port": 22}})))
+    state = replace(NamespaceState(ref=NamespaceRef(id=1, kind=NsKind.HOST, path="/x")),
+                    firewall=firewall)
+    assert sorted((p.port, p.destination, p.anywhere) for p in published_ports(state)) == [
+        (2222, "10.99.0.1", False), (8080, "", False)]
 
 
 def test_a_node_port_is_read_from_the_verdict_map_that_leads_to_its_dnat():
@@ -438,9 +514,6 @@ def test_a_node_port_is_read_from_the_verdict_map_that_leads_to_its_dnat():
 def test_a_dnat_to_a_port_range_keeps_a_port_it_holds():
     """`udp dport 7000-7010 dnat to 192.0.2.2:7000-7002`: the kernel keeps 7001, and takes
     the range's first port for 7005 (nf_nat_core.c's get_unique_tuple)."""
-    from netdiag.checks.docker_bridges import dnat_of
-    from netdiag.model import NftRule
-
     expr = ('[{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": '
             '"dport"}}, "right": {"range": [7000, 7010]}}}, {"dnat": {"addr": "192.0.2.2", '
             '"port": {"range": [7000, 7002]}}}]')
@@ -462,9 +535,6 @@ def ipv6_host(ufw: bool, with_v6_socket: bool = True):
     fd00:18::2 listening on [::]:80, its 8080 published on [::] by ip6tables' DNAT and the
     modern layout's filter and raw rules in ip6tables; `ufw`: ip6tables' INPUT as ufw leaves
     it (policy DROP, ssh allowed), the IPv4 INPUT left open."""
-
-    from tests.fixtures.scenarios import MODERN_FILTER, MODERN_RAW, NAT
-
     def six(rule: str) -> str:
         for old, new in V6.items():
             rule = rule.replace(old, new)
@@ -548,10 +618,6 @@ def test_an_ipv6_address_the_kernel_has_not_taken_up_is_not_a_door():
     fd00:20::1 and the idle internal network's fd00:30::1 sit on bridges without carrier,
     so table local has no route for them and nothing reaches them; up0's and the busy
     bridge's addresses are doors, and the published port is reached over IPv6 too."""
-    from pathlib import Path
-
-    from netdiag.model.serialize import load
-
     snapshot = load(Path(__file__).parents[1] / "fixtures" / "docker28_ipv6" /
                     "healthy-20.10.json")
     addresses = {d.address for e in exposures(snapshot) for d in e.doors}
@@ -567,7 +633,6 @@ def test_a_routed_ipv6_networks_published_port_at_the_containers_address_is_mean
     """gateway_mode_ipv6=routed (Docker 28): the port web publishes is open at its own IPv6
     address on purpose — public, not unpublished; the same network in nat mode: unpublished
     (the ip6tables raw drop taken out, as before 28.2)."""
-
     def web_risk(mode: str) -> str:
         d = ipv6_host(ufw=False)
         rules = d.b._fields[d.host]["iptables_rules"]
@@ -587,3 +652,41 @@ def test_a_routed_ipv6_networks_published_port_at_the_containers_address_is_mean
 
     assert web_risk("routed") == PUBLIC
     assert web_risk("nat") == UNPUBLISHED
+
+
+@pytest.mark.parametrize("v6only", (False, True))
+def test_a_v6only_socket_on_the_ipv6_wildcard_takes_no_ipv4(v6only):
+    """Docker 28's docker-proxy for a routed network's port listens on [::] alone, with
+    IPV6_V6ONLY: the host's own IPv4 connections to the port are refused, its IPv6 ones
+    reach it. Without the flag, `::` takes IPv4 too: the flow engine's listener and the
+    table agree on both."""
+    d = ipv6_host(ufw=False)
+    d.b.socket(d.host, "tcp", "::", 8083, process="docker-proxy", pid=301, v6only=v6only)
+    snapshot = d.build()
+    engine = Engine(snapshot)
+
+    def fate(dst: str) -> str:
+        return engine.path(d.host, Packet("", dst, "tcp", 43210, 8083)).disposition
+
+    assert fate("2001:db8:1::10") == fate("::1") == "delivered"
+    for address in ("192.168.1.10", "127.0.0.1"):
+        assert fate(address) == ("no-listener" if v6only else "delivered")
+    proxy = next(e for e in exposures(snapshot) if e.socket.port == 8083)
+    ipv4 = {d.address for d in proxy.doors if ":" not in d.address}
+    assert {d.address for d in proxy.doors if d.source == FROM_HOST} >= {"2001:db8:1::10"}
+    assert (ipv4 == set()) if v6only else "192.168.1.10" in ipv4
+
+
+def test_a_container_reaches_the_hosts_own_sockets_from_its_network():
+    """From the other networks on the host, the host's own addresses are tried too: web's
+    network (default route via br-web) reaches sshd at every address of the host; the
+    internal network's db, without a default route, only at its own gateway. The ufw-like
+    INPUT drops 8080's docker-proxy for them (Docker's DNAT skips the bridge it came in by)."""
+    host = docker_host("modern")
+    ufw_like(host)
+    found = exposures(host.build())
+    sshd = {(d.where, d.address) for d in entry(found, "host", 22).doors
+            if d.source == NETWORK}
+    assert sshd == {("web", a) for a in ("192.168.1.10", "172.17.0.1", "172.18.0.1",
+                                         "172.19.0.1")} | {("int", "172.19.0.1")}
+    assert not any(d.source == NETWORK for d in entry(found, "host", 8080).doors)

@@ -38,7 +38,7 @@ def test_a_dual_stack_lab_has_ipv6_subnets_on_its_network_and_underlay():
     ("{name: n, subnet6: 'fd00::/48'}", "use a prefix length from /64 to /120"),
     ("{name: n, subnet6: '10.0.0.0/24'}", "is not an IPv6 subnet"),
     ("{name: n, subnet: 'fd00::/64'}", "is not IPv4: put an IPv6 subnet in subnet6"),
-    ("{name: n, driver: overlay, subnet6: 'fd00::/64'}", "only bridge networks are dual stack"),
+    ("{name: n, driver: host, subnet6: 'fd00::/64'}", "a host network has no subnet of its own"),
     ("{name: n, subnet: 10.0.0.0/16, subnet6: 'fd00::/120'}", "has fewer addresses than"),
 ])
 def test_bad_ipv6_subnets_are_one_line_errors(network, error):

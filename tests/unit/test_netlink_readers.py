@@ -158,7 +158,7 @@ def test_proc_sys_is_read_only_where_a_rule_needs_it():
     """The ephemeral port range where a port is published (a DNAT rule), the br_netfilter
     switches where there is a bridge; both when the collectors before could not say."""
     from netdiag.collect import Context
-    from netdiag.model import Firewall, IptablesRule, Link, NftRule
+    from netdiag.model import Firewall, IptablesRule, Link, Match, NftRule
 
     def names(found):
         ctx = Context(NamespaceRef(id=1, kind=NsKind.NAMED, name="x", path="/x"))
@@ -170,13 +170,14 @@ def test_proc_sys_is_read_only_where_a_rule_needs_it():
                         matches=(), target="DNAT")
     nft_dnat = NftRule(family="ip", table="nat", chain="pre", handle=3,
                        text="tcp dport 8080 dnat to 10.0.0.2:80")
-    range_ = set(sysctls.FROM_PROC)
+    range_ = set(sysctls.FROM_PROC) | set(sysctls.ROUTE_LOCALNET)  # and route_localnet's all
     assert names({}) == set(sysctls.BRIDGE_NF) | range_
     assert names({"links": (), "firewall": Firewall()}) == set()
     assert names({"links": (bridge,), "firewall": Firewall()}) == set(sysctls.BRIDGE_NF)
     assert names({"links": (), "firewall": Firewall(iptables_rules=(dnat,))}) == range_
     assert names({"links": (), "firewall": Firewall(nft_rules=(nft_dnat,))}) == range_
     embedded_dns = IptablesRule(backend="nft", family=4, table="nat", chain="DOCKER_OUTPUT",
-                                position=1, matches=(), target="DNAT",
+                                position=1, matches=(Match("destination", "127.0.0.11/32"),),
+                                target="DNAT",
                                 target_options=(("to-destination", "127.0.0.11:41123"),))
     assert names({"links": (), "firewall": Firewall(iptables_rules=(embedded_dns,))}) == set()

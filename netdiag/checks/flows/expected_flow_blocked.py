@@ -5,7 +5,7 @@ What it finds
     gateway, two containers of a network with icc on to each other, a container on a user
     network to the embedded DNS at 127.0.0.11:53, a container of each network that is not
     internal out beyond the host and its reply back in, a client beyond the host to each
-    published TCP port, the publishing container to its own published port at the host's
+    published TCP or UDP port, the publishing container to its own published port at the host's
     address, a Swarm node's peers to its VXLAN port and its VXLAN packets to them — and on a
     network with IPv6, the gateway, peer, outside and published-port flows again over IPv6,
     the outside ones where IPv6 is meant to leave: NAT66 by Docker's ip6tables, or a routed
@@ -23,7 +23,10 @@ What it finds
     finding saying why. Stops that a specialised rule reports with its own repair
     (forwarding off, a device down, no route, no neighbour, too big, hairpin off, nothing
     listening) are left to that rule, by the stop's cause: one finding per fault (the user's
-    own expectations are always answered in full).
+    own expectations are always answered in full) — except what no rule reads in a lab: a
+    lab's published port whose DNAT is gone, and a lab's overlay flow stopped at a VXLAN
+    device in proxy mode that has no neighbour entry for its far end (the device answers
+    ARP and neighbour solicitations from its entries alone).
 
     Docker versions: the flows are judged by the flow engine over whatever the kernel holds,
     so any layout of Docker's rules is walked as written; the promises follow 20.10's and
@@ -73,6 +76,7 @@ from netdiag.flows.packet import (
     PathResult,
     Trace,
 )
+from netdiag.flows.walk import proxy_answers
 from netdiag.model import Snapshot
 
 RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
@@ -88,7 +92,7 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
             yield _unplaced(snapshot, expectation, outcome.problem)
         elif not expectation.reach:
             yield _not_blocked(snapshot, expectation, result)
-        elif _ours(expectation, result):
+        elif _ours(expectation, result) or _lab_overlay_entry(snapshot, expectation, result):
             yield _finding(snapshot, expectation, result)
 
 
@@ -150,6 +154,26 @@ def _unpublished(expectation: expected.Expectation, trace: Trace) -> bool:
 _OWNED_ELSEWHERE = frozenset({FORWARDING, LINK_DOWN, NEIGHBOUR, MTU, HAIRPIN, SOCKET})
 
 
+def _lab_overlay_entry(snapshot: Snapshot, expectation: expected.Expectation,
+                       result: PathResult) -> bool:
+    """Is this a lab's flow stopped at a VXLAN device in proxy mode that has no neighbour
+    entry for the address asked (the flow's far end: a lab's overlay flows stay on the
+    overlay's subnet)? The device answers ARP and neighbour solicitations from its entries
+    only; no rule of `check` reads a lab's overlay entries (docker-overlay-peers reads
+    Docker's; vxlan-fdb-stale those that are there), so the stop is this rule's."""
+    _, trace = _failed(result)
+    drop = trace.drop
+    if not expectation.lab or drop is None or drop.cause != NEIGHBOUR:
+        return False
+    state = snapshot.namespace(drop.namespace.id)
+    link = next((k for k in state.links if k.name == drop.where), None) if state else None
+    if link is None or link.vxlan is None or not link.vxlan.proxy:
+        return False
+    asked = result.flow.packet.dst if trace is result.forward else \
+        result.forward.delivered_as.src if result.forward.delivered_as else ""
+    return bool(asked) and not proxy_answers(state, link.name, asked)
+
+
 def _failed(result: PathResult) -> tuple[str, Trace]:
     if result.reply is not None and (result.forward.disposition == "delivered"
                                      or result.forward.exited is not None):
@@ -178,6 +202,8 @@ def _finding(snapshot: Snapshot, expectation: expected.Expectation, result: Path
     if _unpublished(expectation, trace):
         reason = (f"no DNAT takes it on to the node that serves it: the published port's rule "
                   f"is gone (`netdiag lab status` names it, with its repair); {reason}")
+    elif expectation.lab and drop is not None and drop.cause == NEIGHBOUR:
+        reason = f"{reason} (`netdiag lab status` names the entry, with its repair)"
     return RULE.finding(
         source, result.flow.packet.text,
         message if not unknown else f"{expectation.what}: cannot be judged{where}: {reason}",

@@ -24,8 +24,12 @@ What it finds
     for IPv6 alone.
 
     Docker versions: 20.10's chains (DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, DOCKER) and
-    28's (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, the isolation stages;
-    an `-m set --match-set docker-ext-bridges-v4` counts as a match that may apply).
+    28's (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, the isolation stages),
+    and 28.0.0's `-m set --match-set docker-ext-bridges-v4 dst` (the subnets of Docker's
+    networks): a set match counts as one that may apply, unless the set was read and holds
+    none of the bridge's addresses (its subnets and the routes through it) at the end the
+    match looks at — 28.0.0's accept of established traffic into Docker's networks is no
+    way into a KVM bridge.
     Docker 29's nftables tables have policy accept on their own forward hook: they settle
     nothing here, and a DROP policy elsewhere (iptables FORWARD, a native forward chain)
     is judged as above. A native forward chain with policy drop is also run in the flow
@@ -64,11 +68,11 @@ from netdiag.checks.forward_walk import OTHER, Direction, WalkEnd, filter_chains
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import AddIptablesRule, ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
-from netdiag.flows import nftables
+from netdiag.flows import ipsets, nftables
 from netdiag.flows.netfilter import PacketPlace
 from netdiag.flows.packet import Packet
-from netdiag.model import Link, NamespaceState, Snapshot, intent
-from netdiag.model.index import SnapshotIndex, index
+from netdiag.model import IptablesRule, Link, NamespaceState, Snapshot, intent
+from netdiag.model.index import SnapshotIndex, index, network_interval
 
 RULE = Rule(code="ND502", name="forward-policy-drop", severity=Severity.WARNING,
             summary="FORWARD policy DROP with no accept path for a bridge's traffic")
@@ -136,7 +140,8 @@ def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, br
     chains = filter_chains(state, backend, family)
     blocked: list[tuple[Direction, WalkEnd]] = []
     for direction in _directions(topo, state, bridge, family):
-        end = walk(chains, "FORWARD", direction, bridge.name)
+        end = walk(_without_foreign_sets(chains, state, bridge, direction, family), "FORWARD",
+                   direction, bridge.name)
         if end.outcome in ("policy", "drop"):
             blocked.append((direction, end))
     if not blocked:
@@ -169,6 +174,42 @@ def _check_iptables(topo: SnapshotIndex, state: NamespaceState, backend: str, br
                        evidence=evidence,
                        repair=Repair(f"Accept {bridge.name}'s{ipv6} traffic in {chain}",
                                      Safety.UNSAFE, steps))
+
+
+def _without_foreign_sets(chains: dict[str, list[IptablesRule]], state: NamespaceState,
+                          bridge: Link, direction: Direction, family: int
+                          ) -> dict[str, list[IptablesRule]]:
+    """The chains without the rules whose `--match-set` cannot hold the direction's packets:
+    the set was read, and at an end that is the bridge's (`dst` into it, `src` out of it) its
+    members hold none of the bridge's addresses."""
+    if not state.firewall.ipsets:
+        return chains
+    ranges = _bridge_ranges(state, bridge, family)
+    ends = {end for end, here in ((True, direction.iif), (False, direction.oif))
+            if here == bridge.name}
+    sets = {s.name: s for s in state.firewall.ipsets}
+
+    def foreign(rule: IptablesRule) -> bool:
+        match = rule.match("match-set")
+        if match is None or match.negated or match.value.split()[0] not in sets:
+            return False
+        name, _, flags = match.value.partition(" ")
+        for dimension, flag in enumerate(flags.split(",")):
+            held = ipsets.address_ranges(sets[name], dimension) \
+                if (flag == "src") in ends else None
+            if held is not None and not any(first <= high and low <= last
+                                            for first, last in held for low, high in ranges):
+                return True
+        return False
+    return {name: [rule for rule in rules if not foreign(rule)] for name, rules in chains.items()}
+
+
+def _bridge_ranges(state: NamespaceState, bridge: Link, family: int) -> list[tuple[int, int]]:
+    """The addresses behind the bridge: its subnets and the routes through it."""
+    cidrs = [a.cidr for a in state.addresses if a.ifname == bridge.name and a.family == family]
+    cidrs += [("::/0" if family == 6 else "0.0.0.0/0") if r.dst == "default" else r.dst
+              for r in state.routes if r.dev == bridge.name and r.family == family]
+    return [network_interval(cidr)[1:3] for cidr in cidrs]
 
 
 # --- native nftables --------------------------------------------------------------------------

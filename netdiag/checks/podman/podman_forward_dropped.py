@@ -14,9 +14,13 @@ What it finds
     (iptables-nft's `table ip filter`), or a `table inet filter` forward chain with policy drop
     (a router's or a hardened host's), drops the containers' traffic all the same. There the
     flow engine follows a TCP connection, a DNS query and a ping from a container's address,
-    arriving on the network's bridge, to the host's default gateway: the network is named when
-    the host's firewall denies all three. A host with no default gateway is not judged; a
-    table gone altogether is podman-network-rules-missing's. Sources: containers/podman#24486
+    arriving on the network's bridge, to an address beyond the host (the default gateway, else
+    another route's gateway, else a neighbour on a subnet the host is on), in IPv4 and, on a
+    network with IPv6, in IPv6: the network is named, once, when the host's firewall denies
+    all three in either family (the family is named when the other gets through: Docker's
+    FORWARD policy DROP is IPv4's alone unless it set ip6tables' too). A host that reaches
+    nothing beyond itself is not judged; a table gone altogether is
+    podman-network-rules-missing's. Sources: containers/podman#24486
     (Docker and Podman 5 on one host), containers/netavark#977 (a forward policy drop of the
     host's own), netavark's src/firewall/nft.rs (its chains: filter priority 0, policy accept).
 
@@ -47,6 +51,7 @@ Repair
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from netdiag.checks import netavark
@@ -58,6 +63,7 @@ from netdiag.flows.packet import DENIED, FIREWALL, Drop, Packet
 from netdiag.flows.walk import Engine
 from netdiag.model import NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerEngine, DockerNetwork
+from netdiag.model.index import MAIN_TABLE
 
 RULE = Rule(code="ND533", name="podman-forward-dropped", severity=Severity.ERROR,
             summary="filter FORWARD drops what a Podman network sends beyond the host")
@@ -104,54 +110,100 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
 
 
 def _nftables_networks(snapshot: Snapshot) -> Iterator[Finding]:
-    """Podman 5: each network's traffic beyond the host followed by the flow engine."""
+    """Podman 5: each network's traffic beyond the host followed by the flow engine, in each
+    family the network has."""
     flows: Engine | None = None
     for engine, host in netavark.nftables_engines(snapshot):
         if not netavark.nftables_netavark(host):
             continue  # no table at all: podman-network-rules-missing names it
         flows = flows or Engine(snapshot)
-        default = flows.topo.default_route(host.ref.id, 4)
-        if default is None or not default.gateway:
-            continue
+        bridges = {intent.bridge_name(n) for n in intent.bridge_networks(engine)}
         for network in netavark.networks_in_use(engine):
-            source = _member_address(engine, network)
-            if network.internal or not source:
+            if network.internal:
                 continue
             bridge = intent.bridge_name(network)
-            drops = []
-            for protocol, port in PROBES:
-                packet = Packet(source, default.gateway, protocol,
-                                CLIENT_PORT if port else 0, port)
-                fate = flows.arriving(host.ref.id, bridge, packet).forward
-                if fate.disposition != DENIED or fate.drop is None \
-                        or fate.drop.namespace.id != host.ref.id or fate.drop.cause != FIREWALL:
-                    break
-                drops.append(fate.drop)
-            else:
-                yield _dropped_nftables(engine, host, network, default.gateway, drops[0])
+            followed, dropped = 0, []
+            for family in (4, 6):
+                source = _member_address(engine, network, family)
+                target = _beyond(host, family, bridges)
+                if not source or not target:
+                    continue
+                followed += 1
+                drop = _dropped(flows, host, bridge, source, target)
+                if drop is not None:
+                    dropped.append((family, target, drop))
+            if dropped:
+                yield _dropped_nftables(engine, host, network, dropped,
+                                        every_family=len(dropped) == followed)
 
 
-def _member_address(engine: DockerEngine, network: DockerNetwork) -> str:
-    """A running container's IPv4 address on the network (where its traffic comes from)."""
-    return min((e.ip for c in netavark.owners(engine) for e in c.endpoints
-                if e.network == network.name and e.ip and ":" not in e.ip), default="")
+def _dropped(flows: Engine, host: NamespaceState, bridge: str, source: str, target: str
+             ) -> Drop | None:
+    """The host firewall's drop of a TCP connection, a DNS query and a ping from `source`,
+    arriving on `bridge`, to `target`; None unless all three are dropped there."""
+    drops = []
+    for protocol, port in PROBES:
+        packet = Packet(source, target, protocol, CLIENT_PORT if port else 0, port)
+        fate = flows.arriving(host.ref.id, bridge, packet).forward
+        if fate.disposition != DENIED or fate.drop is None \
+                or fate.drop.namespace.id != host.ref.id or fate.drop.cause != FIREWALL:
+            return None
+        drops.append(fate.drop)
+    return drops[0]
+
+
+def _beyond(host: NamespaceState, family: int, bridges: set[str]) -> str:
+    """An address beyond the host in `family`, out of an interface that is not one of the
+    engine's bridges: the default route's gateway, else another route's, else a neighbour on
+    a subnet the host is on (a host without a default route still forwards to its LAN); ""
+    when the host reaches nothing beyond itself."""
+    routes = sorted((r for r in host.routes
+                     if r.family == family and r.table == MAIN_TABLE and r.type == "unicast"
+                     and r.dev not in bridges and r.dev != "lo"),
+                    key=lambda r: (r.dst != "default", r.metric, r.dst))
+    for route in routes:
+        gateway = route.gateway or next((g for g, _ in route.nexthops if g), "")
+        if gateway:
+            return gateway
+    for address in sorted(host.addresses, key=lambda a: (a.ifname, a.address)):
+        if address.family != family or address.scope != "global" \
+                or address.ifname in bridges or address.ifname == "lo":
+            continue
+        subnet = ipaddress.ip_interface(address.cidr).network
+        if subnet.num_addresses < 4:  # a /31, /32, /127, /128: no neighbour to name
+            continue
+        own = ipaddress.ip_address(address.address)
+        return str(next(a for a in (subnet[1], subnet[2]) if a != own))
+    return ""
+
+
+def _member_address(engine: DockerEngine, network: DockerNetwork, family: int) -> str:
+    """A running container's address of `family` on the network (where its traffic comes
+    from)."""
+    found = (e.ip if family == 4 else e.ipv6 for c in netavark.owners(engine)
+             for e in c.endpoints if e.network == network.name)
+    return min((a for a in found if a), default="")
 
 
 def _dropped_nftables(engine: DockerEngine, host: NamespaceState, network: DockerNetwork,
-                      gateway: str, drop: Drop) -> Finding:
+                      dropped: list[tuple[int, str, Drop]], every_family: bool) -> Finding:
+    """One finding per network, naming the family only when its other one gets through."""
     bridge = intent.bridge_name(network)
+    family, _, drop = dropped[0]
     where = drop.rule or drop.where
-    subnets = ", ".join(intent.subnets(network, 4))
+    what = "traffic" if every_family else f"IPv{family} traffic"
+    subnets = ", ".join(intent.subnets(network, 4) + intent.subnets(network, 6))
     return RULE.finding(
         host.ref, bridge,
-        f"network {network.name} ({bridge}): traffic out of {bridge} is dropped in the forward "
+        f"network {network.name} ({bridge}): {what} out of {bridge} is dropped in the forward "
         f"hook ({drop.reason}), which table inet {netavark.NFTABLES_TABLE}'s accept does not "
         "override: its containers cannot reach beyond the host",
         evidence=[Evidence(f"{intent.who(engine)}: network {network.name} ({subnets}), not "
                            "internal", host.ref.id, "docker", network.name),
-                  Evidence(f"flow engine: TCP, DNS and ping from {network.name} to the default "
-                           f"gateway {gateway} are dropped by {where}", host.ref.id,
-                           "firewall", drop.where)],
+                  *(Evidence(f"flow engine: TCP, DNS and ping from {network.name} to {target} "
+                             f"(IPv{family}, beyond the host) are dropped by "
+                             f"{d.rule or d.where}", host.ref.id, "firewall", d.where)
+                    for family, target, d in dropped)],
         repair=Repair("Accept the network's traffic where it is dropped", Safety.MANUAL, (
             ManualStep(f"accept what leaves {bridge} and its replies ahead of {where} (Docker's "
                        f"policy: iptables -I DOCKER-USER -i {bridge} -j ACCEPT and iptables -I "

@@ -8,11 +8,14 @@ What it finds
     On Podman 5's netavark (nftables), whose `table inet netavark` jumps from its PREROUTING
     and OUTPUT chains to the same DNAT chains (NETAVARK-HOSTPORT-DNAT → nv_<hash>_dnat), the
     flow engine follows a connection from the host itself to the port (on the address it is
-    bound to, or the host's first global IPv4 address outside Podman's networks: from inside
-    them netavark marks the connection for a masquerade): a port whose connection is
-    delivered on the host (conmon's socket takes it when the DNAT is gone). A port the flow
-    engine cannot follow is not judged; a table gone altogether is
-    podman-network-rules-missing's.
+    bound to, or the host's first global address outside Podman's networks: from inside
+    them netavark marks the connection for a masquerade), in IPv4 and, for a container with
+    an IPv6 address (a network made with `--ipv6`), in IPv6, where netavark DNATs too: a
+    port whose connection is delivered on the host (conmon's socket takes it when the DNAT
+    is gone) or refused there (Podman 5.8's conmon holds the IPv4 port alone), named once,
+    with the family when the other one is delivered. A port the flow engine cannot follow is
+    not judged; a table gone altogether is podman-network-rules-missing's. IPv6 on Podman
+    4's iptables (ip6tables' DNAT) is not judged.
 
 Why it matters
     Podman's conmon keeps holding the published port while the container runs, so nothing
@@ -45,7 +48,7 @@ from netdiag.checks.dnat import publishes
 from netdiag.findings.finding import Evidence, Finding, Severity
 from netdiag.findings.repair import ManualStep, Repair, Safety
 from netdiag.findings.rule import CheckConfig, Rule
-from netdiag.flows.packet import DELIVERED, Packet
+from netdiag.flows.packet import DELIVERED, NO_LISTENER, Packet
 from netdiag.flows.walk import Engine
 from netdiag.model import NamespaceState, Snapshot, intent
 from netdiag.model.docker import DockerContainer, DockerEngine, DockerPort
@@ -110,65 +113,100 @@ def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:
 
 
 def _nftables_ports(snapshot: Snapshot) -> Iterator[Finding]:
-    """Podman 5: each published IPv4 port followed from the host by the flow engine."""
+    """Podman 5: each published port followed from the host by the flow engine, in IPv4 and,
+    for a container with an IPv6 address, in IPv6 (netavark DNATs both)."""
     flows: Engine | None = None
     for engine, host in netavark.nftables_engines(snapshot):
         if not netavark.nftables_netavark(host):
             continue  # no table at all: podman-network-rules-missing names it
         for container in netavark.owners(engine):
-            targets = netavark.addresses(engine, container)
-            if not targets or not container.netns:
+            if not container.netns or not netavark.addresses(engine, container):
                 continue
             for bound in container.bound:
-                address = _address(engine, host, bound)
-                if not address or bound.protocol not in ("tcp", "udp"):
+                if bound.protocol not in ("tcp", "udp"):
                     continue
-                flows = flows or Engine(snapshot)
-                packet = Packet("", address, bound.protocol, CLIENT_PORT, bound.host_port)
-                fate = flows.path(host.ref.id, packet).forward
-                # Delivered on the host: no DNAT took it (lost on the way, or unknown, is
-                # other rules' to say).
-                if fate.disposition == DELIVERED and fate.namespace == host.ref.id:
-                    yield _undelivered(engine, host, container, bound, address)
+                undelivered, followed = [], 0
+                for family in (4, 6):
+                    address = _address(engine, host, bound, family)
+                    if not address or not _targets(engine, container, family):
+                        continue
+                    followed += 1
+                    flows = flows or Engine(snapshot)
+                    packet = Packet("", address, bound.protocol, CLIENT_PORT, bound.host_port)
+                    fate = flows.path(host.ref.id, packet).forward
+                    # Delivered on the host (conmon's socket), or refused there (conmon holds
+                    # IPv4's port alone): no DNAT took it (lost on the way, or unknown, is
+                    # other rules' to say).
+                    end = fate.drop.namespace.id if fate.drop else fate.namespace
+                    if fate.disposition in (DELIVERED, NO_LISTENER) and end == host.ref.id:
+                        undelivered.append((family, address, fate.disposition))
+                if undelivered:
+                    yield _undelivered(engine, host, container, bound, undelivered,
+                                       every_family=len(undelivered) == followed)
 
 
-def _address(engine: DockerEngine, host: NamespaceState, bound: DockerPort) -> str:
-    """Where the host connects to a published IPv4 port: the address it is bound to, or, bound
-    to every address, the host's first global IPv4 address outside Podman's networks."""
-    if ":" in bound.host_ip or not bound.host_port:
+def _targets(engine: DockerEngine, container: DockerContainer, family: int) -> list[str]:
+    """Where netavark DNATs the container's ports in `family`, as `address:` prefixes."""
+    if family == 4:
+        return [f"{a}:" for a in sorted(netavark.addresses(engine, container))]
+    bridges = {n.name for n in intent.bridge_networks(engine)}
+    return sorted(f"[{e.ipv6}]:" for e in container.endpoints
+                  if e.ipv6 and e.network in bridges)
+
+
+def _address(engine: DockerEngine, host: NamespaceState, bound: DockerPort, family: int
+             ) -> str:
+    """Where the host connects to a published port in `family`: the address it is bound to,
+    or, bound to every address, the host's first global address of the family outside
+    Podman's networks."""
+    if not bound.host_port:
         return ""
-    if bound.host_ip not in WILDCARD_ADDRESSES:
-        return bound.host_ip
+    if bound.host_ip not in WILDCARD_ADDRESSES:  # one address: its family's alone
+        return bound.host_ip if (":" in bound.host_ip) == (family == 6) else ""
+    # Every address: netavark 1.17 DNATs both families for `-p 8080:80` and for
+    # `-p 0.0.0.0:8080:80` alike, and Podman reports both as 0.0.0.0.
     podman = [ipaddress.ip_network(s) for n in intent.bridge_networks(engine)
-              for s in intent.subnets(n, 4)]
+              for s in intent.subnets(n, family)]
     for address in host.addresses:
-        if address.family == 4 and address.scope == "global" and not any(
+        if address.family == family and address.scope == "global" and not any(
                 ipaddress.ip_address(address.address) in subnet for subnet in podman):
             return address.address
     return ""
 
 
 def _undelivered(engine: DockerEngine, host: NamespaceState, container: DockerContainer,
-                 bound: DockerPort, address: str) -> Finding:
+                 bound: DockerPort, undelivered: list[tuple[int, str, str]],
+                 every_family: bool) -> Finding:
+    """One finding per port, naming the family only when its other one is delivered."""
     name = container.pod or container.name
     subject = f"{bound.protocol}/{bound.host_port}"
-    want = f"{sorted(netavark.addresses(engine, container))[0]}:{bound.container_port}"
+    wants = " nor ".join(f"{_targets(engine, container, family)[0]}{bound.container_port}"
+                         for family, _, _ in undelivered)
+    what = "connection" if every_family else f"IPv{undelivered[0][0]} connection"
+    held = "conmon's socket holds it" if undelivered[0][2] == DELIVERED else \
+        "the host refuses it: nothing holds the port"
     return RULE.finding(
         host.ref, subject,
         f"Podman publishes {_binding(bound)} → {name}:{bound.container_port}, but table inet "
-        f"{netavark.NFTABLES_TABLE} takes no connection to {subject} to {want}: the port does "
-        "not reach the container (conmon's socket holds it)",
+        f"{netavark.NFTABLES_TABLE} takes no {what} to {subject} to {wants}: the port does "
+        f"not reach the container ({held})",
         evidence=[Evidence(f"{intent.who(engine)} publishes {_binding(bound)} → "
                            f"{name}:{bound.container_port}", host.ref.id, "docker",
                            container.name),
-                  Evidence(f"flow engine: a connection from the host to {address}:"
-                           f"{bound.host_port} is delivered on the host, not in {name}'s "
-                           "namespace", host.ref.id, "firewall",
-                           f"inet {netavark.NFTABLES_TABLE}")],
+                  *(Evidence(f"flow engine: a connection from the host to "
+                             f"{_joined(address, bound.host_port)} is "
+                             f"{'delivered' if end == DELIVERED else 'refused'} on the host, "
+                             f"not delivered in {name}'s namespace", host.ref.id, "firewall",
+                             f"inet {netavark.NFTABLES_TABLE}")
+                    for _, address, end in undelivered)],
         related=(container.netns,),
         repair=Repair("Let netavark write its rules again", Safety.MANUAL, (
             ManualStep(f"podman network reload {container.name} (after fixing what removed "
                        "the rules)", host.ref.id),)))
+
+
+def _joined(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _binding(port: DockerPort) -> str:

@@ -36,7 +36,7 @@ from netdiag.drivers.bridge import addresses, forwarding, verify
 from netdiag.drivers.bridge.options import BridgeOptions, parse
 from netdiag.drivers.common import device, firewall, iptables
 from netdiag.drivers.common import ports as published
-from netdiag.drivers.ipam import ipv6_companion
+from netdiag.drivers.ipam import IPV6_ADDRESS, ipv6_companion, with_ipv6
 from netdiag.errors import Conflict
 from netdiag.findings.finding import Finding
 from netdiag.model.docker import docker_mac
@@ -44,8 +44,6 @@ from netdiag.netns import entered
 from netdiag.rtnl_write import Rtnl
 from netdiag.store import Store
 from netdiag.store.records import Endpoint, Network, Scope
-
-IPV6_ADDRESS = "ipv6_address"  # an endpoint's datum: its IPv6 address (CIDR), when dual stack
 
 
 class BridgeDriver:
@@ -115,11 +113,7 @@ class BridgeDriver:
         # that its container side is born there (one netlink request instead of four).
         endpoint = replace(endpoint, host_ifname="veth" + endpoint.id[:7],
                            mac=docker_mac(endpoint.ip))
-        subnet6 = options_of(network).subnet6
-        if subnet6:
-            address6 = ipv6_companion(network.subnet, endpoint.ip, subnet6)
-            endpoint = replace(endpoint, data=(*endpoint.data, (IPV6_ADDRESS, address6)))
-        return endpoint
+        return with_ipv6(endpoint, network.subnet, options_of(network).subnet6)
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         with entered(network.host), Rtnl() as rt:

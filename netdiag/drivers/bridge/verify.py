@@ -15,6 +15,7 @@ from netdiag.drivers.api import namespace_ref
 from netdiag.drivers.common import iptables, state
 from netdiag.drivers.common.iptables import FwRule
 from netdiag.drivers.common.ports import missing_rule
+from netdiag.drivers.ipam import IPV6_ADDRESS
 from netdiag.errors import DriverError
 from netdiag.findings.driver_rules import ADDRESS_MISSING, DEVICE_DOWN, DEVICE_MISSING, MTU_DIFFERS
 from netdiag.findings.finding import Evidence, Finding
@@ -67,7 +68,7 @@ def _sandbox(ep: Endpoint, mtu: int) -> Iterator[Finding]:
         return  # reconcile's business: the container is gone, not broken
     ref = namespace_ref(ep.sandbox)
     links = _links(ep.sandbox)
-    for address in (ep.address, ep.datum("ipv6_address")):
+    for address in (ep.address, ep.datum(IPV6_ADDRESS)):
         if address:
             yield from _device(ref, links, ep.ifname, mtu, address, f"endpoint {ep.name}")
 

@@ -2,13 +2,16 @@
 
 `plug_veth` creates the pair in the namespace that holds the bridge with the peer born directly
 in the sandbox (no rename dance across namespaces), and `configure` gives the sandbox side its
-name, MAC, MTU, address and optional default route. Both are used by the overlay leg (br0 in the
-overlay namespace) and the gateway leg (docker_gwbridge in the host); macvlan uses `configure`.
+name, MAC, MTU, address and optional default route — and on a dual-stack network its IPv6
+address (`nodad`, as Docker adds it) and optional IPv6 default route. Both are used by the
+overlay leg (br0 in the overlay namespace) and the gateway leg (docker_gwbridge in the host);
+macvlan uses `configure`.
 Requests go over netdiag's netlink sockets (netdiag/rtnl_write.py), opened inside the namespace.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 
@@ -33,8 +36,9 @@ def plug_veth(bridge_ns: str, bridge: str, host_side: str, sandbox: str, tempora
 
 
 def configure(sandbox: str, current: str, ifname: str, mac: str, mtu: int, cidr: str,
-              gateway: str = "") -> None:
-    """Rename `current` to `ifname` in the sandbox and give it MAC, MTU, address, route."""
+              gateway: str = "", cidr6: str = "", gateway6: str = "") -> None:
+    """Rename `current` to `ifname` in the sandbox and give it MAC, MTU, address, route; and
+    the IPv6 address `cidr6` and IPv6 default route via `gateway6` when given."""
     interface = ipaddress.ip_interface(cidr)
     try:
         with entered(sandbox), Rtnl() as rt:
@@ -46,8 +50,23 @@ def configure(sandbox: str, current: str, ifname: str, mac: str, mtu: int, cidr:
             rt.set_up(index)
             if gateway:
                 rt.add_default_route(index, gateway, replace=True)
+            if cidr6:
+                interface6 = ipaddress.ip_interface(cidr6)
+                rt.add_address(index, str(interface6.ip), interface6.network.prefixlen)
+            if gateway6:
+                _add_default_route6(rt, index, gateway6)
     except RtnlError as exc:
         raise DriverError(f"cannot configure {ifname} in {sandbox}: {exc}") from None
+
+
+def _add_default_route6(rt: Rtnl, index: int, gateway6: str) -> None:
+    # A sandbox keeps the IPv6 default route of the first network that gave it one, as the
+    # bridge driver does (Docker picks one gateway endpoint per sandbox and family).
+    try:
+        rt.route(True, "::/0", oif=index, gateway=gateway6)
+    except RtnlError as exc:
+        if exc.code != errno.EEXIST:
+            raise
 
 
 def delete_link_in(namespace: str, name: str) -> None:

@@ -10,6 +10,7 @@ anybody commits, so every query still sees the current names.
 from __future__ import annotations
 
 from netdiag.drivers.dns.records import NamedEndpoint, NamedService, NameTable, build_table
+from netdiag.drivers.ipam import IPV6_ADDRESS
 from netdiag.store import Store, Tx
 
 
@@ -19,7 +20,7 @@ def _table(tx: Tx, sandbox: str) -> NameTable:
     for network in (n for n in tx.networks() if n.id in network_ids):
         members = tx.endpoints(network.id)
         endpoints += [NamedEndpoint(network.name, e.name, e.ip, e.aliases,
-                                    e.datum("ipv6_address").split("/")[0])  # the bridge driver's
+                                    e.datum(IPV6_ADDRESS).split("/")[0])
                       for e in members if e.address]
         by_id = {e.id: e.ip for e in members}
         services += [NamedService(network.name, s.name,

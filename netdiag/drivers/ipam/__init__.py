@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from ipaddress import IPv4Network, IPv6Network
 
 from netdiag.errors import Conflict, UsageError
 from netdiag.store import Store
-from netdiag.store.records import Pool
+from netdiag.store.records import Endpoint, Pool
 
 LOCAL_DEFAULTS = (("172.17.0.0/16", 16), ("172.18.0.0/16", 16), ("172.19.0.0/16", 16),
                   ("172.20.0.0/14", 16), ("172.24.0.0/14", 16), ("172.28.0.0/14", 16),
@@ -34,6 +35,9 @@ LOCAL_DEFAULTS = (("172.17.0.0/16", 16), ("172.18.0.0/16", 16), ("172.19.0.0/16"
 GLOBAL_DEFAULTS = (("10.0.0.0/8", 24),)
 GLOBAL_SPACE = "global"
 EXHAUSTED = "all predefined address pools have been fully subnetted"
+# An endpoint's datum on a dual-stack network (bridge, macvlan, overlay): its IPv6 address
+# (CIDR), which the drivers configure and the lab's DNS answers AAAA with.
+IPV6_ADDRESS = "ipv6_address"
 
 
 def local_space(host: str) -> str:
@@ -78,6 +82,15 @@ def ipv6_companion(subnet4: str, address4: str, subnet6: str) -> str:
                          "it needs at least as many host addresses")
     host = int(ipaddress.ip_address(address4)) - int(net4.network_address)
     return f"{net6.network_address + host}/{net6.prefixlen}"
+
+
+def with_ipv6(endpoint: Endpoint, subnet4: str, subnet6: str) -> Endpoint:
+    """The endpoint with its IPv6 address as a datum when the network is dual stack
+    (`subnet6`), as it is otherwise."""
+    if not subnet6:
+        return endpoint
+    address6 = ipv6_companion(subnet4, endpoint.ip, subnet6)
+    return replace(endpoint, data=(*endpoint.data, (IPV6_ADDRESS, address6)))
 
 
 def usable_range(pool: Pool) -> tuple[int, int]:

@@ -3,8 +3,11 @@
 create_network settles the parent (parent.py) and records it, with whether the driver made it;
 join creates the macvlan child straight inside the sandbox (mode bridge, private, vepa or
 passthru), with the 02:42 MAC, MTU, address and — unless the network is internal — the default
-route via the network's gateway. As the kernel dictates, the host cannot reach its own macvlan
-children through the parent (see the macvlan-host-isolation rule).
+route via the network's gateway; a dual-stack network (option `netdiag.macvlan.ipv6_subnet`)
+gives the child its IPv6 address too (the host number of its IPv4 one, `nodad`) and an IPv6
+default route via the IPv6 gateway, as Docker 28 does for an `--ipv6` macvlan network. As the
+kernel dictates, the host cannot reach its own macvlan children through the parent (see the
+macvlan-host-isolation rule).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import replace
 
 from netdiag.drivers.api import Capability, namespace_ref
 from netdiag.drivers.common import device, links, state
+from netdiag.drivers.ipam import IPV6_ADDRESS, ipv6_companion, with_ipv6
 from netdiag.drivers.macvlan import parent as parents
 from netdiag.drivers.macvlan.options import PARENT_KEY, MacvlanOptions, parse
 from netdiag.errors import DriverError
@@ -59,7 +63,8 @@ class MacvlanDriver:
             parents.remove(network.host, created)
 
     def create_endpoint(self, network: Network, endpoint: Endpoint) -> Endpoint:
-        return replace(endpoint, mac=endpoint.mac or docker_mac(endpoint.ip))
+        endpoint = replace(endpoint, mac=endpoint.mac or docker_mac(endpoint.ip))
+        return with_ipv6(endpoint, network.subnet, self._options(network).subnet6)
 
     def delete_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         pass  # the child went with leave(); nothing else exists per endpoint
@@ -79,8 +84,11 @@ class MacvlanDriver:
         self._add_child(network, options, temporary, sandbox, mtu)
         prefix = ipaddress.ip_network(network.subnet).prefixlen
         gateway = "" if network.internal else network.gateway
+        address6 = endpoint.datum(IPV6_ADDRESS)
+        gateway6 = "" if network.internal or not address6 else \
+            ipv6_companion(network.subnet, network.gateway, options.subnet6).split("/")[0]
         links.configure(sandbox, temporary, ifname, endpoint.mac, mtu, f"{endpoint.ip}/{prefix}",
-                        gateway)
+                        gateway, address6, gateway6)
         return replace(endpoint, sandbox=sandbox, ifname=ifname,
                        data=tuple(sorted((dict(endpoint.data) | {"mtu": str(mtu)}).items())))
 

@@ -105,11 +105,14 @@ def _remote_entries(state: NamespaceState, peers: list[Peer]) -> Iterator[Findin
     ref = state.ref
     for peer in peers:
         has_fdb = (peer.mac.lower(), peer.vtep) in fdb_entries
-        has_neighbour = (peer.ip, peer.mac.lower()) in neighbour_entries
-        if has_fdb and has_neighbour:
+        # A dual-stack peer's IPv6 address needs its own entry: the proxy answers from them.
+        unanswered = [address for address in (peer.ip, peer.ip6) if address
+                      and (address, peer.mac.lower()) not in neighbour_entries]
+        if has_fdb and not unanswered:
             continue
-        lacking = [what for what, ok in (("FDB entry", has_fdb), ("neighbour entry",
-                                                                  has_neighbour)) if not ok]
+        lacking = ([] if has_fdb else ["FDB entry"]) + [
+            "neighbour entry" if address == peer.ip else f"neighbour entry for {address}"
+            for address in unanswered]
         text = (f"remote endpoint {peer.ip} ({peer.mac}) on VTEP {peer.vtep} has no "
                 f"{' and no '.join(lacking)} on {VXLAN}")
         yield FDB_MISSING.finding(
@@ -117,7 +120,8 @@ def _remote_entries(state: NamespaceState, peers: list[Peer]) -> Iterator[Findin
             evidence=[Evidence(text, ref.id, "fdb", f"{VXLAN}/{peer.mac}")],
             repair=Repair(f"program {peer.ip} on {VXLAN} again", Safety.SAFE,
                           (AddFdbEntry(ref.id, VXLAN, peer.mac, peer.vtep),
-                           ReplaceNeighbour(ref.id, VXLAN, peer.ip, peer.mac))))
+                           *(ReplaceNeighbour(ref.id, VXLAN, address, peer.mac)
+                             for address in (peer.ip, peer.ip6) if address))))
 
 
 def _sandbox_mtu(endpoint: Endpoint) -> Iterator[Finding]:

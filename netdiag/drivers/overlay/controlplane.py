@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from netdiag.drivers.ipam import IPV6_ADDRESS
 from netdiag.store import Store
 from netdiag.store.records import Endpoint, Network
 
@@ -28,10 +29,12 @@ class Peer:
     vtep: str  # the host's underlay address
     ip: str
     mac: str
+    ip6: str = ""  # its IPv6 address on a dual-stack network (no prefix length), else ""
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Peer:
-        return cls(endpoint.id, endpoint.host, endpoint.datum("vtep"), endpoint.ip, endpoint.mac)
+        return cls(endpoint.id, endpoint.host, endpoint.datum("vtep"), endpoint.ip, endpoint.mac,
+                   endpoint.datum(IPV6_ADDRESS).split("/")[0])
 
 
 class Event(str, Enum):

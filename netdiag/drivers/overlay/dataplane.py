@@ -2,12 +2,14 @@
 
 Per network and host, a namespace `<host>-1-<first 10 of the network id>` (Docker's
 `<n>-<id>` with the host's name in front, so a lab's teardown finds it) holds `br0` with the
-gateway address and `vxlan0` enslaved to it. The vxlan device is asked for in the host
-namespace and born in the overlay namespace, as Docker's is created in the host and moved: its
-UDP socket (port 4789) stays in the host, where the underlay is, while the device forwards in
-the overlay namespace. Remote endpoints become a
-permanent FDB entry (`dst` = the remote VTEP) and a permanent neighbour entry on vxlan0; the
-vxlan's proxy flag then answers ARP for them locally. Every function enters the namespaces it
+gateway address (and the IPv6 gateway on a dual-stack network) and `vxlan0` enslaved to it.
+The vxlan device is asked for in the host namespace and born in the overlay namespace, as
+Docker's is created in the host and moved: its UDP socket (port 4789) stays in the host, where
+the underlay is, while the device forwards in the overlay namespace. Remote endpoints become a
+permanent FDB entry (`dst` = the remote VTEP) and a permanent neighbour entry on vxlan0 per
+address (IPv4, and IPv6 on a dual-stack network); the vxlan's proxy flag then answers ARP and
+IPv6 neighbour solicitations for them locally (the proxy drops a solicitation for an address
+without an entry, so an IPv6 peer needs its own). Every function enters the namespaces it
 needs; none touches the namespace it is called from. Writes go over netdiag/rtnl_write.py,
 reads through the snapshot's collectors (drivers/common/state.py).
 """
@@ -67,8 +69,9 @@ def underlay(host: str) -> tuple[str, int]:
                       "bridges and veths)")
 
 
-def create_sandbox(host: str, network: Network, vni: int, mtu: int) -> str:
-    """Create the network's namespace on `host` with br0 and vxlan0; returns its path."""
+def create_sandbox(host: str, network: Network, vni: int, mtu: int, gateway6: str = "") -> str:
+    """Create the network's namespace on `host` with br0 (the gateway, and `gateway6`, a CIDR,
+    on a dual-stack network) and vxlan0; returns its path."""
     name = sandbox_name(host, network)
     path = netns.create_named(name)
     try:
@@ -79,6 +82,9 @@ def create_sandbox(host: str, network: Network, vni: int, mtu: int) -> str:
             if network.gateway:
                 rt.add_address(bridge, network.gateway, subnet.prefixlen,
                                str(subnet.broadcast_address))
+            if gateway6:
+                address6, prefixlen6 = gateway6.split("/")
+                rt.add_address(bridge, address6, int(prefixlen6))
         _add_vxlan(host, path, vni, mtu)
         with netns.entered(path), Rtnl() as rt:
             rt.set_link(device.index_of(rt, VXLAN), master=bridge, up=True)
@@ -118,12 +124,14 @@ def _peer_change(path: str, peer: Peer, add: bool) -> None:
     try:
         with netns.entered(path), Rtnl() as rt:
             vxlan = device.index_of(rt, VXLAN)
+            addresses = [a for a in (peer.ip, peer.ip6) if a]
             if add:
                 rt.fdb(True, vxlan, peer.mac, peer.vtep)
-                rt.neighbour(vxlan, peer.ip, peer.mac)
+                for address in addresses:
+                    rt.neighbour(vxlan, address, peer.mac)
                 return
-            for remove in (lambda: rt.fdb(False, vxlan, peer.mac, peer.vtep),
-                           lambda: rt.neighbour(vxlan, peer.ip)):
+            for remove in [lambda: rt.fdb(False, vxlan, peer.mac, peer.vtep)] + [
+                    lambda a=a: rt.neighbour(vxlan, a) for a in addresses]:
                 try:
                     remove()
                 except RtnlError:

@@ -7,6 +7,12 @@ peers the control plane knows into this host and announces the new endpoint to t
 leave and delete undo it, and the last endpoint of a host removes its overlay namespace.
 Published ports (ExternalConnectivity, programmed after join and revoked before leave) are
 DNATed from the endpoint's host to its docker_gwbridge address, with the bridge driver's rules.
+
+A dual-stack network (option `netdiag.overlay.ipv6_subnet`) gives br0 the IPv6 gateway and each
+container's eth0 its IPv6 address (the host number of its IPv4 one, `nodad`); there is no IPv6
+default route, as docker_gwbridge is IPv4 only (moby daemon/libnetwork/default_gateway_linux.go,
+createGWNetwork: NetworkOptionEnableIPv6(false)), so IPv6 stays on the overlay and published
+ports are IPv4 only.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from netdiag import netns
 from netdiag.drivers.api import Capability
 from netdiag.drivers.common import links
 from netdiag.drivers.common import ports as published
-from netdiag.drivers.ipam import DefaultIpam
+from netdiag.drivers.ipam import IPV6_ADDRESS, DefaultIpam, ipv6_companion, with_ipv6
 from netdiag.drivers.overlay import check as overlay_check
 from netdiag.drivers.overlay import dataplane, encryption, gateway
 from netdiag.drivers.overlay.controlplane import ControlPlane, EmbeddedControlPlane, Event, Peer
@@ -105,8 +111,12 @@ class OverlayDriver:
         vtep, underlay_mtu = dataplane.underlay(endpoint.host)
         mtu = (options.mtu or underlay_mtu) - VXLAN_OVERHEAD[4]
         if not Path(dataplane.sandbox_path(endpoint.host, network)).exists():
-            dataplane.create_sandbox(endpoint.host, network, int(network.option(VNI_KEY)), mtu)
-        endpoint = _with_data(endpoint, vtep=vtep, mtu=str(mtu))
+            gateway6 = ipv6_companion(network.subnet, network.gateway, options.subnet6) \
+                if options.subnet6 and network.gateway else ""
+            dataplane.create_sandbox(endpoint.host, network, int(network.option(VNI_KEY)), mtu,
+                                     gateway6)
+        endpoint = with_ipv6(_with_data(endpoint, vtep=vtep, mtu=str(mtu)), network.subnet,
+                             options.subnet6)
         endpoint = replace(endpoint, mac=endpoint.mac or docker_mac(endpoint.ip))
         if network.internal:
             return endpoint
@@ -135,7 +145,7 @@ class OverlayDriver:
                         mtu)
         prefix = ipaddress.ip_network(network.subnet).prefixlen
         links.configure(sandbox, f"ov{endpoint.id[:8]}", ifname, endpoint.mac, mtu,
-                        f"{endpoint.ip}/{prefix}")
+                        f"{endpoint.ip}/{prefix}", cidr6=endpoint.datum(IPV6_ADDRESS))
         endpoint = replace(endpoint, sandbox=sandbox, ifname=ifname, host_ifname=host_side)
         if endpoint.datum("gw_address"):
             gw_ifname = _next_ifname(ifname)

@@ -19,7 +19,7 @@ from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from netdiag import capabilities, netns, render, watch
@@ -45,6 +45,7 @@ from netdiag.tui.screens.exposure import ExposureScreen
 from netdiag.tui.shell import shell_command
 from netdiag.tui.source import apply_repair, export
 from netdiag.tui.widgets.findings import FindingsPane, about
+from netdiag.tui.widgets.result_log import ResultLog
 from netdiag.tui.widgets.state_table import StateTable
 
 TAB_KEYS = "1234567890cd"  # the tenth tab is 0, then Connections c and Docker d
@@ -244,7 +245,7 @@ class NamespaceScreen(Screen):
                 with TabPane(tab.title, id=tab.id):
                     yield StateTable(tab.columns, tab.title.lower(), id=f"table-{tab.id}")
         yield FindingsPane(id="findings")
-        yield RichLog(id="probes", wrap=True, markup=False)
+        yield ResultLog(id="probes")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -646,11 +647,11 @@ class NamespaceScreen(Screen):
         self.post_message(SnapshotReady(snapshot, findings))
 
     def _log(self, title: str, lines: list[str], style=Text) -> None:
-        panel = self.query_one("#probes", RichLog)
+        panel = self.query_one("#probes", ResultLog)
         panel.display = True
         panel.write(title)
         for line in lines:
-            panel.write(style(f"  {line}"))
+            panel.write_indented(style(f"  {line}"))
 
     def action_toggle_probes(self) -> None:
         panel = self.query_one("#probes")

@@ -19,6 +19,9 @@ from netdiag.findings.finding import Finding
 
 SEVERITY_TEXT = {"error": "ERROR", "warning": "WARN", "info": "info"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+# The Subject column's width: 16 cells, up to 28 for subjects that name another namespace
+# first (`host: veth6f5e4d3`), which 16 cut before the interface's name was whole.
+SUBJECT_WIDTH, SUBJECT_WIDEST = 16, 28
 
 
 def _sorted(findings: Sequence[Finding]) -> list[Finding]:
@@ -47,15 +50,25 @@ class FindingsPane(Vertical):
         super().__init__(**kwargs)
         self.findings: list[Finding] = []
         self.own = 0  # how many of them involve the attached namespace (listed first)
+        self._subject_width = 0
 
     def compose(self) -> ComposeResult:
         yield Static("Findings", id="findings-title")
-        table = DataTable(cursor_type="row", id="findings-table")
-        # Fixed widths: the pane must read the same at 80 columns whatever the messages are.
-        for label, width in (("Sev", 5), ("Code", 5), ("Subject", 16), ("Message", 200)):
-            table.add_column(label, width=width)
-        yield table
+        yield DataTable(cursor_type="row", id="findings-table")
         yield Static("", id="evidence")
+
+    def on_mount(self) -> None:
+        self._columns(SUBJECT_WIDTH)
+
+    def _columns(self, subject: int) -> None:
+        """Fixed widths: the pane must read the same at 80 columns whatever the messages
+        are."""
+        if subject == self._subject_width:
+            return
+        self._subject_width = subject
+        self.table.clear(columns=True)
+        for label, width in (("Sev", 5), ("Code", 5), ("Subject", subject), ("Message", 200)):
+            self.table.add_column(label, width=width)
 
     @property
     def table(self) -> DataTable:
@@ -72,16 +85,20 @@ class FindingsPane(Vertical):
         own = about(findings, attached)
         nearby = [f for f in findings if f not in own]
         self.findings, self.own = _sorted(own) + _sorted(nearby), len(own)
+        subjects = [subject_text(f, attached) for f in self.findings]
+        self._columns(min(SUBJECT_WIDEST, max([SUBJECT_WIDTH, *map(len, subjects)])))
         table = self.table
         table.clear()
         for i, f in enumerate(self.findings):
             dim = "dim" if i >= self.own else ""
             table.add_row(Text(SEVERITY_TEXT[f.severity.value],
                                style=SEVERITY_STYLE[f.severity.value]),
-                          Text(f.code, style=dim), Text(subject_text(f, attached), style=dim),
+                          Text(f.code, style=dim), Text(subjects[i], style=dim),
                           Text(f.message, style=dim))
         errors = sum(f.severity.value == "error" for f in own)
-        title = f"Findings: {len(own)} ({errors} error)" if own else "Findings: none"
+        title = f"Findings: {len(own)}" if own else "Findings: none"
+        if errors:
+            title += f" ({errors} error{'s' if errors > 1 else ''})"
         if nearby:
             title += f" · {len(nearby)} more on its paths"
         self.query_one("#findings-title", Static).update(f"{title}{note}")
