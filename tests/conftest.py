@@ -3,6 +3,13 @@
 Integration tests build real kernel state in namespaces they create. Every namespace gets the
 prefix `ndt-` plus a random part, so parallel or crashed runs never collide, and is deleted at
 teardown even when the test fails. Nothing here touches the root namespace.
+
+`./dev test` runs two workers (pytest-xdist, `--dist loadfile`: a file's tests, and its module
+fixtures, stay on one worker). What keeps them apart: namespaces, engines (tests/docker_engine.py,
+tests/podman_engine.py), etcd servers and labs are all named with a random part and live in
+namespaces of their own; a session fixture (the Docker engines) is one per worker; a test that
+reads the whole machine (`check --all`, `ns list`, the README tour) judges only what it made,
+since another worker's namespaces come and go meanwhile.
 """
 
 from __future__ import annotations
