@@ -53,11 +53,7 @@ from netdiag.model import Gap, HostInfo, NamespaceRef, NamespaceState, Snapshot
 COLLECTORS = (links, addresses, routes, rules, neighbours, fdb, ipvs, firewall, nftables, ipsets,
               dns, sockets, sysctls, conntrack, xfrm)
 
-# Threads of one process take turns on the GIL: they only overlap waits (helper programs, a
-# stuck namespace), and every extra one costs CPU in turn-taking (bench/snapshot.py, 100
-# namespaces in one process: 4 threads 0.19-0.28 s CPU, 1 thread 0.15 s). Cores are used by
-# fanout's processes; two threads each still overlap an iptables-save.
-DEFAULT_WORKERS = 2
+DEFAULT_WORKERS = 4
 CANCEL_POLL = 0.1  # seconds between two looks at the cancel flag
 
 
