@@ -117,8 +117,18 @@ def run(args: argparse.Namespace) -> int:
                                f"--etcd {args.fleet}` on each machine)")
         focus = focus_offline(snapshot, args.ns)
     elif args.from_file:
-        snapshot = load(args.from_file)
-        focus = focus_offline(snapshot, args.ns)
+        # A big snapshot's million records are no garbage: frozen as they come, not first
+        # walked by a collection at the end of the load (0.2 s for 1M routes).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            snapshot = load(args.from_file)
+            gc.freeze()
+        finally:
+            if collecting:
+                gc.enable()
+        # (no --ns: nothing to resolve, and the resolver's import loads every collector)
+        focus = focus_offline(snapshot, args.ns) if args.ns else frozenset()
     else:
         snapshot, focus = collect_scoped(args.ns, deadline, args.docker)
     # The snapshot lives until exit: keep the cyclic GC from walking its (maybe millions of)

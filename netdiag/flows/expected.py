@@ -77,7 +77,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from netdiag.collect import namespace_refs
 from netdiag.errors import NotFound, UsageError
 from netdiag.findings.rule import FlowExpectation
 from netdiag.flows import names, routing
@@ -577,6 +576,12 @@ def user_expectations(snapshot: Snapshot, wanted: Sequence[FlowExpectation]
                       ) -> Iterator[Expectation | ExpectedOutcome]:
     """The config file's flows as Expectations — or, for one that cannot be placed, an
     ExpectedOutcome saying why."""
+    if not wanted:
+        return
+    # Imported here: importing any collect module loads every collector, which a check
+    # without flows of its own (`check --from`) does not need.
+    from netdiag.collect import namespace_refs
+
     refs = [state.ref for state in snapshot.namespaces]
     for flow in wanted:
         promise = "the check configuration expects it" + ("" if flow.reach else " blocked")

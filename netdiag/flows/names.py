@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 
-from netdiag.collect import namespace_refs
 from netdiag.errors import Ambiguous, NotFound, UsageError
 from netdiag.model import Snapshot
 from netdiag.model.facts import primary_address
@@ -73,6 +72,10 @@ def resolve(snapshot: Snapshot, source: int, name: str, family: int = 4) -> tupl
         _docker(snapshot, source, name, family, own_networks_only=in_lab)
     if found:
         return found
+    # Imported here: importing any collect module loads every collector, which a check
+    # that never asks for a name (`check --from`) does not need.
+    from netdiag.collect import namespace_refs
+
     refs = [state.ref for state in snapshot.namespaces]
     try:
         ref = namespace_refs.resolve(name, refs, snapshot.docker)

@@ -8,6 +8,7 @@ lookup for a socket's scope id does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from netdiag.model import PolicyRule, Route
 from netdiag.model.index import (
@@ -72,9 +73,7 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
     from this namespace; `scope`: the interface a link-local IPv6 `dst` is on)."""
     state = topo.namespace(ns_id)
     family, value = ip_int(dst)
-    rules = sorted((r for r in state.rules if r.family == family), key=lambda r: r.priority) \
-        if state is not None and any(r.family == family for r in state.rules) \
-        else DEFAULT_RULES[family]
+    rules = topo.policy_rules(ns_id, family) or DEFAULT_RULES[family]
     if family == 6 and not scope and iif != "lo" and is_link_local_ipv6(dst):
         scope = iif  # arriving for a link-local address: looked up on the arrival device
     for rule in rules:
@@ -89,10 +88,10 @@ def decide(topo: SnapshotIndex, ns_id: int, dst: str, src: str = "", iif: str = 
         if scope and route is not None and route.dev != scope:
             # strict: only routes by the scope's device (another interface's own fe80::1
             # is not this link's fe80::1)
-            route = _on_device(state, family, rule.table, value, scope)
+            route = _on_device(topo, ns_id, family, rule.table, value, scope)
         if route is None and rule.table == LOCAL_TABLE and state is not None and \
                 not topo.has_routes(ns_id, family, LOCAL_TABLE) and \
-                (_holds(topo, ns_id, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]):
+                (holds(topo, ns_id, dst, scope) or dst.startswith("127.") or dst == LOOPBACK[6]):
             # A snapshot without the local table (hand-made, or read without it): the kernel
             # fills that table from the addresses (lo's 127.0.0.0/8 and ::1 included), so an
             # own address is local all the same. (The table is looked for first: a host's
@@ -160,13 +159,13 @@ def _is_loopback4(address: str) -> bool:
     return address.startswith("127.")  # the snapshot writes addresses as the kernel does
 
 
-def _on_device(state, family: int, table: int, value: int, dev: str) -> Route | None:
+def _on_device(topo: SnapshotIndex, ns_id: int, family: int, table: int, value: int,
+               dev: str) -> Route | None:
     """The route of `table` to `value` by device `dev` (a scoped lookup): the longest
     prefix, then the lowest metric."""
     best: tuple[int, int, Route] | None = None
-    for route in state.routes:
-        if route.family != family or route.table != table or route.dev != dev or \
-                route.type not in _LOOKED_UP:
+    for route in topo.routes_in(ns_id, family, table):
+        if route.dev != dev or route.type not in _LOOKED_UP:
             continue
         if route.dst == "default":
             first, last, length = 0, (1 << 128) - 1, 0
@@ -187,7 +186,7 @@ def _rule_matches(rule: PolicyRule, dst: str, src: str, iif: str, mark: int) -> 
     return matched != rule.invert
 
 
-def _holds(topo: SnapshotIndex, ns_id: int, address: str, dev: str = "") -> bool:
+def holds(topo: SnapshotIndex, ns_id: int, address: str, dev: str = "") -> bool:
     """Does the namespace hold `address` (on `dev`, when given)? From the index's owners of
     it: a host may hold thousands of addresses, and this is asked at route decisions."""
     return any(owner == ns_id and (not dev or a.ifname == dev)
@@ -201,6 +200,7 @@ def within(address: str, network: str) -> bool:
     return first <= value <= last
 
 
+@lru_cache(maxsize=1024)  # asked at every route decision, of the same few rules
 def _rule_text(rule: PolicyRule) -> str:
     what = " ".join(part for part in (f"from {rule.src}" if rule.src else "",
                                       f"to {rule.dst}" if rule.dst else "",

@@ -34,9 +34,14 @@ link's MTU is dropped with Packet Too Big; only its sender fragments), ip6tables
 Special destinations: the unspecified address (0.0.0.0, ::) is the sender itself, as the
 kernel's connect makes it (127.0.0.1, ::1); a broadcast or a multicast group is not a flow
 with one end, so its answer is `unknown`, saying what the address is — except an IPv4 group
-no route covers, which the kernel refuses (ENETUNREACH): no-route. An IPv4-mapped IPv6
-destination (::ffff:10.0.0.1) is the IPv4 flow it stands for. A link-local IPv6 destination
-needs its interface (fe80::1%eth0), as a socket does.
+no route covers, which the kernel refuses (ENETUNREACH): no-route; and an echo request to
+all nodes (ff02::1) or all hosts (224.0.0.1), whose first answer is the sender's own: it is a
+member of the group on the way out, the kernel loops a copy back (IP_MULTICAST_LOOP) and
+answers it unless it ignores echoes to a group (net.ipv6.icmp.echo_ignore_multicast, default
+0; net.ipv4.icmp_echo_ignore_broadcasts, default 1 — a value the snapshot did not read is
+the default); when the sender ignores it, whether a neighbour answers is `unknown`. An
+IPv4-mapped IPv6 destination (::ffff:10.0.0.1) is the IPv4 flow it stands for. A link-local
+IPv6 destination needs its interface (fe80::1%eth0), as a socket does.
 """
 
 from __future__ import annotations
@@ -100,6 +105,11 @@ from netdiag.model.index import (
 MAX_HOPS = 64  # the default TTL: a packet still moving after that many routers is in a loop
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
 BRIDGE_NF6 = "net.bridge.bridge-nf-call-ip6tables"  # the same switch for IPv6 frames
+ALL_NODES = ("224.0.0.1", "ff02::1")  # every multicast-capable interface has joined them
+# family → the switch that makes the kernel ignore an echo to a group, and its default
+# (net/ipv4/icmp.c icmp_rcv: RTCF_MULTICAST too; net/ipv6/icmp.c icmpv6_echo_reply)
+ECHO_IGNORE_GROUP = {4: ("net.ipv4.icmp_echo_ignore_broadcasts", "1"),
+                     6: ("net.ipv6.icmp.echo_ignore_multicast", "0")}
 
 Binding = tuple[str, Packet, Packet]  # ("dnat" | "snat", before, after)
 
@@ -225,7 +235,8 @@ class Engine:
         address of its device (in the next hop's subnet first), else any of the namespace
         (IPv6: the kernel's source address selection)."""
         try:
-            decision = routing.decide(self.topo, ns_id, dst, scope=scope)
+            decision = group_route(self.topo, ns_id, dst, scope) if ":" in dst and \
+                is_multicast(dst) else routing.decide(self.topo, ns_id, dst, scope=scope)
         except ValueError:
             return ""
         state = self.topo.namespace(ns_id)
@@ -237,6 +248,19 @@ class Engine:
             return select_source(state, dst, decision.dev)
         return interface_address(state, decision.dev, decision.next_hop(dst)) or \
             primary_address(state)
+
+
+def group_route(topo: SnapshotIndex, ns_id: int, group: str, scope: str) -> routing.Decision:
+    """The route of an IPv6 packet to `group`: the multicast route ff00::/8 the kernel puts
+    in table local for each interface (by `scope`, if there is one); a snapshot without
+    table local is routed as for any other destination."""
+    if not topo.has_routes(ns_id, 6, routing.LOCAL_TABLE):
+        return routing.decide(topo, ns_id, group, scope=scope)
+    for route in topo.routes_to(ns_id, "ff00::/8"):
+        if route.type == "multicast" and route.table == routing.LOCAL_TABLE and \
+                scope in ("", route.dev):
+            return routing.Decision("multicast", route, routing.LOCAL_TABLE)
+    return routing.Decision("none")
 
 
 def _canonical(packet: Packet) -> Packet:
@@ -261,6 +285,8 @@ def _reply(forward: Trace, sent: Packet) -> Packet:
     came in on (the socket's scope). An IPv6 echo reply is as big as the request as it was
     sent: its fragments were put together again (an IPv4 one may be fragmented on its way)."""
     reply = forward.delivered_as.swapped()
+    if is_multicast(reply.src):  # the sender answered its own echo to a group, from itself
+        reply = replace(reply, src=reply.dst)
     if reply.family == 6:
         reply = replace(reply, size=sent.size)
     if is_link_local_ipv6(reply.dst) and forward.hops:
@@ -473,7 +499,8 @@ class _Leg:
     def _route(self, state: NamespaceState, hop: Hop, packet: Packet, iif: str
                ) -> routing.Decision:
         ns_id = state.ref.id
-        if packet.family == 6 and is_multicast(packet.dst):
+        looped = self._echo_to_all_nodes(packet, iif)
+        if packet.family == 6 and is_multicast(packet.dst) and not looped:
             # ff00::/8 is in every IPv6 interface's local table: it is sent, to a group
             raise self._stop(UNKNOWN, ns_id, "route", f"{packet.dst} is an IPv6 multicast "
                              "group: a packet to it reaches every member on the way, or none; "
@@ -487,14 +514,23 @@ class _Leg:
             if packet.family == 4 else ""
         if martian:
             raise self._stop(DENIED, ns_id, "route", martian, cause=ROUTE)
-        decision = routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark,
-                                  packet.scope)
+        decision = group_route(self.topo, ns_id, packet.dst, packet.scope) \
+            if looped and packet.family == 6 else \
+            routing.decide(self.topo, ns_id, packet.dst, packet.src, iif, packet.mark,
+                           packet.scope)
         if decision.kind == "none":
             raise self._stop(NO_ROUTE, ns_id, "route", f"no route to {packet.dst}")
         if decision.kind in ("blackhole", "unreachable", "prohibit"):
             raise self._stop(NULL_ROUTED, ns_id, "route",
                              f"{decision.kind} route to {packet.dst}: {decision.text}",
                              decision.text)
+        if decision.kind == "multicast" and looped:
+            hop.steps.append(TraceStep(StepKind.ROUTE, f"{packet.dst}: {decision.text}: all "
+                                       "nodes of the link, the sender among them: the kernel "
+                                       "loops a copy back to it (IP_MULTICAST_LOOP); each "
+                                       "neighbour that does not ignore it answers too",
+                                       decision.rule))
+            return replace(decision, kind="local")
         if decision.kind in ("multicast", "anycast"):
             what = "a multicast group: a packet to it reaches every member on the way, or " \
                 "none" if decision.kind == "multicast" else \
@@ -516,21 +552,30 @@ class _Leg:
             raise self._stop(DENIED, ns_id, "route", refused, cause=ROUTE)
         return decision
 
+    def _echo_to_all_nodes(self, packet: Packet, iif: str) -> bool:
+        """Is `packet` an echo request the sender sends to the all-nodes (all-hosts) group?"""
+        return iif == "lo" and packet.proto == "icmp" and packet.dst in ALL_NODES and \
+            self.reply_to is None and self.tunnel is None
+
     def _originate(self, ns_id: int, packet: Packet) -> None:
         state = self.topo.namespace(ns_id)
         hop = self._hop(ns_id)
         hop.steps.append(TraceStep(StepKind.SEND, packet.text))
         packet = self._unsnat(ns_id, hop, packet)
         decision = self._route(state, hop, packet, "lo")
-        where = self._where(state, out_if=decision.dev if decision.kind != "local" else "lo")
+        # the looped copy of an echo to a group goes out and comes in by the group's device
+        local = decision.dev if is_multicast(packet.dst) else "lo"
+        where = self._where(state, out_if=decision.dev if decision.kind != "local" else local)
         before = packet
         packet = self._hook(state, hop, "OUTPUT", packet, where)
         if packet.dst != before.dst:
             decision = self._route(state, hop, packet, "lo")
+            local = decision.dev if is_multicast(packet.dst) else "lo"
         if decision.kind == "local":  # through lo: POSTROUTING, then INPUT (conntrack knows it)
-            hop.out = "lo"
-            packet = self._hook(state, hop, "POSTROUTING", packet, self._where(state, out_if="lo"))
-            self._input(state, hop, packet, "lo")
+            hop.out = local
+            packet = self._hook(state, hop, "POSTROUTING", packet,
+                                self._where(state, out_if=local))
+            self._input(state, hop, packet, local)
         self._postrouting_and_out(state, hop, packet, decision)
 
     def _receive(self, ns_id: int, link: Link, packet: Packet, via_port: str = "") -> None:
@@ -685,6 +730,15 @@ class _Leg:
             if self.topo.sysctl(ns_id, ignore) == "1":
                 raise self._stop(NO_LISTENER, ns_id, "icmp",
                                  f"{ignore.rsplit('.', 1)[1]} is 1")
+            if is_multicast(packet.dst):  # icmp_rcv, icmpv6_echo_reply
+                ignore, default = ECHO_IGNORE_GROUP[packet.family]
+                value = self.topo.sysctl(ns_id, ignore)
+                if (value or default) == "1":
+                    raise self._stop(UNKNOWN, ns_id, "icmp", f"{packet.dst} is a multicast "
+                                     f"group (all nodes) and {ignore} is 1"
+                                     f"{'' if value else ' (the default; not read)'}: the "
+                                     "sender ignores an echo to a group; whether a neighbour "
+                                     "on the link answers is not followed")
             hop.steps.append(TraceStep(StepKind.DELIVER, f"the kernel answers the echo request to "
                                              f"{packet.dst}"))
             raise _Stop(DELIVERED, None, (ns_id, packet))
@@ -706,8 +760,10 @@ class _Leg:
         if self.reply_to is None:
             return False
         origin, original = self.reply_to
+        # an echo to a group is answered from a member's own address (ping takes any)
         return ns_id == origin and packet.dst == original.src and \
-            packet.dport == original.sport and packet.src == original.dst
+            packet.dport == original.sport and \
+            (packet.src == original.dst or is_multicast(original.dst))
 
     def _rp_filter(self, state: NamespaceState, hop: Hop, packet: Packet, link: Link) -> None:
         values = [self.topo.sysctl(state.ref.id, "net.ipv4.conf.all.rp_filter"),
@@ -963,8 +1019,7 @@ class _Leg:
         link = self.topo.link(here.namespace, here.link)
         if link is None or link.master:
             return False  # a bridge port answers nothing itself
-        state = self.topo.namespace(here.namespace)
-        return any(a.address == address and a.ifname == here.link for a in state.addresses)
+        return routing.holds(self.topo, here.namespace, address, here.link)
 
     def _l2_next(self, here: InterfaceRef, came: str) -> list[tuple[InterfaceRef, str]]:
         """PacketPlace a frame at `here` goes next, by how it got there: "start" (sent out of it),

@@ -7,6 +7,10 @@ What is recognised:
   only). Docker's `docker_gwbridge` is left out: the overlay driver makes its own.
 * overlay networks: a bridge holding a VXLAN device (one network per VNI), on the hosts that
   own the devices' local addresses; its subnet and MTU, and its IPv6 subnet as a bridge's.
+* macvlan networks: the macvlan devices in other namespaces on one lower device of a host
+  (one network per lower device and subnet); its parent (none when it is the driver's
+  internal `dm-` veth), mode, subnet, gateway (the children's default route), MTU when it is
+  not the parent's, and its IPv6 subnet from the children's unique local IPv6 addresses.
 * containers: the namespaces on the far side of those veths, with their static addresses;
   published ports from the hosts' DNAT rules.
 * hosts: the namespaces that hold the networks (a fleet snapshot's machines by their node
@@ -31,10 +35,11 @@ import yaml
 from netdiag import private_files
 from netdiag.checks import engine
 from netdiag.findings import repair as steps
-from netdiag.model import NamespaceState, NsKind, Snapshot
-from netdiag.model.index import SnapshotIndex, index
+from netdiag.model import Link, NamespaceState, NsKind, Snapshot
+from netdiag.model.index import InterfaceRef, SnapshotIndex, index
 
 GATEWAY_BRIDGE = "docker_gwbridge"
+INTERNAL_PARENT = "dm-"  # the macvlan driver's own parent of an internal network (parent.py)
 DEFAULT_MTU = 1500
 
 
@@ -113,10 +118,57 @@ def _scan_bridges(idx: SnapshotIndex, found: _Found) -> None:
                 _bridge(idx, found, ns_id, state, bridge, gateway, members)
 
 
+def _scan_macvlans(idx: SnapshotIndex, found: _Found) -> None:
+    """Macvlan children with an IPv4 address, grouped by their lower device in another
+    namespace (a host's) and subnet: one network each."""
+    children: dict[tuple, list[tuple[int, Link]]] = defaultdict(list)
+    for ns_id, state in idx.namespaces.items():
+        for link in (link for link in state.links if link.kind == "macvlan"):
+            lower = idx.lower(ns_id, link)
+            address = _ipv4(state, link.name)
+            if lower is None or lower.namespace == ns_id or address is None or \
+                    lower.namespace not in idx.namespaces:
+                continue
+            subnet = str(ipaddress.ip_interface(address.cidr).network)
+            children[lower, subnet].append((ns_id, link))
+    for (lower, subnet), members in sorted(children.items(), key=lambda item: (
+            item[0][0].namespace, item[0][0].link, item[0][1])):
+        _macvlan(idx, found, lower, subnet, members)
+
+
+def _macvlan(idx: SnapshotIndex, found: _Found, lower, subnet: str, members) -> None:
+    host = _node_name(found, found.hosts, idx.namespaces[lower.namespace])
+    first_ns, first = members[0]
+    child = idx.namespaces[first_ns]
+    network = {"name": _network_name(found, f"macvlan{len(found.networks) + 1}"),
+               "driver": "macvlan", "subnet": subnet}
+    gateways = [r.gateway for ns_id, link in members for r in idx.namespaces[ns_id].routes
+                if r.family == 4 and r.dst == "default" and r.dev == link.name and r.gateway]
+    if gateways and ipaddress.ip_address(gateways[0]) in ipaddress.ip_network(subnet):
+        network["gateway"] = gateways[0]
+    network["hosts"] = [host]
+    if not lower.link.startswith(INTERNAL_PARENT):
+        network["parent"] = lower.link
+    if first.macvlan is not None and first.macvlan.mode != "bridge":
+        network["mode"] = first.macvlan.mode
+    if subnet6 := _subnet6(child, first.name, subnet):
+        network["subnet6"] = subnet6
+    parent = idx.link(lower.namespace, lower.link)
+    if parent is not None and first.mtu != parent.mtu:
+        network["mtu"] = first.mtu
+    if not gateways and not lower.link.startswith(INTERNAL_PARENT):
+        network["internal"] = True  # the driver gives children of an internal network no route
+    found.networks.append(network)
+    for ns_id, link in members:
+        _attach(idx, found, ns_id, link.name, network["name"])
+
+
 def _is_switch(idx: SnapshotIndex, members) -> bool:
-    """An underlay switch: what hangs off it are hosts (they have bridges themselves)."""
-    return all(any(link.kind == "bridge" for link in idx.namespaces[ns].links) or
-               any(link.kind == "vxlan" for link in idx.namespaces[ns].links) for ns, _ in members)
+    """An underlay switch: what hangs off it are hosts (they have bridges themselves, VXLAN
+    devices, or the lower devices of macvlans)."""
+    return all(any(link.kind in ("bridge", "vxlan") or
+                   idx.macvlans_on(InterfaceRef(ns, link.name))
+                   for link in idx.namespaces[ns].links) for ns, _ in members)
 
 
 def _bridge(idx: SnapshotIndex, found: _Found, ns_id: int, state, bridge, gateway, members) -> None:
@@ -270,6 +322,7 @@ def topology_from(snapshot: Snapshot, name: str | None = None) -> dict:
     idx = index(snapshot)
     found = _Found()
     _scan_bridges(idx, found)
+    _scan_macvlans(idx, found)
     published = _published(idx, found)
     hosts_order = sorted(found.hosts.items(), key=lambda item: _host_order(idx, item[0]))
     lab_names = {state.ref.lab for state in snapshot.namespaces if state.ref.lab}

@@ -18,7 +18,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from netdiag.model import Address, Link, NamespaceRef, NamespaceState, NsKind, Route, Snapshot
+from netdiag.model import (
+    Address,
+    Link,
+    NamespaceRef,
+    NamespaceState,
+    NsKind,
+    PolicyRule,
+    Route,
+    Snapshot,
+)
 
 MAIN_TABLE = 254
 TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
@@ -81,7 +90,10 @@ def network_interval(cidr: str) -> tuple[int, int, int, int]:
 
 
 def format_network(family: int, first: int, prefixlen: int) -> str:
-    address = ipaddress.IPv4Address(first) if family == 4 else ipaddress.IPv6Address(first)
+    # IPv4 by inet_ntop (the same text, ten times faster: a big table's findings cite
+    # thousands of networks); IPv6 by ipaddress, whose compressed form the reports keep
+    address = socket.inet_ntop(socket.AF_INET, first.to_bytes(4, "big")) if family == 4 \
+        else ipaddress.IPv6Address(first)
     return f"{address}/{prefixlen}"
 
 
@@ -150,13 +162,14 @@ class RouteTable:
     which gives the same answers.
     """
 
-    __slots__ = ("family", "defaults", "_buckets", "_built", "_wide")
+    __slots__ = ("family", "defaults", "_buckets", "_built", "_wide", "_filed")
 
     def __init__(self, family: int, routes: Iterable[Route]):
         self.family = family
         self._built: dict[int, _Prefixes] = {}
         routes = list(routes)
         split = _split(family, routes)
+        self._filed = split is not None
         if split is None:
             self._buckets, wide = {}, routes
         else:
@@ -175,6 +188,15 @@ class RouteTable:
                                                   self._buckets.get(written(head), ()))
         found = table.lookup(value)  # every route of a bucket is longer than the wide ones
         return found if found is not None else self._wide.lookup(value)
+
+    def in_block(self, head: int) -> list[Route] | None:
+        """The routes (of the looked-up types) that lie inside the block of first octet
+        (IPv6: first group) `head` and are at least that long — /8 or longer, /16 for IPv6
+        — in table order and unparsed; None when the table is not filed that way (a
+        destination in another form), and only a look through all its routes can tell."""
+        if not self._filed:
+            return None
+        return self._buckets.get(_HEADS[self.family][2](head), [])
 
 
 def _split(family: int, routes: list[Route]) -> tuple[dict[str, list[Route]], list[Route]] | None:
@@ -272,7 +294,8 @@ class SnapshotIndex:
     _tables: dict[tuple[int, int, int], RouteTable] = field(default_factory=dict)
     _defaults: dict[tuple[int, int], Route | None] = field(default_factory=dict)
     _by_dst: dict[int, dict[str, list[Route]]] = field(default_factory=dict)
-    _route_tables: dict[int, frozenset[tuple[int, int]]] = field(default_factory=dict)
+    _by_table: dict[int, dict[tuple[int, int], list[Route]]] = field(default_factory=dict)
+    _rules: dict[tuple[int, int], tuple[PolicyRule, ...]] = field(default_factory=dict)
     _macvlans: dict[InterfaceRef | None, list[InterfaceRef]] = field(default_factory=dict)
     _broadcasts: dict[int, dict[int, Address]] = field(default_factory=dict)
     _sysctls: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -375,22 +398,42 @@ class SnapshotIndex:
         key = (ns_id, family, table)
         found = self._tables.get(key)
         if found is None:  # built on first use: most rules only ask a few namespaces
-            state = self.namespaces.get(ns_id)
-            routes = state.routes if state else ()
-            found = RouteTable(family, (r for r in routes
-                                        if r.family == family and r.table == table))
+            found = RouteTable(family, self.routes_in(ns_id, family, table))
             self._tables[key] = found
         return found
 
-    def has_routes(self, ns_id: int, family: int, table: int) -> bool:
-        """Whether the namespace has any route of `family` in `table`, of any type. Indexed
-        on first use: a route decision asks it, and a BGP-fed host holds a million routes."""
-        found = self._route_tables.get(ns_id)
+    def routes_in(self, ns_id: int, family: int, table: int) -> list[Route]:
+        """The namespace's routes of `family` in `table` (of any type), in table order.
+
+        Sorted into their tables in one pass on first use: a route decision looks in the
+        local, main and default tables, and a BGP-fed host holds a million routes."""
+        by_table = self._by_table.get(ns_id)
+        if by_table is None:
+            filing: dict[tuple[int, int], list[Route]] = defaultdict(list)
+            state = self.namespaces.get(ns_id)
+            for route in state.routes if state is not None else ():
+                filing[route.family, route.table].append(route)
+            # stored whole (a TUI worker may ask at the same time), as a plain dict: asking
+            # about an empty table must not add it
+            by_table = self._by_table[ns_id] = dict(filing)
+        return by_table.get((family, table), [])
+
+    def policy_rules(self, ns_id: int, family: int) -> tuple[PolicyRule, ...]:
+        """The namespace's policy rules (`ip rule`) of `family` in the order the kernel tries
+        them (by priority; equal ones as read), none when none were read. Sorted on first
+        use: every route decision goes through them."""
+        key = (ns_id, family)
+        found = self._rules.get(key)
         if found is None:
             state = self.namespaces.get(ns_id)
-            found = self._route_tables[ns_id] = frozenset(
-                (r.family, r.table) for r in (state.routes if state is not None else ()))
-        return (family, table) in found
+            found = self._rules[key] = tuple(sorted(
+                (r for r in (state.rules if state is not None else ()) if r.family == family),
+                key=lambda r: r.priority))
+        return found
+
+    def has_routes(self, ns_id: int, family: int, table: int) -> bool:
+        """Whether the namespace has any route of `family` in `table`, of any type."""
+        return bool(self.routes_in(ns_id, family, table))
 
     def lookup_route(self, ns_id: int, address: str, table: int = MAIN_TABLE) -> Route | None:
         family, value = ip_int(address)

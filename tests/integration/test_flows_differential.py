@@ -23,6 +23,7 @@ import subprocess
 import pytest
 
 from netdiag.collect import collect_snapshot, discovery, namespace_refs
+from netdiag.flows.packet import Packet
 from netdiag.flows.walk import Engine
 from tests import real_flows
 from tests.conftest import NetnsFactory, sh
@@ -203,10 +204,19 @@ def test_special_destinations_agree_with_the_kernel(topology):
     flows = [{"id": number, "src": role, "dst": dst, "proto": proto, "port": port, "size": 0}
              for number, (role, (dst, proto, port)) in enumerate(
                  (role, special) for role in sorted(names) for special in specials)]
-    disagreements, by_disposition, kernel = real_flows.compare(Engine(snapshot), ids, flows,
-                                                     real_flows.send(names, flows))
+    real = real_flows.send(names, flows)
+    disagreements, by_disposition, kernel = real_flows.compare(Engine(snapshot), ids, flows, real)
     assert not disagreements, "\n".join(disagreements)
     assert {"delivered", "unknown", "no-listener"} <= set(by_disposition), by_disposition
+    # all hosts: each sender ignores an echo to a group (icmp_echo_ignore_broadcasts, 1 by
+    # default, not read) and the model follows no neighbour; the kernel: nobody answers
+    engine = Engine(snapshot)
+    for flow in (flow for flow in flows if flow["dst"] == "224.0.0.1"):
+        result = engine.path(ids[flow["src"]], Packet("", "224.0.0.1", "icmp"))
+        said = result.forward.drop.reason if result.forward.drop else ""
+        assert result.disposition in ("unknown", "no-route"), (flow, said)
+        assert result.disposition == "no-route" or "ignore_broadcasts is 1 (the default" in said
+        assert real[flow["id"]] == "fail", flow
 
 
 def test_path_probe_holds_the_model_against_the_kernel(topology):

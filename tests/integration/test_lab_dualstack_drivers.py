@@ -7,8 +7,9 @@ lab's DNS answers AAAA on the overlay and `path -6` takes the name as it does, a
 real probe; the overlay driver's check names a missing IPv6 neighbour entry and its repair
 restores IPv6; a UDP port published from a dual-stack bridge network answers the underlay over
 both families. The lab promises these flows and keeps them (`check` is quiet), `lab
-from-snapshot` keeps the overlay's IPv6 subnet, and the UDP flow over IPv6 is judged blocked
-once its ip6tables DNAT is gone."""
+from-snapshot` keeps the overlay's and the macvlan's IPv6 subnets (a lab rebuilt from it gives
+the macvlan children the same addresses), and the UDP flow over IPv6 is judged blocked once
+its ip6tables DNAT is gone."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from tests.integration.test_lab import (  # noqa: F401 (lab: the fixture)
     NETDIAG,
     _check_lab,
     lab,
+    lab_name,
 )
 from tests.integration.test_lab_ipv6 import _resolve6
 
@@ -131,6 +133,9 @@ def test_macvlan_and_overlay_are_dual_stack_and_a_udp_port_is_published_over_bot
     rebuilt = {n["driver"]: n for n in topology_from(snapshot, "again")["networks"]}
     assert rebuilt["overlay"]["subnet6"] == "fd00:9::/64"
     assert rebuilt["bridge"]["subnet6"] == "fd00:28::/64"
+    assert {k: rebuilt["macvlan"][k] for k in ("subnet", "subnet6", "parent", "hosts")} == \
+        {"subnet": "192.168.77.0/24", "subnet6": "fd00:77::/64", "parent": "eth0",
+         "hosts": ["host1"]}, rebuilt["macvlan"]
     assert _check_lab(j) == []
     # Without its ip6tables DNAT the UDP port answers over IPv4 only, and `check` says which.
     host = j.nodes["host1"]
@@ -142,3 +147,9 @@ def test_macvlan_and_overlay_are_dual_stack_and_a_udp_port_is_published_over_bot
     assert blocked.expectation.what == \
         f"the lab's underlay reaches u's published port [{HOST6}]:5353/udp on host1 over IPv6"
     assert blocked.result.disposition == "no-listener"  # host1's own port 5353: nobody there
+    # A lab rebuilt from the snapshot gives the macvlan children the same addresses.
+    again = lab(schema.Topology.model_validate(topology_from(snapshot, lab_name())))
+    c_again = again.nodes["c"]
+    assert "inet6 fd00:77::3/64 scope global nodad" in sh(f"ip -n {c_again} -6 address show")
+    assert "default via fd00:77::1 dev eth0" in sh(f"ip -n {c_again} -6 route show")
+    assert pings(c_again, "fd00:77::2")

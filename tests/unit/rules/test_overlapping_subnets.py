@@ -93,6 +93,26 @@ def test_connected_network_wider_than_a_slash8_still_meets_routes_in_other_slash
     assert "route 11.5.0.0/16 via 192.168.9.1 dev tun0" in finding.message
 
 
+def test_a_table_in_a_form_the_index_cannot_file_by_octet_is_walked_whole_alike():
+    """The rule reads only the /8 blocks of the connected networks from the index's table;
+    a hand-written route without a length makes the index give up filing, and the rule
+    walks every route instead — with the same findings."""
+    def findings(*extra):
+        d = docker_host()
+        d.b.link(d.host, "tun0", kind="tun", address="10.99.0.2/24")
+        d.b.route(d.host, "172.16.0.0/12", gateway="10.99.0.1", dev="tun0")
+        d.b.route(d.host, "172.18.5.0/24", gateway="10.99.0.1", dev="tun0")
+        d.b.route(d.host, "100.64.0.0/10", gateway="10.99.0.1", dev="tun0")  # no network's
+        for dst in extra:
+            d.b.route(d.host, dst, gateway="10.99.0.1", dev="tun0")
+        return [(f.subject, f.message) for f in run_rule("overlapping-subnets", d.build())]
+
+    filed = findings()
+    assert {subject for subject, _ in filed} == {"docker0", "br-web", "br-int"}
+    assert any("traffic to 172.18.5.0/24 takes tun0" in message for _, message in filed)
+    assert findings("8.8.8.8") == filed
+
+
 def test_overlay_subnet_overlapping_its_underlay():
     b = SnapshotBuilder()
     host = b.host()
