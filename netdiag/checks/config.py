@@ -22,8 +22,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from netdiag.errors import UsageError, is_plain_key, yaml_position, yaml_problem
 from netdiag.findings.finding import Severity
 from netdiag.findings.rule import CheckConfig, FlowExpectation
@@ -34,6 +32,8 @@ _EXCLUDE_KEYS = ("namespaces", "interfaces")
 
 
 def load(path: str | Path) -> CheckConfig:
+    import yaml  # here, not at the top: `check` without --config should not pay for it
+
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:

@@ -62,7 +62,7 @@ from netdiag.findings.finding import Evidence
 from netdiag.findings.severity import Severity
 from netdiag.flows.netfilter import ACCEPT, DROP, PacketPlace
 from netdiag.flows.packet import Packet, PathResult, StepKind
-from netdiag.flows.walk import Engine, interface_address
+from netdiag.flows.walk import Engine
 from netdiag.model import (
     Address,
     NamespaceRef,
@@ -268,11 +268,14 @@ class _Model:
         default = self.topo.default_egress(host)
         default6 = self.topo.default_egress(host, 6)
         found = []
+        routable: dict[str, list[str]] = {}  # by device: a host has 1000s of addresses
+        for a in state.addresses:
+            if a.scope == "global" and _routable(a):
+                routable.setdefault(a.ifname, []).append(a.address)
         for link in state.links:
             if link.kind == "loopback" or link.master:
                 continue
-            addresses = tuple(a.address for a in state.addresses if a.ifname == link.name
-                              and a.scope == "global" and _routable(a))
+            addresses = tuple(routable.get(link.name, ()))
             carries = {family: route is not None and route[1].name == link.name
                        for family, route in ((4, default), (6, default6))}
             carries_default = carries[4] or carries[6]
@@ -313,8 +316,8 @@ class _Model:
         if key not in self._input:
             state = self.topo.namespace(uplink.host)
             place = PacketPlace(in_if=uplink.link, local=self.engine.local_addresses(state),
-                                in_address=interface_address(state, uplink.link,
-                                                             family=packet.family),
+                                in_address=self.engine.interface_address(
+                                    state, uplink.link, family=packet.family),
                                 fib_dev=self.engine.fib(uplink.host))
             outcome = self.engine.netfilter.run_hook(state, "INPUT", packet, place)
             self._input[key] = (outcome.where or outcome.rule or "INPUT") \

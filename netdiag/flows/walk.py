@@ -136,7 +136,9 @@ class Engine:
         self.no_sockets = {g.namespace for g in snapshot.gaps if g.collector == "sockets"}
         self._local: dict[int, frozenset[str]] = {}
         self._interface_addresses: dict[tuple[int, str, str, int], str] = {}
-        self._primary4: dict[int, list] = {}  # per namespace: a host has 1000s of addresses
+        # per namespace, by device: a host has 1000s of addresses, asked at every hop
+        self._addresses4: dict[int, dict[str, list]] = {}
+        self._primary4: dict[int, dict[str, list]] = {}
 
     def local_addresses(self, state: NamespaceState) -> frozenset[str]:
         """The namespace's own addresses (addrtype LOCAL, fib type local, rp_filter), indexed
@@ -163,7 +165,12 @@ class Engine:
         key = (state.ref.id, dev, near, family)
         found = self._interface_addresses.get(key)
         if found is None:
-            found = self._interface_addresses[key] = interface_address(state, dev, near, family)
+            by_device = self._addresses4.get(state.ref.id)
+            if by_device is None and family == 4:
+                by_device = self._addresses4[state.ref.id] = _by_device(
+                    a for a in state.addresses if a.family == 4)
+            found = self._interface_addresses[key] = interface_address(state, dev, near, family,
+                                                                       by_device)
         return found
 
     def masquerade_source(self, state: NamespaceState, dev: str, near: str, family: int
@@ -174,7 +181,8 @@ class Engine:
         if found is None:
             primary = self._primary4.get(state.ref.id)
             if primary is None and family == 4:
-                primary = self._primary4[state.ref.id] = _primary4(state)
+                primary = self._primary4[state.ref.id] = _by_device(
+                    a for a in _primary4(state) if a.scope == "global")
             found = self._interface_addresses[key] = masquerade_source(state, dev, near, family,
                                                                        primary)
         return found
@@ -294,13 +302,16 @@ def _reply(forward: Trace, sent: Packet) -> Packet:
     return reply
 
 
-def interface_address(state: NamespaceState, dev: str, near: str = "", family: int = 4) -> str:
+def interface_address(state: NamespaceState, dev: str, near: str = "", family: int = 4,
+                      addresses4: dict[str, list] | None = None) -> str:
     """An address of `dev`: IPv4, the one whose subnet holds `near`, else its first; IPv6,
     the one the kernel's source address selection picks for `near` out of `dev` (which may
-    be another interface's, as for MASQUERADE), or `dev`'s link-local one without `near`."""
+    be another interface's, as for MASQUERADE), or `dev`'s link-local one without `near`.
+    `addresses4`: the IPv4 addresses _by_device, when the caller keeps them."""
     if family == 6:
         return select_source(state, near or "fe80::", dev, only_dev=not near)
-    found = [a for a in state.addresses if a.ifname == dev and a.family == 4]
+    found = addresses4.get(dev, ()) if addresses4 is not None else \
+        [a for a in state.addresses if a.ifname == dev and a.family == 4]
     if near:
         for address in found:
             if routing.within(near, address.cidr):
@@ -309,7 +320,7 @@ def interface_address(state: NamespaceState, dev: str, near: str = "", family: i
 
 
 def masquerade_source(state: NamespaceState, dev: str, near: str, family: int,
-                      primary4: list | None = None) -> str:
+                      primary4: dict[str, list] | None = None) -> str:
     """The source MASQUERADE gives a packet leaving by `dev` towards `near` (IPv4: the next
     hop; IPv6: the destination). IPv4 as nf_nat_masquerade_ipv4 asks inet_select_addr(dev,
     next hop, RT_SCOPE_UNIVERSE): a primary global-scope address of `dev`, the first whose
@@ -318,17 +329,27 @@ def masquerade_source(state: NamespaceState, dev: str, near: str, family: int,
     order of the kernel's device list (ifindex order: a device joins the list's end). So the
     host's own packet to its bridge address leaves lo masqueraded to its uplink's address.
     IPv6 as nf_nat_masquerade_ipv6 asks ipv6_dev_get_saddr: source address selection for
-    the destination, over every device's addresses. `primary4`: _primary4(state), when
-    the caller keeps it."""
+    the destination, over every device's addresses. `primary4`: the global-scope ones of
+    _primary4(state) _by_device, when the caller keeps them."""
     if family == 6:
         return interface_address(state, dev, near, 6)
-    usable = [a for a in (_primary4(state) if primary4 is None else primary4)
-              if a.scope == "global"]
-    own = [a for a in usable if a.ifname == dev]
+    if primary4 is None:
+        primary4 = _by_device(a for a in _primary4(state) if a.scope == "global")
+    own = primary4.get(dev)
     if own:
         return next((a.address for a in own if near and routing.within(near, a.cidr)),
                     own[0].address)
-    return min(usable, key=lambda a: a.ifindex).address if usable else ""
+    # a device's addresses share its ifindex: the lowest device's first, as over them all
+    firsts = [addresses[0] for addresses in primary4.values()]
+    return min(firsts, key=lambda a: a.ifindex).address if firsts else ""
+
+
+def _by_device(addresses) -> dict[str, list]:
+    """`addresses` by device name, each device's in their order."""
+    found: dict[str, list] = {}
+    for address in addresses:
+        found.setdefault(address.ifname, []).append(address)
+    return found
 
 
 def _primary4(state: NamespaceState) -> list:
