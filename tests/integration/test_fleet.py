@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -122,6 +123,18 @@ class Fleet:
     def nodes(self) -> dict[str, dict]:
         done = self.netdiag("fleet", "ls", "--etcd", self.etcd.url, "--json")
         return {row["node"]: row for row in json.loads(done.stdout or "[]")}
+
+    def first_publish_after(self, node: str, since: float) -> float:
+        """Seconds from `since` (time.time()) to the node's first publication after it, by
+        the published_at its agent wrote: what the agent did, without the time the CLI
+        that looks takes to start on a busy machine."""
+        def first() -> float | None:
+            done = self.netdiag("fleet", "show", node, "--etcd", self.etcd.url, "--json")
+            times = [datetime.fromisoformat(h["published_at"]).timestamp()
+                     for h in json.loads(done.stdout or "{}").get("history", ())]
+            return min((t for t in times if t >= since), default=None)
+
+        return wait_for(first, timeout=20, step=0.2) - since
 
     def check(self, *args: str) -> subprocess.CompletedProcess:
         return self.netdiag("check", "--fleet", self.etcd.url, *args)
@@ -299,12 +312,12 @@ def test_an_etcd_restart_loses_no_node_for_longer_than_an_interval(quiet):
     quiet.etcd.stop()
     time.sleep(2 * INTERVAL)
     quiet.etcd.start()
-    back = time.monotonic()
+    back = time.time()
     wait_for(lambda: len(quiet.nodes()) == 3 and
              all(n["state"] == "fresh" for n in quiet.nodes().values()), timeout=15, step=0.2)
-    recovered = time.monotonic() - back
-    print(f"every node fresh {recovered:.1f} s after etcd was back")
-    assert recovered <= INTERVAL + 1.5, recovered  # one interval, and the CLI's own start
+    recovered = max(quiet.first_publish_after(node, back) for node in ("m1", "m2", "m3"))
+    print(f"every node published {recovered:.1f} s after etcd was back")
+    assert recovered <= INTERVAL + 1.5, recovered  # one interval, and the agent's own read
 
 
 def test_a_node_cut_off_from_etcd_comes_back_within_an_interval_of_the_cable(quiet):
@@ -316,11 +329,11 @@ def test_a_node_cut_off_from_etcd_comes_back_within_an_interval_of_the_cable(qui
         wait_for(lambda: quiet.nodes().get("m1", {}).get("state") == "stale", timeout=15)
     finally:
         sh(f"ip netns exec {machine} iptables -D OUTPUT -d {ETCD_ADDRESS} -j DROP")
-    back = time.monotonic()
+    back = time.time()
     wait_for(lambda: quiet.nodes().get("m1", {}).get("state") == "fresh", timeout=20,
              step=0.2)
-    recovered = time.monotonic() - back
-    print(f"fresh again {recovered:.1f} s after the partition ended")
+    recovered = quiet.first_publish_after("m1", back)
+    print(f"published again {recovered:.1f} s after the partition ended")
     # A request sent into the partition waits out its timeout (5 s), then the retry pause.
     assert recovered <= INTERVAL + 5 + 1.5, recovered
 
