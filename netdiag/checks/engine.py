@@ -10,6 +10,13 @@ what concerns the focus, never a different answer.
 A rule that raises does not end the run: it becomes an `Unknown` entry, as do the rules that
 had not finished when the deadline passed. Rules run one after another in a daemon thread so
 that a rule stuck in a loop can be abandoned at the deadline without keeping the process alive.
+
+On a big snapshot (BIG_NAMESPACES namespaces, or BIG_ROUTES routes) in a process that may
+fork (netdiag/forked.py: the CLI), the rules that walk flows (a module's `WALKS_FLOWS`) run in
+a second process meanwhile, on the second core: they are most of the time on a host of 1000
+containers (every container's expected flows) or of 1M routes (exposure). The index is built
+first, so both processes start from it; the child sends its findings back, and one
+that has not finished by the deadline is killed, its rules "timeout".
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from netdiag import forked
 from netdiag.checks.registry import RULES
 from netdiag.findings.finding import Finding, Severity
 from netdiag.findings.rule import CheckConfig, RuleModule
@@ -68,29 +76,52 @@ def select_rules(config: CheckConfig, rules: Sequence[RuleModule] = RULES
                  and module.RULE.name not in config.disabled)
 
 
+BIG_NAMESPACES = 200
+BIG_ROUTES = 100_000
+
+
 def run(snapshot: Snapshot, config: CheckConfig = CheckConfig(), *,
         rules: Sequence[RuleModule] = RULES, focus: Iterable[int] = (),
-        deadline: float | None = None) -> Report:
-    """Check `snapshot`. `deadline` is a time.monotonic() value after which rules are abandoned."""
+        deadline: float | None = None, beside: bool | None = None) -> Report:
+    """Check `snapshot`. `deadline` is a time.monotonic() value after which rules are
+    abandoned. `beside`: run the rules that walk flows in a second process (None: on a big
+    snapshot, when this process may fork)."""
     selected = select_rules(config, rules)
-    results: list[tuple[RuleModule, list[Finding] | Exception]] = []
-    worker = threading.Thread(target=_run_all, args=(snapshot, config, selected, results),
+    if beside is None:
+        beside = forked.alone() and forked.cpus() > 1 and _big(snapshot)
+    walkers = tuple(m for m in selected if beside and getattr(m, "WALKS_FLOWS", False))
+    child = None
+    if walkers:
+        index(snapshot)  # built once, before the fork: both processes start from it
+        child = forked.start(lambda: _encoded(snapshot, config, walkers))
+    here = tuple(m for m in selected if m not in walkers)
+    results: list[tuple[RuleModule, list[Finding] | Exception | str]] = []
+    worker = threading.Thread(target=_run_all, args=(snapshot, config, here, results),
                               name="netdiag-rules", daemon=True)
-    worker.start()
-    worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    done = list(results)  # the worker may still append after the deadline
+    try:
+        worker.start()
+        worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        # by id(): a rule module (or a test's stand-in) need not be hashable
+        outcomes = {id(module): outcome for module, outcome in list(results)}  # may still grow
+        if child is not None:
+            outcomes.update(_received(child, walkers, deadline))
+            child = None  # ended and reaped
+    finally:
+        if child is not None:
+            forked.stop(child)  # Ctrl-C meanwhile: the child goes too
 
     findings: list[Finding] = []
     unknown: list[Unknown] = []
-    for module, outcome in done:
-        if isinstance(outcome, Exception):
-            unknown.append(Unknown(module.RULE.code, module.RULE.name, "error",
-                                   f"the rule failed: {type(outcome).__name__}: {outcome}"))
-        else:
+    for module in selected:
+        outcome = outcomes.get(id(module))
+        if outcome is None:
+            unknown.append(Unknown(module.RULE.code, module.RULE.name, "timeout",
+                                   "the rule did not finish before the timeout"))
+        elif isinstance(outcome, list):
             findings.extend(outcome)
-    for module in selected[len(done):]:
-        unknown.append(Unknown(module.RULE.code, module.RULE.name, "timeout",
-                               "the rule did not finish before the timeout"))
+        else:
+            unknown.append(Unknown(module.RULE.code, module.RULE.name, "error",
+                                   f"the rule failed: {_failure(outcome)}"))
 
     focus = frozenset(focus)
     keep = _Filter(config, index(snapshot).on_paths_of(focus) if focus else focus)
@@ -123,6 +154,39 @@ def _missed_features(snapshot: Snapshot, rules: Sequence[RuleModule]) -> frozens
     needed = {name for module in rules if hasattr(module, "needs")
               for name in module.needs(snapshot)}
     return frozenset(name for name in missing if name not in declared or name in needed)
+
+
+def _big(snapshot: Snapshot) -> bool:
+    return len(snapshot.namespaces) >= BIG_NAMESPACES or \
+        sum(len(state.routes) for state in snapshot.namespaces) >= BIG_ROUTES
+
+
+_Sent = list[tuple[str, list[Finding] | str]]  # (rule name, its findings or why it failed)
+
+
+def _failure(outcome: Exception | str) -> str:
+    return outcome if isinstance(outcome, str) else f"{type(outcome).__name__}: {outcome}"
+
+
+def _encoded(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule]) -> bytes:
+    """The child's work: each rule's findings, or the text of what it raised (an exception
+    may not pickle), by the rule's name."""
+    results: list = []
+    _run_all(snapshot, config, rules, results)
+    return forked.encode([(module.RULE.name, outcome if isinstance(outcome, list) else
+                           _failure(outcome)) for module, outcome in results], _Sent)
+
+
+def _received(child: forked.Child, rules: Sequence[RuleModule], deadline: float | None
+              ) -> dict[int, list[Finding] | str]:
+    """The second process's outcomes by id(rule module) (none of a child that ran out of
+    time)."""
+    data = forked.result(child, deadline)
+    if data is None:
+        late = deadline is not None and time.monotonic() >= deadline
+        return {} if late else {id(module): "the process running it failed" for module in rules}
+    by_name = {module.RULE.name: id(module) for module in rules}
+    return {by_name[name]: outcome for name, outcome in forked.decode(data, _Sent)}
 
 
 def _run_all(snapshot: Snapshot, config: CheckConfig, rules: Sequence[RuleModule],

@@ -80,7 +80,9 @@ class CheckConfig:
 class RuleModule(Protocol):
     """What registry.RULES holds: a rule module. One that reads a collector a kernel may lack
     also has `FEATURES` (those collectors) and `needs(snapshot)` (which of them it would have
-    had something to read in here): a missing feature no rule needs is not shown as a gap."""
+    had something to read in here): a missing feature no rule needs is not shown as a gap.
+    One that walks flows through the flow engine says `WALKS_FLOWS = True`: on a big snapshot
+    such rules run in a second process beside the others (checks/engine.py)."""
 
     __doc__: str | None
     RULE: Rule

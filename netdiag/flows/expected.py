@@ -124,10 +124,10 @@ class ExpectedOutcome:
 
 
 def expectations(snapshot: Snapshot) -> Iterator[Expectation]:
+    read = {state.ref.id for state in snapshot.namespaces}
     for engine, host in intent.engines(snapshot):
         running = [c for c in engine.containers if c.running and c.netns
-                   and not c.shares and c.network_mode != "host"
-                   and snapshot.namespace(c.netns) is not None]
+                   and not c.shares and c.network_mode != "host" and c.netns in read]
         uplink = _uplink(snapshot, host.ref.id)  # (address, interface) or None
         uplink6 = _uplink(snapshot, host.ref.id, 6)
         ip6tables = intent.ipv6_firewall(engine, host)

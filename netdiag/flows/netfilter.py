@@ -90,12 +90,26 @@ class Netfilter:
         self._chains: dict[tuple[int, str, str, int], _Chains] = {}
         self._tables: dict[int, nftables.Tables] = {}
         self._ipsets: dict[int, Ipsets] = {}
+        self._orders: dict[tuple[int, str, int], list[tuple[int, str, object]]] = {}
+        self._backend_names: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._layer2: dict[int, bool] = {}
 
     def tables(self, state: NamespaceState) -> nftables.Tables:
         """The namespace's nftables rules by chain and sets by table."""
         found = self._tables.get(state.ref.id)
         if found is None:
             found = self._tables[state.ref.id] = nftables.index_tables(state)
+        return found
+
+    def has_layer2(self, state: NamespaceState) -> bool:
+        """Whether the namespace has any nftables chain of a `bridge` or `netdev` hook (an
+        `inet` ingress one too): without one, a frame's layer-2 hooks need no walk."""
+        found = self._layer2.get(state.ref.id)
+        if found is None:
+            found = self._layer2[state.ref.id] = any(
+                chain.family in ("bridge", "netdev")
+                or chain.family == "inet" and chain.hook in ("ingress", "egress")
+                for chain in state.firewall.nft_chains)
         return found
 
     def chains(self, state: NamespaceState, backend: str, table: str, family: int = 4
@@ -146,22 +160,24 @@ class Netfilter:
                ) -> list[tuple[int, str, object]]:
         """(priority, iptables table or "", native chain or None) in the order the kernel
         runs them; NAT chains run at the NAT hook's priority, among themselves by their own
-        (iptables' first where priorities are equal)."""
-        found = [((NAT_PRIORITY[hook] if table == "nat" else TABLE_PRIORITY[table],
-                   NAT_PRIORITY[hook] if table == "nat" else 0, 0), table, None)
-                 for table in HOOK_TABLES[hook]]
-        found += [((NAT_PRIORITY[hook] if chain.type == "nat" else chain.priority,
-                    chain.priority, 1), "", chain)
-                  for chain in nftables.base_chains(state, hook, family)]
-        return [(key[0], table, chain) for key, table, chain in
-                sorted(found, key=lambda item: item[0])]
+        (iptables' first where priorities are equal). Sorted once per namespace and hook:
+        exposure walks thousands of flows through the same few hooks."""
+        key = (state.ref.id, hook, family)
+        order = self._orders.get(key)
+        if order is None:  # without the iptables tables that have no chain at this hook
+            order = self._orders[key] = [
+                (priority, table, chain) for priority, table, chain in
+                _hook_order(state, hook, family) if chain is not None or any(
+                    hook in self.chains(state, backend, table, family).policies
+                    for backend in self._backends(state, family))]
+        return order
 
     def _iptables(self, state: NamespaceState, table: str, hook: str, packet: Packet,
                   where: PacketPlace, family: int = 4) -> _Result:
         """One iptables (or ip6tables) table at a hook, of every backend that has it."""
         steps: list[TraceStep] = []
         nat = None
-        for backend in _backends(state, family):
+        for backend in self._backends(state, family):
             chains = self.chains(state, backend, table, family)
             if hook not in chains.policies:
                 continue
@@ -174,10 +190,26 @@ class Netfilter:
             packet = result.packet
         return _Result(ACCEPT, packet, steps, nat=nat)
 
+    def _backends(self, state: NamespaceState, family: int) -> tuple[str, ...]:
+        """The iptables backends (legacy, nft) with chains of `family`, once per namespace."""
+        key = (state.ref.id, family)
+        found = self._backend_names.get(key)
+        if found is None:
+            found = self._backend_names[key] = tuple(sorted(
+                {c.backend for c in state.firewall.iptables_chains if c.family == family}))
+        return found
 
-def _backends(state: NamespaceState, family: int) -> tuple[str, ...]:
-    return tuple(sorted({c.backend for c in state.firewall.iptables_chains
-                         if c.family == family}))
+
+def _hook_order(state: NamespaceState, hook: str, family: int
+                ) -> list[tuple[int, str, object]]:
+    found = [((NAT_PRIORITY[hook] if table == "nat" else TABLE_PRIORITY[table],
+               NAT_PRIORITY[hook] if table == "nat" else 0, 0), table, None)
+             for table in HOOK_TABLES[hook]]
+    found += [((NAT_PRIORITY[hook] if chain.type == "nat" else chain.priority,
+                chain.priority, 1), "", chain)
+              for chain in nftables.base_chains(state, hook, family)]
+    return [(key[0], table, chain) for key, table, chain in
+            sorted(found, key=lambda item: item[0])]
 
 
 @dataclass(frozen=True, slots=True)

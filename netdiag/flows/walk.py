@@ -1227,6 +1227,8 @@ class _Leg:
         """nftables' `bridge` or `netdev` hook for a frame (a netdev one of the device the
         frame comes in or goes out by), its chains of priorities in `window`."""
         state = self.topo.namespace(ns_id)
+        if not self.engine.netfilter.has_layer2(state):
+            return packet
         outcome = nftables.run_layer2(state, self.engine.netfilter.tables(state), family, hook,
                                       packet, PacketPlace(in_if=in_if, out_if=out_if, local=self
                                                           .engine.local_addresses(state)),

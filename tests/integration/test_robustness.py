@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -169,6 +170,34 @@ def test_namespace_deleted_mid_collection_is_a_gap(netns_factory):
     gone = [g for g in snapshot.gaps if g.kind == "gone"]
     assert len(gone) == 1 and gone[0].namespace == refs[1].id
     assert second in gone[0].message
+
+
+class _Blocks:
+    """A collector hook that blocks in one namespace until released (a hung helper program)."""
+
+    NAME = "test-blocks"
+
+    def __init__(self, stuck: NamespaceRef):
+        self.stuck, self.release = stuck, threading.Event()
+
+    def collect(self, ctx) -> dict:
+        if ctx.ref.id == self.stuck.id:
+            self.release.wait(60)
+        return {}
+
+
+def test_a_namespace_that_blocks_holds_up_its_reader_not_the_others(netns_factory):
+    """One reading thread, and another once nothing has been read for a moment: the others
+    are read while the first waits; the stuck one is left out at the deadline."""
+    refs = [named_ref(netns_factory(f"stall-{i}")) for i in range(4)]
+    hook = _Blocks(refs[0])
+    try:
+        snapshot = collect_snapshot(refs, timeout=2, collectors=(hook, *COLLECTORS))
+    finally:
+        hook.release.set()
+    assert sorted(ns.ref.id for ns in snapshot.namespaces) == sorted(r.id for r in refs[1:])
+    (late,) = [gap for gap in snapshot.gaps if gap.kind == "timeout"]
+    assert late.namespace == refs[0].id and "not read in time" in late.message
 
 
 def test_namespace_deleted_while_being_read_is_still_read_whole(netns_factory):

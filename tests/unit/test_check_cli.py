@@ -2,6 +2,7 @@
 engine's handling of failing and slow rules (fixtures, no root)."""
 
 import json
+import os
 import threading
 import time
 import types
@@ -296,3 +297,47 @@ def test_a_namespace_that_went_away_while_read_is_a_note_not_a_gap(capsys, tmp_p
     assert code == 0 and "NOT CHECKED" not in out, out
     assert "note: 1 namespace went away while being read" in out
     assert check(capsys, "--from", path, "--quiet")[:2] == (0, "")
+
+
+def _walker(name, check):
+    module = fake_rule(name, check)
+    module.WALKS_FLOWS = True
+    return module
+
+
+def test_rules_that_walk_flows_give_the_same_report_from_a_second_process():
+    """On a big snapshot the CLI runs them beside the others (engine.run's `beside`): the
+    report is the one a single process gives, its findings included."""
+    from netdiag.checks import registry
+    d = docker_host()
+    rules_ = d.b._fields[d.host]["iptables_rules"]
+    d.b._fields[d.host]["iptables_rules"] = [r for r in rules_ if r.chain != "DOCKER-USER"]
+    d.b.iptables(d.host, "filter", "-A DOCKER-USER -i eth0 -j DROP")
+    snapshot = d.build()
+    alone = engine.run(snapshot, beside=False)
+    beside = engine.run(snapshot, beside=True)
+    assert registry.find("expected-flow-blocked").WALKS_FLOWS
+    assert [f.rule for f in alone.findings].count("expected-flow-blocked") == 2
+    assert beside.findings == alone.findings and beside.unknown == alone.unknown == ()
+    assert beside.rules == alone.rules
+
+
+def test_a_rule_failing_or_late_in_the_second_process_is_unknown():
+    parent = os.getpid()
+
+    def broken(snapshot, config):
+        raise KeyError("boom")
+        yield
+
+    def slow(snapshot, config):
+        if os.getpid() != parent:  # in the second process only: killed at the deadline
+            time.sleep(30)
+        yield from ()
+
+    report = engine.run(docker_host().build(), rules=(_walker("broken", broken),),
+                        beside=True)
+    assert [(u.rule, u.reason, u.message) for u in report.unknown] == [
+        ("broken", "error", "the rule failed: KeyError: 'boom'")]
+    report = engine.run(docker_host().build(), rules=(_walker("slow", slow),),
+                        deadline=time.monotonic() + 0.5, beside=True)
+    assert [(u.rule, u.reason) for u in report.unknown] == [("slow", "timeout")]

@@ -1,10 +1,12 @@
-"""Spreading namespace reading over processes (netdiag.collect.fanout), no root needed."""
+"""Spreading namespace reading over processes (netdiag.collect.fanout, by netdiag.forked), no
+root needed."""
 
 import os
 import time
 
 import pytest
 
+from netdiag import forked
 from netdiag.collect import fanout
 from netdiag.model import Gap, NamespaceRef, NamespaceState, NsKind
 
@@ -29,7 +31,7 @@ def test_small_jobs_stay_in_this_process():
 
 def test_many_namespaces_are_read_by_several_processes_and_merged(monkeypatch):
     monkeypatch.setattr(fanout, "MIN_PER_PROCESS", 2)
-    monkeypatch.setattr(fanout.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0, 1, 2})
     results, gaps = fanout.run(refs(9), reader)
     assert sorted(results) == list(range(1, 10))
     assert results[7] == NamespaceState(ref=refs(9)[6])
@@ -38,7 +40,7 @@ def test_many_namespaces_are_read_by_several_processes_and_merged(monkeypatch):
 
 def test_a_failing_child_turns_its_share_into_gaps(monkeypatch):
     monkeypatch.setattr(fanout, "MIN_PER_PROCESS", 2)
-    monkeypatch.setattr(fanout.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0, 1})
     parent = os.getpid()
 
     def flaky(share):
@@ -55,22 +57,22 @@ def test_a_failing_child_turns_its_share_into_gaps(monkeypatch):
 def test_a_ctrl_c_in_this_process_stops_its_helpers(monkeypatch):
     """SIGINT sent to netdiag alone (not to its process group): the helpers go with it."""
     monkeypatch.setattr(fanout, "MIN_PER_PROCESS", 2)
-    monkeypatch.setattr(fanout.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0, 1, 2})
     parent = os.getpid()
     helpers = []
-    real_fork = fanout._fork
+    real_start = forked.start
 
-    def fork(share, work):
-        pid, pipe = real_fork(share, work)
-        helpers.append(pid)
-        return pid, pipe
+    def start(work):
+        child = real_start(work)
+        helpers.append(child.pid)
+        return child
 
     def interrupted(share):
         if os.getpid() != parent:
             time.sleep(30)  # a helper still reading when the parent is interrupted
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fanout, "_fork", fork)
+    monkeypatch.setattr(forked, "start", start)
     with pytest.raises(KeyboardInterrupt):
         fanout.run(refs(6), interrupted)
     assert len(helpers) == 2
@@ -80,7 +82,7 @@ def test_a_ctrl_c_in_this_process_stops_its_helpers(monkeypatch):
 
 
 def test_no_fork_while_other_threads_run(monkeypatch):
-    monkeypatch.setattr(fanout.threading, "active_count", lambda: 2)
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 2)
     assert fanout.processes_for(10_000) == 1
 
 

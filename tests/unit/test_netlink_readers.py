@@ -111,6 +111,10 @@ def test_socket_owners_from_one_scan_of_proc(tmp_path):
     owners = [(s.port, s.pid, s.process) for s in resolved.sockets]
     # the lowest pid holding a shared socket wins; an inode nobody holds stays unknown
     assert owners == [(8080, 7, "python3"), (53, 7, "python3"), (54, None, "")]
+    # the engines' processes are looked at first: a socket they hold is theirs
+    (resolved,) = sockets.resolve_owners([state], proc=str(tmp_path), first=[12, 99])
+    owners = [(s.port, s.pid, s.process) for s in resolved.sockets]
+    assert owners == [(8080, 12, "docker-proxy"), (53, 7, "python3"), (54, None, "")]
 
 
 def test_no_sockets_no_scan(tmp_path):

@@ -60,6 +60,7 @@ from netdiag.model import Snapshot
 RULE = Rule(code="ND931", name="exposure-firewall-bypass", severity=Severity.WARNING,
             summary="a port published on every address is reachable on an uplink while the "
                     "host's INPUT firewall would drop it")
+WALKS_FLOWS = True  # on a big snapshot, run beside the other rules (checks/engine.py)
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:

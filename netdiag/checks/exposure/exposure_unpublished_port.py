@@ -42,6 +42,7 @@ from netdiag.model import Snapshot
 RULE = Rule(code="ND932", name="exposure-unpublished-port", severity=Severity.INFO,
             summary="a container's port is reachable from beyond the host although no "
                     "published port asks for it")
+WALKS_FLOWS = True  # on a big snapshot, run beside the other rules (checks/engine.py)
 
 HOW = {"direct": "routed to the container's address", "macvlan": "macvlan address on the wire",
        "published": "published port", "proxy": "the userland proxy",

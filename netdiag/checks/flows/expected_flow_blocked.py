@@ -83,6 +83,7 @@ RULE = Rule(code="ND921", name="expected-flow-blocked", severity=Severity.ERROR,
             summary="a flow that Docker's, a lab's or a fleet's intent promises (gateway, "
                     "peers, DNS, published ports, VTEPs, backends) is stopped on its way; the "
                     "hop and the rule are named")
+WALKS_FLOWS = True  # on a big snapshot, run beside the other rules (checks/engine.py)
 
 
 def check(snapshot: Snapshot, config: CheckConfig) -> Iterator[Finding]:

@@ -67,6 +67,7 @@ from netdiag.model.index import MAIN_TABLE
 
 RULE = Rule(code="ND533", name="podman-forward-dropped", severity=Severity.ERROR,
             summary="filter FORWARD drops what a Podman network sends beyond the host")
+WALKS_FLOWS = True  # on a big snapshot, run beside the other rules (checks/engine.py)
 
 
 # What a container sends beyond the host, followed on Podman 5: (protocol, destination port).

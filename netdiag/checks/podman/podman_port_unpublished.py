@@ -56,6 +56,7 @@ from netdiag.model.facts import WILDCARD_ADDRESSES
 
 RULE = Rule(code="ND531", name="podman-port-unpublished", severity=Severity.ERROR,
             summary="a port Podman publishes has no DNAT to its container")
+WALKS_FLOWS = True  # on a big snapshot, run beside the other rules (checks/engine.py)
 
 
 
