@@ -6,8 +6,8 @@ namespaces, `run` therefore forks helper processes that each read a share of the
 the finished records back through a pipe (forked.encode: MessagePack); the calling process
 reads a share itself meanwhile. Below MIN_PER_PROCESS namespaces per process the fork costs
 more than it saves: at about 1 ms of CPU a namespace, a second process made 100 namespaces
-0.03 s quicker and 0.04 s dearer in CPU (bench/snapshot.py: 0.21-0.22 s wall and 0.26-0.27 s
-CPU forked, 0.24 s and 0.23-0.24 s not); 1000 namespaces take 1.0 s in two.
+0.02-0.03 s quicker and 0.02-0.04 s dearer in CPU (bench/snapshot.py: 0.21-0.22 s wall and
+0.26-0.27 s CPU forked, 0.24 s and 0.23-0.24 s not); 1000 namespaces took 1.0 s in two.
 
 The forking is netdiag/forked.py's: only while the process has a single thread (the CLI),
 never under the TUI or anything else that runs threads.
