@@ -201,9 +201,7 @@ class Publisher(threading.Thread):
                     self.log(f"{exc}; retrying (the latest snapshot waits for etcd)")
                 outage = str(exc) or "etcd failed"
                 next_refresh = time.monotonic() + pause
-                # never more than half an interval: etcd back, the snapshot already read is
-                # published within that, not after the next read (which a busy host slows)
-                pause = min(RETRY_MOST, self.interval / 2, pause * 2)
+                pause = min(RETRY_MOST, pause * 2)
 
     def _publish(self, snapshot: Snapshot, reason: str, read_seconds: float,
                  findings: dict[str, int]) -> None:
