@@ -53,9 +53,16 @@ def measure(snapshot: Snapshot, tasks: Iterable[Task], deadline: float | None = 
         by_namespace[task.namespace].append(task)
     paths = {state.ref.id: state.ref.path for state in snapshot.namespaces}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdiag-probe")
+    future = pool.submit(_run_all, by_namespace, paths, deadline, timeout, progress)
     try:
-        results = pool.submit(_run_all, by_namespace, paths, deadline, timeout,
-                              progress).result()
+        # in short waits: a Ctrl-C is taken between two, never held by one long wait (one
+        # unbounded wait let it through only after a 10 s probe, in a loaded suite)
+        while True:
+            try:
+                results = future.result(timeout=0.1)
+                break
+            except TimeoutError:
+                continue
     except BaseException:  # Ctrl-C: now, not after every probe left (up to the budget)
         pool.shutdown(wait=False)
         raise
